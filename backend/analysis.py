@@ -1,0 +1,284 @@
+"""Face analysis: find the face, its 478 landmarks, head pose and person mask.
+
+MediaPipe 0.10.21's legacy "solutions" carry their models inside the wheel,
+so nothing is downloaded. Faces are detected on a downscaled copy of the
+photo, then landmarks are found on a square crop around the chosen face, so a
+4096 px photo costs about as much as a 512 px one.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# MediaPipe logs through glog/absl to stderr at import; keep the terminal clean.
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import cv2
+import numpy as np
+
+from . import landmarks as lm
+from .errors import NoFaceError
+from .geometry import HeadPose, estimate_head_pose
+
+DETECTION_MAX_SIDE = 1024  # faces are found on a copy at most this big
+MESH_CROP_SIDE = 512  # the landmark crop is resampled to this size
+MESH_CROP_FACTOR = 1.8  # crop side over the detected face box side
+HEAD_REGION_FACTOR = 2.6  # the animated region's side over the face width
+SEGMENTATION_SIDE = 512
+ASTRONAUT_PATH = Path(__file__).parent / "assets" / "astronaut.png"  # public domain (NASA)
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A photo and everything we know about its face; computed once per image."""
+
+    image: np.ndarray  # (H, W, 3) uint8 RGB
+    image_hash: str
+    landmarks: np.ndarray  # (478, 3) float32 image pixels: x right, y down, z into the picture
+    pose: HeadPose
+    face_box: tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
+    faces_found: int
+    face_index: int
+    head_region: tuple[int, int, int, int]  # x0, y0, x1, y1: the only part of the photo that moves
+    mask: np.ndarray = field(repr=False)  # float32 person mask over head_region, 1 = person
+
+    @property
+    def face_width(self) -> float:
+        return float(np.linalg.norm(self.landmarks[lm.FACE_LEFT_EDGE, :2] - self.landmarks[lm.FACE_RIGHT_EDGE, :2]))
+
+    @property
+    def eye_openness(self) -> tuple[float, float]:
+        """Eye aspect ratio of the subject's (left, right) eye."""
+        return lm.eye_aspect_ratio(self.landmarks, "left"), lm.eye_aspect_ratio(self.landmarks, "right")
+
+    @property
+    def mouth_openness(self) -> float:
+        return lm.mouth_openness(self.landmarks)
+
+    def summary(self) -> dict:
+        """A JSON-able description for people and for the wire."""
+        yaw, pitch, roll = self.pose.angles
+        eye_left, eye_right = self.eye_openness
+        height, width = self.image.shape[:2]
+        return {
+            "image_hash": self.image_hash,
+            "width": width,
+            "height": height,
+            "faces_found": self.faces_found,
+            "face_index": self.face_index,
+            "face_box": [round(v, 1) for v in self.face_box],
+            "head_region": list(self.head_region),
+            "head_pose_deg": {"yaw": round(yaw, 2), "pitch": round(pitch, 2), "roll": round(roll, 2)},
+            "eye_openness": {"left": round(eye_left, 3), "right": round(eye_right, 3)},
+            "mouth_openness": round(self.mouth_openness, 3),
+            "face_width_px": round(self.face_width, 1),
+        }
+
+
+def image_hash(rgb: np.ndarray) -> str:
+    """Content hash of the decoded pixels, so the same photo re-saved as PNG or sent over the wire matches."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(np.asarray(rgb.shape, dtype=np.int64).tobytes())
+    digest.update(np.ascontiguousarray(rgb).data)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """MediaPipe's C++ side logs start-up chatter straight to file descriptor 2;
+    hide it while the graphs start (the only time it talks)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class _Models:
+    """The three MediaPipe graphs, created once. They are not thread-safe, hence the lock."""
+
+    def __init__(self):
+        import mediapipe as mp
+
+        self.lock = threading.Lock()
+        with _native_stderr_silenced():
+            self.detector = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
+            self.mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
+                                                        refine_landmarks=True, min_detection_confidence=0.3)
+            self.segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+            # The first inference of each graph logs too: run it now, on a face.
+            warm_up = cv2.resize(cv2.imread(str(ASTRONAUT_PATH))[:256, 128:384], (256, 256))
+            self.detector.process(warm_up)
+            self.mesh.process(warm_up)
+            self.segmenter.process(warm_up)
+
+
+_models: _Models | None = None
+_models_lock = threading.Lock()
+
+
+def _get_models() -> _Models:
+    global _models
+    with _models_lock:
+        if _models is None:
+            _models = _Models()
+        return _models
+
+
+def detect_faces(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
+    """Face boxes (x0, y0, x1, y1) in pixels, largest first."""
+    height, width = rgb.shape[:2]
+    scale = min(1.0, DETECTION_MAX_SIDE / max(height, width))
+    small = cv2.resize(rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else rgb
+    models = _get_models()
+    with models.lock:
+        result = models.detector.process(np.ascontiguousarray(small))
+    boxes = []
+    for detection in result.detections or []:
+        box = detection.location_data.relative_bounding_box
+        boxes.append((box.xmin * width, box.ymin * height, (box.xmin + box.width) * width, (box.ymin + box.height) * height))
+    boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+    return boxes
+
+
+def square_crop(rgb: np.ndarray, centre: tuple[float, float], side: float, out_side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Resample a square around `centre` (padding with edge pixels past the border).
+
+    Returns the crop and the 2x3 affine that maps crop pixels back to the photo.
+    """
+    scale = side / out_side
+    to_photo = np.array([[scale, 0.0, centre[0] - side / 2], [0.0, scale, centre[1] - side / 2]])
+    crop = cv2.warpAffine(rgb, to_photo, (out_side, out_side), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_AREA
+                          if scale > 1 else cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return crop, to_photo
+
+
+def find_landmarks(rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray | None:
+    """478 landmarks in photo pixels for the face in `box`, or None if the mesh finds no face there."""
+    centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+    side = MESH_CROP_FACTOR * max(box[2] - box[0], box[3] - box[1])
+    crop, to_photo = square_crop(rgb, centre, side, MESH_CROP_SIDE)
+    models = _get_models()
+    with models.lock:
+        result = models.mesh.process(crop)
+    if not result.multi_face_landmarks:
+        return None
+    normalised = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark], dtype=np.float64)
+    crop_pixels = normalised * MESH_CROP_SIDE
+    points = np.empty_like(crop_pixels)
+    points[:, :2] = crop_pixels[:, :2] @ to_photo[:, :2].T + to_photo[:, 2]
+    points[:, 2] = crop_pixels[:, 2] * to_photo[0, 0]
+    return points
+
+
+def head_region_box(points: np.ndarray, image_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """The part of the photo that animation may change: a square around the head, clipped to the photo.
+
+    Hair extends above the forehead and the neck below the chin, so the box is
+    centred a little above the face centre.
+    """
+    height, width = image_shape[:2]
+    face_width = float(np.linalg.norm(points[lm.FACE_LEFT_EDGE, :2] - points[lm.FACE_RIGHT_EDGE, :2]))
+    face_height = float(np.linalg.norm(points[lm.FOREHEAD_TOP, :2] - points[lm.CHIN, :2]))
+    side = HEAD_REGION_FACTOR * max(face_width, 0.8 * face_height)
+    centre_x, centre_y = points[:, :2].mean(axis=0)
+    centre_y -= 0.1 * face_height
+    x0, y0 = max(0, int(centre_x - side / 2)), max(0, int(centre_y - side / 2))
+    x1, y1 = min(width, int(np.ceil(centre_x + side / 2))), min(height, int(np.ceil(centre_y + side / 2)))
+    return x0, y0, x1, y1
+
+
+def person_mask(rgb: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
+    """Soft person mask (float32 0..1) over `region`, segmented on that region for detail around the head."""
+    x0, y0, x1, y1 = region
+    side = max(x1 - x0, y1 - y0)
+    centre = ((x0 + x1) / 2, (y0 + y1) / 2)
+    crop, to_photo = square_crop(rgb, centre, side, SEGMENTATION_SIDE)
+    models = _get_models()
+    with models.lock:
+        mask = models.segmenter.process(crop).segmentation_mask
+    # Map the square mask back onto the (possibly clipped, non-square) region.
+    region_to_crop = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]])
+    to_photo_inverse = cv2.invertAffineTransform(to_photo)
+    region_to_square = to_photo_inverse @ np.vstack([region_to_crop, [0, 0, 1]])
+    return cv2.warpAffine(mask.astype(np.float32), region_to_square, (x1 - x0, y1 - y0),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+
+
+def analyze_image(rgb: np.ndarray, face_index: int = 0) -> Subject:
+    """Analyse a photo (cached by content and face index)."""
+    key = (image_hash(rgb), face_index)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    subject = _analyze_uncached(rgb, key[0], face_index)
+    with _cache_lock:
+        _cache[key] = subject
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return subject
+
+
+CACHE_SIZE = 16
+_cache: OrderedDict[tuple[str, int], Subject] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _analyze_uncached(rgb: np.ndarray, digest: str, face_index: int) -> Subject:
+    boxes = detect_faces(rgb)
+    if not boxes:
+        # The detector can miss a face that fills the whole frame; the mesh
+        # model, run on the full photo, still finds it.
+        height, width = rgb.shape[:2]
+        boxes_tried = [(0.0, 0.0, float(width), float(height))]
+    else:
+        boxes_tried = boxes
+    if face_index < 0 or face_index >= len(boxes_tried):
+        raise NoFaceError(f"There is no face number {face_index} in the photo: {len(boxes)} face(s) found "
+                          f"(numbered from 0, largest first).")
+    points = find_landmarks(rgb, boxes_tried[face_index])
+    if points is None:
+        if not boxes:
+            raise NoFaceError("No face found in the photo. Use a photo where one face is clearly visible, "
+                              "at least about 64 pixels wide.")
+        raise NoFaceError(f"A face was detected but its landmarks could not be found (face {face_index}); "
+                          "it may be too small, too turned or partly hidden.")
+    region = head_region_box(points, rgb.shape)
+    face_box = (float(points[:, 0].min()), float(points[:, 1].min()), float(points[:, 0].max()), float(points[:, 1].max()))
+    return Subject(
+        image=rgb, image_hash=digest, landmarks=points.astype(np.float32), pose=estimate_head_pose(points),
+        face_box=face_box, faces_found=len(boxes), face_index=face_index, head_region=region,
+        mask=person_mask(rgb, region),
+    )
+
+
+def draw_overlay(subject: Subject) -> np.ndarray:
+    """Debug picture: person mask tinted, landmarks dotted, head region and pose axes drawn."""
+    out = subject.image.copy()
+    x0, y0, x1, y1 = subject.head_region
+    tint = out[y0:y1, x0:x1].astype(np.float32)
+    tint[..., 2] = tint[..., 2] * 0.6 + 255 * 0.4 * subject.mask
+    out[y0:y1, x0:x1] = tint.clip(0, 255).astype(np.uint8)
+    radius = max(1, round(subject.face_width / 150))
+    for index, (x, y, _) in enumerate(subject.landmarks):
+        colour = (255, 220, 0) if index >= 468 else (0, 255, 0)
+        cv2.circle(out, (round(x), round(y)), radius, colour, -1, cv2.LINE_AA)
+    cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), (255, 255, 255), max(1, radius))
+    origin = subject.pose.origin
+    for axis, colour in zip(subject.pose.rotation.T, ((255, 0, 0), (0, 255, 0), (0, 128, 255))):
+        tip = origin + axis * subject.pose.scale
+        start = (round(origin[0]), round(-origin[1]))
+        cv2.arrowedLine(out, start, (round(tip[0]), round(-tip[1])), colour, max(1, radius), cv2.LINE_AA)
+    return out

@@ -1,0 +1,38 @@
+"""One entry point for making frames: a subject, an engine, channel values in, pictures out."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from .analysis import Subject
+from .engines.warp import WarpEngine
+from .errors import BadMotionError, EnlivenError
+from .shared.channels import CHANNEL_NAMES
+
+ENGINES = {"warp": WarpEngine}
+ENGINE_NAMES = tuple(ENGINES)
+
+
+class Animator:
+    """Renders frames of one subject with one engine; the per-subject work happens here, once."""
+
+    def __init__(self, subject: Subject, engine: str = "warp"):
+        if engine not in ENGINES:
+            raise EnlivenError(f"Unknown engine '{engine}'. Available: {', '.join(ENGINE_NAMES)}.")
+        self.subject = subject
+        self.engine_name = engine
+        self.engine = ENGINES[engine](subject)
+
+    def render(self, values: np.ndarray) -> np.ndarray:
+        """One frame, (H, W, 3) uint8 RGB at the photo's resolution, for a full channel vector."""
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != (len(CHANNEL_NAMES),):
+            raise BadMotionError(f"A frame needs {len(CHANNEL_NAMES)} channel values, got shape {values.shape}.")
+        if not np.isfinite(values).all():
+            raise BadMotionError("Channel values must be finite numbers (got NaN or infinity).")
+        return self.engine.render(values)
+
+    def render_all(self, motion_full: np.ndarray) -> Iterator[np.ndarray]:
+        for values in motion_full:
+            yield self.render(values)

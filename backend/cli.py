@@ -1,0 +1,205 @@
+"""The `enliven` command line.
+
+Each subcommand is a small function taking parsed arguments and returning an
+exit code. Errors a person can fix (no face, a bad file) are printed as one
+clear line with a distinct exit code, never as a traceback:
+  1 other failure, 2 usage, 3 no face, 4 unreadable or too large image, 5 bad motion.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import BadMotionError, EnlivenError
+from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
+from .shared.motion import Motion, MotionError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except EnlivenError as error:
+        print(f"enliven: error: {error.message}", file=sys.stderr)
+        return error.exit_code
+    except MotionError as error:
+        print(f"enliven: error: {error}", file=sys.stderr)
+        return BadMotionError.exit_code
+    except KeyboardInterrupt:
+        print("enliven: interrupted", file=sys.stderr)
+        return 130
+    except OSError as error:  # a full disk, a folder we may not write to...
+        print(f"enliven: error: {error}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="enliven", description="Bring the face in a portrait photo to life.")
+    parser.add_argument("--version", action="version", version=f"enliven {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    analyze = commands.add_parser("analyze", help="find the face: box, head pose, eye and mouth openness")
+    analyze.add_argument("photo", type=Path)
+    analyze.add_argument("--json", action="store_true", help="print the result as JSON")
+    analyze.add_argument("--overlay", type=Path, metavar="PNG", help="write a debug picture with landmarks and person mask")
+    _add_photo_options(analyze)
+    analyze.set_defaults(func=run_analyze)
+
+    generate = commands.add_parser("generate", help="animate a photo into a numbered PNG sequence")
+    generate.add_argument("photo", type=Path)
+    source = generate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--motion", type=Path, metavar="FILE", help="motion file (.json or .csv)")
+    source.add_argument("--preset", metavar="NAME", help="built-in motion, see `enliven presets`")
+    generate.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for frame_0001.png ...")
+    generate.add_argument("--size", type=int, metavar="N", help="scale the photo so its longer side is N pixels (default: full size)")
+    generate.add_argument("--video", type=Path, metavar="MP4", help="also write an H.264 video")
+    generate.add_argument("--contact-sheet", type=Path, metavar="PNG", help="also write a grid of thumbnails")
+    generate.add_argument("--engine", default="warp", help="frame generator (default: warp)")
+    generate.add_argument("--fps", type=float, help="frames per second for presets and CSV files without times (default 24)")
+    generate.add_argument("--duration", type=float, metavar="SECONDS", help="length of a preset (idle-alive, talk)")
+    generate.add_argument("--seed", type=int, default=0, help="random seed for presets with variation")
+    generate.add_argument("--strict", action="store_true", help="refuse out-of-range or NaN motion instead of clamping it")
+    _add_photo_options(generate)
+    generate.set_defaults(func=run_generate)
+
+    presets = commands.add_parser("presets", help="list the built-in motions")
+    presets.set_defaults(func=run_presets)
+
+    _add_service_commands(commands)
+    return parser
+
+
+def _add_photo_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--face", type=int, default=0, metavar="N", help="which face to use, 0 = largest (default)")
+    parser.add_argument("--max-pixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, metavar="MP",
+                        help=f"refuse photos larger than this many megapixels (default {DEFAULT_MAX_PIXELS / 1e6:.0f})")
+
+
+def _add_service_commands(commands) -> None:
+    """`serve` and `keys` live with the server; the command line only lists them."""
+    try:
+        from .server import add_keys_command, add_serve_command
+    except ImportError:
+        return
+    add_serve_command(commands)
+    add_keys_command(commands)
+
+
+def _analyze(args: argparse.Namespace):
+    from .analysis import analyze_image
+    from .images import load_image, resize_long_side
+
+    max_pixels = int(args.max_pixels * 1e6)
+    rgb = load_image(args.photo, max_pixels=max_pixels, max_side=max(DEFAULT_MAX_SIDE, int(max_pixels**0.5)))
+    if getattr(args, "size", None):
+        rgb = resize_long_side(rgb, args.size)
+    subject = analyze_image(rgb, face_index=args.face)
+    if subject.faces_found > 1:
+        print(f"enliven: {subject.faces_found} faces found; using face {subject.face_index}"
+              f"{' (the largest)' if subject.face_index == 0 else ''}. Choose another with --face N.", file=sys.stderr)
+    return subject
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    from .analysis import draw_overlay
+    from .images import write_png
+
+    subject = _analyze(args)
+    summary = subject.summary()
+    if args.overlay:
+        write_png(args.overlay, draw_overlay(subject))
+        summary["overlay"] = str(args.overlay)
+    if args.json:
+        print(json.dumps({"face_found": True, **summary}, indent=2))
+        return 0
+    pose = summary["head_pose_deg"]
+    x0, y0, x1, y1 = summary["face_box"]
+    print(f"face found      yes ({summary['faces_found']} in the photo, using face {summary['face_index']})")
+    print(f"face box        x {x0:.0f}..{x1:.0f}, y {y0:.0f}..{y1:.0f} px of {summary['width']}x{summary['height']}")
+    print(f"head pose       yaw {pose['yaw']:+.1f}°, pitch {pose['pitch']:+.1f}°, roll {pose['roll']:+.1f}°")
+    print(f"eye openness    left {summary['eye_openness']['left']:.2f}, right {summary['eye_openness']['right']:.2f}"
+          "  (eye aspect ratio; about 0.3 open, under 0.1 closed)")
+    print(f"mouth openness  {summary['mouth_openness']:.2f}  (lip gap / mouth width)")
+    if args.overlay:
+        print(f"overlay         {args.overlay}")
+    return 0
+
+
+def load_motion_arguments(args: argparse.Namespace) -> Motion:
+    """The motion asked for on the command line, sanitised (clamped with warnings, or refused with --strict)."""
+    from .shared.motion import load_motion
+    from .shared.presets import preset_motion
+
+    fps = args.fps or 24.0
+    if args.preset:
+        motion = preset_motion(args.preset, fps=fps, seed=args.seed, duration_s=args.duration)
+    else:
+        motion = load_motion(args.motion, fps=args.fps)
+    motion, warnings = motion.sanitized(strict=args.strict)
+    for warning in warnings:
+        print(f"enliven: warning: {warning}", file=sys.stderr)
+    return motion
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .animator import Animator
+    from .images import write_png
+    from .sequence import VideoWriter, contact_sheet, sheet_frame_numbers, write_frame
+
+    motion = load_motion_arguments(args)
+    if args.size is not None and args.size < 64:
+        raise EnlivenError("--size must be at least 64 pixels.")
+    args.out.mkdir(parents=True, exist_ok=True)
+    subject = _analyze(args)
+    animator = Animator(subject, engine=args.engine)
+    values = motion.full()
+    sheet_numbers = set(sheet_frame_numbers(len(values)))
+    sheet_frames: list[tuple[int, np.ndarray]] = []
+    video = VideoWriter(args.video, motion.fps) if args.video else None
+    started = time.perf_counter()
+    try:
+        for index, frame in enumerate(tqdm(animator.render_all(values), total=len(values), unit="frame",
+                                           desc="generating", file=sys.stderr, dynamic_ncols=True)):
+            write_frame(args.out, index + 1, frame)
+            if video:
+                video.add(frame)
+            if index in sheet_numbers and args.contact_sheet:
+                sheet_frames.append((index + 1, frame[::2, ::2].copy() if max(frame.shape) > 2048 else frame))
+    finally:
+        if video:
+            video.close()
+    elapsed = time.perf_counter() - started
+    if args.contact_sheet:
+        write_png(args.contact_sheet, contact_sheet(sheet_frames))
+    height, width = subject.image.shape[:2]
+    print(f"wrote {len(values)} frames ({width}x{height}, {motion.fps:g} fps) to {args.out} "
+          f"in {elapsed:.1f} s ({len(values) / max(elapsed, 1e-9):.1f} frames/s including PNG writing)")
+    for extra in (args.video, args.contact_sheet):
+        if extra:
+            print(f"wrote {extra}")
+    return 0
+
+
+def run_presets(args: argparse.Namespace) -> int:
+    from .shared.presets import PRESETS
+
+    width = max(map(len, PRESETS))
+    for name, preset in PRESETS.items():
+        print(f"{name:<{width}}  {preset.duration_s:5.1f} s  {preset.description}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

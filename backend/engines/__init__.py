@@ -1,0 +1,1 @@
+"""Frame generators: each turns a subject and target landmarks into an image."""

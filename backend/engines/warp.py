@@ -1,0 +1,309 @@
+"""The warp engine: moves the photo's own pixels to where the rig puts the landmarks.
+
+Per subject, once (WarpEngine.__init__):
+  * control points = the 478 landmarks (iris rim points only where they are
+    inside the eye, so the iris never drags eyelid skin), two rings around the
+    face that carry the hair and neck, and pins along the border of the head
+    region (so the map is the identity at the border and pastes back seamlessly);
+  * a Delaunay triangulation of those points in the source;
+  * a background plate: the region with the person inpainted, shown where a
+    moving head uncovers background.
+
+Per frame (WarpEngine.render), at a working resolution on the head region:
+  * target points from the rig; one affine map per triangle (target -> source);
+  * triangles rasterised far-to-near into a triangle-index image, so the
+    nose hides the far cheek when the head turns (painter's algorithm);
+  * the backward displacement upsampled to full resolution and applied with
+    cv2.remap to the full-resolution photo, only inside the box that actually
+    moves; the person mask is warped the same way to composite the background
+    plate where background is uncovered;
+  * a mouth cavity painted where the lips part beyond the source.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from scipy.spatial import Delaunay
+
+from .. import landmarks as lm
+from ..analysis import Subject
+from ..geometry import camera_to_image, image_to_camera
+from ..rig import Rig
+
+WORKING_SIDE = 256  # the displacement field is computed at most this large
+BORDER_PINS_PER_SIDE = 8
+MOVING_EPSILON = 0.02  # working pixels; displacement below this counts as still
+CLOSED_MOUTH = 0.12  # source mouth openness below which we paint a cavity when the jaw opens
+
+
+class WarpEngine:
+    name = "warp"
+
+    def __init__(self, subject: Subject, rig: Rig | None = None):
+        self.subject = subject
+        self.rig = rig or Rig(subject.landmarks, subject.pose)
+        x0, y0, x1, y1 = subject.head_region
+        self.region = (x0, y0, x1, y1)
+        self.region_size = (x1 - x0, y1 - y0)
+        self.scale = min(1.0, WORKING_SIDE / max(self.region_size))  # working px per photo px
+        self.work_size = (max(2, round(self.region_size[0] * self.scale)), max(2, round(self.region_size[1] * self.scale)))
+        self.source_region = np.ascontiguousarray(subject.image[y0:y1, x0:x1])
+        self.mask = subject.mask.astype(np.float32)
+
+        self._build_control_points()
+        self.triangles = Delaunay(self.source_work[:, :2], qhull_options="QJ Pp").simplices.astype(np.int32)
+        self.background_plate = self._background_plate()
+        work_w, work_h = self.work_size
+        self.work_grid = np.stack(np.meshgrid(np.arange(work_w, dtype=np.float32),
+                                              np.arange(work_h, dtype=np.float32)), axis=-1)
+        self.source_mouth_open = subject.mouth_openness
+        self.mouth_colour = self._lip_colour()
+
+    # ----- once per subject -------------------------------------------------
+
+    def _build_control_points(self) -> None:
+        """Source control points and how each one moves.
+
+        Besides the landmarks there are "extra" points, each carried by a
+        landmark: it takes a share of that landmark's expression offset and
+        follows the head's motion by an attachment weight.
+        """
+        camera = self.rig.source_camera
+        keep = np.ones(len(camera), dtype=bool)
+        for iris, side in ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left")):
+            outline = camera_to_image(camera[list(lm.eye_polygon(side))])[:, :2].astype(np.float32)
+            for index in iris[1:]:
+                point = camera_to_image(camera[index])[:2]
+                keep[index] = cv2.pointPolygonTest(outline, (float(point[0]), float(point[1])), True) > 1.0
+        self.landmark_ids = np.flatnonzero(keep)
+
+        extra, carrier, share, attachment = [], [], [], []
+
+        # Rings follow the face outline outward: the first carries hair, ears
+        # and jaw with the head; the second, further out, follows only partly.
+        oval_ids = np.array(lm.FACE_OVAL)
+        oval = camera[oval_ids]
+        centre = oval.mean(axis=0)
+        upness = np.clip((oval[:, 1] - centre[1]) / (np.abs(oval[:, 1] - centre[1]).max() + 1e-9), -1, 1)
+        for factor, follow_top, follow_bottom, expression_share in ((1.35, 1.0, 0.8, 0.6), (1.9, 0.6, 0.15, 0.2)):
+            ring = centre + (oval - centre) * np.array([factor, factor, 1.0])
+            ring[:, 2] = centre[2] - 0.5 * self.rig.face_width  # behind the face, around the skull
+            extra.append(ring)
+            carrier.append(oval_ids)
+            share.append(np.full(len(ring), expression_share))
+            attachment.append(np.where(upness > 0, follow_top, follow_bottom + (follow_top - follow_bottom) * (1 + upness)))
+
+        # The mouth interior splits along the line between the lips: its upper
+        # half (upper teeth) stays with the upper lip, its lower half goes with
+        # the jaw, and the gap that opens between them is painted as a cavity.
+        upper, lower = np.array(lm.LIPS_UPPER_INNER[1:-1]), np.array(lm.LIPS_LOWER_INNER[1:-1])
+        middle = 0.5 * (camera[upper] + camera[lower])
+        split = np.array([0.0, 0.3 / self.scale, 0.0])
+        self.mouth_split_upper = slice(sum(map(len, extra)), sum(map(len, extra)) + len(upper))
+        self.mouth_split_lower = slice(self.mouth_split_upper.stop, self.mouth_split_upper.stop + len(lower))
+        for points, ids in ((middle + split, upper), (middle - split, lower)):
+            extra.append(points)
+            carrier.append(ids)
+            share.append(np.ones(len(ids)))
+            attachment.append(np.ones(len(ids)))
+
+        self.extra_source = np.concatenate(extra)
+        self.extra_carrier = np.concatenate(carrier)
+        self.extra_share = np.concatenate(share)
+        self.extra_attachment = np.concatenate(attachment)
+
+        # Ring points that fall outside the head region are dropped (the border pins hold it).
+        x0, y0, x1, y1 = self.region
+        extra_image = camera_to_image(self.extra_source)
+        margin = 2.0 / self.scale
+        inside = ((extra_image[:, 0] > x0 + margin) & (extra_image[:, 0] < x1 - 1 - margin)
+                  & (extra_image[:, 1] > y0 + margin) & (extra_image[:, 1] < y1 - 1 - margin))
+        inside[self.mouth_split_upper] = inside[self.mouth_split_lower] = True
+        keep_extra = np.flatnonzero(inside)
+        # Re-index the mouth split slices after dropping ring points.
+        first_mouth = int(np.searchsorted(keep_extra, self.mouth_split_upper.start))
+        self.mouth_split_upper = slice(first_mouth, first_mouth + len(upper))
+        self.mouth_split_lower = slice(first_mouth + len(upper), first_mouth + len(upper) + len(lower))
+        self.extra_source = self.extra_source[keep_extra]
+        self.extra_carrier = self.extra_carrier[keep_extra]
+        self.extra_share = self.extra_share[keep_extra]
+        self.extra_attachment = self.extra_attachment[keep_extra]
+
+        work_w, work_h = self.work_size
+        xs = np.linspace(0, work_w - 1, BORDER_PINS_PER_SIDE + 1)
+        ys = np.linspace(0, work_h - 1, BORDER_PINS_PER_SIDE + 1)
+        pins = np.concatenate([np.stack([xs, np.zeros_like(xs)], 1), np.stack([xs, np.full_like(xs, work_h - 1)], 1),
+                               np.stack([np.zeros_like(ys[1:-1]), ys[1:-1]], 1),
+                               np.stack([np.full_like(ys[1:-1], work_w - 1), ys[1:-1]], 1)])
+        self.pins_work = np.column_stack([pins, np.full(len(pins), 1e6)])  # pins are "far": drawn first
+        self.source_work = np.concatenate([
+            self._to_work(camera_to_image(camera[self.landmark_ids])),
+            self._to_work(camera_to_image(self.extra_source)),
+            self.pins_work,
+        ])
+
+    def _to_work(self, image_points: np.ndarray) -> np.ndarray:
+        """Image pixels -> working pixels (x, y), z kept for depth ordering."""
+        out = np.array(image_points, dtype=np.float64, copy=True)
+        out[:, 0] = (out[:, 0] - self.region[0] + 0.5) * self.scale - 0.5
+        out[:, 1] = (out[:, 1] - self.region[1] + 0.5) * self.scale - 0.5
+        return out
+
+    def _background_plate(self) -> np.ndarray:
+        """The head region with the person removed (inpainted at working size), for uncovered background."""
+        small = cv2.resize(self.source_region, self.work_size, interpolation=cv2.INTER_AREA)
+        small_mask = cv2.resize(self.mask, self.work_size, interpolation=cv2.INTER_AREA)
+        hole = cv2.dilate((small_mask > 0.3).astype(np.uint8), np.ones((5, 5), np.uint8))
+        filled = cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA)
+        return cv2.resize(filled, self.region_size, interpolation=cv2.INTER_LINEAR)
+
+    def _lip_colour(self) -> np.ndarray:
+        outer = self.subject.landmarks[list(lm.LIPS_LOWER_OUTER), :2]
+        inner = self.subject.landmarks[list(lm.LIPS_LOWER_INNER), :2]
+        samples = ((outer + inner) / 2).round().astype(int)
+        height, width = self.subject.image.shape[:2]
+        samples[:, 0] = samples[:, 0].clip(0, width - 1)
+        samples[:, 1] = samples[:, 1].clip(0, height - 1)
+        return np.median(self.subject.image[samples[:, 1], samples[:, 0]].astype(np.float32), axis=0)
+
+    # ----- per frame --------------------------------------------------------
+
+    def target_points(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Targets: (landmarks in image pixels, extra points in image pixels, all control points in working pixels)."""
+        rig = self.rig
+        expression = rig.expression_offsets(values)
+        landmarks_image = camera_to_image(rig.move_with_head(rig.source_camera + expression, values))
+        extra_camera = self.extra_source + self.extra_share[:, None] * expression[self.extra_carrier]
+        extra_image = camera_to_image(rig.move_with_head(extra_camera, values, self.extra_attachment))
+        work = np.concatenate([
+            self._to_work(landmarks_image[self.landmark_ids]),
+            self._to_work(extra_image),
+            self.pins_work,
+        ])
+        work_w, work_h = self.work_size
+        work[:, 0] = work[:, 0].clip(0, work_w - 1)
+        work[:, 1] = work[:, 1].clip(0, work_h - 1)
+        return landmarks_image, extra_image, work
+
+    def displacement(self, target_work: np.ndarray) -> np.ndarray:
+        """Backward displacement (working px): for each output pixel, where to read in the source, minus where it is."""
+        tri = self.triangles
+        target = target_work[tri, :2]  # (T, 3, 2)
+        source = self.source_work[tri, :2]
+        # Affine map per triangle from target to source: source = A @ [x, y, 1].
+        corners = np.concatenate([target, np.ones(target.shape[:2] + (1,))], axis=2)  # (T, 3, 3)
+        determinant = np.linalg.det(corners)
+        usable = np.abs(determinant) > 1e-6
+        affine = np.zeros((len(tri), 2, 3))
+        affine[usable] = np.swapaxes(np.linalg.solve(corners[usable], source[usable]), 1, 2)
+
+        # Far triangles first so near ones overwrite them.
+        depth = target_work[tri, 2].mean(axis=1)
+        order = np.argsort(-depth, kind="stable")
+        work_w, work_h = self.work_size
+        index_image = np.full((work_h, work_w), -1, dtype=np.int32)
+        corners_fixed = np.round(target * 16).astype(np.int32)  # 4 bits of sub-pixel precision
+        for t in order:
+            if usable[t]:
+                cv2.fillConvexPoly(index_image, corners_fixed[t], int(t), lineType=cv2.LINE_8, shift=4)
+
+        covered = index_image >= 0
+        pixel_affine = affine[np.where(covered, index_image, 0)].astype(np.float32)  # (H, W, 2, 3)
+        grid = self.work_grid
+        mapped = pixel_affine[..., 0] * grid[..., :1] + pixel_affine[..., 1] * grid[..., 1:] + pixel_affine[..., 2]
+        displacement = mapped - grid
+        displacement[~covered] = 0.0
+        return displacement
+
+    def render(self, values: np.ndarray) -> np.ndarray:
+        """The animated photo for one frame of channel values (full resolution, uint8 RGB)."""
+        values = np.asarray(values, dtype=np.float64)
+        target_image, extra_image, target_work = self.target_points(values)
+        frame = self.subject.image.copy()
+        displacement = self.displacement(target_work)
+        moving = np.abs(displacement).max(axis=2) > MOVING_EPSILON
+        if not moving.any():
+            return frame
+        box = self._moving_box(moving)
+        region = self._warp_region(displacement, box)
+        x0, y0 = self.region[:2]
+        bx0, by0, bx1, by1 = box
+        region = self._paint_mouth(region, target_image, extra_image, box)
+        frame[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1] = region
+        return frame
+
+    def _moving_box(self, moving: np.ndarray) -> tuple[int, int, int, int]:
+        """Box (region pixels) around every working pixel that moves, padded by one working pixel."""
+        rows, cols = np.flatnonzero(moving.any(axis=1)), np.flatnonzero(moving.any(axis=0))
+        width, height = self.region_size
+        x0 = max(0, int((cols[0] - 1) / self.scale)); x1 = min(width, int(np.ceil((cols[-1] + 2) / self.scale)))
+        y0 = max(0, int((rows[0] - 1) / self.scale)); y1 = min(height, int(np.ceil((rows[-1] + 2) / self.scale)))
+        return x0, y0, x1, y1
+
+    def _warp_region(self, displacement: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        """Warp the full-resolution pixels inside `box` and composite uncovered background."""
+        width, height = self.region_size
+        full = cv2.resize(displacement, (width, height), interpolation=cv2.INTER_LINEAR) if self.scale < 1 else displacement
+        bx0, by0, bx1, by1 = box
+        full = full[by0:by1, bx0:bx1] / self.scale
+        xs, ys = np.meshgrid(np.arange(bx0, bx1, dtype=np.float32), np.arange(by0, by1, dtype=np.float32))
+        map_x, map_y = xs + full[..., 0], ys + full[..., 1]
+        warped = cv2.remap(self.source_region, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warped_mask = cv2.remap(self.mask, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+        # Where the person moved away, show the background plate; elsewhere the photo as it was.
+        source_mask = self.mask[by0:by1, bx0:bx1]
+        uncovered = np.clip(source_mask - warped_mask, 0.0, 1.0)[..., None]
+        original = self.source_region[by0:by1, bx0:bx1].astype(np.float32)
+        background = original + uncovered * (self.background_plate[by0:by1, bx0:bx1] - original)
+        alpha = warped_mask[..., None]
+        out = background + alpha * (warped.astype(np.float32) - background)
+        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+    def _paint_mouth(self, region: np.ndarray, target_image: np.ndarray, extra_image: np.ndarray,
+                     box: tuple[int, int, int, int]) -> np.ndarray:
+        """Paint the mouth cavity in the gap that opens between the two halves of the mouth interior.
+
+        The cavity is the lip colour, much darker and darker toward the throat;
+        when the source mouth was closed (no teeth to move) it gets a hint of
+        upper teeth below the upper lip.
+        """
+        upper = extra_image[self.mouth_split_upper, :2]
+        lower = extra_image[self.mouth_split_lower, :2]
+        corners = target_image[[lm.LIPS_UPPER_INNER[0], lm.LIPS_UPPER_INNER[-1]], :2]
+        mouth_width = float(np.linalg.norm(target_image[lm.MOUTH_LEFT_CORNER, :2] - target_image[lm.MOUTH_RIGHT_CORNER, :2]))
+        gap = float(np.linalg.norm(upper - lower, axis=1).max()) / max(mouth_width, 1.0)
+        strength = float(np.clip((gap - 0.02) / 0.06, 0.0, 1.0))
+        if strength <= 0:
+            return region
+        x0, y0 = self.region[0] + box[0], self.region[1] + box[1]
+        polygon = np.concatenate([corners[:1], upper, corners[1:], lower[::-1]]) - (x0, y0)
+        px0, py0 = np.floor(polygon.min(axis=0)).astype(int) - 2
+        px1, py1 = np.ceil(polygon.max(axis=0)).astype(int) + 3
+        px0, py0 = max(px0, 0), max(py0, 0)
+        px1, py1 = min(px1, region.shape[1]), min(py1, region.shape[0])
+        if px1 - px0 < 2 or py1 - py0 < 2:
+            return region
+        local = polygon - (px0, py0)
+        alpha = np.zeros((py1 - py0, px1 - px0), np.float32)
+        cv2.fillPoly(alpha, [np.round(local * 16).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=4)
+        blur = max(1, int(mouth_width * 0.02)) * 2 + 1
+        alpha = cv2.GaussianBlur(alpha, (blur, blur), 0) * strength
+
+        top_edge = upper - (x0 + px0, y0 + py0)
+        order = np.argsort(top_edge[:, 0])
+        columns = np.arange(px1 - px0, dtype=np.float32)
+        top = np.interp(columns, top_edge[order, 0], top_edge[order, 1])
+        rows = np.arange(py1 - py0, dtype=np.float32)[:, None]
+        depth = np.clip((rows - top[None, :]) / max(mouth_width * 0.45, 1.0), 0.0, 1.0)
+        throat = np.array([70.0, 22.0, 26.0])  # a warm dark red, so the mouth never looks like a hole
+        cavity = (0.5 * self.mouth_colour + 0.5 * throat) * (0.75 - 0.45 * depth[..., None])
+        if self.source_mouth_open < CLOSED_MOUTH:
+            centre_x = (top_edge[:, 0].min() + top_edge[:, 0].max()) / 2
+            half = (top_edge[:, 0].max() - top_edge[:, 0].min()) / 2 + 1e-6
+            teeth_band = (rows - top[None, :] < mouth_width * 0.07) & (np.abs(columns - centre_x)[None, :] < 0.65 * half)
+            cavity = np.where(teeth_band[..., None], np.array([225.0, 218.0, 205.0]) * 0.85, cavity)
+        patch = region[py0:py1, px0:px1].astype(np.float32)
+        region = region.copy()
+        region[py0:py1, px0:px1] = np.clip(patch + alpha[..., None] * (cavity - patch), 0, 255).astype(np.uint8)
+        return region

@@ -1,0 +1,92 @@
+"""Head pose maths: pure numpy, no I/O.
+
+Coordinates. MediaPipe gives image points (x right, y down, z into the
+picture, in pixels). The "camera frame" used for rotations is right-handed:
+x right, y up, z toward the viewer, so camera = (x, -y, -z).
+
+Angles follow the channel table: positive yaw turns the face toward the
+image's right, positive pitch raises the chin, positive roll tilts the top of
+the head toward the image's right.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import landmarks as lm
+
+IMAGE_TO_CAMERA = np.array([1.0, -1.0, -1.0])
+
+
+def image_to_camera(points: np.ndarray) -> np.ndarray:
+    return points * IMAGE_TO_CAMERA
+
+
+def camera_to_image(points: np.ndarray) -> np.ndarray:
+    return points * IMAGE_TO_CAMERA
+
+
+def rotation_from_angles(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """Camera-frame rotation for angles in degrees: R = Ry(yaw) Rx(-pitch) Rz(-roll)."""
+    a, b, c = np.radians([yaw, -pitch, -roll])
+    ry = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+    rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
+    return ry @ rx @ rz
+
+
+def angles_from_rotation(rotation: np.ndarray) -> tuple[float, float, float]:
+    """Inverse of rotation_from_angles: (yaw, pitch, roll) in degrees."""
+    b = np.arcsin(np.clip(-rotation[1, 2], -1.0, 1.0))
+    c = np.arctan2(rotation[1, 0], rotation[1, 1])
+    a = np.arctan2(rotation[0, 2], rotation[2, 2])
+    yaw, minus_pitch, minus_roll = np.degrees([a, b, c])
+    return float(yaw), float(-minus_pitch), float(-minus_roll)
+
+
+@dataclass(frozen=True)
+class HeadPose:
+    """Where the head is: head frame -> camera frame is  origin + scale * rotation @ p.
+
+    The head frame has its origin between the eyes, x toward the subject's
+    left, y up the face, z out of the face, and one unit is the distance
+    between the outer eye corners, so expression shapes scale with the face.
+    """
+
+    rotation: np.ndarray  # (3, 3), columns are the head axes in camera frame
+    origin: np.ndarray  # (3,) camera frame, pixels
+    scale: float  # pixels per head unit
+
+    @property
+    def angles(self) -> tuple[float, float, float]:
+        return angles_from_rotation(self.rotation)
+
+    def to_head(self, camera_points: np.ndarray) -> np.ndarray:
+        return (camera_points - self.origin) @ self.rotation / self.scale
+
+    def to_camera(self, head_points: np.ndarray) -> np.ndarray:
+        return self.origin + self.scale * head_points @ self.rotation.T
+
+
+def estimate_head_pose(image_points: np.ndarray) -> HeadPose:
+    """Head pose from 478 image-space landmarks.
+
+    The left-right axis is the mean direction across mirror pairs of
+    landmarks (robust: two dozen pairs over the whole face); "up" runs from the
+    mouth to the eyes. Zero pitch therefore means the eyes-mouth plane faces
+    the camera, which is how people judge "looking straight".
+    """
+    camera = image_to_camera(np.asarray(image_points, dtype=np.float64))
+    right, left = np.array(lm.MIRROR_PAIRS).T
+    across = (camera[left] - camera[right]).mean(axis=0)
+    x_axis = across / np.linalg.norm(across)
+    eye_centre = camera[[33, 133, 263, 362]].mean(axis=0)
+    mouth_centre = camera[[lm.MOUTH_RIGHT_CORNER, lm.MOUTH_LEFT_CORNER, lm.MOUTH_INNER_TOP, lm.MOUTH_INNER_BOTTOM]].mean(axis=0)
+    up = eye_centre - mouth_centre
+    y_axis = up - x_axis * (up @ x_axis)
+    y_axis /= np.linalg.norm(y_axis)
+    z_axis = np.cross(x_axis, y_axis)
+    rotation = np.stack([x_axis, y_axis, z_axis], axis=1)
+    scale = float(np.linalg.norm(camera[263] - camera[33]))
+    return HeadPose(rotation=rotation, origin=eye_centre, scale=scale)

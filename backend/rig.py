@@ -1,0 +1,265 @@
+"""The rig: motion channel values -> target landmarks. Pure numpy, no I/O.
+
+Following DESIGN.md: the source landmarks are taken into a head-aligned frame
+(the source pose removed; one unit = the distance between the outer eye
+corners, so every shape scales with the face), expression shapes are added
+there, the head is turned about a pivot in the neck, moved, and projected back
+onto the image.
+
+Expression shapes are per-subject displacement fields built once from the
+subject's own neutral landmarks (a blink closes *this* eye onto *its* lower
+lid), so evaluating the rig per frame is one small matrix product. Linear
+shapes also make the capture solver (the rig's inverse) a bounded linear
+least-squares problem. Two-sided channels (brows, smile) have one shape for
+positive values and another for negative ones.
+
+At all-default channel values the targets equal the source landmarks exactly.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import landmarks as lm
+from .geometry import HeadPose, camera_to_image, image_to_camera, rotation_from_angles
+from .shared.channels import CHANNEL_INDEX, CHANNEL_NAMES
+
+# The head turns about a point in the neck, below and behind the eyes (head units).
+PIVOT_HEAD = np.array([0.0, -0.75, -1.1])
+
+EXPRESSION_CHANNELS = ("blink_l", "blink_r", "gaze_x", "gaze_y", "brow_l", "brow_r",
+                       "brow_inner_up", "jaw_open", "smile_l", "smile_r", "pucker", "wide")
+
+
+def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _gaussian(points: np.ndarray, centre: np.ndarray, sigma: float) -> np.ndarray:
+    return np.exp(-np.sum((points - centre) ** 2, axis=-1) / (2.0 * sigma**2))
+
+
+def _spread(points: np.ndarray, handles: np.ndarray, handle_deltas: np.ndarray, sigma: float) -> np.ndarray:
+    """Smoothly spread handle displacements to every point, fading with distance (Shepard weights)."""
+    weights = np.exp(-np.sum((points[:, None, :] - handles[None]) ** 2, axis=-1) / (2.0 * sigma**2))
+    blended = weights @ handle_deltas / (weights.sum(axis=1, keepdims=True) + 1e-12)
+    return blended * weights.max(axis=1, keepdims=True)
+
+
+def _side_weight(points: np.ndarray, side_sign: float) -> np.ndarray:
+    """1 on one side of the face's midline, 0 on the other, blending across the middle."""
+    return smoothstep(-0.08, 0.08, side_sign * points[:, 0])
+
+
+def _eye_shapes(head: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """(blink, gaze-x and gaze-y contributions of one eye) in head units."""
+    upper = np.array(lm.RIGHT_EYE_UPPER if side == "right" else lm.LEFT_EYE_UPPER)
+    lower = np.array(lm.RIGHT_EYE_LOWER if side == "right" else lm.LEFT_EYE_LOWER)
+    iris = np.array(lm.RIGHT_IRIS if side == "right" else lm.LEFT_IRIS)
+
+    # Blink: both lids meet on a line a fifth of the way up from the lower lid.
+    closed_line = head[lower] + 0.2 * (head[upper] - head[lower])
+    blink = np.zeros_like(head)
+    blink[upper] = closed_line - head[upper]
+    blink[lower] = closed_line - head[lower]
+    order = np.argsort(closed_line[:, 0])
+    line_y = np.interp(head[iris, 0], closed_line[order, 0], closed_line[order, 1])
+    blink[iris, 1] = line_y - head[iris, 1]
+    # The skin around the eye follows the lids partly, so nothing tears.
+    moving = np.concatenate([upper, lower, iris])
+    others = np.setdiff1d(np.arange(len(head)), moving)
+    near_upper = (np.linalg.norm(head[others, None] - head[upper][None], axis=-1).min(axis=1)
+                  < np.linalg.norm(head[others, None] - head[lower][None], axis=-1).min(axis=1))
+    upper_spread = 0.55 * _spread(head[others], head[upper], blink[upper], 0.07)
+    lower_spread = 0.3 * _spread(head[others], head[lower], blink[lower], 0.06)
+    blink[others] = np.where(near_upper[:, None], upper_spread, lower_spread)
+
+    # Gaze: the iris slides inside the eye; the upper lid follows vertical gaze.
+    eye_width = np.linalg.norm(head[upper[0]] - head[upper[-1]])
+    gaze = np.zeros((2,) + head.shape)
+    gaze[0, iris, 0] = 0.2 * eye_width
+    gaze[1, iris, 1] = 0.12 * eye_width
+    gaze[1, upper[1:-1], 1] = 0.06 * eye_width
+    return blink, gaze
+
+
+def _brow_shapes(head: np.ndarray, side_sign: float) -> tuple[np.ndarray, np.ndarray]:
+    """(raise, lower) shapes of one brow."""
+    brow = np.array(lm.LEFT_BROW if side_sign > 0 else lm.RIGHT_BROW)
+    eye_region = np.array(lm.LEFT_EYE_UPPER + lm.LEFT_EYE_LOWER + lm.RIGHT_EYE_UPPER + lm.RIGHT_EYE_LOWER
+                          + lm.LEFT_IRIS + lm.RIGHT_IRIS)
+    outward = np.clip(side_sign * head[brow, 0] / 0.5, 0.0, 1.0)  # 0 at the inner end, 1 at the outer
+    raise_deltas = np.zeros((len(brow), 3))
+    raise_deltas[:, 1] = 0.09 + 0.05 * outward
+    lower_deltas = np.zeros((len(brow), 3))
+    lower_deltas[:, 0] = -side_sign * 0.03 * (1.0 - outward)
+    lower_deltas[:, 1] = -0.06 - 0.03 * (1.0 - outward)
+    # Skin between brow and lashes stretches evenly: the lid margin stays put and
+    # nothing below the upper lid moves, so the lashes are never smeared upward.
+    upper_lid = head[list(lm.LEFT_EYE_UPPER if side_sign > 0 else lm.RIGHT_EYE_UPPER)]
+    to_lid = np.linalg.norm(head[:, None] - upper_lid[None], axis=-1).min(axis=1)
+    above_lid = head[:, 1] > upper_lid[:, 1].min()
+    lid_falloff = smoothstep(0.02, 0.2, to_lid) * above_lid
+    shapes = []
+    for deltas in (raise_deltas, lower_deltas):
+        shape = _spread(head, head[brow], deltas, 0.12) * (_side_weight(head, side_sign) * lid_falloff)[:, None]
+        shape[brow] = deltas
+        shape[eye_region] = 0.0
+        shapes.append(shape)
+    return shapes[0], shapes[1]
+
+
+def _brow_inner_shape(head: np.ndarray) -> np.ndarray:
+    inner = np.array(lm.RIGHT_BROW_INNER + lm.LEFT_BROW_INNER)
+    deltas = np.zeros((len(inner), 3))
+    deltas[:, 1] = 0.09
+    shape = _spread(head, head[inner], deltas, 0.1)
+    shape[inner] = deltas
+    shape[np.array(lm.LEFT_EYE_UPPER + lm.LEFT_EYE_LOWER + lm.RIGHT_EYE_UPPER + lm.RIGHT_EYE_LOWER)] = 0.0
+    return shape
+
+
+def _mouth_width(head: np.ndarray) -> float:
+    return float(np.linalg.norm(head[lm.MOUTH_LEFT_CORNER] - head[lm.MOUTH_RIGHT_CORNER]))
+
+
+def _jaw_shape(head: np.ndarray) -> np.ndarray:
+    """The lower jaw swings down about the jaw joint; the upper lip stays."""
+    width = _mouth_width(head)
+    lower_lip = head[lm.MOUTH_INNER_BOTTOM] - PIVOT_JAW
+    angle = float(np.clip(0.5 * width / max(lower_lip[2], 0.3), 0.15, 0.6))  # lower lip drops ~half a mouth width
+    cos, sin = np.cos(angle), np.sin(angle)
+    rotation = np.array([[1, 0, 0], [0, cos, -sin], [0, sin, cos]])  # chin down and back
+    swung = (head - PIVOT_JAW) @ rotation.T + PIVOT_JAW - head
+
+    corner_y = 0.5 * (head[lm.MOUTH_LEFT_CORNER, 1] + head[lm.MOUTH_RIGHT_CORNER, 1])
+    weight = smoothstep(corner_y + 0.12, corner_y - 0.15, head[:, 1])
+    # Inside the mouth's width, split exactly along the line between the lips.
+    upper_inner, lower_inner = np.array(lm.LIPS_UPPER_INNER), np.array(lm.LIPS_LOWER_INNER)
+    midline = 0.5 * (head[upper_inner] + head[lower_inner])
+    order = np.argsort(midline[:, 0])
+    mid_y = np.interp(head[:, 0], midline[order, 0], midline[order, 1])
+    right_x, left_x = head[lm.MOUTH_RIGHT_CORNER, 0], head[lm.MOUTH_LEFT_CORNER, 0]
+    in_mouth = (head[:, 0] > right_x) & (head[:, 0] < left_x) & (np.abs(head[:, 1] - mid_y) < 0.35 * width)
+    weight = np.where(in_mouth, (head[:, 1] < mid_y).astype(float), weight)
+    weight[list(lm.LIPS_UPPER_INNER + lm.LIPS_UPPER_OUTER)] = 0.0
+    weight[list(lm.LIPS_LOWER_INNER + lm.LIPS_LOWER_OUTER)] = 1.0
+    weight[[lm.MOUTH_RIGHT_CORNER, lm.MOUTH_LEFT_CORNER, 78, 308]] = 0.5
+    return swung * weight[:, None]
+
+
+PIVOT_JAW = np.array([0.0, -0.3, -1.0])
+
+
+def _lip_weight(head: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """1 on the lips, fading with distance outside; and the mouth centre."""
+    lips = np.array(lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER + lm.LIPS_UPPER_INNER + lm.LIPS_LOWER_INNER)
+    centre = head[lips].mean(axis=0)
+    distance = np.linalg.norm(head[:, None, :2] - head[lips][None, :, :2], axis=-1).min(axis=1)
+    weight = np.exp(-distance**2 / (2 * sigma**2))
+    return weight, centre
+
+
+def _smile_shapes(head: np.ndarray, side_sign: float) -> tuple[np.ndarray, np.ndarray]:
+    """(smile, frown) shapes of one mouth corner."""
+    corner = lm.MOUTH_LEFT_CORNER if side_sign > 0 else lm.MOUTH_RIGHT_CORNER
+    width = _mouth_width(head)
+    falloff = _gaussian(head, head[corner], 0.32 * width) * _side_weight(head, side_sign)
+    smile = falloff[:, None] * np.array([side_sign * 0.17 * width, 0.15 * width, -0.03 * width])
+    # A real smile lifts the cheek and narrows the eye a little from below.
+    lower_lid = np.array(lm.LEFT_EYE_LOWER[1:-1] if side_sign > 0 else lm.RIGHT_EYE_LOWER[1:-1])
+    smile[lower_lid, 1] += 0.025
+    frown = falloff[:, None] * np.array([-side_sign * 0.05 * width, -0.14 * width, 0.0])
+    return smile, frown
+
+
+def _pucker_shape(head: np.ndarray) -> np.ndarray:
+    weight, centre = _lip_weight(head, 0.12)
+    offset = head - centre
+    delta = np.stack([-0.3 * offset[:, 0], 0.12 * offset[:, 1], np.full(len(head), 0.08)], axis=1)
+    return delta * weight[:, None]
+
+
+def _wide_shape(head: np.ndarray) -> np.ndarray:
+    weight, centre = _lip_weight(head, 0.12)
+    offset = head - centre
+    delta = np.stack([0.18 * offset[:, 0], -0.15 * offset[:, 1], np.full(len(head), -0.02)], axis=1)
+    return delta * weight[:, None]
+
+
+def build_expression_shapes(head: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """Per-channel (shape for +1, shape for -1 or None) displacement fields in head units."""
+    head = np.asarray(head, dtype=np.float64)
+    blink_left, gaze_left = _eye_shapes(head, "left")
+    blink_right, gaze_right = _eye_shapes(head, "right")
+    brow_left = _brow_shapes(head, +1.0)
+    brow_right = _brow_shapes(head, -1.0)
+    smile_left = _smile_shapes(head, +1.0)
+    smile_right = _smile_shapes(head, -1.0)
+    gaze_x = gaze_left[0] + gaze_right[0]
+    gaze_y = gaze_left[1] + gaze_right[1]
+    return {
+        "blink_l": (blink_left, None),
+        "blink_r": (blink_right, None),
+        "gaze_x": (gaze_x, -gaze_x),
+        "gaze_y": (gaze_y, -gaze_y),
+        "brow_l": brow_left,
+        "brow_r": brow_right,
+        "brow_inner_up": (_brow_inner_shape(head), None),
+        "jaw_open": (_jaw_shape(head), None),
+        "smile_l": smile_left,
+        "smile_r": smile_right,
+        "pucker": (_pucker_shape(head), None),
+        "wide": (_wide_shape(head), None),
+    }
+
+
+class Rig:
+    """Channels -> target landmarks for one subject. Build once, evaluate per frame."""
+
+    def __init__(self, landmarks: np.ndarray, pose: HeadPose):
+        self.pose = pose
+        self.source_camera = image_to_camera(np.asarray(landmarks, dtype=np.float64))
+        self.face_width = float(np.linalg.norm(self.source_camera[lm.FACE_LEFT_EDGE, :2]
+                                               - self.source_camera[lm.FACE_RIGHT_EDGE, :2]))
+        shapes = build_expression_shapes(pose.to_head(self.source_camera))
+        # Stack shapes as camera-frame displacements: rows = (channel, sign).
+        to_camera = pose.scale * pose.rotation.T
+        count = len(self.source_camera)
+        self._positive = np.zeros((len(CHANNEL_NAMES), count * 3))
+        self._negative = np.zeros((len(CHANNEL_NAMES), count * 3))
+        for name, (positive, negative) in shapes.items():
+            index = CHANNEL_INDEX[name]
+            self._positive[index] = (positive @ to_camera).ravel()
+            if negative is not None:
+                self._negative[index] = (negative @ to_camera).ravel()
+        self.pivot = pose.to_camera(PIVOT_HEAD)
+
+    def expression_offsets(self, values: np.ndarray) -> np.ndarray:
+        """(478, 3) camera-frame displacement of each landmark from expression channels."""
+        values = np.asarray(values, dtype=np.float64)
+        offsets = np.maximum(values, 0.0) @ self._positive + np.maximum(-values, 0.0) @ self._negative
+        return offsets.reshape(-1, 3)
+
+    def head_motion(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rotation, translation) of the head for these channel values, about self.pivot."""
+        rotation = rotation_from_angles(values[CHANNEL_INDEX["head_yaw"]], values[CHANNEL_INDEX["head_pitch"]],
+                                        values[CHANNEL_INDEX["head_roll"]])
+        shift = self.face_width * np.array([values[CHANNEL_INDEX["head_x"]], values[CHANNEL_INDEX["head_y"]], 0.0])
+        return rotation, shift
+
+    def move_with_head(self, camera_points: np.ndarray, values: np.ndarray, attachment: np.ndarray | float = 1.0) -> np.ndarray:
+        """Apply the head's motion to camera-frame points; `attachment` 0..1 says how much each follows."""
+        rotation, shift = self.head_motion(values)
+        moved = (camera_points - self.pivot) @ rotation.T + self.pivot + shift
+        attachment = np.asarray(attachment, dtype=np.float64)
+        if attachment.ndim:
+            attachment = attachment[:, None]
+        return camera_points + attachment * (moved - camera_points)
+
+    def targets_camera(self, values: np.ndarray) -> np.ndarray:
+        return self.move_with_head(self.source_camera + self.expression_offsets(values), values)
+
+    def targets(self, values: np.ndarray) -> np.ndarray:
+        """(478, 3) target landmarks in image pixels (x right, y down, z into the picture)."""
+        return camera_to_image(self.targets_camera(values))

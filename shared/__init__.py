@@ -1,0 +1,1 @@
+"""Code shared by the backend and the Blender add-on: pure Python + numpy."""

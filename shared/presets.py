@@ -1,0 +1,382 @@
+"""Ready-made motions (blink, nod, talk...), defined as keyframes.
+
+Keyframes rather than sampled values so that the Blender add-on can insert
+them as real, editable keyframes while the backend samples the same keys.
+
+Every preset starts and ends with each channel it keys at the channel's
+default, so presets can be placed one after another on a timeline.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .channels import CHANNEL_INDEX, CHANNEL_NAMES, channel, default_vector, unknown_name_message
+from .motion import Motion, MotionError
+
+# channel name -> [(time, value), ...] sorted by time; time in seconds when a
+# preset builds its keys, in frames once converted by preset_keys.
+Keys = dict[str, list[tuple[float, float]]]
+Builder = Callable[[np.random.Generator, float], Keys]
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    duration_s: float  # the length used when the caller does not ask for one
+    # (rng, duration_s) -> keys spanning [0, duration_s]; rng is only used by
+    # presets with random variation.
+    build: Builder
+
+
+def preset_keys(
+    name: str, fps: float = 24.0, seed: int = 0, duration_s: float | None = None
+) -> dict[str, list[tuple[int, float]]]:
+    """The keys of preset `name` in whole frames at `fps`.
+
+    Keys are rounded to the nearest frame; when two keys of a channel land on
+    the same frame the later one wins, except over the channel's first key:
+    that one stays, so that even at low frame rates every preset starts at
+    rest. `duration_s` defaults to the preset's
+    own length; gestures are stretched to fit it, while the generated presets
+    (talk, idle-alive) fill it.
+    """
+    preset = _preset(name)
+    duration = preset.duration_s if duration_s is None else float(duration_s)
+    if not (math.isfinite(duration) and duration > 0):
+        raise MotionError(f"preset duration must be a positive number of seconds, got {duration_s!r}")
+    if not (math.isfinite(fps) and fps > 0):
+        raise MotionError(f"fps must be a positive number, got {fps!r}")
+
+    keys = preset.build(np.random.default_rng(seed), duration)
+    frame_keys: dict[str, list[tuple[int, float]]] = {}
+    for channel_name, channel_keys in keys.items():
+        by_frame: dict[int, float] = {}
+        for time_s, value in channel_keys:
+            by_frame[round(time_s * fps)] = value  # a later key replaces an earlier one
+        first_time_s, first_value = channel_keys[0]
+        by_frame[round(first_time_s * fps)] = first_value
+        frame_keys[channel_name] = sorted(by_frame.items())
+    return frame_keys
+
+
+def sample_keys(keys: dict[str, list[tuple[float, float]]], frame_count: int) -> np.ndarray:
+    """Sample keys (times in frames) at frames 0..frame_count-1.
+
+    Returns (frame_count, len(CHANNELS)) float32 in table order. Between two
+    keys the value eases in and out (smoothstep), which is what Blender's
+    auto-clamped Bezier curves do between a peak and a trough; before the
+    first key and after the last the value holds; unkeyed channels stay at
+    their default.
+    """
+    frames = np.arange(frame_count, dtype=np.float64)
+    samples = np.tile(default_vector(), (frame_count, 1))
+    for channel_name, channel_keys in keys.items():
+        if channel_name not in CHANNEL_INDEX:
+            raise MotionError(unknown_name_message("channel", channel_name, CHANNEL_NAMES))
+        if not channel_keys:
+            continue
+        times, values = (np.array(column, dtype=np.float64) for column in zip(*channel_keys))
+        if np.any(np.diff(times) <= 0):
+            raise MotionError(f"{channel_name}: key times must increase, got {times.tolist()}")
+        samples[:, CHANNEL_INDEX[channel_name]] = _ease_between_keys(times, values, frames)
+    return samples
+
+
+def _ease_between_keys(times: np.ndarray, values: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    if times.size == 1:
+        return np.full(frames.shape, values[0])
+    # Index of the key at or before each frame, kept inside the key range so
+    # that frames outside it use the first / last segment, fully clamped.
+    start = np.clip(np.searchsorted(times, frames, side="right") - 1, 0, times.size - 2)
+    progress = np.clip((frames - times[start]) / (times[start + 1] - times[start]), 0.0, 1.0)
+    eased = progress * progress * (3.0 - 2.0 * progress)
+    return values[start] + (values[start + 1] - values[start]) * eased
+
+
+def preset_motion(name: str, fps: float = 24.0, seed: int = 0, duration_s: float | None = None) -> Motion:
+    """Preset `name` sampled into a Motion with every channel."""
+    preset = _preset(name)
+    duration = preset.duration_s if duration_s is None else duration_s
+    keys = preset_keys(name, fps, seed, duration)
+    # +1: a 2 s motion at 24 fps runs from frame 0 to frame 48 inclusive.
+    frame_count = round(duration * fps) + 1
+    return Motion.from_full(sample_keys(keys, frame_count), fps)
+
+
+def _preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise MotionError(unknown_name_message("preset", name, list(PRESETS))) from None
+
+
+# ---------------------------------------------------------------- building blocks
+
+
+def _stretched(natural_s: float, keys_at_natural_length: Callable[[np.random.Generator], Keys]) -> Builder:
+    """A builder for a gesture designed at `natural_s` seconds that stretches
+    its key times to whatever duration is asked for."""
+
+    def build(rng: np.random.Generator, duration_s: float) -> Keys:
+        scale = duration_s / natural_s
+        return {
+            name: [(time_s * scale, value) for time_s, value in keys]
+            for name, keys in keys_at_natural_length(rng).items()
+        }
+
+    return build
+
+
+def _chained(parts: list[tuple[Builder, float]], gap_s: float) -> tuple[Builder, float]:
+    """Play (builder, duration_s) parts one after another with `gap_s` of rest
+    between them; returns the combined builder and its natural length."""
+    natural_s = sum(duration for _, duration in parts) + gap_s * (len(parts) - 1)
+
+    def build_at_natural_length(rng: np.random.Generator) -> Keys:
+        combined: Keys = {}
+        start_s = 0.0
+        for build_part, duration in parts:
+            for name, keys in build_part(rng, duration).items():
+                combined.setdefault(name, []).extend((start_s + t, v) for t, v in keys)
+            start_s += duration + gap_s
+        # Pin every channel to rest at both ends of the whole chain, not just
+        # of the part that moves it.
+        return {name: _rest_ends(name, keys, natural_s) for name, keys in combined.items()}
+
+    return _stretched(natural_s, build_at_natural_length), natural_s
+
+
+def _rest_ends(name: str, keys: list[tuple[float, float]], duration_s: float) -> list[tuple[float, float]]:
+    """`keys` of channel `name` with a key at the channel's default (its rest)
+    added at 0 and at `duration_s` where there is none."""
+    rest = channel(name).default
+    result = list(keys)
+    if not result or result[0][0] > 0:
+        result.insert(0, (0.0, rest))
+    if result[-1][0] < duration_s:
+        result.append((duration_s, rest))
+    return result
+
+
+# ---------------------------------------------------------------- gestures
+
+
+def _blink_keys(rng: np.random.Generator) -> Keys:
+    # Lids close fast (~0.1 s) and open more slowly (~0.15 s).
+    keys = [(0.0, 0.0), (0.1, 1.0), (0.25, 0.0), (0.5, 0.0)]
+    return {"blink_l": keys, "blink_r": list(keys)}
+
+
+def _look_around_keys(rng: np.random.Generator) -> Keys:
+    return {
+        # Eyes: left, hold, right, hold, up a little at the centre, back.
+        "gaze_x": [(0.0, 0.0), (0.3, -0.8), (1.2, -0.8), (1.6, 0.8), (2.5, 0.8), (2.9, 0.0), (4.0, 0.0)],
+        "gaze_y": [(0.0, 0.0), (2.5, 0.0), (2.9, 0.35), (3.4, 0.35), (3.8, 0.0), (4.0, 0.0)],
+        # The head follows the eyes a little, starting later and arriving
+        # later, as people do.
+        "head_yaw": [(0.0, 0.0), (0.15, 0.0), (0.8, -8.0), (1.35, -8.0), (2.1, 8.0), (2.65, 8.0), (3.3, 0.0), (4.0, 0.0)],
+        "head_pitch": [(0.0, 0.0), (2.65, 0.0), (3.2, 2.5), (3.5, 2.5), (3.95, 0.0), (4.0, 0.0)],
+    }
+
+
+def _nod_keys(rng: np.random.Generator) -> Keys:
+    return {
+        "head_pitch": [
+            (0.0, 0.0), (0.35, -12.0), (0.7, 6.0), (1.05, -12.0), (1.4, 6.0), (1.75, 0.0), (2.0, 0.0),
+        ],
+    }
+
+
+def _shake_keys(rng: np.random.Generator) -> Keys:
+    return {
+        "head_yaw": [
+            (0.0, 0.0), (0.3, 15.0), (0.65, -15.0), (1.0, 15.0), (1.35, -15.0), (1.7, 0.0), (2.0, 0.0),
+        ],
+    }
+
+
+def _smile_keys(rng: np.random.Generator) -> Keys:
+    smile = [(0.0, 0.0), (0.1, 0.0), (0.55, 0.8), (1.75, 0.8), (2.25, 0.0), (2.5, 0.0)]
+    # The brows lift a little with a genuine smile, slightly after the mouth.
+    brows = [(0.0, 0.0), (0.15, 0.0), (0.6, 0.2), (1.7, 0.2), (2.2, 0.0), (2.5, 0.0)]
+    return {"smile_l": smile, "smile_r": list(smile), "brow_l": brows, "brow_r": list(brows)}
+
+
+# ---------------------------------------------------------------- generated presets
+
+# Talking: ~5 syllables a second.
+_SYLLABLE_STEP_S = (0.17, 0.23)
+_ACCENT_HALF_WIDTH_S = 0.07  # below half the shortest step, so accents never overlap
+_TALK_LEAD_IN_S = 0.2
+_TALK_TAIL_S = 0.25
+
+
+def _build_talk(rng: np.random.Generator, duration_s: float) -> Keys:
+    """Syllables at ~5 Hz until the duration is used up: the jaw alternates
+    between a varied open peak and a nearly closed trough; some syllables are
+    an "oo" (pucker) or "ee" (wide); the head bobs a little on stresses."""
+    peaks: list[float] = []
+    time_s = _TALK_LEAD_IN_S
+    while time_s <= duration_s - _TALK_TAIL_S:
+        peaks.append(time_s)
+        time_s += rng.uniform(*_SYLLABLE_STEP_S)
+
+    jaw = [(0.0, 0.0)]
+    pucker: list[tuple[float, float]] = []
+    wide: list[tuple[float, float]] = []
+    head_pitch = [(0.0, 0.0)]
+    for index, peak_s in enumerate(peaks):
+        vowel = rng.choice(["open", "oo", "ee"], p=[0.6, 0.2, 0.2])
+        if vowel == "oo":  # rounded lips barely open the jaw
+            jaw.append((peak_s, rng.uniform(0.15, 0.3)))
+            pucker += _accent(peak_s, rng.uniform(0.5, 0.7))
+        elif vowel == "ee":
+            jaw.append((peak_s, rng.uniform(0.2, 0.35)))
+            wide += _accent(peak_s, rng.uniform(0.4, 0.6))
+        else:
+            jaw.append((peak_s, rng.uniform(0.3, 0.6)))
+        if index + 1 < len(peaks):  # the mouth nearly closes between syllables
+            jaw.append(((peak_s + peaks[index + 1]) / 2, rng.uniform(0.08, 0.15)))
+        if index % 3 == 0:  # a small nod on every third syllable, alternating
+            head_pitch.append((peak_s, rng.uniform(1.0, 2.0) * (-1 if index % 6 == 0 else 1)))
+
+    keys = {"jaw_open": jaw, "pucker": pucker, "wide": wide, "head_pitch": head_pitch}
+    return {name: _rest_ends(name, channel_keys, duration_s) for name, channel_keys in keys.items()}
+
+
+def _accent(peak_s: float, value: float) -> list[tuple[float, float]]:
+    """Keys for a lip shape that peaks on one syllable and is gone by the next."""
+    return [(peak_s - _ACCENT_HALF_WIDTH_S, 0.0), (peak_s, value), (peak_s + _ACCENT_HALF_WIDTH_S, 0.0)]
+
+
+# Idle: what a still face does when it is alive.
+_BREATH_PERIOD_S = 4.0  # ~0.25 Hz
+_BREATH_PITCH_DEG = 1.5
+_BREATH_RISE = 0.01  # face widths
+_BLINK_INTERVAL_S = (2.0, 6.0)
+_SACCADE_INTERVAL_S = (1.0, 3.0)
+_SACCADE_S = 0.05  # eye jumps are fast
+_DRIFT_INTERVAL_S = (1.5, 3.0)
+
+
+def _build_idle_alive(rng: np.random.Generator, duration_s: float) -> Keys:
+    """Breathing, blinks at random intervals, small gaze jumps with holds in
+    between and a slow head drift; the same seed gives the same motion."""
+    keys = {
+        **_breathing(duration_s),
+        **_random_blinks(rng, duration_s),
+        **_saccades(rng, duration_s),
+        **_head_drift(rng, duration_s),
+    }
+    return {name: _rest_ends(name, channel_keys, duration_s) for name, channel_keys in keys.items()}
+
+
+def _breathing(duration_s: float) -> Keys:
+    # Keys on the extremes, alternating in and out; smoothstep between them
+    # makes a near-sine wave. Breathing in lifts the head slightly.
+    half_period = _BREATH_PERIOD_S / 2
+    pitch: list[tuple[float, float]] = [(0.0, 0.0)]
+    rise: list[tuple[float, float]] = [(0.0, 0.0)]
+    time_s, sign = half_period / 2, 1.0
+    while time_s <= duration_s - half_period / 2:
+        pitch.append((time_s, sign * _BREATH_PITCH_DEG))
+        rise.append((time_s, sign * _BREATH_RISE))
+        time_s, sign = time_s + half_period, -sign
+    return {"head_pitch": pitch, "head_y": rise}
+
+
+def _random_blinks(rng: np.random.Generator, duration_s: float) -> Keys:
+    blinks: list[tuple[float, float]] = [(0.0, 0.0)]
+    time_s = rng.uniform(0.5, _BLINK_INTERVAL_S[0])
+    while time_s + 0.25 <= duration_s:
+        blinks += [(time_s, 0.0), (time_s + 0.1, 1.0), (time_s + 0.25, 0.0)]
+        time_s += rng.uniform(*_BLINK_INTERVAL_S)
+    return {"blink_l": blinks, "blink_r": list(blinks)}
+
+
+def _saccades(rng: np.random.Generator, duration_s: float) -> Keys:
+    # Each jump is a pair of keys: hold the old target, then the new one a
+    # moment later. The last jump returns to the centre before the end.
+    gaze_x: list[tuple[float, float]] = [(0.0, 0.0)]
+    gaze_y: list[tuple[float, float]] = [(0.0, 0.0)]
+    return_s = duration_s - 0.3
+    time_s = rng.uniform(*_SACCADE_INTERVAL_S)
+    while time_s + _SACCADE_S < return_s:
+        target = (rng.uniform(-0.3, 0.3), rng.uniform(-0.15, 0.15))
+        for keys, new_value in ((gaze_x, target[0]), (gaze_y, target[1])):
+            keys.extend([(time_s, keys[-1][1]), (time_s + _SACCADE_S, new_value)])
+        time_s += rng.uniform(*_SACCADE_INTERVAL_S)
+    if len(gaze_x) > 1:
+        for keys in (gaze_x, gaze_y):
+            keys.extend([(return_s, keys[-1][1]), (return_s + _SACCADE_S, 0.0)])
+    return {"gaze_x": gaze_x, "gaze_y": gaze_y}
+
+
+def _head_drift(rng: np.random.Generator, duration_s: float) -> Keys:
+    yaw: list[tuple[float, float]] = [(0.0, 0.0)]
+    roll: list[tuple[float, float]] = [(0.0, 0.0)]
+    time_s = rng.uniform(*_DRIFT_INTERVAL_S)
+    while time_s <= duration_s - _DRIFT_INTERVAL_S[0]:
+        yaw.append((time_s, rng.uniform(-2.0, 2.0)))
+        roll.append((time_s, rng.uniform(-1.5, 1.5)))
+        time_s += rng.uniform(*_DRIFT_INTERVAL_S)
+    return {"head_yaw": yaw, "head_roll": roll}
+
+
+# ---------------------------------------------------------------- the table
+
+_build_blink = _stretched(0.5, _blink_keys)
+_build_look_around = _stretched(4.0, _look_around_keys)
+_build_nod = _stretched(2.0, _nod_keys)
+_build_shake = _stretched(2.0, _shake_keys)
+_build_smile = _stretched(2.5, _smile_keys)
+# The demo: each gesture a little quicker than on its own, ~8 s in all.
+_build_showcase, _SHOWCASE_S = _chained(
+    [
+        (_build_blink, 0.5),
+        (_build_look_around, 2.4),
+        (_build_nod, 1.6),
+        (_build_smile, 1.6),
+        (_build_talk, 1.3),
+    ],
+    gap_s=0.15,
+)
+
+PRESETS: dict[str, Preset] = {
+    preset.name: preset
+    for preset in (
+        Preset("blink", "Both eyes blink once.", 0.5, _build_blink),
+        Preset(
+            "look-around",
+            "The eyes look left, then right, then up, with the head following a little.",
+            4.0,
+            _build_look_around,
+        ),
+        Preset("nod", "Two nods: down and up, twice.", 2.0, _build_nod),
+        Preset("shake", "A head shake: right and left, twice.", 2.0, _build_shake),
+        Preset("smile", "A smile with slightly raised brows, held, then released.", 2.5, _build_smile),
+        Preset(
+            "talk",
+            "The mouth movement of speech, about five syllables a second; fills the duration.",
+            3.0,
+            _build_talk,
+        ),
+        Preset(
+            "idle-alive",
+            "Breathing, random blinks, small glances and head drift; fills the duration.",
+            10.0,
+            _build_idle_alive,
+        ),
+        Preset(
+            "showcase",
+            "A demo: a blink, a look left and right, a nod, a smile and a few words.",
+            _SHOWCASE_S,
+            _build_showcase,
+        ),
+    )
+}

@@ -1,0 +1,60 @@
+"""Shared fixtures: the public-domain astronaut photo and its analysis.
+
+Analysis runs real MediaPipe models, so subjects are computed once per session.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from enliven.analysis import ASTRONAUT_PATH, analyze_image
+from enliven.images import load_image
+from enliven.shared.channels import CHANNEL_INDEX, default_vector
+
+
+@pytest.fixture(scope="session")
+def astronaut_path() -> Path:
+    return ASTRONAUT_PATH
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    return load_image(ASTRONAUT_PATH)
+
+
+@pytest.fixture(scope="session")
+def subject(astronaut):
+    return analyze_image(astronaut)
+
+
+@pytest.fixture(scope="session")
+def animator(subject):
+    from enliven.animator import Animator
+
+    return Animator(subject)
+
+
+def channel_values(**channels: float) -> np.ndarray:
+    """A full channel vector: defaults, with the named channels set."""
+    values = default_vector().astype(np.float64)
+    for name, value in channels.items():
+        values[CHANNEL_INDEX[name]] = value
+    return values
+
+
+def write_rgb(path: Path, rgb: np.ndarray) -> Path:
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def run_enliven(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the real command line in a fresh process, as a person would."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", "enliven.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=300)

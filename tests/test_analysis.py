@@ -1,0 +1,80 @@
+"""Face analysis on real photos with the real MediaPipe models."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from enliven import landmarks as lm
+from enliven.analysis import analyze_image, draw_overlay
+from enliven.errors import NoFaceError
+
+
+def test_astronaut_face_is_found_upright_with_open_eyes(subject):
+    assert subject.landmarks.shape == (478, 3)
+    assert subject.faces_found == 1
+    x0, y0, x1, y1 = subject.face_box
+    # The face is in the upper middle of the photo, about 90 px wide.
+    assert 150 < x0 < x1 < 300 and 40 < y0 < y1 < 200
+    assert 70 < subject.face_width < 120
+    yaw, pitch, roll = subject.pose.angles
+    assert abs(yaw) < 10 and abs(pitch) < 10 and abs(roll) < 10
+    left, right = subject.eye_openness
+    assert 0.2 < left < 0.45 and 0.2 < right < 0.45
+    # Subject's left eye is on the image's right.
+    assert subject.landmarks[473, 0] > subject.landmarks[468, 0]
+
+
+def test_analysis_is_cached_by_content(astronaut, subject):
+    assert analyze_image(astronaut.copy()) is subject
+
+
+def test_person_mask_covers_face_not_background(subject):
+    x0, y0 = subject.head_region[:2]
+    nose = subject.landmarks[1, :2] - (x0, y0)
+    assert subject.mask[int(nose[1]), int(nose[0])] > 0.9
+    assert subject.mask[2, 2] < 0.1  # the region's top-left corner is studio backdrop
+
+
+def test_large_photo_gives_the_same_face_scaled(astronaut, subject):
+    big = cv2.resize(astronaut, (2048, 2048), interpolation=cv2.INTER_CUBIC)
+    big_subject = analyze_image(big)
+    scale = 2048 / 512
+    error = np.linalg.norm(big_subject.landmarks[:, :2] / scale - subject.landmarks[:, :2], axis=1)
+    assert np.median(error) < 1.5  # pixels of the small photo
+    assert big_subject.mask.shape == (big_subject.head_region[3] - big_subject.head_region[1],
+                                      big_subject.head_region[2] - big_subject.head_region[0])
+
+
+def test_two_faces_largest_first_and_selectable(astronaut):
+    face = astronaut[30:230, 125:325]
+    canvas = np.full((512, 900, 3), 200, np.uint8)
+    canvas[40:440, 20:420] = cv2.resize(face, (400, 400))
+    canvas[150:350, 600:800] = face
+    largest = analyze_image(canvas, face_index=0)
+    smaller = analyze_image(canvas, face_index=1)
+    assert largest.faces_found == 2
+    assert largest.landmarks[:, 0].mean() < 450 < smaller.landmarks[:, 0].mean()
+    with pytest.raises(NoFaceError, match="no face number 2"):
+        analyze_image(canvas, face_index=2)
+
+
+def test_photo_without_a_face_is_refused():
+    rng = np.random.default_rng(0)
+    landscape = cv2.GaussianBlur(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8), (31, 31), 0)
+    with pytest.raises(NoFaceError, match="No face"):
+        analyze_image(landscape)
+
+
+def test_overlay_marks_landmarks(subject):
+    overlay = draw_overlay(subject)
+    assert overlay.shape == subject.image.shape
+    x, y = subject.landmarks[1, :2].round().astype(int)
+    assert np.abs(overlay[y, x].astype(int) - subject.image[y, x]).sum() > 30
+
+
+def test_openness_measures(subject):
+    closed = subject.landmarks.copy()
+    closed[list(lm.LEFT_EYE_UPPER), :2] = closed[list(lm.LEFT_EYE_LOWER), :2]
+    assert lm.eye_aspect_ratio(closed, "left") < 0.05
+    assert lm.eye_aspect_ratio(closed, "right") == pytest.approx(subject.eye_openness[1])

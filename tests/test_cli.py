@@ -1,0 +1,115 @@
+"""The `enliven` command line, run as a real process: outputs and error paths."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from enliven.shared.motion import Motion, save_motion
+from enliven.shared.presets import preset_motion
+
+from conftest import run_enliven, write_rgb
+
+
+def test_analyze_json_and_overlay(astronaut_path, tmp_path):
+    overlay = tmp_path / "overlay.png"
+    result = run_enliven("analyze", astronaut_path, "--json", "--overlay", overlay)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["face_found"] is True and report["faces_found"] == 1
+    assert set(report["head_pose_deg"]) == {"yaw", "pitch", "roll"}
+    assert report["eye_openness"]["left"] > 0.2
+    assert cv2.imread(str(overlay)).shape == (512, 512, 3)
+
+
+def test_generate_preset_writes_sequence_video_and_sheet(astronaut_path, tmp_path):
+    out = tmp_path / "frames"
+    result = run_enliven("generate", astronaut_path, "--preset", "blink", "--fps", "12", "--out", out,
+                         "--video", tmp_path / "blink.mp4", "--contact-sheet", tmp_path / "sheet.png")
+    assert result.returncode == 0, result.stderr
+    frames = sorted(out.glob("frame_*.png"))
+    count = preset_motion("blink", fps=12).frame_count
+    assert count >= 6
+    assert [f.name for f in frames] == [f"frame_{i:04d}.png" for i in range(1, count + 1)]
+    middle = cv2.imread(str(frames[2]))
+    assert middle.shape == (512, 512, 3)
+    assert not np.array_equal(middle, cv2.imread(str(frames[0])))  # the eyes closed
+    assert (tmp_path / "blink.mp4").stat().st_size > 1000
+    assert cv2.imread(str(tmp_path / "sheet.png")) is not None
+    assert not list(out.glob("*.part"))
+
+
+def test_generate_with_size_and_motion_file(astronaut_path, tmp_path):
+    motion = Motion(fps=10, channels=("jaw_open",), values=np.array([[0.0], [0.8]], np.float32))
+    save_motion(motion, tmp_path / "m.csv")
+    result = run_enliven("generate", astronaut_path, "--motion", tmp_path / "m.csv", "--size", "256", "--out", tmp_path / "o")
+    assert result.returncode == 0, result.stderr
+    assert cv2.imread(str(tmp_path / "o" / "frame_0002.png")).shape == (256, 256, 3)
+
+
+def test_presets_lists_the_required_motions():
+    result = run_enliven("presets")
+    assert result.returncode == 0
+    for name in ("blink", "look-around", "nod", "shake", "smile", "talk", "idle-alive"):
+        assert name in result.stdout
+
+
+def test_no_face_exit_code_and_message(tmp_path):
+    blank = write_rgb(tmp_path / "wall.png", np.full((300, 300, 3), 180, np.uint8))
+    result = run_enliven("analyze", blank)
+    assert result.returncode == 3
+    assert "No face found" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"not an image at all", "not an image"),
+    ("truncated", "truncated"),
+])
+def test_unreadable_images(astronaut_path, tmp_path, content, expected):
+    path = tmp_path / "bad.png"
+    path.write_bytes(astronaut_path.read_bytes()[:30000] if content == "truncated" else content)
+    result = run_enliven("analyze", path)
+    assert result.returncode == 4
+    assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_image_over_the_size_limit(astronaut_path):
+    result = run_enliven("analyze", astronaut_path, "--max-pixels", "0.1")
+    assert result.returncode == 4
+    assert "over the limit" in result.stderr
+
+
+def test_several_faces_are_reported(astronaut, tmp_path):
+    face = astronaut[30:230, 125:325]
+    canvas = np.full((400, 700, 3), 200, np.uint8)
+    canvas[50:350, 20:320] = cv2.resize(face, (300, 300))
+    canvas[100:300, 450:650] = face
+    path = write_rgb(tmp_path / "two.png", canvas)
+    result = run_enliven("analyze", path, "--json")
+    assert result.returncode == 0
+    assert "2 faces found" in result.stderr and "--face" in result.stderr
+    result = run_enliven("analyze", path, "--face", "5")
+    assert result.returncode == 3
+
+
+def test_motion_with_unknown_channel(astronaut_path, tmp_path):
+    (tmp_path / "m.json").write_text(json.dumps({"format": "enliven-motion", "version": 1, "fps": 24,
+                                                 "channels": ["jaw_opn"], "frames": [[0.5]]}))
+    result = run_enliven("generate", astronaut_path, "--motion", tmp_path / "m.json", "--out", tmp_path / "o")
+    assert result.returncode == 5
+    assert "jaw_opn" in result.stderr and "jaw_open" in result.stderr
+
+
+def test_nan_and_out_of_range_are_clamped_or_refused(astronaut_path, tmp_path):
+    motion = Motion(fps=24, channels=("jaw_open", "head_yaw"),
+                    values=np.array([[np.nan, 0.0], [2.5, 90.0]], np.float32))
+    save_motion(motion, tmp_path / "m.json")
+    lenient = run_enliven("generate", astronaut_path, "--motion", tmp_path / "m.json", "--out", tmp_path / "o")
+    assert lenient.returncode == 0, lenient.stderr
+    assert "warning" in lenient.stderr and "clamped" in lenient.stderr
+    assert (tmp_path / "o" / "frame_0002.png").exists()
+    strict = run_enliven("generate", astronaut_path, "--motion", tmp_path / "m.json", "--out", tmp_path / "s", "--strict")
+    assert strict.returncode == 5
+    assert not (tmp_path / "s" / "frame_0001.png").exists()

@@ -1,0 +1,153 @@
+"""Motion presets: keys, sampling and the motions they make."""
+import numpy as np
+import pytest
+
+from enliven.shared.channels import CHANNEL_INDEX, CHANNELS, default_vector, maximum_vector, minimum_vector
+from enliven.shared.motion import MotionError
+from enliven.shared.presets import PRESETS, preset_keys, preset_motion, sample_keys
+
+
+def column(values: np.ndarray, name: str) -> np.ndarray:
+    return values[:, CHANNEL_INDEX[name]]
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_starts_and_ends_at_the_neutral_face(name):
+    full = preset_motion(name).full()
+    np.testing.assert_array_equal(full[0], default_vector())
+    np.testing.assert_array_equal(full[-1], default_vector())
+    # Keyed channels have a rest key on the first and the last frame, so a
+    # preset placed after another on a timeline cannot inherit its values.
+    last_frame = len(full) - 1
+    for channel_name, keys in preset_keys(name).items():
+        default = CHANNELS[CHANNEL_INDEX[channel_name]].default
+        assert keys[0] == (0, default), channel_name
+        assert keys[-1] == (last_frame, default), channel_name
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_stays_within_channel_ranges_and_moves(name):
+    full = preset_motion(name, seed=3).full()
+    assert np.all(full >= minimum_vector()) and np.all(full <= maximum_vector())
+    assert np.ptp(full, axis=0).max() > 0, "the preset does nothing"
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_preset_length_follows_its_duration_and_fps(name):
+    motion = preset_motion(name, fps=30)
+    assert motion.fps == 30
+    assert motion.frame_count == round(PRESETS[name].duration_s * 30) + 1
+    assert preset_motion(name, fps=30, duration_s=6.0).frame_count == 181
+
+
+def test_blink_closes_both_eyes_fully_then_opens_them():
+    full = preset_motion("blink").full()
+    for eye in ("blink_l", "blink_r"):
+        blink = column(full, eye)
+        assert blink.max() == pytest.approx(1.0)
+        closed_at = int(blink.argmax())
+        assert 0.05 <= closed_at / 24 <= 0.15
+        assert blink[-1] == 0
+
+
+def test_nod_goes_down_and_up_twice():
+    pitch = column(preset_motion("nod").full(), "head_pitch")
+    assert pitch.min() == pytest.approx(-12.0) and pitch.max() == pytest.approx(6.0)
+    # Down, up, down, up, back to level: four changes of direction.
+    steps = np.diff(pitch)
+    directions = np.sign(steps[np.abs(steps) > 1e-6])
+    assert np.count_nonzero(np.diff(directions)) == 4
+
+
+def test_look_around_leads_with_the_eyes_and_the_head_follows():
+    full = preset_motion("look-around").full()
+    gaze, yaw = column(full, "gaze_x"), column(full, "head_yaw")
+    assert gaze.min() == pytest.approx(-0.8) and gaze.max() == pytest.approx(0.8)
+    assert np.abs(yaw).max() == pytest.approx(8.0)
+    # Turning toward the image's left, the head lags behind the eyes.
+    assert int(np.argmax(gaze <= -0.79)) < int(np.argmax(yaw <= -7.9))
+
+
+def test_idle_alive_is_the_same_for_a_seed_and_differs_between_seeds():
+    first = preset_motion("idle-alive", seed=1).values
+    np.testing.assert_array_equal(first, preset_motion("idle-alive", seed=1).values)
+    assert not np.array_equal(first, preset_motion("idle-alive", seed=2).values)
+
+
+def test_idle_alive_fills_the_requested_duration_with_blinks_and_breathing():
+    full = preset_motion("idle-alive", duration_s=30.0, seed=5).full()
+    assert len(full) == 30 * 24 + 1
+    blink = column(full, "blink_l")
+    # Count blink onsets: 30 s with one blink every 2-6 s.
+    onsets = np.count_nonzero((blink[1:] > 0.5) & (blink[:-1] <= 0.5))
+    assert 5 <= onsets <= 15
+    pitch = column(full, "head_pitch")
+    assert 1.0 <= pitch.max() <= 2.0 and -2.0 <= pitch.min() <= -1.0
+
+
+def test_talk_opens_and_closes_the_mouth_repeatedly():
+    jaw = column(preset_motion("talk").full(), "jaw_open")
+    assert jaw[0] == 0 and jaw[-1] == 0
+    assert 0.3 <= jaw.max() <= 0.6
+    openings = np.count_nonzero((jaw[1:] > 0.2) & (jaw[:-1] <= 0.2))
+    assert openings >= 6, "about five syllables a second over three seconds"
+
+
+def test_showcase_plays_blink_look_nod_smile_and_talk_in_that_order():
+    full = preset_motion("showcase").full()
+    seconds = len(full) / 24
+    assert 7.0 <= seconds <= 9.0
+
+    def first_frame(mask: np.ndarray) -> int:
+        assert mask.any()
+        return int(np.argmax(mask))
+
+    blink = first_frame(column(full, "blink_l") > 0.9)
+    look_left = first_frame(column(full, "gaze_x") < -0.5)
+    look_right = first_frame(column(full, "gaze_x") > 0.5)
+    nod = first_frame(column(full, "head_pitch") < -8)
+    smile = first_frame((column(full, "smile_l") > 0.6) & (column(full, "smile_r") > 0.6))
+    talk = first_frame(column(full, "jaw_open") > 0.2)
+    assert blink < look_left < look_right < nod < smile < talk
+
+
+def test_fixed_presets_stretch_to_a_requested_duration():
+    normal = preset_keys("nod")["head_pitch"]
+    slow = preset_keys("nod", duration_s=4.0)["head_pitch"]
+    assert [value for _, value in slow] == [value for _, value in normal]
+    assert slow[-1][0] == 2 * normal[-1][0]
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+@pytest.mark.parametrize("fps", [5.0, 24.0, 60.0])
+def test_preset_keys_are_whole_frames_one_per_frame_starting_at_rest(name, fps):
+    for channel_name, keys in preset_keys(name, fps=fps).items():
+        frames = [frame for frame, _ in keys]
+        assert all(isinstance(frame, int) for frame in frames)
+        assert frames == sorted(set(frames))
+        # Even when keys crowd onto the same frames at low fps, the preset
+        # still starts at rest.
+        assert keys[0] == (0, CHANNELS[CHANNEL_INDEX[channel_name]].default)
+
+
+def test_unknown_preset_lists_the_valid_ones():
+    with pytest.raises(MotionError, match=r"unknown preset 'nodd' \(did you mean 'nod'.*showcase"):
+        preset_keys("nodd")
+
+
+def test_sample_keys_eases_between_keys_and_holds_outside_them():
+    samples = sample_keys({"jaw_open": [(2, 0.0), (6, 1.0)], "head_yaw": [(3, 10.0)]}, 10)
+    assert samples.shape == (10, len(CHANNELS)) and samples.dtype == np.float32
+    jaw = column(samples, "jaw_open")
+    assert jaw[:3].tolist() == [0.0, 0.0, 0.0]  # held before the first key
+    assert jaw[6:].tolist() == [1.0] * 4  # held after the last key
+    assert jaw[4] == pytest.approx(0.5)  # halfway
+    # Ease in and out: slow near the keys, fastest in the middle.
+    assert jaw[3] == pytest.approx(0.15625) and jaw[5] == pytest.approx(0.84375)
+    assert column(samples, "head_yaw").tolist() == [10.0] * 10  # a single key holds
+    assert column(samples, "smile_l").tolist() == [0.0] * 10  # unkeyed: default
+
+
+def test_sample_keys_refuses_keys_out_of_order():
+    with pytest.raises(MotionError, match="jaw_open"):
+        sample_keys({"jaw_open": [(5, 0.0), (2, 1.0)]}, 8)

@@ -1,0 +1,114 @@
+"""Rig properties: defaults reproduce the source, each channel does what its name says."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from enliven import landmarks as lm
+from enliven.geometry import estimate_head_pose, rotation_from_angles, angles_from_rotation
+from enliven.rig import Rig
+from enliven.shared.channels import CHANNELS, CHANNEL_NAMES
+
+from conftest import channel_values
+
+
+@pytest.fixture(scope="module")
+def rig(subject):
+    return Rig(subject.landmarks, subject.pose)
+
+
+def test_defaults_reproduce_the_source_exactly(rig, subject):
+    assert np.abs(rig.targets(channel_values()) - subject.landmarks).max() < 1e-4
+
+
+def test_every_channel_moves_landmarks(rig, subject):
+    for channel in CHANNELS:
+        extreme = channel.maximum if channel.maximum != channel.default else channel.minimum
+        moved = np.abs(rig.targets(channel_values(**{channel.name: extreme})) - subject.landmarks)[:, :2].max()
+        assert moved > 1.0, f"{channel.name} at {extreme} moves landmarks only {moved:.2f} px"
+
+
+@pytest.mark.parametrize("yaw, pitch, roll", [(20, 0, 0), (-30, 0, 0), (0, 15, 0), (0, -20, 0), (0, 0, 25), (15, 10, -10)])
+def test_head_pose_channels_turn_the_head_by_the_requested_angles(rig, subject, yaw, pitch, roll):
+    targets = rig.targets(channel_values(head_yaw=yaw, head_pitch=pitch, head_roll=roll))
+    measured = estimate_head_pose(targets).rotation
+    expected = rotation_from_angles(yaw, pitch, roll) @ subject.pose.rotation
+    assert np.allclose(measured, expected, atol=1e-3)
+
+
+def test_pose_angles_round_trip():
+    for angles in [(10, -5, 3), (-40, 25, -30), (0, 0, 0)]:
+        assert np.allclose(angles_from_rotation(rotation_from_angles(*angles)), angles, atol=1e-9)
+
+
+def test_head_translation_directions(rig, subject):
+    right = rig.targets(channel_values(head_x=0.2)) - subject.landmarks
+    up = rig.targets(channel_values(head_y=0.2)) - subject.landmarks
+    assert right[:, 0].mean() == pytest.approx(0.2 * subject.face_width, rel=0.05)
+    assert up[:, 1].mean() == pytest.approx(-0.2 * subject.face_width, rel=0.05)  # image y points down
+
+
+def test_blink_closes_only_the_named_eye_and_sides_mirror(rig, subject):
+    left = rig.targets(channel_values(blink_l=1))
+    right = rig.targets(channel_values(blink_r=1))
+    assert lm.eye_aspect_ratio(left, "left") < 0.05
+    assert lm.eye_aspect_ratio(left, "right") == pytest.approx(subject.eye_openness[1], abs=1e-3)
+    assert lm.eye_aspect_ratio(right, "right") < 0.05
+    left_travel = np.abs(left - subject.landmarks)[list(lm.LEFT_EYE_UPPER)].max()
+    right_travel = np.abs(right - subject.landmarks)[list(lm.RIGHT_EYE_UPPER)].max()
+    assert left_travel == pytest.approx(right_travel, rel=0.25)
+
+
+def test_half_blink_is_half_way(rig, subject):
+    half = lm.eye_aspect_ratio(rig.targets(channel_values(blink_l=0.5)), "left")
+    assert 0.35 < half / subject.eye_openness[0] < 0.7
+
+
+def test_gaze_moves_the_irises(rig, subject):
+    for channel, axis, sign in (("gaze_x", 0, +1), ("gaze_y", 1, -1)):
+        for value in (1.0, -1.0):
+            moved = rig.targets(channel_values(**{channel: value})) - subject.landmarks
+            for centre in (468, 473):
+                assert np.sign(moved[centre, axis]) == sign * value
+                assert abs(moved[centre, axis]) > 1.0
+
+
+def test_smile_raises_and_widens_its_own_corner(rig, subject):
+    moved = rig.targets(channel_values(smile_l=1)) - subject.landmarks
+    assert moved[lm.MOUTH_LEFT_CORNER, 1] < -1 and moved[lm.MOUTH_LEFT_CORNER, 0] > 1  # up and toward image right
+    assert np.abs(moved[lm.MOUTH_RIGHT_CORNER]).max() < 0.5 * np.abs(moved[lm.MOUTH_LEFT_CORNER]).max()
+    frown = rig.targets(channel_values(smile_r=-1)) - subject.landmarks
+    assert frown[lm.MOUTH_RIGHT_CORNER, 1] > 1  # down
+
+
+def test_jaw_open_parts_the_lips_and_keeps_the_upper_lip(rig, subject):
+    opened = rig.targets(channel_values(jaw_open=1))
+    assert lm.mouth_openness(opened) > subject.mouth_openness + 0.3
+    assert np.abs(opened - subject.landmarks)[list(lm.LIPS_UPPER_OUTER[1:-1]), :2].max() < 0.5
+    assert opened[lm.CHIN, 1] > subject.landmarks[lm.CHIN, 1] + 5
+
+
+def test_pucker_narrows_and_wide_widens_the_mouth(rig, subject):
+    def width(points):
+        return np.linalg.norm(points[lm.MOUTH_LEFT_CORNER, :2] - points[lm.MOUTH_RIGHT_CORNER, :2])
+
+    neutral = width(subject.landmarks)
+    assert width(rig.targets(channel_values(pucker=1))) < 0.85 * neutral
+    assert width(rig.targets(channel_values(wide=1))) > 1.1 * neutral
+
+
+def test_brows_move_up_and_down(rig, subject):
+    brow = list(lm.LEFT_BROW)
+    raised = rig.targets(channel_values(brow_l=1)) - subject.landmarks
+    lowered = rig.targets(channel_values(brow_l=-1)) - subject.landmarks
+    assert raised[brow, 1].mean() < -2 and lowered[brow, 1].mean() > 1
+    assert np.abs(raised[list(lm.RIGHT_BROW)]).max() < 0.5
+    inner = rig.targets(channel_values(brow_inner_up=1)) - subject.landmarks
+    assert inner[list(lm.LEFT_BROW_INNER + lm.RIGHT_BROW_INNER), 1].mean() < -2
+
+
+def test_expressions_combine_with_pose(rig, subject):
+    both = rig.targets(channel_values(jaw_open=1, head_yaw=20))
+    assert lm.mouth_openness(both) > subject.mouth_openness + 0.25
+    assert angles_from_rotation(estimate_head_pose(both).rotation)[0] > subject.pose.angles[0] + 15
+    assert len(CHANNEL_NAMES) == 17

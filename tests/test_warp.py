@@ -1,0 +1,96 @@
+"""Warp engine output checks that would catch a broken warp."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from enliven import landmarks as lm
+from enliven.analysis import analyze_image
+from enliven.animator import Animator
+from enliven.errors import BadMotionError
+from enliven.shared.presets import preset_motion
+
+from conftest import channel_values
+
+
+def outside_head_region(frame: np.ndarray, region) -> np.ndarray:
+    x0, y0, x1, y1 = region
+    keep = np.ones(frame.shape[:2], bool)
+    keep[y0:y1, x0:x1] = False
+    return frame[keep]
+
+
+def mouth_box(points: np.ndarray, pad: int = 4):
+    mouth = points[list(lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER), :2]
+    (x0, y0), (x1, y1) = mouth.min(0).astype(int) - pad, mouth.max(0).astype(int) + pad
+    return slice(y0, y1), slice(x0, x1)
+
+
+def test_defaults_give_back_the_photo(animator, subject):
+    frame = animator.render(channel_values())
+    assert frame.shape == subject.image.shape and frame.dtype == np.uint8
+    assert np.abs(frame.astype(int) - subject.image).max() <= 1
+
+
+def test_jaw_open_changes_the_mouth_and_darkens_it(animator, subject):
+    frame = animator.render(channel_values(jaw_open=1))
+    rows, cols = mouth_box(subject.landmarks)
+    before, after = subject.image[rows, cols].astype(float), frame[rows, cols].astype(float)
+    assert np.abs(after - before).mean() > 10
+    # The opened mouth shows a dark cavity the closed-teeth photo did not have.
+    assert (after.mean(axis=2) < 60).mean() > (before.mean(axis=2) < 60).mean() + 0.05
+
+
+def test_background_outside_the_head_never_moves(animator, subject):
+    motion = preset_motion("showcase", fps=6)
+    for values in motion.full():
+        frame = animator.render(values)
+        assert np.array_equal(outside_head_region(frame, subject.head_region),
+                              outside_head_region(subject.image, subject.head_region))
+
+
+def test_uncovered_background_is_not_smeared_skin(animator, subject):
+    """Turning the head uncovers backdrop beside it; it must look like backdrop, not hair or skin."""
+    frame = animator.render(channel_values(head_x=0.35))
+    x0, y0, x1, y1 = subject.head_region
+    left_of_face = int(subject.landmarks[:, 0].min()) - 25  # hair on the left edge of the head moved right
+    row = int(subject.landmarks[lm.FACE_RIGHT_EDGE, 1])
+    backdrop = subject.image[y0 + 5:y0 + 25, x0 + 5:x0 + 25].reshape(-1, 3).mean(axis=0)
+    assert np.abs(frame[row, left_of_face].astype(float) - backdrop).mean() < 45
+
+
+def test_head_yaw_is_measured_back_on_the_output(animator, subject):
+    frame = animator.render(channel_values(head_yaw=20))
+    measured = analyze_image(frame).pose.angles[0] - subject.pose.angles[0]
+    assert measured == pytest.approx(20, abs=4)
+
+
+def test_blink_and_jaw_are_seen_by_the_face_tracker(animator, subject):
+    blinked = analyze_image(animator.render(channel_values(blink_l=1, blink_r=1)))
+    assert max(blinked.eye_openness) < 0.7 * min(subject.eye_openness)
+    opened = analyze_image(animator.render(channel_values(jaw_open=1)))
+    assert opened.mouth_openness > 0.25
+
+
+def test_gaze_moves_the_dark_iris(animator, subject):
+    frame = animator.render(channel_values(gaze_x=1))
+    tracked = analyze_image(frame).landmarks
+    for centre in (468, 473):
+        assert tracked[centre, 0] - subject.landmarks[centre, 0] > 1.0
+
+
+def test_full_resolution_photo_stays_full_resolution(astronaut):
+    big = cv2.resize(astronaut, (1536, 1536), interpolation=cv2.INTER_CUBIC)
+    animator = Animator(analyze_image(big))
+    frame = animator.render(channel_values(jaw_open=0.6, head_yaw=10))
+    assert frame.shape == big.shape
+    assert np.array_equal(outside_head_region(frame, animator.subject.head_region),
+                          outside_head_region(big, animator.subject.head_region))
+
+
+def test_bad_channel_values_are_refused(animator):
+    with pytest.raises(BadMotionError):
+        animator.render(channel_values(jaw_open=float("nan")))
+    with pytest.raises(BadMotionError):
+        animator.render(np.zeros(3))
