@@ -70,7 +70,7 @@ def _eye_shapes(head: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
     others = np.setdiff1d(np.arange(len(head)), moving)
     near_upper = (np.linalg.norm(head[others, None] - head[upper][None], axis=-1).min(axis=1)
                   < np.linalg.norm(head[others, None] - head[lower][None], axis=-1).min(axis=1))
-    upper_spread = 0.55 * _spread(head[others], head[upper], blink[upper], 0.07)
+    upper_spread = 0.8 * _spread(head[others], head[upper], blink[upper], 0.07)
     lower_spread = 0.3 * _spread(head[others], head[lower], blink[lower], 0.06)
     blink[others] = np.where(near_upper[:, None], upper_spread, lower_spread)
 

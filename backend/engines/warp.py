@@ -53,10 +53,13 @@ class WarpEngine:
         self._build_control_points()
         self.triangles = Delaunay(self.source_work[:, :2], qhull_options="QJ Pp").simplices.astype(np.int32)
         self.background_plate = self._background_plate()
-        work_w, work_h = self.work_size
-        self.work_grid = np.stack(np.meshgrid(np.arange(work_w, dtype=np.float32),
-                                              np.arange(work_h, dtype=np.float32)), axis=-1)
         self.source_mouth_open = subject.mouth_openness
+        # Control points (indices into source_work) of the parts rendered exactly at full resolution, with padding.
+        position = {landmark: i for i, landmark in enumerate(self.landmark_ids)}
+        mouth = [position[i] for i in lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER]
+        self.detail_windows = [([position[i] for i in lm.eye_polygon("left")], 0.25),
+                               ([position[i] for i in lm.eye_polygon("right")], 0.25),
+                               (mouth, 0.1)]
         self.mouth_colour = self._lip_colour()
 
     # ----- once per subject -------------------------------------------------
@@ -185,52 +188,56 @@ class WarpEngine:
         work[:, 1] = work[:, 1].clip(0, work_h - 1)
         return landmarks_image, extra_image, work
 
-    def displacement(self, target_work: np.ndarray) -> np.ndarray:
-        """Backward displacement (working px): for each output pixel, where to read in the source, minus where it is."""
-        tri = self.triangles
-        target = target_work[tri, :2]  # (T, 3, 2)
-        source = self.source_work[tri, :2]
-        # Affine map per triangle from target to source: source = A @ [x, y, 1].
-        corners = np.concatenate([target, np.ones(target.shape[:2] + (1,))], axis=2)  # (T, 3, 3)
-        determinant = np.linalg.det(corners)
-        usable = np.abs(determinant) > 1e-6
-        affine = np.zeros((len(tri), 2, 3))
-        affine[usable] = np.swapaxes(np.linalg.solve(corners[usable], source[usable]), 1, 2)
-
-        # Far triangles first so near ones overwrite them.
-        depth = target_work[tri, 2].mean(axis=1)
-        order = np.argsort(-depth, kind="stable")
-        work_w, work_h = self.work_size
-        index_image = np.full((work_h, work_w), -1, dtype=np.int32)
-        corners_fixed = np.round(target * 16).astype(np.int32)  # 4 bits of sub-pixel precision
-        for t in order:
-            if usable[t]:
-                cv2.fillConvexPoly(index_image, corners_fixed[t], int(t), lineType=cv2.LINE_8, shift=4)
-
-        covered = index_image >= 0
-        pixel_affine = affine[np.where(covered, index_image, 0)].astype(np.float32)  # (H, W, 2, 3)
-        grid = self.work_grid
-        mapped = pixel_affine[..., 0] * grid[..., :1] + pixel_affine[..., 1] * grid[..., 1:] + pixel_affine[..., 2]
-        displacement = mapped - grid
-        displacement[~covered] = 0.0
-        return displacement
-
     def render(self, values: np.ndarray) -> np.ndarray:
         """The animated photo for one frame of channel values (full resolution, uint8 RGB)."""
         values = np.asarray(values, dtype=np.float64)
         target_image, extra_image, target_work = self.target_points(values)
         frame = self.subject.image.copy()
-        displacement = self.displacement(target_work)
+        displacement = piecewise_affine_displacement(target_work, self.source_work, self.triangles, self.work_size)
         moving = np.abs(displacement).max(axis=2) > MOVING_EPSILON
         if not moving.any():
             return frame
         box = self._moving_box(moving)
-        region = self._warp_region(displacement, box)
+        full = self._full_resolution_displacement(displacement, box, target_work)
+        region = self._warp_region(full, box)
+        region = self._paint_mouth(region, target_image, extra_image, box)
         x0, y0 = self.region[:2]
         bx0, by0, bx1, by1 = box
-        region = self._paint_mouth(region, target_image, extra_image, box)
         frame[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1] = region
         return frame
+
+    def _full_resolution_displacement(self, displacement: np.ndarray, box: tuple[int, int, int, int],
+                                      target_work: np.ndarray) -> np.ndarray:
+        """Displacement in region pixels over `box`: the working field upsampled, with the eyes and
+        mouth computed exactly at full resolution (a closing eyelid or a lip line is thinner than a
+        working pixel, and upsampling would leave a sliver of iris showing through a closed eye)."""
+        bx0, by0, bx1, by1 = box
+        if self.scale >= 1:
+            return displacement[by0:by1, bx0:bx1].copy()
+        # Sample the working field at the box's pixel centres.
+        to_work = np.array([[self.scale, 0, (bx0 + 0.5) * self.scale - 0.5],
+                            [0, self.scale, (by0 + 0.5) * self.scale - 0.5]])
+        full = cv2.warpAffine(displacement, to_work, (bx1 - bx0, by1 - by0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE) / self.scale
+        target_region = self._work_to_region(target_work)
+        source_region = self._work_to_region(self.source_work)
+        for ids, pad in self.detail_windows:
+            points = np.concatenate([target_region[ids, :2], source_region[ids, :2]])
+            span = np.ptp(points, axis=0).max()
+            wx0, wy0 = np.floor(points.min(axis=0) - pad * span).astype(int)
+            wx1, wy1 = np.ceil(points.max(axis=0) + pad * span).astype(int)
+            wx0, wy0, wx1, wy1 = max(wx0, bx0), max(wy0, by0), min(wx1, bx1), min(wy1, by1)
+            if wx1 - wx0 < 2 or wy1 - wy0 < 2:
+                continue
+            offset = np.array([wx0, wy0, 0.0])
+            full[wy0 - by0:wy1 - by0, wx0 - bx0:wx1 - bx0] = piecewise_affine_displacement(
+                target_region - offset, source_region - offset, self.triangles, (wx1 - wx0, wy1 - wy0))
+        return full
+
+    def _work_to_region(self, points: np.ndarray) -> np.ndarray:
+        out = points.copy()
+        out[:, :2] = (out[:, :2] + 0.5) / self.scale - 0.5
+        return out
 
     def _moving_box(self, moving: np.ndarray) -> tuple[int, int, int, int]:
         """Box (region pixels) around every working pixel that moves, padded by one working pixel."""
@@ -240,12 +247,9 @@ class WarpEngine:
         y0 = max(0, int((rows[0] - 1) / self.scale)); y1 = min(height, int(np.ceil((rows[-1] + 2) / self.scale)))
         return x0, y0, x1, y1
 
-    def _warp_region(self, displacement: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-        """Warp the full-resolution pixels inside `box` and composite uncovered background."""
-        width, height = self.region_size
-        full = cv2.resize(displacement, (width, height), interpolation=cv2.INTER_LINEAR) if self.scale < 1 else displacement
+    def _warp_region(self, full: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        """Warp the full-resolution pixels inside `box` by displacement `full` and composite uncovered background."""
         bx0, by0, bx1, by1 = box
-        full = full[by0:by1, bx0:bx1] / self.scale
         xs, ys = np.meshgrid(np.arange(bx0, bx1, dtype=np.float32), np.arange(by0, by1, dtype=np.float32))
         map_x, map_y = xs + full[..., 0], ys + full[..., 1]
         warped = cv2.remap(self.source_region, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -307,3 +311,41 @@ class WarpEngine:
         region = region.copy()
         region[py0:py1, px0:px1] = np.clip(patch + alpha[..., None] * (cavity - patch), 0, 255).astype(np.uint8)
         return region
+
+
+def piecewise_affine_displacement(target: np.ndarray, source: np.ndarray, triangles: np.ndarray,
+                                  size: tuple[int, int]) -> np.ndarray:
+    """Backward displacement over a (width, height) pixel grid for a triangulated point set.
+
+    `target` and `source` are (N, 3) points (x, y in grid pixels, z depth: larger
+    is farther). Each triangle maps affinely from its target corners back to its
+    source corners; triangles are drawn far to near into an index image, so
+    where the moved mesh folds over itself the nearer surface wins. Returns
+    (height, width, 2): source position minus pixel position; 0 where no
+    triangle covers a pixel.
+    """
+    width, height = size
+    corners_target = target[triangles, :2]  # (T, 3, 2)
+    corners_source = source[triangles, :2]
+    lo, hi = corners_target.min(axis=1), corners_target.max(axis=1)
+    visible = (hi[:, 0] >= 0) & (hi[:, 1] >= 0) & (lo[:, 0] < width) & (lo[:, 1] < height)
+    homogeneous = np.concatenate([corners_target, np.ones(corners_target.shape[:2] + (1,))], axis=2)
+    usable = visible & (np.abs(np.linalg.det(homogeneous)) > 1e-6)
+    affine = np.zeros((len(triangles), 2, 3))
+    affine[usable] = np.swapaxes(np.linalg.solve(homogeneous[usable], corners_source[usable]), 1, 2)
+
+    depth = target[triangles, 2].mean(axis=1)
+    index_image = np.full((height, width), -1, dtype=np.int32)
+    corners_fixed = np.round(corners_target * 16).astype(np.int32)  # 4 bits of sub-pixel precision
+    for t in np.flatnonzero(usable)[np.argsort(-depth[usable], kind="stable")]:
+        cv2.fillConvexPoly(index_image, corners_fixed[t], int(t), lineType=cv2.LINE_8, shift=4)
+
+    covered = index_image >= 0
+    pixel_affine = affine[np.where(covered, index_image, 0)].astype(np.float32)  # (H, W, 2, 3)
+    xs = np.arange(width, dtype=np.float32)[None, :]
+    ys = np.arange(height, dtype=np.float32)[:, None]
+    displacement = np.empty((height, width, 2), np.float32)
+    displacement[..., 0] = pixel_affine[..., 0, 0] * xs + pixel_affine[..., 0, 1] * ys + pixel_affine[..., 0, 2] - xs
+    displacement[..., 1] = pixel_affine[..., 1, 0] * xs + pixel_affine[..., 1, 1] * ys + pixel_affine[..., 1, 2] - ys
+    displacement[~covered] = 0.0
+    return displacement
