@@ -29,6 +29,7 @@ from .. import landmarks as lm
 from ..analysis import Subject
 from ..geometry import camera_to_image, image_to_camera
 from ..rig import Rig
+from ..shared.channels import CHANNEL_INDEX
 
 WORKING_SIDE = 256  # the displacement field is computed at most this large
 BORDER_PINS_PER_SIDE = 8
@@ -61,6 +62,7 @@ class WarpEngine:
                                ([position[i] for i in lm.eye_polygon("right")], 0.25),
                                (mouth, 0.1)]
         self.mouth_colour = self._lip_colour()
+        self.lash_colour = self._lash_colours()
 
     # ----- once per subject -------------------------------------------------
 
@@ -201,6 +203,7 @@ class WarpEngine:
         full = self._full_resolution_displacement(displacement, box, target_work)
         region = self._warp_region(full, box)
         region = self._paint_mouth(region, target_image, extra_image, box)
+        region = self._paint_closed_eyes(region, target_image, values, box)
         x0, y0 = self.region[:2]
         bx0, by0, bx1, by1 = box
         frame[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1] = region
@@ -263,6 +266,59 @@ class WarpEngine:
         alpha = warped_mask[..., None]
         out = background + alpha * (warped.astype(np.float32) - background)
         return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+    def _paint_closed_eyes(self, region: np.ndarray, target_image: np.ndarray, values: np.ndarray,
+                           box: tuple[int, int, int, int]) -> np.ndarray:
+        """Cover a closing eye with lid skin.
+
+        Warping alone stretches the thin lid margin (lashes, shadow) over the eye
+        and leaves a dark smear that reads as a squint. As the blink closes, the
+        opening and the stretched margin are inpainted from the surrounding skin
+        and a lash line is drawn where the lids meet.
+        """
+        origin = np.array([self.region[0] + box[0], self.region[1] + box[1]], dtype=np.float64)
+        for side, channel in (("left", "blink_l"), ("right", "blink_r")):
+            strength = float(np.clip((values[CHANNEL_INDEX[channel]] - 0.35) / 0.55, 0.0, 1.0))
+            if strength <= 0:
+                continue
+            upper_ids = list(lm.LEFT_EYE_UPPER if side == "left" else lm.RIGHT_EYE_UPPER)
+            lower_ids = list(lm.LEFT_EYE_LOWER if side == "left" else lm.RIGHT_EYE_LOWER)
+            source_upper = self.subject.landmarks[upper_ids, :2] - origin
+            target_upper = target_image[upper_ids, :2] - origin
+            target_lower = target_image[lower_ids, :2] - origin
+            eye_width = float(np.linalg.norm(target_upper[0] - target_upper[-1]))
+            pad = int(0.35 * eye_width) + 3
+            corners = np.concatenate([source_upper, target_upper, target_lower])
+            px0, py0 = np.maximum(np.floor(corners.min(axis=0)).astype(int) - pad, 0)
+            px1, py1 = np.minimum(np.ceil(corners.max(axis=0)).astype(int) + pad, region.shape[1::-1])
+            if px1 - px0 < 4 or py1 - py0 < 4:
+                continue
+            offset = np.array([px0, py0])
+            opening = np.concatenate([target_upper, target_lower[::-1]]) - offset
+            stretched_margin = np.concatenate([source_upper, target_upper[::-1]]) - offset
+            hole = _polygon_mask((py1 - py0, px1 - px0), [opening, stretched_margin])
+            hole = cv2.dilate(hole, np.ones((3, 3), np.uint8), iterations=max(1, round(eye_width / 12)))
+            patch = np.ascontiguousarray(region[py0:py1, px0:px1])
+            lid = cv2.inpaint(patch, hole, max(3, round(eye_width / 10)), cv2.INPAINT_TELEA)
+            lashes = np.round((target_upper - offset) * 16).astype(np.int32)
+            cv2.polylines(lid, [lashes], False, tuple(float(c) for c in self.lash_colour[side]),
+                          max(1, round(eye_width / 40)), cv2.LINE_AA, shift=4)
+            blended = patch.astype(np.float32) + strength * (lid.astype(np.float32) - patch)
+            region = region.copy() if region is self.source_region else region
+            region[py0:py1, px0:px1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+        return region
+
+    def _lash_colours(self) -> dict[str, np.ndarray]:
+        """The darkest colour along each upper lid: the lash line."""
+        colours = {}
+        height, width = self.subject.image.shape[:2]
+        for side, ids in (("left", lm.LEFT_EYE_UPPER), ("right", lm.RIGHT_EYE_UPPER)):
+            points = self.subject.landmarks[list(ids[1:-1]), :2].round().astype(int)
+            points[:, 0] = points[:, 0].clip(0, width - 1)
+            points[:, 1] = points[:, 1].clip(0, height - 1)
+            samples = self.subject.image[points[:, 1], points[:, 0]].astype(np.float32)
+            colours[side] = np.percentile(samples, 25, axis=0)
+        return colours
 
     def _paint_mouth(self, region: np.ndarray, target_image: np.ndarray, extra_image: np.ndarray,
                      box: tuple[int, int, int, int]) -> np.ndarray:
@@ -349,3 +405,10 @@ def piecewise_affine_displacement(target: np.ndarray, source: np.ndarray, triang
     displacement[..., 1] = pixel_affine[..., 1, 0] * xs + pixel_affine[..., 1, 1] * ys + pixel_affine[..., 1, 2] - ys
     displacement[~covered] = 0.0
     return displacement
+
+
+def _polygon_mask(shape: tuple[int, int], polygons: list[np.ndarray]) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    for polygon in polygons:
+        cv2.fillPoly(mask, [np.round(polygon * 16).astype(np.int32)], 255, lineType=cv2.LINE_8, shift=4)
+    return mask
