@@ -90,3 +90,29 @@ def estimate_head_pose(image_points: np.ndarray) -> HeadPose:
     rotation = np.stack([x_axis, y_axis, z_axis], axis=1)
     scale = float(np.linalg.norm(camera[263] - camera[33]))
     return HeadPose(rotation=rotation, origin=eye_centre, scale=scale)
+
+
+def fit_pose_to_image_points(head_points: np.ndarray, image_points: np.ndarray, start: HeadPose) -> HeadPose:
+    """The head pose that best projects a known 3D face (head frame) onto observed 2D landmarks.
+
+    Weak perspective (orthographic projection plus scale), fitted by robust
+    least squares on x, y only. Unlike estimate_head_pose this does not trust
+    the tracker's depth guesses, which flatten on unusual faces; it needs the
+    face's 3D shape, e.g. from the neutral photo of the same person.
+    """
+    from scipy.optimize import least_squares
+
+    observed = image_points[:, :2] * np.array([1.0, -1.0])  # camera x, y
+
+    def project(params: np.ndarray) -> np.ndarray:
+        yaw, pitch, roll, log_scale, tx, ty = params
+        rotation = rotation_from_angles(yaw, pitch, roll)
+        return (np.exp(log_scale) * head_points @ rotation.T)[:, :2] + (tx, ty)
+
+    yaw, pitch, roll = start.angles
+    initial = np.array([yaw, pitch, roll, np.log(start.scale), start.origin[0], start.origin[1]])
+    result = least_squares(lambda p: (project(p) - observed).ravel(), initial, loss="soft_l1",
+                           f_scale=0.02 * start.scale, x_scale=np.array([10, 10, 10, 0.1, start.scale, start.scale]))
+    yaw, pitch, roll, log_scale, tx, ty = result.x
+    origin = np.array([tx, ty, start.origin[2]])
+    return HeadPose(rotation=rotation_from_angles(yaw, pitch, roll), origin=origin, scale=float(np.exp(log_scale)))

@@ -19,7 +19,7 @@ from enliven import landmarks as lm
 from enliven.analysis import ASTRONAUT_PATH, analyze_image
 from enliven.animator import Animator
 from enliven.errors import EnlivenError
-from enliven.geometry import estimate_head_pose
+from enliven.geometry import estimate_head_pose, fit_pose_to_image_points, image_to_camera
 from enliven.images import load_image
 from enliven.rig import Rig
 from enliven.shared.channels import CHANNEL_INDEX, default_vector
@@ -30,7 +30,14 @@ def _eye_ratio(side):
 
 
 def _pose(axis):
-    return lambda points, neutral: estimate_head_pose(points).angles[axis] - estimate_head_pose(neutral).angles[axis]
+    """Angle change, fitting the neutral face's 3D shape to the 2D landmarks (the tracker's
+    own depth guesses flatten on unusual faces and under-report turns)."""
+    def measure(points, neutral):
+        start = estimate_head_pose(neutral)
+        model = start.to_head(image_to_camera(neutral))
+        before = fit_pose_to_image_points(model, neutral, start).angles[axis]
+        return fit_pose_to_image_points(model, points, start).angles[axis] - before
+    return measure
 
 
 def _iod(points):
