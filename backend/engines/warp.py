@@ -53,6 +53,7 @@ class WarpEngine:
 
         self._build_control_points()
         self.triangles = Delaunay(self.source_work[:, :2], qhull_options="QJ Pp").simplices.astype(np.int32)
+        self.source_region_points = self._work_to_region(self.source_work)
         self.background_plate = self._background_plate()
         self.source_mouth_open = subject.mouth_openness
         # Control points (indices into source_work) of the parts rendered exactly at full resolution, with padding.
@@ -195,7 +196,8 @@ class WarpEngine:
         values = np.asarray(values, dtype=np.float64)
         target_image, extra_image, target_work = self.target_points(values)
         frame = self.subject.image.copy()
-        displacement = piecewise_affine_displacement(target_work, self.source_work, self.triangles, self.work_size)
+        affines, usable = triangle_affines(target_work, self.source_work, self.triangles)
+        displacement = piecewise_affine_displacement(target_work, self.triangles, affines, usable, self.work_size)
         moving = np.abs(displacement).max(axis=2) > MOVING_EPSILON
         if not moving.any():
             return frame
@@ -223,7 +225,8 @@ class WarpEngine:
         full = cv2.warpAffine(displacement, to_work, (bx1 - bx0, by1 - by0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_REPLICATE) / self.scale
         target_region = self._work_to_region(target_work)
-        source_region = self._work_to_region(self.source_work)
+        source_region = self.source_region_points
+        affines, usable = triangle_affines(target_region, source_region, self.triangles)
         for ids, pad in self.detail_windows:
             points = np.concatenate([target_region[ids, :2], source_region[ids, :2]])
             span = np.ptp(points, axis=0).max()
@@ -232,9 +235,8 @@ class WarpEngine:
             wx0, wy0, wx1, wy1 = max(wx0, bx0), max(wy0, by0), min(wx1, bx1), min(wy1, by1)
             if wx1 - wx0 < 2 or wy1 - wy0 < 2:
                 continue
-            offset = np.array([wx0, wy0, 0.0])
             full[wy0 - by0:wy1 - by0, wx0 - bx0:wx1 - bx0] = piecewise_affine_displacement(
-                target_region - offset, source_region - offset, self.triangles, (wx1 - wx0, wy1 - wy0))
+                target_region, self.triangles, affines, usable, (wx1 - wx0, wy1 - wy0), (wx0, wy0))
         return full
 
     def _work_to_region(self, points: np.ndarray) -> np.ndarray:
@@ -253,19 +255,25 @@ class WarpEngine:
     def _warp_region(self, full: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """Warp the full-resolution pixels inside `box` by displacement `full` and composite uncovered background."""
         bx0, by0, bx1, by1 = box
-        xs, ys = np.meshgrid(np.arange(bx0, bx1, dtype=np.float32), np.arange(by0, by1, dtype=np.float32))
-        map_x, map_y = xs + full[..., 0], ys + full[..., 1]
+        map_x = full[..., 0] + np.arange(bx0, bx1, dtype=np.float32)[None, :]
+        map_y = full[..., 1] + np.arange(by0, by1, dtype=np.float32)[:, None]
         warped = cv2.remap(self.source_region, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         warped_mask = cv2.remap(self.mask, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
-        # Where the person moved away, show the background plate; elsewhere the photo as it was.
+        # Inside the person the warped photo is the answer. Elsewhere blend it over the
+        # background: the photo as it was, or the background plate where the person
+        # moved away and uncovered it. Only those pixels pay for the blend.
         source_mask = self.mask[by0:by1, bx0:bx1]
-        uncovered = np.clip(source_mask - warped_mask, 0.0, 1.0)[..., None]
-        original = self.source_region[by0:by1, bx0:bx1].astype(np.float32)
-        background = original + uncovered * (self.background_plate[by0:by1, bx0:bx1] - original)
-        alpha = warped_mask[..., None]
-        out = background + alpha * (warped.astype(np.float32) - background)
-        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        original_region = self.source_region[by0:by1, bx0:bx1]
+        still_background = (warped_mask < 0.001) & (source_mask < 0.001)
+        np.copyto(warped, original_region, where=still_background[..., None])
+        blend = (warped_mask < 0.999) & ~still_background
+        alpha = warped_mask[blend][:, None]
+        uncovered = np.clip(source_mask[blend] - warped_mask[blend], 0.0, 1.0)[:, None]
+        original = original_region[blend].astype(np.float32)
+        background = original + uncovered * (self.background_plate[by0:by1, bx0:bx1][blend] - original)
+        warped[blend] = np.clip(background + alpha * (warped[blend] - background) + 0.5, 0, 255).astype(np.uint8)
+        return warped
 
     def _paint_closed_eyes(self, region: np.ndarray, target_image: np.ndarray, values: np.ndarray,
                            box: tuple[int, int, int, int]) -> np.ndarray:
@@ -369,37 +377,43 @@ class WarpEngine:
         return region
 
 
-def piecewise_affine_displacement(target: np.ndarray, source: np.ndarray, triangles: np.ndarray,
-                                  size: tuple[int, int]) -> np.ndarray:
-    """Backward displacement over a (width, height) pixel grid for a triangulated point set.
+def triangle_affines(target: np.ndarray, source: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per triangle, the affine map from its target corners back to its source corners.
 
-    `target` and `source` are (N, 3) points (x, y in grid pixels, z depth: larger
-    is farther). Each triangle maps affinely from its target corners back to its
-    source corners; triangles are drawn far to near into an index image, so
-    where the moved mesh folds over itself the nearer surface wins. Returns
+    Returns (affines (T, 2, 3), usable (T,) False for degenerate target triangles).
+    """
+    corners_target = target[triangles, :2]
+    homogeneous = np.concatenate([corners_target, np.ones(corners_target.shape[:2] + (1,))], axis=2)
+    usable = np.abs(np.linalg.det(homogeneous)) > 1e-6
+    affines = np.zeros((len(triangles), 2, 3))
+    affines[usable] = np.swapaxes(np.linalg.solve(homogeneous[usable], source[triangles[usable], :2]), 1, 2)
+    return affines, usable
+
+
+def piecewise_affine_displacement(target: np.ndarray, triangles: np.ndarray, affines: np.ndarray, usable: np.ndarray,
+                                  size: tuple[int, int], offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """Backward displacement over a (width, height) pixel grid whose top-left pixel sits at `offset`.
+
+    `target` holds (N, 3) points (x, y in the same pixels as `affines`, z depth:
+    larger is farther). Triangles are drawn far to near into an index image,
+    so where the moved mesh folds over itself the nearer surface wins. Returns
     (height, width, 2): source position minus pixel position; 0 where no
     triangle covers a pixel.
     """
     width, height = size
-    corners_target = target[triangles, :2]  # (T, 3, 2)
-    corners_source = source[triangles, :2]
-    lo, hi = corners_target.min(axis=1), corners_target.max(axis=1)
-    visible = (hi[:, 0] >= 0) & (hi[:, 1] >= 0) & (lo[:, 0] < width) & (lo[:, 1] < height)
-    homogeneous = np.concatenate([corners_target, np.ones(corners_target.shape[:2] + (1,))], axis=2)
-    usable = visible & (np.abs(np.linalg.det(homogeneous)) > 1e-6)
-    affine = np.zeros((len(triangles), 2, 3))
-    affine[usable] = np.swapaxes(np.linalg.solve(homogeneous[usable], corners_source[usable]), 1, 2)
-
+    corners = target[triangles, :2] - offset  # (T, 3, 2) in grid pixels
+    lo, hi = corners.min(axis=1), corners.max(axis=1)
+    drawn = usable & (hi[:, 0] >= 0) & (hi[:, 1] >= 0) & (lo[:, 0] < width) & (lo[:, 1] < height)
     depth = target[triangles, 2].mean(axis=1)
     index_image = np.full((height, width), -1, dtype=np.int32)
-    corners_fixed = np.round(corners_target * 16).astype(np.int32)  # 4 bits of sub-pixel precision
-    for t in np.flatnonzero(usable)[np.argsort(-depth[usable], kind="stable")]:
+    corners_fixed = np.round(corners * 16).astype(np.int32)  # 4 bits of sub-pixel precision
+    for t in np.flatnonzero(drawn)[np.argsort(-depth[drawn], kind="stable")]:
         cv2.fillConvexPoly(index_image, corners_fixed[t], int(t), lineType=cv2.LINE_8, shift=4)
 
     covered = index_image >= 0
-    pixel_affine = affine[np.where(covered, index_image, 0)].astype(np.float32)  # (H, W, 2, 3)
-    xs = np.arange(width, dtype=np.float32)[None, :]
-    ys = np.arange(height, dtype=np.float32)[:, None]
+    pixel_affine = affines[np.where(covered, index_image, 0)].astype(np.float32)  # (H, W, 2, 3)
+    xs = np.arange(width, dtype=np.float32)[None, :] + np.float32(offset[0])
+    ys = np.arange(height, dtype=np.float32)[:, None] + np.float32(offset[1])
     displacement = np.empty((height, width, 2), np.float32)
     displacement[..., 0] = pixel_affine[..., 0, 0] * xs + pixel_affine[..., 0, 1] * ys + pixel_affine[..., 0, 2] - xs
     displacement[..., 1] = pixel_affine[..., 1, 0] * xs + pixel_affine[..., 1, 1] * ys + pixel_affine[..., 1, 2] - ys
