@@ -54,6 +54,9 @@ class WarpEngine:
         self._build_control_points()
         self.triangles = Delaunay(self.source_work[:, :2], qhull_options="QJ Pp").simplices.astype(np.int32)
         self.source_region_points = self._work_to_region(self.source_work)
+        # The face surface always covers the hair, neck and backdrop around it:
+        # ordering by mean depth alone interleaves jaw and neck triangles (a saw-tooth jaw line).
+        self.face_triangles = (self.triangles < len(self.landmark_ids)).all(axis=1)
         self.background_plate = self._background_plate()
         self.source_mouth_open = subject.mouth_openness
         # Control points (indices into source_work) of the parts rendered exactly at full resolution, with padding.
@@ -159,7 +162,7 @@ class WarpEngine:
         """The head region with the person removed (inpainted at working size), for uncovered background."""
         small = cv2.resize(self.source_region, self.work_size, interpolation=cv2.INTER_AREA)
         small_mask = cv2.resize(self.mask, self.work_size, interpolation=cv2.INTER_AREA)
-        hole = cv2.dilate((small_mask > 0.3).astype(np.uint8), np.ones((5, 5), np.uint8))
+        hole = cv2.dilate((small_mask > 0.05).astype(np.uint8), np.ones((7, 7), np.uint8))
         filled = cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA)
         return cv2.resize(filled, self.region_size, interpolation=cv2.INTER_LINEAR)
 
@@ -197,7 +200,8 @@ class WarpEngine:
         target_image, extra_image, target_work = self.target_points(values)
         frame = self.subject.image.copy()
         affines, usable = triangle_affines(target_work, self.source_work, self.triangles)
-        displacement = piecewise_affine_displacement(target_work, self.triangles, affines, usable, self.work_size)
+        displacement = piecewise_affine_displacement(target_work, self.triangles, affines, usable, self.work_size,
+                                                     in_front=self.face_triangles)
         moving = np.abs(displacement).max(axis=2) > MOVING_EPSILON
         if not moving.any():
             return frame
@@ -236,7 +240,8 @@ class WarpEngine:
             if wx1 - wx0 < 2 or wy1 - wy0 < 2:
                 continue
             full[wy0 - by0:wy1 - by0, wx0 - bx0:wx1 - bx0] = piecewise_affine_displacement(
-                target_region, self.triangles, affines, usable, (wx1 - wx0, wy1 - wy0), (wx0, wy0))
+                target_region, self.triangles, affines, usable, (wx1 - wx0, wy1 - wy0), (wx0, wy0),
+                in_front=self.face_triangles)
         return full
 
     def _work_to_region(self, points: np.ndarray) -> np.ndarray:
@@ -269,7 +274,9 @@ class WarpEngine:
         np.copyto(warped, original_region, where=still_background[..., None])
         blend = (warped_mask < 0.999) & ~still_background
         alpha = warped_mask[blend][:, None]
-        uncovered = np.clip(source_mask[blend] - warped_mask[blend], 0.0, 1.0)[:, None]
+        # Relative to how much person the pixel had: a half-hair edge pixel that the
+        # head left is fully background now, or a faint outline would stay behind.
+        uncovered = np.clip((source_mask[blend] - warped_mask[blend]) / np.maximum(source_mask[blend], 1e-3), 0.0, 1.0)[:, None]
         original = original_region[blend].astype(np.float32)
         background = original + uncovered * (self.background_plate[by0:by1, bx0:bx1][blend] - original)
         warped[blend] = np.clip(background + alpha * (warped[blend] - background) + 0.5, 0, 255).astype(np.uint8)
@@ -391,12 +398,14 @@ def triangle_affines(target: np.ndarray, source: np.ndarray, triangles: np.ndarr
 
 
 def piecewise_affine_displacement(target: np.ndarray, triangles: np.ndarray, affines: np.ndarray, usable: np.ndarray,
-                                  size: tuple[int, int], offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+                                  size: tuple[int, int], offset: tuple[float, float] = (0.0, 0.0),
+                                  in_front: np.ndarray | None = None) -> np.ndarray:
     """Backward displacement over a (width, height) pixel grid whose top-left pixel sits at `offset`.
 
     `target` holds (N, 3) points (x, y in the same pixels as `affines`, z depth:
     larger is farther). Triangles are drawn far to near into an index image,
-    so where the moved mesh folds over itself the nearer surface wins. Returns
+    so where the moved mesh folds over itself the nearer surface wins; triangles
+    flagged `in_front` are drawn after all others whatever their depth. Returns
     (height, width, 2): source position minus pixel position; 0 where no
     triangle covers a pixel.
     """
@@ -405,6 +414,8 @@ def piecewise_affine_displacement(target: np.ndarray, triangles: np.ndarray, aff
     lo, hi = corners.min(axis=1), corners.max(axis=1)
     drawn = usable & (hi[:, 0] >= 0) & (hi[:, 1] >= 0) & (lo[:, 0] < width) & (lo[:, 1] < height)
     depth = target[triangles, 2].mean(axis=1)
+    if in_front is not None:
+        depth = depth - np.where(in_front, 1e9, 0.0)
     index_image = np.full((height, width), -1, dtype=np.int32)
     corners_fixed = np.round(corners * 16).astype(np.int32)  # 4 bits of sub-pixel precision
     for t in np.flatnonzero(drawn)[np.argsort(-depth[drawn], kind="stable")]:
