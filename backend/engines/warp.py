@@ -34,7 +34,8 @@ from ..shared.channels import CHANNEL_INDEX
 WORKING_SIDE = 256  # the displacement field is computed at most this large
 BORDER_PINS_PER_SIDE = 8
 MOVING_EPSILON = 0.02  # working pixels; displacement below this counts as still
-CLOSED_MOUTH = 0.12  # source mouth openness below which we paint a cavity when the jaw opens
+CLOSED_MOUTH = 0.12  # source mouth openness below which the painted cavity gets teeth
+LASH_THICKNESS = 10  # the closed lash line is eye width / this thick at its middle
 
 
 class WarpEngine:
@@ -315,9 +316,12 @@ class WarpEngine:
             hole = cv2.dilate(hole, np.ones((3, 3), np.uint8), iterations=max(1, round(eye_width / 12)))
             patch = np.ascontiguousarray(region[py0:py1, px0:px1])
             lid = cv2.inpaint(patch, hole, max(3, round(eye_width / 10)), cv2.INPAINT_TELEA)
-            lashes = np.round((target_upper - offset) * 16).astype(np.int32)
-            cv2.polylines(lid, [lashes], False, tuple(float(c) for c in self.lash_colour[side]),
-                          max(1, round(eye_width / 40)), cv2.LINE_AA, shift=4)
+            # The lash line: a crescent along the closed lids, thickest in the middle.
+            line = target_upper - offset
+            taper = np.sin(np.linspace(0.0, np.pi, len(line)))[:, None]
+            crescent = np.concatenate([line - (0, 0.3), line[::-1] + taper[::-1] * (0, eye_width / LASH_THICKNESS)])
+            cv2.fillPoly(lid, [np.round(crescent * 16).astype(np.int32)], tuple(float(c) for c in self.lash_colour[side]),
+                         cv2.LINE_AA, shift=4)
             blended = patch.astype(np.float32) + strength * (lid.astype(np.float32) - patch)
             region = region.copy() if region is self.source_region else region
             region[py0:py1, px0:px1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
