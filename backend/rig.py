@@ -77,8 +77,8 @@ def _eye_shapes(head: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
     # Gaze: the iris slides inside the eye; the upper lid follows vertical gaze.
     eye_width = np.linalg.norm(head[upper[0]] - head[upper[-1]])
     gaze = np.zeros((2,) + head.shape)
-    gaze[0, iris, 0] = 0.2 * eye_width
-    gaze[1, iris, 1] = 0.12 * eye_width
+    gaze[0, iris, 0] = 0.3 * eye_width
+    gaze[1, iris, 1] = 0.16 * eye_width
     gaze[1, upper[1:-1], 1] = 0.06 * eye_width
     return blink, gaze
 
