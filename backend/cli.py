@@ -3,7 +3,8 @@
 Each subcommand is a small function taking parsed arguments and returning an
 exit code. Errors a person can fix (no face, a bad file) are printed as one
 clear line with a distinct exit code, never as a traceback:
-  1 other failure, 2 usage, 3 no face, 4 unreadable or too large image, 5 bad motion.
+  1 other failure, 2 usage, 3 no face, 4 unreadable or too large image, 5 bad motion,
+  6 unusable audio (unreadable, or no speech in it), 7 text to speech failed.
 """
 from __future__ import annotations
 
@@ -76,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     presets.set_defaults(func=run_presets)
 
     _add_service_commands(commands)
+    from .speech.commands import add_commands as add_speech_commands
+
+    add_speech_commands(commands)
     return parser
 
 

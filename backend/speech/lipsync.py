@@ -1,0 +1,156 @@
+"""Speech -> Motion: the common last steps of both lip-sync methods, and the
+two entry points (from an audio file, from synthesised speech).
+
+Mouth curves (acoustic.py or phonemes.py, 100 per second) become a Motion at
+the animation's frame rate:
+- anticipation: the mouth leads the sound by `lead_frames` (lips and jaw move
+  into a sound before it is heard; the visible lead is about 50-100 ms);
+- resampling to the frame times;
+- closures: a frame that covers a plosive or bilabial closure shows the lips
+  shut, even when the closure is shorter than a frame;
+- strength: one factor on every mouth channel;
+- optional head motion and blinks (liveliness.py).
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import EnlivenError
+from ..shared.motion import Motion
+from .acoustic import MouthCurves, extract_features, mouth_curves, runs_of
+from .audio import ANALYSIS_SAMPLE_RATE, DEFAULT_BLOCK_SECONDS, stream_audio
+from .liveliness import blinks, head_motion
+from .phonemes import mouth_curves_from_phonemes
+from .tts import SynthesizedSpeech
+
+MOUTH_CHANNELS = ("jaw_open", "pucker", "wide")
+HEAD_CHANNELS = ("head_yaw", "head_pitch", "head_roll")
+BLINK_CHANNELS = ("blink_l", "blink_r")
+MAXIMUM_STRENGTH = 3.0
+MAXIMUM_LEAD_FRAMES = 10.0
+MAXIMUM_HEAD_MOTION = 5.0
+CLOSED_JAW = 0.0
+
+
+@dataclass(frozen=True)
+class LipsyncOptions:
+    fps: float = 24.0
+    strength: float = 1.0  # scales jaw_open, pucker and wide
+    lead_frames: float = 2.0  # the mouth moves this many frames before the sound
+    head_motion: float = 0.0  # 0 = none, 1 = natural conversational head motion
+    blinks: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = (
+            (math.isfinite(self.fps) and 0 < self.fps <= 1000,
+             f"fps must be above 0 and at most 1000, got {self.fps:g}"),
+            (0 <= self.strength <= MAXIMUM_STRENGTH,
+             f"strength must be 0 to {MAXIMUM_STRENGTH:g}, got {self.strength:g}"),
+            (0 <= self.lead_frames <= MAXIMUM_LEAD_FRAMES,
+             f"lead must be 0 to {MAXIMUM_LEAD_FRAMES:g} frames, got {self.lead_frames:g}"),
+            (0 <= self.head_motion <= MAXIMUM_HEAD_MOTION,
+             f"head motion must be 0 to {MAXIMUM_HEAD_MOTION:g}, got {self.head_motion:g}"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise EnlivenError(message)
+
+
+@dataclass
+class LipsyncResult:
+    motion: Motion
+    duration_s: float  # of the audio
+    speech_s: float  # how much of it is speech
+    processing_s: float  # wall time for decoding and analysis
+    method: str  # "acoustic" or "phonemes"
+
+
+def frame_count(duration_s: float, fps: float) -> int:
+    """Frames covering `duration_s` of sound: frame i shows time i / fps."""
+    return max(1, int(round(duration_s * fps)))
+
+
+def lipsync_audio(path: str | os.PathLike[str], options: LipsyncOptions = LipsyncOptions(),
+                  block_seconds: float = DEFAULT_BLOCK_SECONDS) -> LipsyncResult:
+    """Acoustic lip-sync of an audio file or a video's sound track, decoded
+    and analysed block by block (memory stays flat for long recordings)."""
+    started = time.perf_counter()
+    features = extract_features(stream_audio(path, ANALYSIS_SAMPLE_RATE, block_seconds), ANALYSIS_SAMPLE_RATE)
+    curves = mouth_curves(features, source=str(path))
+    motion = motion_from_curves(curves, features.duration_s, options)
+    elapsed = time.perf_counter() - started
+    return LipsyncResult(motion, features.duration_s, _speech_seconds(curves), elapsed, "acoustic")
+
+
+def lipsync_samples(samples: np.ndarray, sample_rate: int, options: LipsyncOptions = LipsyncOptions()) -> LipsyncResult:
+    """Acoustic lip-sync of samples already in memory (mono, -1..1)."""
+    started = time.perf_counter()
+    features = extract_features([np.asarray(samples, np.float32)], sample_rate)
+    curves = mouth_curves(features)
+    motion = motion_from_curves(curves, features.duration_s, options)
+    elapsed = time.perf_counter() - started
+    return LipsyncResult(motion, features.duration_s, _speech_seconds(curves), elapsed, "acoustic")
+
+
+def lipsync_phonemes(speech: SynthesizedSpeech, options: LipsyncOptions = LipsyncOptions()) -> LipsyncResult:
+    """Phoneme-based lip-sync from known phoneme timings."""
+    started = time.perf_counter()
+    curves = mouth_curves_from_phonemes(speech.phonemes, speech.duration_s)
+    motion = motion_from_curves(curves, speech.duration_s, options)
+    elapsed = time.perf_counter() - started
+    return LipsyncResult(motion, speech.duration_s, _speech_seconds(curves), elapsed, "phonemes")
+
+
+def motion_from_curves(curves: MouthCurves, duration_s: float, options: LipsyncOptions) -> Motion:
+    """Mouth curves -> a Motion at options.fps (see the module docstring)."""
+    fps = options.fps
+    count = frame_count(duration_s, fps)
+    frame_times = np.arange(count) / fps
+    # Anticipation: frame i shows the mouth of the sound lead seconds later.
+    lead_s = options.lead_frames / fps
+    looked_up = frame_times + lead_s
+    curve_times = np.arange(curves.jaw_open.size) / curves.rate_hz
+
+    values = {name: np.interp(looked_up, curve_times, getattr(curves, name)) for name in MOUTH_CHANNELS}
+    closed = _closed_frames(curves.lips_closed, curves.rate_hz, looked_up)
+    values["jaw_open"][closed] = CLOSED_JAW
+    for name in MOUTH_CHANNELS:
+        values[name] = np.clip(values[name] * options.strength, 0.0, 1.0)
+
+    rng = np.random.default_rng(options.seed)
+    if options.head_motion > 0:
+        # The head follows the sound as heard, not the anticipating mouth.
+        values.update(head_motion(curves, frame_times, options.head_motion, rng))
+    if options.blinks:
+        blink = blinks(curves, frame_times, rng)
+        values.update({name: blink for name in BLINK_CHANNELS})
+
+    channels = tuple(values)
+    return Motion(fps, channels, np.stack([values[name] for name in channels], axis=1))
+
+
+def _closed_frames(mask: np.ndarray, rate_hz: float, frame_times: np.ndarray) -> np.ndarray:
+    """Frames that show a closure: those whose time falls inside a run of
+    `mask`, and for a run too short to contain any frame time, the frame
+    nearest its middle (so a 30 ms "p" is never lost between frames)."""
+    closed = np.zeros(frame_times.size, bool)
+    if frame_times.size == 0:
+        return closed
+    for start, stop in runs_of(mask):
+        begin, end = start / rate_hz, stop / rate_hz  # the run covers [begin, end)
+        inside = (frame_times >= begin) & (frame_times < end)
+        if inside.any():
+            closed |= inside
+        else:
+            closed[np.argmin(np.abs(frame_times - 0.5 * (begin + end)))] = True
+    return closed
+
+
+def _speech_seconds(curves: MouthCurves) -> float:
+    return float(curves.speech.sum() / curves.rate_hz)
