@@ -17,4 +17,8 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
     .venv/bin/python -m pip install --quiet --upgrade pip
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+# pip's build chatter goes to a log, shown only if the install fails.
+if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]" > .venv/setup.log 2>&1; then
+    cat .venv/setup.log >&2
+    exit 1
+fi
