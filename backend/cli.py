@@ -76,10 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     presets = commands.add_parser("presets", help="list the built-in motions")
     presets.set_defaults(func=run_presets)
 
-    _add_service_commands(commands)
+    from .capture import add_commands as add_capture_commands
     from .speech.commands import add_commands as add_speech_commands
 
+    add_capture_commands(commands)
     add_speech_commands(commands)
+    _add_service_commands(commands)
     return parser
 
 

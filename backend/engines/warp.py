@@ -381,7 +381,10 @@ class WarpEngine:
             centre_x = (top_edge[:, 0].min() + top_edge[:, 0].max()) / 2
             half = (top_edge[:, 0].max() - top_edge[:, 0].min()) / 2 + 1e-6
             teeth_band = (rows - top[None, :] < mouth_width * 0.07) & (np.abs(columns - centre_x)[None, :] < 0.65 * half)
-            cavity = np.where(teeth_band[..., None], np.array([225.0, 218.0, 205.0]) * 0.85, cavity)
+            # Teeth show once the mouth is clearly open; a flat white bar in a slit looks wrong.
+            teeth_alpha = float(np.clip((gap - 0.1) / 0.1, 0.0, 1.0))
+            teeth = np.array([225.0, 218.0, 205.0]) * 0.85
+            cavity = np.where(teeth_band[..., None], cavity + teeth_alpha * (teeth - cavity), cavity)
         patch = region[py0:py1, px0:px1].astype(np.float32)
         region = region.copy()
         region[py0:py1, px0:px1] = np.clip(patch + alpha[..., None] * (cavity - patch), 0, 255).astype(np.uint8)

@@ -1,0 +1,624 @@
+"""Performance capture: motion channels from a video of a face, or from an iPhone's Live Link Face CSV.
+
+Video capture, frame by frame:
+  1. read the video with imageio's ffmpeg (any common format);
+  2. find the face and its 478 landmarks the same way photo analysis does
+     (so frame 0 captured here and frame 0 analysed as a photo agree), the
+     face followed from frame to frame by its box;
+  3. choose the reference frame the channels are measured from (the first,
+     a named one, or the clip's most neutral frame);
+  4. solve each frame's landmarks for channel values against the rig of the
+     reference frame (enliven.solver);
+  5. fill frames where no face was found (short gaps quietly, long gaps
+     reported), then smooth every channel with a One-Euro filter
+     (enliven.filters).
+
+The result is a Motion at the video's frame rate: editable keyframes.
+Retargeting to another face is the rig's job (channels are relative to each
+face's own neutral); `retarget` only scales groups of channels (pose, eyes,
+brows, mouth) when the captured performance is too strong or weak for the
+new face.
+
+`add_commands` registers the `enliven capture` subcommand.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import re
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import landmarks as lm
+from .errors import BadMotionError, EnlivenError, NoFaceError
+from .filters import DEFAULT_SMOOTHING, SMOOTHING_LEVELS, OneEuroSettings, smooth_channels, smoothing_settings
+from .shared.channels import CHANNEL_INDEX, CHANNEL_NAMES, CHANNELS, GROUPS, arkit_to_channels
+from .shared.motion import Motion
+
+# Gaps (frames without a face) up to this long are filled silently; longer
+# ones are filled the same way but reported, as the motion there is invented.
+DEFAULT_MAX_GAP_S = 0.5
+# A face box in the next frame belongs to the same face when its centre is
+# within this many box sides of the previous box's centre.
+TRACKING_REACH = 0.6
+
+# Called as progress(stage, frames done, total frames or None if unknown); stage is "tracking" or "solving".
+Progress = Callable[[str, int, int | None], None]
+
+
+class VideoError(EnlivenError):
+    """The video cannot be read: missing, not a video, or damaged."""
+
+    code = "bad_video"
+    exit_code = 4
+
+
+# ---------------------------------------------------------------- reading video
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    fps: float
+    size: tuple[int, int]  # width, height
+    frame_count_estimate: int | None  # from the container's duration; the decoder has the last word
+
+
+def open_video(path: str | Path):
+    """An imageio reader for `path` and its VideoInfo; VideoError with a human message if it cannot be read."""
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    if not path.exists():
+        raise VideoError(f"Cannot open '{path}': no such file.")
+    if path.is_dir():
+        raise VideoError(f"'{path}' is a folder, not a video file.")
+    try:
+        reader = imageio.get_reader(str(path), format="FFMPEG")
+        meta = reader.get_meta_data()
+    except Exception as error:  # imageio/ffmpeg raise OSError, RuntimeError, IndexError... for bad files
+        raise VideoError(f"'{path}' is not a video we can read (MP4, MOV, MKV, AVI, WebM...) or it is damaged: "
+                         f"{_first_line(error)}") from None
+    fps = float(meta.get("fps") or 0.0)
+    if not (math.isfinite(fps) and fps > 0):
+        reader.close()
+        raise VideoError(f"'{path}' has no frame rate; is it a video?")
+    duration = meta.get("duration")
+    estimate = round(duration * fps) if duration and math.isfinite(duration) else None
+    size = tuple(int(v) for v in meta.get("size", (0, 0)))
+    return reader, VideoInfo(str(path), fps, size, estimate)
+
+
+def iter_video_frames(reader, info: VideoInfo) -> Iterator[np.ndarray]:
+    """(H, W, 3) uint8 RGB frames; a decoding failure midway is a VideoError naming the frame."""
+    index = 0
+    iterator = iter(reader)
+    while True:
+        try:
+            frame = next(iterator)
+        except StopIteration:
+            return
+        except Exception as error:
+            raise VideoError(f"'{info.path}' is damaged: decoding failed at frame {index} "
+                             f"({_first_line(error)}).") from None
+        yield np.ascontiguousarray(frame[..., :3])
+        index += 1
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+# ---------------------------------------------------------------- landmarks per frame
+
+
+class FaceTracker:
+    """Landmarks of one face through a sequence of frames.
+
+    Each frame is analysed like a photo (face detection, then the landmark
+    model on a crop around the face), which keeps frame 0 identical to
+    `analyze_image` of that frame. From the second frame on, the face kept is
+    the detection nearest to the previous one, so a second person walking
+    through the shot is not picked up; when detection misses, the previous
+    box is tried.
+    """
+
+    def __init__(self, face_index: int = 0):
+        self.face_index = face_index
+        self.box: tuple[float, float, float, float] | None = None
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray | None:
+        from .analysis import detect_faces, find_landmarks
+
+        boxes = detect_faces(rgb)
+        box = self._choose(boxes, rgb.shape)
+        if box is None:
+            return None
+        points = find_landmarks(rgb, box)
+        if points is None:
+            self.box = None if not boxes else self.box
+            return None
+        self.box = box
+        return points
+
+    def _choose(self, boxes: list, shape: tuple[int, ...]) -> tuple[float, float, float, float] | None:
+        if self.box is None:
+            if boxes:
+                return boxes[self.face_index] if self.face_index < len(boxes) else None
+            # As in photo analysis: the detector can miss a face filling the frame; the mesh may not.
+            return (0.0, 0.0, float(shape[1]), float(shape[0])) if self.face_index == 0 else None
+        previous_centre = np.array([(self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2])
+        side = max(self.box[2] - self.box[0], self.box[3] - self.box[1])
+        best, best_distance = None, TRACKING_REACH * side
+        for box in boxes:
+            centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+            distance = float(np.linalg.norm(centre - previous_centre))
+            if distance <= best_distance:
+                best, best_distance = box, distance
+        return best if best is not None else self.box
+
+
+def track_video(path: str | Path, face_index: int = 0,
+                progress: Progress | None = None) -> tuple[np.ndarray, VideoInfo]:
+    """(frames, 478, 3) landmarks in pixels for every frame (NaN where no face), and the video's info."""
+    reader, info = open_video(path)
+    tracker = FaceTracker(face_index)
+    landmarks = []
+    try:
+        for index, frame in enumerate(iter_video_frames(reader, info)):
+            points = tracker(frame)
+            landmarks.append(np.full((lm.COUNT, 3), np.nan) if points is None else points)
+            if progress:
+                progress("tracking", index + 1, info.frame_count_estimate)
+    finally:
+        reader.close()
+    if not landmarks:
+        raise VideoError(f"'{path}' has no frames.")
+    return np.stack(landmarks), info
+
+
+# ---------------------------------------------------------------- reference frame
+
+
+def choose_reference(landmarks: np.ndarray, reference: str | int = "first") -> int:
+    """The frame channels are measured from: "first" (first frame with a face), "auto" (the most neutral
+    frame) or a 0-based frame number."""
+    found = np.flatnonzero(np.isfinite(landmarks).all(axis=(1, 2)))
+    if found.size == 0:
+        raise NoFaceError("No face found in any frame of the video. Use a video where one face is clearly "
+                          "visible, at least about 64 pixels wide.")
+    if reference == "first":
+        return int(found[0])
+    if reference == "auto":
+        return most_neutral_frame(landmarks)
+    try:
+        index = int(reference)
+    except (TypeError, ValueError):
+        raise EnlivenError(f"--reference must be 'auto', 'first' or a frame number, got '{reference}'.") from None
+    if not 0 <= index < len(landmarks):
+        raise EnlivenError(f"Reference frame {index} is outside the video (frames 0 to {len(landmarks) - 1}).")
+    if index not in set(found.tolist()):
+        nearest = int(found[np.argmin(np.abs(found - index))])
+        raise NoFaceError(f"No face found in reference frame {index}; the nearest frame with a face is {nearest}.")
+    return index
+
+
+def neutrality_scores(landmarks: np.ndarray) -> np.ndarray:
+    """How far each frame is from the performer's neutral face (lower = more neutral; inf where no face).
+
+    Neutral means the clip's typical head pose (the median: someone filmed
+    from the side is neutral from the side, so captured turns stay centred),
+    the mouth as closed as it gets in the clip, eyes open and brows as usual
+    (the median), and mouth corners low and narrow for this clip (smiles are
+    common in a take, frowns rare). Measuring against the clip
+    itself means narrow eyes, high brows or lips that never quite meet are
+    not mistaken for an expression.
+    """
+    from .geometry import estimate_head_pose
+
+    scores = np.full(len(landmarks), np.inf)
+    found = np.flatnonzero(np.isfinite(landmarks).all(axis=(1, 2)))
+    if found.size == 0:
+        return scores
+    features = []
+    for index in found:
+        points = landmarks[index]
+        eye_distance = np.linalg.norm(points[263, :2] - points[33, :2])
+        mouth_width = np.linalg.norm(points[lm.MOUTH_LEFT_CORNER, :2] - points[lm.MOUTH_RIGHT_CORNER, :2])
+        brow_height = (points[list(lm.LEFT_EYE_UPPER + lm.RIGHT_EYE_UPPER), 1].mean()
+                       - points[list(lm.LEFT_BROW + lm.RIGHT_BROW), 1].mean()) / eye_distance
+        corner_lift = (points[[lm.MOUTH_INNER_TOP, lm.MOUTH_INNER_BOTTOM], 1].mean()
+                       - points[[lm.MOUTH_LEFT_CORNER, lm.MOUTH_RIGHT_CORNER], 1].mean()) / eye_distance
+        features.append([*estimate_head_pose(points).angles, lm.mouth_openness(points),
+                         lm.eye_aspect_ratio(points, "left"), lm.eye_aspect_ratio(points, "right"),
+                         mouth_width / eye_distance, brow_height, corner_lift])
+    features = np.array(features)
+    typical = np.median(features, axis=0)
+    typical[3] = np.percentile(features[:, 3], 10)  # the mouth at its most closed
+    # People smile in a take far more often than they frown or pucker: the
+    # relaxed mouth is narrower and its corners lower than the median.
+    typical[6:9:2] = np.percentile(features[:, 6:9:2], 30, axis=0)
+    # Each feature's deviation in units of a just-visible change:
+    # 5 degrees of pose, 0.05 of mouth opening, 0.04 of eye opening, 5% of mouth width...
+    visible = np.array([5.0, 5.0, 5.0, 0.05, 0.04, 0.04, 0.05, 0.03, 0.03])
+    deviation = (features - typical) / visible
+    scores[found] = np.linalg.norm(deviation, axis=1)
+    return scores
+
+
+def most_neutral_frame(landmarks: np.ndarray) -> int:
+    return int(np.argmin(neutrality_scores(landmarks)))
+
+
+# ---------------------------------------------------------------- solving and gaps
+
+
+def solve_landmarks(landmarks: np.ndarray, reference: int, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Raw channel values (frames x channels, NaN rows where no face) relative to the reference frame,
+    and each frame's fit error in pixels (mean landmark distance; NaN where no face)."""
+    from .solver import Solver, rig_for_reference
+
+    solver = Solver(rig_for_reference(landmarks[reference]))
+    values = np.full((len(landmarks), len(CHANNEL_NAMES)), np.nan)
+    errors = np.full(len(landmarks), np.nan)
+    for index, points in enumerate(landmarks):
+        if np.isfinite(points).all():
+            values[index] = solver.solve(points)
+            errors[index] = solver.residual(points, values[index])
+        if progress:
+            progress("solving", index + 1, len(landmarks))
+    return values, errors
+
+
+def missing_runs(present: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) runs of frames where `present` is False."""
+    runs, start = [], None
+    for index, ok in enumerate(np.asarray(present, dtype=bool)):
+        if not ok and start is None:
+            start = index
+        elif ok and start is not None:
+            runs.append((start, index))
+            start = None
+    if start is not None:
+        runs.append((start, len(present)))
+    return runs
+
+
+def fill_gaps(values: np.ndarray) -> np.ndarray:
+    """Rows that are NaN filled by linear interpolation between the nearest frames with a face
+    (held constant before the first and after the last)."""
+    values = np.array(values, dtype=np.float64)
+    present = np.isfinite(values).all(axis=1)
+    if not present.any():
+        raise NoFaceError("No face found in any frame.")
+    frames = np.arange(len(values))
+    for column in range(values.shape[1]):
+        values[~present, column] = np.interp(frames[~present], frames[present], values[present, column])
+    return values
+
+
+def describe_gaps(runs: list[tuple[int, int]], fps: float, max_gap_s: float) -> list[str]:
+    """A warning for each gap longer than `max_gap_s`."""
+    warnings = []
+    for start, stop in runs:
+        length = stop - start
+        if length / fps > max_gap_s:
+            span = f"frame {start}" if length == 1 else f"frames {start}-{stop - 1}"
+            warnings.append(f"no face in {span} ({length / fps:.1f} s); the motion there is interpolated, "
+                            "check it or key it by hand")
+    return warnings
+
+
+# ---------------------------------------------------------------- the whole capture
+
+
+@dataclass
+class Capture:
+    """A captured performance: the motion and how it was found."""
+
+    motion: Motion
+    reference_frame: int
+    landmarks: np.ndarray = field(repr=False)  # (frames, 478, 3) pixels, NaN where no face
+    raw_values: np.ndarray = field(repr=False)  # (frames, channels) before gap filling and smoothing
+    fit_error_px: np.ndarray = field(repr=False)  # (frames,) mean landmark distance of the fit, NaN if no face
+    missing: list[tuple[int, int]]  # [start, stop) runs of frames without a face
+    warnings: list[str]
+
+
+def motion_from_landmarks(landmarks: np.ndarray, fps: float, reference: str | int = "first",
+                          smoothing: OneEuroSettings | None = SMOOTHING_LEVELS[DEFAULT_SMOOTHING],
+                          max_gap_s: float = DEFAULT_MAX_GAP_S, progress: Progress | None = None) -> Capture:
+    """Solve, fill gaps and smooth tracked landmarks (frames x 478 x 3, NaN where no face)."""
+    reference_frame = choose_reference(landmarks, reference)
+    raw, errors = solve_landmarks(landmarks, reference_frame, progress)
+    runs = missing_runs(np.isfinite(raw).all(axis=1))
+    warnings = describe_gaps(runs, fps, max_gap_s)
+    values = smooth_channels(fill_gaps(raw), CHANNEL_NAMES, fps, smoothing)
+    values, clamp_warnings = _clamped(values)
+    motion = Motion.from_full(values.astype(np.float32), fps)
+    return Capture(motion, reference_frame, landmarks, raw, errors, runs, warnings + clamp_warnings)
+
+
+def capture_video(path: str | Path, reference: str | int = "first",
+                  smoothing: OneEuroSettings | None = SMOOTHING_LEVELS[DEFAULT_SMOOTHING],
+                  max_gap_s: float = DEFAULT_MAX_GAP_S, face_index: int = 0,
+                  progress: Progress | None = None) -> Capture:
+    """Capture the motion of the face in a video file (see the module docstring)."""
+    landmarks, info = track_video(path, face_index, progress)
+    if not np.isfinite(landmarks).all(axis=(1, 2)).any():
+        raise NoFaceError(f"No face found in any of the {len(landmarks)} frames of '{path}'. Use a video where "
+                          "one face is clearly visible, at least about 64 pixels wide.")
+    return motion_from_landmarks(landmarks, info.fps, reference, smoothing, max_gap_s, progress)
+
+
+def _clamped(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Values clipped into each channel's range, with a warning per channel that went outside."""
+    warnings = []
+    out = values.copy()
+    for index, channel in enumerate(CHANNELS):
+        column = out[:, index]
+        outside = (column < channel.minimum) | (column > channel.maximum)
+        if outside.any():
+            warnings.append(f"{channel.name}: {int(outside.sum())} frame(s) beyond the channel's range "
+                            f"{channel.minimum:g}..{channel.maximum:g} {channel.unit}, clamped")
+            np.clip(column, channel.minimum, channel.maximum, out=column)
+    return out, warnings
+
+
+# ---------------------------------------------------------------- retargeting
+
+
+RETARGET_GROUPS = ("pose", "eyes", "brows", "mouth")
+
+
+def retarget(motion: Motion, strengths: Mapping[str, float]) -> Motion:
+    """Scale each group's channels about their defaults: {"mouth": 0.7} makes speech 30% smaller.
+
+    Groups: pose, eyes (blinks and gaze), brows, mouth (jaw, smile, pucker, wide).
+    Results are clamped into each channel's range.
+    """
+    values = motion.values.astype(np.float64).copy()
+    for group, factor in strengths.items():
+        _check_strength(group, factor)
+        for name in GROUPS[group]:
+            if name in motion.channels:
+                column = motion.channels.index(name)
+                channel = CHANNELS[CHANNEL_INDEX[name]]
+                scaled = channel.default + factor * (values[:, column] - channel.default)
+                values[:, column] = np.clip(scaled, channel.minimum, channel.maximum)
+    return Motion(motion.fps, motion.channels, values.astype(np.float32))
+
+
+def _check_strength(group: str, factor: float) -> None:
+    if group not in RETARGET_GROUPS:
+        raise EnlivenError(f"Unknown channel group '{group}'; groups are: {', '.join(RETARGET_GROUPS)}.")
+    if not (math.isfinite(factor) and factor >= 0):
+        raise EnlivenError(f"Strength for '{group}' must be a number >= 0, got {factor:g}.")
+
+
+def parse_strengths(items: list[str] | None) -> dict[str, float]:
+    """["pose=0.5", "mouth=1.2"] -> {"pose": 0.5, "mouth": 1.2}, checked (before any slow work)."""
+    strengths = {}
+    for item in items or []:
+        group, _, number = item.partition("=")
+        try:
+            strengths[group.strip()] = float(number)
+        except ValueError:
+            raise EnlivenError(f"--strength expects GROUP=FACTOR such as mouth=0.8, got '{item}'.") from None
+        _check_strength(group.strip(), strengths[group.strip()])
+    return strengths
+
+
+# ---------------------------------------------------------------- Live Link Face CSV
+
+
+# Live Link Face names its 52 ARKit columns in PascalCase (EyeBlinkLeft);
+# other exporters use Apple's camelCase (eyeBlinkLeft): match ignoring case.
+_ARKIT_NAMES = {name.lower(): name for ch in CHANNELS for name, _ in ch.arkit}
+_TIMECODE = re.compile(r"^\s*(\d+):(\d+):(\d+)[:;.](\d+(?:\.\d+)?)\s*$")
+_STANDARD_RATES = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0, 120.0)
+DEFAULT_LIVELINK_FPS = 60.0
+
+
+def load_livelink_csv(path: str | Path, fps: float | None = None) -> Motion:
+    """A Motion from a Live Link Face CSV (Timecode, BlendShapeCount, 52 ARKit shapes, head and eye rotations).
+
+    ARKit shapes map to channels through the channel table; head rotations
+    (radians) become the pose channels. Channels ARKit cannot express
+    (head_x, head_y) are left out. The frame rate comes from the timecodes
+    (or `fps`); rows are resampled onto an even frame grid when the phone
+    dropped frames.
+    """
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except OSError as error:
+        raise BadMotionError(f"Cannot read '{source}': {error.strerror or error}.") from None
+    except UnicodeDecodeError:
+        raise BadMotionError(f"'{source}' is not a text CSV file.") from None
+    rows = [row for row in csv.reader(text.splitlines()) if any(cell.strip() for cell in row)]
+    if not rows:
+        raise BadMotionError(f"'{source}' is empty; expected a Live Link Face CSV with a header row.")
+    header = [cell.strip() for cell in rows[0]]
+    shape_columns = {i: _ARKIT_NAMES[name.lower()] for i, name in enumerate(header) if name.lower() in _ARKIT_NAMES}
+    if not shape_columns:
+        raise BadMotionError(f"'{source}' has no ARKit blendshape columns (such as EyeBlinkLeft, JawOpen, "
+                             "HeadYaw); is it a Live Link Face CSV?")
+    if len(rows) < 2:
+        raise BadMotionError(f"'{source}' has a header but no frames.")
+    lower_header = [name.lower() for name in header]
+    time_column = lower_header.index("timecode") if "timecode" in lower_header else None
+
+    table = np.full((len(rows) - 1, len(header)), np.nan)
+    timecodes: list[tuple[int, int, int, int]] = []
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) < len(header):
+            raise BadMotionError(f"'{source}' line {line}: {len(row)} cells but the header has {len(header)}.")
+        for column in shape_columns:
+            try:
+                table[line - 2, column] = float(row[column])
+            except ValueError:
+                raise BadMotionError(f"'{source}' line {line}, column {header[column]}: "
+                                     f"'{row[column]}' is not a number.") from None
+        if time_column is not None:
+            match = _TIMECODE.match(row[time_column])
+            if not match:
+                raise BadMotionError(f"'{source}' line {line}: timecode '{row[time_column]}' is not HH:MM:SS:FF.")
+            h, m, s, f = match.groups()
+            # The digits after the frame number ("28.207") are a sub-frame reading of the phone's
+            # clock; frames are whole numbers of the take's rate, so only the frame number counts.
+            timecodes.append((int(h), int(m), int(s), int(float(f))))
+
+    shapes = {name: table[:, column] for column, name in shape_columns.items()}
+    channels = arkit_to_channels(shapes)
+    names = tuple(name for name in CHANNEL_NAMES if name in channels)
+    values = np.stack([channels[name] for name in names], axis=1).astype(np.float64)
+    if not np.isfinite(values).all():
+        raise BadMotionError(f"'{source}' has empty or non-numeric blendshape values.")
+
+    if timecodes:
+        rate = fps or _timecode_rate(timecodes)
+        times = np.array([h * 3600 + m * 60 + s + f / rate for h, m, s, f in timecodes])
+        times = np.where(times < times[0] - 43200, times + 86400, times)  # a take recorded across midnight
+        values = _resample(values, times - times[0], rate)
+    else:
+        rate = fps or DEFAULT_LIVELINK_FPS
+    return Motion(rate, names, values.astype(np.float32))
+
+
+def _timecode_rate(timecodes: list[tuple[int, int, int, int]]) -> float:
+    """The timecode's frame rate, read from the frame field (which counts 0 .. rate-1 within a second).
+
+    The last frame number before a second rolls over tells the rate; a take
+    shorter than that shows no rollover, and is taken to be at Live Link
+    Face's usual 60 fps unless its frame numbers prove a higher rate.
+    """
+    seconds = [h * 3600 + m * 60 + s for h, m, s, _ in timecodes]
+    frames = [f for *_, f in timecodes]
+    before_rollover = [frames[i] for i in range(len(frames) - 1) if seconds[i + 1] != seconds[i]]
+    if before_rollover:
+        return min(_STANDARD_RATES, key=lambda rate: abs(rate - (max(before_rollover) + 1)))
+    return max(DEFAULT_LIVELINK_FPS, min(_STANDARD_RATES, key=lambda rate: abs(rate - (max(frames) + 1))))
+
+
+def _resample(values: np.ndarray, times: np.ndarray, fps: float) -> np.ndarray:
+    """Values on an even grid of 1/fps from time 0, by linear interpolation in time (rows out of
+    order are sorted, repeated times keep their first row)."""
+    if len(times) > 1 and np.any(np.diff(times) <= 0):
+        order = np.argsort(times, kind="stable")
+        times, values = times[order], values[order]
+        keep = np.concatenate([[True], np.diff(times) > 0])
+        times, values = times[keep], values[keep]
+    count = int(round(times[-1] * fps)) + 1
+    grid = np.arange(count) / fps
+    return np.stack([np.interp(grid, times, values[:, c]) for c in range(values.shape[1])], axis=1)
+
+
+# ---------------------------------------------------------------- command line
+
+
+def add_commands(subparsers) -> None:
+    """Register `enliven capture` on the command line's subparsers."""
+    parser = subparsers.add_parser(
+        "capture", help="turn a video of a face (or a Live Link Face CSV) into a motion file",
+        description="Capture a performance as motion channels (editable keyframes). From a video: each frame's "
+                    "face is tracked and solved against a neutral reference frame, then smoothed. From an iPhone: "
+                    "a Live Link Face CSV is mapped through the ARKit columns of the channel table.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("video", nargs="?", type=Path, help="video file (MP4, MOV, MKV, AVI, WebM...)")
+    source.add_argument("--livelink", type=Path, metavar="CSV", help="Live Link Face CSV instead of a video")
+    parser.add_argument("--out", type=Path, required=True, metavar="MOTION", help="motion file to write (.json or .csv)")
+    parser.add_argument("--reference", default="first", metavar="auto|first|N",
+                        help="the neutral frame channels are measured from: 'first' (default), 'auto' (the "
+                             "clip's most neutral frame) or a frame number counted from 0")
+    parser.add_argument("--smooth", choices=tuple(SMOOTHING_LEVELS), default=None,
+                        help=f"temporal smoothing (One-Euro filter); default '{DEFAULT_SMOOTHING}' for videos, "
+                             "'none' for Live Link CSV")
+    normal = SMOOTHING_LEVELS[DEFAULT_SMOOTHING]
+    parser.add_argument("--min-cutoff", type=float, metavar="HZ",
+                        help=f"filter cutoff for still motion: lower is smoother (normal: {normal.min_cutoff:g})")
+    parser.add_argument("--beta", type=float, metavar="B",
+                        help=f"how much fast motion escapes smoothing: higher keeps quick moves sharper "
+                             f"(normal: {normal.beta:g})")
+    parser.add_argument("--max-gap", type=float, default=DEFAULT_MAX_GAP_S, metavar="SECONDS",
+                        help=f"report frames without a face longer than this (default {DEFAULT_MAX_GAP_S:g} s); "
+                             "all gaps are interpolated")
+    parser.add_argument("--strength", action="append", metavar="GROUP=FACTOR",
+                        help="scale a channel group for another face: pose, eyes, brows or mouth, "
+                             "e.g. --strength mouth=0.7 (repeatable)")
+    parser.add_argument("--face", type=int, default=0, metavar="N", help="which face to follow, 0 = largest (default)")
+    parser.add_argument("--fps", type=float, help="frame rate of a Live Link CSV (default: from its timecodes)")
+    parser.set_defaults(func=run_capture)
+
+
+def run_capture(args: argparse.Namespace) -> int:
+    from .shared.motion import save_motion
+
+    if args.out.suffix.lower() not in (".json", ".csv"):
+        raise EnlivenError(f"--out must end in .json or .csv, got '{args.out}'.")
+    strengths = parse_strengths(args.strength)
+    default_level = "none" if args.livelink else DEFAULT_SMOOTHING
+    try:
+        smoothing = smoothing_settings(args.smooth or default_level, args.min_cutoff, args.beta)
+    except ValueError as error:
+        raise EnlivenError(str(error)) from None
+
+    if args.livelink:
+        motion = load_livelink_csv(args.livelink, args.fps)
+        if smoothing is not None:
+            motion = Motion(motion.fps, motion.channels,
+                            smooth_channels(motion.values, motion.channels, motion.fps, smoothing))
+        summary = f"{motion.frame_count} frames at {motion.fps:g} fps from {args.livelink}"
+        warnings: list[str] = []
+    else:
+        progress = _progress_bar(args.video)
+        capture = capture_video(args.video, _reference_argument(args.reference), smoothing, args.max_gap,
+                                args.face, progress=progress)
+        motion, warnings = capture.motion, capture.warnings
+        missing = sum(stop - start for start, stop in capture.missing)
+        fit = np.nanmedian(capture.fit_error_px)
+        summary = (f"{motion.frame_count} frames at {motion.fps:g} fps from {args.video}; reference frame "
+                   f"{capture.reference_frame}; {missing} frame(s) without a face; median fit error {fit:.2f} px")
+    if strengths:
+        motion = retarget(motion, strengths)
+    for warning in warnings:
+        print(f"enliven: warning: {warning}", file=sys.stderr)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_motion(motion, args.out)
+    print(f"wrote {args.out}: {summary}")
+    return 0
+
+
+def _reference_argument(text: str) -> str | int:
+    text = str(text).strip().lower()
+    if text in ("auto", "first"):
+        return text
+    if re.fullmatch(r"\d+", text):
+        return int(text)
+    raise EnlivenError(f"--reference must be 'auto', 'first' or a frame number, got '{text}'.")
+
+
+def _progress_bar(path: Path) -> Progress:
+    """Progress bars on stderr, one per stage; the tracking total is the container's estimate."""
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def update(stage: str, done: int, total: int | None) -> None:
+        if stage not in bars:
+            for bar in bars.values():
+                bar.close()
+            bars[stage] = tqdm(total=total, unit="frame", desc=f"{stage} {path.name}", file=sys.stderr,
+                               dynamic_ncols=True, leave=False)
+        bar = bars[stage]
+        bar.update(done - bar.n)
+        if total is not None and done >= total:
+            bar.close()
+
+    return update

@@ -1,0 +1,347 @@
+"""Performance capture: a video the test makes (the astronaut animated with known motion) captured back,
+Live Link Face CSV import, gaps, reference frames, retargeting and the errors a person sees."""
+from __future__ import annotations
+
+import argparse
+import math
+
+import numpy as np
+import pytest
+
+from enliven.capture import (Capture, VideoError, add_commands, capture_video, choose_reference, describe_gaps,
+                             fill_gaps, load_livelink_csv, missing_runs, motion_from_landmarks, parse_strengths,
+                             retarget)
+from enliven.errors import BadMotionError, EnlivenError, NoFaceError
+from enliven.sequence import VideoWriter
+from enliven.shared.channels import CHANNEL_INDEX, CHANNEL_NAMES, default_vector
+from enliven.shared.motion import Motion, load_motion
+
+from conftest import channel_values, run_enliven
+
+FPS = 12.0
+FRAMES = 26
+BLANK = (12, 13)  # frames with no face in them: a grey wall
+
+
+def _known_motion() -> np.ndarray:
+    """A head turn and nod with a blink, speech-like jaw, a smile and raised brows, in table order."""
+    phase = np.linspace(0.0, 1.0, FRAMES)
+    motion = np.tile(default_vector().astype(np.float64), (FRAMES, 1))
+    motion[:, CHANNEL_INDEX["head_yaw"]] = 15 * np.sin(2 * np.pi * phase)
+    motion[:, CHANNEL_INDEX["head_pitch"]] = 8 * np.sin(4 * np.pi * phase)
+    motion[:, CHANNEL_INDEX["head_roll"]] = 6 * np.cos(2 * np.pi * phase) - 6
+    motion[:, CHANNEL_INDEX["head_x"]] = 0.05 * np.sin(2 * np.pi * phase)
+    for side in ("blink_l", "blink_r"):
+        motion[7:10, CHANNEL_INDEX[side]] = [0.5, 1.0, 0.5]
+    motion[:, CHANNEL_INDEX["jaw_open"]] = 0.7 * np.clip(np.sin(3 * np.pi * phase), 0, 1)
+    motion[15:21, CHANNEL_INDEX["smile_l"]] = motion[15:21, CHANNEL_INDEX["smile_r"]] = 0.8
+    motion[19:26, CHANNEL_INDEX["brow_l"]] = motion[19:26, CHANNEL_INDEX["brow_r"]] = 0.8
+    return motion
+
+
+@pytest.fixture(scope="module")
+def known_motion() -> np.ndarray:
+    return _known_motion()
+
+
+@pytest.fixture(scope="module")
+def performance_video(tmp_path_factory, animator, known_motion):
+    """An MP4 of the astronaut performing `known_motion`, with two frames of wall where the face is missing."""
+    path = tmp_path_factory.mktemp("capture") / "performance.mp4"
+    writer = VideoWriter(path, FPS)
+    wall = np.tile(np.linspace(90, 200, 512, dtype=np.uint8)[None, :, None], (512, 1, 3))
+    for index, values in enumerate(known_motion):
+        writer.add(wall if index in BLANK else animator.render(values))
+    writer.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def captured(performance_video) -> Capture:
+    return capture_video(performance_video, smoothing=None)
+
+
+def _column(values: np.ndarray, name: str) -> np.ndarray:
+    return values[:, CHANNEL_INDEX[name]]
+
+
+# ---------------------------------------------------------------- video capture
+
+
+def test_capture_reads_every_frame_at_the_videos_rate_and_finds_the_gap(captured):
+    assert captured.motion.fps == FPS
+    assert captured.motion.frame_count == FRAMES
+    assert captured.motion.channels == CHANNEL_NAMES
+    assert captured.missing == [(BLANK[0], BLANK[-1] + 1)]
+    assert captured.reference_frame == 0
+    assert np.isnan(captured.raw_values[list(BLANK)]).all()
+    assert np.nanmedian(captured.fit_error_px) < 3.0
+
+
+def test_capture_recovers_the_head_motion(captured, known_motion):
+    got = captured.motion.full()
+    for name, tolerance in (("head_yaw", 4.0), ("head_pitch", 4.5), ("head_roll", 3.0), ("head_x", 0.06),
+                            ("head_y", 0.06)):
+        error = np.abs(_column(got, name) - _column(known_motion, name))
+        assert error.max() < tolerance, f"{name}: off by up to {error.max():.2f}"
+    assert np.corrcoef(_column(got, "head_yaw"), _column(known_motion, "head_yaw"))[0, 1] > 0.98
+
+
+def test_capture_recovers_blink_jaw_smile_and_brows(captured, known_motion):
+    got = captured.motion.full()
+    for side in ("blink_l", "blink_r"):
+        blink = _column(got, side)
+        # MediaPipe never quite closes an eye, so a full blink reads as about 0.7.
+        assert int(np.argmax(blink)) == 8 and blink[8] > 0.5, f"{side}: {np.round(blink, 2)}"
+        assert np.delete(blink, [7, 8, 9]).mean() < 0.1
+    jaw = _column(got, "jaw_open")
+    assert np.corrcoef(jaw, _column(known_motion, "jaw_open"))[0, 1] > 0.9
+    assert jaw.max() > 0.3 and jaw[[0, 8, 9, 10]].max() < 0.15
+    smiling = np.zeros(FRAMES, bool)
+    smiling[15:21] = True
+    for side in ("smile_l", "smile_r"):
+        assert _column(got, side)[smiling].mean() > _column(got, side)[~smiling].mean() + 0.3, side
+    raised = np.zeros(FRAMES, bool)
+    raised[20:26] = True
+    for side in ("brow_l", "brow_r"):
+        assert _column(got, side)[raised].mean() > _column(got, side)[:15].mean() + 0.3, side
+
+
+def test_frames_without_a_face_are_interpolated(captured):
+    got = captured.motion.full()
+    before, after = BLANK[0] - 1, BLANK[-1] + 1
+    for index in BLANK:
+        share = (index - before) / (after - before)
+        assert np.allclose(got[index], got[before] + share * (got[after] - got[before]), atol=1e-4)
+
+
+def test_capture_command_writes_the_motion_file(performance_video, tmp_path, known_motion):
+    out = tmp_path / "take.json"
+    code, printed = _run_capture_command([str(performance_video), "--out", str(out), "--max-gap", "0.1",
+                                          "--strength", "pose=0.5"])
+    assert code == 0
+    motion = load_motion(out)
+    assert motion.fps == FPS and motion.frame_count == FRAMES
+    yaw = _column(motion.full(), "head_yaw")
+    # Smoothed (default) and halved by --strength pose=0.5: about half the performed turn.
+    assert np.abs(yaw - 0.5 * _column(known_motion, "head_yaw")).max() < 3.0
+    assert "wrote" in printed
+
+
+# ---------------------------------------------------------------- errors a person sees
+
+
+def test_a_video_without_a_face_is_a_clear_error(tmp_path):
+    path = tmp_path / "wall.mp4"
+    writer = VideoWriter(path, 10)
+    for shade in range(4):
+        writer.add(np.full((128, 160, 3), 60 + 40 * shade, np.uint8))
+    writer.close()
+    with pytest.raises(NoFaceError, match="No face found in any of the 4 frames"):
+        capture_video(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not a video" * 50, bytes(range(256)) * 40],
+                         ids=["empty", "text", "bytes"])
+def test_a_corrupt_video_is_a_clear_error(tmp_path, content):
+    path = tmp_path / "broken.mp4"
+    path.write_bytes(content)
+    with pytest.raises(VideoError, match="not a video we can read"):
+        capture_video(path)
+
+
+def test_a_missing_video_is_a_clear_error(tmp_path):
+    with pytest.raises(VideoError, match="no such file"):
+        capture_video(tmp_path / "nowhere.mp4")
+
+
+def test_command_line_errors_have_exit_codes_and_one_line_messages(tmp_path):
+    """Through the real `enliven` command (skipped until cli.py registers `capture`)."""
+    from enliven.cli import build_parser
+
+    if " capture " not in build_parser().format_help():
+        pytest.skip("cli.py does not register the capture command yet")
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"junk" * 100)
+    result = run_enliven("capture", broken, "--out", tmp_path / "m.json")
+    assert result.returncode == VideoError.exit_code
+    assert "not a video we can read" in result.stderr and "Traceback" not in result.stderr
+    csv_path = tmp_path / "notes.csv"
+    csv_path.write_text("a,b\n1,2\n")
+    result = run_enliven("capture", "--livelink", csv_path, "--out", tmp_path / "m.json")
+    assert result.returncode == BadMotionError.exit_code
+    assert "no ARKit blendshape columns" in result.stderr
+
+
+# ---------------------------------------------------------------- Live Link Face CSV
+
+
+def _livelink_csv(path, rows: int = 90, rate: int = 60, start_frame: int = 30, drop: int | None = None,
+                  camel_case: bool = False) -> None:
+    shapes = ["EyeBlinkLeft", "EyeBlinkRight", "JawOpen", "MouthSmileLeft", "MouthFrownRight", "BrowInnerUp",
+              "EyeLookOutLeft", "EyeLookInRight", "MouthPucker", "MouthFunnel", "CheekPuff"]
+    head = ["HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll"]
+    header = shapes + head
+    if camel_case:
+        header = [name[0].lower() + name[1:] for name in header]
+    lines = ["Timecode,BlendShapeCount," + ",".join(header)]
+    for row in range(rows):
+        if row == drop:
+            continue
+        frame = start_frame + row
+        timecode = f"14:03:{52 + frame // rate:02d}:{frame % rate:02d}.{row * 37 % 1000:03d}"
+        jaw = row / (rows - 1)
+        blink = 1.0 if 40 <= row < 46 else 0.0
+        values = [blink, blink * 0.9, jaw, 0.6, 0.3, 0.25, 0.4, 0.4, 0.5, 1.0, 0.8, 0.2, -0.1, 0.05, 0.3, 0.0, 0.0]
+        lines.append(f"{timecode},{len(header)}," + ",".join(f"{v:.6f}" for v in values))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_livelink_csv_maps_arkit_columns_through_the_channel_table(tmp_path):
+    path = tmp_path / "take.csv"
+    _livelink_csv(path)
+    motion = load_livelink_csv(path)
+    assert motion.fps == 60.0  # from the timecodes' frame field rolling over after frame 59
+    assert motion.frame_count == 90
+    assert "head_x" not in motion.channels and "head_y" not in motion.channels  # ARKit has no head shift
+    values = {name: motion.values[:, i] for i, name in enumerate(motion.channels)}
+    assert np.allclose(values["jaw_open"], np.linspace(0, 1, 90), atol=1e-5)
+    assert values["blink_l"][42] == pytest.approx(1.0) and values["blink_l"][10] == 0.0
+    assert values["blink_r"][42] == pytest.approx(0.9)
+    assert values["smile_l"][0] == pytest.approx(0.6)
+    assert values["smile_r"][0] == pytest.approx(-0.3)  # a frown is a negative smile
+    assert values["gaze_x"][0] == pytest.approx(0.4)  # 0.5 * out-left + 0.5 * in-right
+    assert values["pucker"][0] == pytest.approx(0.7 * 0.5 + 0.3 * 1.0)
+    assert values["head_yaw"][0] == pytest.approx(math.degrees(0.2), abs=1e-4)
+    assert values["head_pitch"][0] == pytest.approx(math.degrees(-0.1), abs=1e-4)
+
+
+def test_livelink_csv_with_a_dropped_frame_and_camel_case_names(tmp_path):
+    path = tmp_path / "take.csv"
+    _livelink_csv(path, drop=20, camel_case=True)
+    motion = load_livelink_csv(path)
+    assert motion.frame_count == 90  # resampled onto an even grid: the dropped frame is interpolated
+    jaw = motion.values[:, motion.channels.index("jaw_open")]
+    assert np.allclose(jaw, np.linspace(0, 1, 90), atol=2e-3)
+    assert load_livelink_csv(path, fps=30.0).fps == 30.0
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "is empty"),
+    ("Timecode,Foo,Bar\n00:00:00:00,1,2\n", "no ARKit blendshape columns"),
+    ("Timecode,JawOpen\n", "no frames"),
+    ("Timecode,JawOpen\n00:00:00:01,wide\n", "not a number"),
+    ("Timecode,JawOpen\nlunchtime,0.5\n", "not HH:MM:SS:FF"),
+])
+def test_bad_livelink_csv_is_a_clear_error(tmp_path, text, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(BadMotionError, match=message):
+        load_livelink_csv(path)
+
+
+def test_livelink_through_the_capture_command(tmp_path):
+    path = tmp_path / "take.csv"
+    _livelink_csv(path)
+    out = tmp_path / "take_motion.csv"
+    code, _ = _run_capture_command(["--livelink", str(path), "--out", str(out), "--strength", "mouth=0.5"])
+    assert code == 0
+    motion = load_motion(out)
+    assert motion.frame_count == 90 and motion.fps == pytest.approx(60.0)
+    jaw = motion.values[:, motion.channels.index("jaw_open")]
+    assert np.allclose(jaw, 0.5 * np.linspace(0, 1, 90), atol=1e-4)  # no smoothing by default for ARKit data
+
+
+# ---------------------------------------------------------------- gaps, reference, retarget
+
+
+def test_missing_runs_and_gap_filling():
+    present = np.array([False, True, True, False, False, True, False])
+    assert missing_runs(present) == [(0, 1), (3, 5), (6, 7)]
+    values = np.array([[np.nan], [1.0], [2.0], [np.nan], [np.nan], [5.0], [np.nan]])
+    assert fill_gaps(values)[:, 0].tolist() == [1.0, 1.0, 2.0, 3.0, 4.0, 5.0, 5.0]
+    warnings = describe_gaps([(3, 5), (10, 40)], fps=10, max_gap_s=0.5)
+    assert len(warnings) == 1 and "frames 10-39 (3.0 s)" in warnings[0]
+    with pytest.raises(NoFaceError):
+        fill_gaps(np.full((3, 2), np.nan))
+
+
+def test_reference_frame_choices(rig_landmarks):
+    sequence = rig_landmarks
+    assert choose_reference(sequence, "first") == 1  # frame 0 has no face
+    assert choose_reference(sequence, 3) == 3
+    assert choose_reference(sequence, "auto") == 3  # the neutral one among expressions
+    with pytest.raises(NoFaceError, match="nearest frame with a face is 1"):
+        choose_reference(sequence, 0)
+    with pytest.raises(EnlivenError, match="outside the video"):
+        choose_reference(sequence, 99)
+    with pytest.raises(NoFaceError):
+        choose_reference(np.full((3, 478, 3), np.nan), "first")
+
+
+def test_motion_is_relative_to_the_chosen_reference(rig_landmarks):
+    automatic = motion_from_landmarks(rig_landmarks, fps=24, reference="auto", smoothing=None)
+    assert automatic.reference_frame == 3
+    neutral_values = automatic.motion.full()[3]
+    assert np.abs(neutral_values).max() < 1e-5
+    assert automatic.motion.full()[2, CHANNEL_INDEX["jaw_open"]] == pytest.approx(0.6, abs=0.03)
+    first = motion_from_landmarks(rig_landmarks, fps=24, reference="first", smoothing=None)
+    assert first.reference_frame == 1 and first.missing == [(0, 1)]
+    # Relative to a smiling first frame, the neutral frame frowns.
+    assert first.motion.full()[3, CHANNEL_INDEX["smile_l"]] < -0.2
+
+
+@pytest.fixture(scope="module")
+def rig_landmarks(subject):
+    """Frames from the rig: none, smile + blink, jaw open, neutral, brows raised + head turned."""
+    from enliven.rig import Rig
+
+    rig = Rig(subject.landmarks, subject.pose)
+    frames = [np.full((478, 3), np.nan),
+              rig.targets(channel_values(smile_l=0.7, smile_r=0.7, blink_l=0.6)),
+              rig.targets(channel_values(jaw_open=0.6)),
+              rig.targets(channel_values()),
+              rig.targets(channel_values(brow_l=0.8, brow_r=0.8, head_yaw=20))]
+    return np.stack(frames)
+
+
+def test_retarget_scales_channel_groups_about_their_defaults():
+    names = ("head_yaw", "blink_l", "brow_l", "jaw_open", "smile_r")
+    motion = Motion(30, names, np.array([[20.0, 0.5, 0.4, 0.6, -0.8], [40.0, 1.0, -0.6, 0.2, 0.5]], np.float32))
+    scaled = retarget(motion, {"pose": 1.5, "eyes": 0.5, "mouth": 2.0})
+    assert scaled.values[:, 0].tolist() == pytest.approx([30.0, 45.0])  # 60 is clamped to the yaw range
+    assert scaled.values[:, 1].tolist() == pytest.approx([0.25, 0.5])
+    assert scaled.values[:, 2].tolist() == pytest.approx([0.4, -0.6])  # brows untouched
+    assert scaled.values[:, 3].tolist() == pytest.approx([1.0, 0.4])
+    assert scaled.values[:, 4].tolist() == pytest.approx([-1.0, 1.0])
+    assert scaled.fps == 30 and scaled.channels == names
+    with pytest.raises(EnlivenError, match="Unknown channel group 'teeth'"):
+        retarget(motion, {"teeth": 1.0})
+
+
+def test_strength_arguments():
+    assert parse_strengths(["pose=0.5", "mouth=1.2"]) == {"pose": 0.5, "mouth": 1.2}
+    assert parse_strengths(None) == {}
+    with pytest.raises(EnlivenError, match="GROUP=FACTOR"):
+        parse_strengths(["mouth"])
+    with pytest.raises(EnlivenError, match="groups are: pose, eyes, brows, mouth"):
+        parse_strengths(["lips=1"])
+    with pytest.raises(EnlivenError, match=">= 0"):
+        parse_strengths(["eyes=-1"])
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _run_capture_command(argv: list[str]) -> tuple[int, str]:
+    """Parse and run `capture` through add_commands, in this process, as cli.py will."""
+    import contextlib
+    import io
+
+    parser = argparse.ArgumentParser(prog="enliven")
+    add_commands(parser.add_subparsers())
+    args = parser.parse_args(["capture", *argv])
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = args.func(args)
+    return code, printed.getvalue()

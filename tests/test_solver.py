@@ -1,0 +1,101 @@
+"""The capture solver is the rig's inverse: landmarks the rig made solve back to the channels that made them."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from enliven.rig import Rig
+from enliven.solver import Solver, SolverSettings, rig_for_reference
+from enliven.shared.channels import CHANNEL_NAMES, CHANNELS, maximum_vector, minimum_vector
+
+from conftest import channel_values
+
+# Degrees for the head angles, face widths for head_x/y, channel units for the rest.
+TOLERANCE = {"head_yaw": 0.02, "head_pitch": 0.02, "head_roll": 0.02, "head_x": 1e-3, "head_y": 1e-3}
+EXPRESSION_TOLERANCE = 0.025  # the ridge pulls weak channels very slightly toward 0
+
+
+@pytest.fixture(scope="module")
+def rig(subject):
+    return Rig(subject.landmarks, subject.pose)
+
+
+@pytest.fixture(scope="module")
+def solver(rig):
+    return Solver(rig)
+
+
+def _assert_recovered(solved: np.ndarray, expected: np.ndarray, label: str = "") -> None:
+    for index, name in enumerate(CHANNEL_NAMES):
+        tolerance = TOLERANCE.get(name, EXPRESSION_TOLERANCE)
+        assert abs(solved[index] - expected[index]) <= tolerance, (
+            f"{label}{name}: solved {solved[index]:+.4f}, expected {expected[index]:+.4f}")
+
+
+def test_neutral_landmarks_solve_to_defaults(solver, subject):
+    assert np.abs(solver.solve(subject.landmarks)).max() < 1e-6
+
+
+def test_round_trip_of_random_motions_over_every_channel(solver, rig):
+    rng = np.random.default_rng(7)
+    low, high = minimum_vector().astype(np.float64), maximum_vector().astype(np.float64)
+    for trial in range(25):
+        values = rng.uniform(low, high)  # every channel at once, anywhere in its range
+        solved = solver.solve(rig.targets(values))
+        _assert_recovered(solved, values, f"trial {trial}: ")
+
+
+@pytest.mark.parametrize("channel", CHANNELS, ids=lambda c: c.name)
+def test_round_trip_of_each_channel_at_its_extremes(solver, rig, channel):
+    for value in {channel.minimum, channel.maximum} - {channel.default}:
+        values = channel_values(**{channel.name: value})
+        _assert_recovered(solver.solve(rig.targets(values)), values, f"{channel.name}={value:g}: ")
+
+
+def test_results_stay_inside_channel_ranges_for_impossible_landmarks(solver, rig):
+    # An eye closed "twice over" and a jaw opened past the rig's reach: clamped, not extrapolated.
+    values = channel_values(blink_l=1.0, jaw_open=1.0)
+    overdone = rig.targets(values) + 1.5 * (rig.targets(values) - rig.targets(channel_values()))
+    solved = solver.solve(overdone)
+    assert np.all(solved >= minimum_vector() - 1e-9) and np.all(solved <= maximum_vector() + 1e-9)
+    assert solved[CHANNEL_NAMES.index("blink_l")] == pytest.approx(1.0)
+    assert solved[CHANNEL_NAMES.index("jaw_open")] == pytest.approx(1.0)
+
+
+def test_noise_does_not_wake_up_channels(solver, rig, subject):
+    rng = np.random.default_rng(3)
+    values = channel_values(head_yaw=10.0, jaw_open=0.5)
+    noisy = rig.targets(values) + rng.normal(0.0, 0.3, (478, 3))  # a third of a pixel, like a tracker
+    solved = solver.solve(noisy)
+    assert solved[CHANNEL_NAMES.index("head_yaw")] == pytest.approx(10.0, abs=0.5)
+    assert solved[CHANNEL_NAMES.index("jaw_open")] == pytest.approx(0.5, abs=0.05)
+    others = [i for i, name in enumerate(CHANNEL_NAMES) if name not in ("head_yaw", "jaw_open")]
+    assert np.abs(solved[others]).max() < 0.1
+
+
+def test_relative_to_a_reference_frame(rig):
+    # A reference that already smiles: the same smile solves to 0, the neutral face to a frown-ish value.
+    smiling = rig.targets(channel_values(smile_l=0.6, smile_r=0.6))
+    relative = Solver(rig_for_reference(smiling))
+    assert np.abs(relative.solve(smiling)).max() < 1e-6
+    assert relative.solve(rig.targets(channel_values()))[CHANNEL_NAMES.index("smile_l")] < -0.2
+
+
+def test_fit_error_is_reported_in_pixels(solver, rig):
+    values = channel_values(head_roll=12.0, brow_l=0.7)
+    assert solver.residual(rig.targets(values), values) == pytest.approx(0.0, abs=1e-9)
+    assert solver.residual(rig.targets(values) + [3.0, 4.0, 0.0], values) == pytest.approx(5.0)
+
+
+def test_bad_input_is_refused(solver):
+    with pytest.raises(ValueError):
+        solver.solve(np.zeros((68, 2)))
+    with pytest.raises(ValueError):
+        solver.solve(np.full((478, 3), np.nan))
+
+
+def test_settings_are_used(rig):
+    loose = Solver(rig, SolverSettings(ridge=1.0))
+    values = channel_values(brow_inner_up=0.5)
+    # A strong ridge shrinks the answer toward the neutral face.
+    assert loose.solve(rig.targets(values))[CHANNEL_NAMES.index("brow_inner_up")] < 0.4
