@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--duration", type=float, metavar="SECONDS", help="length of a preset (idle-alive, talk)")
     generate.add_argument("--seed", type=int, default=0, help="random seed for presets with variation")
     generate.add_argument("--strict", action="store_true", help="refuse out-of-range or NaN motion instead of clamping it")
+    generate.add_argument("--server", metavar="ADDRESS", help="render on a running `enliven serve` (e.g. tcp://gpu-box:5570) "
+                          "instead of in this process")
+    generate.add_argument("--server-key", type=Path, metavar="FILE", help="the server's public key (CurveZMQ), for a remote server")
+    generate.add_argument("--client-key", type=Path, metavar="FILE", help="this client's secret key file from `enliven keys`")
     _add_photo_options(generate)
     generate.set_defaults(func=run_generate)
 
@@ -157,45 +161,124 @@ def load_motion_arguments(args: argparse.Namespace) -> Motion:
     return motion
 
 
+class FrameSink:
+    """Where generated frames go: the numbered PNG sequence, and optionally a video and a contact sheet."""
+
+    def __init__(self, args: argparse.Namespace, frame_count: int, fps: float):
+        from .sequence import VideoWriter, sheet_frame_numbers
+
+        args.out.mkdir(parents=True, exist_ok=True)
+        self.out = args.out
+        self.video = VideoWriter(args.video, fps) if args.video else None
+        self.sheet_path = args.contact_sheet
+        self.sheet_numbers = set(sheet_frame_numbers(frame_count)) if args.contact_sheet else set()
+        self.sheet_frames: list[tuple[int, np.ndarray]] = []
+        self.size: tuple[int, int] | None = None
+
+    @property
+    def needs_pixels(self) -> bool:
+        return self.video is not None or bool(self.sheet_numbers)
+
+    def add(self, index: int, rgb: np.ndarray | None, png: bytes | None = None) -> None:
+        """Frame `index` (0-based) as pixels, or as PNG bytes already encoded (then pixels only if needed)."""
+        from .images import decode_png, write_atomic, write_png
+        from .sequence import frame_path
+
+        if png is not None:
+            write_atomic(frame_path(self.out, index + 1), png)
+            if self.needs_pixels:
+                rgb = decode_png(png)
+        else:
+            write_png(frame_path(self.out, index + 1), rgb)
+        if rgb is None:
+            return
+        self.size = rgb.shape[1::-1]
+        if self.video:
+            self.video.add(rgb)
+        if index in self.sheet_numbers:
+            self.sheet_frames.append((index + 1, rgb[::2, ::2].copy() if max(rgb.shape) > 2048 else rgb))
+
+    def close(self) -> None:
+        from .images import write_png
+        from .sequence import contact_sheet
+
+        if self.video:
+            self.video.close()
+        if self.sheet_path and self.sheet_frames:
+            write_png(self.sheet_path, contact_sheet(self.sheet_frames))
+
+
 def run_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
-
-    from .animator import Animator
-    from .images import write_png
-    from .sequence import VideoWriter, contact_sheet, sheet_frame_numbers, write_frame
 
     motion = load_motion_arguments(args)
     if args.size is not None and args.size < 64:
         raise EnlivenError("--size must be at least 64 pixels.")
-    args.out.mkdir(parents=True, exist_ok=True)
-    subject = _analyze(args)
-    animator = Animator(subject, engine=args.engine)
     values = motion.full()
-    sheet_numbers = set(sheet_frame_numbers(len(values)))
-    sheet_frames: list[tuple[int, np.ndarray]] = []
-    video = VideoWriter(args.video, motion.fps) if args.video else None
+    sink = FrameSink(args, len(values), motion.fps)
+    progress = tqdm(total=len(values), unit="frame", desc="generating", file=sys.stderr, dynamic_ncols=True)
     started = time.perf_counter()
     try:
-        for index, frame in enumerate(tqdm(animator.render_all(values), total=len(values), unit="frame",
-                                           desc="generating", file=sys.stderr, dynamic_ncols=True)):
-            write_frame(args.out, index + 1, frame)
-            if video:
-                video.add(frame)
-            if index in sheet_numbers and args.contact_sheet:
-                sheet_frames.append((index + 1, frame[::2, ::2].copy() if max(frame.shape) > 2048 else frame))
+        if args.server:
+            _generate_on_server(args, motion, sink, progress)
+        else:
+            from .animator import Animator
+
+            animator = Animator(_analyze(args), engine=args.engine)
+            for index, frame in enumerate(animator.render_all(values)):
+                sink.add(index, frame)
+                progress.update()
     finally:
-        if video:
-            video.close()
+        progress.close()
+        sink.close()
     elapsed = time.perf_counter() - started
-    if args.contact_sheet:
-        write_png(args.contact_sheet, contact_sheet(sheet_frames))
-    height, width = subject.image.shape[:2]
-    print(f"wrote {len(values)} frames ({width}x{height}, {motion.fps:g} fps) to {args.out} "
-          f"in {elapsed:.1f} s ({len(values) / max(elapsed, 1e-9):.1f} frames/s including PNG writing)")
+    width, height = sink.size or (0, 0)
+    size = f"{width}x{height}, " if sink.size else ""
+    print(f"wrote {len(values)} frames ({size}{motion.fps:g} fps) to {args.out} in {elapsed:.1f} s "
+          f"({len(values) / max(elapsed, 1e-9):.1f} frames/s including PNG writing)")
     for extra in (args.video, args.contact_sheet):
         if extra:
             print(f"wrote {extra}")
     return 0
+
+
+# Error codes a server sends -> the local error class, so exit codes match a local run.
+_REMOTE_ERRORS = {"no_face": "NoFaceError", "bad_image": "ImageError", "too_large": "ImageTooLargeError",
+                  "bad_motion": "BadMotionError"}
+
+
+def _generate_on_server(args: argparse.Namespace, motion: Motion, sink: FrameSink, progress) -> None:
+    """Render on a running `enliven serve`; the photo and motion travel over ZeroMQ, PNGs come back."""
+    from . import errors
+    from .images import encode_png, load_image, resize_long_side
+    from .shared.client import RemoteError, generate_remote, load_client_keys, load_public_key
+
+    if args.size:
+        photo = encode_png(resize_long_side(load_image(args.photo), args.size))
+    else:
+        try:
+            photo = args.photo.read_bytes()
+        except OSError as error:
+            raise errors.ImageError(f"Cannot open '{args.photo}': {error.strerror or error}.") from error
+    keys = {}
+    if args.server_key:
+        keys["server_public_key"] = load_public_key(args.server_key)
+    if args.client_key:
+        keys["client_keys"] = load_client_keys(args.client_key)
+
+    def on_frame(index: int, image, event) -> None:
+        sink.add(index, image if isinstance(image, np.ndarray) else None, png=image if isinstance(image, bytes) else None)
+        progress.update()
+
+    try:
+        generate_remote(args.server, photo, motion.full(), motion.fps, engine=args.engine, on_frame=on_frame,
+                        face_index=args.face, **keys)
+    except RemoteError as error:
+        if error.code in _REMOTE_ERRORS or error.code in ("bad_field", "bad_part", "internal"):
+            message = f"the server at {args.server} says: {error.message}"
+        else:  # the connection itself failed: timeout, refused key, server restarted...
+            message = error.message
+        raise getattr(errors, _REMOTE_ERRORS.get(error.code, "EnlivenError"))(message) from error
 
 
 def run_presets(args: argparse.Namespace) -> int:

@@ -78,6 +78,14 @@ def encode_png(rgb: np.ndarray, compression: int = 1) -> bytes:
     return data.tobytes()
 
 
+def decode_png(data: bytes) -> np.ndarray:
+    """RGB pixels of PNG (or JPEG) bytes we made or received."""
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if pixels is None:
+        raise ImageError("Received image data that cannot be decoded.")
+    return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+
+
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write a file so that it is either complete or absent, never half written."""
     path = Path(path)

@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Set up, then run the whole test suite. Extra arguments go to pytest.
+# Set up, then run the whole test suite: the backend suite in .venv, then the
+# Blender add-on suite under Blender 4.2 LTS and 5.0 (bpy wheels, real backend
+# subprocess). Extra arguments go to the backend's pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-exec .venv/bin/python -m pytest "$@"
+status=0
+.venv/bin/python -m pytest "$@" || status=$?
+ENLIVEN_BACKEND_PYTHON="$PWD/.venv/bin/python" scripts/test_blender.sh -q || status=$?
+exit $status

@@ -113,3 +113,30 @@ def test_nan_and_out_of_range_are_clamped_or_refused(astronaut_path, tmp_path):
     strict = run_enliven("generate", astronaut_path, "--motion", tmp_path / "m.json", "--out", tmp_path / "s", "--strict")
     assert strict.returncode == 5
     assert not (tmp_path / "s" / "frame_0001.png").exists()
+
+
+def test_generate_on_a_running_server_matches_a_local_run(astronaut_path, tmp_path):
+    from service_helpers import ServerProcess
+
+    local = run_enliven("generate", astronaut_path, "--preset", "blink", "--fps", "8", "--out", tmp_path / "local")
+    assert local.returncode == 0, local.stderr
+    with ServerProcess() as server:
+        remote = run_enliven("generate", astronaut_path, "--preset", "blink", "--fps", "8", "--out", tmp_path / "remote",
+                             "--contact-sheet", tmp_path / "sheet.png", "--server", server.address)
+        assert remote.returncode == 0, remote.stderr + server.log()
+        no_face = write_rgb(tmp_path / "wall.png", np.full((300, 300, 3), 180, np.uint8))
+        refused = run_enliven("generate", no_face, "--preset", "blink", "--out", tmp_path / "x", "--server", server.address)
+        assert refused.returncode == 3 and "No face" in refused.stderr
+    local_frames = sorted((tmp_path / "local").glob("frame_*.png"))
+    remote_frames = sorted((tmp_path / "remote").glob("frame_*.png"))
+    assert [f.name for f in remote_frames] == [f.name for f in local_frames]
+    for a, b in zip(local_frames, remote_frames):
+        assert np.array_equal(cv2.imread(str(a)), cv2.imread(str(b)))
+    assert cv2.imread(str(tmp_path / "sheet.png")) is not None
+
+
+def test_generate_with_no_server_listening_fails_quickly(astronaut_path, tmp_path):
+    result = run_enliven("generate", astronaut_path, "--preset", "blink", "--out", tmp_path / "o",
+                         "--server", "tcp://127.0.0.1:9")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr and "tcp://127.0.0.1:9" in result.stderr

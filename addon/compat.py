@@ -1,0 +1,154 @@
+"""Everything that differs between Blender 4.2 LTS, 4.5 LTS and 5.0, in one place.
+
+The rest of the add-on never looks at `bpy.app.version`; it calls these
+helpers. Where an API can be detected by its presence we test for that
+instead of a version number, so a 4.x release that gained a 5.0 API early
+takes the newer path. See the "Blender versions" table in DESIGN.md:
+
+- action F-curves: `action.fcurves` (4.2) vs layered actions whose F-curves
+  live in a channelbag per slot (4.4+, the only way in 5.0);
+- compositor: `scene.use_nodes` + `scene.node_tree` ending in a Composite
+  node (4.x) vs `scene.compositing_node_group`, a node group whose group
+  output is the result (5.0);
+- the Alpha Over node's sockets: ("Fac", "Image", "Image") vs
+  ("Background", "Foreground", "Factor", ...) in 5.0;
+- sequencer: `sequence_editor.sequences` (4.2) vs `.strips` (4.4+, only in 5.0).
+"""
+from __future__ import annotations
+
+import bpy
+
+# Names of the nodes and trees we create, so a second "Add to Compositor"
+# finds and updates them instead of adding more.
+COMPOSITOR_TREE_NAME = "Enliven Compositing"
+
+
+# --------------------------------------------------------------------------- F-curves
+
+
+def _layered(action: bpy.types.Action) -> bool:
+    """Layered actions (4.4+): F-curves live in a channelbag per slot; 4.5 still
+    has `action.fcurves` as a legacy wrapper, 5.0 only has channelbags."""
+    return hasattr(action, "layers")
+
+
+def _channelbag(obj: bpy.types.Object):
+    """The channelbag holding `obj`'s F-curves in its assigned action slot (4.4+),
+    or None when the object has no slot (an action assigned by a script
+    before anything was keyed)."""
+    from bpy_extras import anim_utils
+
+    adt = obj.animation_data
+    slot = getattr(adt, "action_slot", None) if adt is not None and adt.action is not None else None
+    if slot is None:
+        return None
+    return anim_utils.action_get_channelbag_for_slot(adt.action, slot)
+
+
+def fcurves(obj: bpy.types.Object) -> list:
+    """All F-curves animating `obj` through its active action (empty when none)."""
+    adt = obj.animation_data
+    if adt is None or adt.action is None:
+        return []
+    action = adt.action
+    if not _layered(action):
+        return list(action.fcurves)
+    bag = _channelbag(obj)
+    return list(bag.fcurves) if bag is not None else []
+
+
+def fcurves_by_path(obj: bpy.types.Object, prefix: str = "") -> dict[str, bpy.types.FCurve]:
+    """{data_path: F-curve} of `obj` for paths starting with `prefix` (index 0 only:
+    our channels are scalars)."""
+    return {fc.data_path: fc for fc in fcurves(obj) if fc.array_index == 0 and fc.data_path.startswith(prefix)}
+
+
+def ensure_fcurve(obj: bpy.types.Object, data_path: str, group: str) -> bpy.types.FCurve:
+    """The F-curve for `data_path` on `obj`, creating the action (and slot) if needed."""
+    adt = obj.animation_data or obj.animation_data_create()
+    if adt.action is None:
+        adt.action = bpy.data.actions.new(f"{obj.name}Action")
+    action = adt.action
+    ensure = action.bl_rna.functions.get("fcurve_ensure_for_datablock")
+    if ensure is not None:
+        # 4.4+: creates the layer, strip, slot and channelbag as needed and
+        # assigns the slot, exactly like inserting a key from the UI.
+        if "group_name" in ensure.parameters:  # 5.0
+            return action.fcurve_ensure_for_datablock(obj, data_path, index=0, group_name=group)
+        fc = action.fcurve_ensure_for_datablock(obj, data_path, index=0)  # 4.4 / 4.5
+        if fc.group is None:
+            bag = _channelbag(obj)
+            fc.group = bag.groups.get(group) or bag.groups.new(group)
+        return fc
+    fc = action.fcurves.find(data_path, index=0)
+    if fc is None:
+        fc = action.fcurves.new(data_path, index=0, action_group=group)
+    return fc
+
+
+# --------------------------------------------------------------------------- compositor
+
+
+def uses_node_groups_for_compositing(scene: bpy.types.Scene) -> bool:
+    return hasattr(scene, "compositing_node_group")
+
+
+def compositor_tree(scene: bpy.types.Scene, create: bool = True):
+    """The scene's compositor node tree, created (and switched on) if needed."""
+    if uses_node_groups_for_compositing(scene):
+        tree = scene.compositing_node_group
+        if tree is None and create:
+            tree = bpy.data.node_groups.new(COMPOSITOR_TREE_NAME, "CompositorNodeTree")
+            scene.compositing_node_group = tree
+        return tree
+    if create:
+        scene.use_nodes = True  # 4.x creates scene.node_tree (with default nodes) here
+    return scene.node_tree
+
+
+def compositor_output_socket(scene: bpy.types.Scene, tree) -> bpy.types.NodeSocket:
+    """The socket whose input is the final composited image: the Composite
+    node's Image input (4.x) or the group output's first colour socket (5.0)."""
+    if not uses_node_groups_for_compositing(scene):
+        node = next((n for n in tree.nodes if n.bl_idname == "CompositorNodeComposite"), None)
+        if node is None:
+            node = tree.nodes.new("CompositorNodeComposite")
+            node.location = (600, 0)
+        return node.inputs[0]
+    # 5.0: the tree's interface needs an Image output socket for the render.
+    has_output = any(
+        item.item_type == 'SOCKET' and item.in_out == 'OUTPUT' for item in tree.interface.items_tree
+    )
+    if not has_output:
+        tree.interface.new_socket(name="Image", in_out='OUTPUT', socket_type='NodeSocketColor')
+    node = next((n for n in tree.nodes if n.bl_idname == "NodeGroupOutput"), None)
+    if node is None:
+        node = tree.nodes.new("NodeGroupOutput")
+        node.location = (600, 0)
+    node.is_active_output = True
+    return node.inputs[0]
+
+
+def alpha_over_sockets(node: bpy.types.Node) -> tuple[bpy.types.NodeSocket, bpy.types.NodeSocket]:
+    """(background, foreground) inputs of an Alpha Over node."""
+    if "Background" in node.inputs:
+        return node.inputs["Background"], node.inputs["Foreground"]
+    return node.inputs[1], node.inputs[2]  # 4.x: ("Fac", "Image", "Image")
+
+
+# --------------------------------------------------------------------------- sequencer
+
+
+def strips(scene: bpy.types.Scene):
+    """The top-level strip collection of the scene's sequencer (created if needed)."""
+    editor = scene.sequence_editor or scene.sequence_editor_create()
+    return editor.strips if hasattr(editor, "strips") else editor.sequences
+
+
+# --------------------------------------------------------------------------- UI
+
+
+def layout_progress(layout: bpy.types.UILayout, factor: float, text: str) -> None:
+    """A progress bar (UILayout.progress exists since 4.0, so on every
+    supported version; kept here so a future change lands in one place)."""
+    layout.progress(factor=factor, type='BAR', text=text)

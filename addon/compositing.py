@@ -1,0 +1,192 @@
+"""Put a generated PNG sequence into the shot: as an image sequence in the
+compositor (optionally over the render) or as an image strip in the
+sequencer, with colour management that gives back the PNG's pixels.
+
+Frame files are named after scene frames (frame_00042.png is frame 42), so
+both the compositor's Image node and the strip line up with the timeline
+without offsets to reason about. Version differences go through compat.
+"""
+from __future__ import annotations
+
+import os
+
+import bpy
+
+from . import compat, connection
+
+NODE_PREFIX = "Enliven"
+
+
+def sequence_frames(obj: bpy.types.Object, scene: bpy.types.Scene) -> tuple[str, int, int]:
+    """(folder, first frame, last frame) of the rig's generated sequence in the
+    current frame range; UserError when its first frame was never generated."""
+    from . import sampling
+
+    directory, _ = connection.output_dir(obj)
+    first, last = sampling.frame_range(scene, obj)
+    if not os.path.isfile(os.path.join(directory, connection.frame_filename(first))):
+        raise connection.UserError(
+            f"No generated frames for '{obj.name}' in {directory} (frame {first} is missing); run Generate first")
+    return directory, first, last
+
+
+def _filepath(path: str) -> str:
+    # Relative to the .blend when it is saved, so the project can move.
+    if bpy.data.filepath:
+        try:
+            return bpy.path.relpath(path)
+        except ValueError:  # another drive on Windows
+            return path
+    return path
+
+
+def sequence_image(obj: bpy.types.Object, directory: str, first: int) -> bpy.types.Image:
+    """The image datablock that plays the rig's sequence (created or updated)."""
+    name = f"{NODE_PREFIX} {obj.name}"
+    path = _filepath(os.path.join(directory, connection.frame_filename(first)))
+    image = bpy.data.images.get(name)
+    if image is None or image.library is not None:
+        image = bpy.data.images.load(bpy.path.abspath(path), check_existing=False)
+        image.name = name
+    image.source = 'SEQUENCE'
+    image.filepath = path
+    # The PNGs hold display-referred sRGB: the same space the scene's
+    # Standard view transform maps back to, so pixels round-trip.
+    image.colorspace_settings.name = 'sRGB'
+    image.reload()
+    return image
+
+
+def set_color_management(scene: bpy.types.Scene) -> None:
+    """Settings under which a rendered frame equals the generated PNG (within 1/255)."""
+    view = scene.view_settings
+    view.view_transform = 'Standard'
+    view.look = 'None'
+    view.exposure = 0.0
+    view.gamma = 1.0
+    view.use_curve_mapping = False
+    scene.display_settings.display_device = 'sRGB'
+    scene.sequencer_colorspace_settings.name = 'sRGB'
+    scene.render.dither_intensity = 0.0  # dither adds noise to every 8-bit output
+
+
+def color_management_problems(scene: bpy.types.Scene) -> list[str]:
+    """What would keep a render from reproducing the generated frames."""
+    view = scene.view_settings
+    problems = []
+    if view.view_transform != 'Standard':
+        problems.append(f"view transform is {view.view_transform} (Standard reproduces the frames)")
+    if view.look != 'None':
+        problems.append(f"look is {view.look}")
+    if abs(view.exposure) > 1e-6 or abs(view.gamma - 1.0) > 1e-6:
+        problems.append("exposure/gamma are not 0/1")
+    if view.use_curve_mapping:
+        problems.append("curves are on")
+    if scene.display_settings.display_device != 'sRGB':
+        problems.append(f"display is {scene.display_settings.display_device}")
+    return problems
+
+
+def png_size(path: str) -> tuple[int, int]:
+    """(width, height) from a PNG's header, without loading it into Blender."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+    except OSError:
+        return (0, 0)
+    if len(head) < 24 or not head.startswith(b"\x89PNG"):
+        return (0, 0)
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def set_resolution(scene: bpy.types.Scene, size: tuple[int, int]) -> None:
+    """Render at the frames' own size, so the compositor neither crops nor scales them."""
+    width, height = size
+    if width and height:
+        scene.render.resolution_x, scene.render.resolution_y = width, height
+        scene.render.resolution_percentage = 100
+        scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
+
+
+def _node(tree, bl_idname: str, name: str, location: tuple[float, float]) -> bpy.types.Node:
+    node = tree.nodes.get(name)
+    if node is not None and node.bl_idname != bl_idname:
+        tree.nodes.remove(node)
+        node = None
+    if node is None:
+        node = tree.nodes.new(bl_idname)
+        node.name = name
+        node.label = name
+        node.location = location
+    return node
+
+
+def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render: bool) -> bpy.types.Node:
+    """Build or update the compositor so the rig's sequence feeds the output.
+
+    Each portrait has its own Image node. With `over_render` the frames go
+    over the Render Layers output with an Alpha Over node; otherwise straight
+    to the output (a compositor-only scene renders without a camera).
+    Returns the Image node.
+    """
+    directory, first, last = sequence_frames(obj, scene)
+    image = sequence_image(obj, directory, first)
+    tree = compat.compositor_tree(scene, create=True)
+    output = compat.compositor_output_socket(scene, tree)
+
+    image_node = _node(tree, "CompositorNodeImage", f"{NODE_PREFIX} Image {obj.name}", (0, 0))
+    image_node.image = image
+    # Scene frame f shows file number (f - frame_start + 1 + frame_offset);
+    # files are numbered by scene frame, so offset = first - 1.
+    image_node.frame_start = first
+    image_node.frame_offset = first - 1
+    image_node.frame_duration = last - first + 1
+    image_node.use_cyclic = False
+    image_node.use_auto_refresh = True
+
+    result = image_node.outputs["Image"]
+    over_name = f"{NODE_PREFIX} Over {obj.name}"
+    if over_render:
+        layers = next((n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers"), None)
+        if layers is None:
+            layers = tree.nodes.new("CompositorNodeRLayers")
+            layers.location = (0, 300)
+        over = _node(tree, "CompositorNodeAlphaOver", over_name, (300, 100))
+        background, foreground = compat.alpha_over_sockets(over)
+        tree.links.new(layers.outputs["Image"], background)
+        tree.links.new(image_node.outputs["Image"], foreground)
+        result = over.outputs["Image"]
+    elif over_name in tree.nodes:
+        tree.nodes.remove(tree.nodes[over_name])
+    tree.links.new(result, output)
+    if not over_render and scene.camera is None:
+        # Without a camera a Render Layers node can never render, but its mere
+        # presence (4.x puts one in every new compositor, 4.5 wires it to the
+        # Viewer too) makes F12 refuse to render although the frames need no
+        # camera.
+        for node in [n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers"]:
+            tree.nodes.remove(node)
+    scene.render.use_compositing = True
+    return image_node
+
+
+def add_to_sequencer(scene: bpy.types.Scene, obj: bpy.types.Object, channel: int = 0):
+    """Add (or replace) an image strip that plays the rig's frames at their frame numbers."""
+    directory, first, last = sequence_frames(obj, scene)
+    collection = compat.strips(scene)
+    name = f"{NODE_PREFIX} {obj.name}"
+    old = collection.get(name)
+    if old is not None:
+        channel = channel or old.channel
+        collection.remove(old)
+    if not channel:
+        # The first channel with nothing in the strip's frames.
+        busy = {s.channel for s in collection if s.frame_final_start <= last and s.frame_final_end > first}
+        channel = next(c for c in range(1, 129) if c not in busy)
+    strip = collection.new_image(name, _filepath(os.path.join(directory, connection.frame_filename(first))),
+                                 channel, first)
+    for frame in range(first + 1, last + 1):
+        strip.elements.append(connection.frame_filename(frame))
+    strip.colorspace_settings.name = 'sRGB'
+    scene.render.use_sequencer = True
+    return strip

@@ -1,0 +1,98 @@
+"""Writing keyframes on a rig: presets and baked motion files.
+
+Keys go straight into the channel F-curves (`keyframe_points.insert` /
+`add`), which is much faster than `keyframe_insert` per key and does not
+touch the properties' current values. Keys are ordinary, editable keys in
+the "Enliven" action group.
+"""
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+from . import compat, properties
+from .shared.channels import CHANNEL_NAMES
+from .shared.motion import Motion
+from .shared.presets import PRESETS, preset_keys
+
+
+def _clear_range(fc: bpy.types.FCurve, first: float, last: float) -> None:
+    """Remove the curve's keys in [first, last] so new keys replace, not mix."""
+    points = fc.keyframe_points
+    for index in range(len(points) - 1, -1, -1):
+        if first - 1e-4 <= points[index].co.x <= last + 1e-4:
+            points.remove(points[index], fast=True)
+
+
+def insert_keys(obj: bpy.types.Object, keys: dict[str, list[tuple[float, float]]], *,
+                interpolation: str = 'BEZIER', replace: bool = True) -> int:
+    """Insert `keys` ({channel: [(frame, value in channel units)]}) on rig `obj`.
+
+    With `replace`, each channel's existing keys inside the new keys' frame
+    span are removed first. Bezier keys get auto-clamped handles, which is
+    what the presets are designed for. Returns the number of keys inserted.
+    """
+    count = 0
+    for name, channel_keys in keys.items():
+        if name not in CHANNEL_NAMES:
+            raise ValueError(f"unknown channel {name!r}")
+        if not channel_keys:
+            continue
+        fc = compat.ensure_fcurve(obj, properties.data_path(name), properties.GROUP_NAME)
+        frames = np.array([k[0] for k in channel_keys], dtype=np.float64)
+        values = np.array([properties.to_property(name, k[1]) for k in channel_keys], dtype=np.float64)
+        if replace:
+            _clear_range(fc, frames.min(), frames.max())
+        points = fc.keyframe_points
+        if len(points) == 0:
+            # Empty curve: add all keys at once (a bake can be thousands).
+            points.add(len(frames))
+            points.foreach_set("co", np.column_stack((frames, values)).astype(np.float32).ravel())
+            new_points = list(points)
+        else:
+            new_points = [points.insert(f, v, options={'FAST'}) for f, v in zip(frames.tolist(), values.tolist())]
+        for point in new_points:
+            point.interpolation = interpolation
+            point.handle_left_type = point.handle_right_type = 'AUTO_CLAMPED'
+        fc.update()  # sorts keys and computes the auto handles
+        count += len(frames)
+    _tag(obj)
+    return count
+
+
+def insert_preset(obj: bpy.types.Object, name: str, frame: int, fps: float, *, seed: int = 0,
+                  duration_s: float | None = None, replace: bool = True) -> tuple[int, int]:
+    """Insert preset `name` starting at `frame`; returns (keys inserted, last frame)."""
+    keys = preset_keys(name, fps=fps, seed=seed, duration_s=duration_s)
+    shifted = {ch: [(frame + f, v) for f, v in channel_keys] for ch, channel_keys in keys.items()}
+    last = max((k[-1][0] for k in shifted.values() if k), default=frame)
+    return insert_keys(obj, shifted, replace=replace), int(last)
+
+
+def bake_motion(obj: bpy.types.Object, motion: Motion, frame: int, scene_fps: float, *,
+                replace: bool = True) -> tuple[int, int]:
+    """Key every frame of `motion` on the rig, starting at scene frame `frame`.
+
+    Motion frames are placed by time, so a 30 fps capture lands correctly in
+    a 24 fps scene. Keys are linear: a bake reproduces the samples exactly.
+    Returns (keys inserted, last frame).
+    """
+    times = np.arange(motion.frame_count, dtype=np.float64) / motion.fps
+    frames = frame + np.round(times * scene_fps * 1000.0) / 1000.0
+    keys = {
+        name: list(zip(frames.tolist(), motion.values[:, column].astype(np.float64).tolist()))
+        for column, name in enumerate(motion.channels)
+    }
+    return insert_keys(obj, keys, interpolation='LINEAR', replace=replace), int(np.ceil(frames[-1]))
+
+
+def _tag(obj: bpy.types.Object) -> None:
+    # Make the viewport, the Dope Sheet and the depsgraph notice the new keys.
+    obj.update_tag(refresh={'TIME'})
+    adt = obj.animation_data
+    if adt is not None and adt.action is not None:
+        adt.action.update_tag()
+
+
+def preset_items() -> list[tuple[str, str, str]]:
+    return [(name, name.replace("-", " ").title(), preset.description) for name, preset in PRESETS.items()]

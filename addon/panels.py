@@ -1,0 +1,148 @@
+"""The "Enliven" tab of the 3D viewport sidebar, and the status bar progress."""
+from __future__ import annotations
+
+import bpy
+
+from . import compat, connection, sampling
+from .connection import RUNTIME
+from .properties import GROUP_TITLES
+from .shared.channels import GROUPS
+
+
+class _EnlivenPanel:
+    bl_space_type = 'VIEW_3D'
+    bl_region_type = 'UI'
+    bl_category = "Enliven"
+
+
+def _generate_progress(layout: bpy.types.UILayout) -> bool:
+    """Progress bar + Cancel while generating; True when something was drawn."""
+    job = RUNTIME.generate
+    if job is None or not job.active:
+        return False
+    row = layout.row(align=True)
+    compat.layout_progress(row, job.progress, job.message or "Generating…")
+    row.operator("enliven.cancel", text="", icon='X')
+    return True
+
+
+class ENLIVEN_PT_main(_EnlivenPanel, bpy.types.Panel):
+    bl_label = "Enliven"
+
+    def draw(self, context):
+        layout = self.layout
+        scene = context.scene
+        icon, text = RUNTIME.status_line()
+        row = layout.row(align=True)
+        row.label(text=text, icon=icon)
+        row.operator("enliven.connect", text="", icon='FILE_REFRESH')
+        if RUNTIME.has_log() and RUNTIME.state == "ERROR":
+            layout.operator("enliven.show_log", icon='TEXT')
+
+        box = layout.box()
+        box.template_ID(scene.enliven, "new_photo", open="image.open")
+        row = box.row(align=True)
+        row.operator("enliven.add_portrait", icon='ADD')
+
+        obj = connection.active_rig(context)
+        layout.prop(scene.enliven, "rig")
+        if obj is None:
+            layout.label(text="Add a portrait to start", icon='INFO')
+            return
+        status = RUNTIME.rig_status.get(obj.name)
+        if status is not None:
+            layout.label(text=status[1], icon=status[0])
+        row = layout.row(align=True)
+        row.prop(scene.enliven, "live_preview", toggle=True, icon='HIDE_OFF')
+        row.operator("enliven.show_preview", text="", icon='IMAGE')
+
+
+class ENLIVEN_PT_channels(_EnlivenPanel, bpy.types.Panel):
+    bl_label = "Channels"
+    bl_parent_id = "ENLIVEN_PT_main"
+
+    @classmethod
+    def poll(cls, context):
+        return connection.active_rig(context) is not None
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = True  # the keyframe diamonds
+        rig = connection.active_rig(context).enliven
+        for group, names in GROUPS.items():
+            column = layout.column(align=True, heading=GROUP_TITLES.get(group, group.title()))
+            for name in names:
+                column.prop(rig, name, slider=True)
+        layout.operator("enliven.reset_pose", icon='LOOP_BACK')
+
+
+class ENLIVEN_PT_motion(_EnlivenPanel, bpy.types.Panel):
+    bl_label = "Motion"
+    bl_parent_id = "ENLIVEN_PT_main"
+
+    @classmethod
+    def poll(cls, context):
+        return connection.active_rig(context) is not None
+
+    def draw(self, context):
+        layout = self.layout
+        layout.operator_menu_enum("enliven.insert_preset", "preset", text="Insert Preset", icon='KEYINGSET')
+        layout.operator("enliven.bake_motion", icon='IMPORT')
+
+
+class ENLIVEN_PT_output(_EnlivenPanel, bpy.types.Panel):
+    bl_label = "Generate"
+    bl_parent_id = "ENLIVEN_PT_main"
+
+    @classmethod
+    def poll(cls, context):
+        return connection.active_rig(context) is not None
+
+    def draw(self, context):
+        layout = self.layout
+        obj = connection.active_rig(context)
+        rig = obj.enliven
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        layout.prop(rig, "use_custom_range")
+        if rig.use_custom_range:
+            column = layout.column(align=True)
+            column.prop(rig, "frame_start")
+            column.prop(rig, "frame_end")
+        else:
+            first, last = sampling.frame_range(context.scene, obj)
+            layout.label(text=f"Scene frames {first}-{last}")
+        layout.prop(rig, "output_dir")
+        directory, warning = connection.output_dir(obj)
+        if not rig.output_dir:
+            layout.label(text=directory)
+        if warning:
+            layout.label(text=warning, icon='ERROR')
+        layout.prop(rig, "engine")
+        layout.prop(rig, "face_index")
+
+        if not _generate_progress(layout):
+            layout.operator("enliven.generate", icon='RENDER_ANIMATION')
+            job = RUNTIME.generate
+            if job is not None and job.rig == obj.name and job.message:
+                icon = {'FAILED': 'ERROR', 'CANCELLED': 'CANCEL'}.get(job.state, 'CHECKMARK')
+                layout.label(text=job.message, icon=icon)
+
+        layout.separator()
+        layout.prop(context.scene.enliven, "over_render")
+        row = layout.row(align=True)
+        row.operator("enliven.add_to_compositor", icon='NODE_COMPOSITING')
+        row.operator("enliven.add_to_sequencer", icon='SEQUENCE')
+
+
+def draw_status_bar(self, context):
+    """Appended to the status bar: the generate progress, visible from any editor."""
+    job = RUNTIME.generate
+    if job is not None and job.active:
+        row = self.layout.row(align=True)
+        compat.layout_progress(row, job.progress, f"Enliven: {job.message}")
+        row.operator("enliven.cancel", text="", icon='X', emboss=False)
+
+
+classes = (ENLIVEN_PT_main, ENLIVEN_PT_channels, ENLIVEN_PT_motion, ENLIVEN_PT_output)

@@ -1,0 +1,1248 @@
+"""`enliven serve`: the backend behind a ZeroMQ ROUTER socket.
+
+Threads, and why (the ROUTER pattern of the ZeroMQ guide; sockets are not
+thread-safe, so only the main thread touches the ROUTER):
+
+* the **socket thread** (the caller of :func:`serve`) receives, validates and
+  routes every request and sends every reply. It answers ``hello``, ``ping``,
+  ``status``, ``cancel`` and ``shutdown`` itself, so they are never stuck
+  behind rendering.
+* the **interactive lane** (one thread) runs ``analyze`` and ``preview``.
+  A newer preview from the same client replaces its older one while that one
+  is still queued: the older gets ``done`` with status ``superseded``.
+* the **heavy lane** (``Limits.heavy_lanes`` threads, one by default: one
+  GPU-heavy job at a time) runs ``generate`` jobs in order; waiting jobs get
+  ``queued`` messages with their position. Frames are encoded/written by a
+  small pool so PNG compression overlaps rendering.
+
+Workers hand replies to the socket thread through a locked deque plus a
+socketpair that wakes its poller. Each job may have only ``job_window``
+messages not yet accepted by ZeroMQ, and the ROUTER's per-client queue is
+capped by its high-water mark with ROUTER_MANDATORY, so a slow client slows
+its own job down instead of growing the server's memory; a client that reads
+nothing for ``stall_timeout_s``, or disconnects, loses its jobs.
+
+Everything from the network is decoded by :mod:`enliven.shared.protocol`;
+every failure becomes an ``error`` reply (code + message) and the server keeps
+serving.
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import hashlib
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+import zlib
+from collections import OrderedDict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import zmq
+
+from . import __version__
+from .device import DEVICE_CHOICES, DeviceInfo, detect_device
+from .errors import EnlivenError
+from .shared import protocol
+from .shared.protocol import PROTOCOL_VERSION, Limits, Message, ProtocolError
+
+__all__ = ["serve", "Limits", "Server", "add_serve_command", "add_keys_command", "is_local_endpoint", "png_bytes",
+           "create_keys", "DEFAULT_BIND"]
+
+DEFAULT_BIND = "tcp://127.0.0.1:5570"
+SUBJECT_CACHE = 16  # analysed photos kept in memory
+ANIMATOR_CACHE = 4  # prepared (subject, engine) pairs: their setup is the expensive part
+PROGRESS_EVERY_S = 0.5
+# Replies (not job frames: those are bounded by the job window) buffered for a
+# client that sends faster than it reads; beyond this they are dropped.
+BACKLOG_CAP = 4096
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+Log = Callable[[str], None]
+
+
+def _stderr_log(text: str) -> None:
+    print(f"[enliven serve {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+class ServiceError(EnlivenError):
+    """A request the server understood but will not do; ``code`` goes on the wire."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+# --------------------------------------------------------------------------
+# Jobs
+
+
+@dataclass(eq=False)
+class Job:
+    identity: bytes
+    id: str
+    kind: str  # analyze | preview | generate
+    msg: Message
+    motion: np.ndarray | None = None  # (frames, len(CHANNEL_NAMES)) float32
+    warnings: list[str] = field(default_factory=list)
+    state: str = "queued"  # queued | running | finished
+    done: int = 0
+    total: int = 0
+    cancel: threading.Event = field(default_factory=threading.Event)
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    inflight: int = 0  # messages handed to the socket thread but not yet to ZeroMQ
+    output_key: str | None = None
+    stalled: bool = False  # cancelled because the client read nothing for too long
+    rendered_after_cancel: int = 0  # proof of "stops within one frame": at most the frame in progress
+
+    def release(self) -> None:
+        with self.cond:
+            self.inflight = max(0, self.inflight - 1)
+            self.cond.notify_all()
+
+
+@dataclass
+class _Peer:
+    jobs: dict[str, Job] = field(default_factory=dict)  # live jobs by id, until their last reply is sent
+    backlog: deque = field(default_factory=deque)  # messages ZeroMQ would not take yet (HWM)
+    dropped: int = 0
+
+
+@dataclass
+class _Out:
+    identity: bytes
+    frames: list
+    job: Job | None = None
+    credited: bool = False  # took one of the job's window slots
+    end: bool = False
+
+
+# --------------------------------------------------------------------------
+# Engines: subjects and animators, cached
+
+
+class _Engines:
+    """Subject and Animator caches shared by both lanes (imports are lazy so
+    `enliven keys` and `--help` stay fast)."""
+
+    def __init__(self, limits: Limits, default_engine: str):
+        from .animator import ENGINE_NAMES
+
+        self.engine_names = tuple(ENGINE_NAMES)
+        if default_engine not in self.engine_names:
+            raise ServiceError("unknown_engine", f"unknown engine {default_engine!r}; available: {', '.join(self.engine_names)}")
+        self.default_engine = default_engine
+        self.limits = limits
+        self._lock = threading.Lock()
+        self._subjects: OrderedDict[str, Any] = OrderedDict()  # subject id -> Subject
+        self._by_bytes: OrderedDict[tuple[str, int], str] = OrderedDict()  # (sha256 of upload, face) -> subject id
+        self._animators: OrderedDict[tuple[str, str], tuple[Any, threading.Lock]] = OrderedDict()
+        self._create_lock = threading.Lock()
+
+    @property
+    def subjects_cached(self) -> int:
+        return len(self._subjects)
+
+    @staticmethod
+    def subject_id(subject: Any) -> str:
+        return f"{subject.image_hash}-{subject.face_index}"
+
+    def has_subject(self, sid: str) -> bool:
+        with self._lock:
+            return sid in self._subjects
+
+    def subject_for(self, msg: Message) -> Any:
+        """The request's subject: by id when cached, else analysed from its image part."""
+        sid = msg.fields.get("subject")
+        face = int(msg.fields.get("face_index", 0))
+        if sid is not None:
+            with self._lock:
+                subject = self._subjects.get(sid)
+                if subject is not None:
+                    self._subjects.move_to_end(sid)
+                    return subject
+        part = msg.parts.get("image")
+        if part is None:
+            raise ServiceError("unknown_subject", f"subject {sid} is not (or no longer) cached on this server; "
+                                                  "send the image again (analyze, or image= with the request)")
+        return self.analyze(part, face, msg.job)
+
+    def analyze(self, part: protocol.Part, face: int, job: str) -> Any:
+        from .analysis import analyze_image
+        from .images import load_image
+
+        digest = (hashlib.sha256(part.data).hexdigest(), face)
+        with self._lock:
+            sid = self._by_bytes.get(digest)
+            if sid is not None and sid in self._subjects:
+                self._subjects.move_to_end(sid)
+                return self._subjects[sid]
+        lim = self.limits
+        if part.kind == "array":
+            rgb = np.ascontiguousarray(protocol.image_array(part, max_side=lim.max_image_side, max_pixels=lim.max_image_pixels, job=job))
+        else:
+            rgb = load_image(part.tobytes(), max_pixels=lim.max_image_pixels, max_side=lim.max_image_side)
+        subject = analyze_image(rgb, face_index=face)
+        sid = self.subject_id(subject)
+        with self._lock:
+            self._subjects[sid] = subject
+            self._subjects.move_to_end(sid)
+            self._by_bytes[digest] = sid
+            while len(self._subjects) > SUBJECT_CACHE:
+                self._subjects.popitem(last=False)
+            while len(self._by_bytes) > 4 * SUBJECT_CACHE:
+                self._by_bytes.popitem(last=False)
+        return subject
+
+    def animator(self, subject: Any, engine: str) -> tuple[Any, threading.Lock]:
+        """One prepared Animator per (subject, engine), with a lock: the two lanes
+        may render the same subject and engines are not promised thread-safe."""
+        from .animator import Animator
+
+        key = (self.subject_id(subject), engine)
+        with self._create_lock:  # two lanes must not both pay for the same setup
+            with self._lock:
+                hit = self._animators.get(key)
+                if hit is not None:
+                    self._animators.move_to_end(key)
+                    return hit
+            entry = (Animator(subject, engine=engine), threading.Lock())
+            with self._lock:
+                self._animators[key] = entry
+                while len(self._animators) > ANIMATOR_CACHE:
+                    self._animators.popitem(last=False)
+            return entry
+
+
+# --------------------------------------------------------------------------
+# The server
+
+
+class Server:
+    def __init__(
+        self,
+        bind: str,
+        *,
+        device: DeviceInfo,
+        engine: str = "warp",
+        keys_dir: str | os.PathLike | None = None,
+        limits: Limits | None = None,
+        output_root: str | os.PathLike | None = None,
+        log: Log = _stderr_log,
+    ):
+        self.bind = bind
+        self.device = device
+        self.limits = limits or Limits()
+        self.keys_dir = Path(keys_dir).expanduser() if keys_dir else None
+        self.log = log
+        self.local = is_local_endpoint(bind)
+        self.output_root = Path(output_root).expanduser().resolve() if output_root else None
+        self.server_id = os.urandom(6).hex()  # lets clients notice a restart
+        self.started = time.monotonic()
+        self.engines = _Engines(self.limits, engine)
+        from .shared.channels import CHANNEL_NAMES
+
+        self.channel_names = tuple(CHANNEL_NAMES)
+
+        self._peers: dict[bytes, _Peer] = {}
+        self._out: deque[_Out] = deque()
+        self._out_lock = threading.Lock()
+        self._sched = threading.Condition()
+        self._interactive: deque[Job] = deque()
+        self._heavy: deque[Job] = deque()
+        self._running_heavy: list[Job] = []
+        self._outputs: set[str] = set()  # output targets of live generate jobs
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._encode_threads = max(2, min(4, (os.cpu_count() or 2) - 1))
+        self._encoders = ThreadPoolExecutor(max_workers=self._encode_threads, thread_name_prefix="enliven-encode")
+        self.endpoint = bind
+        self._ctx: zmq.Context | None = None
+        self._router: zmq.Socket | None = None
+        self._auth = None
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+
+    # -- setup --------------------------------------------------------------
+
+    def open(self) -> str:
+        """Create and bind the ROUTER; returns the endpoint actually bound."""
+        if not self.local and self.keys_dir is None:
+            raise ServiceError("insecure_bind", f"refusing to bind {self.bind} without encryption: only loopback "
+                                                "(127.0.0.1, localhost, ::1) or ipc:// may be served in the clear. "
+                                                "Create keys with `enliven keys` and pass --keys DIR.")
+        self._ctx = zmq.Context()
+        router = self._ctx.socket(zmq.ROUTER)
+        lim = self.limits
+        router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # full queue -> EAGAIN, gone peer -> EHOSTUNREACH; never silent drops
+        # A client that reconnects (same routing id) takes its identity over at
+        # once, rather than being refused until the dead connection times out.
+        router.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        router.setsockopt(zmq.MAXMSGSIZE, int(lim.max_message_bytes))
+        router.sndhwm = lim.send_hwm
+        router.rcvhwm = lim.recv_hwm
+        router.linger = 500
+        # A peer whose machine vanished without closing TCP is found by kernel
+        # keepalives (~1 min). Not ZMTP heartbeats: a client that is merely slow
+        # stops reading (backpressure), cannot answer them, and would be cut off
+        # after a few seconds with its job; slow clients are the stall timeout's job.
+        router.setsockopt(zmq.TCP_KEEPALIVE, 1)
+        router.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 30)
+        router.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 10)
+        router.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
+        try:
+            if self.keys_dir is not None:
+                self._configure_curve(router)
+        except BaseException:
+            router.close(0)
+            raise
+        try:
+            if self.bind.startswith("tcp://") and self.bind.endswith(":0"):
+                router.bind(self.bind[:-2] + ":*")  # port 0: let ZeroMQ pick a free port
+            else:
+                router.bind(self.bind)
+        except zmq.ZMQError as e:
+            router.close(0)
+            raise ServiceError("bind_failed", f"cannot bind {self.bind}: {e}") from e
+        self._router = router
+        self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
+        return self.endpoint
+
+    def _configure_curve(self, router: zmq.Socket) -> None:
+        import zmq.auth
+        from zmq.auth.thread import ThreadAuthenticator
+
+        secret_file = self.keys_dir / "server.key_secret"
+        clients_dir = self.keys_dir / "clients"
+        if not secret_file.is_file() or not clients_dir.is_dir():
+            raise ServiceError("no_keys", f"{self.keys_dir} has no server.key_secret or clients/ directory; "
+                                          f"run `enliven keys --dir {self.keys_dir}` first")
+        public, secret = zmq.auth.load_certificate(str(secret_file))
+        allowed = sorted(clients_dir.glob("*.key"))
+        if not allowed:
+            raise ServiceError("no_keys", f"no client public keys in {clients_dir}; every client would be refused")
+        self._auth = ThreadAuthenticator(self._ctx, log=_QuietLog())
+        self._auth.start()
+        # Only clients whose public key file is in clients/ get through the ZAP handshake.
+        self._auth.configure_curve(domain="*", location=str(clients_dir))
+        router.curve_secretkey = secret
+        router.curve_publickey = public
+        router.curve_server = True
+        self.log(f"CurveZMQ on: {len(allowed)} allowed client key(s) in {clients_dir}")
+
+    # -- main loop ----------------------------------------------------------
+
+    def run(self) -> int:
+        assert self._router is not None, "call open() first"
+        self._start_threads()
+        poller = zmq.Poller()
+        poller.register(self._router, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        try:
+            while not self._stopping.is_set():
+                backlog = any(p.backlog for p in self._peers.values())
+                try:
+                    ready = dict(poller.poll(5 if backlog else 250))
+                except zmq.ZMQError as e:
+                    if e.errno == errno.EINTR:
+                        continue
+                    raise
+                if self._router in ready:
+                    self._receive_batch()
+                if self._wake_r.fileno() in ready or self._wake_r in ready:
+                    self._drain_wake()
+                self._drain_outbox()
+                if backlog:
+                    self._flush_backlogs()
+        finally:
+            self._shutdown()
+        return 0
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake()
+
+    def _receive_batch(self) -> None:
+        # Bounded batch so worker replies are not starved by a flood of requests.
+        for _ in range(64):
+            try:
+                frames = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            if len(frames) < 2:
+                continue  # ROUTER always prepends an identity; nothing to answer
+            identity = frames[0].bytes
+            try:
+                self._handle(identity, frames[1:])
+            except Exception as e:  # noqa: BLE001 - the server never dies on input
+                self.log(f"internal error handling a request: {e!r}\n{traceback.format_exc()}")
+                self._reply(identity, protocol.error_frames("", "internal", f"internal server error: {e}"))
+
+    # -- request handling (socket thread) -----------------------------------
+
+    def _handle(self, identity: bytes, frames: list) -> None:
+        try:
+            msg = protocol.decode_request(frames, max_bytes=self.limits.max_message_bytes)
+        except ProtocolError as e:
+            if e.code == protocol.E_VERSION:
+                theirs = e.details.get("received")
+                self._reply(identity, protocol.error_frames(
+                    e.job, e.code, f"this server (enliven {__version__}) speaks protocol {PROTOCOL_VERSION}, but the "
+                    f"request uses protocol {theirs}; install matching versions of the add-on and the backend",
+                    server_protocol=PROTOCOL_VERSION, client_protocol=theirs, server_version=__version__))
+            else:
+                self._reply(identity, protocol.error_frames(e.job, e.code, str(e)))
+            return
+        peer = self._peers.get(identity)
+        if peer is not None and msg.job in peer.jobs:
+            self._reply(identity, protocol.error_frames(msg.job, "duplicate_job", f"job {msg.job} is already running"))
+            return
+        handler = getattr(self, f"_on_{msg.type}")
+        try:
+            handler(identity, msg)
+        except (ProtocolError, EnlivenError) as e:
+            self._reply(identity, protocol.error_frames(msg.job, e.code, str(e)))
+
+    def _on_hello(self, identity: bytes, msg: Message) -> None:
+        self._reply(identity, protocol.encode("hello_reply", msg.job, self._hello_fields(), end=True))
+
+    def _hello_fields(self) -> dict:
+        return {
+            "protocol": PROTOCOL_VERSION,
+            "version": __version__,
+            "server": self.server_id,
+            "device": self.device.to_dict(),
+            "engines": list(self.engines.engine_names),
+            "default_engine": self.engines.default_engine,
+            "channels": list(self.channel_names),
+            "limits": self.limits.to_dict(),
+            "curve": self.keys_dir is not None,
+            "output_dir": self._output_policy(),
+        }
+
+    def _on_ping(self, identity: bytes, msg: Message) -> None:
+        peer = self._peers.get(identity)
+        jobs = list(peer.jobs) if peer else []
+        self._reply(identity, protocol.encode("pong", msg.job, {"server": self.server_id, "jobs": jobs}, end=True))
+
+    def _on_status(self, identity: bytes, msg: Message) -> None:
+        peer = self._peers.get(identity)
+        with self._sched:
+            queue = [j for j in self._heavy]
+            running = list(self._running_heavy)
+        mine = []
+        for job in (peer.jobs.values() if peer else []):
+            entry = {"job": job.id, "kind": job.kind, "state": job.state, "done": job.done, "total": job.total}
+            if job in queue:
+                entry["position"] = queue.index(job) + 1
+            mine.append(entry)
+        fields = {
+            "server": self.server_id,
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "device": self.device.to_dict(),
+            "jobs": mine,
+            "queued": len(queue),
+            "running": len(running),
+            "clients": len(self._peers),
+            "subjects_cached": self.engines.subjects_cached,
+        }
+        self._reply(identity, protocol.encode("status_reply", msg.job, fields, end=True))
+
+    def _on_shutdown(self, identity: bytes, msg: Message) -> None:
+        self.log("shutdown requested by a client")
+        self._reply(identity, protocol.encode("ok", msg.job, {"stopping": True}, end=True))
+        self.stop()
+
+    def _on_cancel(self, identity: bytes, msg: Message) -> None:
+        target = msg.fields["target"]
+        peer = self._peers.get(identity)
+        job = peer.jobs.get(target) if peer else None
+        state = "unknown" if job is None else job.state
+        if job is not None:
+            self._cancel(job)
+        self._reply(identity, protocol.encode("ok", msg.job, {"target": target, "state": state}, end=True))
+
+    def _on_analyze(self, identity: bytes, msg: Message) -> None:
+        self._check_room(identity, "analyze")
+        self._submit(Job(identity, msg.job, "analyze", msg))
+
+    def _on_preview(self, identity: bytes, msg: Message) -> None:
+        motion, warnings = self._motion(msg, 1)
+        if motion.shape[0] != 1:
+            raise ProtocolError(protocol.E_BAD_MOTION, f"a preview takes one motion frame, got {motion.shape[0]}", msg.job)
+        self._check_engine(msg)
+        self._need_subject(msg)
+        self._submit(Job(identity, msg.job, "preview", msg, motion=motion, warnings=warnings, total=1))
+
+    def _on_generate(self, identity: bytes, msg: Message) -> None:
+        motion, warnings = self._motion(msg, self.limits.max_frames)
+        self._check_engine(msg)
+        self._need_subject(msg)
+        job = Job(identity, msg.job, "generate", msg, motion=motion, warnings=warnings, total=int(motion.shape[0]))
+        if "output_dir" in msg.fields:
+            job.output_key = self._output_key(msg)
+        self._check_room(identity, "generate")
+        self._submit(job)
+
+    # -- validation helpers -------------------------------------------------
+
+    def _motion(self, msg: Message, max_frames: int) -> tuple[np.ndarray, list[str]]:
+        """Motion in table order, finite, within each channel's range (clamped, with warnings)."""
+        from .shared.motion import Motion, MotionError
+
+        arr = protocol.motion_array(msg.parts["motion"], max_frames=max_frames,
+                                    max_channels=self.limits.max_channels, job=msg.job)
+        names = msg.fields.get("channels")
+        if names is None:
+            if arr.shape[1] != len(self.channel_names):
+                raise ProtocolError(protocol.E_BAD_MOTION, f"motion has {arr.shape[1]} channels but this server's table has "
+                                    f"{len(self.channel_names)}; send 'channels' with the names", msg.job)
+            names = self.channel_names
+        elif len(names) != arr.shape[1]:
+            raise ProtocolError(protocol.E_BAD_MOTION, f"'channels' names {len(names)} channels but motion has {arr.shape[1]}", msg.job)
+        try:
+            motion, warnings = Motion(float(msg.fields.get("fps", 24.0)), tuple(names), arr).sanitized(strict=False)
+            return np.ascontiguousarray(motion.full(), dtype=np.float32), warnings
+        except MotionError as e:
+            raise ProtocolError(protocol.E_BAD_MOTION, str(e), msg.job) from None
+
+    def _check_engine(self, msg: Message) -> None:
+        engine = msg.fields.get("engine", self.engines.default_engine)
+        if engine not in self.engines.engine_names:
+            raise ServiceError("unknown_engine", f"unknown engine {engine!r}; this server has {', '.join(self.engines.engine_names)}")
+
+    def _need_subject(self, msg: Message) -> None:
+        # Fail fast (before queueing) when the job could never find its subject.
+        if "image" not in msg.parts:
+            if "subject" not in msg.fields:
+                raise ProtocolError(protocol.E_BAD_FIELD, f"{msg.type}: send 'subject' (from analyze) or an image part", msg.job)
+            if not self.engines.has_subject(msg.fields["subject"]):
+                raise ServiceError("unknown_subject", f"subject {msg.fields['subject']} is not cached on this server "
+                                                      "(evicted or server restarted); analyze the photo again")
+
+    def _check_room(self, identity: bytes, kind: str) -> None:
+        peer = self._peers.get(identity)
+        mine = sum(1 for j in peer.jobs.values() if j.kind == kind) if peer else 0
+        if mine >= self.limits.max_jobs_per_client:
+            raise ServiceError("too_many_jobs", f"this client already has {mine} {kind} jobs; the limit is "
+                                                f"{self.limits.max_jobs_per_client} (wait or cancel one)")
+        with self._sched:
+            queued = len(self._heavy) + len(self._interactive)
+        if queued >= self.limits.max_queued_jobs:
+            raise ServiceError("busy", f"the server has {queued} jobs waiting; try again later")
+
+    def _output_policy(self) -> str:
+        if self.output_root is not None:
+            return f"under {self.output_root}"
+        return "any" if self.local else "no"
+
+    def _output_key(self, msg: Message) -> str:
+        raw = msg.fields["output_dir"]
+        path = Path(raw)
+        if not path.is_absolute():
+            raise ServiceError("bad_output_dir", f"output_dir must be an absolute path on the server, got {raw!r}")
+        resolved = path.resolve()
+        if self.output_root is not None:
+            if not resolved.is_relative_to(self.output_root):
+                raise ServiceError("forbidden", f"output_dir must be inside {self.output_root} on this server")
+        elif not self.local:
+            raise ServiceError("forbidden", "this server does not write files for remote clients "
+                                            "(start it with --output-root DIR to allow it)")
+        key = f"{resolved}{os.sep}{msg.fields.get('prefix', 'frame_')}"
+        if key in self._outputs:
+            raise ServiceError("output_busy", f"another job is writing {key}* right now")
+        return key
+
+    # -- scheduling ---------------------------------------------------------
+
+    def _submit(self, job: Job) -> None:
+        peer = self._peers.setdefault(job.identity, _Peer())
+        peer.jobs[job.id] = job
+        if job.output_key:
+            self._outputs.add(job.output_key)
+        with self._sched:
+            # Posting under the scheduler lock keeps "queued" ahead of the job's
+            # first progress message, which a worker could otherwise overtake.
+            if job.kind == "generate":
+                self._heavy.append(job)
+                busy = len(self._running_heavy) >= self.limits.heavy_lanes
+                if busy or len(self._heavy) > 1:
+                    self._post(_Out(job.identity, protocol.encode("queued", job.id, {"position": len(self._heavy)})))
+            elif job.kind == "preview" and (old := self._queued_preview(job.identity)) is not None:
+                # Newest wins: take the place of this client's preview that has not started.
+                self._interactive[self._interactive.index(old)] = job
+                old.state = "finished"
+                self._post(_Out(job.identity, protocol.encode(
+                    "done", old.id, {"status": "superseded", "by": job.id}, end=True), old, end=True))
+            else:
+                self._interactive.append(job)
+            self._sched.notify_all()
+
+    def _queued_preview(self, identity: bytes) -> Job | None:
+        return next((j for j in self._interactive if j.kind == "preview" and j.identity == identity), None)
+
+    def _cancel(self, job: Job) -> None:
+        job.cancel.set()
+        with job.cond:
+            job.cond.notify_all()
+        removed = False
+        with self._sched:
+            for lane in (self._heavy, self._interactive):
+                if job in lane:
+                    lane.remove(job)
+                    removed = True
+        if removed:  # never started: finish it here
+            self._finish(job, protocol.encode("done", job.id, {"status": "cancelled", "frames": 0, "total": job.total, "rendered": 0}, end=True))
+
+    def _start_threads(self) -> None:
+        workers = [("enliven-interactive", self._interactive_loop)]
+        workers += [(f"enliven-heavy-{i}", self._heavy_loop) for i in range(max(1, self.limits.heavy_lanes))]
+        for name, target in workers:
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _next(self, lane: deque, running: list | None = None) -> Job | None:
+        with self._sched:
+            while not lane and not self._stopping.is_set():
+                self._sched.wait(0.5)
+            if self._stopping.is_set():
+                return None
+            job = lane.popleft()
+            job.state = "running"
+            if running is not None:
+                running.append(job)
+                for i, other in enumerate(lane, start=1):  # everyone behind moved up one
+                    self._post(_Out(other.identity, protocol.encode("queued", other.id, {"position": i})))
+        return job
+
+    def _interactive_loop(self) -> None:
+        while True:
+            job = self._next(self._interactive)
+            if job is None:
+                return
+            self._run_job(job, self._do_analyze if job.kind == "analyze" else self._do_preview)
+
+    def _heavy_loop(self) -> None:
+        while True:
+            job = self._next(self._heavy, self._running_heavy)
+            if job is None:
+                return
+            try:
+                self._run_job(job, self._do_generate)
+            finally:
+                with self._sched:
+                    if job in self._running_heavy:
+                        self._running_heavy.remove(job)
+
+    def _run_job(self, job: Job, body: Callable[[Job], list]) -> None:
+        """Run a job body in a worker thread; whatever happens, the job ends with one final reply."""
+        try:
+            final = body(job)
+        except (ProtocolError, EnlivenError) as e:
+            final = protocol.error_frames(job.id, e.code, str(e))
+        except MemoryError:
+            final = protocol.error_frames(job.id, "too_large", "the server ran out of memory for this job")
+        except Exception as e:  # noqa: BLE001 - one broken job must not take the lane down
+            self.log(f"job {job.id} failed: {e!r}\n{traceback.format_exc()}")
+            final = protocol.error_frames(job.id, "internal", f"internal error: {e}")
+        self._finish(job, final)
+
+    def _finish(self, job: Job, frames: list) -> None:
+        job.state = "finished"
+        self._release_output(job)  # also for jobs cancelled before they started
+        self._post(_Out(job.identity, frames, job, end=True))
+
+    def _release_output(self, job: Job) -> None:
+        if job.output_key:
+            self._outputs.discard(job.output_key)
+
+    # -- job bodies (worker threads) ----------------------------------------
+
+    def _do_analyze(self, job: Job) -> list:
+        subject = self.engines.analyze(job.msg.parts["image"], int(job.msg.fields.get("face_index", 0)), job.id)
+        fields = {"subject": self.engines.subject_id(subject), "summary": subject.summary()}
+        return protocol.encode("analysis", job.id, fields, end=True)
+
+    def _do_preview(self, job: Job) -> list:
+        t0 = time.perf_counter()
+        subject = self.engines.subject_for(job.msg)
+        animator, lock = self.engines.animator(subject, job.msg.fields.get("engine", self.engines.default_engine))
+        if job.cancel.is_set():
+            return protocol.encode("done", job.id, {"status": "cancelled"}, end=True)
+        with lock:
+            rgb = animator.render(job.motion[0])
+        fmt = job.msg.fields.get("format", "raw")
+        fields = {"index": 0, "subject": self.engines.subject_id(subject), "width": int(rgb.shape[1]),
+                  "height": int(rgb.shape[0]), "render_ms": round((time.perf_counter() - t0) * 1000, 2)}
+        if job.warnings:
+            fields["warnings"] = job.warnings[:20]
+        return protocol.encode("frame", job.id, fields, {"image": _encode_image(rgb, fmt)}, end=True)
+
+    def _do_generate(self, job: Job) -> list:
+        msg, f = job.msg, job.msg.fields
+        t0 = time.perf_counter()
+        try:
+            subject = self.engines.subject_for(msg)
+            animator, lock = self.engines.animator(subject, f.get("engine", self.engines.default_engine))
+            writer = _FrameWriter.from_fields(f) if "output_dir" in f else None
+            fmt = f.get("format", "png")
+            png_level = int(f.get("png_compression", 1))
+            if not self._emit(job, protocol.encode("progress", job.id, {
+                    "state": "running", "done": 0, "total": job.total,
+                    "subject": self.engines.subject_id(subject), "warnings": job.warnings[:20]})):
+                return self._generate_summary(job, t0, 0, 0, writer)
+
+            pending: deque[Future] = deque()
+            depth = self._encode_threads + 1  # frames being encoded while the next renders
+            rendered = skipped = 0
+            last_progress = time.perf_counter()
+            for index in range(job.total):
+                if job.cancel.is_set():
+                    break
+                if writer is not None and f.get("resume") and writer.complete(index):
+                    fut: Future = Future()
+                    fut.set_result((index, {"index": index, "path": str(writer.path(index)), "skipped": True}, {}))
+                    skipped += 1
+                else:
+                    with lock:
+                        rgb = animator.render(job.motion[index])
+                    rendered += 1
+                    if job.cancel.is_set():
+                        job.rendered_after_cancel += 1
+                    fut = self._encoders.submit(_finish_frame, index, rgb, fmt, writer, png_level)
+                pending.append(fut)
+                # Emit finished frames in order; never let more than `depth` pile up.
+                while pending and (len(pending) > depth or pending[0].done()):
+                    if not self._emit_frame(job, pending.popleft()):
+                        break
+                now = time.perf_counter()
+                if now - last_progress >= PROGRESS_EVERY_S:
+                    last_progress = now
+                    self._emit(job, protocol.encode("progress", job.id, {
+                        "state": "running", "done": job.done, "total": job.total,
+                        "fps": round(job.done / max(now - t0, 1e-9), 2)}))
+            while pending and not job.cancel.is_set():
+                self._emit_frame(job, pending.popleft())
+            for fut in pending:  # cancelled: let in-flight encodes finish quietly
+                fut.cancel()
+            return self._generate_summary(job, t0, rendered, skipped, writer)
+        finally:
+            self._release_output(job)
+
+    def _emit_frame(self, job: Job, fut: Future) -> bool:
+        index, fields, parts = fut.result()
+        ok = self._emit(job, protocol.encode("frame", job.id, fields, parts))
+        if ok:
+            job.done = index + 1
+        return ok
+
+    def _generate_summary(self, job: Job, t0: float, rendered: int, skipped: int, writer: "_FrameWriter | None") -> list:
+        elapsed = time.perf_counter() - t0
+        cancelled = job.cancel.is_set()
+        fields = {
+            "status": "cancelled" if cancelled else "completed",
+            "frames": job.done,
+            "total": job.total,
+            "rendered": rendered,
+            "skipped": skipped,
+            "elapsed_s": round(elapsed, 3),
+            "fps": round(rendered / elapsed, 2) if elapsed > 0 else 0.0,
+            "warnings": job.warnings[:20],
+        }
+        if cancelled:
+            fields["rendered_after_cancel"] = job.rendered_after_cancel
+        if writer is not None:
+            fields["output_dir"] = str(writer.directory)
+        if job.stalled:
+            fields["status"] = "stalled"
+        return protocol.encode("done", job.id, fields, end=True)
+
+    def _emit(self, job: Job, frames: list) -> bool:
+        """Hand a non-final message to the socket thread, waiting while the job
+        has `job_window` messages in flight. False when the job was cancelled."""
+        window = self.limits.job_window
+        started = time.monotonic()
+        with job.cond:
+            while job.inflight >= window and not job.cancel.is_set():
+                job.cond.wait(0.25)
+                if time.monotonic() - started > self.limits.stall_timeout_s:
+                    self.log(f"job {job.id}: client read nothing for {self.limits.stall_timeout_s:.0f} s; cancelling")
+                    job.stalled = True
+                    job.cancel.set()
+            if job.cancel.is_set():
+                return False
+            job.inflight += 1
+        self._post(_Out(job.identity, frames, job, credited=True))
+        return True
+
+    # -- sending (socket thread, fed by _post from any thread) --------------
+
+    def _post(self, out: _Out) -> None:
+        with self._out_lock:
+            self._out.append(out)
+        self._wake()
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass  # the pipe is full, so the socket thread is already due to wake
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def _drain_outbox(self) -> None:
+        while True:
+            with self._out_lock:
+                if not self._out:
+                    return
+                out = self._out.popleft()
+            self._deliver(out)
+
+    def _reply(self, identity: bytes, frames: list) -> None:
+        self._deliver(_Out(identity, frames))
+
+    def _deliver(self, out: _Out) -> None:
+        peer = self._peers.get(out.identity)
+        if peer is not None and peer.backlog:
+            self._queue_backlog(peer, out)  # keep per-client order
+            return
+        result = self._try_send(out)
+        if result == "again":
+            self._queue_backlog(self._peers.setdefault(out.identity, _Peer()), out)
+
+    def _queue_backlog(self, peer: _Peer, out: _Out) -> None:
+        """Hold a message ZeroMQ would not take yet, without letting a client that
+        never reads grow the server: a generate's frames are already bounded by
+        the job window; a preview frame replaces any older one still waiting
+        (newest wins, here too); other replies are capped in number."""
+        if out.job is not None and out.job.kind == "preview" and out.end:
+            for i, old in enumerate(peer.backlog):
+                if old.job is not None and old.job.kind == "preview" and old.end:
+                    peer.backlog[i] = _Out(old.identity, protocol.encode(
+                        "done", old.job.id, {"status": "superseded", "by": out.job.id}, end=True), old.job, end=True)
+        if not out.credited and len(peer.backlog) >= BACKLOG_CAP:
+            peer.dropped += 1
+            if peer.dropped in (1, 100, 10_000):
+                self.log(f"client {out.identity.hex()[:12]} reads nothing; dropped {peer.dropped} replies")
+            self._sent(out)  # bookkeeping as if delivered, so the job record does not leak
+            return
+        peer.backlog.append(out)
+
+    def _try_send(self, out: _Out) -> str:
+        try:
+            self._router.send_multipart([out.identity, *out.frames], flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return "again"
+        except zmq.ZMQError as e:
+            if e.errno == errno.EHOSTUNREACH:
+                self._peer_gone(out.identity)
+                self._sent(out)
+                return "gone"
+            raise
+        self._sent(out)
+        return "sent"
+
+    def _sent(self, out: _Out) -> None:
+        if out.credited and out.job is not None:
+            out.job.release()
+        if out.end and out.job is not None:
+            peer = self._peers.get(out.identity)
+            if peer is not None and peer.jobs.get(out.job.id) is out.job:
+                del peer.jobs[out.job.id]
+                if not peer.jobs and not peer.backlog:
+                    del self._peers[out.identity]
+
+    def _flush_backlogs(self) -> None:
+        for identity, peer in list(self._peers.items()):
+            while peer.backlog:
+                out = peer.backlog[0]
+                result = self._try_send(out)
+                if result == "again":
+                    break
+                if result == "gone":
+                    break
+                peer.backlog.popleft()
+            if identity in self._peers and not peer.jobs and not peer.backlog:
+                del self._peers[identity]
+
+    def _peer_gone(self, identity: bytes) -> None:
+        """The client disconnected: cancel its jobs so nothing keeps running for nobody."""
+        peer = self._peers.pop(identity, None)
+        if peer is None:
+            return
+        if peer.jobs:
+            self.log(f"client {identity.hex()[:12]} went away; cancelling {len(peer.jobs)} job(s)")
+        for out in peer.backlog:
+            if out.credited and out.job is not None:
+                out.job.release()
+        peer.backlog.clear()
+        for job in list(peer.jobs.values()):
+            self._cancel(job)
+
+    # -- shutdown -----------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        self._stopping.set()
+        for peer in list(self._peers.values()):
+            for job in list(peer.jobs.values()):
+                job.cancel.set()
+                with job.cond:
+                    job.cond.notify_all()
+        with self._sched:
+            self._sched.notify_all()
+        for t in self._threads:
+            t.join(timeout=5)
+        self._drain_outbox()
+        self._flush_backlogs()
+        self._encoders.shutdown(wait=False, cancel_futures=True)
+        if self._router is not None:
+            self._router.close(linger=500)
+        if self._auth is not None:
+            self._auth.stop()
+        if self._ctx is not None:
+            self._ctx.term()
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+# --------------------------------------------------------------------------
+# Frame encoding and writing (encoder pool threads)
+
+
+def _encode_image(rgb: np.ndarray, fmt: str, png_level: int = 1) -> bytes | np.ndarray:
+    if fmt == "raw":
+        return np.ascontiguousarray(rgb, dtype=np.uint8)
+    if fmt == "jpeg":
+        import cv2
+
+        ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+        if not ok:
+            raise ServiceError("encode_failed", "could not encode a JPEG")
+        return data.tobytes()
+    return png_bytes(rgb, png_level)
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+
+def png_bytes(rgb: np.ndarray, level: int = 1) -> bytes:
+    """Lossless 8-bit RGB PNG, built for streaming speed.
+
+    PNG encoding, not rendering, limits a streamed generation: OpenCV's encoder
+    at level 1 takes about twice as long as a 512x512 warp frame. At level 1
+    every row uses the "Up" filter (one vectorised subtraction) and deflate
+    runs with the run-length strategy: about 2x faster than cv2.imencode at
+    level 1 for slightly smaller files on photos. Level 0 stores the pixels
+    uncompressed (fastest, ~1.7x larger files); 2-9 are zlib's levels. numpy
+    and zlib release the GIL, so encoder threads run beside the renderer.
+    """
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    h, w = rgb.shape[:2]
+    flat = rgb.reshape(h, w * 3)
+    rows = np.empty((h, 1 + w * 3), np.uint8)
+    if level == 0:
+        rows[:, 0] = 0  # filter None: stored data does not benefit from filtering
+        rows[:, 1:] = flat
+    else:
+        rows[:, 0] = 2  # filter Up: each byte minus the byte above (mod 256)
+        rows[0, 1:] = flat[0]
+        np.subtract(flat[1:], flat[:-1], out=rows[1:, 1:])
+    strategy = zlib.Z_RLE if level == 1 else zlib.Z_DEFAULT_STRATEGY
+    deflate = zlib.compressobj(level, zlib.DEFLATED, 15, 9, strategy)
+    data = deflate.compress(rows) + deflate.flush()
+    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8-bit, truecolour, no interlace
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data) + _png_chunk(b"IEND", b"")
+
+
+def _finish_frame(index: int, rgb: np.ndarray, fmt: str, writer: "_FrameWriter | None",
+                  png_level: int = 1) -> tuple[int, dict, dict]:
+    """Encode one frame (and write it when the server writes the sequence); runs in the encoder pool."""
+    fields: dict[str, Any] = {"index": index}
+    parts: dict[str, Any] = {}
+    png = None
+    if writer is not None:
+        png = _encode_image(rgb, "png", png_level)
+        fields["path"] = str(writer.write(index, png))
+    if fmt == "png" and png is not None:
+        parts["image"] = png
+    elif fmt != "none":
+        parts["image"] = _encode_image(rgb, fmt, png_level)
+    return index, fields, parts
+
+
+@dataclass
+class _FrameWriter:
+    """Writes the numbered PNG sequence atomically (temp file + rename), so a
+    killed job leaves only complete frames and a resumed job can trust them."""
+
+    directory: Path
+    prefix: str
+    first_number: int
+    digits: int
+
+    @classmethod
+    def from_fields(cls, f: dict) -> "_FrameWriter":
+        directory = Path(f["output_dir"]).resolve()
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ServiceError("bad_output_dir", f"cannot create {directory}: {e.strerror or e}") from e
+        writer = cls(directory, f.get("prefix", "frame_"), int(f.get("first_number", 0)), int(f.get("digits", 5)))
+        writer._remove_stale_temps()
+        return writer
+
+    def path(self, index: int) -> Path:
+        return self.directory / f"{self.prefix}{self.first_number + index:0{self.digits}d}.png"
+
+    def complete(self, index: int) -> bool:
+        """A frame counts as done only if it is a whole PNG (signature + IEND)."""
+        p = self.path(index)
+        try:
+            size = p.stat().st_size
+            if size < 8 + len(_PNG_END):
+                return False
+            with open(p, "rb") as fh:
+                head = fh.read(8)
+                fh.seek(size - len(_PNG_END))
+                tail = fh.read()
+        except OSError:
+            return False
+        return head == b"\x89PNG\r\n\x1a\n" and tail == _PNG_END
+
+    def write(self, index: int, png: bytes) -> Path:
+        from .images import write_atomic
+
+        target = self.path(index)
+        try:
+            write_atomic(target, png)
+        except OSError as e:
+            raise ServiceError("write_failed", f"cannot write {target}: {e.strerror or e}") from e
+        return target
+
+    def _remove_stale_temps(self) -> None:
+        # Temp files of a job killed mid-write (images.write_atomic names them .<name>.XXXX.part).
+        for stale in self.directory.glob(f".{self.prefix}*.part"):
+            try:
+                stale.unlink()
+            except OSError:
+                pass
+
+
+# --------------------------------------------------------------------------
+# Endpoints and keys
+
+
+def is_local_endpoint(endpoint: str) -> bool:
+    """True for ipc://, inproc:// and tcp:// on a loopback address."""
+    if endpoint.startswith(("ipc://", "inproc://")):
+        return True
+    if not endpoint.startswith("tcp://"):
+        return False
+    host = endpoint[len("tcp://"):].rsplit(":", 1)[0]
+    if ";" in host:  # "source;dest" form: judge the bound address
+        host = host.split(";")[-1]
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # "*", interface names, host names: all potentially public
+
+
+def default_keys_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "enliven" / "keys"
+
+
+def create_keys(directory: str | os.PathLike, client_name: str = "client", force: bool = False) -> dict[str, Path]:
+    """Create the server key pair (once) and a client key pair whose public key
+    goes into clients/ (the server's allow list)."""
+    import zmq.auth
+
+    if not client_name.replace("-", "").replace("_", "").isalnum():
+        raise ServiceError("bad_name", f"client name {client_name!r} must be letters, digits, - or _")
+    directory = Path(directory).expanduser()
+    clients = directory / "clients"
+    clients.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    server_secret = directory / "server.key_secret"
+    if not server_secret.exists():  # never replaced: that would lock out every existing client
+        zmq.auth.create_certificates(str(directory), "server")
+    client_secret = directory / f"{client_name}.key_secret"
+    if client_secret.exists() and not force:
+        raise ServiceError("exists", f"{client_secret} already exists; pick another --client name or pass --force")
+    pub, sec = zmq.auth.create_certificates(str(directory), client_name)
+    shutil.copyfile(pub, clients / f"{client_name}.key")
+    for secret in (server_secret, client_secret):
+        os.chmod(secret, 0o600)
+    return {"server_public": directory / "server.key", "server_secret": server_secret,
+            "client_secret": Path(sec), "client_public": Path(pub), "allowed": clients / f"{client_name}.key"}
+
+
+class _QuietLog:
+    """ThreadAuthenticator logs every handshake; keep only warnings."""
+
+    def debug(self, *a: Any, **k: Any) -> None: ...
+    def info(self, *a: Any, **k: Any) -> None: ...
+    def warning(self, msg: str, *a: Any, **k: Any) -> None: _stderr_log("auth: " + (msg % a if a else msg))
+    def error(self, msg: str, *a: Any, **k: Any) -> None: _stderr_log("auth: " + (msg % a if a else msg))
+    def exception(self, msg: str, *a: Any, **k: Any) -> None: _stderr_log("auth: " + (msg % a if a else msg))
+
+
+# --------------------------------------------------------------------------
+# Entry points
+
+
+def serve(
+    bind: str = DEFAULT_BIND,
+    device: str = "auto",
+    engine: str = "warp",
+    keys_dir: str | os.PathLike | None = None,
+    limits: Limits | None = None,
+    log: Log = _stderr_log,
+    output_root: str | os.PathLike | None = None,
+    ready: Callable[[str], None] | None = None,
+) -> int:
+    """Run the server until `shutdown` or SIGINT/SIGTERM; returns a process exit code.
+
+    Prints ``listening on <endpoint>`` to stdout once bound (``--bind tcp://127.0.0.1:0``
+    picks a free port; the line says which), or calls ``ready(endpoint)``.
+    """
+    try:
+        info = detect_device(device)
+        server = Server(bind, device=info, engine=engine, keys_dir=keys_dir, limits=limits,
+                        output_root=output_root, log=log)
+        endpoint = server.open()
+    except EnlivenError as e:
+        log(f"error: {e}")
+        return getattr(e, "exit_code", 2) if not isinstance(e, ServiceError) else 2
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: server.stop())
+    log(f"enliven {__version__}, protocol {PROTOCOL_VERSION}, device {info.name}, "
+        f"engines {', '.join(server.engines.engine_names)}; listening on {endpoint}")
+    if ready is not None:
+        ready(endpoint)
+    else:
+        print(f"listening on {endpoint}", flush=True)
+    return server.run()
+
+
+def _limits_from_args(args: argparse.Namespace) -> Limits:
+    base = Limits()
+    return replace(
+        base,
+        max_message_bytes=int(args.max_message_mb * 1024 * 1024),
+        max_frames=args.max_frames,
+        max_image_side=args.max_image_side,
+        max_image_pixels=args.max_image_pixels,
+        max_jobs_per_client=args.max_jobs_per_client,
+        stall_timeout_s=args.stall_timeout,
+    )
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    return serve(args.bind, device=args.device, engine=args.engine, keys_dir=args.keys,
+                 limits=_limits_from_args(args), output_root=args.output_root)
+
+
+def _engine_choices() -> list[str] | None:
+    try:
+        from .animator import ENGINE_NAMES
+
+        return list(ENGINE_NAMES)
+    except Exception:  # noqa: BLE001 - --help must work even if an engine fails to import
+        return None
+
+
+def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
+    base = Limits()
+    p = subparsers.add_parser(
+        "serve", help="run the backend server that Blender (or `enliven generate --server`) talks to",
+        description="Serve analysis, previews and generation over ZeroMQ. Loopback only unless --keys is given.")
+    p.add_argument("--bind", default=DEFAULT_BIND,
+                   help=f"ZeroMQ endpoint (default {DEFAULT_BIND}; port 0 picks a free port). Any non-loopback "
+                        "address requires --keys")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="compute device (default auto)")
+    p.add_argument("--engine", default="warp", choices=_engine_choices(), help="engine used when a request names none")
+    p.add_argument("--keys", metavar="DIR", default=None,
+                   help="CurveZMQ keys directory from `enliven keys` (server.key_secret + clients/*.key)")
+    p.add_argument("--output-root", metavar="DIR", default=None,
+                   help="let clients write frame sequences only under DIR (remote clients may write nowhere without it)")
+    p.add_argument("--max-message-mb", type=float, default=base.max_message_bytes / 1024 / 1024, metavar="MB",
+                   help="largest request accepted (default %(default)g); bigger frames drop the connection")
+    p.add_argument("--max-frames", type=int, default=base.max_frames, metavar="N",
+                   help="most frames in one generate job (default %(default)s)")
+    p.add_argument("--max-image-side", type=int, default=base.max_image_side, metavar="PX",
+                   help="largest photo side (default %(default)s)")
+    p.add_argument("--max-image-pixels", type=int, default=base.max_image_pixels, metavar="N",
+                   help="largest photo in pixels (default %(default)s)")
+    p.add_argument("--max-jobs-per-client", type=int, default=base.max_jobs_per_client, metavar="N",
+                   help="generate jobs one client may have queued or running (default %(default)s)")
+    p.add_argument("--stall-timeout", type=float, default=base.stall_timeout_s, metavar="S",
+                   help="seconds a client may read nothing before its job is cancelled (default %(default)g)")
+    p.set_defaults(func=_cmd_serve)
+    return p
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    directory = Path(args.dir).expanduser() if args.dir else default_keys_dir()
+    try:
+        made = create_keys(directory, args.client, force=args.force)
+    except EnlivenError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"""Keys in {directory}:
+  server key pair     {made['server_secret']} (stays on the GPU box)
+  server public key   {made['server_public']} (copy to each workstation)
+  client key pair     {made['client_secret']} (copy to the workstation that runs Blender)
+  allowed client key  {made['allowed']} (the server accepts only keys in {directory / 'clients'})
+
+On the GPU box:     enliven serve --bind tcp://0.0.0.0:5570 --keys {directory}
+On the workstation: point the add-on (or `enliven generate --server tcp://GPU-BOX:5570`) at
+                    server public key = {made['server_public'].name}, client keys = {made['client_secret'].name}""")
+    return 0
+
+
+def add_keys_command(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("keys", help="create CurveZMQ keys for serving to other machines",
+                              description="Create the server key pair (once) and a client key pair, "
+                                          "and allow that client.")
+    p.add_argument("--dir", default=None, help=f"keys directory (default {default_keys_dir()})")
+    p.add_argument("--client", default="client", help="name of the client key pair to create (default: client)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing client key pair of that name")
+    p.set_defaults(func=_cmd_keys)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m enliven.server")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_serve_command(sub)
+    add_keys_command(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

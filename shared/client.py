@@ -1,0 +1,536 @@
+"""Client for `enliven serve`: a DEALER socket that never blocks its caller.
+
+Blender calls :meth:`Client.poll` from a ``bpy.app.timers`` callback, so every
+method here returns at once: requests are queued on the socket (or in a small
+Python outbox when ZeroMQ's own queue is full) and replies come back as
+:class:`Event` objects from ``poll()``.
+
+Liveness is the "lazy pirate" pattern of the ZeroMQ guide, adapted to
+streaming: while any job is waiting, a quiet socket is pinged every
+``heartbeat_s``; the server answers pings from its socket thread even while a
+GPU job runs, and lists the jobs it still holds for us. If nothing at all
+arrives for ``timeout_s``, every waiting job gets an ``error`` event with code
+``timeout`` and the socket is closed and reopened, so a dead, restarted or
+unreachable backend is reported within a few seconds and never hangs anyone.
+A job the server no longer knows (its request was lost with a dropped
+connection, or the server restarted) is reported as ``lost`` /
+``server_restarted``.
+
+Scripts that just want a result use :meth:`Client.wait` or
+:func:`generate_remote`, which are blocking wrappers over the same machinery.
+
+Vendored into the Blender add-on: stdlib + numpy + pyzmq, relative imports only.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+import zmq
+
+from . import protocol
+from .protocol import Message, ProtocolError
+
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5570"
+
+
+@dataclass
+class Event:
+    """One reply from the server (or a failure the client detected itself)."""
+
+    type: str
+    job: str
+    fields: dict
+    parts: dict = field(default_factory=dict)
+    end: bool = False
+
+    @classmethod
+    def from_message(cls, msg: Message) -> "Event":
+        return cls(msg.type, msg.job, msg.fields, msg.parts, msg.end)
+
+    @property
+    def code(self) -> str | None:
+        return self.fields.get("code") if self.type == "error" else None
+
+    @property
+    def message(self) -> str:
+        return str(self.fields.get("message", ""))
+
+    def image(self) -> bytes | np.ndarray | None:
+        """A frame's picture: PNG/JPEG bytes, an (H, W, 3) uint8 array for raw, or None."""
+        part = self.parts.get("image")
+        if part is None:
+            return None
+        return part.array() if part.kind == "array" else part.tobytes()
+
+
+class RemoteError(RuntimeError):
+    """An error reply (or a detected failure) for a job the caller waited on."""
+
+    def __init__(self, code: str, message: str, job: str = ""):
+        super().__init__(f"{message} [{code}]")
+        self.code = code
+        self.message = message
+        self.job = job
+
+
+@dataclass
+class _Pending:
+    kind: str
+    sent_at: float
+
+
+class Client:
+    """Non-blocking client. Not thread-safe: use it from one thread (Blender's)."""
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        timeout_s: float = 5.0,
+        heartbeat_s: float = 1.0,
+        server_public_key: bytes | str | None = None,
+        client_keys: tuple[bytes | str, bytes | str] | None = None,
+        context: zmq.Context | None = None,
+        recv_hwm: int = 64,
+    ):
+        if (server_public_key is None) != (client_keys is None):
+            raise ValueError("CurveZMQ needs both the server's public key and this client's key pair")
+        self.address = address
+        self.timeout_s = float(timeout_s)
+        self.heartbeat_s = float(heartbeat_s)
+        self._server_key = _as_key(server_public_key) if server_public_key is not None else None
+        self._client_keys = (_as_key(client_keys[0]), _as_key(client_keys[1])) if client_keys else None
+        self._ctx = context or zmq.Context.instance()
+        self._recv_hwm = recv_hwm
+        # A per-instance prefix keeps job ids unique across clients and restarts.
+        self._prefix = os.urandom(3).hex()
+        self._counter = 0
+        self._pending: dict[str, _Pending] = {}
+        self._pings: dict[str, tuple[float, frozenset[str]]] = {}
+        self._outbox: deque[list] = deque()
+        self._stash: deque[Event] = deque()
+        self._socket: zmq.Socket | None = None
+        self._monitor: zmq.Socket | None = None
+        self._auth_failed = False
+        self._server_id: str | None = None
+        self._last_heard = 0.0
+        self._waiting_since = 0.0
+        self._last_ping = 0.0
+        self.server_info: dict | None = None  # the last hello_reply's fields
+        self.bad_replies = 0  # replies that failed to decode (diagnostics)
+        self._open()
+
+    # -- socket lifecycle ---------------------------------------------------
+
+    def _open(self) -> None:
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.linger = 0  # closing must never wait for an absent server
+        sock.rcvhwm = self._recv_hwm
+        sock.sndhwm = 64
+        # A fixed routing id: after a TCP reconnect the server still knows us by it.
+        sock.setsockopt(zmq.ROUTING_ID, b"enliven-" + os.urandom(8))
+        sock.setsockopt(zmq.RECONNECT_IVL, 200)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        if self._server_key is not None:
+            sock.curve_serverkey = self._server_key
+            sock.curve_publickey, sock.curve_secretkey = self._client_keys
+            # A refused key is otherwise silent (ZeroMQ just retries); the
+            # monitor lets us say "refused" instead of "timeout".
+            self._monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+        sock.connect(self.address)
+        self._socket = sock
+        self._auth_failed = False
+
+    def _reset(self) -> None:
+        """Lazy pirate: drop the socket (and anything queued on it) and start afresh."""
+        self._close_socket()
+        self._outbox.clear()
+        self._pings.clear()
+        self._server_id = None
+        self._open()
+
+    def _close_socket(self) -> None:
+        if self._socket is not None:
+            if self._monitor is not None:
+                try:
+                    self._socket.disable_monitor()
+                except zmq.ZMQError:
+                    pass
+                self._monitor.close(linger=0)
+                self._monitor = None
+            self._socket.close(linger=0)
+            self._socket = None
+
+    def close(self) -> None:
+        self._close_socket()
+        self._pending.clear()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @property
+    def pending(self) -> list[str]:
+        """Job ids still waiting for their last reply."""
+        return list(self._pending)
+
+    # -- requests (all return the job id at once) ---------------------------
+
+    def hello(self, client_name: str = "enliven-client") -> str:
+        return self._request("hello", {"client": client_name[:200]})
+
+    def status(self) -> str:
+        return self._request("status", {})
+
+    def shutdown(self) -> str:
+        return self._request("shutdown", {})
+
+    def cancel(self, job: str) -> str:
+        return self._request("cancel", {"target": job})
+
+    def analyze(self, image: bytes | np.ndarray, face_index: int = 0) -> str:
+        """Analyse a photo (PNG/JPEG bytes or an HxWx3 uint8 array); answered by an ``analysis`` event."""
+        return self._request("analyze", {"face_index": face_index}, {"image": _image_part(image)})
+
+    def preview(
+        self,
+        values: np.ndarray,
+        *,
+        subject: str | None = None,
+        image: bytes | np.ndarray | None = None,
+        engine: str | None = None,
+        format: str = "raw",
+        channels: Iterable[str] | None = None,
+        face_index: int = 0,
+    ) -> str:
+        """Render one frame. A newer preview supersedes this one if it is still queued
+        (it then ends with a ``done`` event whose status is ``superseded``)."""
+        fields = _job_fields(subject, image, engine, channels, face_index)
+        fields["format"] = format
+        return self._request("preview", fields, _motion_parts(values, image))
+
+    def generate(
+        self,
+        motion: np.ndarray,
+        fps: float,
+        *,
+        subject: str | None = None,
+        image: bytes | np.ndarray | None = None,
+        engine: str | None = None,
+        format: str = "png",
+        channels: Iterable[str] | None = None,
+        face_index: int = 0,
+        output_dir: str | None = None,
+        resume: bool = False,
+        prefix: str = "frame_",
+        first_number: int = 0,
+        digits: int = 5,
+        png_compression: int = 1,
+    ) -> str:
+        """Render every row of ``motion`` (frames x channels). Frames stream back as
+        ``frame`` events in order, with ``progress`` events, then one ``done``.
+
+        With ``output_dir`` (a directory on the *server's* disk) the server writes
+        ``{prefix}{first_number + index:0{digits}d}.png`` itself, atomically; with
+        ``resume`` it skips frames already there. Use ``format="none"`` to get
+        only the paths back. ``png_compression`` trades file size for speed:
+        0 stores pixels uncompressed (fastest), 1 (default) is a fast
+        run-length deflate, up to 9 (smallest, slowest).
+        """
+        fields = _job_fields(subject, image, engine, channels, face_index)
+        fields.update(fps=float(fps), format=format, prefix=prefix, first_number=first_number, digits=digits,
+                      png_compression=int(png_compression))
+        if output_dir is not None:
+            fields["output_dir"] = str(output_dir)
+            fields["resume"] = bool(resume)
+        return self._request("generate", fields, _motion_parts(motion, image))
+
+    def send_raw(self, frames: list, job: str | None = None, kind: str = "raw") -> None:
+        """Send hand-made frames (tests and debugging); ``job`` is tracked if given."""
+        if job is not None:
+            self._track(job, kind)
+        self._send(frames)
+
+    def _request(self, kind: str, fields: Mapping[str, Any], parts: Mapping[str, Any] | None = None) -> str:
+        self._counter += 1
+        job = f"{self._prefix}-{self._counter}"
+        frames = protocol.encode(kind, job, fields, parts)
+        self._track(job, kind)
+        self._send(frames)
+        return job
+
+    def _track(self, job: str, kind: str) -> None:
+        now = time.monotonic()
+        if not self._pending:
+            # The silence clock starts when we begin waiting, not at the last reply.
+            self._waiting_since = now
+        self._pending[job] = _Pending(kind, now)
+
+    def _send(self, frames: list) -> None:
+        self._outbox.append(frames)
+        self._flush()
+
+    def _flush(self) -> None:
+        while self._outbox and self._socket is not None:
+            try:
+                self._socket.send_multipart(self._outbox[0], flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return  # ZeroMQ's queue is full; poll() retries
+            self._outbox.popleft()
+
+    # -- receiving ----------------------------------------------------------
+
+    def poll(self, timeout_ms: int = 0, max_events: int = 1000) -> list[Event]:
+        """Events received so far. Returns at once unless ``timeout_ms`` > 0, in which
+        case it waits at most that long for the first one (for scripts)."""
+        events: list[Event] = []
+        while self._stash and len(events) < max_events:
+            events.append(self._stash.popleft())
+        self._flush()
+        if not events and timeout_ms > 0 and self._socket is not None:
+            self._socket.poll(min(timeout_ms, max(1, int(self.heartbeat_s * 1000))), zmq.POLLIN)
+        now = time.monotonic()
+        while self._socket is not None and len(events) < max_events:
+            try:
+                frames = self._socket.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            now = time.monotonic()
+            self._last_heard = now
+            try:
+                msg = protocol.decode_reply(frames)
+            except ProtocolError as e:
+                # A broken reply is the server's bug, never the caller's crash. A
+                # reply in another protocol version still ends its job, clearly.
+                self.bad_replies += 1
+                if e.code == protocol.E_VERSION and e.job in self._pending:
+                    self._fail([e.job], e.code, str(e), events)
+                continue
+            if msg.type == "pong" and msg.job in self._pings:
+                self._on_pong(msg, events)
+                continue
+            if msg.type == "hello_reply":
+                self.server_info = msg.fields
+            events.append(Event.from_message(msg))
+            if msg.end:
+                self._pending.pop(msg.job, None)
+        self._check_monitor(events)
+        self._check_liveness(time.monotonic(), events)
+        return events
+
+    def unread(self, events: Iterable[Event]) -> None:
+        """Put events back; the next poll() returns them first (for callers that
+        wait on one job but must not lose the others' events)."""
+        self._stash.extend(events)
+
+    def wait(self, job: str, timeout_s: float | None = None, on_event: Callable[[Event], None] | None = None) -> Event:
+        """Block until ``job`` ends and return its last event (scripts only).
+
+        Other jobs' events are kept for the next ``poll()``. Raises RemoteError
+        if the job ends with an error, TimeoutError after ``timeout_s`` overall.
+        """
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        others: list[Event] = []
+        try:
+            while True:
+                batch = self.poll(timeout_ms=100)
+                for i, ev in enumerate(batch):
+                    if ev.job != job:
+                        others.append(ev)
+                        continue
+                    if on_event is not None:
+                        on_event(ev)
+                    if ev.end:
+                        others.extend(batch[i + 1:])  # not ours: keep for the next poll()
+                        if ev.type == "error":
+                            raise RemoteError(ev.fields.get("code", "error"), ev.message, job)
+                        return ev
+                if job not in self._pending:
+                    raise RemoteError("unknown_job", f"job {job} is not waiting for anything", job)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"job {job} did not finish within {timeout_s} s")
+        finally:
+            self._stash.extend(others)
+
+    # -- liveness -----------------------------------------------------------
+
+    def _check_liveness(self, now: float, events: list[Event]) -> None:
+        if not self._pending:
+            return
+        silence = now - max(self._last_heard, self._waiting_since)
+        if silence > self.timeout_s or self._auth_failed:
+            if self._auth_failed:
+                code, text = "auth_refused", (
+                    f"the Enliven backend at {self.address} refused this client's CurveZMQ key "
+                    "(is its public key in the server's allowed clients directory?)"
+                )
+            else:
+                code, text = "timeout", (
+                    f"no answer from the Enliven backend at {self.address} for {silence:.1f} s "
+                    "(is `enliven serve` running and reachable?)"
+                )
+            self._fail_all(code, text, events)
+            self._reset()
+            return
+        if silence > self.heartbeat_s and now - self._last_ping > self.heartbeat_s:
+            self._last_ping = now
+            self._counter += 1
+            job = f"{self._prefix}.ping{self._counter}"
+            # Remember which jobs were already sent: the pong must list those
+            # the server still holds; anything missing was lost.
+            self._pings[job] = (now, frozenset(k for k in self._pending))
+            while len(self._pings) > 8:
+                self._pings.pop(next(iter(self._pings)))
+            self._send(protocol.encode("ping", job, {}))
+
+    def _on_pong(self, msg: Message, events: list[Event]) -> None:
+        _, sent_before = self._pings.pop(msg.job)
+        server_id = msg.fields.get("server")
+        if self._server_id is None:
+            self._server_id = server_id
+        elif server_id != self._server_id:
+            self._server_id = server_id
+            lost = [j for j in sent_before if j in self._pending]
+            self._fail(lost, "server_restarted", f"the Enliven backend at {self.address} restarted; the job was lost", events)
+            return
+        held = set(msg.fields.get("jobs", []))
+        lost = [j for j in sent_before if j in self._pending and j not in held]
+        self._fail(lost, "lost", f"the Enliven backend at {self.address} no longer knows this job (connection dropped?)", events)
+
+    def _check_monitor(self, events: list[Event]) -> None:
+        if self._monitor is None:
+            return
+        while True:
+            try:
+                self._monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._auth_failed = True
+
+    def _fail(self, jobs: Iterable[str], code: str, text: str, events: list[Event]) -> None:
+        for job in list(jobs):
+            self._pending.pop(job, None)
+            events.append(Event("error", job, {"code": code, "message": text}, {}, True))
+
+    def _fail_all(self, code: str, text: str, events: list[Event]) -> None:
+        self._fail([j for j in self._pending], code, text, events)
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+
+def _as_key(key: bytes | str) -> bytes:
+    return key.encode("ascii") if isinstance(key, str) else bytes(key)
+
+
+def load_client_keys(secret_file: str | os.PathLike) -> tuple[bytes, bytes]:
+    """(public, secret) from a ``*.key_secret`` file made by ``enliven keys``."""
+    import zmq.auth
+
+    public, secret = zmq.auth.load_certificate(os.fspath(secret_file))
+    if secret is None:
+        raise ValueError(f"{secret_file} holds no secret key; pass the .key_secret file")
+    return public, secret
+
+
+def load_public_key(key_file: str | os.PathLike) -> bytes:
+    """The public key from a ``*.key`` file made by ``enliven keys``."""
+    import zmq.auth
+
+    public, _ = zmq.auth.load_certificate(os.fspath(key_file))
+    return public
+
+
+def _image_part(image: bytes | np.ndarray) -> bytes | np.ndarray:
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
+            raise ValueError("an image array must be HxWx3 or HxWx4 uint8")
+        return image
+    return bytes(image)
+
+
+def _job_fields(subject, image, engine, channels, face_index) -> dict:
+    if subject is None and image is None:
+        raise ValueError("pass subject= (from an analysis) or image=")
+    fields: dict[str, Any] = {"face_index": int(face_index)}
+    if subject is not None:
+        fields["subject"] = subject
+    if engine is not None:
+        fields["engine"] = engine
+    if channels is not None:
+        fields["channels"] = list(channels)
+    return fields
+
+
+def _motion_parts(values: np.ndarray, image) -> dict:
+    parts: dict[str, Any] = {}
+    if image is not None:
+        parts["image"] = _image_part(image)
+    parts["motion"] = np.ascontiguousarray(values, dtype=np.float32)
+    return parts
+
+
+# --------------------------------------------------------------------------
+# blocking helpers for scripts and `enliven generate --server`
+
+
+def remote_hello(address: str, timeout_s: float = 5.0, **keys: Any) -> dict:
+    """The server's hello fields (version, device, engines, limits)."""
+    with Client(address, timeout_s=timeout_s, **keys) as client:
+        return client.wait(client.hello(), timeout_s=timeout_s * 2).fields
+
+
+def generate_remote(
+    address: str,
+    image_bytes: bytes,
+    motion_full: np.ndarray,
+    fps: float,
+    engine: str = "warp",
+    on_frame: Callable[[int, bytes | np.ndarray | None, Event], None] | None = None,
+    timeout_s: float = 10.0,
+    server_public_key: bytes | str | None = None,
+    client_keys: tuple[bytes, bytes] | None = None,
+    on_progress: Callable[[dict], None] | None = None,
+    **options: Any,
+) -> dict:
+    """Generate on a running server and block until done.
+
+    ``on_frame(index, image, event)`` is called for every frame in order
+    (``image`` is PNG bytes by default; see :meth:`Client.generate` for
+    ``format``, ``output_dir``, ``resume``...). ``timeout_s`` is how long the
+    server may stay silent before we give up, not a limit on the whole job.
+    Returns the ``done`` summary plus ``"server"`` (the hello fields). Raises
+    RemoteError on any error; Ctrl-C cancels the remote job before re-raising.
+    """
+    with Client(address, timeout_s=timeout_s, server_public_key=server_public_key, client_keys=client_keys) as client:
+        server = client.wait(client.hello("enliven-generate"), timeout_s=None).fields
+        job = client.generate(motion_full, fps, image=image_bytes, engine=engine, **options)
+
+        def handle(ev: Event) -> None:
+            if ev.type == "frame" and on_frame is not None:
+                on_frame(int(ev.fields["index"]), ev.image(), ev)
+            elif ev.type in ("progress", "queued") and on_progress is not None:
+                on_progress({"type": ev.type, **ev.fields})
+
+        try:
+            done = client.wait(job, on_event=handle)
+        except KeyboardInterrupt:
+            client.cancel(job)
+            try:
+                client.wait(job, timeout_s=min(timeout_s, 5.0))
+            except (RemoteError, TimeoutError):
+                pass
+            raise
+        summary = dict(done.fields)
+        summary["server"] = server
+        if summary.get("status") != "completed":
+            raise RemoteError(summary.get("status", "failed"), f"remote job ended: {summary.get('status')}", job)
+        return summary

@@ -1,0 +1,110 @@
+"""Generated frames in the shot: the compositor renders frame N as generated
+frame N (F12 / Render Animation), and the sequencer strip sits at the right
+frames. Runs on every Blender version the tests run under (4.2 and 5.0
+differ in both the compositor and the sequencer API)."""
+from __future__ import annotations
+
+import sys
+
+import bpy
+import numpy as np
+import pytest
+from .conftest import ADDON_MODULE, animate, generate, image_pixels
+
+FIRST, LAST = 3, 8
+
+
+def sub(name: str):
+    return sys.modules[f"{ADDON_MODULE}.{name}"]
+
+
+@pytest.fixture(scope="module")
+def frames_dir(tmp_path_factory):
+    # One folder for the module: each test's Generate finds the frames cached.
+    return tmp_path_factory.mktemp("frames")
+
+
+@pytest.fixture
+def generated(connected, portrait, frames_dir):
+    portrait.enliven.output_dir = str(frames_dir)
+    animate(portrait, FIRST, LAST)
+    scene = bpy.context.scene
+    scene.frame_start, scene.frame_end = 1, 20
+    job = generate()
+    assert job.state == "DONE", job.message
+    return portrait
+
+
+def render_frame(scene, frame: int, path) -> np.ndarray:
+    scene.frame_set(frame)
+    scene.render.filepath = str(path)
+    scene.render.image_settings.file_format = 'PNG'
+    scene.render.image_settings.color_mode = 'RGB'
+    scene.render.image_settings.color_depth = '8'
+    assert bpy.ops.render.render(write_still=True) == {'FINISHED'}
+    return image_pixels(path)
+
+
+def test_compositor_render_of_frame_n_is_generated_frame_n(generated, frames_dir, tmp_path):
+    scene = bpy.context.scene
+    assert bpy.ops.enliven.add_to_compositor() == {'FINISHED'}
+    assert scene.render.resolution_x == 512 and scene.render.resolution_percentage == 100
+    assert scene.view_settings.view_transform == 'Standard'
+    generated_frames = {f: image_pixels(frames_dir / f"frame_{f:05d}.png").astype(int) for f in range(FIRST, LAST + 1)}
+    for frame in (FIRST, 5, LAST):
+        rendered = render_frame(scene, frame, tmp_path / f"render_{frame}.png").astype(int)
+        assert rendered.shape == (512, 512, 3)
+        # Equal within colour tolerance to its own frame...
+        assert np.abs(rendered - generated_frames[frame]).max() <= 2, frame
+        # ...and not to a neighbour (the numbering lines up).
+        neighbour = frame + 1 if frame < LAST else frame - 1
+        assert np.abs(rendered - generated_frames[neighbour]).max() > 2
+
+    # A second Add to Compositor updates the same nodes instead of adding more.
+    tree = sub("compat").compositor_tree(scene)
+    count = len(tree.nodes)
+    assert bpy.ops.enliven.add_to_compositor() == {'FINISHED'}
+    assert len(tree.nodes) == count
+
+
+def test_compositor_over_render_uses_alpha_over(generated):
+    scene = bpy.context.scene
+    compat = sub("compat")
+    assert bpy.ops.enliven.add_to_compositor(over_render=True) == {'FINISHED'}
+    tree = compat.compositor_tree(scene)
+    over = next(n for n in tree.nodes if n.bl_idname == "CompositorNodeAlphaOver")
+    background, foreground = compat.alpha_over_sockets(over)
+    assert background.links[0].from_node.bl_idname == "CompositorNodeRLayers"
+    assert foreground.links[0].from_node.bl_idname == "CompositorNodeImage"
+    assert compat.compositor_output_socket(scene, tree).links[0].from_node == over
+    # Switching it off again links the frames straight to the output.
+    assert bpy.ops.enliven.add_to_compositor(over_render=False) == {'FINISHED'}
+    assert compat.compositor_output_socket(scene, tree).links[0].from_node.bl_idname == "CompositorNodeImage"
+    assert not any(n.bl_idname == "CompositorNodeAlphaOver" for n in tree.nodes)
+
+
+def test_sequencer_strip_lands_at_the_right_frames(generated, frames_dir, tmp_path):
+    scene = bpy.context.scene
+    assert bpy.ops.enliven.add_to_sequencer() == {'FINISHED'}
+    strips = list(sub("compat").strips(scene))
+    assert len(strips) == 1
+    strip = strips[0]
+    assert strip.type == 'IMAGE'
+    assert (strip.frame_final_start, strip.frame_final_end) == (FIRST, LAST + 1)
+    assert [e.filename for e in strip.elements] == [f"frame_{f:05d}.png" for f in range(FIRST, LAST + 1)]
+    # Adding again replaces the strip on the same channel.
+    channel = strip.channel
+    assert bpy.ops.enliven.add_to_sequencer() == {'FINISHED'}
+    strips = list(sub("compat").strips(scene))
+    assert len(strips) == 1 and strips[0].channel == channel
+    # And the sequencer renders it: frame 6 of the shot is generated frame 6.
+    rendered = render_frame(scene, 6, tmp_path / "vse_6.png").astype(int)
+    assert np.abs(rendered - image_pixels(frames_dir / "frame_00006.png").astype(int)).max() <= 2
+
+
+def test_compositor_needs_generated_frames_first(connected, portrait, tmp_path):
+    portrait.enliven.output_dir = str(tmp_path / "empty")
+    with pytest.raises(RuntimeError, match="run Generate first"):
+        bpy.ops.enliven.add_to_compositor()
+    with pytest.raises(RuntimeError, match="run Generate first"):
+        bpy.ops.enliven.add_to_sequencer()
