@@ -16,6 +16,8 @@ takes the newer path. See the "Blender versions" table in DESIGN.md:
 """
 from __future__ import annotations
 
+import os
+
 import bpy
 
 # Names of the nodes and trees we create, so a second "Add to Compositor"
@@ -143,6 +145,48 @@ def strips(scene: bpy.types.Scene):
     """The top-level strip collection of the scene's sequencer (created if needed)."""
     editor = scene.sequence_editor or scene.sequence_editor_create()
     return editor.strips if hasattr(editor, "strips") else editor.sequences
+
+
+def strips_property(editor) -> str:
+    """The name of the strip collection on a sequence editor, for `prop_search`."""
+    return "strips" if hasattr(editor, "strips") else "sequences"
+
+
+def sound_strips(scene: bpy.types.Scene) -> list:
+    """The sound strips of the scene's sequencer (none when it has no sequencer)."""
+    if scene.sequence_editor is None:
+        return []
+    return [strip for strip in strips(scene) if strip.type == 'SOUND']
+
+
+def sound_strip_path(strip) -> str:
+    """The absolute path of the file a sound strip plays."""
+    sound = strip.sound
+    return bpy.path.abspath(sound.filepath, library=sound.library) if sound is not None else ""
+
+
+def can_add_sound() -> bool:
+    """Sound strips need Blender's audio library; the `bpy` module of 4.2 is
+    built without it ("compiled without Audaspace support")."""
+    return bool(getattr(bpy.app.build_options, "audaspace", True))
+
+
+def add_sound_strip(scene: bpy.types.Scene, filepath: str, frame_start: int, length: int):
+    """A sound strip playing `filepath` from `frame_start`, on the lowest
+    channel free over the `length` frames it will cover. The same file already
+    placed at that frame is reused, so baking again does not stack copies.
+    Raises RuntimeError when this Blender cannot play sound."""
+    target = os.path.normcase(os.path.abspath(filepath))
+    for strip in sound_strips(scene):
+        if int(strip.frame_start) == frame_start and os.path.normcase(sound_strip_path(strip)) == target:
+            return strip
+    collection = strips(scene)
+    end = frame_start + max(1, length)
+    busy = {strip.channel for strip in collection
+            if strip.frame_final_start < end and strip.frame_final_end > frame_start}
+    channel = next((c for c in range(1, 129) if c not in busy), 128)
+    name = os.path.splitext(os.path.basename(filepath))[0] or "Speech"
+    return collection.new_sound(name, filepath, channel, frame_start)
 
 
 # --------------------------------------------------------------------------- UI

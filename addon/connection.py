@@ -1,6 +1,7 @@
 """The backend connection: the ZeroMQ client, the timer that polls it, the
 local `enliven serve` subprocess, and the jobs that run through them
-(analysis, live preview, generate).
+(analysis, live preview, generate, and bakes: capture or lip-sync jobs whose
+motion comes back and is keyed on the rig).
 
 Threading, and why: Blender's data may only be touched from the main thread,
 and the UI must never wait for the network. So:
@@ -41,10 +42,10 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from . import preferences, sampling
+from . import compat, keying, preferences, sampling
 from .shared import protocol
 from .shared.channels import CHANNEL_NAMES
-from .shared.client import Client, Event
+from .shared.client import Client, Event, motion_of
 
 PREVIEW_IMAGE = "Enliven Preview"
 # A preview is for looking at; bigger photos are shown subsampled so that
@@ -255,6 +256,15 @@ def output_dir(obj: bpy.types.Object) -> tuple[str, str | None]:
     return os.path.normpath(bpy.path.abspath(raw)), None
 
 
+def speech_dir(obj: bpy.types.Object) -> str:
+    """Where Say Text has the backend write its WAV files: a `speech` folder
+    beside the rig's frames. The backend writes it, so this works when Blender
+    and the backend share a disk (a local backend, or a remote one whose
+    --output-root is mounted at the same path here)."""
+    frames, _ = output_dir(obj)
+    return os.path.join(frames, "speech")
+
+
 def frame_key(photo_digest: str, engine: str, face_index: int, row: np.ndarray) -> str:
     """Cache key of one frame: the photo, the engine, the face and that frame's motion."""
     digest = hashlib.sha256(b"enliven-frame-1\0")
@@ -346,6 +356,42 @@ class GenerateState:
         return self.state in ("PREPARING", "RUNNING", "FINISHING")
 
 
+@dataclass
+class BakeSettings:
+    """What to do with a capture's or lip-sync's motion when it arrives."""
+
+    frame: int  # scene frame of the motion's first frame
+    relative_tolerance: float | None = None  # None: a key on every frame; else see shared/keyframes.py
+    only: tuple[str, ...] | None = None  # the channels to key; None: every channel the motion has
+    blend_factor: float = 1.0  # 1 replaces the existing keys; less mixes with the existing animation
+    sound_path: str | None = None  # add a sound strip playing this file at `frame`
+    sound_from_reply: bool = False  # ... or the WAV the backend wrote (Say Text)
+
+
+@dataclass
+class BakeState:
+    """One capture or lip-sync job: sent to the backend, then keyed on the rig."""
+
+    title: str  # "Capture from video", "Lip-sync"...: starts every message
+    rig: str
+    scene: str
+    settings: BakeSettings
+    send: Callable[[Client], str]  # sends the request, returns its job id
+    job: str | None = None
+    state: str = "PREPARING"  # PREPARING, RUNNING, DONE, CANCELLED, FAILED
+    progress: float = 0.0  # 0..1 when the backend knows the total
+    message: str = ""
+    cancel_requested: bool = False
+    keys: int = 0
+    frames: tuple[int, int] | None = None  # first and last keyed frame
+    strip: str | None = None  # the sound strip added
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("PREPARING", "RUNNING")
+
+
 class Runtime:
     """Connection state and jobs: one per Blender session, never saved."""
 
@@ -366,6 +412,7 @@ class Runtime:
         self.rig_status: dict[str, tuple[str, str]] = {}  # rig name -> (icon, text)
         self.preview = PreviewState()
         self.generate: GenerateState | None = None
+        self.bake: BakeState | None = None
         self.writer: ThreadPoolExecutor | None = None
         self.last_error = ""
         self.redraw_due = False
@@ -426,6 +473,8 @@ class Runtime:
         self.preview.job = None
         if self.generate is not None and self.generate.active:
             self._end_generate("CANCELLED", "Cancelled: the connection was closed")
+        if self.bake is not None and self.bake.active:
+            self._end_bake(self.bake, "CANCELLED", "Cancelled: the connection was closed")
         if stop_local and self.local is not None:
             self.local.stop()
             self.local = None
@@ -874,11 +923,130 @@ class Runtime:
         self.redraw_due = True
         return True
 
+    # -- bakes: capture and lip-sync ---------------------------------------
+
+    def start_bake(self, job: BakeState) -> None:
+        """Send a capture or lip-sync job; its motion is keyed when it arrives
+        (in the timer). Returns at once; raises UserError when one is running."""
+        if self.bake is not None and self.bake.active:
+            raise UserError(f"{self.bake.title} is still running on '{self.bake.rig}'; wait or cancel it")
+        self.bake = job
+        job.message = f"{job.title}: connecting…"
+        self.rig_status.pop(job.rig, None)
+        self.when_connected(lambda: self._bake_connected(job), lambda text: self._end_bake(job, "FAILED", text))
+        self.redraw_due = True
+
+    def _bake_connected(self, job: BakeState) -> None:
+        if job is not self.bake or not job.active:
+            return
+        if job.cancel_requested:
+            self._end_bake(job, "CANCELLED", f"{job.title}: cancelled")
+            return
+        job.job = self.request(job.send(self.client), lambda event: self._on_bake(job, event))
+        job.state = "RUNNING"
+        job.message = f"{job.title}: waiting for the backend…"
+        self.redraw_due = True
+
+    def _on_bake(self, job: BakeState, event: Event) -> None:
+        if job is not self.bake:
+            return
+        if event.type == "queued":
+            job.message = f"{job.title}: queued behind other jobs (position {event.fields.get('position', '?')})"
+        elif event.type == "progress":
+            stage, done, total = event.fields.get("stage", ""), event.fields.get("done"), event.fields.get("total")
+            if isinstance(total, (int, float)) and total > 0 and isinstance(done, (int, float)):
+                job.progress = min(1.0, done / total)
+                job.message = f"{job.title}: {stage} {done:g}/{total:g}"
+            elif isinstance(done, (int, float)) and done:
+                job.message = f"{job.title}: {stage} {done:g}…"
+            else:
+                job.message = f"{job.title}: {stage}…"
+        elif event.type == "motion" and job.cancel_requested:
+            # Finished before the cancel reached the backend: the artist still
+            # asked for no keys, so none are made.
+            self._end_bake(job, "CANCELLED", f"{job.title}: cancelled")
+        elif event.type == "motion":
+            self._key_bake(job, event)
+        elif event.type == "done":
+            status = event.fields.get("status", "ended")
+            self._end_bake(job, "CANCELLED", f"{job.title}: {status}")
+        elif event.type == "error":
+            self._end_bake(job, "FAILED", f"{job.title} failed: {describe_error(event.code, event.message)}")
+        self.redraw_due = True
+
+    def _key_bake(self, job: BakeState, event: Event) -> None:
+        """The job's motion arrived: key it on the rig and add its sound strip."""
+        obj, scene = bpy.data.objects.get(job.rig), bpy.data.scenes.get(job.scene)
+        if obj is None or scene is None:
+            self._end_bake(job, "FAILED", f"{job.title}: the portrait or its scene was deleted meanwhile")
+            return
+        settings = job.settings
+        try:
+            values, channels, fps = motion_of(event)
+            job.keys, first, last = keying.bake_channels(
+                obj, values, channels, fps, settings.frame, sampling.scene_fps(scene), only=settings.only,
+                relative_tolerance=settings.relative_tolerance, blend_factor=settings.blend_factor)
+        except ValueError as error:
+            self._end_bake(job, "FAILED", f"{job.title}: the backend's motion cannot be keyed: {error}")
+            return
+        job.frames = (first, last)
+        job.warnings = [str(w) for w in event.fields.get("warnings", [])][:5]
+        text = f"{job.title}: {job.keys} keys on frames {first}-{last}"
+        sound = settings.sound_path or (event.fields.get("audio_path") if settings.sound_from_reply else None)
+        if sound:
+            text += self._add_sound(job, scene, sound, last - first + 1)
+        scene.frame_set(scene.frame_current)  # the channel sliders show the new keys
+        self._end_bake(job, "DONE", text)
+
+    def _add_sound(self, job: BakeState, scene: bpy.types.Scene, path: str, length: int) -> str:
+        """Add the sound strip; returns the text to append to the job's message."""
+        if not compat.can_add_sound():
+            job.warnings.append(f"This Blender has no audio support: add {path} to the sequencer yourself, "
+                                f"at frame {job.settings.frame}")
+            return ""
+        try:
+            strip = compat.add_sound_strip(scene, path, job.settings.frame, length)
+        except RuntimeError as error:
+            job.warnings.append(f"The sound strip could not be added ({error}); add {path} at frame "
+                                f"{job.settings.frame} yourself")
+            return ""
+        job.strip = strip.name
+        return f"; sound strip '{strip.name}' at frame {int(strip.frame_start)}, channel {strip.channel}"
+
+    def _end_bake(self, job: BakeState, state: str, text: str) -> None:
+        if job is not self.bake or not job.active:
+            return
+        if job.job is not None and job.job in self.handlers and self.client is not None and state != "DONE":
+            self.client.cancel(job.job)  # ending early (disconnect): stop the backend too
+            self.handlers.pop(job.job, None)
+        job.state, job.message = state, text
+        if state == "DONE":
+            job.progress = 1.0
+        level = {'FAILED': 'ERROR', 'CANCELLED': 'WARNING'}.get(state, 'INFO')
+        self.notify(level, text, job.rig)
+        for warning in job.warnings:
+            self.notify('WARNING', warning)
+        self.redraw_due = True
+
+    def cancel_bake(self) -> bool:
+        job = self.bake
+        if job is None or not job.active:
+            return False
+        job.cancel_requested = True
+        if job.job is not None and self.client is not None:
+            self.client.cancel(job.job)  # the job then ends with done/cancelled
+            job.message = f"{job.title}: cancelling…"
+        else:
+            self._end_bake(job, "CANCELLED", f"{job.title}: cancelled")
+        self.redraw_due = True
+        return True
+
     # -- the timer ----------------------------------------------------------
 
     def busy(self) -> bool:
         return bool(self.handlers) or self.state == "STARTING" or (
-            self.generate is not None and (self.generate.active or bool(self.generate.writes)))
+            self.generate is not None and (self.generate.active or bool(self.generate.writes))) or (
+            self.bake is not None and self.bake.active)
 
     def tick(self) -> float:
         if self.local is not None and self.state == "STARTING":
@@ -1065,6 +1233,7 @@ def _on_depsgraph_update(scene: bpy.types.Scene, depsgraph=None) -> None:
 def _on_load_post(*args) -> None:
     # A different file: its portraits and images are different objects.
     RUNTIME.cancel_generate()
+    RUNTIME.cancel_bake()
     RUNTIME.preview = PreviewState()
     RUNTIME.rig_status.clear()
     RUNTIME.photos.clear()

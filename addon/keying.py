@@ -1,4 +1,5 @@
-"""Writing keyframes on a rig: presets and baked motion files.
+"""Writing keyframes on a rig: presets, baked motion files, and the motion
+a capture or lip-sync job sends back (`bake_channels`).
 
 Keys go straight into the channel F-curves (`keyframe_points.insert` /
 `add`), which is much faster than `keyframe_insert` per key and does not
@@ -10,8 +11,9 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from . import compat, properties
-from .shared.channels import CHANNEL_NAMES
+from . import compat, properties, sampling
+from .shared import keyframes
+from .shared.channels import CHANNEL_INDEX, CHANNEL_NAMES
 from .shared.motion import Motion
 from .shared.presets import PRESETS, preset_keys
 
@@ -84,6 +86,34 @@ def bake_motion(obj: bpy.types.Object, motion: Motion, frame: int, scene_fps: fl
         for column, name in enumerate(motion.channels)
     }
     return insert_keys(obj, keys, interpolation='LINEAR', replace=replace), int(np.ceil(frames[-1]))
+
+
+def bake_channels(obj: bpy.types.Object, values: np.ndarray, channels: tuple[str, ...], fps: float,
+                  frame: int, scene_fps: float, *, only: tuple[str, ...] | None = None,
+                  relative_tolerance: float | None = None, blend_factor: float = 1.0) -> tuple[int, int, int]:
+    """Key a job's motion ((frames, channels) at `fps`) on rig `obj` from scene frame `frame`.
+
+    The motion is resampled to whole scene frames; `only` limits the channels
+    keyed (the others keep their animation); with `relative_tolerance` keys a
+    straight line already reproduces are left out (see shared/keyframes.py),
+    else every frame is keyed. Existing keys of those channels inside the
+    range are replaced; a `blend_factor` below 1 first mixes the new values
+    with what the existing animation showed there. Keys are linear, so the
+    curve passes through (or within the tolerance of) every sample.
+    Returns (keys inserted, first frame, last frame).
+    """
+    on_grid = keyframes.resample(values, fps, scene_fps)
+    columns = keyframes.select_channels(channels, only)
+    if not columns:
+        raise ValueError(f"the motion has none of the channels {', '.join(only or ())}")
+    last = frame + on_grid.shape[0] - 1
+    if blend_factor < 1.0:
+        existing = sampling.sample(obj, np.arange(frame, last + 1))  # before any key is replaced
+        for column in columns:
+            on_grid[:, column] = keyframes.blend(existing[:, CHANNEL_INDEX[channels[column]]], on_grid[:, column],
+                                                 blend_factor)
+    keys = keyframes.keys_for(on_grid, channels, frame, columns=columns, relative_tolerance=relative_tolerance)
+    return insert_keys(obj, keys, interpolation='LINEAR', replace=True), frame, last
 
 
 def _tag(obj: bpy.types.Object) -> None:

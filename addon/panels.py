@@ -26,6 +26,20 @@ def _generate_progress(layout: bpy.types.UILayout) -> bool:
     return True
 
 
+def _bake_progress(layout: bpy.types.UILayout, obj: bpy.types.Object) -> None:
+    """The running capture/lip-sync (progress bar + Cancel), or how the last one ended."""
+    job = RUNTIME.bake
+    if job is None or job.rig != obj.name:
+        return
+    if job.active:
+        row = layout.row(align=True)
+        compat.layout_progress(row, job.progress, job.message or f"{job.title}…")
+        row.operator("enliven.cancel_bake", text="", icon='X')
+    elif job.message:
+        icon = {'FAILED': 'ERROR', 'CANCELLED': 'CANCEL'}.get(job.state, 'CHECKMARK')
+        layout.label(text=job.message, icon=icon)
+
+
 class ENLIVEN_PT_main(_EnlivenPanel, bpy.types.Panel):
     bl_label = "Enliven"
 
@@ -89,6 +103,16 @@ class ENLIVEN_PT_motion(_EnlivenPanel, bpy.types.Panel):
         layout = self.layout
         layout.operator_menu_enum("enliven.insert_preset", "preset", text="Insert Preset", icon='KEYINGSET')
         layout.operator("enliven.bake_motion", icon='IMPORT')
+
+        column = layout.column(align=True)
+        column.operator("enliven.capture_video", icon='FILE_MOVIE')
+        column.operator("enliven.import_livelink", icon='FILE_TEXT')
+        column = layout.column(align=True)
+        column.operator("enliven.lipsync_audio", icon='SOUND').source = 'FILE'
+        if compat.sound_strips(context.scene):
+            column.operator("enliven.lipsync_audio", text="Lip-sync from Sound Strip", icon='SEQUENCE').source = 'STRIP'
+        column.operator("enliven.say_text", icon='OUTLINER_OB_SPEAKER')
+        _bake_progress(layout, connection.active_rig(context))
 
 
 class ENLIVEN_PT_output(_EnlivenPanel, bpy.types.Panel):

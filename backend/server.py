@@ -11,9 +11,17 @@ thread-safe, so only the main thread touches the ROUTER):
   A newer preview from the same client replaces its older one while that one
   is still queued: the older gets ``done`` with status ``superseded``.
 * the **heavy lane** (``Limits.heavy_lanes`` threads, one by default: one
-  GPU-heavy job at a time) runs ``generate`` jobs in order; waiting jobs get
+  GPU-heavy job at a time) runs the long jobs in order: ``generate``,
+  ``capture`` (motion from a video or a Live Link CSV) and ``lipsync`` (mouth
+  motion from an audio file, or from text it speaks first); waiting jobs get
   ``queued`` messages with their position. Frames are encoded/written by a
   small pool so PNG compression overlaps rendering.
+
+Files on the server's disk: a client may name files to read (capture,
+lipsync) and folders to write (generate, say's WAV). A loopback server is the
+artist's own machine, so any absolute path goes; a server reachable from
+other machines reads only under ``--input-root`` and writes only under
+``--output-root``, and without them touches no client-named path at all.
 
 Workers hand replies to the socket thread through a locked deque plus a
 socketpair that wakes its poller. Each job may have only ``job_window``
@@ -64,6 +72,8 @@ DEFAULT_BIND = "tcp://127.0.0.1:5570"
 SUBJECT_CACHE = 16  # analysed photos kept in memory
 ANIMATOR_CACHE = 4  # prepared (subject, engine) pairs: their setup is the expensive part
 PROGRESS_EVERY_S = 0.5
+# Jobs that run in the heavy lane: long, and one at a time by default.
+HEAVY_KINDS = ("generate", "capture", "lipsync")
 # Replies (not job frames: those are bounded by the job window) buffered for a
 # client that sends faster than it reads; beyond this they are dropped.
 BACKLOG_CAP = 4096
@@ -84,6 +94,11 @@ class ServiceError(EnlivenError):
         self.code = code
 
 
+class _JobCancelled(Exception):
+    """Raised from a progress callback to stop a capture or lip-sync midway
+    (those run inside library code that has no cancel flag of its own)."""
+
+
 # --------------------------------------------------------------------------
 # Jobs
 
@@ -92,7 +107,7 @@ class ServiceError(EnlivenError):
 class Job:
     identity: bytes
     id: str
-    kind: str  # analyze | preview | generate
+    kind: str  # analyze | preview | generate | capture | lipsync
     msg: Message
     motion: np.ndarray | None = None  # (frames, len(CHANNEL_NAMES)) float32
     warnings: list[str] = field(default_factory=list)
@@ -239,6 +254,7 @@ class Server:
         keys_dir: str | os.PathLike | None = None,
         limits: Limits | None = None,
         output_root: str | os.PathLike | None = None,
+        input_root: str | os.PathLike | None = None,
         log: Log = _stderr_log,
     ):
         self.bind = bind
@@ -248,6 +264,7 @@ class Server:
         self.log = log
         self.local = is_local_endpoint(bind)
         self.output_root = Path(output_root).expanduser().resolve() if output_root else None
+        self.input_root = Path(input_root).expanduser().resolve() if input_root else None
         self.server_id = os.urandom(6).hex()  # lets clients notice a restart
         self.started = time.monotonic()
         self.engines = _Engines(self.limits, engine)
@@ -430,6 +447,7 @@ class Server:
             "limits": self.limits.to_dict(),
             "curve": self.keys_dir is not None,
             "output_dir": self._output_policy(),
+            "input_files": self._input_policy(),
         }
 
     def _on_ping(self, identity: bytes, msg: Message) -> None:
@@ -496,6 +514,33 @@ class Server:
         self._check_room(identity, "generate")
         self._submit(job)
 
+    def _on_capture(self, identity: bytes, msg: Message) -> None:
+        fields = msg.fields
+        sources = [name for name in ("video_path", "livelink_path") if name in fields]
+        if len(sources) != 1:
+            raise ProtocolError(protocol.E_BAD_FIELD, "capture: send exactly one of 'video_path' (a video) or "
+                                "'livelink_path' (a Live Link Face CSV)", msg.job)
+        self._readable_path(fields[sources[0]])
+        _capture_smoothing(fields)  # a bad level or group fails now, not after a queue wait
+        _capture_strengths(fields)
+        self._check_room(identity, "capture")
+        self._submit(Job(identity, msg.job, "capture", msg))
+
+    def _on_lipsync(self, identity: bytes, msg: Message) -> None:
+        fields = msg.fields
+        if ("audio_path" in fields) == ("text" in fields):
+            raise ProtocolError(protocol.E_BAD_FIELD, "lipsync: send exactly one of 'audio_path' (a sound file) "
+                                "or 'text' (to speak)", msg.job)
+        if "audio_path" in fields:
+            self._readable_path(fields["audio_path"])
+        elif "output_dir" not in fields:
+            raise ProtocolError(protocol.E_BAD_FIELD, "lipsync: 'text' needs 'output_dir', the folder on the "
+                                "server where the spoken WAV is written", msg.job)
+        else:
+            self._writable_dir(fields["output_dir"])
+        self._check_room(identity, "lipsync")
+        self._submit(Job(identity, msg.job, "lipsync", msg))
+
     # -- validation helpers -------------------------------------------------
 
     def _motion(self, msg: Message, max_frames: int) -> tuple[np.ndarray, list[str]]:
@@ -548,8 +593,13 @@ class Server:
             return f"under {self.output_root}"
         return "any" if self.local else "no"
 
-    def _output_key(self, msg: Message) -> str:
-        raw = msg.fields["output_dir"]
+    def _input_policy(self) -> str:
+        if self.input_root is not None:
+            return f"under {self.input_root}"
+        return "any" if self.local else "no"
+
+    def _writable_dir(self, raw: str) -> Path:
+        """A client-named output folder, resolved, if this server may write there."""
         path = Path(raw)
         if not path.is_absolute():
             raise ServiceError("bad_output_dir", f"output_dir must be an absolute path on the server, got {raw!r}")
@@ -560,6 +610,26 @@ class Server:
         elif not self.local:
             raise ServiceError("forbidden", "this server does not write files for remote clients "
                                             "(start it with --output-root DIR to allow it)")
+        return resolved
+
+    def _readable_path(self, raw: str) -> Path:
+        """A client-named input file, resolved, if this server may read it: the
+        same rule as for writing, so a remote client cannot read arbitrary files
+        (resolving first means a symlink cannot lead out of --input-root)."""
+        path = Path(raw)
+        if not path.is_absolute():
+            raise ServiceError("bad_path", f"input paths must be absolute paths on the server, got {raw!r}")
+        resolved = path.resolve()
+        if self.input_root is not None:
+            if not resolved.is_relative_to(self.input_root):
+                raise ServiceError("forbidden", f"input files must be inside {self.input_root} on this server")
+        elif not self.local:
+            raise ServiceError("forbidden", "this server does not read files for remote clients "
+                                            "(start it with --input-root DIR to allow it)")
+        return resolved
+
+    def _output_key(self, msg: Message) -> str:
+        resolved = self._writable_dir(msg.fields["output_dir"])
         key = f"{resolved}{os.sep}{msg.fields.get('prefix', 'frame_')}"
         if key in self._outputs:
             raise ServiceError("output_busy", f"another job is writing {key}* right now")
@@ -575,7 +645,7 @@ class Server:
         with self._sched:
             # Posting under the scheduler lock keeps "queued" ahead of the job's
             # first progress message, which a worker could otherwise overtake.
-            if job.kind == "generate":
+            if job.kind in HEAVY_KINDS:
                 self._heavy.append(job)
                 busy = len(self._running_heavy) >= self.limits.heavy_lanes
                 if busy or len(self._heavy) > 1:
@@ -636,12 +706,13 @@ class Server:
             self._run_job(job, self._do_analyze if job.kind == "analyze" else self._do_preview)
 
     def _heavy_loop(self) -> None:
+        bodies = {"generate": self._do_generate, "capture": self._do_capture, "lipsync": self._do_lipsync}
         while True:
             job = self._next(self._heavy, self._running_heavy)
             if job is None:
                 return
             try:
-                self._run_job(job, self._do_generate)
+                self._run_job(job, bodies[job.kind])
             finally:
                 with self._sched:
                     if job in self._running_heavy:
@@ -741,6 +812,122 @@ class Server:
             return self._generate_summary(job, t0, rendered, skipped, writer)
         finally:
             self._release_output(job)
+
+    def _do_capture(self, job: Job) -> list:
+        from .capture import DEFAULT_MAX_GAP_S, capture_video, load_livelink_csv, retarget
+        from .filters import smooth_channels
+        from .shared.motion import Motion
+
+        f = job.msg.fields
+        report = self._progress_reporter(job)
+        extra: dict[str, Any] = {}
+        try:
+            report("starting", 0, None)
+            if "video_path" in f:
+                capture = capture_video(self._readable_path(f["video_path"]), f.get("reference", "first"),
+                                        _capture_smoothing(f), float(f.get("max_gap_s", DEFAULT_MAX_GAP_S)),
+                                        int(f.get("face_index", 0)), progress=report)
+                motion, warnings = capture.motion, list(capture.warnings)
+                extra = {"reference_frame": capture.reference_frame,
+                         "missing_frames": sum(stop - start for start, stop in capture.missing)}
+            else:
+                motion = load_livelink_csv(self._readable_path(f["livelink_path"]), f.get("fps"))
+                smoothing = _capture_smoothing(f)
+                if smoothing is not None:
+                    motion = Motion(motion.fps, motion.channels,
+                                    smooth_channels(motion.values, motion.channels, motion.fps, smoothing))
+                warnings = []
+        except _JobCancelled:
+            return self._cancelled_summary(job)
+        strengths = _capture_strengths(f)
+        if strengths:
+            motion = retarget(motion, strengths)
+        return self._motion_reply(job, motion, warnings, extra)
+
+    def _do_lipsync(self, job: Job) -> list:
+        from .speech.lipsync import LipsyncOptions, lipsync_audio, lipsync_phonemes
+
+        f = job.msg.fields
+        options = LipsyncOptions(fps=float(f["fps"]), strength=float(f.get("strength", 1.0)),
+                                 lead_frames=float(f.get("lead", 2.0)), head_motion=float(f.get("head_motion", 0.0)),
+                                 blinks=bool(f.get("blinks", False)), seed=int(f.get("seed", 0)))
+        report = self._progress_reporter(job)
+        try:
+            report("starting", 0, None)
+            if "text" in f:
+                speech, wav_path = self._speak(job, f)
+                report("lip-sync", 1, 1)
+                result = lipsync_phonemes(speech, options)
+                extra = {"audio_path": str(wav_path)}
+            else:
+                result = lipsync_audio(self._readable_path(f["audio_path"]), options,
+                                       progress=lambda seconds: report("decoding", round(seconds, 2), None))
+                extra = {}
+        except _JobCancelled:
+            return self._cancelled_summary(job)
+        extra.update(duration_s=round(result.duration_s, 4), speech_s=round(result.speech_s, 4), method=result.method)
+        return self._motion_reply(job, result.motion, [], extra)
+
+    def _speak(self, job: Job, f: dict) -> tuple[Any, Path]:
+        """Synthesise the text and write it as a WAV in the client's output_dir.
+
+        The file is named by what was said and how, so saying the same line
+        again reuses the same file (and a sound strip that plays it)."""
+        from .speech.audio import write_wav
+        from .speech.tts import DEFAULT_RATE_WPM, DEFAULT_VOICE, synthesize
+
+        voice, rate = f.get("voice", DEFAULT_VOICE), int(f.get("rate_wpm", DEFAULT_RATE_WPM))
+        speech = synthesize(f["text"], voice=voice, rate_wpm=rate)
+        if job.cancel.is_set():
+            raise _JobCancelled()
+        directory = self._writable_dir(f["output_dir"])
+        digest = hashlib.sha256(f"{voice}\0{rate}\0{f['text']}".encode()).hexdigest()[:16]
+        wav_path = directory / f"say_{digest}.wav"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            write_wav(wav_path, speech.samples, speech.sample_rate)
+        except OSError as e:
+            raise ServiceError("write_failed", f"cannot write {wav_path}: {e.strerror or e}") from e
+        return speech, wav_path
+
+    def _progress_reporter(self, job: Job) -> Callable[[str, int | float, int | float | None], None]:
+        """A progress(stage, done, total) callback for library code: sends a
+        ``progress`` reply at most every PROGRESS_EVERY_S, and stops the job
+        (raises _JobCancelled) once it is cancelled."""
+        last = {"stage": None, "sent": 0.0}
+
+        def report(stage: str, done: int | float, total: int | float | None) -> None:
+            if job.cancel.is_set():
+                raise _JobCancelled()
+            now = time.perf_counter()
+            # The first report of each stage always goes out, so a client sees every stage.
+            new_stage = stage != last["stage"]
+            finished_stage = total is not None and done >= total
+            if now - last["sent"] < PROGRESS_EVERY_S and not (new_stage or finished_stage):
+                return
+            last.update(stage=stage, sent=now)
+            job.done = int(done)
+            job.total = int(total) if total is not None else 0
+            fields = {"state": "running", "stage": stage, "done": done, "total": total}
+            if not self._emit(job, protocol.encode("progress", job.id, fields)):
+                raise _JobCancelled()
+
+        return report
+
+    def _motion_reply(self, job: Job, motion: Any, warnings: list[str], extra: dict) -> list:
+        """The final ``motion`` reply: channel names and fps in the header, the
+        (frames, channels) float32 values as the "motion" part."""
+        if motion.frame_count > self.limits.max_frames:
+            raise ServiceError("too_large", f"the result has {motion.frame_count} frames; this server's limit is "
+                                            f"{self.limits.max_frames} (use a shorter clip)")
+        values = np.ascontiguousarray(motion.values, dtype=np.float32)
+        fields = {"channels": list(motion.channels), "fps": float(motion.fps), "frames": int(values.shape[0]),
+                  "warnings": warnings[:20], **extra}
+        return protocol.encode("motion", job.id, fields, {"motion": values}, end=True)
+
+    def _cancelled_summary(self, job: Job) -> list:
+        status = "stalled" if job.stalled else "cancelled"
+        return protocol.encode("done", job.id, {"status": status, "frames": 0, "total": job.total}, end=True)
 
     def _emit_frame(self, job: Job, fut: Future) -> bool:
         index, fields, parts = fut.result()
@@ -921,6 +1108,34 @@ class Server:
             self._ctx.term()
         self._wake_r.close()
         self._wake_w.close()
+
+
+# --------------------------------------------------------------------------
+# Capture options
+
+
+def _capture_smoothing(fields: dict) -> Any:
+    """OneEuroSettings (or None) for a capture request: the named level, by
+    default "normal" for a video and "none" for a Live Link CSV (the phone
+    already filters)."""
+    from .filters import DEFAULT_SMOOTHING, smoothing_settings
+
+    default = "none" if "livelink_path" in fields else DEFAULT_SMOOTHING
+    try:
+        return smoothing_settings(fields.get("smoothing", default))
+    except ValueError as e:
+        raise ProtocolError(protocol.E_BAD_FIELD, f"capture: {e}") from None
+
+
+def _capture_strengths(fields: dict) -> dict[str, float]:
+    from .capture import RETARGET_GROUPS
+
+    strengths = {group: float(factor) for group, factor in fields.get("strengths", {}).items()}
+    unknown = sorted(set(strengths) - set(RETARGET_GROUPS))
+    if unknown:
+        raise ProtocolError(protocol.E_BAD_FIELD, f"capture: unknown channel group(s) {', '.join(unknown)} in "
+                            f"'strengths'; groups are {', '.join(RETARGET_GROUPS)}")
+    return strengths
 
 
 # --------------------------------------------------------------------------
@@ -1122,6 +1337,7 @@ def serve(
     log: Log = _stderr_log,
     output_root: str | os.PathLike | None = None,
     ready: Callable[[str], None] | None = None,
+    input_root: str | os.PathLike | None = None,
 ) -> int:
     """Run the server until `shutdown` or SIGINT/SIGTERM; returns a process exit code.
 
@@ -1131,7 +1347,7 @@ def serve(
     try:
         info = detect_device(device)
         server = Server(bind, device=info, engine=engine, keys_dir=keys_dir, limits=limits,
-                        output_root=output_root, log=log)
+                        output_root=output_root, input_root=input_root, log=log)
         endpoint = server.open()
     except EnlivenError as e:
         log(f"error: {e}")
@@ -1163,7 +1379,7 @@ def _limits_from_args(args: argparse.Namespace) -> Limits:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     return serve(args.bind, device=args.device, engine=args.engine, keys_dir=args.keys,
-                 limits=_limits_from_args(args), output_root=args.output_root)
+                 limits=_limits_from_args(args), output_root=args.output_root, input_root=args.input_root)
 
 
 def _engine_choices() -> list[str] | None:
@@ -1189,6 +1405,9 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
                    help="CurveZMQ keys directory from `enliven keys` (server.key_secret + clients/*.key)")
     p.add_argument("--output-root", metavar="DIR", default=None,
                    help="let clients write frame sequences only under DIR (remote clients may write nowhere without it)")
+    p.add_argument("--input-root", metavar="DIR", default=None,
+                   help="let clients have videos and audio read only under DIR (remote clients may have nothing "
+                        "read without it)")
     p.add_argument("--max-message-mb", type=float, default=base.max_message_bytes / 1024 / 1024, metavar="MB",
                    help="largest request accepted (default %(default)g); bigger frames drop the connection")
     p.add_argument("--max-frames", type=int, default=base.max_frames, metavar="N",

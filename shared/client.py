@@ -252,6 +252,81 @@ class Client:
             fields["resume"] = bool(resume)
         return self._request("generate", fields, _motion_parts(motion, image))
 
+    def capture(
+        self,
+        video_path: str | os.PathLike | None = None,
+        *,
+        livelink_path: str | os.PathLike | None = None,
+        reference: str | int | None = None,
+        smoothing: str | None = None,
+        strengths: Mapping[str, float] | None = None,
+        max_gap_s: float | None = None,
+        face_index: int = 0,
+        fps: float | None = None,
+    ) -> str:
+        """Capture motion from a video, or read a Live Link Face CSV, on the server.
+
+        Paths are on the *server's* disk (the same disk when it runs locally).
+        ``progress`` events follow, then one ``motion`` event: see
+        :func:`motion_of`. ``reference`` is "first", "auto" or a frame number;
+        ``smoothing`` a level name (default "normal" for video, "none" for
+        CSV); ``strengths`` scales channel groups ({"mouth": 0.8}); ``fps``
+        overrides a CSV's frame rate.
+        """
+        if (video_path is None) == (livelink_path is None):
+            raise ValueError("pass a video_path or a livelink_path")
+        fields: dict[str, Any] = {"face_index": int(face_index)}
+        if video_path is not None:
+            fields["video_path"] = os.fspath(video_path)
+        else:
+            fields["livelink_path"] = os.fspath(livelink_path)
+        optional = {"reference": reference, "smoothing": smoothing, "max_gap_s": max_gap_s, "fps": fps}
+        fields.update({k: v for k, v in optional.items() if v is not None})
+        if strengths:
+            fields["strengths"] = {str(k): float(v) for k, v in strengths.items()}
+        return self._request("capture", fields)
+
+    def lipsync(
+        self,
+        audio_path: str | os.PathLike | None = None,
+        *,
+        text: str | None = None,
+        voice: str | None = None,
+        rate_wpm: int | None = None,
+        output_dir: str | os.PathLike | None = None,
+        fps: float = 24.0,
+        strength: float = 1.0,
+        lead: float = 2.0,
+        head_motion: float = 0.0,
+        blinks: bool = False,
+        seed: int = 0,
+    ) -> str:
+        """Mouth motion from speech on the server: an audio file (or a video's
+        sound), or ``text`` it speaks first ("say").
+
+        For text the server writes the speech as a WAV into ``output_dir`` (a
+        folder on the server's disk) and the ``motion`` event's
+        ``audio_path`` field names it. ``lead`` is in frames (the mouth moves
+        before the sound); ``head_motion`` and ``blinks`` add those channels.
+        """
+        if (audio_path is None) == (text is None):
+            raise ValueError("pass an audio_path or a text")
+        fields: dict[str, Any] = {"fps": float(fps), "strength": float(strength), "lead": float(lead),
+                                  "head_motion": float(head_motion), "blinks": bool(blinks), "seed": int(seed)}
+        if audio_path is not None:
+            fields["audio_path"] = os.fspath(audio_path)
+        else:
+            fields["text"] = text
+            if output_dir is None:
+                raise ValueError("say (text=) needs output_dir, where the server writes the WAV")
+        if voice is not None:
+            fields["voice"] = voice
+        if rate_wpm is not None:
+            fields["rate_wpm"] = int(rate_wpm)
+        if output_dir is not None:
+            fields["output_dir"] = os.fspath(output_dir)
+        return self._request("lipsync", fields)
+
     def send_raw(self, frames: list, job: str | None = None, kind: str = "raw") -> None:
         """Send hand-made frames (tests and debugging); ``job`` is tracked if given."""
         if job is not None:
@@ -447,6 +522,19 @@ def load_public_key(key_file: str | os.PathLike) -> bytes:
 
     public, _ = zmq.auth.load_certificate(os.fspath(key_file))
     return public
+
+
+def motion_of(event: Event) -> tuple[np.ndarray, tuple[str, ...], float]:
+    """(values (frames x channels) float32, channel names, fps) of a ``motion`` event."""
+    if event.type != "motion" or "motion" not in event.parts:
+        raise ValueError(f"a {event.type} event carries no motion")
+    values = np.array(event.parts["motion"].array(), dtype=np.float32)  # a copy: the message buffer is read-only
+    if values.ndim == 1:
+        values = values.reshape(-1, 1)
+    channels = tuple(str(name) for name in event.fields.get("channels", ()))
+    if len(channels) != values.shape[1]:
+        raise ValueError(f"the motion has {values.shape[1]} columns but names {len(channels)} channels")
+    return values, channels, float(event.fields["fps"])
 
 
 def _image_part(image: bytes | np.ndarray) -> bytes | np.ndarray:

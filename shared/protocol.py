@@ -44,7 +44,7 @@ MAX_PARTS = 8
 MAX_NDIM = 4
 
 # Request types a server understands, and the reply types it sends.
-REQUEST_TYPES = ("hello", "ping", "analyze", "preview", "generate", "cancel", "status", "shutdown")
+REQUEST_TYPES = ("hello", "ping", "analyze", "preview", "generate", "capture", "lipsync", "cancel", "status", "shutdown")
 REPLY_TYPES = (
     "hello_reply",  # protocol + package version, device, engines, limits
     "pong",  # liveness answer to ping: server id and the client's live jobs
@@ -52,6 +52,7 @@ REPLY_TYPES = (
     "queued",  # position in the GPU-heavy queue (1 = next)
     "progress",  # done/total frames, rate
     "frame",  # one rendered frame (a preview's frame has end=true)
+    "motion",  # a capture's or lip-sync's result: channels, fps + a float32 "motion" part (end)
     "done",  # summary of a finished, cancelled or superseded job (end)
     "status_reply",  # queue and job overview (end)
     "ok",  # plain acknowledgement (cancel, shutdown) (end)
@@ -411,6 +412,11 @@ def _num_in(lo: float, hi: float) -> Check:
     return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and lo < v <= hi
 
 
+def _num_between(lo: float, hi: float) -> Check:
+    """A number with lo <= v <= hi (both ends allowed, unlike _num_in)."""
+    return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi
+
+
 def _str_match(pattern: str) -> Check:
     rx = re.compile(pattern)
     return lambda v: isinstance(v, str) and rx.fullmatch(v) is not None
@@ -434,6 +440,13 @@ _SUBJECT = FieldSpec(_str_match(r"[0-9a-zA-Z_\-]{1,128}"), "a subject id from an
 _ENGINE = FieldSpec(_str_match(r"[a-z0-9_\-]{1,32}"), "an engine name from hello")
 _FACE = FieldSpec(_int_in(0, 15), "an integer 0-15")
 _CHANNELS = FieldSpec(_names(256), "a list of channel names")
+# Captures and lip-sync read files on the server's disk; the server decides
+# which paths a client may name (see Server._readable_path).
+_INPUT_PATH = FieldSpec(_path, "an absolute file path on the server")
+_STRENGTHS = FieldSpec(
+    lambda v: isinstance(v, dict) and len(v) <= 8 and all(
+        isinstance(k, str) and _NAME_RE.match(k) and _num_between(0, 10)(x) for k, x in v.items()),
+    "an object of channel group -> factor 0-10, e.g. {\"mouth\": 0.8}")
 _IMAGE = PartSpec(("png", "jpeg", "array"), dtypes=("uint8",), ndims=(3,))
 _MOTION = PartSpec(("array",), dtypes=("float32",), ndims=(1, 2), required=True)
 
@@ -470,6 +483,39 @@ REQUESTS: dict[str, tuple[dict[str, FieldSpec], dict[str, PartSpec]]] = {
             "digits": FieldSpec(_int_in(1, 9), "an integer 1-9"),
         },
         {"image": _IMAGE, "motion": _MOTION},
+    ),
+    # Exactly one of video_path / livelink_path (checked by the server).
+    "capture": (
+        {
+            "video_path": _INPUT_PATH,
+            "livelink_path": _INPUT_PATH,
+            "reference": FieldSpec(lambda v: v in ("first", "auto") or _int_in(0, 10_000_000)(v),
+                                   "\"first\", \"auto\" or a frame number"),
+            "smoothing": FieldSpec(_str_match(r"[a-z]{1,16}"), "a smoothing level: none, light, normal, strong..."),
+            "strengths": _STRENGTHS,
+            "max_gap_s": FieldSpec(_num_in(0, 3600), "seconds, above 0"),
+            "face_index": _FACE,
+            "fps": FieldSpec(_num_in(0, 1000), "the Live Link CSV's frame rate, 0 < fps <= 1000"),
+        },
+        {},
+    ),
+    # Exactly one of audio_path / text (say: synthesised, then written as a
+    # WAV into output_dir so that Blender, on the same disk, can play it).
+    "lipsync": (
+        {
+            "audio_path": _INPUT_PATH,
+            "text": FieldSpec(lambda v: isinstance(v, str) and 0 < len(v) <= 10_000, "1-10000 characters of text"),
+            "voice": FieldSpec(_str_match(r"[A-Za-z0-9_+\-]{1,40}"), "an eSpeak NG voice such as en, en-us, en+f3"),
+            "rate_wpm": FieldSpec(_int_in(80, 450), "words per minute, 80-450"),
+            "output_dir": FieldSpec(_path, "an absolute directory path on the server (for say's WAV)"),
+            "fps": FieldSpec(_num_in(0, 1000), "frames per second, 0 < fps <= 1000", True),
+            "strength": FieldSpec(_num_between(0, 3), "a factor 0-3"),
+            "lead": FieldSpec(_num_between(0, 10), "frames 0-10"),
+            "head_motion": FieldSpec(_num_between(0, 5), "an amount 0-5"),
+            "blinks": FieldSpec(lambda v: isinstance(v, bool), "true or false"),
+            "seed": FieldSpec(_int_in(0, 2**31 - 1), "a non-negative integer"),
+        },
+        {},
     ),
 }
 

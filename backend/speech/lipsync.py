@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,15 +78,32 @@ def frame_count(duration_s: float, fps: float) -> int:
 
 
 def lipsync_audio(path: str | os.PathLike[str], options: LipsyncOptions = LipsyncOptions(),
-                  block_seconds: float = DEFAULT_BLOCK_SECONDS) -> LipsyncResult:
+                  block_seconds: float = DEFAULT_BLOCK_SECONDS,
+                  progress: Callable[[float], None] | None = None) -> LipsyncResult:
     """Acoustic lip-sync of an audio file or a video's sound track, decoded
-    and analysed block by block (memory stays flat for long recordings)."""
+    and analysed block by block (memory stays flat for long recordings).
+
+    `progress(seconds decoded so far)` is called after each block; it may
+    raise to stop early (the server cancels jobs that way), which also stops
+    the decoder."""
     started = time.perf_counter()
-    features = extract_features(stream_audio(path, ANALYSIS_SAMPLE_RATE, block_seconds), ANALYSIS_SAMPLE_RATE)
+    blocks = stream_audio(path, ANALYSIS_SAMPLE_RATE, block_seconds)
+    if progress is not None:
+        blocks = _reporting(blocks, ANALYSIS_SAMPLE_RATE, progress)
+    features = extract_features(blocks, ANALYSIS_SAMPLE_RATE)
     curves = mouth_curves(features, source=str(path))
     motion = motion_from_curves(curves, features.duration_s, options)
     elapsed = time.perf_counter() - started
     return LipsyncResult(motion, features.duration_s, _speech_seconds(curves), elapsed, "acoustic")
+
+
+def _reporting(blocks: Iterator[np.ndarray], sample_rate: int,
+               progress: Callable[[float], None]) -> Iterator[np.ndarray]:
+    decoded = 0
+    for block in blocks:
+        decoded += block.size
+        progress(decoded / sample_rate)
+        yield block
 
 
 def lipsync_samples(samples: np.ndarray, sample_rate: int, options: LipsyncOptions = LipsyncOptions()) -> LipsyncResult:

@@ -1,0 +1,185 @@
+"""Performance capture and lip-sync in Blender, through a real backend: the
+operators start a backend job, the timer keys its motion on the portrait at
+the chosen frames (every frame, or reduced keys within a tolerance),
+lip-sync keys only the mouth and adds its sound strip at the same frame."""
+from __future__ import annotations
+
+import sys
+
+import bpy
+import numpy as np
+import pytest
+
+from .conftest import ADDON_MODULE, pump
+from .test_blender_ui import draw_all
+
+FPS = 30
+ROWS = 45
+
+
+def sub(name: str):
+    return sys.modules[f"{ADDON_MODULE}.{name}"]
+
+
+def jaw_curve(rows: int = ROWS) -> np.ndarray:
+    """A jaw that opens and closes twice, with a flat stretch: something to reduce."""
+    phase = np.linspace(0.0, 1.0, rows)
+    return np.round(np.clip(np.sin(4 * np.pi * phase), 0.0, 1.0) * 0.9, 4)
+
+
+def write_livelink_csv(path, jaw: np.ndarray) -> None:
+    lines = ["Timecode,BlendShapeCount,JawOpen,EyeBlinkLeft,HeadYaw"]
+    for row, value in enumerate(jaw):
+        lines.append(f"10:00:{row // FPS:02d}:{row % FPS:02d}.000,3,{value:.4f},0.0,0.0")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def fcurve(obj, channel: str):
+    return sub("compat").fcurves_by_path(obj, f"enliven.{channel}").get(f"enliven.{channel}")
+
+
+def key_frames(obj, channel: str) -> list[float]:
+    curve = fcurve(obj, channel)
+    return [] if curve is None else [point.co.x for point in curve.keyframe_points]
+
+
+def run_bake(runtime, operator, timeout: float = 60.0, **properties):
+    """Press a bake operator and run the timer until its job ends; returns the job."""
+    assert operator(**properties) == {'FINISHED'}
+    job = runtime.bake
+    pump(lambda: not job.active, timeout, f"{job.title} to finish")
+    assert job.state == "DONE", job.message
+    return job
+
+
+@pytest.fixture
+def scene30(connected, portrait):
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = FPS, 1.0
+    scene.frame_current = 1
+    return scene
+
+
+def test_live_link_import_keys_every_frame_at_the_frame_offset(connected, portrait, scene30, tmp_path):
+    jaw = jaw_curve()
+    write_livelink_csv(tmp_path / "take.csv", jaw)
+    job = run_bake(connected, bpy.ops.enliven.import_livelink, filepath=str(tmp_path / "take.csv"), frame=10)
+    assert job.frames == (10, 10 + ROWS - 1)
+    assert key_frames(portrait, "jaw_open") == [float(f) for f in range(10, 10 + ROWS)]
+    curve = fcurve(portrait, "jaw_open")
+    keyed = np.array([curve.evaluate(f) for f in range(10, 10 + ROWS)])
+    assert np.abs(keyed - jaw).max() < 1e-4
+    assert job.message.startswith("Live Link import: ") and "frames 10-54" in job.message
+    # The panel shows how it ended, and the capture buttons.
+    drawn = draw_all()
+    assert ("label", job.message) in drawn
+    for idname in ("enliven.capture_video", "enliven.import_livelink", "enliven.lipsync_audio", "enliven.say_text"):
+        assert ("operator", idname) in drawn
+
+
+def test_reduced_keys_stay_within_the_tolerance(connected, portrait, scene30, tmp_path):
+    jaw = jaw_curve()
+    write_livelink_csv(tmp_path / "take.csv", jaw)
+    scene30.frame_current = 5  # frame -1: the current frame
+    run_bake(connected, bpy.ops.enliven.import_livelink, filepath=str(tmp_path / "take.csv"),
+             key_mode='REDUCED', tolerance=2.0)
+    frames = key_frames(portrait, "jaw_open")
+    assert frames[0] == 5.0 and frames[-1] == 5.0 + ROWS - 1
+    assert len(frames) < ROWS // 2
+    curve = fcurve(portrait, "jaw_open")
+    keyed = np.array([curve.evaluate(f) for f in range(5, 5 + ROWS)])
+    assert np.abs(keyed - jaw).max() <= 0.02 * 1.0 + 1e-4  # 2 % of jaw_open's 0..1 range
+    # A channel that did not move needs only its two end keys.
+    assert len(key_frames(portrait, "blink_l")) == 2
+
+
+def _key_other_channels(obj) -> dict:
+    """Keys a lip-sync must leave alone: a head turn, a smile, and jaw keys before its range."""
+    for frame, yaw, smile, jaw in ((1, 0.0, 0.0, 0.3), (5, 0.2, 0.5, 0.1), (200, -0.1, 0.2, 0.0)):
+        obj.enliven.head_yaw, obj.enliven.smile_l, obj.enliven.jaw_open = yaw, smile, jaw
+        for name in ("head_yaw", "smile_l", "jaw_open"):
+            obj.keyframe_insert(f"enliven.{name}", frame=frame)
+    return {name: [tuple(p.co) for p in fcurve(obj, name).keyframe_points] for name in ("head_yaw", "smile_l")}
+
+
+def _sound_strip_checked(job, scene, frame: int) -> None:
+    compat = sub("compat")
+    if not compat.can_add_sound():
+        # The 4.2 bpy module is built without audio: the artist is told instead.
+        assert job.strip is None and any("no audio support" in w for w in job.warnings)
+        return
+    strip = next(s for s in compat.sound_strips(scene) if s.name == job.strip)
+    assert int(strip.frame_start) == frame
+    assert strip.frame_final_end - strip.frame_final_start >= job.frames[1] - job.frames[0]
+
+
+def test_say_keys_only_the_mouth_over_its_frames_and_adds_the_sound(connected, portrait, scene30):
+    untouched = _key_other_channels(portrait)
+    job = run_bake(connected, bpy.ops.enliven.say_text, text="Hello, papa bought a map.", frame=20)
+    first, last = job.frames
+    assert first == 20 and last > 40
+    for name in ("jaw_open", "pucker", "wide"):
+        inside = [f for f in key_frames(portrait, name) if first <= f <= last]
+        assert inside == [float(f) for f in range(first, last + 1)], name
+    assert 1.0 in key_frames(portrait, "jaw_open") and 5.0 in key_frames(portrait, "jaw_open")  # before the range
+    assert max(fcurve(portrait, "jaw_open").evaluate(f) for f in range(first, last + 1)) > 0.2
+    for name, keys in untouched.items():
+        assert [tuple(p.co) for p in fcurve(portrait, name).keyframe_points] == keys, name
+    assert fcurve(portrait, "head_pitch") is None  # never keyed
+    _sound_strip_checked(job, scene30, 20)
+
+
+def test_lipsync_from_a_file_blends_with_existing_mouth_keys(connected, portrait, scene30):
+    said = run_bake(connected, bpy.ops.enliven.say_text, text="Open wide.", frame=1, add_sound=False)
+    wav = _speech_files(portrait)[0]
+    assert said.strip is None and not sub("compat").sound_strips(scene30)
+    # A jaw held half open over the whole range, then lip-sync blended in at 50 %.
+    for channel in ("jaw_open", "pucker", "wide"):
+        curve = fcurve(portrait, channel)
+        if curve is not None:
+            curve.keyframe_points.clear()
+    portrait.enliven.jaw_open = 0.4
+    portrait.keyframe_insert("enliven.jaw_open", frame=0)
+    portrait.keyframe_insert("enliven.jaw_open", frame=500)
+    job = run_bake(connected, bpy.ops.enliven.lipsync_audio, filepath=wav, frame=30, mix='BLEND', blend_factor=0.5)
+    first, last = job.frames
+    assert first == 30
+    values = np.array([fcurve(portrait, "jaw_open").evaluate(f) for f in range(first, last + 1)])
+    assert values.min() >= 0.2 - 1e-4 and values.max() <= 0.7 + 1e-4 and values.max() > 0.25
+    _sound_strip_checked(job, scene30, 30)
+
+
+def test_lipsync_of_a_sound_strip_keys_where_the_strip_plays(connected, portrait, scene30):
+    compat = sub("compat")
+    if not compat.can_add_sound():
+        pytest.skip("this Blender (the 4.2 bpy module) has no audio: no sound strips")
+    run_bake(connected, bpy.ops.enliven.say_text, text="Strip.", frame=1, add_sound=False)
+    strip = compat.add_sound_strip(scene30, _speech_files(portrait)[0], 70, 30)
+    job = run_bake(connected, bpy.ops.enliven.lipsync_audio, source='STRIP', strip=strip.name, key_mode='REDUCED')
+    assert job.frames[0] == 70 and key_frames(portrait, "jaw_open")[-1] == job.frames[1]
+    assert len(compat.sound_strips(scene30)) == 1  # the strip it read is not added again
+
+
+def test_errors_and_cancel_leave_the_keys_alone(connected, portrait, scene30, tmp_path):
+    (tmp_path / "notes.txt").write_text("not audio at all\n" * 50)
+    assert bpy.ops.enliven.lipsync_audio(filepath=str(tmp_path / "notes.txt")) == {'FINISHED'}
+    job = connected.bake
+    pump(lambda: not job.active, 30, "the lip-sync to fail")
+    assert job.state == "FAILED" and "bad_audio" in job.message
+    assert fcurve(portrait, "jaw_open") is None
+    with pytest.raises(RuntimeError, match="No such video"):
+        bpy.ops.enliven.capture_video(filepath=str(tmp_path / "missing.mp4"))
+
+    assert bpy.ops.enliven.say_text(text="This will be cancelled before it is keyed. " * 4) == {'FINISHED'}
+    job = connected.bake
+    assert bpy.ops.enliven.cancel_bake() == {'FINISHED'}
+    pump(lambda: not job.active, 30, "the cancel")
+    assert job.state == "CANCELLED" and fcurve(portrait, "jaw_open") is None
+
+
+def _speech_files(obj) -> list[str]:
+    import glob
+    import os
+
+    return sorted(glob.glob(os.path.join(sub("connection").speech_dir(obj), "say_*.wav")), key=os.path.getmtime,
+                  reverse=True)
