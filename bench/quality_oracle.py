@@ -49,12 +49,4 @@ class OracleWarp(WarpEngine):
         landmarks_image = camera_to_image(observed)
         extra_camera = self.extra_source + self.extra_share[:, None] * offsets[self.extra_carrier]
         extra_image = camera_to_image(rig.move_with_head(extra_camera, values, self.extra_attachment))
-        work = np.concatenate([
-            self._to_work(landmarks_image[self.landmark_ids]),
-            self._to_work(extra_image),
-            self.pins_work,
-        ])
-        work_w, work_h = self.work_size
-        work[:, 0] = work[:, 0].clip(0, work_w - 1)
-        work[:, 1] = work[:, 1].clip(0, work_h - 1)
-        return landmarks_image, extra_image, work
+        return landmarks_image, extra_image, self.control_points_work(landmarks_image, extra_image)

@@ -185,6 +185,10 @@ class WarpEngine:
         landmarks_image = camera_to_image(rig.move_with_head(rig.source_camera + expression, values))
         extra_camera = self.extra_source + self.extra_share[:, None] * expression[self.extra_carrier]
         extra_image = camera_to_image(rig.move_with_head(extra_camera, values, self.extra_attachment))
+        return landmarks_image, extra_image, self.control_points_work(landmarks_image, extra_image)
+
+    def control_points_work(self, landmarks_image: np.ndarray, extra_image: np.ndarray) -> np.ndarray:
+        """All control points in working pixels, in triangulation order, kept inside the head region."""
         work = np.concatenate([
             self._to_work(landmarks_image[self.landmark_ids]),
             self._to_work(extra_image),
@@ -193,7 +197,7 @@ class WarpEngine:
         work_w, work_h = self.work_size
         work[:, 0] = work[:, 0].clip(0, work_w - 1)
         work[:, 1] = work[:, 1].clip(0, work_h - 1)
-        return landmarks_image, extra_image, work
+        return work
 
     def render(self, values: np.ndarray) -> np.ndarray:
         """The animated photo for one frame of channel values (full resolution, uint8 RGB)."""
