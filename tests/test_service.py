@@ -65,11 +65,11 @@ def test_streaming_png_encoder_is_lossless(shape, level):
 
     from PIL import Image
 
-    from enliven.server import png_bytes
+    from enliven.images import encode_png
 
     rgb = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
     rgb[: shape[0] // 2] //= 16  # some smooth area too
-    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png_bytes(rgb, level))).convert("RGB")), rgb)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(encode_png(rgb, level))).convert("RGB")), rgb)
 
 
 def test_hello_reports_versions_device_engines_limits(client):
