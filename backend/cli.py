@@ -80,12 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     presets = commands.add_parser("presets", help="list the built-in motions")
     presets.set_defaults(func=run_presets)
 
+    # Commands that live beside the code they drive register themselves.
     from .capture import add_commands as add_capture_commands
+    from .server import add_keys_command, add_serve_command
     from .speech.commands import add_commands as add_speech_commands
 
     add_capture_commands(commands)
     add_speech_commands(commands)
-    _add_service_commands(commands)
+    add_serve_command(commands)
+    add_keys_command(commands)
     return parser
 
 
@@ -93,16 +96,6 @@ def _add_photo_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--face", type=int, default=0, metavar="N", help="which face to use, 0 = largest (default)")
     parser.add_argument("--max-pixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, metavar="MP",
                         help=f"refuse photos larger than this many megapixels (default {DEFAULT_MAX_PIXELS / 1e6:.0f})")
-
-
-def _add_service_commands(commands) -> None:
-    """`serve` and `keys` live with the server; the command line only lists them."""
-    try:
-        from .server import add_keys_command, add_serve_command
-    except ImportError:
-        return
-    add_serve_command(commands)
-    add_keys_command(commands)
 
 
 def _analyze(args: argparse.Namespace):
