@@ -2,27 +2,34 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
 from .analysis import Subject
+from .engines.refine import RefineEngine
 from .engines.warp import WarpEngine
 from .errors import BadMotionError, EnlivenError
 from .shared.channels import CHANNEL_NAMES
 
-ENGINES = {"warp": WarpEngine}
+ENGINES = {"warp": WarpEngine, "refine": RefineEngine}
 ENGINE_NAMES = tuple(ENGINES)
 
 
 class Animator:
     """Renders frames of one subject with one engine; the per-subject work happens here, once."""
 
-    def __init__(self, subject: Subject, engine: str = "warp"):
+    def __init__(self, subject: Subject, engine: str = "warp", checkpoint: str | Path | None = None):
         if engine not in ENGINES:
             raise EnlivenError(f"Unknown engine '{engine}'. Available: {', '.join(ENGINE_NAMES)}.")
         self.subject = subject
         self.engine_name = engine
-        self.engine = ENGINES[engine](subject)
+        if engine == "refine":
+            self.engine = RefineEngine(subject, checkpoint=checkpoint)
+        elif checkpoint is not None:
+            raise EnlivenError(f"--checkpoint is for the refine engine; the {engine} engine has no trained model.")
+        else:
+            self.engine = ENGINES[engine](subject)
 
     def render(self, values: np.ndarray) -> np.ndarray:
         """One frame, (H, W, 3) uint8 RGB at the photo's resolution, for a full channel vector."""

@@ -4,7 +4,7 @@ Each subcommand is a small function taking parsed arguments and returning an
 exit code. Errors a person can fix (no face, a bad file) are printed as one
 clear line with a distinct exit code, never as a traceback:
   1 other failure, 2 usage, 3 no face, 4 unreadable or too large image, 5 bad motion,
-  6 unusable audio (unreadable, or no speech in it), 7 text to speech failed.
+  6 unusable audio (unreadable, or no speech in it), 7 text to speech failed, 8 unusable checkpoint.
 """
 from __future__ import annotations
 
@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--size", type=int, metavar="N", help="scale the photo so its longer side is N pixels (default: full size)")
     generate.add_argument("--video", type=Path, metavar="MP4", help="also write an H.264 video")
     generate.add_argument("--contact-sheet", type=Path, metavar="PNG", help="also write a grid of thumbnails")
-    generate.add_argument("--engine", default="warp", help="frame generator (default: warp)")
+    generate.add_argument("--engine", default="warp", help="frame generator: warp (default) or refine")
+    generate.add_argument("--checkpoint", type=Path, metavar="PT",
+                          help="trained model for --engine refine (RUN_DIR/last.pt from `enliven train`)")
     generate.add_argument("--fps", type=float, help="frames per second for presets and CSV files without times (default 24)")
     generate.add_argument("--duration", type=float, metavar="SECONDS", help="length of a preset (idle-alive, talk)")
     generate.add_argument("--seed", type=int, default=0, help="random seed for presets with variation")
@@ -82,10 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Commands that live beside the code they drive register themselves.
     from .capture import add_commands as add_capture_commands
+    from .neural.commands import add_commands as add_neural_commands
     from .server import add_keys_command, add_serve_command
     from .speech.commands import add_commands as add_speech_commands
 
     add_capture_commands(commands)
+    add_neural_commands(commands)
     add_speech_commands(commands)
     add_serve_command(commands)
     add_keys_command(commands)
@@ -217,7 +221,7 @@ def run_generate(args: argparse.Namespace) -> int:
         else:
             from .animator import Animator
 
-            animator = Animator(_analyze(args), engine=args.engine)
+            animator = Animator(_analyze(args), engine=args.engine, checkpoint=args.checkpoint)
             for index, frame in enumerate(animator.render_all(values)):
                 sink.add(index, frame)
                 progress.update()

@@ -18,7 +18,7 @@ if [ ! -x .venv/bin/python ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
 fi
 # pip's build chatter goes to a log, shown only if the install fails.
-if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]" > .venv/setup.log 2>&1; then
+if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,neural]" > .venv/setup.log 2>&1; then
     cat .venv/setup.log >&2
     exit 1
 fi

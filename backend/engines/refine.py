@@ -1,0 +1,195 @@
+"""The refine engine: the warp engine's frame, corrected by a trained generator (enliven.neural).
+
+Per frame:
+  * the warp engine renders the frame as usual, and we keep what it computed
+    on the way (`warp_with_fields`): the backward displacement field, the
+    pixels it painted (mouth cavity, closed lids) and the background it uncovered;
+  * the head region of the photo, of the warped frame and of those fields is
+    resampled to the model's side (`crop_inputs`): exactly what training sees,
+    since the dataset builds its examples with the same two functions;
+  * the generator predicts a residual and a blend mask over the warped crop
+    (an untrained or unsure model leaves the warp as it is), limited to the
+    target face outline when the model's config says refine_region="face";
+  * the correction (refined - warped) is upsampled to the photo's resolution
+    and added inside the head region, feathered to nothing at its border, so a
+    4K photo stays 4K and only the head region costs time.
+
+Only this module's RefineEngine needs torch; where torch is missing it warns
+and renders with the warp engine alone.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .. import landmarks as lm
+from ..analysis import Subject
+from ..errors import EnlivenError
+from .warp import MOVING_EPSILON, WarpEngine, piecewise_affine_displacement, triangle_affines
+
+MASK_NAMES = ("painted", "uncovered", "stretch")  # the disocclusion masks the generator sees, in this order
+FACE_GATE_BLUR = 1 / 40  # the face gate's soft edge (Gaussian sigma) as a fraction of the crop side
+FEATHER = 0.06  # the correction fades to nothing over this fraction of the head region at its border
+
+
+@dataclass
+class WarpedFrame:
+    """The warp engine's frame and what it computed on the way."""
+
+    frame: np.ndarray  # (H, W, 3) uint8: identical to WarpEngine.render
+    displacement: np.ndarray  # (work h, work w, 2) float32 backward displacement in working pixels
+    painted: np.ndarray  # (region h, region w) float32 1 where the warp painted (mouth cavity, closed lids)
+    uncovered: np.ndarray  # (region h, region w) float32 background uncovered by the moving person, 0..1
+    target_landmarks: np.ndarray  # (478, 3) image pixels, where the rig put the landmarks
+
+
+def warp_with_fields(engine: WarpEngine, values: np.ndarray) -> WarpedFrame:
+    """WarpEngine.render, step by step, keeping the displacement field and disocclusion masks."""
+    values = np.asarray(values, dtype=np.float64)
+    target_image, extra_image, target_work = engine.target_points(values)
+    frame = engine.subject.image.copy()
+    affines, usable = triangle_affines(target_work, engine.source_work, engine.triangles)
+    displacement = piecewise_affine_displacement(target_work, engine.triangles, affines, usable, engine.work_size,
+                                                 in_front=engine.face_triangles)
+    region_w, region_h = engine.region_size
+    painted = np.zeros((region_h, region_w), np.float32)
+    uncovered = np.zeros((region_h, region_w), np.float32)
+    moving = np.abs(displacement).max(axis=2) > MOVING_EPSILON
+    if not moving.any():
+        return WarpedFrame(frame, displacement, painted, uncovered, target_image)
+    box = engine._moving_box(moving)
+    full = engine._full_resolution_displacement(displacement, box, target_work)
+    region = engine._warp_region(full, box)
+    remapped = region.copy()
+    region = engine._paint_mouth(region, target_image, extra_image, box)
+    region = engine._paint_closed_eyes(region, target_image, values, box)
+    bx0, by0, bx1, by1 = box
+    painted[by0:by1, bx0:bx1] = (region != remapped).any(axis=2)
+    map_x = full[..., 0] + np.arange(bx0, bx1, dtype=np.float32)[None, :]
+    map_y = full[..., 1] + np.arange(by0, by1, dtype=np.float32)[:, None]
+    warped_mask = cv2.remap(engine.mask, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    uncovered[by0:by1, bx0:bx1] = np.clip(engine.mask[by0:by1, bx0:bx1] - warped_mask, 0.0, 1.0)
+    x0, y0 = engine.region[:2]
+    frame[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1] = region
+    return WarpedFrame(frame, displacement, painted, uncovered, target_image)
+
+
+@dataclass
+class CropInputs:
+    """What the generator sees, at side x side over the head region (channels last, numpy)."""
+
+    warped: np.ndarray  # (S, S, 3) uint8
+    source: np.ndarray  # (S, S, 3) uint8
+    displacement: np.ndarray  # (S, S, 2) float32, in units of half the crop side (grid_sample's [-1, 1] units)
+    masks: np.ndarray  # (S, S, len(MASK_NAMES)) float32 0..1
+    face_gate: np.ndarray  # (S, S) float32: 1 inside the target face outline, soft edge (see `face_gate`)
+
+
+def crop_inputs(engine: WarpEngine, warped: WarpedFrame, side: int) -> CropInputs:
+    x0, y0, x1, y1 = engine.region
+    region_w, region_h = engine.region_size
+    size = (side, side)
+    warped_crop = cv2.resize(warped.frame[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
+    source_crop = cv2.resize(engine.source_region, size, interpolation=cv2.INTER_AREA)
+    field = cv2.resize(warped.displacement, size, interpolation=cv2.INTER_LINEAR)
+    # Working pixels -> region pixels -> [-1, 1] across the crop.
+    field[..., 0] *= 2.0 / (engine.scale * region_w)
+    field[..., 1] *= 2.0 / (engine.scale * region_h)
+    masks = np.stack([cv2.resize(warped.painted, size, interpolation=cv2.INTER_AREA),
+                      cv2.resize(warped.uncovered, size, interpolation=cv2.INTER_AREA),
+                      stretch_mask(field)], axis=2)
+    return CropInputs(warped_crop, source_crop, field.astype(np.float32), masks.astype(np.float32),
+                      face_gate(to_crop_points(engine, warped.target_landmarks[list(lm.FACE_OVAL)], side), side))
+
+
+def face_gate(oval: np.ndarray, side: int) -> np.ndarray:
+    """Where the refiner may change the picture when RefineConfig.refine_region is "face": inside the face
+    outline (crop pixels), feathered. Corrections outside it (hair edges, shadows on the backdrop) are what a
+    model trained on few people learns per person and paints onto the next one."""
+    gate = np.zeros((side, side), np.float32)
+    cv2.fillPoly(gate, [np.round(oval * 16).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=4)
+    return cv2.GaussianBlur(gate, (0, 0), side * FACE_GATE_BLUR)
+
+
+def stretch_mask(field: np.ndarray) -> np.ndarray:
+    """How much the backward map stretches or squeezes the source locally (|log of its Jacobian
+    determinant|, clipped to 0..1): where the warp pulls skin over what should be newly visible."""
+    side = field.shape[0]
+    pixels = field * (side / 2.0)
+    dudy, dudx = np.gradient(pixels[..., 0])
+    dvdy, dvdx = np.gradient(pixels[..., 1])
+    determinant = (1.0 + dudx) * (1.0 + dvdy) - dudy * dvdx
+    return np.clip(np.abs(np.log(np.clip(determinant, 1e-3, None))), 0.0, 1.0).astype(np.float32)
+
+
+def to_crop_points(engine: WarpEngine, points: np.ndarray, side: int) -> np.ndarray:
+    """Image pixels -> crop pixels (x, y) of the side x side head region crop."""
+    x0, y0 = engine.region[:2]
+    region_w, region_h = engine.region_size
+    out = np.empty((len(points), 2), np.float32)
+    out[:, 0] = (points[:, 0] - x0 + 0.5) * side / region_w - 0.5
+    out[:, 1] = (points[:, 1] - y0 + 0.5) * side / region_h - 0.5
+    return out
+
+
+def feather_weights(width: int, height: int, fraction: float = FEATHER) -> np.ndarray:
+    """1 inside, falling smoothly to 0 at the border (the warp pins the region's border)."""
+    def ramp(n: int) -> np.ndarray:
+        distance = np.minimum(np.arange(n), np.arange(n)[::-1]).astype(np.float32)
+        edge = max(1.0, fraction * n)
+        t = np.clip(distance / edge, 0.0, 1.0)
+        return t * t * (3 - 2 * t)
+    return np.outer(ramp(height), ramp(width)).astype(np.float32)
+
+
+class RefineEngine:
+    """Warp, then refine the head region with a trained generator. Same interface as WarpEngine."""
+
+    name = "refine"
+
+    def __init__(self, subject: Subject, checkpoint: str | Path | None = None, device: str = "auto"):
+        self.warp = WarpEngine(subject)
+        self.subject = subject
+        self.rig = self.warp.rig
+        self.refiner = None
+        if checkpoint is None:
+            raise EnlivenError("The refine engine needs a trained model: pass --checkpoint RUN_DIR/last.pt "
+                               "(made by `enliven train`).")
+        if not Path(checkpoint).exists():
+            raise EnlivenError(f"No checkpoint '{checkpoint}'. Train one with `enliven train DATASET --out RUN_DIR` "
+                               "and pass RUN_DIR/last.pt.")
+        try:
+            import torch  # noqa: F401 - only to know whether the model can run here
+        except ImportError:
+            warnings.warn("PyTorch is not installed, so the refine engine renders with the warp engine alone "
+                          "(install the 'neural' extra: pip install 'enliven[neural]').", RuntimeWarning, stacklevel=2)
+            return
+        from ..neural.inference import Refiner
+
+        self.refiner = Refiner(checkpoint, device=device)
+        width, height = self.warp.region_size
+        self.feather = feather_weights(width, height)
+
+    @property
+    def side(self) -> int:
+        return self.refiner.side
+
+    def render(self, values: np.ndarray) -> np.ndarray:
+        """The animated photo for one frame of channel values (full resolution, uint8 RGB)."""
+        warped = warp_with_fields(self.warp, values)
+        if self.refiner is None or not (np.abs(warped.displacement) > MOVING_EPSILON).any():
+            return warped.frame  # all-default motion reproduces the photo exactly, as with the warp engine
+        inputs = crop_inputs(self.warp, warped, self.refiner.side)
+        refined = self.refiner(inputs)  # (S, S, 3) float32 0..255
+        correction = refined - inputs.warped.astype(np.float32)
+        width, height = self.warp.region_size
+        correction = cv2.resize(correction, (width, height), interpolation=cv2.INTER_LINEAR) * self.feather[..., None]
+        x0, y0, x1, y1 = self.warp.region
+        frame = warped.frame
+        region = frame[y0:y1, x0:x1].astype(np.float32) + correction
+        frame[y0:y1, x0:x1] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
+        return frame

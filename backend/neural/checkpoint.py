@@ -1,0 +1,101 @@
+"""Checkpoints of the refine engine: written atomically, read with torch.load(weights_only=True) only.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts
+(never pickled objects), so loading it can never run code:
+
+    format "enliven-refine", version, step, config (RefineConfig as a dict),
+    generator, discriminator, optimizer_generator, optimizer_discriminator,
+    scaler (fp16 only), history (the logged losses).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .. import __version__
+from ..errors import EnlivenError
+from .config import ConfigError, RefineConfig
+
+CHECKPOINT_FORMAT = "enliven-refine"
+CHECKPOINT_VERSION = 1
+
+
+class CheckpointError(EnlivenError):
+    """A checkpoint that is missing, damaged, or not a refine engine checkpoint."""
+
+    code = "bad_checkpoint"
+    exit_code = 8
+
+
+def save_checkpoint(path: str | Path, payload: dict) -> Path:
+    """Write `payload` (plus format, version) so that `path` is always either the old or the new complete file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "enliven": __version__, **payload}
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(payload, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """The checkpoint's dict, or a CheckpointError saying clearly what is wrong with the file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "last.pt"
+    if not path.exists():
+        raise CheckpointError(f"No checkpoint '{path}'. Train one with `enliven train DATASET --out RUN_DIR` "
+                              "and pass RUN_DIR/last.pt.")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # noqa: BLE001 - truncated zip, wrong file type, refused pickle: all "not a checkpoint"
+        text = str(error)
+        if "Weights only load failed" in text:
+            # torch's message suggests weights_only=False, which would run code from the file: never.
+            reason = "it is not a file of plain tensors and data, the only kind Enliven loads"
+        else:
+            reason = (text.strip().splitlines() or [type(error).__name__])[0][:200]
+        raise CheckpointError(f"'{path}' is not a readable refine engine checkpoint; the file is damaged or is "
+                              f"something else: {reason}.") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"'{path}' is a PyTorch file but not a refine engine checkpoint "
+                              "(made by `enliven train`).")
+    if int(payload.get("version", 0)) > CHECKPOINT_VERSION:
+        raise CheckpointError(f"'{path}' was written by a newer Enliven (checkpoint version {payload['version']}, "
+                              f"this one reads up to {CHECKPOINT_VERSION}); update Enliven.")
+    missing = [key for key in ("step", "config", "generator") if key not in payload]
+    if missing:
+        raise CheckpointError(f"'{path}' is incomplete: it lacks {', '.join(missing)}.")
+    return payload
+
+
+def config_of(payload: dict, path: str | Path = "checkpoint") -> RefineConfig:
+    try:
+        return RefineConfig.from_dict(payload["config"])
+    except (ConfigError, TypeError) as error:
+        raise CheckpointError(f"'{path}' holds a configuration this Enliven cannot use: {error}") from None
+
+
+def load_generator(path: str | Path, device: str | torch.device = "cpu"):
+    """(Generator in eval mode on `device`, its RefineConfig, the step it was saved at)."""
+    from .generator import Generator
+
+    payload = load_checkpoint(path, map_location="cpu")
+    config = config_of(payload, path)
+    generator = Generator(config)
+    try:
+        generator.load_state_dict(payload["generator"])
+    except (RuntimeError, KeyError, TypeError) as error:
+        raise CheckpointError(f"'{path}': the generator's weights do not fit its configuration "
+                              f"({str(error).splitlines()[0][:200]}).") from None
+    return generator.to(device).eval(), config, int(payload["step"])

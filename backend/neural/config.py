@@ -1,0 +1,139 @@
+"""Every hyperparameter of the refine engine's model and training, in one dataclass.
+
+Two presets: `small` (the default: trains on a laptop CPU at 128 px) and
+`large` (for GPUs, 256 px). A JSON file given to `enliven train --config`
+starts from the preset it names ("preset": "small" by default) and overrides
+any field it lists; unknown names are refused, so a typo never goes unnoticed.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from ..errors import EnlivenError
+
+
+class ConfigError(EnlivenError):
+    code = "bad_config"
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    # ----- what the generator sees
+    side: int = 128  # the head region crop is resampled to side x side
+    noise_channels: int = 1  # extra Gaussian noise input channels (0 = none); a fixed pattern at inference
+    refine_region: str = "face"  # "face": corrections only inside the face outline; "head": anywhere in the crop
+
+    # ----- generator: a U-Net over (warped, source, displacement, masks, noise)
+    generator_channels: int = 16  # channels after the input convolution
+    generator_downsamples: int = 3  # each halves the resolution and doubles the channels
+    generator_max_channels: int = 128
+    generator_res_blocks: int = 2  # residual blocks at the bottleneck
+    generator_groups: int = 8  # GroupNorm groups (batch-size independent, so DDP needs no SyncBatchNorm)
+
+    # ----- discriminator: multi-scale PatchGAN conditioned on (warped, source)
+    discriminator_channels: int = 32
+    discriminator_layers: int = 3  # strided convolutions per scale
+    discriminator_scales: int = 2  # the image at full, 1/2, 1/4 ... resolution
+
+    # ----- losses (weights; 0 switches a term off)
+    gan_loss: str = "hinge"  # "hinge" or "ls" (least squares)
+    weight_gan: float = 0.1
+    weight_feature_matching: float = 1.0  # discriminator features, real vs refined
+    weight_l1: float = 10.0
+    weight_perceptual: float = 1.0  # VGG19, only when --vgg-weights is given
+    weight_motion: float = 2.0  # appearance at each landmark where the rig put it vs the source's
+    weight_temporal: float = 2.0  # frame-to-frame change of the output vs of the real video
+    weight_mask: float = 0.05  # keeps the blend mask off where it is not needed (graceful fallback to warp)
+    motion_patch: int = 5  # side of the patches compared around each landmark (pixels at `side`)
+    gan_start_step: int = 1000  # adversarial terms join after this many steps (reconstruction first)
+
+    # ----- optimisation
+    steps: int = 20000
+    batch_pairs: int = 4  # each example is a pair of neighbouring target frames (for the temporal term)
+    lr_generator: float = 5e-4  # higher than pix2pix's 2e-4: the residual head starts at zero and a CPU budget is short
+    lr_discriminator: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    grad_clip: float = 10.0  # max gradient norm (0 = no clipping)
+    precision: str = "auto"  # "auto" (bf16 on CUDA where supported, else fp16; fp32 on CPU), "bf16", "fp16", "fp32"
+    seed: int = 0
+
+    # ----- data
+    sources_per_clip: int = 8  # source frames per clip (evenly spaced, frame 0 first); warp engines are cached
+    neighbour_gap: int = 1  # stored frames between the two targets of a pair
+    holdout: tuple[str, ...] = ()  # clip names never trained on
+    workers: int = 0  # DataLoader worker processes
+    augment_flip: bool = True  # mirror half the examples (a face has no preferred side; stops side-specific fixes)
+    augment_colour: float = 0.1  # per-channel gain and offset jitter, the same on source, warp and target
+
+    # ----- bookkeeping
+    log_every: int = 10
+    sample_every: int = 250  # sample grid and loss curve PNGs
+    checkpoint_every: int = 500
+
+    # ----- which preset this started from (recorded for people reading a checkpoint)
+    preset: str = "small"
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["holdout"] = list(self.holdout)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RefineConfig:
+        data = dict(data)
+        preset = data.pop("preset", "small")
+        if preset not in PRESETS:
+            raise ConfigError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"Unknown setting(s) in the config: {', '.join(unknown)}.")
+        if "holdout" in data:
+            data["holdout"] = tuple(data["holdout"])
+        config = replace(PRESETS[preset], **data)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        if self.side % (2 ** self.generator_downsamples):
+            raise ConfigError(f"side {self.side} must be a multiple of 2**generator_downsamples "
+                              f"({2 ** self.generator_downsamples}).")
+        if self.refine_region not in ("face", "head"):
+            raise ConfigError(f"refine_region must be 'face' or 'head', got {self.refine_region!r}.")
+        if self.gan_loss not in ("hinge", "ls"):
+            raise ConfigError(f"gan_loss must be 'hinge' or 'ls', got {self.gan_loss!r}.")
+        if self.precision not in ("auto", "bf16", "fp16", "fp32"):
+            raise ConfigError(f"precision must be auto, bf16, fp16 or fp32, got {self.precision!r}.")
+        if self.batch_pairs < 1 or self.steps < 1:
+            raise ConfigError("batch_pairs and steps must be at least 1.")
+
+
+SMALL = RefineConfig()
+LARGE = RefineConfig(side=256, generator_channels=64, generator_downsamples=4, generator_max_channels=512,
+                     generator_res_blocks=6, generator_groups=16, lr_generator=2e-4, discriminator_channels=64, discriminator_layers=4,
+                     discriminator_scales=3, refine_region="head", weight_gan=1.0, weight_feature_matching=10.0, batch_pairs=8,
+                     steps=200000, gan_start_step=2000, workers=8, sample_every=1000, checkpoint_every=2000,
+                     preset="large")
+PRESETS = {"small": SMALL, "large": LARGE}
+
+
+def load_config(source: str | Path | None) -> RefineConfig:
+    """A preset name ("small", "large"), a JSON file of overrides, or None for the small preset."""
+    if source is None:
+        return SMALL
+    if str(source) in PRESETS:
+        return PRESETS[str(source)]
+    path = Path(source)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"No config file '{path}' (and it is not a preset: {', '.join(PRESETS)}).") from None
+    except ValueError as error:
+        raise ConfigError(f"'{path}' is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"'{path}' must hold a JSON object of settings.")
+    return RefineConfig.from_dict(data)

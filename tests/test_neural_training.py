@@ -1,0 +1,186 @@
+"""Training the refine engine on CPU: it learns, checkpoints round-trip, --resume is exact, SIGTERM saves,
+bad checkpoints are refused clearly, and the engine renders with a trained checkpoint."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from conftest import channel_values  # noqa: E402
+from enliven.engines.refine import RefineEngine  # noqa: E402
+from enliven.engines.warp import WarpEngine  # noqa: E402
+from enliven.errors import EnlivenError  # noqa: E402
+from enliven.neural.checkpoint import CheckpointError, load_checkpoint, load_generator, save_checkpoint  # noqa: E402
+from enliven.neural.config import RefineConfig  # noqa: E402
+from enliven.neural.dataset import ExampleKey, collate_pairs  # noqa: E402
+from enliven.neural.prepare import add_clip, clip_from_animation  # noqa: E402
+from enliven.neural.train import Trainer  # noqa: E402
+
+TINY = RefineConfig(side=64, generator_channels=8, generator_downsamples=2, generator_max_channels=16,
+                    generator_res_blocks=1, generator_groups=4, discriminator_channels=8, discriminator_layers=2,
+                    discriminator_scales=2, batch_pairs=2, sources_per_clip=2, gan_start_step=1, steps=4,
+                    log_every=1, sample_every=10**6, checkpoint_every=2, lr_generator=1e-3)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, subject):
+    """Two clips made by animating the astronaut with the warp engine (exact landmarks; no video needed)."""
+    out = tmp_path_factory.mktemp("dataset")
+    ramp = np.linspace(0.0, 1.0, 6)
+    talking = [channel_values(jaw_open=0.6 * t, smile_l=0.5 * t, smile_r=0.5 * t) for t in ramp]
+    turning = [channel_values(head_yaw=-15.0 * t, blink_l=t, blink_r=t, head_pitch=5.0 * t) for t in ramp]
+    add_clip(out, "talking", clip_from_animation(subject, talking, side=96))
+    add_clip(out, "turning", clip_from_animation(subject, turning, side=96))
+    return out
+
+
+def weights(path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["generator"]
+
+
+def test_a_few_steps_fit_a_fixed_batch(dataset, tmp_path):
+    config = replace(TINY, gan_start_step=10**6, weight_motion=0.0, weight_temporal=0.0, weight_mask=0.0,
+                     refine_region="head")
+    trainer = Trainer(dataset, tmp_path / "run", config, show_progress_bar=False)
+    batch = collate_pairs([trainer.dataset[ExampleKey(0, 0, slot)] for slot in range(2)])
+    # The real frames are lit differently from the source (something warping cannot do; the refiner can).
+    batch["target"] = (0.8 * batch["target"] + 0.1).clamp(-1, 1)
+    first = trainer.train_step(batch)
+    assert first["l1"] == pytest.approx(first["l1_warp"], rel=1e-5), "an untrained refiner returns the warp"
+    losses = [first["l1"]] + [trainer.train_step(batch)["l1"] for _ in range(40)]
+    assert np.mean(losses[-5:]) < 0.6 * losses[0], losses
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(dataset, tmp_path):
+    trainer = Trainer(dataset, tmp_path / "run", replace(TINY, sample_every=4), show_progress_bar=False)
+    trainer.run()
+    assert (tmp_path / "run" / "samples.png").exists() and (tmp_path / "run" / "loss.png").exists()
+    assert (tmp_path / "run" / "log.csv").read_text().count("\n") == 1 + TINY.steps
+    generator, config, step = load_generator(tmp_path / "run" / "last.pt")
+    assert step == TINY.steps and config == replace(TINY, sample_every=4)
+    example = trainer.dataset[ExampleKey(99, 0, 0)]
+    args = (example["warped"], example["source"], example["displacement"], example["masks"])
+    trainer.generator.eval()
+    with torch.no_grad():
+        assert torch.equal(generator(*args)[0], trainer.generator(*args)[0])
+
+
+def test_resume_continues_the_same_schedule_bit_for_bit(dataset, tmp_path):
+    Trainer(dataset, tmp_path / "straight", TINY, show_progress_bar=False).run()
+
+    Trainer(dataset, tmp_path / "interrupted", replace(TINY, steps=2), show_progress_bar=False).run()
+    assert load_checkpoint(tmp_path / "interrupted" / "last.pt")["step"] == 2
+    resumed = Trainer(dataset, tmp_path / "interrupted", resume=True, steps=TINY.steps, show_progress_bar=False)
+    assert resumed.step == 2
+    resumed.run()
+
+    straight, continued = weights(tmp_path / "straight" / "last.pt"), weights(tmp_path / "interrupted" / "last.pt")
+    assert load_checkpoint(tmp_path / "interrupted" / "last.pt")["step"] == TINY.steps
+    assert all(torch.equal(straight[k], continued[k]) for k in straight)
+
+
+def test_a_run_folder_is_not_overwritten_without_resume(dataset, tmp_path):
+    Trainer(dataset, tmp_path / "run", replace(TINY, steps=1), show_progress_bar=False).run()
+    with pytest.raises(EnlivenError, match="--resume"):
+        Trainer(dataset, tmp_path / "run", TINY, show_progress_bar=False)
+    with pytest.raises(EnlivenError, match="different --config"):
+        Trainer(dataset, tmp_path / "run", replace(TINY, weight_l1=1.0), resume=True, show_progress_bar=False)
+
+
+def test_bad_checkpoints_are_refused_clearly(dataset, tmp_path, subject):
+    good = tmp_path / "run" / "last.pt"
+    Trainer(dataset, tmp_path / "run", replace(TINY, steps=1), show_progress_bar=False).run()
+
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(os.urandom(4096))
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"format": "enliven-refine", "object": Exception("runs code when unpickled")}, pickled)
+
+    for path, message in ((truncated, "damaged"), (garbage, "damaged"), (pickled, "damaged"),
+                          (foreign, "not a refine engine checkpoint"), (tmp_path / "missing.pt", "No checkpoint")):
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(path)
+        with pytest.raises(EnlivenError, match=message):  # a CheckpointError, or before torch is touched for a missing file
+            RefineEngine(subject, checkpoint=path)
+
+    mismatched = tmp_path / "mismatched.pt"
+    payload = load_checkpoint(good)
+    payload["config"]["generator_channels"] = 12
+    save_checkpoint(mismatched, {k: v for k, v in payload.items() if k not in ("format", "version")})
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_generator(mismatched)
+
+
+def test_refine_engine_renders_full_frames_with_a_checkpoint(dataset, tmp_path, subject, astronaut):
+    Trainer(dataset, tmp_path / "run", replace(TINY, steps=2), show_progress_bar=False).run()
+    engine = RefineEngine(subject, checkpoint=tmp_path / "run" / "last.pt", device="cpu")
+    assert np.array_equal(engine.render(channel_values()), astronaut), "default channels reproduce the photo"
+    values = channel_values(jaw_open=0.6, head_yaw=10.0)
+    frame = engine.render(values)
+    warped = WarpEngine(subject).render(values)
+    assert frame.shape == astronaut.shape and frame.dtype == np.uint8
+    x0, y0, x1, y1 = subject.head_region
+    outside = np.ones(frame.shape[:2], bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.array_equal(frame[outside], warped[outside]), "only the head region is refined"
+    with pytest.raises(EnlivenError, match="--checkpoint"):
+        RefineEngine(subject)
+
+
+def test_train_command_and_sigterm_saves(dataset, tmp_path):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({**{k: v for k, v in TINY.to_dict().items() if k != "holdout"}, "steps": 10**6,
+                                  "checkpoint_every": 10**6}))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    run = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "enliven.neural.train", str(dataset), "--out", str(run),
+                                "--config", str(config)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        deadline = time.monotonic() + 45
+        while not (run / "log.csv").exists() or (run / "log.csv").read_text().count("\n") < 3:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "training did not start"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    step = load_checkpoint(run / "last.pt")["step"]
+    assert 2 <= step < 10**6
+    assert f"step {step}/" in out
+
+
+def test_perceptual_loss_joins_training_with_vgg_weights(dataset, tmp_path):
+    from enliven.neural.vgg import vgg19_features
+
+    weights_file = tmp_path / "vgg19.pth"
+    torch.save({f"features.{k}": v for k, v in vgg19_features(until=36).state_dict().items()}, weights_file)
+    trainer = Trainer(dataset, tmp_path / "run", replace(TINY, steps=1), vgg_weights=weights_file,
+                      show_progress_bar=False)
+    batch = collate_pairs([trainer.dataset[ExampleKey(0, 0, slot)] for slot in range(2)])
+    losses = trainer.train_step(batch)
+    assert losses["perceptual"] > 0
