@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from conftest import channel_values  # noqa: E402
-from enliven.engines.refine import MASK_NAMES, crop_inputs, warp_with_fields  # noqa: E402
+from enliven.engines.refine import MASK_NAMES, crop_inputs  # noqa: E402
 from enliven.engines.warp import WarpEngine  # noqa: E402
 from enliven.neural.config import RefineConfig  # noqa: E402
 from enliven.neural.dataset import ExampleKey, PairDataset, collate_pairs  # noqa: E402
@@ -82,10 +82,10 @@ def test_prepare_resumes(prepared, videos):
     assert json.loads((out / "dataset.json").read_text())["clips"] == ["astronaut"]
 
 
-def test_warp_with_fields_renders_what_the_warp_engine_renders(subject):
+def test_render_with_fields_renders_what_render_renders(subject):
     engine = WarpEngine(subject)
     values = channel_values(jaw_open=0.7, head_yaw=15.0, blink_l=1.0)
-    warped = warp_with_fields(engine, values)
+    warped = engine.render_with_fields(values)
     assert np.array_equal(warped.frame, engine.render(values))
     assert warped.painted.any(), "an open jaw paints a mouth cavity"
     inputs = crop_inputs(engine, warped, 64)

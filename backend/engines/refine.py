@@ -2,7 +2,7 @@
 
 Per frame:
   * the warp engine renders the frame as usual, and we keep what it computed
-    on the way (`warp_with_fields`): the backward displacement field, the
+    on the way (`WarpEngine.render_with_fields`): the backward displacement field, the
     pixels it painted (mouth cavity, closed lids) and the background it uncovered;
   * the head region of the photo, of the warped frame and of those fields is
     resampled to the model's side (`crop_inputs`): exactly what training sees,
@@ -29,53 +29,11 @@ import numpy as np
 from .. import landmarks as lm
 from ..analysis import Subject
 from ..errors import EnlivenError
-from .warp import MOVING_EPSILON, WarpEngine, piecewise_affine_displacement, triangle_affines
+from .warp import MOVING_EPSILON, WarpedFrame, WarpEngine
 
 MASK_NAMES = ("painted", "uncovered", "stretch")  # the disocclusion masks the generator sees, in this order
 FACE_GATE_BLUR = 1 / 40  # the face gate's soft edge (Gaussian sigma) as a fraction of the crop side
 FEATHER = 0.06  # the correction fades to nothing over this fraction of the head region at its border
-
-
-@dataclass
-class WarpedFrame:
-    """The warp engine's frame and what it computed on the way."""
-
-    frame: np.ndarray  # (H, W, 3) uint8: identical to WarpEngine.render
-    displacement: np.ndarray  # (work h, work w, 2) float32 backward displacement in working pixels
-    painted: np.ndarray  # (region h, region w) float32 1 where the warp painted (mouth cavity, closed lids)
-    uncovered: np.ndarray  # (region h, region w) float32 background uncovered by the moving person, 0..1
-    target_landmarks: np.ndarray  # (478, 3) image pixels, where the rig put the landmarks
-
-
-def warp_with_fields(engine: WarpEngine, values: np.ndarray) -> WarpedFrame:
-    """WarpEngine.render, step by step, keeping the displacement field and disocclusion masks."""
-    values = np.asarray(values, dtype=np.float64)
-    target_image, extra_image, target_work = engine.target_points(values)
-    frame = engine.subject.image.copy()
-    affines, usable = triangle_affines(target_work, engine.source_work, engine.triangles)
-    displacement = piecewise_affine_displacement(target_work, engine.triangles, affines, usable, engine.work_size,
-                                                 in_front=engine.face_triangles)
-    region_w, region_h = engine.region_size
-    painted = np.zeros((region_h, region_w), np.float32)
-    uncovered = np.zeros((region_h, region_w), np.float32)
-    moving = np.abs(displacement).max(axis=2) > MOVING_EPSILON
-    if not moving.any():
-        return WarpedFrame(frame, displacement, painted, uncovered, target_image)
-    box = engine._moving_box(moving)
-    full = engine._full_resolution_displacement(displacement, box, target_work)
-    region = engine._warp_region(full, box)
-    remapped = region.copy()
-    region = engine._paint_mouth(region, target_image, extra_image, box)
-    region = engine._paint_closed_eyes(region, target_image, values, box)
-    bx0, by0, bx1, by1 = box
-    painted[by0:by1, bx0:bx1] = (region != remapped).any(axis=2)
-    map_x = full[..., 0] + np.arange(bx0, bx1, dtype=np.float32)[None, :]
-    map_y = full[..., 1] + np.arange(by0, by1, dtype=np.float32)[:, None]
-    warped_mask = cv2.remap(engine.mask, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    uncovered[by0:by1, bx0:bx1] = np.clip(engine.mask[by0:by1, bx0:bx1] - warped_mask, 0.0, 1.0)
-    x0, y0 = engine.region[:2]
-    frame[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1] = region
-    return WarpedFrame(frame, displacement, painted, uncovered, target_image)
 
 
 @dataclass
@@ -180,7 +138,7 @@ class RefineEngine:
 
     def render(self, values: np.ndarray) -> np.ndarray:
         """The animated photo for one frame of channel values (full resolution, uint8 RGB)."""
-        warped = warp_with_fields(self.warp, values)
+        warped = self.warp.render_with_fields(values)
         if self.refiner is None or not (np.abs(warped.displacement) > MOVING_EPSILON).any():
             return warped.frame  # all-default motion reproduces the photo exactly, as with the warp engine
         inputs = crop_inputs(self.warp, warped, self.refiner.side)

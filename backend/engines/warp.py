@@ -21,13 +21,15 @@ Per frame (WarpEngine.render), at a working resolution on the head region:
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
 from .. import landmarks as lm
 from ..analysis import Subject
-from ..geometry import camera_to_image, image_to_camera
+from ..geometry import camera_to_image
 from ..rig import Rig
 from ..shared.channels import CHANNEL_INDEX
 
@@ -36,6 +38,17 @@ BORDER_PINS_PER_SIDE = 8
 MOVING_EPSILON = 0.02  # working pixels; displacement below this counts as still
 CLOSED_MOUTH = 0.12  # source mouth openness below which the painted cavity gets teeth
 LASH_THICKNESS = 10  # the closed lash line is eye width / this thick at its middle
+
+
+@dataclass
+class WarpedFrame:
+    """A warp engine frame and what it computed on the way."""
+
+    frame: np.ndarray  # (H, W, 3) uint8
+    displacement: np.ndarray  # (work h, work w, 2) float32 backward displacement in working pixels
+    target_landmarks: np.ndarray  # (478, 3) image pixels, where the rig put the landmarks
+    painted: np.ndarray | None = None  # (region h, region w) float32, 1 where the warp painted (mouth cavity, closed lids)
+    uncovered: np.ndarray | None = None  # (region h, region w) float32, background the moving person uncovered, 0..1
 
 
 class WarpEngine:
@@ -201,24 +214,37 @@ class WarpEngine:
 
     def render(self, values: np.ndarray) -> np.ndarray:
         """The animated photo for one frame of channel values (full resolution, uint8 RGB)."""
+        return self.render_with_fields(values, keep_fields=False).frame
+
+    def render_with_fields(self, values: np.ndarray, keep_fields: bool = True) -> "WarpedFrame":
+        """The frame and, with `keep_fields`, what was computed on the way (for the refine engine and its training)."""
         values = np.asarray(values, dtype=np.float64)
         target_image, extra_image, target_work = self.target_points(values)
         frame = self.subject.image.copy()
         affines, usable = triangle_affines(target_work, self.source_work, self.triangles)
         displacement = piecewise_affine_displacement(target_work, self.triangles, affines, usable, self.work_size,
                                                      in_front=self.face_triangles)
+        result = WarpedFrame(frame, displacement, target_image)
+        if keep_fields:
+            region_w, region_h = self.region_size
+            result.painted = np.zeros((region_h, region_w), np.float32)
+            result.uncovered = np.zeros((region_h, region_w), np.float32)
         moving = np.abs(displacement).max(axis=2) > MOVING_EPSILON
         if not moving.any():
-            return frame
+            return result
         box = self._moving_box(moving)
         full = self._full_resolution_displacement(displacement, box, target_work)
-        region = self._warp_region(full, box)
+        region, warped_mask = self._warp_region(full, box)
+        remapped = region.copy() if keep_fields else None
         region = self._paint_mouth(region, target_image, extra_image, box)
         region = self._paint_closed_eyes(region, target_image, values, box)
         x0, y0 = self.region[:2]
         bx0, by0, bx1, by1 = box
         frame[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1] = region
-        return frame
+        if keep_fields:
+            result.painted[by0:by1, bx0:bx1] = (region != remapped).any(axis=2)
+            result.uncovered[by0:by1, bx0:bx1] = np.clip(self.mask[by0:by1, bx0:bx1] - warped_mask, 0.0, 1.0)
+        return result
 
     def _full_resolution_displacement(self, displacement: np.ndarray, box: tuple[int, int, int, int],
                                       target_work: np.ndarray) -> np.ndarray:
@@ -262,8 +288,10 @@ class WarpEngine:
         y0 = max(0, int((rows[0] - 1) / self.scale)); y1 = min(height, int(np.ceil((rows[-1] + 2) / self.scale)))
         return x0, y0, x1, y1
 
-    def _warp_region(self, full: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-        """Warp the full-resolution pixels inside `box` by displacement `full` and composite uncovered background."""
+    def _warp_region(self, full: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Warp the full-resolution pixels inside `box` by displacement `full` and composite uncovered background.
+
+        Returns the pixels and the warped person mask."""
         bx0, by0, bx1, by1 = box
         map_x = full[..., 0] + np.arange(bx0, bx1, dtype=np.float32)[None, :]
         map_y = full[..., 1] + np.arange(by0, by1, dtype=np.float32)[:, None]
@@ -285,7 +313,7 @@ class WarpEngine:
         original = original_region[blend].astype(np.float32)
         background = original + uncovered * (self.background_plate[by0:by1, bx0:bx1][blend] - original)
         warped[blend] = np.clip(background + alpha * (warped[blend] - background) + 0.5, 0, 255).astype(np.uint8)
-        return warped
+        return warped, warped_mask
 
     def _paint_closed_eyes(self, region: np.ndarray, target_image: np.ndarray, values: np.ndarray,
                            box: tuple[int, int, int, int]) -> np.ndarray:

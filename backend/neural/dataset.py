@@ -8,7 +8,7 @@ engine will animate a photo:
     WarpEngine on it (cached: a few source frames per clip);
   * each target's landmarks are solved for channel values against the
     source's rig (enliven.solver, as capture does), and the warp engine
-    renders those values (enliven.engines.refine.warp_with_fields);
+    renders those values (WarpEngine.render_with_fields);
   * everything is cropped to the head region at the model's side
     (enliven.engines.refine.crop_inputs), and the real target frame the same way.
 
@@ -28,7 +28,7 @@ import torch
 
 from .. import landmarks as lm
 from ..analysis import Subject, head_region_box
-from ..engines.refine import crop_inputs, to_crop_points, warp_with_fields
+from ..engines.refine import crop_inputs, to_crop_points
 from ..engines.warp import WarpEngine
 from ..geometry import estimate_head_pose
 from ..solver import Solver
@@ -151,7 +151,7 @@ class PairDataset(torch.utils.data.Dataset):
         items = []
         for target in targets:
             values = solver.solve(np.asarray(clip.landmarks[target], dtype=np.float64))
-            warped = warp_with_fields(engine, values)
+            warped = engine.render_with_fields(values)
             inputs = crop_inputs(engine, warped, side)
             real = cv2.resize(np.ascontiguousarray(clip.frames[target][y0:y1, x0:x1]), (side, side),
                               interpolation=cv2.INTER_AREA)
