@@ -1,6 +1,7 @@
 """Helpers for tests that run `enliven serve` as a real subprocess on a real socket."""
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -30,6 +31,14 @@ if sys.platform.startswith("linux"):
 sys.argv[0] = "enliven"
 runpy.run_module("enliven.cli", run_name="__main__", alter_sys=True)
 """
+
+
+@contextlib.contextmanager
+def serving(*extra: str):
+    """A server for a test module; fails the module if the server died during its tests."""
+    with ServerProcess(*extra) as srv:
+        yield srv
+        assert srv.alive(), "the server died during the tests:\n" + srv.log()
 
 
 class ServerProcess:
@@ -115,23 +124,7 @@ def motion(frames: int, amplitude: float = 15.0) -> np.ndarray:
 
 def collect(client: Client, job: str, timeout_s: float = 60.0) -> list[Event]:
     """Every event of one job until its last one (or fail after timeout_s)."""
-    events: list[Event] = []
-    others: list[Event] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline:
-            batch = client.poll(timeout_ms=100)
-            for i, ev in enumerate(batch):
-                if ev.job != job:
-                    others.append(ev)
-                    continue
-                events.append(ev)
-                if ev.end:
-                    others.extend(batch[i + 1:])
-                    return events
-    finally:
-        client.unread(others)
-    raise AssertionError(f"job {job} did not end within {timeout_s} s; got {[e.type for e in events]}")
+    return wait_for(client, job, lambda ev: ev.end, timeout_s)
 
 
 def wait_for(client: Client, job: str, predicate, timeout_s: float = 60.0) -> list[Event]:

@@ -22,6 +22,7 @@ from service_helpers import (
     astronaut_bytes,
     collect,
     motion,
+    serving,
     variant_png,
     wait_for,
 )
@@ -33,9 +34,8 @@ MAX_JOBS = 3
 
 @pytest.fixture(scope="module")
 def server():
-    with ServerProcess("--max-message-mb", str(MAX_MB), "--max-jobs-per-client", str(MAX_JOBS)) as srv:
+    with serving("--max-message-mb", str(MAX_MB), "--max-jobs-per-client", str(MAX_JOBS)) as srv:
         yield srv
-        assert srv.alive(), "the server died during the tests:\n" + srv.log()
 
 
 @pytest.fixture()

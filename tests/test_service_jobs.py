@@ -10,7 +10,7 @@ import pytest
 from enliven.shared.channels import CHANNEL_INDEX, CHANNEL_NAMES, default_vector
 from enliven.shared.client import Client, RemoteError, motion_of
 
-from service_helpers import ServerProcess, collect, wait_for
+from service_helpers import ServerProcess, collect, serving, wait_for
 
 VIDEO_FPS = 12.0
 VIDEO_FRAMES = 12
@@ -20,9 +20,8 @@ SENTENCE = "Hello, my name is Enliven. Papa bought a map."
 
 @pytest.fixture(scope="module")
 def server():
-    with ServerProcess() as srv:
+    with serving() as srv:
         yield srv
-        assert srv.alive(), "the server died during the tests:\n" + srv.log()
 
 
 @pytest.fixture()
