@@ -241,7 +241,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
 # Error codes a server sends -> the local error class, so exit codes match a local run.
 _REMOTE_ERRORS = {"no_face": "NoFaceError", "bad_image": "ImageError", "too_large": "ImageTooLargeError",
-                  "bad_motion": "BadMotionError"}
+                  "bad_motion": "BadMotionError", "bad_checkpoint": "CheckpointError"}
 
 
 def _generate_on_server(args: argparse.Namespace, motion: Motion, sink: FrameSink, progress) -> None:
@@ -262,6 +262,9 @@ def _generate_on_server(args: argparse.Namespace, motion: Motion, sink: FrameSin
         keys["server_public_key"] = load_public_key(args.server_key)
     if args.client_key:
         keys["client_keys"] = load_client_keys(args.client_key)
+
+    if args.checkpoint is not None:  # a path on the server's disk (the same disk for a local server)
+        keys["checkpoint"] = str(args.checkpoint if args.checkpoint.is_absolute() else args.checkpoint.resolve())
 
     def on_frame(index: int, image, event) -> None:
         sink.add(index, image if isinstance(image, np.ndarray) else None, png=image if isinstance(image, bytes) else None)

@@ -39,3 +39,10 @@ class BadMotionError(EnlivenError):
 
     code = "bad_motion"
     exit_code = 5
+
+
+class CheckpointError(EnlivenError):
+    """A refine engine checkpoint that is missing, damaged, or not a refine engine checkpoint."""
+
+    code = "bad_checkpoint"
+    exit_code = 8

@@ -39,7 +39,9 @@ from __future__ import annotations
 import argparse
 import errno
 import hashlib
+import importlib.util
 import ipaddress
+import math
 import os
 import shutil
 import signal
@@ -74,6 +76,10 @@ ANIMATOR_CACHE = 4  # prepared (subject, engine) pairs: their setup is the expen
 PROGRESS_EVERY_S = 0.5
 # Jobs that run in the heavy lane: long, and one at a time by default.
 HEAVY_KINDS = ("generate", "capture", "lipsync")
+# Training runs for hours, so it has a lane of its own (one run at a time):
+# previews and generation go on beside it.
+TRAINING_KINDS = ("train",)
+TRAINING_STOP_WAIT_S = 120  # at shutdown, how long a training run may take to finish its step and save
 # Replies (not job frames: those are bounded by the job window) buffered for a
 # client that sends faster than it reads; beyond this they are dropped.
 BACKLOG_CAP = 4096
@@ -107,7 +113,7 @@ class _JobCancelled(Exception):
 class Job:
     identity: bytes
     id: str
-    kind: str  # analyze | preview | generate | capture | lipsync
+    kind: str  # analyze | preview | generate | capture | lipsync | train
     msg: Message
     motion: np.ndarray | None = None  # (frames, len(CHANNEL_NAMES)) float32
     warnings: list[str] = field(default_factory=list)
@@ -151,13 +157,20 @@ class _Engines:
     """Subject and Animator caches shared by both lanes (imports are lazy so
     `enliven keys` and `--help` stay fast)."""
 
-    def __init__(self, limits: Limits, default_engine: str):
+    def __init__(self, limits: Limits, default_engine: str, default_checkpoint: str | os.PathLike | None = None):
         from .animator import ENGINE_NAMES
 
         self.engine_names = tuple(ENGINE_NAMES)
         if default_engine not in self.engine_names:
             raise ServiceError("unknown_engine", f"unknown engine {default_engine!r}; available: {', '.join(self.engine_names)}")
         self.default_engine = default_engine
+        # The refine engine's model when a request names none (`serve --checkpoint`).
+        self.default_checkpoint = Path(default_checkpoint).expanduser().resolve() if default_checkpoint else None
+        if self.default_checkpoint is not None and not self.default_checkpoint.is_file():
+            raise ServiceError("bad_checkpoint", f"no checkpoint file {self.default_checkpoint}")
+        if default_engine == "refine" and self.default_checkpoint is None:
+            raise ServiceError("bad_checkpoint", "--engine refine needs --checkpoint RUN_DIR/last.pt (from `enliven train`)")
+        self.can_train = importlib.util.find_spec("torch") is not None
         self.limits = limits
         self._lock = threading.Lock()
         self._subjects: OrderedDict[str, Any] = OrderedDict()  # subject id -> Subject
@@ -220,19 +233,24 @@ class _Engines:
                 self._by_bytes.popitem(last=False)
         return subject
 
-    def animator(self, subject: Any, engine: str) -> tuple[Any, threading.Lock]:
-        """One prepared Animator per (subject, engine), with a lock: the two lanes
-        may render the same subject and engines are not promised thread-safe."""
+    def animator(self, subject: Any, engine: str, checkpoint: Path | None = None) -> tuple[Any, threading.Lock]:
+        """One prepared Animator per (subject, engine, checkpoint), with a lock: the
+        two lanes may render the same subject and engines are not promised
+        thread-safe. A checkpoint rewritten since (training goes on) is loaded again."""
         from .animator import Animator
 
-        key = (self.subject_id(subject), engine)
+        try:
+            version = checkpoint.stat().st_mtime_ns if checkpoint is not None else None
+        except OSError:
+            raise ServiceError("bad_checkpoint", f"no checkpoint file {checkpoint} on the server") from None
+        key = (self.subject_id(subject), engine, str(checkpoint), version)
         with self._create_lock:  # two lanes must not both pay for the same setup
             with self._lock:
                 hit = self._animators.get(key)
                 if hit is not None:
                     self._animators.move_to_end(key)
                     return hit
-            entry = (Animator(subject, engine=engine), threading.Lock())
+            entry = (Animator(subject, engine=engine, checkpoint=checkpoint), threading.Lock())
             with self._lock:
                 self._animators[key] = entry
                 while len(self._animators) > ANIMATOR_CACHE:
@@ -256,6 +274,7 @@ class Server:
         output_root: str | os.PathLike | None = None,
         input_root: str | os.PathLike | None = None,
         log: Log = _stderr_log,
+        checkpoint: str | os.PathLike | None = None,
     ):
         self.bind = bind
         self.device = device
@@ -267,7 +286,7 @@ class Server:
         self.input_root = Path(input_root).expanduser().resolve() if input_root else None
         self.server_id = os.urandom(6).hex()  # lets clients notice a restart
         self.started = time.monotonic()
-        self.engines = _Engines(self.limits, engine)
+        self.engines = _Engines(self.limits, engine, checkpoint)
         from .shared.channels import CHANNEL_NAMES
 
         self.channel_names = tuple(CHANNEL_NAMES)
@@ -279,6 +298,8 @@ class Server:
         self._interactive: deque[Job] = deque()
         self._heavy: deque[Job] = deque()
         self._running_heavy: list[Job] = []
+        self._training: deque[Job] = deque()
+        self._running_training: list[Job] = []
         self._outputs: set[str] = set()  # output targets of live generate jobs
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -448,6 +469,8 @@ class Server:
             "curve": self.keys_dir is not None,
             "output_dir": self._output_policy(),
             "input_files": self._input_policy(),
+            "checkpoint": str(self.engines.default_checkpoint) if self.engines.default_checkpoint else None,
+            "training": self.engines.can_train,
         }
 
     def _on_ping(self, identity: bytes, msg: Message) -> None:
@@ -460,11 +483,15 @@ class Server:
         with self._sched:
             queue = [j for j in self._heavy]
             running = list(self._running_heavy)
+            training_queue = list(self._training)
+            training = list(self._running_training)
         mine = []
         for job in (peer.jobs.values() if peer else []):
             entry = {"job": job.id, "kind": job.kind, "state": job.state, "done": job.done, "total": job.total}
             if job in queue:
                 entry["position"] = queue.index(job) + 1
+            elif job in training_queue:
+                entry["position"] = training_queue.index(job) + 1
             mine.append(entry)
         fields = {
             "server": self.server_id,
@@ -473,6 +500,7 @@ class Server:
             "jobs": mine,
             "queued": len(queue),
             "running": len(running),
+            "training": len(training) + len(training_queue),
             "clients": len(self._peers),
             "subjects_cached": self.engines.subjects_cached,
         }
@@ -500,13 +528,13 @@ class Server:
         motion, warnings = self._motion(msg, 1)
         if motion.shape[0] != 1:
             raise ProtocolError(protocol.E_BAD_MOTION, f"a preview takes one motion frame, got {motion.shape[0]}", msg.job)
-        self._check_engine(msg)
+        self._engine_of(msg)
         self._need_subject(msg)
         self._submit(Job(identity, msg.job, "preview", msg, motion=motion, warnings=warnings, total=1))
 
     def _on_generate(self, identity: bytes, msg: Message) -> None:
         motion, warnings = self._motion(msg, self.limits.max_frames)
-        self._check_engine(msg)
+        self._engine_of(msg)
         self._need_subject(msg)
         job = Job(identity, msg.job, "generate", msg, motion=motion, warnings=warnings, total=int(motion.shape[0]))
         if "output_dir" in msg.fields:
@@ -541,7 +569,71 @@ class Server:
         self._check_room(identity, "lipsync")
         self._submit(Job(identity, msg.job, "lipsync", msg))
 
+    def _on_train(self, identity: bytes, msg: Message) -> None:
+        if not self.engines.can_train:
+            raise ServiceError("no_training", "this server cannot train: PyTorch is not installed there "
+                                              "(pip install 'enliven[neural]')")
+        fields = msg.fields
+        dataset = self._readable_path(fields["dataset_dir"])
+        if not dataset.is_dir():
+            raise ServiceError("bad_path", f"no dataset folder {dataset} on the server (make one with `enliven prepare`)")
+        self._train_config(msg)  # a bad setting fails now, not after a queue wait
+        if "vgg_weights" in fields:
+            self._readable_path(fields["vgg_weights"])
+        run_dir = self._writable_dir(fields["run_dir"])
+        has_run = (run_dir / "last.pt").exists()
+        if fields.get("resume") and not has_run:
+            raise ServiceError("bad_checkpoint", f"resume: there is no {run_dir / 'last.pt'} to continue from")
+        if has_run and not fields.get("resume"):
+            raise ServiceError("run_exists", f"{run_dir} already holds a training run: resume it, or choose another folder")
+        job = Job(identity, msg.job, "train", msg, total=int(fields.get("steps", 0)))
+        job.output_key = f"{run_dir}{os.sep}last.pt"
+        if job.output_key in self._outputs:
+            raise ServiceError("output_busy", f"another training run is writing {run_dir} right now")
+        self._check_room(identity, "train")
+        self._submit(job)
+
     # -- validation helpers -------------------------------------------------
+
+    def _engine_of(self, msg: Message) -> tuple[str, Path | None]:
+        """The request's engine and, for the refine engine, the checkpoint it runs
+        (checked when the request arrives, so a bad one fails before any queue)."""
+        engine = msg.fields.get("engine", self.engines.default_engine)
+        if engine not in self.engines.engine_names:
+            raise ServiceError("unknown_engine", f"unknown engine {engine!r}; this server has {', '.join(self.engines.engine_names)}")
+        raw = msg.fields.get("checkpoint")
+        if engine != "refine":
+            if raw is not None:
+                raise ProtocolError(protocol.E_BAD_FIELD, f"{msg.type}: 'checkpoint' is for the refine engine; "
+                                    f"the {engine} engine has no trained model", msg.job)
+            return engine, None
+        checkpoint = self._readable_path(raw) if raw is not None else self.engines.default_checkpoint
+        if checkpoint is None:
+            raise ServiceError("bad_checkpoint", "the refine engine needs a trained model: send 'checkpoint' (a "
+                                                "RUN_DIR/last.pt on the server) or start the server with --checkpoint")
+        if not checkpoint.is_file():
+            raise ServiceError("bad_checkpoint", f"no checkpoint file {checkpoint} on the server")
+        return engine, checkpoint
+
+    def _train_config(self, msg: Message) -> Any:
+        """The RefineConfig a train request asks for (a preset name or an object of settings)."""
+        from .neural.config import PRESETS, ConfigError, RefineConfig
+
+        raw = msg.fields.get("config")
+        try:
+            if raw is None:
+                config = None
+            elif isinstance(raw, str):
+                if raw not in PRESETS:
+                    raise ConfigError(f"unknown preset {raw!r}; choose one of {', '.join(PRESETS)}")
+                config = PRESETS[raw]
+            else:
+                config = RefineConfig.from_dict(raw)
+            if "holdout" in msg.fields:
+                config = replace(config or RefineConfig(), holdout=tuple(msg.fields["holdout"]))
+            return config
+        except (TypeError, ValueError, ConfigError) as e:
+            raise ServiceError("bad_config", f"train: {e}") from None
 
     def _motion(self, msg: Message, max_frames: int) -> tuple[np.ndarray, list[str]]:
         """Motion in table order, finite, within each channel's range (clamped, with warnings)."""
@@ -562,11 +654,6 @@ class Server:
             return np.ascontiguousarray(motion.full(), dtype=np.float32), warnings
         except MotionError as e:
             raise ProtocolError(protocol.E_BAD_MOTION, str(e), msg.job) from None
-
-    def _check_engine(self, msg: Message) -> None:
-        engine = msg.fields.get("engine", self.engines.default_engine)
-        if engine not in self.engines.engine_names:
-            raise ServiceError("unknown_engine", f"unknown engine {engine!r}; this server has {', '.join(self.engines.engine_names)}")
 
     def _need_subject(self, msg: Message) -> None:
         # Fail fast (before queueing) when the job could never find its subject.
@@ -650,6 +737,10 @@ class Server:
                 busy = len(self._running_heavy) >= self.limits.heavy_lanes
                 if busy or len(self._heavy) > 1:
                     self._post(_Out(job.identity, protocol.encode("queued", job.id, {"position": len(self._heavy)})))
+            elif job.kind in TRAINING_KINDS:
+                self._training.append(job)
+                if self._running_training or len(self._training) > 1:
+                    self._post(_Out(job.identity, protocol.encode("queued", job.id, {"position": len(self._training)})))
             elif job.kind == "preview" and (old := self._queued_preview(job.identity)) is not None:
                 # Newest wins: take the place of this client's preview that has not started.
                 self._interactive[self._interactive.index(old)] = job
@@ -669,7 +760,7 @@ class Server:
             job.cond.notify_all()
         removed = False
         with self._sched:
-            for lane in (self._heavy, self._interactive):
+            for lane in (self._heavy, self._interactive, self._training):
                 if job in lane:
                     lane.remove(job)
                     removed = True
@@ -679,6 +770,7 @@ class Server:
     def _start_threads(self) -> None:
         workers = [("enliven-interactive", self._interactive_loop)]
         workers += [(f"enliven-heavy-{i}", self._heavy_loop) for i in range(max(1, self.limits.heavy_lanes))]
+        workers += [("enliven-train", self._training_loop)]
         for name, target in workers:
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
@@ -718,6 +810,18 @@ class Server:
                     if job in self._running_heavy:
                         self._running_heavy.remove(job)
 
+    def _training_loop(self) -> None:
+        while True:
+            job = self._next(self._training, self._running_training)
+            if job is None:
+                return
+            try:
+                self._run_job(job, self._do_train)
+            finally:
+                with self._sched:
+                    if job in self._running_training:
+                        self._running_training.remove(job)
+
     def _run_job(self, job: Job, body: Callable[[Job], list]) -> None:
         """Run a job body in a worker thread; whatever happens, the job ends with one final reply."""
         try:
@@ -750,7 +854,7 @@ class Server:
     def _do_preview(self, job: Job) -> list:
         t0 = time.perf_counter()
         subject = self.engines.subject_for(job.msg)
-        animator, lock = self.engines.animator(subject, job.msg.fields.get("engine", self.engines.default_engine))
+        animator, lock = self.engines.animator(subject, *self._engine_of(job.msg))
         if job.cancel.is_set():
             return protocol.encode("done", job.id, {"status": "cancelled"}, end=True)
         with lock:
@@ -767,7 +871,7 @@ class Server:
         t0 = time.perf_counter()
         try:
             subject = self.engines.subject_for(msg)
-            animator, lock = self.engines.animator(subject, f.get("engine", self.engines.default_engine))
+            animator, lock = self.engines.animator(subject, *self._engine_of(msg))
             writer = _FrameWriter.from_fields(f) if "output_dir" in f else None
             fmt = f.get("format", "png")
             png_level = int(f.get("png_compression", 1))
@@ -867,6 +971,41 @@ class Server:
             return self._cancelled_summary(job)
         extra.update(duration_s=round(result.duration_s, 4), speech_s=round(result.speech_s, 4), method=result.method)
         return self._motion_reply(job, result.motion, [], extra)
+
+    def _do_train(self, job: Job) -> list:
+        """Train in this lane's thread. Progress goes out every config.log_every
+        steps; a cancel (or the client going away, or shutdown) stops after the
+        current step, and the run is saved either way, so `resume` continues it."""
+        from .neural.train import Trainer
+
+        f = job.msg.fields
+        run_dir = self._writable_dir(f["run_dir"])
+        report = self._progress_reporter(job)
+        try:
+            report("preparing", 0, None)
+        except _JobCancelled:
+            return self._cancelled_summary(job)
+
+        def progress(step: int, total: int, losses: dict[str, float]) -> None:
+            job.done, job.total = step, total
+            fields = {"state": "running", "stage": "training", "done": step, "total": total,
+                      "losses": _finite(losses), "run_dir": str(run_dir), "samples": str(run_dir / "samples.png")}
+            self._emit(job, protocol.encode("progress", job.id, fields))  # False once cancelled: stop_when sees it
+
+        vgg = self._readable_path(f["vgg_weights"]) if "vgg_weights" in f else None
+        trainer = Trainer(self._readable_path(f["dataset_dir"]), run_dir, self._train_config(job.msg),
+                          resume=bool(f.get("resume", False)), vgg_weights=vgg, device=self.device.kind,
+                          progress=progress, show_progress_bar=False, steps=f.get("steps"),
+                          stop_when=job.cancel.is_set)
+        job.total = trainer.config.steps
+        self.log(f"job {job.id}: training {run_dir} from step {trainer.step} to {trainer.config.steps}")
+        losses = trainer.run()
+        status = "completed" if trainer.step >= trainer.config.steps else ("stalled" if job.stalled else "stopped")
+        self.log(f"job {job.id}: training {status} at step {trainer.step}")
+        return protocol.encode("done", job.id, {
+            "status": status, "step": trainer.step, "total": trainer.config.steps,
+            "checkpoint": str(run_dir / "last.pt"), "samples": str(run_dir / "samples.png"), "losses": _finite(losses),
+        }, end=True)
 
     def _speak(self, job: Job, f: dict) -> tuple[Any, Path]:
         """Synthesise the text and write it as a WAV in the client's output_dir.
@@ -1096,7 +1235,7 @@ class Server:
         with self._sched:
             self._sched.notify_all()
         for t in self._threads:
-            t.join(timeout=5)
+            t.join(timeout=TRAINING_STOP_WAIT_S if t.name == "enliven-train" else 5)
         self._drain_outbox()
         self._flush_backlogs()
         self._encoders.shutdown(wait=False, cancel_futures=True)
@@ -1112,6 +1251,11 @@ class Server:
 
 # --------------------------------------------------------------------------
 # Capture options
+
+
+def _finite(losses: dict[str, float]) -> dict[str, float]:
+    """Loss values for the wire: JSON has no NaN or infinity (a diverged loss is left out)."""
+    return {name: round(float(value), 6) for name, value in losses.items() if math.isfinite(value)}
 
 
 def _capture_smoothing(fields: dict) -> Any:
@@ -1303,6 +1447,7 @@ def serve(
     output_root: str | os.PathLike | None = None,
     ready: Callable[[str], None] | None = None,
     input_root: str | os.PathLike | None = None,
+    checkpoint: str | os.PathLike | None = None,
 ) -> int:
     """Run the server until `shutdown` or SIGINT/SIGTERM; returns a process exit code.
 
@@ -1316,7 +1461,7 @@ def serve(
     try:
         info = detect_device(device)
         server = Server(bind, device=info, engine=engine, keys_dir=keys_dir, limits=limits,
-                        output_root=output_root, input_root=input_root, log=log)
+                        output_root=output_root, input_root=input_root, log=log, checkpoint=checkpoint)
         endpoint = server.open()
     except EnlivenError as e:
         log(f"error: {e}")
@@ -1348,7 +1493,8 @@ def _limits_from_args(args: argparse.Namespace) -> Limits:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     return serve(args.bind, device=args.device, engine=args.engine, keys_dir=args.keys,
-                 limits=_limits_from_args(args), output_root=args.output_root, input_root=args.input_root)
+                 limits=_limits_from_args(args), output_root=args.output_root, input_root=args.input_root,
+                 checkpoint=args.checkpoint)
 
 
 def _engine_choices() -> list[str] | None:
@@ -1370,6 +1516,9 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
                         "address requires --keys")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="compute device (default auto)")
     p.add_argument("--engine", default="warp", choices=_engine_choices(), help="engine used when a request names none")
+    p.add_argument("--checkpoint", metavar="PATH", default=None,
+                   help="the refine engine's trained model (RUN_DIR/last.pt from `enliven train`) for requests that "
+                        "name none")
     p.add_argument("--keys", metavar="DIR", default=None,
                    help="CurveZMQ keys directory from `enliven keys` (server.key_secret + clients/*.key)")
     p.add_argument("--output-root", metavar="DIR", default=None,

@@ -209,10 +209,11 @@ class Client:
         format: str = "raw",
         channels: Iterable[str] | None = None,
         face_index: int = 0,
+        checkpoint: str | os.PathLike | None = None,
     ) -> str:
         """Render one frame. A newer preview supersedes this one if it is still queued
         (it then ends with a ``done`` event whose status is ``superseded``)."""
-        fields = _job_fields(subject, image, engine, channels, face_index)
+        fields = _job_fields(subject, image, engine, channels, face_index, checkpoint)
         fields["format"] = format
         return self._request("preview", fields, _motion_parts(values, image))
 
@@ -233,6 +234,7 @@ class Client:
         first_number: int = 0,
         digits: int = 5,
         png_compression: int = 1,
+        checkpoint: str | os.PathLike | None = None,
     ) -> str:
         """Render every row of ``motion`` (frames x channels). Frames stream back as
         ``frame`` events in order, with ``progress`` events, then one ``done``.
@@ -242,9 +244,11 @@ class Client:
         ``resume`` it skips frames already there. Use ``format="none"`` to get
         only the paths back. ``png_compression`` trades file size for speed:
         0 stores pixels uncompressed (fastest), 1 (default) is a fast
-        run-length deflate, up to 9 (smallest, slowest).
+        run-length deflate, up to 9 (smallest, slowest). ``checkpoint`` is the
+        refine engine's trained model on the server's disk (default: the one
+        the server was started with).
         """
-        fields = _job_fields(subject, image, engine, channels, face_index)
+        fields = _job_fields(subject, image, engine, channels, face_index, checkpoint)
         fields.update(fps=float(fps), format=format, prefix=prefix, first_number=first_number, digits=digits,
                       png_compression=int(png_compression))
         if output_dir is not None:
@@ -326,6 +330,39 @@ class Client:
         if output_dir is not None:
             fields["output_dir"] = os.fspath(output_dir)
         return self._request("lipsync", fields)
+
+    def train(
+        self,
+        dataset_dir: str | os.PathLike,
+        run_dir: str | os.PathLike,
+        *,
+        config: str | Mapping[str, Any] | None = None,
+        resume: bool = False,
+        steps: int | None = None,
+        holdout: Iterable[str] | None = None,
+        vgg_weights: str | os.PathLike | None = None,
+    ) -> str:
+        """Train the refine engine on the server: ``dataset_dir`` (made by
+        ``enliven prepare``) and ``run_dir`` are folders on the *server's* disk.
+
+        ``progress`` events carry ``done`` (the step), ``total`` (steps in all)
+        and ``losses``; ``cancel`` stops after the current step and saves. The
+        final ``done`` event's ``checkpoint`` is RUN_DIR/last.pt, for the
+        refine engine's ``checkpoint=``. ``config`` is a preset name or an
+        object of settings (enliven.neural.config); ``resume`` continues the
+        run in ``run_dir``.
+        """
+        fields: dict[str, Any] = {"dataset_dir": os.fspath(dataset_dir), "run_dir": os.fspath(run_dir),
+                                  "resume": bool(resume)}
+        if config is not None:
+            fields["config"] = config if isinstance(config, str) else dict(config)
+        if steps is not None:
+            fields["steps"] = int(steps)
+        if holdout is not None:
+            fields["holdout"] = list(holdout)
+        if vgg_weights is not None:
+            fields["vgg_weights"] = os.fspath(vgg_weights)
+        return self._request("train", fields)
 
     def send_raw(self, frames: list, job: str | None = None, kind: str = "raw") -> None:
         """Send hand-made frames (tests and debugging); ``job`` is tracked if given."""
@@ -545,7 +582,7 @@ def _image_part(image: bytes | np.ndarray) -> bytes | np.ndarray:
     return bytes(image)
 
 
-def _job_fields(subject, image, engine, channels, face_index) -> dict:
+def _job_fields(subject, image, engine, channels, face_index, checkpoint=None) -> dict:
     if subject is None and image is None:
         raise ValueError("pass subject= (from an analysis) or image=")
     fields: dict[str, Any] = {"face_index": int(face_index)}
@@ -555,6 +592,8 @@ def _job_fields(subject, image, engine, channels, face_index) -> dict:
         fields["engine"] = engine
     if channels is not None:
         fields["channels"] = list(channels)
+    if checkpoint is not None:
+        fields["checkpoint"] = os.fspath(checkpoint)
     return fields
 
 

@@ -44,13 +44,14 @@ MAX_PARTS = 8
 MAX_NDIM = 4
 
 # Request types a server understands, and the reply types it sends.
-REQUEST_TYPES = ("hello", "ping", "analyze", "preview", "generate", "capture", "lipsync", "cancel", "status", "shutdown")
+REQUEST_TYPES = ("hello", "ping", "analyze", "preview", "generate", "capture", "lipsync", "train", "cancel", "status",
+                 "shutdown")
 REPLY_TYPES = (
     "hello_reply",  # protocol + package version, device, engines, limits
     "pong",  # liveness answer to ping: server id and the client's live jobs
     "analysis",  # subject hash + summary (end)
     "queued",  # position in the GPU-heavy queue (1 = next)
-    "progress",  # done/total frames, rate
+    "progress",  # done/total frames, rate (a training's: steps and losses)
     "frame",  # one rendered frame (a preview's frame has end=true)
     "motion",  # a capture's or lip-sync's result: channels, fps + a float32 "motion" part (end)
     "done",  # summary of a finished, cancelled or superseded job (end)
@@ -447,6 +448,18 @@ _STRENGTHS = FieldSpec(
     lambda v: isinstance(v, dict) and len(v) <= 8 and all(
         isinstance(k, str) and _NAME_RE.match(k) and _num_between(0, 10)(x) for k, x in v.items()),
     "an object of channel group -> factor 0-10, e.g. {\"mouth\": 0.8}")
+# The refine engine's trained model (a RUN_DIR/last.pt from training) is a
+# file on the server's disk too, read under the same rule.
+_CHECKPOINT = FieldSpec(_path, "an absolute path to a checkpoint (.pt) on the server")
+_CONFIG_VALUE = (bool, int, float, str)
+_TRAIN_CONFIG = FieldSpec(
+    lambda v: (isinstance(v, str) and _NAME_RE.match(v) is not None) or (
+        isinstance(v, dict) and len(v) <= 64 and all(
+            isinstance(k, str) and _NAME_RE.match(k) and (
+                (isinstance(x, _CONFIG_VALUE) and not (isinstance(x, float) and not math.isfinite(x)))
+                or (isinstance(x, list) and len(x) <= 64 and all(isinstance(i, str) and _NAME_RE.match(i) for i in x)))
+            for k, x in v.items())),
+    "a preset name (small, large) or an object of settings, e.g. {\"preset\": \"small\", \"steps\": 2000}")
 _IMAGE = PartSpec(("png", "jpeg", "array"), dtypes=("uint8",), ndims=(3,))
 _MOTION = PartSpec(("array",), dtypes=("float32",), ndims=(1, 2), required=True)
 
@@ -464,6 +477,7 @@ REQUESTS: dict[str, tuple[dict[str, FieldSpec], dict[str, PartSpec]]] = {
             "engine": _ENGINE,
             "channels": _CHANNELS,
             "format": FieldSpec(_one_of("raw", "png", "jpeg"), "raw, png or jpeg"),
+            "checkpoint": _CHECKPOINT,
         },
         {"image": _IMAGE, "motion": _MOTION},
     ),
@@ -481,6 +495,7 @@ REQUESTS: dict[str, tuple[dict[str, FieldSpec], dict[str, PartSpec]]] = {
             "prefix": FieldSpec(_str_match(r"[A-Za-z0-9_\-]{0,64}"), "up to 64 characters of [A-Za-z0-9_-]"),
             "first_number": FieldSpec(_int_in(0, 10_000_000), "an integer 0-10000000"),
             "digits": FieldSpec(_int_in(1, 9), "an integer 1-9"),
+            "checkpoint": _CHECKPOINT,
         },
         {"image": _IMAGE, "motion": _MOTION},
     ),
@@ -514,6 +529,21 @@ REQUESTS: dict[str, tuple[dict[str, FieldSpec], dict[str, PartSpec]]] = {
             "head_motion": FieldSpec(_num_between(0, 5), "an amount 0-5"),
             "blinks": FieldSpec(lambda v: isinstance(v, bool), "true or false"),
             "seed": FieldSpec(_int_in(0, 2**31 - 1), "a non-negative integer"),
+        },
+        {},
+    ),
+    # Training the refine engine on a dataset made by `enliven prepare` on the
+    # server's disk. Progress carries the step, the steps in all and the losses;
+    # cancel stops after the current step and saves RUN_DIR/last.pt first.
+    "train": (
+        {
+            "dataset_dir": FieldSpec(_path, "an absolute directory path on the server (from `enliven prepare`)", True),
+            "run_dir": FieldSpec(_path, "an absolute directory path on the server for checkpoints and samples", True),
+            "config": _TRAIN_CONFIG,
+            "resume": FieldSpec(lambda v: isinstance(v, bool), "true or false"),
+            "steps": FieldSpec(_int_in(1, 100_000_000), "an integer 1-100000000"),
+            "holdout": FieldSpec(_names(64), "a list of clip names"),
+            "vgg_weights": _CHECKPOINT,
         },
         {},
     ),

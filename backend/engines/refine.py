@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import landmarks as lm
 from ..analysis import Subject
-from ..errors import EnlivenError
+from ..errors import CheckpointError
 from .warp import MOVING_EPSILON, WarpedFrame, WarpEngine
 
 MASK_NAMES = ("painted", "uncovered", "stretch")  # the disocclusion masks the generator sees, in this order
@@ -115,10 +115,10 @@ class RefineEngine:
         self.rig = self.warp.rig
         self.refiner = None
         if checkpoint is None:
-            raise EnlivenError("The refine engine needs a trained model: pass --checkpoint RUN_DIR/last.pt "
+            raise CheckpointError("The refine engine needs a trained model: pass --checkpoint RUN_DIR/last.pt "
                                "(made by `enliven train`).")
         if not Path(checkpoint).exists():
-            raise EnlivenError(f"No checkpoint '{checkpoint}'. Train one with `enliven train DATASET --out RUN_DIR` "
+            raise CheckpointError(f"No checkpoint '{checkpoint}'. Train one with `enliven train DATASET --out RUN_DIR` "
                                "and pass RUN_DIR/last.pt.")
         try:
             import torch  # noqa: F401 - only to know whether the model can run here

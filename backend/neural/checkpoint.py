@@ -16,18 +16,11 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from ..errors import EnlivenError
+from ..errors import CheckpointError
 from .config import ConfigError, RefineConfig
 
 CHECKPOINT_FORMAT = "enliven-refine"
 CHECKPOINT_VERSION = 1
-
-
-class CheckpointError(EnlivenError):
-    """A checkpoint that is missing, damaged, or not a refine engine checkpoint."""
-
-    code = "bad_checkpoint"
-    exit_code = 8
 
 
 def save_checkpoint(path: str | Path, payload: dict) -> Path:

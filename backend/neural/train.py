@@ -92,12 +92,14 @@ class Trainer:
     def __init__(self, dataset_dir: str | Path, run_dir: str | Path, config: RefineConfig | None = None,
                  resume: bool = False, vgg_weights: str | Path | None = None, device: str = "auto",
                  progress: TrainProgress | None = None, show_progress_bar: bool = True, steps: int | None = None,
-                 workers: int | None = None):
+                 workers: int | None = None, stop_when: Callable[[], bool] | None = None):
+        """`stop_when`: asked after every step; True stops the run as request_stop() does (the service's cancel)."""
         self.run_dir = Path(run_dir)
         self.rank, self.world, self.device = distributed_setup(device)
         self.progress = progress
         self.show_progress_bar = show_progress_bar and self.rank == 0
         self.stop_requested = False
+        self.stop_when = stop_when
         self.history: dict[str, list[float]] = {"step": [], "steps_per_s": [], **{name: [] for name in LOSS_NAMES}}
         self.step = 0
 
@@ -255,9 +257,10 @@ class Trainer:
 
     def _should_stop(self) -> bool:
         """Every rank must stop at the same step, or the others would wait forever in an all-reduce."""
+        stop = self.stop_requested or (self.stop_when is not None and self.stop_when())
         if self.world == 1:
-            return self.stop_requested
-        flag = torch.tensor([1.0 if self.stop_requested else 0.0], device=self.device)
+            return stop
+        flag = torch.tensor([1.0 if stop else 0.0], device=self.device)
         torch.distributed.all_reduce(flag)
         return bool(flag.item() > 0)
 

@@ -1,0 +1,143 @@
+"""Training the refine engine through the service, and rendering with its checkpoint: a real `enliven serve`
+subprocess, a real dataset on disk, real checkpoints."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from conftest import channel_values  # noqa: E402
+from enliven.neural.checkpoint import load_checkpoint  # noqa: E402
+from enliven.neural.config import RefineConfig  # noqa: E402
+from enliven.neural.prepare import add_clip, clip_from_animation  # noqa: E402
+from enliven.shared.client import Client  # noqa: E402
+from service_helpers import astronaut_bytes, collect, serving, wait_for  # noqa: E402
+
+TINY = RefineConfig(side=64, generator_channels=8, generator_downsamples=2, generator_max_channels=16,
+                    generator_res_blocks=1, generator_groups=4, discriminator_channels=8, discriminator_layers=2,
+                    discriminator_scales=2, batch_pairs=2, sources_per_clip=2, gan_start_step=2, steps=6,
+                    log_every=1, sample_every=3, checkpoint_every=3, lr_generator=2e-3, refine_region="head",
+                    detail_region="anywhere", workers=0)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, subject):
+    out = tmp_path_factory.mktemp("dataset")
+    ramp = np.linspace(0.0, 1.0, 6)
+    add_clip(out, "talking", clip_from_animation(subject, [channel_values(jaw_open=0.7 * t) for t in ramp], side=96))
+    add_clip(out, "turning", clip_from_animation(subject, [channel_values(head_yaw=-15.0 * t) for t in ramp], side=96))
+    return out
+
+
+@pytest.fixture(scope="module")
+def server():
+    with serving() as srv:
+        yield srv
+
+
+@pytest.fixture()
+def client(server):
+    with Client(server.address, timeout_s=10) as c:
+        yield c
+
+
+def wire_config(config: RefineConfig) -> dict:
+    return config.to_dict()
+
+
+def train(client: Client, dataset, run_dir, config: RefineConfig = TINY, **options) -> list:
+    return collect(client, client.train(dataset, run_dir, config=wire_config(config), **options), timeout_s=240)
+
+
+def test_training_streams_steps_and_losses_and_ends_with_a_checkpoint(client, dataset, tmp_path):
+    hello = client.wait(client.hello(), timeout_s=10).fields
+    assert hello["training"] is True and hello["checkpoint"] is None
+    events = train(client, dataset, tmp_path / "run")
+    progress = [e for e in events if e.type == "progress" and e.fields.get("stage") == "training"]
+    assert [e.fields["done"] for e in progress] == list(range(1, TINY.steps + 1))
+    assert all(e.fields["total"] == TINY.steps for e in progress)
+    assert {"l1", "total"} <= set(progress[-1].fields["losses"]), progress[-1].fields
+    assert "discriminator" in progress[-1].fields["losses"], "the GAN joins at gan_start_step"
+    done = events[-1]
+    assert done.type == "done" and done.fields["status"] == "completed", done.fields
+    assert done.fields["step"] == TINY.steps
+    assert load_checkpoint(done.fields["checkpoint"])["step"] == TINY.steps
+    assert (tmp_path / "run" / "samples.png").stat().st_size > 0
+
+
+def test_cancel_stops_training_saves_and_resume_continues(client, dataset, tmp_path):
+    long = replace(TINY, steps=100_000, checkpoint_every=100_000)
+    job = client.train(dataset, tmp_path / "run", config=wire_config(long))
+    wait_for(client, job, lambda e: e.type == "progress" and e.fields.get("done", 0) >= 2, timeout_s=240)
+    client.cancel(job)
+    done = collect(client, job)[-1]
+    assert done.type == "done" and done.fields["status"] == "stopped", done.fields
+    stopped_at = done.fields["step"]
+    assert 2 <= stopped_at < long.steps
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == stopped_at, "stopping saves the run"
+
+    # The same folder again without resume would throw the run away: refused, and the run is untouched.
+    refused = collect(client, client.train(dataset, tmp_path / "run", config=wire_config(long)))[-1]
+    assert refused.type == "error" and refused.code == "run_exists", refused.fields
+    resumed = collect(client, client.train(dataset, tmp_path / "run", resume=True, steps=stopped_at + 2),
+                      timeout_s=240)
+    assert [e.fields["done"] for e in resumed if e.type == "progress" and e.fields.get("stage") == "training"] \
+        == [stopped_at + 1, stopped_at + 2]
+    assert resumed[-1].fields["status"] == "completed"
+
+
+@pytest.mark.parametrize("options, code", [
+    ({"config": {"side": 64, "no_such_setting": 1}}, "bad_config"),
+    ({"config": "huge"}, "bad_config"),
+    ({"resume": True}, "bad_checkpoint"),
+])
+def test_bad_training_requests_are_refused_at_once(client, dataset, tmp_path, options, code):
+    error = collect(client, client.train(dataset, tmp_path / "run", **options))[-1]
+    assert error.type == "error" and error.code == code, error.fields
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_folder_that_is_not_a_dataset_is_refused(client, tmp_path):
+    error = collect(client, client.train(tmp_path, tmp_path / "run", config=wire_config(TINY)))[-1]
+    assert error.type == "error" and "dataset" in error.message, error.fields
+
+
+def render(client: Client, **options) -> np.ndarray:
+    values = channel_values(jaw_open=0.8, head_yaw=10.0).astype(np.float32)[None]
+    events = collect(client, client.preview(values, image=astronaut_bytes(), **options))
+    frame = events[-1]
+    assert frame.type == "frame", (frame.type, frame.fields)
+    return frame.image()
+
+
+def test_the_refine_engine_renders_with_a_trained_checkpoint_and_refuses_bad_ones(client, dataset, tmp_path):
+    checkpoint = train(client, dataset, tmp_path / "run")[-1].fields["checkpoint"]
+    warped = render(client, engine="warp")
+    refined = render(client, engine="refine", checkpoint=checkpoint)
+    assert refined.shape == warped.shape
+    assert np.abs(refined.astype(int) - warped).max() > 0, "the trained model changes the warp's frame"
+
+    missing = collect(client, client.preview(channel_values()[None], image=astronaut_bytes(), engine="refine"))[-1]
+    assert missing.type == "error" and missing.code == "bad_checkpoint" and "--checkpoint" in missing.message
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"PK\x03\x04 not really a checkpoint")
+    broken = collect(client, client.preview(channel_values()[None], image=astronaut_bytes(), engine="refine",
+                                            checkpoint=corrupt))[-1]
+    assert broken.type == "error" and broken.code == "bad_checkpoint", broken.fields
+    wrong_engine = collect(client, client.preview(channel_values()[None], image=astronaut_bytes(), engine="warp",
+                                                  checkpoint=checkpoint))[-1]
+    assert wrong_engine.type == "error" and "refine engine" in wrong_engine.message
+    assert np.array_equal(render(client, engine="warp"), warped), "the server goes on serving"
+
+
+def test_serve_checkpoint_is_the_default_model(client, dataset, tmp_path):
+    checkpoint = train(client, dataset, tmp_path / "run")[-1].fields["checkpoint"]
+    explicit = render(client, engine="refine", checkpoint=checkpoint)
+    with serving("--checkpoint", checkpoint, "--engine", "refine") as other, \
+            Client(other.address, timeout_s=10) as other_client:
+        hello = other_client.wait(other_client.hello(), timeout_s=10).fields
+        assert hello["checkpoint"] == checkpoint and hello["default_engine"] == "refine"
+        assert np.array_equal(render(other_client), explicit)
