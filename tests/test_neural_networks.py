@@ -106,3 +106,33 @@ def test_vgg_weights_of_another_network_are_refused(tmp_path):
     garbage.write_bytes(b"not a torch file")
     with pytest.raises(VGGWeightsError, match="not a torchvision VGG19 weights file"):
         load_vgg19(garbage)
+
+
+def test_outside_disoccluded_areas_the_correction_is_only_smooth_shading():
+    """detail_region="disoccluded": sharp changes only where the warp painted or uncovered pixels, so the
+    refiner cannot move the edges (lids, lips, outline) the warp put where the rig asked."""
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    limited = Generator(replace(TINY, detail_region="disoccluded"))
+    anywhere = Generator(replace(TINY, detail_region="anywhere"))
+    torch.nn.init.normal_(limited.residual_head.weight, std=0.05)  # a "trained" model that changes the picture
+    anywhere.load_state_dict(limited.state_dict())
+    batch = inputs(TINY, batch=1)
+    batch["warped"] = batch["warped"] * 0.3  # no clamping at +-1 in the comparison
+    batch["masks"] = torch.zeros_like(batch["masks"])
+    batch["masks"][:, MASK_NAMES.index("painted"), 16:40, 16:40] = 1.0  # e.g. an opened mouth's cavity
+    with torch.no_grad():
+        sharp = anywhere(**batch)[0] - batch["warped"]
+        smooth = limited(**batch)[0] - batch["warped"]
+
+    def roughness(change: torch.Tensor) -> torch.Tensor:  # |discrete Laplacian| per pixel
+        lap = 4 * change[..., 1:-1, 1:-1] - change[..., :-2, 1:-1] - change[..., 2:, 1:-1] \
+            - change[..., 1:-1, :-2] - change[..., 1:-1, 2:]
+        return lap.abs().mean(dim=1)[0]
+
+    outside = torch.ones(62, 62, dtype=torch.bool)
+    outside[10:44, 10:44] = False  # the painted square, grown by the dilation and the Laplacian's reach
+    assert smooth.abs().mean() > 0.1 * sharp.abs().mean(), "shading corrections still get through"
+    assert roughness(smooth)[outside].mean() < 0.1 * roughness(sharp)[outside].mean()
+    assert torch.allclose(smooth[..., 20:36, 20:36], sharp[..., 20:36, 20:36], atol=1e-5), "full detail in the cavity"

@@ -25,6 +25,11 @@ class RefineConfig:
     side: int = 128  # the head region crop is resampled to side x side
     noise_channels: int = 1  # extra Gaussian noise input channels (0 = none); a fixed pattern at inference
     refine_region: str = "face"  # "face": corrections only inside the face outline; "head": anywhere in the crop
+    detail_region: str = "disoccluded"  # "disoccluded": sharp corrections only where the warp painted or uncovered
+    #   pixels (mouth cavity, closed lids, background behind the head), smooth shading corrections elsewhere, so the
+    #   refiner cannot move the edges the warp put where the rig asked; "anywhere": sharp corrections everywhere
+    shading_scale: int = 8  # elsewhere the correction is averaged over blocks of this many pixels, then smoothly upsampled
+    detail_dilation: int = 5  # the painted/uncovered masks grow by this many pixels (odd) before they allow detail
 
     # ----- generator: a U-Net over (warped, source, displacement, masks, noise)
     generator_channels: int = 16  # channels after the input convolution
@@ -104,6 +109,10 @@ class RefineConfig:
                               f"({2 ** self.generator_downsamples}).")
         if self.refine_region not in ("face", "head"):
             raise ConfigError(f"refine_region must be 'face' or 'head', got {self.refine_region!r}.")
+        if self.detail_region not in ("disoccluded", "anywhere"):
+            raise ConfigError(f"detail_region must be 'disoccluded' or 'anywhere', got {self.detail_region!r}.")
+        if self.shading_scale < 1 or self.side % self.shading_scale or self.detail_dilation < 1 or not self.detail_dilation % 2:
+            raise ConfigError("shading_scale must divide side, and detail_dilation must be an odd number >= 1.")
         if self.gan_loss not in ("hinge", "ls"):
             raise ConfigError(f"gan_loss must be 'hinge' or 'ls', got {self.gan_loss!r}.")
         if self.precision not in ("auto", "bf16", "fp16", "fp32"):
@@ -115,7 +124,7 @@ class RefineConfig:
 SMALL = RefineConfig()
 LARGE = RefineConfig(side=256, generator_channels=64, generator_downsamples=4, generator_max_channels=512,
                      generator_res_blocks=6, generator_groups=16, lr_generator=2e-4, discriminator_channels=64, discriminator_layers=4,
-                     discriminator_scales=3, refine_region="head", weight_gan=1.0, weight_feature_matching=10.0, batch_pairs=8,
+                     discriminator_scales=3, refine_region="head", detail_region="anywhere", weight_gan=1.0, weight_feature_matching=10.0, batch_pairs=8,
                      steps=200000, gan_start_step=2000, workers=8, sample_every=1000, checkpoint_every=2000,
                      preset="large")
 PRESETS = {"small": SMALL, "large": LARGE}

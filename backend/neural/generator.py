@@ -9,6 +9,11 @@ Output: a residual image and a blend mask; the refined frame is
     refined = warped + gate * mask * residual
 
 (gate: 1 everywhere, or only inside the face outline; RefineConfig.refine_region).
+With RefineConfig.detail_region "disoccluded" the correction (mask * residual) is sharp only where
+the warp painted or uncovered pixels; elsewhere it is a smooth shading change
+(block means, bilinearly upsampled). A smooth change cannot move an edge, so
+the lids, lips and face outline stay where the rig put them: that is what
+keeps landmark accuracy (AKD) while the refiner lowers the pixel error.
 
 The residual head starts at exactly zero, so an untrained generator returns
 the warp unchanged, and a weak one only changes what it is sure about.
@@ -92,6 +97,16 @@ class Generator(nn.Module):
         noise = torch.randn(1, self.config.noise_channels, side, side, generator=torch.Generator().manual_seed(0))
         return noise.expand(batch, -1, -1, -1).to(device)
 
+    def limit_detail(self, correction: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """The correction as it is where the warp painted or uncovered pixels; elsewhere only its smooth
+        (shading) part."""
+        scale, grow = self.config.shading_scale, self.config.detail_dilation
+        shading = F.interpolate(F.avg_pool2d(correction, scale), size=correction.shape[-2:], mode="bilinear",
+                                align_corners=False)
+        painted, uncovered = masks[:, MASK_NAMES.index("painted")], masks[:, MASK_NAMES.index("uncovered")]
+        detail = F.max_pool2d(torch.maximum(painted, uncovered)[:, None], grow, 1, grow // 2).clamp(0.0, 1.0)
+        return shading + detail * (correction - shading)
+
     def forward(self, warped: torch.Tensor, source: torch.Tensor, displacement: torch.Tensor, masks: torch.Tensor,
                 noise: torch.Tensor | None = None, gate: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Images in [-1, 1], (B, C, side, side); `gate` (B, 1, side, side) limits where the output may differ
@@ -111,7 +126,10 @@ class Generator(nn.Module):
             x = block(x, skips.pop())
         residual = 2.0 * torch.tanh(self.residual_head(x))  # up to the full [-1, 1] range either way
         mask = torch.sigmoid(self.mask_head(x))
+        correction = mask * residual
+        if self.config.detail_region == "disoccluded":
+            correction = self.limit_detail(correction, masks)
         if gate is not None:
-            mask = mask * gate
-        refined = (warped + mask * residual).clamp(-1.0, 1.0)
+            mask, correction = mask * gate, correction * gate
+        refined = (warped + correction).clamp(-1.0, 1.0)
         return refined, mask
