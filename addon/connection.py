@@ -265,6 +265,26 @@ def speech_dir(obj: bpy.types.Object) -> str:
     return os.path.join(frames, "speech")
 
 
+def rig_checkpoint(obj: bpy.types.Object) -> str | None:
+    """The trained model the rig's refine engine uses (an absolute path on the
+    backend's disk), or None: the backend's own default."""
+    rig = obj.enliven
+    if rig.engine.strip() != "refine" or not rig.checkpoint.strip():
+        return None
+    return os.path.abspath(bpy.path.abspath(rig.checkpoint.strip()))
+
+
+def engine_key(engine: str, checkpoint: str | None) -> str:
+    """The engine as frame caches see it: a retrained model (a newer last.pt) renders different frames."""
+    if checkpoint is None:
+        return engine
+    try:
+        version = os.stat(checkpoint).st_mtime_ns
+    except OSError:  # a remote backend's disk: the path is all we know
+        version = 0
+    return f"{engine}:{checkpoint}:{version}"
+
+
 def frame_key(photo_digest: str, engine: str, face_index: int, row: np.ndarray) -> str:
     """Cache key of one frame: the photo, the engine, the face and that frame's motion."""
     digest = hashlib.sha256(b"enliven-frame-1\0")
@@ -329,6 +349,7 @@ class GenerateState:
     photo: Photo
     face_index: int
     engine: str = ""
+    checkpoint: str | None = None  # the refine engine's model (None: the backend's default)
     keys: list[str] = field(default_factory=list)
     todo: list[int] = field(default_factory=list)  # positions in `frames` to render
     job: str | None = None
@@ -354,6 +375,29 @@ class GenerateState:
     @property
     def active(self) -> bool:
         return self.state in ("PREPARING", "RUNNING", "FINISHING")
+
+
+@dataclass
+class TrainState:
+    """One training run of the refine engine on the backend."""
+
+    run_dir: str
+    job: str | None = None
+    state: str = "PREPARING"  # PREPARING, RUNNING, STOPPING, DONE, STOPPED, FAILED
+    step: int = 0
+    total: int = 0
+    losses: dict[str, float] = field(default_factory=dict)
+    message: str = ""
+    checkpoint: str | None = None  # RUN_DIR/last.pt once the backend has written it
+    samples: str | None = None  # RUN_DIR/samples.png (source | warp | refined | target)
+
+    @property
+    def progress(self) -> float:
+        return self.step / self.total if self.total else 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("PREPARING", "RUNNING", "STOPPING")
 
 
 @dataclass
@@ -413,6 +457,7 @@ class Runtime:
         self.preview = PreviewState()
         self.generate: GenerateState | None = None
         self.bake: BakeState | None = None
+        self.training: TrainState | None = None
         self.writer: ThreadPoolExecutor | None = None
         self.last_error = ""
         self.redraw_due = False
@@ -475,6 +520,10 @@ class Runtime:
             self._end_generate("CANCELLED", "Cancelled: the connection was closed")
         if self.bake is not None and self.bake.active:
             self._end_bake(self.bake, "CANCELLED", "Cancelled: the connection was closed")
+        if self.training is not None and self.training.active:
+            # The backend stops a run whose client went away, and saves it first.
+            self._end_training(self.training, "STOPPED", "Training stopped: the connection was closed "
+                                                         "(the run was saved; Resume continues it)")
         if stop_local and self.local is not None:
             self.local.stop()
             self.local = None
@@ -667,7 +716,8 @@ class Runtime:
             return
         values = sampling.current_values(obj)
         rig = obj.enliven
-        key = (obj.name, rig.photo.name, rig.engine, rig.face_index)
+        checkpoint = rig_checkpoint(obj)
+        key = (obj.name, rig.photo.name, engine_key(rig.engine, checkpoint), rig.face_index)
         state = self.preview
         if state.job is not None:
             if not (key == state.sent_key and np.array_equal(values, state.sent_values)):
@@ -691,7 +741,8 @@ class Runtime:
                 state.job = None
                 return
             state.sent_at = time.perf_counter()
-            job = self.client.preview(values, subject=subject, engine=engine or None, format="raw", face_index=face)
+            job = self.client.preview(values, subject=subject, engine=engine or None, format="raw", face_index=face,
+                                      checkpoint=checkpoint)
             state.job = self.request(job, lambda event: self._on_preview(event, name, photo))
 
         def fail(text: str) -> None:
@@ -777,7 +828,7 @@ class Runtime:
         job = GenerateState(
             rig=obj.name, scene=scene.name, out_dir=directory, frames=frames,
             motion=sampling.sample(obj, frames), fps=sampling.scene_fps(scene), photo=photo,
-            face_index=obj.enliven.face_index, engine=obj.enliven.engine.strip(),
+            face_index=obj.enliven.face_index, engine=obj.enliven.engine.strip(), checkpoint=rig_checkpoint(obj),
         )
         self.generate = job
         job.message = "Connecting…"
@@ -793,7 +844,8 @@ class Runtime:
             self._end_generate("CANCELLED", "Cancelled")
             return
         job.engine = job.engine or (self.server_info or {}).get("default_engine", "warp")
-        job.keys = [frame_key(job.photo.digest, job.engine, job.face_index, row) for row in job.motion]
+        engine = engine_key(job.engine, job.checkpoint)
+        job.keys = [frame_key(job.photo.digest, engine, job.face_index, row) for row in job.motion]
         job.cache = load_cache(job.out_dir)
         job.todo = [
             i for i, frame in enumerate(job.frames)
@@ -813,7 +865,7 @@ class Runtime:
                 return
             job.job = self.client.generate(
                 job.motion[job.todo], job.fps, subject=subject, engine=job.engine,
-                format="png", face_index=job.face_index)
+                format="png", face_index=job.face_index, checkpoint=job.checkpoint)
             self.request(job.job, lambda event: self._on_generate(job, event))
             job.state = "RUNNING"
             job.message = f"Generating {len(job.todo)} frames…"
@@ -1041,12 +1093,86 @@ class Runtime:
         self.redraw_due = True
         return True
 
+    # -- training the refine engine -------------------------------------------
+
+    def start_training(self, dataset_dir: str, run_dir: str, config: str | dict, steps: int | None,
+                       resume: bool) -> None:
+        """Start training on the backend; progress arrives in the timer. Raises
+        UserError when a run is already going."""
+        if self.training is not None and self.training.active:
+            raise UserError(f"Training into {self.training.run_dir} is still running; stop it first")
+        job = TrainState(run_dir=run_dir, message="Training: connecting…")
+        self.training = job
+
+        def send() -> None:
+            if job is not self.training or not job.active:
+                return
+            if job.state == "STOPPING":
+                self._end_training(job, "STOPPED", "Training: stopped before it started")
+                return
+            if not (self.server_info or {}).get("training", False):
+                self._end_training(job, "FAILED", "This backend cannot train: it has no PyTorch "
+                                                  "(pip install 'enliven[neural]' where it runs)")
+                return
+            job.job = self.request(self.client.train(dataset_dir, run_dir, config=config, steps=steps, resume=resume),
+                                   lambda event: self._on_training(job, event))
+            job.message = "Training: loading the dataset…"
+            self.redraw_due = True
+
+        self.when_connected(send, lambda text: self._end_training(job, "FAILED", text))
+        self.redraw_due = True
+
+    def _on_training(self, job: TrainState, event: Event) -> None:
+        if job is not self.training:
+            return
+        fields = event.fields
+        if event.type == "queued":
+            job.message = f"Training: waiting for another run to finish (position {fields.get('position', '?')})"
+        elif event.type == "progress" and fields.get("stage") == "training":
+            job.step, job.total = int(fields.get("done", 0)), int(fields.get("total", 0))
+            job.losses = {str(k): float(v) for k, v in (fields.get("losses") or {}).items()}
+            job.samples = fields.get("samples") or job.samples
+            if job.state == "PREPARING":
+                job.state = "RUNNING"
+            if job.state == "RUNNING":
+                job.message = f"Training: step {job.step}/{job.total}"
+        elif event.type == "done":
+            job.step = int(fields.get("step", job.step))
+            job.checkpoint, job.samples = fields.get("checkpoint"), fields.get("samples")
+            job.losses = {str(k): float(v) for k, v in (fields.get("losses") or {}).items()} or job.losses
+            if fields.get("status") == "completed":
+                self._end_training(job, "DONE", f"Training finished at step {job.step}: {job.checkpoint}")
+            else:
+                self._end_training(job, "STOPPED", f"Training stopped at step {job.step} (saved; Resume continues it)")
+        elif event.type == "error":
+            self._end_training(job, "FAILED", f"Training failed: {describe_error(event.code, event.message)}")
+        self.redraw_due = True
+
+    def _end_training(self, job: TrainState, state: str, text: str) -> None:
+        if job is not self.training or not job.active:
+            return
+        job.state, job.message = state, text
+        self.notify({'FAILED': 'ERROR', 'STOPPED': 'WARNING'}.get(state, 'INFO'), text)
+        self.redraw_due = True
+
+    def stop_training(self) -> bool:
+        """Ask the backend to stop after the current step; it saves the run first."""
+        job = self.training
+        if job is None or not job.active:
+            return False
+        job.state, job.message = "STOPPING", "Training: stopping after this step and saving…"
+        if job.job is not None and self.client is not None:
+            self.client.cancel(job.job)
+        self.redraw_due = True
+        return True
+
     # -- the timer ----------------------------------------------------------
 
     def busy(self) -> bool:
         return bool(self.handlers) or self.state == "STARTING" or (
             self.generate is not None and (self.generate.active or bool(self.generate.writes))) or (
-            self.bake is not None and self.bake.active)
+            self.bake is not None and self.bake.active) or (
+            self.training is not None and self.training.active)
 
     def tick(self) -> float:
         if self.local is not None and self.state == "STARTING":

@@ -7,6 +7,7 @@ editor) rather than as tracebacks.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 
@@ -670,6 +671,124 @@ class ENLIVEN_OT_add_to_sequencer(bpy.types.Operator):
         return {'FINISHED'}
 
 
+def _backend_dir(path: str, what: str) -> str:
+    """A folder named in the panel, as the absolute path the backend is sent (its disk: the same one for a
+    local backend)."""
+    path = path.strip()
+    if not path:
+        raise UserError(f"Choose the {what} first")
+    return os.path.abspath(bpy.path.abspath(path))
+
+
+def _training_config(settings) -> str | dict:
+    """The preset name, or the settings of the chosen JSON file (read here, sent as data)."""
+    if settings.train_preset != 'FILE':
+        return settings.train_preset
+    path = _existing_file(settings.train_config_file, "config file")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            config = json.load(fh)
+    except (OSError, ValueError) as error:
+        raise UserError(f"Cannot read the config file {path}: {error}") from None
+    if not isinstance(config, dict):
+        raise UserError(f"The config file {path} must hold a JSON object of settings")
+    return config
+
+
+class ENLIVEN_OT_train_start(bpy.types.Operator):
+    """Train the refine engine on the backend, on a dataset made by `enliven prepare`.
+    Previews and Generate keep working meanwhile"""
+
+    bl_idname = "enliven.train_start"
+    bl_label = "Start Training"
+
+    @classmethod
+    def poll(cls, context):
+        job = RUNTIME.training
+        return not (job is not None and job.active)
+
+    def execute(self, context):
+        settings = context.scene.enliven
+        try:
+            dataset = _backend_dir(settings.train_dataset, "dataset folder")
+            run_dir = _backend_dir(settings.train_run_dir, "run folder")
+            RUNTIME.start_training(dataset, run_dir, _training_config(settings), settings.train_steps or None,
+                                   settings.train_resume)
+        except UserError as error:
+            self.report({'ERROR'}, str(error))
+            return {'CANCELLED'}
+        return {'FINISHED'}
+
+
+class ENLIVEN_OT_train_stop(bpy.types.Operator):
+    """Stop training after the current step; the backend saves the run first (Resume continues it)"""
+
+    bl_idname = "enliven.train_stop"
+    bl_label = "Stop Training"
+
+    @classmethod
+    def poll(cls, context):
+        job = RUNTIME.training
+        return job is not None and job.active and job.state != "STOPPING"
+
+    def execute(self, context):
+        RUNTIME.stop_training()
+        return {'FINISHED'}
+
+
+def _trained_model(context) -> str | None:
+    """The model the last training run saved, else the run folder's last.pt if there is one."""
+    job = RUNTIME.training
+    if job is not None and job.checkpoint:
+        return job.checkpoint
+    run_dir = context.scene.enliven.train_run_dir.strip()
+    candidate = os.path.join(os.path.abspath(bpy.path.abspath(run_dir)), "last.pt") if run_dir else ""
+    return candidate if candidate and os.path.isfile(candidate) else None
+
+
+class ENLIVEN_OT_use_trained_model(bpy.types.Operator):
+    """Render this portrait with the refine engine and the model training saved"""
+
+    bl_idname = "enliven.use_trained_model"
+    bl_label = "Use Trained Model"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    @classmethod
+    def poll(cls, context):
+        return _rig_poll(context) and _trained_model(context) is not None
+
+    def execute(self, context):
+        rig = connection.active_rig(context).enliven
+        rig.engine, rig.checkpoint = "refine", _trained_model(context)
+        RUNTIME.request_preview(context.scene)
+        self.report({'INFO'}, f"'{connection.active_rig(context).name}' renders with {rig.checkpoint}")
+        return {'FINISHED'}
+
+
+class ENLIVEN_OT_show_training_samples(bpy.types.Operator):
+    """Show the training's sample grid (source | warp | refined | target) in the Image Editors of this screen"""
+
+    bl_idname = "enliven.show_training_samples"
+    bl_label = "Show Samples"
+
+    @classmethod
+    def poll(cls, context):
+        job = RUNTIME.training
+        return job is not None and bool(job.samples)
+
+    def execute(self, context):
+        path = RUNTIME.training.samples
+        if not os.path.isfile(path):
+            self.report({'WARNING'}, f"No sample grid at {path} yet (or the backend's disk is not this one)")
+            return {'CANCELLED'}
+        image = bpy.data.images.load(path, check_existing=True)
+        image.reload()  # training rewrites the file as it goes
+        for area in (context.screen.areas if context.screen else []):
+            if area.type == 'IMAGE_EDITOR':
+                area.spaces.active.image = image
+        return {'FINISHED'}
+
+
 class ENLIVEN_OT_show_preview(bpy.types.Operator):
     """Show the 'Enliven Preview' image in the Image Editors of this screen"""
 
@@ -708,4 +827,8 @@ classes = (
     ENLIVEN_OT_add_to_compositor,
     ENLIVEN_OT_add_to_sequencer,
     ENLIVEN_OT_show_preview,
+    ENLIVEN_OT_train_start,
+    ENLIVEN_OT_train_stop,
+    ENLIVEN_OT_use_trained_model,
+    ENLIVEN_OT_show_training_samples,
 )

@@ -144,6 +144,8 @@ class ENLIVEN_PT_output(_EnlivenPanel, bpy.types.Panel):
         if warning:
             layout.label(text=warning, icon='ERROR')
         layout.prop(rig, "engine")
+        if rig.engine.strip() == "refine":
+            layout.prop(rig, "checkpoint")
         layout.prop(rig, "face_index")
 
         if not _generate_progress(layout):
@@ -160,6 +162,46 @@ class ENLIVEN_PT_output(_EnlivenPanel, bpy.types.Panel):
         row.operator("enliven.add_to_sequencer", icon='SEQUENCE')
 
 
+class ENLIVEN_PT_training(_EnlivenPanel, bpy.types.Panel):
+    """Train the refine engine on the backend, watch it, stop it, and use the model it saves."""
+
+    bl_label = "Training"
+    bl_parent_id = "ENLIVEN_PT_main"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.enliven
+        column = layout.column()
+        column.use_property_split = True
+        column.use_property_decorate = False
+        column.prop(settings, "train_dataset")
+        column.prop(settings, "train_run_dir")
+        column.prop(settings, "train_preset")
+        if settings.train_preset == 'FILE':
+            column.prop(settings, "train_config_file")
+        column.prop(settings, "train_steps")
+        column.prop(settings, "train_resume")
+
+        job = RUNTIME.training
+        if job is not None and job.active:
+            row = layout.row(align=True)
+            compat.layout_progress(row, job.progress, job.message)
+            row.operator("enliven.train_stop", text="", icon='PAUSE')
+        else:
+            layout.operator("enliven.train_start", icon='PLAY')
+            if job is not None and job.message:
+                icon = {'FAILED': 'ERROR', 'STOPPED': 'PAUSE'}.get(job.state, 'CHECKMARK')
+                layout.label(text=job.message, icon=icon)
+        if job is not None and job.losses:
+            # L1 of the refined frames next to the warp's own (what the refiner must beat), then the rest.
+            shown = [name for name in ("l1", "l1_warp", "motion", "adversarial", "discriminator") if name in job.losses]
+            layout.label(text="  ".join(f"{name} {job.losses[name]:.4g}" for name in shown), icon='GRAPH')
+        row = layout.row(align=True)
+        row.operator("enliven.show_training_samples", icon='IMAGE_DATA')
+        row.operator("enliven.use_trained_model", icon='CHECKMARK')
+
+
 def draw_status_bar(self, context):
     """Appended to the status bar: the generate progress, visible from any editor."""
     job = RUNTIME.generate
@@ -169,4 +211,4 @@ def draw_status_bar(self, context):
         row.operator("enliven.cancel", text="", icon='X', emboss=False)
 
 
-classes = (ENLIVEN_PT_main, ENLIVEN_PT_channels, ENLIVEN_PT_motion, ENLIVEN_PT_output)
+classes = (ENLIVEN_PT_main, ENLIVEN_PT_channels, ENLIVEN_PT_motion, ENLIVEN_PT_output, ENLIVEN_PT_training)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 import bpy
-from bpy.props import BoolProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from .shared import channels as channel_table
 
@@ -88,6 +88,13 @@ def _channel_property(ch: channel_table.Channel) -> FloatProperty:
     )
 
 
+def _engine_names(rig, context, text: str) -> list[str]:
+    """The connected backend's engines, for the Engine field's search list."""
+    from .connection import RUNTIME
+
+    return list((RUNTIME.server_info or {}).get("engines", ["warp", "refine"]))
+
+
 def _rig_annotations() -> dict:
     # Settings have options=set(): stored, but not animatable, so no stray
     # keyframe diamonds appear next to them.
@@ -102,8 +109,13 @@ def _rig_annotations() -> dict:
             name="Face", default=0, min=0, max=15, options=set(),
             description="Which face to animate when the photo shows several (0 = the largest)"),
         "engine": StringProperty(
-            name="Engine", default="", options=set(),
-            description="Backend engine to render with; empty uses the backend's default (warp)"),
+            name="Engine", default="", options=set(), search=_engine_names,
+            description="Backend engine to render with: warp, or refine (a trained model); "
+                        "empty uses the backend's default"),
+        "checkpoint": StringProperty(
+            name="Model", default="", subtype='FILE_PATH', options=set(),
+            description="The refine engine's trained model (RUN_DIR/last.pt, from training), a path on the "
+                        "backend's disk. Empty: the one the backend was started with (serve --checkpoint)"),
         "output_dir": StringProperty(
             name="Output Folder", default="", subtype='DIR_PATH', options=set(),
             description="Where Generate writes the numbered PNG sequence. "
@@ -158,6 +170,28 @@ class ENLIVEN_PG_scene(bpy.types.PropertyGroup):
         name="Live Preview", default=False, options=set(), update=_preview_toggled,
         description="Render the current frame of the active portrait on every change into "
                     "the 'Enliven Preview' image (open it in any Image Editor)")
+    # Training the refine engine (paths on the backend's disk).
+    train_dataset: StringProperty(
+        name="Dataset", default="", subtype='DIR_PATH', options=set(),
+        description="A dataset folder made by `enliven prepare VIDEOS_DIR --out DATASET_DIR`")
+    train_run_dir: StringProperty(
+        name="Run Folder", default="", subtype='DIR_PATH', options=set(),
+        description="Where training writes last.pt (the model), samples.png and loss.png")
+    train_preset: EnumProperty(
+        name="Model Size", default='small', options=set(),
+        items=[('small', "Small", "Trains on a CPU (128 px)"),
+               ('large', "Large", "For GPUs (256 px)"),
+               ('FILE', "Config File", "A JSON file of settings (see enliven.neural.config)")],
+        description="The model and training settings")
+    train_config_file: StringProperty(
+        name="Config File", default="", subtype='FILE_PATH', options=set(),
+        description="JSON settings: a preset to start from and any settings to change")
+    train_steps: IntProperty(
+        name="Steps", default=0, min=0, options=set(),
+        description="Train until this many steps in all (0: the settings' own number)")
+    train_resume: BoolProperty(
+        name="Resume", default=False, options=set(),
+        description="Continue the run in the run folder exactly where it stopped")
     over_render: BoolProperty(
         name="Over Render", default=False, options=set(),
         description="Add to Compositor puts the portrait over the scene's render (Alpha Over) "
