@@ -38,6 +38,7 @@ BORDER_PINS_PER_SIDE = 8
 MOVING_EPSILON = 0.02  # working pixels; displacement below this counts as still
 CLOSED_MOUTH = 0.12  # source mouth openness below which the painted cavity gets teeth
 LASH_THICKNESS = 10  # the closed lash line is eye width / this thick at its middle
+LID_LIGHT = 0.5  # how far the middle of a closed upper lid is pulled toward the brighter skin around the eye
 
 
 @dataclass
@@ -321,7 +322,7 @@ class WarpEngine:
 
         Warping alone stretches the thin lid margin (lashes, shadow) over the eye
         and leaves a dark smear that reads as a squint. As the blink closes, the
-        opening and the stretched margin are inpainted from the surrounding skin
+        opening and the stretched margin are repainted as lid skin (_closed_lid)
         and a lash line is drawn where the lids meet.
         """
         origin = np.array([self.region[0] + box[0], self.region[1] + box[1]], dtype=np.float64)
@@ -344,12 +345,11 @@ class WarpEngine:
             offset = np.array([px0, py0])
             opening = np.concatenate([target_upper, target_lower[::-1]]) - offset
             stretched_margin = np.concatenate([source_upper, target_upper[::-1]]) - offset
-            hole = _polygon_mask((py1 - py0, px1 - px0), [opening, stretched_margin])
-            hole = cv2.dilate(hole, np.ones((3, 3), np.uint8), iterations=max(1, round(eye_width / 12)))
+            eye = _polygon_mask((py1 - py0, px1 - px0), [opening, stretched_margin])
             patch = np.ascontiguousarray(region[py0:py1, px0:px1])
-            lid = cv2.inpaint(patch, hole, max(3, round(eye_width / 10)), cv2.INPAINT_TELEA)
-            # The lash line: a crescent along the closed lids, thickest in the middle.
             line = target_upper - offset
+            lid = _closed_lid(patch, eye, line, eye_width)
+            # The lash line: a crescent along the closed lids, thickest in the middle.
             taper = np.sin(np.linspace(0.0, np.pi, len(line)))[:, None]
             crescent = np.concatenate([line - (0, 0.3), line[::-1] + taper[::-1] * (0, eye_width / LASH_THICKNESS)])
             cv2.fillPoly(lid, [np.round(crescent * 16).astype(np.int32)], tuple(float(c) for c in self.lash_colour[side]),
@@ -469,6 +469,40 @@ def piecewise_affine_displacement(target: np.ndarray, triangles: np.ndarray, aff
     displacement[..., 1] = pixel_affine[..., 1, 0] * xs + pixel_affine[..., 1, 1] * ys + pixel_affine[..., 1, 2] - ys
     displacement[~covered] = 0.0
     return displacement
+
+
+def _closed_lid(patch: np.ndarray, eye: np.ndarray, line: np.ndarray, eye_width: float) -> np.ndarray:
+    """`patch` with the `eye` mask (the opening and the stretched lid margin) repainted as closed lid skin,
+    the lids meeting along `line` (patch pixels).
+
+    The eye and a margin around it are inpainted from the surrounding skin. An
+    inpainted lid takes the colour of whatever borders it: the shadowed crease
+    above and the pink rim of the lower lid. A closed lid bulges forward over the
+    eyeball and catches the light like the skin around it, and a dark lid-shaped
+    area reads as an open eye (to people and to face trackers alike), so the
+    middle of the upper lid is pulled toward the brighter skin around the eye,
+    fading to nothing at the edges of the repainted area so no outline is left.
+    """
+    height, width = eye.shape
+    grow = max(1, round(eye_width / 12))
+    square = np.ones((3, 3), np.uint8)
+    hole = cv2.dilate(eye, square, iterations=grow)
+    lid = cv2.inpaint(patch, hole, max(3, round(eye_width / 10)), cv2.INPAINT_TELEA).astype(np.float32)
+
+    ring = (cv2.dilate(hole, square, iterations=2 * grow) > 0) & (hole == 0)
+    samples = patch[ring].astype(np.float32)
+    if len(samples) == 0:
+        return np.clip(lid + 0.5, 0, 255).astype(np.uint8)
+    luma = samples @ np.array([0.299, 0.587, 0.114], np.float32)
+    skin = np.median(samples[luma >= np.median(luma)], axis=0)  # the brighter half: skin, not lashes, brows or shadow
+
+    order = np.argsort(line[:, 0])
+    line_y = np.interp(np.arange(width), line[order, 0], line[order, 1])
+    upper_lid = (hole > 0) & (np.arange(height)[:, None] < line_y[None, :])
+    middle = cv2.erode(upper_lid.astype(np.uint8), square, iterations=grow).astype(np.float32)
+    light = LID_LIGHT * cv2.GaussianBlur(middle, (4 * grow + 1, 4 * grow + 1), 0)
+    lid += light[..., None] * (skin - lid)
+    return np.clip(lid + 0.5, 0, 255).astype(np.uint8)
 
 
 def _polygon_mask(shape: tuple[int, int], polygons: list[np.ndarray]) -> np.ndarray:
