@@ -44,12 +44,8 @@ def client(server):
         yield c
 
 
-def wire_config(config: RefineConfig) -> dict:
-    return config.to_dict()
-
-
 def train(client: Client, dataset, run_dir, config: RefineConfig = TINY, **options) -> list:
-    return collect(client, client.train(dataset, run_dir, config=wire_config(config), **options), timeout_s=240)
+    return collect(client, client.train(dataset, run_dir, config=config.to_dict(), **options), timeout_s=240)
 
 
 def test_training_streams_steps_and_losses_and_ends_with_a_checkpoint(client, dataset, tmp_path):
@@ -70,7 +66,7 @@ def test_training_streams_steps_and_losses_and_ends_with_a_checkpoint(client, da
 
 def test_cancel_stops_training_saves_and_resume_continues(client, dataset, tmp_path):
     long = replace(TINY, steps=100_000, checkpoint_every=100_000)
-    job = client.train(dataset, tmp_path / "run", config=wire_config(long))
+    job = client.train(dataset, tmp_path / "run", config=long.to_dict())
     wait_for(client, job, lambda e: e.type == "progress" and e.fields.get("done", 0) >= 2, timeout_s=240)
     client.cancel(job)
     done = collect(client, job)[-1]
@@ -80,7 +76,7 @@ def test_cancel_stops_training_saves_and_resume_continues(client, dataset, tmp_p
     assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == stopped_at, "stopping saves the run"
 
     # The same folder again without resume would throw the run away: refused, and the run is untouched.
-    refused = collect(client, client.train(dataset, tmp_path / "run", config=wire_config(long)))[-1]
+    refused = collect(client, client.train(dataset, tmp_path / "run", config=long.to_dict()))[-1]
     assert refused.type == "error" and refused.code == "run_exists", refused.fields
     resumed = collect(client, client.train(dataset, tmp_path / "run", resume=True, steps=stopped_at + 2),
                       timeout_s=240)
@@ -101,7 +97,7 @@ def test_bad_training_requests_are_refused_at_once(client, dataset, tmp_path, op
 
 
 def test_a_folder_that_is_not_a_dataset_is_refused(client, tmp_path):
-    error = collect(client, client.train(tmp_path, tmp_path / "run", config=wire_config(TINY)))[-1]
+    error = collect(client, client.train(tmp_path, tmp_path / "run", config=TINY.to_dict()))[-1]
     assert error.type == "error" and "dataset" in error.message, error.fields
 
 

@@ -25,9 +25,9 @@ class RefineConfig:
     side: int = 128  # the head region crop is resampled to side x side
     noise_channels: int = 1  # extra Gaussian noise input channels (0 = none); a fixed pattern at inference
     refine_region: str = "face"  # "face": corrections only inside the face outline; "head": anywhere in the crop
-    detail_region: str = "disoccluded"  # "disoccluded": sharp corrections only where the warp painted or uncovered
-    #   pixels (mouth cavity, closed lids, background behind the head), smooth shading corrections elsewhere, so the
-    #   refiner cannot move the edges the warp put where the rig asked; "anywhere": sharp corrections everywhere
+    detail_region: str = "anywhere"  # "anywhere": sharp corrections everywhere; "disoccluded": sharp only where the
+    #   warp painted or uncovered pixels (mouth cavity, closed lids, background behind the head), smooth shading
+    #   elsewhere, so the refiner cannot move the edges the rig placed (tried for AKD; it did not help on CPU budgets)
     shading_scale: int = 8  # elsewhere the correction is averaged over blocks of this many pixels, then smoothly upsampled
     detail_dilation: int = 5  # the painted/uncovered masks grow by this many pixels (odd) before they allow detail
 
@@ -124,7 +124,7 @@ class RefineConfig:
 SMALL = RefineConfig()
 LARGE = RefineConfig(side=256, generator_channels=64, generator_downsamples=4, generator_max_channels=512,
                      generator_res_blocks=6, generator_groups=16, lr_generator=2e-4, discriminator_channels=64, discriminator_layers=4,
-                     discriminator_scales=3, refine_region="head", detail_region="anywhere", weight_gan=1.0, weight_feature_matching=10.0, batch_pairs=8,
+                     discriminator_scales=3, refine_region="head", weight_gan=1.0, weight_feature_matching=10.0, batch_pairs=8,
                      steps=200000, gan_start_step=2000, workers=8, sample_every=1000, checkpoint_every=2000,
                      preset="large")
 PRESETS = {"small": SMALL, "large": LARGE}
