@@ -50,6 +50,7 @@ import sys
 import threading
 import time
 import traceback
+from warnings import catch_warnings, simplefilter
 from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -170,12 +171,13 @@ class _Engines:
             raise ServiceError("bad_checkpoint", f"no checkpoint file {self.default_checkpoint}")
         if default_engine == "refine" and self.default_checkpoint is None:
             raise ServiceError("bad_checkpoint", "--engine refine needs --checkpoint RUN_DIR/last.pt (from `enliven train`)")
-        self.can_train = importlib.util.find_spec("torch") is not None
+        self.can_train = _torch_installed()
         self.limits = limits
         self._lock = threading.Lock()
         self._subjects: OrderedDict[str, Any] = OrderedDict()  # subject id -> Subject
         self._by_bytes: OrderedDict[tuple[str, int], str] = OrderedDict()  # (sha256 of upload, face) -> subject id
-        self._animators: OrderedDict[tuple[str, str], tuple[Any, threading.Lock]] = OrderedDict()
+        # (subject, engine, checkpoint, its mtime) -> (animator, its lock, warnings from setting it up)
+        self._animators: OrderedDict[tuple, tuple[Any, threading.Lock, tuple[str, ...]]] = OrderedDict()
         self._create_lock = threading.Lock()
 
     @property
@@ -233,10 +235,13 @@ class _Engines:
                 self._by_bytes.popitem(last=False)
         return subject
 
-    def animator(self, subject: Any, engine: str, checkpoint: Path | None = None) -> tuple[Any, threading.Lock]:
+    def animator(self, subject: Any, engine: str,
+                 checkpoint: Path | None = None) -> tuple[Any, threading.Lock, tuple[str, ...]]:
         """One prepared Animator per (subject, engine, checkpoint), with a lock: the
         two lanes may render the same subject and engines are not promised
-        thread-safe. A checkpoint rewritten since (training goes on) is loaded again."""
+        thread-safe. A checkpoint rewritten since (training goes on) is loaded again.
+        Also returns the warnings its setup gave (the refine engine falling back
+        to the warp where PyTorch cannot run), for the jobs that use it."""
         from .animator import Animator
 
         try:
@@ -250,7 +255,10 @@ class _Engines:
                 if hit is not None:
                     self._animators.move_to_end(key)
                     return hit
-            entry = (Animator(subject, engine=engine, checkpoint=checkpoint), threading.Lock())
+            with catch_warnings(record=True) as caught:
+                simplefilter("always")
+                animator = Animator(subject, engine=engine, checkpoint=checkpoint)
+            entry = (animator, threading.Lock(), tuple(str(w.message) for w in caught))
             with self._lock:
                 self._animators[key] = entry
                 while len(self._animators) > ANIMATOR_CACHE:
@@ -854,7 +862,8 @@ class Server:
     def _do_preview(self, job: Job) -> list:
         t0 = time.perf_counter()
         subject = self.engines.subject_for(job.msg)
-        animator, lock = self.engines.animator(subject, *self._engine_of(job.msg))
+        animator, lock, notes = self.engines.animator(subject, *self._engine_of(job.msg))
+        job.warnings.extend(notes)
         if job.cancel.is_set():
             return protocol.encode("done", job.id, {"status": "cancelled"}, end=True)
         with lock:
@@ -871,7 +880,8 @@ class Server:
         t0 = time.perf_counter()
         try:
             subject = self.engines.subject_for(msg)
-            animator, lock = self.engines.animator(subject, *self._engine_of(msg))
+            animator, lock, notes = self.engines.animator(subject, *self._engine_of(msg))
+            job.warnings.extend(notes)
             writer = _FrameWriter.from_fields(f) if "output_dir" in f else None
             fmt = f.get("format", "png")
             png_level = int(f.get("png_compression", 1))
@@ -976,7 +986,10 @@ class Server:
         """Train in this lane's thread. Progress goes out every config.log_every
         steps; a cancel (or the client going away, or shutdown) stops after the
         current step, and the run is saved either way, so `resume` continues it."""
-        from .neural.train import Trainer
+        try:
+            from .neural.train import Trainer
+        except ImportError as e:
+            raise ServiceError("no_training", f"this server cannot train: PyTorch does not load there ({e})") from None
 
         f = job.msg.fields
         run_dir = self._writable_dir(f["run_dir"])
@@ -1251,6 +1264,14 @@ class Server:
 
 # --------------------------------------------------------------------------
 # Capture options
+
+
+def _torch_installed() -> bool:
+    """Whether PyTorch is there, without importing it (seconds, and memory, that serving warp frames never needs)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # ValueError: sys.modules["torch"] is None (blocked)
+        return False
 
 
 def _finite(losses: dict[str, float]) -> dict[str, float]:

@@ -34,9 +34,9 @@ runpy.run_module("enliven.cli", run_name="__main__", alter_sys=True)
 
 
 @contextlib.contextmanager
-def serving(*extra: str):
+def serving(*extra: str, env: dict | None = None):
     """A server for a test module; fails the module if the server died during its tests."""
-    with ServerProcess(*extra) as srv:
+    with ServerProcess(*extra, env=env) as srv:
         yield srv
         assert srv.alive(), "the server died during the tests:\n" + srv.log()
 

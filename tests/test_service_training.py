@@ -2,6 +2,7 @@
 subprocess, a real dataset on disk, real checkpoints."""
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -137,3 +138,23 @@ def test_serve_checkpoint_is_the_default_model(client, dataset, tmp_path):
         hello = other_client.wait(other_client.hello(), timeout_s=10).fields
         assert hello["checkpoint"] == checkpoint and hello["default_engine"] == "refine"
         assert np.array_equal(render(other_client), explicit)
+
+
+def test_without_pytorch_the_refine_engine_falls_back_to_warp_and_says_so(tmp_path, dataset):
+    """A backend where PyTorch cannot load: refine requests render the warp frame with a warning, and the
+    backend says it cannot train instead of failing inside the job."""
+    blocker = tmp_path / "no_torch"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text('import sys\nsys.modules["torch"] = None\n')
+    checkpoint = tmp_path / "last.pt"
+    checkpoint.write_bytes(b"never read: the model cannot run here")
+    path = os.pathsep.join(filter(None, [str(blocker), os.environ.get("PYTHONPATH")]))
+    with serving(env={"PYTHONPATH": path}) as srv, Client(srv.address, timeout_s=10) as client:
+        assert client.wait(client.hello(), timeout_s=10).fields["training"] is False
+        values = channel_values(jaw_open=0.8, head_yaw=10.0).astype(np.float32)[None]
+        refine = collect(client, client.preview(values, image=astronaut_bytes(), engine="refine",
+                                                checkpoint=checkpoint))[-1]
+        assert refine.type == "frame" and any("PyTorch" in w for w in refine.fields["warnings"]), refine.fields
+        assert np.array_equal(refine.image(), render(client, engine="warp"))
+        refused = collect(client, client.train(dataset, tmp_path / "run", config=TINY.to_dict()))[-1]
+        assert refused.type == "error" and refused.code == "no_training", refused.fields
