@@ -265,13 +265,20 @@ def speech_dir(obj: bpy.types.Object) -> str:
     return os.path.join(frames, "speech")
 
 
+def backend_path(path: str) -> str:
+    """A path typed in the panel for the backend's disk: blend-relative (//) and relative paths are made
+    absolute here; an absolute one is sent as typed (a remote backend's disk may be another OS's)."""
+    path = bpy.path.abspath(path.strip())
+    return path if os.path.isabs(path) else os.path.abspath(path)
+
+
 def rig_checkpoint(obj: bpy.types.Object) -> str | None:
-    """The trained model the rig's refine engine uses (an absolute path on the
-    backend's disk), or None: the backend's own default."""
+    """The trained model the rig's refine engine uses (a path on the backend's
+    disk), or None: the backend's own default."""
     rig = obj.enliven
     if rig.engine.strip() != "refine" or not rig.checkpoint.strip():
         return None
-    return os.path.abspath(bpy.path.abspath(rig.checkpoint.strip()))
+    return backend_path(rig.checkpoint)
 
 
 def engine_key(engine: str, checkpoint: str | None) -> str:
@@ -522,8 +529,8 @@ class Runtime:
             self._end_bake(self.bake, "CANCELLED", "Cancelled: the connection was closed")
         if self.training is not None and self.training.active:
             # The backend stops a run whose client went away, and saves it first.
-            self._end_training(self.training, "STOPPED", "Training stopped: the connection was closed "
-                                                         "(the run was saved; Resume continues it)")
+            self._end_training(self.training, "STOPPED", "Training stopped: the connection was closed (the backend "
+                                                         "saves the run as it stops; Resume continues it)")
         if stop_local and self.local is not None:
             self.local.stop()
             self.local = None
@@ -766,6 +773,9 @@ class Runtime:
                 state.updates += 1
                 if self.rig_status.get(rig, ('', ''))[0] == 'ERROR':
                     self.rig_status.pop(rig, None)
+                notes = event.fields.get("warnings") or []
+                if notes:  # e.g. the refine engine rendering with the warp alone where its model cannot run
+                    self.rig_status[rig] = ('INFO', str(notes[0]))
         elif event.type == "error":
             if event.code in ("unknown_subject", "lost", "server_restarted") and not state.retried_subject:
                 # The backend restarted or evicted the photo: analyse again, once.
@@ -1095,7 +1105,7 @@ class Runtime:
 
     # -- training the refine engine -------------------------------------------
 
-    def start_training(self, dataset_dir: str, run_dir: str, config: str | dict, steps: int | None,
+    def start_training(self, dataset_dir: str, run_dir: str, config: str | dict | None, steps: int | None,
                        resume: bool) -> None:
         """Start training on the backend; progress arrives in the timer. Raises
         UserError when a run is already going."""
@@ -1110,7 +1120,11 @@ class Runtime:
             if job.state == "STOPPING":
                 self._end_training(job, "STOPPED", "Training: stopped before it started")
                 return
-            if not (self.server_info or {}).get("training", False):
+            training = (self.server_info or {}).get("training")
+            if training is None:
+                self._end_training(job, "FAILED", "This backend is too old to train from Blender; update it")
+                return
+            if not training:
                 self._end_training(job, "FAILED", "This backend cannot train: it has no PyTorch "
                                                   "(pip install 'enliven[neural]' where it runs)")
                 return
@@ -1128,6 +1142,8 @@ class Runtime:
         fields = event.fields
         if event.type == "queued":
             job.message = f"Training: waiting for another run to finish (position {fields.get('position', '?')})"
+        elif event.type == "progress" and fields.get("stage") == "preparing" and job.state == "PREPARING":
+            job.message = "Training: loading the dataset…"
         elif event.type == "progress" and fields.get("stage") == "training":
             job.step, job.total = int(fields.get("done", 0)), int(fields.get("total", 0))
             job.losses = {str(k): float(v) for k, v in (fields.get("losses") or {}).items()}
@@ -1140,10 +1156,13 @@ class Runtime:
             job.step = int(fields.get("step", job.step))
             job.checkpoint, job.samples = fields.get("checkpoint"), fields.get("samples")
             job.losses = {str(k): float(v) for k, v in (fields.get("losses") or {}).items()} or job.losses
-            if fields.get("status") == "completed":
+            status = fields.get("status")
+            if status == "completed":
                 self._end_training(job, "DONE", f"Training finished at step {job.step}: {job.checkpoint}")
-            else:
+            elif status in ("stopped", "stalled"):
                 self._end_training(job, "STOPPED", f"Training stopped at step {job.step} (saved; Resume continues it)")
+            else:  # cancelled before it trained a step
+                self._end_training(job, "STOPPED", "Training stopped before it started; nothing was saved")
         elif event.type == "error":
             self._end_training(job, "FAILED", f"Training failed: {describe_error(event.code, event.message)}")
         self.redraw_due = True

@@ -672,12 +672,10 @@ class ENLIVEN_OT_add_to_sequencer(bpy.types.Operator):
 
 
 def _backend_dir(path: str, what: str) -> str:
-    """A folder named in the panel, as the absolute path the backend is sent (its disk: the same one for a
-    local backend)."""
-    path = path.strip()
-    if not path:
+    """A folder named in the panel, as the path the backend is sent (see connection.backend_path)."""
+    if not path.strip():
         raise UserError(f"Choose the {what} first")
-    return os.path.abspath(bpy.path.abspath(path))
+    return connection.backend_path(path)
 
 
 def _training_config(settings) -> str | dict:
@@ -712,8 +710,9 @@ class ENLIVEN_OT_train_start(bpy.types.Operator):
         try:
             dataset = _backend_dir(settings.train_dataset, "dataset folder")
             run_dir = _backend_dir(settings.train_run_dir, "run folder")
-            RUNTIME.start_training(dataset, run_dir, _training_config(settings), settings.train_steps or None,
-                                   settings.train_resume)
+            # A resumed run keeps the settings it was trained with (last.pt holds them).
+            config = None if settings.train_resume else _training_config(settings)
+            RUNTIME.start_training(dataset, run_dir, config, settings.train_steps or None, settings.train_resume)
         except UserError as error:
             self.report({'ERROR'}, str(error))
             return {'CANCELLED'}

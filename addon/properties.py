@@ -187,7 +187,7 @@ class ENLIVEN_PG_scene(bpy.types.PropertyGroup):
         name="Config File", default="", subtype='FILE_PATH', options=set(),
         description="JSON settings: a preset to start from and any settings to change")
     train_steps: IntProperty(
-        name="Steps", default=0, min=0, options=set(),
+        name="Steps", default=0, min=0, max=100_000_000, options=set(),
         description="Train until this many steps in all (0: the settings' own number)")
     train_resume: BoolProperty(
         name="Resume", default=False, options=set(),

@@ -582,13 +582,14 @@ class Server:
             raise ServiceError("no_training", "this server cannot train: PyTorch is not installed there "
                                               "(pip install 'enliven[neural]')")
         fields = msg.fields
+        # Everything that can be checked is checked now, not after a queue wait of hours.
         dataset = self._readable_path(fields["dataset_dir"])
-        if not dataset.is_dir():
-            raise ServiceError("bad_path", f"no dataset folder {dataset} on the server (make one with `enliven prepare`)")
-        self._train_config(msg)  # a bad setting fails now, not after a queue wait
-        if "vgg_weights" in fields:
-            self._readable_path(fields["vgg_weights"])
-        run_dir = self._writable_dir(fields["run_dir"])
+        if not (dataset / "dataset.json").is_file():
+            raise ServiceError("bad_path", f"{dataset} is not a dataset on the server (make one with `enliven prepare`)")
+        self._train_config(msg)
+        if "vgg_weights" in fields and not self._readable_path(fields["vgg_weights"]).is_file():
+            raise ServiceError("bad_path", f"no VGG19 weights file {fields['vgg_weights']} on the server")
+        run_dir = self._writable_dir(fields["run_dir"], "run_dir")
         has_run = (run_dir / "last.pt").exists()
         if fields.get("resume") and not has_run:
             raise ServiceError("bad_checkpoint", f"resume: there is no {run_dir / 'last.pt'} to continue from")
@@ -615,13 +616,22 @@ class Server:
                 raise ProtocolError(protocol.E_BAD_FIELD, f"{msg.type}: 'checkpoint' is for the refine engine; "
                                     f"the {engine} engine has no trained model", msg.job)
             return engine, None
-        checkpoint = self._readable_path(raw) if raw is not None else self.engines.default_checkpoint
+        checkpoint = self._checkpoint_path(raw) if raw is not None else self.engines.default_checkpoint
         if checkpoint is None:
             raise ServiceError("bad_checkpoint", "the refine engine needs a trained model: send 'checkpoint' (a "
                                                 "RUN_DIR/last.pt on the server) or start the server with --checkpoint")
         if not checkpoint.is_file():
             raise ServiceError("bad_checkpoint", f"no checkpoint file {checkpoint} on the server")
         return engine, checkpoint
+
+    def _checkpoint_path(self, raw: str) -> Path:
+        """A client-named checkpoint: readable where inputs are, or where this server's training writes them
+        (under --output-root), so a model trained through the service can be used at once."""
+        if self.output_root is not None:
+            resolved = Path(raw).resolve()
+            if Path(raw).is_absolute() and resolved.is_relative_to(self.output_root):
+                return resolved
+        return self._readable_path(raw)
 
     def _train_config(self, msg: Message) -> Any:
         """The RefineConfig a train request asks for (a preset name or an object of settings)."""
@@ -693,15 +703,17 @@ class Server:
             return f"under {self.input_root}"
         return "any" if self.local else "no"
 
-    def _writable_dir(self, raw: str) -> Path:
+    def _writable_dir(self, raw: str, field: str = "output_dir") -> Path:
         """A client-named output folder, resolved, if this server may write there."""
         path = Path(raw)
         if not path.is_absolute():
-            raise ServiceError("bad_output_dir", f"output_dir must be an absolute path on the server, got {raw!r}")
+            raise ServiceError("bad_output_dir", f"{field} must be an absolute path on the server, got {raw!r}")
         resolved = path.resolve()
+        if resolved.exists() and not resolved.is_dir():
+            raise ServiceError("bad_output_dir", f"{field} {resolved} is a file, not a folder")
         if self.output_root is not None:
             if not resolved.is_relative_to(self.output_root):
-                raise ServiceError("forbidden", f"output_dir must be inside {self.output_root} on this server")
+                raise ServiceError("forbidden", f"{field} must be inside {self.output_root} on this server")
         elif not self.local:
             raise ServiceError("forbidden", "this server does not write files for remote clients "
                                             "(start it with --output-root DIR to allow it)")
@@ -773,7 +785,10 @@ class Server:
                     lane.remove(job)
                     removed = True
         if removed:  # never started: finish it here
-            self._finish(job, protocol.encode("done", job.id, {"status": "cancelled", "frames": 0, "total": job.total, "rendered": 0}, end=True))
+            if job.kind in TRAINING_KINDS:
+                self._finish(job, self._train_summary(job, "cancelled", 0, job.total))
+            else:
+                self._finish(job, protocol.encode("done", job.id, {"status": "cancelled", "frames": 0, "total": job.total, "rendered": 0}, end=True))
 
     def _start_threads(self) -> None:
         workers = [("enliven-interactive", self._interactive_loop)]
@@ -992,7 +1007,7 @@ class Server:
             raise ServiceError("no_training", f"this server cannot train: PyTorch does not load there ({e})") from None
 
         f = job.msg.fields
-        run_dir = self._writable_dir(f["run_dir"])
+        run_dir = self._writable_dir(f["run_dir"], "run_dir")
         report = self._progress_reporter(job)
         try:
             report("preparing", 0, None)
@@ -1011,14 +1026,23 @@ class Server:
                           progress=progress, show_progress_bar=False, steps=f.get("steps"),
                           stop_when=job.cancel.is_set)
         job.total = trainer.config.steps
+        if job.cancel.is_set():  # cancelled while the dataset loaded: nothing trained, nothing to save
+            return self._train_summary(job, "cancelled", trainer.step, trainer.config.steps)
         self.log(f"job {job.id}: training {run_dir} from step {trainer.step} to {trainer.config.steps}")
         losses = trainer.run()
         status = "completed" if trainer.step >= trainer.config.steps else ("stalled" if job.stalled else "stopped")
         self.log(f"job {job.id}: training {status} at step {trainer.step}")
-        return protocol.encode("done", job.id, {
-            "status": status, "step": trainer.step, "total": trainer.config.steps,
-            "checkpoint": str(run_dir / "last.pt"), "samples": str(run_dir / "samples.png"), "losses": _finite(losses),
-        }, end=True)
+        return self._train_summary(job, status, trainer.step, trainer.config.steps, run_dir, losses)
+
+    def _train_summary(self, job: Job, status: str, step: int, total: int, run_dir: Path | None = None,
+                       losses: dict[str, float] | None = None) -> list:
+        """A training's final reply: completed, stopped (saved: resume continues it), or cancelled (nothing
+        trained, nothing saved) or stalled."""
+        fields: dict[str, Any] = {"status": status, "step": step, "total": total}
+        if run_dir is not None:
+            fields.update(checkpoint=str(run_dir / "last.pt"), samples=str(run_dir / "samples.png"),
+                          losses=_finite(losses or {}))
+        return protocol.encode("done", job.id, fields, end=True)
 
     def _speak(self, job: Job, f: dict) -> tuple[Any, Path]:
         """Synthesise the text and write it as a WAV in the client's output_dir.

@@ -69,6 +69,16 @@ def test_cancel_stops_training_saves_and_resume_continues(client, dataset, tmp_p
     long = replace(TINY, steps=100_000, checkpoint_every=100_000)
     job = client.train(dataset, tmp_path / "run", config=long.to_dict())
     wait_for(client, job, lambda e: e.type == "progress" and e.fields.get("done", 0) >= 2, timeout_s=240)
+
+    # Training has its own lane: previews still render, and a second run waits its turn.
+    assert render(client, engine="warp").shape[2] == 3
+    waiting = client.train(dataset, tmp_path / "second", config=long.to_dict())
+    queued = wait_for(client, waiting, lambda e: e.type == "queued")[-1]
+    assert queued.fields["position"] == 1
+    client.cancel(waiting)
+    never_ran = collect(client, waiting)[-1]
+    assert never_ran.fields["status"] == "cancelled" and not (tmp_path / "second" / "last.pt").exists()
+
     client.cancel(job)
     done = collect(client, job)[-1]
     assert done.type == "done" and done.fields["status"] == "stopped", done.fields
@@ -89,6 +99,9 @@ def test_cancel_stops_training_saves_and_resume_continues(client, dataset, tmp_p
 @pytest.mark.parametrize("options, code", [
     ({"config": {"side": 64, "no_such_setting": 1}}, "bad_config"),
     ({"config": "huge"}, "bad_config"),
+    ({"config": {"side": "128"}}, "bad_config"),
+    ({"config": {"side": 1 << 30}}, "bad_config"),  # would exhaust the server's memory
+    ({"config": {"log_every": 0}}, "bad_config"),  # would divide by zero after the first step
     ({"resume": True}, "bad_checkpoint"),
 ])
 def test_bad_training_requests_are_refused_at_once(client, dataset, tmp_path, options, code):
@@ -97,9 +110,9 @@ def test_bad_training_requests_are_refused_at_once(client, dataset, tmp_path, op
     assert not (tmp_path / "run").exists()
 
 
-def test_a_folder_that_is_not_a_dataset_is_refused(client, tmp_path):
-    error = collect(client, client.train(tmp_path, tmp_path / "run", config=TINY.to_dict()))[-1]
-    assert error.type == "error" and "dataset" in error.message, error.fields
+def test_a_folder_that_is_not_a_dataset_is_refused_before_queueing(client, tmp_path):
+    events = collect(client, client.train(tmp_path, tmp_path / "run", config=TINY.to_dict()))
+    assert [e.type for e in events] == ["error"] and "dataset" in events[0].message, events[0].fields
 
 
 def render(client: Client, **options) -> np.ndarray:

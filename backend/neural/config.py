@@ -8,6 +8,7 @@ any field it lists; unknown names are refused, so a typo never goes unnoticed.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -97,6 +98,8 @@ class RefineConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ConfigError(f"Unknown setting(s) in the config: {', '.join(unknown)}.")
+        for name, value in data.items():  # JSON (or a network request) may hold any type: say which is wrong
+            _check_type(name, value, getattr(PRESETS[preset], name))
         if "holdout" in data:
             data["holdout"] = tuple(data["holdout"])
         config = replace(PRESETS[preset], **data)
@@ -104,6 +107,12 @@ class RefineConfig:
         return config
 
     def check(self) -> None:
+        """Every value in a range that trains (so a typo or a hostile request cannot exhaust memory or divide
+        by zero an hour in)."""
+        for name, (low, high) in RANGES.items():
+            value = getattr(self, name)
+            if not (low <= value <= high and math.isfinite(value)):
+                raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {value!r}.")
         if self.side % (2 ** self.generator_downsamples):
             raise ConfigError(f"side {self.side} must be a multiple of 2**generator_downsamples "
                               f"({2 ** self.generator_downsamples}).")
@@ -111,14 +120,44 @@ class RefineConfig:
             raise ConfigError(f"refine_region must be 'face' or 'head', got {self.refine_region!r}.")
         if self.detail_region not in ("disoccluded", "anywhere"):
             raise ConfigError(f"detail_region must be 'disoccluded' or 'anywhere', got {self.detail_region!r}.")
-        if self.shading_scale < 1 or self.side % self.shading_scale or self.detail_dilation < 1 or not self.detail_dilation % 2:
-            raise ConfigError("shading_scale must divide side, and detail_dilation must be an odd number >= 1.")
+        if self.detail_region == "disoccluded" and (self.side % self.shading_scale or not self.detail_dilation % 2):
+            raise ConfigError("shading_scale must divide side, and detail_dilation must be odd.")
         if self.gan_loss not in ("hinge", "ls"):
             raise ConfigError(f"gan_loss must be 'hinge' or 'ls', got {self.gan_loss!r}.")
         if self.precision not in ("auto", "bf16", "fp16", "fp32"):
             raise ConfigError(f"precision must be auto, bf16, fp16 or fp32, got {self.precision!r}.")
-        if self.batch_pairs < 1 or self.steps < 1:
-            raise ConfigError("batch_pairs and steps must be at least 1.")
+
+
+def _check_type(name: str, value, default) -> None:
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif isinstance(default, tuple):
+        ok = isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value)
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        kind = "a list of names" if isinstance(default, tuple) else type(default).__name__
+        raise ConfigError(f"{name} must be {kind}, got {value!r}.")
+
+
+# Allowed values of the numeric settings (inclusive).
+RANGES = {
+    "side": (16, 1024), "noise_channels": (0, 64),
+    "generator_channels": (1, 1024), "generator_downsamples": (1, 7), "generator_max_channels": (1, 4096),
+    "generator_res_blocks": (0, 64), "generator_groups": (1, 1024),
+    "discriminator_channels": (1, 1024), "discriminator_layers": (1, 8), "discriminator_scales": (1, 6),
+    "weight_gan": (0, 1e6), "weight_feature_matching": (0, 1e6), "weight_l1": (0, 1e6), "weight_perceptual": (0, 1e6),
+    "weight_motion": (0, 1e6), "weight_temporal": (0, 1e6), "weight_mask": (0, 1e6),
+    "motion_patch": (1, 64), "gan_start_step": (0, 10**9), "shading_scale": (1, 1024), "detail_dilation": (1, 63),
+    "steps": (1, 10**9), "batch_pairs": (1, 1024), "lr_generator": (1e-9, 1.0), "lr_discriminator": (1e-9, 1.0),
+    "beta1": (0.0, 0.9999), "beta2": (0.0, 0.99999), "grad_clip": (0, 1e6), "seed": (0, 2**31 - 1),
+    "sources_per_clip": (1, 10_000), "neighbour_gap": (1, 1000), "workers": (0, 64), "augment_colour": (0.0, 1.0),
+    "log_every": (1, 10**9), "sample_every": (1, 10**9), "checkpoint_every": (1, 10**9),
+}
 
 
 SMALL = RefineConfig()

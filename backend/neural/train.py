@@ -114,8 +114,8 @@ class Trainer:
                 # Bookkeeping may change on resume (more steps, other workers); what shapes the schedule may not.
                 bookkeeping = {name: getattr(config, name) for name in BOOKKEEPING_FIELDS}
                 if replace(saved, **bookkeeping) != config:
-                    raise ConfigError(f"--resume with a different --config than {last} was trained with; "
-                                      "resume without --config, or start a new run folder.")
+                    raise ConfigError(f"resuming with other settings than {last} was trained with: resume "
+                                      "without new settings (no --config), or start a new run folder.")
                 saved = replace(saved, **bookkeeping)
             config = saved
         elif last.exists():

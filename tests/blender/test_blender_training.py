@@ -125,7 +125,8 @@ def test_stop_saves_the_run_and_resume_continues_it(connected, training, tmp_pat
     # Start again without Resume: the backend refuses to overwrite the run.
     failed = run_training(connected)
     assert failed.state == "FAILED" and "resume" in failed.message.lower(), failed.message
-    training.train_resume, training.train_steps = True, job.step + 1
+    # Resume keeps the run's own settings, whatever the panel's model size says now.
+    training.train_resume, training.train_steps, training.train_preset = True, job.step + 1, 'large'
     resumed = run_training(connected)
     assert resumed.state == "DONE" and resumed.step == job.step + 1, resumed.message
 
