@@ -1188,10 +1188,12 @@ class Runtime:
     # -- the timer ----------------------------------------------------------
 
     def busy(self) -> bool:
-        return bool(self.handlers) or self.state == "STARTING" or (
+        """Work that wants the fast timer. A training run alone does not: it reports every few seconds
+        for hours, and the idle interval picks that up."""
+        training = self.training.job if self.training is not None else None
+        return any(job != training for job in self.handlers) or self.state == "STARTING" or (
             self.generate is not None and (self.generate.active or bool(self.generate.writes))) or (
-            self.bake is not None and self.bake.active) or (
-            self.training is not None and self.training.active)
+            self.bake is not None and self.bake.active)
 
     def tick(self) -> float:
         if self.local is not None and self.state == "STARTING":
