@@ -1012,7 +1012,7 @@ class Server:
         try:
             report("preparing", 0, None)
         except _JobCancelled:
-            return self._cancelled_summary(job)
+            return self._train_summary(job, "cancelled", 0, job.total)
 
         def progress(step: int, total: int, losses: dict[str, float]) -> None:
             job.done, job.total = step, total
