@@ -528,9 +528,12 @@ class Runtime:
         if self.bake is not None and self.bake.active:
             self._end_bake(self.bake, "CANCELLED", "Cancelled: the connection was closed")
         if self.training is not None and self.training.active:
-            # The backend stops a run whose client went away, and saves it first.
-            self._end_training(self.training, "STOPPED", "Training stopped: the connection was closed (the backend "
-                                                         "saves the run as it stops; Resume continues it)")
+            if stop_local and self.local is not None:  # stopping the backend stops its training, saved first
+                text = "Training stopped with the backend (it saves the run as it stops; Resume continues it)"
+            else:  # a backend trains on without its client
+                text = ("Training goes on in the backend: Start Training with Resume and the same run folder "
+                        "to watch it again")
+            self._end_training(self.training, "STOPPED", text)
         if stop_local and self.local is not None:
             self.local.stop()
             self.local = None
@@ -1144,6 +1147,9 @@ class Runtime:
             job.message = f"Training: waiting for another run to finish (position {fields.get('position', '?')})"
         elif event.type == "progress" and fields.get("stage") == "preparing" and job.state == "PREPARING":
             job.message = "Training: loading the dataset…"
+        elif event.type == "progress" and fields.get("stage") == "watching":  # resumed a run that was going on
+            job.step, job.total = int(fields.get("done", 0)), int(fields.get("total", 0))
+            job.state, job.message = "RUNNING", f"Training (watching the running run): step {job.step}/{job.total}"
         elif event.type == "progress" and fields.get("stage") == "training":
             job.step, job.total = int(fields.get("done", 0)), int(fields.get("total", 0))
             job.losses = {str(k): float(v) for k, v in (fields.get("losses") or {}).items()}

@@ -590,6 +590,12 @@ class Server:
         if "vgg_weights" in fields and not self._readable_path(fields["vgg_weights"]).is_file():
             raise ServiceError("bad_path", f"no VGG19 weights file {fields['vgg_weights']} on the server")
         run_dir = self._writable_dir(fields["run_dir"], "run_dir")
+        running = self._training_run_for(f"{run_dir}{os.sep}last.pt")
+        if running is not None:  # this run is being trained right now (perhaps for a client that went away)
+            if not fields.get("resume"):
+                raise ServiceError("output_busy", f"{run_dir} is being trained right now: resume it to watch it")
+            self._watch_training(running, identity, msg.job)
+            return
         has_run = (run_dir / "last.pt").exists()
         if fields.get("resume") and not has_run:
             raise ServiceError("bad_checkpoint", f"resume: there is no {run_dir / 'last.pt'} to continue from")
@@ -597,8 +603,8 @@ class Server:
             raise ServiceError("run_exists", f"{run_dir} already holds a training run: resume it, or choose another folder")
         job = Job(identity, msg.job, "train", msg, total=int(fields.get("steps", 0)))
         job.output_key = f"{run_dir}{os.sep}last.pt"
-        if job.output_key in self._outputs:
-            raise ServiceError("output_busy", f"another training run is writing {run_dir} right now")
+        if job.output_key in self._outputs:  # queued, not yet running
+            raise ServiceError("output_busy", f"another training run is waiting to write {run_dir}")
         self._check_room(identity, "train")
         self._submit(job)
 
@@ -1247,18 +1253,40 @@ class Server:
                 del self._peers[identity]
 
     def _peer_gone(self, identity: bytes) -> None:
-        """The client disconnected: cancel its jobs so nothing keeps running for nobody."""
+        """The client disconnected: cancel its jobs so nothing keeps running for nobody. A training run
+        that has started goes on (it is hours of work, and the machine is there for it); its progress goes
+        nowhere until a client resumes the same run folder and so watches it again (`_on_train`)."""
         peer = self._peers.pop(identity, None)
         if peer is None:
             return
-        if peer.jobs:
-            self.log(f"client {identity.hex()[:12]} went away; cancelling {len(peer.jobs)} job(s)")
         for out in peer.backlog:
             if out.credited and out.job is not None:
                 out.job.release()
         peer.backlog.clear()
         for job in list(peer.jobs.values()):
-            self._cancel(job)
+            if job.kind in TRAINING_KINDS and job.state == "running":
+                self.log(f"client {identity.hex()[:12]} went away; training job {job.id} goes on without a client")
+            else:
+                self.log(f"client {identity.hex()[:12]} went away; cancelling job {job.id}")
+                self._cancel(job)
+
+    def _training_run_for(self, output_key: str) -> Job | None:
+        with self._sched:
+            return next((j for j in self._running_training if j.output_key == output_key), None)
+
+    def _watch_training(self, job: Job, identity: bytes, job_id: str) -> None:
+        """Hand a running training job to the client that resumed its run folder: from now on its
+        progress, and its final reply, go to that client under that job id, and that client can cancel it."""
+        old_peer = self._peers.get(job.identity)
+        if old_peer is not None:
+            old_peer.jobs.pop(job.id, None)
+        # A progress message the worker is posting right now may still go out under the old id: clients
+        # ignore job ids they do not know.
+        job.identity, job.id = identity, job_id
+        self._peers.setdefault(identity, _Peer()).jobs[job_id] = job
+        self.log(f"job {job_id}: now watching the training of {job.output_key}")
+        self._reply(identity, protocol.encode("progress", job_id, {
+            "state": "running", "stage": "watching", "done": job.done, "total": job.total}))
 
     # -- shutdown -----------------------------------------------------------
 

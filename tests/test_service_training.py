@@ -171,3 +171,23 @@ def test_without_pytorch_the_refine_engine_falls_back_to_warp_and_says_so(tmp_pa
         assert np.array_equal(refine.image(), render(client, engine="warp"))
         refused = collect(client, client.train(dataset, tmp_path / "run", config=TINY.to_dict()))[-1]
         assert refused.type == "error" and refused.code == "no_training", refused.fields
+
+
+def test_training_goes_on_without_its_client_and_resuming_the_run_watches_it(server, dataset, tmp_path):
+    long = replace(TINY, steps=100_000, checkpoint_every=100_000)
+    with Client(server.address, timeout_s=10) as first:
+        job = first.train(dataset, tmp_path / "run", config=long.to_dict())
+        wait_for(first, job, lambda e: e.type == "progress" and e.fields.get("done", 0) >= 1, timeout_s=240)
+    # The first client is gone (Blender closed). The run goes on; another client resumes it to watch it.
+    with Client(server.address, timeout_s=10) as second:
+        busy = collect(second, second.train(dataset, tmp_path / "run", config=long.to_dict()))[-1]
+        assert busy.type == "error" and busy.code == "output_busy" and "resume" in busy.message
+        watch = second.train(dataset, tmp_path / "run", resume=True)
+        events = wait_for(second, watch, lambda e: e.type == "progress" and e.fields.get("stage") == "training",
+                          timeout_s=120)
+        assert events[0].fields["stage"] == "watching" and events[0].fields["done"] >= 1
+        step = events[-1].fields["done"]
+        second.cancel(watch)
+        done = collect(second, watch)[-1]
+    assert done.fields["status"] == "stopped" and done.fields["step"] >= step
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == done.fields["step"]

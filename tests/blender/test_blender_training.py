@@ -136,3 +136,21 @@ def test_missing_settings_are_reported_without_starting(connected, training):
     with pytest.raises(RuntimeError, match="dataset folder"):
         bpy.ops.enliven.train_start()
     assert connected.training is None or not connected.training.active
+
+
+def test_a_run_goes_on_when_blender_disconnects_and_resume_watches_it(connected, training, tmp_path):
+    training.train_steps = 100_000
+    assert bpy.ops.enliven.train_start() == {'FINISHED'}
+    job = connected.training
+    pump(lambda: job.step >= 1, 240, "the first training steps")
+    connected.disconnect(stop_local=False)  # e.g. the add-on's preferences changed
+    assert job.state == "STOPPED" and "goes on" in job.message
+    connected.connect(force=True)
+    pump(lambda: connected.state == "CONNECTED", 20, "the connection")
+    training.train_resume = True
+    assert bpy.ops.enliven.train_start() == {'FINISHED'}
+    watching = connected.training
+    pump(lambda: watching.state == "RUNNING" and watching.step > job.step, 120, "the run's progress again")
+    assert bpy.ops.enliven.train_stop() == {'FINISHED'}
+    pump(lambda: not watching.active, 60, "the training to stop")
+    assert watching.state == "STOPPED" and "saved" in watching.message
