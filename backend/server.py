@@ -1292,11 +1292,12 @@ class Server:
 
     def _shutdown(self) -> None:
         self._stopping.set()
-        for peer in list(self._peers.values()):
-            for job in list(peer.jobs.values()):
-                job.cancel.set()
-                with job.cond:
-                    job.cond.notify_all()
+        with self._sched:
+            training = list(self._running_training)  # may have no client any more (see _peer_gone)
+        for job in [j for peer in list(self._peers.values()) for j in peer.jobs.values()] + training:
+            job.cancel.set()
+            with job.cond:
+                job.cond.notify_all()
         with self._sched:
             self._sched.notify_all()
         for t in self._threads:

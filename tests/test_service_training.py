@@ -3,6 +3,7 @@ subprocess, a real dataset on disk, real checkpoints."""
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -15,7 +16,7 @@ from enliven.neural.checkpoint import load_checkpoint  # noqa: E402
 from enliven.neural.config import RefineConfig  # noqa: E402
 from enliven.neural.prepare import add_clip, clip_from_animation  # noqa: E402
 from enliven.shared.client import Client  # noqa: E402
-from service_helpers import astronaut_bytes, collect, serving, wait_for  # noqa: E402
+from service_helpers import ServerProcess, astronaut_bytes, collect, serving, wait_for  # noqa: E402
 
 TINY = RefineConfig(side=64, generator_channels=8, generator_downsamples=2, generator_max_channels=16,
                     generator_res_blocks=1, generator_groups=4, discriminator_channels=8, discriminator_layers=2,
@@ -191,3 +192,18 @@ def test_training_goes_on_without_its_client_and_resuming_the_run_watches_it(ser
         done = collect(second, watch)[-1]
     assert done.fields["status"] == "stopped" and done.fields["step"] >= step
     assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == done.fields["step"]
+
+
+def test_stopping_the_server_saves_a_run_that_has_no_client(dataset, tmp_path):
+    long = replace(TINY, steps=100_000, checkpoint_every=100_000)
+    with ServerProcess() as srv:
+        with Client(srv.address, timeout_s=10) as client:
+            job = client.train(dataset, tmp_path / "run", config=long.to_dict())
+            wait_for(client, job, lambda e: e.type == "progress" and e.fields.get("done", 0) >= 1, timeout_s=240)
+        deadline = time.monotonic() + 60
+        while "goes on without a client" not in srv.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "goes on without a client" in srv.log()
+        assert srv.stop() == 0
+        assert "training stopped at step" in srv.log(), srv.log()
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] >= 1
