@@ -543,7 +543,7 @@ REQUESTS: dict[str, tuple[dict[str, FieldSpec], dict[str, PartSpec]]] = {
             "resume": FieldSpec(lambda v: isinstance(v, bool), "true or false"),
             "steps": FieldSpec(_int_in(1, 100_000_000), "an integer 1-100000000"),
             "holdout": FieldSpec(_names(64), "a list of clip names"),
-            "vgg_weights": _CHECKPOINT,
+            "vgg_weights": FieldSpec(_path, "an absolute path to torchvision VGG19 weights on the server"),
         },
         {},
     ),
