@@ -272,6 +272,11 @@ def backend_path(path: str) -> str:
     return path if os.path.isabs(path) else os.path.abspath(path)
 
 
+def _losses(fields: dict) -> dict[str, float]:
+    """A training reply's losses by name."""
+    return {str(name): float(value) for name, value in (fields.get("losses") or {}).items()}
+
+
 def rig_checkpoint(obj: bpy.types.Object) -> str | None:
     """The trained model the rig's refine engine uses (a path on the backend's
     disk), or None: the backend's own default."""
@@ -1152,7 +1157,7 @@ class Runtime:
             job.state, job.message = "RUNNING", f"Training (watching the running run): step {job.step}/{job.total}"
         elif event.type == "progress" and fields.get("stage") == "training":
             job.step, job.total = int(fields.get("done", 0)), int(fields.get("total", 0))
-            job.losses = {str(k): float(v) for k, v in (fields.get("losses") or {}).items()}
+            job.losses = _losses(fields)
             job.samples = fields.get("samples") or job.samples
             if job.state == "PREPARING":
                 job.state = "RUNNING"
@@ -1161,7 +1166,7 @@ class Runtime:
         elif event.type == "done":
             job.step = int(fields.get("step", job.step))
             job.checkpoint, job.samples = fields.get("checkpoint"), fields.get("samples")
-            job.losses = {str(k): float(v) for k, v in (fields.get("losses") or {}).items()} or job.losses
+            job.losses = _losses(fields) or job.losses
             status = fields.get("status")
             if status == "completed":
                 self._end_training(job, "DONE", f"Training finished at step {job.step}: {job.checkpoint}")

@@ -1,4 +1,5 @@
-"""Shared fixtures: the public-domain astronaut photo and its analysis.
+"""Shared fixtures: the public-domain astronaut photo and its analysis, and a
+client of the test module's own `server` fixture (a real `enliven serve`).
 
 Analysis runs real MediaPipe models, so subjects are computed once per session.
 """
@@ -16,6 +17,15 @@ import pytest
 from enliven.analysis import ASTRONAUT_PATH, analyze_image
 from enliven.images import load_image
 from enliven.shared.channels import CHANNEL_INDEX, default_vector
+
+
+@pytest.fixture()
+def client(server):
+    """A client of the `server` fixture that the test module defines (each module starts its own)."""
+    from enliven.shared.client import Client
+
+    with Client(server.address, timeout_s=10.0) as c:
+        yield c
 
 
 @pytest.fixture(scope="session")

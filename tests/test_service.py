@@ -38,12 +38,6 @@ def server():
         yield srv
 
 
-@pytest.fixture()
-def client(server):
-    with Client(server.address, timeout_s=10.0) as c:
-        yield c
-
-
 @pytest.fixture(scope="module")
 def subject(server):
     with Client(server.address, timeout_s=10.0) as c:

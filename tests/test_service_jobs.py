@@ -24,12 +24,6 @@ def server():
         yield srv
 
 
-@pytest.fixture()
-def client(server):
-    with Client(server.address, timeout_s=10.0) as c:
-        yield c
-
-
 def _write_video(path, frames, fps: float) -> None:
     import imageio.v2 as imageio
 

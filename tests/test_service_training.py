@@ -40,12 +40,6 @@ def server():
         yield srv
 
 
-@pytest.fixture()
-def client(server):
-    with Client(server.address, timeout_s=10) as c:
-        yield c
-
-
 def train(client: Client, dataset, run_dir, config: RefineConfig = TINY, **options) -> list:
     return collect(client, client.train(dataset, run_dir, config=config.to_dict(), **options), timeout_s=240)
 
