@@ -56,6 +56,9 @@ FRAME_DIGITS = 5
 CACHE_FILE = ".enliven_cache.json"
 CACHE_FORMAT = "enliven-frame-cache"
 LOCAL_START_TIMEOUT_S = 60.0
+# A local backend stopped while it trains finishes the step and saves before it exits (the server waits up to
+# 120 s for that): it is given this long, off Blender's UI thread, before it is killed.
+LOCAL_TRAINING_STOP_S = 150.0
 CLIENT_NAME = "blender-enliven"
 
 # Timer intervals (seconds): fast while a reply is due, slower when idle
@@ -149,15 +152,21 @@ class LocalBackend:
     def log_tail(self, lines: int = 8) -> str:
         return "\n".join(list(self.log)[-lines:])
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0, block: bool = True) -> None:
+        """SIGTERM (the server finishes its replies, stops and saves a training run, and exits), then kill it
+        if it is still there after `timeout`. With block=False the waiting happens on a thread of its own: for
+        a backend that is saving a training run, which Blender must not wait for (nor cut short)."""
+        if not block:
+            threading.Thread(target=self.stop, args=(timeout,), name="enliven-backend-stop", daemon=True).start()
+            return
         if self.proc.poll() is None:
-            self.proc.terminate()  # SIGTERM: the server finishes its replies and exits
+            self.proc.terminate()
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait(timeout)
-        self._reader.join(timeout)
+                self.proc.wait(5.0)
+        self._reader.join(5.0)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
 
@@ -400,7 +409,7 @@ class TrainState:
     total: int = 0
     losses: dict[str, float] = field(default_factory=dict)
     message: str = ""
-    checkpoint: str | None = None  # RUN_DIR/last.pt once the backend has written it
+    checkpoint: str | None = None  # the model to use once the backend has written it (best.pt or last.pt)
     samples: str | None = None  # RUN_DIR/samples.png (source | warp | refined | target)
 
     @property
@@ -532,7 +541,8 @@ class Runtime:
             self._end_generate("CANCELLED", "Cancelled: the connection was closed")
         if self.bake is not None and self.bake.active:
             self._end_bake(self.bake, "CANCELLED", "Cancelled: the connection was closed")
-        if self.training is not None and self.training.active:
+        training_here = self.training is not None and self.training.active
+        if training_here:
             if stop_local and self.local is not None:  # stopping the backend stops its training, saved first
                 text = "Training stopped with the backend (it saves the run as it stops; Resume continues it)"
             else:  # a backend trains on without its client
@@ -540,7 +550,10 @@ class Runtime:
                         "to watch it again")
             self._end_training(self.training, "STOPPED", text)
         if stop_local and self.local is not None:
-            self.local.stop()
+            if training_here:  # it may need a while to finish its step and save: let it, without waiting here
+                self.local.stop(LOCAL_TRAINING_STOP_S, block=False)
+            else:
+                self.local.stop()
             self.local = None
         self.state = "DISCONNECTED"
         self.message = "Not connected"

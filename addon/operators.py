@@ -736,13 +736,18 @@ class ENLIVEN_OT_train_stop(bpy.types.Operator):
 
 
 def _trained_model(context) -> str | None:
-    """The model the last training run saved, else the run folder's last.pt if there is one."""
+    """The model the last training run saved, else the run folder's best.pt (kept by validation) or last.pt."""
     job = RUNTIME.training
     if job is not None and job.checkpoint:
         return job.checkpoint
     run_dir = context.scene.enliven.train_run_dir.strip()
-    candidate = os.path.join(os.path.abspath(bpy.path.abspath(run_dir)), "last.pt") if run_dir else ""
-    return candidate if candidate and os.path.isfile(candidate) else None
+    if not run_dir:
+        return None
+    folder = os.path.abspath(bpy.path.abspath(run_dir))
+    for name in ("best.pt", "last.pt"):
+        if os.path.isfile(os.path.join(folder, name)):
+            return os.path.join(folder, name)
+    return None
 
 
 class ENLIVEN_OT_use_trained_model(bpy.types.Operator):

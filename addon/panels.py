@@ -197,6 +197,9 @@ class ENLIVEN_PT_training(_EnlivenPanel, bpy.types.Panel):
             # L1 of the refined frames next to the warp's own (what the refiner must beat), then the rest.
             shown = [name for name in ("l1", "l1_warp", "motion", "adversarial", "discriminator") if name in job.losses]
             layout.label(text="  ".join(f"{name} {job.losses[name]:.4g}" for name in shown), icon='GRAPH')
+            if "val_l1" in job.losses:  # on the validation clips, with the correction strength fitted there
+                layout.label(text=f"validation l1 {job.losses['val_l1']:.4g} (warp {job.losses['val_l1_warp']:.4g}, "
+                                  f"strength {job.losses['val_strength']:.2f})", icon='CHECKBOX_HLT')
         row = layout.row(align=True)
         row.operator("enliven.show_training_samples", icon='IMAGE_DATA')
         row.operator("enliven.use_trained_model", icon='CHECKMARK')

@@ -176,7 +176,8 @@ class ENLIVEN_PG_scene(bpy.types.PropertyGroup):
         description="A dataset folder made by `enliven prepare VIDEOS_DIR --out DATASET_DIR`")
     train_run_dir: StringProperty(
         name="Run Folder", default="", subtype='DIR_PATH', options=set(),
-        description="Where training writes last.pt (the model), samples.png and loss.png")
+        description="Where training writes last.pt (the model; best.pt too when the config names validation "
+                    "clips), samples.png and loss.png")
     train_preset: EnumProperty(
         name="Model Size", default='small', options=set(),
         items=[('small', "Small", "Trains on a CPU (128 px)"),

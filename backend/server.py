@@ -90,7 +90,10 @@ Log = Callable[[str], None]
 
 
 def _stderr_log(text: str) -> None:
-    print(f"[enliven serve {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+    try:
+        print(f"[enliven serve {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # nobody reads the log any more (Blender quit while this server saves a run)
+        pass
 
 
 class ServiceError(EnlivenError):
@@ -1046,8 +1049,9 @@ class Server:
         trained, nothing saved) or stalled."""
         fields: dict[str, Any] = {"status": status, "step": step, "total": total}
         if run_dir is not None:
-            fields.update(checkpoint=str(run_dir / "last.pt"), samples=str(run_dir / "samples.png"),
-                          losses=_finite(losses or {}))
+            # The model to use: best.pt when the run scored validation clips (see Trainer.validate).
+            model = run_dir / "best.pt" if (run_dir / "best.pt").is_file() else run_dir / "last.pt"
+            fields.update(checkpoint=str(model), samples=str(run_dir / "samples.png"), losses=_finite(losses or {}))
         return protocol.encode("done", job.id, fields, end=True)
 
     def _speak(self, job: Job, f: dict) -> tuple[Any, Path]:

@@ -347,10 +347,11 @@ class Client:
 
         ``progress`` events carry ``done`` (the step), ``total`` (steps in all)
         and ``losses``; ``cancel`` stops after the current step and saves. The
-        final ``done`` event's ``checkpoint`` is RUN_DIR/last.pt, for the
-        refine engine's ``checkpoint=``. ``config`` is a preset name or an
-        object of settings (enliven.neural.config); ``resume`` continues the
-        run in ``run_dir``.
+        final ``done`` event's ``checkpoint`` is the model to use, for the
+        refine engine's ``checkpoint=``: RUN_DIR/best.pt when the config names
+        ``validation`` clips, else RUN_DIR/last.pt. ``config`` is a preset name
+        or an object of settings (enliven.neural.config); ``resume`` continues
+        the run in ``run_dir``.
         """
         fields: dict[str, Any] = {"dataset_dir": os.fspath(dataset_dir), "run_dir": os.fspath(run_dir),
                                   "resume": bool(resume)}

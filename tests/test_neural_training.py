@@ -132,6 +132,44 @@ def test_bad_checkpoints_are_refused_clearly(dataset, tmp_path, subject):
         load_generator(mismatched)
 
 
+def test_validation_clips_pick_the_best_generator_and_its_strength(dataset, tmp_path, subject):
+    config = replace(TINY, validation=("turning",), validate_every=2, validation_pairs=2, steps=4)
+    trainer = Trainer(dataset, tmp_path / "run", config, show_progress_bar=False)
+    assert trainer.dataset.names == ["talking"], "validation clips are never trained on"
+    trainer.run()
+
+    history = trainer.validation_history
+    assert history["step"] == [2.0, 4.0]
+    best = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert best["best"]["val_l1"] == min(history["val_l1"]) and best["step"] == best["best"]["step"]
+    assert 0.0 <= best["strength"] <= 1.0
+    # The fitted blend includes strength 0 (the warp alone), so best.pt never does worse than the warp there.
+    assert all(refined <= warp for refined, warp in zip(history["val_l1"], history["val_l1_warp"]))
+
+    generator, _, _ = load_generator(tmp_path / "run" / "best.pt")
+    assert generator.correction_strength == best["strength"]
+    full, _, _ = load_generator(tmp_path / "run" / "best.pt")
+    full.correction_strength = 1.0
+    example = trainer.validation[ExampleKey(7, 0, 0)]
+    args = (example["warped"], example["source"], example["displacement"], example["masks"],
+            generator.inference_noise(2))
+    with torch.no_grad():
+        blended, full_output = generator(*args)[0], full(*args)[0]
+    warped = example["warped"]
+    expected = warped + best["strength"] * (full_output - warped)
+    assert torch.allclose(blended, expected, atol=1e-5)
+
+    # A model that did not help on its validation clips (strength 0) renders exactly the warp engine's frames.
+    unhelpful = tmp_path / "unhelpful.pt"
+    save_checkpoint(unhelpful, {**{k: v for k, v in best.items() if k not in ("format", "version")}, "strength": 0.0})
+    values = channel_values(jaw_open=0.6, head_yaw=10.0)
+    assert np.array_equal(RefineEngine(subject, checkpoint=unhelpful, device="cpu").render(values),
+                          WarpEngine(subject).render(values))
+
+    with pytest.raises(EnlivenError, match="not in the dataset"):
+        Trainer(dataset, tmp_path / "other", replace(config, validation=("nowhere",)), show_progress_bar=False)
+
+
 def test_refine_engine_renders_full_frames_with_a_checkpoint(dataset, tmp_path, subject, astronaut):
     Trainer(dataset, tmp_path / "run", replace(TINY, steps=2), show_progress_bar=False).run()
     engine = RefineEngine(subject, checkpoint=tmp_path / "run" / "last.pt", device="cpu")

@@ -60,6 +60,18 @@ def test_training_streams_steps_and_losses_and_ends_with_a_checkpoint(client, da
     assert (tmp_path / "run" / "samples.png").stat().st_size > 0
 
 
+def test_a_run_with_validation_clips_reports_them_and_offers_its_best_model(client, dataset, tmp_path):
+    config = replace(TINY, validation=("turning",), validate_every=2, validation_pairs=2)
+    events = train(client, dataset, tmp_path / "run", config)
+    progress = [e.fields["losses"] for e in events if e.type == "progress" and e.fields.get("stage") == "training"]
+    assert "val_l1" not in progress[0] and {"val_l1", "val_l1_warp", "val_strength"} <= set(progress[-1])
+    assert progress[-1]["val_l1"] <= progress[-1]["val_l1_warp"]
+    done = events[-1]
+    assert done.fields["status"] == "completed" and done.fields["checkpoint"] == str(tmp_path / "run" / "best.pt")
+    assert 0.0 <= load_checkpoint(done.fields["checkpoint"])["strength"] <= 1.0
+    assert render(client, engine="refine", checkpoint=done.fields["checkpoint"]).shape[2] == 3
+
+
 def test_cancel_stops_training_saves_and_resume_continues(client, dataset, tmp_path):
     long = replace(TINY, steps=100_000, checkpoint_every=100_000)
     job = client.train(dataset, tmp_path / "run", config=long.to_dict())

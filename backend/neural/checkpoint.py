@@ -5,7 +5,9 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts
 
     format "enliven-refine", version, step, config (RefineConfig as a dict),
     generator, discriminator, optimizer_generator, optimizer_discriminator,
-    scaler (fp16 only), history (the logged losses).
+    scaler (fp16 only), history (the logged losses), validation_history,
+    best; best.pt also holds strength (the correction strength fitted on the
+    validation clips, applied when making frames).
 """
 from __future__ import annotations
 
@@ -80,7 +82,8 @@ def config_of(payload: dict, path: str | Path = "checkpoint") -> RefineConfig:
 
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu"):
-    """(Generator in eval mode on `device`, its RefineConfig, the step it was saved at)."""
+    """(Generator in eval mode on `device`, its RefineConfig, the step it was saved at). The generator applies
+    the checkpoint's fitted correction strength (best.pt), or its full correction."""
     from .generator import Generator
 
     payload = load_checkpoint(path, map_location="cpu")
@@ -91,4 +94,8 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu"):
     except (RuntimeError, KeyError, TypeError) as error:
         raise CheckpointError(f"'{path}': the generator's weights do not fit its configuration "
                               f"({str(error).splitlines()[0][:200]}).") from None
+    strength = payload.get("strength", 1.0)
+    if not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+        raise CheckpointError(f"'{path}': its correction strength {strength!r} is not a number from 0 to 1.")
+    generator.correction_strength = float(strength)
     return generator.to(device).eval(), config, int(payload["step"])

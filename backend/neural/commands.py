@@ -36,6 +36,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt exactly where it stopped")
     parser.add_argument("--steps", type=int, help="train until this many steps in all (overrides the config)")
     parser.add_argument("--holdout", nargs="*", metavar="CLIP", help="clip names to leave out of training")
+    parser.add_argument("--validation", nargs="*", metavar="CLIP",
+                        help="clip names to leave out of training and score on as it trains; writes RUN_DIR/best.pt, "
+                             "the best generator on them, with its correction strength fitted there")
     parser.add_argument("--vgg-weights", type=Path, metavar="PATH",
                         help="torchvision VGG19 weights file for the perceptual loss (never downloaded)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")

@@ -71,6 +71,10 @@ class RefineConfig:
     sources_per_clip: int = 8  # source frames per clip (evenly spaced, frame 0 first); warp engines are cached
     neighbour_gap: int = 1  # stored frames between the two targets of a pair
     holdout: tuple[str, ...] = ()  # clip names never trained on
+    validation: tuple[str, ...] = ()  # clip names never trained on, scored every validate_every steps: best.pt keeps
+    #   the best generator, with its correction strength fitted there (a model trained on few faces can overfit them)
+    validate_every: int = 250
+    validation_pairs: int = 16  # fixed example pairs from the validation clips
     workers: int = 0  # DataLoader worker processes
     augment_flip: bool = True  # mirror half the examples (a face has no preferred side; stops side-specific fixes)
     augment_colour: float = 0.1  # per-channel gain and offset jitter, the same on source, warp and target
@@ -85,7 +89,7 @@ class RefineConfig:
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        out["holdout"] = list(self.holdout)
+        out["holdout"], out["validation"] = list(self.holdout), list(self.validation)
         return out
 
     @classmethod
@@ -100,8 +104,9 @@ class RefineConfig:
             raise ConfigError(f"Unknown setting(s) in the config: {', '.join(unknown)}.")
         for name, value in data.items():  # JSON (or a network request) may hold any type: say which is wrong
             _check_type(name, value, getattr(PRESETS[preset], name))
-        if "holdout" in data:
-            data["holdout"] = tuple(data["holdout"])
+        for name in ("holdout", "validation"):
+            if name in data:
+                data[name] = tuple(data[name])
         config = replace(PRESETS[preset], **data)
         config.check()
         return config
@@ -156,6 +161,7 @@ RANGES = {
     "steps": (1, 10**9), "batch_pairs": (1, 1024), "lr_generator": (1e-9, 1.0), "lr_discriminator": (1e-9, 1.0),
     "beta1": (0.0, 0.9999), "beta2": (0.0, 0.99999), "grad_clip": (0, 1e6), "seed": (0, 2**31 - 1),
     "sources_per_clip": (1, 10_000), "neighbour_gap": (1, 1000), "workers": (0, 64), "augment_colour": (0.0, 1.0),
+    "validate_every": (1, 10**9), "validation_pairs": (1, 4096),
     "log_every": (1, 10**9), "sample_every": (1, 10**9), "checkpoint_every": (1, 10**9),
 }
 

@@ -77,9 +77,10 @@ class PairDataset(torch.utils.data.Dataset):
         self.dataset_dir = Path(dataset_dir)
         self.config = config
         index = read_index(self.dataset_dir)
-        names = clips if clips is not None else [c for c in index["clips"] if c not in set(config.holdout)]
+        left_out = set(config.holdout) | set(config.validation)
+        names = clips if clips is not None else [c for c in index["clips"] if c not in left_out]
         if not names:
-            raise DatasetError(f"No clips left to train on in '{dataset_dir}' (all held out?).")
+            raise DatasetError(f"No clips left to train on in '{dataset_dir}' (all held out or for validation?).")
         self.names = names
         self.clips = {name: load_clip(self.dataset_dir, name) for name in names}
         usable = {name: clip for name, clip in self.clips.items() if len(clip.frames) > config.neighbour_gap}

@@ -6,9 +6,11 @@ Input (channels, all at side x side over the head region):
   (config.noise_channels; a fixed pattern when making frames).
 Output: a residual image and a blend mask; the refined frame is
 
-    refined = warped + gate * mask * residual
+    refined = warped + strength * gate * mask * residual
 
-(gate: 1 everywhere, or only inside the face outline; RefineConfig.refine_region).
+(gate: 1 everywhere, or only inside the face outline; RefineConfig.refine_region;
+strength: 1 while training, the value fitted on validation clips when a
+checkpoint carries one, see Trainer.validate).
 With RefineConfig.detail_region "disoccluded" the correction (mask * residual) is sharp only where
 the warp painted or uncovered pixels; elsewhere it is a smooth shading change
 (block means, bilinearly upsampled). A smooth change cannot move an edge, so
@@ -71,6 +73,7 @@ class Generator(nn.Module):
     def __init__(self, config: RefineConfig):
         super().__init__()
         self.config = config
+        self.correction_strength = 1.0  # set from a checkpoint's fitted strength for making frames
         groups = config.generator_groups
         widths = [min(config.generator_channels * 2**i, config.generator_max_channels)
                   for i in range(config.generator_downsamples + 1)]
@@ -131,5 +134,7 @@ class Generator(nn.Module):
             correction = self.limit_detail(correction, masks)
         if gate is not None:
             mask, correction = mask * gate, correction * gate
+        if self.correction_strength != 1.0:
+            correction = correction * self.correction_strength
         refined = (warped + correction).clamp(-1.0, 1.0)
         return refined, mask

@@ -12,7 +12,8 @@ perceptual (VGG19 with --vgg-weights), feature matching, adversarial, motion
 and temporal consistency terms (enliven.neural.losses).
 
 Run folder: last.pt (every checkpoint_every steps, at the end, and on
-SIGTERM or Ctrl-C; written atomically), loss.png (the loss curves), samples.png
+SIGTERM or Ctrl-C; written atomically), best.pt (with validation clips: the
+generator that scored best on them so far, see `Trainer.validate`), loss.png (the loss curves), samples.png
 (source | warp | refined | target on fixed examples), log.csv, and TensorBoard
 logs in tb/ when the tensorboard package is installed.
 
@@ -39,6 +40,7 @@ from ..errors import EnlivenError
 from .checkpoint import CheckpointError, config_of, load_checkpoint, save_checkpoint
 from .config import ConfigError, RefineConfig, load_config
 from .dataset import ExampleKey, PairDataset, StepBatches, collate_pairs, to_image
+from .prepare import DatasetError
 from .discriminator import MultiScaleDiscriminator
 from .generator import Generator
 from . import losses
@@ -47,8 +49,12 @@ from . import losses
 TrainProgress = Callable[[int, int, dict[str, float]], None]
 SAMPLE_ROWS = 4
 # Settings that may differ when resuming: they do not change which examples, noise or updates a step gets.
-BOOKKEEPING_FIELDS = ("steps", "workers", "log_every", "sample_every", "checkpoint_every")
+BOOKKEEPING_FIELDS = ("steps", "workers", "log_every", "sample_every", "checkpoint_every", "validate_every",
+                      "validation_pairs")
 LOSS_NAMES = ("total", "l1", "l1_warp", "perceptual", "feature_matching", "adversarial", "motion", "temporal", "mask", "discriminator")
+VALIDATION_NAMES = ("val_l1", "val_l1_warp", "val_strength")
+# Correction strengths tried on the validation clips (0 = the warp alone, 1 = the generator's full correction).
+STRENGTHS = np.linspace(0.0, 1.0, 21)
 
 
 # ---------------------------------------------------------------- processes and devices
@@ -101,6 +107,8 @@ class Trainer:
         self.stop_requested = False
         self.stop_when = stop_when
         self.history: dict[str, list[float]] = {"step": [], "steps_per_s": [], **{name: [] for name in LOSS_NAMES}}
+        self.validation_history: dict[str, list[float]] = {"step": [], **{name: [] for name in VALIDATION_NAMES}}
+        self.best: dict[str, float] = {}  # the step, val_l1 and strength of best.pt
         self.step = 0
 
         checkpoint = None
@@ -154,7 +162,13 @@ class Trainer:
             self.generator_ddp, self.discriminator_ddp = self.generator, self.discriminator
 
         self.dataset = PairDataset(dataset_dir, config)
-        preview_clips = [c for c in config.holdout if c in self._all_clips(dataset_dir)] or None
+        all_clips = self._all_clips(dataset_dir)
+        unknown = [c for c in config.validation if c not in all_clips]
+        if unknown:
+            raise DatasetError(f"validation clip(s) {', '.join(unknown)} are not in the dataset '{dataset_dir}'.")
+        self.validation = PairDataset(dataset_dir, config, clips=list(config.validation)) if config.validation else None
+        self._validation_batches: list[dict[str, torch.Tensor]] | None = None  # made once, on first use
+        preview_clips = [c for c in (*config.validation, *config.holdout) if c in all_clips] or None
         self.preview = PairDataset(dataset_dir, config, clips=preview_clips) if preview_clips else self.dataset
         self.tensorboard = self._tensorboard() if self.rank == 0 else None
 
@@ -176,6 +190,8 @@ class Trainer:
             "optimizer_discriminator": self.optimizer_discriminator.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             "history": self.history,
+            "validation_history": self.validation_history,
+            "best": self.best,
         }
 
     def _restore(self, checkpoint: dict) -> None:
@@ -191,6 +207,9 @@ class Trainer:
             self.scaler.load_state_dict(checkpoint["scaler"])
         self.step = int(checkpoint["step"])
         self.history = {key: list(values) for key, values in checkpoint.get("history", self.history).items()}
+        self.validation_history = {key: list(values) for key, values
+                                   in checkpoint.get("validation_history", self.validation_history).items()}
+        self.best = dict(checkpoint.get("best", {}))
 
     def save(self) -> Path | None:
         """Write last.pt (rank 0 only; every rank holds the same weights)."""
@@ -221,6 +240,7 @@ class Trainer:
                        dynamic_ncols=True)
         sums: dict[str, float] = {}
         logged: dict[str, float] = {}
+        validated: dict[str, float] = {}
         window_start, window_steps = time.perf_counter(), 0
         try:
             for batch in loader:
@@ -231,10 +251,14 @@ class Trainer:
                     sums[name] = sums.get(name, 0.0) + value
                 if bar is not None:
                     bar.update(1)
+                if self.validation is not None and (self.step % config.validate_every == 0
+                                                    or self.step == config.steps):
+                    validated = self.validate()
                 if self.step % config.log_every == 0 or self.step == config.steps:
                     elapsed = time.perf_counter() - window_start
                     logged = {name: value / window_steps for name, value in sums.items()}
                     logged["steps_per_s"] = window_steps / max(elapsed, 1e-9)
+                    logged.update(validated)  # the latest validation scores ride along
                     self._log(logged, bar)
                     sums, window_start, window_steps = {}, time.perf_counter(), 0
                 if self.rank == 0 and (self.step % config.sample_every == 0 or self.step == config.steps):
@@ -358,6 +382,52 @@ class Trainer:
             self.scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(network.parameters(), self.config.grad_clip)
 
+    # ----- validation
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Score the generator on fixed pairs of the validation clips (never trained on) and keep the best.
+
+        The score is the L1 error of warp + strength * correction, with the
+        strength in 0..1 fitted here: a generator trained on a few faces is
+        partly right and partly overfitted on a new one, and shrinking its
+        correction toward the warp keeps the part that carries over. best.pt
+        is written (rank 0) whenever that score improves; it carries the
+        strength, which the refine engine applies when making frames.
+        """
+        if self._validation_batches is None:
+            self._validation_batches = []
+            for index in range(self.config.validation_pairs):
+                clip, source, *targets = self.validation.choose(ExampleKey(2 * 10**6 + index, 0, 0))
+                # The plain example (not mirrored or recoloured), as the engine will see it.
+                self._validation_batches.append(self.validation.example(clip, source, targets))
+        self.generator.eval()
+        errors = np.zeros(len(STRENGTHS))
+        strengths = torch.tensor(STRENGTHS, dtype=torch.float32, device=self.device).view(-1, 1, 1, 1, 1)
+        for example in self._validation_batches:
+            inputs = {k: v.to(self.device) for k, v in example.items()}
+            warped, target = inputs["warped"], inputs["target"]
+            refined, _ = self.generator(warped, inputs["source"], inputs["displacement"], inputs["masks"],
+                                        self.generator.inference_noise(len(warped), self.device), self.gate(inputs))
+            blended = warped + strengths * (refined.float() - warped)  # (strengths, B, C, H, W)
+            errors += (blended - target).abs().mean(dim=(1, 2, 3, 4)).cpu().numpy()
+        self.generator.train()
+        errors /= len(self._validation_batches)
+        best_index = int(np.argmin(errors))
+        scores = {"val_l1": float(errors[best_index]), "val_l1_warp": float(errors[0]),
+                  "val_strength": float(STRENGTHS[best_index])}
+        if self.rank == 0:
+            self.validation_history["step"].append(float(self.step))
+            for name, value in scores.items():
+                self.validation_history[name].append(value)
+            if self.tensorboard is not None:
+                for name, value in scores.items():
+                    self.tensorboard.add_scalar(f"validation/{name}", value, self.step)
+            if not self.best or scores["val_l1"] < self.best["val_l1"]:
+                self.best = {"step": float(self.step), "val_l1": scores["val_l1"], "strength": scores["val_strength"]}
+                save_checkpoint(self.run_dir / "best.pt", {**self.state(), "strength": scores["val_strength"]})
+        return scores
+
     # ----- reporting
 
     def _log(self, logged: dict[str, float], bar) -> None:
@@ -368,7 +438,7 @@ class Trainer:
             if name != "step":
                 self.history[name].append(float(logged.get(name, float("nan"))))
         if bar is not None:
-            bar.set_postfix({k: f"{v:.3g}" for k, v in logged.items() if k in ("total", "l1", "discriminator", "steps_per_s")})
+            bar.set_postfix({k: f"{v:.3g}" for k, v in logged.items() if k in ("total", "l1", "val_l1", "discriminator", "steps_per_s")})
         log = self.run_dir / "log.csv"
         names = ["step", "steps_per_s", *LOSS_NAMES]
         new = not log.exists()
@@ -428,6 +498,10 @@ class Trainer:
             values = np.array(self.history[name], dtype=np.float64)
             if np.isfinite(values).any():
                 axis.plot(steps, values, label=name, linewidth=1)
+        for name in ("val_l1", "val_l1_warp"):
+            if self.validation_history[name]:
+                axis.plot(self.validation_history["step"], self.validation_history[name], label=name, linewidth=2,
+                          linestyle="--")
         axis.set_yscale("symlog", linthresh=1e-2)
         axis.set_xlabel("step")
         axis.set_title(f"refine engine training ({self.config.preset}, side {self.config.side})")
@@ -457,12 +531,19 @@ def run_train(args: argparse.Namespace) -> int:
     config = load_config(args.config) if args.config else None
     if args.holdout is not None:
         config = replace(config or RefineConfig(), holdout=tuple(args.holdout))
+    if args.validation is not None:
+        config = replace(config or RefineConfig(), validation=tuple(args.validation))
     trainer = Trainer(args.dataset, args.out, config, resume=args.resume, vgg_weights=args.vgg_weights,
                       device=args.device, steps=args.steps, workers=args.workers)
     logged = trainer.run()
     if trainer.rank == 0:
         summary = ", ".join(f"{k} {v:.4g}" for k, v in logged.items())
         print(f"step {trainer.step}/{trainer.config.steps}: {summary}\nwrote {args.out / 'last.pt'}")
+        if trainer.best:
+            best = trainer.best
+            print(f"best on the validation clips: step {best['step']:.0f}, L1 {best['val_l1']:.4f} at correction "
+                  f"strength {best['strength']:.2f} (the warp alone: {trainer.validation_history['val_l1_warp'][0]:.4f}); "
+                  f"wrote {args.out / 'best.pt'}")
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     return 0

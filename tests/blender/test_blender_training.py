@@ -111,6 +111,20 @@ def test_training_runs_shows_its_losses_and_its_model_renders_the_portrait(conne
     assert warp.shape == refine.shape and not np.array_equal(warp, refine), "the model changes the frames"
 
 
+def test_a_run_with_validation_clips_shows_their_score_and_offers_its_best_model(connected, training, portrait,
+                                                                                tmp_path):
+    config = tmp_path / "validated.json"
+    config.write_text(json.dumps({**TINY, "validation": ["turning"], "validate_every": 2, "validation_pairs": 2}))
+    training.train_config_file = str(config)
+    job = run_training(connected)
+    assert job.state == "DONE", job.message
+    assert job.checkpoint == str(tmp_path / "run" / "best.pt") and os.path.isfile(job.checkpoint)
+    assert job.losses["val_l1"] <= job.losses["val_l1_warp"]
+    assert any(kind == "label" and text.startswith("validation l1 ") for kind, text in draw_all())
+    assert bpy.ops.enliven.use_trained_model() == {'FINISHED'}
+    assert portrait.enliven.checkpoint == job.checkpoint
+
+
 def test_stop_saves_the_run_and_resume_continues_it(connected, training, tmp_path):
     training.train_steps = 100_000
     assert bpy.ops.enliven.train_start() == {'FINISHED'}
@@ -154,3 +168,33 @@ def test_a_run_goes_on_when_blender_disconnects_and_resume_watches_it(connected,
     assert bpy.ops.enliven.train_stop() == {'FINISHED'}
     pump(lambda: not watching.active, 60, "the training to stop")
     assert watching.state == "STOPPED" and "saved" in watching.message
+
+
+def test_stopping_the_local_backend_saves_its_training_run(addon, prefs, scene, dataset, tmp_path):
+    runtime = sub("connection").RUNTIME
+    runtime.disconnect()
+    prefs.mode, prefs.timeout, prefs.python_env = 'LOCAL', 10.0, backend_python()
+    try:
+        assert bpy.ops.enliven.connect() == {'FINISHED'}
+        pump(lambda: runtime.state in ("CONNECTED", "ERROR"), 60, "the local backend")
+        assert runtime.state == "CONNECTED", runtime.message
+        if not runtime.server_info.get("training"):
+            pytest.skip("this backend has no PyTorch")
+        config = tmp_path / "tiny.json"  # saved only when it stops: no checkpoints on the way
+        config.write_text(json.dumps({**TINY, "checkpoint_every": 10**6, "sample_every": 10**6}))
+        settings = bpy.context.scene.enliven
+        settings.train_dataset, settings.train_run_dir = str(dataset), str(tmp_path / "run")
+        settings.train_preset, settings.train_config_file, settings.train_steps = 'FILE', str(config), 100_000
+        assert bpy.ops.enliven.train_start() == {'FINISHED'}
+        job = runtime.training
+        pump(lambda: job.step >= 2, 240, "the first training steps")
+        process = runtime.local.proc
+
+        assert bpy.ops.enliven.stop_backend() == {'FINISHED'}
+        assert job.state == "STOPPED" and "saves the run" in job.message
+        pump(lambda: process.poll() is not None, 180, "the backend to save the run and exit")
+        assert process.returncode == 0, "the backend exited by itself, not killed"
+        assert os.path.isfile(tmp_path / "run" / "last.pt"), "the run was saved as the backend stopped"
+    finally:
+        runtime.disconnect()
+        prefs.mode = 'CONNECT'
