@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -94,6 +95,16 @@ def test_resume_continues_the_same_schedule_bit_for_bit(dataset, tmp_path):
     straight, continued = weights(tmp_path / "straight" / "last.pt"), weights(tmp_path / "interrupted" / "last.pt")
     assert load_checkpoint(tmp_path / "interrupted" / "last.pt")["step"] == TINY.steps
     assert all(torch.equal(straight[k], continued[k]) for k in straight)
+
+
+def test_worker_processes_train_the_same_weights_and_get_no_copy_of_the_frames(dataset, tmp_path):
+    Trainer(dataset, tmp_path / "inline", replace(TINY, steps=2), show_progress_bar=False).run()
+    with_workers = Trainer(dataset, tmp_path / "workers", replace(TINY, steps=2, workers=1), show_progress_bar=False)
+    with_workers.run()
+    inline, spread = weights(tmp_path / "inline" / "last.pt"), weights(tmp_path / "workers" / "last.pt")
+    assert all(torch.equal(inline[k], spread[k]) for k in inline)
+    frames = sum(clip.frames.nbytes for clip in with_workers.dataset.clips.values())
+    assert len(pickle.dumps(with_workers.dataset)) < frames / 10, "workers reopen the dataset's files themselves"
 
 
 def test_a_run_folder_is_not_overwritten_without_resume(dataset, tmp_path):

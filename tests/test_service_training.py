@@ -72,6 +72,11 @@ def test_a_run_with_validation_clips_reports_them_and_offers_its_best_model(clie
     assert render(client, engine="refine", checkpoint=done.fields["checkpoint"]).shape[2] == 3
 
 
+def test_data_loader_workers_start_cleanly_inside_the_server(client, dataset, tmp_path):
+    events = train(client, dataset, tmp_path / "run", replace(TINY, steps=3, workers=2))
+    assert events[-1].fields["status"] == "completed" and events[-1].fields["step"] == 3, events[-1].fields
+
+
 def test_cancel_stops_training_saves_and_resume_continues(client, dataset, tmp_path):
     long = replace(TINY, steps=100_000, checkpoint_every=100_000)
     job = client.train(dataset, tmp_path / "run", config=long.to_dict())

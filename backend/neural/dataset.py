@@ -93,6 +93,17 @@ class PairDataset(torch.utils.data.Dataset):
                                      .astype(int)) for n in self.names}
         self._engines: OrderedDict[tuple[str, int], tuple[WarpEngine, Solver]] = OrderedDict()
 
+    def __getstate__(self) -> dict:
+        """What a DataLoader worker process gets: the dataset's folder and choices, not its frames (memory-mapped
+        here; pickling them would copy every frame into every worker) nor its warp engines."""
+        state = dict(self.__dict__)
+        state["clips"], state["_engines"] = None, OrderedDict()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.clips = {name: load_clip(self.dataset_dir, name) for name in self.names}
+
     def __len__(self) -> int:  # a nominal epoch: every stored frame once
         return int(sum(len(c.frames) for c in self.clips.values()))
 

@@ -231,7 +231,8 @@ class Trainer:
         loader = torch.utils.data.DataLoader(
             self.dataset, batch_sampler=StepBatches(self.step, config.steps, self.rank, config.batch_pairs),
             collate_fn=collate_pairs, num_workers=config.workers, persistent_workers=False,
-            pin_memory=self.device.type == "cuda")
+            pin_memory=self.device.type == "cuda",
+            multiprocessing_context=worker_start_method() if config.workers else None)
         bar = None
         if self.show_progress_bar:
             from tqdm import tqdm
@@ -512,6 +513,15 @@ class Trainer:
         figure.savefig(partial)
         plt.close(figure)
         os.replace(partial, self.run_dir / "loss.png")
+
+
+def worker_start_method() -> str:
+    """How data loader workers start: never by forking this process, which may be the server with its ZeroMQ
+    and job threads running (a fork copies locks other threads hold). A fork server (or spawn, on Windows)
+    starts them clean; the dataset they receive is its folder, not its frames (PairDataset.__getstate__)."""
+    import multiprocessing
+
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
 def hash_seed(*numbers: int) -> int:
