@@ -302,8 +302,14 @@ def engine_key(engine: str, checkpoint: str | None) -> str:
     try:
         version = os.stat(checkpoint).st_mtime_ns
     except OSError:  # a remote backend's disk: the path is all we know
-        version = 0
+        version = "unseen"
     return f"{engine}:{checkpoint}:{version}"
+
+
+def frames_reusable(checkpoint: str | None) -> bool:
+    """Whether frames already on disk may be kept: not when they came from a model this machine cannot see (on
+    a remote backend's disk), which may have been retrained since under the same name."""
+    return checkpoint is None or os.path.isfile(checkpoint)
 
 
 def frame_key(photo_digest: str, engine: str, face_index: int, row: np.ndarray) -> str:
@@ -878,9 +884,10 @@ class Runtime:
         engine = engine_key(job.engine, job.checkpoint)
         job.keys = [frame_key(job.photo.digest, engine, job.face_index, row) for row in job.motion]
         job.cache = load_cache(job.out_dir)
+        reusable = frames_reusable(job.checkpoint)
         job.todo = [
             i for i, frame in enumerate(job.frames)
-            if job.cache.get(frame_filename(frame)) != job.keys[i]
+            if not reusable or job.cache.get(frame_filename(frame)) != job.keys[i]
             or not os.path.isfile(os.path.join(job.out_dir, frame_filename(frame)))
         ]
         if not job.todo:

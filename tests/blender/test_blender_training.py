@@ -110,6 +110,14 @@ def test_training_runs_shows_its_losses_and_its_model_renders_the_portrait(conne
     refine = image_pixels(tmp_path / "refine" / "frame_00002.png")
     assert warp.shape == refine.shape and not np.array_equal(warp, refine), "the model changes the frames"
 
+    # Frames are kept while the model is unchanged, and made again once it is retrained (a newer file).
+    assert generate().rendered == 0
+    stat = os.stat(job.checkpoint)
+    os.utime(job.checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert generate().rendered == 2
+    # A model on a remote backend's disk cannot be checked from here: its frames are always made again.
+    assert not sub("connection").frames_reusable(str(tmp_path / "on-the-server-only" / "best.pt"))
+
 
 def test_a_run_with_validation_clips_shows_their_score_and_offers_its_best_model(connected, training, portrait,
                                                                                 tmp_path):
