@@ -28,6 +28,7 @@ import json
 import math
 import os
 import re
+import signal
 import subprocess
 import tempfile
 import threading
@@ -128,8 +129,10 @@ class LocalBackend:
             self.proc = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 text=True, encoding="utf-8", errors="replace", bufsize=1, env=env,
-                # No console window popping up next to Blender on Windows.
-                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+                # No console window popping up next to Blender on Windows; a process group of its own there,
+                # so that it can be asked to stop cleanly (ask_to_stop).
+                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0) | getattr(subprocess,
+                                                                                  "CREATE_NEW_PROCESS_GROUP", 0),
             )
         except OSError as error:
             raise UserError(f"Cannot start {python}: {error.strerror or error}") from None
@@ -152,20 +155,33 @@ class LocalBackend:
     def log_tail(self, lines: int = 8) -> str:
         return "\n".join(list(self.log)[-lines:])
 
-    def stop(self, timeout: float = 5.0, block: bool = True) -> None:
-        """SIGTERM (the server finishes its replies, stops and saves a training run, and exits), then kill it
-        if it is still there after `timeout`. With block=False the waiting happens on a thread of its own: for
-        a backend that is saving a training run, which Blender must not wait for (nor cut short)."""
-        if not block:
-            threading.Thread(target=self.stop, args=(timeout,), name="enliven-backend-stop", daemon=True).start()
+    def ask_to_stop(self) -> None:
+        """The server finishes its replies, stops and saves a training run, and exits. SIGTERM; on Windows,
+        where terminate() kills at once, a Ctrl+Break to its process group (the server handles SIGBREAK)."""
+        if self.proc.poll() is not None:
             return
-        if self.proc.poll() is None:
+        if os.name == "nt":
+            self.proc.send_signal(signal.CTRL_BREAK_EVENT)
+        else:
             self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5.0)
+
+    def stop(self, timeout: float = 5.0, block: bool = True) -> None:
+        """Ask it to stop, then kill it if it is still there after `timeout`. With block=False the waiting
+        happens on a thread of its own: for a backend that is saving a training run, which Blender must not
+        wait for (nor cut short)."""
+        self.ask_to_stop()
+        if not block:
+            threading.Thread(target=self._wait_or_kill, args=(timeout,), name="enliven-backend-stop",
+                             daemon=True).start()
+            return
+        self._wait_or_kill(timeout)
+
+    def _wait_or_kill(self, timeout: float) -> None:
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5.0)
         self._reader.join(5.0)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
@@ -306,10 +322,13 @@ def engine_key(engine: str, checkpoint: str | None) -> str:
     return f"{engine}:{checkpoint}:{version}"
 
 
-def frames_reusable(checkpoint: str | None) -> bool:
-    """Whether frames already on disk may be kept: not when they came from a model this machine cannot see (on
-    a remote backend's disk), which may have been retrained since under the same name."""
-    return checkpoint is None or os.path.isfile(checkpoint)
+def frames_reusable(engine: str, checkpoint: str | None) -> bool:
+    """Whether frames already on disk may be kept: not when they came from a model this machine cannot see
+    (on a remote backend's disk, or the backend's own `serve --checkpoint`), which may have been retrained
+    since under the same name."""
+    if checkpoint is None:
+        return engine != "refine"
+    return os.path.isfile(checkpoint)
 
 
 def frame_key(photo_digest: str, engine: str, face_index: int, row: np.ndarray) -> str:
@@ -473,6 +492,7 @@ class Runtime:
         self.state = "DISCONNECTED"  # DISCONNECTED, STARTING, CONNECTING, CONNECTED, ERROR
         self.message = "Not connected"
         self.local: LocalBackend | None = None
+        self.saving_local: LocalBackend | None = None  # stopped while it trained: saving its run, then exiting
         self.latency_ms: float | None = None
         self.handlers: dict[str, Callable[[Event], None]] = {}
         self.waiting: list[tuple[Callable[[], None], Callable[[str], None]]] = []  # until connected
@@ -558,6 +578,7 @@ class Runtime:
         if stop_local and self.local is not None:
             if training_here:  # it may need a while to finish its step and save: let it, without waiting here
                 self.local.stop(LOCAL_TRAINING_STOP_S, block=False)
+                self.saving_local = self.local
             else:
                 self.local.stop()
             self.local = None
@@ -576,6 +597,11 @@ class Runtime:
         prefs = preferences.get()
         try:
             if prefs.mode == 'LOCAL':
+                if self.saving_local is not None and self.saving_local.running:
+                    # Another backend now would train the same run folder while the old one still writes it.
+                    raise UserError("The stopped local backend is still saving its training run; "
+                                    "connect again in a moment")
+                self.saving_local = None
                 if self.local is not None and not self.local.running:
                     self.local = None
                 if self.local is None:
@@ -884,7 +910,7 @@ class Runtime:
         engine = engine_key(job.engine, job.checkpoint)
         job.keys = [frame_key(job.photo.digest, engine, job.face_index, row) for row in job.motion]
         job.cache = load_cache(job.out_dir)
-        reusable = frames_reusable(job.checkpoint)
+        reusable = frames_reusable(job.engine, job.checkpoint)
         job.todo = [
             i for i, frame in enumerate(job.frames)
             if not reusable or job.cache.get(frame_filename(frame)) != job.keys[i]
@@ -1436,8 +1462,13 @@ def _remove_handlers() -> None:
 
 
 def _atexit() -> None:
-    if RUNTIME.local is not None:
-        RUNTIME.local.stop(timeout=3.0)
+    local = RUNTIME.local
+    if local is None:
+        return
+    if RUNTIME.training is not None and RUNTIME.training.active:
+        local.ask_to_stop()  # it saves the run and exits by itself; Blender does not wait for that
+    else:
+        local.stop(timeout=3.0)
 
 
 def register() -> None:

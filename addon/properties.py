@@ -114,7 +114,7 @@ def _rig_annotations() -> dict:
                         "empty uses the backend's default"),
         "checkpoint": StringProperty(
             name="Model", default="", subtype='FILE_PATH', options=set(),
-            description="The refine engine's trained model (RUN_DIR/last.pt, from training), a path on the "
+            description="The refine engine's trained model (RUN_DIR/best.pt or last.pt, from training), a path on the "
                         "backend's disk. Empty: the one the backend was started with (serve --checkpoint)"),
         "output_dir": StringProperty(
             name="Output Folder", default="", subtype='DIR_PATH', options=set(),

@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--contact-sheet", type=Path, metavar="PNG", help="also write a grid of thumbnails")
     generate.add_argument("--engine", default="warp", help="frame generator: warp (default) or refine")
     generate.add_argument("--checkpoint", type=Path, metavar="PT",
-                          help="trained model for --engine refine (RUN_DIR/last.pt from `enliven train`)")
+                          help="trained model for --engine refine (RUN_DIR/best.pt or last.pt from `enliven train`)")
     generate.add_argument("--fps", type=float, help="frames per second for presets and CSV files without times (default 24)")
     generate.add_argument("--duration", type=float, metavar="SECONDS", help="length of a preset (idle-alive, talk)")
     generate.add_argument("--seed", type=int, default=0, help="random seed for presets with variation")

@@ -600,6 +600,9 @@ class Server:
             self._watch_training(running, identity, msg.job)
             return
         has_run = (run_dir / "last.pt").exists()
+        if not has_run and (run_dir / "best.pt").exists() and not fields.get("resume"):
+            raise ServiceError("run_exists", f"{run_dir} holds a model from an earlier run (best.pt): choose "
+                                             "another folder")
         if fields.get("resume") and not has_run:
             raise ServiceError("bad_checkpoint", f"resume: there is no {run_dir / 'last.pt'} to continue from")
         if has_run and not fields.get("resume"):
@@ -1041,17 +1044,17 @@ class Server:
         losses = trainer.run()
         status = "completed" if trainer.step >= trainer.config.steps else ("stalled" if job.stalled else "stopped")
         self.log(f"job {job.id}: training {status} at step {trainer.step}")
-        return self._train_summary(job, status, trainer.step, trainer.config.steps, run_dir, losses)
+        model = run_dir / ("best.pt" if trainer.best else "last.pt")  # best.pt: chosen on validation clips
+        return self._train_summary(job, status, trainer.step, trainer.config.steps, run_dir, losses, model)
 
     def _train_summary(self, job: Job, status: str, step: int, total: int, run_dir: Path | None = None,
-                       losses: dict[str, float] | None = None) -> list:
+                       losses: dict[str, float] | None = None, model: Path | None = None) -> list:
         """A training's final reply: completed, stopped (saved: resume continues it), or cancelled (nothing
         trained, nothing saved) or stalled."""
         fields: dict[str, Any] = {"status": status, "step": step, "total": total}
         if run_dir is not None:
-            # The model to use: best.pt when the run scored validation clips (see Trainer.validate).
-            model = run_dir / "best.pt" if (run_dir / "best.pt").is_file() else run_dir / "last.pt"
-            fields.update(checkpoint=str(model), samples=str(run_dir / "samples.png"), losses=_finite(losses or {}))
+            fields.update(checkpoint=str(model or run_dir / "last.pt"), samples=str(run_dir / "samples.png"),
+                          losses=_finite(losses or {}))
         return protocol.encode("done", job.id, fields, end=True)
 
     def _speak(self, job: Job, f: dict) -> tuple[Any, Path]:
@@ -1545,8 +1548,10 @@ def serve(
         log(f"error: {e}")
         return getattr(e, "exit_code", 2) if not isinstance(e, ServiceError) else 2
     if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: server.stop())
+        # SIGBREAK: how a parent on Windows (the Blender add-on) asks for a clean stop; terminate() kills there.
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGBREAK", None)):
+            if sig is not None:
+                signal.signal(sig, lambda *_: server.stop())
     log(f"enliven {__version__}, protocol {PROTOCOL_VERSION}, device {info.name}, "
         f"engines {', '.join(server.engines.engine_names)}; listening on {endpoint}")
     if ready is not None:
@@ -1595,8 +1600,8 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="compute device (default auto)")
     p.add_argument("--engine", default="warp", choices=_engine_choices(), help="engine used when a request names none")
     p.add_argument("--checkpoint", metavar="PATH", default=None,
-                   help="the refine engine's trained model (RUN_DIR/last.pt from `enliven train`) for requests that "
-                        "name none")
+                   help="the refine engine's trained model (RUN_DIR/best.pt or last.pt from `enliven train`) for "
+                        "requests that name none")
     p.add_argument("--keys", metavar="DIR", default=None,
                    help="CurveZMQ keys directory from `enliven keys` (server.key_secret + clients/*.key)")
     p.add_argument("--output-root", metavar="DIR", default=None,

@@ -348,8 +348,8 @@ class Client:
         ``progress`` events carry ``done`` (the step), ``total`` (steps in all)
         and ``losses``; ``cancel`` stops after the current step and saves. The
         final ``done`` event's ``checkpoint`` is the model to use, for the
-        refine engine's ``checkpoint=``: RUN_DIR/best.pt when the config names
-        ``validation`` clips, else RUN_DIR/last.pt. ``config`` is a preset name
+        refine engine's ``checkpoint=``: RUN_DIR/best.pt once the run has
+        scored its ``validation`` clips, else RUN_DIR/last.pt. ``config`` is a preset name
         or an object of settings (enliven.neural.config); ``resume`` continues
         the run in ``run_dir``.
         """

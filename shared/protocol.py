@@ -535,8 +535,8 @@ REQUESTS: dict[str, tuple[dict[str, FieldSpec], dict[str, PartSpec]]] = {
     # Training the refine engine on a dataset made by `enliven prepare` on the
     # server's disk. Progress carries the step, the steps in all and the losses;
     # cancel stops after the current step and saves RUN_DIR/last.pt first. The
-    # final reply's checkpoint is the model to use: best.pt when the config
-    # names validation clips (the best generator on them), else last.pt.
+    # final reply's checkpoint is the model to use: best.pt once the run has
+    # scored its validation clips (the best generator on them), else last.pt.
     "train": (
         {
             "dataset_dir": FieldSpec(_path, "an absolute directory path on the server (from `enliven prepare`)", True),

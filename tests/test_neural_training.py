@@ -154,31 +154,55 @@ def test_validation_clips_pick_the_best_generator_and_its_strength(dataset, tmp_
     best = load_checkpoint(tmp_path / "run" / "best.pt")
     assert best["best"]["val_l1"] == min(history["val_l1"]) and best["step"] == best["best"]["step"]
     assert 0.0 <= best["strength"] <= 1.0
-    # The fitted blend includes strength 0 (the warp alone), so best.pt never does worse than the warp there.
-    assert all(refined <= warp for refined, warp in zip(history["val_l1"], history["val_l1_warp"]))
+    assert load_generator(tmp_path / "run" / "best.pt")[0].correction_strength == best["strength"]
 
-    generator, _, _ = load_generator(tmp_path / "run" / "best.pt")
-    assert generator.correction_strength == best["strength"]
-    full, _, _ = load_generator(tmp_path / "run" / "best.pt")
-    full.correction_strength = 1.0
+    # A strength scales the correction exactly as it was fitted: warp + s * (full refined frame - warp), also
+    # where the full correction runs past white or black.
+    payload = {k: v for k, v in best.items() if k not in ("format", "version")}
+    payload["generator"] = {k: v.clone() for k, v in payload["generator"].items()}
+    payload["generator"]["residual_head.bias"] += 3.0  # saturates
+    for name, strength in (("full.pt", 1.0), ("half.pt", 0.5)):
+        save_checkpoint(tmp_path / name, {**payload, "strength": strength})
+    full, half = load_generator(tmp_path / "full.pt")[0], load_generator(tmp_path / "half.pt")[0]
     example = trainer.validation[ExampleKey(7, 0, 0)]
-    args = (example["warped"], example["source"], example["displacement"], example["masks"],
-            generator.inference_noise(2))
+    args = (example["warped"], example["source"], example["displacement"], example["masks"], full.inference_noise(2))
     with torch.no_grad():
-        blended, full_output = generator(*args)[0], full(*args)[0]
+        full_output, half_output = full(*args)[0], half(*args)[0]
     warped = example["warped"]
-    expected = warped + best["strength"] * (full_output - warped)
-    assert torch.allclose(blended, expected, atol=1e-5)
+    assert (full_output == 1.0).any(), "the test correction saturates"
+    assert torch.allclose(half_output, warped + 0.5 * (full_output - warped), atol=1e-6)
 
     # A model that did not help on its validation clips (strength 0) renders exactly the warp engine's frames.
-    unhelpful = tmp_path / "unhelpful.pt"
-    save_checkpoint(unhelpful, {**{k: v for k, v in best.items() if k not in ("format", "version")}, "strength": 0.0})
+    save_checkpoint(tmp_path / "unhelpful.pt", {**payload, "strength": 0.0})
     values = channel_values(jaw_open=0.6, head_yaw=10.0)
-    assert np.array_equal(RefineEngine(subject, checkpoint=unhelpful, device="cpu").render(values),
+    assert np.array_equal(RefineEngine(subject, checkpoint=tmp_path / "unhelpful.pt", device="cpu").render(values),
                           WarpEngine(subject).render(values))
 
     with pytest.raises(EnlivenError, match="not in the dataset"):
         Trainer(dataset, tmp_path / "other", replace(config, validation=("nowhere",)), show_progress_bar=False)
+
+
+def test_a_validated_run_resumes_against_its_best_model_and_is_never_mixed_with_another(dataset, tmp_path):
+    config = replace(TINY, validation=("turning",), validate_every=1, validation_pairs=2, steps=3,
+                     checkpoint_every=10**6)
+    Trainer(dataset, tmp_path / "run", replace(config, steps=2), show_progress_bar=False).run()
+    # best.pt can be newer than last.pt (validation runs more often than checkpoints): resuming keeps its score.
+    best = load_checkpoint(tmp_path / "run" / "best.pt")
+    better = {**{k: v for k, v in best.items() if k not in ("format", "version")},
+              "best": {**best["best"], "val_l1": best["best"]["val_l1"] / 10}}
+    save_checkpoint(tmp_path / "run" / "best.pt", better)
+    resumed = Trainer(dataset, tmp_path / "run", resume=True, steps=3, show_progress_bar=False)
+    assert resumed.best["val_l1"] == better["best"]["val_l1"]
+    resumed.run()
+    assert load_checkpoint(tmp_path / "run" / "best.pt")["best"] == better["best"], "a worse model replaced it"
+
+    # Resume scores the same pairs, so their number may not change; a fresh run never shares a folder with a
+    # model from another run.
+    with pytest.raises(EnlivenError, match="other settings"):
+        Trainer(dataset, tmp_path / "run", replace(config, validation_pairs=3), resume=True, show_progress_bar=False)
+    (tmp_path / "run" / "last.pt").unlink()
+    with pytest.raises(EnlivenError, match="best.pt"):
+        Trainer(dataset, tmp_path / "run", TINY, show_progress_bar=False)
 
 
 def test_refine_engine_renders_full_frames_with_a_checkpoint(dataset, tmp_path, subject, astronaut):

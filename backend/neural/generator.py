@@ -6,7 +6,7 @@ Input (channels, all at side x side over the head region):
   (config.noise_channels; a fixed pattern when making frames).
 Output: a residual image and a blend mask; the refined frame is
 
-    refined = warped + strength * gate * mask * residual
+    refined = warped + strength * (clamp(warped + gate * mask * residual) - warped)
 
 (gate: 1 everywhere, or only inside the face outline; RefineConfig.refine_region;
 strength: 1 while training, the value fitted on validation clips when a
@@ -134,7 +134,7 @@ class Generator(nn.Module):
             correction = self.limit_detail(correction, masks)
         if gate is not None:
             mask, correction = mask * gate, correction * gate
-        if self.correction_strength != 1.0:
-            correction = correction * self.correction_strength
         refined = (warped + correction).clamp(-1.0, 1.0)
+        if self.correction_strength != 1.0:  # exactly the blend Trainer.validate fitted the strength on
+            refined = warped + self.correction_strength * (refined - warped)
         return refined, mask

@@ -49,8 +49,7 @@ from . import losses
 TrainProgress = Callable[[int, int, dict[str, float]], None]
 SAMPLE_ROWS = 4
 # Settings that may differ when resuming: they do not change which examples, noise or updates a step gets.
-BOOKKEEPING_FIELDS = ("steps", "workers", "log_every", "sample_every", "checkpoint_every", "validate_every",
-                      "validation_pairs")
+BOOKKEEPING_FIELDS = ("steps", "workers", "log_every", "sample_every", "checkpoint_every", "validate_every")
 LOSS_NAMES = ("total", "l1", "l1_warp", "perceptual", "feature_matching", "adversarial", "motion", "temporal", "mask", "discriminator")
 VALIDATION_NAMES = ("val_l1", "val_l1_warp", "val_strength")
 # Correction strengths tried on the validation clips (0 = the warp alone, 1 = the generator's full correction).
@@ -129,6 +128,8 @@ class Trainer:
         elif last.exists():
             raise EnlivenError(f"{self.run_dir} already holds a run (last.pt): pass --resume to continue it, "
                                "or choose another --out.")
+        elif (self.run_dir / "best.pt").exists():
+            raise EnlivenError(f"{self.run_dir} holds a model from an earlier run (best.pt): choose another --out.")
         config = config or RefineConfig()
         if steps is not None:
             config = replace(config, steps=steps)
@@ -153,6 +154,7 @@ class Trainer:
             self.perceptual = load_vgg19(vgg_weights).to(self.device)
         if checkpoint is not None:
             self._restore(checkpoint)
+            self._adopt_saved_best()
 
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -210,6 +212,17 @@ class Trainer:
         self.validation_history = {key: list(values) for key, values
                                    in checkpoint.get("validation_history", self.validation_history).items()}
         self.best = dict(checkpoint.get("best", {}))
+
+    def _adopt_saved_best(self) -> None:
+        """best.pt may be newer than last.pt (validation runs more often than checkpoints): keep its score, so
+        that a resumed run only replaces it with a better model."""
+        path = self.run_dir / "best.pt"
+        if not path.exists():
+            return
+        saved = load_checkpoint(path).get("best", {})
+        score = saved.get("val_l1", math.inf)
+        if math.isfinite(score) and score < self.best.get("val_l1", math.inf):
+            self.best = dict(saved)
 
     def save(self) -> Path | None:
         """Write last.pt (rank 0 only; every rank holds the same weights)."""
@@ -414,6 +427,7 @@ class Trainer:
             errors += (blended - target).abs().mean(dim=(1, 2, 3, 4)).cpu().numpy()
         self.generator.train()
         errors /= len(self._validation_batches)
+        errors = np.where(np.isfinite(errors), errors, np.inf)  # a diverged generator never wins (s = 0 is finite)
         best_index = int(np.argmin(errors))
         scores = {"val_l1": float(errors[best_index]), "val_l1_warp": float(errors[0]),
                   "val_strength": float(STRENGTHS[best_index])}
@@ -424,7 +438,7 @@ class Trainer:
             if self.tensorboard is not None:
                 for name, value in scores.items():
                     self.tensorboard.add_scalar(f"validation/{name}", value, self.step)
-            if not self.best or scores["val_l1"] < self.best["val_l1"]:
+            if scores["val_l1"] < self.best.get("val_l1", math.inf):
                 self.best = {"step": float(self.step), "val_l1": scores["val_l1"], "strength": scores["val_strength"]}
                 save_checkpoint(self.run_dir / "best.pt", {**self.state(), "strength": scores["val_strength"]})
         return scores
@@ -447,9 +461,10 @@ class Trainer:
             if new:
                 file.write(",".join(names) + "\n")
             file.write(",".join(f"{self.history[n][-1]:.6g}" for n in names) + "\n")
-        if self.tensorboard is not None:
+        if self.tensorboard is not None:  # the validation scores have their own section (validate)
             for name, value in logged.items():
-                self.tensorboard.add_scalar(f"train/{name}", value, self.step)
+                if name not in VALIDATION_NAMES:
+                    self.tensorboard.add_scalar(f"train/{name}", value, self.step)
         if self.progress is not None:
             self.progress(self.step, self.config.steps, dict(logged))
 

