@@ -40,6 +40,14 @@ def _bake_progress(layout: bpy.types.UILayout, obj: bpy.types.Object) -> None:
         layout.label(text=job.message, icon=icon)
 
 
+class _PortraitPanel(_EnlivenPanel):
+    """A section shown only while there is a portrait to work on."""
+
+    @classmethod
+    def poll(cls, context):
+        return connection.active_rig(context) is not None
+
+
 class ENLIVEN_PT_main(_EnlivenPanel, bpy.types.Panel):
     bl_label = "Enliven"
 
@@ -71,13 +79,9 @@ class ENLIVEN_PT_main(_EnlivenPanel, bpy.types.Panel):
         row.operator("enliven.show_preview", text="", icon='IMAGE')
 
 
-class ENLIVEN_PT_channels(_EnlivenPanel, bpy.types.Panel):
+class ENLIVEN_PT_channels(_PortraitPanel, bpy.types.Panel):
     bl_label = "Channels"
     bl_parent_id = "ENLIVEN_PT_main"
-
-    @classmethod
-    def poll(cls, context):
-        return connection.active_rig(context) is not None
 
     def draw(self, context):
         layout = self.layout
@@ -91,13 +95,9 @@ class ENLIVEN_PT_channels(_EnlivenPanel, bpy.types.Panel):
         layout.operator("enliven.reset_pose", icon='LOOP_BACK')
 
 
-class ENLIVEN_PT_motion(_EnlivenPanel, bpy.types.Panel):
+class ENLIVEN_PT_motion(_PortraitPanel, bpy.types.Panel):
     bl_label = "Motion"
     bl_parent_id = "ENLIVEN_PT_main"
-
-    @classmethod
-    def poll(cls, context):
-        return connection.active_rig(context) is not None
 
     def draw(self, context):
         layout = self.layout
@@ -115,13 +115,9 @@ class ENLIVEN_PT_motion(_EnlivenPanel, bpy.types.Panel):
         _bake_progress(layout, connection.active_rig(context))
 
 
-class ENLIVEN_PT_output(_EnlivenPanel, bpy.types.Panel):
+class ENLIVEN_PT_output(_PortraitPanel, bpy.types.Panel):
     bl_label = "Generate"
     bl_parent_id = "ENLIVEN_PT_main"
-
-    @classmethod
-    def poll(cls, context):
-        return connection.active_rig(context) is not None
 
     def draw(self, context):
         layout = self.layout

@@ -41,13 +41,10 @@ def _threads(count: int) -> None:
 
 
 def quality(args: argparse.Namespace) -> dict:
-    from enliven.analysis import analyze_image
-    from enliven.capture import capture_video
     from enliven.engines.refine import RefineEngine
     from enliven.engines.warp import WarpEngine
-    from enliven.filters import DEFAULT_SMOOTHING, SMOOTHING_LEVELS
 
-    from quality import DEFAULT_VIDEOS, METRICS, read_frames, target_frames
+    from quality import DEFAULT_VIDEOS, METRICS, self_reenactment
     from quality_metrics import Scorer
 
     videos = args.videos or DEFAULT_VIDEOS
@@ -58,19 +55,16 @@ def quality(args: argparse.Namespace) -> dict:
     results = {}
     for path in clips:
         started = time.perf_counter()
-        capture = capture_video(path, reference="first", smoothing=SMOOTHING_LEVELS[DEFAULT_SMOOTHING])
-        motion = capture.motion.full()
-        targets = target_frames(motion.shape[0])
-        frames = read_frames(path, {0, *targets})
-        subject = analyze_image(frames[0])
-        engines = {"warp": WarpEngine(subject), "refine": RefineEngine(subject, checkpoint=args.checkpoint, device="cpu")}
+        clip = self_reenactment(path)
+        engines = {"warp": WarpEngine(clip.subject),
+                   "refine": RefineEngine(clip.subject, checkpoint=args.checkpoint, device="cpu")}
         scores = {name: [] for name in engines}
-        for index in targets:
-            real = scorer.real(frames[index])
+        for index in clip.targets:
+            real = scorer.real(clip.frames[index])
             for name, engine in engines.items():
-                scores[name].append(scorer.score(real, engine.render(motion[index])))
+                scores[name].append(scorer.score(real, engine.render(clip.motion[index])))
         means = {name: {m: float(np.nanmean([s[m] for s in rows])) for m in METRICS} for name, rows in scores.items()}
-        results[path.stem] = {"targets": len(targets), "means": means, "per_frame": scores}
+        results[path.stem] = {"targets": len(clip.targets), "means": means, "per_frame": scores}
         print(f"{path.stem}: " + "; ".join(f"{name} L1 {m['L1']:.4f} AKD {m['AKD']:.2f} AED {m['AED']:.3f} "
                                              f"NME {m['NME']:.2f}" for name, m in means.items())
               + f" ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)

@@ -35,7 +35,9 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -120,13 +122,30 @@ def grid(rows: list[tuple[np.ndarray, np.ndarray]], side: int = SCORE_SIDE) -> n
     return sheet
 
 
-def evaluate_clip(path: Path, scorer: Scorer, out: Path, smoothing_level: str) -> dict:
-    started = time.perf_counter()
+@dataclass
+class SelfReenactment:
+    """One clip set up for scoring: frame 0 as the photo, the whole clip captured into motion, and the real
+    frames that the generated ones are compared with."""
+
+    capture: Any  # enliven.capture's result: motion, landmarks per frame
+    motion: np.ndarray  # (frames, channels)
+    targets: list[int]  # the frame numbers scored
+    frames: dict[int, np.ndarray]  # frame 0 and the targets, RGB
+    subject: Any  # frame 0 analysed, ready for an engine
+
+
+def self_reenactment(path: Path, smoothing_level: str = DEFAULT_SMOOTHING) -> SelfReenactment:
     capture = capture_video(path, reference="first", smoothing=SMOOTHING_LEVELS[smoothing_level])
     motion = capture.motion.full()
     targets = target_frames(motion.shape[0])
     frames = read_frames(path, {0, *targets})
-    subject = analyze_image(frames[0])
+    return SelfReenactment(capture, motion, targets, frames, analyze_image(frames[0]))
+
+
+def evaluate_clip(path: Path, scorer: Scorer, out: Path, smoothing_level: str) -> dict:
+    started = time.perf_counter()
+    clip = self_reenactment(path, smoothing_level)
+    capture, motion, targets, frames, subject = clip.capture, clip.motion, clip.targets, clip.frames, clip.subject
     animator = Animator(subject)
     oracle = OracleWarp(subject)
 
