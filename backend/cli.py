@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .errors import BadMotionError, EnlivenError
+from .errors import BadMotionError, EnlivenError, UsageError
 from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
 from .shared.motion import Motion, MotionError
 
@@ -149,7 +149,14 @@ def load_motion_arguments(args: argparse.Namespace) -> Motion:
 
     fps = args.fps or 24.0
     if args.preset:
-        motion = preset_motion(args.preset, fps=fps, seed=args.seed, duration_s=args.duration)
+        if args.seed < 0:  # numpy's random generator would refuse it with a traceback
+            raise UsageError(f"--seed must be 0 or more, got {args.seed}")
+        try:
+            motion = preset_motion(args.preset, fps=fps, seed=args.seed, duration_s=args.duration)
+        except MotionError as error:
+            # Presets are built in, so only the arguments can be wrong: the
+            # preset's name, --fps or --duration. Exit 2 like argparse's own.
+            raise UsageError(str(error)) from None
     else:
         motion = load_motion(args.motion, fps=args.fps)
     motion, warnings = motion.sanitized(strict=args.strict)
