@@ -29,7 +29,7 @@ class BakeSettings:
     sound_from_reply: bool = False  # ... or the WAV the backend wrote (Say Text)
 
 
-@dataclass
+@dataclass(eq=False)
 class BakeJob(Job):
     """One capture or lip-sync job: sent to the backend, then keyed on the rig."""
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .shared.client import Event
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class GenerateJob(Job):
     kind = "generate"
 

@@ -69,7 +69,7 @@ class JobHost:
             self._writer = None
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, eq=False)  # a controller is itself, not its fields
 class Job:
     """A running job's controller; subclasses are the state machines of each kind."""
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 PENDING = "pending"  # holds the slot until the request is actually sent
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class PreviewJob(Job):
     kind = "preview"
 

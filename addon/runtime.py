@@ -27,7 +27,7 @@ from .generate_job import GenerateJob
 from .jobs import Job, JobHost
 from .photos import PhotoCache, output_dir, rig_checkpoint
 from .preview_job import PreviewJob
-from .session import ConnectionSettings, Session
+from .session import CLIENT_NAME, ConnectionSettings, Session
 from .frame_cache import engine_key
 from .states import ConnectionState, UserError
 from .subjects import SubjectCache
@@ -64,7 +64,7 @@ class Runtime:
         self.wake = wake
         self.host = host = JobHost(report)
         self.session = Session(connection_settings, host.notify, wake, on_connected=host.clear_error,
-                               client_name=f"blender-enliven (Blender {bpy.app.version_string})")
+                               client_name=f"{CLIENT_NAME} (Blender {bpy.app.version_string})")
         self.subjects = SubjectCache(self.session, host.rig_status, host.notify)
         host.session, host.subjects = self.session, self.subjects
         host.key_motion, host.show_preview, host.frames_written = keying.key_job_motion, self._show_preview, \

@@ -21,7 +21,7 @@ def _losses(fields: dict) -> dict[str, float]:
     return {str(name): float(value) for name, value in (fields.get("losses") or {}).items()}
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class TrainingJob(Job):
     """One training run of the refine engine on the backend."""
 
