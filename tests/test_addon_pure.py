@@ -8,10 +8,12 @@ How the add-on's modules are imported without bpy: the add-on package's own
 package module named PACKAGE, whose __path__ is addon/, is put in sys.modules
 first; importing PACKAGE.frame_cache and friends then finds the files in
 addon/ without executing addon/__init__.py. Their `from .shared import ...`
-resolves to PACKAGE.shared, which is the backend's `enliven.shared` - the
-same source build.py vendors into the extension. The modules loaded this way
-import only the standard library, numpy, `.shared` and each other; a module
-that imports bpy would fail here, which is the point.
+resolves to PACKAGE.shared, a second bare package whose __path__ is shared/:
+the same source build.py vendors into the extension as its `shared`
+subpackage, loaded apart from `enliven.shared` so that the backend's own
+modules (and their exception classes) stay untouched. The modules loaded this
+way import only the standard library, numpy, pyzmq, `.shared` and each other;
+a module that imports bpy would fail here, which is the point.
 """
 from __future__ import annotations
 
@@ -35,10 +37,10 @@ PACKAGE = "enliven_addon_without_bpy"
 
 def _addon_module(name: str) -> types.ModuleType:
     if PACKAGE not in sys.modules:
-        package = types.ModuleType(PACKAGE)
-        package.__path__ = [str(ROOT / "addon")]
-        sys.modules[PACKAGE] = package
-        sys.modules[PACKAGE + ".shared"] = importlib.import_module("enliven.shared")
+        for package_name, folder in ((PACKAGE, "addon"), (PACKAGE + ".shared", "shared")):
+            package = types.ModuleType(package_name)
+            package.__path__ = [str(ROOT / folder)]
+            sys.modules[package_name] = package
     return importlib.import_module(f"{PACKAGE}.{name}")
 
 
@@ -59,6 +61,9 @@ JobState = states.JobState
 def test_no_addon_module_loaded_here_imports_bpy():
     assert "bpy" not in sys.modules
     assert not hasattr(sys.modules[PACKAGE], "register")  # addon/__init__.py never ran
+    import enliven.shared.protocol
+
+    assert states.protocol is not enliven.shared.protocol  # the backend's own copy is left alone
 
 
 # --------------------------------------------------------------------------- states
