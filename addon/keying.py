@@ -167,4 +167,4 @@ def _add_sound(job, scene: bpy.types.Scene, path: str, length: int) -> str:
                             f"{job.settings.frame} yourself")
         return ""
     job.strip = strip.name
-    return f"; sound strip '{strip.name}' at frame {int(strip.frame_start)}, channel {strip.channel}"
+    return f"; sound strip '{strip.name}' at frame {compat.strip_content_start(strip)}, channel {strip.channel}"

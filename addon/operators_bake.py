@@ -223,7 +223,7 @@ class ENLIVEN_OT_lipsync_audio(_MouthOptions, bpy.types.Operator, ImportHelper):
                     raise UserError(f"No sound strip called '{self.strip}' in the sequencer")
                 path = existing_file(compat.sound_strip_path(strip), "sound file")
                 # Keyed where the strip's sound starts, so mouth and sound stay together.
-                settings = self.mouth_settings(int(strip.frame_start))
+                settings = self.mouth_settings(compat.strip_content_start(strip))
             else:
                 path = existing_file(self.filepath, "audio file")
                 settings = self.mouth_settings(self.start_frame(context), sound_path=path)

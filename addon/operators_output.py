@@ -136,8 +136,8 @@ class ENLIVEN_OT_add_to_sequencer(bpy.types.Operator):
             compositing.set_resolution(scene, compositing.png_size(
                 os.path.join(bpy.path.abspath(strip.directory), strip.elements[0].filename)))
         _color_management(self, scene)
-        self.report({'INFO'}, f"Strip '{strip.name}' on channel {strip.channel}, "
-                              f"frames {strip.frame_final_start}-{strip.frame_final_end - 1}")
+        first, end = compat.strip_span(strip)
+        self.report({'INFO'}, f"Strip '{strip.name}' on channel {strip.channel}, frames {first}-{end - 1}")
         return {'FINISHED'}
 
 
