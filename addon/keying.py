@@ -1,5 +1,5 @@
 """Writing keyframes on a rig: presets, baked motion files, and the motion
-a capture or lip-sync job sends back (`bake_channels`).
+a capture or lip-sync job sends back (`bake_channels`, `key_job_motion`).
 
 Keys go straight into the channel F-curves (`keyframe_points.insert` /
 `add`), which is much faster than `keyframe_insert` per key and does not
@@ -14,8 +14,10 @@ import numpy as np
 from . import compat, properties, sampling
 from .shared import keyframes
 from .shared.channels import CHANNEL_INDEX, CHANNEL_NAMES
+from .shared.client import motion_of
 from .shared.motion import Motion
 from .shared.presets import PRESETS, preset_keys
+from .states import UserError
 
 
 def _clear_range(fc: bpy.types.FCurve, first: float, last: float) -> None:
@@ -126,3 +128,43 @@ def _tag(obj: bpy.types.Object) -> None:
 
 def preset_items() -> list[tuple[str, str, str]]:
     return [(name, name.replace("-", " ").title(), preset.description) for name, preset in PRESETS.items()]
+
+
+def key_job_motion(job, event) -> str:
+    """A bake job's motion arrived (bake_job.BakeJob): key it on the rig and add its sound strip.
+    Returns what was done, for the job's message; raises UserError when nothing could be keyed."""
+    obj, scene = bpy.data.objects.get(job.rig), bpy.data.scenes.get(job.scene)
+    if obj is None or scene is None:
+        raise UserError("the portrait or its scene was deleted meanwhile")
+    settings = job.settings
+    try:
+        values, channels, fps = motion_of(event)
+        job.keys, first, last = bake_channels(
+            obj, values, channels, fps, settings.frame, sampling.scene_fps(scene), only=settings.only,
+            relative_tolerance=settings.relative_tolerance, blend_factor=settings.blend_factor)
+    except ValueError as error:
+        raise UserError(f"the backend's motion cannot be keyed: {error}") from None
+    job.frames = (first, last)
+    job.warnings = [str(w) for w in event.fields.get("warnings", [])][:5]
+    text = f"{job.title}: {job.keys} keys on frames {first}-{last}"
+    sound = settings.sound_path or (event.fields.get("audio_path") if settings.sound_from_reply else None)
+    if sound:
+        text += _add_sound(job, scene, sound, last - first + 1)
+    scene.frame_set(scene.frame_current)  # the channel sliders show the new keys
+    return text
+
+
+def _add_sound(job, scene: bpy.types.Scene, path: str, length: int) -> str:
+    """Add the bake's sound strip; returns the text to append to the job's message."""
+    if not compat.can_add_sound():
+        job.warnings.append(f"This Blender has no audio support: add {path} to the sequencer yourself, "
+                            f"at frame {job.settings.frame}")
+        return ""
+    try:
+        strip = compat.add_sound_strip(scene, path, job.settings.frame, length)
+    except RuntimeError as error:
+        job.warnings.append(f"The sound strip could not be added ({error}); add {path} at frame "
+                            f"{job.settings.frame} yourself")
+        return ""
+    job.strip = strip.name
+    return f"; sound strip '{strip.name}' at frame {compat.strip_content_start(strip)}, channel {strip.channel}"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import compat, connection, sampling
+from . import compat, photos, properties, sampling
 from .connection import RUNTIME
 from .properties import GROUP_TITLES
 from .shared.channels import GROUPS
@@ -45,7 +45,7 @@ class _PortraitPanel(_EnlivenPanel):
 
     @classmethod
     def poll(cls, context):
-        return connection.active_rig(context) is not None
+        return properties.active_rig(context) is not None
 
 
 class ENLIVEN_PT_main(_EnlivenPanel, bpy.types.Panel):
@@ -66,7 +66,7 @@ class ENLIVEN_PT_main(_EnlivenPanel, bpy.types.Panel):
         row = box.row(align=True)
         row.operator("enliven.add_portrait", icon='ADD')
 
-        obj = connection.active_rig(context)
+        obj = properties.active_rig(context)
         layout.prop(scene.enliven, "rig")
         if obj is None:
             layout.label(text="Add a portrait to start", icon='INFO')
@@ -87,7 +87,7 @@ class ENLIVEN_PT_channels(_PortraitPanel, bpy.types.Panel):
         layout = self.layout
         layout.use_property_split = True
         layout.use_property_decorate = True  # the keyframe diamonds
-        rig = connection.active_rig(context).enliven
+        rig = properties.active_rig(context).enliven
         for group, names in GROUPS.items():
             column = layout.column(align=True, heading=GROUP_TITLES.get(group, group.title()))
             for name in names:
@@ -112,7 +112,7 @@ class ENLIVEN_PT_motion(_PortraitPanel, bpy.types.Panel):
         if compat.sound_strips(context.scene):
             column.operator("enliven.lipsync_audio", text="Lip-sync from Sound Strip", icon='SEQUENCE').source = 'STRIP'
         column.operator("enliven.say_text", icon='OUTLINER_OB_SPEAKER')
-        _bake_progress(layout, connection.active_rig(context))
+        _bake_progress(layout, properties.active_rig(context))
 
 
 class ENLIVEN_PT_output(_PortraitPanel, bpy.types.Panel):
@@ -121,7 +121,7 @@ class ENLIVEN_PT_output(_PortraitPanel, bpy.types.Panel):
 
     def draw(self, context):
         layout = self.layout
-        obj = connection.active_rig(context)
+        obj = properties.active_rig(context)
         rig = obj.enliven
         layout.use_property_split = True
         layout.use_property_decorate = False
@@ -134,7 +134,7 @@ class ENLIVEN_PT_output(_PortraitPanel, bpy.types.Panel):
             first, last = sampling.frame_range(context.scene, obj)
             layout.label(text=f"Scene frames {first}-{last}")
         layout.prop(rig, "output_dir")
-        directory, warning = connection.output_dir(obj)
+        directory, warning = photos.output_dir(obj)
         if not rig.output_dir:
             layout.label(text=directory)
         if warning:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 
+from . import hooks
 from .shared.client import DEFAULT_ADDRESS
 
 # The extension's package name is decided by Blender (bl_ext.<repo>.enliven);
@@ -12,9 +13,7 @@ ADDON_ID = __package__
 
 
 def _mode_changed(prefs, context) -> None:
-    from . import connection
-
-    connection.RUNTIME.settings_changed()
+    hooks.settings_changed()
 
 
 class ENLIVEN_AP_preferences(bpy.types.AddonPreferences):
@@ -55,8 +54,6 @@ class ENLIVEN_AP_preferences(bpy.types.AddonPreferences):
         description="Seconds of silence after which the backend counts as unreachable")
 
     def draw(self, context: bpy.types.Context) -> None:
-        from . import connection
-
         layout = self.layout
         layout.use_property_split = True
         layout.prop(self, "mode")
@@ -70,15 +67,14 @@ class ENLIVEN_AP_preferences(bpy.types.AddonPreferences):
             layout.prop(self, "local_port")
         layout.prop(self, "timeout")
 
-        runtime = connection.RUNTIME
         box = layout.box()
-        icon, text = runtime.status_line()
+        icon, text = hooks.status_line()
         box.label(text=text, icon=icon)
         row = box.row(align=True)
         row.operator("enliven.connect", icon='LINKED')
         if self.mode == 'LOCAL':
             row.operator("enliven.stop_backend", icon='CANCEL')
-        if runtime.has_log():
+        if hooks.has_log():
             row.operator("enliven.show_log", icon='TEXT')
 
 

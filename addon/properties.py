@@ -19,6 +19,7 @@ import math
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
+from . import hooks
 from .shared import channels as channel_table
 
 GROUP_NAME = "Enliven"  # the action group the channel F-curves go in
@@ -58,9 +59,7 @@ def _title(name: str) -> str:
 def _channel_changed(rig: "ENLIVEN_PG_rig", context: bpy.types.Context) -> None:
     # Called when the artist (or a script) sets a channel: ask for a new
     # preview at once instead of waiting for the depsgraph handler.
-    from . import connection
-
-    connection.channels_changed(rig.id_data)
+    hooks.channels_changed(rig.id_data)
 
 
 def _channel_property(ch: channel_table.Channel) -> FloatProperty:
@@ -90,9 +89,7 @@ def _channel_property(ch: channel_table.Channel) -> FloatProperty:
 
 def _engine_names(rig, context, text: str) -> list[str]:
     """The connected backend's engines, for the Engine field's search list."""
-    from .connection import RUNTIME
-
-    return list((RUNTIME.server_info or {}).get("engines", ["warp", "refine"]))
+    return list(hooks.engine_names())
 
 
 def _rig_annotations() -> dict:
@@ -151,9 +148,7 @@ def _is_rig(scene_settings, obj: bpy.types.Object) -> bool:
 
 
 def _preview_toggled(settings: "ENLIVEN_PG_scene", context: bpy.types.Context) -> None:
-    from . import connection
-
-    connection.preview_toggled(settings.id_data)
+    hooks.preview_toggled(settings.id_data)
 
 
 class ENLIVEN_PG_scene(bpy.types.PropertyGroup):
@@ -216,3 +211,18 @@ def rig_channel_values(obj: bpy.types.Object) -> list[float]:
     """The rig's current channel values in table order and channel units."""
     rig = obj.enliven
     return [getattr(rig, c.name) / k for c, k in zip(channel_table.CHANNELS, SCALES)]
+
+
+def active_rig(context: bpy.types.Context, scene: bpy.types.Scene | None = None) -> bpy.types.Object | None:
+    """The portrait the UI works on: the active object when it is a portrait,
+    else the scene's chosen one."""
+    scene = scene or context.scene
+    view_layer = getattr(context, "view_layer", None)
+    active = view_layer.objects.active if view_layer is not None else None
+    if active is not None and active.enliven.is_rig:
+        return active
+    if scene is not None:
+        rig = scene.enliven.rig
+        if rig is not None and rig.enliven.is_rig:
+            return rig
+    return None

@@ -4,6 +4,8 @@ backend the add-on starts itself."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -95,7 +97,7 @@ def test_version_mismatch_is_reported(connected):
     # with a version_mismatch error, which the add-on shows as such.
     header = {"protocol": protocol.PROTOCOL_VERSION + 1, "type": "hello", "job": "mismatch-1", "fields": {}}
     connected.client.send_raw([json.dumps(header).encode()], job="mismatch-1", kind="hello")
-    connected.request("mismatch-1", connected._on_hello)
+    connected.request("mismatch-1", connected.session.on_hello)
     pump(lambda: connected.state == "ERROR", 20, "the version error")
     assert connected.message.startswith("Version mismatch")
     assert "protocol" in connected.message
@@ -236,12 +238,46 @@ def test_local_backend_failures_show_the_log(addon, prefs, scene, tmp_path):
         bpy.ops.enliven.connect()
     assert runtime.state == "ERROR"
 
-    # A Python without enliven installed: the process dies; its output is the message.
+    # A Python without enliven installed: the process dies; its output is the message. (Blender 5.1+ runs
+    # Python 3.13, which the version check refuses before anything starts.)
     prefs.python_env = sys.executable
     bpy.ops.enliven.connect()
     pump(lambda: runtime.state == "ERROR", 30, "the failed start")
-    assert "The local backend exited" in runtime.message and "enliven" in runtime.message
+    if sys.version_info[:2] == (3, 11):
+        assert "The local backend exited" in runtime.message and "enliven" in runtime.message
+    else:
+        assert runtime.message.startswith(f"The Enliven backend needs Python 3.11; {sys.executable} is Python 3.")
     prefs.mode = 'CONNECT'
+
+
+def _python_other_than_3_11() -> str | None:
+    for candidate in ("/root/.pyenv/versions/3.13.0/bin/python3.13", shutil.which("python3.13"),
+                      shutil.which("python3.12"), shutil.which("python3.10")):
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def test_local_backend_needs_python_3_11(addon, prefs, scene):
+    # Blender 5.1+ runs Python 3.13: pointing the preferences at it is an easy mistake, and the backend's
+    # MediaPipe exists for 3.11 only. The check runs the interpreter off the UI thread.
+    other = _python_other_than_3_11()
+    if other is None:
+        pytest.skip("no Python other than 3.11 on this machine")
+    runtime = sub("connection").RUNTIME
+    try:
+        prefs.mode = 'LOCAL'
+        prefs.python_env = other
+        started = time.perf_counter()
+        assert bpy.ops.enliven.connect() == {'FINISHED'}
+        assert time.perf_counter() - started < 0.5
+        assert runtime.state == "STARTING"
+        pump(lambda: runtime.state == "ERROR", 30, "the version check")
+        assert runtime.message.startswith(f"The Enliven backend needs Python 3.11; {other} is Python 3.")
+        assert runtime.last_error == runtime.message and runtime.local.proc is None  # no server was started
+    finally:
+        prefs.mode = 'CONNECT'
+        prefs.python_env = ""
 
 
 def test_encrypted_backend_needs_the_right_keys(addon, prefs, scene, tmp_path):

@@ -1,0 +1,71 @@
+"""The add-on's vocabulary, free of bpy: connection and job states, the
+backend's error codes the add-on acts on, and the error the artist can fix.
+
+The states are StrEnums whose values are the strings the panel, the tests and
+scripts compare against ("CONNECTED", "DONE"...), so `state == "DONE"` keeps
+working. The error codes are grouped here so that switching them to the
+constants of shared/protocol.py is an edit of this one file.
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+from .shared import protocol
+
+
+class UserError(Exception):
+    """A problem the artist can fix; its message is shown as is."""
+
+
+class ConnectionState(StrEnum):
+    DISCONNECTED = "DISCONNECTED"
+    STARTING = "STARTING"  # a local backend is starting; no address yet
+    CONNECTING = "CONNECTING"  # hello sent, no reply yet
+    CONNECTED = "CONNECTED"
+    ERROR = "ERROR"
+
+
+class JobState(StrEnum):
+    PREPARING = "PREPARING"  # waiting for the connection or the photo's analysis
+    RUNNING = "RUNNING"
+    FINISHING = "FINISHING"  # generate: waiting for the last frame writes
+    STOPPING = "STOPPING"  # training: stops after this step and saves
+    DONE = "DONE"
+    CANCELLED = "CANCELLED"
+    STOPPED = "STOPPED"  # training: saved, Resume continues it
+    FAILED = "FAILED"
+
+
+ACTIVE_STATES = frozenset({JobState.PREPARING, JobState.RUNNING, JobState.FINISHING, JobState.STOPPING})
+
+# How a job's end is reported (the report's level).
+REPORT_LEVEL = {JobState.FAILED: 'ERROR', JobState.CANCELLED: 'WARNING', JobState.STOPPED: 'WARNING'}
+
+# --------------------------------------------------------------------------- error codes the add-on acts on
+
+UNKNOWN_SUBJECT = "unknown_subject"
+NO_FACE = "no_face"
+# The backend cannot be reached: every job of the connection fails alike.
+UNREACHABLE_ERRORS = ("timeout", "auth_refused")
+# The backend restarted or dropped the job.
+LOST_ERRORS = ("lost", "server_restarted")
+# The photo itself cannot be used: asking again will not help.
+UNUSABLE_PHOTO_ERRORS = (NO_FACE, "bad_image", "too_large")
+# The backend no longer knows the photo's analysis: analyse again (once) and resend.
+REANALYSE_ERRORS = (UNKNOWN_SUBJECT, *LOST_ERRORS)
+# Errors after which the same request may well succeed later: worth retrying.
+TRANSIENT_ERRORS = (*UNREACHABLE_ERRORS, *LOST_ERRORS, "busy", "too_many_jobs", "internal")
+
+
+def describe_error(code: str | None, message: str) -> str:
+    """An error reply as one line for the panel and the report."""
+    code = code or "error"
+    if code in UNREACHABLE_ERRORS:
+        return f"Backend not reachable: {message}"
+    if code == protocol.E_VERSION:
+        return f"Version mismatch between the add-on and the backend: {message}"
+    if code == NO_FACE:
+        return f"No face found in the photo: {message}"
+    if code in LOST_ERRORS:
+        return f"The backend lost the job: {message}"
+    return f"{message} [{code}]" if message else f"The backend reported an error [{code}]"
