@@ -24,10 +24,10 @@ new face.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +38,8 @@ from . import landmarks as lm
 from .errors import BadMotionError, EnlivenError, NoFaceError
 from .filters import DEFAULT_SMOOTHING, SMOOTHING_LEVELS, OneEuroSettings, smooth_channels, smoothing_settings
 from .shared.channels import CHANNEL_INDEX, CHANNEL_NAMES, CHANNELS, GROUPS, arkit_to_channels
-from .shared.motion import Motion
+from .shared.motion import (MAX_FRAMES, Motion, MotionError, checked_fps, csv_row_capacity, csv_rows,
+                            frames_spanning, number_from_cell, quoted, read_text_file)
 
 # Gaps (frames without a face) up to this long are filled silently; longer
 # ones are filled the same way but reported, as the motion there is invented.
@@ -421,9 +422,16 @@ def parse_strengths(items: list[str] | None) -> dict[str, float]:
 # Live Link Face names its 52 ARKit columns in PascalCase (EyeBlinkLeft);
 # other exporters use Apple's camelCase (eyeBlinkLeft): match ignoring case.
 _ARKIT_NAMES = {name.lower(): name for ch in CHANNELS for name, _ in ch.arkit}
-_TIMECODE = re.compile(r"^\s*(\d+):(\d+):(\d+)[:;.](\d+(?:\.\d+)?)\s*$")
+# Digit counts bounded so that int() never sees a hostile numeral and the
+# timecodes span at most 100 hours (which the frame limit then refuses).
+_TIMECODE = re.compile(r"^\s*(\d{1,2}):(\d{1,2}):(\d{1,2})[:;.](\d{1,3})(?:\.\d{1,9})?\s*$")
 _STANDARD_RATES = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0, 120.0)
 DEFAULT_LIVELINK_FPS = 60.0
+# Live Link Face writes shapes from 0 to 1 and rotations in radians. Larger
+# numbers are brought to this before the ARKit mapping scales and adds them,
+# so that 1e308 cannot overflow to infinity there (with a numpy warning); the
+# channel's range then clamps it like any value past its limit.
+_ARKIT_VALUE_LIMIT = 1e6
 
 
 def load_livelink_csv(path: str | Path, fps: float | None = None) -> Motion:
@@ -433,63 +441,83 @@ def load_livelink_csv(path: str | Path, fps: float | None = None) -> Motion:
     (radians) become the pose channels. Channels ARKit cannot express
     (head_x, head_y) are left out. The frame rate comes from the timecodes
     (or `fps`); rows are resampled onto an even frame grid when the phone
-    dropped frames.
+    dropped frames. The file is bounded like a motion file (size, line
+    length, number length, frames: enliven.shared.motion); every problem is
+    a BadMotionError whose message starts with the path.
     """
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except OSError as error:
-        raise BadMotionError(f"Cannot read '{source}': {error.strerror or error}.") from None
-    except UnicodeDecodeError:
-        raise BadMotionError(f"'{source}' is not a text CSV file.") from None
-    rows = [row for row in csv.reader(text.splitlines()) if any(cell.strip() for cell in row)]
-    if not rows:
-        raise BadMotionError(f"'{source}' is empty; expected a Live Link Face CSV with a header row.")
-    header = [cell.strip() for cell in rows[0]]
-    shape_columns = {i: _ARKIT_NAMES[name.lower()] for i, name in enumerate(header) if name.lower() in _ARKIT_NAMES}
-    if not shape_columns:
-        raise BadMotionError(f"'{source}' has no ARKit blendshape columns (such as EyeBlinkLeft, JawOpen, "
-                             "HeadYaw); is it a Live Link Face CSV?")
-    if len(rows) < 2:
-        raise BadMotionError(f"'{source}' has a header but no frames.")
+        rate = checked_fps(fps) if fps else None  # 0 or None: from the timecodes
+        return _livelink_motion(read_text_file(path, "Live Link Face CSV"), source, rate)
+    except MotionError as error:
+        raise BadMotionError(str(error)) from None
+
+
+def _livelink_motion(text: str, source: str, fps: float | None) -> Motion:
+    rows = csv_rows(text, source)
+    first = next(rows, None)
+    if first is None:
+        raise BadMotionError(f"{source}: is empty; expected a Live Link Face CSV with a header row.")
+    _, header = first
     lower_header = [name.lower() for name in header]
+    shape_columns = {i: _ARKIT_NAMES[name] for i, name in enumerate(lower_header) if name in _ARKIT_NAMES}
+    if not shape_columns:
+        raise BadMotionError(f"{source}: has no ARKit blendshape columns (such as EyeBlinkLeft, JawOpen, "
+                             "HeadYaw); is it a Live Link Face CSV?")
+    # Counter, not a count per column: a hostile header may repeat a name thousands of times.
+    repeated = sorted(name for name, times in Counter(shape_columns.values()).items() if times > 1)
+    if repeated:
+        raise BadMotionError(f"{source}: column {', '.join(repeated)} appears more than once.")
     time_column = lower_header.index("timecode") if "timecode" in lower_header else None
 
-    table = np.full((len(rows) - 1, len(header)), np.nan)
+    # Only the shape columns are kept, so a wide header costs no memory;
+    # float32 as the motion stores, values within _ARKIT_VALUE_LIMIT.
+    table = np.empty((csv_row_capacity(text), len(shape_columns)), dtype=np.float32)
     timecodes: list[tuple[int, int, int, int]] = []
-    for line, row in enumerate(rows[1:], start=2):
+    frames = 0
+    for line, row in rows:
         if len(row) < len(header):
-            raise BadMotionError(f"'{source}' line {line}: {len(row)} cells but the header has {len(header)}.")
-        for column in shape_columns:
-            try:
-                table[line - 2, column] = float(row[column])
-            except ValueError:
-                raise BadMotionError(f"'{source}' line {line}, column {header[column]}: "
-                                     f"'{row[column]}' is not a number.") from None
+            raise BadMotionError(f"{source}: line {line} has {len(row)} cells but the header has {len(header)}.")
+        if frames == MAX_FRAMES:
+            raise BadMotionError(f"{source}: more than {MAX_FRAMES} frames, too many for a motion.")
+        for slot, column in enumerate(shape_columns):
+            table[frames, slot] = _arkit_value(row[column], f"{source}: line {line}, column {header[column]}")
         if time_column is not None:
             match = _TIMECODE.match(row[time_column])
             if not match:
-                raise BadMotionError(f"'{source}' line {line}: timecode '{row[time_column]}' is not HH:MM:SS:FF.")
-            h, m, s, f = match.groups()
+                raise BadMotionError(f"{source}: line {line}: timecode {quoted(row[time_column])} "
+                                     "is not HH:MM:SS:FF.")
             # The digits after the frame number ("28.207") are a sub-frame reading of the phone's
             # clock; frames are whole numbers of the take's rate, so only the frame number counts.
-            timecodes.append((int(h), int(m), int(s), int(float(f))))
+            timecodes.append(tuple(int(field) for field in match.groups()))
+        frames += 1
+    if not frames:
+        raise BadMotionError(f"{source}: has a header but no frames.")
+    table = table[:frames]
+    if not np.isfinite(table).all():
+        raise BadMotionError(f"{source}: has empty or non-numeric blendshape values.")
 
-    shapes = {name: table[:, column] for column, name in shape_columns.items()}
+    shapes = {name: table[:, slot] for slot, name in enumerate(shape_columns.values())}
     channels = arkit_to_channels(shapes)
     names = tuple(name for name in CHANNEL_NAMES if name in channels)
     values = np.stack([channels[name] for name in names], axis=1).astype(np.float64)
-    if not np.isfinite(values).all():
-        raise BadMotionError(f"'{source}' has empty or non-numeric blendshape values.")
 
     if timecodes:
         rate = fps or _timecode_rate(timecodes)
         times = np.array([h * 3600 + m * 60 + s + f / rate for h, m, s, f in timecodes])
         times = np.where(times < times[0] - 43200, times + 86400, times)  # a take recorded across midnight
-        values = _resample(values, times - times[0], rate)
+        values = _resample(values, times - times[0], rate, source)
     else:
         rate = fps or DEFAULT_LIVELINK_FPS
     return Motion(rate, names, values.astype(np.float32))
+
+
+def _arkit_value(cell: str, where: str) -> float:
+    """A cell's number (see number_from_cell), finite ones within _ARKIT_VALUE_LIMIT."""
+    value = number_from_cell(cell, where)
+    if math.isfinite(value) and abs(value) > _ARKIT_VALUE_LIMIT:
+        return math.copysign(_ARKIT_VALUE_LIMIT, value)
+    return value
 
 
 def _timecode_rate(timecodes: list[tuple[int, int, int, int]]) -> float:
@@ -507,7 +535,7 @@ def _timecode_rate(timecodes: list[tuple[int, int, int, int]]) -> float:
     return max(DEFAULT_LIVELINK_FPS, min(_STANDARD_RATES, key=lambda rate: abs(rate - (max(frames) + 1))))
 
 
-def _resample(values: np.ndarray, times: np.ndarray, fps: float) -> np.ndarray:
+def _resample(values: np.ndarray, times: np.ndarray, fps: float, source: str) -> np.ndarray:
     """Values on an even grid of 1/fps from time 0, by linear interpolation in time (rows out of
     order are sorted, repeated times keep their first row)."""
     if len(times) > 1 and np.any(np.diff(times) <= 0):
@@ -515,7 +543,10 @@ def _resample(values: np.ndarray, times: np.ndarray, fps: float) -> np.ndarray:
         times, values = times[order], values[order]
         keep = np.concatenate([[True], np.diff(times) > 0])
         times, values = times[keep], values[keep]
-    count = int(round(times[-1] * fps)) + 1
+    try:
+        count = frames_spanning(times[-1], fps)  # before the grid is made
+    except MotionError as error:
+        raise BadMotionError(f"{source}: timecodes too far apart: {error}.") from None
     grid = np.arange(count) / fps
     return np.stack([np.interp(grid, times, values[:, c]) for c in range(values.shape[1])], axis=1)
 
@@ -558,10 +589,12 @@ def add_commands(subparsers) -> None:
 
 
 def run_capture(args: argparse.Namespace) -> int:
+    from .cli import usable_fps
     from .shared.motion import save_motion
 
     if args.out.suffix.lower() not in (".json", ".csv"):
         raise EnlivenError(f"--out must end in .json or .csv, got '{args.out}'.")
+    fps = None if args.fps is None else usable_fps(args.fps)
     strengths = parse_strengths(args.strength)
     default_level = "none" if args.livelink else DEFAULT_SMOOTHING
     try:
@@ -570,7 +603,7 @@ def run_capture(args: argparse.Namespace) -> int:
         raise EnlivenError(str(error)) from None
 
     if args.livelink:
-        motion = load_livelink_csv(args.livelink, args.fps)
+        motion = load_livelink_csv(args.livelink, fps)
         if smoothing is not None:
             motion = Motion(motion.fps, motion.channels,
                             smooth_channels(motion.values, motion.channels, motion.fps, smoothing))

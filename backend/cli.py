@@ -20,7 +20,7 @@ from . import __version__
 from .errors import BadMotionError, EnlivenError, UsageError
 from .photo_arguments import add_photo_options, analyze_photo
 from .sequence import FrameSink
-from .shared.motion import Motion, MotionError
+from .shared.motion import Motion, MotionError, checked_fps
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,7 +132,7 @@ def load_motion_arguments(args: argparse.Namespace) -> Motion:
     from .shared.motion import load_motion
     from .shared.presets import preset_motion
 
-    fps = args.fps or 24.0
+    fps = 24.0 if args.fps is None else usable_fps(args.fps)
     if args.preset:
         if args.seed < 0:  # numpy's random generator would refuse it with a traceback
             raise UsageError(f"--seed must be 0 or more, got {args.seed}")
@@ -148,6 +148,15 @@ def load_motion_arguments(args: argparse.Namespace) -> Motion:
     for warning in warnings:
         print(f"enliven: warning: {warning}", file=sys.stderr)
     return motion
+
+
+def usable_fps(fps: float) -> float:
+    """A frame rate given on the command line, or a UsageError (exit 2)
+    unless a motion may have it (above 0, at most the motion loader's MAX_FPS)."""
+    try:
+        return checked_fps(fps)
+    except MotionError as error:  # its message starts "fps must be ..."
+        raise UsageError(f"--{error}") from None
 
 
 def run_generate(args: argparse.Namespace) -> int:

@@ -24,7 +24,9 @@ MAX_FILE_BYTES, MAX_FRAMES, MAX_JSON_DEPTH (checked by a scan before
 json.loads, which would otherwise recurse into RecursionError),
 MAX_NUMBER_CHARS (Python refuses int() of over 4300 digits with a
 ValueError) and MAX_CSV_LINE_CHARS. Breaking one is a MotionError like any
-other bad file.
+other bad file. read_text_file, csv_rows and number_from_cell apply these
+bounds for other motion sources too (the Live Link Face CSV reader in
+enliven.capture), and presets keep to MAX_FRAMES and MAX_FPS.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ import re
 import secrets
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,12 +85,7 @@ class Motion:
     values: np.ndarray  # float32, shape (frames, len(channels))
 
     def __post_init__(self) -> None:
-        try:
-            self.fps = float(self.fps)
-        except (TypeError, ValueError, OverflowError):
-            raise MotionError(f"fps must be a number, got {_quoted(self.fps)}") from None
-        if not (math.isfinite(self.fps) and 0 < self.fps <= MAX_FPS):
-            raise MotionError(f"fps must be above 0 and at most {MAX_FPS:g}, got {self.fps:g}")
+        self.fps = checked_fps(self.fps)
 
         self.channels = tuple(self.channels)
         check_channel_names(self.channels)
@@ -169,6 +167,30 @@ class Motion:
         return Motion(self.fps, self.channels, values), warnings
 
 
+def checked_fps(fps: Any) -> float:
+    """`fps` as a float, or MotionError unless it is above 0 and at most MAX_FPS."""
+    try:
+        value = float(fps)
+    except (TypeError, ValueError, OverflowError):
+        raise MotionError(f"fps must be a number, got {quoted(fps)}") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_FPS):
+        raise MotionError(f"fps must be above 0 and at most {MAX_FPS:g}, got {value:g}")
+    return value
+
+
+def frames_spanning(seconds: float, fps: float) -> int:
+    """How many frames a motion from time 0 to `seconds` has at `fps`, both
+    ends included (2 s at 24 fps: 49); MotionError when that is more than
+    MAX_FRAMES, before anything that size is made."""
+    span = seconds * fps  # may be inf (1e308 s), which the comparison refuses
+    if not span < MAX_FRAMES or round(span) + 1 > MAX_FRAMES:
+        raise MotionError(
+            f"{seconds:g} s at {fps:g} fps is more than the {MAX_FRAMES} frames a motion may have "
+            f"(at most {(MAX_FRAMES - 1) / fps:g} s at that rate)"
+        )
+    return round(span) + 1
+
+
 def check_channel_names(names: tuple[str, ...]) -> None:
     """Raise MotionError unless `names` are channels, each named once."""
     for name in names:
@@ -205,23 +227,30 @@ def load_motion(path: str | os.PathLike[str], fps: float | None = None) -> Motio
     suffix = Path(path).suffix.lower()
     if suffix not in (".json", ".csv"):
         raise MotionError(f"{source}: unknown motion file type {suffix!r}; use .json or .csv")
+    return motion_from_text(read_text_file(path), suffix[1:], source, fps)
+
+
+def read_text_file(path: str | os.PathLike[str], kind: str = "motion file") -> str:
+    """The UTF-8 text of the file at `path`, at most MAX_FILE_BYTES; any
+    problem is a MotionError that starts with the path and names the `kind`
+    of file expected."""
+    source = str(path)
     try:
         with open(path, "rb") as file:
             # One byte over the limit is enough to know the file is too big,
             # and a FIFO or device cannot feed us forever.
             data = file.read(MAX_FILE_BYTES + 1)
     except OSError as error:
-        raise MotionError(f"{source}: cannot read motion file: {error.strerror or error}") from None
+        raise MotionError(f"{source}: cannot read {kind}: {error.strerror or error}") from None
     if len(data) > MAX_FILE_BYTES:
-        raise MotionError(f"{source}: larger than the {MAX_FILE_BYTES // 2**20} MiB a motion file may have")
+        raise MotionError(f"{source}: larger than the {MAX_FILE_BYTES // 2**20} MiB a {kind} may have")
     try:
         # utf-8-sig: spreadsheet programs often start CSV files with a BOM.
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise MotionError(
             f"{source}: not a UTF-8 text file ({error.reason} at byte {error.start})"
         ) from None
-    return motion_from_text(text, suffix[1:], source, fps)
 
 
 def motion_from_text(text: str, kind: str, source: str = "<text>", fps: float | None = None) -> Motion:
@@ -370,7 +399,7 @@ def motion_from_dict(data: Any, source: str = "<dict>") -> Motion:
     if not isinstance(data, dict):
         raise MotionError(f"{source}: expected a JSON object, got {_json_type(data)}")
     if data.get("format") != FORMAT_TAG:
-        found = _quoted(data["format"]) if "format" in data else "no format"
+        found = quoted(data["format"]) if "format" in data else "no format"
         raise MotionError(
             f"{source}: not an Enliven motion file (expected \"format\": {FORMAT_TAG!r}, found {found})"
         )
@@ -419,7 +448,7 @@ def motion_from_dict(data: Any, source: str = "<dict>") -> Motion:
             else:
                 raise MotionError(
                     f"{source}: frame {frame}, column {column} ({names[column]}): "
-                    f"expected a number or null, got {_quoted(value)}"
+                    f"expected a number or null, got {quoted(value)}"
                 )
     return _checked_motion(source, fps, tuple(names), values)
 
@@ -462,7 +491,7 @@ def _long_number_message(text: str) -> str:
             f"numbers may have at most {MAX_NUMBER_CHARS} characters")
 
 
-def _quoted(value: Any) -> str:
+def quoted(value: Any) -> str:
     """repr(value), cut short: a message stays one readable line even when a
     hostile file puts megabytes where a name or number should be."""
     text = repr(value)
@@ -495,34 +524,24 @@ def _format_number(value: float) -> str:
 
 
 def _motion_from_csv(text: str, source: str, fps: float | None) -> Motion:
-    reader = csv.reader(_csv_lines(text, source))
     header: list[str] | None = None
     table = np.empty((0, 0))
     frames = 0
-    try:
-        for cells in reader:
-            cells = [cell.strip() for cell in cells]
-            if not any(cells):  # blank lines are skipped; line numbers stay the file's
-                continue
-            line = reader.line_num
-            if header is None:
-                header = cells
-                _check_csv_header(header, source)
-                # Every line but the header may be a frame; MAX_FRAMES caps it.
-                lines = text.count("\n") + text.count("\r") + 1  # at least the lines csv.reader sees
-                table = np.empty((min(lines, MAX_FRAMES), len(header)), dtype=np.float64)
-                continue
-            if len(cells) != len(header):
-                raise MotionError(
-                    f"{source}: line {line} has {len(cells)} cells but the header has {len(header)} columns"
-                )
-            if frames == MAX_FRAMES:
-                raise MotionError(f"{source}: more than {MAX_FRAMES} frames, too many for a motion file")
-            for column, (name, cell) in enumerate(zip(header, cells)):
-                table[frames, column] = _parse_cell(cell, f"{source}: line {line}, column {name!r}")
-            frames += 1
-    except csv.Error as error:
-        raise MotionError(f"{source}: line {reader.line_num} is not valid CSV: {error}") from None
+    for line, cells in csv_rows(text, source):
+        if header is None:
+            header = cells
+            _check_csv_header(header, source)
+            table = np.empty((csv_row_capacity(text), len(header)), dtype=np.float64)
+            continue
+        if len(cells) != len(header):
+            raise MotionError(
+                f"{source}: line {line} has {len(cells)} cells but the header has {len(header)} columns"
+            )
+        if frames == MAX_FRAMES:
+            raise MotionError(f"{source}: more than {MAX_FRAMES} frames, too many for a motion file")
+        for column, (name, cell) in enumerate(zip(header, cells)):
+            table[frames, column] = number_from_cell(cell, f"{source}: line {line}, column {name!r}")
+        frames += 1
     if header is None:
         raise MotionError(f"{source}: empty CSV file; expected a header such as 'frame,time,jaw_open'")
     if not frames:
@@ -539,7 +558,28 @@ def _motion_from_csv(text: str, source: str, fps: float | None) -> Motion:
     return _checked_motion(source, fps, names, table[:, channel_columns])
 
 
-def _csv_lines(text: str, source: str):
+def csv_rows(text: str, source: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells without surrounding spaces) for each row of CSV
+    `text` that is not blank. A line over MAX_CSV_LINE_CHARS, or text the csv
+    module cannot parse (such as a quoted cell running past its field limit
+    over many lines), is a MotionError that starts with `source`."""
+    reader = csv.reader(_csv_lines(text, source))
+    try:
+        for cells in reader:
+            cells = [cell.strip() for cell in cells]
+            if any(cells):  # blank lines are skipped; line numbers stay the file's
+                yield reader.line_num, cells
+    except csv.Error as error:
+        raise MotionError(f"{source}: line {reader.line_num} is not valid CSV: {error}") from None
+
+
+def csv_row_capacity(text: str) -> int:
+    """How many rows a table for CSV `text` needs at most: every line may be
+    a row (at least as many as csv.reader sees), up to MAX_FRAMES."""
+    return min(text.count("\n") + text.count("\r") + 1, MAX_FRAMES)
+
+
+def _csv_lines(text: str, source: str) -> Iterator[str]:
     """The lines of `text` for csv.reader, refusing any over MAX_CSV_LINE_CHARS."""
     # newline="": lines keep their "\r\n" or "\r", which csv.reader expects.
     for number, line in enumerate(io.StringIO(text, newline=""), start=1):
@@ -547,7 +587,7 @@ def _csv_lines(text: str, source: str):
         if length > MAX_CSV_LINE_CHARS:
             raise MotionError(
                 f"{source}: line {number} is {length} characters long; "
-                f"a motion CSV line may have at most {MAX_CSV_LINE_CHARS}"
+                f"a CSV line may have at most {MAX_CSV_LINE_CHARS}"
             )
         yield line
 
@@ -558,7 +598,7 @@ def _check_csv_header(header: list[str], source: str) -> None:
         if not name:
             raise MotionError(f"{source}: column {column} of the header has no name")
         if name in seen:
-            raise MotionError(f"{source}: column {_quoted(name)} appears more than once")
+            raise MotionError(f"{source}: column {quoted(name)} appears more than once")
         seen.add(name)
     # Before any row is read: the header decides how wide the table is.
     try:
@@ -570,7 +610,7 @@ def _check_csv_header(header: list[str], source: str) -> None:
 _NON_FINITE_WORDS = ("inf", "infinity", "nan")
 
 
-def _parse_cell(cell: str, where: str) -> float:
+def number_from_cell(cell: str, where: str) -> float:
     """A CSV cell's number: NaN for an empty cell, nan or inf (any case and
     sign) as written, any numeral as a finite float."""
     if cell == "":
@@ -580,7 +620,7 @@ def _parse_cell(cell: str, where: str) -> float:
     try:
         value = float(cell)
     except ValueError:
-        raise MotionError(f"{where}: {_quoted(cell)} is not a number") from None
+        raise MotionError(f"{where}: {quoted(cell)} is not a number") from None
     if cell.lstrip("+-").lower() in _NON_FINITE_WORDS:
         return value
     return _saturated(value)  # "1e999" is a (large) number, not infinity

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .channels import CHANNEL_INDEX, CHANNEL_NAMES, channel, default_vector, unknown_name_message
-from .motion import Motion, MotionError
+from .motion import Motion, MotionError, checked_fps, frames_spanning
 
 # channel name -> [(time, value), ...] sorted by time; time in seconds when a
 # preset builds its keys, in frames once converted by preset_keys.
@@ -47,11 +47,7 @@ def preset_keys(
     """
     preset = _preset(name)
     duration = preset.duration_s if duration_s is None else float(duration_s)
-    if not (math.isfinite(duration) and duration > 0):
-        raise MotionError(f"preset duration must be a positive number of seconds, got {duration_s!r}")
-    if not (math.isfinite(fps) and fps > 0):
-        raise MotionError(f"fps must be a positive number, got {fps!r}")
-
+    preset_frame_count(duration, fps)  # checked before building: talk and idle-alive key all of it
     keys = preset.build(np.random.default_rng(seed), duration)
     frame_keys: dict[str, list[tuple[int, float]]] = {}
     for channel_name, channel_keys in keys.items():
@@ -103,9 +99,27 @@ def preset_motion(name: str, fps: float = 24.0, seed: int = 0, duration_s: float
     preset = _preset(name)
     duration = preset.duration_s if duration_s is None else duration_s
     keys = preset_keys(name, fps, seed, duration)
-    # +1: a 2 s motion at 24 fps runs from frame 0 to frame 48 inclusive.
-    frame_count = round(duration * fps) + 1
-    return Motion.from_full(sample_keys(keys, frame_count), fps)
+    return Motion.from_full(sample_keys(keys, preset_frame_count(duration, fps)), fps)
+
+
+def preset_frame_count(duration_s: float, fps: float) -> int:
+    """How many frames a preset of `duration_s` seconds has at `fps`.
+
+    MotionError unless the duration is positive, the fps is one a motion may
+    have, and the frames fit in a motion file (MAX_FRAMES): talk and
+    idle-alive would otherwise build keys for 1e308 seconds for ever.
+    """
+    try:
+        duration = float(duration_s)
+    except (TypeError, ValueError, OverflowError):
+        duration = math.nan
+    if not (math.isfinite(duration) and duration > 0):
+        raise MotionError(f"preset duration must be a positive number of seconds, got {duration_s!r}")
+    fps = checked_fps(fps)
+    try:
+        return frames_spanning(duration, fps)
+    except MotionError as error:
+        raise MotionError(f"preset duration {error}") from None
 
 
 def _preset(name: str) -> Preset:

@@ -14,9 +14,10 @@ from enliven.capture import (Capture, VideoError, add_commands, capture_video, c
 from enliven.errors import BadMotionError, EnlivenError, NoFaceError
 from enliven.sequence import VideoWriter
 from enliven.shared.channels import CHANNEL_INDEX, CHANNEL_NAMES, default_vector
-from enliven.shared.motion import Motion, load_motion
+from enliven.shared.motion import MAX_FILE_BYTES, Motion, load_motion
 
 from conftest import channel_values, run_enliven
+from hostile_motion import HOSTILE_LIVELINK_FILES
 
 FPS = 12.0
 FRAMES = 26
@@ -250,6 +251,49 @@ def test_livelink_through_the_capture_command(tmp_path):
     assert motion.frame_count == 90 and motion.fps == pytest.approx(60.0)
     jaw = motion.values[:, motion.channels.index("jaw_open")]
     assert np.allclose(jaw, 0.5 * np.linspace(0, 1, 90), atol=1e-4)  # no smoothing by default for ARKit data
+
+
+@pytest.mark.parametrize("name, text, complaint", HOSTILE_LIVELINK_FILES)
+def test_hostile_livelink_files_exit_5_with_one_line(tmp_path, name, text, complaint):
+    path = tmp_path / name
+    path.write_text(text)
+    out = tmp_path / "motion.json"
+    result = run_enliven("capture", "--livelink", path, "--out", out)
+    assert result.returncode == BadMotionError.exit_code, result.stderr
+    (line,) = result.stderr.splitlines()  # one line, no traceback
+    assert line.startswith(f"enliven: error: {path}: ") and complaint in line
+    assert len(line) < 500, "one readable line, not the file's hostile cell"
+    assert not out.exists()
+
+
+def test_livelink_file_larger_than_a_motion_file_is_refused_unread(tmp_path):
+    path = tmp_path / "huge.csv"
+    with open(path, "wb") as file:
+        file.truncate(MAX_FILE_BYTES + 1)  # sparse: costs no disk
+    with pytest.raises(BadMotionError, match=r"huge\.csv: larger than the 64 MiB a Live Link Face CSV may have"):
+        load_livelink_csv(path)
+
+
+def test_livelink_values_past_any_range_are_clamped_without_a_numpy_warning(tmp_path):
+    path = tmp_path / "huge.csv"
+    path.write_text("Timecode,JawOpen,HeadYaw\n00:00:00:00,1e308,1e308\n00:00:00:01,-1e999,-1e308\n")
+    out = tmp_path / "motion.json"
+    result = run_enliven("capture", "--livelink", path, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr and "overflow" not in result.stderr
+    motion = load_motion(out)
+    values = {name: motion.values[:, i].tolist() for i, name in enumerate(motion.channels)}
+    assert values["jaw_open"] == [1.0, 0.0] and values["head_yaw"] == [45.0, -45.0]  # each channel's limits
+
+
+@pytest.mark.parametrize("fps", ["0", "-30", "1e308", "nan"])
+def test_absurd_livelink_fps_is_a_usage_error(tmp_path, fps):
+    path = tmp_path / "take.csv"
+    _livelink_csv(path)
+    result = run_enliven("capture", "--livelink", path, "--fps", fps, "--out", tmp_path / "motion.json")
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("enliven: error: --fps must be above 0 and at most 1000")
 
 
 # ---------------------------------------------------------------- gaps, reference, retarget

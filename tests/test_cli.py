@@ -172,6 +172,13 @@ def test_huge_finite_values_close_the_eye_like_any_value_above_the_range(astrona
     (["--preset", "blnk"], "unknown preset 'blnk' (did you mean 'blink'?)"),
     (["--preset", "blink", "--seed", "-1"], "--seed must be 0 or more"),
     (["--preset", "blink", "--duration", "-2"], "preset duration must be a positive number"),
+    # These three ran for ever (or, --fps 0, quietly at 24 fps): more frames than a motion may have.
+    (["--preset", "talk", "--duration", "1e308"], "preset duration 1e+308 s at 24 fps is more than the 500000 frames"),
+    (["--preset", "talk", "--duration", "1e9"], "(at most 20833.3 s at that rate)"),
+    (["--preset", "talk", "--duration", "1000", "--fps", "1e308"],
+     "--fps must be above 0 and at most 1000, got 1e+308"),
+    (["--preset", "blink", "--fps", "0"], "--fps must be above 0 and at most 1000, got 0"),
+    (["--preset", "blink", "--fps", "nan"], "--fps must be above 0 and at most 1000, got nan"),
 ])
 def test_bad_preset_arguments_are_usage_errors(astronaut_path, tmp_path, arguments, complaint):
     # Exit 2 as the README's table says, the same as argparse gives for a bad argument.
@@ -179,3 +186,12 @@ def test_bad_preset_arguments_are_usage_errors(astronaut_path, tmp_path, argumen
     assert result.returncode == 2, result.stderr
     (line,) = result.stderr.splitlines()
     assert line.startswith("enliven: error: ") and complaint in line
+
+
+def test_absurd_fps_for_a_motion_file_is_a_usage_error_not_a_bad_file(astronaut_path, tmp_path):
+    path = tmp_path / "blink.csv"
+    path.write_text("blink_l\n0\n1\n0\n")
+    result = run_enliven("generate", astronaut_path, "--motion", path, "--fps", "5000", "--out", tmp_path / "o")
+    assert result.returncode == 2, result.stderr  # the argument is wrong, not the file (exit 5)
+    (line,) = result.stderr.splitlines()
+    assert line == "enliven: error: --fps must be above 0 and at most 1000, got 5000"

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from enliven.shared.channels import CHANNEL_INDEX, CHANNELS, default_vector, maximum_vector, minimum_vector
-from enliven.shared.motion import MotionError
+from enliven.shared.motion import MAX_FRAMES, MotionError
 from enliven.shared.presets import PRESETS, preset_keys, preset_motion, sample_keys
 
 
@@ -151,3 +151,19 @@ def test_sample_keys_eases_between_keys_and_holds_outside_them():
 def test_sample_keys_refuses_keys_out_of_order():
     with pytest.raises(MotionError, match="jaw_open"):
         sample_keys({"jaw_open": [(5, 0.0), (2, 1.0)]}, 8)
+
+
+@pytest.mark.parametrize("name", ["talk", "idle-alive"])
+def test_preset_keys_refuse_a_duration_past_the_frame_limit_before_building(name):
+    # Blender's Insert Preset calls preset_keys: talk and idle-alive would key 1e308 s for ever.
+    with pytest.raises(MotionError, match=f"more than the {MAX_FRAMES} frames"):
+        preset_keys(name, fps=24, duration_s=1e308)
+    with pytest.raises(MotionError, match="fps must be above 0 and at most 1000"):
+        preset_keys(name, fps=1e308, duration_s=2)
+
+
+def test_the_longest_preset_has_exactly_the_frame_limit():
+    longest_s = (MAX_FRAMES - 1) / 24
+    assert preset_motion("nod", fps=24, duration_s=longest_s).frame_count == MAX_FRAMES
+    with pytest.raises(MotionError, match=r"at most 20833\.3 s at that rate"):
+        preset_keys("nod", fps=24, duration_s=longest_s + 1 / 24)
