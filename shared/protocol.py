@@ -70,6 +70,54 @@ E_BAD_FIELD = "bad_field"
 E_BAD_PART = "bad_part"
 E_BAD_MOTION = "bad_motion"
 E_TOO_LARGE = "too_large"
+# The server's own refusals and failures.
+E_INTERNAL = "internal"
+E_DUPLICATE_JOB = "duplicate_job"
+E_TOO_MANY_JOBS = "too_many_jobs"
+E_BUSY = "busy"
+E_FORBIDDEN = "forbidden"
+E_BAD_PATH = "bad_path"
+E_BAD_OUTPUT_DIR = "bad_output_dir"
+E_OUTPUT_BUSY = "output_busy"
+E_WRITE_FAILED = "write_failed"
+E_ENCODE_FAILED = "encode_failed"
+E_UNKNOWN_SUBJECT = "unknown_subject"
+E_UNKNOWN_ENGINE = "unknown_engine"
+E_BAD_CHECKPOINT = "bad_checkpoint"
+E_BAD_CONFIG = "bad_config"
+E_RUN_EXISTS = "run_exists"
+E_NO_TRAINING = "no_training"
+E_SHUTDOWN_REFUSED = "shutdown_refused"
+# Starting a server, and `enliven keys`.
+E_INSECURE_BIND = "insecure_bind"
+E_BIND_FAILED = "bind_failed"
+E_NO_KEYS = "no_keys"
+E_BAD_NAME = "bad_name"
+E_EXISTS = "exists"
+# What the backend's own errors (EnlivenError.code) carry onto the wire.
+E_ERROR = "error"
+E_BAD_IMAGE = "bad_image"
+E_NO_FACE = "no_face"
+E_BAD_VIDEO = "bad_video"
+E_BAD_AUDIO = "bad_audio"
+E_NO_SPEECH = "no_speech"
+E_TTS_FAILED = "tts_failed"
+E_BAD_DATASET = "bad_dataset"
+E_BAD_VGG_WEIGHTS = "bad_vgg_weights"
+E_NO_DEVICE = "no_device"
+# Raised by the client itself, never sent by a server.
+E_TIMEOUT = "timeout"
+E_AUTH_REFUSED = "auth_refused"
+E_SERVER_RESTARTED = "server_restarted"
+E_UNKNOWN_JOB = "unknown_job"
+E_LOST = "lost"  # the server no longer knows a job (the connection dropped)
+
+# A `done` reply's "status".
+DONE_COMPLETED = "completed"  # every frame (or step) made
+DONE_CANCELLED = "cancelled"  # the client cancelled it (or went away)
+DONE_SUPERSEDED = "superseded"  # a newer preview from the same client took its place
+DONE_STOPPED = "stopped"  # a training run stopped early, saved: resume continues it
+DONE_STALLED = "stalled"  # the client read nothing for the stall timeout
 
 _JOB_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
