@@ -41,6 +41,7 @@ PROTOCOL_VERSION = 1
 # The header is small by design; a huge one is an attack or a bug.
 MAX_HEADER_BYTES = 64 * 1024
 MAX_PARTS = 8
+MAX_FRAMES = 1 + MAX_PARTS  # a header and its parts; a receiver drops the rest of a longer message unread
 MAX_NDIM = 4
 
 # Request types a server understands, and the reply types it sends.
@@ -156,13 +157,14 @@ class Limits:
     max_image_pixels: int = 40_000_000
     max_frames: int = 20_000  # motion rows per job
     max_channels: int = 256
-    max_jobs_per_client: int = 4  # queued + running generate jobs
+    max_jobs_per_client: int = 4  # queued + running jobs of each kind, per client (CurveZMQ key or IP address)
     max_queued_jobs: int = 64  # all clients together
     heavy_lanes: int = 1  # GPU-heavy jobs that run at the same time
     send_hwm: int = 16  # ZeroMQ messages buffered per client before backpressure
     recv_hwm: int = 64
     job_window: int = 4  # frames a job may have in flight before its worker waits
     stall_timeout_s: float = 120.0  # a client that reads nothing for this long loses its job
+    subject_cache_mb: float = 1024.0  # memory for analysed photos (a 40 MP photo holds about 200 MB)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -378,6 +380,12 @@ def decode(frames: Sequence[Any], *, max_bytes: int | None = None, known_types: 
             raise ProtocolError(E_BAD_PART, f"part {part.name!r} appears twice", job)
         parts[part.name] = part
     return Message(type=mtype, job=job, fields=fields, parts=parts, end=end, protocol=version)
+
+
+def too_many_frames(head: Any) -> ProtocolError:
+    """The error for a message with more than MAX_FRAMES frames (its header is the first)."""
+    return ProtocolError(E_TOO_LARGE, f"a message has at most {MAX_FRAMES} frames (a header and {MAX_PARTS} parts); "
+                                      "this one had more and was dropped", _sniff_job(_as_buffer(head)))
 
 
 def _sniff_job(head: memoryview) -> str:

@@ -13,9 +13,17 @@ from .jobs import Job, ServiceError
 
 
 def check_room(server: Any, job: Job) -> None:
-    """Refuse a job its client has no room for (per kind), or that the server's queues cannot take."""
-    peer = server.router.peers.get(job.identity)
-    mine = sum(1 for j in peer.jobs.values() if j.spec is job.spec) if peer else 0
+    """Refuse a job its client has no room for, or that the server's queues cannot take.
+
+    The limit is per client, not per socket (a client could open any number of
+    those): its live jobs of this kind on all its sockets count. Since every
+    client has its own small limit, no client can fill the shared queue and
+    shut the others out."""
+    def counts(other: Job) -> bool:
+        replaced = job.spec.newest_wins and other.identity == job.identity and other.state == "queued"
+        return other.client == job.client and other.spec is job.spec and other.state != "finished" and not replaced
+
+    mine = sum(1 for peer in server.router.peers.values() for other in peer.jobs.values() if counts(other))
     limit = server.limits.max_jobs_per_client
     if mine >= limit:
         raise ServiceError(protocol.E_TOO_MANY_JOBS, f"this client already has {mine} {job.kind} jobs; the limit is "

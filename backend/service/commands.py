@@ -24,13 +24,14 @@ def _limits_from_args(args: argparse.Namespace) -> Limits:
         max_image_pixels=args.max_image_pixels,
         max_jobs_per_client=args.max_jobs_per_client,
         stall_timeout_s=args.stall_timeout,
+        subject_cache_mb=args.cache_mb,
     )
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     return serve(args.bind, device=args.device, engine=args.engine, keys_dir=args.keys,
                  limits=_limits_from_args(args), output_root=args.output_root, input_root=args.input_root,
-                 checkpoint=args.checkpoint)
+                 checkpoint=args.checkpoint, allow_remote_shutdown=args.allow_remote_shutdown)
 
 
 def _engine_choices() -> list[str] | None:
@@ -71,9 +72,16 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--max-image-pixels", type=int, default=base.max_image_pixels, metavar="N",
                    help="largest photo in pixels (default %(default)s)")
     p.add_argument("--max-jobs-per-client", type=int, default=base.max_jobs_per_client, metavar="N",
-                   help="generate jobs one client may have queued or running (default %(default)s)")
+                   help="jobs of each kind one client may have queued or running, over all its connections; a client "
+                        "is a CurveZMQ key, or without keys an IP address (default %(default)s)")
     p.add_argument("--stall-timeout", type=float, default=base.stall_timeout_s, metavar="S",
                    help="seconds a client may read nothing before its job is cancelled (default %(default)g)")
+    p.add_argument("--cache-mb", type=float, default=base.subject_cache_mb, metavar="MB",
+                   help="memory for analysed photos kept for later requests (default %(default)g; a 40 MP photo "
+                        "takes about 200 MB); the least recently used go first")
+    p.add_argument("--allow-remote-shutdown", action="store_true",
+                   help="let clients stop a server bound to a non-loopback address with a shutdown request "
+                        "(a loopback server always may: the Blender add-on stops the backend it started)")
     p.set_defaults(func=_cmd_serve)
     return p
 

@@ -8,7 +8,7 @@ from typing import Any, Callable
 from .. import __version__
 from ..shared import protocol
 from ..shared.protocol import PROTOCOL_VERSION, Message
-from .jobs import HEAVY, TRAINING
+from .jobs import HEAVY, TRAINING, ServiceError
 
 
 def hello_fields(server: Any) -> dict:
@@ -26,6 +26,7 @@ def hello_fields(server: Any) -> dict:
         "input_files": server.paths.input_policy(),
         "checkpoint": str(server.engines.default_checkpoint) if server.engines.default_checkpoint else None,
         "training": server.engines.can_train,
+        "shutdown": server.shutdown_allowed,
     }
 
 
@@ -61,11 +62,16 @@ def status(server: Any, identity: bytes, msg: Message) -> None:
         "training": len(training) + len(training_queue),
         "clients": len(server.router.peers),
         "subjects_cached": server.engines.subjects_cached,
+        "subject_cache_mb": round(server.engines.subject_cache_bytes / 1024 / 1024, 1),
     }
     server.router.reply(identity, protocol.encode("status_reply", msg.job, fields, end=True))
 
 
 def shutdown(server: Any, identity: bytes, msg: Message) -> None:
+    if not server.shutdown_allowed:
+        raise ServiceError(protocol.E_SHUTDOWN_REFUSED, "this server serves other machines and does not take "
+                                                        "shutdown from clients; stop it on its own machine, or "
+                                                        "start it with --allow-remote-shutdown")
     server.log("shutdown requested by a client")
     server.router.reply(identity, protocol.encode("ok", msg.job, {"stopping": True}, end=True))
     server.stop()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from typing import Any
 
 from ..shared import protocol
@@ -35,11 +35,15 @@ def run(server: Any, job: Job) -> list:
     msg, f = job.msg, job.msg.fields
     emit = server.scheduler.emit
     t0 = time.perf_counter()
+    writer: FrameWriter | None = None
+    pending: deque[Future] = deque()
     try:
         subject = server.engines.subject_for(msg)
         animator, lock, notes = server.engines.animator(subject, *engine_of(server, msg))
         job.warnings.extend(notes)
-        writer = FrameWriter.from_fields(f) if "output_dir" in f else None
+        if "output_dir" in f:
+            # Checked again now, not only when queued: the folder may have changed while the job waited.
+            writer = FrameWriter.open(server.paths.writable_dir(f["output_dir"]), server.paths.output_root, f)
         fmt = f.get("format", "png")
         png_level = int(f.get("png_compression", 1))
         if not emit(job, protocol.encode("progress", job.id, {
@@ -47,7 +51,6 @@ def run(server: Any, job: Job) -> list:
                 "subject": server.engines.subject_id(subject), "warnings": job.warnings[:20]})):
             return _summary(job, t0, 0, 0, writer)
 
-        pending: deque[Future] = deque()
         depth = server.encode_threads + 1  # frames being encoded while the next renders
         rendered = skipped = 0
         last_progress = time.perf_counter()
@@ -78,10 +81,13 @@ def run(server: Any, job: Job) -> list:
                     "fps": round(job.done / max(now - t0, 1e-9), 2)}))
         while pending and not job.cancel.is_set():
             _emit_frame(server, job, pending.popleft())
-        for fut in pending:  # cancelled: let in-flight encodes finish quietly
-            fut.cancel()
         return _summary(job, t0, rendered, skipped, writer)
     finally:
+        for fut in pending:  # cancelled or failed: let in-flight encodes finish quietly
+            fut.cancel()
+        if writer is not None:
+            wait(pending)  # none may still write through the folder's handle when it closes
+            writer.close()
         server.scheduler.release_output(job)
 
 

@@ -59,6 +59,7 @@ class Job:
     id: str
     spec: JobKind
     msg: Message
+    client: str = ""  # who sent it, for per-client limits (see router.client_of)
     motion: np.ndarray | None = None  # (frames, len(CHANNEL_NAMES)) float32
     warnings: list[str] = field(default_factory=list)
     state: str = "queued"  # queued | running | finished

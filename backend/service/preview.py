@@ -7,7 +7,7 @@ from typing import Any
 
 from ..shared import protocol
 from ..shared.protocol import ProtocolError
-from .admission import engine_of, motion_of, need_subject
+from .admission import check_room, engine_of, motion_of, need_subject
 from .frames import encode_image
 from .jobs import Job
 
@@ -20,6 +20,7 @@ def admit(server: Any, job: Job) -> bool:
     engine_of(server, msg)
     need_subject(server, msg)
     job.total = 1
+    check_room(server, job)
     return True
 
 

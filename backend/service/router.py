@@ -32,9 +32,23 @@ BACKLOG_CAP = 4096
 RECEIVE_BATCH = 64  # requests read per wake-up, so worker replies are not starved by a flood
 
 
+def client_of(frame: zmq.Frame) -> str:
+    """Who sent a message, for per-client limits: the CurveZMQ client key (the
+    ZAP User-Id: every socket with that key is one client), else the peer's IP
+    address (on loopback every local program is one client), else "" (ipc://)."""
+    for prop in ("User-Id", "Peer-Address"):
+        try:
+            value = frame.get(prop)
+        except (zmq.ZMQError, UnicodeDecodeError):
+            continue
+        if value:
+            return f"{prop.lower()}:{value}"
+    return ""
+
+
 class Router:
     def __init__(self, bind: str, limits: Limits, log: Log, keys_dir: Path | None,
-                 on_request: Callable[[bytes, list], None], on_peer_gone: Callable[[bytes, list[Job]], None]):
+                 on_request: Callable[[bytes, str, list], None], on_peer_gone: Callable[[bytes, list[Job]], None]):
         self.bind = bind
         self.endpoint = bind
         self.limits = limits
@@ -141,17 +155,41 @@ class Router:
     def _receive_batch(self) -> None:
         for _ in range(RECEIVE_BATCH):
             try:
-                frames = self._socket.recv_multipart(zmq.NOBLOCK, copy=False)
+                received = self._receive()
             except zmq.Again:
                 return
-            if len(frames) < 2:
-                continue  # ROUTER always prepends an identity; nothing to answer
-            identity = frames[0].bytes
+            if received is None:
+                continue
+            identity, client, frames = received
             try:
-                self.on_request(identity, frames[1:])
+                self.on_request(identity, client, frames)
             except Exception as e:  # noqa: BLE001 - the server never dies on input
                 self.log(f"internal error handling a request: {e!r}\n{traceback.format_exc()}")
                 self.reply(identity, protocol.error_frames("", protocol.E_INTERNAL, f"internal server error: {e}"))
+
+    def _receive(self) -> tuple[bytes, str, list] | None:
+        """One message, read a frame at a time so that a message of a million empty frames
+        (tiny in bytes) is refused without being kept: past MAX_FRAMES the rest is read and
+        dropped at once and the client gets an error. None when there is nothing to answer."""
+        sock = self._socket
+        identity = sock.recv(zmq.NOBLOCK)
+        frames: list[zmq.Frame] = []
+        # The rest of a multipart message is already here (ZeroMQ delivers whole messages).
+        while sock.getsockopt(zmq.RCVMORE):
+            if len(frames) == protocol.MAX_FRAMES:
+                self._drop_rest()
+                refused = protocol.too_many_frames(frames[0])
+                self.reply(identity, protocol.error_frames(refused.job, refused.code, str(refused)))
+                return None
+            frames.append(sock.recv(copy=False))
+        if not frames:
+            return None  # ROUTER always prepends an identity; nothing to answer
+        return identity, client_of(frames[0]) or identity.hex(), frames
+
+    def _drop_rest(self) -> None:
+        recv, more, rcvmore = self._socket.recv, self._socket.getsockopt, zmq.RCVMORE
+        while more(rcvmore):
+            recv()
 
     # -- sending (socket thread, fed by post() from any thread) -------------
 

@@ -43,6 +43,7 @@ class Server:
         input_root: str | os.PathLike | None = None,
         log: Log = stderr_log,
         checkpoint: str | os.PathLike | None = None,
+        allow_remote_shutdown: bool = False,
     ):
         self.bind = bind
         self.device = device
@@ -50,6 +51,9 @@ class Server:
         self.keys_dir = Path(keys_dir).expanduser() if keys_dir else None
         self.log = log
         self.local = is_local_endpoint(bind)
+        # A loopback server is its user's own (the add-on stops the backend it started); on a shared
+        # GPU box one client must not be able to stop everyone's work.
+        self.shutdown_allowed = self.local or allow_remote_shutdown
         self.paths = PathPolicy(self.local, Path(input_root).expanduser().resolve() if input_root else None,
                                 Path(output_root).expanduser().resolve() if output_root else None)
         self.server_id = os.urandom(6).hex()  # lets clients notice a restart
@@ -96,7 +100,7 @@ class Server:
 
     # -- requests (socket thread) -------------------------------------------
 
-    def handle(self, identity: bytes, frames: list) -> None:
+    def handle(self, identity: bytes, client: str, frames: list) -> None:
         """One request: decoded, then answered (control) or admitted and queued (a job)."""
         reply = self.router.reply
         try:
@@ -119,7 +123,7 @@ class Server:
             if msg.type in CONTROL:
                 CONTROL[msg.type](self, identity, msg)
                 return
-            job = Job(identity, msg.job, JOB_KINDS[msg.type], msg)
+            job = Job(identity, msg.job, JOB_KINDS[msg.type], msg, client=client)
             if job.spec.admit(self, job):
                 self.router.peer(identity).jobs[job.id] = job
                 self.scheduler.submit(job)
@@ -156,6 +160,7 @@ def serve(
     ready: Callable[[str], None] | None = None,
     input_root: str | os.PathLike | None = None,
     checkpoint: str | os.PathLike | None = None,
+    allow_remote_shutdown: bool = False,
 ) -> int:
     """Run the server until `shutdown` or SIGINT/SIGTERM; returns a process exit code.
 
@@ -169,7 +174,8 @@ def serve(
     try:
         info = detect_device(device)
         server = Server(bind, device=info, engine=engine, keys_dir=keys_dir, limits=limits,
-                        output_root=output_root, input_root=input_root, log=log, checkpoint=checkpoint)
+                        output_root=output_root, input_root=input_root, log=log, checkpoint=checkpoint,
+                        allow_remote_shutdown=allow_remote_shutdown)
         endpoint = server.open()
     except EnlivenError as e:
         log(f"error: {e}")

@@ -15,10 +15,10 @@ from warnings import catch_warnings, simplefilter
 import numpy as np
 
 from ..shared import protocol
-from ..shared.protocol import Limits, Message
+from ..shared.protocol import Limits, Message, ProtocolError
 from .jobs import ServiceError
 
-SUBJECT_CACHE = 16  # analysed photos kept in memory
+DIGESTS_KEPT = 256  # uploads remembered by hash (a few bytes each), so a photo sent again is not analysed again
 ANIMATOR_CACHE = 4  # prepared (subject, engine) pairs: their setup is the expensive part
 
 
@@ -35,14 +35,16 @@ class Engines:
         self.default_engine = default_engine
         # The refine engine's model when a request names none (`serve --checkpoint`).
         self.default_checkpoint = Path(default_checkpoint).expanduser().resolve() if default_checkpoint else None
-        if self.default_checkpoint is not None and not self.default_checkpoint.is_file():
-            raise ServiceError(protocol.E_BAD_CHECKPOINT, f"no checkpoint file {self.default_checkpoint}")
+        if self.default_checkpoint is not None:
+            check_checkpoint(self.default_checkpoint)
         if default_engine == "refine" and self.default_checkpoint is None:
             raise ServiceError(protocol.E_BAD_CHECKPOINT, "--engine refine needs --checkpoint RUN_DIR/last.pt (from `enliven train`)")
         self.can_train = torch_installed()
         self.limits = limits
         self._lock = threading.Lock()
         self._subjects: OrderedDict[str, Any] = OrderedDict()  # subject id -> Subject
+        self._subject_bytes: dict[str, int] = {}  # subject id -> the memory its arrays hold
+        self._cache_budget = int(limits.subject_cache_mb * 1024 * 1024)
         self._by_bytes: OrderedDict[tuple[str, int], str] = OrderedDict()  # (sha256 of upload, face) -> subject id
         # (subject, engine, checkpoint, its mtime) -> (animator, its lock, warnings from setting it up)
         self._animators: OrderedDict[tuple, tuple[Any, threading.Lock, tuple[str, ...]]] = OrderedDict()
@@ -51,6 +53,11 @@ class Engines:
     @property
     def subjects_cached(self) -> int:
         return len(self._subjects)
+
+    @property
+    def subject_cache_bytes(self) -> int:
+        with self._lock:
+            return sum(self._subject_bytes.values())
 
     @staticmethod
     def subject_id(subject: Any) -> str:
@@ -87,19 +94,33 @@ class Engines:
                 self._subjects.move_to_end(sid)
                 return self._subjects[sid]
         lim = self.limits
+        # The client cannot change this server's limits, only its photo: say so, and name the operator's flags.
+        remedy = ("Downscale the photo and send it again (the server's operator can raise the limits with "
+                  "`enliven serve --max-image-pixels N --max-image-side PX`).")
         if part.kind == "array":
-            rgb = np.ascontiguousarray(protocol.image_array(part, max_side=lim.max_image_side, max_pixels=lim.max_image_pixels, job=job))
+            try:
+                rgb = np.ascontiguousarray(protocol.image_array(part, max_side=lim.max_image_side,
+                                                                max_pixels=lim.max_image_pixels, job=job))
+            except ProtocolError as e:
+                if e.code != protocol.E_TOO_LARGE:
+                    raise
+                raise ServiceError(e.code, f"{e}. {remedy}") from None
         else:
-            rgb = load_image(part.tobytes(), max_pixels=lim.max_image_pixels, max_side=lim.max_image_side)
+            rgb = load_image(part.tobytes(), max_pixels=lim.max_image_pixels, max_side=lim.max_image_side,
+                             remedy=remedy)
         subject = analyze_image(rgb, face_index=face)
         sid = self.subject_id(subject)
         with self._lock:
             self._subjects[sid] = subject
             self._subjects.move_to_end(sid)
+            self._subject_bytes[sid] = subject_nbytes(subject)
             self._by_bytes[digest] = sid
-            while len(self._subjects) > SUBJECT_CACHE:
-                self._subjects.popitem(last=False)
-            while len(self._by_bytes) > 4 * SUBJECT_CACHE:
+            # Bounded by memory, not by count: one 40 MP photo holds what a hundred small ones do.
+            # The newest always stays, even alone over the budget: the job that analysed it needs it.
+            while len(self._subjects) > 1 and sum(self._subject_bytes.values()) > self._cache_budget:
+                old, _ = self._subjects.popitem(last=False)
+                del self._subject_bytes[old]
+            while len(self._by_bytes) > DIGESTS_KEPT:
                 self._by_bytes.popitem(last=False)
         return subject
 
@@ -132,6 +153,30 @@ class Engines:
                 while len(self._animators) > ANIMATOR_CACHE:
                     self._animators.popitem(last=False)
             return entry
+
+
+def subject_nbytes(subject: Any) -> int:
+    """The memory a subject's arrays hold (the photo, its person mask, landmarks)."""
+    return sum(value.nbytes for value in vars(subject).values() if isinstance(value, np.ndarray))
+
+
+def check_checkpoint(path: Path) -> None:
+    """Refuse, at start-up, a `serve --checkpoint` that is missing or not a checkpoint, rather than
+    fail on the first request that uses it (CheckpointError: exit 8)."""
+    from ..errors import CheckpointError
+
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint file {path}")
+    if not torch_installed():
+        # PyTorch saves a zip archive; without PyTorch the refine engine falls back to the warp anyway.
+        import zipfile
+
+        if not zipfile.is_zipfile(path):
+            raise CheckpointError(f"{path} is not a checkpoint (made by `enliven train`)")
+        return
+    from ..neural.checkpoint import config_of, load_checkpoint
+
+    config_of(load_checkpoint(path), path)
 
 
 def torch_installed() -> bool:
