@@ -166,7 +166,7 @@ def test_one_client_flooding_from_many_sockets_does_not_shut_another_out(server)
     floods = [Client(server.address, timeout_s=30) for _ in range(17)]
     try:
         subject = floods[0].wait(floods[0].analyze(photo), timeout_s=60).fields["subject"]
-        jobs = [(c, c.generate(motion(20), 24, subject=subject, format="none")) for c in floods for _ in range(4)]
+        jobs = [(c, c.generate(motion(100), 24, subject=subject, format="none")) for c in floods for _ in range(4)]
         with Client(f"tcp://127.0.0.2:0;127.0.0.1:{port}", timeout_s=30) as other:
             mine = other.generate(motion(5), 24, subject=subject, format="none")
             ends = [collect(c, job, timeout_s=120)[-1] for c, job in jobs]
@@ -178,7 +178,25 @@ def test_one_client_flooding_from_many_sockets_does_not_shut_another_out(server)
     assert len(ends) - len(codes) == server_limits(server)["max_jobs_per_client"]
     assert set(codes) == {protocol.E_TOO_MANY_JOBS}
     assert theirs[-1].type == "done" and theirs[-1].fields["status"] == protocol.DONE_COMPLETED, theirs[-1].fields
+    # Round robin: it waited for at most the job running and one more of the flooder's, not all of them.
+    assert theirs[0].type == "queued" and theirs[0].fields["position"] <= 2, theirs[0].fields
     assert [e.fields["index"] for e in theirs if e.type == "frame"] == list(range(5))
+
+
+def test_the_queue_takes_turns_between_clients():
+    from enliven.service.scheduler import fair_place
+
+    class Waiting:
+        def __init__(self, client: str):
+            self.client = client
+
+    queue = [Waiting(c) for c in "aaa"]  # one client queued three jobs
+    assert fair_place(queue, "b") == 1  # another client's first job goes after the first of those
+    queue = [Waiting(c) for c in "abaa"]  # a fair queue: a0 b0 a1 a2
+    assert fair_place(queue, "c") == 2  # a newcomer's first job goes after everyone's first
+    assert fair_place(queue, "b") == 3  # b's second after a's second
+    assert fair_place(queue, "a") == 4  # a's fourth at the end
+    assert fair_place([], "a") == 0
 
 
 def server_limits(srv: ServerProcess) -> dict:

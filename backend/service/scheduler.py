@@ -4,8 +4,8 @@
   newest-wins kind (preview) replaces the same client's one still waiting,
   which gets ``done`` with status ``superseded``;
 * the **heavy** lane (``Limits.heavy_lanes`` threads, one by default: one
-  GPU-heavy job at a time) runs the long jobs in order; waiting jobs get
-  ``queued`` messages with their position;
+  GPU-heavy job at a time) runs the long jobs, round robin between clients
+  (:func:`fair_place`); waiting jobs get ``queued`` messages with their position;
 * the **training** lane (one thread) runs one hours-long training at a time,
   so previews and generation go on beside it.
 
@@ -42,6 +42,21 @@ class Lane:
     stop_wait_s: float = 5.0  # at shutdown, how long its running job may take to stop
     queue: deque = field(default_factory=deque)
     running: list = field(default_factory=list)
+
+
+def fair_place(queue: deque, client: str) -> int:
+    """Where a new job of `client` goes in a lane's queue: round robin between clients.
+    The queue is ordered by round (a client's first waiting job is in round 0, its second
+    in round 1, ...), then by arrival; the new job goes after every job of its own round
+    or an earlier one. So one client with many jobs waiting delays another by at most
+    one of its jobs, however many it queued first."""
+    rounds: dict[str, int] = {}
+    mine = sum(1 for other in queue if other.client == client)
+    for i, other in enumerate(queue):
+        rounds[other.client] = rounds.get(other.client, -1) + 1
+        if rounds[other.client] > mine:
+            return i
+    return len(queue)
 
 
 def cancelled_reply(job: Job) -> list:
@@ -83,9 +98,12 @@ class Scheduler:
                 self.post(Out(job.identity, protocol.encode(
                     "done", old.id, {"status": protocol.DONE_SUPERSEDED, "by": job.id}, end=True), old, end=True))
             else:
-                lane.queue.append(job)
+                at = fair_place(lane.queue, job.client)
+                lane.queue.insert(at, job)
                 if lane.reports_position and (len(lane.running) >= lane.workers or len(lane.queue) > 1):
-                    self.post(Out(job.identity, protocol.encode("queued", job.id, {"position": len(lane.queue)})))
+                    for i in range(at, len(lane.queue)):  # this job's place, and everyone it went ahead of
+                        other = lane.queue[i]
+                        self.post(Out(other.identity, protocol.encode("queued", other.id, {"position": i + 1})))
             self._lock.notify_all()
 
     @staticmethod
