@@ -11,6 +11,16 @@ Install the zip in Blender with Edit > Preferences > Get Extensions > Install
 from Disk. Blender reads `blender_manifest.toml` at the zip's root and installs
 only the wheels that match the machine it runs on.
 
+One zip serves every supported Blender: 4.2 LTS to 5.0 embed Python 3.11,
+5.1 to 5.3 embed Python 3.13. Blender decides which Pythons an extension
+supports from its wheels' tags, and a stable-ABI wheel (`cp312-abi3`) counts
+only as "Python 3" and is ignored as soon as any version-specific wheel sits
+beside it: a zip with pyzmq's cp311 and abi3 wheels reads as 3.11-only and
+is refused on 5.1+. So the zip carries a version-specific wheel per Python
+line (cp311 and cp313), which Blender reads as "3.11, 3.13", and at install
+it picks the wheel that matches its own Python. pyzmq 26.4.0 is the newest
+release with a cp313 wheel for every desktop platform (27.x ships abi3).
+
 shared/ only uses relative imports, so inside the extension it becomes the
 add-on's own subpackage (`bl_ext.<repo>.enliven.shared`) and adds no generic
 top-level module name such as `shared` to Blender's sys.modules. --check
@@ -38,10 +48,14 @@ WHEEL_CACHE = ROOT / "build" / "wheels"
 MANIFEST_NAME = "blender_manifest.toml"
 EXTENSION_ID = "enliven"
 BLENDER_VERSION_MIN = "4.2.0"
-PYZMQ = "pyzmq==27.3.0"
-# Blender platform -> the pip --platform tag to download a CPython 3.11 wheel
-# for (Blender 4.2 LTS to 5.0 all embed Python 3.11). pyzmq ships one
-# universal2 wheel that serves both macOS platforms.
+PYZMQ = "pyzmq==26.4.0"
+# The Python of each supported Blender line -> the Blenders that embed it.
+PYTHONS: dict[str, str] = {
+    "3.11": "Blender 4.2 LTS to 5.0",
+    "3.13": "Blender 5.1 to 5.3",
+}
+# Blender platform -> the pip --platform tag to download a CPython wheel for.
+# pyzmq ships one universal2 wheel that serves both macOS platforms.
 PLATFORMS: dict[str, str] = {
     "linux-x64": "manylinux_2_28_x86_64",
     "windows-x64": "win_amd64",
@@ -67,25 +81,57 @@ def project_version() -> str:
 # --------------------------------------------------------------------------- wheels
 
 
-def wheel_for(platform: str, offline: bool = False) -> Path:
-    """The cached pyzmq wheel for `platform`, downloaded with pip when missing."""
-    folder = WHEEL_CACHE / platform
+def wheel_for(platform: str, python: str, offline: bool = False) -> Path:
+    """The cached pyzmq wheel for `platform` and CPython `python` ("3.11"),
+    downloaded with pip when missing."""
+    folder = WHEEL_CACHE / PYZMQ.replace("==", "-") / f"cp{python.replace('.', '')}" / platform
     found = sorted(folder.glob("pyzmq-*.whl"))
     if found:
         return found[-1]
     if offline:
-        raise SystemExit(f"no cached pyzmq wheel for {platform} in {folder} (run without --offline once)")
+        raise SystemExit(f"no cached {PYZMQ} wheel for {platform}, Python {python} in {folder} "
+                         "(run without --offline once)")
     folder.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, "-m", "pip", "download", PYZMQ, "--only-binary=:all:", "--no-deps",
-        "--python-version", "3.11", "--platform", PLATFORMS[platform], "--dest", str(folder), "--quiet",
+        "--implementation", "cp", "--python-version", python, "--platform", PLATFORMS[platform],
+        "--dest", str(folder), "--quiet",
     ]
-    print(f"downloading the {PYZMQ} wheel for {platform}", flush=True)
+    print(f"downloading the {PYZMQ} wheel for {platform}, Python {python}", flush=True)
     result = subprocess.run(command, capture_output=True, text=True)
     found = sorted(folder.glob("pyzmq-*.whl"))
     if result.returncode != 0 or not found:
-        raise SystemExit(f"could not download the pyzmq wheel for {platform}:\n{result.stderr.strip()}")
+        raise SystemExit(f"could not download the pyzmq wheel for {platform}, Python {python}:\n"
+                         f"{result.stderr.strip()}")
     return found[-1]
+
+
+def wheel_pythons(wheel_name: str) -> set[tuple[int, ...]]:
+    """The Python versions Blender reads from one wheel's file name: a stable-ABI
+    wheel (abi3) gives only the major version, (3,); `cp311` gives (3, 11).
+    Mirrors `python_versions_from_wheel` in Blender's bl_pkg/cli/blender_ext.py."""
+    python_tag, abi_tag = PurePosixPath(wheel_name).stem.split("-")[-3:-1]
+    stable = {(int(tag[3:]),) for tag in abi_tag.split(".") if tag.startswith("abi") and tag[3:].isdigit()}
+    if stable:
+        return stable
+    versions = set()
+    for tag in python_tag.split("."):
+        digits = tag.lstrip("cpy")
+        if tag[:2] in ("cp", "py") and digits.isdigit():
+            versions.add((int(digits[0]), int(digits[1:])) if len(digits) > 1 else (int(digits),))
+    return versions
+
+
+def blender_pythons(wheel_names: list[str]) -> set[str]:
+    """The Pythons Blender will install an extension with these wheels on:
+    "3.11", or "3" for any Python 3. A bare major version is dropped when any
+    wheel names a minor one, exactly as Blender's `python_versions_from_wheels`
+    does, which is why one abi3 wheel beside a cp311 wheel does not help 3.13."""
+    versions = set().union(*(wheel_pythons(name) for name in wheel_names)) if wheel_names else set()
+    versions = {v for v in versions if v[0] >= 3}
+    minors = {v for v in versions if len(v) == 2}
+    majors = {v for v in versions if len(v) == 1 and not any(m[0] == v[0] for m in minors)}
+    return {".".join(map(str, v)) for v in minors | majors}
 
 
 # --------------------------------------------------------------------------- building
@@ -130,8 +176,9 @@ def manifest_text(version: str, platforms: list[str], wheel_names: list[str]) ->
 def build_zip(target: Path, platforms: list[str], offline: bool = False) -> Path:
     wheels: dict[str, Path] = {}
     for platform in platforms:
-        wheel = wheel_for(platform, offline)
-        wheels.setdefault(wheel.name, wheel)  # the macOS universal2 wheel serves two platforms
+        for python in PYTHONS:
+            wheel = wheel_for(platform, python, offline)
+            wheels.setdefault(wheel.name, wheel)  # the macOS universal2 wheel serves two platforms
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(target.name + ".part")
     with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -246,7 +293,7 @@ def check_manifest(manifest: dict, names: set[str]) -> list[str]:
             problems.append(f"manifest: unknown platform {platform!r}")
 
     wheels = manifest.get("wheels", [])
-    covered: set[str] = set()
+    covered: dict[str, set[str]] = {python: set() for python in PYTHONS}
     for wheel in wheels if isinstance(wheels, list) else []:
         if not isinstance(wheel, str) or not wheel.startswith("./") or "\\" in wheel or '"' in wheel:
             problems.append(f"manifest: wheel path {wheel!r} must be relative ('./...') with forward slashes")
@@ -259,12 +306,21 @@ def check_manifest(manifest: dict, names: set[str]) -> list[str]:
             problems.append(f"manifest: {filename} is not a wheel file name")
         elif not filename.startswith("pyzmq-"):
             problems.append(f"manifest: unexpected wheel {filename}")
-        elif "-cp311-" not in filename:
-            problems.append(f"manifest: {filename} is not built for CPython 3.11 (Blender 4.2 to 5.0)")
-        covered |= wheel_platforms(filename)
-    for platform in platforms:
-        if platform not in covered:
-            problems.append(f"manifest: no pyzmq wheel for platform {platform}")
+        elif not (pythons := {".".join(map(str, v)) for v in wheel_pythons(filename)}) & set(PYTHONS):
+            problems.append(f"manifest: {filename} is built for Python {', '.join(sorted(pythons))}, "
+                            f"not for a supported Blender's Python ({', '.join(PYTHONS)})")
+        else:
+            for python in pythons & set(PYTHONS):
+                covered[python] |= wheel_platforms(filename)
+    for python, blenders in PYTHONS.items():
+        for platform in platforms:
+            if platform not in covered[python]:
+                problems.append(f"manifest: no pyzmq wheel for {platform} on Python {python} ({blenders})")
+    names_of_wheels = [PurePosixPath(w).name for w in wheels if isinstance(w, str)]
+    if (accepted := blender_pythons(names_of_wheels)) != set(PYTHONS):
+        problems.append(f"manifest: Blender would read these wheels as Python {', '.join(sorted(accepted)) or 'none'}, "
+                        f"not {', '.join(PYTHONS)}: each Python line needs a version-specific wheel "
+                        "(an abi3 wheel beside a cp311 one counts for nothing)")
     stray = {n for n in names if n.startswith("wheels/")} - {w[2:] for w in wheels if isinstance(w, str)}
     for name in sorted(stray):
         problems.append(f"the zip contains {name}, which the manifest does not name")

@@ -1,4 +1,4 @@
-"""Everything that differs between Blender 4.2 LTS, 4.5 LTS and 5.0, in one place.
+"""Everything that differs between Blender 4.2 LTS and 5.3, in one place.
 
 The rest of the add-on never looks at `bpy.app.version`; it calls these
 helpers. Where an API can be detected by its presence we test for that
@@ -9,10 +9,18 @@ takes the newer path. See the "Blender versions" table in DESIGN.md:
   live in a channelbag per slot (4.4+, the only way in 5.0);
 - compositor: `scene.use_nodes` + `scene.node_tree` ending in a Composite
   node (4.x) vs `scene.compositing_node_group`, a node group whose group
-  output is the result (5.0);
+  output is the result (5.0 to 5.2) vs the node group of the active entry in
+  `scene.compositor_effects` (5.3; the 5.0 property warns it goes in 6.0);
 - the Alpha Over node's sockets: ("Fac", "Image", "Image") vs
   ("Background", "Foreground", "Factor", ...) in 5.0;
-- sequencer: `sequence_editor.sequences` (4.2) vs `.strips` (4.4+, only in 5.0).
+- sequencer: `sequence_editor.sequences` (4.2) vs `.strips` (4.4+, only in 5.0);
+- strip timing: `frame_start`, `frame_final_start` / `frame_final_end` (4.2 to
+  5.2) vs `content_start`, `left_handle` / `right_handle` (5.3, where the old
+  names warn that they go in 6.0).
+
+Python and numpy: 4.2 to 5.0 embed Python 3.11 with numpy 1.26, 5.1 to 5.3
+Python 3.13 with numpy 2.x. The add-on's code is the same on both; only the
+pyzmq wheel differs (build.py ships one per Python line).
 """
 from __future__ import annotations
 
@@ -91,13 +99,37 @@ def ensure_fcurve(obj: bpy.types.Object, data_path: str, group: str) -> bpy.type
 # --------------------------------------------------------------------------- compositor
 
 
+def _has_property(data, name: str) -> bool:
+    """Whether an RNA struct has a property, asked without reading it: reading
+    a deprecated property (or `hasattr` on it) warns."""
+    return name in data.bl_rna.properties
+
+
 def uses_node_groups_for_compositing(scene: bpy.types.Scene) -> bool:
-    return hasattr(scene, "compositing_node_group")
+    """5.0+: the compositor is a node group with a group output, no Composite node."""
+    return _has_property(scene, "compositor_effects") or _has_property(scene, "compositing_node_group")
 
 
 def compositor_tree(scene: bpy.types.Scene, create: bool = True):
-    """The scene's compositor node tree, created (and switched on) if needed."""
-    if uses_node_groups_for_compositing(scene):
+    """The scene's compositor node tree, created (and switched on) if needed.
+
+    4.x: `scene.node_tree`, switched on by `scene.use_nodes`.
+    5.0 to 5.2: the node group in `scene.compositing_node_group`.
+    5.3: the node group of the active entry of `scene.compositor_effects`, a
+    stack of compositor effects (`compositing_node_group` still works there
+    but warns that it goes in 6.0).
+    """
+    if _has_property(scene, "compositor_effects"):
+        effects = scene.compositor_effects
+        effect = effects.active
+        if effect is None:
+            if not create:
+                return None
+            effect = effects.new(name=COMPOSITOR_TREE_NAME)
+        if effect.node_group is None and create:
+            effect.node_group = bpy.data.node_groups.new(COMPOSITOR_TREE_NAME, "CompositorNodeTree")
+        return effect.node_group
+    if _has_property(scene, "compositing_node_group"):
         tree = scene.compositing_node_group
         if tree is None and create:
             tree = bpy.data.node_groups.new(COMPOSITOR_TREE_NAME, "CompositorNodeTree")
@@ -152,6 +184,21 @@ def strips_property(editor) -> str:
     return "strips" if hasattr(editor, "strips") else "sequences"
 
 
+def strip_content_start(strip) -> int:
+    """The timeline frame where the strip's first frame of content sits
+    (`content_start` in 5.3, `frame_start` before)."""
+    return int(strip.content_start if hasattr(strip, "content_start") else strip.frame_start)
+
+
+def strip_span(strip) -> tuple[int, int]:
+    """(first frame shown, first frame no longer shown) of a strip, after its
+    handles: `left_handle` / `right_handle` in 5.3, `frame_final_start` /
+    `frame_final_end` before."""
+    if hasattr(strip, "left_handle"):
+        return int(strip.left_handle), int(strip.right_handle)
+    return int(strip.frame_final_start), int(strip.frame_final_end)
+
+
 def sound_strips(scene: bpy.types.Scene) -> list:
     """The sound strips of the scene's sequencer (none when it has no sequencer)."""
     if scene.sequence_editor is None:
@@ -178,15 +225,19 @@ def add_sound_strip(scene: bpy.types.Scene, filepath: str, frame_start: int, len
     Raises RuntimeError when this Blender cannot play sound."""
     target = os.path.normcase(os.path.abspath(filepath))
     for strip in sound_strips(scene):
-        if int(strip.frame_start) == frame_start and os.path.normcase(sound_strip_path(strip)) == target:
+        if strip_content_start(strip) == frame_start and os.path.normcase(sound_strip_path(strip)) == target:
             return strip
     collection = strips(scene)
     end = frame_start + max(1, length)
-    busy = {strip.channel for strip in collection
-            if strip.frame_final_start < end and strip.frame_final_end > frame_start}
+    busy = {strip.channel for strip in collection if overlaps(strip_span(strip), (frame_start, end))}
     channel = next((c for c in range(1, 129) if c not in busy), 128)
     name = os.path.splitext(os.path.basename(filepath))[0] or "Speech"
     return collection.new_sound(name, filepath, channel, frame_start)
+
+
+def overlaps(span: tuple[int, int], other: tuple[int, int]) -> bool:
+    """Whether two half-open frame ranges [start, end) share a frame."""
+    return span[0] < other[1] and span[1] > other[0]
 
 
 # --------------------------------------------------------------------------- UI

@@ -181,7 +181,7 @@ def add_to_sequencer(scene: bpy.types.Scene, obj: bpy.types.Object, channel: int
         collection.remove(old)
     if not channel:
         # The first channel with nothing in the strip's frames.
-        busy = {s.channel for s in collection if s.frame_final_start <= last and s.frame_final_end > first}
+        busy = {s.channel for s in collection if compat.overlaps(compat.strip_span(s), (first, last + 1))}
         channel = next(c for c in range(1, 129) if c not in busy)
     strip = collection.new_image(name, _filepath(os.path.join(directory, connection.frame_filename(first))),
                                  channel, first)

@@ -1127,7 +1127,7 @@ class Runtime:
                                 f"{job.settings.frame} yourself")
             return ""
         job.strip = strip.name
-        return f"; sound strip '{strip.name}' at frame {int(strip.frame_start)}, channel {strip.channel}"
+        return f"; sound strip '{strip.name}' at frame {compat.strip_content_start(strip)}, channel {strip.channel}"
 
     def _end_bake(self, job: BakeState, state: str, text: str) -> None:
         if job is not self.bake or not job.active:

@@ -461,7 +461,7 @@ class ENLIVEN_OT_lipsync_audio(_MouthOptions, bpy.types.Operator, ImportHelper):
                     raise UserError(f"No sound strip called '{self.strip}' in the sequencer")
                 path = _existing_file(compat.sound_strip_path(strip), "sound file")
                 # Keyed where the strip's sound starts, so mouth and sound stay together.
-                settings = self.mouth_settings(int(strip.frame_start))
+                settings = self.mouth_settings(compat.strip_content_start(strip))
             else:
                 path = _existing_file(self.filepath, "audio file")
                 settings = self.mouth_settings(self.start_frame(context), sound_path=path)
@@ -666,8 +666,8 @@ class ENLIVEN_OT_add_to_sequencer(bpy.types.Operator):
             compositing.set_resolution(scene, compositing.png_size(
                 os.path.join(bpy.path.abspath(strip.directory), strip.elements[0].filename)))
         _color_management(self, scene)
-        self.report({'INFO'}, f"Strip '{strip.name}' on channel {strip.channel}, "
-                              f"frames {strip.frame_final_start}-{strip.frame_final_end - 1}")
+        first, end = compat.strip_span(strip)
+        self.report({'INFO'}, f"Strip '{strip.name}' on channel {strip.channel}, frames {first}-{end - 1}")
         return {'FINISHED'}
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .errors import BadMotionError, EnlivenError
-from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
+from .errors import BadMotionError, EnlivenError, UsageError
+from .photo_arguments import add_photo_options, analyze_photo
+from .sequence import FrameSink
 from .shared import protocol
 from .shared.motion import Motion, MotionError
 
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("photo", type=Path)
     analyze.add_argument("--json", action="store_true", help="print the result as JSON")
     analyze.add_argument("--overlay", type=Path, metavar="PNG", help="write a debug picture with landmarks and person mask")
-    _add_photo_options(analyze)
+    add_photo_options(analyze)
     analyze.set_defaults(func=run_analyze)
 
     generate = commands.add_parser("generate", help="animate a photo into a numbered PNG sequence")
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for frame_0001.png ...")
     generate.add_argument("--size", type=int, metavar="N", help="scale the photo so its longer side is N pixels (default: full size)")
     generate.add_argument("--video", type=Path, metavar="MP4", help="also write an H.264 video")
+    generate.add_argument("--audio", type=Path, metavar="FILE", help="put this sound (any audio or video file) into --video")
+    generate.add_argument("--audio-offset", type=float, default=0.0, metavar="SECONDS",
+                          help="start the sound this much later (negative: earlier) than the first frame")
     generate.add_argument("--contact-sheet", type=Path, metavar="PNG", help="also write a grid of thumbnails")
     generate.add_argument("--engine", default="warp", help="frame generator: warp (default) or refine")
     generate.add_argument("--checkpoint", type=Path, metavar="PT",
@@ -77,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "instead of in this process")
     generate.add_argument("--server-key", type=Path, metavar="FILE", help="the server's public key (CurveZMQ), for a remote server")
     generate.add_argument("--client-key", type=Path, metavar="FILE", help="this client's secret key file from `enliven keys`")
-    _add_photo_options(generate)
+    add_photo_options(generate)
     generate.set_defaults(func=run_generate)
 
     presets = commands.add_parser("presets", help="list the built-in motions")
@@ -88,41 +92,22 @@ def build_parser() -> argparse.ArgumentParser:
     from .neural.commands import add_commands as add_neural_commands
     from .service.commands import add_keys_command, add_serve_command
     from .speech.commands import add_commands as add_speech_commands
+    from .talk import add_command as add_talk_command
 
     add_capture_commands(commands)
     add_neural_commands(commands)
     add_speech_commands(commands)
+    add_talk_command(commands)
     add_serve_command(commands)
     add_keys_command(commands)
     return parser
-
-
-def _add_photo_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--face", type=int, default=0, metavar="N", help="which face to use, 0 = largest (default)")
-    parser.add_argument("--max-pixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, metavar="MP",
-                        help=f"refuse photos larger than this many megapixels (default {DEFAULT_MAX_PIXELS / 1e6:.0f})")
-
-
-def _analyze(args: argparse.Namespace):
-    from .analysis import analyze_image
-    from .images import load_image, resize_long_side
-
-    max_pixels = int(args.max_pixels * 1e6)
-    rgb = load_image(args.photo, max_pixels=max_pixels, max_side=max(DEFAULT_MAX_SIDE, int(max_pixels**0.5)))
-    if getattr(args, "size", None):
-        rgb = resize_long_side(rgb, args.size)
-    subject = analyze_image(rgb, face_index=args.face)
-    if subject.faces_found > 1:
-        print(f"enliven: {subject.faces_found} faces found; using face {subject.face_index}"
-              f"{' (the largest)' if subject.face_index == 0 else ''}. Choose another with --face N.", file=sys.stderr)
-    return subject
 
 
 def run_analyze(args: argparse.Namespace) -> int:
     from .analysis import draw_overlay
     from .images import write_png
 
-    subject = _analyze(args)
+    subject = analyze_photo(args)
     summary = subject.summary()
     if args.overlay:
         write_png(args.overlay, draw_overlay(subject))
@@ -150,7 +135,14 @@ def load_motion_arguments(args: argparse.Namespace) -> Motion:
 
     fps = args.fps or 24.0
     if args.preset:
-        motion = preset_motion(args.preset, fps=fps, seed=args.seed, duration_s=args.duration)
+        if args.seed < 0:  # numpy's random generator would refuse it with a traceback
+            raise UsageError(f"--seed must be 0 or more, got {args.seed}")
+        try:
+            motion = preset_motion(args.preset, fps=fps, seed=args.seed, duration_s=args.duration)
+        except MotionError as error:
+            # Presets are built in, so only the arguments can be wrong: the
+            # preset's name, --fps or --duration. Exit 2 like argparse's own.
+            raise UsageError(str(error)) from None
     else:
         motion = load_motion(args.motion, fps=args.fps)
     motion, warnings = motion.sanitized(strict=args.strict)
@@ -159,61 +151,21 @@ def load_motion_arguments(args: argparse.Namespace) -> Motion:
     return motion
 
 
-class FrameSink:
-    """Where generated frames go: the numbered PNG sequence, and optionally a video and a contact sheet."""
-
-    def __init__(self, args: argparse.Namespace, frame_count: int, fps: float):
-        from .sequence import VideoWriter, sheet_frame_numbers
-
-        args.out.mkdir(parents=True, exist_ok=True)
-        self.out = args.out
-        self.video = VideoWriter(args.video, fps) if args.video else None
-        self.sheet_path = args.contact_sheet
-        self.sheet_numbers = set(sheet_frame_numbers(frame_count)) if args.contact_sheet else set()
-        self.sheet_frames: list[tuple[int, np.ndarray]] = []
-        self.size: tuple[int, int] | None = None
-
-    @property
-    def needs_pixels(self) -> bool:
-        return self.video is not None or bool(self.sheet_numbers)
-
-    def add(self, index: int, rgb: np.ndarray | None, png: bytes | None = None) -> None:
-        """Frame `index` (0-based) as pixels, or as PNG bytes already encoded (then pixels only if needed)."""
-        from .images import decode_png, write_atomic, write_png
-        from .sequence import frame_path
-
-        if png is not None:
-            write_atomic(frame_path(self.out, index + 1), png)
-            if self.needs_pixels:
-                rgb = decode_png(png)
-        else:
-            write_png(frame_path(self.out, index + 1), rgb)
-        if rgb is None:
-            return
-        self.size = rgb.shape[1::-1]
-        if self.video:
-            self.video.add(rgb)
-        if index in self.sheet_numbers:
-            self.sheet_frames.append((index + 1, rgb[::2, ::2].copy() if max(rgb.shape) > 2048 else rgb))
-
-    def close(self) -> None:
-        from .images import write_png
-        from .sequence import contact_sheet
-
-        if self.video:
-            self.video.close()
-        if self.sheet_path and self.sheet_frames:
-            write_png(self.sheet_path, contact_sheet(self.sheet_frames))
-
-
 def run_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     motion = load_motion_arguments(args)
     if args.size is not None and args.size < 64:
         raise EnlivenError("--size must be at least 64 pixels.")
+    if args.audio is not None and args.video is None:
+        raise UsageError("--audio goes into the video: add --video OUT.mp4")
+    if args.audio is not None:
+        from .speech.audio import check_audio_file
+
+        check_audio_file(args.audio)
     values = motion.full()
-    sink = FrameSink(args, len(values), motion.fps)
+    sink = FrameSink(args.out, len(values), motion.fps, video=args.video, contact_sheet=args.contact_sheet,
+                     audio=args.audio, audio_offset_s=args.audio_offset)
     progress = tqdm(total=len(values), unit="frame", desc="generating", file=sys.stderr, dynamic_ncols=True)
     started = time.perf_counter()
     try:
@@ -222,13 +174,16 @@ def run_generate(args: argparse.Namespace) -> int:
         else:
             from .animator import Animator
 
-            animator = Animator(_analyze(args), engine=args.engine, checkpoint=args.checkpoint)
+            animator = Animator(analyze_photo(args), engine=args.engine, checkpoint=args.checkpoint)
             for index, frame in enumerate(animator.render_all(values)):
                 sink.add(index, frame)
                 progress.update()
+    except BaseException:
+        sink.abort()  # frames already written stay; a half-made video does not
+        raise
     finally:
         progress.close()
-        sink.close()
+    sink.close()
     elapsed = time.perf_counter() - started
     width, height = sink.size or (0, 0)
     size = f"{width}x{height}, " if sink.size else ""

@@ -18,6 +18,14 @@ class EnlivenError(Exception):
         self.message = message
 
 
+class UsageError(EnlivenError):
+    """A command line argument that cannot be used, found after argparse
+    accepted it (such as an unknown preset name): the exit code argparse uses."""
+
+    code = protocol.E_USAGE
+    exit_code = 2
+
+
 class ImageError(EnlivenError):
     """The photo cannot be read: missing, not an image, truncated, or too big."""
 

@@ -25,13 +25,31 @@ def write_frame(directory: str | Path, number: int, rgb: np.ndarray) -> Path:
 
 
 class VideoWriter:
-    """H.264 MP4 through imageio's bundled ffmpeg; odd sizes are padded by one pixel."""
+    """H.264 MP4 through imageio's bundled ffmpeg, optionally with a sound track
+    (AAC) muxed in the same pass; odd sizes are padded by one pixel.
 
-    def __init__(self, path: str | Path, fps: float):
+    The video is written under a temporary name beside `path` and renamed
+    when `close()` finishes it, so an interrupted run never leaves a
+    half-written MP4 under the name asked for. `abort()` removes the partial
+    file. `audio_offset_s` delays the sound (positive) or cuts its start
+    (negative) relative to the first frame.
+    """
+
+    def __init__(self, path: str | Path, fps: float, audio: str | Path | None = None, audio_offset_s: float = 0.0):
         import imageio.v2 as imageio
 
-        self._writer = imageio.get_writer(str(path), fps=fps, codec="libx264", quality=8,
-                                          pixelformat="yuv420p", macro_block_size=1, ffmpeg_log_level="error")
+        self.path = Path(path)
+        # Hidden, and still ending in the video's suffix, which picks ffmpeg's muxer.
+        self._partial = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix or '.mp4'}")
+        output_params = []
+        if audio is not None and audio_offset_s > 0:
+            output_params += ["-af", f"adelay=delays={round(audio_offset_s * 1000)}:all=1"]
+        elif audio is not None and audio_offset_s < 0:
+            output_params += ["-af", f"atrim=start={-audio_offset_s:.6f},asetpts=PTS-STARTPTS"]
+        sound = {"audio_path": str(audio), "audio_codec": "aac"} if audio is not None else {}
+        self._writer = imageio.get_writer(str(self._partial), format="FFMPEG", fps=fps, codec="libx264", quality=8,
+                                          pixelformat="yuv420p", macro_block_size=1, ffmpeg_log_level="error",
+                                          output_params=output_params, **sound)
 
     def add(self, rgb: np.ndarray) -> None:
         height, width = rgb.shape[:2]
@@ -41,6 +59,15 @@ class VideoWriter:
 
     def close(self) -> None:
         self._writer.close()
+        self._partial.replace(self.path)
+
+    def abort(self) -> None:
+        """Stop writing and remove the unfinished file (the name asked for is never created)."""
+        try:
+            self._writer.close()
+        except Exception:  # ffmpeg may already be gone (the reason for aborting); the file goes either way
+            pass
+        self._partial.unlink(missing_ok=True)
 
 
 def contact_sheet(frames: Sequence[tuple[int, np.ndarray]], columns: int = 4, thumb_width: int = 256) -> np.ndarray:
@@ -64,3 +91,54 @@ def sheet_frame_numbers(frame_count: int, slots: int = 12) -> list[int]:
     if frame_count <= slots:
         return list(range(frame_count))
     return sorted({round(i * (frame_count - 1) / (slots - 1)) for i in range(slots)})
+
+
+class FrameSink:
+    """Where generated frames go: the numbered PNG sequence (when `out` is
+    given), and optionally a video (with a sound track) and a contact sheet."""
+
+    def __init__(self, out: Path | None, frame_count: int, fps: float, video: Path | None = None,
+                 contact_sheet: Path | None = None, audio: Path | None = None, audio_offset_s: float = 0.0):
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+        self.out = out
+        self.video = VideoWriter(video, fps, audio, audio_offset_s) if video else None
+        self.sheet_path = contact_sheet
+        self.sheet_numbers = set(sheet_frame_numbers(frame_count)) if contact_sheet else set()
+        self.sheet_frames: list[tuple[int, np.ndarray]] = []
+        self.size: tuple[int, int] | None = None
+
+    @property
+    def needs_pixels(self) -> bool:
+        return self.video is not None or bool(self.sheet_numbers)
+
+    def add(self, index: int, rgb: np.ndarray | None, png: bytes | None = None) -> None:
+        """Frame `index` (0-based) as pixels, or as PNG bytes already encoded (then pixels only if needed)."""
+        from .images import decode_png, write_atomic
+
+        if png is not None:
+            if self.out is not None:
+                write_atomic(frame_path(self.out, index + 1), png)
+            if self.needs_pixels:
+                rgb = decode_png(png)
+        elif self.out is not None:
+            write_png(frame_path(self.out, index + 1), rgb)
+        if rgb is None:
+            return
+        self.size = rgb.shape[1::-1]
+        if self.video:
+            self.video.add(rgb)
+        if index in self.sheet_numbers:
+            self.sheet_frames.append((index + 1, rgb[::2, ::2].copy() if max(rgb.shape) > 2048 else rgb))
+
+    def close(self) -> None:
+        """Finish the video and the contact sheet (after the last frame)."""
+        if self.video:
+            self.video.close()
+        if self.sheet_path and self.sheet_frames:
+            write_png(self.sheet_path, contact_sheet(self.sheet_frames))
+
+    def abort(self) -> None:
+        """The run failed or was interrupted: written frames stay, the unfinished video goes."""
+        if self.video:
+            self.video.abort()

@@ -156,10 +156,18 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 
+_LONGEST_SHOWN_NAME = 40
+
+
 def unknown_name_message(kind: str, name: str, valid: Sequence[str]) -> str:
     """Explain that `name` is not a valid `kind`, suggest close spellings and
     list the valid names, e.g. "unknown channel 'jaw_opn' (did you mean
     'jaw_open'?); valid channels: ..."."""
+    # A name from a hostile file may be megabytes long: difflib would index
+    # every character of it, and the message would no longer be one line.
+    if len(name) > _LONGEST_SHOWN_NAME:
+        return (f"unknown {kind} {name[:_LONGEST_SHOWN_NAME]!r}... ({len(name)} characters); "
+                f"valid {kind}s: {', '.join(valid)}")
     close = difflib.get_close_matches(name, valid, n=3, cutoff=0.6)
     hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
     return f"unknown {kind} {name!r}{hint}; valid {kind}s: {', '.join(valid)}"

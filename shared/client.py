@@ -506,16 +506,18 @@ class Client:
     def _on_pong(self, msg: Message, events: list[Event]) -> None:
         _, sent_before = self._pings.pop(msg.job)
         server_id = msg.fields.get("server")
-        if self._server_id is None:
-            self._server_id = server_id
-        elif server_id != self._server_id:
-            self._server_id = server_id
-            lost = [j for j in sent_before if j in self._pending]
-            self._fail(lost, protocol.E_SERVER_RESTARTED, f"the Enliven backend at {self.address} restarted; the job was lost", events)
-            return
+        restarted = self._server_id is not None and server_id != self._server_id
+        self._server_id = server_id
+        # Only what the server does not hold is lost. After a restart that is
+        # what the old process took with it; a job that already reached the new
+        # process (sent after the restart, or delivered there by ZeroMQ's
+        # reconnect) is held and will be answered.
         held = set(msg.fields.get("jobs", []))
         lost = [j for j in sent_before if j in self._pending and j not in held]
-        self._fail(lost, protocol.E_LOST, f"the Enliven backend at {self.address} no longer knows this job (connection dropped?)", events)
+        if restarted:
+            self._fail(lost, protocol.E_SERVER_RESTARTED, f"the Enliven backend at {self.address} restarted; the job was lost", events)
+        else:
+            self._fail(lost, protocol.E_LOST, f"the Enliven backend at {self.address} no longer knows this job (connection dropped?)", events)
 
     def _check_monitor(self, events: list[Event]) -> None:
         if self._monitor is None:

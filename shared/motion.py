@@ -11,14 +11,32 @@ CSV layout: a header "frame,time,<channel>,...", then one row per frame with
 the 0-based frame index, the time in seconds and the values (6 decimals, an
 empty cell for a non-finite value). When reading, "frame" and "time" are
 optional and an empty cell or "nan" means NaN.
+
+Values when reading: every number is finite, however large (1e308, or 1e999
+which float() would turn into infinity), and is later clamped into its
+channel's range like any out-of-range value. "No value" (JSON null, NaN or
+Infinity; in CSV an empty cell, nan or inf) is non-finite and later becomes
+the channel's default, which is also what a non-finite value written out
+reads back as. Motion.sanitized does both, with a warning, or refuses them.
+
+Files are read whole, so hostile ones are bounded before and while parsing:
+MAX_FILE_BYTES, MAX_FRAMES, MAX_JSON_DEPTH (checked by a scan before
+json.loads, which would otherwise recurse into RecursionError),
+MAX_NUMBER_CHARS (Python refuses int() of over 4300 digits with a
+ValueError) and MAX_CSV_LINE_CHARS. Breaking one is a MotionError like any
+other bad file.
 """
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
+import re
 import secrets
+import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +54,22 @@ DEFAULT_CSV_FPS = 24.0
 # How many frame numbers a warning lists before it says "...".
 _LISTED_FRAMES = 5
 
+# Bounds on what a file may hold. A motion file needs 3 levels of nesting and
+# numbers of about 10 characters; an hour of every channel at 60 fps is about
+# 40 MB and 216,000 frames.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_FRAMES = 500_000
+MAX_JSON_DEPTH = 32
+MAX_NUMBER_CHARS = 100
+# Enough for every column with MAX_NUMBER_CHARS-long numbers; it also keeps one
+# hostile line from becoming millions of cells in memory.
+MAX_CSV_LINE_CHARS = 4096
+# Values are stored as float32: finite values beyond its range would become
+# infinity in the cast, so they are first brought to its largest value.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+# How much of an offending text a message quotes.
+_QUOTED_CHARS = 40
+
 
 class MotionError(ValueError):
     """A motion file or array that cannot be used; message says where and why."""
@@ -50,24 +84,24 @@ class Motion:
     def __post_init__(self) -> None:
         try:
             self.fps = float(self.fps)
-        except (TypeError, ValueError):
-            raise MotionError(f"fps must be a number, got {self.fps!r}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise MotionError(f"fps must be a number, got {_quoted(self.fps)}") from None
         if not (math.isfinite(self.fps) and 0 < self.fps <= MAX_FPS):
             raise MotionError(f"fps must be above 0 and at most {MAX_FPS:g}, got {self.fps:g}")
 
         self.channels = tuple(self.channels)
-        for name in self.channels:
-            if name not in CHANNEL_INDEX:
-                raise MotionError(unknown_name_message("channel", str(name), CHANNEL_NAMES))
-        repeated = sorted({name for name in self.channels if self.channels.count(name) > 1})
-        if repeated:
-            raise MotionError(f"channel {', '.join(repeated)} listed more than once")
+        check_channel_names(self.channels)
 
         try:
             # A copy, so that later changes to the caller's array cannot reach us.
-            self.values = np.array(self.values, dtype=np.float32)
-        except (TypeError, ValueError) as error:
+            values = np.array(self.values, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError) as error:
             raise MotionError(f"motion values are not a numeric array: {error}") from None
+        finite = np.isfinite(values)
+        # Without this 1e308 would become inf in float32, and so the channel's
+        # default instead of being clamped like 1e30 (and numpy would warn).
+        values[finite] = np.clip(values[finite], -_FLOAT32_MAX, _FLOAT32_MAX)
+        self.values = values.astype(np.float32)
         if self.values.ndim != 2 or self.values.shape[1] != len(self.channels):
             raise MotionError(
                 f"motion values must have shape (frames, {len(self.channels)}) for "
@@ -135,6 +169,18 @@ class Motion:
         return Motion(self.fps, self.channels, values), warnings
 
 
+def check_channel_names(names: tuple[str, ...]) -> None:
+    """Raise MotionError unless `names` are channels, each named once."""
+    for name in names:
+        if name not in CHANNEL_INDEX:
+            raise MotionError(unknown_name_message("channel", str(name), CHANNEL_NAMES))
+    # Counter, not names.count(name) per name: a hostile file may list a
+    # channel a million times, and counting each would take hours.
+    repeated = sorted(name for name, times in Counter(names).items() if times > 1)
+    if repeated:
+        raise MotionError(f"channel {', '.join(repeated)} listed more than once")
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
@@ -160,25 +206,35 @@ def load_motion(path: str | os.PathLike[str], fps: float | None = None) -> Motio
     if suffix not in (".json", ".csv"):
         raise MotionError(f"{source}: unknown motion file type {suffix!r}; use .json or .csv")
     try:
-        # utf-8-sig: spreadsheet programs often start CSV files with a BOM.
-        text = Path(path).read_text(encoding="utf-8-sig")
+        with open(path, "rb") as file:
+            # One byte over the limit is enough to know the file is too big,
+            # and a FIFO or device cannot feed us forever.
+            data = file.read(MAX_FILE_BYTES + 1)
     except OSError as error:
         raise MotionError(f"{source}: cannot read motion file: {error.strerror or error}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise MotionError(f"{source}: larger than the {MAX_FILE_BYTES // 2**20} MiB a motion file may have")
+    try:
+        # utf-8-sig: spreadsheet programs often start CSV files with a BOM.
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise MotionError(
             f"{source}: not a UTF-8 text file ({error.reason} at byte {error.start})"
         ) from None
+    return motion_from_text(text, suffix[1:], source, fps)
 
-    if suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise MotionError(
-                f"{source}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
-            ) from None
-        motion = motion_from_dict(data, source)
+
+def motion_from_text(text: str, kind: str, source: str = "<text>", fps: float | None = None) -> Motion:
+    """Parse the text of a "json" or "csv" motion file (see load_motion).
+
+    Every problem is a MotionError that starts with `source`.
+    """
+    if kind == "json":
+        motion = motion_from_dict(_parse_json(text, source), source)
         return motion if fps is None else _checked_motion(source, fps, motion.channels, motion.values)
-    return _motion_from_csv(text, source, fps)
+    if kind == "csv":
+        return _motion_from_csv(text, source, fps)
+    raise ValueError(f"kind must be 'json' or 'csv', got {kind!r}")
 
 
 def save_motion(motion: Motion, path: str | os.PathLike[str]) -> None:
@@ -231,6 +287,67 @@ def _rounded(values: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- JSON
 
+# Backslash escapes, then (with those gone) whole strings: what is left is the
+# JSON outside strings. Each pattern matches without backtracking, so the scan
+# takes linear time on any text, however hostile.
+_JSON_ESCAPE = re.compile(r"\\.", re.DOTALL)
+_JSON_STRING = re.compile(r'"[^"]*"')
+_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
+_DEPTH_CHUNK = 1 << 20
+
+
+class _NumberTooLong(ValueError):
+    pass
+
+
+def json_nesting_depth(text: str, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deeply [ and { nest in the JSON `text`, ignoring strings; counting
+    stops once it is past `limit`. Exact for valid JSON; for broken JSON it
+    may be off, which json.loads then reports anyway."""
+    outside_strings = _JSON_STRING.sub("", _JSON_ESCAPE.sub("", text))
+    brackets = np.frombuffer(_NOT_A_BRACKET.sub("", outside_strings).encode("ascii"), np.uint8)
+    depth = deepest = 0
+    for start in range(0, brackets.size, _DEPTH_CHUNK):
+        chunk = brackets[start:start + _DEPTH_CHUNK]
+        opens = (chunk == ord("[")) | (chunk == ord("{"))
+        running = depth + np.cumsum(opens.astype(np.int64) * 2 - 1)
+        deepest = max(deepest, int(running.max()))
+        depth = int(running[-1])
+        if deepest > limit:
+            break
+    return deepest
+
+
+def _json_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _NumberTooLong(_long_number_message(text))
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _NumberTooLong(_long_number_message(text))
+    # A JSON number is always finite, even one too large for a float.
+    return _saturated(float(text))
+
+
+def _parse_json(text: str, source: str) -> Any:
+    depth = json_nesting_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise MotionError(
+            f"{source}: JSON nested more than {MAX_JSON_DEPTH} levels deep; a motion file needs 3"
+        )
+    try:
+        return json.loads(text, parse_int=_json_int, parse_float=_json_float)
+    except json.JSONDecodeError as error:
+        raise MotionError(
+            f"{source}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
+        ) from None
+    except _NumberTooLong as error:
+        raise MotionError(f"{source}: {error}") from None
+    except RecursionError:  # should the depth scan ever miss a case
+        raise MotionError(f"{source}: JSON nested too deeply") from None
+
 
 def motion_to_dict(motion: Motion) -> dict[str, Any]:
     """The JSON-ready form of `motion`; non-finite values become None (null)."""
@@ -253,7 +370,7 @@ def motion_from_dict(data: Any, source: str = "<dict>") -> Motion:
     if not isinstance(data, dict):
         raise MotionError(f"{source}: expected a JSON object, got {_json_type(data)}")
     if data.get("format") != FORMAT_TAG:
-        found = f"{data['format']!r}" if "format" in data else "no format"
+        found = _quoted(data["format"]) if "format" in data else "no format"
         raise MotionError(
             f"{source}: not an Enliven motion file (expected \"format\": {FORMAT_TAG!r}, found {found})"
         )
@@ -277,8 +394,16 @@ def motion_from_dict(data: Any, source: str = "<dict>") -> Motion:
         raise MotionError(f"{source}: \"channels\" must be a list of channel names")
     if not isinstance(frames, list):
         raise MotionError(f"{source}: \"frames\" must be a list of rows, got {_json_type(frames)}")
+    if len(frames) > MAX_FRAMES:
+        raise MotionError(f"{source}: {len(frames)} frames; a motion file may have at most {MAX_FRAMES}")
+    # Before the array is made: its width is the number of names.
+    try:
+        check_channel_names(tuple(names))
+    except MotionError as error:
+        raise MotionError(f"{source}: {error}") from None
 
-    values = np.empty((len(frames), len(names)), dtype=np.float32)
+    # float64 here; Motion brings values beyond float32's range to its limit.
+    values = np.empty((len(frames), len(names)), dtype=np.float64)
     for frame, row in enumerate(frames):
         if not isinstance(row, list):
             raise MotionError(f"{source}: frame {frame}: expected a list of values, got {_json_type(row)}")
@@ -290,11 +415,11 @@ def motion_from_dict(data: Any, source: str = "<dict>") -> Motion:
             if value is None:
                 values[frame, column] = np.nan
             elif _is_json_number(value):
-                values[frame, column] = value
+                values[frame, column] = _as_float(value)
             else:
                 raise MotionError(
                     f"{source}: frame {frame}, column {column} ({names[column]}): "
-                    f"expected a number or null, got {value!r}"
+                    f"expected a number or null, got {_quoted(value)}"
                 )
     return _checked_motion(source, fps, tuple(names), values)
 
@@ -315,6 +440,33 @@ def _is_json_number(value: Any) -> bool:
 
 def _is_json_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _as_float(number: int | float) -> float:
+    """`number` as a float; an int too large for one (only a dict built in
+    code can hold one: files are limited to MAX_NUMBER_CHARS) saturates."""
+    try:
+        return float(number)
+    except OverflowError:
+        return sys.float_info.max if number > 0 else -sys.float_info.max
+
+
+def _saturated(value: float) -> float:
+    """A float that overflowed to infinity while parsing a finite numeral, as
+    the largest finite float of its sign; other values unchanged."""
+    return math.copysign(sys.float_info.max, value) if math.isinf(value) else value
+
+
+def _long_number_message(text: str) -> str:
+    return (f"a number {len(text)} characters long ({text[:20]}...); "
+            f"numbers may have at most {MAX_NUMBER_CHARS} characters")
+
+
+def _quoted(value: Any) -> str:
+    """repr(value), cut short: a message stays one readable line even when a
+    hostile file puts megabytes where a name or number should be."""
+    text = repr(value)
+    return text if len(text) <= _QUOTED_CHARS else f"{text[:_QUOTED_CHARS]}... ({len(text)} characters)"
 
 
 def _json_type(value: Any) -> str:
@@ -343,31 +495,39 @@ def _format_number(value: float) -> str:
 
 
 def _motion_from_csv(text: str, source: str, fps: float | None) -> Motion:
-    # Keep the file's line numbers for messages while skipping blank lines.
-    rows = [
-        (line, [cell.strip() for cell in row])
-        for line, row in enumerate(csv.reader(text.splitlines()), start=1)
-        if any(cell.strip() for cell in row)
-    ]
-    if not rows:
+    reader = csv.reader(_csv_lines(text, source))
+    header: list[str] | None = None
+    table = np.empty((0, 0))
+    frames = 0
+    try:
+        for cells in reader:
+            cells = [cell.strip() for cell in cells]
+            if not any(cells):  # blank lines are skipped; line numbers stay the file's
+                continue
+            line = reader.line_num
+            if header is None:
+                header = cells
+                _check_csv_header(header, source)
+                # Every line but the header may be a frame; MAX_FRAMES caps it.
+                lines = text.count("\n") + text.count("\r") + 1  # at least the lines csv.reader sees
+                table = np.empty((min(lines, MAX_FRAMES), len(header)), dtype=np.float64)
+                continue
+            if len(cells) != len(header):
+                raise MotionError(
+                    f"{source}: line {line} has {len(cells)} cells but the header has {len(header)} columns"
+                )
+            if frames == MAX_FRAMES:
+                raise MotionError(f"{source}: more than {MAX_FRAMES} frames, too many for a motion file")
+            for column, (name, cell) in enumerate(zip(header, cells)):
+                table[frames, column] = _parse_cell(cell, f"{source}: line {line}, column {name!r}")
+            frames += 1
+    except csv.Error as error:
+        raise MotionError(f"{source}: line {reader.line_num} is not valid CSV: {error}") from None
+    if header is None:
         raise MotionError(f"{source}: empty CSV file; expected a header such as 'frame,time,jaw_open'")
-    (_, header), data_rows = rows[0], rows[1:]
-    for column, name in enumerate(header, start=1):
-        if not name:
-            raise MotionError(f"{source}: column {column} of the header has no name")
-        if header.count(name) > 1:
-            raise MotionError(f"{source}: column {name!r} appears more than once")
-    if not data_rows:
+    if not frames:
         raise MotionError(f"{source}: no frames after the header")
-
-    table = np.empty((len(data_rows), len(header)), dtype=np.float64)
-    for row_index, (line, cells) in enumerate(data_rows):
-        if len(cells) != len(header):
-            raise MotionError(
-                f"{source}: line {line} has {len(cells)} cells but the header has {len(header)} columns"
-            )
-        for column, (name, cell) in enumerate(zip(header, cells)):
-            table[row_index, column] = _parse_cell(cell, f"{source}: line {line}, column {name!r}")
+    table = table[:frames]
 
     if fps is None and _TIME_COLUMN in header:
         fps = _fps_from_times(table[:, header.index(_TIME_COLUMN)], source)
@@ -379,26 +539,67 @@ def _motion_from_csv(text: str, source: str, fps: float | None) -> Motion:
     return _checked_motion(source, fps, names, table[:, channel_columns])
 
 
-def _parse_cell(cell: str, where: str) -> float:
-    if cell == "" or cell.lower() == "nan":
-        return math.nan
+def _csv_lines(text: str, source: str):
+    """The lines of `text` for csv.reader, refusing any over MAX_CSV_LINE_CHARS."""
+    # newline="": lines keep their "\r\n" or "\r", which csv.reader expects.
+    for number, line in enumerate(io.StringIO(text, newline=""), start=1):
+        length = len(line.rstrip("\r\n"))
+        if length > MAX_CSV_LINE_CHARS:
+            raise MotionError(
+                f"{source}: line {number} is {length} characters long; "
+                f"a motion CSV line may have at most {MAX_CSV_LINE_CHARS}"
+            )
+        yield line
+
+
+def _check_csv_header(header: list[str], source: str) -> None:
+    seen: set[str] = set()
+    for column, name in enumerate(header, start=1):
+        if not name:
+            raise MotionError(f"{source}: column {column} of the header has no name")
+        if name in seen:
+            raise MotionError(f"{source}: column {_quoted(name)} appears more than once")
+        seen.add(name)
+    # Before any row is read: the header decides how wide the table is.
     try:
-        return float(cell)
+        check_channel_names(tuple(n for n in header if n not in (_FRAME_COLUMN, _TIME_COLUMN)))
+    except MotionError as error:
+        raise MotionError(f"{source}: {error}") from None
+
+
+_NON_FINITE_WORDS = ("inf", "infinity", "nan")
+
+
+def _parse_cell(cell: str, where: str) -> float:
+    """A CSV cell's number: NaN for an empty cell, nan or inf (any case and
+    sign) as written, any numeral as a finite float."""
+    if cell == "":
+        return math.nan
+    if len(cell) > MAX_NUMBER_CHARS:
+        raise MotionError(f"{where}: {_long_number_message(cell)}")
+    try:
+        value = float(cell)
     except ValueError:
-        raise MotionError(f"{where}: {cell!r} is not a number") from None
+        raise MotionError(f"{where}: {_quoted(cell)} is not a number") from None
+    if cell.lstrip("+-").lower() in _NON_FINITE_WORDS:
+        return value
+    return _saturated(value)  # "1e999" is a (large) number, not infinity
 
 
 def _fps_from_times(times: np.ndarray, source: str) -> float:
     if times.size < 2:
         return DEFAULT_CSV_FPS
-    steps = np.diff(times)
-    if not (np.all(np.isfinite(times)) and np.all(steps > 0)):
+    # Times near the float limit overflow in the differences; those files are
+    # refused below (or by the fps check) without a numpy warning.
+    with np.errstate(over="ignore", invalid="ignore"):
+        steps = np.diff(times)
+        # The mean step over the whole file rather than the median step: each time
+        # is rounded to 6 decimals, which would shift 1 / step by up to ~0.001 fps
+        # at 30 fps, while over the whole span that rounding averages out.
+        mean_step = float((times[-1] - times[0]) / (times.size - 1))
+    if not (np.all(np.isfinite(times)) and np.all(steps > 0) and math.isfinite(mean_step) and mean_step > 0):
         raise MotionError(
             f"{source}: cannot work out the frame rate: the time column must increase "
             "from row to row (or give the fps explicitly)"
         )
-    # The mean step over the whole file rather than the median step: each time
-    # is rounded to 6 decimals, which would shift 1 / step by up to ~0.001 fps
-    # at 30 fps, while over the whole span that rounding averages out.
-    mean_step = (times[-1] - times[0]) / (times.size - 1)
-    return round(1.0 / float(mean_step), 3)
+    return round(1.0 / mean_step, 3)

@@ -106,6 +106,7 @@ E_TTS_FAILED = "tts_failed"
 E_BAD_DATASET = "bad_dataset"
 E_BAD_VGG_WEIGHTS = "bad_vgg_weights"
 E_NO_DEVICE = "no_device"
+E_USAGE = "usage"  # a command line argument that cannot be used (exit 2)
 # Raised by the client itself, never sent by a server.
 E_TIMEOUT = "timeout"
 E_AUTH_REFUSED = "auth_refused"

@@ -11,6 +11,7 @@ from enliven.shared.motion import Motion, save_motion
 from enliven.shared.presets import preset_motion
 
 from conftest import run_enliven, write_rgb
+from hostile_motion import HOSTILE_MOTION_FILES, motion_json
 
 
 def test_analyze_json_and_overlay(astronaut_path, tmp_path):
@@ -140,3 +141,41 @@ def test_generate_with_no_server_listening_fails_quickly(astronaut_path, tmp_pat
                          "--server", "tcp://127.0.0.1:9")
     assert result.returncode != 0
     assert "Traceback" not in result.stderr and "tcp://127.0.0.1:9" in result.stderr
+
+
+@pytest.mark.parametrize("name, text, complaint", HOSTILE_MOTION_FILES)
+def test_hostile_motion_files_exit_5_with_one_line(astronaut_path, tmp_path, name, text, complaint):
+    path = tmp_path / name
+    path.write_text(text)
+    result = run_enliven("generate", astronaut_path, "--motion", path, "--out", tmp_path / "o")
+    assert result.returncode == 5, result.stderr
+    (line,) = result.stderr.splitlines()  # one line, no traceback
+    assert line.startswith(f"enliven: error: {path}: ") and complaint in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_huge_finite_values_close_the_eye_like_any_value_above_the_range(astronaut_path, tmp_path):
+    path = tmp_path / "huge.json"
+    path.write_text(motion_json("[0], [1], [1e30], [1e308]"))
+    result = run_enliven("generate", astronaut_path, "--motion", path, "--size", "128", "--out", tmp_path / "o")
+    assert result.returncode == 0, result.stderr
+    assert "blink_l: 2 frames above 1" in result.stderr and "non-finite" not in result.stderr
+    assert "RuntimeWarning" not in result.stderr
+    frames = [cv2.imread(str(tmp_path / "o" / f"frame_{i:04d}.png")) for i in range(1, 5)]
+    assert not np.array_equal(frames[0], frames[1])  # the eye closes at 1 ...
+    assert np.array_equal(frames[1], frames[2]) and np.array_equal(frames[1], frames[3])  # ... and at 1e30 and 1e308
+    strict = run_enliven("generate", astronaut_path, "--motion", path, "--strict", "--out", tmp_path / "s")
+    assert strict.returncode == 5 and "blink_l: 2 frames above 1" in strict.stderr
+
+
+@pytest.mark.parametrize("arguments, complaint", [
+    (["--preset", "blnk"], "unknown preset 'blnk' (did you mean 'blink'?)"),
+    (["--preset", "blink", "--seed", "-1"], "--seed must be 0 or more"),
+    (["--preset", "blink", "--duration", "-2"], "preset duration must be a positive number"),
+])
+def test_bad_preset_arguments_are_usage_errors(astronaut_path, tmp_path, arguments, complaint):
+    # Exit 2 as the README's table says, the same as argparse gives for a bad argument.
+    result = run_enliven("generate", astronaut_path, *arguments, "--out", tmp_path / "o")
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("enliven: error: ") and complaint in line

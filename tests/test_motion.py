@@ -1,16 +1,22 @@
 """Motion objects and the .json / .csv motion files."""
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from enliven.shared.channels import CHANNEL_NAMES, CHANNELS
 from enliven.shared.motion import (
+    MAX_FILE_BYTES,
+    MAX_FRAMES,
     Motion,
     MotionError,
     load_motion,
     motion_from_dict,
+    motion_from_text,
     motion_to_dict,
     save_motion,
 )
@@ -270,3 +276,183 @@ def test_failed_save_leaves_no_temporary_file(tmp_path):
         save_motion(some_motion(), blocker)
     assert [p.name for p in tmp_path.iterdir()] == ["motion.csv"]
     assert blocker.is_dir()
+
+
+# ---------------------------------------------------------------- hostile files
+#
+# Files from an adversarial test run: each used to escape as RecursionError,
+# ValueError or a numpy warning instead of the loader's MotionError.
+
+HOSTILE_JSON = '{"format": "enliven-motion", "version": 1, "fps": 24, "channels": ["blink_l"], "frames": [[%s]]}'
+
+
+def test_deeply_nested_json_is_a_motion_error_not_a_recursion_error(tmp_path):
+    path = write(tmp_path / "deep.json", "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(MotionError, match=r"deep\.json: JSON nested more than 32 levels deep"):
+        load_motion(path)
+    # Brackets inside strings are text, not nesting.
+    names = write(tmp_path / "brackets.json", json.dumps(json_motion(comment="[" * 100_000 + '\\"{')))
+    assert load_motion(names).channels == ("jaw_open", "smile_l")
+
+
+@pytest.mark.parametrize("number", ["9" * 5000, "0." + "1" * 5000, "-" + "9" * 101])
+def test_over_long_numbers_are_refused_with_a_short_message(tmp_path, number):
+    path = write(tmp_path / "long.json", HOSTILE_JSON % number)
+    with pytest.raises(MotionError, match=r"long\.json: a number \d+ characters long .*at most 100") as error:
+        load_motion(path)
+    assert len(str(error.value)) < 300
+
+
+def test_over_long_version_or_fps_numbers_are_refused_too(tmp_path):
+    path = write(tmp_path / "v.json", HOSTILE_JSON.replace('"version": 1', '"version": ' + "1" * 5000) % "0")
+    with pytest.raises(MotionError, match="at most 100 characters"):
+        load_motion(path)
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_parsed(tmp_path):
+    path = tmp_path / "huge.json"
+    with open(path, "wb") as file:  # sparse: no 64 MiB written to disk
+        file.truncate(MAX_FILE_BYTES + 1)
+    with pytest.raises(MotionError, match=r"huge\.json: larger than the 64 MiB a motion file may have"):
+        load_motion(path)
+
+
+@pytest.mark.parametrize("huge", ["1e30", "1e308", "1.7976931348623157e308", "1e999", "123" + "0" * 90])
+def test_huge_finite_values_are_clamped_like_any_out_of_range_value_without_warnings(tmp_path, huge):
+    json_path = write(tmp_path / "m.json", HOSTILE_JSON % f"-{huge}], [{huge}")
+    csv_path = write(tmp_path / "m.csv", f"blink_l,head_yaw\n{huge},-{huge}\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "overflow encountered in cast" fails the test
+        fixed, notes = load_motion(json_path).sanitized()
+        assert fixed.values[:, 0].tolist() == [0.0, 1.0]  # 1e308 closes the eye like 1e30 does
+        assert notes[0].startswith("blink_l: 1 frame above 1 (max ") and notes[0].endswith("), clamped")
+        fixed, _ = load_motion(csv_path).sanitized()
+        assert fixed.values.tolist() == [[1.0, -45.0]]
+        with pytest.raises(MotionError, match="blink_l: 1 frame above 1"):  # out of range, not "non-finite"
+            load_motion(json_path).sanitized(strict=True)
+
+
+@pytest.mark.parametrize("kind, no_value", [
+    ("json", "null"), ("json", "NaN"), ("json", "Infinity"), ("json", "-Infinity"),
+    ("csv", ""), ("csv", "nan"), ("csv", "NaN"), ("csv", "inf"), ("csv", "-Infinity"),
+])
+def test_no_value_in_any_spelling_becomes_the_default_or_is_refused_with_strict(kind, no_value):
+    # The documented rule: non-finite means "no value" in both formats (also
+    # what a non-finite value written out reads back as), never "very large".
+    text = HOSTILE_JSON % no_value if kind == "json" else f"blink_l,jaw_open\n{no_value},0.5\n"
+    motion = motion_from_text(text, kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fixed, notes = motion.sanitized()
+    assert fixed.values[0, fixed.channels.index("blink_l")] == 0.0  # open, the default
+    assert notes == ["blink_l: 1 non-finite value (frame 0), set to default 0"]
+    with pytest.raises(MotionError, match="non-finite"):
+        motion.sanitized(strict=True)
+
+
+def test_csv_with_an_absurd_line_or_cell_is_refused_naming_the_line(tmp_path):
+    path = write(tmp_path / "wide.csv", "blink_l\n0\n" + "1" * 200_000 + "\n")
+    with pytest.raises(MotionError, match=r"wide\.csv: line 3 is 200000 characters long; .*at most 4096"):
+        load_motion(path)
+    path = write(tmp_path / "digits.csv", "blink_l\n" + "1" * 500 + "\n")
+    with pytest.raises(MotionError, match=r"line 2, column 'blink_l': a number 500 characters long"):
+        load_motion(path)
+
+
+def test_csv_with_more_frames_than_the_limit_is_refused():
+    with pytest.raises(MotionError, match=f"more than {MAX_FRAMES} frames"):
+        motion_from_text("blink_l\n" + "0\n" * (MAX_FRAMES + 1), "csv")
+    assert motion_from_text("blink_l\n" + "0\n" * 1000, "csv").frame_count == 1000
+
+
+def test_json_with_more_frames_than_the_limit_is_refused():
+    with pytest.raises(MotionError, match=f"at most {MAX_FRAMES}"):
+        motion_from_text(HOSTILE_JSON % ("0" + "], [0" * MAX_FRAMES), "json")
+
+
+def test_csv_times_near_the_float_limit_are_a_frame_rate_error_not_a_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(MotionError, match="cannot work out the frame rate"):
+            motion_from_text("time,blink_l\n1e999,0\n-1e999,1\n", "csv")
+        with pytest.raises(MotionError, match="fps must be above 0 and at most 1000"):
+            motion_from_text("time,blink_l\n0,0\n5e-324,1\n", "csv")
+
+
+def test_a_channel_listed_a_million_times_is_refused_quickly():
+    # Counting each name's repeats one by one would take hours.
+    data = json_motion(channels=["jaw_open"] * 1_000_000, frames=[[0.0]])
+    with pytest.raises(MotionError, match="channel jaw_open listed more than once"):
+        motion_from_dict(data)
+
+
+@pytest.mark.parametrize("kind, text", [
+    ("json", json.dumps(json_motion(channels=["x" * 10_000_000]))),
+    ("json", json.dumps(json_motion(format="f" * 1_000_000))),
+    ("json", json.dumps(json_motion(frames=[[0.0, "s" * 1_000_000]]))),
+    ("csv", "blink_l," + "y" * 4000 + "\n0,0\n"),
+])
+def test_megabytes_where_a_name_should_be_give_a_one_line_message(kind, text):
+    with pytest.raises(MotionError) as error:
+        motion_from_text(text, kind, "f.json")
+    assert "\n" not in str(error.value) and len(str(error.value)) < 400
+
+
+# ---------------------------------------------------------------- fuzz
+
+
+def _json_motion_text(values: list[str]) -> str:
+    return ('{"format": "enliven-motion", "version": 1, "fps": 24, "channels": ["blink_l", "head_yaw"], '
+            f'"frames": [[{values[0]}, {values[1]}], [{values[2]}, {values[3]}]]}}')
+
+
+def _csv_motion_text(values: list[str]) -> str:
+    return f"frame,time,blink_l,head_yaw\n0,0,{values[0]},{values[1]}\n1,0.04,{values[2]},{values[3]}\n"
+
+
+# What the adversarial run found, and the neighbours of each.
+_HOSTILE_VALUES = ["1e308", "-1e308", "1e999", "-1e999", "1e30", "5e-324", "NaN", "Infinity", "-Infinity", "nan",
+                   "inf", "-inf", "null", "", "9" * 5000, "0." + "5" * 120, "[" * 5000, "[" * 100_000,
+                   '"[[[["', "0", "1", "-45", "true", "{}"]
+_MUTATIONS = ["[", "]", "{", "}", '"', "\\", ",", "\n", "\r", "9" * 200, "e999", "\x00", "\ufeff"]
+
+
+def _assert_valid_or_motion_error(text: str, kind: str) -> None:
+    """The loader's contract: a usable Motion or a MotionError, never anything else."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            motion = motion_from_text(text, kind, "fuzz")
+        except MotionError as error:
+            assert str(error).startswith("fuzz: ") and "\n" not in str(error)[:400]
+            return
+        assert motion.values.dtype == np.float32 and motion.values.shape == (motion.frame_count, len(motion.channels))
+        if "inf" not in text.lower():  # only "no value" (Infinity, inf) may be infinite, never a numeral
+            assert not np.isinf(motion.values).any(), text
+        fixed, _ = motion.sanitized()
+        for column, name in enumerate(fixed.channels):
+            ch = CHANNELS[CHANNEL_NAMES.index(name)]
+            assert np.all((fixed.values[:, column] >= ch.minimum) & (fixed.values[:, column] <= ch.maximum))
+
+
+@example(kind="json", values=["[" * 100_000, "0", "0", "0"], cut=None, insert=None)
+@example(kind="json", values=["9" * 5000, "0", "0", "0"], cut=None, insert=None)
+@example(kind="json", values=["1e308", "-1e308", "NaN", "Infinity"], cut=None, insert=None)
+@example(kind="csv", values=["1e308", "nan", "9" * 5000, "-inf"], cut=None, insert=None)
+@example(kind="csv", values=["1e999", "-1e999", "NaN", ""], cut=None, insert=None)
+@given(
+    kind=st.sampled_from(["json", "csv"]),
+    values=st.lists(st.one_of(st.sampled_from(_HOSTILE_VALUES), st.floats().map(repr), st.text(max_size=8)),
+                    min_size=4, max_size=4),
+    cut=st.none() | st.integers(0, 200),
+    insert=st.none() | st.tuples(st.integers(0, 200), st.sampled_from(_MUTATIONS)),
+)
+@settings(derandomize=True, max_examples=300, deadline=None)
+def test_hostile_motion_texts_load_as_valid_motion_or_raise_motion_error(kind, values, cut, insert):
+    text = (_json_motion_text if kind == "json" else _csv_motion_text)(values)
+    if insert is not None:
+        at, piece = insert
+        text = text[:at] + piece + text[at:]
+    if cut is not None:
+        text = text[:cut]
+    _assert_valid_or_motion_error(text, kind)

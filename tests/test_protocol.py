@@ -198,6 +198,10 @@ def test_seeded_fuzz_never_escapes_protocol_error():
         protocol.encode("hello", "a", {"client": "x"}),
         protocol.encode("preview", "b", {"subject": "s", "format": "raw"}, {"motion": np.zeros(17, np.float32)}),
         protocol.encode("generate", "c", {"fps": 24}, {"image": PNG, "motion": np.zeros((4, 17), np.float32)}),
+        # Hostile headers (RecursionError and Python's int-string ValueError in json.loads), kept
+        # here so that their mutations go on being tried.
+        [b"[" * 30_000 + b"]" * 30_000],
+        [header(fields={"fps": 0}).replace(b"0}", b"9" * 5000 + b"}")],
     ]
     for _ in range(3000):
         frames = [bytes(f) for f in seeds[rng.integers(len(seeds))]]

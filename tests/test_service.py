@@ -531,6 +531,26 @@ def test_server_restart_is_detected(tmp_path):
         srv.stop()
 
 
+def test_a_job_sent_to_the_restarted_server_is_not_reported_lost(tmp_path):
+    """After a restart the first pong carries the new server's id. A job that
+    was sent to the new process (here: the analysis Blender sends to re-learn
+    the photo) is held there and must be answered, not failed as lost with
+    the old process's jobs."""
+    srv = ServerProcess()
+    address = srv.address
+    try:
+        with Client(address, timeout_s=20.0, heartbeat_s=0.05) as c:
+            # While this analysis runs the client pings and learns the first server's id.
+            assert c.wait(c.analyze(astronaut_bytes()), timeout_s=60).type == "analysis"
+            srv.kill()
+            srv = ServerProcess(bind=address)
+            job = c.analyze(astronaut_bytes())
+            ended = wait_for(c, job, lambda e: e.end, timeout_s=60)[-1]
+            assert ended.type == "analysis", (ended.type, ended.code, ended.message)
+    finally:
+        srv.stop()
+
+
 def test_shutdown_request_stops_the_server():
     srv = ServerProcess()
     with Client(srv.address, timeout_s=10) as c:

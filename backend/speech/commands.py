@@ -43,7 +43,7 @@ def add_commands(subparsers) -> None:
                      help="folder for speech.wav, motion.json, phonemes.json")
     say.add_argument("--voice", default=None, metavar="NAME",
                      help="eSpeak NG voice or language: en (default), en-us, de, fr, en+f3 ... (`espeak-ng --voices`)")
-    say.add_argument("--rate", type=_whole_number_in(80, 450), default=None, metavar="WPM",
+    say.add_argument("--rate", type=whole_number_in(80, 450), default=None, metavar="WPM",
                      help="speaking rate in words per minute, 80-450 (default 175)")
     say.add_argument("--method", choices=("phonemes", "acoustic"), default="phonemes",
                      help="phonemes: from the synthesiser's timings (default, more accurate); "
@@ -53,12 +53,12 @@ def add_commands(subparsers) -> None:
 
 
 def _add_motion_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--fps", type=_number_in(1, 1000), default=24.0, help="frames per second (default 24)")
-    parser.add_argument("--strength", type=_number_in(0, 3), default=1.0,
+    parser.add_argument("--fps", type=number_in(1, 1000), default=24.0, help="frames per second (default 24)")
+    parser.add_argument("--strength", type=number_in(0, 3), default=1.0,
                         help="scale of the mouth motion, 0-3 (default 1)")
-    parser.add_argument("--lead", type=_number_in(0, 10), default=2.0, metavar="FRAMES",
+    parser.add_argument("--lead", type=number_in(0, 10), default=2.0, metavar="FRAMES",
                         help="the mouth moves this many frames before the sound, 0-10 (default 2)")
-    parser.add_argument("--head-motion", type=_number_in(0, 5), default=0.0, metavar="AMOUNT",
+    parser.add_argument("--head-motion", type=number_in(0, 5), default=0.0, metavar="AMOUNT",
                         help="add small head motion that follows the speech; 1 is natural (default 0: none)")
     parser.add_argument("--blinks", action="store_true", help="add blinks at natural intervals")
     parser.add_argument("--seed", type=int, default=0, help="random seed for head motion and blinks (default 0)")
@@ -75,7 +75,7 @@ def run_lipsync(args: argparse.Namespace) -> int:
     from ..shared.motion import save_motion
     from .lipsync import lipsync_audio
 
-    _check_motion_path(args.out)
+    check_motion_path(args.out)
     result = lipsync_audio(args.audio, _options(args))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_motion(result.motion, args.out)
@@ -112,7 +112,7 @@ def run_say(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_motion_path(path: Path) -> None:
+def check_motion_path(path: Path) -> None:
     # Checked before the analysis, so a typo does not cost a long run.
     if path.suffix.lower() not in MOTION_SUFFIXES:
         raise EnlivenError(f"{path}: unknown motion file type {path.suffix!r}; use .json or .csv")
@@ -120,7 +120,7 @@ def _check_motion_path(path: Path) -> None:
         raise EnlivenError(f"{path}: is a folder; give a motion file name such as {path / 'motion.json'}")
 
 
-def _number_in(low: float, high: float):
+def number_in(low: float, high: float):
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -133,7 +133,7 @@ def _number_in(low: float, high: float):
     return parse
 
 
-def _whole_number_in(low: int, high: int):
+def whole_number_in(low: int, high: int):
     def parse(text: str) -> int:
         try:
             value = int(text)

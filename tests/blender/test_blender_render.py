@@ -90,7 +90,7 @@ def test_sequencer_strip_lands_at_the_right_frames(generated, frames_dir, tmp_pa
     assert len(strips) == 1
     strip = strips[0]
     assert strip.type == 'IMAGE'
-    assert (strip.frame_final_start, strip.frame_final_end) == (FIRST, LAST + 1)
+    assert sub("compat").strip_span(strip) == (FIRST, LAST + 1)
     assert [e.filename for e in strip.elements] == [f"frame_{f:05d}.png" for f in range(FIRST, LAST + 1)]
     # Adding again replaces the strip on the same channel.
     channel = strip.channel

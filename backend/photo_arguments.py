@@ -1,0 +1,30 @@
+"""Command-line options that choose a photo and its face, shared by the
+commands that animate one (`analyze`, `generate`, `talk`)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
+
+
+def add_photo_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--face", type=int, default=0, metavar="N", help="which face to use, 0 = largest (default)")
+    parser.add_argument("--max-pixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, metavar="MP",
+                        help=f"refuse photos larger than this many megapixels (default {DEFAULT_MAX_PIXELS / 1e6:.0f})")
+
+
+def analyze_photo(args: argparse.Namespace):
+    """The analysed subject of `args.photo` (scaled to `args.size` when given)."""
+    from .analysis import analyze_image
+    from .images import load_image, resize_long_side
+
+    max_pixels = int(args.max_pixels * 1e6)
+    rgb = load_image(args.photo, max_pixels=max_pixels, max_side=max(DEFAULT_MAX_SIDE, int(max_pixels**0.5)))
+    if getattr(args, "size", None):
+        rgb = resize_long_side(rgb, args.size)
+    subject = analyze_image(rgb, face_index=args.face)
+    if subject.faces_found > 1:
+        print(f"enliven: {subject.faces_found} faces found; using face {subject.face_index}"
+              f"{' (the largest)' if subject.face_index == 0 else ''}. Choose another with --face N.", file=sys.stderr)
+    return subject

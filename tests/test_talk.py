@@ -1,0 +1,186 @@
+"""`enliven talk`: photo + text or recording -> one MP4 with sound; and
+`generate --audio`. Everything runs the real command line in a fresh process
+and reads the real MP4 back with the ffmpeg that imageio-ffmpeg bundles."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+from enliven.shared.motion import load_motion
+from enliven.speech.audio import write_wav
+from enliven.speech.tts import INSTALL_HINT, espeak_available, synthesize
+
+from conftest import run_enliven
+
+ROOT = Path(__file__).resolve().parents[1]
+ASTRONAUT = ROOT / "backend" / "assets" / "astronaut.png"
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+SAMPLE_RATE = 16000
+SENTENCE = "Hello there, this is a test of the talking portrait."
+
+
+@pytest.fixture(scope="module")
+def espeak() -> None:
+    if not espeak_available():
+        pytest.fail(f"eSpeak NG is not installed, and `enliven talk --text` needs it: {INSTALL_HINT}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def spoken_wav(espeak, tmp_path_factory) -> Path:
+    """Real synthesised speech after 0.6 s of silence, as a recording on disk."""
+    speech = synthesize(SENTENCE)
+    silence = np.zeros(int(0.6 * speech.sample_rate), np.float32)
+    path = tmp_path_factory.mktemp("audio") / "speech.wav"
+    write_wav(path, np.concatenate([silence, speech.samples]), speech.sample_rate)
+    return path
+
+
+def streams(video: Path) -> list[str]:
+    """The kinds of the streams in a media file: ["video", "audio"] ..."""
+    info = subprocess.run([FFMPEG, "-hide_banner", "-i", str(video)], capture_output=True, text=True).stderr
+    return re.findall(r"Stream #\d+:\d+.*?: (Video|Audio):", info)
+
+
+def video_seconds(video: Path) -> tuple[int, float]:
+    frames, _ = imageio_ffmpeg.count_frames_and_secs(str(video))
+    fps = float(re.search(r"(\d+(?:\.\d+)?) fps", subprocess.run(
+        [FFMPEG, "-hide_banner", "-i", str(video)], capture_output=True, text=True).stderr).group(1))
+    return frames, frames / fps
+
+
+def sound_of(media: Path) -> np.ndarray:
+    """The sound track decoded to mono float samples at SAMPLE_RATE."""
+    raw = subprocess.run([FFMPEG, "-v", "error", "-i", str(media), "-vn", "-f", "s16le", "-ac", "1",
+                          "-ar", str(SAMPLE_RATE), "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.int16).astype(np.float32) / 32768.0
+
+
+def speech_onset_s(samples: np.ndarray) -> float:
+    """When the sound first rises above its noise floor (a tenth of its peak)."""
+    loud = np.flatnonzero(np.abs(samples) > 0.1 * np.abs(samples).max())
+    return loud[0] / SAMPLE_RATE
+
+
+def mouth_onset_s(motion_path: Path) -> float:
+    motion = load_motion(motion_path)
+    jaw = motion.full()[:, motion_channel_index("jaw_open")]
+    return int(np.flatnonzero(jaw > 0.2)[0]) / motion.fps
+
+
+def motion_channel_index(name: str) -> int:
+    from enliven.shared.channels import CHANNEL_INDEX
+    return CHANNEL_INDEX[name]
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("enliven: error:"), result.stderr
+    return lines[0]
+
+
+def test_talk_from_text_writes_one_video_with_its_speech_in_sync(espeak, tmp_path):
+    video, motion = tmp_path / "hello.mp4", tmp_path / "motion.json"
+    result = run_enliven("talk", ASTRONAUT, "--text", SENTENCE, "--out", video, "--motion-out", motion,
+                         "--frames", tmp_path / "frames", "--size", "256")
+    assert result.returncode == 0, result.stderr
+    assert streams(video) == ["Video", "Audio"]
+    frames, seconds = video_seconds(video)
+    sound = sound_of(video)
+    assert abs(len(sound) / SAMPLE_RATE - seconds) <= 1 / 24, (len(sound) / SAMPLE_RATE, seconds)
+    assert len(list((tmp_path / "frames").glob("frame_*.png"))) == frames
+    # The mouth opens with the first word, within 100 ms of the sound in the file.
+    assert abs(mouth_onset_s(motion) - speech_onset_s(sound)) <= 0.1
+    # Alive, not only a mouth: blinks and head motion come with the speech.
+    values = load_motion(motion).full()
+    assert values[:, motion_channel_index("blink_l")].max() > 0.5
+    assert np.ptp(values[:, motion_channel_index("head_yaw")]) > 0.2
+
+
+def test_talk_from_a_recording_keeps_its_timing(spoken_wav, tmp_path):
+    video, motion = tmp_path / "rec.mp4", tmp_path / "motion.json"
+    result = run_enliven("talk", ASTRONAUT, "--audio", spoken_wav, "--out", video, "--motion-out", motion,
+                         "--size", "256", "--fps", "25")
+    assert result.returncode == 0, result.stderr
+    assert streams(video) == ["Video", "Audio"]
+    _, seconds = video_seconds(video)
+    recorded = sound_of(spoken_wav)
+    assert abs(seconds - len(recorded) / SAMPLE_RATE) <= 1 / 25
+    sound = sound_of(video)
+    assert abs(speech_onset_s(sound) - speech_onset_s(recorded)) <= 0.05  # 0.6 s of silence first, kept
+    assert abs(mouth_onset_s(motion) - speech_onset_s(sound)) <= 0.1
+
+
+def test_generate_muxes_audio_at_an_offset(spoken_wav, tmp_path):
+    onsets = []
+    for offset in ("0", "0.5"):
+        video = tmp_path / f"offset{offset}.mp4"
+        result = run_enliven("generate", ASTRONAUT, "--preset", "talk", "--duration", "3", "--size", "128",
+                             "--out", tmp_path / f"frames{offset}", "--video", video,
+                             "--audio", spoken_wav, "--audio-offset", offset)
+        assert result.returncode == 0, result.stderr
+        assert streams(video) == ["Video", "Audio"]
+        onsets.append(speech_onset_s(sound_of(video)))
+    assert abs(onsets[1] - onsets[0] - 0.5) <= 0.03
+
+
+def test_generate_audio_needs_a_video(spoken_wav, tmp_path):
+    result = run_enliven("generate", ASTRONAUT, "--preset", "blink", "--out", tmp_path / "f", "--audio", spoken_wav)
+    assert result.returncode == 2 and "--video" in one_error_line(result)
+
+
+@pytest.mark.parametrize("content", [b"", b"RIFF\x10\x00\x00\x00WAVEjunkjunk", b"this is not sound at all" * 50])
+def test_unusable_audio_exits_6_with_one_line(tmp_path, content):
+    bad = tmp_path / "speech.wav"
+    bad.write_bytes(content)
+    result = run_enliven("talk", ASTRONAUT, "--audio", bad, "--out", tmp_path / "v.mp4")
+    assert result.returncode == 6, result.stderr
+    assert "speech.wav" in one_error_line(result)
+    assert not (tmp_path / "v.mp4").exists()
+
+
+def test_failed_speech_synthesis_exits_7(espeak, tmp_path):
+    result = run_enliven("talk", ASTRONAUT, "--text", "hi", "--voice", "zz-nowhere", "--out", tmp_path / "v.mp4")
+    assert result.returncode == 7 and "unknown voice 'zz-nowhere'" in one_error_line(result)
+
+
+def test_a_photo_without_a_face_exits_3(espeak, tmp_path):
+    import cv2
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((256, 256, 3), 128, np.uint8))
+    result = run_enliven("talk", blank, "--text", "hello", "--out", tmp_path / "v.mp4")
+    assert result.returncode == 3, result.stderr
+    one_error_line(result)
+    assert not (tmp_path / "v.mp4").exists()
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
+def test_an_interrupted_run_leaves_no_video(spoken_wav, tmp_path, how):
+    # A minute of speech, so the run is still rendering when it is stopped.
+    long_wav = tmp_path / "long.wav"
+    one = sound_of(spoken_wav)
+    write_wav(long_wav, np.tile(one, int(np.ceil(60 * SAMPLE_RATE / len(one)))), SAMPLE_RATE)
+    video = tmp_path / "long.mp4"
+    process = subprocess.Popen([sys.executable, "-m", "enliven.cli", "talk", str(ASTRONAUT), "--audio", str(long_wav),
+                                "--out", str(video), "--size", "256"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))
+    partial = tmp_path / ".long.partial.mp4"
+    deadline = time.monotonic() + 120
+    while not (partial.exists() and partial.stat().st_size > 0) and time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read().decode()
+        time.sleep(0.05)
+    assert partial.exists(), "the video never started"
+    process.send_signal(how)
+    process.wait(60)
+    assert not video.exists()
+    if how == signal.SIGINT:  # a clean stop also removes the unfinished file
+        assert process.returncode == 130
+        assert not partial.exists()
