@@ -13,7 +13,7 @@ Modules, and who may touch what:
 * ``paths``     which client-named files a server may read and write;
 * ``subjects``  analysed photos and prepared engines, cached;
 * ``frames``    encoding frames and writing PNG sequences;
-* ``admission`` checks several job kinds share;
+* ``admission`` checks several job kinds share; ``replies`` final replies they share;
 * one module per job kind (``analyze``, ``preview``, ``generate``,
   ``capture``, ``lipsync``, ``train``), each with ``admit(server, job)`` and
   ``run(server, job)``, and ``kinds.JOB_KINDS``, the table of them that the

@@ -8,7 +8,8 @@ from typing import Any
 
 from ..shared import protocol
 from ..shared.protocol import ProtocolError
-from .admission import check_room, motion_reply, stopped_reply
+from .admission import check_room
+from .replies import motion_reply, stopped_reply
 from .jobs import Job, JobCancelled, ServiceError
 
 
