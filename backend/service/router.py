@@ -35,7 +35,8 @@ RECEIVE_BATCH = 64  # requests read per wake-up, so worker replies are not starv
 def client_of(frame: zmq.Frame) -> str:
     """Who sent a message, for per-client limits: the CurveZMQ client key (the
     ZAP User-Id: every socket with that key is one client), else the peer's IP
-    address (on loopback every local program is one client), else "" (ipc://)."""
+    address (on loopback every local program is one client), else "" (ipc://,
+    where the server then counts each socket on its own)."""
     for prop in ("User-Id", "Peer-Address"):
         try:
             value = frame.get(prop)
