@@ -18,6 +18,7 @@ import numpy as np
 
 from . import frame_cache
 from .jobs import Job
+from .shared import protocol
 from .states import JobState, describe_error
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ class GenerateJob(Job):
             host.redraw_due = True
         elif event.type == "done":
             status = event.fields.get("status")
-            if status == "completed":
+            if status == protocol.DONE_COMPLETED:
                 took = time.monotonic() - self.started
                 cached = f", {self.cached} unchanged" if self.cached else ""
                 self.end(JobState.DONE, f"Generated {self.rendered} frames{cached} in {took:.1f} s into {self.out_dir}")

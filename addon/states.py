@@ -3,8 +3,8 @@ backend's error codes the add-on acts on, and the error the artist can fix.
 
 The states are StrEnums whose values are the strings the panel, the tests and
 scripts compare against ("CONNECTED", "DONE"...), so `state == "DONE"` keeps
-working. The error codes are grouped here so that switching them to the
-constants of shared/protocol.py is an edit of this one file.
+working. The error codes and done statuses are shared/protocol.py's, grouped
+here by what the add-on does about them.
 """
 from __future__ import annotations
 
@@ -43,18 +43,18 @@ REPORT_LEVEL = {JobState.FAILED: 'ERROR', JobState.CANCELLED: 'WARNING', JobStat
 
 # --------------------------------------------------------------------------- error codes the add-on acts on
 
-UNKNOWN_SUBJECT = "unknown_subject"
-NO_FACE = "no_face"
+UNKNOWN_SUBJECT = protocol.E_UNKNOWN_SUBJECT
+NO_FACE = protocol.E_NO_FACE
 # The backend cannot be reached: every job of the connection fails alike.
-UNREACHABLE_ERRORS = ("timeout", "auth_refused")
+UNREACHABLE_ERRORS = (protocol.E_TIMEOUT, protocol.E_AUTH_REFUSED)
 # The backend restarted or dropped the job.
-LOST_ERRORS = ("lost", "server_restarted")
+LOST_ERRORS = (protocol.E_LOST, protocol.E_SERVER_RESTARTED)
 # The photo itself cannot be used: asking again will not help.
-UNUSABLE_PHOTO_ERRORS = (NO_FACE, "bad_image", "too_large")
+UNUSABLE_PHOTO_ERRORS = (NO_FACE, protocol.E_BAD_IMAGE, protocol.E_TOO_LARGE)
 # The backend no longer knows the photo's analysis: analyse again (once) and resend.
 REANALYSE_ERRORS = (UNKNOWN_SUBJECT, *LOST_ERRORS)
 # Errors after which the same request may well succeed later: worth retrying.
-TRANSIENT_ERRORS = (*UNREACHABLE_ERRORS, *LOST_ERRORS, "busy", "too_many_jobs", "internal")
+TRANSIENT_ERRORS = (*UNREACHABLE_ERRORS, *LOST_ERRORS, protocol.E_BUSY, protocol.E_TOO_MANY_JOBS, protocol.E_INTERNAL)
 
 
 def describe_error(code: str | None, message: str) -> str:

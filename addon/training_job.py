@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .jobs import Job
+from .shared import protocol
 from .states import JobState, describe_error
 
 if TYPE_CHECKING:
@@ -99,9 +100,9 @@ class TrainingJob(Job):
             self.checkpoint, self.samples = fields.get("checkpoint"), fields.get("samples")
             self.losses = _losses(fields) or self.losses
             status = fields.get("status")
-            if status == "completed":
+            if status == protocol.DONE_COMPLETED:
                 self.end(JobState.DONE, f"Training finished at step {self.step}: {self.checkpoint}")
-            elif status in ("stopped", "stalled"):
+            elif status in (protocol.DONE_STOPPED, protocol.DONE_STALLED):
                 self.end(JobState.STOPPED, f"Training stopped at step {self.step} (saved; Resume continues it)")
             else:  # cancelled before it trained a step
                 self.end(JobState.STOPPED, "Training stopped before it started; nothing was saved")

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .shared import protocol
 from . import landmarks as lm
 from .errors import BadMotionError, EnlivenError, NoFaceError
 from .filters import DEFAULT_SMOOTHING, SMOOTHING_LEVELS, OneEuroSettings, smooth_channels, smoothing_settings
@@ -55,7 +56,7 @@ Progress = Callable[[str, int, int | None], None]
 class VideoError(EnlivenError):
     """The video cannot be read: missing, not a video, or damaged."""
 
-    code = "bad_video"
+    code = protocol.E_BAD_VIDEO
     exit_code = 4
 
 
@@ -589,7 +590,7 @@ def add_commands(subparsers) -> None:
 
 
 def run_capture(args: argparse.Namespace) -> int:
-    from .cli import usable_fps
+    from .arguments import usable_fps
     from .shared.motion import save_motion
 
     if args.out.suffix.lower() not in (".json", ".csv"):

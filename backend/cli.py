@@ -18,9 +18,10 @@ import numpy as np
 
 from . import __version__
 from .errors import BadMotionError, EnlivenError, UsageError
-from .photo_arguments import add_photo_options, analyze_photo
+from .arguments import add_photo_options, analyze_photo, usable_fps
 from .sequence import FrameSink
-from .shared.motion import Motion, MotionError, checked_fps
+from .shared import protocol
+from .shared.motion import Motion, MotionError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Commands that live beside the code they drive register themselves.
     from .capture import add_commands as add_capture_commands
     from .neural.commands import add_commands as add_neural_commands
-    from .server import add_keys_command, add_serve_command
+    from .service.commands import add_keys_command, add_serve_command
     from .speech.commands import add_commands as add_speech_commands
     from .talk import add_command as add_talk_command
 
@@ -150,15 +151,6 @@ def load_motion_arguments(args: argparse.Namespace) -> Motion:
     return motion
 
 
-def usable_fps(fps: float) -> float:
-    """A frame rate given on the command line, or a UsageError (exit 2)
-    unless a motion may have it (above 0, at most the motion loader's MAX_FPS)."""
-    try:
-        return checked_fps(fps)
-    except MotionError as error:  # its message starts "fps must be ..."
-        raise UsageError(f"--{error}") from None
-
-
 def run_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -204,8 +196,9 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 # Error codes a server sends -> the local error class, so exit codes match a local run.
-_REMOTE_ERRORS = {"no_face": "NoFaceError", "bad_image": "ImageError", "too_large": "ImageTooLargeError",
-                  "bad_motion": "BadMotionError", "bad_checkpoint": "CheckpointError"}
+_REMOTE_ERRORS = {protocol.E_NO_FACE: "NoFaceError", protocol.E_BAD_IMAGE: "ImageError",
+                  protocol.E_TOO_LARGE: "ImageTooLargeError", protocol.E_BAD_MOTION: "BadMotionError",
+                  protocol.E_BAD_CHECKPOINT: "CheckpointError"}
 
 
 def _generate_on_server(args: argparse.Namespace, motion: Motion, sink: FrameSink, progress) -> None:
@@ -238,7 +231,7 @@ def _generate_on_server(args: argparse.Namespace, motion: Motion, sink: FrameSin
         generate_remote(args.server, photo, motion.full(), motion.fps, engine=args.engine, on_frame=on_frame,
                         face_index=args.face, **keys)
     except RemoteError as error:
-        if error.code in _REMOTE_ERRORS or error.code in ("bad_field", "bad_part", "internal"):
+        if error.code in _REMOTE_ERRORS or error.code in (protocol.E_BAD_FIELD, protocol.E_BAD_PART, protocol.E_INTERNAL):
             message = f"the server at {args.server} says: {error.message}"
         else:  # the connection itself failed: timeout, refused key, server restarted...
             message = error.message

@@ -9,13 +9,14 @@ import os
 import platform
 from dataclasses import dataclass
 
+from .shared import protocol
 from .errors import EnlivenError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 class DeviceError(EnlivenError):
-    code = "no_device"
+    code = protocol.E_NO_DEVICE
     exit_code = 2
 
 

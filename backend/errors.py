@@ -6,9 +6,11 @@ written for the person who gave us the input: what is wrong and what to do.
 """
 from __future__ import annotations
 
+from .shared import protocol
+
 
 class EnlivenError(Exception):
-    code = "error"
+    code = protocol.E_ERROR
     exit_code = 1
 
     def __init__(self, message: str):
@@ -20,37 +22,37 @@ class UsageError(EnlivenError):
     """A command line argument that cannot be used, found after argparse
     accepted it (such as an unknown preset name): the exit code argparse uses."""
 
-    code = "usage"
+    code = protocol.E_USAGE
     exit_code = 2
 
 
 class ImageError(EnlivenError):
     """The photo cannot be read: missing, not an image, truncated, or too big."""
 
-    code = "bad_image"
+    code = protocol.E_BAD_IMAGE
     exit_code = 4
 
 
 class ImageTooLargeError(ImageError):
-    code = "too_large"
+    code = protocol.E_TOO_LARGE
 
 
 class NoFaceError(EnlivenError):
     """No usable face in the photo (or the requested --face does not exist)."""
 
-    code = "no_face"
+    code = protocol.E_NO_FACE
     exit_code = 3
 
 
 class BadMotionError(EnlivenError):
     """A motion file or motion values that cannot be used."""
 
-    code = "bad_motion"
+    code = protocol.E_BAD_MOTION
     exit_code = 5
 
 
 class CheckpointError(EnlivenError):
     """A refine engine checkpoint that is missing, damaged, or not a refine engine checkpoint."""
 
-    code = "bad_checkpoint"
+    code = protocol.E_BAD_CHECKPOINT
     exit_code = 8

@@ -22,13 +22,17 @@ DEFAULT_MAX_SIDE = 8192
 MIN_SIDE = 64
 
 
+TOO_LARGE_REMEDY = "Downscale it, or raise the limit with --max-pixels."
+
+
 def load_image(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
-               max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray:
+               max_side: int = DEFAULT_MAX_SIDE, remedy: str = TOO_LARGE_REMEDY) -> np.ndarray:
     """Decode a photo (path or encoded bytes) to an (H, W, 3) uint8 RGB array.
 
     The size is checked from the header before any pixel is decoded, so a
     hostile "decompression bomb" costs nothing. EXIF rotation is applied, so
-    the face is upright as the photographer saw it.
+    the face is upright as the photographer saw it. `remedy` ends the message
+    for a photo over the limits: what the person who sent it can do.
     """
     name = "the image" if isinstance(source, (bytes, bytearray)) else f"'{source}'"
     try:
@@ -41,7 +45,7 @@ def load_image(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 image = Image.open(stream)
                 width, height = image.size
-                _check_size(name, width, height, max_pixels, max_side)
+                _check_size(name, width, height, max_pixels, max_side, remedy)
                 image = ImageOps.exif_transpose(image)
                 image.load()
         except (ImageError, ImageTooLargeError):
@@ -63,13 +67,13 @@ def load_image(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_
     return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
 
 
-def _check_size(name: str, width: int, height: int, max_pixels: int, max_side: int) -> None:
+def _check_size(name: str, width: int, height: int, max_pixels: int, max_side: int, remedy: str) -> None:
     if min(width, height) < MIN_SIDE:
         raise ImageError(f"{name} is {width}x{height}: too small to find a face in (at least {MIN_SIDE} px a side).")
     if max(width, height) > max_side or width * height > max_pixels:
         raise ImageTooLargeError(
             f"{name} is {width}x{height} ({width * height / 1e6:.1f} MP), over the limit of "
-            f"{max_side} px a side and {max_pixels / 1e6:.0f} MP. Downscale it, or raise the limit with --max-pixels.")
+            f"{max_side} px a side and {max_pixels / 1e6:.0f} MP. {remedy}")
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:

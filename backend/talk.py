@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from .errors import UsageError
-from .photo_arguments import add_photo_options, analyze_photo
+from .arguments import add_photo_options, analyze_photo
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
 DEFAULT_HEAD_MOTION = 1.0  # LipsyncOptions' "natural" amount

@@ -463,10 +463,10 @@ class Client:
                     if ev.end:
                         others.extend(batch[i + 1:])  # not ours: keep for the next poll()
                         if ev.type == "error":
-                            raise RemoteError(ev.fields.get("code", "error"), ev.message, job)
+                            raise RemoteError(ev.fields.get("code", protocol.E_ERROR), ev.message, job)
                         return ev
                 if job not in self._pending:
-                    raise RemoteError("unknown_job", f"job {job} is not waiting for anything", job)
+                    raise RemoteError(protocol.E_UNKNOWN_JOB, f"job {job} is not waiting for anything", job)
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"job {job} did not finish within {timeout_s} s")
         finally:
@@ -480,12 +480,12 @@ class Client:
         silence = now - max(self._last_heard, self._waiting_since)
         if silence > self.timeout_s or self._auth_failed:
             if self._auth_failed:
-                code, text = "auth_refused", (
+                code, text = protocol.E_AUTH_REFUSED, (
                     f"the Enliven backend at {self.address} refused this client's CurveZMQ key "
                     "(is its public key in the server's allowed clients directory?)"
                 )
             else:
-                code, text = "timeout", (
+                code, text = protocol.E_TIMEOUT, (
                     f"no answer from the Enliven backend at {self.address} for {silence:.1f} s "
                     "(is `enliven serve` running and reachable?)"
                 )
@@ -515,9 +515,9 @@ class Client:
         held = set(msg.fields.get("jobs", []))
         lost = [j for j in sent_before if j in self._pending and j not in held]
         if restarted:
-            self._fail(lost, "server_restarted", f"the Enliven backend at {self.address} restarted; the job was lost", events)
+            self._fail(lost, protocol.E_SERVER_RESTARTED, f"the Enliven backend at {self.address} restarted; the job was lost", events)
         else:
-            self._fail(lost, "lost", f"the Enliven backend at {self.address} no longer knows this job (connection dropped?)", events)
+            self._fail(lost, protocol.E_LOST, f"the Enliven backend at {self.address} no longer knows this job (connection dropped?)", events)
 
     def _check_monitor(self, events: list[Event]) -> None:
         if self._monitor is None:
@@ -661,6 +661,6 @@ def generate_remote(
             raise
         summary = dict(done.fields)
         summary["server"] = server
-        if summary.get("status") != "completed":
+        if summary.get("status") != protocol.DONE_COMPLETED:
             raise RemoteError(summary.get("status", "failed"), f"remote job ended: {summary.get('status')}", job)
         return summary

@@ -41,6 +41,7 @@ PROTOCOL_VERSION = 1
 # The header is small by design; a huge one is an attack or a bug.
 MAX_HEADER_BYTES = 64 * 1024
 MAX_PARTS = 8
+MAX_FRAMES = 1 + MAX_PARTS  # a header and its parts; a receiver drops the rest of a longer message unread
 MAX_NDIM = 4
 
 # Request types a server understands, and the reply types it sends.
@@ -70,6 +71,55 @@ E_BAD_FIELD = "bad_field"
 E_BAD_PART = "bad_part"
 E_BAD_MOTION = "bad_motion"
 E_TOO_LARGE = "too_large"
+# The server's own refusals and failures.
+E_INTERNAL = "internal"
+E_DUPLICATE_JOB = "duplicate_job"
+E_TOO_MANY_JOBS = "too_many_jobs"
+E_BUSY = "busy"
+E_FORBIDDEN = "forbidden"
+E_BAD_PATH = "bad_path"
+E_BAD_OUTPUT_DIR = "bad_output_dir"
+E_OUTPUT_BUSY = "output_busy"
+E_WRITE_FAILED = "write_failed"
+E_ENCODE_FAILED = "encode_failed"
+E_UNKNOWN_SUBJECT = "unknown_subject"
+E_UNKNOWN_ENGINE = "unknown_engine"
+E_BAD_CHECKPOINT = "bad_checkpoint"
+E_BAD_CONFIG = "bad_config"
+E_RUN_EXISTS = "run_exists"
+E_NO_TRAINING = "no_training"
+E_SHUTDOWN_REFUSED = "shutdown_refused"
+# Starting a server, and `enliven keys`.
+E_INSECURE_BIND = "insecure_bind"
+E_BIND_FAILED = "bind_failed"
+E_NO_KEYS = "no_keys"
+E_BAD_NAME = "bad_name"
+E_EXISTS = "exists"
+# What the backend's own errors (EnlivenError.code) carry onto the wire.
+E_ERROR = "error"
+E_BAD_IMAGE = "bad_image"
+E_NO_FACE = "no_face"
+E_BAD_VIDEO = "bad_video"
+E_BAD_AUDIO = "bad_audio"
+E_NO_SPEECH = "no_speech"
+E_TTS_FAILED = "tts_failed"
+E_BAD_DATASET = "bad_dataset"
+E_BAD_VGG_WEIGHTS = "bad_vgg_weights"
+E_NO_DEVICE = "no_device"
+E_USAGE = "usage"  # a command line argument that cannot be used (exit 2)
+# Raised by the client itself, never sent by a server.
+E_TIMEOUT = "timeout"
+E_AUTH_REFUSED = "auth_refused"
+E_SERVER_RESTARTED = "server_restarted"
+E_UNKNOWN_JOB = "unknown_job"
+E_LOST = "lost"  # the server no longer knows a job (the connection dropped)
+
+# A `done` reply's "status".
+DONE_COMPLETED = "completed"  # every frame (or step) made
+DONE_CANCELLED = "cancelled"  # the client cancelled it (or went away)
+DONE_SUPERSEDED = "superseded"  # a newer preview from the same client took its place
+DONE_STOPPED = "stopped"  # a training run stopped early, saved: resume continues it
+DONE_STALLED = "stalled"  # the client read nothing for the stall timeout
 
 _JOB_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -108,13 +158,14 @@ class Limits:
     max_image_pixels: int = 40_000_000
     max_frames: int = 20_000  # motion rows per job
     max_channels: int = 256
-    max_jobs_per_client: int = 4  # queued + running generate jobs
+    max_jobs_per_client: int = 4  # queued + running jobs of each kind, per client (CurveZMQ key or IP address)
     max_queued_jobs: int = 64  # all clients together
     heavy_lanes: int = 1  # GPU-heavy jobs that run at the same time
     send_hwm: int = 16  # ZeroMQ messages buffered per client before backpressure
     recv_hwm: int = 64
     job_window: int = 4  # frames a job may have in flight before its worker waits
     stall_timeout_s: float = 120.0  # a client that reads nothing for this long loses its job
+    subject_cache_mb: float = 1024.0  # memory for analysed photos (a 40 MP photo holds about 200 MB)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -330,6 +381,12 @@ def decode(frames: Sequence[Any], *, max_bytes: int | None = None, known_types: 
             raise ProtocolError(E_BAD_PART, f"part {part.name!r} appears twice", job)
         parts[part.name] = part
     return Message(type=mtype, job=job, fields=fields, parts=parts, end=end, protocol=version)
+
+
+def too_many_frames(head: Any) -> ProtocolError:
+    """The error for a message with more than MAX_FRAMES frames (its header is the first)."""
+    return ProtocolError(E_TOO_LARGE, f"a message has at most {MAX_FRAMES} frames (a header and {MAX_PARTS} parts); "
+                                      "this one had more and was dropped", _sniff_job(_as_buffer(head)))
 
 
 def _sniff_job(head: memoryview) -> str:

@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from conftest import channel_values  # noqa: E402
-from enliven.engines.refine import MASK_NAMES, crop_inputs  # noqa: E402
+from enliven.engines.crops import MASK_NAMES, crop_inputs  # noqa: E402
 from enliven.engines.warp import WarpEngine  # noqa: E402
 from enliven.neural.config import RefineConfig  # noqa: E402
 from enliven.neural.dataset import ExampleKey, PairDataset, collate_pairs  # noqa: E402

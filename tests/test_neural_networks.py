@@ -5,7 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from enliven.engines.refine import MASK_NAMES  # noqa: E402
+from enliven.engines.crops import MASK_NAMES  # noqa: E402
 from enliven.neural.config import RefineConfig  # noqa: E402
 from enliven.neural.discriminator import MultiScaleDiscriminator  # noqa: E402
 from enliven.neural.generator import Generator  # noqa: E402

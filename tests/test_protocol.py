@@ -310,3 +310,15 @@ def test_client_reports_a_reply_in_another_protocol_version():
             assert client.bad_replies == 1
     finally:
         router.close(0)
+
+
+def test_error_codes_and_done_statuses_keep_their_wire_values():
+    # Clients compare these strings (an add-on of another release, a user's script): a renamed constant
+    # is fine, a changed value is a protocol break.
+    codes = {name: value for name, value in vars(protocol).items() if name.startswith("E_")}
+    assert len(set(codes.values())) == len(codes), "two constants share a wire value"
+    assert all(value.islower() and value.replace("_", "").isalpha() for value in codes.values())
+    assert (protocol.E_BAD_HEADER, protocol.E_VERSION, protocol.E_TOO_MANY_JOBS, protocol.E_BUSY) == (
+        "bad_header", "version_mismatch", "too_many_jobs", "busy")
+    assert (protocol.DONE_COMPLETED, protocol.DONE_CANCELLED, protocol.DONE_SUPERSEDED, protocol.DONE_STOPPED,
+            protocol.DONE_STALLED) == ("completed", "cancelled", "superseded", "stopped", "stalled")

@@ -442,7 +442,7 @@ def test_fuzz_thousands_of_malformed_messages(server, subject):
         for i in range(3000):
             frames = [bytearray(f) for f in valid[rng.integers(len(valid))]]
             for _ in range(rng.integers(1, 4)):
-                op = rng.integers(6)
+                op = rng.integers(8)
                 k = rng.integers(len(frames))
                 data = frames[k]
                 if op == 0 and data:
@@ -461,6 +461,16 @@ def test_fuzz_thousands_of_malformed_messages(server, subject):
                                                        "parts": [{"name": "motion", "kind": "array",
                                                                   "dtype": str(rng.choice(["float32", "int8"])),
                                                                   "shape": [int(rng.integers(-3, 30))]}]}).encode())
+                elif op == 6:  # many empty frames: tiny in bytes, refused past the part limit (issue #14)
+                    frames.extend(bytearray() for _ in range(rng.integers(protocol.MAX_FRAMES, 3000)))
+                elif op == 7:  # hostile fields: a path out of bounds, a job id at its limit, absurd numbers
+                    frames[0] = bytearray(json.dumps({
+                        "protocol": PROTOCOL_VERSION, "job": "j" * int(rng.integers(60, 70)),
+                        "type": str(rng.choice(["generate", "lipsync", "capture", "train"])),
+                        "fields": {"output_dir": "frames/../..", "resume": True, "audio_path": "/nonexistent-enliven/a.wav",
+                                   "video_path": "relative.mp4", "fps": float(rng.choice([1e308, -1, 0])),
+                                   "run_dir": "run", "dataset_dir": "/nonexistent-enliven", "steps": -5},
+                        "parts": []}).encode())
                 else:
                     frames.insert(rng.integers(len(frames) + 1), bytearray(b"{}"))
             sock.send_multipart([bytes(f) for f in frames])

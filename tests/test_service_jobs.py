@@ -187,19 +187,18 @@ def test_cancel_stops_a_running_capture_and_a_queued_one(client, tmp_path, perfo
 def test_a_server_reachable_from_other_machines_reads_and_writes_no_client_paths_by_default(tmp_path):
     from enliven.device import detect_device
     from enliven.server import Server, ServiceError
+    from enliven.service.control import hello_fields
 
     # Not opened: only its path rules are exercised (a real public bind needs CurveZMQ keys).
     public = Server("tcp://0.0.0.0:5999", device=detect_device("cpu"))
     local = Server("tcp://127.0.0.1:5999", device=detect_device("cpu"))
     try:
-        for check in (public._readable_path, public._writable_dir):
+        for check in (public.paths.readable_path, public.paths.writable_dir):
             with pytest.raises(ServiceError) as caught:
                 check(str(tmp_path / "anything"))
             assert caught.value.code == "forbidden" and "remote clients" in str(caught.value)
-        assert local._readable_path(str(tmp_path / "a.wav")) == (tmp_path / "a.wav").resolve()
-        assert public._hello_fields()["input_files"] == "no" and local._hello_fields()["input_files"] == "any"
+        assert local.paths.readable_path(str(tmp_path / "a.wav")) == (tmp_path / "a.wav").resolve()
+        assert hello_fields(public)["input_files"] == "no" and hello_fields(local)["input_files"] == "any"
     finally:
         for server in (public, local):
-            server._encoders.shutdown()
-            server._wake_r.close()
-            server._wake_w.close()
+            server.close()

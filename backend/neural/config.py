@@ -12,11 +12,12 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from ..shared import protocol
 from ..errors import EnlivenError
 
 
 class ConfigError(EnlivenError):
-    code = "bad_config"
+    code = protocol.E_BAD_CONFIG
     exit_code = 2
 
 

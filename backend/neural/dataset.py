@@ -10,7 +10,7 @@ engine will animate a photo:
     source's rig (enliven.solver, as capture does), and the warp engine
     renders those values (WarpEngine.render_with_fields);
   * everything is cropped to the head region at the model's side
-    (enliven.engines.refine.crop_inputs), and the real target frame the same way.
+    (enliven.engines.crops.crop_inputs), and the real target frame the same way.
 
 Which clip, source and target an example uses is a pure function of
 (seed, step, rank, slot): training resumes bit for bit without saving any
@@ -28,11 +28,12 @@ import torch
 
 from .. import landmarks as lm
 from ..analysis import Subject, head_region_box
-from ..engines.refine import crop_inputs, to_crop_points
+from ..engines.crops import crop_inputs, to_crop_points
 from ..engines.warp import WarpEngine
 from ..geometry import estimate_head_pose
 from ..solver import Solver
 from .config import RefineConfig
+from .tensors import to_tensor
 from .prepare import ClipArrays, DatasetError, load_clip, read_index
 
 # Landmarks whose surroundings the motion-consistency term compares: the face mesh, thinned, and the lips in full.
@@ -45,16 +46,6 @@ class ExampleKey:
     step: int
     rank: int
     slot: int
-
-
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """(H, W, C) uint8 -> (C, H, W) float32 in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(127.5).sub_(1.0)
-
-
-def to_image(tensor: torch.Tensor) -> np.ndarray:
-    """(C, H, W) in [-1, 1] -> (H, W, C) uint8."""
-    return ((tensor.detach().float().cpu().clamp(-1, 1) + 1) * 127.5 + 0.5).byte().permute(1, 2, 0).numpy()
 
 
 def subject_from_frame(clip: ClipArrays, index: int, name: str) -> Subject:

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..engines.refine import MASK_NAMES
+from ..engines.crops import MASK_NAMES
 from .config import RefineConfig
 
 IMAGE_CHANNELS = 3

@@ -7,9 +7,9 @@ import numpy as np
 import torch
 
 from ..device import detect_device
-from ..engines.refine import CropInputs
+from ..engines.crops import CropInputs
 from .checkpoint import load_generator
-from .dataset import to_tensor
+from .tensors import to_tensor
 
 
 class Refiner:

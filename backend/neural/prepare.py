@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..shared import protocol
 from ..errors import EnlivenError
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
@@ -49,7 +50,7 @@ PrepareProgress = Callable[[str, int, int | None], None]
 class DatasetError(EnlivenError):
     """A dataset folder that is missing, empty or not made by `enliven prepare`."""
 
-    code = "bad_dataset"
+    code = protocol.E_BAD_DATASET
     exit_code = 2
 
 

@@ -37,10 +37,13 @@ import torch
 from torch import nn
 
 from ..errors import EnlivenError
+from .arguments import add_train_arguments
 from .checkpoint import CheckpointError, config_of, load_checkpoint, save_checkpoint
 from .config import ConfigError, RefineConfig, load_config
-from .dataset import ExampleKey, PairDataset, StepBatches, collate_pairs, to_image
+from .dataset import ExampleKey, PairDataset, StepBatches, collate_pairs
+from .tensors import to_image
 from .prepare import DatasetError
+from .run_folder import BEST, LAST, SAMPLES, check_run_folder
 from .discriminator import MultiScaleDiscriminator
 from .generator import Generator
 from . import losses
@@ -111,10 +114,9 @@ class Trainer:
         self.step = 0
 
         checkpoint = None
-        last = self.run_dir / "last.pt"
+        last = self.run_dir / LAST
+        check_run_folder(self.run_dir, resume)
         if resume:
-            if not last.exists():
-                raise CheckpointError(f"--resume: there is no {last} to continue from.")
             checkpoint = load_checkpoint(last)
             saved = config_of(checkpoint, last)
             if config is not None:
@@ -125,11 +127,6 @@ class Trainer:
                                       "without new settings (no --config), or start a new run folder.")
                 saved = replace(saved, **bookkeeping)
             config = saved
-        elif last.exists():
-            raise EnlivenError(f"{self.run_dir} already holds a run (last.pt): pass --resume to continue it, "
-                               "or choose another --out.")
-        elif (self.run_dir / "best.pt").exists():
-            raise EnlivenError(f"{self.run_dir} holds a model from an earlier run (best.pt): choose another --out.")
         config = config or RefineConfig()
         if steps is not None:
             config = replace(config, steps=steps)
@@ -216,7 +213,7 @@ class Trainer:
     def _adopt_saved_best(self) -> None:
         """best.pt may be newer than last.pt (validation runs more often than checkpoints): keep its score, so
         that a resumed run only replaces it with a better model."""
-        path = self.run_dir / "best.pt"
+        path = self.run_dir / BEST
         if not path.exists():
             return
         saved = load_checkpoint(path).get("best", {})
@@ -228,7 +225,7 @@ class Trainer:
         """Write last.pt (rank 0 only; every rank holds the same weights)."""
         if self.rank != 0:
             return None
-        return save_checkpoint(self.run_dir / "last.pt", self.state())
+        return save_checkpoint(self.run_dir / LAST, self.state())
 
     def request_stop(self) -> None:
         """Finish the current step, save and return from run() (SIGTERM, Ctrl-C, or a caller's cancel)."""
@@ -440,7 +437,7 @@ class Trainer:
                     self.tensorboard.add_scalar(f"validation/{name}", value, self.step)
             if scores["val_l1"] < self.best.get("val_l1", math.inf):
                 self.best = {"step": float(self.step), "val_l1": scores["val_l1"], "strength": scores["val_strength"]}
-                save_checkpoint(self.run_dir / "best.pt", {**self.state(), "strength": scores["val_strength"]})
+                save_checkpoint(self.run_dir / BEST, {**self.state(), "strength": scores["val_strength"]})
         return scores
 
     # ----- reporting
@@ -494,7 +491,7 @@ class Trainer:
         from ..images import write_png
 
         grid = self.sample_grid()
-        write_png(self.run_dir / "samples.png", grid)
+        write_png(self.run_dir / SAMPLES, grid)
         if self.tensorboard is not None:
             self.tensorboard.add_image("samples", grid, self.step, dataformats="HWC")
 
@@ -577,8 +574,6 @@ def run_train(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m enliven.neural.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    from .commands import add_train_arguments
-
     add_train_arguments(parser)
     args = parser.parse_args(argv)
     try:

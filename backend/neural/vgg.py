@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..shared import protocol
 from ..errors import EnlivenError
 
 # torchvision's configuration "E": numbers are 3x3 convolutions (each followed by a ReLU), "M" max pools.
@@ -24,7 +25,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class VGGWeightsError(EnlivenError):
-    code = "bad_vgg_weights"
+    code = protocol.E_BAD_VGG_WEIGHTS
     exit_code = 2
 
 

@@ -1,11 +1,13 @@
-"""Command-line options that choose a photo and its face, shared by the
-commands that animate one (`analyze`, `generate`, `talk`)."""
+"""Command-line options and checks shared by several `enliven` commands: the
+photo and its face (`analyze`, `generate`, `talk`) and the frame rate."""
 from __future__ import annotations
 
 import argparse
 import sys
 
+from .errors import UsageError
 from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
+from .shared.motion import MotionError, checked_fps
 
 
 def add_photo_options(parser: argparse.ArgumentParser) -> None:
@@ -28,3 +30,12 @@ def analyze_photo(args: argparse.Namespace):
         print(f"enliven: {subject.faces_found} faces found; using face {subject.face_index}"
               f"{' (the largest)' if subject.face_index == 0 else ''}. Choose another with --face N.", file=sys.stderr)
     return subject
+
+
+def usable_fps(fps: float) -> float:
+    """A frame rate given on the command line, or a UsageError (exit 2)
+    unless a motion may have it (above 0, at most the motion loader's MAX_FPS)."""
+    try:
+        return checked_fps(fps)
+    except MotionError as error:  # its message starts "fps must be ..."
+        raise UsageError(f"--{error}") from None

@@ -1,0 +1,164 @@
+"""Frames on their way out: encoded for the wire (encoder pool threads) and,
+when the server writes the sequence itself, written atomically to disk."""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..images import encode_png
+from ..shared import protocol
+from .jobs import ServiceError
+
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_BINARY = getattr(os, "O_BINARY", 0)
+# Files made relative to an open folder (POSIX); elsewhere (Windows) by path, as before.
+_RELATIVE_IO = os.open in os.supports_dir_fd and os.rename in os.supports_dir_fd  # os.replace: renameat too
+
+
+def encode_image(rgb: np.ndarray, fmt: str, png_level: int = 1) -> bytes | np.ndarray:
+    if fmt == "raw":
+        return np.ascontiguousarray(rgb, dtype=np.uint8)
+    if fmt == "jpeg":
+        ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+        if not ok:
+            raise ServiceError(protocol.E_ENCODE_FAILED, "could not encode a JPEG")
+        return data.tobytes()
+    return encode_png(rgb, png_level)
+
+
+def finish_frame(index: int, rgb: np.ndarray, fmt: str, writer: "FrameWriter | None",
+                  png_level: int = 1) -> tuple[int, dict, dict]:
+    """Encode one frame (and write it when the server writes the sequence); runs in the encoder pool."""
+    fields: dict[str, Any] = {"index": index}
+    parts: dict[str, Any] = {}
+    png = None
+    if writer is not None:
+        png = encode_image(rgb, "png", png_level)
+        fields["path"] = str(writer.write(index, png))
+    if fmt == "png" and png is not None:
+        parts["image"] = png
+    elif fmt != "none":
+        parts["image"] = encode_image(rgb, fmt, png_level)
+    return index, fields, parts
+
+
+class FrameWriter:
+    """Writes the numbered PNG sequence atomically (temp file + rename), so a
+    killed job leaves only complete frames and a resumed job can trust them.
+
+    The folder is opened once and every file is made, checked and renamed
+    relative to that handle, never by path again: a folder swapped for a
+    symbolic link after it was checked cannot send frames elsewhere, and no
+    frame that is a link is followed (a link in place of a frame is neither
+    read nor skipped, but replaced by the frame)."""
+
+    def __init__(self, directory: Path, handle: int | None, prefix: str, first_number: int, digits: int):
+        self.directory = directory
+        self._handle = handle  # the folder, open (None where the OS cannot write relative to a folder)
+        self.prefix = prefix
+        self.first_number = first_number
+        self.digits = digits
+
+    @classmethod
+    def open(cls, directory: Path, root: Path | None, f: dict) -> "FrameWriter":
+        """`directory`: resolved and checked by the path policy. Under a `root` (a server
+        that writes only there) it is reached from the root one folder at a time,
+        creating what is missing and following no link: a folder replaced by a link
+        since the check is refused."""
+        handle = None
+        try:
+            if not _RELATIVE_IO:
+                directory.mkdir(parents=True, exist_ok=True)
+            elif root is None:
+                directory.mkdir(parents=True, exist_ok=True)
+                handle = os.open(directory, os.O_RDONLY | _DIRECTORY)
+            else:
+                handle = os.open(root, os.O_RDONLY | _DIRECTORY)
+                for name in directory.relative_to(root).parts:
+                    try:
+                        os.mkdir(name, dir_fd=handle)
+                    except FileExistsError:
+                        pass
+                    inner = os.open(name, os.O_RDONLY | _DIRECTORY | _NOFOLLOW, dir_fd=handle)
+                    os.close(handle)
+                    handle = inner
+        except OSError as e:
+            if handle is not None:
+                os.close(handle)
+            if root is not None and e.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise ServiceError(protocol.E_FORBIDDEN, f"output_dir {directory} was replaced by a link after it was "
+                                                         "checked; nothing was written") from None
+            raise ServiceError(protocol.E_BAD_OUTPUT_DIR, f"cannot create {directory}: {e.strerror or e}") from e
+        writer = cls(directory, handle, f.get("prefix", "frame_"), int(f.get("first_number", 0)),
+                     int(f.get("digits", 5)))
+        writer._remove_stale_temps()
+        return writer
+
+    def close(self) -> None:
+        if self._handle is not None:
+            os.close(self._handle)
+            self._handle = None
+
+    def name(self, index: int) -> str:
+        return f"{self.prefix}{self.first_number + index:0{self.digits}d}.png"
+
+    def path(self, index: int) -> Path:
+        return self.directory / self.name(index)
+
+    def _at(self, name: str) -> str:
+        """`name` for a call with dir_fd=self._handle."""
+        return name if self._handle is not None else str(self.directory / name)
+
+    def complete(self, index: int) -> bool:
+        """A frame counts as done only if it is a whole PNG (signature + IEND) in a plain file."""
+        try:
+            fd = os.open(self._at(self.name(index)), os.O_RDONLY | _NOFOLLOW, dir_fd=self._handle)
+        except OSError:
+            return False
+        with os.fdopen(fd, "rb") as fh:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size < 8 + len(_PNG_END):
+                return False
+            head = fh.read(8)
+            fh.seek(info.st_size - len(_PNG_END))
+            tail = fh.read()
+        return head == b"\x89PNG\r\n\x1a\n" and tail == _PNG_END
+
+    def write(self, index: int, png: bytes) -> Path:
+        name = self.name(index)
+        temp = f".{name}.{os.urandom(4).hex()}.part"
+        try:
+            fd = os.open(self._at(temp), os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _BINARY, 0o666,
+                         dir_fd=self._handle)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(png)
+                # Replacing a link replaces the link itself, never what it points at.
+                os.replace(self._at(temp), self._at(name), src_dir_fd=self._handle, dst_dir_fd=self._handle)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(self._at(temp), dir_fd=self._handle)
+                raise
+        except OSError as e:
+            raise ServiceError(protocol.E_WRITE_FAILED, f"cannot write {self.path(index)}: {e.strerror or e}") from e
+        return self.path(index)
+
+    def _remove_stale_temps(self) -> None:
+        # Temp files of a job killed mid-write (named .<frame name>.XXXX.part).
+        try:
+            names = os.listdir(self._handle if self._handle is not None else self.directory)
+        except OSError:
+            return
+        for name in names:
+            if name.startswith(f".{self.prefix}") and name.endswith(".part"):
+                with contextlib.suppress(OSError):
+                    os.unlink(self._at(name), dir_fd=self._handle)

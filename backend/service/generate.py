@@ -1,0 +1,121 @@
+"""`generate`: the whole motion, streamed back frame by frame in order (and
+written as a PNG sequence on the server's disk when the request names an
+``output_dir``). Frames are encoded by a small pool while the next renders."""
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from concurrent.futures import Future, wait
+from typing import Any
+
+from ..shared import protocol
+from .admission import check_room, engine_of, motion_of, need_subject
+from .frames import FrameWriter, finish_frame
+from .jobs import PROGRESS_EVERY_S, Job, ServiceError
+
+
+def admit(server: Any, job: Job) -> bool:
+    msg = job.msg
+    job.motion, job.warnings = motion_of(server, msg, server.limits.max_frames)
+    engine_of(server, msg)
+    need_subject(server, msg)
+    job.total = int(job.motion.shape[0])
+    if "output_dir" in msg.fields:
+        resolved = server.paths.writable_dir(msg.fields["output_dir"])
+        key = f"{resolved}{os.sep}{msg.fields.get('prefix', 'frame_')}"
+        if key in server.scheduler.outputs:
+            raise ServiceError(protocol.E_OUTPUT_BUSY, f"another job is writing {key}* right now")
+        job.output_key = key
+    check_room(server, job)
+    return True
+
+
+def run(server: Any, job: Job) -> list:
+    msg, f = job.msg, job.msg.fields
+    emit = server.scheduler.emit
+    t0 = time.perf_counter()
+    writer: FrameWriter | None = None
+    pending: deque[Future] = deque()
+    try:
+        subject = server.engines.subject_for(msg)
+        animator, lock, notes = server.engines.animator(subject, *engine_of(server, msg))
+        job.warnings.extend(notes)
+        if "output_dir" in f:
+            # Checked again now, not only when queued: the folder may have changed while the job waited.
+            writer = FrameWriter.open(server.paths.writable_dir(f["output_dir"]), server.paths.output_root, f)
+        fmt = f.get("format", "png")
+        png_level = int(f.get("png_compression", 1))
+        if not emit(job, protocol.encode("progress", job.id, {
+                "state": "running", "done": 0, "total": job.total,
+                "subject": server.engines.subject_id(subject), "warnings": job.warnings[:20]})):
+            return _summary(job, t0, 0, 0, writer)
+
+        depth = server.encode_threads + 1  # frames being encoded while the next renders
+        rendered = skipped = 0
+        last_progress = time.perf_counter()
+        for index in range(job.total):
+            if job.cancel.is_set():
+                break
+            if writer is not None and f.get("resume") and writer.complete(index):
+                fut: Future = Future()
+                fut.set_result((index, {"index": index, "path": str(writer.path(index)), "skipped": True}, {}))
+                skipped += 1
+            else:
+                with lock:
+                    rgb = animator.render(job.motion[index])
+                rendered += 1
+                if job.cancel.is_set():
+                    job.rendered_after_cancel += 1
+                fut = server.encoders.submit(finish_frame, index, rgb, fmt, writer, png_level)
+            pending.append(fut)
+            # Emit finished frames in order; never let more than `depth` pile up.
+            while pending and (len(pending) > depth or pending[0].done()):
+                if not _emit_frame(server, job, pending.popleft()):
+                    break
+            now = time.perf_counter()
+            if now - last_progress >= PROGRESS_EVERY_S:
+                last_progress = now
+                emit(job, protocol.encode("progress", job.id, {
+                    "state": "running", "done": job.done, "total": job.total,
+                    "fps": round(job.done / max(now - t0, 1e-9), 2)}))
+        while pending and not job.cancel.is_set():
+            _emit_frame(server, job, pending.popleft())
+        return _summary(job, t0, rendered, skipped, writer)
+    finally:
+        for fut in pending:  # cancelled or failed: let in-flight encodes finish quietly
+            fut.cancel()
+        if writer is not None:
+            wait(pending)  # none may still write through the folder's handle when it closes
+            writer.close()
+        server.scheduler.release_output(job)
+
+
+def _emit_frame(server: Any, job: Job, fut: Future) -> bool:
+    index, fields, parts = fut.result()
+    ok = server.scheduler.emit(job, protocol.encode("frame", job.id, fields, parts))
+    if ok:
+        job.done = index + 1
+    return ok
+
+
+def _summary(job: Job, t0: float, rendered: int, skipped: int, writer: FrameWriter | None) -> list:
+    elapsed = time.perf_counter() - t0
+    cancelled = job.cancel.is_set()
+    fields = {
+        "status": protocol.DONE_CANCELLED if cancelled else protocol.DONE_COMPLETED,
+        "frames": job.done,
+        "total": job.total,
+        "rendered": rendered,
+        "skipped": skipped,
+        "elapsed_s": round(elapsed, 3),
+        "fps": round(rendered / elapsed, 2) if elapsed > 0 else 0.0,
+        "warnings": job.warnings[:20],
+    }
+    if cancelled:
+        fields["rendered_after_cancel"] = job.rendered_after_cancel
+    if writer is not None:
+        fields["output_dir"] = str(writer.directory)
+    if job.stalled:
+        fields["status"] = protocol.DONE_STALLED
+    return protocol.encode("done", job.id, fields, end=True)

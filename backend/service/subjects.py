@@ -1,0 +1,187 @@
+"""The photos a server has analysed and the engines it has prepared for them,
+cached and shared by every lane (imports are lazy so `enliven keys` and
+`--help` stay fast)."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+from warnings import catch_warnings, simplefilter
+
+import numpy as np
+
+from ..shared import protocol
+from ..shared.protocol import Limits, Message, ProtocolError
+from .jobs import ServiceError
+
+DIGESTS_KEPT = 256  # uploads remembered by hash (a few bytes each), so a photo sent again is not analysed again
+ANIMATOR_CACHE = 4  # prepared (subject, engine) pairs: their setup is the expensive part
+
+
+class Engines:
+    """Subject and Animator caches shared by both lanes (imports are lazy so
+    `enliven keys` and `--help` stay fast)."""
+
+    def __init__(self, limits: Limits, default_engine: str, default_checkpoint: str | os.PathLike | None = None):
+        from ..animator import ENGINE_NAMES
+
+        self.engine_names = tuple(ENGINE_NAMES)
+        if default_engine not in self.engine_names:
+            raise ServiceError(protocol.E_UNKNOWN_ENGINE, f"unknown engine {default_engine!r}; available: {', '.join(self.engine_names)}")
+        self.default_engine = default_engine
+        # The refine engine's model when a request names none (`serve --checkpoint`).
+        self.default_checkpoint = Path(default_checkpoint).expanduser().resolve() if default_checkpoint else None
+        if self.default_checkpoint is not None:
+            check_checkpoint(self.default_checkpoint)
+        if default_engine == "refine" and self.default_checkpoint is None:
+            raise ServiceError(protocol.E_BAD_CHECKPOINT, "--engine refine needs --checkpoint RUN_DIR/last.pt (from `enliven train`)")
+        self.can_train = torch_installed()
+        self.limits = limits
+        self._lock = threading.Lock()
+        self._subjects: OrderedDict[str, Any] = OrderedDict()  # subject id -> Subject
+        self._subject_bytes: dict[str, int] = {}  # subject id -> the memory its arrays hold
+        self._cache_budget = int(limits.subject_cache_mb * 1024 * 1024)
+        self._by_bytes: OrderedDict[tuple[str, int], str] = OrderedDict()  # (sha256 of upload, face) -> subject id
+        # (subject, engine, checkpoint, its mtime) -> (animator, its lock, warnings from setting it up)
+        self._animators: OrderedDict[tuple, tuple[Any, threading.Lock, tuple[str, ...]]] = OrderedDict()
+        self._create_lock = threading.Lock()
+
+    @property
+    def subjects_cached(self) -> int:
+        return len(self._subjects)
+
+    @property
+    def subject_cache_bytes(self) -> int:
+        with self._lock:
+            return sum(self._subject_bytes.values())
+
+    @staticmethod
+    def subject_id(subject: Any) -> str:
+        return f"{subject.image_hash}-{subject.face_index}"
+
+    def has_subject(self, sid: str) -> bool:
+        with self._lock:
+            return sid in self._subjects
+
+    def subject_for(self, msg: Message) -> Any:
+        """The request's subject: by id when cached, else analysed from its image part."""
+        sid = msg.fields.get("subject")
+        face = int(msg.fields.get("face_index", 0))
+        if sid is not None:
+            with self._lock:
+                subject = self._subjects.get(sid)
+                if subject is not None:
+                    self._subjects.move_to_end(sid)
+                    return subject
+        part = msg.parts.get("image")
+        if part is None:
+            raise ServiceError(protocol.E_UNKNOWN_SUBJECT, f"subject {sid} is not (or no longer) cached on this server; "
+                                                  "send the image again (analyze, or image= with the request)")
+        return self.analyze(part, face, msg.job)
+
+    def analyze(self, part: protocol.Part, face: int, job: str) -> Any:
+        from ..analysis import analyze_image
+        from ..images import load_image
+
+        digest = (hashlib.sha256(part.data).hexdigest(), face)
+        with self._lock:
+            sid = self._by_bytes.get(digest)
+            if sid is not None and sid in self._subjects:
+                self._subjects.move_to_end(sid)
+                return self._subjects[sid]
+        lim = self.limits
+        # The client cannot change this server's limits, only its photo: say so, and name the operator's flags.
+        remedy = ("Downscale the photo and send it again (the server's operator can raise the limits with "
+                  "`enliven serve --max-image-pixels N --max-image-side PX`).")
+        if part.kind == "array":
+            try:
+                rgb = np.ascontiguousarray(protocol.image_array(part, max_side=lim.max_image_side,
+                                                                max_pixels=lim.max_image_pixels, job=job))
+            except ProtocolError as e:
+                if e.code != protocol.E_TOO_LARGE:
+                    raise
+                raise ServiceError(e.code, f"{e}. {remedy}") from None
+        else:
+            rgb = load_image(part.tobytes(), max_pixels=lim.max_image_pixels, max_side=lim.max_image_side,
+                             remedy=remedy)
+        subject = analyze_image(rgb, face_index=face)
+        sid = self.subject_id(subject)
+        with self._lock:
+            self._subjects[sid] = subject
+            self._subjects.move_to_end(sid)
+            self._subject_bytes[sid] = subject_nbytes(subject)
+            self._by_bytes[digest] = sid
+            # Bounded by memory, not by count: one 40 MP photo holds what a hundred small ones do.
+            # The newest always stays, even alone over the budget: the job that analysed it needs it.
+            while len(self._subjects) > 1 and sum(self._subject_bytes.values()) > self._cache_budget:
+                old, _ = self._subjects.popitem(last=False)
+                del self._subject_bytes[old]
+            while len(self._by_bytes) > DIGESTS_KEPT:
+                self._by_bytes.popitem(last=False)
+        return subject
+
+    def animator(self, subject: Any, engine: str,
+                 checkpoint: Path | None = None) -> tuple[Any, threading.Lock, tuple[str, ...]]:
+        """One prepared Animator per (subject, engine, checkpoint), with a lock: the
+        two lanes may render the same subject and engines are not promised
+        thread-safe. A checkpoint rewritten since (training goes on) is loaded again.
+        Also returns the warnings its setup gave (the refine engine falling back
+        to the warp where PyTorch cannot run), for the jobs that use it."""
+        from ..animator import Animator
+
+        try:
+            version = checkpoint.stat().st_mtime_ns if checkpoint is not None else None
+        except OSError:
+            raise ServiceError(protocol.E_BAD_CHECKPOINT, f"no checkpoint file {checkpoint} on the server") from None
+        key = (self.subject_id(subject), engine, str(checkpoint), version)
+        with self._create_lock:  # two lanes must not both pay for the same setup
+            with self._lock:
+                hit = self._animators.get(key)
+                if hit is not None:
+                    self._animators.move_to_end(key)
+                    return hit
+            with catch_warnings(record=True) as caught:
+                simplefilter("always")
+                animator = Animator(subject, engine=engine, checkpoint=checkpoint)
+            entry = (animator, threading.Lock(), tuple(str(w.message) for w in caught))
+            with self._lock:
+                self._animators[key] = entry
+                while len(self._animators) > ANIMATOR_CACHE:
+                    self._animators.popitem(last=False)
+            return entry
+
+
+def subject_nbytes(subject: Any) -> int:
+    """The memory a subject's arrays hold (the photo, its person mask, landmarks)."""
+    return sum(value.nbytes for value in vars(subject).values() if isinstance(value, np.ndarray))
+
+
+def check_checkpoint(path: Path) -> None:
+    """Refuse, at start-up, a `serve --checkpoint` that is missing or not a checkpoint, rather than
+    fail on the first request that uses it (CheckpointError: exit 8)."""
+    from ..errors import CheckpointError
+
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint file {path}")
+    if not torch_installed():
+        # PyTorch saves a zip archive; without PyTorch the refine engine falls back to the warp anyway.
+        import zipfile
+
+        if not zipfile.is_zipfile(path):
+            raise CheckpointError(f"{path} is not a checkpoint (made by `enliven train`)")
+        return
+    from ..neural.checkpoint import config_of, load_checkpoint
+
+    config_of(load_checkpoint(path), path)
+
+
+def torch_installed() -> bool:
+    """Whether PyTorch is there, without importing it (seconds, and memory, that serving warp frames never needs)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # ValueError: sys.modules["torch"] is None (blocked)
+        return False
