@@ -26,8 +26,9 @@ thread(s); a small pool encodes frames so PNG compression overlaps rendering.
 
 Adding a job kind ``foo``:
 
-1. the request's fields and parts in ``shared/protocol.py`` (``REQUEST_TYPES``
-   and ``REQUESTS``), and a ``Client.foo`` in ``shared/client.py``;
+1. the request's fields and parts in ``shared/schema.py`` (``REQUESTS``), its
+   name in ``shared/protocol.py``'s ``REQUEST_TYPES``, and a ``Client.foo`` in
+   ``shared/client.py``;
 2. ``service/foo.py`` with ``admit(server, job) -> bool`` (check what can be
    checked now, fill in ``job.total``/``job.output_key``, call
    ``admission.check_room``; False if it answered the request itself) and
