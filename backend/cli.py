@@ -14,13 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from . import __version__
-from .errors import BadMotionError, EnlivenError, UsageError
 from .arguments import add_photo_options, analyze_photo, usable_fps
+from .errors import BadMotionError, EnlivenError, UsageError
+from .remote_render import add_server_options, render_on_server
 from .sequence import FrameSink
-from .shared import protocol
 from .shared.motion import Motion, MotionError
 
 
@@ -77,10 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--duration", type=float, metavar="SECONDS", help="length of a preset (idle-alive, talk)")
     generate.add_argument("--seed", type=int, default=0, help="random seed for presets with variation")
     generate.add_argument("--strict", action="store_true", help="refuse out-of-range or NaN motion instead of clamping it")
-    generate.add_argument("--server", metavar="ADDRESS", help="render on a running `enliven serve` (e.g. tcp://gpu-box:5570) "
-                          "instead of in this process")
-    generate.add_argument("--server-key", type=Path, metavar="FILE", help="the server's public key (CurveZMQ), for a remote server")
-    generate.add_argument("--client-key", type=Path, metavar="FILE", help="this client's secret key file from `enliven keys`")
+    add_server_options(generate)
     add_photo_options(generate)
     generate.set_defaults(func=run_generate)
 
@@ -170,7 +165,7 @@ def run_generate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         if args.server:
-            _generate_on_server(args, motion, sink, progress)
+            render_on_server(args, values, motion.fps, sink, progress)
         else:
             from .animator import Animator
 
@@ -193,49 +188,6 @@ def run_generate(args: argparse.Namespace) -> int:
         if extra:
             print(f"wrote {extra}")
     return 0
-
-
-# Error codes a server sends -> the local error class, so exit codes match a local run.
-_REMOTE_ERRORS = {protocol.E_NO_FACE: "NoFaceError", protocol.E_BAD_IMAGE: "ImageError",
-                  protocol.E_TOO_LARGE: "ImageTooLargeError", protocol.E_BAD_MOTION: "BadMotionError",
-                  protocol.E_BAD_CHECKPOINT: "CheckpointError"}
-
-
-def _generate_on_server(args: argparse.Namespace, motion: Motion, sink: FrameSink, progress) -> None:
-    """Render on a running `enliven serve`; the photo and motion travel over ZeroMQ, PNGs come back."""
-    from . import errors
-    from .images import encode_png, load_image, resize_long_side
-    from .shared.client import RemoteError, generate_remote, load_client_keys, load_public_key
-
-    if args.size:
-        photo = encode_png(resize_long_side(load_image(args.photo), args.size))
-    else:
-        try:
-            photo = args.photo.read_bytes()
-        except OSError as error:
-            raise errors.ImageError(f"Cannot open '{args.photo}': {error.strerror or error}.") from error
-    keys = {}
-    if args.server_key:
-        keys["server_public_key"] = load_public_key(args.server_key)
-    if args.client_key:
-        keys["client_keys"] = load_client_keys(args.client_key)
-
-    if args.checkpoint is not None:  # a path on the server's disk (the same disk for a local server)
-        keys["checkpoint"] = str(args.checkpoint if args.checkpoint.is_absolute() else args.checkpoint.resolve())
-
-    def on_frame(index: int, image, event) -> None:
-        sink.add(index, image if isinstance(image, np.ndarray) else None, png=image if isinstance(image, bytes) else None)
-        progress.update()
-
-    try:
-        generate_remote(args.server, photo, motion.full(), motion.fps, engine=args.engine, on_frame=on_frame,
-                        face_index=args.face, **keys)
-    except RemoteError as error:
-        if error.code in _REMOTE_ERRORS or error.code in (protocol.E_BAD_FIELD, protocol.E_BAD_PART, protocol.E_INTERNAL):
-            message = f"the server at {args.server} says: {error.message}"
-        else:  # the connection itself failed: timeout, refused key, server restarted...
-            message = error.message
-        raise getattr(errors, _REMOTE_ERRORS.get(error.code, "EnlivenError"))(message) from error
 
 
 def run_presets(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
     enliven talk PHOTO (--text "..." [--voice V] [--rate WPM] | --audio FILE) --out VIDEO.mp4
                  [--frames DIR] [--motion-out MOTION.json] [--size N] [--fps F]
                  [--engine warp|refine] [--checkpoint PT] [--face N] [--seed N] [--head-motion A]
+                 [--server ADDRESS [--server-key F --client-key F]]
 
 One step instead of three (`say` or `lipsync`, then `generate`, then muxing by
 hand): the mouth follows the speech (eSpeak NG's exact phoneme timings for
@@ -11,7 +12,9 @@ that follows the speech make the face alive, and the frames stream straight
 into an H.264 + AAC MP4 with the sound in sync. Memory stays flat for long
 recordings: the sound is analysed block by block and frames are never held.
 The video is written under a temporary name and renamed when complete, so an
-interrupted run never leaves a half-written VIDEO.mp4.
+interrupted run never leaves a half-written VIDEO.mp4. With --server the
+frames are rendered by a running `enliven serve` (a GPU box, say) and come
+back here, where the lip-sync runs and the video is muxed.
 
 Errors keep the command line's exit codes: 3 no face, 6 unusable audio,
 7 text to speech failed (see `enliven.cli`).
@@ -26,6 +29,7 @@ from pathlib import Path
 
 from .errors import UsageError
 from .arguments import add_photo_options, analyze_photo
+from .remote_render import add_server_options, render_on_server
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
 DEFAULT_HEAD_MOTION = 1.0  # LipsyncOptions' "natural" amount
@@ -62,6 +66,7 @@ def add_command(subparsers) -> None:
     talk.add_argument("--seed", type=whole_number_in(0, 2**32 - 1), default=0,
                       help="random seed for blinks and head motion (default 0)")
     add_photo_options(talk)
+    add_server_options(talk)
     talk.set_defaults(func=run_talk)
 
 
@@ -85,7 +90,8 @@ def run_talk(args: argparse.Namespace) -> int:
     if args.audio is not None:
         check_audio_file(args.audio)
     started = time.perf_counter()
-    subject = analyze_photo(args)  # no face: exit 3 before any speech work
+    # No face: exit 3 before any speech work (a server says so when it starts rendering).
+    subject = None if args.server else analyze_photo(args)
     options = LipsyncOptions(fps=args.fps, head_motion=args.head_motion, blinks=True, seed=args.seed)
 
     with tempfile.TemporaryDirectory(prefix="enliven-talk-") as scratch:
@@ -97,12 +103,15 @@ def run_talk(args: argparse.Namespace) -> int:
         values = motion.full()
         args.out.parent.mkdir(parents=True, exist_ok=True)
         sink = FrameSink(args.frames, len(values), motion.fps, video=args.out, audio=sound)
-        animator = Animator(subject, engine=args.engine, checkpoint=args.checkpoint)
         progress = tqdm(total=len(values), unit="frame", desc="talking", file=sys.stderr, dynamic_ncols=True)
         try:
-            for index, frame in enumerate(animator.render_all(values)):
-                sink.add(index, frame)
-                progress.update()
+            if args.server:
+                render_on_server(args, values, motion.fps, sink, progress)
+            else:
+                animator = Animator(subject, engine=args.engine, checkpoint=args.checkpoint)
+                for index, frame in enumerate(animator.render_all(values)):
+                    sink.add(index, frame)
+                    progress.update()
         except BaseException:
             sink.abort()
             raise

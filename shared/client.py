@@ -331,6 +331,41 @@ class Client:
             fields["output_dir"] = os.fspath(output_dir)
         return self._request("lipsync", fields)
 
+    def talk(
+        self,
+        output_dir: str | os.PathLike,
+        *,
+        text: str | None = None,
+        audio_path: str | os.PathLike | None = None,
+        subject: str | None = None,
+        image: bytes | np.ndarray | None = None,
+        video_name: str | None = None,
+        voice: str | None = None,
+        rate_wpm: int | None = None,
+        fps: float = 24.0,
+        head_motion: float = 1.0,
+        seed: int = 0,
+        engine: str | None = None,
+        face_index: int = 0,
+        checkpoint: str | os.PathLike | None = None,
+    ) -> str:
+        """The photo says ``text`` (spoken by the server) or the recording at
+        ``audio_path`` (on the server's disk): the server writes an H.264 + AAC
+        video with the sound into ``output_dir`` (default name talk.mp4). The
+        ``done`` event names it (``video``) and carries the motion it made."""
+        if (audio_path is None) == (text is None):
+            raise ValueError("pass an audio_path or a text")
+        fields = _job_fields(subject, image, engine, None, face_index, checkpoint)
+        fields.update(output_dir=os.fspath(output_dir), fps=float(fps), head_motion=float(head_motion), seed=int(seed))
+        if text is not None:
+            fields["text"] = text
+        else:
+            fields["audio_path"] = os.fspath(audio_path)
+        for key, value in (("video_name", video_name), ("voice", voice), ("rate_wpm", rate_wpm)):
+            if value is not None:
+                fields[key] = value
+        return self._request("talk", fields, {"image": _image_part(image)} if image is not None else {})
+
     def train(
         self,
         dataset_dir: str | os.PathLike,
@@ -565,8 +600,9 @@ def load_public_key(key_file: str | os.PathLike) -> bytes:
 
 
 def motion_of(event: Event) -> tuple[np.ndarray, tuple[str, ...], float]:
-    """(values (frames x channels) float32, channel names, fps) of a ``motion`` event."""
-    if event.type != "motion" or "motion" not in event.parts:
+    """(values (frames x channels) float32, channel names, fps) of an event that
+    carries a motion: a ``motion`` reply, or the ``done`` of a talk request."""
+    if "motion" not in event.parts:
         raise ValueError(f"a {event.type} event carries no motion")
     values = np.array(event.parts["motion"].array(), dtype=np.float32)  # a copy: the message buffer is read-only
     if values.ndim == 1:
@@ -606,61 +642,3 @@ def _motion_parts(values: np.ndarray, image) -> dict:
         parts["image"] = _image_part(image)
     parts["motion"] = np.ascontiguousarray(values, dtype=np.float32)
     return parts
-
-
-# --------------------------------------------------------------------------
-# blocking helpers for scripts and `enliven generate --server`
-
-
-def remote_hello(address: str, timeout_s: float = 5.0, **keys: Any) -> dict:
-    """The server's hello fields (version, device, engines, limits)."""
-    with Client(address, timeout_s=timeout_s, **keys) as client:
-        return client.wait(client.hello(), timeout_s=timeout_s * 2).fields
-
-
-def generate_remote(
-    address: str,
-    image_bytes: bytes,
-    motion_full: np.ndarray,
-    fps: float,
-    engine: str = "warp",
-    on_frame: Callable[[int, bytes | np.ndarray | None, Event], None] | None = None,
-    timeout_s: float = 10.0,
-    server_public_key: bytes | str | None = None,
-    client_keys: tuple[bytes, bytes] | None = None,
-    on_progress: Callable[[dict], None] | None = None,
-    **options: Any,
-) -> dict:
-    """Generate on a running server and block until done.
-
-    ``on_frame(index, image, event)`` is called for every frame in order
-    (``image`` is PNG bytes by default; see :meth:`Client.generate` for
-    ``format``, ``output_dir``, ``resume``...). ``timeout_s`` is how long the
-    server may stay silent before we give up, not a limit on the whole job.
-    Returns the ``done`` summary plus ``"server"`` (the hello fields). Raises
-    RemoteError on any error; Ctrl-C cancels the remote job before re-raising.
-    """
-    with Client(address, timeout_s=timeout_s, server_public_key=server_public_key, client_keys=client_keys) as client:
-        server = client.wait(client.hello("enliven-generate"), timeout_s=None).fields
-        job = client.generate(motion_full, fps, image=image_bytes, engine=engine, **options)
-
-        def handle(ev: Event) -> None:
-            if ev.type == "frame" and on_frame is not None:
-                on_frame(int(ev.fields["index"]), ev.image(), ev)
-            elif ev.type in ("progress", "queued") and on_progress is not None:
-                on_progress({"type": ev.type, **ev.fields})
-
-        try:
-            done = client.wait(job, on_event=handle)
-        except KeyboardInterrupt:
-            client.cancel(job)
-            try:
-                client.wait(job, timeout_s=min(timeout_s, 5.0))
-            except (RemoteError, TimeoutError):
-                pass
-            raise
-        summary = dict(done.fields)
-        summary["server"] = server
-        if summary.get("status") != protocol.DONE_COMPLETED:
-            raise RemoteError(summary.get("status", "failed"), f"remote job ended: {summary.get('status')}", job)
-        return summary

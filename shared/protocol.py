@@ -46,8 +46,8 @@ MAX_FRAMES = 1 + MAX_PARTS  # a header and its parts; a receiver drops the rest 
 MAX_NDIM = 4
 
 # Request types a server understands, and the reply types it sends.
-REQUEST_TYPES = ("hello", "ping", "analyze", "preview", "generate", "capture", "lipsync", "train", "cancel", "status",
-                 "shutdown")
+REQUEST_TYPES = ("hello", "ping", "analyze", "preview", "generate", "capture", "lipsync", "talk", "train", "cancel",
+                 "status", "shutdown")
 REPLY_TYPES = (
     "hello_reply",  # protocol + package version, device, engines, limits
     "pong",  # liveness answer to ping: server id and the client's live jobs

@@ -165,6 +165,29 @@ REQUESTS: dict[str, tuple[dict[str, FieldSpec], dict[str, PartSpec]]] = {
         },
         {},
     ),
+    # The one-step talking video: lip-sync from a sound file on the server's
+    # disk or from text it speaks, blinks and head motion, rendered into an
+    # H.264 + AAC video with the sound, written into output_dir as video_name.
+    # Exactly one of audio_path / text (checked by the server).
+    "talk": (
+        {
+            "subject": _SUBJECT,
+            "face_index": _FACE,
+            "engine": _ENGINE,
+            "checkpoint": _CHECKPOINT,
+            "audio_path": _INPUT_PATH,
+            "text": FieldSpec(lambda v: isinstance(v, str) and 0 < len(v) <= 10_000, "1-10000 characters of text"),
+            "voice": FieldSpec(_str_match(r"[A-Za-z0-9_+\-]{1,40}"), "an eSpeak NG voice such as en, en-us, en+f3"),
+            "rate_wpm": FieldSpec(_int_in(80, 450), "words per minute, 80-450"),
+            "output_dir": FieldSpec(_path, "an absolute directory path on the server", True),
+            "video_name": FieldSpec(_str_match(r"[A-Za-z0-9_\-]{1,64}\.(mp4|mov|mkv)"),
+                                    "a file name such as talk.mp4 (letters, digits, _ and -; .mp4, .mov or .mkv)"),
+            "fps": FieldSpec(_num_in(0, 120), "frames per second, 0 < fps <= 120"),
+            "head_motion": FieldSpec(_num_between(0, 5), "an amount 0-5"),
+            "seed": FieldSpec(_int_in(0, 2**31 - 1), "a non-negative integer"),
+        },
+        {"image": _IMAGE},
+    ),
     # Training the refine engine on a dataset made by `enliven prepare` on the
     # server's disk. Progress carries the step, the steps in all and the losses;
     # cancel stops after the current step and saves RUN_DIR/last.pt first. The

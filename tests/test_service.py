@@ -13,7 +13,8 @@ import zmq
 
 from enliven.shared import protocol
 from enliven.shared.channels import CHANNEL_NAMES, default_vector
-from enliven.shared.client import Client, RemoteError, generate_remote
+from enliven.shared.client import Client, RemoteError
+from enliven.shared.remote import generate_remote
 from enliven.shared.protocol import PROTOCOL_VERSION
 
 from service_helpers import (

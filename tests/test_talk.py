@@ -168,19 +168,101 @@ def test_an_interrupted_run_leaves_no_video(spoken_wav, tmp_path, how):
     long_wav = tmp_path / "long.wav"
     one = sound_of(spoken_wav)
     write_wav(long_wav, np.tile(one, int(np.ceil(60 * SAMPLE_RATE / len(one)))), SAMPLE_RATE)
-    video = tmp_path / "long.mp4"
+    video, frames = tmp_path / "long.mp4", tmp_path / "frames"
     process = subprocess.Popen([sys.executable, "-m", "enliven.cli", "talk", str(ASTRONAUT), "--audio", str(long_wav),
-                                "--out", str(video), "--size", "256"],
+                                "--out", str(video), "--size", "256", "--frames", str(frames)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))
     partial = tmp_path / ".long.partial.mp4"
     deadline = time.monotonic() + 120
-    while not (partial.exists() and partial.stat().st_size > 0) and time.monotonic() < deadline:
+    # Rendering has begun (frames are on disk), and 1,440 frames is far from done.
+    while not (frames / "frame_0010.png").exists() and time.monotonic() < deadline:
         assert process.poll() is None, process.stderr.read().decode()
-        time.sleep(0.05)
-    assert partial.exists(), "the video never started"
+        time.sleep(0.02)
+    assert partial.exists() and process.poll() is None, "the run never got to rendering"
     process.send_signal(how)
     process.wait(60)
     assert not video.exists()
+    assert (frames / "frame_0010.png").exists()  # frames already written stay written
     if how == signal.SIGINT:  # a clean stop also removes the unfinished file
         assert process.returncode == 130
         assert not partial.exists()
+
+
+# -- the service's `talk` request ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server():
+    from service_helpers import serving
+
+    with serving() as srv:
+        yield srv
+
+
+def test_a_talk_request_writes_the_video_with_its_sound(espeak, server, tmp_path):
+    from service_helpers import astronaut_bytes, collect
+    from enliven.shared.client import Client, motion_of
+
+    with Client(server.address, timeout_s=30) as client:
+        job = client.talk(tmp_path / "out", text=SENTENCE, image=astronaut_bytes(), video_name="hello.mp4", fps=25)
+        events = collect(client, job, timeout_s=120)
+    done = events[-1]
+    assert done.type == "done" and done.fields["status"] == "completed", (done.type, done.fields)
+    video = Path(done.fields["video"])
+    assert video == tmp_path / "out" / "hello.mp4"
+    assert streams(video) == ["Video", "Audio"]
+    frames, seconds = video_seconds(video)
+    assert frames == done.fields["frames"]
+    assert abs(len(sound_of(video)) / SAMPLE_RATE - seconds) <= 1 / 25
+    assert any(e.type == "progress" and e.fields.get("stage") == "rendering" for e in events)
+    # The motion it made comes back too, e.g. to key it in Blender.
+    values, channels, fps = motion_of(done)
+    assert fps == 25 and values.shape == (frames, len(channels)) and "jaw_open" in channels
+
+
+def test_a_cancelled_talk_request_leaves_no_video(spoken_wav, server, tmp_path):
+    from service_helpers import astronaut_bytes, collect, wait_for
+    from enliven.shared.client import Client
+
+    long_wav = tmp_path / "long.wav"
+    one = sound_of(spoken_wav)
+    write_wav(long_wav, np.tile(one, int(np.ceil(60 * SAMPLE_RATE / len(one)))), SAMPLE_RATE)
+    with Client(server.address, timeout_s=30) as client:
+        job = client.talk(tmp_path / "out", audio_path=long_wav, image=astronaut_bytes())
+        wait_for(client, job, lambda e: e.type == "progress" and e.fields.get("stage") == "rendering", 120)
+        client.cancel(job)
+        done = collect(client, job, timeout_s=60)[-1]
+    assert done.fields["status"] == "cancelled"
+    assert not [p.name for p in tmp_path.rglob("*") if p.suffix in (".mp4", ".part")]
+
+
+def test_a_talk_request_needs_exactly_one_kind_of_speech(spoken_wav, server, tmp_path):
+    from service_helpers import astronaut_bytes, collect
+    from enliven.shared import protocol
+    from enliven.shared.client import Client
+
+    with Client(server.address, timeout_s=30) as client:
+        both = protocol.encode("talk", "both-1", {"output_dir": str(tmp_path), "text": "hi",
+                                                  "audio_path": str(spoken_wav)}, {"image": astronaut_bytes()})
+        client.send_raw(both, job="both-1", kind="talk")
+        reply = collect(client, "both-1", timeout_s=30)[-1]
+    assert reply.type == "error" and reply.code == protocol.E_BAD_FIELD and "exactly one" in reply.message
+
+
+def test_talk_renders_on_a_server_and_muxes_here(espeak, server, tmp_path):
+    video = tmp_path / "remote.mp4"
+    result = run_enliven("talk", ASTRONAUT, "--text", SENTENCE, "--out", video, "--size", "256",
+                         "--server", server.address)
+    assert result.returncode == 0, result.stderr
+    assert streams(video) == ["Video", "Audio"]
+    _, seconds = video_seconds(video)
+    assert abs(len(sound_of(video)) / SAMPLE_RATE - seconds) <= 1 / 24
+
+
+def test_talk_on_a_server_keeps_the_no_face_exit_code(espeak, server, tmp_path):
+    import cv2
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((256, 256, 3), 128, np.uint8))
+    result = run_enliven("talk", blank, "--text", "hello", "--out", tmp_path / "v.mp4", "--server", server.address)
+    assert result.returncode == 3, result.stderr
+    assert not (tmp_path / "v.mp4").exists()

@@ -15,7 +15,7 @@ Modules, and who may touch what:
 * ``frames``    encoding frames and writing PNG sequences;
 * ``admission`` checks several job kinds share; ``replies`` final replies they share;
 * one module per job kind (``analyze``, ``preview``, ``generate``,
-  ``capture``, ``lipsync``, ``train``), each with ``admit(server, job)`` and
+  ``capture``, ``lipsync``, ``talk``, ``train``), each with ``admit(server, job)`` and
   ``run(server, job)``, and ``kinds.JOB_KINDS``, the table of them that the
   server and the scheduler read (they never branch on a kind's name);
 * ``keys``      loopback endpoints and CurveZMQ keys; ``commands`` the CLI.

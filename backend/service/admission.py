@@ -88,3 +88,11 @@ def need_subject(server: Any, msg: Message) -> None:
         if not server.engines.has_subject(msg.fields["subject"]):
             raise ServiceError(protocol.E_UNKNOWN_SUBJECT, f"subject {msg.fields['subject']} is not cached on this "
                                                            "server (evicted or server restarted); analyze the photo again")
+
+
+def claim_output(server: Any, job: Job, key: str) -> None:
+    """Mark `key` (a folder and file prefix, or a file) as this job's output,
+    refusing the job while another one writes there."""
+    if key in server.scheduler.outputs:
+        raise ServiceError(protocol.E_OUTPUT_BUSY, f"another job is writing {key}* right now")
+    job.output_key = key

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import cv2
 import numpy as np
@@ -134,14 +135,27 @@ class FrameWriter:
         return head == b"\x89PNG\r\n\x1a\n" and tail == _PNG_END
 
     def write(self, index: int, png: bytes) -> Path:
-        name = self.name(index)
+        return self._write_atomically(self.name(index), lambda out: out.write(png))
+
+    def place(self, name: str, source: Path) -> Path:
+        """Copy a finished file (made elsewhere, e.g. by ffmpeg in a private
+        temporary folder) into the folder as `name`, by the same rules as the frames."""
+        def copy(out) -> None:
+            with open(source, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+
+        return self._write_atomically(name, copy)
+
+    def _write_atomically(self, name: str, fill: Callable[[BinaryIO], object]) -> Path:
+        """`name` in the folder, filled by `fill(file)` under a temporary name
+        through the folder's handle, then renamed into place."""
         temp = f".{name}.{os.urandom(4).hex()}.part"
         try:
             fd = os.open(self._at(temp), os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _BINARY, 0o666,
                          dir_fd=self._handle)
             try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(png)
+                with os.fdopen(fd, "wb") as out:
+                    fill(out)
                 # Replacing a link replaces the link itself, never what it points at.
                 os.replace(self._at(temp), self._at(name), src_dir_fd=self._handle, dst_dir_fd=self._handle)
             except BaseException:
@@ -149,8 +163,8 @@ class FrameWriter:
                     os.unlink(self._at(temp), dir_fd=self._handle)
                 raise
         except OSError as e:
-            raise ServiceError(protocol.E_WRITE_FAILED, f"cannot write {self.path(index)}: {e.strerror or e}") from e
-        return self.path(index)
+            raise ServiceError(protocol.E_WRITE_FAILED, f"cannot write {self.directory / name}: {e.strerror or e}") from e
+        return self.directory / name
 
     def _remove_stale_temps(self) -> None:
         # Temp files of a job killed mid-write (named .<frame name>.XXXX.part).

@@ -10,9 +10,9 @@ from concurrent.futures import Future, wait
 from typing import Any
 
 from ..shared import protocol
-from .admission import check_room, engine_of, motion_of, need_subject
+from .admission import check_room, claim_output, engine_of, motion_of, need_subject
 from .frames import FrameWriter, finish_frame
-from .jobs import PROGRESS_EVERY_S, Job, ServiceError
+from .jobs import PROGRESS_EVERY_S, Job
 
 
 def admit(server: Any, job: Job) -> bool:
@@ -23,10 +23,7 @@ def admit(server: Any, job: Job) -> bool:
     job.total = int(job.motion.shape[0])
     if "output_dir" in msg.fields:
         resolved = server.paths.writable_dir(msg.fields["output_dir"])
-        key = f"{resolved}{os.sep}{msg.fields.get('prefix', 'frame_')}"
-        if key in server.scheduler.outputs:
-            raise ServiceError(protocol.E_OUTPUT_BUSY, f"another job is writing {key}* right now")
-        job.output_key = key
+        claim_output(server, job, f"{resolved}{os.sep}{msg.fields.get('prefix', 'frame_')}")
     check_room(server, job)
     return True
 

@@ -40,7 +40,7 @@ def run(server: Any, job: Job) -> list:
     try:
         report("starting", 0, None)
         if "text" in f:
-            speech, wav_path = _speak(server, job, f)
+            speech, wav_path = speak_to_wav(server, job, f)
             report("lip-sync", 1, 1)
             result = lipsync_phonemes(speech, options)
             extra = {"audio_path": str(wav_path)}
@@ -54,7 +54,7 @@ def run(server: Any, job: Job) -> list:
     return motion_reply(server, job, result.motion, [], extra)
 
 
-def _speak(server: Any, job: Job, f: dict) -> tuple[Any, Path]:
+def speak_to_wav(server: Any, job: Job, f: dict) -> tuple[Any, Path]:
     """Synthesise the text and write it as a WAV in the client's output_dir.
 
     The file is named by what was said and how, so saying the same line
