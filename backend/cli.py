@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,10 @@ from .shared.motion import Motion, MotionError
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A polite stop (`kill`, a job scheduler) ends a run like Ctrl-C does: what
+    # is half-made is removed, frames already written stay. `serve` and
+    # training install their own handlers for it.
+    signal.signal(signal.SIGTERM, _interrupt)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
@@ -42,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # a full disk, a folder we may not write to...
         print(f"enliven: error: {error}", file=sys.stderr)
         return 1
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def build_parser() -> argparse.ArgumentParser:
