@@ -23,6 +23,15 @@ def rig_poll(context: bpy.types.Context) -> bool:
     return properties.active_rig(context) is not None
 
 
+class RigOperator:
+    """Mixin: an operator that works on the active portrait rig (listed before
+    bpy.types.Operator in the bases)."""
+
+    @classmethod
+    def poll(cls, context):
+        return rig_poll(context)
+
+
 def refresh(context: bpy.types.Context) -> None:
     # Re-evaluate the current frame so the channel sliders show the new keys.
     context.scene.frame_set(context.scene.frame_current)

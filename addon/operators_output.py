@@ -9,9 +9,19 @@ from bpy.props import BoolProperty, IntProperty
 from . import compat, compositing, properties, sampling
 from .connection import RUNTIME
 from .runtime import PREVIEW_IMAGE
-from .operators import rig_poll
+from .operators import RigOperator, rig_poll
 from .states import UserError
 
+
+
+class OutputSettings:
+    """Mixin: how placing the frames in the compositor or sequencer sets up the scene."""
+
+    set_color_management: BoolProperty(
+        name="Set Color Management", default=True,
+        description="Use the Standard view transform so rendered pixels equal the generated frames")
+    set_resolution: BoolProperty(name="Set Resolution", default=True,
+                                 description="Set the render size to the frames' size at 100%")
 
 class ENLIVEN_OT_generate(bpy.types.Operator):
     """Render the portrait's animation over the frame range into a numbered PNG sequence.
@@ -55,7 +65,7 @@ class ENLIVEN_OT_cancel(bpy.types.Operator):
         return {'FINISHED'}
 
 
-class ENLIVEN_OT_add_to_compositor(bpy.types.Operator):
+class ENLIVEN_OT_add_to_compositor(OutputSettings, RigOperator, bpy.types.Operator):
     """Feed the generated sequence into the compositor so F12 and Render Animation render it"""
 
     bl_idname = "enliven.add_to_compositor"
@@ -64,15 +74,6 @@ class ENLIVEN_OT_add_to_compositor(bpy.types.Operator):
 
     over_render: BoolProperty(name="Over Render", default=False,
                               description="Put the portrait over the scene's render with Alpha Over")
-    set_color_management: BoolProperty(
-        name="Set Color Management", default=True,
-        description="Use the Standard view transform so rendered pixels equal the generated frames")
-    set_resolution: BoolProperty(name="Set Resolution", default=True,
-                                 description="Set the render size to the frames' size at 100%")
-
-    @classmethod
-    def poll(cls, context):
-        return rig_poll(context)
 
     def invoke(self, context, event):
         self.over_render = context.scene.enliven.over_render
@@ -106,7 +107,7 @@ def _color_management(operator, scene: bpy.types.Scene) -> None:
             operator.report({'WARNING'}, f"Rendered pixels will differ from the frames: {problem}")
 
 
-class ENLIVEN_OT_add_to_sequencer(bpy.types.Operator):
+class ENLIVEN_OT_add_to_sequencer(OutputSettings, RigOperator, bpy.types.Operator):
     """Add the generated sequence to the Video Sequencer as an image strip at its frames"""
 
     bl_idname = "enliven.add_to_sequencer"
@@ -115,15 +116,6 @@ class ENLIVEN_OT_add_to_sequencer(bpy.types.Operator):
 
     channel: IntProperty(name="Channel", default=0, min=0, max=128,
                          description="Sequencer channel; 0 picks a free one")
-    set_color_management: BoolProperty(
-        name="Set Color Management", default=True,
-        description="Use the Standard view transform so rendered pixels equal the generated frames")
-    set_resolution: BoolProperty(name="Set Resolution", default=True,
-                                 description="Set the render size to the frames' size at 100%")
-
-    @classmethod
-    def poll(cls, context):
-        return rig_poll(context)
 
     def execute(self, context):
         scene, obj = context.scene, properties.active_rig(context)

@@ -11,7 +11,7 @@ from bpy_extras.io_utils import ImportHelper
 
 from . import keying, properties, sampling
 from .connection import RUNTIME
-from .operators import refresh, rig_poll
+from .operators import RigOperator, refresh
 from .shared.channels import CHANNELS
 from .shared.motion import MotionError, load_motion
 from .states import UserError
@@ -85,7 +85,7 @@ def add_portrait(context: bpy.types.Context, image: bpy.types.Image) -> bpy.type
     return obj
 
 
-class ENLIVEN_OT_insert_preset(bpy.types.Operator):
+class ENLIVEN_OT_insert_preset(RigOperator, bpy.types.Operator):
     """Insert a ready-made motion as keyframes on the portrait, starting at the current frame"""
 
     bl_idname = "enliven.insert_preset"
@@ -104,10 +104,6 @@ class ENLIVEN_OT_insert_preset(bpy.types.Operator):
     seed: IntProperty(name="Seed", default=0, min=0, description="Variation of the random presets")
     replace: BoolProperty(name="Replace Keys", default=True,
                           description="Remove the channels' existing keys inside the preset's frames")
-
-    @classmethod
-    def poll(cls, context):
-        return rig_poll(context)
 
     def execute(self, context):
         obj = properties.active_rig(context)
@@ -132,7 +128,7 @@ class ENLIVEN_OT_insert_preset(bpy.types.Operator):
         return {'FINISHED'}
 
 
-class ENLIVEN_OT_bake_motion(bpy.types.Operator, ImportHelper):
+class ENLIVEN_OT_bake_motion(RigOperator, bpy.types.Operator, ImportHelper):
     """Import a motion file (Enliven JSON or CSV, e.g. captured from video) as keyframes"""
 
     bl_idname = "enliven.bake_motion"
@@ -144,10 +140,6 @@ class ENLIVEN_OT_bake_motion(bpy.types.Operator, ImportHelper):
                        description="Scene frame of the motion's first frame; -1 is the current frame")
     replace: BoolProperty(name="Replace Keys", default=True,
                           description="Remove the channels' existing keys inside the motion's frames")
-
-    @classmethod
-    def poll(cls, context):
-        return rig_poll(context)
 
     def execute(self, context):
         obj = properties.active_rig(context)
@@ -168,16 +160,12 @@ class ENLIVEN_OT_bake_motion(bpy.types.Operator, ImportHelper):
         return {'FINISHED'}
 
 
-class ENLIVEN_OT_reset_pose(bpy.types.Operator):
+class ENLIVEN_OT_reset_pose(RigOperator, bpy.types.Operator):
     """Set every channel of the portrait back to its neutral value (keys are kept)"""
 
     bl_idname = "enliven.reset_pose"
     bl_label = "Reset Pose"
     bl_options = {'REGISTER', 'UNDO'}
-
-    @classmethod
-    def poll(cls, context):
-        return rig_poll(context)
 
     def execute(self, context):
         rig = properties.active_rig(context).enliven
