@@ -164,9 +164,9 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.audio is not None and args.video is None:
         raise UsageError("--audio goes into the video: add --video OUT.mp4")
     if args.audio is not None:
-        from .speech.audio import check_audio_file
+        from .speech.audio import check_audio_decodes
 
-        check_audio_file(args.audio)
+        check_audio_decodes(args.audio)
     values = motion.full()
     sink = FrameSink(args.out, len(values), motion.fps, video=args.video, contact_sheet=args.contact_sheet,
                      audio=args.audio, audio_offset_s=args.audio_offset)
@@ -182,12 +182,12 @@ def run_generate(args: argparse.Namespace) -> int:
             for index, frame in enumerate(animator.render_all(values)):
                 sink.add(index, frame)
                 progress.update()
+        sink.close()
     except BaseException:
         sink.abort()  # frames already written stay; a half-made video does not
         raise
     finally:
         progress.close()
-    sink.close()
     elapsed = time.perf_counter() - started
     width, height = sink.size or (0, 0)
     size = f"{width}x{height}, " if sink.size else ""

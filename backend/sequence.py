@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .errors import EnlivenError
 from .images import write_png
 
 FRAME_PATTERN = "frame_{:04d}.png"  # 1-based, the way Blender numbers image sequences
@@ -39,6 +40,7 @@ class VideoWriter:
         import imageio.v2 as imageio
 
         self.path = Path(path)
+        self._audio = audio is not None
         # Hidden, and still ending in the video's suffix, which picks ffmpeg's muxer.
         self._partial = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix or '.mp4'}")
         output_params = []
@@ -58,8 +60,18 @@ class VideoWriter:
         self._writer.append_data(rgb)
 
     def close(self) -> None:
-        self._writer.close()
-        self._partial.replace(self.path)
+        """Finish the video and give it its name; an unusable result is removed, never named."""
+        try:
+            self._writer.close()
+            # imageio does not check ffmpeg's exit status: check what it wrote.
+            found = _streams(self._partial) if self._partial.exists() else []
+            wanted = ["Video", "Audio"] if self._audio else ["Video"]
+            if found[:len(wanted)] != wanted:
+                raise EnlivenError(f"ffmpeg could not write {self.path} (its streams: {', '.join(found) or 'none'})")
+            self._partial.replace(self.path)
+        except BaseException:
+            self._partial.unlink(missing_ok=True)
+            raise
 
     def abort(self) -> None:
         """Stop writing and remove the unfinished file (the name asked for is never created)."""
@@ -68,6 +80,18 @@ class VideoWriter:
         except Exception:  # ffmpeg may already be gone (the reason for aborting); the file goes either way
             pass
         self._partial.unlink(missing_ok=True)
+
+
+def _streams(video: Path) -> list[str]:
+    """The kinds of a media file's streams, in order ("Video", "Audio"), from ffmpeg's header read."""
+    import re
+    import subprocess
+
+    import imageio_ffmpeg
+
+    info = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(video)],
+                          capture_output=True, text=True).stderr
+    return re.findall(r"Stream #\d+:\d+.*?: (Video|Audio):", info)
 
 
 def contact_sheet(frames: Sequence[tuple[int, np.ndarray]], columns: int = 4, thumb_width: int = 256) -> np.ndarray:

@@ -112,12 +112,12 @@ def run_talk(args: argparse.Namespace) -> int:
                 for index, frame in enumerate(animator.render_all(values)):
                     sink.add(index, frame)
                     progress.update()
+            sink.close()
         except BaseException:
             sink.abort()
             raise
         finally:
             progress.close()
-        sink.close()
 
     elapsed = time.perf_counter() - started
     seconds = len(values) / motion.fps

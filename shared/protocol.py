@@ -491,7 +491,8 @@ def motion_array(part: Part, *, max_frames: int, max_channels: int, job: str = "
     if n < 1 or c < 1:
         raise ProtocolError(E_BAD_MOTION, f"motion must have at least one frame and one channel, got {n}x{c}", job)
     if n > max_frames:
-        raise ProtocolError(E_TOO_LARGE, f"motion has {n} frames; the limit is {max_frames}", job)
+        # A motion problem, not an image one: clients map too_large to "the photo is too big".
+        raise ProtocolError(E_BAD_MOTION, f"motion has {n} frames; the limit is {max_frames} (send a shorter motion)", job)
     if c > max_channels:
         raise ProtocolError(E_BAD_MOTION, f"motion has {c} channels; the limit is {max_channels}", job)
     finite = np.isfinite(arr)

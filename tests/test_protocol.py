@@ -173,7 +173,7 @@ def test_motion_checks():
         protocol.motion_array(part(inf), max_frames=10, max_channels=64)
     with pytest.raises(ProtocolError) as info:
         protocol.motion_array(part(np.zeros((11, 17), np.float32)), max_frames=10, max_channels=64)
-    assert info.value.code == "too_large"
+    assert info.value.code == "bad_motion"
     with pytest.raises(ProtocolError):
         protocol.motion_array(part(np.zeros((0, 17), np.float32)), max_frames=10, max_channels=64)
 

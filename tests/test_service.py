@@ -352,7 +352,7 @@ def _cases(subject: str) -> list:
          "bad_part"),
         ("too many frames", [_hdr(type="generate", fields={"subject": subject, "fps": 24},
                                   parts=[_motion_part(np.zeros((20001, N_CH), np.float32))[0]]),
-                             np.zeros((20001, N_CH), np.float32).tobytes()], "too_large"),
+                             np.zeros((20001, N_CH), np.float32).tobytes()], "bad_motion"),
     ]
 
 
@@ -553,7 +553,7 @@ def test_a_job_sent_to_the_restarted_server_is_not_reported_lost(tmp_path):
 
 
 def test_shutdown_request_stops_the_server():
-    srv = ServerProcess()
+    srv = ServerProcess("--allow-shutdown")
     with Client(srv.address, timeout_s=10) as c:
         assert c.wait(c.shutdown(), timeout_s=30).fields["stopping"] is True
     assert srv.proc.wait(30) == 0

@@ -157,17 +157,16 @@ def test_resume_neither_skips_nor_reads_a_frame_that_links_outside_the_root(remo
 # -- 6: limits per client, not per socket --------------------------------------------
 
 
-def test_one_client_flooding_from_many_sockets_does_not_shut_another_out(server):
-    """17 sockets x 4 jobs from one address would fill the shared queue of 64 if the limit were per
-    socket. Per client (here: per IP address, the server is on loopback), the flooder gets its 4 and
-    the client from another address gets its job through."""
-    port = server.address.rsplit(":", 1)[1]
+def test_one_client_flooding_from_many_sockets_does_not_shut_another_out(remote, keys):
+    """17 sockets x 4 jobs from one client would fill the shared queue of 64 if the limit were per
+    socket. Per client (here: per CurveZMQ key, the way a server for other machines tells people
+    apart), the flooder gets its 4 and another client gets its job through."""
     photo = astronaut_bytes()
-    floods = [Client(server.address, timeout_s=30) for _ in range(17)]
+    floods = [remote_client(remote, keys, "alice", timeout_s=30) for _ in range(17)]
     try:
         subject = floods[0].wait(floods[0].analyze(photo), timeout_s=60).fields["subject"]
         jobs = [(c, c.generate(motion(100), 24, subject=subject, format="none")) for c in floods for _ in range(4)]
-        with Client(f"tcp://127.0.0.2:0;127.0.0.1:{port}", timeout_s=30) as other:
+        with remote_client(remote, keys, "bob", timeout_s=30) as other:
             mine = other.generate(motion(5), 24, subject=subject, format="none")
             ends = [collect(c, job, timeout_s=120)[-1] for c, job in jobs]
             theirs = collect(other, mine, timeout_s=120)
@@ -175,12 +174,25 @@ def test_one_client_flooding_from_many_sockets_does_not_shut_another_out(server)
         for c in floods:
             c.close()
     codes = [e.code for e in ends if e.type == "error"]
-    assert len(ends) - len(codes) == server_limits(server)["max_jobs_per_client"]
+    assert len(ends) - len(codes) == server_limits(remote, keys)["max_jobs_per_client"]
     assert set(codes) == {protocol.E_TOO_MANY_JOBS}
     assert theirs[-1].type == "done" and theirs[-1].fields["status"] == protocol.DONE_COMPLETED, theirs[-1].fields
     # Round robin: it waited for at most the job running and one more of the flooder's, not all of them.
     assert theirs[0].type == "queued" and theirs[0].fields["position"] <= 2, theirs[0].fields
     assert [e.fields["index"] for e in theirs if e.type == "frame"] == list(range(5))
+
+
+def test_on_loopback_each_socket_is_its_own_client(server):
+    """Local programs and SSH-tunnel users all arrive from 127.0.0.1: two sockets there do not
+    share one client's limit."""
+    photo = astronaut_bytes()
+    with Client(server.address, timeout_s=30) as first, Client(server.address, timeout_s=30) as second:
+        subject = first.wait(first.analyze(photo), timeout_s=60).fields["subject"]
+        limit = server_limits(server)["max_jobs_per_client"]
+        jobs = [(c, c.generate(motion(20), 24, subject=subject, format="none")) for c in (first, second)
+                for _ in range(limit)]
+        ends = [collect(c, job, timeout_s=120)[-1] for c, job in jobs]
+    assert all(e.type == "done" for e in ends), [(e.type, e.code) for e in ends]
 
 
 def test_the_queue_takes_turns_between_clients():
@@ -199,22 +211,24 @@ def test_the_queue_takes_turns_between_clients():
     assert fair_place([], "a") == 0
 
 
-def server_limits(srv: ServerProcess) -> dict:
-    with Client(srv.address, timeout_s=10) as c:
+def server_limits(srv: ServerProcess, keys: Path | None = None) -> dict:
+    with (remote_client(srv, keys) if keys else Client(srv.address, timeout_s=10)) as c:
         return c.wait(c.hello(), timeout_s=10).fields["limits"]
 
 
 # -- 7: shutdown ---------------------------------------------------------------------
 
 
-def test_a_server_for_other_machines_refuses_shutdown_unless_allowed(remote, keys):
-    with remote_client(remote, keys, "bob") as c:
-        reply = collect(c, c.shutdown(), timeout_s=20)[-1]
-        assert reply.type == "error" and reply.code == protocol.E_SHUTDOWN_REFUSED
-        assert "--allow-remote-shutdown" in reply.message
-        assert c.wait(c.hello(), timeout_s=10).fields["shutdown"] is False
-    assert remote.alive()
-    with ServerProcess("--keys", str(keys), "--allow-remote-shutdown", bind="tcp://0.0.0.0:0") as allowed:
+def test_a_server_refuses_shutdown_unless_allowed(remote, keys, server):
+    # Loopback too: through an SSH tunnel every remote user arrives from 127.0.0.1.
+    for c in (remote_client(remote, keys, "bob"), Client(server.address, timeout_s=20)):
+        with c:
+            reply = collect(c, c.shutdown(), timeout_s=20)[-1]
+            assert reply.type == "error" and reply.code == protocol.E_SHUTDOWN_REFUSED
+            assert "--allow-shutdown" in reply.message
+            assert c.wait(c.hello(), timeout_s=10).fields["shutdown"] is False
+    assert remote.alive() and server.alive()
+    with ServerProcess("--keys", str(keys), "--allow-shutdown", bind="tcp://0.0.0.0:0") as allowed:
         with remote_client(allowed, keys) as c:
             assert c.wait(c.shutdown(), timeout_s=20).fields["stopping"] is True
         assert allowed.proc.wait(60) == 0

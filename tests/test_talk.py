@@ -268,3 +268,14 @@ def test_talk_on_a_server_keeps_the_no_face_exit_code(espeak, server, tmp_path):
     result = run_enliven("talk", blank, "--text", "hello", "--out", tmp_path / "v.mp4", "--server", server.address)
     assert result.returncode == 3, result.stderr
     assert not (tmp_path / "v.mp4").exists()
+
+
+@pytest.mark.parametrize("content", [b"this is not sound at all" * 50, b"\x00" * 4096])
+def test_generate_with_unusable_audio_exits_6_before_rendering(tmp_path, content):
+    bad = tmp_path / "voice.mp3"
+    bad.write_bytes(content)
+    result = run_enliven("generate", ASTRONAUT, "--preset", "blink", "--out", tmp_path / "frames",
+                         "--video", tmp_path / "v.mp4", "--audio", bad)
+    assert result.returncode == 6, result.stderr
+    assert "voice.mp3" in one_error_line(result)
+    assert not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob(".*.mp4"))

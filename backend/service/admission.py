@@ -28,6 +28,8 @@ def check_room(server: Any, job: Job) -> None:
     if mine >= limit:
         raise ServiceError(protocol.E_TOO_MANY_JOBS, f"this client already has {mine} {job.kind} jobs; the limit is "
                                                      f"{limit} (wait or cancel one)")
+    if job.spec.newest_wins:
+        return  # it replaces its client's queued one rather than growing the queue: scrubbing never waits on a backlog
     queued = server.scheduler.waiting()
     if queued >= server.limits.max_queued_jobs:
         raise ServiceError(protocol.E_BUSY, f"the server has {queued} jobs waiting; try again later")

@@ -31,7 +31,7 @@ def _limits_from_args(args: argparse.Namespace) -> Limits:
 def _cmd_serve(args: argparse.Namespace) -> int:
     return serve(args.bind, device=args.device, engine=args.engine, keys_dir=args.keys,
                  limits=_limits_from_args(args), output_root=args.output_root, input_root=args.input_root,
-                 checkpoint=args.checkpoint, allow_remote_shutdown=args.allow_remote_shutdown)
+                 checkpoint=args.checkpoint, allow_shutdown=args.allow_shutdown)
 
 
 def _engine_choices() -> list[str] | None:
@@ -79,9 +79,10 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--cache-mb", type=float, default=base.subject_cache_mb, metavar="MB",
                    help="memory for analysed photos kept for later requests (default %(default)g; a 40 MP photo "
                         "takes about 200 MB); the least recently used go first")
-    p.add_argument("--allow-remote-shutdown", action="store_true",
-                   help="let clients stop a server bound to a non-loopback address with a shutdown request "
-                        "(a loopback server always may: the Blender add-on stops the backend it started)")
+    p.add_argument("--allow-shutdown", action="store_true",
+                   help="let clients stop the server with a shutdown request (off by default: stop it on its own "
+                        "machine with Ctrl-C or SIGTERM, as the Blender add-on stops the backend it started; a "
+                        "loopback server is reachable through SSH tunnels too)")
     p.set_defaults(func=_cmd_serve)
     return p
 

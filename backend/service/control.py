@@ -69,9 +69,9 @@ def status(server: Any, identity: bytes, msg: Message) -> None:
 
 def shutdown(server: Any, identity: bytes, msg: Message) -> None:
     if not server.shutdown_allowed:
-        raise ServiceError(protocol.E_SHUTDOWN_REFUSED, "this server serves other machines and does not take "
-                                                        "shutdown from clients; stop it on its own machine, or "
-                                                        "start it with --allow-remote-shutdown")
+        raise ServiceError(protocol.E_SHUTDOWN_REFUSED, "this server does not take shutdown from clients; stop "
+                                                        "it on its own machine (Ctrl-C, SIGTERM), or start it "
+                                                        "with --allow-shutdown")
     server.log("shutdown requested by a client")
     server.router.reply(identity, protocol.encode("ok", msg.job, {"stopping": True}, end=True))
     server.stop()

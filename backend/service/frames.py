@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import stat
 from pathlib import Path
@@ -70,7 +71,7 @@ class FrameWriter:
         self.digits = digits
 
     @classmethod
-    def open(cls, directory: Path, root: Path | None, f: dict) -> "FrameWriter":
+    def open(cls, directory: Path, root: Path | None, f: dict, frames: bool = True) -> "FrameWriter":
         """`directory`: resolved and checked by the path policy. Under a `root` (a server
         that writes only there) it is reached from the root one folder at a time,
         creating what is missing and following no link: a folder replaced by a link
@@ -101,7 +102,8 @@ class FrameWriter:
             raise ServiceError(protocol.E_BAD_OUTPUT_DIR, f"cannot create {directory}: {e.strerror or e}") from e
         writer = cls(directory, handle, f.get("prefix", "frame_"), int(f.get("first_number", 0)),
                      int(f.get("digits", 5)))
-        writer._remove_stale_temps()
+        if frames:  # a writer that only places other files leaves frame temps alone
+            writer._remove_stale_temps()
         return writer
 
     def close(self) -> None:
@@ -172,7 +174,10 @@ class FrameWriter:
             names = os.listdir(self._handle if self._handle is not None else self.directory)
         except OSError:
             return
+        # Only this writer's frames (its prefix, then digits): another prefix's frames
+        # or a video being placed in the same folder are not ours to remove.
+        ours = re.compile(rf"\.{re.escape(self.prefix)}\d+\.png\.[0-9A-Za-z_-]+\.part")
         for name in names:
-            if name.startswith(f".{self.prefix}") and name.endswith(".part"):
+            if ours.fullmatch(name):
                 with contextlib.suppress(OSError):
                     os.unlink(self._at(name), dir_fd=self._handle)

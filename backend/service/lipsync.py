@@ -3,12 +3,14 @@ it speaks first (the WAV is written to the request's ``output_dir``)."""
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from ..shared import protocol
 from ..shared.protocol import ProtocolError
 from .admission import check_room
+from .frames import FrameWriter
 from .replies import motion_reply, stopped_reply
 from .jobs import Job, JobCancelled, ServiceError
 
@@ -66,12 +68,19 @@ def speak_to_wav(server: Any, job: Job, f: dict) -> tuple[Any, Path]:
     speech = synthesize(f["text"], voice=voice, rate_wpm=rate)
     if job.cancel.is_set():
         raise JobCancelled()
-    directory = server.paths.writable_dir(f["output_dir"])
     digest = hashlib.sha256(f"{voice}\0{rate}\0{f['text']}".encode()).hexdigest()[:16]
-    wav_path = directory / f"say_{digest}.wav"
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        write_wav(wav_path, speech.samples, speech.sample_rate)
-    except OSError as e:
-        raise ServiceError(protocol.E_WRITE_FAILED, f"cannot write {wav_path}: {e.strerror or e}") from e
+    name = f"say_{digest}.wav"
+    # Written like frames: made aside, then placed through the output folder's
+    # handle, so a folder swapped for a link since the check cannot redirect it.
+    with tempfile.TemporaryDirectory(prefix="enliven-say-") as scratch:
+        made = Path(scratch) / name
+        try:
+            write_wav(made, speech.samples, speech.sample_rate)
+        except OSError as e:
+            raise ServiceError(protocol.E_WRITE_FAILED, f"cannot write the speech: {e.strerror or e}") from e
+        writer = FrameWriter.open(server.paths.writable_dir(f["output_dir"]), server.paths.output_root, f, frames=False)
+        try:
+            wav_path = writer.place(name, made)
+        finally:
+            writer.close()
     return speech, wav_path

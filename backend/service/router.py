@@ -11,6 +11,7 @@ that disconnects is reported to the server, which cancels its jobs."""
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 import threading
 import traceback
@@ -35,16 +36,23 @@ RECEIVE_BATCH = 64  # requests read per wake-up, so worker replies are not starv
 def client_of(frame: zmq.Frame) -> str:
     """Who sent a message, for per-client limits: the CurveZMQ client key (the
     ZAP User-Id: every socket with that key is one client), else the peer's IP
-    address (on loopback every local program is one client), else "" (ipc://,
-    where the server then counts each socket on its own)."""
-    for prop in ("User-Id", "Peer-Address"):
-        try:
-            value = frame.get(prop)
-        except (zmq.ZMQError, UnicodeDecodeError):
-            continue
-        if value:
-            return f"{prop.lower()}:{value}"
-    return ""
+    address for another machine, else "": the server then counts each socket
+    on its own. That is the case on loopback, where a machine's own programs
+    and everyone reaching the server through an SSH tunnel arrive from the same
+    address and must not share one client's limits; and on ipc://."""
+    try:
+        user = frame.get("User-Id")
+    except (zmq.ZMQError, UnicodeDecodeError):
+        user = None
+    if user:
+        return f"user-id:{user}"
+    try:
+        address = frame.get("Peer-Address")
+    except (zmq.ZMQError, UnicodeDecodeError):
+        return ""
+    if not address or ipaddress.ip_address(address.split("%", 1)[0]).is_loopback:
+        return ""
+    return f"peer-address:{address}"
 
 
 class Router:

@@ -76,7 +76,7 @@ class Scheduler:
             HEAVY: Lane(HEAVY, max(1, limits.heavy_lanes), reports_position=True, bounded=True),
             TRAINING: Lane(TRAINING, 1, reports_position=True, bounded=False, stop_wait_s=TRAINING_STOP_WAIT_S),
         }
-        self.outputs: set[str] = set()  # output targets of live jobs (a folder + prefix, a run's last.pt)
+        self.outputs: dict[str, Job] = {}  # output target of a live job (a folder + prefix, a run's last.pt) -> the job
         self.stopping = threading.Event()
         self._lock = threading.Condition()
         self._threads: list[tuple[threading.Thread, float]] = []
@@ -85,7 +85,7 @@ class Scheduler:
 
     def submit(self, job: Job) -> None:
         if job.output_key:
-            self.outputs.add(job.output_key)
+            self.outputs[job.output_key] = job
         lane = self.lanes[job.spec.lane]
         with self._lock:
             # Posting under the lock keeps "queued" ahead of the job's first
@@ -195,8 +195,11 @@ class Scheduler:
         self.post(Out(job.identity, frames, job, end=True))
 
     def release_output(self, job: Job) -> None:
-        if job.output_key:
-            self.outputs.discard(job.output_key)
+        """Free the job's output target; only its own claim (it may be released
+        twice, by the job's body and when it finishes, and another job may hold
+        the target by then)."""
+        if job.output_key and self.outputs.get(job.output_key) is job:
+            self.outputs.pop(job.output_key, None)
 
     # -- flow control (worker threads) --------------------------------------
 

@@ -43,7 +43,7 @@ class Server:
         input_root: str | os.PathLike | None = None,
         log: Log = stderr_log,
         checkpoint: str | os.PathLike | None = None,
-        allow_remote_shutdown: bool = False,
+        allow_shutdown: bool = False,
     ):
         self.bind = bind
         self.device = device
@@ -53,7 +53,7 @@ class Server:
         self.local = is_local_endpoint(bind)
         # A loopback server is its user's own (the add-on stops the backend it started); on a shared
         # GPU box one client must not be able to stop everyone's work.
-        self.shutdown_allowed = self.local or allow_remote_shutdown
+        self.shutdown_allowed = allow_shutdown
         self.paths = PathPolicy(self.local, Path(input_root).expanduser().resolve() if input_root else None,
                                 Path(output_root).expanduser().resolve() if output_root else None)
         self.server_id = os.urandom(6).hex()  # lets clients notice a restart
@@ -160,7 +160,7 @@ def serve(
     ready: Callable[[str], None] | None = None,
     input_root: str | os.PathLike | None = None,
     checkpoint: str | os.PathLike | None = None,
-    allow_remote_shutdown: bool = False,
+    allow_shutdown: bool = False,
 ) -> int:
     """Run the server until `shutdown` or SIGINT/SIGTERM; returns a process exit code.
 
@@ -175,7 +175,7 @@ def serve(
         info = detect_device(device)
         server = Server(bind, device=info, engine=engine, keys_dir=keys_dir, limits=limits,
                         output_root=output_root, input_root=input_root, log=log, checkpoint=checkpoint,
-                        allow_remote_shutdown=allow_remote_shutdown)
+                        allow_shutdown=allow_shutdown)
         endpoint = server.open()
     except EnlivenError as e:
         log(f"error: {e}")

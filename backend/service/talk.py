@@ -67,7 +67,7 @@ def run(server: Any, job: Job) -> list:
             result = lipsync_audio(sound, options, progress=lambda seconds: report("lip-sync", round(seconds, 2), None))
         values = result.motion.full()
         if len(values) > server.limits.max_frames:
-            raise ServiceError(protocol.E_TOO_LARGE, f"the speech makes {len(values)} frames; this server's limit is "
+            raise ServiceError(protocol.E_BAD_AUDIO, f"the speech makes {len(values)} frames; this server's limit is "
                                                      f"{server.limits.max_frames} (use a shorter recording)")
         name = f.get("video_name", DEFAULT_VIDEO_NAME)
         with tempfile.TemporaryDirectory(prefix="enliven-talk-") as scratch:
@@ -84,7 +84,8 @@ def run(server: Any, job: Job) -> list:
                 raise
             video.close()
             # Checked again now, not only when queued: the folder may have changed while the job ran.
-            writer = FrameWriter.open(server.paths.writable_dir(f["output_dir"]), server.paths.output_root, f)
+            writer = FrameWriter.open(server.paths.writable_dir(f["output_dir"]), server.paths.output_root, f,
+                                      frames=False)
             try:
                 path = writer.place(name, made)
             finally:

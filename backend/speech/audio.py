@@ -122,6 +122,18 @@ def check_audio_file(path: Path) -> None:
         raise AudioError(f"{path}: cannot read: {error.strerror or error}") from None
 
 
+def check_audio_decodes(path: Path) -> None:
+    """check_audio_file, then decode the first half second: a file that is not
+    sound at all, or a video with no sound track, is refused (AudioError)
+    before any long work, not when ffmpeg reaches it."""
+    check_audio_file(path)
+    blocks = stream_audio(path, block_seconds=0.5)
+    try:
+        next(blocks, None)
+    finally:
+        blocks.close()  # stops the decoder
+
+
 def _check_wav_format(path: Path, file) -> None:
     """Walk the RIFF chunks (`file` is just past the 12-byte header) to the
     'fmt ' chunk and check its sample format."""
