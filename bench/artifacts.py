@@ -8,9 +8,9 @@ largest face) is scaled so its longer side is --size pixels and rendered by
 the warp engine with every channel at its extremes and a few frames of every
 preset. Printed per photo:
 
-- tears: outline roughness (enliven.artifacts.outline_roughness, structure
-  tensor incoherence along the face outline against the photo's; 1 is as
-  smooth as the photo), worst of head_yaw +-20 and head_pitch +-15;
+- tears: outline roughness (enliven.artifacts.outline_roughness: the share
+  of gradient energy along the face outline's tangent, against the photo's;
+  1 is as smooth as the photo), worst of head_yaw +-20 and head_pitch +-15;
 - specks: new isolated pixels in the head region, worst frame of all;
 - iris: iris disc error in levels (the shown iris against the source's iris
   disc moved where the rig put it), worst of gaze_x/gaze_y +-1, the
@@ -52,6 +52,8 @@ TEAR_FRAMES = {"yaw+20": {"head_yaw": 20}, "yaw-20": {"head_yaw": -20},
                "pitch+15": {"head_pitch": 15}, "pitch-15": {"head_pitch": -15}}
 GAZE_FRAMES = {"gazex+1": {"gaze_x": 1}, "gazex-1": {"gaze_x": -1}, "gazey+1": {"gaze_y": 1}, "gazey-1": {"gaze_y": -1}}
 SHEET_FRAMES = {**TEAR_FRAMES, **GAZE_FRAMES, "jaw1": {"jaw_open": 1}, "blink": {"blink_l": 1, "blink_r": 1}}
+SILHOUETTE_OUTSET = 1.05  # the band's middle, from the oval's centre
+SILHOUETTE_BAND = 0.1  # the band's width in face widths
 IRISES = ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))
 
 
@@ -98,10 +100,18 @@ def iris_geometry(points: np.ndarray, iris: tuple[int, ...]) -> tuple[np.ndarray
     return centre, float(np.linalg.norm(points[list(iris[1:]), :2] - centre, axis=1).mean())
 
 
+def silhouette(points: np.ndarray) -> np.ndarray:
+    """Where the face's silhouette lies: MediaPipe's face oval runs a little inside the skin's edge, so the
+    band is centred a little outside it and is wide enough (SILHOUETTE_BAND) to hold both."""
+    oval = points[list(lm.FACE_OVAL), :2]
+    centre = oval.mean(axis=0)
+    return centre + (oval - centre) * SILHOUETTE_OUTSET
+
+
 def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     source, points = subject.image, subject.landmarks
     face_width = subject.face_width
-    band = max(3.0, 0.04 * face_width)
+    band = max(3.0, SILHOUETTE_BAND * face_width)
     x0, y0, x1, y1 = subject.head_region
     head = np.zeros(source.shape[:2], bool)
     head[y0:y1, x0:x1] = True
@@ -111,8 +121,8 @@ def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     for name, channels in TEAR_FRAMES.items():
         result = engine.render_with_fields(values_with(channels), keep_fields=False)
         shown[name] = (result.frame, result.target_landmarks)
-        oval = list(lm.FACE_OVAL)
-        roughness.append(af.outline_roughness(result.frame, result.target_landmarks[oval], source, points[oval], band))
+        roughness.append(af.outline_roughness(result.frame, silhouette(result.target_landmarks), source,
+                                              silhouette(points), band))
     specks = 0
     worst_specks = ""
     for name, values in extreme_frames().items():
