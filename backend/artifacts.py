@@ -156,3 +156,4 @@ def travel_ratio(source_centre: np.ndarray, frame_centre: np.ndarray, target_cen
     asked = np.asarray(target_centre, np.float64)[:2] - np.asarray(source_centre, np.float64)[:2]
     moved = np.asarray(frame_centre, np.float64)[:2] - np.asarray(source_centre, np.float64)[:2]
     return float(moved @ asked / max(asked @ asked, 1e-9))
+
