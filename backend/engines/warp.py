@@ -1,14 +1,15 @@
 """The warp engine: moves the photo's own pixels to where the rig puts the landmarks.
 
 Per subject, once (WarpEngine.__init__):
-  * control points = the 478 landmarks (iris rim points only where they are
-    inside the eye, so the iris never drags eyelid skin), a ring just outside
+  * control points = the 468 face landmarks (not the irises: the mesh would
+    stretch an iris into chevrons between the eye's corners), a ring just outside
     the face oval that carries the skin's edge with the face, two rings around
     the face that carry the hair and neck, and pins along the border of the head
     region (so the map is the identity at the border and pastes back seamlessly);
   * a Delaunay triangulation of those points in the source;
   * a background plate: the region with the person inpainted, shown where a
-    moving head uncovers background.
+    moving head uncovers background;
+  * per eye, the sclera with the iris removed and the iris completed as a disc.
 
 Per frame (WarpEngine.render), at a working resolution on the head region:
   * target points from the rig; one affine map per triangle (target -> source);
@@ -22,6 +23,8 @@ Per frame (WarpEngine.render), at a working resolution on the head region:
     cv2.remap to the full-resolution photo, only inside the box that actually
     moves; the person mask is warped the same way to composite the background
     plate where background is uncovered;
+  * each iris drawn as a rigid disc where the rig put it, over the eye's
+    sclera (the iris inpainted away once per subject), clipped by the lids;
   * a mouth cavity painted where the lips part beyond the source.
 """
 from __future__ import annotations
@@ -50,6 +53,9 @@ MEDIAN_SIDE = 5  # working pixels
 MEDIAN_PASSES = 2
 SILHOUETTE_SOFTNESS = 1.0  # working pixels: the face/background ordering is smoothed this much before upsampling
 SILHOUETTE_REACH = 2  # working pixels either side of the face silhouette resolved at full resolution
+IRIS_DISC = 1.1  # iris radii: the disc that moves, the dark limbal ring included
+IRIS_FILL = 1.25  # iris radii: the sclera is inpainted this far behind the iris
+IRIS_STILL = 0.1  # iris radii of gaze over which the drawn iris fades in (none: the warped eye as it is)
 LID_LIGHT = 0.5  # how far the middle of a closed upper lid is pulled toward the brighter skin around the eye
 
 
@@ -62,6 +68,17 @@ class WarpedFrame:
     target_landmarks: np.ndarray  # (478, 3) image pixels, where the rig put the landmarks
     painted: np.ndarray | None = None  # (region h, region w) float32, 1 where the warp painted (mouth cavity, closed lids)
     uncovered: np.ndarray | None = None  # (region h, region w) float32, background the moving person uncovered, 0..1
+
+
+@dataclass
+class Eyeball:
+    """One eye of the source, for drawing its iris elsewhere: patches start at `origin` (region pixels)."""
+
+    centre: np.ndarray  # (2,) iris centre, region pixels
+    radius: float  # iris radius, pixels
+    origin: tuple[int, int]
+    sclera: np.ndarray  # (h, w, 3) uint8, the eye with its iris replaced by sclera
+    iris: np.ndarray  # (h, w, 3) uint8, the eye with its iris completed under the lids
 
 
 @dataclass
@@ -105,13 +122,14 @@ class WarpEngine:
         self.background_plate = self._background_plate()
         self.source_mouth_open = subject.mouth_openness
         # Control points (indices into source_work) of the parts rendered exactly at full resolution, with padding.
-        position = {landmark: i for i, landmark in enumerate(self.landmark_ids)}
+        position = self.landmark_position = {landmark: i for i, landmark in enumerate(self.landmark_ids)}
         mouth = [position[i] for i in lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER]
         self.detail_windows = [([position[i] for i in lm.eye_polygon("left")], 0.25),
                                ([position[i] for i in lm.eye_polygon("right")], 0.25),
                                (mouth, 0.1)]
         self.mouth_colour = self._lip_colour()
         self.lash_colour = self._lash_colours()
+        self.eyeballs = [self._eyeball(iris, side) for iris, side in ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))]
 
     # ----- once per subject -------------------------------------------------
 
@@ -123,12 +141,10 @@ class WarpEngine:
         follows the head's motion by an attachment weight.
         """
         camera = self.rig.source_camera
+        # The irises are no control points: the mesh would stretch them into chevrons between the eye's
+        # corners. The warp moves the eyeball with the eye; the iris is then drawn over it as a disc (_draw_irises).
         keep = np.ones(len(camera), dtype=bool)
-        for iris, side in ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left")):
-            outline = camera_to_image(camera[list(lm.eye_polygon(side))])[:, :2].astype(np.float32)
-            for index in iris[1:]:
-                point = camera_to_image(camera[index])[:2]
-                keep[index] = cv2.pointPolygonTest(outline, (float(point[0]), float(point[1])), True) > 1.0
+        keep[list(lm.RIGHT_IRIS + lm.LEFT_IRIS)] = False
         self.landmark_ids = np.flatnonzero(keep)
 
         extra, carrier, share, attachment, in_face = [], [], [], [], []
@@ -223,6 +239,48 @@ class WarpEngine:
         filled = cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA)
         return cv2.resize(filled, self.region_size, interpolation=cv2.INTER_LINEAR)
 
+    def _eyeball(self, iris: tuple[int, ...], side: str) -> "Eyeball":
+        """The eye's sclera with the iris removed, and the iris as a whole disc, from the source photo."""
+        points = self.subject.landmarks[:, :2] - self.region[:2]
+        centre = points[iris[0]].astype(np.float64)
+        radius = float(np.linalg.norm(points[list(iris[1:])] - centre, axis=1).mean())
+        opening = points[list(lm.eye_polygon(side))]
+        pad = radius * IRIS_FILL + 2
+        x0, y0 = np.floor(np.minimum(opening.min(axis=0), centre - pad)).astype(int) - 2
+        x1, y1 = np.ceil(np.maximum(opening.max(axis=0), centre + pad)).astype(int) + 3
+        height, width = self.region_size[1], self.region_size[0]
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+        patch = np.ascontiguousarray(self.source_region[y0:y1, x0:x1])
+        local_centre = centre - (x0, y0)
+        inside = _polygon_mask(patch.shape[:2], [opening - (x0, y0)]) > 0
+        ys, xs = np.mgrid[:patch.shape[0], :patch.shape[1]]
+        distance = np.hypot(xs - local_centre[0], ys - local_centre[1])
+        iris_area = distance <= radius * IRIS_FILL
+        sclera_samples = patch[inside & ~iris_area].reshape(-1, 3).astype(np.float32)
+        iris_samples = patch[inside & iris_area].reshape(-1, 3).astype(np.float32)
+        if len(sclera_samples) < 4 or len(iris_samples) < 4:
+            return Eyeball(centre, radius, (x0, y0), patch, patch)
+        # The eye contour is loose: lid rims, lashes and the caruncle lie inside it. The sclera is the
+        # whitest part of what remains beside the iris: bright (not lashes or shadow) and little coloured
+        # (not skin, orange to pink).
+        chroma = sclera_samples.max(axis=1) - sclera_samples.min(axis=1)
+        whiteness = sclera_samples @ np.array([0.299, 0.587, 0.114], np.float32) - 1.5 * chroma
+        sclera_colour = np.median(sclera_samples[whiteness >= np.percentile(whiteness, 80)], axis=0)
+        # Behind the iris: sclera, inpainted from sclera-like pixels only (lids, lashes, skin set to the
+        # sclera's colour first, or they would bleed into the white).
+        pixels = patch.astype(np.float32)
+        unlike = np.abs(pixels - sclera_colour).max(axis=2)
+        sclera_like = inside & (unlike < 40)
+        ground = np.where(sclera_like[..., None], patch, sclera_colour.astype(np.uint8))
+        hole = iris_area & inside
+        sclera = cv2.inpaint(ground, hole.astype(np.uint8), max(2.0, radius / 3), cv2.INPAINT_TELEA)
+        sclera = np.where(hole[..., None], sclera, patch)
+        # The iris's hidden top and bottom (under the lids): the visible iris, inpainted across.
+        visible_iris = np.where((inside & iris_area)[..., None], patch, np.median(iris_samples, axis=0).astype(np.uint8))
+        iris_texture = cv2.inpaint(visible_iris, (iris_area & ~inside).astype(np.uint8), max(2.0, radius / 3),
+                                   cv2.INPAINT_TELEA)
+        return Eyeball(centre, radius, (x0, y0), sclera, iris_texture)
+
     def _lip_colour(self) -> np.ndarray:
         outer = self.subject.landmarks[list(lm.LIPS_LOWER_OUTER), :2]
         inner = self.subject.landmarks[list(lm.LIPS_LOWER_INNER), :2]
@@ -277,6 +335,12 @@ class WarpEngine:
             result.painted = np.zeros((region_h, region_w), np.float32)
             result.uncovered = np.zeros((region_h, region_w), np.float32)
         moving = np.abs(displacement).max(axis=2) > MOVING_EPSILON
+        for iris, side in ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left")):
+            # A gaze moves no control point (the irises are none), only the drawn iris: its eye is "moving".
+            if np.abs(target_image[iris[0], :2] - self.subject.landmarks[iris[0], :2]).max() > MOVING_EPSILON / self.scale:
+                eye = target_work[[self.landmark_position[i] for i in lm.eye_polygon(side)], :2]
+                (ex0, ey0), (ex1, ey1) = np.floor(eye.min(axis=0)).astype(int), np.ceil(eye.max(axis=0)).astype(int) + 1
+                moving[max(ey0, 0):max(ey1, 0), max(ex0, 0):max(ex1, 0)] = True
         if not moving.any():
             return result
         box = self._moving_box(moving)
@@ -284,6 +348,7 @@ class WarpEngine:
         silhouette = self._resolve_silhouette(full, box, face_cover, face_field, face_reach, target_work, affines, usable)
         region, warped_mask = self._warp_region(full, box, silhouette)
         remapped = region.copy() if keep_fields else None
+        region = self._draw_irises(region, full, target_image, box)
         region = self._paint_mouth(region, target_image, extra_image, box)
         region = self._paint_closed_eyes(region, target_image, values, box)
         x0, y0 = self.region[:2]
@@ -433,6 +498,54 @@ class WarpEngine:
         background = original + uncovered * (self.background_plate[by0:by1, bx0:bx1][blend] - original)
         warped[blend] = np.clip(background + alpha * (warped[blend] - background) + 0.5, 0, 255).astype(np.uint8)
         return warped, warped_mask
+
+    def _draw_irises(self, region: np.ndarray, full: np.ndarray, target_image: np.ndarray,
+                     box: tuple[int, int, int, int]) -> np.ndarray:
+        """Draw each iris as a rigid disc where the rig put it, over the warped eyeball, clipped by the lids.
+
+        The warp moves the eye (lids, sclera, and the iris with them) like the
+        skin around it. Where the rig moves the iris relative to the eye (gaze),
+        the eye opening is redrawn: the sclera with the iris removed, warped
+        with the eye, and over it the source's iris disc, displaced by the gaze
+        in the source's own pixels, so it keeps its shape and size; the opening's
+        anti-aliased outline clips it, so the lids cover it as they would.
+        """
+        bx0, by0, bx1, by1 = box
+        for eyeball, (iris, side) in zip(self.eyeballs, ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))):
+            opening = target_image[list(lm.eye_polygon(side)), :2] - (self.region[0] + bx0, self.region[1] + by0)
+            centre = target_image[iris[0], :2] - (self.region[0] + bx0, self.region[1] + by0)
+            pad = eyeball.radius * IRIS_FILL + 2
+            x0, y0 = np.floor(np.minimum(opening.min(axis=0), centre - pad)).astype(int)
+            x1, y1 = np.ceil(np.maximum(opening.max(axis=0), centre + pad)).astype(int) + 1
+            x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, bx1 - bx0), min(y1, by1 - by0)
+            if x1 - x0 < 2 or y1 - y0 < 2:
+                continue
+            # Where the eyeball point under the iris's target came from: the gaze is the rest of the way.
+            cx, cy = np.clip(centre, (x0, y0), (x1 - 1, y1 - 1))
+            displacement = cv2.remap(full, np.float32([[cx]]), np.float32([[cy]]), cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REPLICATE)[0, 0]
+            eyeball_point = displacement + (cx + bx0, cy + by0)
+            gaze = eyeball_point - eyeball.centre
+            strength = float(np.clip(np.hypot(*gaze) / (IRIS_STILL * eyeball.radius), 0.0, 1.0))
+            if strength <= 0:
+                continue
+            source_x = full[y0:y1, x0:x1, 0] + np.arange(x0 + bx0, x1 + bx0, dtype=np.float32)[None, :] - eyeball.origin[0]
+            source_y = full[y0:y1, x0:x1, 1] + np.arange(y0 + by0, y1 + by0, dtype=np.float32)[:, None] - eyeball.origin[1]
+            sclera = cv2.remap(eyeball.sclera, source_x, source_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            iris_x, iris_y = source_x - np.float32(gaze[0]), source_y - np.float32(gaze[1])
+            iris_texture = cv2.remap(eyeball.iris, iris_x, iris_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            local_centre = eyeball.centre - eyeball.origin
+            # Anti-aliased disc edge: coverage falls from 1 to 0 over one source pixel at the rim.
+            iris_alpha = np.clip(eyeball.radius * IRIS_DISC + 0.5 - np.hypot(iris_x - local_centre[0], iris_y - local_centre[1]),
+                                 0.0, 1.0)[..., None]
+            inside = np.zeros((y1 - y0, x1 - x0), np.float32)
+            cv2.fillPoly(inside, [np.round((opening - (x0, y0)) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
+            eye = sclera + iris_alpha * (iris_texture.astype(np.float32) - sclera)
+            patch = region[y0:y1, x0:x1].astype(np.float32)
+            alpha = strength * inside[..., None]
+            region = region.copy() if region is self.source_region else region
+            region[y0:y1, x0:x1] = np.clip(patch + alpha * (eye - patch) + 0.5, 0, 255).astype(np.uint8)
+        return region
 
     def _paint_closed_eyes(self, region: np.ndarray, target_image: np.ndarray, values: np.ndarray,
                            box: tuple[int, int, int, int]) -> np.ndarray:
