@@ -334,7 +334,8 @@ class WarpEngine:
             region_w, region_h = self.region_size
             result.painted = np.zeros((region_h, region_w), np.float32)
             result.uncovered = np.zeros((region_h, region_w), np.float32)
-        moving = np.abs(displacement).max(axis=2) > MOVING_EPSILON
+        # (A max over the last axis of length 2 is a slow numpy reduction: milliseconds at this size.)
+        moving = (np.abs(displacement[..., 0]) > MOVING_EPSILON) | (np.abs(displacement[..., 1]) > MOVING_EPSILON)
         for iris, side in ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left")):
             # A gaze moves no control point (the irises are none), only the drawn iris: its eye is "moving".
             if np.abs(target_image[iris[0], :2] - self.subject.landmarks[iris[0], :2]).max() > MOVING_EPSILON / self.scale:
@@ -411,11 +412,8 @@ class WarpEngine:
         if not zone.any():
             return None
         bx0, by0, bx1, by1 = box
-        to_work = np.array([[self.scale, 0, (bx0 + 0.5) * self.scale - 0.5],
-                            [0, self.scale, (by0 + 0.5) * self.scale - 0.5]])
-        zone_full = cv2.warpAffine(zone.astype(np.uint8), to_work, (bx1 - bx0, by1 - by0),
-                                   flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0)
-        ys, xs = np.nonzero(zone_full)
+        cells_y, cells_x = np.nonzero(zone)
+        ys, xs = pixels_of_cells(cells_y, cells_x, self.scale, box)
         if len(ys) == 0:
             return None
         work_x = ((bx0 + xs + 0.5) * self.scale - 0.5).astype(np.float32)[None, :]
@@ -428,9 +426,15 @@ class WarpEngine:
         back_index = extend_index(triangle_index_image(target_work, self.triangles, usable & ~self.face_layer,
                                                        self.work_size), reach)
         front = at_pixels(face_field) / self.scale
-        back = at_pixels(displacement_from_index(back_index, affines)) / self.scale
-        # A layer that does not reach a pixel (with all four interpolated neighbours) cannot show there.
-        back_defined = at_pixels((back_index >= 0).astype(np.float32)) > 0.999
+        # The background layer's own triangle (that of the pixel's working cell), its map taken exactly here.
+        triangle = back_index[np.round(work_y[0]).astype(int).clip(0, back_index.shape[0] - 1),
+                              np.round(work_x[0]).astype(int).clip(0, back_index.shape[1] - 1)]
+        back_defined = triangle >= 0
+        affine = affines[np.maximum(triangle, 0)]
+        back = np.stack([affine[:, 0, 0] * work_x[0] + affine[:, 0, 1] * work_y[0] + affine[:, 0, 2] - work_x[0],
+                         affine[:, 1, 0] * work_x[0] + affine[:, 1, 1] * work_y[0] + affine[:, 1, 2] - work_y[0]],
+                        axis=1).astype(np.float32) / self.scale
+        # A layer that does not reach a pixel (for the face: with all four interpolated neighbours) cannot show there.
         front_defined = at_pixels(face_reach.astype(np.float32)) > 0.999
         # The blurred coverage falls by 1 / (sqrt(2 pi) sigma) per working pixel at the edge: scaled so that
         # the face fades out over one full-resolution pixel.
@@ -726,6 +730,28 @@ def displacement_from_index(index_image: np.ndarray, affines: np.ndarray,
     return displacement
 
 
+def pixels_of_cells(cells_y: np.ndarray, cells_x: np.ndarray, scale: float,
+                    box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The full-resolution pixels (rows, columns relative to `box`) whose nearest working pixel is one of the
+    cells (`scale` working pixels per full-resolution pixel); each pixel once, in no particular order."""
+    bx0, by0, bx1, by1 = box
+
+    def span(cells: np.ndarray, origin: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        # Pixel p belongs to cell round((origin + p + 0.5) * scale - 0.5).
+        first = np.ceil(cells / scale - 0.5 - origin).astype(int)
+        last = np.ceil((cells + 1) / scale - 0.5 - origin).astype(int)  # exclusive
+        offsets = np.arange(int(np.ceil(1 / scale)) + 1)
+        pixels = first[:, None] + offsets[None, :]
+        return pixels, (pixels < last[:, None]) & (pixels >= 0) & (pixels < size)
+
+    rows, row_ok = span(cells_y, by0, by1 - by0)
+    cols, col_ok = span(cells_x, bx0, bx1 - bx0)
+    keep = row_ok[:, :, None] & col_ok[:, None, :]
+    rows = np.broadcast_to(rows[:, :, None], keep.shape)[keep]
+    cols = np.broadcast_to(cols[:, None, :], keep.shape)[keep]
+    return rows, cols
+
+
 def extend_index(index_image: np.ndarray, reach: int) -> np.ndarray:
     """`index_image` with uncovered pixels (-1) within `reach` pixels of covered ones given a neighbour's
     triangle, so that triangle's affine, extrapolated, defines the layer a little past its edge."""
@@ -750,19 +776,29 @@ def smooth_face_edge(displacement: np.ndarray, face: np.ndarray, sigma: float, b
 
     Returns (the face layer's (H, W, 2) field, (H, W) bool where that field is defined).
     """
+    field = displacement.astype(np.float32, copy=True)
+    defined = np.zeros(face.shape, bool)
+    rows, cols = np.flatnonzero(face.any(axis=1)), np.flatnonzero(face.any(axis=0))
+    if len(rows) == 0:
+        return field, defined
+    # Only around the face (the Gaussian's reach beyond it) does anything change: work on that crop.
+    margin = int(np.ceil(4 * sigma)) + 1
+    crop = (slice(max(rows[0] - margin, 0), rows[-1] + margin + 1), slice(max(cols[0] - margin, 0), cols[-1] + margin + 1))
+    face, displacement = face[crop], displacement[crop]
     inside = face.astype(np.float32)
     reach = cv2.GaussianBlur(inside, (0, 0), sigma)
     averaged = cv2.GaussianBlur(displacement * inside[..., None], (0, 0), sigma) / np.maximum(reach, 1e-6)[..., None]
     filled = np.where(face[..., None], displacement, averaged).astype(np.float32)
     # Only within `band` of the outline: elsewhere the eyes' and mouth's thin features are the map's own.
     near_outline = cv2.distanceTransform(face.astype(np.uint8), cv2.DIST_L2, 3) < band
-    field = filled.copy()
     for component in range(2):
         plane = np.ascontiguousarray(filled[..., component])
         for _ in range(MEDIAN_PASSES):
             plane = cv2.medianBlur(plane, MEDIAN_SIDE)
-        field[..., component] = np.where(near_outline, plane, filled[..., component])
-    return field, reach > 0.02
+        filled[..., component] = np.where(near_outline, plane, filled[..., component])
+    field[crop] = filled
+    defined[crop] = reach > 0.02
+    return field, defined
 
 
 def layer_coverage(mask: np.ndarray) -> np.ndarray:
