@@ -38,6 +38,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from enliven import artifacts as af
 from enliven import landmarks as lm
@@ -216,16 +217,22 @@ def main() -> None:
     if args.sheet:
         subject = analyze_image(resize_long_side(load_image(ASTRONAUT_PATH), args.size))
         before, after = engine_class(args.before_ref)(subject), engine_class(None)(subject)
-        rows = [("photo", subject.image, subject.landmarks)]
+        halves = {"before": [("photo", subject.image, subject.landmarks)], "after": [("photo", subject.image, subject.landmarks)]}
         for name, channels in SHEET_FRAMES.items():
-            values = values_with(channels)
-            for engine, tag in ((before, f"before ({args.before_ref})"), (after, "after")):
-                result = engine.render_with_fields(values, keep_fields=False)
-                rows.append((f"{name} {tag}", result.frame, result.target_landmarks))
-        sheet = contact_sheet(rows, subject.face_width)
-        # Half size keeps the file small; the crops are already at the photo's own pixels at --size.
-        write_rgb(Path(args.sheet), cv2.resize(sheet, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA))
-        print(f"wrote {args.sheet}")
+            for engine, side in ((before, "before"), (after, "after")):
+                result = engine.render_with_fields(values_with(channels), keep_fields=False)
+                halves[side].append((f"{name} {side} ({args.before_ref if side == 'before' else 'this tree'})",
+                                     result.frame, result.target_landmarks))
+        # Before on the left, after on the right, each crop at 100 % of the photo at --size.
+        left, right = (contact_sheet(halves[side], subject.face_width) for side in ("before", "after"))
+        height = max(left.shape[0], right.shape[0])
+        sheet = np.concatenate([np.pad(half, ((0, height - half.shape[0]), (0, 8), (0, 0)), constant_values=255)
+                                for half in (left, right)], axis=1)
+        # Crops only, no full frames: a few hundred KB.
+        path = Path(args.sheet)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(sheet).save(path, optimize=True)
+        print(f"wrote {args.sheet} ({path.stat().st_size // 1024} KB)")
         return
 
     photos = [Path(p) for p in args.photos] or [ASTRONAUT_PATH] + sorted(
