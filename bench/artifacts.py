@@ -16,7 +16,9 @@ preset. Printed per photo:
   disc moved where the rig put it), worst of gaze_x/gaze_y +-1, the
   re-detected iris ring's roundness (circle residual in radii) and how far
   the re-detected iris travelled as a share of the rig's request;
-- mouth: re-detected mouth openness at jaw_open 0 and 1 against the source's.
+- mouth: re-detected mouth openness at jaw_open 0 and 1 against the source's;
+- lash: the closed eyes' dark lash line, its thickness in eye widths
+  (enliven.artifacts.lash_line_thickness), thicker eye of blink_l = blink_r = 1.
 
 Full-resolution crops (eyes, mouth, both cheek outlines) of the frames that
 show these artifacts are written to --crops, outside the repository: look
@@ -153,6 +155,8 @@ def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     for name in ("jaw1", "blink"):
         result = engine.render_with_fields(values_with(SHEET_FRAMES[name]), keep_fields=False)
         shown[name] = (result.frame, result.target_landmarks)
+    blink_frame, blink_points = shown["blink"]
+    lash = max(af.lash_line_thickness(blink_frame, blink_points[list(ids)]) for ids in (lm.LEFT_EYE_UPPER, lm.RIGHT_EYE_UPPER))
     try:
         mouth_open = analyze_image(shown["jaw1"][0]).mouth_openness
     except Exception:  # noqa: BLE001
@@ -160,7 +164,7 @@ def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     figures = {"tears": max(roughness), "specks": specks, "specks_frame": worst_specks,
                "iris_error": max(disc_errors), "iris_round": max(roundness, default=float("nan")),
                "iris_travel": min(travel, default=float("nan")),
-               "mouth_src": subject.mouth_openness, "mouth_jaw1": mouth_open}
+               "mouth_src": subject.mouth_openness, "mouth_jaw1": mouth_open, "lash": lash}
     return figures, shown
 
 
@@ -241,13 +245,13 @@ def main() -> None:
     label = args.engine_ref or "working tree"
     print(f"engine: {label}, size {args.size}")
     print(f"{'photo':<24} {'tears':>6} {'specks':>6} {'(worst frame)':<22} {'iris err':>8} {'round':>6} {'travel':>6} "
-          f"{'mouth src':>9} {'jaw=1':>6}")
+          f"{'mouth src':>9} {'jaw=1':>6} {'lash':>5}")
     for photo in photos:
         subject = analyze_image(resize_long_side(load_image(photo), args.size))
         figures, shown = measure(engine_type(subject), subject)
         print(f"{photo.stem:<24} {figures['tears']:6.3f} {figures['specks']:6d} {figures['specks_frame']:<22} "
               f"{figures['iris_error']:8.1f} {figures['iris_round']:6.3f} {figures['iris_travel']:6.2f} "
-              f"{figures['mouth_src']:9.3f} {figures['mouth_jaw1']:6.3f}", flush=True)
+              f"{figures['mouth_src']:9.3f} {figures['mouth_jaw1']:6.3f} {figures['lash']:5.3f}", flush=True)
         rows = [("photo", subject.image, subject.landmarks)] + [(name, *frame) for name, frame in shown.items()]
         tag = (args.engine_ref or "tree").replace("/", "_")
         write_rgb(Path(args.crops) / f"{photo.stem}_{tag}.png", contact_sheet(rows, subject.face_width))

@@ -85,3 +85,12 @@ def test_iris_roundness_and_travel():
     assert af.iris_roundness(squashed) > 0.2
     assert af.travel_ratio((0, 0), (2, 0.5), (4, 0)) == pytest.approx(0.5)
     assert af.travel_ratio((0, 0), (-1, 0), (4, 0)) < 0  # moved the wrong way
+
+
+def test_lash_line_thickness_counts_the_dark_rows_across_the_lid():
+    image = np.full((60, 100, 3), 200, np.uint8)
+    lid = np.array([[20.0, 30.0], [50.0, 30.0], [80.0, 30.0]])  # 60 px wide
+    image[29:32] = 40  # a 3-row line
+    assert af.lash_line_thickness(image, lid) == pytest.approx(3 / 60)
+    image[29:41] = 40  # a 12-row crescent
+    assert af.lash_line_thickness(image, lid) == pytest.approx(12 / 60)

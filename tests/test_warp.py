@@ -149,3 +149,11 @@ def test_gaze_moves_each_iris_as_a_rigid_disc(animator, subject, gaze):
                                    subject.image, subject.landmarks[opening], source_centre, radius)
         assert error < 12
         assert af.travel_ratio(source_centre, tracked[iris[0], :2], target_centre) > 0.45
+
+
+def test_closed_eyes_show_a_thin_lash_line(animator):
+    """Closed lids meet in a thin, soft line of lashes, not a painted crescent (the engine before #13 drew
+    one 0.16 and 0.22 eye widths thick)."""
+    result = animator.engine.render_with_fields(channel_values(blink_l=1, blink_r=1), keep_fields=False)
+    for upper in (lm.LEFT_EYE_UPPER, lm.RIGHT_EYE_UPPER):
+        assert af.lash_line_thickness(result.frame, result.target_landmarks[list(upper)]) < 0.13

@@ -45,7 +45,8 @@ WORKING_SIDE = 256  # the displacement field is computed at most this large
 BORDER_PINS_PER_SIDE = 8
 MOVING_EPSILON = 0.02  # working pixels; displacement below this counts as still
 CLOSED_MOUTH = 0.12  # source mouth openness below which the painted cavity gets teeth
-LASH_THICKNESS = 10  # the closed lash line is eye width / this thick at its middle
+LASH_THICKNESS = 16  # the closed lash line is eye width / this thick at its middle
+LASH_DARKNESS = 0.85  # how far the lash line is drawn toward the lashes' colour
 SKIN_EDGE = 1.08  # the face layer reaches this far beyond MediaPipe's face oval (from the oval's centre)
 FACE_EXTRAPOLATION = 1.5  # working pixels: the Gaussian that extrapolates the face's displacement past its outline
 FACE_EDGE_BAND = 0.2  # face widths: how far inside the outline slivers are removed
@@ -587,8 +588,11 @@ class WarpEngine:
             # The lash line: a crescent along the closed lids, thickest in the middle.
             taper = np.sin(np.linspace(0.0, np.pi, len(line)))[:, None]
             crescent = np.concatenate([line - (0, 0.3), line[::-1] + taper[::-1] * (0, eye_width / LASH_THICKNESS)])
-            cv2.fillPoly(lid, [np.round(crescent * 16).astype(np.int32)], tuple(float(c) for c in self.lash_colour[side]),
-                         cv2.LINE_AA, shift=4)
+            # Soft: drawn as coverage and blurred by a pixel, so it reads as lashes, not as an ink line.
+            lash = np.zeros(lid.shape[:2], np.float32)
+            cv2.fillPoly(lash, [np.round(crescent * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
+            lash = LASH_DARKNESS * cv2.GaussianBlur(lash, (0, 0), max(0.7, eye_width / 60))[..., None]
+            lid = np.clip(lid + lash * (self.lash_colour[side] - lid.astype(np.float32)) + 0.5, 0, 255).astype(np.uint8)
             blended = patch.astype(np.float32) + strength * (lid.astype(np.float32) - patch)
             region = region.copy() if region is self.source_region else region
             region[py0:py1, px0:px1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
