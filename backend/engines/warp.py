@@ -1,22 +1,30 @@
 """The warp engine: moves the photo's own pixels to where the rig puts the landmarks.
 
 Per subject, once (WarpEngine.__init__):
-  * control points = the 478 landmarks (iris rim points only where they are
-    inside the eye, so the iris never drags eyelid skin), two rings around the
-    face that carry the hair and neck, and pins along the border of the head
+  * control points = the 468 face landmarks (not the irises: the mesh would
+    stretch an iris into chevrons between the eye's corners), a ring just outside
+    the face oval that carries the skin's edge with the face, two rings around
+    the face that carry the hair and neck, and pins along the border of the head
     region (so the map is the identity at the border and pastes back seamlessly);
   * a Delaunay triangulation of those points in the source;
   * a background plate: the region with the person inpainted, shown where a
-    moving head uncovers background.
+    moving head uncovers background;
+  * per eye, the sclera with the iris removed and the iris completed as a disc.
 
 Per frame (WarpEngine.render), at a working resolution on the head region:
   * target points from the rig; one affine map per triangle (target -> source);
   * triangles rasterised far-to-near into a triangle-index image, so the
     nose hides the far cheek when the head turns (painter's algorithm);
+  * near the face's outline, slivers of the face's map removed (a median),
+    and the face's silhouette over hair and backdrop resolved at full
+    resolution: each layer's map on its own, a smooth coverage edge,
+    anti-aliased (no staircase of working pixels, no specks, no teeth);
   * the backward displacement upsampled to full resolution and applied with
     cv2.remap to the full-resolution photo, only inside the box that actually
     moves; the person mask is warped the same way to composite the background
     plate where background is uncovered;
+  * each iris drawn as a rigid disc where the rig put it, over the eye's
+    sclera (the iris inpainted away once per subject), clipped by the lids;
   * a mouth cavity painted where the lips part beyond the source.
 """
 from __future__ import annotations
@@ -37,7 +45,18 @@ WORKING_SIDE = 256  # the displacement field is computed at most this large
 BORDER_PINS_PER_SIDE = 8
 MOVING_EPSILON = 0.02  # working pixels; displacement below this counts as still
 CLOSED_MOUTH = 0.12  # source mouth openness below which the painted cavity gets teeth
-LASH_THICKNESS = 10  # the closed lash line is eye width / this thick at its middle
+LASH_THICKNESS = 16  # the closed lash line is eye width / this thick at its middle
+LASH_DARKNESS = 0.85  # how far the lash line is drawn toward the lashes' colour
+SKIN_EDGE = 1.08  # the face layer reaches this far beyond MediaPipe's face oval (from the oval's centre)
+FACE_EXTRAPOLATION = 1.5  # working pixels: the Gaussian that extrapolates the face's displacement past its outline
+FACE_EDGE_BAND = 0.2  # face widths: how far inside the outline slivers are removed
+MEDIAN_SIDE = 5  # working pixels
+MEDIAN_PASSES = 2
+SILHOUETTE_SOFTNESS = 1.0  # working pixels: the face/background ordering is smoothed this much before upsampling
+SILHOUETTE_REACH = 2  # working pixels either side of the face silhouette resolved at full resolution
+IRIS_DISC = 1.1  # iris radii: the disc that moves, the dark limbal ring included
+IRIS_FILL = 1.25  # iris radii: the sclera is inpainted this far behind the iris
+IRIS_STILL = 0.1  # iris radii of gaze over which the drawn iris fades in (none: the warped eye as it is)
 LID_LIGHT = 0.5  # how far the middle of a closed upper lid is pulled toward the brighter skin around the eye
 
 
@@ -50,6 +69,28 @@ class WarpedFrame:
     target_landmarks: np.ndarray  # (478, 3) image pixels, where the rig put the landmarks
     painted: np.ndarray | None = None  # (region h, region w) float32, 1 where the warp painted (mouth cavity, closed lids)
     uncovered: np.ndarray | None = None  # (region h, region w) float32, background the moving person uncovered, 0..1
+
+
+@dataclass
+class Eyeball:
+    """One eye of the source, for drawing its iris elsewhere: patches start at `origin` (region pixels)."""
+
+    centre: np.ndarray  # (2,) iris centre, region pixels
+    radius: float  # iris radius, pixels
+    origin: tuple[int, int]
+    sclera: np.ndarray  # (h, w, 3) uint8, the eye with its iris replaced by sclera
+    iris: np.ndarray  # (h, w, 3) uint8, the eye with its iris completed under the lids
+
+
+@dataclass
+class SilhouetteEdge:
+    """Region-box pixels the face's silhouette crosses: the other layer's displacement there and the weight
+    of the layer the pixel was warped with (0.5..1)."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    other: np.ndarray  # (N, 2) float32
+    weight: np.ndarray  # (N,) float32
 
 
 class WarpEngine:
@@ -71,17 +112,25 @@ class WarpEngine:
         self.source_region_points = self._work_to_region(self.source_work)
         # The face surface always covers the hair, neck and backdrop around it:
         # ordering by mean depth alone interleaves jaw and neck triangles (a saw-tooth jaw line).
-        self.face_triangles = (self.triangles < len(self.landmark_ids)).all(axis=1)
+        landmark_count = len(self.landmark_ids)
+        face_point = np.concatenate([np.ones(landmark_count, bool), self.extra_in_face, np.zeros(len(self.pins_work), bool)])
+        self.face_triangles = face_point[self.triangles].all(axis=1)
+        # The face layer, whose silhouette against hair and backdrop is resolved at full resolution, also
+        # holds the mouth interior (drawn behind the lips, but inside the face's outline).
+        mouth_point = np.zeros(len(face_point), bool)
+        mouth_point[landmark_count + self.mouth_split_upper.start:landmark_count + self.mouth_split_lower.stop] = True
+        self.face_layer = (face_point | mouth_point)[self.triangles].all(axis=1)
         self.background_plate = self._background_plate()
         self.source_mouth_open = subject.mouth_openness
         # Control points (indices into source_work) of the parts rendered exactly at full resolution, with padding.
-        position = {landmark: i for i, landmark in enumerate(self.landmark_ids)}
+        position = self.landmark_position = {landmark: i for i, landmark in enumerate(self.landmark_ids)}
         mouth = [position[i] for i in lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER]
         self.detail_windows = [([position[i] for i in lm.eye_polygon("left")], 0.25),
                                ([position[i] for i in lm.eye_polygon("right")], 0.25),
                                (mouth, 0.1)]
         self.mouth_colour = self._lip_colour()
         self.lash_colour = self._lash_colours()
+        self.eyeballs = [self._eyeball(iris, side) for iris, side in ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))]
 
     # ----- once per subject -------------------------------------------------
 
@@ -93,15 +142,13 @@ class WarpEngine:
         follows the head's motion by an attachment weight.
         """
         camera = self.rig.source_camera
+        # The irises are no control points: the mesh would stretch them into chevrons between the eye's
+        # corners. The warp moves the eyeball with the eye; the iris is then drawn over it as a disc (_draw_irises).
         keep = np.ones(len(camera), dtype=bool)
-        for iris, side in ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left")):
-            outline = camera_to_image(camera[list(lm.eye_polygon(side))])[:, :2].astype(np.float32)
-            for index in iris[1:]:
-                point = camera_to_image(camera[index])[:2]
-                keep[index] = cv2.pointPolygonTest(outline, (float(point[0]), float(point[1])), True) > 1.0
+        keep[list(lm.RIGHT_IRIS + lm.LEFT_IRIS)] = False
         self.landmark_ids = np.flatnonzero(keep)
 
-        extra, carrier, share, attachment = [], [], [], []
+        extra, carrier, share, attachment, in_face = [], [], [], [], []
 
         # Rings follow the face outline outward: the first carries hair, ears
         # and jaw with the head; the second, further out, follows only partly.
@@ -109,6 +156,14 @@ class WarpEngine:
         oval = camera[oval_ids]
         centre = oval.mean(axis=0)
         upness = np.clip((oval[:, 1] - centre[1]) / (np.abs(oval[:, 1] - centre[1]).max() + 1e-9), -1, 1)
+        # The face's own edge. MediaPipe's oval runs a little inside the edge of the skin: without this ring the
+        # skin beyond the oval belongs to hair triangles, and a head turn stretches that band into teeth of skin
+        # jutting into the hair. Moving exactly with the face, the ring makes the face layer carry all its skin.
+        extra.append(centre + (oval - centre) * np.array([SKIN_EDGE, SKIN_EDGE, 1.0]))
+        carrier.append(oval_ids)
+        share.append(np.ones(len(oval)))
+        attachment.append(np.ones(len(oval)))
+        in_face.append(np.ones(len(oval), bool))
         for factor, follow_top, follow_bottom, expression_share in ((1.35, 1.0, 0.8, 0.6), (1.9, 0.6, 0.15, 0.2)):
             ring = centre + (oval - centre) * np.array([factor, factor, 1.0])
             ring[:, 2] = centre[2] - 0.5 * self.rig.face_width  # behind the face, around the skull
@@ -116,6 +171,7 @@ class WarpEngine:
             carrier.append(oval_ids)
             share.append(np.full(len(ring), expression_share))
             attachment.append(np.where(upness > 0, follow_top, follow_bottom + (follow_top - follow_bottom) * (1 + upness)))
+            in_face.append(np.zeros(len(ring), bool))
 
         # The mouth interior splits along the line between the lips: its upper
         # half (upper teeth) stays with the upper lip, its lower half goes with
@@ -130,11 +186,13 @@ class WarpEngine:
             carrier.append(ids)
             share.append(np.ones(len(ids)))
             attachment.append(np.ones(len(ids)))
+            in_face.append(np.zeros(len(ids), bool))
 
         self.extra_source = np.concatenate(extra)
         self.extra_carrier = np.concatenate(carrier)
         self.extra_share = np.concatenate(share)
         self.extra_attachment = np.concatenate(attachment)
+        self.extra_in_face = np.concatenate(in_face)
 
         # Ring points that fall outside the head region are dropped (the border pins hold it).
         x0, y0, x1, y1 = self.region
@@ -152,6 +210,7 @@ class WarpEngine:
         self.extra_carrier = self.extra_carrier[keep_extra]
         self.extra_share = self.extra_share[keep_extra]
         self.extra_attachment = self.extra_attachment[keep_extra]
+        self.extra_in_face = self.extra_in_face[keep_extra]
 
         work_w, work_h = self.work_size
         xs = np.linspace(0, work_w - 1, BORDER_PINS_PER_SIDE + 1)
@@ -180,6 +239,48 @@ class WarpEngine:
         hole = cv2.dilate((small_mask > 0.05).astype(np.uint8), np.ones((7, 7), np.uint8))
         filled = cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA)
         return cv2.resize(filled, self.region_size, interpolation=cv2.INTER_LINEAR)
+
+    def _eyeball(self, iris: tuple[int, ...], side: str) -> "Eyeball":
+        """The eye's sclera with the iris removed, and the iris as a whole disc, from the source photo."""
+        points = self.subject.landmarks[:, :2] - self.region[:2]
+        centre = points[iris[0]].astype(np.float64)
+        radius = float(np.linalg.norm(points[list(iris[1:])] - centre, axis=1).mean())
+        opening = points[list(lm.eye_polygon(side))]
+        pad = radius * IRIS_FILL + 2
+        x0, y0 = np.floor(np.minimum(opening.min(axis=0), centre - pad)).astype(int) - 2
+        x1, y1 = np.ceil(np.maximum(opening.max(axis=0), centre + pad)).astype(int) + 3
+        height, width = self.region_size[1], self.region_size[0]
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+        patch = np.ascontiguousarray(self.source_region[y0:y1, x0:x1])
+        local_centre = centre - (x0, y0)
+        inside = _polygon_mask(patch.shape[:2], [opening - (x0, y0)]) > 0
+        ys, xs = np.mgrid[:patch.shape[0], :patch.shape[1]]
+        distance = np.hypot(xs - local_centre[0], ys - local_centre[1])
+        iris_area = distance <= radius * IRIS_FILL
+        sclera_samples = patch[inside & ~iris_area].reshape(-1, 3).astype(np.float32)
+        iris_samples = patch[inside & iris_area].reshape(-1, 3).astype(np.float32)
+        if len(sclera_samples) < 4 or len(iris_samples) < 4:
+            return Eyeball(centre, radius, (x0, y0), patch, patch)
+        # The eye contour is loose: lid rims, lashes and the caruncle lie inside it. The sclera is the
+        # whitest part of what remains beside the iris: bright (not lashes or shadow) and little coloured
+        # (not skin, orange to pink).
+        chroma = sclera_samples.max(axis=1) - sclera_samples.min(axis=1)
+        whiteness = sclera_samples @ np.array([0.299, 0.587, 0.114], np.float32) - 1.5 * chroma
+        sclera_colour = np.median(sclera_samples[whiteness >= np.percentile(whiteness, 80)], axis=0)
+        # Behind the iris: sclera, inpainted from sclera-like pixels only (lids, lashes, skin set to the
+        # sclera's colour first, or they would bleed into the white).
+        pixels = patch.astype(np.float32)
+        unlike = np.abs(pixels - sclera_colour).max(axis=2)
+        sclera_like = inside & (unlike < 40)
+        ground = np.where(sclera_like[..., None], patch, sclera_colour.astype(np.uint8))
+        hole = iris_area & inside
+        sclera = cv2.inpaint(ground, hole.astype(np.uint8), max(2.0, radius / 3), cv2.INPAINT_TELEA)
+        sclera = np.where(hole[..., None], sclera, patch)
+        # The iris's hidden top and bottom (under the lids): the visible iris, inpainted across.
+        visible_iris = np.where((inside & iris_area)[..., None], patch, np.median(iris_samples, axis=0).astype(np.uint8))
+        iris_texture = cv2.inpaint(visible_iris, (iris_area & ~inside).astype(np.uint8), max(2.0, radius / 3),
+                                   cv2.INPAINT_TELEA)
+        return Eyeball(centre, radius, (x0, y0), sclera, iris_texture)
 
     def _lip_colour(self) -> np.ndarray:
         outer = self.subject.landmarks[list(lm.LIPS_LOWER_OUTER), :2]
@@ -223,20 +324,33 @@ class WarpEngine:
         target_image, extra_image, target_work = self.target_points(values)
         frame = self.subject.image.copy()
         affines, usable = triangle_affines(target_work, self.source_work, self.triangles)
-        displacement = piecewise_affine_displacement(target_work, self.triangles, affines, usable, self.work_size,
-                                                     in_front=self.face_triangles)
+        index_image = triangle_index_image(target_work, self.triangles, usable, self.work_size, in_front=self.face_triangles)
+        displacement = displacement_from_index(index_image, affines)
+        face_cover = (index_image >= 0) & self.face_layer[np.maximum(index_image, 0)]
+        face_width = self.subject.face_width * self.scale
+        face_field, face_reach = smooth_face_edge(displacement, face_cover, FACE_EXTRAPOLATION, FACE_EDGE_BAND * face_width)
+        displacement = np.where(face_cover[..., None], face_field, displacement)
         result = WarpedFrame(frame, displacement, target_image)
         if keep_fields:
             region_w, region_h = self.region_size
             result.painted = np.zeros((region_h, region_w), np.float32)
             result.uncovered = np.zeros((region_h, region_w), np.float32)
-        moving = np.abs(displacement).max(axis=2) > MOVING_EPSILON
+        # (A max over the last axis of length 2 is a slow numpy reduction: milliseconds at this size.)
+        moving = (np.abs(displacement[..., 0]) > MOVING_EPSILON) | (np.abs(displacement[..., 1]) > MOVING_EPSILON)
+        for iris, side in ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left")):
+            # A gaze moves no control point (the irises are none), only the drawn iris: its eye is "moving".
+            if np.abs(target_image[iris[0], :2] - self.subject.landmarks[iris[0], :2]).max() > MOVING_EPSILON / self.scale:
+                eye = target_work[[self.landmark_position[i] for i in lm.eye_polygon(side)], :2]
+                (ex0, ey0), (ex1, ey1) = np.floor(eye.min(axis=0)).astype(int), np.ceil(eye.max(axis=0)).astype(int) + 1
+                moving[max(ey0, 0):max(ey1, 0), max(ex0, 0):max(ex1, 0)] = True
         if not moving.any():
             return result
         box = self._moving_box(moving)
         full = self._full_resolution_displacement(displacement, box, target_work)
-        region, warped_mask = self._warp_region(full, box)
+        silhouette = self._resolve_silhouette(full, box, face_cover, face_field, face_reach, target_work, affines, usable)
+        region, warped_mask = self._warp_region(full, box, silhouette)
         remapped = region.copy() if keep_fields else None
+        region = self._draw_irises(region, full, target_image, box)
         region = self._paint_mouth(region, target_image, extra_image, box)
         region = self._paint_closed_eyes(region, target_image, values, box)
         x0, y0 = self.region[:2]
@@ -264,7 +378,7 @@ class WarpEngine:
         source_region = self.source_region_points
         affines, usable = triangle_affines(target_region, source_region, self.triangles)
         for ids, pad in self.detail_windows:
-            points = np.concatenate([target_region[ids, :2], source_region[ids, :2]])
+            points = target_region[ids, :2]  # the window holds the eye or mouth where the frame shows it
             span = np.ptp(points, axis=0).max()
             wx0, wy0 = np.floor(points.min(axis=0) - pad * span).astype(int)
             wx1, wy1 = np.ceil(points.max(axis=0) + pad * span).astype(int)
@@ -275,6 +389,64 @@ class WarpEngine:
                 target_region, self.triangles, affines, usable, (wx1 - wx0, wy1 - wy0), (wx0, wy0),
                 in_front=self.face_triangles)
         return full
+
+    def _resolve_silhouette(self, full: np.ndarray, box: tuple[int, int, int, int], face_cover: np.ndarray,
+                            face_field: np.ndarray, face_reach: np.ndarray, target_work: np.ndarray, affines: np.ndarray,
+                            usable: np.ndarray) -> "SilhouetteEdge | None":
+        """Redo `full` (in place) near the face's silhouette at full resolution; return its anti-aliased edge.
+
+        Where the turning face covers hair or backdrop, the displacement jumps
+        from the face's map to the background's. Upsampled from the working
+        resolution, that jump is a staircase of working pixels, and between
+        the two maps the interpolation samples neither surface (specks, skin
+        jutting into the hair). Here each layer's map is taken on its own
+        (extrapolated a little past its edge), the face's coverage is a soft
+        mask interpolated to a smooth edge, each pixel takes the map of the
+        layer that covers it, and the pixels the edge crosses are blended
+        between the two layers by how much of them the face covers.
+        """
+        if self.scale >= 1:
+            return None  # the working field is already at full resolution
+        kernel = np.ones((2 * SILHOUETTE_REACH + 1,) * 2, np.uint8)
+        cover = face_cover.astype(np.uint8)
+        zone = cv2.dilate(cover, kernel) != cv2.erode(cover, kernel)
+        if not zone.any():
+            return None
+        bx0, by0, bx1, by1 = box
+        cells_y, cells_x = np.nonzero(zone)
+        ys, xs = pixels_of_cells(cells_y, cells_x, self.scale, box)
+        if len(ys) == 0:
+            return None
+        work_x = ((bx0 + xs + 0.5) * self.scale - 0.5).astype(np.float32)[None, :]
+        work_y = ((by0 + ys + 0.5) * self.scale - 0.5).astype(np.float32)[None, :]
+
+        def at_pixels(field: np.ndarray) -> np.ndarray:
+            return cv2.remap(field, work_x, work_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+
+        reach = SILHOUETTE_REACH + 1
+        back_index = extend_index(triangle_index_image(target_work, self.triangles, usable & ~self.face_layer,
+                                                       self.work_size), reach)
+        front = at_pixels(face_field) / self.scale
+        # The background layer's own triangle (that of the pixel's working cell), its map taken exactly here.
+        triangle = back_index[np.round(work_y[0]).astype(int).clip(0, back_index.shape[0] - 1),
+                              np.round(work_x[0]).astype(int).clip(0, back_index.shape[1] - 1)]
+        back_defined = triangle >= 0
+        affine = affines[np.maximum(triangle, 0)]
+        back = np.stack([affine[:, 0, 0] * work_x[0] + affine[:, 0, 1] * work_y[0] + affine[:, 0, 2] - work_x[0],
+                         affine[:, 1, 0] * work_x[0] + affine[:, 1, 1] * work_y[0] + affine[:, 1, 2] - work_y[0]],
+                        axis=1).astype(np.float32) / self.scale
+        # A layer that does not reach a pixel (for the face: with all four interpolated neighbours) cannot show there.
+        front_defined = at_pixels(face_reach.astype(np.float32)) > 0.999
+        # The blurred coverage falls by 1 / (sqrt(2 pi) sigma) per working pixel at the edge: scaled so that
+        # the face fades out over one full-resolution pixel.
+        slope = np.sqrt(2 * np.pi) * SILHOUETTE_SOFTNESS / self.scale
+        coverage = np.clip(0.5 + (at_pixels(layer_coverage(face_cover)) - 0.5) * slope, 0.0, 1.0)
+        coverage = np.where(back_defined, np.where(front_defined, coverage, 0.0), 1.0)
+        in_front = coverage >= 0.5
+        full[ys, xs] = np.where(in_front[:, None], front, back)
+        edge = (coverage > 0) & (coverage < 1)
+        other = np.where(in_front[:, None], back, front)[edge]
+        return SilhouetteEdge(ys[edge], xs[edge], other, np.maximum(coverage, 1 - coverage)[edge].astype(np.float32))
 
     def _work_to_region(self, points: np.ndarray) -> np.ndarray:
         out = points.copy()
@@ -289,15 +461,31 @@ class WarpEngine:
         y0 = max(0, int((rows[0] - 1) / self.scale)); y1 = min(height, int(np.ceil((rows[-1] + 2) / self.scale)))
         return x0, y0, x1, y1
 
-    def _warp_region(self, full: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """Warp the full-resolution pixels inside `box` by displacement `full` and composite uncovered background.
+    def _warp_region(self, full: np.ndarray, box: tuple[int, int, int, int],
+                     silhouette: "SilhouetteEdge | None" = None) -> tuple[np.ndarray, np.ndarray]:
+        """Warp the full-resolution pixels inside `box` by displacement `full`, anti-alias the face's
+        silhouette and composite uncovered background.
 
         Returns the pixels and the warped person mask."""
         bx0, by0, bx1, by1 = box
         map_x = full[..., 0] + np.arange(bx0, bx1, dtype=np.float32)[None, :]
         map_y = full[..., 1] + np.arange(by0, by1, dtype=np.float32)[:, None]
         warped = cv2.remap(self.source_region, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if silhouette is not None and len(silhouette.rows):
+            rows, cols = silhouette.rows, silhouette.cols
+            other_x = (silhouette.other[:, 0] + cols + bx0).astype(np.float32)[None, :]
+            other_y = (silhouette.other[:, 1] + rows + by0).astype(np.float32)[None, :]
+            other = cv2.remap(self.source_region, other_x, other_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+            weight = silhouette.weight[:, None]
+            blended = weight * warped[rows, cols] + (1 - weight) * other
+            warped[rows, cols] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
         warped_mask = cv2.remap(self.mask, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if silhouette is not None and len(silhouette.rows):
+            # The person mask is anti-aliased with the colour, or the background composite below would
+            # cut the blended edge back to a hard one.
+            other_mask = cv2.remap(self.mask, other_x, other_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+            weight = silhouette.weight
+            warped_mask[rows, cols] = weight * warped_mask[rows, cols] + (1 - weight) * other_mask
 
         # Inside the person the warped photo is the answer. Elsewhere blend it over the
         # background: the photo as it was, or the background plate where the person
@@ -315,6 +503,54 @@ class WarpEngine:
         background = original + uncovered * (self.background_plate[by0:by1, bx0:bx1][blend] - original)
         warped[blend] = np.clip(background + alpha * (warped[blend] - background) + 0.5, 0, 255).astype(np.uint8)
         return warped, warped_mask
+
+    def _draw_irises(self, region: np.ndarray, full: np.ndarray, target_image: np.ndarray,
+                     box: tuple[int, int, int, int]) -> np.ndarray:
+        """Draw each iris as a rigid disc where the rig put it, over the warped eyeball, clipped by the lids.
+
+        The warp moves the eye (lids, sclera, and the iris with them) like the
+        skin around it. Where the rig moves the iris relative to the eye (gaze),
+        the eye opening is redrawn: the sclera with the iris removed, warped
+        with the eye, and over it the source's iris disc, displaced by the gaze
+        in the source's own pixels, so it keeps its shape and size; the opening's
+        anti-aliased outline clips it, so the lids cover it as they would.
+        """
+        bx0, by0, bx1, by1 = box
+        for eyeball, (iris, side) in zip(self.eyeballs, ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))):
+            opening = target_image[list(lm.eye_polygon(side)), :2] - (self.region[0] + bx0, self.region[1] + by0)
+            centre = target_image[iris[0], :2] - (self.region[0] + bx0, self.region[1] + by0)
+            pad = eyeball.radius * IRIS_FILL + 2
+            x0, y0 = np.floor(np.minimum(opening.min(axis=0), centre - pad)).astype(int)
+            x1, y1 = np.ceil(np.maximum(opening.max(axis=0), centre + pad)).astype(int) + 1
+            x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, bx1 - bx0), min(y1, by1 - by0)
+            if x1 - x0 < 2 or y1 - y0 < 2:
+                continue
+            # Where the eyeball point under the iris's target came from: the gaze is the rest of the way.
+            cx, cy = np.clip(centre, (x0, y0), (x1 - 1, y1 - 1))
+            displacement = cv2.remap(full, np.float32([[cx]]), np.float32([[cy]]), cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REPLICATE)[0, 0]
+            eyeball_point = displacement + (cx + bx0, cy + by0)
+            gaze = eyeball_point - eyeball.centre
+            strength = float(np.clip(np.hypot(*gaze) / (IRIS_STILL * eyeball.radius), 0.0, 1.0))
+            if strength <= 0:
+                continue
+            source_x = full[y0:y1, x0:x1, 0] + np.arange(x0 + bx0, x1 + bx0, dtype=np.float32)[None, :] - eyeball.origin[0]
+            source_y = full[y0:y1, x0:x1, 1] + np.arange(y0 + by0, y1 + by0, dtype=np.float32)[:, None] - eyeball.origin[1]
+            sclera = cv2.remap(eyeball.sclera, source_x, source_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            iris_x, iris_y = source_x - np.float32(gaze[0]), source_y - np.float32(gaze[1])
+            iris_texture = cv2.remap(eyeball.iris, iris_x, iris_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            local_centre = eyeball.centre - eyeball.origin
+            # Anti-aliased disc edge: coverage falls from 1 to 0 over one source pixel at the rim.
+            iris_alpha = np.clip(eyeball.radius * IRIS_DISC + 0.5 - np.hypot(iris_x - local_centre[0], iris_y - local_centre[1]),
+                                 0.0, 1.0)[..., None]
+            inside = np.zeros((y1 - y0, x1 - x0), np.float32)
+            cv2.fillPoly(inside, [np.round((opening - (x0, y0)) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
+            eye = sclera + iris_alpha * (iris_texture.astype(np.float32) - sclera)
+            patch = region[y0:y1, x0:x1].astype(np.float32)
+            alpha = strength * inside[..., None]
+            region = region.copy() if region is self.source_region else region
+            region[y0:y1, x0:x1] = np.clip(patch + alpha * (eye - patch) + 0.5, 0, 255).astype(np.uint8)
+        return region
 
     def _paint_closed_eyes(self, region: np.ndarray, target_image: np.ndarray, values: np.ndarray,
                            box: tuple[int, int, int, int]) -> np.ndarray:
@@ -352,8 +588,11 @@ class WarpEngine:
             # The lash line: a crescent along the closed lids, thickest in the middle.
             taper = np.sin(np.linspace(0.0, np.pi, len(line)))[:, None]
             crescent = np.concatenate([line - (0, 0.3), line[::-1] + taper[::-1] * (0, eye_width / LASH_THICKNESS)])
-            cv2.fillPoly(lid, [np.round(crescent * 16).astype(np.int32)], tuple(float(c) for c in self.lash_colour[side]),
-                         cv2.LINE_AA, shift=4)
+            # Soft: drawn as coverage and blurred by a pixel, so it reads as lashes, not as an ink line.
+            lash = np.zeros(lid.shape[:2], np.float32)
+            cv2.fillPoly(lash, [np.round(crescent * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
+            lash = LASH_DARKNESS * cv2.GaussianBlur(lash, (0, 0), max(0.7, eye_width / 60))[..., None]
+            lid = np.clip(lid + lash * (self.lash_colour[side] - lid.astype(np.float32)) + 0.5, 0, 255).astype(np.uint8)
             blended = patch.astype(np.float32) + strength * (lid.astype(np.float32) - patch)
             region = region.copy() if region is self.source_region else region
             region[py0:py1, px0:px1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
@@ -428,11 +667,21 @@ def triangle_affines(target: np.ndarray, source: np.ndarray, triangles: np.ndarr
 
     Returns (affines (T, 2, 3), usable (T,) False for degenerate target triangles).
     """
-    corners_target = target[triangles, :2]
-    homogeneous = np.concatenate([corners_target, np.ones(corners_target.shape[:2] + (1,))], axis=2)
-    usable = np.abs(np.linalg.det(homogeneous)) > 1e-6
+    # Closed form (edge vectors and a 2x2 inverse): numpy's batched solve costs milliseconds per frame here.
+    corners_target, corners_source = target[triangles, :2], source[triangles, :2]
+    edges_target = corners_target[:, 1:] - corners_target[:, :1]  # (T, 2 edges, 2)
+    edges_source = corners_source[:, 1:] - corners_source[:, :1]
+    det = edges_target[:, 0, 0] * edges_target[:, 1, 1] - edges_target[:, 0, 1] * edges_target[:, 1, 0]
+    usable = np.abs(det) > 1e-6
+    safe = np.where(usable, det, 1.0)
+    # Inverse of E = [e1 e2] (edges as columns), row by row.
+    inverse = np.stack([np.stack([edges_target[:, 1, 1], -edges_target[:, 1, 0]], axis=1),
+                        np.stack([-edges_target[:, 0, 1], edges_target[:, 0, 0]], axis=1)], axis=1) / safe[:, None, None]
+    linear = np.einsum("tei,tej->tij", edges_source, inverse)  # F E^-1, F = [f1 f2] (source edges as columns)
     affines = np.zeros((len(triangles), 2, 3))
-    affines[usable] = np.swapaxes(np.linalg.solve(homogeneous[usable], source[triangles[usable], :2]), 1, 2)
+    affines[:, :, :2] = linear
+    affines[:, :, 2] = corners_source[:, 0] - np.einsum("tij,tj->ti", linear, corners_target[:, 0])
+    affines[~usable] = 0.0
     return affines, usable
 
 
@@ -448,10 +697,18 @@ def piecewise_affine_displacement(target: np.ndarray, triangles: np.ndarray, aff
     (height, width, 2): source position minus pixel position; 0 where no
     triangle covers a pixel.
     """
+    index_image = triangle_index_image(target, triangles, usable, size, offset, in_front)
+    return displacement_from_index(index_image, affines, offset)
+
+
+def triangle_index_image(target: np.ndarray, triangles: np.ndarray, drawn: np.ndarray, size: tuple[int, int],
+                         offset: tuple[float, float] = (0.0, 0.0), in_front: np.ndarray | None = None) -> np.ndarray:
+    """(height, width) int32: which of the `drawn` triangles covers each pixel (-1: none), nearest on top
+    (see piecewise_affine_displacement)."""
     width, height = size
     corners = target[triangles, :2] - offset  # (T, 3, 2) in grid pixels
     lo, hi = corners.min(axis=1), corners.max(axis=1)
-    drawn = usable & (hi[:, 0] >= 0) & (hi[:, 1] >= 0) & (lo[:, 0] < width) & (lo[:, 1] < height)
+    drawn = drawn & (hi[:, 0] >= 0) & (hi[:, 1] >= 0) & (lo[:, 0] < width) & (lo[:, 1] < height)
     depth = target[triangles, 2].mean(axis=1)
     if in_front is not None:
         depth = depth - np.where(in_front, 1e9, 0.0)
@@ -459,7 +716,13 @@ def piecewise_affine_displacement(target: np.ndarray, triangles: np.ndarray, aff
     corners_fixed = np.round(corners * 16).astype(np.int32)  # 4 bits of sub-pixel precision
     for t in np.flatnonzero(drawn)[np.argsort(-depth[drawn], kind="stable")]:
         cv2.fillConvexPoly(index_image, corners_fixed[t], int(t), lineType=cv2.LINE_8, shift=4)
+    return index_image
 
+
+def displacement_from_index(index_image: np.ndarray, affines: np.ndarray,
+                            offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """(height, width, 2) backward displacement: each pixel mapped by its triangle's affine (0 where index is -1)."""
+    height, width = index_image.shape
     covered = index_image >= 0
     pixel_affine = affines[np.where(covered, index_image, 0)].astype(np.float32)  # (H, W, 2, 3)
     xs = np.arange(width, dtype=np.float32)[None, :] + np.float32(offset[0])
@@ -469,6 +732,83 @@ def piecewise_affine_displacement(target: np.ndarray, triangles: np.ndarray, aff
     displacement[..., 1] = pixel_affine[..., 1, 0] * xs + pixel_affine[..., 1, 1] * ys + pixel_affine[..., 1, 2] - ys
     displacement[~covered] = 0.0
     return displacement
+
+
+def pixels_of_cells(cells_y: np.ndarray, cells_x: np.ndarray, scale: float,
+                    box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The full-resolution pixels (rows, columns relative to `box`) whose nearest working pixel is one of the
+    cells (`scale` working pixels per full-resolution pixel); each pixel once, in no particular order."""
+    bx0, by0, bx1, by1 = box
+
+    def span(cells: np.ndarray, origin: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        # Pixel p belongs to cell round((origin + p + 0.5) * scale - 0.5).
+        first = np.ceil(cells / scale - 0.5 - origin).astype(int)
+        last = np.ceil((cells + 1) / scale - 0.5 - origin).astype(int)  # exclusive
+        offsets = np.arange(int(np.ceil(1 / scale)) + 1)
+        pixels = first[:, None] + offsets[None, :]
+        return pixels, (pixels < last[:, None]) & (pixels >= 0) & (pixels < size)
+
+    rows, row_ok = span(cells_y, by0, by1 - by0)
+    cols, col_ok = span(cells_x, bx0, bx1 - bx0)
+    keep = row_ok[:, :, None] & col_ok[:, None, :]
+    rows = np.broadcast_to(rows[:, :, None], keep.shape)[keep]
+    cols = np.broadcast_to(cols[:, None, :], keep.shape)[keep]
+    return rows, cols
+
+
+def extend_index(index_image: np.ndarray, reach: int) -> np.ndarray:
+    """`index_image` with uncovered pixels (-1) within `reach` pixels of covered ones given a neighbour's
+    triangle, so that triangle's affine, extrapolated, defines the layer a little past its edge."""
+    kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+    grown = cv2.dilate(index_image.astype(np.float32), kernel).astype(np.int32)  # float32 is exact below 2**24
+    return np.where(index_image >= 0, index_image, grown)
+
+
+def smooth_face_edge(displacement: np.ndarray, face: np.ndarray, sigma: float, band: float) -> tuple[np.ndarray, np.ndarray]:
+    """The face's displacement with its slivers removed, and extrapolated a little past its outline.
+
+    Near the outline the face surface is at a grazing angle: a head turn
+    squeezes some of its thin triangles into slivers (the landmarks' depths
+    are noisy there) whose maps reach far across the source, and the photo's
+    hair and skin edge come out as teeth along the outline. A median over
+    MEDIAN_SIDE pixels of each component removes features that thin while it
+    keeps a smooth (locally linear) map as it is, and keeps a fold's edge
+    (the nose over the far cheek) sharp. It never mixes in the background's
+    displacement: outside the face the field is the face's own, extrapolated
+    by a normalised Gaussian average (`sigma` pixels), which also serves to
+    anti-alias the face's silhouette.
+
+    Returns (the face layer's (H, W, 2) field, (H, W) bool where that field is defined).
+    """
+    field = displacement.astype(np.float32, copy=True)
+    defined = np.zeros(face.shape, bool)
+    rows, cols = np.flatnonzero(face.any(axis=1)), np.flatnonzero(face.any(axis=0))
+    if len(rows) == 0:
+        return field, defined
+    # Only around the face (the Gaussian's reach beyond it) does anything change: work on that crop.
+    margin = int(np.ceil(4 * sigma)) + 1
+    crop = (slice(max(rows[0] - margin, 0), rows[-1] + margin + 1), slice(max(cols[0] - margin, 0), cols[-1] + margin + 1))
+    face, displacement = face[crop], displacement[crop]
+    inside = face.astype(np.float32)
+    reach = cv2.GaussianBlur(inside, (0, 0), sigma)
+    averaged = cv2.GaussianBlur(displacement * inside[..., None], (0, 0), sigma) / np.maximum(reach, 1e-6)[..., None]
+    filled = np.where(face[..., None], displacement, averaged).astype(np.float32)
+    # Only within `band` of the outline: elsewhere the eyes' and mouth's thin features are the map's own.
+    near_outline = cv2.distanceTransform(face.astype(np.uint8), cv2.DIST_L2, 3) < band
+    for component in range(2):
+        plane = np.ascontiguousarray(filled[..., component])
+        for _ in range(MEDIAN_PASSES):
+            plane = cv2.medianBlur(plane, MEDIAN_SIDE)
+        filled[..., component] = np.where(near_outline, plane, filled[..., component])
+    field[crop] = filled
+    defined[crop] = reach > 0.02
+    return field, defined
+
+
+def layer_coverage(mask: np.ndarray) -> np.ndarray:
+    """A soft (float32) version of a binary working-resolution layer mask whose 0.5 level, interpolated
+    bilinearly at full resolution, is a smooth curve instead of the mask's working-pixel staircase."""
+    return cv2.GaussianBlur(mask.astype(np.float32), (0, 0), SILHOUETTE_SOFTNESS)
 
 
 def _closed_lid(patch: np.ndarray, eye: np.ndarray, line: np.ndarray, eye_width: float) -> np.ndarray:

@@ -1,0 +1,177 @@
+"""Figures for the warp engine's visible artifacts, one number per artifact (pure numpy/OpenCV, no I/O).
+
+- tears: a torn silhouette (a stair-step occlusion edge, skin jutting into
+  the hair in blocks) adds edges that do not follow the outline.
+  `outline_roughness` is the share of gradient energy along the outline's
+  tangent in a band on the outline (`crossing_share`), divided by the same
+  figure on the source's own outline: 1 is as smooth as the photo. (Tried
+  first and dropped: total variation, which cannot tell a staircase from a
+  smooth edge, its extra steps offset by blockier, wider transitions; and
+  structure-tensor incoherence, which hair texture dominates.)
+- specks: isolated pixels unlike all eight neighbours (`new_specks`), counted
+  beyond those the source already had.
+- gaze: a gaze shift should move the iris as a rigid disc. `iris_disc_error`
+  compares the iris the frame shows where the rig put it with the source's
+  iris disc moved there (mean absolute difference in levels, over the part of
+  the disc the lids leave visible); `iris_roundness` is the circle-fit
+  residual of a re-detected iris ring, in iris radii.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+SPECK_LEVELS = 60  # a speck differs from every one of its 8 neighbours by more than this (0..255 luma)
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) float32 luma of an RGB uint8 image (a grey image is returned as float32)."""
+    if rgb.ndim == 2:
+        return rgb.astype(np.float32)
+    return rgb.astype(np.float32) @ LUMA
+
+
+def outline_directions(shape: tuple[int, int], outline: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """The band `width` pixels wide along the closed polyline `outline`: ((H, W) bool band, (H, W, 2) unit
+    tangent of the outline's nearest segment at each band pixel)."""
+    band = np.zeros(shape[:2], np.uint8)
+    tangent = np.zeros(shape[:2] + (2,), np.float32)
+    thickness = max(1, int(round(width)))
+    points = np.asarray(outline, np.float64)[:, :2]
+    for start, end in zip(points, np.roll(points, -1, axis=0)):
+        step = end - start
+        length = float(np.hypot(*step))
+        if length < 1e-6:
+            continue
+        segment = np.zeros(shape[:2], np.uint8)
+        cv2.line(segment, tuple(np.round(start * 16).astype(int)), tuple(np.round(end * 16).astype(int)), 1, thickness,
+                 cv2.LINE_8, shift=4)
+        tangent[segment > 0] = step / length
+        band |= segment
+    return band > 0, tangent
+
+
+def crossing_share(image: np.ndarray, outline: np.ndarray, width: float) -> float:
+    """Share of the luma's gradient energy in a band along `outline` that runs along the outline.
+
+    A clean silhouette and hair strands lying along it have their gradients
+    across the outline; every riser of a stair-step edge, every side of a
+    tooth of skin jutting into the hair and every speck adds gradient along
+    it.
+    """
+    band, tangent = outline_directions(image.shape, outline, width)
+    grey = luma(image)
+    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
+    along = (gx * tangent[..., 0] + gy * tangent[..., 1]) ** 2
+    total = float((gx * gx + gy * gy)[band].sum())
+    return float(along[band].sum()) / total if total > 0 else 0.0
+
+
+def outline_roughness(frame: np.ndarray, frame_outline: np.ndarray, source: np.ndarray, source_outline: np.ndarray,
+                      width: float) -> float:
+    """crossing_share along the frame's face outline / the same along the source's (1: as in the photo)."""
+    return crossing_share(frame, frame_outline, width) / max(crossing_share(source, source_outline, width), 1e-6)
+
+
+def speck_mask(image: np.ndarray, levels: float = SPECK_LEVELS) -> np.ndarray:
+    """(H, W) bool: pixels whose luma differs from each of their 8 neighbours by more than `levels`,
+    all brighter or all darker (a lone dot, not an edge pixel)."""
+    grey = luma(image)
+    kernel = np.ones((3, 3), np.uint8)
+    kernel[1, 1] = 0
+    # The brightest and darkest neighbour, not counting the pixel itself.
+    brightest = cv2.dilate(grey, kernel, borderType=cv2.BORDER_REPLICATE)
+    darkest = cv2.erode(grey, kernel, borderType=cv2.BORDER_REPLICATE)
+    return (grey - brightest > levels) | (darkest - grey > levels)
+
+
+def new_specks(frame: np.ndarray, source: np.ndarray, where: np.ndarray | None = None) -> int:
+    """Specks in `frame` beyond the number the source has (over the pixels `where`, default all)."""
+    frame_specks, source_specks = speck_mask(frame), speck_mask(source)
+    if where is not None:
+        frame_specks, source_specks = frame_specks & where, source_specks & where
+    return max(0, int(frame_specks.sum()) - int(source_specks.sum()))
+
+
+def disc_mask(shape: tuple[int, int], centre: np.ndarray, radius: float) -> np.ndarray:
+    """(H, W) bool: pixel centres within `radius` of `centre` (x, y)."""
+    ys, xs = np.ogrid[:shape[0], :shape[1]]
+    return (xs - centre[0]) ** 2 + (ys - centre[1]) ** 2 <= radius * radius
+
+
+def polygon_mask(shape: tuple[int, int], polygon: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels inside `polygon` ((N, 2) pixels)."""
+    mask = np.zeros(shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(polygon[:, :2] * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+    return mask > 0
+
+
+def iris_disc_error(frame: np.ndarray, frame_opening: np.ndarray, frame_centre: np.ndarray,
+                    source: np.ndarray, source_opening: np.ndarray, source_centre: np.ndarray, radius: float) -> float:
+    """Mean absolute difference (levels) between the iris the frame shows at `frame_centre` and the source's
+    iris disc at `source_centre` moved there, over the disc's pixels both eye openings leave visible.
+
+    The inner 80 % of the radius is compared, so half a pixel of disagreement
+    on where the iris rim lies does not count; a smeared or chevron-shaped
+    iris (sclera streaks through it) does."""
+    shift = np.asarray(source_centre, np.float64) - np.asarray(frame_centre, np.float64)
+    inner = disc_mask(frame.shape, frame_centre, 0.8 * radius)
+    visible = inner & polygon_mask(frame.shape, frame_opening)
+    ys, xs = np.nonzero(visible)
+    source_x, source_y = xs + shift[0], ys + shift[1]
+    # Only pixels whose source counterpart is visible iris too (not under the source's lids).
+    height, width = source.shape[:2]
+    sx, sy = np.round(source_x).astype(int).clip(0, width - 1), np.round(source_y).astype(int).clip(0, height - 1)
+    source_visible = polygon_mask(source.shape, source_opening)[sy, sx]
+    if not source_visible.any():
+        return 0.0
+    map_x = source_x[source_visible].astype(np.float32)[None, :]
+    map_y = source_y[source_visible].astype(np.float32)[None, :]
+    moved_source = cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+    shown = frame[ys[source_visible], xs[source_visible]]
+    return float(np.abs(shown.astype(np.float32) - moved_source.astype(np.float32)).mean())
+
+
+def circle_fit(points: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Least-squares circle through (N, 2) points (Kasa fit): (centre, radius, RMS radial residual)."""
+    xy = np.asarray(points, np.float64)[:, :2]
+    a = np.column_stack([2 * xy, np.ones(len(xy))])
+    b = (xy ** 2).sum(axis=1)
+    (cx, cy, c), *_ = np.linalg.lstsq(a, b, rcond=None)
+    radius = float(np.sqrt(max(c + cx * cx + cy * cy, 0.0)))
+    residual = float(np.sqrt(np.mean((np.linalg.norm(xy - (cx, cy), axis=1) - radius) ** 2)))
+    return np.array([cx, cy]), radius, residual
+
+
+def iris_roundness(ring: np.ndarray) -> float:
+    """RMS distance of the iris ring points from their best circle, in radii (0: a perfect circle)."""
+    _, radius, residual = circle_fit(ring)
+    return residual / max(radius, 1e-6)
+
+
+def travel_ratio(source_centre: np.ndarray, frame_centre: np.ndarray, target_centre: np.ndarray) -> float:
+    """How far an iris moved, as a share of how far the rig asked it to move (1: all the way)."""
+    asked = np.asarray(target_centre, np.float64)[:2] - np.asarray(source_centre, np.float64)[:2]
+    moved = np.asarray(frame_centre, np.float64)[:2] - np.asarray(source_centre, np.float64)[:2]
+    return float(moved @ asked / max(asked @ asked, 1e-9))
+
+
+
+def lash_line_thickness(image: np.ndarray, upper_lid: np.ndarray, darker_by: float = 50.0) -> float:
+    """How thick the dark line of a closed eye is, in eye widths: over the middle third of the lid line
+    `upper_lid` ((N, 2) pixels, corner to corner), the median count per column of pixels darker than the
+    surrounding skin (the box's brightest quarter) by more than `darker_by` levels.
+
+    Real closed lashes are a thin, soft line; a painted crescent as thick as
+    a fifth of the eye reads as a drawn-on mark."""
+    line = np.asarray(upper_lid, np.float64)[:, :2]
+    width = float(np.linalg.norm(line[0] - line[-1]))
+    x0, x1 = int(line[:, 0].min() + width / 3), int(np.ceil(line[:, 0].max() - width / 3))
+    y0, y1 = int(max(line[:, 1].min() - width / 4, 0)), int(np.ceil(line[:, 1].max() + width / 4))
+    grey = luma(image[y0:y1, max(x0, 0):x1])
+    if grey.size == 0 or width <= 0:
+        return 0.0
+    skin = np.percentile(grey, 75)
+    return float(np.median((grey < skin - darker_by).sum(axis=0))) / width

@@ -1,0 +1,261 @@
+"""The warp engine's visible artifacts, one figure per artifact per photo (issue #13).
+
+    python bench/artifacts.py [PHOTO ...] [--size 768] [--crops /tmp/artifacts] [--engine-ref REF]
+    python bench/artifacts.py --sheet docs/artifacts.png --before-ref main
+
+Every photo (default: the astronaut and ../shared/eval-data/photos/*, the
+largest face) is scaled so its longer side is --size pixels and rendered by
+the warp engine with every channel at its extremes and a few frames of every
+preset. Printed per photo:
+
+- tears: outline roughness (enliven.artifacts.outline_roughness: the share
+  of gradient energy along the face outline's tangent, against the photo's;
+  1 is as smooth as the photo), worst of head_yaw +-20 and head_pitch +-15;
+- specks: new isolated pixels in the head region, worst frame of all;
+- iris: iris disc error in levels (the shown iris against the source's iris
+  disc moved where the rig put it), worst of gaze_x/gaze_y +-1, the
+  re-detected iris ring's roundness (circle residual in radii) and how far
+  the re-detected iris travelled as a share of the rig's request;
+- mouth: re-detected mouth openness at jaw_open 0 and 1 against the source's;
+- lash: the closed eyes' dark lash line, its thickness in eye widths
+  (enliven.artifacts.lash_line_thickness), thicker eye of blink_l = blink_r = 1.
+
+Full-resolution crops (eyes, mouth, both cheek outlines) of the frames that
+show these artifacts are written to --crops, outside the repository: look
+at them at 100 %. --engine-ref renders with backend/engines/warp.py as it is
+at a git ref instead of the working tree (to measure "before").
+
+--sheet writes a before/after contact sheet of the astronaut only (public
+domain): rows are the artifact frames, columns crops, the engine at
+--before-ref against the working tree.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from enliven import artifacts as af
+from enliven import landmarks as lm
+from enliven.analysis import ASTRONAUT_PATH, analyze_image
+from enliven.images import load_image, resize_long_side
+from enliven.shared.channels import CHANNELS, CHANNEL_INDEX, default_vector
+from enliven.shared.presets import PRESETS, preset_motion
+
+REPO = Path(__file__).resolve().parents[1]
+EVAL_PHOTOS = REPO.parent / "shared" / "eval-data" / "photos"
+TEAR_FRAMES = {"yaw+20": {"head_yaw": 20}, "yaw-20": {"head_yaw": -20},
+               "pitch+15": {"head_pitch": 15}, "pitch-15": {"head_pitch": -15}}
+GAZE_FRAMES = {"gazex+1": {"gaze_x": 1}, "gazex-1": {"gaze_x": -1}, "gazey+1": {"gaze_y": 1}, "gazey-1": {"gaze_y": -1}}
+SHEET_FRAMES = {**TEAR_FRAMES, **GAZE_FRAMES, "jaw1": {"jaw_open": 1}, "blink": {"blink_l": 1, "blink_r": 1}}
+SILHOUETTE_OUTSET = 1.05  # the band's middle, from the oval's centre
+SILHOUETTE_BAND = 0.1  # the band's width in face widths
+IRISES = ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))
+
+
+def values_with(channels: dict[str, float]) -> np.ndarray:
+    values = default_vector().astype(np.float64)
+    for name, value in channels.items():
+        values[CHANNEL_INDEX[name]] = value
+    return values
+
+
+def engine_class(ref: str | None):
+    """The WarpEngine of the working tree, or of backend/engines/warp.py at git `ref`."""
+    if ref is None:
+        from enliven.engines.warp import WarpEngine
+        return WarpEngine
+    source = subprocess.run(["git", "show", f"{ref}:backend/engines/warp.py"], cwd=REPO, check=True,
+                            capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp()) / "warp_at_ref.py"
+    path.write_text(source)
+    # Named inside enliven.engines so its relative imports resolve.
+    spec = importlib.util.spec_from_file_location("enliven.engines.warp_at_ref", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.WarpEngine
+
+
+def extreme_frames() -> dict[str, np.ndarray]:
+    """Every channel alone at its minimum and maximum, and a few frames of each preset."""
+    frames = {}
+    for channel in CHANNELS:
+        for end in (channel.minimum, channel.maximum):
+            if end != channel.default:
+                frames[f"{channel.name}={end:g}"] = values_with({channel.name: end})
+    for name in PRESETS:
+        motion = preset_motion(name, fps=24).full()
+        for i in np.linspace(0, len(motion) - 1, 6).round().astype(int)[1:-1]:
+            frames[f"{name}@{i}"] = motion[i]
+    return frames
+
+
+def iris_geometry(points: np.ndarray, iris: tuple[int, ...]) -> tuple[np.ndarray, float]:
+    centre = points[iris[0], :2]
+    return centre, float(np.linalg.norm(points[list(iris[1:]), :2] - centre, axis=1).mean())
+
+
+def silhouette(points: np.ndarray) -> np.ndarray:
+    """Where the face's silhouette lies: MediaPipe's face oval runs a little inside the skin's edge, so the
+    band is centred a little outside it and is wide enough (SILHOUETTE_BAND) to hold both."""
+    oval = points[list(lm.FACE_OVAL), :2]
+    centre = oval.mean(axis=0)
+    return centre + (oval - centre) * SILHOUETTE_OUTSET
+
+
+def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    source, points = subject.image, subject.landmarks
+    face_width = subject.face_width
+    band = max(3.0, SILHOUETTE_BAND * face_width)
+    x0, y0, x1, y1 = subject.head_region
+    head = np.zeros(source.shape[:2], bool)
+    head[y0:y1, x0:x1] = True
+    shown = {}
+
+    roughness = []
+    for name, channels in TEAR_FRAMES.items():
+        result = engine.render_with_fields(values_with(channels), keep_fields=False)
+        shown[name] = (result.frame, result.target_landmarks)
+        roughness.append(af.outline_roughness(result.frame, silhouette(result.target_landmarks), source,
+                                              silhouette(points), band))
+    specks = 0
+    worst_specks = ""
+    for name, values in extreme_frames().items():
+        frame = engine.render(values)
+        count = af.new_specks(frame, source, head)
+        if count > specks:
+            specks, worst_specks = count, name
+
+    disc_errors, roundness, travel = [], [], []
+    for name, channels in GAZE_FRAMES.items():
+        result = engine.render_with_fields(values_with(channels), keep_fields=False)
+        shown[name] = (result.frame, result.target_landmarks)
+        target = result.target_landmarks
+        try:
+            tracked = analyze_image(result.frame).landmarks
+        except Exception:  # noqa: BLE001 - a frame the tracker cannot read is itself a finding
+            tracked = None
+        for iris, side in IRISES:
+            source_centre, radius = iris_geometry(points, iris)
+            target_centre, _ = iris_geometry(target, iris)
+            opening = list(lm.eye_polygon(side))
+            disc_errors.append(af.iris_disc_error(result.frame, target[opening], target_centre, source, points[opening],
+                                                  source_centre, radius))
+            if tracked is not None:
+                roundness.append(af.iris_roundness(tracked[list(iris[1:]), :2]))
+                travel.append(af.travel_ratio(source_centre, tracked[iris[0], :2], target_centre))
+    for name in ("jaw1", "blink"):
+        result = engine.render_with_fields(values_with(SHEET_FRAMES[name]), keep_fields=False)
+        shown[name] = (result.frame, result.target_landmarks)
+    blink_frame, blink_points = shown["blink"]
+    lash = max(af.lash_line_thickness(blink_frame, blink_points[list(ids)]) for ids in (lm.LEFT_EYE_UPPER, lm.RIGHT_EYE_UPPER))
+    try:
+        mouth_open = analyze_image(shown["jaw1"][0]).mouth_openness
+    except Exception:  # noqa: BLE001
+        mouth_open = float("nan")
+    figures = {"tears": max(roughness), "specks": specks, "specks_frame": worst_specks,
+               "iris_error": max(disc_errors), "iris_round": max(roundness, default=float("nan")),
+               "iris_travel": min(travel, default=float("nan")),
+               "mouth_src": subject.mouth_openness, "mouth_jaw1": mouth_open, "lash": lash}
+    return figures, shown
+
+
+def crop_boxes(points: np.ndarray, width: float, shape: tuple[int, ...]) -> dict[str, tuple[int, int, int, int]]:
+    """Full-resolution crops around `points` (where the frame's landmarks are): both eyes, the mouth,
+    each cheek outline; `width` is the source's face width, so every frame's crops are the same size."""
+    height_px, width_px = shape[:2]
+
+    def around(centre, half_w, half_h):
+        cx, cy = centre
+        return (int(max(0, cx - half_w)), int(max(0, cy - half_h)), int(min(width_px, cx + half_w)),
+                int(min(height_px, cy + half_h)))
+
+    eyes = points[list(lm.eye_polygon("left") + lm.eye_polygon("right")), :2]
+    mouth = points[list(lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER), :2]
+    return {"eyes": around(eyes.mean(0), 0.5 * np.ptp(eyes[:, 0]) + 0.1 * width, 0.16 * width),
+            "mouth": around(mouth.mean(0), 0.5 * np.ptp(mouth[:, 0]) + 0.1 * width, 0.2 * width),
+            "cheek_r": around(points[lm.FACE_RIGHT_EDGE, :2], 0.16 * width, 0.25 * width),
+            "cheek_l": around(points[lm.FACE_LEFT_EDGE, :2], 0.16 * width, 0.25 * width)}
+
+
+def contact_sheet(rows: list[tuple[str, np.ndarray, np.ndarray]], face_width: float) -> np.ndarray:
+    """One row per (label, frame, its landmarks): the crops side by side at 100 %, a label above each row."""
+    gap = 4
+    lines = []
+    for label, frame, points in rows:
+        crops = [frame[y0:y1, x0:x1] for x0, y0, x1, y1 in crop_boxes(points, face_width, frame.shape).values()]
+        height = max(c.shape[0] for c in crops)
+        padded = [np.pad(c, ((0, height - c.shape[0]), (0, gap), (0, 0)), constant_values=255) for c in crops]
+        line = np.concatenate(padded, axis=1)
+        title = np.full((16, line.shape[1], 3), 255, np.uint8)
+        cv2.putText(title, label, (2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        lines.append(np.concatenate([title, line, np.full((gap, line.shape[1], 3), 255, np.uint8)]))
+    width = max(line.shape[1] for line in lines)
+    return np.concatenate([np.pad(line, ((0, 0), (0, width - line.shape[1]), (0, 0)), constant_values=255)
+                           for line in lines])
+
+
+def write_rgb(path: Path, rgb: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("photos", nargs="*")
+    parser.add_argument("--size", type=int, default=768)
+    parser.add_argument("--crops", default="/tmp/artifacts")
+    parser.add_argument("--engine-ref", help="measure backend/engines/warp.py as it is at this git ref")
+    parser.add_argument("--sheet", help="write the astronaut's before/after contact sheet here")
+    parser.add_argument("--before-ref", default="main")
+    args = parser.parse_args()
+
+    if args.sheet:
+        subject = analyze_image(resize_long_side(load_image(ASTRONAUT_PATH), args.size))
+        before, after = engine_class(args.before_ref)(subject), engine_class(None)(subject)
+        halves = {"before": [("photo", subject.image, subject.landmarks)], "after": [("photo", subject.image, subject.landmarks)]}
+        for name, channels in SHEET_FRAMES.items():
+            for engine, side in ((before, "before"), (after, "after")):
+                result = engine.render_with_fields(values_with(channels), keep_fields=False)
+                halves[side].append((f"{name} {side} ({args.before_ref if side == 'before' else 'this tree'})",
+                                     result.frame, result.target_landmarks))
+        # Before on the left, after on the right, each crop at 100 % of the photo at --size.
+        left, right = (contact_sheet(halves[side], subject.face_width) for side in ("before", "after"))
+        height = max(left.shape[0], right.shape[0])
+        sheet = np.concatenate([np.pad(half, ((0, height - half.shape[0]), (0, 8), (0, 0)), constant_values=255)
+                                for half in (left, right)], axis=1)
+        # Crops only, no full frames: a few hundred KB.
+        path = Path(args.sheet)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(sheet).save(path, optimize=True)
+        print(f"wrote {args.sheet} ({path.stat().st_size // 1024} KB)")
+        return
+
+    photos = [Path(p) for p in args.photos] or [ASTRONAUT_PATH] + sorted(
+        p for p in EVAL_PHOTOS.glob("*") if p.suffix.lower() in (".jpg", ".png") and "astronaut" not in p.name)
+    engine_type = engine_class(args.engine_ref)
+    label = args.engine_ref or "working tree"
+    print(f"engine: {label}, size {args.size}")
+    print(f"{'photo':<24} {'tears':>6} {'specks':>6} {'(worst frame)':<22} {'iris err':>8} {'round':>6} {'travel':>6} "
+          f"{'mouth src':>9} {'jaw=1':>6} {'lash':>5}")
+    for photo in photos:
+        subject = analyze_image(resize_long_side(load_image(photo), args.size))
+        figures, shown = measure(engine_type(subject), subject)
+        print(f"{photo.stem:<24} {figures['tears']:6.3f} {figures['specks']:6d} {figures['specks_frame']:<22} "
+              f"{figures['iris_error']:8.1f} {figures['iris_round']:6.3f} {figures['iris_travel']:6.2f} "
+              f"{figures['mouth_src']:9.3f} {figures['mouth_jaw1']:6.3f} {figures['lash']:5.3f}", flush=True)
+        rows = [("photo", subject.image, subject.landmarks)] + [(name, *frame) for name, frame in shown.items()]
+        tag = (args.engine_ref or "tree").replace("/", "_")
+        write_rgb(Path(args.crops) / f"{photo.stem}_{tag}.png", contact_sheet(rows, subject.face_width))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""The artifact figures (enliven.artifacts) on synthetic images whose answer is known by construction."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from enliven import artifacts as af
+
+SIDE = 160
+
+
+def ellipse_outline(centre=(80.0, 80.0), axes=(45.0, 60.0), count=36) -> np.ndarray:
+    angles = np.linspace(0, 2 * np.pi, count, endpoint=False)
+    return np.column_stack([centre[0] + axes[0] * np.cos(angles), centre[1] + axes[1] * np.sin(angles)])
+
+
+def face_on_hair(scale: int) -> np.ndarray:
+    """A bright face ellipse on a dark backdrop, drawn at SIDE / scale and enlarged nearest-neighbour
+    by `scale` (scale 1: drawn anti-aliased at full size, the smooth outline of a photo)."""
+    small = np.full((SIDE // scale, SIDE // scale, 3), 40, np.uint8)
+    outline = (ellipse_outline() + 0.5) / scale - 0.5
+    cv2.fillPoly(small, [np.round(outline * 16).astype(np.int32)], (220, 180, 160), cv2.LINE_AA, shift=4)
+    return cv2.resize(small, (SIDE, SIDE), interpolation=cv2.INTER_NEAREST)
+
+
+def test_a_stair_step_outline_is_rougher_than_a_smooth_one():
+    smooth, stairs = face_on_hair(1), face_on_hair(4)
+    outline = ellipse_outline()
+    assert af.outline_roughness(smooth, outline, smooth, outline, 6) == pytest.approx(1.0)
+    assert af.outline_roughness(stairs, outline, smooth, outline, 6) > 5
+    # The same staircase in both: as rough as its source.
+    assert af.outline_roughness(stairs, outline, stairs, outline, 6) == pytest.approx(1.0)
+
+
+def test_a_lone_bright_pixel_is_a_speck_and_an_edge_is_not():
+    image = face_on_hair(1)
+    assert not af.speck_mask(image).any()
+    specked = image.copy()
+    specked[10, 10] = 255
+    specked[100, 70] = 0
+    assert af.speck_mask(specked).sum() == 2
+    assert af.new_specks(specked, image) == 2
+    assert af.new_specks(image, specked) == 0  # specks the source had and the frame lost are no artifact
+
+
+def eye(iris_centre, smear: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """A white almond eye with a dark, textured iris disc of radius 12 (optionally smeared sideways into a
+    chevron, as a piecewise-affine warp stretches it), and the eye's opening polygon."""
+    rng = np.random.default_rng(0)
+    image = np.full((80, 120, 3), 190, np.uint8)  # skin
+    opening = np.array([[20, 40], [45, 25], [75, 25], [100, 40], [75, 55], [45, 55]], np.float64)
+    cv2.fillPoly(image, [opening.astype(np.int32)], (235, 235, 235))
+    ys, xs = np.mgrid[:80, :120]
+    texture = (60 + 40 * rng.random((80, 120))).astype(np.uint8)
+    # The smear pulls the disc's middle rows sideways more than its top and bottom rows: "<" shapes.
+    dx = xs - iris_centre[0] - smear * (1 - np.abs(ys - iris_centre[1]) / 12.0).clip(0, 1)
+    disc = dx ** 2 + (ys - iris_centre[1]) ** 2 <= 144
+    inside = af.polygon_mask(image.shape, opening)
+    image[disc & inside] = texture[disc & inside, None]
+    return image, opening
+
+
+def test_iris_disc_error_is_small_for_a_rigid_shift_and_large_for_a_smear():
+    source, opening = eye((60.0, 40.0))
+    # A rigid shift: the texture moves with the disc.
+    moved = np.full_like(source, 190)
+    cv2.fillPoly(moved, [opening.astype(np.int32)], (235, 235, 235))
+    shift = np.float32([[1, 0, 8], [0, 1, 0]])
+    shifted = cv2.warpAffine(source, shift, (120, 80), flags=cv2.INTER_NEAREST)
+    inside = af.polygon_mask(source.shape, opening)
+    moved[inside] = shifted[inside]
+    rigid = af.iris_disc_error(moved, opening, (68.0, 40.0), source, opening, (60.0, 40.0), 12.0)
+    smeared, _ = eye((60.0, 40.0), smear=10.0)
+    smear = af.iris_disc_error(smeared, opening, (68.0, 40.0), source, opening, (60.0, 40.0), 12.0)
+    assert rigid < 5
+    assert smear > rigid + 10
+
+
+def test_iris_roundness_and_travel():
+    angles = np.linspace(0, 2 * np.pi, 4, endpoint=False)
+    circle = np.column_stack([10 + 5 * np.cos(angles), 20 + 5 * np.sin(angles)])
+    assert af.iris_roundness(circle) < 1e-9
+    squashed = np.column_stack([10 + 8 * np.cos(angles), 20 + 4 * np.sin(angles)])
+    assert af.iris_roundness(squashed) > 0.2
+    assert af.travel_ratio((0, 0), (2, 0.5), (4, 0)) == pytest.approx(0.5)
+    assert af.travel_ratio((0, 0), (-1, 0), (4, 0)) < 0  # moved the wrong way
+
+
+def test_lash_line_thickness_counts_the_dark_rows_across_the_lid():
+    image = np.full((60, 100, 3), 200, np.uint8)
+    lid = np.array([[20.0, 30.0], [50.0, 30.0], [80.0, 30.0]])  # 60 px wide
+    image[29:32] = 40  # a 3-row line
+    assert af.lash_line_thickness(image, lid) == pytest.approx(3 / 60)
+    image[29:41] = 40  # a 12-row crescent
+    assert af.lash_line_thickness(image, lid) == pytest.approx(12 / 60)
