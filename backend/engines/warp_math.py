@@ -1,0 +1,201 @@
+"""The warp engine's pure functions: piecewise-affine maps between landmark
+meshes, the triangle index image and the displacement it gives, the face
+edge's smoothing, and masks. numpy and OpenCV only: no state, no I/O."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+MEDIAN_SIDE = 5  # working pixels
+MEDIAN_PASSES = 2
+SILHOUETTE_SOFTNESS = 1.0  # working pixels: the face/background ordering is smoothed this much before upsampling
+LID_LIGHT = 0.5  # how far the middle of a closed upper lid is pulled toward the brighter skin around the eye
+
+def triangle_affines(target: np.ndarray, source: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per triangle, the affine map from its target corners back to its source corners.
+
+    Returns (affines (T, 2, 3), usable (T,) False for degenerate target triangles).
+    """
+    # Closed form (edge vectors and a 2x2 inverse): numpy's batched solve costs milliseconds per frame here.
+    corners_target, corners_source = target[triangles, :2], source[triangles, :2]
+    edges_target = corners_target[:, 1:] - corners_target[:, :1]  # (T, 2 edges, 2)
+    edges_source = corners_source[:, 1:] - corners_source[:, :1]
+    det = edges_target[:, 0, 0] * edges_target[:, 1, 1] - edges_target[:, 0, 1] * edges_target[:, 1, 0]
+    usable = np.abs(det) > 1e-6
+    safe = np.where(usable, det, 1.0)
+    # Inverse of E = [e1 e2] (edges as columns), row by row.
+    inverse = np.stack([np.stack([edges_target[:, 1, 1], -edges_target[:, 1, 0]], axis=1),
+                        np.stack([-edges_target[:, 0, 1], edges_target[:, 0, 0]], axis=1)], axis=1) / safe[:, None, None]
+    linear = np.einsum("tei,tej->tij", edges_source, inverse)  # F E^-1, F = [f1 f2] (source edges as columns)
+    affines = np.zeros((len(triangles), 2, 3))
+    affines[:, :, :2] = linear
+    affines[:, :, 2] = corners_source[:, 0] - np.einsum("tij,tj->ti", linear, corners_target[:, 0])
+    affines[~usable] = 0.0
+    return affines, usable
+
+
+def piecewise_affine_displacement(target: np.ndarray, triangles: np.ndarray, affines: np.ndarray, usable: np.ndarray,
+                                  size: tuple[int, int], offset: tuple[float, float] = (0.0, 0.0),
+                                  in_front: np.ndarray | None = None) -> np.ndarray:
+    """Backward displacement over a (width, height) pixel grid whose top-left pixel sits at `offset`.
+
+    `target` holds (N, 3) points (x, y in the same pixels as `affines`, z depth:
+    larger is farther). Triangles are drawn far to near into an index image,
+    so where the moved mesh folds over itself the nearer surface wins; triangles
+    flagged `in_front` are drawn after all others whatever their depth. Returns
+    (height, width, 2): source position minus pixel position; 0 where no
+    triangle covers a pixel.
+    """
+    index_image = triangle_index_image(target, triangles, usable, size, offset, in_front)
+    return displacement_from_index(index_image, affines, offset)
+
+
+def triangle_index_image(target: np.ndarray, triangles: np.ndarray, drawn: np.ndarray, size: tuple[int, int],
+                         offset: tuple[float, float] = (0.0, 0.0), in_front: np.ndarray | None = None) -> np.ndarray:
+    """(height, width) int32: which of the `drawn` triangles covers each pixel (-1: none), nearest on top
+    (see piecewise_affine_displacement)."""
+    width, height = size
+    corners = target[triangles, :2] - offset  # (T, 3, 2) in grid pixels
+    lo, hi = corners.min(axis=1), corners.max(axis=1)
+    drawn = drawn & (hi[:, 0] >= 0) & (hi[:, 1] >= 0) & (lo[:, 0] < width) & (lo[:, 1] < height)
+    depth = target[triangles, 2].mean(axis=1)
+    if in_front is not None:
+        depth = depth - np.where(in_front, 1e9, 0.0)
+    index_image = np.full((height, width), -1, dtype=np.int32)
+    corners_fixed = np.round(corners * 16).astype(np.int32)  # 4 bits of sub-pixel precision
+    for t in np.flatnonzero(drawn)[np.argsort(-depth[drawn], kind="stable")]:
+        cv2.fillConvexPoly(index_image, corners_fixed[t], int(t), lineType=cv2.LINE_8, shift=4)
+    return index_image
+
+
+def displacement_from_index(index_image: np.ndarray, affines: np.ndarray,
+                            offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """(height, width, 2) backward displacement: each pixel mapped by its triangle's affine (0 where index is -1)."""
+    height, width = index_image.shape
+    covered = index_image >= 0
+    pixel_affine = affines[np.where(covered, index_image, 0)].astype(np.float32)  # (H, W, 2, 3)
+    xs = np.arange(width, dtype=np.float32)[None, :] + np.float32(offset[0])
+    ys = np.arange(height, dtype=np.float32)[:, None] + np.float32(offset[1])
+    displacement = np.empty((height, width, 2), np.float32)
+    displacement[..., 0] = pixel_affine[..., 0, 0] * xs + pixel_affine[..., 0, 1] * ys + pixel_affine[..., 0, 2] - xs
+    displacement[..., 1] = pixel_affine[..., 1, 0] * xs + pixel_affine[..., 1, 1] * ys + pixel_affine[..., 1, 2] - ys
+    displacement[~covered] = 0.0
+    return displacement
+
+
+def pixels_of_cells(cells_y: np.ndarray, cells_x: np.ndarray, scale: float,
+                    box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The full-resolution pixels (rows, columns relative to `box`) whose nearest working pixel is one of the
+    cells (`scale` working pixels per full-resolution pixel); each pixel once, in no particular order."""
+    bx0, by0, bx1, by1 = box
+
+    def span(cells: np.ndarray, origin: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        # Pixel p belongs to cell round((origin + p + 0.5) * scale - 0.5).
+        first = np.ceil(cells / scale - 0.5 - origin).astype(int)
+        last = np.ceil((cells + 1) / scale - 0.5 - origin).astype(int)  # exclusive
+        offsets = np.arange(int(np.ceil(1 / scale)) + 1)
+        pixels = first[:, None] + offsets[None, :]
+        return pixels, (pixels < last[:, None]) & (pixels >= 0) & (pixels < size)
+
+    rows, row_ok = span(cells_y, by0, by1 - by0)
+    cols, col_ok = span(cells_x, bx0, bx1 - bx0)
+    keep = row_ok[:, :, None] & col_ok[:, None, :]
+    rows = np.broadcast_to(rows[:, :, None], keep.shape)[keep]
+    cols = np.broadcast_to(cols[:, None, :], keep.shape)[keep]
+    return rows, cols
+
+
+def extend_index(index_image: np.ndarray, reach: int) -> np.ndarray:
+    """`index_image` with uncovered pixels (-1) within `reach` pixels of covered ones given a neighbour's
+    triangle, so that triangle's affine, extrapolated, defines the layer a little past its edge."""
+    kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+    grown = cv2.dilate(index_image.astype(np.float32), kernel).astype(np.int32)  # float32 is exact below 2**24
+    return np.where(index_image >= 0, index_image, grown)
+
+
+def smooth_face_edge(displacement: np.ndarray, face: np.ndarray, sigma: float, band: float) -> tuple[np.ndarray, np.ndarray]:
+    """The face's displacement with its slivers removed, and extrapolated a little past its outline.
+
+    Near the outline the face surface is at a grazing angle: a head turn
+    squeezes some of its thin triangles into slivers (the landmarks' depths
+    are noisy there) whose maps reach far across the source, and the photo's
+    hair and skin edge come out as teeth along the outline. A median over
+    MEDIAN_SIDE pixels of each component removes features that thin while it
+    keeps a smooth (locally linear) map as it is, and keeps a fold's edge
+    (the nose over the far cheek) sharp. It never mixes in the background's
+    displacement: outside the face the field is the face's own, extrapolated
+    by a normalised Gaussian average (`sigma` pixels), which also serves to
+    anti-alias the face's silhouette.
+
+    Returns (the face layer's (H, W, 2) field, (H, W) bool where that field is defined).
+    """
+    field = displacement.astype(np.float32, copy=True)
+    defined = np.zeros(face.shape, bool)
+    rows, cols = np.flatnonzero(face.any(axis=1)), np.flatnonzero(face.any(axis=0))
+    if len(rows) == 0:
+        return field, defined
+    # Only around the face (the Gaussian's reach beyond it) does anything change: work on that crop.
+    margin = int(np.ceil(4 * sigma)) + 1
+    crop = (slice(max(rows[0] - margin, 0), rows[-1] + margin + 1), slice(max(cols[0] - margin, 0), cols[-1] + margin + 1))
+    face, displacement = face[crop], displacement[crop]
+    inside = face.astype(np.float32)
+    reach = cv2.GaussianBlur(inside, (0, 0), sigma)
+    averaged = cv2.GaussianBlur(displacement * inside[..., None], (0, 0), sigma) / np.maximum(reach, 1e-6)[..., None]
+    filled = np.where(face[..., None], displacement, averaged).astype(np.float32)
+    # Only within `band` of the outline: elsewhere the eyes' and mouth's thin features are the map's own.
+    near_outline = cv2.distanceTransform(face.astype(np.uint8), cv2.DIST_L2, 3) < band
+    for component in range(2):
+        plane = np.ascontiguousarray(filled[..., component])
+        for _ in range(MEDIAN_PASSES):
+            plane = cv2.medianBlur(plane, MEDIAN_SIDE)
+        filled[..., component] = np.where(near_outline, plane, filled[..., component])
+    field[crop] = filled
+    defined[crop] = reach > 0.02
+    return field, defined
+
+
+def layer_coverage(mask: np.ndarray) -> np.ndarray:
+    """A soft (float32) version of a binary working-resolution layer mask whose 0.5 level, interpolated
+    bilinearly at full resolution, is a smooth curve instead of the mask's working-pixel staircase."""
+    return cv2.GaussianBlur(mask.astype(np.float32), (0, 0), SILHOUETTE_SOFTNESS)
+
+
+def closed_lid(patch: np.ndarray, eye: np.ndarray, line: np.ndarray, eye_width: float) -> np.ndarray:
+    """`patch` with the `eye` mask (the opening and the stretched lid margin) repainted as closed lid skin,
+    the lids meeting along `line` (patch pixels).
+
+    The eye and a margin around it are inpainted from the surrounding skin. An
+    inpainted lid takes the colour of whatever borders it: the shadowed crease
+    above and the pink rim of the lower lid. A closed lid bulges forward over the
+    eyeball and catches the light like the skin around it, and a dark lid-shaped
+    area reads as an open eye (to people and to face trackers alike), so the
+    middle of the upper lid is pulled toward the brighter skin around the eye,
+    fading to nothing at the edges of the repainted area so no outline is left.
+    """
+    height, width = eye.shape
+    grow = max(1, round(eye_width / 12))
+    square = np.ones((3, 3), np.uint8)
+    hole = cv2.dilate(eye, square, iterations=grow)
+    lid = cv2.inpaint(patch, hole, max(3, round(eye_width / 10)), cv2.INPAINT_TELEA).astype(np.float32)
+
+    ring = (cv2.dilate(hole, square, iterations=2 * grow) > 0) & (hole == 0)
+    samples = patch[ring].astype(np.float32)
+    if len(samples) == 0:
+        return np.clip(lid + 0.5, 0, 255).astype(np.uint8)
+    luma = samples @ np.array([0.299, 0.587, 0.114], np.float32)
+    skin = np.median(samples[luma >= np.median(luma)], axis=0)  # the brighter half: skin, not lashes, brows or shadow
+
+    order = np.argsort(line[:, 0])
+    line_y = np.interp(np.arange(width), line[order, 0], line[order, 1])
+    upper_lid = (hole > 0) & (np.arange(height)[:, None] < line_y[None, :])
+    middle = cv2.erode(upper_lid.astype(np.uint8), square, iterations=grow).astype(np.float32)
+    light = LID_LIGHT * cv2.GaussianBlur(middle, (4 * grow + 1, 4 * grow + 1), 0)
+    lid += light[..., None] * (skin - lid)
+    return np.clip(lid + 0.5, 0, 255).astype(np.uint8)
+
+
+def polygon_mask(shape: tuple[int, int], polygons: list[np.ndarray]) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    for polygon in polygons:
+        cv2.fillPoly(mask, [np.round(polygon * 16).astype(np.int32)], 255, lineType=cv2.LINE_8, shift=4)
+    return mask
