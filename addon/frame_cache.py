@@ -13,14 +13,15 @@ import os
 
 import numpy as np
 
-FRAME_PREFIX = "frame_"
-FRAME_DIGITS = 5
+from .shared import naming
+
 CACHE_FILE = ".enliven_cache.json"
 CACHE_FORMAT = "enliven-frame-cache"
 
 
 def frame_filename(frame: int) -> str:
-    return f"{FRAME_PREFIX}{frame:0{FRAME_DIGITS}d}.png"
+    """Blender frame `frame`'s file: shared/naming.py's rule, numbered by the scene's frame."""
+    return naming.frame_filename(frame)
 
 
 def engine_key(engine: str, checkpoint: str | None) -> str:

@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     source = generate.add_mutually_exclusive_group(required=True)
     source.add_argument("--motion", type=Path, metavar="FILE", help="motion file (.json or .csv)")
     source.add_argument("--preset", metavar="NAME", help="built-in motion, see `enliven presets`")
-    generate.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for frame_0001.png ...")
+    generate.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for frame_00001.png ...")
     generate.add_argument("--size", type=int, metavar="N", help="scale the photo so its longer side is N pixels (default: full size)")
     generate.add_argument("--video", type=Path, metavar="MP4", help="also write an H.264 video")
     generate.add_argument("--audio", type=Path, metavar="FILE", help="put this sound (any audio or video file) into --video")

@@ -10,12 +10,11 @@ import numpy as np
 
 from .errors import EnlivenError
 from .images import write_png
-
-FRAME_PATTERN = "frame_{:04d}.png"  # 1-based, the way Blender numbers image sequences
-
+from .shared.naming import frame_filename
 
 def frame_path(directory: str | Path, number: int) -> Path:
-    return Path(directory) / FRAME_PATTERN.format(number)
+    """Frame `number` (1 for the first) of a sequence: shared/naming.py's rule."""
+    return Path(directory) / frame_filename(number)
 
 
 def write_frame(directory: str | Path, number: int, rgb: np.ndarray) -> Path:

@@ -54,7 +54,7 @@ def add_command(subparsers) -> None:
     talk.add_argument("--voice", default=None, metavar="NAME", help="eSpeak NG voice for --text (default en)")
     talk.add_argument("--rate", type=whole_number_in(80, 450), default=None, metavar="WPM",
                       help="speaking rate for --text in words per minute, 80-450 (default 175)")
-    talk.add_argument("--frames", type=Path, metavar="DIR", help="also keep the frames as frame_0001.png ... here")
+    talk.add_argument("--frames", type=Path, metavar="DIR", help="also keep the frames as frame_00001.png ... here")
     talk.add_argument("--motion-out", type=Path, metavar="MOTION.json",
                       help=f"also keep the motion ({', '.join(MOTION_SUFFIXES)}), e.g. to edit it in Blender")
     talk.add_argument("--size", type=int, metavar="N", help="scale the photo so its longer side is N pixels")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up, then animate the bundled public-domain astronaut photo:
-# out/demo/frames/frame_0001.png ..., out/demo/showcase.mp4, out/demo/contact_sheet.png
+# out/demo/frames/frame_00001.png ..., out/demo/showcase.mp4, out/demo/contact_sheet.png
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

@@ -230,9 +230,9 @@ class Client:
         face_index: int = 0,
         output_dir: str | None = None,
         resume: bool = False,
-        prefix: str = "frame_",
-        first_number: int = 0,
-        digits: int = 5,
+        prefix: str | None = None,
+        first_number: int | None = None,
+        digits: int | None = None,
         png_compression: int = 1,
         checkpoint: str | os.PathLike | None = None,
     ) -> str:
@@ -240,8 +240,9 @@ class Client:
         ``frame`` events in order, with ``progress`` events, then one ``done``.
 
         With ``output_dir`` (a directory on the *server's* disk) the server writes
-        ``{prefix}{first_number + index:0{digits}d}.png`` itself, atomically; with
-        ``resume`` it skips frames already there. Use ``format="none"`` to get
+        ``{prefix}{first_number + index:0{digits}d}.png`` itself, atomically (by
+        default shared/naming.py's rule: frame_00001.png ...); with ``resume`` it
+        skips frames already there. Use ``format="none"`` to get
         only the paths back. ``png_compression`` trades file size for speed:
         0 stores pixels uncompressed (fastest), 1 (default) is a fast
         run-length deflate, up to 9 (smallest, slowest). ``checkpoint`` is the
@@ -249,8 +250,10 @@ class Client:
         the server was started with).
         """
         fields = _job_fields(subject, image, engine, channels, face_index, checkpoint)
-        fields.update(fps=float(fps), format=format, prefix=prefix, first_number=first_number, digits=digits,
-                      png_compression=int(png_compression))
+        fields.update(fps=float(fps), format=format, png_compression=int(png_compression))
+        for key, value in (("prefix", prefix), ("first_number", first_number), ("digits", digits)):
+            if value is not None:  # else the server's rule (shared/naming.py)
+                fields[key] = value
         if output_dir is not None:
             fields["output_dir"] = str(output_dir)
             fields["resume"] = bool(resume)

@@ -33,7 +33,7 @@ def test_generate_preset_writes_sequence_video_and_sheet(astronaut_path, tmp_pat
     frames = sorted(out.glob("frame_*.png"))
     count = preset_motion("blink", fps=12).frame_count
     assert count >= 6
-    assert [f.name for f in frames] == [f"frame_{i:04d}.png" for i in range(1, count + 1)]
+    assert [f.name for f in frames] == [f"frame_{i:05d}.png" for i in range(1, count + 1)]
     middle = cv2.imread(str(frames[2]))
     assert middle.shape == (512, 512, 3)
     assert not np.array_equal(middle, cv2.imread(str(frames[0])))  # the eyes closed
@@ -47,7 +47,7 @@ def test_generate_with_size_and_motion_file(astronaut_path, tmp_path):
     save_motion(motion, tmp_path / "m.csv")
     result = run_enliven("generate", astronaut_path, "--motion", tmp_path / "m.csv", "--size", "256", "--out", tmp_path / "o")
     assert result.returncode == 0, result.stderr
-    assert cv2.imread(str(tmp_path / "o" / "frame_0002.png")).shape == (256, 256, 3)
+    assert cv2.imread(str(tmp_path / "o" / "frame_00002.png")).shape == (256, 256, 3)
 
 
 def test_presets_lists_the_required_motions():
@@ -110,10 +110,10 @@ def test_nan_and_out_of_range_are_clamped_or_refused(astronaut_path, tmp_path):
     lenient = run_enliven("generate", astronaut_path, "--motion", tmp_path / "m.json", "--out", tmp_path / "o")
     assert lenient.returncode == 0, lenient.stderr
     assert "warning" in lenient.stderr and "clamped" in lenient.stderr
-    assert (tmp_path / "o" / "frame_0002.png").exists()
+    assert (tmp_path / "o" / "frame_00002.png").exists()
     strict = run_enliven("generate", astronaut_path, "--motion", tmp_path / "m.json", "--out", tmp_path / "s", "--strict")
     assert strict.returncode == 5
-    assert not (tmp_path / "s" / "frame_0001.png").exists()
+    assert not (tmp_path / "s" / "frame_00001.png").exists()
 
 
 def test_generate_on_a_running_server_matches_a_local_run(astronaut_path, tmp_path):
@@ -161,7 +161,7 @@ def test_huge_finite_values_close_the_eye_like_any_value_above_the_range(astrona
     assert result.returncode == 0, result.stderr
     assert "blink_l: 2 frames above 1" in result.stderr and "non-finite" not in result.stderr
     assert "RuntimeWarning" not in result.stderr
-    frames = [cv2.imread(str(tmp_path / "o" / f"frame_{i:04d}.png")) for i in range(1, 5)]
+    frames = [cv2.imread(str(tmp_path / "o" / f"frame_{i:05d}.png")) for i in range(1, 5)]
     assert not np.array_equal(frames[0], frames[1])  # the eye closes at 1 ...
     assert np.array_equal(frames[1], frames[2]) and np.array_equal(frames[1], frames[3])  # ... and at 1e30 and 1e308
     strict = run_enliven("generate", astronaut_path, "--motion", path, "--strict", "--out", tmp_path / "s")

@@ -259,6 +259,21 @@ def test_client_vanishing_mid_stream_does_not_leak_its_job(server, subject):
 # -- writing frames on the server -------------------------------------------------
 
 
+def test_default_names_follow_the_one_rule_and_an_old_sequence_resumes_as_it_was(client, subject, tmp_path):
+    """frame_00001.png ... by default, like the command line; a sequence written under the old
+    default numbering (frame_00000.png ...) is resumed in its own names, not restarted beside them."""
+    new, old = tmp_path / "new", tmp_path / "old"
+    collect(client, client.generate(motion(3), 24, subject=subject, output_dir=str(new), format="none"))
+    assert sorted(p.name for p in new.iterdir()) == ["frame_00001.png", "frame_00002.png", "frame_00003.png"]
+    collect(client, client.generate(motion(3), 24, subject=subject, output_dir=str(old), format="none",
+                                    first_number=0))
+    (old / "frame_00002.png").unlink()
+    resumed = client.generate(motion(3), 24, subject=subject, output_dir=str(old), format="none", resume=True)
+    done = collect(client, resumed)[-1].fields
+    assert (done["rendered"], done["skipped"]) == (1, 2)
+    assert sorted(p.name for p in old.iterdir()) == ["frame_00000.png", "frame_00001.png", "frame_00002.png"]
+
+
 def test_output_dir_atomic_and_resume(client, subject, tmp_path):
     out = tmp_path / "frames"
     n = 8

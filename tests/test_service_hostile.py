@@ -143,13 +143,13 @@ def test_resume_neither_skips_nor_reads_a_frame_that_links_outside_the_root(remo
     secret = outside / "secret.png"
     secret.write_bytes(astronaut_bytes())  # a whole PNG: following the link would count it as done
     (root / "resume").mkdir()
-    (root / "resume" / "frame_00000.png").symlink_to(secret)
+    (root / "resume" / "frame_00001.png").symlink_to(secret)
     with remote_client(remote, keys) as c:
         done = c.wait(c.generate(motion(2), 24, image=astronaut_bytes(), format="none",
                                  output_dir=root / "resume", resume=True), timeout_s=120).fields
     assert done["status"] == protocol.DONE_COMPLETED and done["skipped"] == 0 and done["rendered"] == 2
     assert secret.read_bytes() == astronaut_bytes()
-    frame = root / "resume" / "frame_00000.png"
+    frame = root / "resume" / "frame_00001.png"
     assert not frame.is_symlink() and frame.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     secret.unlink()
 

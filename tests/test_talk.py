@@ -177,14 +177,14 @@ def test_an_interrupted_run_leaves_no_video(spoken_wav, tmp_path, how):
     partial = tmp_path / ".long.partial.mp4"
     deadline = time.monotonic() + 120
     # Rendering has begun (frames are on disk), and 1,440 frames is far from done.
-    while not (frames / "frame_0010.png").exists() and time.monotonic() < deadline:
+    while not (frames / "frame_00010.png").exists() and time.monotonic() < deadline:
         assert process.poll() is None, process.stderr.read().decode()
         time.sleep(0.02)
     assert partial.exists() and process.poll() is None, "the run never got to rendering"
     process.send_signal(how)
     process.wait(60)
     assert not video.exists()
-    assert (frames / "frame_0010.png").exists()  # frames already written stay written
+    assert (frames / "frame_00010.png").exists()  # frames already written stay written
     if how != signal.SIGKILL:  # a clean stop also removes the unfinished file
         assert process.returncode == 130
         assert not partial.exists()

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from ..images import encode_png
-from ..shared import protocol
+from ..shared import naming, protocol
 from .jobs import ServiceError
 
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
@@ -100,8 +100,12 @@ class FrameWriter:
                 raise ServiceError(protocol.E_FORBIDDEN, f"output_dir {directory} was replaced by a link after it was "
                                                          "checked; nothing was written") from None
             raise ServiceError(protocol.E_BAD_OUTPUT_DIR, f"cannot create {directory}: {e.strerror or e}") from e
-        writer = cls(directory, handle, f.get("prefix", "frame_"), int(f.get("first_number", 0)),
-                     int(f.get("digits", 5)))
+        writer = cls(directory, handle, f.get("prefix", naming.FRAME_PREFIX),
+                     int(f.get("first_number", naming.FIRST_FRAME)), int(f.get("digits", naming.FRAME_DIGITS)))
+        # Index -1 is frame number 0, which the rule never writes: only a sequence
+        # started under the old default numbering (from 0) has it. Resume that as it was.
+        if f.get("resume") and "first_number" not in f and writer.complete(-1):
+            writer.first_number = 0
         if frames:  # a writer that only places other files leaves frame temps alone
             writer._remove_stale_temps()
         return writer
@@ -112,7 +116,7 @@ class FrameWriter:
             self._handle = None
 
     def name(self, index: int) -> str:
-        return f"{self.prefix}{self.first_number + index:0{self.digits}d}.png"
+        return naming.frame_filename(self.first_number + index, self.prefix, self.digits)
 
     def path(self, index: int) -> Path:
         return self.directory / self.name(index)

@@ -9,7 +9,7 @@ from collections import deque
 from concurrent.futures import Future, wait
 from typing import Any
 
-from ..shared import protocol
+from ..shared import naming, protocol
 from .admission import check_room, claim_output, engine_of, motion_of, need_subject
 from .frames import FrameWriter, finish_frame
 from .jobs import PROGRESS_EVERY_S, Job
@@ -23,7 +23,7 @@ def admit(server: Any, job: Job) -> bool:
     job.total = int(job.motion.shape[0])
     if "output_dir" in msg.fields:
         resolved = server.paths.writable_dir(msg.fields["output_dir"])
-        claim_output(server, job, f"{resolved}{os.sep}{msg.fields.get('prefix', 'frame_')}")
+        claim_output(server, job, f"{resolved}{os.sep}{msg.fields.get('prefix', naming.FRAME_PREFIX)}")
     check_room(server, job)
     return True
 

@@ -1,0 +1,21 @@
+"""The one frame-naming rule, for the command line, the server and the add-on:
+
+    frame_NNNNN.png
+
+five digits (more once a number needs them), numbered by the frame's number:
+from 1 for the first frame of a sequence the command line or the server makes,
+and the scene's own frame numbers in Blender (so frame 1001 of a shot is
+frame_01001.png). A server request may still choose another prefix, first
+number or digit count; older default names are read where a resume depends on
+them (see backend/service/frames.py).
+"""
+from __future__ import annotations
+
+FRAME_PREFIX = "frame_"
+FRAME_DIGITS = 5
+FIRST_FRAME = 1
+
+
+def frame_filename(number: int, prefix: str = FRAME_PREFIX, digits: int = FRAME_DIGITS) -> str:
+    """The file name of frame `number` (the frame's number, not a 0-based index)."""
+    return f"{prefix}{number:0{digits}d}.png"
