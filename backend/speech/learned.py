@@ -44,13 +44,15 @@ class LearnedLipsyncConfig:
     mel_bands: int = 40
     mel_low_hz: float = 60.0
     mel_high_hz: float = 7_600.0
+    local_mean_frames: int = 201  # each band minus its mean over about 2 s: microphones and rooms colour the
+    #   spectrum for seconds at a time, speech changes it within tenths of a second (0 = off)
     # ----- network: input 1x1 conv, then residual blocks of dilated convolutions
-    channels: int = 48
+    channels: int = 32
     kernel_size: int = 5
     dilations: tuple[int, ...] = (1, 2, 4, 8, 1)  # context: (kernel - 1) / 2 * sum = 32 frames = 0.32 s each side
     dropout: float = 0.2
     # ----- training
-    steps: int = 1200
+    steps: int = 1000
     batch_size: int = 16
     window_seconds: float = 2.0  # training windows of this much sound
     learning_rate: float = 2e-3
@@ -61,7 +63,7 @@ class LearnedLipsyncConfig:
     # ----- augmentation (each applied to a window with its probability)
     noise_probability: float = 0.5
     noise_snr_db: tuple[float, float] = (5.0, 35.0)
-    babble_probability: float = 0.3  # another clip's sound underneath: background talk and sound
+    babble_probability: float = 0.5  # another clip's sound underneath: background talk and sound
     babble_snr_db: tuple[float, float] = (6.0, 20.0)
     reverb_probability: float = 0.5
     reverb_rt60_s: tuple[float, float] = (0.1, 0.7)  # synthetic exponential-decay impulse responses
@@ -149,10 +151,19 @@ class LogMelExtractor:
 
 
 def log_mel(samples: np.ndarray, config: LearnedLipsyncConfig) -> np.ndarray:
-    """Log-mel frames of samples already in memory (see LogMelExtractor)."""
+    """Log-mel frames of samples already in memory (see LogMelExtractor), locally centred."""
     extractor = LogMelExtractor(config)
     extractor.add(samples)
-    return extractor.finish()
+    return locally_centred(extractor.finish(), config.local_mean_frames)
+
+
+def locally_centred(mel: np.ndarray, frames: int) -> np.ndarray:
+    """Each band minus its moving mean over `frames` frames (the recording's edges repeat its end values)."""
+    if frames <= 1 or mel.shape[0] == 0:
+        return mel
+    from scipy.ndimage import uniform_filter1d
+
+    return (mel - uniform_filter1d(mel, frames, axis=0, mode="nearest")).astype(np.float32)
 
 
 # ------------------------------------------------------------ network

@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", type=Path, required=True, help="captured clips (learned_data.py)")
     parser.add_argument("--out", type=Path, required=True, help="model file to write")
-    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default: the config's)")
     parser.add_argument("--exclude", nargs="*", default=["LivePortrait__d6", "LivePortrait__d9", "LivePortrait__d10",
                                                           "LivePortrait__d11", "LivePortrait__d12",
                                                           "LivePortrait__d20"],
@@ -337,10 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     network, mel_mean, mel_std, losses = train(real, synthetic, config, log=partial(print, flush=True))
     minutes = (time.perf_counter() - started) / 60
-    save_model(args.out, model_payload(network, config, mel_mean, mel_std, config.steps,
-                                       training={"clips": sorted(c.name for c in clips), "people": len(people),
-                                                 "minutes_real": sum(c.seconds for c in clips) / 60,
-                                                 "train_minutes": minutes, "final_loss": float(np.mean(losses[-100:]))}))
+    training = {"clips": sorted(c.name for c in clips), "people": len(people),
+                "minutes_real": sum(c.seconds for c in clips) / 60, "train_minutes": minutes,
+                "final_loss": float(np.mean(losses[-100:]))}
+    save_model(args.out, model_payload(network, config, mel_mean, mel_std, config.steps, training=training))
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB) after {minutes:.1f} min")
     return 0
 

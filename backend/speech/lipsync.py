@@ -120,9 +120,10 @@ def lipsync_audio(path: str | os.PathLike[str], options: LipsyncOptions = Lipsyn
     features = extractor.finish()
     curves = mouth_curves(features, source=str(path))
     if model is not None:
-        from .learned import with_learned_mouth
+        from .learned import locally_centred, with_learned_mouth
 
-        curves = with_learned_mouth(curves, model.predict(mel.finish()))
+        centred = locally_centred(mel.finish(), model.config.local_mean_frames)
+        curves = with_learned_mouth(curves, model.predict(centred))
     motion = motion_from_curves(curves, features.duration_s, options)
     elapsed = time.perf_counter() - started
     return LipsyncResult(motion, features.duration_s, _speech_seconds(curves), elapsed,
