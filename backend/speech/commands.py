@@ -1,6 +1,6 @@
 """The `enliven lipsync` and `enliven say` subcommands.
 
-    enliven lipsync AUDIO --out MOTION.json [--fps N] [--strength S] [--lead FRAMES]
+    enliven lipsync AUDIO --out MOTION.json [--method learned|acoustic] [--fps N] [--strength S] [--lead FRAMES]
                     [--head-motion AMOUNT] [--blinks] [--seed N]
     enliven say "TEXT" --out DIR [--voice NAME] [--rate WPM] [--method phonemes|acoustic]
                     [same motion options]
@@ -17,6 +17,10 @@ from pathlib import Path
 
 from ..errors import EnlivenError
 
+# Kept here, not imported from lipsync.py, so that registering the commands stays free of numpy and the rest.
+METHODS = ("learned", "acoustic")
+DEFAULT_AUDIO_METHOD = "acoustic"
+
 MOTION_SUFFIXES = (".json", ".csv")
 
 
@@ -25,11 +29,15 @@ def add_commands(subparsers) -> None:
     lipsync = subparsers.add_parser(
         "lipsync", help="mouth motion from speech: an audio file or a video's sound track",
         description="Analyse speech (WAV, FLAC, MP3, OGG, ... or the sound of a video) and write mouth motion "
-                    "(jaw_open, pucker, wide) as keyframes. Works offline, without any model.",
+                    "(jaw_open, pucker, wide) as keyframes. Works offline.",
     )
     lipsync.add_argument("audio", type=Path, metavar="AUDIO", help="audio file, or a video with a sound track")
     lipsync.add_argument("--out", type=Path, required=True, metavar="MOTION.json",
                          help="motion file to write (.json or .csv)")
+    lipsync.add_argument("--method", choices=METHODS, default=DEFAULT_AUDIO_METHOD,
+                         help="learned: a small network trained on real talking faces (needs PyTorch; falls back to "
+                              "acoustic with a warning when it cannot be used); acoustic: a formant tracker, no model "
+                              f"(default {DEFAULT_AUDIO_METHOD})")
     _add_motion_options(lipsync)
     lipsync.set_defaults(func=run_lipsync)
 
@@ -76,13 +84,13 @@ def run_lipsync(args: argparse.Namespace) -> int:
     from .lipsync import lipsync_audio
 
     check_motion_path(args.out)
-    result = lipsync_audio(args.audio, _options(args))
+    result = lipsync_audio(args.audio, _options(args), method=args.method)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_motion(result.motion, args.out)
     speed = result.duration_s / max(result.processing_s, 1e-9)
     print(f"wrote {result.motion.frame_count} frames ({result.motion.fps:g} fps, {result.duration_s:.2f} s of audio, "
           f"{result.speech_s:.1f} s of speech; channels {', '.join(result.motion.channels)}) to {args.out} "
-          f"in {result.processing_s:.2f} s ({speed:.0f}x real time)")
+          f"in {result.processing_s:.2f} s ({speed:.0f}x real time, {result.method} lip-sync)")
     return 0
 
 

@@ -79,3 +79,22 @@ def compare_with_phonemes(acoustic: Motion, reference: Motion, phonemes: Sequenc
 
 def _channel(motion: Motion, name: str) -> np.ndarray:
     return motion.values[:, motion.channels.index(name)].astype(np.float64)
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a, b)[0, 1]) if a.size > 1 and a.std() > 0 and b.std() > 0 else float("nan")
+
+
+def shifted(a: np.ndarray, b: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs a[i + lag] with b[i]: a positive lag means curve `a` is late."""
+    if lag >= 0:
+        return a[lag:], b[: b.size - lag]
+    return a[: a.size + lag], b[-lag:]
+
+
+def jaw_agreement(generated: np.ndarray, captured: np.ndarray, maximum_lag: int) -> tuple[float, float, int]:
+    """(Pearson r at lag 0, the best r within +-maximum_lag frames, that lag; + = `generated` is late)."""
+    lags = {lag: pearson(*shifted(generated, captured, lag)) for lag in range(-maximum_lag, maximum_lag + 1)}
+    finite = [lag for lag in lags if np.isfinite(lags[lag])]
+    best = max(finite, key=lambda lag: lags[lag]) if finite else 0
+    return lags[0], lags[best], best

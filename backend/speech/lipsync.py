@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from ..errors import EnlivenError
 from ..shared.motion import Motion
-from .acoustic import MouthCurves, extract_features, mouth_curves, runs_of
+from .acoustic import FeatureExtractor, MouthCurves, extract_features, mouth_curves, runs_of
 from .audio import ANALYSIS_SAMPLE_RATE, DEFAULT_BLOCK_SECONDS, stream_audio
 from .liveliness import blinks, head_motion
 from .phonemes import mouth_curves_from_phonemes
@@ -36,6 +37,11 @@ MAXIMUM_STRENGTH = 3.0
 MAXIMUM_LEAD_FRAMES = 10.0
 MAXIMUM_HEAD_MOTION = 5.0
 CLOSED_JAW = 0.0
+METHODS = ("learned", "acoustic")
+
+
+class LipsyncModelWarning(UserWarning):
+    """The learned lip-sync model could not be used; the acoustic method ran instead."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,7 @@ class LipsyncResult:
     duration_s: float  # of the audio
     speech_s: float  # how much of it is speech
     processing_s: float  # wall time for decoding and analysis
-    method: str  # "acoustic" or "phonemes"
+    method: str  # "learned", "acoustic" or "phonemes"
 
 
 def frame_count(duration_s: float, fps: float) -> int:
@@ -79,22 +85,60 @@ def frame_count(duration_s: float, fps: float) -> int:
 
 def lipsync_audio(path: str | os.PathLike[str], options: LipsyncOptions = LipsyncOptions(),
                   block_seconds: float = DEFAULT_BLOCK_SECONDS,
-                  progress: Callable[[float], None] | None = None) -> LipsyncResult:
-    """Acoustic lip-sync of an audio file or a video's sound track, decoded
-    and analysed block by block (memory stays flat for long recordings).
+                  progress: Callable[[float], None] | None = None,
+                  method: str = "acoustic", model_path: str | os.PathLike[str] | None = None) -> LipsyncResult:
+    """Lip-sync of an audio file or a video's sound track, decoded and
+    analysed block by block (memory stays flat for long recordings).
+
+    method "acoustic": the model-free formant tracker (acoustic.py);
+    "learned": the audio-to-mouth network (learned.py; `model_path`, default
+    the shipped model) drives jaw_open, pucker and wide, and the acoustic
+    analysis still supplies speech/silence, loudness (head motion) and
+    closures. A missing or damaged model falls back to "acoustic" with a
+    LipsyncModelWarning; result.method says which one ran.
 
     `progress(seconds decoded so far)` is called after each block; it may
     raise to stop early (the server cancels jobs that way), which also stops
     the decoder."""
+    if method not in METHODS:
+        raise EnlivenError(f"unknown lip-sync method {method!r}; use one of {', '.join(METHODS)}")
     started = time.perf_counter()
+    model = _learned_model_or_warn(model_path) if method == "learned" else None
     blocks = stream_audio(path, ANALYSIS_SAMPLE_RATE, block_seconds)
     if progress is not None:
         blocks = _reporting(blocks, ANALYSIS_SAMPLE_RATE, progress)
-    features = extract_features(blocks, ANALYSIS_SAMPLE_RATE)
+    extractor = FeatureExtractor(ANALYSIS_SAMPLE_RATE)
+    mel = None
+    if model is not None:
+        from .learned import LogMelExtractor
+
+        mel = LogMelExtractor(model.config)
+    for block in blocks:
+        extractor.add(block)
+        if mel is not None:
+            mel.add(block)
+    features = extractor.finish()
     curves = mouth_curves(features, source=str(path))
+    if model is not None:
+        from .learned import locally_centred, with_learned_mouth
+
+        centred = locally_centred(mel.finish(), model.config.local_mean_frames)
+        curves = with_learned_mouth(curves, model.predict(centred))
     motion = motion_from_curves(curves, features.duration_s, options)
     elapsed = time.perf_counter() - started
-    return LipsyncResult(motion, features.duration_s, _speech_seconds(curves), elapsed, "acoustic")
+    return LipsyncResult(motion, features.duration_s, _speech_seconds(curves), elapsed,
+                         "learned" if model is not None else "acoustic")
+
+
+def _learned_model_or_warn(model_path):
+    """The learned model, or None after a warning (the caller then runs the acoustic method)."""
+    from .learned import LipsyncModelError, load_model
+
+    try:
+        return load_model(model_path)
+    except LipsyncModelError as error:
+        warnings.warn(f"{error}; using the acoustic lip-sync instead", LipsyncModelWarning, stacklevel=3)
+        return None
 
 
 def _reporting(blocks: Iterator[np.ndarray], sample_rate: int,
