@@ -1,13 +1,17 @@
 """Command-line options and checks shared by several `enliven` commands: the
-photo and its face (`analyze`, `generate`, `talk`) and the frame rate."""
+photo and its face (`analyze`, `generate`, `talk`), the frame rate, numbers in
+a range and motion file names."""
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from .errors import UsageError
+from .errors import EnlivenError, UsageError
 from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
 from .shared.motion import MotionError, checked_fps
+
+MOTION_SUFFIXES = (".json", ".csv")
 
 
 def add_photo_options(parser: argparse.ArgumentParser) -> None:
@@ -39,3 +43,37 @@ def usable_fps(fps: float) -> float:
         return checked_fps(fps)
     except MotionError as error:  # its message starts "fps must be ..."
         raise UsageError(f"--{error}") from None
+
+
+def check_motion_path(path: Path) -> None:
+    # Checked before the analysis, so a typo does not cost a long run.
+    if path.suffix.lower() not in MOTION_SUFFIXES:
+        raise EnlivenError(f"{path}: unknown motion file type {path.suffix!r}; use .json or .csv")
+    if path.is_dir():
+        raise EnlivenError(f"{path}: is a folder; give a motion file name such as {path / 'motion.json'}")
+
+
+def number_in(low: float, high: float):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"{text} is out of range; use {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
+def whole_number_in(low: int, high: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is out of range; use {low} to {high}")
+        return value
+
+    return parse

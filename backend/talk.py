@@ -28,17 +28,15 @@ import time
 from pathlib import Path
 
 from .errors import UsageError
-from .arguments import add_photo_options, analyze_photo
+from .arguments import (MOTION_SUFFIXES, add_photo_options, analyze_photo, check_motion_path, number_in,
+                        whole_number_in)
 from .remote_render import add_server_options, render_on_server
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
-DEFAULT_HEAD_MOTION = 1.0  # LipsyncOptions' "natural" amount
 
 
 def add_command(subparsers) -> None:
     """Register `talk` on the `enliven` command line's subparsers."""
-    from .speech.commands import MOTION_SUFFIXES, number_in, whole_number_in
-
     talk = subparsers.add_parser(
         "talk", help="make the photo say a text or a recording: one MP4 with sound",
         description="Lip-sync, blinks and head motion from speech, rendered into an H.264 + AAC video with "
@@ -61,8 +59,8 @@ def add_command(subparsers) -> None:
     talk.add_argument("--fps", type=number_in(1, 120), default=24.0, help="frames per second (default 24)")
     talk.add_argument("--engine", default="warp", help="frame generator: warp (default) or refine")
     talk.add_argument("--checkpoint", type=Path, metavar="PT", help="the refine engine's model (with --engine refine)")
-    talk.add_argument("--head-motion", type=number_in(0, 5), default=DEFAULT_HEAD_MOTION, metavar="AMOUNT",
-                      help=f"head motion that follows the speech; 0 none, 1 natural (default {DEFAULT_HEAD_MOTION:g})")
+    talk.add_argument("--head-motion", type=number_in(0, 5), default=None, metavar="AMOUNT",
+                      help="head motion that follows the speech; 0 none, 1 natural (default: natural)")
     talk.add_argument("--seed", type=whole_number_in(0, 2**32 - 1), default=0,
                       help="random seed for blinks and head motion (default 0)")
     add_photo_options(talk)
@@ -77,7 +75,6 @@ def run_talk(args: argparse.Namespace) -> int:
     from .sequence import FrameSink
     from .shared.motion import save_motion
     from .speech.audio import check_audio_file
-    from .speech.commands import check_motion_path
     from .speech.lipsync import LipsyncOptions
 
     # Everything that can be refused cheaply is refused before the long part.
@@ -92,7 +89,7 @@ def run_talk(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     # No face: exit 3 before any speech work (a server says so when it starts rendering).
     subject = None if args.server else analyze_photo(args)
-    options = LipsyncOptions(fps=args.fps, head_motion=args.head_motion, blinks=True, seed=args.seed)
+    options = LipsyncOptions.talking(args.fps, args.head_motion, args.seed)
 
     with tempfile.TemporaryDirectory(prefix="enliven-talk-") as scratch:
         sound, result = _speech(args, options, Path(scratch))

@@ -346,7 +346,7 @@ class Client:
         voice: str | None = None,
         rate_wpm: int | None = None,
         fps: float = 24.0,
-        head_motion: float = 1.0,
+        head_motion: float | None = None,
         seed: int = 0,
         engine: str | None = None,
         face_index: int = 0,
@@ -359,12 +359,13 @@ class Client:
         if (audio_path is None) == (text is None):
             raise ValueError("pass an audio_path or a text")
         fields = _job_fields(subject, image, engine, None, face_index, checkpoint)
-        fields.update(output_dir=os.fspath(output_dir), fps=float(fps), head_motion=float(head_motion), seed=int(seed))
+        fields.update(output_dir=os.fspath(output_dir), fps=float(fps), seed=int(seed))
         if text is not None:
             fields["text"] = text
         else:
             fields["audio_path"] = os.fspath(audio_path)
-        for key, value in (("video_name", video_name), ("voice", voice), ("rate_wpm", rate_wpm)):
+        for key, value in (("video_name", video_name), ("voice", voice), ("rate_wpm", rate_wpm),
+                           ("head_motion", head_motion)):
             if value is not None:
                 fields[key] = value
         return self._request("talk", fields, {"image": _image_part(image)} if image is not None else {})

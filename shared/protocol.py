@@ -157,7 +157,7 @@ class Limits:
     max_image_pixels: int = 40_000_000
     max_frames: int = 20_000  # motion rows per job
     max_channels: int = 256
-    max_jobs_per_client: int = 4  # queued + running jobs of each kind, per client (CurveZMQ key or IP address)
+    max_jobs_per_client: int = 4  # queued + running jobs of each kind, per client (CurveZMQ key, another machine's IP address, or a loopback socket)
     max_queued_jobs: int = 64  # all clients together
     heavy_lanes: int = 1  # GPU-heavy jobs that run at the same time
     send_hwm: int = 16  # ZeroMQ messages buffered per client before backpressure

@@ -93,6 +93,12 @@ _TRAIN_CONFIG = FieldSpec(
                 or (isinstance(x, list) and len(x) <= 64 and all(isinstance(i, str) and NAME_RE.match(i) for i in x)))
             for k, x in v.items())),
     "a preset name (small, large) or an object of settings, e.g. {\"preset\": \"small\", \"steps\": 2000}")
+# Speech requests (lipsync, talk) share these.
+_TEXT = FieldSpec(lambda v: isinstance(v, str) and 0 < len(v) <= 10_000, "1-10000 characters of text")
+_VOICE = FieldSpec(_str_match(r"[A-Za-z0-9_+\-]{1,40}"), "an eSpeak NG voice such as en, en-us, en+f3")
+_RATE_WPM = FieldSpec(_int_in(80, 450), "words per minute, 80-450")
+_HEAD_MOTION = FieldSpec(_num_between(0, 5), "an amount 0-5")
+_SEED = FieldSpec(_int_in(0, 2**31 - 1), "a non-negative integer")
 _IMAGE = PartSpec(("png", "jpeg", "array"), dtypes=("uint8",), ndims=(3,))
 _MOTION = PartSpec(("array",), dtypes=("float32",), ndims=(1, 2), required=True)
 
@@ -152,16 +158,16 @@ REQUESTS: dict[str, tuple[dict[str, FieldSpec], dict[str, PartSpec]]] = {
     "lipsync": (
         {
             "audio_path": _INPUT_PATH,
-            "text": FieldSpec(lambda v: isinstance(v, str) and 0 < len(v) <= 10_000, "1-10000 characters of text"),
-            "voice": FieldSpec(_str_match(r"[A-Za-z0-9_+\-]{1,40}"), "an eSpeak NG voice such as en, en-us, en+f3"),
-            "rate_wpm": FieldSpec(_int_in(80, 450), "words per minute, 80-450"),
+            "text": _TEXT,
+            "voice": _VOICE,
+            "rate_wpm": _RATE_WPM,
             "output_dir": FieldSpec(_path, "an absolute directory path on the server (for say's WAV)"),
             "fps": FieldSpec(_num_in(0, 1000), "frames per second, 0 < fps <= 1000", True),
             "strength": FieldSpec(_num_between(0, 3), "a factor 0-3"),
             "lead": FieldSpec(_num_between(0, 10), "frames 0-10"),
-            "head_motion": FieldSpec(_num_between(0, 5), "an amount 0-5"),
+            "head_motion": _HEAD_MOTION,
             "blinks": FieldSpec(lambda v: isinstance(v, bool), "true or false"),
-            "seed": FieldSpec(_int_in(0, 2**31 - 1), "a non-negative integer"),
+            "seed": _SEED,
         },
         {},
     ),
@@ -176,15 +182,15 @@ REQUESTS: dict[str, tuple[dict[str, FieldSpec], dict[str, PartSpec]]] = {
             "engine": _ENGINE,
             "checkpoint": _CHECKPOINT,
             "audio_path": _INPUT_PATH,
-            "text": FieldSpec(lambda v: isinstance(v, str) and 0 < len(v) <= 10_000, "1-10000 characters of text"),
-            "voice": FieldSpec(_str_match(r"[A-Za-z0-9_+\-]{1,40}"), "an eSpeak NG voice such as en, en-us, en+f3"),
-            "rate_wpm": FieldSpec(_int_in(80, 450), "words per minute, 80-450"),
+            "text": _TEXT,
+            "voice": _VOICE,
+            "rate_wpm": _RATE_WPM,
             "output_dir": FieldSpec(_path, "an absolute directory path on the server", True),
             "video_name": FieldSpec(_str_match(r"[A-Za-z0-9_\-]{1,64}\.(mp4|mov|mkv)"),
                                     "a file name such as talk.mp4 (letters, digits, _ and -; .mp4, .mov or .mkv)"),
             "fps": FieldSpec(_num_in(0, 120), "frames per second, 0 < fps <= 120"),
-            "head_motion": FieldSpec(_num_between(0, 5), "an amount 0-5"),
-            "seed": FieldSpec(_int_in(0, 2**31 - 1), "a non-negative integer"),
+            "head_motion": _HEAD_MOTION,
+            "seed": _SEED,
         },
         {"image": _IMAGE},
     ),

@@ -274,6 +274,16 @@ def test_default_names_follow_the_one_rule_and_an_old_sequence_resumes_as_it_was
     assert sorted(p.name for p in old.iterdir()) == ["frame_00000.png", "frame_00001.png", "frame_00002.png"]
 
 
+def test_a_job_removes_only_its_own_stale_temporary_frames(client, subject, tmp_path):
+    out = tmp_path / "frames"
+    out.mkdir()
+    ours, theirs = out / ".frame_00002.png.0a1b2c3d.part", out / ".frame_a00002.png.0a1b2c3d.part"
+    ours.write_bytes(b"half")
+    theirs.write_bytes(b"another writer's frame, still being written")
+    collect(client, client.generate(motion(2), 24, subject=subject, output_dir=str(out), format="none"))
+    assert not ours.exists() and theirs.exists()
+
+
 def test_output_dir_atomic_and_resume(client, subject, tmp_path):
     out = tmp_path / "frames"
     n = 8

@@ -195,6 +195,45 @@ def test_on_loopback_each_socket_is_its_own_client(server):
     assert all(e.type == "done" for e in ends), [(e.type, e.code) for e in ends]
 
 
+def test_a_preview_is_answered_while_the_shared_queue_is_full(server):
+    """Scrubbing must not wait on a backlog: a preview replaces its client's queued one instead of
+    growing the queue, so it is not refused when generates fill the queue for everyone."""
+    photo = astronaut_bytes()
+    limits = server_limits(server)
+    fillers = [Client(server.address, timeout_s=30)
+               for _ in range(limits["max_queued_jobs"] // limits["max_jobs_per_client"] + 1)]
+    try:
+        subject = fillers[0].wait(fillers[0].analyze(photo), timeout_s=60).fields["subject"]
+        jobs = [(c, c.generate(motion(400), 24, subject=subject, format="none")) for c in fillers
+                for _ in range(limits["max_jobs_per_client"])]
+        for c, job in jobs:  # every one of them has reached the server (queued, running or refused)
+            wait_for(c, job, lambda e: True)
+        with Client(server.address, timeout_s=30) as artist:
+            refused = collect(artist, artist.generate(motion(2), 24, subject=subject, format="none"))[-1]
+            assert refused.type == "error" and refused.code == protocol.E_BUSY  # the queue is full...
+            preview = collect(artist, artist.preview(motion(1)[0], subject=subject), timeout_s=60)
+            assert any(e.type == "frame" for e in preview), [(e.type, e.code) for e in preview]  # ...yet it renders
+    finally:
+        for c, job in jobs:
+            c.cancel(job)
+        for c in fillers:
+            c.close()
+
+
+def test_an_output_claim_is_released_only_by_its_owner():
+    from types import SimpleNamespace
+
+    from enliven.service.scheduler import Scheduler
+
+    scheduler = Scheduler(protocol.Limits(), log=lambda *a: None, post=lambda out: None, run_body=lambda job: [])
+    finished, next_job = SimpleNamespace(output_key="/out/frame_"), SimpleNamespace(output_key="/out/frame_")
+    scheduler.outputs["/out/frame_"] = next_job  # the folder was claimed again after the first job let go
+    scheduler.release_output(finished)  # a late second release by the first job (its body, then finish)
+    assert scheduler.outputs == {"/out/frame_": next_job}
+    scheduler.release_output(next_job)
+    assert scheduler.outputs == {}
+
+
 def test_the_queue_takes_turns_between_clients():
     from enliven.service.scheduler import fair_place
 

@@ -53,25 +53,20 @@ def finish_frame(index: int, rgb: np.ndarray, fmt: str, writer: "FrameWriter | N
     return index, fields, parts
 
 
-class FrameWriter:
-    """Writes the numbered PNG sequence atomically (temp file + rename), so a
-    killed job leaves only complete frames and a resumed job can trust them.
+class OutputFolder:
+    """A client's output folder on the server, opened once: every file is made,
+    checked and renamed relative to that handle, never by path again. A folder
+    swapped for a symbolic link after it was checked cannot send files
+    elsewhere, and no file that is a link is followed (a link in the place of a
+    file is replaced, never written through). Files are written atomically
+    (temp file + rename): a killed job leaves only whole files."""
 
-    The folder is opened once and every file is made, checked and renamed
-    relative to that handle, never by path again: a folder swapped for a
-    symbolic link after it was checked cannot send frames elsewhere, and no
-    frame that is a link is followed (a link in place of a frame is neither
-    read nor skipped, but replaced by the frame)."""
-
-    def __init__(self, directory: Path, handle: int | None, prefix: str, first_number: int, digits: int):
+    def __init__(self, directory: Path, handle: int | None):
         self.directory = directory
         self._handle = handle  # the folder, open (None where the OS cannot write relative to a folder)
-        self.prefix = prefix
-        self.first_number = first_number
-        self.digits = digits
 
     @classmethod
-    def open(cls, directory: Path, root: Path | None, f: dict, frames: bool = True) -> "FrameWriter":
+    def open(cls, directory: Path, root: Path | None) -> "OutputFolder":
         """`directory`: resolved and checked by the path policy. Under a `root` (a server
         that writes only there) it is reached from the root one folder at a time,
         creating what is missing and following no link: a folder replaced by a link
@@ -100,48 +95,22 @@ class FrameWriter:
                 raise ServiceError(protocol.E_FORBIDDEN, f"output_dir {directory} was replaced by a link after it was "
                                                          "checked; nothing was written") from None
             raise ServiceError(protocol.E_BAD_OUTPUT_DIR, f"cannot create {directory}: {e.strerror or e}") from e
-        writer = cls(directory, handle, f.get("prefix", naming.FRAME_PREFIX),
-                     int(f.get("first_number", naming.FIRST_FRAME)), int(f.get("digits", naming.FRAME_DIGITS)))
-        # Index -1 is frame number 0, which the rule never writes: only a sequence
-        # started under the old default numbering (from 0) has it. Resume that as it was.
-        if f.get("resume") and "first_number" not in f and writer.complete(-1):
-            writer.first_number = 0
-        if frames:  # a writer that only places other files leaves frame temps alone
-            writer._remove_stale_temps()
-        return writer
+        return cls(directory, handle)
 
     def close(self) -> None:
         if self._handle is not None:
             os.close(self._handle)
             self._handle = None
 
-    def name(self, index: int) -> str:
-        return naming.frame_filename(self.first_number + index, self.prefix, self.digits)
+    def __enter__(self) -> "OutputFolder":
+        return self
 
-    def path(self, index: int) -> Path:
-        return self.directory / self.name(index)
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _at(self, name: str) -> str:
         """`name` for a call with dir_fd=self._handle."""
         return name if self._handle is not None else str(self.directory / name)
-
-    def complete(self, index: int) -> bool:
-        """A frame counts as done only if it is a whole PNG (signature + IEND) in a plain file."""
-        try:
-            fd = os.open(self._at(self.name(index)), os.O_RDONLY | _NOFOLLOW, dir_fd=self._handle)
-        except OSError:
-            return False
-        with os.fdopen(fd, "rb") as fh:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_size < 8 + len(_PNG_END):
-                return False
-            head = fh.read(8)
-            fh.seek(info.st_size - len(_PNG_END))
-            tail = fh.read()
-        return head == b"\x89PNG\r\n\x1a\n" and tail == _PNG_END
-
-    def write(self, index: int, png: bytes) -> Path:
-        return self._write_atomically(self.name(index), lambda out: out.write(png))
 
     def place(self, name: str, source: Path) -> Path:
         """Copy a finished file (made elsewhere, e.g. by ffmpeg in a private
@@ -171,6 +140,54 @@ class FrameWriter:
         except OSError as e:
             raise ServiceError(protocol.E_WRITE_FAILED, f"cannot write {self.directory / name}: {e.strerror or e}") from e
         return self.directory / name
+
+
+class FrameWriter(OutputFolder):
+    """Writes the numbered PNG sequence into an OutputFolder, so a resumed job
+    can trust the frames it finds (a link in the place of a frame is neither
+    read nor skipped, but replaced by the frame)."""
+
+    def __init__(self, folder: OutputFolder, prefix: str, first_number: int, digits: int):
+        super().__init__(folder.directory, folder._handle)
+        self.prefix = prefix
+        self.first_number = first_number
+        self.digits = digits
+
+    @classmethod
+    def open_sequence(cls, directory: Path, root: Path | None, f: dict) -> "FrameWriter":
+        """The sequence a generate request `f` names (shared/naming.py's rule by default)."""
+        writer = cls(OutputFolder.open(directory, root), f.get("prefix", naming.FRAME_PREFIX),
+                     int(f.get("first_number", naming.FIRST_FRAME)), int(f.get("digits", naming.FRAME_DIGITS)))
+        # Index -1 is frame number 0, which the rule never writes: only a sequence
+        # started under the old default numbering (from 0) has it. Resume that as it was.
+        if f.get("resume") and "first_number" not in f and writer.complete(-1):
+            writer.first_number = 0
+        writer._remove_stale_temps()
+        return writer
+
+    def name(self, index: int) -> str:
+        return naming.frame_filename(self.first_number + index, self.prefix, self.digits)
+
+    def path(self, index: int) -> Path:
+        return self.directory / self.name(index)
+
+    def complete(self, index: int) -> bool:
+        """A frame counts as done only if it is a whole PNG (signature + IEND) in a plain file."""
+        try:
+            fd = os.open(self._at(self.name(index)), os.O_RDONLY | _NOFOLLOW, dir_fd=self._handle)
+        except OSError:
+            return False
+        with os.fdopen(fd, "rb") as fh:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size < 8 + len(_PNG_END):
+                return False
+            head = fh.read(8)
+            fh.seek(info.st_size - len(_PNG_END))
+            tail = fh.read()
+        return head == b"\x89PNG\r\n\x1a\n" and tail == _PNG_END
+
+    def write(self, index: int, png: bytes) -> Path:
+        return self._write_atomically(self.name(index), lambda out: out.write(png))
 
     def _remove_stale_temps(self) -> None:
         # Temp files of a job killed mid-write (named .<frame name>.XXXX.part).

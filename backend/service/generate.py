@@ -40,7 +40,7 @@ def run(server: Any, job: Job) -> list:
         job.warnings.extend(notes)
         if "output_dir" in f:
             # Checked again now, not only when queued: the folder may have changed while the job waited.
-            writer = FrameWriter.open(server.paths.writable_dir(f["output_dir"]), server.paths.output_root, f)
+            writer = FrameWriter.open_sequence(server.paths.writable_dir(f["output_dir"]), server.paths.output_root, f)
         fmt = f.get("format", "png")
         png_level = int(f.get("png_compression", 1))
         if not emit(job, protocol.encode("progress", job.id, {

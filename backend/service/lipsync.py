@@ -10,7 +10,7 @@ from typing import Any
 from ..shared import protocol
 from ..shared.protocol import ProtocolError
 from .admission import check_room
-from .frames import FrameWriter
+from .frames import OutputFolder
 from .replies import motion_reply, stopped_reply
 from .jobs import Job, JobCancelled, ServiceError
 
@@ -78,9 +78,6 @@ def speak_to_wav(server: Any, job: Job, f: dict) -> tuple[Any, Path]:
             write_wav(made, speech.samples, speech.sample_rate)
         except OSError as e:
             raise ServiceError(protocol.E_WRITE_FAILED, f"cannot write the speech: {e.strerror or e}") from e
-        writer = FrameWriter.open(server.paths.writable_dir(f["output_dir"]), server.paths.output_root, f, frames=False)
-        try:
-            wav_path = writer.place(name, made)
-        finally:
-            writer.close()
+        with OutputFolder.open(server.paths.writable_dir(f["output_dir"]), server.paths.output_root) as folder:
+            wav_path = folder.place(name, made)
     return speech, wav_path

@@ -22,7 +22,7 @@ import numpy as np
 from ..shared import protocol
 from ..shared.protocol import ProtocolError
 from .admission import check_room, claim_output, engine_of, need_subject
-from .frames import FrameWriter
+from .frames import OutputFolder
 from .jobs import Job, JobCancelled, ServiceError
 from .lipsync import speak_to_wav
 from .replies import stopped_reply
@@ -52,8 +52,7 @@ def run(server: Any, job: Job) -> list:
     msg, f = job.msg, job.msg.fields
     t0 = time.perf_counter()
     report = server.scheduler.progress_reporter(job)
-    options = LipsyncOptions(fps=float(f.get("fps", 24.0)), head_motion=float(f.get("head_motion", 1.0)),
-                             blinks=True, seed=int(f.get("seed", 0)))
+    options = LipsyncOptions.talking(float(f.get("fps", 24.0)), f.get("head_motion"), int(f.get("seed", 0)))
     try:
         subject = server.engines.subject_for(msg)
         animator, lock, notes = server.engines.animator(subject, *engine_of(server, msg))
@@ -84,12 +83,8 @@ def run(server: Any, job: Job) -> list:
                 raise
             video.close()
             # Checked again now, not only when queued: the folder may have changed while the job ran.
-            writer = FrameWriter.open(server.paths.writable_dir(f["output_dir"]), server.paths.output_root, f,
-                                      frames=False)
-            try:
-                path = writer.place(name, made)
-            finally:
-                writer.close()
+            with OutputFolder.open(server.paths.writable_dir(f["output_dir"]), server.paths.output_root) as folder:
+                path = folder.place(name, made)
     except JobCancelled:
         return stopped_reply(job)
     finally:

@@ -15,14 +15,11 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import EnlivenError
+from ..arguments import check_motion_path, number_in, whole_number_in
 
 # Kept here, not imported from lipsync.py, so that registering the commands stays free of numpy and the rest.
 METHODS = ("learned", "acoustic")
 DEFAULT_AUDIO_METHOD = "acoustic"
-
-MOTION_SUFFIXES = (".json", ".csv")
-
 
 def add_commands(subparsers) -> None:
     """Register `lipsync` and `say` on the `enliven` command line's subparsers."""
@@ -118,37 +115,3 @@ def run_say(args: argparse.Namespace) -> int:
           f"{result.method} lip-sync; channels {', '.join(result.motion.channels)})")
     print(f"wrote {timings_path} ({len(speech.words)} words, {len(speech.phonemes)} phonemes)")
     return 0
-
-
-def check_motion_path(path: Path) -> None:
-    # Checked before the analysis, so a typo does not cost a long run.
-    if path.suffix.lower() not in MOTION_SUFFIXES:
-        raise EnlivenError(f"{path}: unknown motion file type {path.suffix!r}; use .json or .csv")
-    if path.is_dir():
-        raise EnlivenError(f"{path}: is a folder; give a motion file name such as {path / 'motion.json'}")
-
-
-def number_in(low: float, high: float):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not low <= value <= high:  # also refuses nan
-            raise argparse.ArgumentTypeError(f"{text} is out of range; use {low:g} to {high:g}")
-        return value
-
-    return parse
-
-
-def whole_number_in(low: int, high: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text} is out of range; use {low} to {high}")
-        return value
-
-    return parse

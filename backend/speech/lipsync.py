@@ -36,6 +36,7 @@ BLINK_CHANNELS = ("blink_l", "blink_r")
 MAXIMUM_STRENGTH = 3.0
 MAXIMUM_LEAD_FRAMES = 10.0
 MAXIMUM_HEAD_MOTION = 5.0
+NATURAL_HEAD_MOTION = 1.0  # conversational head motion; what a talking portrait gets by default
 CLOSED_JAW = 0.0
 METHODS = ("learned", "acoustic")
 
@@ -52,6 +53,14 @@ class LipsyncOptions:
     head_motion: float = 0.0  # 0 = none, 1 = natural conversational head motion
     blinks: bool = False
     seed: int = 0
+
+    @classmethod
+    def talking(cls, fps: float, head_motion: float | None = None, seed: int = 0) -> "LipsyncOptions":
+        """A talking portrait (`enliven talk`, the service's talk request): the
+        mouth with blinks and head motion that follow the speech (natural
+        conversational head motion unless `head_motion` says otherwise)."""
+        return cls(fps=fps, head_motion=NATURAL_HEAD_MOTION if head_motion is None else head_motion, blinks=True,
+                   seed=seed)
 
     def __post_init__(self) -> None:
         checks = (
