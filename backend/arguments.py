@@ -53,27 +53,20 @@ def check_motion_path(path: Path) -> None:
         raise EnlivenError(f"{path}: is a folder; give a motion file name such as {path / 'motion.json'}")
 
 
-def number_in(low: float, high: float):
-    def parse(text: str) -> float:
+def number_in(low: float, high: float, kind: type = float, what: str = "a number"):
+    """An argparse type: a `kind` number from `low` to `high`, or a usage error saying why."""
+    def parse(text: str):
         try:
-            value = float(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
         if not low <= value <= high:  # also refuses nan
-            raise argparse.ArgumentTypeError(f"{text} is out of range; use {low:g} to {high:g}")
+            shown = (f"{low:g}", f"{high:g}") if kind is float else (str(low), str(high))
+            raise argparse.ArgumentTypeError(f"{text} is out of range; use {shown[0]} to {shown[1]}")
         return value
 
     return parse
 
 
 def whole_number_in(low: int, high: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text} is out of range; use {low} to {high}")
-        return value
-
-    return parse
+    return number_in(low, high, int, "a whole number")
