@@ -107,12 +107,13 @@ def _rig_annotations() -> dict:
             description="Which face to animate when the photo shows several (0 = the largest)"),
         "engine": StringProperty(
             name="Engine", default="", options=set(), search=_engine_names,
-            description="Backend engine to render with: warp, or refine (a trained model); "
-                        "empty uses the backend's default"),
+            description="Backend engine to render with: warp, or refine (the warp with the eyes and mouth "
+                        "redrawn by trained generators); empty uses the backend's default"),
         "checkpoint": StringProperty(
             name="Model", default="", subtype='FILE_PATH', options=set(),
             description="The refine engine's trained model (RUN_DIR/best.pt or last.pt, from training), a path on the "
-                        "backend's disk. Empty: the one the backend was started with (serve --checkpoint)"),
+                        "backend's disk. Empty: the one the backend was started with (serve --checkpoint), else "
+                        "the eye and mouth generators that ship with Enliven"),
         "output_dir": StringProperty(
             name="Output Folder", default="", subtype='DIR_PATH', options=set(),
             description="Where Generate writes the numbered PNG sequence. "

@@ -77,9 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--audio-offset", type=float, default=0.0, metavar="SECONDS",
                           help="start the sound this much later (negative: earlier) than the first frame")
     generate.add_argument("--contact-sheet", type=Path, metavar="PNG", help="also write a grid of thumbnails")
-    generate.add_argument("--engine", default="warp", help="frame generator: warp (default) or refine")
+    generate.add_argument("--engine", default="warp", help="frame generator: warp (default) or refine (the warp "
+                                                            "with the eyes and mouth redrawn by trained generators)")
     generate.add_argument("--checkpoint", type=Path, metavar="PT",
-                          help="trained model for --engine refine (RUN_DIR/best.pt or last.pt from `enliven train`)")
+                          help="another model for --engine refine: RUN_DIR/best.pt from `enliven train-regions` "
+                               "(eyes and mouth) or `enliven train` (head refiner); default: the shipped one")
     generate.add_argument("--fps", type=float, help="frames per second for presets and CSV files without times (default 24)")
     generate.add_argument("--duration", type=float, metavar="SECONDS", help="length of a preset (idle-alive, talk)")
     generate.add_argument("--seed", type=int, default=0, help="random seed for presets with variation")

@@ -58,7 +58,8 @@ def add_command(subparsers) -> None:
     talk.add_argument("--size", type=int, metavar="N", help="scale the photo so its longer side is N pixels")
     talk.add_argument("--fps", type=number_in(1, 120), default=24.0, help="frames per second (default 24)")
     talk.add_argument("--engine", default="warp", help="frame generator: warp (default) or refine")
-    talk.add_argument("--checkpoint", type=Path, metavar="PT", help="the refine engine's model (with --engine refine)")
+    talk.add_argument("--checkpoint", type=Path, metavar="PT",
+                      help="another model for --engine refine (default: the eye and mouth generators that ship)")
     talk.add_argument("--head-motion", type=number_in(0, 5), default=None, metavar="AMOUNT",
                       help="head motion that follows the speech; 0 none, 1 natural (default: natural)")
     talk.add_argument("--seed", type=whole_number_in(0, 2**32 - 1), default=0,

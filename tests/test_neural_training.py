@@ -32,12 +32,7 @@ TINY = RefineConfig(side=64, generator_channels=8, generator_downsamples=2, gene
                     log_every=1, sample_every=10**6, checkpoint_every=2, lr_generator=1e-3)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

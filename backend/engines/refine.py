@@ -1,21 +1,21 @@
-"""The refine engine: the warp engine's frame, corrected by a trained generator (enliven.neural).
+"""The neural engine ("refine"): the warp engine's frame, with the eyes and the mouth made by trained
+region generators, and optionally the whole head corrected by a head refiner.
 
 Per frame:
-  * the warp engine renders the frame as usual, and we keep what it computed
-    on the way (`WarpEngine.render_with_fields`): the backward displacement field, the
-    pixels it painted (mouth cavity, closed lids) and the background it uncovered;
-  * the head region of the photo, of the warped frame and of those fields is
-    resampled to the model's side (`crop_inputs`): exactly what training sees,
-    since the dataset builds its examples with the same two functions;
-  * the generator predicts a residual and a blend mask over the warped crop
-    (an untrained or unsure model leaves the warp as it is), limited to the
-    target face outline when the model's config says refine_region="face";
-  * the correction (refined - warped) is upsampled to the photo's resolution
-    and added inside the head region, feathered to nothing at its border, so a
-    4K photo stays 4K and only the head region costs time.
+  * the warp engine renders the frame as usual, and we keep what it computed on
+    the way (`WarpEngine.render_with_fields`), above all where the rig put the landmarks;
+  * with a head refiner (a checkpoint from `enliven train`), the head region is
+    resampled to its side, corrected and the correction is pasted back feathered
+    (see `_refine_head`);
+  * each region that moved (both eyes, the mouth) is cut out as a landmark-aligned
+    patch (enliven.engines.regions, the same code training uses), the region
+    generator redraws it (lids, lashes, iris; lips, teeth, tongue, cavity) and the
+    correction is pasted back through a feathered ellipse at full resolution.
 
-Only this module's RefineEngine needs torch; where torch is missing it warns
-and renders with the warp engine alone.
+The region generators ship with Enliven (backend/assets/regions/regions.pt, see its
+MODEL_CARD.md); `--checkpoint` may name other region generators (from `enliven
+train-regions`) or a head refiner (from `enliven train`). Only this module's engine
+needs torch; where torch is missing it warns and renders with the warp engine alone.
 """
 from __future__ import annotations
 
@@ -28,9 +28,12 @@ import numpy as np
 from ..analysis import Subject
 from ..errors import CheckpointError
 from .crops import crop_inputs
+from .regions import RegionInputs, region_inputs, region_landmarks, source_region
 from .warp import MOVING_EPSILON, WarpEngine
 
-FEATHER = 0.06  # the correction fades to nothing over this fraction of the head region at its border
+FEATHER = 0.06  # the head correction fades to nothing over this fraction of the head region at its border
+DEFAULT_REGIONS = Path(__file__).resolve().parent.parent / "assets" / "regions" / "regions.pt"
+REGION_STILL = 0.05  # a region whose landmarks all moved less than this many pixels relative to the photo is left alone
 
 
 def feather_weights(width: int, height: int, fraction: float = FEATHER) -> np.ndarray:
@@ -43,8 +46,24 @@ def feather_weights(width: int, height: int, fraction: float = FEATHER) -> np.nd
     return np.outer(ramp(height), ramp(width)).astype(np.float32)
 
 
+def checkpoint_format(path: Path) -> str:
+    """"enliven-regions" or "enliven-refine" (the head refiner), read with weights_only."""
+    from ..neural.checkpoint import load_checkpoint
+
+    from ..neural.region_config import REGION_FORMAT
+
+    try:
+        load_checkpoint(path, expected_format=REGION_FORMAT)
+        return REGION_FORMAT
+    except CheckpointError as error:
+        if "not a region generator checkpoint" not in error.message:
+            raise
+    load_checkpoint(path)  # raises with a clear message when it is neither
+    return "enliven-refine"
+
+
 class RefineEngine:
-    """Warp, then refine the head region with a trained generator. Same interface as WarpEngine."""
+    """Warp, then redraw the eyes and the mouth (and optionally refine the head). Same interface as WarpEngine."""
 
     name = "refine"
 
@@ -53,40 +72,63 @@ class RefineEngine:
         self.subject = subject
         self.rig = self.warp.rig
         self.refiner = None
-        if checkpoint is None:
-            raise CheckpointError("The refine engine needs a trained model: pass --checkpoint RUN_DIR/last.pt "
-                               "(made by `enliven train`).")
-        if not Path(checkpoint).exists():
-            raise CheckpointError(f"No checkpoint '{checkpoint}'. Train one with `enliven train DATASET --out RUN_DIR` "
-                               "and pass RUN_DIR/last.pt.")
+        self.regions = None
+        if checkpoint is not None and not Path(checkpoint).exists():
+            raise CheckpointError(f"No checkpoint '{checkpoint}'. Train one with `enliven train-regions` or "
+                                  "`enliven train`, or leave --checkpoint out to use the region generators that "
+                                  "ship with Enliven.")
         try:
-            import torch  # noqa: F401 - only to know whether the model can run here
+            import torch  # noqa: F401 - only to know whether the models can run here
         except ImportError:
             warnings.warn("PyTorch is not installed, so the refine engine renders with the warp engine alone "
                           "(install the 'neural' extra: pip install 'enliven[neural]').", RuntimeWarning, stacklevel=2)
             return
-        from ..neural.inference import Refiner
+        from ..neural.region_inference import RegionCorrector
 
-        self.refiner = Refiner(checkpoint, device=device)
-        width, height = self.warp.region_size
-        self.feather = feather_weights(width, height)
+        regions_checkpoint = DEFAULT_REGIONS
+        if checkpoint is not None:
+            if checkpoint_format(Path(checkpoint)) == "enliven-refine":
+                from ..neural.inference import Refiner
 
-    @property
-    def side(self) -> int:
-        return self.refiner.side
+                self.refiner = Refiner(checkpoint, device=device)
+                width, height = self.warp.region_size
+                self.feather = feather_weights(width, height)
+            else:
+                regions_checkpoint = Path(checkpoint)
+        self.regions = RegionCorrector(regions_checkpoint, device=device)
+        self.sources = {spec.name: source_region(spec, subject.image, subject.landmarks) for spec in self.regions.specs}
 
     def render(self, values: np.ndarray) -> np.ndarray:
         """The animated photo for one frame of channel values (full resolution, uint8 RGB)."""
         warped = self.warp.render_with_fields(values)
-        if self.refiner is None or not (np.abs(warped.displacement) > MOVING_EPSILON).any():
+        if not (np.abs(warped.displacement) > MOVING_EPSILON).any():
             return warped.frame  # all-default motion reproduces the photo exactly, as with the warp engine
+        frame = warped.frame
+        if self.refiner is not None:
+            self._refine_head(frame, warped)
+        if self.regions is not None:
+            moved = self.moved_regions(frame, warped.target_landmarks)
+            if moved:
+                self.regions.correct(frame, moved)
+        return frame
+
+    def moved_regions(self, frame: np.ndarray, target_landmarks: np.ndarray) -> list[RegionInputs]:
+        """The inputs of every region whose landmarks the rig moved (a still eye is left exactly as it was)."""
+        source = self.subject.landmarks
+        out = []
+        for spec in self.regions.specs:
+            indices = list(region_landmarks(spec))
+            if np.abs(target_landmarks[indices, :2] - source[indices, :2]).max() < REGION_STILL:
+                continue
+            out.append(region_inputs(spec, frame, target_landmarks, self.sources[spec.name]))
+        return out
+
+    def _refine_head(self, frame: np.ndarray, warped) -> None:
         inputs = crop_inputs(self.warp, warped, self.refiner.side)
         refined = self.refiner(inputs)  # (S, S, 3) float32 0..255
         correction = refined - inputs.warped.astype(np.float32)
         width, height = self.warp.region_size
         correction = cv2.resize(correction, (width, height), interpolation=cv2.INTER_LINEAR) * self.feather[..., None]
         x0, y0, x1, y1 = self.warp.region
-        frame = warped.frame
         region = frame[y0:y1, x0:x1].astype(np.float32) + correction
         frame[y0:y1, x0:x1] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
-        return frame

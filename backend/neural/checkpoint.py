@@ -25,11 +25,11 @@ CHECKPOINT_FORMAT = "enliven-refine"
 CHECKPOINT_VERSION = 1
 
 
-def save_checkpoint(path: str | Path, payload: dict) -> Path:
+def save_checkpoint(path: str | Path, payload: dict, checkpoint_format: str = CHECKPOINT_FORMAT) -> Path:
     """Write `payload` (plus format, version) so that `path` is always either the old or the new complete file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "enliven": __version__, **payload}
+    payload = {"format": checkpoint_format, "version": CHECKPOINT_VERSION, "enliven": __version__, **payload}
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as file:
@@ -43,7 +43,8 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
+                    expected_format: str = CHECKPOINT_FORMAT) -> dict:
     """The checkpoint's dict, or a CheckpointError saying clearly what is wrong with the file."""
     path = Path(path)
     if path.is_dir():
@@ -62,13 +63,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             reason = (text.strip().splitlines() or [type(error).__name__])[0][:200]
         raise CheckpointError(f"'{path}' is not a readable refine engine checkpoint; the file is damaged or is "
                               f"something else: {reason}.") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"'{path}' is a PyTorch file but not a refine engine checkpoint "
-                              "(made by `enliven train`).")
+    if not isinstance(payload, dict) or payload.get("format") != expected_format:
+        what, made_by = (("refine engine", "enliven train") if expected_format == CHECKPOINT_FORMAT
+                         else ("region generator", "enliven train-regions"))
+        raise CheckpointError(f"'{path}' is a PyTorch file but not a {what} checkpoint (made by `{made_by}`).")
     if int(payload.get("version", 0)) > CHECKPOINT_VERSION:
         raise CheckpointError(f"'{path}' was written by a newer Enliven (checkpoint version {payload['version']}, "
                               f"this one reads up to {CHECKPOINT_VERSION}); update Enliven.")
-    missing = [key for key in ("step", "config", "generator") if key not in payload]
+    required = ("step", "config", "generator") if expected_format == CHECKPOINT_FORMAT else ("step", "config")
+    missing = [key for key in required if key not in payload]
     if missing:
         raise CheckpointError(f"'{path}' is incomplete: it lacks {', '.join(missing)}.")
     return payload

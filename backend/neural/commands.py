@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..arguments import number_in, whole_number_in
 from .arguments import add_train_arguments
 from .prepare import DEFAULT_SIDE
 
@@ -28,11 +29,47 @@ def add_commands(subparsers) -> None:
     add_train_arguments(train)
     train.set_defaults(func=_run_train)
 
+    regions = subparsers.add_parser(
+        "train-regions", help="train the eye and mouth generators of the refine engine on a prepared dataset",
+        description="Draw examples from a dataset made by `enliven prepare` (once, into RUN_DIR/bank), then train "
+                    "one generator for the eyes and one for the mouth. Writes RUN_DIR/last.pt (resumable), "
+                    "RUN_DIR/best.pt (lowest validation error; pass it to --checkpoint), samples.png and "
+                    "scores.json. Put a persons.json ({\"clip\": \"person\"}) in the dataset folder so people "
+                    "with many clips do not dominate. For several GPUs: torchrun --nproc_per_node N "
+                    "-m enliven.cli train-regions ...")
+    regions.add_argument("dataset", type=Path, metavar="DATASET_DIR")
+    regions.add_argument("--out", type=Path, required=True, metavar="RUN_DIR")
+    regions.add_argument("--config", default=None, metavar="PRESET_OR_JSON",
+                         help="cpu (default: about an hour on a 2-core CPU), gpu, or a JSON file of overrides")
+    regions.add_argument("--examples", type=whole_number_in(1, 10**7), default=12000,
+                         help="examples drawn into the bank on the first run (default 12000)")
+    regions.add_argument("--minutes", type=number_in(0.01, 10**6), default=None,
+                         help="stop (saving last.pt and best.pt) after this many minutes of training")
+    regions.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    regions.set_defaults(func=_run_train_regions)
+
 
 def _run_prepare(args) -> int:
     from .prepare import run_prepare
 
     return run_prepare(args)
+
+
+def _run_train_regions(args) -> int:
+    _need_torch()
+    from .region_train import run_train_regions
+
+    return run_train_regions(args)
+
+
+def _need_torch() -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError as error:
+        from ..errors import EnlivenError
+
+        raise EnlivenError(f"Training needs PyTorch ({error}); install the 'neural' extra: "
+                           "pip install 'enliven[neural]'.") from None
 
 
 def _run_train(args) -> int:

@@ -178,17 +178,22 @@ PRESETS = {"small": SMALL, "large": LARGE}
 
 def load_config(source: str | Path | None) -> RefineConfig:
     """A preset name ("small", "large"), a JSON file of overrides, or None for the small preset."""
+    return config_from(source, PRESETS, "small", RefineConfig.from_dict)
+
+
+def config_from(source: str | Path | None, presets: dict, default: str, from_dict):
+    """A preset by name, a JSON file of overrides read with `from_dict`, or None for the default preset."""
     if source is None:
-        return SMALL
-    if str(source) in PRESETS:
-        return PRESETS[str(source)]
+        return presets[default]
+    if str(source) in presets:
+        return presets[str(source)]
     path = Path(source)
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"No config file '{path}' (and it is not a preset: {', '.join(PRESETS)}).") from None
+        raise ConfigError(f"No config file '{path}' (and it is not a preset: {', '.join(presets)}).") from None
     except ValueError as error:
         raise ConfigError(f"'{path}' is not valid JSON: {error}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"'{path}' must hold a JSON object of settings.")
-    return RefineConfig.from_dict(data)
+    return from_dict(data)

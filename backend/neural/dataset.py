@@ -61,6 +61,25 @@ def subject_from_frame(clip: ClipArrays, index: int, name: str) -> Subject:
                    face_index=0, head_region=region, mask=mask)
 
 
+class WarpEngineCache:
+    """Warp engines (with their solvers) of stored source frames, the most recently used kept: building one
+    costs more than rendering a frame with it."""
+
+    def __init__(self, size: int = ENGINE_CACHE):
+        self.size = size
+        self._engines: OrderedDict[tuple[str, int], tuple[WarpEngine, Solver]] = OrderedDict()
+
+    def get(self, clip: ClipArrays, name: str, source: int) -> tuple[WarpEngine, Solver]:
+        key = (name, source)
+        if key not in self._engines:
+            engine = WarpEngine(subject_from_frame(clip, source, name))
+            self._engines[key] = (engine, Solver(engine.rig))
+            while len(self._engines) > self.size:
+                self._engines.popitem(last=False)
+        self._engines.move_to_end(key)
+        return self._engines[key]
+
+
 class PairDataset(torch.utils.data.Dataset):
     """Indexed by ExampleKey; returns a dict of tensors with a leading dimension of 2 (the two neighbours)."""
 
@@ -82,13 +101,13 @@ class PairDataset(torch.utils.data.Dataset):
         self.clip_weights = lengths / lengths.sum()  # every frame equally likely
         self.sources = {n: np.unique(np.linspace(0, len(self.clips[n].frames) - 1, config.sources_per_clip).round()
                                      .astype(int)) for n in self.names}
-        self._engines: OrderedDict[tuple[str, int], tuple[WarpEngine, Solver]] = OrderedDict()
+        self._engines = WarpEngineCache()
 
     def __getstate__(self) -> dict:
         """What a DataLoader worker process gets: the dataset's folder and choices, not its frames (memory-mapped
         here; pickling them would copy every frame into every worker) nor its warp engines."""
         state = dict(self.__dict__)
-        state["clips"], state["_engines"] = None, OrderedDict()
+        state["clips"], state["_engines"] = None, WarpEngineCache()
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -108,14 +127,7 @@ class PairDataset(torch.utils.data.Dataset):
         return name, source, first, first + self.config.neighbour_gap
 
     def engine(self, name: str, source: int) -> tuple[WarpEngine, Solver]:
-        key = (name, source)
-        if key not in self._engines:
-            engine = WarpEngine(subject_from_frame(self.clips[name], source, name))
-            self._engines[key] = (engine, Solver(engine.rig))
-            while len(self._engines) > ENGINE_CACHE:
-                self._engines.popitem(last=False)
-        self._engines.move_to_end(key)
-        return self._engines[key]
+        return self._engines.get(self.clips[name], name, source)
 
     def __getitem__(self, key: ExampleKey) -> dict[str, torch.Tensor]:
         name, source, *targets = self.choose(key)

@@ -69,6 +69,20 @@ class UpBlock(nn.Module):
         return self.fuse(torch.cat([x, skip], dim=1))
 
 
+def unet_features(network: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A U-Net's features at full resolution: the stem, the encoder (keeping each scale's features), the
+    bottleneck, then the decoder joining them back. `network` has stem, down, bottleneck and up."""
+    x = network.stem(x)
+    skips = [x]
+    for block in network.down:
+        x = block(x)
+        skips.append(x)
+    x = network.bottleneck(skips.pop())
+    for block in network.up:
+        x = block(x, skips.pop())
+    return x
+
+
 class Generator(nn.Module):
     def __init__(self, config: RefineConfig):
         super().__init__()
@@ -119,14 +133,7 @@ class Generator(nn.Module):
             if noise is None:  # no noise given: zeros (the untrained generator is then exactly the warp)
                 noise = warped.new_zeros(warped.shape[0], self.config.noise_channels, *warped.shape[-2:])
             parts.append(noise)
-        x = self.stem(torch.cat(parts, dim=1))
-        skips = [x]
-        for block in self.down:
-            x = block(x)
-            skips.append(x)
-        x = self.bottleneck(skips.pop())
-        for block in self.up:
-            x = block(x, skips.pop())
+        x = unet_features(self, torch.cat(parts, dim=1))
         residual = 2.0 * torch.tanh(self.residual_head(x))  # up to the full [-1, 1] range either way
         mask = torch.sigmoid(self.mask_head(x))
         correction = mask * residual

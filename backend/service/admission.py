@@ -59,8 +59,8 @@ def motion_of(server: Any, msg: Message, max_frames: int) -> tuple[np.ndarray, l
 
 
 def engine_of(server: Any, msg: Message) -> tuple[str, Path | None]:
-    """The request's engine and, for the refine engine, the checkpoint it runs
-    (checked when the request arrives, so a bad one fails before any queue)."""
+    """The request's engine and, for the refine engine, the checkpoint it runs, None for the shipped
+    models (checked when the request arrives, so a bad one fails before any queue)."""
     engines = server.engines
     engine = msg.fields.get("engine", engines.default_engine)
     if engine not in engines.engine_names:
@@ -74,8 +74,7 @@ def engine_of(server: Any, msg: Message) -> tuple[str, Path | None]:
         return engine, None
     checkpoint = server.paths.checkpoint_path(raw) if raw is not None else engines.default_checkpoint
     if checkpoint is None:
-        raise ServiceError(protocol.E_BAD_CHECKPOINT, "the refine engine needs a trained model: send 'checkpoint' (a "
-                                                      "RUN_DIR/last.pt on the server) or start the server with --checkpoint")
+        return engine, None  # the region generators that ship with Enliven
     if not checkpoint.is_file():
         raise ServiceError(protocol.E_BAD_CHECKPOINT, f"no checkpoint file {checkpoint} on the server")
     return engine, checkpoint

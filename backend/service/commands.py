@@ -54,8 +54,8 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="compute device (default auto)")
     p.add_argument("--engine", default="warp", choices=_engine_choices(), help="engine used when a request names none")
     p.add_argument("--checkpoint", metavar="PATH", default=None,
-                   help="the refine engine's trained model (RUN_DIR/best.pt or last.pt from `enliven train`) for "
-                        "requests that name none")
+                   help="the refine engine's model for requests that name none: RUN_DIR/best.pt from `enliven "
+                        "train-regions` or `enliven train` (default: the eye and mouth generators that ship)")
     p.add_argument("--keys", metavar="DIR", default=None,
                    help="CurveZMQ keys directory from `enliven keys` (server.key_secret + clients/*.key)")
     p.add_argument("--output-root", metavar="DIR", default=None,

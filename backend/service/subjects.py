@@ -37,8 +37,6 @@ class Engines:
         self.default_checkpoint = Path(default_checkpoint).expanduser().resolve() if default_checkpoint else None
         if self.default_checkpoint is not None:
             check_checkpoint(self.default_checkpoint)
-        if default_engine == "refine" and self.default_checkpoint is None:
-            raise ServiceError(protocol.E_BAD_CHECKPOINT, "--engine refine needs --checkpoint RUN_DIR/last.pt (from `enliven train`)")
         self.can_train = torch_installed()
         self.limits = limits
         self._lock = threading.Lock()
@@ -172,11 +170,13 @@ def check_checkpoint(path: Path) -> None:
         import zipfile
 
         if not zipfile.is_zipfile(path):
-            raise CheckpointError(f"{path} is not a checkpoint (made by `enliven train`)")
+            raise CheckpointError(f"{path} is not a checkpoint (made by `enliven train-regions` or `enliven train`)")
         return
+    from ..engines.refine import checkpoint_format
     from ..neural.checkpoint import config_of, load_checkpoint
 
-    config_of(load_checkpoint(path), path)
+    if checkpoint_format(path) == "enliven-refine":
+        config_of(load_checkpoint(path), path)
 
 
 def torch_installed() -> bool:

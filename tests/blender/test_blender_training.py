@@ -100,6 +100,13 @@ def test_training_runs_shows_its_losses_and_its_model_renders_the_portrait(conne
     animate(portrait, 1, 2)
     portrait.enliven.output_dir = str(tmp_path / "warp")
     assert generate().state == "DONE"
+    # The refine engine with no model named: the eye and mouth generators that ship with Enliven.
+    portrait.enliven.engine, portrait.enliven.checkpoint = "refine", ""
+    portrait.enliven.output_dir = str(tmp_path / "shipped")
+    shipped = generate()
+    assert shipped.state == "DONE" and shipped.rendered == 2, shipped.message
+    assert not np.array_equal(image_pixels(tmp_path / "warp" / "frame_00002.png"),
+                              image_pixels(tmp_path / "shipped" / "frame_00002.png")), "the mouth is redrawn"
     assert bpy.ops.enliven.use_trained_model() == {'FINISHED'}
     assert (portrait.enliven.engine, portrait.enliven.checkpoint) == ("refine", job.checkpoint)
     assert ("prop", "checkpoint") in draw_all(), "the Generate panel shows the model in use"

@@ -1,0 +1,176 @@
+"""Training examples for the region generator, made once from a prepared dataset (`enliven prepare`).
+
+An example is what the region generator sees at render time, and what it
+should have made:
+  * a clip's SOURCE frame plays the photo (a Subject from its stored landmarks and
+    mask: no face analysis here) and a WarpEngine animates it;
+  * a TARGET frame of the same clip is solved into channel values (as capture does)
+    and the warp engine renders them: exactly what inference sees;
+  * every region (both eyes, the mouth) is cut out of that rendering by the rig's
+    target landmarks, and out of the REAL target frame by the same transform: the
+    answer. The source frame gives the identity patches.
+
+The examples are drawn once into a "bank" (one .npz of uint8 arrays per region kind),
+so training reads memory, not the warp engine: on a 2-core CPU the warp engine would
+otherwise cost more than the networks. Drawing weights people, not clips (a person with
+24 clips counts as one), and oversamples what the warp engine cannot paint: closed eyes
+and open mouths.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import landmarks as lm
+from ..engines.regions import RegionSpec, cut_patch, region_inputs, region_specs, source_region
+from .dataset import WarpEngineCache
+from .prepare import ClipArrays, DatasetError, load_clip, read_index
+
+PERSONS_FILE = "persons.json"  # optional, in the dataset folder: {"clip name": "person", ...}
+CLOSED_EYE_RATIO = 0.5  # a frame's eyes are closed under this fraction of its clip's median eye aspect ratio
+OPEN_MOUTH_GAP = 0.2  # a mouth is open over this inner-lip gap, as a fraction of the mouth's width
+ENGINE_CACHE = 64
+
+
+@dataclass(frozen=True)
+class BankConfig:
+    examples: int = 12000  # frames drawn; each gives two eye patches and one mouth patch
+    closed_eye_share: float = 0.3  # of the draws, targets with closed eyes
+    open_mouth_share: float = 0.3  # of the draws, targets with an open mouth
+    sources_per_clip: int = 6  # distinct source frames ("photos") per clip
+    eye_side: int = 64
+    mouth_side: int = 96
+    seed: int = 0
+
+
+@dataclass
+class ClipStats:
+    eye_ratio: np.ndarray  # (N,) mean of both eyes' aspect ratios
+    mouth_gap: np.ndarray  # (N,)
+    closed: np.ndarray  # (N,) indices of closed-eye frames
+    open_mouth: np.ndarray  # (N,) indices of open-mouth frames
+    sources: np.ndarray  # frames that may play the photo: eyes open
+
+
+def clip_stats(clip: ClipArrays, sources_per_clip: int) -> ClipStats:
+    points = np.asarray(clip.landmarks)
+    eyes = np.array([(lm.eye_aspect_ratio(p, "right") + lm.eye_aspect_ratio(p, "left")) / 2 for p in points])
+    gaps = np.array([lm.mouth_openness(p) for p in points])
+    median = float(np.median(eyes))
+    open_eyes = np.flatnonzero(eyes >= 0.8 * median)
+    picks = open_eyes[np.linspace(0, len(open_eyes) - 1, min(sources_per_clip, len(open_eyes))).round().astype(int)]
+    return ClipStats(eyes, gaps, np.flatnonzero(eyes < CLOSED_EYE_RATIO * median), np.flatnonzero(gaps > OPEN_MOUTH_GAP),
+                     np.unique(picks))
+
+
+def read_persons(dataset_dir: Path, names: list[str]) -> dict[str, str]:
+    """Clip -> person. Without a persons.json every clip is its own person."""
+    path = Path(dataset_dir) / PERSONS_FILE
+    persons = json.loads(path.read_text()) if path.exists() else {}
+    return {name: str(persons.get(name, name)) for name in names}
+
+
+class ExampleDrawer:
+    """Draws (clip, source, target) triples and renders their region inputs and answers."""
+
+    def __init__(self, dataset_dir: Path, config: BankConfig, clips: list[str] | None = None):
+        self.config = config
+        index = read_index(dataset_dir)
+        names = clips if clips is not None else list(index["clips"])
+        self.clips = {name: load_clip(dataset_dir, name) for name in names}
+        self.stats = {name: clip_stats(clip, config.sources_per_clip) for name, clip in self.clips.items()}
+        self.names = [name for name in names if len(self.stats[name].sources) and len(self.clips[name].frames) > 1]
+        if not self.names:
+            raise DatasetError(f"No clips in '{dataset_dir}' with enough frames to draw examples from.")
+        self.persons = persons = read_persons(dataset_dir, self.names)
+        self.people = sorted(set(persons.values()))
+        self.clips_of = {person: [n for n in self.names if persons[n] == person] for person in self.people}
+        self.specs = region_specs(config.eye_side, config.mouth_side)
+        self.engines = WarpEngineCache(ENGINE_CACHE)
+
+    def draw(self, rng: np.random.Generator) -> tuple[str, int, int]:
+        person = self.people[int(rng.integers(len(self.people)))]
+        names = self.clips_of[person]
+        lengths = np.array([len(self.clips[n].frames) for n in names], np.float64)
+        name = names[int(rng.choice(len(names), p=lengths / lengths.sum()))]
+        stats = self.stats[name]
+        source = int(rng.choice(stats.sources))
+        roll = rng.random()
+        if roll < self.config.closed_eye_share and len(stats.closed):
+            target = int(rng.choice(stats.closed))
+        elif roll < self.config.closed_eye_share + self.config.open_mouth_share and len(stats.open_mouth):
+            target = int(rng.choice(stats.open_mouth))
+        else:
+            target = int(rng.integers(len(self.clips[name].frames)))
+        return name, source, target
+
+    def example(self, name: str, source: int, target: int) -> list[dict[str, np.ndarray]]:
+        """Per region spec: its inputs and the real patch."""
+        engine, solver = self.engines.get(self.clips[name], name, source)
+        clip = self.clips[name]
+        warped = engine.render_with_fields(solver.solve(np.asarray(clip.landmarks[target], np.float64)),
+                                           keep_fields=False)
+        real = np.asarray(clip.frames[target])
+        out = []
+        for spec in self.specs:
+            inputs = region_inputs(spec, warped.frame, warped.target_landmarks,
+                                   source_region(spec, engine.subject.image, engine.subject.landmarks))
+            out.append({"warped": inputs.warped, "source": inputs.source, "real": cut_patch(real, inputs.transform, spec.side),
+                        "target_shape": _to_u8(inputs.target_shape), "source_shape": _to_u8(inputs.source_shape)})
+        return out
+
+
+def _to_u8(shape: np.ndarray) -> np.ndarray:
+    return np.round(shape * 255).astype(np.uint8)
+
+
+def build_bank(dataset_dir: Path, out: Path, config: BankConfig = BankConfig(),
+               progress: Callable[[int, int], None] | None = None) -> dict[str, Path]:
+    """Draw `config.examples` examples and write one bank per region kind: OUT/eye.npz, OUT/mouth.npz.
+
+    Each bank holds uint8 arrays warped, source, real (B, S, S, 3), target_shape and source_shape
+    (B, S, S, 3), and `closed` / `open` flags (B,) for the oversampled kinds."""
+    drawer = ExampleDrawer(dataset_dir, config)
+    rng = np.random.default_rng(config.seed)
+    banks: dict[str, dict[str, list]] = {"eye": {}, "mouth": {}}
+    # Rendered grouped by source frame, so each warp engine is built once (building one costs more than
+    # rendering with it); training draws from the bank at random, so the order does not matter there.
+    draws = sorted(drawer.draw(rng) for _ in range(config.examples))
+    for number, (name, source, target) in enumerate(draws):
+        stats = drawer.stats[name]
+        for spec, item in zip(drawer.specs, drawer.example(name, source, target)):
+            bank = banks[spec.kind]
+            for key, value in item.items():
+                bank.setdefault(key, []).append(value)
+            flag = (stats.eye_ratio[target] < CLOSED_EYE_RATIO * np.median(stats.eye_ratio) if spec.kind == "eye"
+                    else stats.mouth_gap[target] > OPEN_MOUTH_GAP)
+            bank.setdefault("flag", []).append(bool(flag))
+            bank.setdefault("person", []).append(drawer.people.index(drawer.persons[name]))
+        if progress:
+            progress(number + 1, config.examples)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for kind, bank in banks.items():
+        path = out / f"{kind}.npz"
+        partial = out / f".{kind}.partial.npz"
+        np.savez(partial, **{key: np.stack(values) for key, values in bank.items()})
+        partial.replace(path)
+        paths[kind] = path
+    return paths
+
+
+def load_bank(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError) as error:
+        raise DatasetError(f"'{path}' is not a region bank made by `enliven train-regions` ({error}).") from None
+
+
+def region_spec_of(kind: str, eye_side: int, mouth_side: int) -> RegionSpec:
+    return next(spec for spec in region_specs(eye_side, mouth_side) if spec.kind == kind)

@@ -1,0 +1,69 @@
+"""Running the trained region generators on a frame (used by enliven.engines.refine.RefineEngine)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..device import detect_device
+from ..engines.regions import RegionInputs, paste_correction, paste_mask, region_specs
+from ..errors import CheckpointError
+from .checkpoint import load_checkpoint
+from .config import ConfigError
+from .region_config import KINDS, REGION_FORMAT, RegionConfig
+from .region_generator import RegionGenerator
+
+
+def load_region_generators(path: str | Path, device: torch.device) -> tuple[dict[str, RegionGenerator], RegionConfig, int]:
+    """({kind: generator in eval mode}, config, step) from a `train-regions` checkpoint (weights_only)."""
+    payload = load_checkpoint(path, map_location="cpu", expected_format=REGION_FORMAT)
+    try:
+        config = RegionConfig.from_dict(payload["config"])
+    except (ConfigError, TypeError) as error:
+        raise CheckpointError(f"'{path}' holds a configuration this Enliven cannot use: {error}") from None
+    generators = {}
+    for spec in region_specs(config.eye_side, config.mouth_side):
+        if spec.kind in generators:
+            continue
+        generator = RegionGenerator(config, spec.side)
+        try:
+            generator.load_state_dict(payload[spec.kind]["generator"])
+        except (RuntimeError, KeyError, TypeError) as error:
+            raise CheckpointError(f"'{path}': the {spec.kind} generator's weights do not fit its configuration "
+                                  f"({str(error).splitlines()[0][:200]}).") from None
+        generators[spec.kind] = generator.to(device).eval()
+    if set(generators) != set(KINDS):
+        raise CheckpointError(f"'{path}' lacks a generator for {', '.join(set(KINDS) - set(generators))}.")
+    return generators, config, int(payload["step"])
+
+
+class RegionCorrector:
+    """The eye and mouth generators, loaded once; `correct` pastes their corrections into a frame."""
+
+    def __init__(self, checkpoint: str | Path, device: str = "auto"):
+        info = detect_device(device)
+        self.device = torch.device("cuda" if info.kind == "cuda" else "cpu")
+        self.generators, self.config, self.step = load_region_generators(checkpoint, self.device)
+        self.specs = region_specs(self.config.eye_side, self.config.mouth_side)
+        self.masks = {spec.kind: torch.from_numpy(paste_mask(spec))[None, None].to(self.device) for spec in self.specs}
+        self.noise = {kind: generator.inference_noise(1, self.device) for kind, generator in self.generators.items()}
+
+    @torch.inference_mode()
+    def correct(self, frame: np.ndarray, regions: list[RegionInputs]) -> None:
+        """Correct `frame` (uint8, in place) in each region; regions of one kind run as one batch."""
+        for kind, generator in self.generators.items():
+            batch = [inputs for inputs in regions if inputs.spec.kind == kind]
+            if not batch:
+                continue
+            def stack(name: str, image: bool) -> torch.Tensor:
+                array = np.stack([getattr(inputs, name) for inputs in batch])
+                tensor = torch.from_numpy(array).permute(0, 3, 1, 2).float()
+                return (tensor / 127.5 - 1.0 if image else tensor).to(self.device)
+            warped = stack("warped", True)
+            noise = self.noise[kind].expand(len(batch), -1, -1, -1) if self.noise[kind] is not None else None
+            corrected = generator(warped, stack("source", True), stack("target_shape", False),
+                                  stack("source_shape", False), self.masks[kind], noise)
+            corrections = ((corrected - warped) * 127.5).permute(0, 2, 3, 1).float().cpu().numpy()
+            for inputs, correction in zip(batch, corrections):
+                paste_correction(frame, np.ascontiguousarray(correction), inputs.transform)

@@ -1,0 +1,292 @@
+"""Training the region generator (`enliven train-regions`): one U-Net for the eyes, one for the mouth.
+
+    enliven train-regions DATASET_DIR --out RUN_DIR [--config cpu|gpu|FILE] [--minutes M]
+
+1. The first run draws a bank of examples from the prepared dataset
+   (enliven.neural.region_data: the warp engine's own rendering of a source frame
+   driven by a target frame's captured motion, and the real target frame).
+   A few people are set aside as validation: never trained on, scored every checkpoint.
+2. Each step trains both region kinds on a batch from the bank: L1 inside the
+   paste mask, then (after gan_start_step) a conditional PatchGAN with hinge
+   loss and feature matching.
+3. RUN_DIR/last.pt is written atomically every checkpoint_every steps and at the
+   end (a stopped run resumes from it); RUN_DIR/best.pt keeps the generators
+   with the lowest validation L1; RUN_DIR/samples.png shows warp | generated | real.
+
+Under torchrun each rank draws its own batches (seeded by rank) and DDP averages
+the gradients; rank 0 writes the files.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from ..engines.regions import paste_mask
+from .checkpoint import save_checkpoint
+from .discriminator import PatchDiscriminator
+from .losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss
+from .region_config import KINDS, REGION_FORMAT, RegionConfig, load_region_config
+from .region_data import BankConfig, build_bank, load_bank, region_spec_of
+from .region_generator import RegionGenerator
+from .train import distributed_setup, hash_seed
+
+VALIDATION_PEOPLE = 4  # people of the bank set aside, never trained on
+VALIDATION_EXAMPLES = 160  # per kind, scored every checkpoint
+
+
+def to_images(array: np.ndarray) -> torch.Tensor:
+    """uint8 (B, S, S, C) -> float (B, C, S, S) in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def to_shapes(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(0, 3, 1, 2).float() / 255.0
+
+
+class KindTrainer:
+    """The generator, discriminator and optimisers of one region kind, with its slice of the bank."""
+
+    def __init__(self, kind: str, bank: dict[str, np.ndarray], config: RegionConfig, device: torch.device, world: int):
+        self.kind, self.config, self.device = kind, config, device
+        self.spec = region_spec_of(kind, config.eye_side, config.mouth_side)
+        people = np.unique(bank["person"])
+        # A tenth of the people, at most VALIDATION_PEOPLE, never trained on; with a single person
+        # (a smoke test) validation scores training examples instead.
+        held_count = min(VALIDATION_PEOPLE, len(people) // 10)
+        held = people[np.random.default_rng(config.seed).permutation(len(people))[:held_count]]
+        is_held = np.isin(bank["person"], held)
+        self.train_index = np.flatnonzero(~is_held)
+        pool = np.flatnonzero(is_held) if held_count else self.train_index
+        # Spread over the pool: the bank is ordered by clip, so its first examples would be one person's.
+        self.validation_index = pool[np.unique(np.linspace(0, len(pool) - 1, min(VALIDATION_EXAMPLES, len(pool)))
+                                               .round().astype(int))] if len(pool) else pool
+        self.bank = bank
+        self.mask = torch.from_numpy(paste_mask(self.spec))[None, None].to(device)
+        self.generator = RegionGenerator(config, self.spec.side).to(device)
+        self.discriminator = PatchDiscriminator(9, config.discriminator_channels, config.discriminator_layers).to(device)
+        self.optimizer_g = torch.optim.Adam(self.generator.parameters(), config.lr_generator, (config.beta1, config.beta2))
+        self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), config.lr_discriminator,
+                                            (config.beta1, config.beta2))
+        self.g, self.d = self.generator, self.discriminator
+        if world > 1:
+            self.g = DistributedDataParallel(self.generator)
+            self.d = DistributedDataParallel(self.discriminator)
+
+    def batch(self, index: np.ndarray, rng: np.random.Generator | None) -> dict[str, torch.Tensor]:
+        out = {name: to_images(self.bank[name][index]) for name in ("warped", "source", "real")}
+        out.update({name: to_shapes(self.bank[name][index]) for name in ("target_shape", "source_shape")})
+        if rng is not None and self.config.augment_colour:
+            # The same recolouring for the warp, the source and the answer: skin tones and lighting vary.
+            size = (len(index), 3, 1, 1)
+            gain = torch.from_numpy(1 + self.config.augment_colour * rng.uniform(-1, 1, size)).float()
+            offset = torch.from_numpy(self.config.augment_colour * rng.uniform(-1, 1, size)).float()
+            for name in ("warped", "source", "real"):
+                out[name] = ((out[name] + 1) * gain - 1 + offset).clamp(-1, 1)
+        return {name: value.to(self.device) for name, value in out.items()}
+
+    def generate(self, batch: dict[str, torch.Tensor], noise: torch.Tensor | None) -> torch.Tensor:
+        return self.g(batch["warped"], batch["source"], batch["target_shape"], batch["source_shape"], self.mask, noise)
+
+    def masked_l1(self, image: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        return ((image - real).abs() * self.mask).mean() / self.mask.mean()
+
+    def step(self, batch: dict[str, torch.Tensor], noise: torch.Tensor | None, adversarial: bool) -> dict[str, float]:
+        config = self.config
+        fake = self.generate(batch, noise)
+        condition = torch.cat([batch["warped"], batch["target_shape"]], dim=1)
+        logs = {}
+        if adversarial:
+            both = self.d(torch.cat([torch.cat([condition, batch["real"]], 1), torch.cat([condition, fake.detach()], 1)]))
+            half = len(fake)
+            loss_d = discriminator_loss([both[-1][:half]], [both[-1][half:]], "hinge")
+            self.optimizer_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.optimizer_d.step()
+            logs["d"] = float(loss_d)
+        l1 = self.masked_l1(fake, batch["real"])
+        loss = config.weight_l1 * l1
+        if adversarial:
+            for parameter in self.discriminator.parameters():
+                parameter.requires_grad_(False)
+            fake_features = self.discriminator(torch.cat([condition, fake], 1))
+            with torch.no_grad():
+                real_features = self.discriminator(torch.cat([condition, batch["real"]], 1))
+            for parameter in self.discriminator.parameters():
+                parameter.requires_grad_(True)
+            adversarial_loss = generator_adversarial_loss([fake_features[-1]], "hinge")
+            matching = feature_matching_loss([real_features], [fake_features])
+            loss = loss + config.weight_gan * adversarial_loss + config.weight_feature_matching * matching
+            logs.update(gan=float(adversarial_loss), fm=float(matching))
+        self.optimizer_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer_g.step()
+        logs["l1"] = float(l1.detach())
+        return logs
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Masked L1 of the generated and of the warped patches on the held-out people, and on those of
+        their examples the bank flags (closed eyes, open mouths)."""
+        if not len(self.validation_index):
+            return {}
+        self.generator.eval()
+        batch = self.batch(self.validation_index, None)
+        fake = self.generator(batch["warped"], batch["source"], batch["target_shape"], batch["source_shape"],
+                              self.mask, self.generator.inference_noise(len(self.validation_index), self.device))
+        self.generator.train()
+        per_example = lambda image: ((image - batch["real"]).abs() * self.mask).mean(dim=(1, 2, 3)) / self.mask.mean()
+        generated, warped = per_example(fake), per_example(batch["warped"])
+        flagged = torch.from_numpy(self.bank["flag"][self.validation_index]).to(self.device)
+        out = {"val_l1": float(generated.mean()), "val_warp_l1": float(warped.mean())}
+        if flagged.any():
+            out.update(val_flag_l1=float(generated[flagged].mean()), val_flag_warp_l1=float(warped[flagged].mean()))
+        return out
+
+    def samples(self, count: int = 6) -> np.ndarray:
+        """Rows of warp | generated | real | source for held-out examples (uint8 RGB)."""
+        index = self.validation_index[np.linspace(0, len(self.validation_index) - 1, count).round().astype(int)]
+        batch = self.batch(index, None)
+        with torch.no_grad():
+            self.generator.eval()
+            fake = self.generator(batch["warped"], batch["source"], batch["target_shape"], batch["source_shape"],
+                                  self.mask, self.generator.inference_noise(len(index), self.device))
+            self.generator.train()
+        rows = [torch.cat([batch["warped"][i], fake[i], batch["real"][i], batch["source"][i]], dim=2) for i in range(len(index))]
+        grid = torch.cat(rows, dim=1)
+        return ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+
+    def state(self) -> dict:
+        return {"generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
+                "optimizer_generator": self.optimizer_g.state_dict(),
+                "optimizer_discriminator": self.optimizer_d.state_dict()}
+
+    def restore(self, state: dict) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.optimizer_g.load_state_dict(state["optimizer_generator"])
+        self.optimizer_d.load_state_dict(state["optimizer_discriminator"])
+
+
+@dataclass
+class TrainingResult:
+    step: int
+    scores: dict[str, float]  # the last validation scores (rank 0)
+    generators: dict[str, RegionGenerator]  # per region kind, as trained
+
+
+def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig, examples: int = 12000,
+                  minutes: float | None = None, device: str = "auto", log=print) -> TrainingResult:
+    """Train (or resume) in `run_dir`. `dataset_dir` may be None when RUN_DIR/bank already holds the examples."""
+    from .checkpoint import load_checkpoint
+
+    run_dir = Path(run_dir)
+    rank, world, chosen = distributed_setup(device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    bank_dir = run_dir / "bank"
+    if not all((bank_dir / f"{kind}.npz").exists() for kind in KINDS):
+        if dataset_dir is None:
+            raise FileNotFoundError(f"'{bank_dir}' has no examples yet: give the dataset to draw them from.")
+        if rank == 0:
+            log(f"drawing {examples} examples from {dataset_dir} into {bank_dir} (once)")
+            build_bank(Path(dataset_dir), bank_dir, BankConfig(examples=examples, eye_side=config.eye_side,
+                                                              mouth_side=config.mouth_side, seed=config.seed))
+        if world > 1:
+            torch.distributed.barrier()
+    torch.manual_seed(config.seed)
+    trainers = {kind: KindTrainer(kind, load_bank(bank_dir / f"{kind}.npz"), config, chosen, world) for kind in KINDS}
+    step, best, history = 0, math.inf, []
+    last = run_dir / "last.pt"
+    if last.exists():
+        saved = load_checkpoint(last, expected_format=REGION_FORMAT)
+        step, best, history = int(saved["step"]), float(saved.get("best", math.inf)), list(saved.get("history", []))
+        for kind, trainer in trainers.items():
+            trainer.restore(saved[kind])
+        log(f"resuming at step {step}")
+    stop = {"now": False}
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.update(now=True)) if _main_thread() else None
+    started = time.monotonic()
+    scores: dict[str, float] = {}
+
+    def save(path: Path, with_training_state: bool) -> None:
+        payload = {"step": step, "config": config.to_dict(), "best": best, "history": history}
+        for kind, trainer in trainers.items():
+            payload[kind] = trainer.state() if with_training_state else {"generator": trainer.generator.state_dict()}
+        save_checkpoint(path, payload, checkpoint_format=REGION_FORMAT)
+
+    try:
+        while step < config.steps and not stop["now"]:
+            if minutes is not None and time.monotonic() - started > 60 * minutes:
+                break
+            rng = np.random.default_rng(hash_seed(config.seed, step, rank))
+            logs = {"step": step}
+            for kind, trainer in trainers.items():
+                index = rng.choice(trainer.train_index, config.batch)
+                noise = (torch.randn(config.batch, config.noise_channels, trainer.spec.side, trainer.spec.side,
+                                     generator=torch.Generator().manual_seed(hash_seed(config.seed, step, rank, 1)))
+                         .to(chosen) if config.noise_channels else None)
+                for name, value in trainer.step(trainer.batch(index, rng), noise, step >= config.gan_start_step).items():
+                    logs[f"{kind}_{name}"] = value
+            step += 1
+            if rank == 0 and step % config.log_every == 0:
+                history.append(logs)
+                log(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in logs.items()))
+            if rank == 0 and (step % config.checkpoint_every == 0 or step == config.steps):
+                scores, best = _checkpoint(trainers, run_dir, step, best, save, log)
+        if rank == 0 and step % config.checkpoint_every:
+            scores, best = _checkpoint(trainers, run_dir, step, best, save, log)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    return TrainingResult(step, scores, {kind: trainer.generator for kind, trainer in trainers.items()})
+
+
+def _checkpoint(trainers, run_dir: Path, step: int, best: float, save, log) -> tuple[dict[str, float], float]:
+    scores = {}
+    for kind, trainer in trainers.items():
+        scores.update({f"{kind}_{k}": v for k, v in trainer.validate().items()})
+    log("validation " + " ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+    # Validation L1 relative to the warp's, summed over the kinds: below 2 means better than the warp.
+    total = sum(scores.get(f"{kind}_val_l1", 0.0) / max(scores.get(f"{kind}_val_warp_l1", 1.0), 1e-9)
+                for kind in trainers)
+    if total < best:
+        best = total
+        save(run_dir / "best.pt", with_training_state=False)
+    save(run_dir / "last.pt", with_training_state=True)
+    sheet = np.concatenate([_pad_to(trainer.samples(), 4 * 96) for trainer in trainers.values()], axis=0)
+    cv2.imwrite(str(run_dir / "samples.png"), sheet[..., ::-1])
+    (run_dir / "scores.json").write_text(json.dumps({"step": step, **scores}, indent=1))
+    return scores, best
+
+
+def _pad_to(image: np.ndarray, width: int) -> np.ndarray:
+    return np.pad(image, ((0, 0), (0, max(0, width - image.shape[1])), (0, 0)))
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def run_train_regions(args: argparse.Namespace) -> int:
+    config = load_region_config(args.config)
+    scores = train_regions(args.dataset, args.out, config, examples=args.examples, minutes=args.minutes,
+                           device=args.device, log=lambda line: print(line, file=sys.stderr, flush=True)).scores
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    print(f"wrote {args.out}/last.pt and best.pt; validation: "
+          + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+    return 0

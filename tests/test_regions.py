@@ -1,0 +1,218 @@
+"""The neural region generator (eyes and mouth): patches line up with the landmarks, the generator keeps
+its shapes and learns, paste-back leaves no seam, the shipped model loads safely and works in every
+surface, and training runs (also as two DDP ranks) on a clip the test makes."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import channel_values
+from enliven import landmarks as lm
+from enliven.engines.regions import (cut_patch, paste_correction, paste_mask, patch_transform, region_specs,
+                                     shape_raster, to_patch)
+
+torch = pytest.importorskip("torch")
+import torch.multiprocessing as mp  # noqa: E402
+
+from enliven.animator import Animator  # noqa: E402
+from enliven.engines.refine import DEFAULT_REGIONS, RefineEngine  # noqa: E402
+from enliven.errors import CheckpointError  # noqa: E402
+from enliven.neural.prepare import add_clip, clip_from_animation  # noqa: E402
+from enliven.neural.region_config import CPU, RegionConfig  # noqa: E402
+from enliven.neural.region_generator import RegionGenerator  # noqa: E402
+
+TINY = replace(CPU, eye_side=32, mouth_side=32, channels=8, max_channels=16, downsamples=2, res_blocks=1, groups=4,
+               discriminator_channels=8, discriminator_layers=2, batch=4, steps=3, gan_start_step=1, log_every=1,
+               checkpoint_every=2)
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+# ---------------------------------------------------------------- patches
+
+
+def test_patches_put_each_region_upright_and_the_left_eye_mirrored(subject):
+    points = subject.landmarks
+    right, left, mouth = region_specs()
+    for spec, outer, inner in ((right, 33, 133), (left, 263, 362), (mouth, 61, 291)):
+        placed = to_patch(patch_transform(points, spec), points[[outer, inner]])
+        assert placed[0, 0] < placed[1, 0], f"{spec.name}: the first landmark lands on the patch's left"
+        assert abs(placed[0, 1] - placed[1, 1]) < 1e-6, f"{spec.name}: the landmarks lie on one row"
+        width = placed[1, 0] - placed[0, 0]
+        assert width == pytest.approx(spec.side / spec.span, rel=1e-6)
+    # Mirrored: the left eye's upper lid is above its lower lid in the patch, like the right eye's.
+    for spec, upper, lower in ((right, 159, 145), (left, 386, 374)):
+        placed = to_patch(patch_transform(points, spec), points[[upper, lower]])
+        assert placed[0, 1] < placed[1, 1]
+
+
+def test_shape_rasters_follow_the_landmarks(subject):
+    right, _, mouth = region_specs()
+    points = subject.landmarks
+    transform = patch_transform(points, right)
+    shape = shape_raster(points, transform, right)
+    iris = to_patch(transform, points[[lm.RIGHT_IRIS[0]]])[0].round().astype(int)
+    assert shape[iris[1], iris[0], 1] > 0.9, "the iris disc is drawn at the iris landmark"
+    assert shape[0, 0].max() == 0.0, "nothing drawn in the patch's corner"
+    closed = points.copy()
+    closed[list(lm.RIGHT_EYE_LOWER), 1] = closed[list(lm.RIGHT_EYE_UPPER), 1]  # lids together
+    assert shape_raster(closed, transform, right)[..., 0].sum() < 0.2 * shape[..., 0].sum()
+    mouth_shape = shape_raster(points, patch_transform(points, mouth), mouth)
+    assert mouth_shape[..., 1].sum() > mouth_shape[..., 0].sum(), "the lips enclose the opening"
+
+
+def test_paste_back_touches_nothing_outside_the_feathered_mask(astronaut, subject):
+    spec = region_specs()[2]
+    transform = patch_transform(subject.landmarks, spec)
+    frame = astronaut.copy()
+    correction = np.full((spec.side, spec.side, 3), 40.0, np.float32) * paste_mask(spec)[..., None]
+    paste_correction(frame, correction, transform)
+    changed = np.abs(frame.astype(int) - astronaut).max(axis=2) > 0
+    inside = cv2_mask_in_image(spec, transform, astronaut.shape)
+    assert changed.any() and not (changed & ~inside).any(), "changes only where the paste mask is above zero"
+    assert np.array_equal(cut_patch(frame, transform, spec.side)[0, 0], cut_patch(astronaut, transform, spec.side)[0, 0])
+
+
+def cv2_mask_in_image(spec, transform, shape) -> np.ndarray:
+    import cv2
+
+    inverse = cv2.invertAffineTransform(transform)
+    back = cv2.warpAffine(paste_mask(spec), inverse, (shape[1], shape[0]), flags=cv2.INTER_LINEAR)
+    return back > 0
+
+
+# ---------------------------------------------------------------- the networks
+
+
+@pytest.mark.parametrize("side", [32, 64])
+def test_the_generator_keeps_the_patch_shape_and_starts_as_the_warp(side):
+    generator = RegionGenerator(TINY, side)
+    warped = torch.rand(2, 3, side, side) * 2 - 1
+    out = generator(warped, torch.rand(2, 3, side, side), torch.rand(2, 3, side, side), torch.rand(2, 3, side, side),
+                    torch.ones(1, 1, side, side), generator.inference_noise(2))
+    assert out.shape == warped.shape
+    assert torch.equal(out, warped.clamp(-1, 1)), "an untrained generator returns the warp"
+
+
+def test_overfitting_a_tiny_batch_lowers_the_loss():
+    from enliven.neural.region_train import KindTrainer
+
+    rng = np.random.default_rng(0)
+    count, side = 4, TINY.eye_side
+    bank = {name: rng.integers(0, 255, (count, side, side, 3), dtype=np.uint8)
+            for name in ("warped", "source", "real", "target_shape", "source_shape")}
+    bank["real"] = (0.6 * bank["warped"] + 40).astype(np.uint8)  # something a warp cannot make
+    bank.update(flag=np.zeros(count, bool), person=np.arange(count))
+    trainer = KindTrainer("eye", bank, replace(TINY, lr_generator=3e-3), torch.device("cpu"), world=1)
+    batch = trainer.batch(np.arange(count), None)
+    losses = [trainer.step(batch, None, adversarial=False)["l1"] for _ in range(40)]
+    assert np.mean(losses[-5:]) < 0.6 * losses[0], losses
+
+
+# ---------------------------------------------------------------- the shipped model in the engine
+
+
+def test_the_shipped_model_loads_with_weights_only_and_the_engine_uses_it(subject, astronaut):
+    from enliven.engines.warp import WarpEngine
+    from enliven.neural.checkpoint import load_checkpoint
+    from enliven.neural.region_config import REGION_FORMAT
+
+    assert DEFAULT_REGIONS.stat().st_size < 20 * 2**20
+    payload = load_checkpoint(DEFAULT_REGIONS, expected_format=REGION_FORMAT)  # torch.load(weights_only=True)
+    assert payload["step"] > 0 and {"eye", "mouth"} <= set(payload)
+    engine = RefineEngine(subject)
+    warp = WarpEngine(subject)
+    still = channel_values()
+    assert np.array_equal(engine.render(still), astronaut), "every channel at default returns the photo exactly"
+    blink = channel_values(blink_l=1.0, blink_r=1.0)
+    neural, warped = engine.render(blink), warp.render(blink)
+    changed = np.abs(neural.astype(int) - warped).max(axis=2) > 0
+    assert changed.any(), "the eye generator redraws closed eyes"
+    inside = np.zeros(changed.shape, bool)
+    target = warp.rig.targets(blink)
+    for spec in region_specs(engine.regions.config.eye_side, engine.regions.config.mouth_side)[:2]:
+        inside |= cv2_mask_in_image(spec, patch_transform(target, spec), astronaut.shape)
+    assert not (changed & ~inside).any(), "no change outside the eyes' feathered masks: no seam"
+    mouth_only = channel_values(jaw_open=0.7)
+    assert np.abs(engine.render(mouth_only).astype(int) - warp.render(mouth_only)).max() > 0
+
+
+def test_corrupt_and_pickled_models_are_refused_with_exit_8(tmp_path, astronaut_path, subject):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"PK\x03\x04 not a model")
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"format": "enliven-regions", "object": Exception("runs code when unpickled")}, pickled)
+    for path in (corrupt, pickled):
+        done = subprocess.run([sys.executable, "-m", "enliven.cli", "generate", str(astronaut_path), "--engine", "refine",
+                               "--checkpoint", str(path), "--preset", "blink", "--out", str(tmp_path / "frames")],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 8, done.stderr
+        assert str(path) in done.stderr and "Traceback" not in done.stderr
+        with pytest.raises(CheckpointError):
+            RefineEngine(subject, checkpoint=path)
+
+
+# ---------------------------------------------------------------- training
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, subject):
+    out = tmp_path_factory.mktemp("region-dataset")
+    ramp = np.linspace(0.0, 1.0, 6)
+    add_clip(out, "blinking", clip_from_animation(
+        subject, [channel_values(blink_l=t, blink_r=t, jaw_open=0.5 * t) for t in ramp], side=160))
+    return out
+
+
+def test_train_regions_on_a_made_clip_and_render_with_the_result(dataset, tmp_path, subject, astronaut):
+    config = tmp_path / "tiny.json"
+    config.write_text(__import__("json").dumps({k: v for k, v in TINY.to_dict().items() if k != "preset"}))
+    done = subprocess.run([sys.executable, "-m", "enliven.cli", "train-regions", str(dataset), "--out",
+                           str(tmp_path / "run"), "--config", str(config), "--examples", "24"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    for name in ("last.pt", "best.pt", "samples.png", "scores.json", "bank/eye.npz", "bank/mouth.npz"):
+        assert (tmp_path / "run" / name).exists(), name
+    engine = Animator(subject, engine="refine", checkpoint=tmp_path / "run" / "best.pt")
+    assert engine.render(channel_values(blink_l=1.0)).shape == astronaut.shape
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_ddp_ranks_train_identical_weights(dataset, tmp_path):
+    from enliven.neural.region_data import BankConfig, build_bank
+
+    run = tmp_path / "run"
+    build_bank(dataset, run / "bank", BankConfig(examples=16, eye_side=TINY.eye_side, mouth_side=TINY.mouth_side))
+    mp.spawn(_rank_and_dump, args=(2, _free_port(), str(run), str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    for kind in ("eye", "mouth"):
+        assert all(torch.equal(ranks[0][kind][k], ranks[1][kind][k]) for k in ranks[0][kind]), kind
+    torch.manual_seed(TINY.seed)
+    initial = RegionGenerator(TINY, TINY.eye_side).state_dict()
+    assert any(not torch.equal(initial[k], ranks[0]["eye"][k]) for k in initial), "training moved the weights"
+
+
+def _rank_and_dump(rank: int, world: int, port: int, run: str, out: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from enliven.neural.region_train import train_regions
+
+    result = train_regions(None, Path(run), replace(TINY, steps=2, checkpoint_every=10**6), device="cpu",
+                           log=lambda _: None)
+    torch.save({kind: generator.state_dict() for kind, generator in result.generators.items()},
+               os.path.join(out, f"rank{rank}.pt"))
+    torch.distributed.destroy_process_group()
