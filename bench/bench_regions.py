@@ -37,6 +37,7 @@ from enliven.animator import Animator
 from enliven.capture import FaceTracker
 from enliven.engines.refine import DEFAULT_REGIONS
 from enliven.engines.regions import cut_patch, paste_mask, patch_transform, region_specs
+from enliven.errors import EnlivenError
 from enliven.images import load_image, write_png
 from enliven.shared.channels import CHANNEL_INDEX, default_vector
 
@@ -136,9 +137,14 @@ def iris_centres(points: np.ndarray) -> np.ndarray:
 
 def score_photo(path: Path, checkpoint: Path | None, sheets: Path) -> dict | None:
     image = load_image(path)
-    subject = analyze_image(image)
-    if subject.faces_found != 1 and path != ASTRONAUT:
-        return None
+    if path != ASTRONAUT and np.array_equal(image, load_image(ASTRONAUT)):
+        return None  # the bundled photo again
+    try:
+        subject = analyze_image(image)
+    except EnlivenError as error:  # d8's glasses defeat MediaPipe's face detector: say so in the report
+        return {"photo": path.stem, "error": error.message}
+    if subject.faces_found != 1:
+        return None  # group photos: issue #16
     engines = {"warp": Animator(subject), "neural": Animator(subject, engine="refine", checkpoint=checkpoint)}
     rig = engines["warp"].engine.rig
     neutral = FaceTracker()(image)
@@ -146,7 +152,7 @@ def score_photo(path: Path, checkpoint: Path | None, sheets: Path) -> dict | Non
     result = {"photo": path.stem}
     poses = {"blink": values(blink_l=1.0, blink_r=1.0), "gaze_x+1": values(gaze_x=1.0), "gaze_x-1": values(gaze_x=-1.0),
              "gaze_y+1": values(gaze_y=1.0), "gaze_y-1": values(gaze_y=-1.0),
-             "talk": values(jaw_open=0.6, smile=0.3)}
+             "talk": values(jaw_open=0.6, smile_l=0.3, smile_r=0.3)}
     crops = []
     for pose, vector in poses.items():
         target = rig.targets(vector)
@@ -252,6 +258,9 @@ def markdown(clips: list[dict], photos: list[dict]) -> str:
                      f"({len(total.get(f'{kind}:warp_l1', []))} patches)")
     lines += ["", "| photo | blink EAR / neutral, warp | neural | gaze iris moved / asked (x+1, x-1, y+1, y-1), warp | neural |",
               "|---|---|---|---|---|"]
+    for photo in [p for p in photos if "error" in p]:
+        lines.append(f"| {photo['photo']} | {photo['error']} | | | |")
+    photos = [p for p in photos if "error" not in p]
     for photo in photos:
         gaze = lambda name: ", ".join(f"{photo[f'{name}_{g}_iris_fraction']:.2f}"
                                       for g in ("gaze_x+1", "gaze_x-1", "gaze_y+1", "gaze_y-1"))

@@ -216,3 +216,13 @@ def _rank_and_dump(rank: int, world: int, port: int, run: str, out: str) -> None
     torch.save({kind: generator.state_dict() for kind, generator in result.generators.items()},
                os.path.join(out, f"rank{rank}.pt"))
     torch.distributed.destroy_process_group()
+
+
+def test_regions_only_carried_by_the_head_are_left_to_the_warp(subject):
+    from enliven.engines.warp import WarpEngine
+
+    engine, warp = RefineEngine(subject), WarpEngine(subject)
+    shifted = channel_values(head_x=0.1, head_y=-0.05)
+    assert np.array_equal(engine.render(shifted), warp.render(shifted)), "eyes and mouth only moved: warp as is"
+    assert not np.array_equal(engine.render(channel_values(head_x=0.1, blink_r=0.8)),
+                              warp.render(channel_values(head_x=0.1, blink_r=0.8)))

@@ -28,12 +28,12 @@ import numpy as np
 from ..analysis import Subject
 from ..errors import CheckpointError
 from .crops import crop_inputs
-from .regions import RegionInputs, region_inputs, region_landmarks, source_region
+from .regions import RegionInputs, region_inputs, region_shape_change, source_region
 from .warp import MOVING_EPSILON, WarpEngine
 
 FEATHER = 0.06  # the head correction fades to nothing over this fraction of the head region at its border
 DEFAULT_REGIONS = Path(__file__).resolve().parent.parent / "assets" / "regions" / "regions.pt"
-REGION_STILL = 0.05  # a region whose landmarks all moved less than this many pixels relative to the photo is left alone
+REGION_STILL = 0.25  # patch pixels: a region whose shape changed less than this is left as the warp made it
 
 
 def feather_weights(width: int, height: int, fraction: float = FEATHER) -> np.ndarray:
@@ -113,12 +113,12 @@ class RefineEngine:
         return frame
 
     def moved_regions(self, frame: np.ndarray, target_landmarks: np.ndarray) -> list[RegionInputs]:
-        """The inputs of every region whose landmarks the rig moved (a still eye is left exactly as it was)."""
-        source = self.subject.landmarks
+        """The inputs of every region whose shape the rig changed: lids, iris or lips moved within the region.
+        A region only carried along by the head (moved, turned, scaled) is what the warp does well, and
+        is left exactly as it made it."""
         out = []
         for spec in self.regions.specs:
-            indices = list(region_landmarks(spec))
-            if np.abs(target_landmarks[indices, :2] - source[indices, :2]).max() < REGION_STILL:
+            if region_shape_change(spec, target_landmarks, self.subject.landmarks) < REGION_STILL:
                 continue
             out.append(region_inputs(spec, frame, target_landmarks, self.sources[spec.name]))
         return out

@@ -61,6 +61,15 @@ def region_landmarks(spec: RegionSpec) -> tuple[int, ...]:
     return lm.LEFT_EYE_UPPER + lm.LEFT_EYE_LOWER + lm.LEFT_IRIS
 
 
+def region_shape_change(spec: RegionSpec, target_points: np.ndarray, source_points: np.ndarray) -> float:
+    """How far (patch pixels) a region's landmarks moved within its own patch frame between the photo and
+    the target: 0 when the region was only moved, turned or scaled with the head."""
+    indices = list(region_landmarks(spec))
+    target = to_patch(patch_transform(target_points, spec), target_points[indices])
+    source = to_patch(patch_transform(source_points, spec), source_points[indices])
+    return float(np.abs(target - source).max())
+
+
 def patch_transform(points: np.ndarray, spec: RegionSpec) -> np.ndarray:
     """(2, 3) affine taking image pixels to patch pixels (pixel centres at integers, OpenCV's convention)."""
     points = np.asarray(points, dtype=np.float64)[:, :2]

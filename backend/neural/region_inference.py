@@ -45,13 +45,27 @@ class RegionCorrector:
         info = detect_device(device)
         self.device = torch.device("cuda" if info.kind == "cuda" else "cpu")
         self.generators, self.config, self.step = load_region_generators(checkpoint, self.device)
+        if self.device.type == "cpu":  # about a fifth faster on one CPU thread at these sizes
+            self.generators = {kind: g.to(memory_format=torch.channels_last) for kind, g in self.generators.items()}
         self.specs = region_specs(self.config.eye_side, self.config.mouth_side)
         self.masks = {spec.kind: torch.from_numpy(paste_mask(spec))[None, None].to(self.device) for spec in self.specs}
         self.noise = {kind: generator.inference_noise(1, self.device) for kind, generator in self.generators.items()}
 
-    @torch.inference_mode()
     def correct(self, frame: np.ndarray, regions: list[RegionInputs]) -> None:
         """Correct `frame` (uint8, in place) in each region; regions of one kind run as one batch."""
+        if self.device.type != "cpu":
+            return self._correct(frame, regions)
+        # Patches this small run fastest on one CPU thread: splitting each convolution over more costs more in
+        # hand-offs than it saves, and far more when other work (a render, training) holds the other cores.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            self._correct(frame, regions)
+        finally:
+            torch.set_num_threads(threads)
+
+    @torch.inference_mode()
+    def _correct(self, frame: np.ndarray, regions: list[RegionInputs]) -> None:
         for kind, generator in self.generators.items():
             batch = [inputs for inputs in regions if inputs.spec.kind == kind]
             if not batch:

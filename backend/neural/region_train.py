@@ -114,7 +114,7 @@ class KindTrainer:
             self.optimizer_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.optimizer_d.step()
-            logs["d"] = float(loss_d)
+            logs["d"] = float(loss_d.detach())
         l1 = self.masked_l1(fake, batch["real"])
         loss = config.weight_l1 * l1
         if adversarial:
@@ -128,7 +128,7 @@ class KindTrainer:
             adversarial_loss = generator_adversarial_loss([fake_features[-1]], "hinge")
             matching = feature_matching_loss([real_features], [fake_features])
             loss = loss + config.weight_gan * adversarial_loss + config.weight_feature_matching * matching
-            logs.update(gan=float(adversarial_loss), fm=float(matching))
+            logs.update(gan=float(adversarial_loss.detach()), fm=float(matching.detach()))
         self.optimizer_g.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer_g.step()
@@ -220,8 +220,8 @@ def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig,
     started = time.monotonic()
     scores: dict[str, float] = {}
 
-    def save(path: Path, with_training_state: bool) -> None:
-        payload = {"step": step, "config": config.to_dict(), "best": best, "history": history}
+    def save(path: Path, with_training_state: bool, best_score: float) -> None:
+        payload = {"step": step, "config": config.to_dict(), "best": best_score, "history": history}
         for kind, trainer in trainers.items():
             payload[kind] = trainer.state() if with_training_state else {"generator": trainer.generator.state_dict()}
         save_checkpoint(path, payload, checkpoint_format=REGION_FORMAT)
@@ -263,8 +263,8 @@ def _checkpoint(trainers, run_dir: Path, step: int, best: float, save, log) -> t
                 for kind in trainers)
     if total < best:
         best = total
-        save(run_dir / "best.pt", with_training_state=False)
-    save(run_dir / "last.pt", with_training_state=True)
+        save(run_dir / "best.pt", with_training_state=False, best_score=best)
+    save(run_dir / "last.pt", with_training_state=True, best_score=best)
     sheet = np.concatenate([_pad_to(trainer.samples(), 4 * 96) for trainer in trainers.values()], axis=0)
     cv2.imwrite(str(run_dir / "samples.png"), sheet[..., ::-1])
     (run_dir / "scores.json").write_text(json.dumps({"step": step, **scores}, indent=1))
