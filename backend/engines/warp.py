@@ -68,6 +68,9 @@ class WarpedFrame:
     target_landmarks: np.ndarray  # (478, 3) image pixels, where the rig put the landmarks
     painted: np.ndarray | None = None  # (region h, region w) float32, 1 where the warp painted (mouth cavity, closed lids)
     uncovered: np.ndarray | None = None  # (region h, region w) float32, background the moving person uncovered, 0..1
+    box: tuple[int, int, int, int] | None = None  # region pixels that moved (None: the photo as it is)
+    person: np.ndarray | None = None  # (box h, box w) float32, the person mask warped with the pixels
+    box_displacement: np.ndarray | None = None  # (box h, box w, 2) float32 backward displacement, region pixels
 
 
 @dataclass
@@ -317,8 +320,11 @@ class WarpEngine:
         """The animated photo for one frame of channel values (full resolution, uint8 RGB)."""
         return self.render_with_fields(values, keep_fields=False).frame
 
-    def render_with_fields(self, values: np.ndarray, keep_fields: bool = True) -> "WarpedFrame":
-        """The frame and, with `keep_fields`, what was computed on the way (for the refine engine and its training)."""
+    def render_with_fields(self, values: np.ndarray, keep_fields: bool = True, cut_out: bool = False) -> "WarpedFrame":
+        """The frame and, with `keep_fields`, what was computed on the way (for the refine engine and its training).
+
+        `cut_out`: the moved person is left unblended over the background (for a frame with alpha, where
+        the uncovered background is transparent instead of inpainted)."""
         values = np.asarray(values, dtype=np.float64)
         target_image, extra_image, target_work = self.target_points(values)
         frame = self.subject.image.copy()
@@ -347,7 +353,8 @@ class WarpEngine:
         box = self._moving_box(moving)
         full = self._full_resolution_displacement(displacement, box, target_work)
         silhouette = self._resolve_silhouette(full, box, face_cover, face_field, face_reach, target_work, affines, usable)
-        region, warped_mask = self._warp_region(full, box, silhouette)
+        region, warped_mask = self._warp_region(full, box, silhouette, cut_out)
+        result.box, result.person, result.box_displacement = box, warped_mask, full
         remapped = region.copy() if keep_fields else None
         region = self._draw_irises(region, full, target_image, box)
         region = self._paint_mouth(region, target_image, extra_image, box)
@@ -461,9 +468,9 @@ class WarpEngine:
         return x0, y0, x1, y1
 
     def _warp_region(self, full: np.ndarray, box: tuple[int, int, int, int],
-                     silhouette: "SilhouetteEdge | None" = None) -> tuple[np.ndarray, np.ndarray]:
+                     silhouette: "SilhouetteEdge | None" = None, cut_out: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Warp the full-resolution pixels inside `box` by displacement `full`, anti-alias the face's
-        silhouette and composite uncovered background.
+        silhouette and (unless `cut_out`) composite uncovered background.
 
         Returns the pixels and the warped person mask."""
         bx0, by0, bx1, by1 = box
@@ -493,6 +500,8 @@ class WarpEngine:
         original_region = self.source_region[by0:by1, bx0:bx1]
         still_background = (warped_mask < 0.001) & (source_mask < 0.001)
         np.copyto(warped, original_region, where=still_background[..., None])
+        if cut_out:
+            return warped, warped_mask
         blend = (warped_mask < 0.999) & ~still_background
         alpha = warped_mask[blend][:, None]
         # Relative to how much person the pixel had: a half-hair edge pixel that the
