@@ -47,10 +47,13 @@ class PassRenderer:
         warped = warp.render_with_fields(values, keep_fields=False, cut_out=alpha)
         rgb = warped.frame if warp is self.engine else self.engine.render(values)
         layers = FrameLayers(rgb)
-        if alpha or passes:
-            layers.alpha = self._alpha(warped.box, warped.person)
+        mattes = self._mattes(warped.target_landmarks, rgb.shape[:2])
+        layers.alpha = self._alpha(warped.box, warped.person)
+        # Inside the face's outline it is the person, whatever the segmentation's soft edge says (a turn
+        # stretches that edge across the cheek).
+        np.maximum(layers.alpha, np.clip(mattes["face"] + mattes["eyes"] + mattes["mouth"], 0.0, 1.0), out=layers.alpha)
         if passes:
-            layers.mattes = self._mattes(warped.target_landmarks, rgb.shape[:2])
+            layers.mattes = mattes
             layers.vector = self._vector(warped.displacement, previous, rgb.shape[:2])
         return layers
 

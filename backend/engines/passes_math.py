@@ -9,16 +9,31 @@ import numpy as np
 from .. import landmarks as lm
 
 MATTE_NAMES = ("person", "face", "eyes", "mouth")  # the mattes every passes frame carries, in this order
+SUPERSAMPLE_SMALL, SUPERSAMPLE_LARGE = 4, 2  # matte edge samples per pixel side (polygons of <= 0.25 MP, <= 1 MP)
 REGION_SEAM = 0.04  # head-region sides: the band over which the head's own mask fades into the photo's
 
 
 def soft_polygons(shape: tuple[int, int], polygons: list[np.ndarray]) -> np.ndarray:
-    """(H, W) float32 coverage of the union of `polygons` ((N, 2) pixel x, y; pixel centres at integers),
-    anti-aliased: an edge pixel holds how much of it the polygon covers (to 1/16 of a pixel)."""
+    """(H, W) float32 coverage of the union of `polygons` ((N, 2) pixel x, y; pixel centres at integers):
+    an edge pixel holds how much of it the polygons cover. Each polygon is filled on a supersampled grid
+    over its own bounding box (finer for small ones, which are the eyes and the mouth) and averaged down.
+    OpenCV's own anti-aliased fill draws a soft stroke around the shape, half a pixel too wide."""
+    height, width = shape
     matte = np.zeros(shape, np.float32)
     for polygon in polygons:
-        points = np.round((np.asarray(polygon, np.float64) + 0.5) * 16 - 8).astype(np.int32)
-        cv2.fillPoly(matte, [points], 1.0, lineType=cv2.LINE_AA, shift=4)
+        polygon = np.asarray(polygon, np.float64)
+        x0, y0 = np.maximum(np.floor(polygon.min(axis=0)).astype(int) - 1, 0)
+        x1, y1 = np.minimum(np.ceil(polygon.max(axis=0)).astype(int) + 2, (width, height))
+        if x1 <= x0 or y1 <= y0:
+            continue
+        area = (x1 - x0) * (y1 - y0)
+        factor = SUPERSAMPLE_SMALL if area <= 250_000 else SUPERSAMPLE_LARGE if area <= 1_000_000 else 1
+        fine = np.zeros(((y1 - y0) * factor, (x1 - x0) * factor), np.uint8)
+        # Fine pixel centres sit at (p + 0.5) / factor - 0.5 in the window's pixels.
+        points = ((polygon - (x0, y0) + 0.5) * factor - 0.5) * 16
+        cv2.fillPoly(fine, [np.round(points).astype(np.int32)], 255, lineType=cv2.LINE_8, shift=4)
+        coarse = cv2.resize(fine, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        np.maximum(matte[y0:y1, x0:x1], coarse, out=matte[y0:y1, x0:x1])
     return matte
 
 
