@@ -47,10 +47,8 @@ def exr_channels(layers: FrameLayers) -> dict[str, np.ndarray]:
         channels[f"{EXR_LAYER}.Combined.{name}"] = (linear[..., index] * alpha).astype(np.float16)
     channels[f"{EXR_LAYER}.Combined.A"] = alpha.astype(np.float16)
     if layers.mattes is not None:
-        person = layers.alpha if layers.alpha is not None else alpha
         for pass_name, key in EXR_MATTES.items():
-            matte = person if key == "person" else layers.mattes[key]
-            channels[f"{EXR_LAYER}.{pass_name}.X"] = matte.astype(np.float16)
+            channels[f"{EXR_LAYER}.{pass_name}.X"] = layers.mattes[key].astype(np.float16)
     if layers.vector is not None:
         for index, name in enumerate("XYZW"):
             channels[f"{EXR_LAYER}.Vector.{name}"] = np.ascontiguousarray(layers.vector[..., index])

@@ -12,5 +12,5 @@ import numpy as np
 class FrameLayers:
     rgb: np.ndarray  # (H, W, 3) uint8 sRGB; with alpha, the person's own colour (straight, not blended)
     alpha: np.ndarray | None = None  # (H, W) float32 0..1: the person
-    mattes: dict[str, np.ndarray] | None = None  # "face", "eyes", "mouth" -> (H, W) float32 0..1
+    mattes: dict[str, np.ndarray] | None = None  # "person", "face", "eyes", "mouth" -> (H, W) float32 0..1
     vector: np.ndarray | None = None  # (H, W, 4) float32, Blender's Vector pass (see passes_math.blender_vector_pass)

@@ -65,8 +65,8 @@ def test_still_frame_equals_the_photo_in_png_and_in_linear_exr(animator, astrona
     still = animator.render_layers(channel_values(), alpha=True, passes=True)
     png = np.asarray(Image.open(io.BytesIO(encode_frame(still, "png"))))
     assert png.shape[2] == 4 and np.array_equal(png[..., :3], astronaut)
-    opaque = animator.render_layers(channel_values(), passes=True)
-    opaque.alpha = None  # an EXR without the alpha option: Combined.A is 1
+    opaque = animator.render_layers(channel_values(), passes=True)  # without alpha: Combined.A is 1
+    assert opaque.alpha is None and opaque.mattes["person"][4, 4] < 0.01
     channels = read_exr(encode_frame(opaque, "exr"))
     linear = np.dstack([channels[f"{EXR_LAYER}.Combined.{c}"] for c in "RGB"]).astype(np.float32)
     assert np.abs(linear - SRGB_TO_LINEAR[astronaut]).max() <= 1e-3 * SRGB_TO_LINEAR[astronaut].max() + 1e-4
@@ -126,7 +126,7 @@ def test_soft_polygon_edges_cover_what_the_polygon_covers():
     assert matte[4, 2] == pytest.approx(0.5, abs=0.01)  # the left edge through the middle of pixel 2
     assert matte.sum() == pytest.approx(5.5 * 4, rel=0.12)
     mattes = face_mattes(np.zeros((478, 3)), (4, 4))
-    assert set(mattes) == {"face", "eyes", "mouth"}
+    assert set(mattes) == {"face", "eyes", "mouth"}  # the person matte is the alpha, made by the renderer
 
 
 def test_exr_has_every_layer_with_the_values_rendered(animator):
@@ -138,9 +138,9 @@ def test_exr_has_every_layer_with_the_values_rendered(animator):
     assert np.array_equal(channels[f"{EXR_LAYER}.Combined.A"], alpha)
     red = (SRGB_TO_LINEAR[layers.rgb[..., 0]] * layers.alpha).astype(np.float16)  # premultiplied, linear
     assert np.array_equal(channels[f"{EXR_LAYER}.Combined.R"], red)
+    assert np.array_equal(layers.mattes["person"], layers.alpha)
     for pass_name, key in EXR_MATTES.items():
-        expected = layers.alpha if key == "person" else layers.mattes[key]
-        assert np.array_equal(channels[f"{EXR_LAYER}.{pass_name}.X"], expected.astype(np.float16)), pass_name
+        assert np.array_equal(channels[f"{EXR_LAYER}.{pass_name}.X"], layers.mattes[key].astype(np.float16)), pass_name
     for index, c in enumerate("XYZW"):
         assert np.array_equal(channels[f"{EXR_LAYER}.Vector.{c}"], layers.vector[..., index])
 

@@ -48,10 +48,12 @@ class PassRenderer:
         rgb = warped.frame if warp is self.engine else self.engine.render(values)
         layers = FrameLayers(rgb)
         mattes = self._mattes(warped.target_landmarks, rgb.shape[:2])
-        layers.alpha = self._alpha(warped.box, warped.person)
+        person = mattes["person"] = self._alpha(warped.box, warped.person)
         # Inside the face's outline it is the person, whatever the segmentation's soft edge says (a turn
         # stretches that edge across the cheek).
-        np.maximum(layers.alpha, np.clip(mattes["face"] + mattes["eyes"] + mattes["mouth"], 0.0, 1.0), out=layers.alpha)
+        np.maximum(person, np.clip(mattes["face"] + mattes["eyes"] + mattes["mouth"], 0.0, 1.0), out=person)
+        if alpha:
+            layers.alpha = person
         if passes:
             layers.mattes = mattes
             layers.vector = self._vector(warped.displacement, previous, rgb.shape[:2])
