@@ -187,3 +187,30 @@ def test_service_streams_and_writes_exr_and_rgba(server, tmp_path):
         assert preview.image().shape[2] == 4
         with pytest.raises(Exception, match="format"):
             client.wait(client.generate(motion(1), 24, subject=subject, format="tiff"), timeout_s=30)
+
+
+# -- large photos ------------------------------------------------------------------
+
+
+def test_frame_buffers_are_reused_only_once_let_go_and_come_back_clean():
+    from enliven.engines.frame_buffers import FrameBuffers
+
+    photo = np.arange(6 * 8 * 3, dtype=np.uint8).reshape(6, 8, 3)
+    buffers = FrameBuffers(photo, (2, 1, 6, 5))
+    first = buffers.take()
+    first[1:5, 2:6] = 0  # an engine draws inside the head region
+    second = buffers.take()
+    assert second is not first and np.array_equal(second, photo)  # `first` is still held
+    first_id = id(first)
+    del first
+    again = buffers.take()
+    assert id(again) == first_id and np.array_equal(again, photo)
+
+
+def test_scattered_samples_beyond_opencvs_map_limit():
+    from enliven.engines.warp_math import sample_at
+
+    image = np.arange(20, dtype=np.float32).reshape(4, 5)
+    xs = np.tile(np.float32([0.5, 4.0]), 40_000)  # 80,000 points: more than remap takes in one row
+    ys = np.tile(np.float32([1.0, 3.0]), 40_000)
+    assert np.allclose(sample_at(image, xs, ys), np.tile([5.5, 19.0], 40_000))
