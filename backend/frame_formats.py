@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 
 from .engines.passes_math import SRGB_TO_LINEAR, linear_to_srgb
@@ -35,24 +36,30 @@ def rgba_pixels(layers: FrameLayers) -> np.ndarray:
 
 
 def exr_channels(layers: FrameLayers) -> dict[str, np.ndarray]:
-    """Channel name -> (H, W) array: half floats for colour and mattes, full floats for the vectors.
+    """Channel name -> (H, W) half-float array.
 
     Names follow Blender's multilayer convention, view layer.pass.channel: Combined (R, G, B, A:
-    linear, premultiplied; A is 1 without alpha), the mattes (one channel, X) and Vector (X, Y, Z, W).
+    linear, premultiplied; A is 1 without alpha), the mattes (one channel, X) and Vector (X, Y, Z, W,
+    pixels: half floats keep a 100-pixel motion to 1/16 pixel).
     """
     linear = SRGB_TO_LINEAR[layers.rgb]
     alpha = layers.alpha if layers.alpha is not None else np.ones(layers.rgb.shape[:2], np.float32)
-    channels = {}
-    for index, name in enumerate("RGB"):
-        channels[f"{EXR_LAYER}.Combined.{name}"] = (linear[..., index] * alpha).astype(np.float16)
-    channels[f"{EXR_LAYER}.Combined.A"] = alpha.astype(np.float16)
+    if layers.alpha is not None:
+        linear *= alpha[..., None]
+    channels = dict(zip((f"{EXR_LAYER}.Combined.{name}" for name in "RGB"), map(half, cv2.split(linear))))
+    channels[f"{EXR_LAYER}.Combined.A"] = half(alpha)
     if layers.mattes is not None:
         for pass_name, key in EXR_MATTES.items():
-            channels[f"{EXR_LAYER}.{pass_name}.X"] = layers.mattes[key].astype(np.float16)
+            channels[f"{EXR_LAYER}.{pass_name}.X"] = half(layers.mattes[key])
     if layers.vector is not None:
-        for index, name in enumerate("XYZW"):
-            channels[f"{EXR_LAYER}.Vector.{name}"] = np.ascontiguousarray(layers.vector[..., index])
+        for name, plane in zip("XYZW", cv2.split(layers.vector)):
+            channels[f"{EXR_LAYER}.Vector.{name}"] = half(plane)
     return channels
+
+
+def half(plane: np.ndarray) -> np.ndarray:
+    """float32 -> float16, rounded to nearest: OpenCV's vectorised conversion (numpy's is ~10x slower)."""
+    return cv2.convertFp16(np.ascontiguousarray(plane, dtype=np.float32)).view(np.float16)
 
 
 def encode_exr(layers: FrameLayers) -> bytes:

@@ -142,7 +142,7 @@ def test_exr_has_every_layer_with_the_values_rendered(animator):
     for pass_name, key in EXR_MATTES.items():
         assert np.array_equal(channels[f"{EXR_LAYER}.{pass_name}.X"], layers.mattes[key].astype(np.float16)), pass_name
     for index, c in enumerate("XYZW"):
-        assert np.array_equal(channels[f"{EXR_LAYER}.Vector.{c}"], layers.vector[..., index])
+        assert np.array_equal(channels[f"{EXR_LAYER}.Vector.{c}"], layers.vector[..., index].astype(np.float16))
 
 
 def test_png_bands_reused_between_frames_decode_to_the_same_pixels(animator):
