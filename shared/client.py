@@ -211,14 +211,18 @@ class Client:
         face_index: int = 0,
         checkpoint: str | os.PathLike | None = None,
         alpha: bool = False,
+        max_side: int | None = None,
     ) -> str:
         """Render one frame. A newer preview supersedes this one if it is still queued
         (it then ends with a ``done`` event whose status is ``superseded``). ``alpha``:
-        an RGBA frame with the person cut out."""
+        an RGBA frame with the person cut out. ``max_side``: render a large photo
+        scaled down to at most this many pixels a side (a quick look)."""
         fields = _job_fields(subject, image, engine, channels, face_index, checkpoint)
         fields["format"] = format
         if alpha:
             fields["alpha"] = True
+        if max_side is not None:
+            fields["max_side"] = int(max_side)
         return self._request("preview", fields, _motion_parts(values, image))
 
     def generate(

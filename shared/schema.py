@@ -119,6 +119,7 @@ REQUESTS: dict[str, tuple[dict[str, FieldSpec], dict[str, PartSpec]]] = {
             "channels": _CHANNELS,
             "format": FieldSpec(_one_of("raw", "png", "jpeg"), "raw, png or jpeg"),
             "alpha": _ALPHA,
+            "max_side": FieldSpec(_int_in(64, 8192), "an integer 64-8192: render at most this many pixels a side"),
             "checkpoint": _CHECKPOINT,
         },
         {"image": _IMAGE, "motion": _MOTION},

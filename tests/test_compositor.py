@@ -184,7 +184,9 @@ def test_service_streams_and_writes_exr_and_rgba(server, tmp_path):
         png = np.asarray(Image.open(io.BytesIO(events[-2].image())))
         assert png.shape[2] == 4 and png[4, 4, 3] == 0
         preview = client.wait(client.preview(motion(1)[0], subject=subject, alpha=True), timeout_s=60)
-        assert preview.image().shape[2] == 4
+        assert preview.image().shape == (512, 512, 4)
+        quick = client.wait(client.preview(motion(1)[0], subject=subject, max_side=256), timeout_s=60)
+        assert quick.image().shape == (256, 256, 3)  # a large photo's preview, rendered scaled down
         with pytest.raises(Exception, match="format"):
             client.wait(client.generate(motion(1), 24, subject=subject, format="tiff"), timeout_s=30)
 
@@ -214,3 +216,14 @@ def test_scattered_samples_beyond_opencvs_map_limit():
     xs = np.tile(np.float32([0.5, 4.0]), 40_000)  # 80,000 points: more than remap takes in one row
     ys = np.tile(np.float32([1.0, 3.0]), 40_000)
     assert np.allclose(sample_at(image, xs, ys), np.tile([5.5, 19.0], 40_000))
+
+
+def test_reduced_subject_scales_every_pixel_measure(subject):
+    from enliven.analysis import reduced_subject
+
+    half = reduced_subject(subject, 256)
+    assert half.image.shape == (256, 256, 3) and reduced_subject(subject, 4096) is subject
+    assert np.allclose(half.landmarks, subject.landmarks * 0.5, atol=1e-4)
+    x0, y0, x1, y1 = half.head_region
+    assert half.mask.shape == (y1 - y0, x1 - x0) and half.face_width == pytest.approx(subject.face_width / 2)
+    assert half.pose.scale == pytest.approx(subject.pose.scale / 2)

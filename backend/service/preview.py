@@ -28,6 +28,8 @@ def admit(server: Any, job: Job) -> bool:
 def run(server: Any, job: Job) -> list:
     t0 = time.perf_counter()
     subject = server.engines.subject_for(job.msg)
+    if "max_side" in job.msg.fields:  # a quick look at a large photo: rendered at a reduced size
+        subject = server.engines.reduced(subject, int(job.msg.fields["max_side"]))
     animator, lock, notes = server.engines.animator(subject, *engine_of(server, job.msg))
     job.warnings.extend(notes)
     if job.cancel.is_set():
