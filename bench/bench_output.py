@@ -7,7 +7,9 @@ For each size (the bundled astronaut photo upscaled to N x N) it prints:
 * render: the engine alone (median ms and frames/s);
 * generate: frames/s onto disk the way `enliven generate` writes them
   (FrameSink: encoding and atomic writes in worker threads beside the
-  renderer), for each format, with the PNG file size;
+  renderer), for each format, with the file size and the CPU time a frame
+  costs in all threads (on a machine shared with other work the CPU time
+  tells what two idle cores would do: at most 2000 / cpu-ms frames/s);
 * service (with --service): frames/s onto the server's disk through a real
   `enliven serve` over ZeroMQ (`output_dir`, frames streamed back as paths).
 
@@ -54,17 +56,20 @@ def render_rate(animator: Animator, motion: np.ndarray) -> float:
     return statistics.median(times)
 
 
-def generate_rate(animator: Animator, motion: np.ndarray, fmt: str, out: Path, png_level: int = 1) -> tuple[float, float]:
-    """(frames/s onto disk, mean file MB) the way `enliven generate` writes them."""
+def generate_rate(animator: Animator, motion: np.ndarray, fmt: str, out: Path,
+                  png_level: int = 1) -> tuple[float, float, float]:
+    """(frames/s onto disk, mean file MB, CPU ms a frame) the way `enliven generate` writes them."""
     sink = FrameSink(out, len(motion), 24, fmt=fmt, png_level=png_level)
+    cpu = time.process_time()
     started = time.perf_counter()
     for index, values in enumerate(motion):
         previous = motion[index - 1] if index > 0 else None
         sink.add(index, animator.render_layers(values, previous, passes=fmt == "exr"))
     sink.close()
     elapsed = time.perf_counter() - started
+    cpu_ms = (time.process_time() - cpu) * 1000 / len(motion)
     sizes = [f.stat().st_size for f in out.iterdir() if f.suffix == f".{fmt}"]
-    return len(motion) / elapsed, statistics.mean(sizes) / 1e6
+    return len(motion) / elapsed, statistics.mean(sizes) / 1e6, cpu_ms
 
 
 def service_rate(photo: np.ndarray, motion: np.ndarray, fmt: str, out: Path) -> float:
@@ -95,12 +100,13 @@ def main() -> None:
         photo = photo_of_size(side)
         animator = Animator(analyze_image(photo))
         render = render_rate(animator, motion)
-        print(f"{side:>5}²  render median {render * 1000:6.1f} ms = {1 / render:5.1f} frames/s")
+        print(f"{side:>5}²  render median {render * 1000:6.1f} ms = {1 / render:5.1f} frames/s", flush=True)
         for fmt in args.formats:
             with tempfile.TemporaryDirectory(prefix="enliven-bench-") as out:
                 level = 0 if fmt == "png0" else 1
-                rate, size_mb = generate_rate(animator, motion, fmt[:3], Path(out), level)
-            line = f"        generate {fmt:<4} {rate:5.1f} frames/s to disk ({size_mb:5.1f} MB a frame)"
+                rate, size_mb, cpu_ms = generate_rate(animator, motion, fmt[:3], Path(out), level)
+            line = (f"        generate {fmt:<4} {rate:5.1f} frames/s to disk ({size_mb:5.1f} MB a frame, "
+                    f"CPU {cpu_ms:5.0f} ms a frame)")
             if args.service:
                 with tempfile.TemporaryDirectory(prefix="enliven-bench-") as out:
                     line += f"   service {service_rate(photo, motion, fmt[:3], Path(out)):5.1f} frames/s"
