@@ -227,3 +227,13 @@ def test_reduced_subject_scales_every_pixel_measure(subject):
     x0, y0, x1, y1 = half.head_region
     assert half.mask.shape == (y1 - y0, x1 - x0) and half.face_width == pytest.approx(subject.face_width / 2)
     assert half.pose.scale == pytest.approx(subject.pose.scale / 2)
+
+
+def test_no_pixel_moves_further_than_the_fastest_control_point(animator):
+    warp = animator.engine
+    for previous, values in zip(MOVES, MOVES[1:] + MOVES[:1]):
+        layers = animator.render_layers(values, previous=previous, passes=True)
+        step = np.abs(warp.target_points(values)[2] - warp.target_points(previous)[2])[:, :2].max(axis=0) / warp.scale
+        assert np.abs(layers.vector[..., 0]).max() <= step[0] + 0.01
+        assert np.abs(layers.vector[..., 1]).max() <= step[1] + 0.01
+        assert np.abs(layers.vector[..., 0]).max() > 0.5 * step[0]

@@ -56,7 +56,7 @@ class PassRenderer:
             layers.alpha = person
         if passes:
             layers.mattes = mattes
-            layers.vector = self._vector(warped.displacement, previous, rgb.shape[:2])
+            layers.vector = self._vector(warped.displacement, values, previous, rgb.shape[:2])
         return layers
 
     def _alpha(self, box: tuple[int, int, int, int] | None, person: np.ndarray | None) -> np.ndarray:
@@ -83,7 +83,8 @@ class PassRenderer:
             mattes[name] = matte
         return mattes
 
-    def _vector(self, backward_work: np.ndarray, previous: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+    def _vector(self, backward_work: np.ndarray, values: np.ndarray, previous: np.ndarray | None,
+                shape: tuple[int, int]) -> np.ndarray:
         """Blender's Vector pass: zero outside the head region (nothing else moves), and for a first frame."""
         vector = np.zeros(shape + (4,), np.float32)
         if previous is None:
@@ -95,6 +96,11 @@ class PassRenderer:
         forward = piecewise_affine_displacement(warp.source_work, warp.triangles, affines, usable, warp.work_size,
                                                 in_front=warp.face_triangles)
         motion_work = motion_from_previous(backward_work, forward, 1.0)
+        # No pixel moves further than the fastest control point: a pixel just outside a sliver triangle
+        # (rasterised edges reach past it) would extrapolate its map by hundreds of pixels.
+        *_, current_work = warp.target_points(np.asarray(values, np.float64))
+        fastest = np.abs(current_work[:, :2] - previous_work[:, :2]).max(axis=0).astype(np.float32)
+        np.clip(motion_work, -fastest, fastest, out=motion_work)
         region_w, region_h = warp.region_size
         motion = cv2.resize(motion_work, (region_w, region_h), interpolation=cv2.INTER_LINEAR) / np.float32(warp.scale)
         x0, y0, x1, y1 = warp.region
