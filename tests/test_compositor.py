@@ -237,3 +237,11 @@ def test_no_pixel_moves_further_than_the_fastest_control_point(animator):
         assert np.abs(layers.vector[..., 0]).max() <= step[0] + 0.01
         assert np.abs(layers.vector[..., 1]).max() <= step[1] + 0.01
         assert np.abs(layers.vector[..., 0]).max() > 0.5 * step[0]
+
+
+def test_cli_on_a_server_writes_the_servers_exr_frames(server, tmp_path, astronaut_path):
+    result = run_enliven("generate", astronaut_path, "--preset", "blink", "--out", tmp_path / "exr", "--format", "exr",
+                         "--alpha", "--server", server.address)
+    assert result.returncode == 0, result.stderr
+    first = read_exr(str(tmp_path / "exr" / "frame_00001.exr"))
+    assert first[f"{EXR_LAYER}.Combined.A"][4, 4] == 0 and first[f"{EXR_LAYER}.Combined.A"].max() == 1
