@@ -16,6 +16,7 @@ from .png import BandCache, encode_png
 from .shared.naming import EXR_LAYER, EXR_MATTES
 
 FORMATS = ("png", "exr")
+_SRGB_TO_LINEAR_HALF = SRGB_TO_LINEAR.astype(np.float16).view(np.uint16)  # 8-bit code -> half float bits
 EXR_MAGIC = b"\x76\x2f\x31\x01"
 
 
@@ -42,18 +43,26 @@ def exr_channels(layers: FrameLayers) -> dict[str, np.ndarray]:
     linear, premultiplied; A is 1 without alpha), the mattes (one channel, X) and Vector (X, Y, Z, W,
     pixels: half floats keep a 100-pixel motion to 1/16 pixel).
     """
-    linear = SRGB_TO_LINEAR[layers.rgb]
-    alpha = layers.alpha if layers.alpha is not None else np.ones(layers.rgb.shape[:2], np.float32)
-    if layers.alpha is not None:
-        linear *= alpha[..., None]
-    channels = dict(zip((f"{EXR_LAYER}.Combined.{name}" for name in "RGB"), map(half, cv2.split(linear))))
-    channels[f"{EXR_LAYER}.Combined.A"] = half(alpha)
+    # Straight from the 8-bit codes to half floats through a table: most pixels are wholly the person
+    # (alpha 1: the colour as it is) or wholly not (alpha 0: nothing); only the soft edge is multiplied.
+    bits = cv2.LUT(layers.rgb, _SRGB_TO_LINEAR_HALF)  # (H, W, 3) uint16: half floats' bits
+    if layers.alpha is None:
+        alpha = np.ones(layers.rgb.shape[:2], np.float16)
+    else:
+        alpha = half(layers.alpha)  # as written: the colour is premultiplied by these very values
+        bits = cv2.bitwise_and(bits, bits, mask=(alpha > 0).view(np.uint8))  # alpha 0: no colour
+        edge = np.flatnonzero((alpha > 0) & (alpha < 1))
+        premultiplied = SRGB_TO_LINEAR[layers.rgb.reshape(-1, 3)[edge]] * alpha.reshape(-1)[edge, None].astype(np.float32)
+        bits.reshape(-1, 3)[edge] = half(premultiplied).view(np.uint16)
+    channels = dict(zip((f"{EXR_LAYER}.Combined.{name}" for name in "RGB"),
+                        (plane.view(np.float16) for plane in cv2.split(bits))))
+    channels[f"{EXR_LAYER}.Combined.A"] = alpha
     if layers.mattes is not None:
         for pass_name, key in EXR_MATTES.items():
             channels[f"{EXR_LAYER}.{pass_name}.X"] = half(layers.mattes[key])
     if layers.vector is not None:
-        for name, plane in zip("XYZW", cv2.split(layers.vector)):
-            channels[f"{EXR_LAYER}.Vector.{name}"] = half(plane)
+        x, y = half(layers.vector[..., 0]), half(layers.vector[..., 1])
+        channels.update({f"{EXR_LAYER}.Vector.{name}": plane for name, plane in zip("XYZW", (x, y, x, y))})
     return channels
 
 

@@ -136,7 +136,7 @@ def test_exr_has_every_layer_with_the_values_rendered(animator):
     assert set(channels) == {f"{EXR_LAYER}.{p}.{c}" for p, cs in passes.items() for c in cs}
     alpha = layers.alpha.astype(np.float16)
     assert np.array_equal(channels[f"{EXR_LAYER}.Combined.A"], alpha)
-    red = (SRGB_TO_LINEAR[layers.rgb[..., 0]] * layers.alpha).astype(np.float16)  # premultiplied, linear
+    red = (SRGB_TO_LINEAR[layers.rgb[..., 0]] * alpha.astype(np.float32)).astype(np.float16)  # premultiplied, linear
     assert np.array_equal(channels[f"{EXR_LAYER}.Combined.R"], red)
     assert np.array_equal(layers.mattes["person"], layers.alpha)
     for pass_name, key in EXR_MATTES.items():
