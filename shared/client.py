@@ -254,7 +254,7 @@ class Client:
         skips frames already there. Use ``format="none"`` to get
         only the paths back. ``png_compression`` trades file size for speed:
         0 stores pixels uncompressed (fastest), 1 (default) is a fast
-        run-length deflate, up to 9 (smallest, slowest). ``checkpoint`` is the
+        Huffman-only deflate, up to 9 (smallest, slowest). ``checkpoint`` is the
         refine engine's trained model on the server's disk (default: the one
         the server was started with). ``alpha`` cuts the person out: RGBA PNG
         frames, the uncovered background transparent. ``format="exr"`` makes
