@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-MAX_BUFFERS = 16  # beyond this many frames held at once, new frames are plain copies
+MAX_BUFFERS = 6  # kept for reuse: the frames a pipeline holds at once (encoding, writing); beyond, plain copies
 
 
 class FrameBuffers:

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..frame_layers import FrameLayers
+from .frame_buffers import FrameBuffers
 from .passes_math import blend_region_mask, blender_vector_pass, face_mattes, motion_from_previous, region_seam_weight
 from .warp import WarpEngine
 from .warp_math import piecewise_affine_displacement, triangle_affines
@@ -38,6 +39,7 @@ class PassRenderer:
         whole = person_mask(subject.image, (0, 0, width, height))
         self.seam = region_seam_weight(self.warp.region, (height, width))
         self.still_alpha = blend_region_mask(whole, self.warp.mask, self.warp.region, self.seam)
+        self.alphas = FrameBuffers(self.still_alpha, self.warp.region)  # only the head region's alpha changes
 
     def render(self, values: np.ndarray, previous: np.ndarray | None = None, alpha: bool = True,
                passes: bool = True) -> FrameLayers:
@@ -47,20 +49,24 @@ class PassRenderer:
         warped = warp.render_with_fields(values, keep_fields=False, cut_out=alpha)
         rgb = warped.frame if warp is self.engine else self.engine.render(values)
         layers = FrameLayers(rgb)
-        mattes = self._mattes(warped.target_landmarks, rgb.shape[:2])
-        person = mattes["person"] = self._alpha(warped.box, warped.person)
+        rows, cols = self._face_window(warped.target_landmarks)
+        windows = face_mattes(warped.target_landmarks, (rows.stop - rows.start, cols.stop - cols.start),
+                              (cols.start, rows.start))
+        person = self._alpha(warped.box, warped.person)
         # Inside the face's outline it is the person, whatever the segmentation's soft edge says (a turn
         # stretches that edge across the cheek).
-        np.maximum(person, np.clip(mattes["face"] + mattes["eyes"] + mattes["mouth"], 0.0, 1.0), out=person)
+        inside = np.clip(windows["face"] + windows["eyes"] + windows["mouth"], 0.0, 1.0)
+        np.maximum(person[rows, cols], inside, out=person[rows, cols])
         if alpha:
             layers.alpha = person
         if passes:
-            layers.mattes = mattes
+            layers.mattes = {"person": person, **{name: self._full_frame(window, rows, cols, rgb.shape[:2])
+                                                  for name, window in windows.items()}}
             layers.vector = self._vector(warped.displacement, values, previous, rgb.shape[:2])
         return layers
 
     def _alpha(self, box: tuple[int, int, int, int] | None, person: np.ndarray | None) -> np.ndarray:
-        alpha = self.still_alpha.copy()
+        alpha = self.alphas.take()
         if box is not None:
             x0, y0 = self.warp.region[:2]
             bx0, by0, bx1, by1 = box
@@ -71,17 +77,20 @@ class PassRenderer:
             np.clip(window, 0.0, 1.0, out=window)
         return alpha
 
-    def _mattes(self, landmarks: np.ndarray, shape: tuple[int, int]) -> dict[str, np.ndarray]:
-        height, width = shape
+    def _face_window(self, landmarks: np.ndarray) -> tuple[slice, slice]:
+        """The rows and columns around the face where its mattes are drawn, inside the head region
+        (nothing outside it moves)."""
         pad = MATTE_PAD * self.warp.subject.face_width
-        x0, y0 = np.maximum(np.floor(landmarks[:, :2].min(axis=0) - pad).astype(int), 0)
-        x1, y1 = np.minimum(np.ceil(landmarks[:, :2].max(axis=0) + pad).astype(int), (width, height))
-        mattes = {}
-        for name, window in face_mattes(landmarks, (max(y1 - y0, 0), max(x1 - x0, 0)), (x0, y0)).items():
-            matte = np.zeros(shape, np.float32)
-            matte[y0:y1, x0:x1] = window
-            mattes[name] = matte
-        return mattes
+        rx0, ry0, rx1, ry1 = self.warp.region
+        x0, y0 = np.maximum(np.floor(landmarks[:, :2].min(axis=0) - pad).astype(int), (rx0, ry0))
+        x1, y1 = np.maximum(np.minimum(np.ceil(landmarks[:, :2].max(axis=0) + pad).astype(int), (rx1, ry1)), (x0, y0))
+        return slice(y0, y1), slice(x0, x1)
+
+    @staticmethod
+    def _full_frame(window: np.ndarray, rows: slice, cols: slice, shape: tuple[int, int]) -> np.ndarray:
+        matte = np.zeros(shape, np.float32)
+        matte[rows, cols] = window
+        return matte
 
     def _vector(self, backward_work: np.ndarray, values: np.ndarray, previous: np.ndarray | None,
                 shape: tuple[int, int]) -> np.ndarray:
