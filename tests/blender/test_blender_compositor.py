@@ -40,6 +40,18 @@ def render(scene, frame: int, path, file_format: str = 'PNG'):
     assert bpy.ops.render.render(write_still=True) == {'FINISHED'}
 
 
+def image_alpha(path) -> np.ndarray:
+    """An image file's alpha channel, top row first, read by Blender."""
+    image = bpy.data.images.load(str(path), check_existing=False)
+    try:
+        width, height = image.size
+        buffer = np.empty(width * height * image.channels, dtype=np.float32)
+        image.pixels.foreach_get(buffer)
+        return buffer.reshape(height, width, image.channels)[::-1, :, 3]
+    finally:
+        bpy.data.images.remove(image)
+
+
 def float_pixels(path) -> np.ndarray:
     """An image file's linear float RGB, top row first, read by Blender."""
     image = bpy.data.images.load(str(path), check_existing=False)
@@ -72,6 +84,14 @@ def test_alpha_frames_over_a_plate_show_the_plate_around_the_person(rig, tmp_pat
     assert np.abs(rendered[130:150, 200:240] - frame[130:150, 200:240]).max() <= 2
     tree = sub("compat").compositor_tree(scene)
     assert any(n.bl_idname == "CompositorNodeAlphaOver" for n in tree.nodes)
+    # Frame FIRST is the photo itself (the keys start at rest): over the plate, the person is the
+    # photo's own pixels within 1/255.
+    render(scene, FIRST, tmp_path / "still.png")
+    still = image_pixels(tmp_path / "still.png").astype(int)
+    photo = image_pixels(rig.enliven.photo.filepath).astype(int)
+    alpha = image_alpha(tmp_path / "frames" / f"frame_{FIRST:05d}.png")
+    person = alpha == 1.0
+    assert person.sum() > 50_000 and np.abs(still[person] - photo[person]).max() <= 1
 
 
 def test_exr_layers_are_image_node_outputs_and_linear_colour_round_trips(rig, tmp_path):
