@@ -170,6 +170,8 @@ def run_generate(args: argparse.Namespace) -> int:
     motion = load_motion_arguments(args)
     if args.size is not None and args.size < 64:
         raise EnlivenError("--size must be at least 64 pixels.")
+    if args.alpha and args.video is not None:
+        raise UsageError("--video has no alpha channel: make the video in a run without --alpha")
     if args.audio is not None and args.video is None:
         raise UsageError("--audio goes into the video: add --video OUT.mp4")
     if args.audio is not None:

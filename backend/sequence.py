@@ -16,6 +16,7 @@ from .images import write_atomic, write_png
 from .png import BandCache
 from .shared.naming import frame_filename
 
+SHEET_GREY = 128  # behind frames with alpha on the contact sheet
 ENCODER_THREADS = 2  # frames encoded and written while the next renders (zlib and OpenEXR release the GIL)
 
 
@@ -170,6 +171,8 @@ class FrameSink:
         if self.video:
             self.video.add(rgb)
         if index in self.sheet_numbers:
+            if frame is not None and frame.alpha is not None:  # the cut-out person, over grey
+                rgb = (rgb * frame.alpha[..., None] + SHEET_GREY * (1 - frame.alpha[..., None]) + 0.5).astype(np.uint8)
             self.sheet_frames.append((index + 1, rgb[::2, ::2].copy() if max(rgb.shape) > 2048 else rgb))
 
     def _submit(self, work, *args) -> None:

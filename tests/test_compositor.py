@@ -167,6 +167,9 @@ def test_cli_writes_rgba_png_and_multilayer_exr(tmp_path, astronaut_path):
     assert f"{EXR_LAYER}.Eyes.X" in read_exr(str(tmp_path / "exr" / names[0]))
     bad = run_enliven("generate", astronaut_path, "--preset", "blink", "--out", tmp_path / "x", "--format", "tiff")
     assert bad.returncode == 2 and "tiff" in bad.stderr
+    bad = run_enliven("generate", astronaut_path, "--preset", "blink", "--out", tmp_path / "x", "--alpha",
+                      "--video", tmp_path / "x.mp4")
+    assert bad.returncode == 2 and "no alpha channel" in bad.stderr
 
 
 def test_service_streams_and_writes_exr_and_rgba(server, tmp_path):
