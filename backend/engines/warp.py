@@ -71,7 +71,6 @@ class WarpedFrame:
     uncovered: np.ndarray | None = None  # (region h, region w) float32, background the moving person uncovered, 0..1
     box: tuple[int, int, int, int] | None = None  # region pixels that moved (None: the photo as it is)
     person: np.ndarray | None = None  # (box h, box w) float32, the person mask warped with the pixels
-    box_displacement: np.ndarray | None = None  # (box h, box w, 2) float32 backward displacement, region pixels
 
 
 @dataclass
@@ -357,7 +356,7 @@ class WarpEngine:
         full = self._full_resolution_displacement(displacement, box, target_work)
         silhouette = self._resolve_silhouette(full, box, face_cover, face_field, face_reach, target_work, affines, usable)
         region, warped_mask = self._warp_region(full, box, silhouette, cut_out)
-        result.box, result.person, result.box_displacement = box, warped_mask, full
+        result.box, result.person = box, warped_mask
         remapped = region.copy() if keep_fields else None
         region = self._draw_irises(region, full, target_image, box)
         region = self._paint_mouth(region, target_image, extra_image, box)
@@ -426,23 +425,23 @@ class WarpEngine:
         ys, xs = pixels_of_cells(cells_y, cells_x, self.scale, box)
         if len(ys) == 0:
             return None
-        work_x = ((bx0 + xs + 0.5) * self.scale - 0.5).astype(np.float32)[None, :]
-        work_y = ((by0 + ys + 0.5) * self.scale - 0.5).astype(np.float32)[None, :]
+        work_x = ((bx0 + xs + 0.5) * self.scale - 0.5).astype(np.float32)
+        work_y = ((by0 + ys + 0.5) * self.scale - 0.5).astype(np.float32)
 
         def at_pixels(field: np.ndarray) -> np.ndarray:
-            return sample_at(field, work_x[0], work_y[0])
+            return sample_at(field, work_x, work_y)
 
         reach = SILHOUETTE_REACH + 1
         back_index = extend_index(triangle_index_image(target_work, self.triangles, usable & ~self.face_layer,
                                                        self.work_size), reach)
         front = at_pixels(face_field) / self.scale
         # The background layer's own triangle (that of the pixel's working cell), its map taken exactly here.
-        triangle = back_index[np.round(work_y[0]).astype(int).clip(0, back_index.shape[0] - 1),
-                              np.round(work_x[0]).astype(int).clip(0, back_index.shape[1] - 1)]
+        triangle = back_index[np.round(work_y).astype(int).clip(0, back_index.shape[0] - 1),
+                              np.round(work_x).astype(int).clip(0, back_index.shape[1] - 1)]
         back_defined = triangle >= 0
         affine = affines[np.maximum(triangle, 0)]
-        back = np.stack([affine[:, 0, 0] * work_x[0] + affine[:, 0, 1] * work_y[0] + affine[:, 0, 2] - work_x[0],
-                         affine[:, 1, 0] * work_x[0] + affine[:, 1, 1] * work_y[0] + affine[:, 1, 2] - work_y[0]],
+        back = np.stack([affine[:, 0, 0] * work_x + affine[:, 0, 1] * work_y + affine[:, 0, 2] - work_x,
+                         affine[:, 1, 0] * work_x + affine[:, 1, 1] * work_y + affine[:, 1, 2] - work_y],
                         axis=1).astype(np.float32) / self.scale
         # A layer that does not reach a pixel (for the face: with all four interpolated neighbours) cannot show there.
         front_defined = at_pixels(face_reach.astype(np.float32)) > 0.999
@@ -484,9 +483,9 @@ class WarpEngine:
         warped = cv2.remap(self.source_region, where_from, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if silhouette is not None and len(silhouette.rows):
             rows, cols = silhouette.rows, silhouette.cols
-            other_x = (silhouette.other[:, 0] + cols + bx0).astype(np.float32)[None, :]
-            other_y = (silhouette.other[:, 1] + rows + by0).astype(np.float32)[None, :]
-            other = sample_at(self.source_region, other_x[0], other_y[0])
+            other_x = (silhouette.other[:, 0] + cols + bx0).astype(np.float32)
+            other_y = (silhouette.other[:, 1] + rows + by0).astype(np.float32)
+            other = sample_at(self.source_region, other_x, other_y)
             weight = silhouette.weight[:, None]
             blended = weight * warped[rows, cols] + (1 - weight) * other
             warped[rows, cols] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
@@ -494,7 +493,7 @@ class WarpEngine:
         if silhouette is not None and len(silhouette.rows):
             # The person mask is anti-aliased with the colour, or the background composite below would
             # cut the blended edge back to a hard one.
-            other_mask = sample_at(self.mask, other_x[0], other_y[0])
+            other_mask = sample_at(self.mask, other_x, other_y)
             weight = silhouette.weight
             warped_mask[rows, cols] = weight * warped_mask[rows, cols] + (1 - weight) * other_mask
 
