@@ -163,6 +163,13 @@ def compositor_output_socket(scene: bpy.types.Scene, tree) -> bpy.types.NodeSock
     return node.inputs[0]
 
 
+def linear_colorspace() -> str:
+    """The name of scene-linear Rec.709 in Blender's OCIO config (4.0 renamed "Linear" to it)."""
+    names = {item.identifier for item in
+             bpy.types.ColorManagedInputColorspaceSettings.bl_rna.properties["name"].enum_items}
+    return "Linear Rec.709" if "Linear Rec.709" in names else "Linear"
+
+
 def alpha_over_sockets(node: bpy.types.Node) -> tuple[bpy.types.NodeSocket, bpy.types.NodeSocket]:
     """(background, foreground) inputs of an Alpha Over node."""
     if "Background" in node.inputs:

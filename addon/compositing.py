@@ -1,6 +1,7 @@
-"""Put a generated PNG sequence into the shot: as an image sequence in the
-compositor (optionally over the render) or as an image strip in the
-sequencer, with colour management that gives back the PNG's pixels.
+"""Put a generated frame sequence into the shot: as an image sequence in the
+compositor (optionally over the render or a background image, with Vector
+Blur) or as an image strip in the sequencer, with colour management that
+gives back the frames' pixels (PNG: 8-bit sRGB; EXR: linear, premultiplied).
 
 Frame files are named after scene frames (frame_00042.png is frame 42), so
 both the compositor's Image node and the strip line up with the timeline
@@ -9,12 +10,18 @@ without offsets to reason about. Version differences go through compat.
 from __future__ import annotations
 
 import os
+import struct
 
 import bpy
 
 from . import compat, connection
 
 NODE_PREFIX = "Enliven"
+
+
+def frame_format(obj: bpy.types.Object) -> str:
+    """The rig's frame files: "png" or "exr"."""
+    return obj.enliven.frame_format.lower()
 
 
 def sequence_frames(obj: bpy.types.Object, scene: bpy.types.Scene) -> tuple[str, int, int]:
@@ -24,7 +31,7 @@ def sequence_frames(obj: bpy.types.Object, scene: bpy.types.Scene) -> tuple[str,
 
     directory, _ = connection.output_dir(obj)
     first, last = sampling.frame_range(scene, obj)
-    if not os.path.isfile(os.path.join(directory, connection.frame_filename(first))):
+    if not os.path.isfile(os.path.join(directory, connection.frame_filename(first, frame_format(obj)))):
         raise connection.UserError(
             f"No generated frames for '{obj.name}' in {directory} (frame {first} is missing); run Generate first")
     return directory, first, last
@@ -43,7 +50,8 @@ def _filepath(path: str) -> str:
 def sequence_image(obj: bpy.types.Object, directory: str, first: int) -> bpy.types.Image:
     """The image datablock that plays the rig's sequence (created or updated)."""
     name = f"{NODE_PREFIX} {obj.name}"
-    path = _filepath(os.path.join(directory, connection.frame_filename(first)))
+    fmt = frame_format(obj)
+    path = _filepath(os.path.join(directory, connection.frame_filename(first, fmt)))
     image = bpy.data.images.get(name)
     if image is None or image.library is not None:
         image = bpy.data.images.load(bpy.path.abspath(path), check_existing=False)
@@ -51,8 +59,10 @@ def sequence_image(obj: bpy.types.Object, directory: str, first: int) -> bpy.typ
     image.source = 'SEQUENCE'
     image.filepath = path
     # The PNGs hold display-referred sRGB: the same space the scene's
-    # Standard view transform maps back to, so pixels round-trip.
-    image.colorspace_settings.name = 'sRGB'
+    # Standard view transform maps back to, so pixels round-trip. The EXRs
+    # hold linear Rec.709 with premultiplied alpha, as Blender's own renders.
+    image.colorspace_settings.name = 'sRGB' if fmt == "png" else compat.linear_colorspace()
+    image.alpha_mode = 'STRAIGHT' if fmt == "png" else 'PREMUL'
     image.reload()
     return image
 
@@ -87,16 +97,21 @@ def color_management_problems(scene: bpy.types.Scene) -> list[str]:
     return problems
 
 
-def png_size(path: str) -> tuple[int, int]:
-    """(width, height) from a PNG's header, without loading it into Blender."""
+def frame_size(path: str) -> tuple[int, int]:
+    """(width, height) from a PNG's or an EXR's header, without loading it into Blender; (0, 0) if unknown."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(24)
+            head = fh.read(1 << 16)
     except OSError:
         return (0, 0)
-    if len(head) < 24 or not head.startswith(b"\x89PNG"):
+    if len(head) >= 24 and head.startswith(b"\x89PNG"):
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    # EXR: after magic and version, attributes (name NUL, type NUL, size, value) until an empty name.
+    at = head.find(b"dataWindow\0box2i\0") if head.startswith(b"\x76\x2f\x31\x01") else -1
+    if at < 0 or len(head) < at + 37:
         return (0, 0)
-    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    x0, y0, x1, y1 = struct.unpack("<4i", head[at + 21:at + 37])
+    return x1 - x0 + 1, y1 - y0 + 1
 
 
 def set_resolution(scene: bpy.types.Scene, size: tuple[int, int]) -> None:
@@ -121,15 +136,19 @@ def _node(tree, bl_idname: str, name: str, location: tuple[float, float]) -> bpy
     return node
 
 
-def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render: bool) -> bpy.types.Node:
+def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render: bool,
+                      background: bpy.types.Image | None = None, vector_blur: bool = False) -> bpy.types.Node:
     """Build or update the compositor so the rig's sequence feeds the output.
 
-    Each portrait has its own Image node. With `over_render` the frames go
-    over the Render Layers output with an Alpha Over node; otherwise straight
-    to the output (a compositor-only scene renders without a camera).
-    Returns the Image node.
+    Each portrait has its own Image node. With a `background` image, or else
+    with `over_render` the Render Layers output, the frames go over it with an
+    Alpha Over node; otherwise straight to the output (a compositor-only scene
+    renders without a camera). `vector_blur` blurs the frames along their
+    motion vectors first (EXR frames only). Returns the Image node.
     """
     directory, first, last = sequence_frames(obj, scene)
+    if vector_blur and frame_format(obj) != "exr":
+        raise connection.UserError("Vector Blur needs the frames' motion vectors: generate them as OpenEXR Multilayer")
     image = sequence_image(obj, directory, first)
     tree = compat.compositor_tree(scene, create=True)
     output = compat.compositor_output_socket(scene, tree)
@@ -144,20 +163,37 @@ def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render
     image_node.use_cyclic = False
     image_node.use_auto_refresh = True
 
-    result = image_node.outputs["Image"]
-    over_name = f"{NODE_PREFIX} Over {obj.name}"
-    if over_render:
-        layers = next((n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers"), None)
-        if layers is None:
-            layers = tree.nodes.new("CompositorNodeRLayers")
-            layers.location = (0, 300)
-        over = _node(tree, "CompositorNodeAlphaOver", over_name, (300, 100))
-        background, foreground = compat.alpha_over_sockets(over)
-        tree.links.new(layers.outputs["Image"], background)
-        tree.links.new(image_node.outputs["Image"], foreground)
+    # The colour: "Image" for a PNG, "Combined" (its first pass) for a multilayer EXR.
+    result = image_node.outputs[0]
+    blur_name = f"{NODE_PREFIX} Vector Blur {obj.name}"
+    if vector_blur:
+        blur = _node(tree, "CompositorNodeVecBlur", blur_name, (250, -200))
+        tree.links.new(result, blur.inputs["Image"])
+        tree.links.new(image_node.outputs["Vector"], blur.inputs["Speed"])
+        result = blur.outputs["Image"]
+    else:
+        _remove(tree, blur_name)
+    over_name, plate_name = f"{NODE_PREFIX} Over {obj.name}", f"{NODE_PREFIX} Background {obj.name}"
+    if background is not None or over_render:
+        if background is not None:
+            plate = _node(tree, "CompositorNodeImage", plate_name, (0, 300))
+            plate.image = background
+            behind = plate.outputs["Image"]
+        else:
+            _remove(tree, plate_name)
+            layers = next((n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers"), None)
+            if layers is None:
+                layers = tree.nodes.new("CompositorNodeRLayers")
+                layers.location = (0, 300)
+            behind = layers.outputs["Image"]
+        over = _node(tree, "CompositorNodeAlphaOver", over_name, (500, 100))
+        back_socket, front_socket = compat.alpha_over_sockets(over)
+        tree.links.new(behind, back_socket)
+        tree.links.new(result, front_socket)
         result = over.outputs["Image"]
-    elif over_name in tree.nodes:
-        tree.nodes.remove(tree.nodes[over_name])
+    else:
+        _remove(tree, over_name)
+        _remove(tree, plate_name)
     tree.links.new(result, output)
     if not over_render and scene.camera is None:
         # Without a camera a Render Layers node can never render, but its mere
@@ -168,6 +204,11 @@ def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render
             tree.nodes.remove(node)
     scene.render.use_compositing = True
     return image_node
+
+
+def _remove(tree, name: str) -> None:
+    if name in tree.nodes:
+        tree.nodes.remove(tree.nodes[name])
 
 
 def add_to_sequencer(scene: bpy.types.Scene, obj: bpy.types.Object, channel: int = 0):
@@ -183,10 +224,11 @@ def add_to_sequencer(scene: bpy.types.Scene, obj: bpy.types.Object, channel: int
         # The first channel with nothing in the strip's frames.
         busy = {s.channel for s in collection if compat.overlaps(compat.strip_span(s), (first, last + 1))}
         channel = next(c for c in range(1, 129) if c not in busy)
-    strip = collection.new_image(name, _filepath(os.path.join(directory, connection.frame_filename(first))),
+    fmt = frame_format(obj)
+    strip = collection.new_image(name, _filepath(os.path.join(directory, connection.frame_filename(first, fmt))),
                                  channel, first)
     for frame in range(first + 1, last + 1):
-        strip.elements.append(connection.frame_filename(frame))
-    strip.colorspace_settings.name = 'sRGB'
+        strip.elements.append(connection.frame_filename(frame, fmt))
+    strip.colorspace_settings.name = 'sRGB' if fmt == "png" else compat.linear_colorspace()
     scene.render.use_sequencer = True
     return strip

@@ -19,9 +19,23 @@ CACHE_FILE = ".enliven_cache.json"
 CACHE_FORMAT = "enliven-frame-cache"
 
 
-def frame_filename(frame: int) -> str:
+def frame_filename(frame: int, fmt: str = "png") -> str:
     """Blender frame `frame`'s file: shared/naming.py's rule, numbered by the scene's frame."""
-    return naming.frame_filename(frame)
+    return naming.frame_filename(frame, fmt=fmt)
+
+
+def output_key(engine: str, fmt: str, alpha: bool) -> str:
+    """The engine key with what the frame files hold: PNG or multilayer EXR, opaque or cut out."""
+    return f"{engine}|{fmt}{'|alpha' if alpha else ''}"
+
+
+def frame_keys(photo_digest: str, engine: str, face_index: int, motion: np.ndarray, with_previous: bool) -> list[str]:
+    """Every frame's key; `with_previous` (frames with motion vectors) keys each on the frame before too."""
+    if not with_previous:
+        return [frame_key(photo_digest, engine, face_index, row) for row in motion]
+    before = np.concatenate([motion[:1] * np.nan, motion[:-1]]) if len(motion) else motion
+    return [frame_key(photo_digest, engine, face_index, np.concatenate([previous, row]))
+            for previous, row in zip(before, motion)]
 
 
 def engine_key(engine: str, checkpoint: str | None) -> str:
@@ -55,12 +69,12 @@ def frame_key(photo_digest: str, engine: str, face_index: int, row: np.ndarray) 
 
 
 def frames_to_render(directory: str, frames: list[int], keys: list[str], cache: dict[str, str],
-                     reusable: bool = True) -> list[int]:
+                     reusable: bool = True, fmt: str = "png") -> list[int]:
     """Positions in `frames` whose file is missing or shows something else than its key says."""
     return [
         i for i, frame in enumerate(frames)
-        if not reusable or cache.get(frame_filename(frame)) != keys[i]
-        or not os.path.isfile(os.path.join(directory, frame_filename(frame)))
+        if not reusable or cache.get(frame_filename(frame, fmt)) != keys[i]
+        or not os.path.isfile(os.path.join(directory, frame_filename(frame, fmt)))
     ]
 
 

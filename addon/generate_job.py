@@ -40,6 +40,8 @@ class GenerateJob(Job):
     face_index: int
     engine: str = ""
     checkpoint: str | None = None  # the refine engine's model (None: the backend's default)
+    fmt: str = "png"  # the frame files: "png", or "exr" (multilayer: alpha, mattes, motion vectors)
+    alpha: bool = False  # the person cut out (RGBA), the uncovered background transparent
     keys: list[str] = field(default_factory=list)
     todo: list[int] = field(default_factory=list)  # positions in `frames` to render
     rendered: int = 0
@@ -80,11 +82,15 @@ class GenerateJob(Job):
             return
         host = self.host
         self.engine = self.engine or (host.session.server_info or {}).get("default_engine", "warp")
-        engine = frame_cache.engine_key(self.engine, self.checkpoint)
-        self.keys = [frame_cache.frame_key(self.photo_digest, engine, self.face_index, row) for row in self.motion]
+        engine = frame_cache.output_key(frame_cache.engine_key(self.engine, self.checkpoint), self.fmt, self.alpha)
+        vectors = self.fmt == "exr"  # an EXR frame's motion vectors depend on the frame before it too
+        self.keys = frame_cache.frame_keys(self.photo_digest, engine, self.face_index, self.motion, vectors)
         self.cache = frame_cache.load_cache(self.out_dir)
         self.todo = frame_cache.frames_to_render(self.out_dir, self.frames, self.keys, self.cache,
-                                                 frame_cache.frames_reusable(self.engine, self.checkpoint))
+                                                 frame_cache.frames_reusable(self.engine, self.checkpoint), self.fmt)
+        if vectors and self.todo:
+            # The backend takes the motion vectors from each frame to the next it is sent: send them all.
+            self.todo = list(range(len(self.frames)))
         if not self.todo:
             self.end(JobState.DONE, f"All {len(self.frames)} frames are up to date in {self.out_dir}")
             return
@@ -98,7 +104,7 @@ class GenerateJob(Job):
                 return
             self.send(host.session.client.generate(
                 self.motion[self.todo], self.fps, subject=subject, engine=self.engine,
-                format="png", face_index=self.face_index, checkpoint=self.checkpoint))
+                format=self.fmt, alpha=self.alpha, face_index=self.face_index, checkpoint=self.checkpoint))
             self.state = JobState.RUNNING
             self.message = f"Generating {len(self.todo)} frames…"
             host.redraw_due = True
@@ -116,9 +122,9 @@ class GenerateJob(Job):
             frame = self.frames[position]
             data = event.image()
             if not isinstance(data, (bytes, bytearray)):
-                self.end(JobState.FAILED, f"The backend sent frame {frame} without PNG data")
+                self.end(JobState.FAILED, f"The backend sent frame {frame} without {self.fmt.upper()} data")
                 return
-            name = frame_cache.frame_filename(frame)
+            name = frame_cache.frame_filename(frame, self.fmt)
             future = host.writer().submit(frame_cache.write_atomic, os.path.join(self.out_dir, name), bytes(data))
             self.writes.append((future, name, self.keys[position]))
             self.rendered += 1

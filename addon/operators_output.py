@@ -4,9 +4,9 @@ from __future__ import annotations
 import os
 
 import bpy
-from bpy.props import BoolProperty, IntProperty
+from bpy.props import BoolProperty, IntProperty, StringProperty
 
-from . import compat, compositing, properties, sampling
+from . import compat, compositing, connection, properties, sampling
 from .connection import RUNTIME
 from .runtime import PREVIEW_IMAGE
 from .operators import RigOperator, rig_poll
@@ -24,7 +24,7 @@ class OutputSettings:
                                  description="Set the render size to the frames' size at 100%")
 
 class ENLIVEN_OT_generate(bpy.types.Operator):
-    """Render the portrait's animation over the frame range into a numbered PNG sequence.
+    """Render the portrait's animation over the frame range into a numbered PNG or EXR sequence.
     Frames that were already generated and did not change are kept"""
 
     bl_idname = "enliven.generate"
@@ -74,22 +74,36 @@ class ENLIVEN_OT_add_to_compositor(OutputSettings, RigOperator, bpy.types.Operat
 
     over_render: BoolProperty(name="Over Render", default=False,
                               description="Put the portrait over the scene's render with Alpha Over")
+    background: StringProperty(name="Background", default="",
+                               description="An image to put the portrait over with Alpha Over (its name); "
+                                           "it takes the render's place")
+    vector_blur: BoolProperty(name="Vector Blur", default=False,
+                              description="Blur the portrait along its motion vectors (OpenEXR Multilayer frames)")
 
     def invoke(self, context, event):
-        self.over_render = context.scene.enliven.over_render
+        settings = context.scene.enliven
+        self.over_render = settings.over_render
+        self.background = settings.background.name if settings.background is not None else ""
+        self.vector_blur = settings.vector_blur
         return self.execute(context)
 
     def execute(self, context):
         scene, obj = context.scene, properties.active_rig(context)
+        background = bpy.data.images.get(self.background) if self.background else None
+        if self.background and background is None:
+            self.report({'ERROR'}, f"No image named '{self.background}' for the background")
+            return {'CANCELLED'}
         try:
-            node = compositing.add_to_compositor(scene, obj, self.over_render)
+            node = compositing.add_to_compositor(scene, obj, self.over_render, background, self.vector_blur)
         except UserError as error:
             self.report({'ERROR'}, str(error))
             return {'CANCELLED'}
         if self.set_resolution:
-            compositing.set_resolution(scene, tuple(node.image.size))
+            directory, first, _ = compositing.sequence_frames(obj, scene)
+            compositing.set_resolution(scene, compositing.frame_size(
+                os.path.join(directory, connection.frame_filename(first, compositing.frame_format(obj)))))
         _color_management(self, scene)
-        if self.over_render and scene.camera is None:
+        if self.over_render and background is None and scene.camera is None:
             self.report({'WARNING'}, "Over Render needs a scene camera to render")
         if scene.sequence_editor is not None and scene.render.use_sequencer and len(compat.strips(scene)):
             self.report({'WARNING'}, "The sequencer has strips, so renders show the sequencer, not the compositor "
@@ -125,7 +139,7 @@ class ENLIVEN_OT_add_to_sequencer(OutputSettings, RigOperator, bpy.types.Operato
             self.report({'ERROR'}, str(error))
             return {'CANCELLED'}
         if self.set_resolution:
-            compositing.set_resolution(scene, compositing.png_size(
+            compositing.set_resolution(scene, compositing.frame_size(
                 os.path.join(bpy.path.abspath(strip.directory), strip.elements[0].filename)))
         _color_management(self, scene)
         first, end = compat.strip_span(strip)

@@ -142,6 +142,9 @@ class ENLIVEN_PT_output(_PortraitPanel, bpy.types.Panel):
         layout.prop(rig, "engine")
         if rig.engine.strip() == "refine":
             layout.prop(rig, "checkpoint")
+        row = layout.row(align=True)
+        row.prop(rig, "frame_format", text="")
+        row.prop(rig, "alpha")
         layout.prop(rig, "face_index")
 
         if not _generate_progress(layout):
@@ -152,7 +155,14 @@ class ENLIVEN_PT_output(_PortraitPanel, bpy.types.Panel):
                 layout.label(text=job.message, icon=icon)
 
         layout.separator()
-        layout.prop(context.scene.enliven, "over_render")
+        settings = context.scene.enliven
+        layout.prop(settings, "background")
+        row = layout.row(align=True)
+        row.active = settings.background is None  # a background image takes the render's place
+        row.prop(settings, "over_render")
+        sub = layout.row()
+        sub.active = rig.frame_format == 'EXR'
+        sub.prop(settings, "vector_blur")
         row = layout.row(align=True)
         row.operator("enliven.add_to_compositor", icon='NODE_COMPOSITING')
         row.operator("enliven.add_to_sequencer", icon='SEQUENCE')

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .shared.client import Event
 
 PENDING = "pending"  # holds the slot until the request is actually sent
+PREVIEW_SIDE = 1024  # previews of larger photos are rendered scaled down to this many pixels a side (fast)
 
 
 @dataclass(kw_only=True, eq=False)
@@ -73,7 +74,7 @@ class PreviewJob(Job):
                 return
             self.sent_at = time.perf_counter()
             self.send(client.preview(values, subject=subject, engine=engine or None, format="raw", face_index=face,
-                                     checkpoint=checkpoint))
+                                     checkpoint=checkpoint, max_side=PREVIEW_SIDE))
 
         def fail(text: str) -> None:
             self.job = None

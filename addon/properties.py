@@ -118,6 +118,16 @@ def _rig_annotations() -> dict:
             name="Output Folder", default="", subtype='DIR_PATH', options=set(),
             description="Where Generate writes the numbered PNG sequence. "
                         "Empty: //enliven/<portrait>/ next to the .blend file"),
+        "alpha": BoolProperty(
+            name="Alpha", default=False, options=set(),
+            description="Cut the person out: frames with alpha, where the background the moving head uncovers "
+                        "is transparent (for Alpha Over onto the render or a background plate)"),
+        "frame_format": EnumProperty(
+            name="Format", default='PNG', options=set(),
+            items=[('PNG', "PNG", "8-bit sRGB frames: small and simple"),
+                   ('EXR', "OpenEXR Multilayer", "Linear colour and alpha, the person, face, eye and mouth mattes "
+                                                 "and the motion vectors (for Vector Blur) as layers of each frame")],
+            description="The file format of the generated frames"),
         "use_custom_range": BoolProperty(
             name="Custom Range", default=False, options=set(),
             description="Generate this frame range instead of the scene's"),
@@ -193,6 +203,13 @@ class ENLIVEN_PG_scene(bpy.types.PropertyGroup):
         name="Over Render", default=False, options=set(),
         description="Add to Compositor puts the portrait over the scene's render (Alpha Over) "
                     "instead of using it alone")
+    background: PointerProperty(
+        name="Background", type=bpy.types.Image, options=set(),
+        description="Add to Compositor puts the portrait over this image (Alpha Over): a new background plate "
+                    "for a portrait generated with Alpha. Empty: the render (Over Render) or nothing")
+    vector_blur: BoolProperty(
+        name="Vector Blur", default=False, options=set(),
+        description="Add to Compositor blurs the portrait along its motion vectors (frames in OpenEXR Multilayer)")
 
 
 classes = (ENLIVEN_PG_rig, ENLIVEN_PG_scene)

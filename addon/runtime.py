@@ -219,7 +219,8 @@ class Runtime:
         self.start(GenerateJob(
             rig=obj.name, scene=scene.name, out_dir=directory, frames=frames, motion=sampling.sample(obj, frames),
             fps=sampling.scene_fps(scene), photo_data=photo.data, photo_digest=photo.digest,
-            face_index=obj.enliven.face_index, engine=obj.enliven.engine.strip(), checkpoint=rig_checkpoint(obj)))
+            face_index=obj.enliven.face_index, engine=obj.enliven.engine.strip(), checkpoint=rig_checkpoint(obj),
+            fmt=obj.enliven.frame_format.lower(), alpha=obj.enliven.alpha))
         return warning
 
     def file_loaded(self) -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from .analysis import Subject
+from .engines.passes import PassRenderer
+from .frame_layers import FrameLayers
 from .engines.refine import RefineEngine
 from .engines.warp import WarpEngine
 from .errors import BadMotionError, EnlivenError
@@ -30,16 +32,32 @@ class Animator:
             raise EnlivenError(f"--checkpoint is for the refine engine; the {engine} engine has no trained model.")
         else:
             self.engine = ENGINES[engine](subject)
+        self._passes: PassRenderer | None = None  # made on the first frame that asks for alpha or passes
 
     def render(self, values: np.ndarray) -> np.ndarray:
         """One frame, (H, W, 3) uint8 RGB at the photo's resolution, for a full channel vector."""
-        values = np.asarray(values, dtype=np.float64)
-        if values.shape != (len(CHANNEL_NAMES),):
-            raise BadMotionError(f"A frame needs {len(CHANNEL_NAMES)} channel values, got shape {values.shape}.")
-        if not np.isfinite(values).all():
-            raise BadMotionError("Channel values must be finite numbers (got NaN or infinity).")
-        return self.engine.render(values)
+        return self.engine.render(_checked(values))
+
+    def render_layers(self, values: np.ndarray, previous: np.ndarray | None = None, alpha: bool = False,
+                      passes: bool = False) -> FrameLayers:
+        """One frame with, on request, the person's alpha (cut out) and the compositing passes (mattes,
+        and the motion vectors since the frame of channel values `previous`)."""
+        values = _checked(values)
+        if not (alpha or passes):
+            return FrameLayers(self.engine.render(values))
+        if self._passes is None:
+            self._passes = PassRenderer(self.engine)
+        return self._passes.render(values, None if previous is None else _checked(previous), alpha, passes)
 
     def render_all(self, motion_full: np.ndarray) -> Iterator[np.ndarray]:
         for values in motion_full:
             yield self.render(values)
+
+
+def _checked(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != (len(CHANNEL_NAMES),):
+        raise BadMotionError(f"A frame needs {len(CHANNEL_NAMES)} channel values, got shape {values.shape}.")
+    if not np.isfinite(values).all():
+        raise BadMotionError("Channel values must be finite numbers (got NaN or infinity).")
+    return values

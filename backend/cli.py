@@ -16,10 +16,11 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .arguments import add_photo_options, analyze_photo, usable_fps
+from .arguments import add_photo_options, analyze_photo, usable_fps, whole_number_in
 from .errors import BadMotionError, EnlivenError, UsageError
 from .remote_render import add_server_options, render_on_server
 from .sequence import FrameSink
+from .shared.naming import FRAME_FORMATS
 from .shared.motion import Motion, MotionError
 
 
@@ -77,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--audio-offset", type=float, default=0.0, metavar="SECONDS",
                           help="start the sound this much later (negative: earlier) than the first frame")
     generate.add_argument("--contact-sheet", type=Path, metavar="PNG", help="also write a grid of thumbnails")
+    generate.add_argument("--alpha", action="store_true",
+                          help="cut the person out: RGBA frames whose uncovered background is transparent")
+    generate.add_argument("--format", choices=FRAME_FORMATS, default="png",
+                          help="png (default; 8-bit sRGB) or exr (multilayer OpenEXR: linear colour and alpha, "
+                               "the person, face, eye and mouth mattes and the motion vectors as layers)")
+    generate.add_argument("--png-compression", type=whole_number_in(0, 9), default=1, metavar="N",
+                          help="0 stores the pixels (fastest, largest files: for big photos), 1 (default) a fast "
+                               "deflate, up to 9 (smallest, slowest)")
     generate.add_argument("--engine", default="warp", help="frame generator: warp (default) or refine (the warp "
                                                             "with the eyes and mouth redrawn by trained generators)")
     generate.add_argument("--checkpoint", type=Path, metavar="PT",
@@ -163,6 +172,8 @@ def run_generate(args: argparse.Namespace) -> int:
     motion = load_motion_arguments(args)
     if args.size is not None and args.size < 64:
         raise EnlivenError("--size must be at least 64 pixels.")
+    if args.alpha and args.video is not None:
+        raise UsageError("--video has no alpha channel: make the video in a run without --alpha")
     if args.audio is not None and args.video is None:
         raise UsageError("--audio goes into the video: add --video OUT.mp4")
     if args.audio is not None:
@@ -171,7 +182,8 @@ def run_generate(args: argparse.Namespace) -> int:
         check_audio_decodes(args.audio)
     values = motion.full()
     sink = FrameSink(args.out, len(values), motion.fps, video=args.video, contact_sheet=args.contact_sheet,
-                     audio=args.audio, audio_offset_s=args.audio_offset)
+                     audio=args.audio, audio_offset_s=args.audio_offset, fmt=args.format,
+                     png_level=args.png_compression)
     progress = tqdm(total=len(values), unit="frame", desc="generating", file=sys.stderr, dynamic_ncols=True)
     started = time.perf_counter()
     try:
@@ -181,8 +193,10 @@ def run_generate(args: argparse.Namespace) -> int:
             from .animator import Animator
 
             animator = Animator(analyze_photo(args), engine=args.engine, checkpoint=args.checkpoint)
-            for index, frame in enumerate(animator.render_all(values)):
-                sink.add(index, frame)
+            passes = args.format == "exr"  # an EXR frame carries every pass
+            for index, row in enumerate(values):
+                previous = values[index - 1] if index > 0 else None  # for the motion vectors
+                sink.add(index, animator.render_layers(row, previous, args.alpha, passes))
                 progress.update()
         sink.close()
     except BaseException:
@@ -194,7 +208,7 @@ def run_generate(args: argparse.Namespace) -> int:
     width, height = sink.size or (0, 0)
     size = f"{width}x{height}, " if sink.size else ""
     print(f"wrote {len(values)} frames ({size}{motion.fps:g} fps) to {args.out} in {elapsed:.1f} s "
-          f"({len(values) / max(elapsed, 1e-9):.1f} frames/s including PNG writing)")
+          f"({len(values) / max(elapsed, 1e-9):.1f} frames/s including {args.format.upper()} writing)")
     for extra in (args.video, args.contact_sheet):
         if extra:
             print(f"wrote {extra}")

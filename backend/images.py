@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import io
 import os
-import struct
 import tempfile
 import warnings
-import zlib
 from pathlib import Path
 
 import cv2
@@ -14,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError, ImageTooLargeError
+from .png import encode_png  # noqa: F401  (the PNG encoder, for this module's callers)
 
 # A 40-megapixel photo is about 120 MB as RGB and several times that while
 # we work on it; larger inputs are refused rather than risking the machine.
@@ -76,40 +75,6 @@ def _check_size(name: str, width: int, height: int, max_pixels: int, max_side: i
             f"{max_side} px a side and {max_pixels / 1e6:.0f} MP. {remedy}")
 
 
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-
-
-def encode_png(rgb: np.ndarray, level: int = 1) -> bytes:
-    """Lossless 8-bit RGB PNG, built for streaming speed.
-
-    PNG encoding, not rendering, limits a streamed generation and the command
-    line's sequence writing: OpenCV's encoder at level 1 takes about twice as
-    long as a 512x512 warp frame. At level 1
-    every row uses the "Up" filter (one vectorised subtraction) and deflate
-    runs with the run-length strategy: about 2x faster than cv2.imencode at
-    level 1 for slightly smaller files on photos. Level 0 stores the pixels
-    uncompressed (fastest, ~1.7x larger files); 2-9 are zlib's levels. numpy
-    and zlib release the GIL, so encoder threads run beside the renderer.
-    """
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    h, w = rgb.shape[:2]
-    flat = rgb.reshape(h, w * 3)
-    rows = np.empty((h, 1 + w * 3), np.uint8)
-    if level == 0:
-        rows[:, 0] = 0  # filter None: stored data does not benefit from filtering
-        rows[:, 1:] = flat
-    else:
-        rows[:, 0] = 2  # filter Up: each byte minus the byte above (mod 256)
-        rows[0, 1:] = flat[0]
-        np.subtract(flat[1:], flat[:-1], out=rows[1:, 1:])
-    strategy = zlib.Z_RLE if level == 1 else zlib.Z_DEFAULT_STRATEGY
-    deflate = zlib.compressobj(level, zlib.DEFLATED, 15, 9, strategy)
-    data = deflate.compress(rows) + deflate.flush()
-    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8-bit, truecolour, no interlace
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data) + _png_chunk(b"IEND", b"")
-
-
 def decode_png(data: bytes) -> np.ndarray:
     """RGB pixels of PNG (or JPEG) bytes we made or received."""
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
@@ -131,8 +96,8 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def write_png(path: str | os.PathLike, rgb: np.ndarray, compression: int = 1) -> None:
-    write_atomic(path, encode_png(rgb, compression))
+def write_png(path: str | os.PathLike, pixels: np.ndarray, compression: int = 1) -> None:
+    write_atomic(path, encode_png(pixels, compression))
 
 
 def resize_long_side(rgb: np.ndarray, size: int) -> np.ndarray:

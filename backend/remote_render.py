@@ -51,12 +51,13 @@ def render_on_server(args: argparse.Namespace, values: np.ndarray, fps: float, s
         keys["checkpoint"] = str(args.checkpoint if args.checkpoint.is_absolute() else args.checkpoint.resolve())
 
     def on_frame(index: int, image, event) -> None:
-        sink.add(index, image if isinstance(image, np.ndarray) else None, png=image if isinstance(image, bytes) else None)
+        sink.add(index, image if isinstance(image, np.ndarray) else None, data=image if isinstance(image, bytes) else None)
         progress.update()
 
     try:
         generate_remote(args.server, photo, values, fps, engine=args.engine, on_frame=on_frame,
-                        face_index=args.face, **keys)
+                        face_index=args.face, format=getattr(args, "format", "png"),
+                        alpha=getattr(args, "alpha", False), png_compression=getattr(args, "png_compression", 1), **keys)
     except RemoteError as error:
         if error.code in _REMOTE_ERRORS or error.code in (protocol.E_BAD_FIELD, protocol.E_BAD_PART, protocol.E_INTERNAL):
             message = f"the server at {args.server} says: {error.message}"

@@ -2,26 +2,27 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .errors import EnlivenError
-from .images import write_png
+from .frame_layers import FrameLayers
+from .images import write_atomic, write_png
+from .png import BandCache
 from .shared.naming import frame_filename
 
-def frame_path(directory: str | Path, number: int) -> Path:
+SHEET_GREY = 128  # behind frames with alpha on the contact sheet
+ENCODER_THREADS = 2  # frames encoded and written while the next renders (zlib and OpenEXR release the GIL)
+
+
+def frame_path(directory: str | Path, number: int, fmt: str = "png") -> Path:
     """Frame `number` (1 for the first) of a sequence: shared/naming.py's rule."""
-    return Path(directory) / frame_filename(number)
-
-
-def write_frame(directory: str | Path, number: int, rgb: np.ndarray) -> Path:
-    """Write one frame atomically (a killed run never leaves a half-written PNG)."""
-    path = frame_path(directory, number)
-    write_png(path, rgb)
-    return path
+    return Path(directory) / frame_filename(number, fmt=fmt)
 
 
 class VideoWriter:
@@ -117,45 +118,81 @@ def sheet_frame_numbers(frame_count: int, slots: int = 12) -> list[int]:
 
 
 class FrameSink:
-    """Where generated frames go: the numbered PNG sequence (when `out` is
-    given), and optionally a video (with a sound track) and a contact sheet."""
+    """Where generated frames go: the numbered PNG or EXR sequence (when `out`
+    is given), and optionally a video (with a sound track) and a contact sheet.
+
+    Frames are encoded and written by worker threads while the caller renders
+    the next one, at most a few ahead; each is written atomically, and `close()`
+    (or `abort()`) waits for the last. Frames of a sequence share a BandCache,
+    so what does not change between frames is deflated once.
+    """
 
     def __init__(self, out: Path | None, frame_count: int, fps: float, video: Path | None = None,
-                 contact_sheet: Path | None = None, audio: Path | None = None, audio_offset_s: float = 0.0):
+                 contact_sheet: Path | None = None, audio: Path | None = None, audio_offset_s: float = 0.0,
+                 fmt: str = "png", png_level: int = 1, threads: int = ENCODER_THREADS):
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
         self.out = out
+        self.fmt = fmt
+        self.png_level = png_level
         self.video = VideoWriter(video, fps, audio, audio_offset_s) if video else None
         self.sheet_path = contact_sheet
         self.sheet_numbers = set(sheet_frame_numbers(frame_count)) if contact_sheet else set()
         self.sheet_frames: list[tuple[int, np.ndarray]] = []
         self.size: tuple[int, int] | None = None
+        self._bands = BandCache()
+        self._threads = threads
+        self._writers = ThreadPoolExecutor(threads, thread_name_prefix="enliven-frames") if out is not None else None
+        self._pending: deque[Future] = deque()
 
     @property
     def needs_pixels(self) -> bool:
         return self.video is not None or bool(self.sheet_numbers)
 
-    def add(self, index: int, rgb: np.ndarray | None, png: bytes | None = None) -> None:
-        """Frame `index` (0-based) as pixels, or as PNG bytes already encoded (then pixels only if needed)."""
-        from .images import decode_png, write_atomic
+    def add(self, index: int, frame: FrameLayers | np.ndarray | None, data: bytes | None = None) -> None:
+        """Frame `index` (0-based): a frame's layers or RGB pixels, or its file (PNG or EXR bytes)
+        already encoded (then decoded only if the video or the sheet needs pixels)."""
+        from .frame_formats import decode_frame, encode_frame
 
-        if png is not None:
-            if self.out is not None:
-                write_atomic(frame_path(self.out, index + 1), png)
-            if self.needs_pixels:
-                rgb = decode_png(png)
-        elif self.out is not None:
-            write_png(frame_path(self.out, index + 1), rgb)
+        path = frame_path(self.out, index + 1, self.fmt) if self.out is not None else None
+        if isinstance(frame, np.ndarray):
+            frame = FrameLayers(frame)
+        if data is not None:
+            if path is not None:
+                self._submit(write_atomic, path, data)
+            rgb = decode_frame(data) if self.needs_pixels else None
+        else:
+            if path is not None:
+                self._submit(lambda: write_atomic(path, encode_frame(frame, self.fmt, self.png_level, self._bands)))
+            rgb = frame.rgb
         if rgb is None:
             return
         self.size = rgb.shape[1::-1]
         if self.video:
             self.video.add(rgb)
         if index in self.sheet_numbers:
+            if frame is not None and frame.alpha is not None:  # the cut-out person, over grey
+                rgb = (rgb * frame.alpha[..., None] + SHEET_GREY * (1 - frame.alpha[..., None]) + 0.5).astype(np.uint8)
             self.sheet_frames.append((index + 1, rgb[::2, ::2].copy() if max(rgb.shape) > 2048 else rgb))
 
+    def _submit(self, work, *args) -> None:
+        self._pending.append(self._writers.submit(work, *args))
+        # Never more than a few frames waiting: memory stays flat, and a failed write stops the run soon.
+        while self._pending and (len(self._pending) > self._threads + 1 or self._pending[0].done()):
+            self._pending.popleft().result()
+
+    def _finish_writes(self) -> None:
+        if self._writers is None:
+            return
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            self._writers.shutdown(wait=True)
+
     def close(self) -> None:
-        """Finish the video and the contact sheet (after the last frame)."""
+        """Finish the writes, the video and the contact sheet (after the last frame)."""
+        self._finish_writes()
         if self.video:
             self.video.close()
         if self.sheet_path and self.sheet_frames:
@@ -163,5 +200,9 @@ class FrameSink:
 
     def abort(self) -> None:
         """The run failed or was interrupted: written frames stay, the unfinished video goes."""
+        wait(self._pending)
+        self._pending.clear()
+        if self._writers is not None:
+            self._writers.shutdown(wait=True)
         if self.video:
             self.video.abort()

@@ -61,7 +61,7 @@ class Event:
         return str(self.fields.get("message", ""))
 
     def image(self) -> bytes | np.ndarray | None:
-        """A frame's picture: PNG/JPEG bytes, an (H, W, 3) uint8 array for raw, or None."""
+        """A frame's picture: PNG/JPEG/EXR bytes, an (H, W, 3) (RGBA: 4) uint8 array for raw, or None."""
         part = self.parts.get("image")
         if part is None:
             return None
@@ -210,11 +210,19 @@ class Client:
         channels: Iterable[str] | None = None,
         face_index: int = 0,
         checkpoint: str | os.PathLike | None = None,
+        alpha: bool = False,
+        max_side: int | None = None,
     ) -> str:
         """Render one frame. A newer preview supersedes this one if it is still queued
-        (it then ends with a ``done`` event whose status is ``superseded``)."""
+        (it then ends with a ``done`` event whose status is ``superseded``). ``alpha``:
+        an RGBA frame with the person cut out. ``max_side``: render a large photo
+        scaled down to at most this many pixels a side (a quick look)."""
         fields = _job_fields(subject, image, engine, channels, face_index, checkpoint)
         fields["format"] = format
+        if alpha:
+            fields["alpha"] = True
+        if max_side is not None:
+            fields["max_side"] = int(max_side)
         return self._request("preview", fields, _motion_parts(values, image))
 
     def generate(
@@ -235,6 +243,7 @@ class Client:
         digits: int | None = None,
         png_compression: int = 1,
         checkpoint: str | os.PathLike | None = None,
+        alpha: bool = False,
     ) -> str:
         """Render every row of ``motion`` (frames x channels). Frames stream back as
         ``frame`` events in order, with ``progress`` events, then one ``done``.
@@ -245,12 +254,18 @@ class Client:
         skips frames already there. Use ``format="none"`` to get
         only the paths back. ``png_compression`` trades file size for speed:
         0 stores pixels uncompressed (fastest), 1 (default) is a fast
-        run-length deflate, up to 9 (smallest, slowest). ``checkpoint`` is the
+        Huffman-only deflate, up to 9 (smallest, slowest). ``checkpoint`` is the
         refine engine's trained model on the server's disk (default: the one
-        the server was started with).
+        the server was started with). ``alpha`` cuts the person out: RGBA PNG
+        frames, the uncovered background transparent. ``format="exr"`` makes
+        multilayer OpenEXR frames (linear colour, the alpha, the person, face,
+        eye and mouth mattes and the motion vectors as named layers); EXR
+        frames come back (and are written) as EXR files.
         """
         fields = _job_fields(subject, image, engine, channels, face_index, checkpoint)
         fields.update(fps=float(fps), format=format, png_compression=int(png_compression))
+        if alpha:
+            fields["alpha"] = True
         for key, value in (("prefix", prefix), ("first_number", first_number), ("digits", digits)):
             if value is not None:  # else the server's rule (shared/naming.py)
                 fields[key] = value

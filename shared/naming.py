@@ -1,6 +1,6 @@
 """The one frame-naming rule, for the command line, the server and the add-on:
 
-    frame_NNNNN.png
+    frame_NNNNN.png   (or frame_NNNNN.exr for multilayer OpenEXR frames)
 
 five digits (more once a number needs them), numbered by the frame's number:
 from 1 for the first frame of a sequence the command line or the server makes,
@@ -14,8 +14,14 @@ from __future__ import annotations
 FRAME_PREFIX = "frame_"
 FRAME_DIGITS = 5
 FIRST_FRAME = 1
+FRAME_FORMATS = ("png", "exr")  # the file formats of a frame sequence; PNG is the default
+
+# A multilayer OpenEXR frame's layers, named as Blender names its render passes
+# (view layer.pass.channel), so its Image node shows them as outputs.
+EXR_LAYER = "ViewLayer"
+EXR_MATTES = {"Person": "person", "Face": "face", "Eyes": "eyes", "Mouth": "mouth"}  # pass -> matte
 
 
-def frame_filename(number: int, prefix: str = FRAME_PREFIX, digits: int = FRAME_DIGITS) -> str:
-    """The file name of frame `number` (the frame's number, not a 0-based index)."""
-    return f"{prefix}{number:0{digits}d}.png"
+def frame_filename(number: int, prefix: str = FRAME_PREFIX, digits: int = FRAME_DIGITS, fmt: str = "png") -> str:
+    """The file name of frame `number` (the frame's number, not a 0-based index) in format `fmt`."""
+    return f"{prefix}{number:0{digits}d}.{fmt}"

@@ -99,6 +99,8 @@ _VOICE = FieldSpec(_str_match(r"[A-Za-z0-9_+\-]{1,40}"), "an eSpeak NG voice suc
 _RATE_WPM = FieldSpec(_int_in(80, 450), "words per minute, 80-450")
 _HEAD_MOTION = FieldSpec(_num_between(0, 5), "an amount 0-5")
 _SEED = FieldSpec(_int_in(0, 2**31 - 1), "a non-negative integer")
+# The person cut out: RGBA frames (PNG, raw) or the EXR's alpha, the uncovered background transparent.
+_ALPHA = FieldSpec(lambda v: isinstance(v, bool), "true or false")
 _IMAGE = PartSpec(("png", "jpeg", "array"), dtypes=("uint8",), ndims=(3,))
 _MOTION = PartSpec(("array",), dtypes=("float32",), ndims=(1, 2), required=True)
 
@@ -116,6 +118,8 @@ REQUESTS: dict[str, tuple[dict[str, FieldSpec], dict[str, PartSpec]]] = {
             "engine": _ENGINE,
             "channels": _CHANNELS,
             "format": FieldSpec(_one_of("raw", "png", "jpeg"), "raw, png or jpeg"),
+            "alpha": _ALPHA,
+            "max_side": FieldSpec(_int_in(64, 8192), "an integer 64-8192: render at most this many pixels a side"),
             "checkpoint": _CHECKPOINT,
         },
         {"image": _IMAGE, "motion": _MOTION},
@@ -127,7 +131,9 @@ REQUESTS: dict[str, tuple[dict[str, FieldSpec], dict[str, PartSpec]]] = {
             "engine": _ENGINE,
             "channels": _CHANNELS,
             "fps": FieldSpec(_num_in(0, 1000), "frames per second, 0 < fps <= 1000", True),
-            "format": FieldSpec(_one_of("png", "jpeg", "raw", "none"), "png, jpeg, raw or none"),
+            "format": FieldSpec(_one_of("png", "exr", "jpeg", "raw", "none"),
+                                "png, exr (multilayer: colour, alpha, mattes, motion vectors), jpeg, raw or none"),
+            "alpha": _ALPHA,
             "png_compression": FieldSpec(_int_in(0, 9), "0 (store: fastest, largest) to 9 (smallest); default 1"),
             "output_dir": FieldSpec(_path, "an absolute directory path on the server"),
             "resume": FieldSpec(lambda v: isinstance(v, bool), "true or false"),

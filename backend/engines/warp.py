@@ -40,8 +40,9 @@ from ..analysis import Subject
 from ..geometry import camera_to_image
 from ..rig import Rig
 from ..shared.channels import CHANNEL_INDEX
+from .frame_buffers import FrameBuffers
 from .warp_math import (SILHOUETTE_SOFTNESS, closed_lid, displacement_from_index, extend_index, layer_coverage,
-                        piecewise_affine_displacement, pixels_of_cells, polygon_mask, smooth_face_edge,
+                        piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at, smooth_face_edge,
                         triangle_affines, triangle_index_image)
 
 WORKING_SIDE = 256  # the displacement field is computed at most this large
@@ -68,6 +69,8 @@ class WarpedFrame:
     target_landmarks: np.ndarray  # (478, 3) image pixels, where the rig put the landmarks
     painted: np.ndarray | None = None  # (region h, region w) float32, 1 where the warp painted (mouth cavity, closed lids)
     uncovered: np.ndarray | None = None  # (region h, region w) float32, background the moving person uncovered, 0..1
+    box: tuple[int, int, int, int] | None = None  # region pixels that moved (None: the photo as it is)
+    person: np.ndarray | None = None  # (box h, box w) float32, the person mask warped with the pixels
 
 
 @dataclass
@@ -105,6 +108,8 @@ class WarpEngine:
         self.work_size = (max(2, round(self.region_size[0] * self.scale)), max(2, round(self.region_size[1] * self.scale)))
         self.source_region = np.ascontiguousarray(subject.image[y0:y1, x0:x1])
         self.mask = subject.mask.astype(np.float32)
+        self.frames = FrameBuffers(subject.image, self.region)
+        self._pixel_grid: np.ndarray | None = None  # (region h, region w, 2) float32 x, y of each pixel, made once
 
         self._build_control_points()
         self.triangles = Delaunay(self.source_work[:, :2], qhull_options="QJ Pp").simplices.astype(np.int32)
@@ -317,11 +322,14 @@ class WarpEngine:
         """The animated photo for one frame of channel values (full resolution, uint8 RGB)."""
         return self.render_with_fields(values, keep_fields=False).frame
 
-    def render_with_fields(self, values: np.ndarray, keep_fields: bool = True) -> "WarpedFrame":
-        """The frame and, with `keep_fields`, what was computed on the way (for the refine engine and its training)."""
+    def render_with_fields(self, values: np.ndarray, keep_fields: bool = True, cut_out: bool = False) -> "WarpedFrame":
+        """The frame and, with `keep_fields`, what was computed on the way (for the refine engine and its training).
+
+        `cut_out`: the moved person is left unblended over the background (for a frame with alpha, where
+        the uncovered background is transparent instead of inpainted)."""
         values = np.asarray(values, dtype=np.float64)
         target_image, extra_image, target_work = self.target_points(values)
-        frame = self.subject.image.copy()
+        frame = self.frames.take()
         affines, usable = triangle_affines(target_work, self.source_work, self.triangles)
         index_image = triangle_index_image(target_work, self.triangles, usable, self.work_size, in_front=self.face_triangles)
         displacement = displacement_from_index(index_image, affines)
@@ -347,7 +355,8 @@ class WarpEngine:
         box = self._moving_box(moving)
         full = self._full_resolution_displacement(displacement, box, target_work)
         silhouette = self._resolve_silhouette(full, box, face_cover, face_field, face_reach, target_work, affines, usable)
-        region, warped_mask = self._warp_region(full, box, silhouette)
+        region, warped_mask = self._warp_region(full, box, silhouette, cut_out)
+        result.box, result.person = box, warped_mask
         remapped = region.copy() if keep_fields else None
         region = self._draw_irises(region, full, target_image, box)
         region = self._paint_mouth(region, target_image, extra_image, box)
@@ -416,23 +425,23 @@ class WarpEngine:
         ys, xs = pixels_of_cells(cells_y, cells_x, self.scale, box)
         if len(ys) == 0:
             return None
-        work_x = ((bx0 + xs + 0.5) * self.scale - 0.5).astype(np.float32)[None, :]
-        work_y = ((by0 + ys + 0.5) * self.scale - 0.5).astype(np.float32)[None, :]
+        work_x = ((bx0 + xs + 0.5) * self.scale - 0.5).astype(np.float32)
+        work_y = ((by0 + ys + 0.5) * self.scale - 0.5).astype(np.float32)
 
         def at_pixels(field: np.ndarray) -> np.ndarray:
-            return cv2.remap(field, work_x, work_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+            return sample_at(field, work_x, work_y)
 
         reach = SILHOUETTE_REACH + 1
         back_index = extend_index(triangle_index_image(target_work, self.triangles, usable & ~self.face_layer,
                                                        self.work_size), reach)
         front = at_pixels(face_field) / self.scale
         # The background layer's own triangle (that of the pixel's working cell), its map taken exactly here.
-        triangle = back_index[np.round(work_y[0]).astype(int).clip(0, back_index.shape[0] - 1),
-                              np.round(work_x[0]).astype(int).clip(0, back_index.shape[1] - 1)]
+        triangle = back_index[np.round(work_y).astype(int).clip(0, back_index.shape[0] - 1),
+                              np.round(work_x).astype(int).clip(0, back_index.shape[1] - 1)]
         back_defined = triangle >= 0
         affine = affines[np.maximum(triangle, 0)]
-        back = np.stack([affine[:, 0, 0] * work_x[0] + affine[:, 0, 1] * work_y[0] + affine[:, 0, 2] - work_x[0],
-                         affine[:, 1, 0] * work_x[0] + affine[:, 1, 1] * work_y[0] + affine[:, 1, 2] - work_y[0]],
+        back = np.stack([affine[:, 0, 0] * work_x + affine[:, 0, 1] * work_y + affine[:, 0, 2] - work_x,
+                         affine[:, 1, 0] * work_x + affine[:, 1, 1] * work_y + affine[:, 1, 2] - work_y],
                         axis=1).astype(np.float32) / self.scale
         # A layer that does not reach a pixel (for the face: with all four interpolated neighbours) cannot show there.
         front_defined = at_pixels(face_reach.astype(np.float32)) > 0.999
@@ -461,28 +470,30 @@ class WarpEngine:
         return x0, y0, x1, y1
 
     def _warp_region(self, full: np.ndarray, box: tuple[int, int, int, int],
-                     silhouette: "SilhouetteEdge | None" = None) -> tuple[np.ndarray, np.ndarray]:
+                     silhouette: "SilhouetteEdge | None" = None, cut_out: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Warp the full-resolution pixels inside `box` by displacement `full`, anti-alias the face's
-        silhouette and composite uncovered background.
+        silhouette and (unless `cut_out`) composite uncovered background.
 
         Returns the pixels and the warped person mask."""
         bx0, by0, bx1, by1 = box
-        map_x = full[..., 0] + np.arange(bx0, bx1, dtype=np.float32)[None, :]
-        map_y = full[..., 1] + np.arange(by0, by1, dtype=np.float32)[:, None]
-        warped = cv2.remap(self.source_region, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if self._pixel_grid is None:
+            width, height = self.region_size
+            self._pixel_grid = np.dstack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)))
+        where_from = full + self._pixel_grid[by0:by1, bx0:bx1]  # one (x, y) map: both remaps read it
+        warped = cv2.remap(self.source_region, where_from, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if silhouette is not None and len(silhouette.rows):
             rows, cols = silhouette.rows, silhouette.cols
-            other_x = (silhouette.other[:, 0] + cols + bx0).astype(np.float32)[None, :]
-            other_y = (silhouette.other[:, 1] + rows + by0).astype(np.float32)[None, :]
-            other = cv2.remap(self.source_region, other_x, other_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+            other_x = (silhouette.other[:, 0] + cols + bx0).astype(np.float32)
+            other_y = (silhouette.other[:, 1] + rows + by0).astype(np.float32)
+            other = sample_at(self.source_region, other_x, other_y)
             weight = silhouette.weight[:, None]
             blended = weight * warped[rows, cols] + (1 - weight) * other
             warped[rows, cols] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-        warped_mask = cv2.remap(self.mask, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warped_mask = cv2.remap(self.mask, where_from, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if silhouette is not None and len(silhouette.rows):
             # The person mask is anti-aliased with the colour, or the background composite below would
             # cut the blended edge back to a hard one.
-            other_mask = cv2.remap(self.mask, other_x, other_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+            other_mask = sample_at(self.mask, other_x, other_y)
             weight = silhouette.weight
             warped_mask[rows, cols] = weight * warped_mask[rows, cols] + (1 - weight) * other_mask
 
@@ -492,15 +503,21 @@ class WarpEngine:
         source_mask = self.mask[by0:by1, bx0:bx1]
         original_region = self.source_region[by0:by1, bx0:bx1]
         still_background = (warped_mask < 0.001) & (source_mask < 0.001)
-        np.copyto(warped, original_region, where=still_background[..., None])
-        blend = (warped_mask < 0.999) & ~still_background
-        alpha = warped_mask[blend][:, None]
+        cv2.copyTo(original_region, still_background.view(np.uint8), warped)  # (numpy's copyto with where= is 40x slower)
+        if cut_out:
+            return warped, warped_mask
+        # The pixels to blend, as indices: a boolean mask would be scanned again for every array.
+        blend = np.flatnonzero((warped_mask < 0.999) & ~still_background)
+        rows, cols = np.divmod(blend, bx1 - bx0)
+        alpha = warped_mask.reshape(-1)[blend]
+        had = source_mask[rows, cols]
         # Relative to how much person the pixel had: a half-hair edge pixel that the
         # head left is fully background now, or a faint outline would stay behind.
-        uncovered = np.clip((source_mask[blend] - warped_mask[blend]) / np.maximum(source_mask[blend], 1e-3), 0.0, 1.0)[:, None]
-        original = original_region[blend].astype(np.float32)
-        background = original + uncovered * (self.background_plate[by0:by1, bx0:bx1][blend] - original)
-        warped[blend] = np.clip(background + alpha * (warped[blend] - background) + 0.5, 0, 255).astype(np.uint8)
+        uncovered = np.clip((had - alpha) / np.maximum(had, 1e-3), 0.0, 1.0)[:, None]
+        original = original_region[rows, cols].astype(np.float32)
+        background = original + uncovered * (self.background_plate[by0 + rows, bx0 + cols] - original)
+        pixels = warped.reshape(-1, 3)
+        pixels[blend] = np.clip(background + alpha[:, None] * (pixels[blend] - background) + 0.5, 0, 255).astype(np.uint8)
         return warped, warped_mask
 
     def _draw_irises(self, region: np.ndarray, full: np.ndarray, target_image: np.ndarray,

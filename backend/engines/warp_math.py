@@ -83,6 +83,23 @@ def displacement_from_index(index_image: np.ndarray, affines: np.ndarray,
     return displacement
 
 
+REMAP_ROW = 16384  # OpenCV's remap takes maps under 32767 pixels a side: scattered points go in rows this long
+
+
+def sample_at(image: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """`image` sampled bilinearly (edges replicated) at the points (xs, ys), flat float arrays of any length:
+    (N,) or (N, channels)."""
+    count = len(xs)
+    rows = max(1, -(-count // REMAP_ROW))
+    width = min(max(count, 1), REMAP_ROW)
+    grid_x = np.zeros(rows * width, np.float32)
+    grid_y = np.zeros(rows * width, np.float32)
+    grid_x[:count], grid_y[:count] = xs, ys
+    sampled = cv2.remap(image, grid_x.reshape(rows, width), grid_y.reshape(rows, width), cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE)
+    return sampled.reshape((rows * width,) + sampled.shape[2:])[:count]
+
+
 def pixels_of_cells(cells_y: np.ndarray, cells_x: np.ndarray, scale: float,
                     box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """The full-resolution pixels (rows, columns relative to `box`) whose nearest working pixel is one of the

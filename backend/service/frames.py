@@ -14,7 +14,9 @@ from typing import Any, BinaryIO, Callable
 import cv2
 import numpy as np
 
-from ..images import encode_png
+from ..frame_layers import FrameLayers
+from ..frame_formats import EXR_MAGIC, encode_frame, rgba_pixels
+from ..png import BandCache, encode_png
 from ..shared import naming, protocol
 from .jobs import ServiceError
 
@@ -26,30 +28,33 @@ _BINARY = getattr(os, "O_BINARY", 0)
 _RELATIVE_IO = os.open in os.supports_dir_fd and os.rename in os.supports_dir_fd  # os.replace: renameat too
 
 
-def encode_image(rgb: np.ndarray, fmt: str, png_level: int = 1) -> bytes | np.ndarray:
+def encode_image(pixels: np.ndarray, fmt: str, png_level: int = 1, cache: BandCache | None = None) -> bytes | np.ndarray:
+    """A frame's (H, W, 3) RGB or (H, W, 4) RGBA pixels for the wire."""
     if fmt == "raw":
-        return np.ascontiguousarray(rgb, dtype=np.uint8)
+        return np.ascontiguousarray(pixels, dtype=np.uint8)
     if fmt == "jpeg":
-        ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+        ok, data = cv2.imencode(".jpg", cv2.cvtColor(pixels[..., :3], cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
         if not ok:
             raise ServiceError(protocol.E_ENCODE_FAILED, "could not encode a JPEG")
         return data.tobytes()
-    return encode_png(rgb, png_level)
+    return encode_png(pixels, png_level, cache)
 
 
-def finish_frame(index: int, rgb: np.ndarray, fmt: str, writer: "FrameWriter | None",
-                  png_level: int = 1) -> tuple[int, dict, dict]:
-    """Encode one frame (and write it when the server writes the sequence); runs in the encoder pool."""
+def finish_frame(index: int, layers: FrameLayers, fmt: str, writer: "FrameWriter | None",
+                 png_level: int = 1, cache: BandCache | None = None) -> tuple[int, dict, dict]:
+    """Encode one frame (and write it when the server writes the sequence); runs in the encoder pool.
+    An EXR frame goes out (and onto disk) as EXR; a written sequence is PNG otherwise."""
     fields: dict[str, Any] = {"index": index}
     parts: dict[str, Any] = {}
-    png = None
+    data = None
+    if writer is not None or fmt in ("png", "exr"):
+        data = encode_frame(layers, "exr" if fmt == "exr" else "png", png_level, cache)
     if writer is not None:
-        png = encode_image(rgb, "png", png_level)
-        fields["path"] = str(writer.write(index, png))
-    if fmt == "png" and png is not None:
-        parts["image"] = png
+        fields["path"] = str(writer.write(index, data))
+    if fmt in ("png", "exr"):
+        parts["image"] = data
     elif fmt != "none":
-        parts["image"] = encode_image(rgb, fmt, png_level)
+        parts["image"] = encode_image(rgba_pixels(layers), fmt, png_level)
     return index, fields, parts
 
 
@@ -147,17 +152,19 @@ class FrameWriter(OutputFolder):
     can trust the frames it finds (a link in the place of a frame is neither
     read nor skipped, but replaced by the frame)."""
 
-    def __init__(self, folder: OutputFolder, prefix: str, first_number: int, digits: int):
+    def __init__(self, folder: OutputFolder, prefix: str, first_number: int, digits: int, fmt: str = "png"):
         super().__init__(folder.directory, folder._handle)
         self.prefix = prefix
         self.first_number = first_number
         self.digits = digits
+        self.fmt = fmt
 
     @classmethod
     def open_sequence(cls, directory: Path, root: Path | None, f: dict) -> "FrameWriter":
         """The sequence a generate request `f` names (shared/naming.py's rule by default)."""
         writer = cls(OutputFolder.open(directory, root), f.get("prefix", naming.FRAME_PREFIX),
-                     int(f.get("first_number", naming.FIRST_FRAME)), int(f.get("digits", naming.FRAME_DIGITS)))
+                     int(f.get("first_number", naming.FIRST_FRAME)), int(f.get("digits", naming.FRAME_DIGITS)),
+                     "exr" if f.get("format") == "exr" else "png")
         # Index -1 is frame number 0, which the rule never writes: only a sequence
         # started under the old default numbering (from 0) has it. Resume that as it was.
         if f.get("resume") and "first_number" not in f and writer.complete(-1):
@@ -166,13 +173,14 @@ class FrameWriter(OutputFolder):
         return writer
 
     def name(self, index: int) -> str:
-        return naming.frame_filename(self.first_number + index, self.prefix, self.digits)
+        return naming.frame_filename(self.first_number + index, self.prefix, self.digits, self.fmt)
 
     def path(self, index: int) -> Path:
         return self.directory / self.name(index)
 
     def complete(self, index: int) -> bool:
-        """A frame counts as done only if it is a whole PNG (signature + IEND) in a plain file."""
+        """A frame counts as done only if it is a whole PNG (signature + IEND), or an EXR (signature; EXR
+        has no end marker, and frames are only ever renamed into place whole), in a plain file."""
         try:
             fd = os.open(self._at(self.name(index)), os.O_RDONLY | _NOFOLLOW, dir_fd=self._handle)
         except OSError:
@@ -184,10 +192,12 @@ class FrameWriter(OutputFolder):
             head = fh.read(8)
             fh.seek(info.st_size - len(_PNG_END))
             tail = fh.read()
+        if self.fmt == "exr":
+            return head.startswith(EXR_MAGIC)
         return head == b"\x89PNG\r\n\x1a\n" and tail == _PNG_END
 
-    def write(self, index: int, png: bytes) -> Path:
-        return self._write_atomically(self.name(index), lambda out: out.write(png))
+    def write(self, index: int, data: bytes) -> Path:
+        return self._write_atomically(self.name(index), lambda out: out.write(data))
 
     def _remove_stale_temps(self) -> None:
         # Temp files of a job killed mid-write (named .<frame name>.XXXX.part).
@@ -197,7 +207,7 @@ class FrameWriter(OutputFolder):
             return
         # Only this writer's frames (its prefix, then digits): another prefix's frames
         # or a video being placed in the same folder are not ours to remove.
-        ours = re.compile(rf"\.{re.escape(self.prefix)}\d+\.png\.[0-9A-Za-z_-]+\.part")
+        ours = re.compile(rf"\.{re.escape(self.prefix)}\d+\.(png|exr)\.[0-9A-Za-z_-]+\.part")
         for name in names:
             if ours.fullmatch(name):
                 with contextlib.suppress(OSError):

@@ -1,6 +1,7 @@
 """`generate`: the whole motion, streamed back frame by frame in order (and
-written as a PNG sequence on the server's disk when the request names an
-``output_dir``). Frames are encoded by a small pool while the next renders."""
+written as a PNG or multilayer EXR sequence on the server's disk when the
+request names an ``output_dir``). Frames are encoded by a small pool while
+the next renders."""
 from __future__ import annotations
 
 import os
@@ -9,6 +10,7 @@ from collections import deque
 from concurrent.futures import Future, wait
 from typing import Any
 
+from ..png import BandCache
 from ..shared import naming, protocol
 from .admission import check_room, claim_output, engine_of, motion_of, need_subject
 from .frames import FrameWriter, finish_frame
@@ -43,6 +45,8 @@ def run(server: Any, job: Job) -> list:
             writer = FrameWriter.open_sequence(server.paths.writable_dir(f["output_dir"]), server.paths.output_root, f)
         fmt = f.get("format", "png")
         png_level = int(f.get("png_compression", 1))
+        alpha, passes = bool(f.get("alpha", False)), fmt == "exr"  # an EXR frame carries every pass
+        bands = BandCache()  # what the frames share (all the head does not touch) is deflated once
         if not emit(job, protocol.encode("progress", job.id, {
                 "state": "running", "done": 0, "total": job.total,
                 "subject": server.engines.subject_id(subject), "warnings": job.warnings[:20]})):
@@ -59,12 +63,13 @@ def run(server: Any, job: Job) -> list:
                 fut.set_result((index, {"index": index, "path": str(writer.path(index)), "skipped": True}, {}))
                 skipped += 1
             else:
+                previous = job.motion[index - 1] if index > 0 else None  # for the motion vectors
                 with lock:
-                    rgb = animator.render(job.motion[index])
+                    layers = animator.render_layers(job.motion[index], previous, alpha, passes)
                 rendered += 1
                 if job.cancel.is_set():
                     job.rendered_after_cancel += 1
-                fut = server.encoders.submit(finish_frame, index, rgb, fmt, writer, png_level)
+                fut = server.encoders.submit(finish_frame, index, layers, fmt, writer, png_level, bands)
             pending.append(fut)
             # Emit finished frames in order; never let more than `depth` pile up.
             while pending and (len(pending) > depth or pending[0].done()):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..frame_formats import rgba_pixels
 from ..shared import protocol
 from ..shared.protocol import ProtocolError
 from .admission import check_room, engine_of, motion_of, need_subject
@@ -27,12 +28,15 @@ def admit(server: Any, job: Job) -> bool:
 def run(server: Any, job: Job) -> list:
     t0 = time.perf_counter()
     subject = server.engines.subject_for(job.msg)
+    if "max_side" in job.msg.fields:  # a quick look at a large photo: rendered at a reduced size
+        subject = server.engines.reduced(subject, int(job.msg.fields["max_side"]))
     animator, lock, notes = server.engines.animator(subject, *engine_of(server, job.msg))
     job.warnings.extend(notes)
     if job.cancel.is_set():
         return protocol.encode("done", job.id, {"status": protocol.DONE_CANCELLED}, end=True)
     with lock:
-        rgb = animator.render(job.motion[0])
+        layers = animator.render_layers(job.motion[0], alpha=bool(job.msg.fields.get("alpha", False)))
+    rgb = rgba_pixels(layers)  # RGBA with alpha
     fmt = job.msg.fields.get("format", "raw")
     fields = {"index": 0, "subject": server.engines.subject_id(subject), "width": int(rgb.shape[1]),
               "height": int(rgb.shape[0]), "render_ms": round((time.perf_counter() - t0) * 1000, 2)}

@@ -47,6 +47,7 @@ class Engines:
         # (subject, engine, checkpoint, its mtime) -> (animator, its lock, warnings from setting it up)
         self._animators: OrderedDict[tuple, tuple[Any, threading.Lock, tuple[str, ...]]] = OrderedDict()
         self._create_lock = threading.Lock()
+        self._reduced: OrderedDict[tuple[str, int], Any] = OrderedDict()  # previews of large photos
 
     @property
     def subjects_cached(self) -> int:
@@ -121,6 +122,21 @@ class Engines:
             while len(self._by_bytes) > DIGESTS_KEPT:
                 self._by_bytes.popitem(last=False)
         return subject
+
+    def reduced(self, subject: Any, max_side: int) -> Any:
+        """The subject scaled down to `max_side` for previews, made once (see analysis.reduced_subject)."""
+        from ..analysis import reduced_subject
+
+        key = (self.subject_id(subject), max_side)
+        with self._lock:
+            hit = self._reduced.get(key)
+        if hit is None:
+            hit = reduced_subject(subject, max_side)
+            with self._lock:
+                self._reduced[key] = hit
+                while len(self._reduced) > ANIMATOR_CACHE:
+                    self._reduced.popitem(last=False)
+        return hit
 
     def animator(self, subject: Any, engine: str,
                  checkpoint: Path | None = None) -> tuple[Any, threading.Lock, tuple[str, ...]]:

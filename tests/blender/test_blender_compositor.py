@@ -1,0 +1,128 @@
+"""Compositor-grade frames in Blender: RGBA frames over a background plate
+rendered with F12, multilayer EXR frames whose layers the Image node shows,
+linear colour that round-trips, and Vector Blur wired to the motion vectors."""
+from __future__ import annotations
+
+import sys
+
+import bpy
+import numpy as np
+import pytest
+from .conftest import ADDON_MODULE, animate, generate, image_pixels
+
+FIRST, LAST = 3, 5
+PLATE = (0.0, 0.0, 1.0, 1.0)  # pure blue: no pixel of the astronaut's photo is near it
+
+
+def sub(name: str):
+    return sys.modules[f"{ADDON_MODULE}.{name}"]
+
+
+@pytest.fixture
+def rig(connected, portrait, tmp_path):
+    portrait.enliven.output_dir = str(tmp_path / "frames")
+    animate(portrait, FIRST, LAST)
+    scene = bpy.context.scene
+    scene.frame_start, scene.frame_end = 1, 10
+    return portrait
+
+
+def render(scene, frame: int, path, file_format: str = 'PNG'):
+    scene.frame_set(frame)
+    scene.render.filepath = str(path)
+    settings = scene.render.image_settings
+    settings.file_format = file_format
+    settings.color_mode = 'RGB'
+    if file_format == 'PNG':
+        settings.color_depth = '8'
+    else:
+        settings.color_depth = '32'
+    assert bpy.ops.render.render(write_still=True) == {'FINISHED'}
+
+
+def image_alpha(path) -> np.ndarray:
+    """An image file's alpha channel, top row first, read by Blender."""
+    image = bpy.data.images.load(str(path), check_existing=False)
+    try:
+        width, height = image.size
+        buffer = np.empty(width * height * image.channels, dtype=np.float32)
+        image.pixels.foreach_get(buffer)
+        return buffer.reshape(height, width, image.channels)[::-1, :, 3]
+    finally:
+        bpy.data.images.remove(image)
+
+
+def float_pixels(path) -> np.ndarray:
+    """An image file's linear float RGB, top row first, read by Blender."""
+    image = bpy.data.images.load(str(path), check_existing=False)
+    try:
+        width, height = image.size
+        buffer = np.empty(width * height * image.channels, dtype=np.float32)
+        image.pixels.foreach_get(buffer)
+        return buffer.reshape(height, width, image.channels)[::-1, :, :3]
+    finally:
+        bpy.data.images.remove(image)
+
+
+def test_alpha_frames_over_a_plate_show_the_plate_around_the_person(rig, tmp_path):
+    rig.enliven.alpha = True
+    job = generate()
+    assert job.state == "DONE", job.message
+    frame_file = tmp_path / "frames" / f"frame_{LAST:05d}.png"
+    scene = bpy.context.scene
+    plate = bpy.data.images.new("Plate", 512, 512, alpha=False)
+    plate.generated_color = PLATE
+    assert bpy.ops.enliven.add_to_compositor(background=plate.name) == {'FINISHED'}
+    render(scene, LAST, tmp_path / "over.png")
+    rendered = image_pixels(tmp_path / "over.png").astype(int)
+    frame = image_pixels(frame_file).astype(int)
+    blue = np.array([0, 0, 255])
+    # Around the person (the backdrop at the top corners, beside the head): the plate.
+    for y, x in ((8, 8), (8, 500), (60, 60), (60, 450)):
+        assert np.abs(rendered[y, x] - blue).max() <= 2, (y, x, rendered[y, x])
+    # On the face: the generated frame's own pixels.
+    assert np.abs(rendered[130:150, 200:240] - frame[130:150, 200:240]).max() <= 2
+    tree = sub("compat").compositor_tree(scene)
+    assert any(n.bl_idname == "CompositorNodeAlphaOver" for n in tree.nodes)
+    # Frame FIRST is the photo itself (the keys start at rest): over the plate, the person is the
+    # photo's own pixels within 1/255.
+    render(scene, FIRST, tmp_path / "still.png")
+    still = image_pixels(tmp_path / "still.png").astype(int)
+    photo = image_pixels(rig.enliven.photo.filepath).astype(int)
+    alpha = image_alpha(tmp_path / "frames" / f"frame_{FIRST:05d}.png")
+    person = alpha == 1.0
+    assert person.sum() > 50_000 and np.abs(still[person] - photo[person]).max() <= 1
+
+
+def test_exr_layers_are_image_node_outputs_and_linear_colour_round_trips(rig, tmp_path):
+    rig.enliven.frame_format = 'EXR'
+    job = generate()
+    assert job.state == "DONE", job.message
+    names = sorted(p.name for p in (tmp_path / "frames").iterdir() if not p.name.startswith("."))
+    assert names == [f"frame_{f:05d}.exr" for f in range(FIRST, LAST + 1)]
+    scene = bpy.context.scene
+    assert bpy.ops.enliven.add_to_compositor(vector_blur=True) == {'FINISHED'}
+    tree = sub("compat").compositor_tree(scene)
+    node = next(n for n in tree.nodes if n.bl_idname == "CompositorNodeImage")
+    outputs = {socket.name for socket in node.outputs}
+    assert {"Combined", "Alpha", "Vector", "Person", "Face", "Eyes", "Mouth"} <= outputs
+    blur = next(n for n in tree.nodes if n.bl_idname == "CompositorNodeVecBlur")
+    assert blur.inputs["Speed"].links[0].from_socket.name == "Vector"
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (512, 512)
+    render(scene, LAST, tmp_path / "blurred.exr", 'OPEN_EXR')
+
+    # Frame FIRST is the photo itself (the keys start at rest): its linear colour, through the
+    # compositor, is the photo's in linear.
+    assert bpy.ops.enliven.add_to_compositor(vector_blur=False) == {'FINISHED'}
+    render(scene, FIRST, tmp_path / "still.exr", 'OPEN_EXR')
+    rendered = float_pixels(tmp_path / "still.exr")
+    photo = image_pixels(rig.enliven.photo.filepath).astype(np.float64) / 255.0
+    linear = np.where(photo <= 0.04045, photo / 12.92, ((photo + 0.055) / 1.055) ** 2.4)
+    assert np.abs(rendered - linear).max() < 2e-3
+
+
+def test_vector_blur_needs_exr_frames(rig):
+    job = generate()
+    assert job.state == "DONE", job.message
+    with pytest.raises(RuntimeError, match="OpenEXR"):
+        bpy.ops.enliven.add_to_compositor(vector_blur=True)
