@@ -167,11 +167,12 @@ def test_validation_clips_pick_the_best_generator_and_its_strength(dataset, tmp_
     assert (full_output == 1.0).any(), "the test correction saturates"
     assert torch.allclose(half_output, warped + 0.5 * (full_output - warped), atol=1e-6)
 
-    # A model that did not help on its validation clips (strength 0) renders exactly the warp engine's frames.
+    # A head refiner that did not help on its validation clips (strength 0) changes nothing: the frames are
+    # the warp engine's with the shipped eye and mouth generators, exactly as without it.
     save_checkpoint(tmp_path / "unhelpful.pt", {**payload, "strength": 0.0})
     values = channel_values(jaw_open=0.6, head_yaw=10.0)
     assert np.array_equal(RefineEngine(subject, checkpoint=tmp_path / "unhelpful.pt", device="cpu").render(values),
-                          WarpEngine(subject).render(values))
+                          RefineEngine(subject, device="cpu").render(values))
 
     with pytest.raises(EnlivenError, match="not in the dataset"):
         Trainer(dataset, tmp_path / "other", replace(config, validation=("nowhere",)), show_progress_bar=False)
@@ -212,8 +213,8 @@ def test_refine_engine_renders_full_frames_with_a_checkpoint(dataset, tmp_path, 
     outside = np.ones(frame.shape[:2], bool)
     outside[y0:y1, x0:x1] = False
     assert np.array_equal(frame[outside], warped[outside]), "only the head region is refined"
-    with pytest.raises(EnlivenError, match="--checkpoint"):
-        RefineEngine(subject)
+    with pytest.raises(EnlivenError, match="leave --checkpoint out"):
+        RefineEngine(subject, checkpoint=tmp_path / "run" / "missing.pt")
 
 
 def test_train_command_and_sigterm_saves(dataset, tmp_path):

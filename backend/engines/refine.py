@@ -109,7 +109,8 @@ class RefineEngine:
         if self.regions is not None:
             moved = self.moved_regions(frame, warped.target_landmarks)
             if moved:
-                self.regions.correct(frame, moved)
+                # Only inside the head region: the warp engine reuses frame buffers, restoring that region alone.
+                self.regions.correct(frame, moved, self.warp.region)
         return frame
 
     def moved_regions(self, frame: np.ndarray, target_landmarks: np.ndarray) -> list[RegionInputs]:

@@ -156,11 +156,15 @@ def paste_mask(spec: RegionSpec) -> np.ndarray:
     return (t * t * (3 - 2 * t)).astype(np.float32)
 
 
-def paste_correction(frame: np.ndarray, correction: np.ndarray, transform: np.ndarray) -> None:
+def paste_correction(frame: np.ndarray, correction: np.ndarray, transform: np.ndarray,
+                     limit: tuple[int, int, int, int] | None = None) -> None:
     """Add a patch-space correction (side, side, 3) float32, already multiplied by its paste mask, to
-    `frame` (uint8, in place) at full resolution. Only the region's bounding box is touched."""
+    `frame` (uint8, in place) at full resolution. Only the region's bounding box is touched, and only
+    inside `limit` (x0, y0, x1, y1) when given."""
     side = correction.shape[0]
     x0, y0, x1, y1 = _image_box(transform, side, frame.shape)
+    if limit is not None:
+        x0, y0, x1, y1 = max(x0, limit[0]), max(y0, limit[1]), min(x1, limit[2]), min(y1, limit[3])
     if x1 <= x0 or y1 <= y0:
         return
     inverse = cv2.invertAffineTransform(transform)

@@ -51,21 +51,23 @@ class RegionCorrector:
         self.masks = {spec.kind: torch.from_numpy(paste_mask(spec))[None, None].to(self.device) for spec in self.specs}
         self.noise = {kind: generator.inference_noise(1, self.device) for kind, generator in self.generators.items()}
 
-    def correct(self, frame: np.ndarray, regions: list[RegionInputs]) -> None:
-        """Correct `frame` (uint8, in place) in each region; regions of one kind run as one batch."""
+    def correct(self, frame: np.ndarray, regions: list[RegionInputs],
+                limit: tuple[int, int, int, int] | None = None) -> None:
+        """Correct `frame` (uint8, in place) in each region, inside the box `limit`; regions of one kind run as
+        one batch."""
         if self.device.type != "cpu":
-            return self._correct(frame, regions)
+            return self._correct(frame, regions, limit)
         # Patches this small run fastest on one CPU thread: splitting each convolution over more costs more in
         # hand-offs than it saves, and far more when other work (a render, training) holds the other cores.
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            self._correct(frame, regions)
+            self._correct(frame, regions, limit)
         finally:
             torch.set_num_threads(threads)
 
     @torch.inference_mode()
-    def _correct(self, frame: np.ndarray, regions: list[RegionInputs]) -> None:
+    def _correct(self, frame: np.ndarray, regions: list[RegionInputs], limit) -> None:
         for kind, generator in self.generators.items():
             batch = [inputs for inputs in regions if inputs.spec.kind == kind]
             if not batch:
@@ -80,4 +82,4 @@ class RegionCorrector:
                                   stack("source_shape", False), self.masks[kind], noise)
             corrections = ((corrected - warped) * 127.5).permute(0, 2, 3, 1).float().cpu().numpy()
             for inputs, correction in zip(batch, corrections):
-                paste_correction(frame, np.ascontiguousarray(correction), inputs.transform)
+                paste_correction(frame, np.ascontiguousarray(correction), inputs.transform, limit)
