@@ -190,6 +190,29 @@ def _crop(frame: np.ndarray, target: np.ndarray, spec) -> np.ndarray:
     return cv2.warpAffine(frame, native, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+def astronaut_sheet(checkpoint: Path | None, zoom: int = 3) -> np.ndarray:
+    """warp | refine crops of the bundled (public-domain) astronaut, zoomed, one row per pose, labelled."""
+    subject = analyze_image(load_image(ASTRONAUT))
+    engines = (Animator(subject), Animator(subject, engine="refine", checkpoint=checkpoint))
+    rig = engines[0].engine.rig
+    rows = []
+    for label, vector, spec in (("blink", values(blink_l=1.0, blink_r=1.0), region_specs()[0]),
+                                ("half blink", values(blink_l=0.6, blink_r=0.6), region_specs()[0]),
+                                ("gaze left", values(gaze_x=-1.0), region_specs()[0]),
+                                ("talk", values(jaw_open=0.6, smile_l=0.3, smile_r=0.3), region_specs()[2]),
+                                ("oo", values(jaw_open=0.3, pucker=0.8), region_specs()[2])):
+        target = rig.targets(vector)
+        crops = [cv2.resize(_crop(engine.render(vector), target, spec), None, fx=zoom, fy=zoom,
+                            interpolation=cv2.INTER_NEAREST) for engine in engines]
+        row = np.concatenate([crops[0], np.full((crops[0].shape[0], 4, 3), 255, np.uint8), crops[1]], axis=1)
+        strip = np.zeros((18, row.shape[1], 3), np.uint8)
+        cv2.putText(strip, f"{label}: warp | refine", (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+        rows.append(np.concatenate([strip, row]))
+    width = max(r.shape[1] for r in rows)
+    return np.concatenate([np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0))) for r in rows])
+
+
 # ---------------------------------------------------------------- speed
 
 
@@ -280,7 +303,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "enliven-regions")
     parser.add_argument("--clips", type=int, default=None, help="score only the first N clips")
     parser.add_argument("--speed-only", action="store_true", help="only the render speed at 512x512")
+    parser.add_argument("--sheet", type=Path, default=None,
+                        help="only write the bundled astronaut's warp | refine crops (blink, gaze, talk) to this PNG "
+                             "(the README's picture: docs/regions.png)")
     args = parser.parse_args()
+    if args.sheet is not None:
+        write_png(args.sheet, astronaut_sheet(args.checkpoint))
+        print(f"wrote {args.sheet}")
+        return
     timing = speed(args.checkpoint)
     print("render at 512x512, median over the showcase preset: " + ", ".join(
         f"{name} {timing[f'{name}_ms']:.1f} ms ({timing[f'{name}_fps']:.0f} frames/s)" for name in ("warp", "neural")))
