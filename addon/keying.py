@@ -65,12 +65,33 @@ def insert_keys(obj: bpy.types.Object, keys: dict[str, list[tuple[float, float]]
 
 
 def insert_preset(obj: bpy.types.Object, name: str, frame: int, fps: float, *, seed: int = 0,
-                  duration_s: float | None = None, replace: bool = True) -> tuple[int, int]:
-    """Insert preset `name` starting at `frame`; returns (keys inserted, last frame)."""
-    keys = preset_keys(name, fps=fps, seed=seed, duration_s=duration_s)
+                  duration_s: float | None = None, replace: bool = True, loop: bool = False) -> tuple[int, int]:
+    """Insert preset `name` starting at `frame`; returns (keys inserted, last frame).
+
+    With `loop` (loopable presets only) the keys are a seamless loop whose
+    last key repeats the first, and each of the preset's F-curves gets a
+    Cycles modifier: the motion repeats for ever, the frame after the last
+    key's predecessor flowing into the first key again.
+    """
+    keys = preset_keys(name, fps=fps, seed=seed, duration_s=duration_s, loop=loop)
     shifted = {ch: [(frame + f, v) for f, v in channel_keys] for ch, channel_keys in keys.items()}
     last = max((k[-1][0] for k in shifted.values() if k), default=frame)
-    return insert_keys(obj, shifted, replace=replace), int(last)
+    count = insert_keys(obj, shifted, replace=replace)
+    if loop:
+        cycle_curves(obj, [properties.data_path(ch) for ch, channel_keys in keys.items() if channel_keys])
+    return count, int(last)
+
+
+def cycle_curves(obj: bpy.types.Object, data_paths: list[str]) -> None:
+    """Give each F-curve of `data_paths` one Cycles modifier (a curve that has
+    one keeps it); the auto handles of its end keys then follow the cycle."""
+    curves = compat.fcurves_by_path(obj)
+    for data_path in data_paths:
+        fc = curves[data_path]
+        if not any(modifier.type == 'CYCLES' for modifier in fc.modifiers):
+            fc.modifiers.new('CYCLES')
+        fc.update()
+    _tag(obj)
 
 
 def bake_motion(obj: bpy.types.Object, motion: Motion, frame: int, scene_fps: float, *,

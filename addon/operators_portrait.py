@@ -104,6 +104,10 @@ class ENLIVEN_OT_insert_preset(RigOperator, bpy.types.Operator):
     seed: IntProperty(name="Seed", default=0, min=0, description="Variation of the random presets")
     replace: BoolProperty(name="Replace Keys", default=True,
                           description="Remove the channels' existing keys inside the preset's frames")
+    loop: BoolProperty(name="Loop", default=False,
+                       description="Make the preset a seamless loop (idle-alive): the last frame flows into the "
+                                   "first, and the F-curves get a Cycles modifier. With Fill Range the loop is "
+                                   "Start to End Frame, the key after End repeating Start")
 
     def execute(self, context):
         obj = properties.active_rig(context)
@@ -116,15 +120,17 @@ class ENLIVEN_OT_insert_preset(RigOperator, bpy.types.Operator):
             if end <= start:
                 self.report({'ERROR'}, f"End frame {end} is not after the start frame {start}")
                 return {'CANCELLED'}
-            duration = (end - start) / fps
+            # A loop's last key repeats its first: it goes one frame past End.
+            duration = (end - start + (1 if self.loop else 0)) / fps
         try:
             count, last = keying.insert_preset(obj, self.preset, start, fps, seed=self.seed,
-                                               duration_s=duration, replace=self.replace)
+                                               duration_s=duration, replace=self.replace, loop=self.loop)
         except (MotionError, ValueError) as error:
             self.report({'ERROR'}, str(error))
             return {'CANCELLED'}
         refresh(context)
-        self.report({'INFO'}, f"Inserted '{self.preset}': {count} keys, frames {start}-{last}")
+        looping = f", looping every {last - start} frames" if self.loop else ""
+        self.report({'INFO'}, f"Inserted '{self.preset}': {count} keys, frames {start}-{last}{looping}")
         return {'FINISHED'}
 
 

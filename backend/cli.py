@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--fps", type=float, help="frames per second for presets and CSV files without times (default 24)")
     generate.add_argument("--duration", type=float, metavar="SECONDS", help="length of a preset (idle-alive, talk)")
     generate.add_argument("--seed", type=int, default=0, help="random seed for presets with variation")
+    generate.add_argument("--loop", action="store_true",
+                          help="make the preset a seamless loop: the last frame flows into the first "
+                               "(idle-alive; see `enliven presets`)")
     generate.add_argument("--strict", action="store_true", help="refuse out-of-range or NaN motion instead of clamping it")
     add_server_options(generate)
     add_photo_options(generate)
@@ -149,14 +152,17 @@ def load_motion_arguments(args: argparse.Namespace) -> Motion:
     from .shared.presets import preset_motion
 
     fps = 24.0 if args.fps is None else usable_fps(args.fps)
+    loop = getattr(args, "loop", False)
+    if loop and not args.preset:
+        raise UsageError("--loop makes a preset loop; it does not apply to --motion files")
     if args.preset:
         if args.seed < 0:  # numpy's random generator would refuse it with a traceback
             raise UsageError(f"--seed must be 0 or more, got {args.seed}")
         try:
-            motion = preset_motion(args.preset, fps=fps, seed=args.seed, duration_s=args.duration)
+            motion = preset_motion(args.preset, fps=fps, seed=args.seed, duration_s=args.duration, loop=loop)
         except MotionError as error:
             # Presets are built in, so only the arguments can be wrong: the
-            # preset's name, --fps or --duration. Exit 2 like argparse's own.
+            # preset's name, --fps, --duration or --loop. Exit 2 like argparse's own.
             raise UsageError(str(error)) from None
     else:
         motion = load_motion(args.motion, fps=args.fps)
@@ -220,7 +226,9 @@ def run_presets(args: argparse.Namespace) -> int:
 
     width = max(map(len, PRESETS))
     for name, preset in PRESETS.items():
-        print(f"{name:<{width}}  {preset.duration_s:5.1f} s  {preset.description}")
+        loop = "loop" if preset.loopable else "    "
+        print(f"{name:<{width}}  {preset.duration_s:5.1f} s  {loop}  {preset.description}")
+    print("\nloop: can be made a seamless loop with `generate --loop`")
     return 0
 
 

@@ -5,6 +5,12 @@ them as real, editable keyframes while the backend samples the same keys.
 
 Every preset starts and ends with each channel it keys at the channel's
 default, so presets can be placed one after another on a timeline.
+
+A loopable preset (idle-alive) can also be built as a seamless loop
+(`loop=True`): its keys end where they start, every periodic part (breathing)
+fits a whole number of times, and the sampled motion leaves out the last
+frame, which would repeat the first: played over and over, the last frame
+flows into the first like any frame into the next.
 """
 from __future__ import annotations
 
@@ -31,10 +37,21 @@ class Preset:
     # (rng, duration_s) -> keys spanning [0, duration_s]; rng is only used by
     # presets with random variation.
     build: Builder
+    # The builder of the seamless loop, for presets that can loop: keys whose
+    # last value equals the first on every channel.
+    build_loop: Builder | None = None
+
+    @property
+    def loopable(self) -> bool:
+        return self.build_loop is not None
+
+
+def loopable_presets() -> list[str]:
+    return [name for name, preset in PRESETS.items() if preset.loopable]
 
 
 def preset_keys(
-    name: str, fps: float = 24.0, seed: int = 0, duration_s: float | None = None
+    name: str, fps: float = 24.0, seed: int = 0, duration_s: float | None = None, loop: bool = False
 ) -> dict[str, list[tuple[int, float]]]:
     """The keys of preset `name` in whole frames at `fps`.
 
@@ -44,11 +61,21 @@ def preset_keys(
     rest. `duration_s` defaults to the preset's
     own length; gestures are stretched to fit it, while the generated presets
     (talk, idle-alive) fill it.
+
+    With `loop` (loopable presets only, else MotionError) every channel's
+    last key, on the last frame, has the value of its first: with a cyclic
+    extrapolation (Blender's Cycles modifier) the keys repeat seamlessly
+    with a period of that last frame.
     """
     preset = _preset(name)
     duration = preset.duration_s if duration_s is None else float(duration_s)
-    preset_frame_count(duration, fps)  # checked before building: talk and idle-alive key all of it
-    keys = preset.build(np.random.default_rng(seed), duration)
+    frame_count = preset_frame_count(duration, fps)  # checked before building: talk and idle-alive key all of it
+    build = preset.build
+    if loop:
+        build = _loop_builder(preset)
+        if frame_count < 3:
+            raise MotionError(f"a loop needs at least 2 frames; {duration:g} s at {fps:g} fps is too short")
+    keys = build(np.random.default_rng(seed), duration)
     frame_keys: dict[str, list[tuple[int, float]]] = {}
     for channel_name, channel_keys in keys.items():
         by_frame: dict[int, float] = {}
@@ -56,8 +83,17 @@ def preset_keys(
             by_frame[round(time_s * fps)] = value  # a later key replaces an earlier one
         first_time_s, first_value = channel_keys[0]
         by_frame[round(first_time_s * fps)] = first_value
+        if loop:  # the period is exact even where rounding moved a key
+            by_frame[frame_count - 1] = first_value
         frame_keys[channel_name] = sorted(by_frame.items())
     return frame_keys
+
+
+def _loop_builder(preset: Preset) -> Builder:
+    if preset.build_loop is None:
+        raise MotionError(
+            f"preset {preset.name!r} cannot loop; presets that can: {', '.join(loopable_presets())}")
+    return preset.build_loop
 
 
 def sample_keys(keys: dict[str, list[tuple[float, float]]], frame_count: int) -> np.ndarray:
@@ -94,12 +130,19 @@ def _ease_between_keys(times: np.ndarray, values: np.ndarray, frames: np.ndarray
     return values[start] + (values[start + 1] - values[start]) * eased
 
 
-def preset_motion(name: str, fps: float = 24.0, seed: int = 0, duration_s: float | None = None) -> Motion:
-    """Preset `name` sampled into a Motion with every channel."""
+def preset_motion(
+    name: str, fps: float = 24.0, seed: int = 0, duration_s: float | None = None, loop: bool = False
+) -> Motion:
+    """Preset `name` sampled into a Motion with every channel.
+
+    With `loop` the motion is one period of a seamless loop: the frame that
+    would repeat the first is left out, so the motion is one frame shorter.
+    """
     preset = _preset(name)
     duration = preset.duration_s if duration_s is None else duration_s
-    keys = preset_keys(name, fps, seed, duration)
-    return Motion.from_full(sample_keys(keys, preset_frame_count(duration, fps)), fps)
+    keys = preset_keys(name, fps, seed, duration, loop=loop)
+    frame_count = preset_frame_count(duration, fps) - (1 if loop else 0)
+    return Motion.from_full(sample_keys(keys, frame_count), fps)
 
 
 def preset_frame_count(duration_s: float, fps: float) -> int:
@@ -290,6 +333,20 @@ def _build_idle_alive(rng: np.random.Generator, duration_s: float) -> Keys:
     return {name: _rest_ends(name, channel_keys, duration_s) for name, channel_keys in keys.items()}
 
 
+def _build_idle_alive_loop(rng: np.random.Generator, duration_s: float) -> Keys:
+    """idle-alive as a seamless loop: a whole number of breaths; the last
+    blink is over well before the end, so the first one of the next round
+    does not follow it at once. Gaze and head drift already end where they
+    start, at rest."""
+    keys = {
+        **_breathing_loop(duration_s),
+        **_random_blinks(rng, duration_s, end_margin_s=_BLINK_INTERVAL_S[0] / 4),
+        **_saccades(rng, duration_s),
+        **_head_drift(rng, duration_s),
+    }
+    return {name: _rest_ends(name, channel_keys, duration_s) for name, channel_keys in keys.items()}
+
+
 def _breathing(duration_s: float) -> Keys:
     # Keys on the extremes, alternating in and out; smoothstep between them
     # makes a near-sine wave. Breathing in lifts the head slightly.
@@ -304,10 +361,22 @@ def _breathing(duration_s: float) -> Keys:
     return {"head_pitch": pitch, "head_y": rise}
 
 
-def _random_blinks(rng: np.random.Generator, duration_s: float) -> Keys:
+def _breathing_loop(duration_s: float) -> Keys:
+    # Whole breaths, keyed on the extremes from the top of a breath in at 0
+    # to the top of one at the end: the wave continues across the wrap.
+    half_count = 2 * max(1, round(duration_s / _BREATH_PERIOD_S))
+    times = [duration_s * index / half_count for index in range(half_count + 1)]
+    signs = [1.0 if index % 2 == 0 else -1.0 for index in range(half_count + 1)]
+    return {
+        "head_pitch": [(t, sign * _BREATH_PITCH_DEG) for t, sign in zip(times, signs)],
+        "head_y": [(t, sign * _BREATH_RISE) for t, sign in zip(times, signs)],
+    }
+
+
+def _random_blinks(rng: np.random.Generator, duration_s: float, end_margin_s: float = 0.0) -> Keys:
     blinks: list[tuple[float, float]] = [(0.0, 0.0)]
     time_s = rng.uniform(0.5, _BLINK_INTERVAL_S[0])
-    while time_s + 0.25 <= duration_s:
+    while time_s + 0.25 <= duration_s - end_margin_s:
         blinks += [(time_s, 0.0), (time_s + 0.1, 1.0), (time_s + 0.25, 0.0)]
         time_s += rng.uniform(*_BLINK_INTERVAL_S)
     return {"blink_l": blinks, "blink_r": list(blinks)}
@@ -385,6 +454,7 @@ PRESETS: dict[str, Preset] = {
             "Breathing, random blinks, small glances and head drift; fills the duration.",
             10.0,
             _build_idle_alive,
+            _build_idle_alive_loop,
         ),
         Preset(
             "showcase",

@@ -55,6 +55,20 @@ def test_presets_lists_the_required_motions():
     assert result.returncode == 0
     for name in ("blink", "look-around", "nod", "shake", "smile", "talk", "idle-alive"):
         assert name in result.stdout
+    (idle,) = [line for line in result.stdout.splitlines() if line.startswith("idle-alive")]
+    assert " loop " in idle  # marked as loopable, unlike the gestures
+    (nod,) = [line for line in result.stdout.splitlines() if line.startswith("nod")]
+    assert " loop " not in nod
+
+
+def test_generate_loop_leaves_out_the_frame_that_repeats_the_first(astronaut_path, tmp_path):
+    out = tmp_path / "loop"
+    result = run_enliven("generate", astronaut_path, "--preset", "idle-alive", "--loop", "--duration", "0.5",
+                         "--fps", "8", "--size", "128", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert len(list(out.glob("frame_*.png"))) == 4  # 0.5 s at 8 fps: frames 0..3; frame 4 would be frame 0
+    refused = run_enliven("generate", astronaut_path, "--motion", tmp_path / "m.csv", "--loop", "--out", out)
+    assert refused.returncode == 2 and "--loop makes a preset loop" in refused.stderr
 
 
 def test_no_face_exit_code_and_message(tmp_path):
@@ -179,6 +193,8 @@ def test_huge_finite_values_close_the_eye_like_any_value_above_the_range(astrona
      "--fps must be above 0 and at most 1000, got 1e+308"),
     (["--preset", "blink", "--fps", "0"], "--fps must be above 0 and at most 1000, got 0"),
     (["--preset", "blink", "--fps", "nan"], "--fps must be above 0 and at most 1000, got nan"),
+    (["--preset", "nod", "--loop"], "preset 'nod' cannot loop; presets that can: idle-alive"),
+    (["--preset", "idle-alive", "--loop", "--duration", "0.05"], "a loop needs at least 2 frames"),
 ])
 def test_bad_preset_arguments_are_usage_errors(astronaut_path, tmp_path, arguments, complaint):
     # Exit 2 as the README's table says, the same as argparse gives for a bad argument.

@@ -4,7 +4,7 @@ import pytest
 
 from enliven.shared.channels import CHANNEL_INDEX, CHANNELS, default_vector, maximum_vector, minimum_vector
 from enliven.shared.motion import MAX_FRAMES, MotionError
-from enliven.shared.presets import PRESETS, preset_keys, preset_motion, sample_keys
+from enliven.shared.presets import PRESETS, loopable_presets, preset_keys, preset_motion, sample_keys
 
 
 def column(values: np.ndarray, name: str) -> np.ndarray:
@@ -167,3 +167,58 @@ def test_the_longest_preset_has_exactly_the_frame_limit():
     assert preset_motion("nod", fps=24, duration_s=longest_s).frame_count == MAX_FRAMES
     with pytest.raises(MotionError, match=r"at most 20833\.3 s at that rate"):
         preset_keys("nod", fps=24, duration_s=longest_s + 1 / 24)
+
+
+# ---------------------------------------------------------------- seamless loops
+
+
+def wrap_and_steps(frames: np.ndarray) -> tuple[float, np.ndarray]:
+    """The difference from the last frame to the first (what a looping GIF
+    shows at the wrap) and every ordinary frame-to-frame difference."""
+    steps = np.abs(np.diff(frames, axis=0)).reshape(len(frames) - 1, -1).mean(axis=1)
+    return float(np.abs(frames[-1] - frames[0]).mean()), steps
+
+
+def _channel_units(full: np.ndarray) -> np.ndarray:
+    # Each channel scaled by its range, so degrees do not outweigh blinks.
+    return (full.astype(np.float64) - minimum_vector()) / (maximum_vector() - minimum_vector())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+@pytest.mark.parametrize("duration_s", [2.0, 4.5, 10.0, 13.3])
+def test_a_loop_flows_from_its_last_frame_into_its_first(seed, duration_s):
+    motion = preset_motion("idle-alive", fps=24, seed=seed, duration_s=duration_s, loop=True)
+    assert motion.frame_count == round(duration_s * 24)  # one period: the repeat of frame 0 is left out
+    wrap, steps = wrap_and_steps(_channel_units(motion.full()))
+    assert wrap <= np.percentile(steps, 95)  # no jump at the wrap ...
+    assert wrap > 0  # ... and no repeated frame: the picture keeps moving through it
+
+
+def test_without_loop_the_wrap_repeats_a_frame():
+    # A plain preset ends on the frame it started with: played in a loop the
+    # face stops for a frame, and breathing is cut short (the test above fails).
+    motion = preset_motion("idle-alive", fps=24, seed=0, duration_s=4.5)
+    wrap, steps = wrap_and_steps(_channel_units(motion.full()))
+    assert wrap == 0 < np.median(steps)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_loop_keys_end_where_they_start_with_whole_breaths(seed):
+    keys = preset_keys("idle-alive", fps=30, seed=seed, duration_s=9.0, loop=True)
+    for channel_name, channel_keys in keys.items():
+        assert channel_keys[0][0] == 0 and channel_keys[-1][0] == 270, channel_name
+        assert channel_keys[0][1] == channel_keys[-1][1], channel_name
+    # 9 s is about two 4 s breaths: keys on the tops and bottoms, evenly spaced.
+    breath_frames = [frame for frame, _ in keys["head_pitch"]]
+    assert len(breath_frames) == 5 and np.ptp(np.diff(breath_frames)) <= 1
+    # The last blink is over well before the end: the next round's first one does not follow at once.
+    last_blink_end = max(frame for frame, value in keys["blink_l"][:-1])
+    assert last_blink_end <= 270 - 0.5 * 30
+
+
+def test_only_loopable_presets_loop():
+    assert loopable_presets() == ["idle-alive"]
+    with pytest.raises(MotionError, match="preset 'talk' cannot loop; presets that can: idle-alive"):
+        preset_motion("talk", loop=True)
+    with pytest.raises(MotionError, match="a loop needs at least 2 frames"):
+        preset_motion("idle-alive", fps=24, duration_s=0.05, loop=True)

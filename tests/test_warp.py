@@ -157,3 +157,15 @@ def test_closed_eyes_show_a_thin_lash_line(animator):
     result = animator.engine.render_with_fields(channel_values(blink_l=1, blink_r=1), keep_fields=False)
     for upper in (lm.LEFT_EYE_UPPER, lm.RIGHT_EYE_UPPER):
         assert af.lash_line_thickness(result.frame, result.target_landmarks[list(upper)]) < 0.13
+
+
+@pytest.mark.parametrize("seed, duration_s", [(0, 3.0), (5, 4.5)])
+def test_a_rendered_loop_has_no_jump_at_the_wrap(animator, seed, duration_s):
+    # `generate --preset idle-alive --loop` as a looping GIF shows: the last
+    # frame's pixels step into the first's no more than frame into frame.
+    from test_presets import wrap_and_steps
+
+    values = preset_motion("idle-alive", fps=12, seed=seed, duration_s=duration_s, loop=True).full()
+    frames = np.stack([animator.render(row).astype(np.float32) for row in values])
+    wrap, steps = wrap_and_steps(frames)
+    assert 0 < wrap <= np.median(steps)  # mean absolute pixel difference, 0..255

@@ -210,6 +210,36 @@ def test_idle_alive_fills_a_frame_range_and_replaces_keys(portrait):
     assert before > 0
 
 
+def test_idle_alive_loop_repeats_seamlessly_with_cycles_modifiers(portrait):
+    compat = sub("compat")
+    scene = bpy.context.scene
+    scene.render.fps = 24
+    scene.frame_start, scene.frame_end = 1, 120
+    assert bpy.ops.enliven.insert_preset(preset="idle-alive", use_range=True, frame=1, frame_end=120, seed=2,
+                                         loop=True) == {'FINISHED'}
+    curves = compat.fcurves_by_path(portrait, "enliven.")
+    assert {"enliven.blink_l", "enliven.gaze_x", "enliven.head_pitch", "enliven.head_yaw"} <= set(curves)
+    steps = []
+    for path, fc in curves.items():
+        assert [modifier.type for modifier in fc.modifiers] == ['CYCLES'], path
+        xs = [p.co.x for p in fc.keyframe_points]
+        assert xs[0] == 1 and xs[-1] == 121, path  # the key after End Frame repeats Start
+        # Frame End flows into Frame Start: the frame after End shows Start again, and so on for ever.
+        assert fc.evaluate(scene.frame_end + 1) == pytest.approx(fc.evaluate(scene.frame_start), abs=1e-6), path
+        assert fc.evaluate(scene.frame_end + 1 + 37) == pytest.approx(fc.evaluate(scene.frame_start + 37), abs=1e-5)
+        values = np.array([fc.evaluate(frame) for frame in range(1, 122)])
+        span = max(np.ptp(values), 1e-9)
+        wrap = abs(values[-1] - values[-2]) / span  # End to the repeat of Start
+        steps.append((wrap, np.percentile(np.abs(np.diff(values[:-1])) / span, 95)))
+    assert all(wrap <= typical + 1e-6 for wrap, typical in steps)
+    # Without Loop nothing cycles, and a preset that cannot loop is refused.
+    assert bpy.ops.enliven.insert_preset(preset="nod", frame=300) == {'FINISHED'}
+    pitch = compat.fcurves_by_path(portrait, "enliven.head_pitch")["enliven.head_pitch"]
+    assert [modifier.type for modifier in pitch.modifiers] == ['CYCLES']  # from the loop, kept
+    with pytest.raises(RuntimeError, match="cannot loop"):
+        bpy.ops.enliven.insert_preset(preset="nod", frame=400, loop=True)
+
+
 def test_bake_from_motion_file(portrait, tmp_path):
     motion_module = sub("shared.motion")
     sampling = sub("sampling")
