@@ -39,9 +39,11 @@ from enliven.engines.refine import DEFAULT_REGIONS
 from enliven.engines.regions import cut_patch, paste_mask, patch_transform, region_specs
 from enliven.errors import EnlivenError
 from enliven.images import load_image, write_png
+from enliven.neural.region_data import CLOSED_EYE_RATIO, OPEN_MOUTH_GAP
 from enliven.shared.channels import CHANNEL_INDEX, default_vector
 
-from quality import read_frames, self_reenactment, target_frames
+from bench_output import render_rate, showcase
+from quality import read_frames, self_reenactment
 from quality_metrics import Scorer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,8 +85,8 @@ def score_clip(path: Path, checkpoint: Path | None, scorer: Scorer, sheets: Path
     eyes = np.array([(lm.eye_aspect_ratio(p, "right") + lm.eye_aspect_ratio(p, "left")) / 2 if ok else np.nan
                      for p, ok in zip(points, found)])
     gaps = np.array([lm.mouth_openness(p) if ok else np.nan for p, ok in zip(points, found)])
-    closed = np.flatnonzero(eyes < 0.5 * np.nanmedian(eyes))
-    opened = np.flatnonzero(gaps > 0.2)
+    closed = np.flatnonzero(eyes < CLOSED_EYE_RATIO * np.nanmedian(eyes))
+    opened = np.flatnonzero(gaps > OPEN_MOUTH_GAP)
     pick = lambda frames: frames[np.linspace(0, len(frames) - 1, min(EXTRA_FRAMES, len(frames))).round().astype(int)] \
         if len(frames) else frames
     closed, opened = pick(closed[closed > 0]), pick(opened[opened > 0])
@@ -218,25 +220,13 @@ def astronaut_sheet(checkpoint: Path | None, zoom: int = 3) -> np.ndarray:
 
 def speed(checkpoint: Path | None, frames: int = 200) -> dict[str, float]:
     """Median render time per frame (no file writing) on the 512x512 astronaut over the showcase preset,
-    which moves every channel, for both engines; and the share of frames where a region was redrawn."""
-    import statistics
-    import time
-
-    from enliven.shared.presets import preset_motion
-
+    which moves every channel, for both engines."""
     subject = analyze_image(load_image(ASTRONAUT))
-    motion = preset_motion("showcase", fps=24).full()
-    motion = motion[np.linspace(0, len(motion) - 1, frames).round().astype(int)]
+    motion = showcase(frames)
     out = {}
     for name, animator in (("warp", Animator(subject)),
                            ("neural", Animator(subject, engine="refine", checkpoint=checkpoint))):
-        animator.render(motion[len(motion) // 2])  # warm up
-        times = []
-        for vector in motion:
-            started = time.perf_counter()
-            animator.render(vector)
-            times.append(time.perf_counter() - started)
-        out[f"{name}_ms"] = 1000 * statistics.median(times)
+        out[f"{name}_ms"] = 1000 * render_rate(animator, motion)
         out[f"{name}_fps"] = 1000 / out[f"{name}_ms"]
     return out
 

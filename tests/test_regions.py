@@ -3,6 +3,7 @@ its shapes and learns, paste-back leaves no seam, the shipped model loads safely
 surface, and training runs (also as two DDP ranks) on a clip the test makes."""
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -25,7 +27,7 @@ from enliven.animator import Animator  # noqa: E402
 from enliven.engines.refine import DEFAULT_REGIONS, RefineEngine  # noqa: E402
 from enliven.errors import CheckpointError  # noqa: E402
 from enliven.neural.prepare import add_clip, clip_from_animation  # noqa: E402
-from enliven.neural.region_config import CPU, RegionConfig  # noqa: E402
+from enliven.neural.region_config import CPU  # noqa: E402
 from enliven.neural.region_generator import RegionGenerator  # noqa: E402
 
 TINY = replace(CPU, eye_side=32, mouth_side=32, channels=8, max_channels=16, downsamples=2, res_blocks=1, groups=4,
@@ -76,14 +78,13 @@ def test_paste_back_touches_nothing_outside_the_feathered_mask(astronaut, subjec
     correction = np.full((spec.side, spec.side, 3), 40.0, np.float32) * paste_mask(spec)[..., None]
     paste_correction(frame, correction, transform)
     changed = np.abs(frame.astype(int) - astronaut).max(axis=2) > 0
-    inside = cv2_mask_in_image(spec, transform, astronaut.shape)
+    inside = mask_in_image(spec, transform, astronaut.shape)
     assert changed.any() and not (changed & ~inside).any(), "changes only where the paste mask is above zero"
     assert np.array_equal(cut_patch(frame, transform, spec.side)[0, 0], cut_patch(astronaut, transform, spec.side)[0, 0])
 
 
-def cv2_mask_in_image(spec, transform, shape) -> np.ndarray:
-    import cv2
-
+def mask_in_image(spec, transform, shape) -> np.ndarray:
+    """Where a region's paste mask reaches in the image."""
     inverse = cv2.invertAffineTransform(transform)
     back = cv2.warpAffine(paste_mask(spec), inverse, (shape[1], shape[0]), flags=cv2.INTER_LINEAR)
     return back > 0
@@ -139,7 +140,7 @@ def test_the_shipped_model_loads_with_weights_only_and_the_engine_uses_it(subjec
     inside = np.zeros(changed.shape, bool)
     target = warp.rig.targets(blink)
     for spec in region_specs(engine.regions.config.eye_side, engine.regions.config.mouth_side)[:2]:
-        inside |= cv2_mask_in_image(spec, patch_transform(target, spec), astronaut.shape)
+        inside |= mask_in_image(spec, patch_transform(target, spec), astronaut.shape)
     assert not (changed & ~inside).any(), "no change outside the eyes' feathered masks: no seam"
     mouth_only = channel_values(jaw_open=0.7)
     assert np.abs(engine.render(mouth_only).astype(int) - warp.render(mouth_only)).max() > 0
@@ -174,7 +175,7 @@ def dataset(tmp_path_factory, subject):
 
 def test_train_regions_on_a_made_clip_and_render_with_the_result(dataset, tmp_path, subject, astronaut):
     config = tmp_path / "tiny.json"
-    config.write_text(__import__("json").dumps({k: v for k, v in TINY.to_dict().items() if k != "preset"}))
+    config.write_text(json.dumps({k: v for k, v in TINY.to_dict().items() if k != "preset"}))
     done = subprocess.run([sys.executable, "-m", "enliven.cli", "train-regions", str(dataset), "--out",
                            str(tmp_path / "run"), "--config", str(config), "--examples", "24"],
                           capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -226,3 +227,17 @@ def test_regions_only_carried_by_the_head_are_left_to_the_warp(subject):
     assert np.array_equal(engine.render(shifted), warp.render(shifted)), "eyes and mouth only moved: warp as is"
     assert not np.array_equal(engine.render(channel_values(head_x=0.1, blink_r=0.8)),
                               warp.render(channel_values(head_x=0.1, blink_r=0.8)))
+
+
+def test_a_malformed_persons_file_is_a_clear_dataset_error(dataset, tmp_path):
+    from enliven.neural.prepare import DatasetError
+    from enliven.neural.region_data import PERSONS_FILE, BankConfig, build_bank
+
+    persons = dataset / PERSONS_FILE
+    for text in ("{not json", '["a list, not clip -> person"]'):
+        persons.write_text(text)
+        try:
+            with pytest.raises(DatasetError, match=PERSONS_FILE):
+                build_bank(dataset, tmp_path / "bank", BankConfig(examples=2))
+        finally:
+            persons.unlink()

@@ -28,7 +28,7 @@ import numpy as np
 from ..analysis import Subject
 from ..errors import CheckpointError
 from .crops import crop_inputs
-from .regions import RegionInputs, region_inputs, region_shape_change, source_region
+from .regions import RegionInputs, patch_transform, region_inputs, region_shape, source_region
 from .warp import MOVING_EPSILON, WarpEngine
 
 FEATHER = 0.06  # the head correction fades to nothing over this fraction of the head region at its border
@@ -46,20 +46,13 @@ def feather_weights(width: int, height: int, fraction: float = FEATHER) -> np.nd
     return np.outer(ramp(height), ramp(width)).astype(np.float32)
 
 
-def checkpoint_format(path: Path) -> str:
-    """"enliven-regions" or "enliven-refine" (the head refiner), read with weights_only."""
-    from ..neural.checkpoint import load_checkpoint
-
+def read_checkpoint(path: Path) -> dict:
+    """A checkpoint the refine engine can run, read with weights_only: its "format" is "enliven-refine" (the
+    head refiner) or "enliven-regions" (eye and mouth generators); anything else is a CheckpointError."""
+    from ..neural.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
     from ..neural.region_config import REGION_FORMAT
 
-    try:
-        load_checkpoint(path, expected_format=REGION_FORMAT)
-        return REGION_FORMAT
-    except CheckpointError as error:
-        if "not a region generator checkpoint" not in error.message:
-            raise
-    load_checkpoint(path)  # raises with a clear message when it is neither
-    return "enliven-refine"
+    return load_checkpoint(path, expected_format=(CHECKPOINT_FORMAT, REGION_FORMAT))
 
 
 class RefineEngine:
@@ -87,7 +80,7 @@ class RefineEngine:
 
         regions_checkpoint = DEFAULT_REGIONS
         if checkpoint is not None:
-            if checkpoint_format(Path(checkpoint)) == "enliven-refine":
+            if read_checkpoint(Path(checkpoint))["format"] == "enliven-refine":
                 from ..neural.inference import Refiner
 
                 self.refiner = Refiner(checkpoint, device=device)
@@ -97,6 +90,8 @@ class RefineEngine:
                 regions_checkpoint = Path(checkpoint)
         self.regions = RegionCorrector(regions_checkpoint, device=device)
         self.sources = {spec.name: source_region(spec, subject.image, subject.landmarks) for spec in self.regions.specs}
+        self.source_shapes = {spec.name: region_shape(subject.landmarks, patch_transform(subject.landmarks, spec), spec)
+                              for spec in self.regions.specs}
 
     def render(self, values: np.ndarray) -> np.ndarray:
         """The animated photo for one frame of channel values (full resolution, uint8 RGB)."""
@@ -119,9 +114,10 @@ class RefineEngine:
         is left exactly as it made it."""
         out = []
         for spec in self.regions.specs:
-            if region_shape_change(spec, target_landmarks, self.subject.landmarks) < REGION_STILL:
-                continue
-            out.append(region_inputs(spec, frame, target_landmarks, self.sources[spec.name]))
+            transform = patch_transform(target_landmarks, spec)
+            change = np.abs(region_shape(target_landmarks, transform, spec) - self.source_shapes[spec.name]).max()
+            if change >= REGION_STILL:
+                out.append(region_inputs(spec, frame, target_landmarks, self.sources[spec.name], transform))
         return out
 
     def _refine_head(self, frame: np.ndarray, warped) -> None:

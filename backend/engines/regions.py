@@ -61,13 +61,10 @@ def region_landmarks(spec: RegionSpec) -> tuple[int, ...]:
     return lm.LEFT_EYE_UPPER + lm.LEFT_EYE_LOWER + lm.LEFT_IRIS
 
 
-def region_shape_change(spec: RegionSpec, target_points: np.ndarray, source_points: np.ndarray) -> float:
-    """How far (patch pixels) a region's landmarks moved within its own patch frame between the photo and
-    the target: 0 when the region was only moved, turned or scaled with the head."""
-    indices = list(region_landmarks(spec))
-    target = to_patch(patch_transform(target_points, spec), target_points[indices])
-    source = to_patch(patch_transform(source_points, spec), source_points[indices])
-    return float(np.abs(target - source).max())
+def region_shape(points: np.ndarray, transform: np.ndarray, spec: RegionSpec) -> np.ndarray:
+    """The region's shaping landmarks in its own patch (`transform` from `patch_transform` of the same
+    points): two frames whose regions were only moved, turned or scaled with the head give the same."""
+    return to_patch(transform, points[list(region_landmarks(spec))])
 
 
 def patch_transform(points: np.ndarray, spec: RegionSpec) -> np.ndarray:
@@ -203,9 +200,10 @@ def source_region(spec: RegionSpec, source_image: np.ndarray, source_points: np.
 
 
 def region_inputs(spec: RegionSpec, warped_frame: np.ndarray, target_points: np.ndarray,
-                  source: tuple[np.ndarray, np.ndarray]) -> RegionInputs:
-    """Cut one region out of a warped frame; `source` is `source_region` of its photo. Used alike for
-    training and for rendering."""
-    transform = patch_transform(target_points, spec)
+                  source: tuple[np.ndarray, np.ndarray], transform: np.ndarray | None = None) -> RegionInputs:
+    """Cut one region out of a warped frame; `source` is `source_region` of its photo, `transform` the
+    target's `patch_transform` when the caller has it. Used alike for training and for rendering."""
+    if transform is None:
+        transform = patch_transform(target_points, spec)
     return RegionInputs(spec, transform, cut_patch(warped_frame, transform, spec.side), source[0],
                         shape_raster(target_points, transform, spec), source[1])

@@ -23,6 +23,11 @@ from .config import ConfigError, RefineConfig
 
 CHECKPOINT_FORMAT = "enliven-refine"
 CHECKPOINT_VERSION = 1
+# Every checkpoint format this module reads: (what it holds, the command that makes it, the keys it must have).
+FORMATS = {
+    CHECKPOINT_FORMAT: ("refine engine", "enliven train", ("step", "config", "generator")),
+    "enliven-regions": ("region generator", "enliven train-regions", ("step", "config")),
+}
 
 
 def save_checkpoint(path: str | Path, payload: dict, checkpoint_format: str = CHECKPOINT_FORMAT) -> Path:
@@ -44,8 +49,10 @@ def save_checkpoint(path: str | Path, payload: dict, checkpoint_format: str = CH
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
-                    expected_format: str = CHECKPOINT_FORMAT) -> dict:
-    """The checkpoint's dict, or a CheckpointError saying clearly what is wrong with the file."""
+                    expected_format: str | tuple[str, ...] = CHECKPOINT_FORMAT) -> dict:
+    """The checkpoint's dict, or a CheckpointError saying clearly what is wrong with the file.
+    `expected_format`: the format (or any of the formats) it must have; its "format" says which it is."""
+    expected = (expected_format,) if isinstance(expected_format, str) else tuple(expected_format)
     path = Path(path)
     if path.is_dir():
         path = path / "last.pt"
@@ -63,15 +70,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
             reason = (text.strip().splitlines() or [type(error).__name__])[0][:200]
         raise CheckpointError(f"'{path}' is not a readable refine engine checkpoint; the file is damaged or is "
                               f"something else: {reason}.") from None
-    if not isinstance(payload, dict) or payload.get("format") != expected_format:
-        what, made_by = (("refine engine", "enliven train") if expected_format == CHECKPOINT_FORMAT
-                         else ("region generator", "enliven train-regions"))
-        raise CheckpointError(f"'{path}' is a PyTorch file but not a {what} checkpoint (made by `{made_by}`).")
+    if not isinstance(payload, dict) or payload.get("format") not in expected:
+        kinds = " nor ".join(f"a {FORMATS[name][0]} checkpoint (made by `{FORMATS[name][1]}`)" for name in expected)
+        raise CheckpointError(f"'{path}' is a PyTorch file but not {kinds}.")
     if int(payload.get("version", 0)) > CHECKPOINT_VERSION:
         raise CheckpointError(f"'{path}' was written by a newer Enliven (checkpoint version {payload['version']}, "
                               f"this one reads up to {CHECKPOINT_VERSION}); update Enliven.")
-    required = ("step", "config", "generator") if expected_format == CHECKPOINT_FORMAT else ("step", "config")
-    missing = [key for key in required if key not in payload]
+    missing = [key for key in FORMATS[payload["format"]][2] if key not in payload]
     if missing:
         raise CheckpointError(f"'{path}' is incomplete: it lacks {', '.join(missing)}.")
     return payload

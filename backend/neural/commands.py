@@ -63,6 +63,7 @@ def _run_train_regions(args) -> int:
 
 
 def _need_torch() -> None:
+    """A clear error, not a traceback, where the 'neural' extra is not installed."""
     try:
         import torch  # noqa: F401
     except ImportError as error:
@@ -73,11 +74,7 @@ def _need_torch() -> None:
 
 
 def _run_train(args) -> int:
-    try:
-        from .train import run_train
-    except ImportError as error:
-        from ..errors import EnlivenError
+    _need_torch()
+    from .train import run_train
 
-        raise EnlivenError(f"Training needs PyTorch ({error}); install the 'neural' extra: "
-                           "pip install 'enliven[neural]'.") from None
     return run_train(args)

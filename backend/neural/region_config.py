@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .config import ConfigError, _check_type, config_from
 
-REGION_FORMAT = "enliven-regions"  # the checkpoint format of `enliven train-regions`
+REGION_FORMAT = "enliven-regions"  # the checkpoint format of `enliven train-regions` (see checkpoint.FORMATS)
 KINDS = ("eye", "mouth")  # one generator per region kind
 
 

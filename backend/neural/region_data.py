@@ -49,10 +49,8 @@ class BankConfig:
 
 @dataclass
 class ClipStats:
-    eye_ratio: np.ndarray  # (N,) mean of both eyes' aspect ratios
-    mouth_gap: np.ndarray  # (N,)
-    closed: np.ndarray  # (N,) indices of closed-eye frames
-    open_mouth: np.ndarray  # (N,) indices of open-mouth frames
+    closed: np.ndarray  # indices of the frames with closed eyes
+    open_mouth: np.ndarray  # indices of the frames with an open mouth
     sources: np.ndarray  # frames that may play the photo: eyes open
 
 
@@ -63,14 +61,21 @@ def clip_stats(clip: ClipArrays, sources_per_clip: int) -> ClipStats:
     median = float(np.median(eyes))
     open_eyes = np.flatnonzero(eyes >= 0.8 * median)
     picks = open_eyes[np.linspace(0, len(open_eyes) - 1, min(sources_per_clip, len(open_eyes))).round().astype(int)]
-    return ClipStats(eyes, gaps, np.flatnonzero(eyes < CLOSED_EYE_RATIO * median), np.flatnonzero(gaps > OPEN_MOUTH_GAP),
+    return ClipStats(np.flatnonzero(eyes < CLOSED_EYE_RATIO * median), np.flatnonzero(gaps > OPEN_MOUTH_GAP),
                      np.unique(picks))
 
 
 def read_persons(dataset_dir: Path, names: list[str]) -> dict[str, str]:
     """Clip -> person. Without a persons.json every clip is its own person."""
     path = Path(dataset_dir) / PERSONS_FILE
-    persons = json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {name: name for name in names}
+    try:
+        persons = json.loads(path.read_text())
+    except ValueError as error:
+        raise DatasetError(f"'{path}' is not valid JSON ({error}); it should map clip names to people.") from None
+    if not isinstance(persons, dict):
+        raise DatasetError(f"'{path}' must hold a JSON object mapping clip names to people.")
     return {name: str(persons.get(name, name)) for name in names}
 
 
@@ -146,9 +151,8 @@ def build_bank(dataset_dir: Path, out: Path, config: BankConfig = BankConfig(),
             bank = banks[spec.kind]
             for key, value in item.items():
                 bank.setdefault(key, []).append(value)
-            flag = (stats.eye_ratio[target] < CLOSED_EYE_RATIO * np.median(stats.eye_ratio) if spec.kind == "eye"
-                    else stats.mouth_gap[target] > OPEN_MOUTH_GAP)
-            bank.setdefault("flag", []).append(bool(flag))
+            flagged = stats.closed if spec.kind == "eye" else stats.open_mouth
+            bank.setdefault("flag", []).append(bool(np.isin(target, flagged)))
             bank.setdefault("person", []).append(drawer.people.index(drawer.persons[name]))
         if progress:
             progress(number + 1, config.examples)

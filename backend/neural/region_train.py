@@ -30,17 +30,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..engines.regions import paste_mask
 from .checkpoint import save_checkpoint
 from .discriminator import PatchDiscriminator
 from .losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss
+from .prepare import DatasetError
 from .region_config import KINDS, REGION_FORMAT, RegionConfig, load_region_config
 from .region_data import BankConfig, build_bank, load_bank, region_spec_of
 from .region_generator import RegionGenerator
-from .train import distributed_setup, hash_seed
+from .train import distributed_setup, hash_seed, threading_is_main
 
 VALIDATION_PEOPLE = 4  # people of the bank set aside, never trained on
 VALIDATION_EXAMPLES = 160  # per kind, scored every checkpoint
@@ -99,6 +99,16 @@ class KindTrainer:
     def generate(self, batch: dict[str, torch.Tensor], noise: torch.Tensor | None) -> torch.Tensor:
         return self.g(batch["warped"], batch["source"], batch["target_shape"], batch["source_shape"], self.mask, noise)
 
+    @torch.no_grad()
+    def generate_as_rendered(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The generator's patches as the engine makes them: eval mode, the fixed inference noise."""
+        self.generator.eval()
+        try:
+            return self.generator(batch["warped"], batch["source"], batch["target_shape"], batch["source_shape"],
+                                  self.mask, self.generator.inference_noise(len(batch["warped"]), self.device))
+        finally:
+            self.generator.train()
+
     def masked_l1(self, image: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         return ((image - real).abs() * self.mask).mean() / self.mask.mean()
 
@@ -141,11 +151,8 @@ class KindTrainer:
         their examples the bank flags (closed eyes, open mouths)."""
         if not len(self.validation_index):
             return {}
-        self.generator.eval()
         batch = self.batch(self.validation_index, None)
-        fake = self.generator(batch["warped"], batch["source"], batch["target_shape"], batch["source_shape"],
-                              self.mask, self.generator.inference_noise(len(self.validation_index), self.device))
-        self.generator.train()
+        fake = self.generate_as_rendered(batch)
         per_example = lambda image: ((image - batch["real"]).abs() * self.mask).mean(dim=(1, 2, 3)) / self.mask.mean()
         generated, warped = per_example(fake), per_example(batch["warped"])
         flagged = torch.from_numpy(self.bank["flag"][self.validation_index]).to(self.device)
@@ -158,11 +165,7 @@ class KindTrainer:
         """Rows of warp | generated | real | source for held-out examples (uint8 RGB)."""
         index = self.validation_index[np.linspace(0, len(self.validation_index) - 1, count).round().astype(int)]
         batch = self.batch(index, None)
-        with torch.no_grad():
-            self.generator.eval()
-            fake = self.generator(batch["warped"], batch["source"], batch["target_shape"], batch["source_shape"],
-                                  self.mask, self.generator.inference_noise(len(index), self.device))
-            self.generator.train()
+        fake = self.generate_as_rendered(batch)
         rows = [torch.cat([batch["warped"][i], fake[i], batch["real"][i], batch["source"][i]], dim=2) for i in range(len(index))]
         grid = torch.cat(rows, dim=1)
         return ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
@@ -198,7 +201,7 @@ def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig,
     bank_dir = run_dir / "bank"
     if not all((bank_dir / f"{kind}.npz").exists() for kind in KINDS):
         if dataset_dir is None:
-            raise FileNotFoundError(f"'{bank_dir}' has no examples yet: give the dataset to draw them from.")
+            raise DatasetError(f"'{bank_dir}' has no examples yet: give the dataset to draw them from.")
         if rank == 0:
             log(f"drawing {examples} examples from {dataset_dir} into {bank_dir} (once)")
             build_bank(Path(dataset_dir), bank_dir, BankConfig(examples=examples, eye_side=config.eye_side,
@@ -216,7 +219,7 @@ def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig,
             trainer.restore(saved[kind])
         log(f"resuming at step {step}")
     stop = {"now": False}
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.update(now=True)) if _main_thread() else None
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.update(now=True)) if threading_is_main() else None
     started = time.monotonic()
     scores: dict[str, float] = {}
 
@@ -273,12 +276,6 @@ def _checkpoint(trainers, run_dir: Path, step: int, best: float, save, log) -> t
 
 def _pad_to(image: np.ndarray, width: int) -> np.ndarray:
     return np.pad(image, ((0, 0), (0, max(0, width - image.shape[1])), (0, 0)))
-
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def run_train_regions(args: argparse.Namespace) -> int:

@@ -188,11 +188,12 @@ def check_checkpoint(path: Path) -> None:
         if not zipfile.is_zipfile(path):
             raise CheckpointError(f"{path} is not a checkpoint (made by `enliven train-regions` or `enliven train`)")
         return
-    from ..engines.refine import checkpoint_format
-    from ..neural.checkpoint import config_of, load_checkpoint
+    from ..engines.refine import read_checkpoint
+    from ..neural.checkpoint import config_of
 
-    if checkpoint_format(path) == "enliven-refine":
-        config_of(load_checkpoint(path), path)
+    payload = read_checkpoint(path)
+    if payload["format"] == "enliven-refine":
+        config_of(payload, path)
 
 
 def torch_installed() -> bool:

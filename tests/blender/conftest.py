@@ -203,8 +203,9 @@ def portrait(addon, scene):
     return bpy.context.scene.enliven.rig
 
 
-def image_pixels(path):
-    """An image file's pixels as (H, W, 3) uint8, top row first, read by Blender."""
+def image_channels(path):
+    """An image file's channels as Blender reads them: (H, W, C) float32, top row first (linear for float
+    files, 0..1 sRGB values for 8-bit ones)."""
     import bpy
     import numpy as np
 
@@ -213,10 +214,16 @@ def image_pixels(path):
         width, height = image.size
         buffer = np.empty(width * height * image.channels, dtype=np.float32)
         image.pixels.foreach_get(buffer)
-        rgb = buffer.reshape(height, width, image.channels)[::-1, :, :3]
-        return np.round(rgb * 255.0).astype(np.uint8)
+        return buffer.reshape(height, width, image.channels)[::-1]
     finally:
         bpy.data.images.remove(image)
+
+
+def image_pixels(path):
+    """An image file's pixels as (H, W, 3) uint8, top row first, read by Blender."""
+    import numpy as np
+
+    return np.round(image_channels(path)[..., :3] * 255.0).astype(np.uint8)
 
 
 def animate(obj, first: int = 1, last: int = 6) -> None:

@@ -8,7 +8,7 @@ import sys
 import bpy
 import numpy as np
 import pytest
-from .conftest import ADDON_MODULE, animate, generate, image_pixels
+from .conftest import ADDON_MODULE, animate, generate, image_channels, image_pixels
 
 FIRST, LAST = 3, 5
 PLATE = (0.0, 0.0, 1.0, 1.0)  # pure blue: no pixel of the astronaut's photo is near it
@@ -40,30 +40,6 @@ def render(scene, frame: int, path, file_format: str = 'PNG'):
     assert bpy.ops.render.render(write_still=True) == {'FINISHED'}
 
 
-def image_alpha(path) -> np.ndarray:
-    """An image file's alpha channel, top row first, read by Blender."""
-    image = bpy.data.images.load(str(path), check_existing=False)
-    try:
-        width, height = image.size
-        buffer = np.empty(width * height * image.channels, dtype=np.float32)
-        image.pixels.foreach_get(buffer)
-        return buffer.reshape(height, width, image.channels)[::-1, :, 3]
-    finally:
-        bpy.data.images.remove(image)
-
-
-def float_pixels(path) -> np.ndarray:
-    """An image file's linear float RGB, top row first, read by Blender."""
-    image = bpy.data.images.load(str(path), check_existing=False)
-    try:
-        width, height = image.size
-        buffer = np.empty(width * height * image.channels, dtype=np.float32)
-        image.pixels.foreach_get(buffer)
-        return buffer.reshape(height, width, image.channels)[::-1, :, :3]
-    finally:
-        bpy.data.images.remove(image)
-
-
 def test_alpha_frames_over_a_plate_show_the_plate_around_the_person(rig, tmp_path):
     rig.enliven.alpha = True
     job = generate()
@@ -89,7 +65,7 @@ def test_alpha_frames_over_a_plate_show_the_plate_around_the_person(rig, tmp_pat
     render(scene, FIRST, tmp_path / "still.png")
     still = image_pixels(tmp_path / "still.png").astype(int)
     photo = image_pixels(rig.enliven.photo.filepath).astype(int)
-    alpha = image_alpha(tmp_path / "frames" / f"frame_{FIRST:05d}.png")
+    alpha = image_channels(tmp_path / "frames" / f"frame_{FIRST:05d}.png")[..., 3]
     person = alpha == 1.0
     assert person.sum() > 50_000 and np.abs(still[person] - photo[person]).max() <= 1
 
@@ -115,7 +91,7 @@ def test_exr_layers_are_image_node_outputs_and_linear_colour_round_trips(rig, tm
     # compositor, is the photo's in linear.
     assert bpy.ops.enliven.add_to_compositor(vector_blur=False) == {'FINISHED'}
     render(scene, FIRST, tmp_path / "still.exr", 'OPEN_EXR')
-    rendered = float_pixels(tmp_path / "still.exr")
+    rendered = image_channels(tmp_path / "still.exr")[..., :3]
     photo = image_pixels(rig.enliven.photo.filepath).astype(np.float64) / 255.0
     linear = np.where(photo <= 0.04045, photo / 12.92, ((photo + 0.055) / 1.055) ** 2.4)
     assert np.abs(rendered - linear).max() < 2e-3
