@@ -15,6 +15,9 @@
   iris disc moved there (mean absolute difference in levels, over the part of
   the disc the lids leave visible); `iris_roundness` is the circle-fit
   residual of a re-detected iris ring, in iris radii.
+- mouth band: moving the lips of a wide-open mouth drew a dark cavity band
+  across the tongue; `share_inside` of the engine's painted mask over the
+  inner-lip polygon is the share of the interior painted over.
 """
 from __future__ import annotations
 
@@ -175,3 +178,10 @@ def lash_line_thickness(image: np.ndarray, upper_lid: np.ndarray, darker_by: flo
         return 0.0
     skin = np.percentile(grey, 75)
     return float(np.median((grey < skin - darker_by).sum(axis=0))) / width
+
+
+
+def share_inside(mask: np.ndarray, polygon: np.ndarray) -> float:
+    """The mean of `mask` ((H, W), 0..1) over the pixels inside `polygon` ((N, 2) pixels); 0 if none."""
+    inside = polygon_mask(mask.shape, polygon)
+    return float(mask[inside].mean()) if inside.any() else 0.0

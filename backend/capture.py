@@ -8,7 +8,8 @@ Video capture, frame by frame:
   3. choose the reference frame the channels are measured from (the first,
      a named one, or the clip's most neutral frame);
   4. solve each frame's landmarks for channel values against the rig of the
-     reference frame (enliven.solver);
+     reference frame (enliven.solver); lips that touch are pressed together
+     (a reference with an open mouth closes it with negative jaw_open);
   5. fill frames where no face was found (short gaps quietly, long gaps
      reported), then smooth every channel with a One-Euro filter
      (enliven.filters).
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .rig import smoothstep
 from .shared import protocol
 from . import landmarks as lm
 from .errors import BadMotionError, EnlivenError, NoFaceError
@@ -48,6 +50,8 @@ DEFAULT_MAX_GAP_S = 0.5
 # A face box in the next frame belongs to the same face when its centre is
 # within this many box sides of the previous box's centre.
 TRACKING_REACH = 0.6
+# Tracked mouth openness (lip gap / mouth width) under which the lips touch.
+TOUCHING = 0.06
 
 # Called as progress(stage, frames done, total frames or None if unknown); stage is "tracking" or "solving".
 Progress = Callable[[str, int, int | None], None]
@@ -278,6 +282,25 @@ def solve_landmarks(landmarks: np.ndarray, reference: int, progress: Progress | 
     return values, errors
 
 
+def press_touching_lips(values: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Lips that touch in the video are pressed together in the output.
+
+    The solver fits sealed lips with the inner lip lines just touching, but
+    MediaPipe's inner lip line runs a little inside the real lip's edge, so
+    "just touching" still shows a sliver of teeth between the lips of a photo
+    whose mouth is open. Where the tracked mouth is nearly shut (openness under
+    TOUCHING) and the jaw is closing (negative), jaw_open is drawn smoothly to
+    -1, where the rig presses the lips together.
+    """
+    values = values.copy()
+    jaw = values[:, CHANNEL_INDEX["jaw_open"]]
+    openness = np.array([lm.mouth_openness(points) if np.isfinite(points).all() else np.nan for points in landmarks])
+    touching = 1.0 - smoothstep(0.0, TOUCHING, np.nan_to_num(openness, nan=TOUCHING))
+    closing = np.isfinite(jaw) & (jaw < 0)
+    values[closing, CHANNEL_INDEX["jaw_open"]] = jaw[closing] - (1.0 + jaw[closing]) * touching[closing]
+    return values
+
+
 def missing_runs(present: np.ndarray) -> list[tuple[int, int]]:
     """[start, stop) runs of frames where `present` is False."""
     runs, start = [], None
@@ -339,6 +362,7 @@ def motion_from_landmarks(landmarks: np.ndarray, fps: float, reference: str | in
     """Solve, fill gaps and smooth tracked landmarks (frames x 478 x 3, NaN where no face)."""
     reference_frame = choose_reference(landmarks, reference)
     raw, errors = solve_landmarks(landmarks, reference_frame, progress)
+    raw = press_touching_lips(raw, landmarks)
     runs = missing_runs(np.isfinite(raw).all(axis=1))
     warnings = describe_gaps(runs, fps, max_gap_s)
     values = smooth_channels(fill_gaps(raw), CHANNEL_NAMES, fps, smoothing)

@@ -36,6 +36,7 @@ LIPS_UPPER_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 LIPS_LOWER_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
 MOUTH_RIGHT_CORNER, MOUTH_LEFT_CORNER = 61, 291
 MOUTH_INNER_TOP, MOUTH_INNER_BOTTOM = 13, 14
+CHEEKS = (205, 425, 50, 280)  # mid-cheek points, left and right: plain skin
 
 # Face outline, clockwise from the top of the forehead.
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365,
@@ -69,6 +70,13 @@ def eye_aspect_ratio(points: np.ndarray, side: str) -> float:
     p = points[:, :2]
     gap = np.linalg.norm(p[up_1] - p[low_2]) + np.linalg.norm(p[up_2] - p[low_1])
     return float(gap / (2.0 * np.linalg.norm(p[corner_a] - p[corner_b]) + 1e-9))
+
+
+def signed_lip_gap(points: np.ndarray) -> float:
+    """The inner-lip gap over mouth width along the image's vertical, negative where the lips press past
+    each other (sealed lips in the rig overlap a little). For upright faces; mouth_openness is the tracker's."""
+    width = np.linalg.norm(points[MOUTH_LEFT_CORNER, :2] - points[MOUTH_RIGHT_CORNER, :2])
+    return float(points[MOUTH_INNER_BOTTOM, 1] - points[MOUTH_INNER_TOP, 1]) / float(width + 1e-9)
 
 
 def mouth_openness(points: np.ndarray) -> float:

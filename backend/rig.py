@@ -10,7 +10,7 @@ Expression shapes are per-subject displacement fields built once from the
 subject's own neutral landmarks (a blink closes *this* eye onto *its* lower
 lid), so evaluating the rig per frame is one small matrix product. Linear
 shapes also make the capture solver (the rig's inverse) a bounded linear
-least-squares problem. Two-sided channels (brows, smile) have one shape for
+least-squares problem. Two-sided channels (brows, smile, jaw) have one shape for
 positive values and another for negative ones.
 
 At all-default channel values the targets equal the source landmarks exactly.
@@ -25,6 +25,10 @@ from .shared.channels import CHANNEL_INDEX, CHANNEL_NAMES
 
 # The head turns about a point in the neck, below and behind the eyes (head units).
 PIVOT_HEAD = np.array([0.0, -0.75, -1.1])
+# The jaw swings about a point below and behind the mouth corners (head units).
+PIVOT_JAW = np.array([0.0, -0.3, -1.0])
+SEAL_UPPER_SHARE = 0.3  # sealing an open mouth: the share of the gap the upper lip closes (the jaw does the rest)
+SEAL_PRESS = 0.08  # sealed lips overlap by this share of the photo's gap on each side
 
 EXPRESSION_CHANNELS = ("blink_l", "blink_r", "gaze_x", "gaze_y", "brow_l", "brow_r",
                        "brow_inner_up", "jaw_open", "smile_l", "smile_r", "pucker", "wide")
@@ -123,15 +127,9 @@ def _mouth_width(head: np.ndarray) -> float:
     return float(np.linalg.norm(head[lm.MOUTH_LEFT_CORNER] - head[lm.MOUTH_RIGHT_CORNER]))
 
 
-def _jaw_shape(head: np.ndarray) -> np.ndarray:
-    """The lower jaw swings down about the jaw joint; the upper lip stays."""
+def _jaw_weight(head: np.ndarray) -> np.ndarray:
+    """How much each point goes with the lower jaw: 1 on the lower lip and chin, 0 on the upper lip and above."""
     width = _mouth_width(head)
-    lower_lip = head[lm.MOUTH_INNER_BOTTOM] - PIVOT_JAW
-    angle = float(np.clip(0.5 * width / max(lower_lip[2], 0.3), 0.15, 0.6))  # lower lip drops ~half a mouth width
-    cos, sin = np.cos(angle), np.sin(angle)
-    rotation = np.array([[1, 0, 0], [0, cos, -sin], [0, sin, cos]])  # chin down and back
-    swung = (head - PIVOT_JAW) @ rotation.T + PIVOT_JAW - head
-
     corner_y = 0.5 * (head[lm.MOUTH_LEFT_CORNER, 1] + head[lm.MOUTH_RIGHT_CORNER, 1])
     weight = smoothstep(corner_y + 0.12, corner_y - 0.15, head[:, 1])
     # Inside the mouth's width, split exactly along the line between the lips.
@@ -145,10 +143,45 @@ def _jaw_shape(head: np.ndarray) -> np.ndarray:
     weight[list(lm.LIPS_UPPER_INNER + lm.LIPS_UPPER_OUTER)] = 0.0
     weight[list(lm.LIPS_LOWER_INNER + lm.LIPS_LOWER_OUTER)] = 1.0
     weight[[lm.MOUTH_RIGHT_CORNER, lm.MOUTH_LEFT_CORNER, 78, 308]] = 0.5
-    return swung * weight[:, None]
+    return weight
 
 
-PIVOT_JAW = np.array([0.0, -0.3, -1.0])
+def _jaw_shape(head: np.ndarray) -> np.ndarray:
+    """jaw_open > 0: the lower jaw swings down about the jaw joint; the upper lip stays."""
+    width = _mouth_width(head)
+    lower_lip = head[lm.MOUTH_INNER_BOTTOM] - PIVOT_JAW
+    angle = float(np.clip(0.5 * width / max(lower_lip[2], 0.3), 0.15, 0.6))  # lower lip drops ~half a mouth width
+    cos, sin = np.cos(angle), np.sin(angle)
+    rotation = np.array([[1, 0, 0], [0, cos, -sin], [0, sin, cos]])  # chin down and back
+    swung = (head - PIVOT_JAW) @ rotation.T + PIVOT_JAW - head
+    return swung * _jaw_weight(head)[:, None]
+
+
+def _seal_shape(head: np.ndarray) -> np.ndarray:
+    """jaw_open < 0: the lips close over the photo's own opening; at -1 they meet.
+
+    Channels are relative to the photo, so a photo with an open mouth (a smile
+    with teeth, mid-word) needs a way below its own opening: the inner lips
+    meet on a line SEAL_UPPER_SHARE of the way down from the upper lip (the
+    jaw does most of the closing), each outer lip moves with its inner lip,
+    the chin rises with the lower lip and the skin above the upper lip follows
+    it a little. On a photo whose lips already touch the shape is (nearly) zero.
+    """
+    upper_inner, lower_inner = np.array(lm.LIPS_UPPER_INNER), np.array(lm.LIPS_LOWER_INNER)
+    upper_outer, lower_outer = np.array(lm.LIPS_UPPER_OUTER), np.array(lm.LIPS_LOWER_OUTER)
+    seal = head[upper_inner] + SEAL_UPPER_SHARE * (head[lower_inner] - head[upper_inner])
+    press = SEAL_PRESS * (head[lower_inner] - head[upper_inner])  # lips pressed together hide the gap's edge
+    upper_deltas, lower_deltas = seal + press - head[upper_inner], seal - press - head[lower_inner]
+    weight = _jaw_weight(head)[:, None]
+    # The jaw rises as a whole: a normalised blend of the lower lip's movement (no fading with distance).
+    closeness = np.exp(-np.sum((head[:, None, :2] - head[lower_inner][None, :, :2]) ** 2, axis=-1) / (2 * 0.15**2))
+    jaw_rise = closeness @ lower_deltas / (closeness.sum(axis=1, keepdims=True) + 1e-300)
+    shape = weight * jaw_rise + (1.0 - weight) * _spread(head, head[upper_inner], upper_deltas, 0.08)
+    shape[upper_inner], shape[upper_outer] = upper_deltas, upper_deltas
+    shape[lower_inner], shape[lower_outer] = lower_deltas, lower_deltas
+    return shape
+
+
 
 
 def _lip_weight(head: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
@@ -174,9 +207,12 @@ def _smile_shapes(head: np.ndarray, side_sign: float) -> tuple[np.ndarray, np.nd
 
 
 def _pucker_shape(head: np.ndarray) -> np.ndarray:
+    """Lips pushed forward and rounded: the corners come in and the lips grow fuller outward, while the
+    line between them stays where it is (pursed lips do not part; "oo" shows no teeth)."""
     weight, centre = _lip_weight(head, 0.12)
     offset = head - centre
     delta = np.stack([-0.3 * offset[:, 0], 0.12 * offset[:, 1], np.full(len(head), 0.08)], axis=1)
+    delta[list(lm.LIPS_UPPER_INNER + lm.LIPS_LOWER_INNER), 1] = 0.0
     return delta * weight[:, None]
 
 
@@ -206,7 +242,7 @@ def build_expression_shapes(head: np.ndarray) -> dict[str, tuple[np.ndarray, np.
         "brow_l": brow_left,
         "brow_r": brow_right,
         "brow_inner_up": (_brow_inner_shape(head), None),
-        "jaw_open": (_jaw_shape(head), None),
+        "jaw_open": (_jaw_shape(head), _seal_shape(head)),
         "smile_l": smile_left,
         "smile_r": smile_right,
         "pucker": (_pucker_shape(head), None),

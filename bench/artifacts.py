@@ -16,7 +16,10 @@ preset. Printed per photo:
   disc moved where the rig put it), worst of gaze_x/gaze_y +-1, the
   re-detected iris ring's roundness (circle residual in radii) and how far
   the re-detected iris travelled as a share of the rig's request;
-- mouth: re-detected mouth openness at jaw_open 0 and 1 against the source's;
+- mouth: re-detected mouth openness at jaw_open 1 and -1 (sealed: lips
+  touching, under 0.05) against the source's; and on a wide-open mouth the
+  band (the share of its interior the engine painted over,
+  enliven.artifacts.share_inside) of jaw_open, pucker and wide at 1, worst;
 - lash: the closed eyes' dark lash line, its thickness in eye widths
   (enliven.artifacts.lash_line_thickness), thicker eye of blink_l = blink_r = 1.
 
@@ -45,6 +48,7 @@ from PIL import Image
 from enliven import artifacts as af
 from enliven import landmarks as lm
 from enliven.analysis import ASTRONAUT_PATH, analyze_image
+from enliven.engines.mouth import WIDE_OPEN_MOUTH
 from enliven.images import load_image, resize_long_side
 from enliven.shared.channels import CHANNELS, CHANNEL_INDEX, default_vector
 from enliven.shared.presets import PRESETS, preset_motion
@@ -54,7 +58,9 @@ EVAL_PHOTOS = REPO.parent / "shared" / "eval-data" / "photos"
 TEAR_FRAMES = {"yaw+20": {"head_yaw": 20}, "yaw-20": {"head_yaw": -20},
                "pitch+15": {"head_pitch": 15}, "pitch-15": {"head_pitch": -15}}
 GAZE_FRAMES = {"gazex+1": {"gaze_x": 1}, "gazex-1": {"gaze_x": -1}, "gazey+1": {"gaze_y": 1}, "gazey-1": {"gaze_y": -1}}
-SHEET_FRAMES = {**TEAR_FRAMES, **GAZE_FRAMES, "jaw1": {"jaw_open": 1}, "blink": {"blink_l": 1, "blink_r": 1}}
+MOUTH_FRAMES = {"jaw1": {"jaw_open": 1}, "pucker1": {"pucker": 1}, "wide1": {"wide": 1}}
+SHEET_FRAMES = {**TEAR_FRAMES, **GAZE_FRAMES, "jaw1": {"jaw_open": 1}, "seal": {"jaw_open": -1},
+                "blink": {"blink_l": 1, "blink_r": 1}}
 SILHOUETTE_OUTSET = 1.05  # the band's middle, from the oval's centre
 SILHOUETTE_BAND = 0.1  # the band's width in face widths
 IRISES = ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))
@@ -111,6 +117,13 @@ def silhouette(points: np.ndarray) -> np.ndarray:
     return centre + (oval - centre) * SILHOUETTE_OUTSET
 
 
+def redetected_openness(frame: np.ndarray) -> float:
+    try:
+        return analyze_image(frame).mouth_openness
+    except Exception:  # noqa: BLE001 - a frame the tracker cannot read is itself a finding
+        return float("nan")
+
+
 def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     source, points = subject.image, subject.landmarks
     face_width = subject.face_width
@@ -152,19 +165,26 @@ def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
             if tracked is not None:
                 roundness.append(af.iris_roundness(tracked[list(iris[1:]), :2]))
                 travel.append(af.travel_ratio(source_centre, tracked[iris[0], :2], target_centre))
-    for name in ("jaw1", "blink"):
+    for name in ("seal", "blink"):
         result = engine.render_with_fields(values_with(SHEET_FRAMES[name]), keep_fields=False)
         shown[name] = (result.frame, result.target_landmarks)
     blink_frame, blink_points = shown["blink"]
     lash = max(af.lash_line_thickness(blink_frame, blink_points[list(ids)]) for ids in (lm.LEFT_EYE_UPPER, lm.RIGHT_EYE_UPPER))
-    try:
-        mouth_open = analyze_image(shown["jaw1"][0]).mouth_openness
-    except Exception:  # noqa: BLE001
-        mouth_open = float("nan")
+    interior = list(lm.inner_lip_polygon())
+    bands = []
+    for name, channels in MOUTH_FRAMES.items():
+        result = engine.render_with_fields(values_with(channels), keep_fields=True)
+        shown.setdefault(name, (result.frame, result.target_landmarks))
+        if subject.mouth_openness >= WIDE_OPEN_MOUTH:  # a smaller opening gets a painted cavity by design
+            painted = np.zeros(source.shape[:2], np.float32)
+            painted[y0:y0 + result.painted.shape[0], x0:x0 + result.painted.shape[1]] = result.painted
+            bands.append(af.share_inside(painted, result.target_landmarks[interior, :2]))
+    mouth_open, sealed = (redetected_openness(shown[name][0]) for name in ("jaw1", "seal"))
     figures = {"tears": max(roughness), "specks": specks, "specks_frame": worst_specks,
                "iris_error": max(disc_errors), "iris_round": max(roundness, default=float("nan")),
                "iris_travel": min(travel, default=float("nan")),
-               "mouth_src": subject.mouth_openness, "mouth_jaw1": mouth_open, "lash": lash}
+               "mouth_src": subject.mouth_openness, "mouth_jaw1": mouth_open, "mouth_seal": sealed,
+               "mouth_band": max(bands, default=float("nan")), "lash": lash}
     return figures, shown
 
 
@@ -245,13 +265,14 @@ def main() -> None:
     label = args.engine_ref or "working tree"
     print(f"engine: {label}, size {args.size}")
     print(f"{'photo':<24} {'tears':>6} {'specks':>6} {'(worst frame)':<22} {'iris err':>8} {'round':>6} {'travel':>6} "
-          f"{'mouth src':>9} {'jaw=1':>6} {'lash':>5}")
+          f"{'mouth src':>9} {'jaw=1':>6} {'jaw=-1':>6} {'band':>5} {'lash':>5}")
     for photo in photos:
         subject = analyze_image(resize_long_side(load_image(photo), args.size))
         figures, shown = measure(engine_type(subject), subject)
         print(f"{photo.stem:<24} {figures['tears']:6.3f} {figures['specks']:6d} {figures['specks_frame']:<22} "
               f"{figures['iris_error']:8.1f} {figures['iris_round']:6.3f} {figures['iris_travel']:6.2f} "
-              f"{figures['mouth_src']:9.3f} {figures['mouth_jaw1']:6.3f} {figures['lash']:5.3f}", flush=True)
+              f"{figures['mouth_src']:9.3f} {figures['mouth_jaw1']:6.3f} {figures['mouth_seal']:6.3f} "
+              f"{figures['mouth_band']:5.3f} {figures['lash']:5.3f}", flush=True)
         rows = [("photo", subject.image, subject.landmarks)] + [(name, *frame) for name, frame in shown.items()]
         tag = (args.engine_ref or "tree").replace("/", "_")
         write_rgb(Path(args.crops) / f"{photo.stem}_{tag}.png", contact_sheet(rows, subject.face_width))

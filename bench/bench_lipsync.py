@@ -40,7 +40,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from enliven.speech.audio import ANALYSIS_SAMPLE_RATE, stream_audio, write_wav
-from enliven.speech.evaluation import compare_with_phonemes, jaw_agreement
+from enliven.speech.evaluation import compare_with_phonemes, jaw_agreement, mouth_opening
 from enliven.speech.lipsync import METHODS, LipsyncOptions, lipsync_audio, lipsync_phonemes
 from enliven.speech.tts import INSTALL_HINT, espeak_available, synthesize
 
@@ -194,7 +194,7 @@ def measure_real_clips(videos: Path, methods: tuple[str, ...], model: Path | Non
         cells = []
         for method in methods:
             result = lipsync_audio(path, LipsyncOptions(fps=fps, lead_frames=0), method=method, model_path=model)
-            jaw = result.motion.values[:, result.motion.channels.index("jaw_open")].astype(np.float64)
+            jaw = mouth_opening(result.motion)
             count = min(jaw.size, captured_jaw.size)
             r0, best, lag = jaw_agreement(jaw[:count], captured_jaw[:count], int(round(MAXIMUM_LAG_S * fps)))
             scores[method].append((r0, best))

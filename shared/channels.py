@@ -118,8 +118,9 @@ CHANNELS: tuple[Channel, ...] = (
         (("BrowInnerUp", 1.0),),
     ),
     Channel(
-        "jaw_open", "mouth", "factor", 0.0, 1.0, 0.0,
-        "Opens the jaw. 0 is closed, 1 is wide open.",
+        "jaw_open", "mouth", "factor", -1.0, 1.0, 0.0,
+        "Opens the jaw from the photo's own mouth: 1 is wide open. Negative "
+        "closes a mouth that is open in the photo: -1 seals the lips.",
         (("JawOpen", 1.0),),
     ),
     Channel(

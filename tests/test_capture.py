@@ -283,7 +283,7 @@ def test_livelink_values_past_any_range_are_clamped_without_a_numpy_warning(tmp_
     assert "Warning" not in result.stderr and "overflow" not in result.stderr
     motion = load_motion(out)
     values = {name: motion.values[:, i].tolist() for i, name in enumerate(motion.channels)}
-    assert values["jaw_open"] == [1.0, 0.0] and values["head_yaw"] == [45.0, -45.0]  # each channel's limits
+    assert values["jaw_open"] == [1.0, -1.0] and values["head_yaw"] == [45.0, -45.0]  # each channel's limits
 
 
 @pytest.mark.parametrize("fps", ["0", "-30", "1e308", "nan"])
@@ -389,3 +389,21 @@ def _run_capture_command(argv: list[str]) -> tuple[int, str]:
     with contextlib.redirect_stdout(printed):
         code = args.func(args)
     return code, printed.getvalue()
+
+
+def test_lips_that_touch_in_the_video_are_pressed_shut(subject):
+    """Against a reference whose mouth is open (the astronaut's smile), a frame whose lips touch is fitted
+    with negative jaw_open, then pressed to -1: no sliver of teeth left between just-touching lip lines."""
+    from enliven.capture import press_touching_lips, solve_landmarks
+    from enliven.rig import SEAL_PRESS, Rig
+
+    rig = Rig(subject.landmarks, subject.pose)
+    touching = rig.targets(channel_values(jaw_open=-1.0 / (1.0 + 2.0 * SEAL_PRESS)))
+    half_open = rig.targets(channel_values(jaw_open=-0.5))
+    landmarks = np.stack([subject.landmarks, touching, half_open])
+    raw, _ = solve_landmarks(landmarks, reference=0)
+    jaw = CHANNEL_NAMES.index("jaw_open")
+    assert raw[1, jaw] == pytest.approx(-0.86, abs=0.03)
+    pressed = press_touching_lips(raw, landmarks)
+    assert pressed[1, jaw] == pytest.approx(-1.0, abs=0.01)
+    assert pressed[2, jaw] == pytest.approx(raw[2, jaw]) and pressed[0, jaw] == pytest.approx(raw[0, jaw])

@@ -46,7 +46,7 @@ def test_every_channel_has_a_description_for_tooltips():
 
 def test_channel_lookup_by_name():
     jaw = channel("jaw_open")
-    assert (jaw.group, jaw.unit, jaw.minimum, jaw.maximum) == ("mouth", "factor", 0.0, 1.0)
+    assert (jaw.group, jaw.unit, jaw.minimum, jaw.maximum) == ("mouth", "factor", -1.0, 1.0)
 
 
 def test_unknown_channel_error_suggests_the_close_name_and_lists_valid_ones():

@@ -26,6 +26,7 @@ from enliven.shared.motion import load_motion
 from enliven.speech.acoustic import FeatureExtractor, extract_features
 from enliven.speech.audio import read_audio, stream_audio, write_wav
 from enliven.speech.errors import AudioError, NoSpeechError
+from enliven.speech.evaluation import mouth_opening
 from enliven.speech.lipsync import LipsyncOptions, frame_count, lipsync_audio, lipsync_samples
 
 from conftest import run_enliven
@@ -231,7 +232,7 @@ def test_compressed_formats_decode_like_the_wav(speech_wav, tmp_path, suffix, op
     # Encoders may add up to a few dozen milliseconds of padding.
     assert abs(motion.frame_count - reference.frame_count) <= 2
     count = min(motion.frame_count, reference.frame_count)
-    jaw, expected = channel(motion, "jaw_open")[:count], channel(reference, "jaw_open")[:count]
+    jaw, expected = mouth_opening(motion)[:count], mouth_opening(reference)[:count]
     assert np.corrcoef(jaw, expected)[0, 1] > 0.9
 
 

@@ -17,6 +17,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from enliven.shared.channels import CHANNEL_INDEX, CHANNELS  # noqa: E402
 from enliven.speech.audio import read_audio, write_wav  # noqa: E402
 from enliven.speech.evaluation import compare_with_phonemes  # noqa: E402
 from enliven.speech.learned import (DEFAULT_MODEL_PATH, MODEL_FORMAT, LearnedLipsyncConfig,  # noqa: E402
@@ -155,7 +156,10 @@ def test_output_length_matches_the_audio_at_any_frame_rate(speech_wav, fps):
     assert result.motion.frame_count == frame_count(result.duration_s, fps)
     assert result.motion.fps == fps
     values = result.motion.values
-    assert np.isfinite(values).all() and values.min() >= 0.0 and values.max() <= 1.0
+    assert np.isfinite(values).all()
+    for column, name in enumerate(result.motion.channels):
+        channel = CHANNELS[CHANNEL_INDEX[name]]
+        assert channel.minimum <= values[:, column].min() and values[:, column].max() <= channel.maximum, name
 
 
 @pytest.mark.parametrize("content", [b"", b"not a model at all", b"PK\x03\x04 truncated zip"])

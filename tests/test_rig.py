@@ -6,7 +6,7 @@ import pytest
 
 from enliven import landmarks as lm
 from enliven.geometry import estimate_head_pose, rotation_from_angles, angles_from_rotation
-from enliven.rig import Rig
+from enliven.rig import SEAL_PRESS, Rig
 from enliven.shared.channels import CHANNELS, CHANNEL_NAMES
 
 from conftest import channel_values
@@ -112,3 +112,41 @@ def test_expressions_combine_with_pose(rig, subject):
     assert lm.mouth_openness(both) > subject.mouth_openness + 0.25
     assert angles_from_rotation(estimate_head_pose(both).rotation)[0] > subject.pose.angles[0] + 15
     assert len(CHANNEL_NAMES) == 17
+
+
+def test_negative_jaw_seals_a_mouth_that_is_open_in_the_photo(rig, subject):
+    """A photo mid-word (here: the astronaut's landmarks with the jaw opened) can close its lips: -1 presses
+    them together, -0.5 is about half way, and the upper lip moves less than the lower (the jaw closes)."""
+    open_photo = rig.targets(channel_values(jaw_open=0.8))
+    opened = Rig(open_photo, estimate_head_pose(open_photo))
+    photo_gap = lm.signed_lip_gap(open_photo)
+    assert photo_gap > 0.3
+    sealed = opened.targets(channel_values(jaw_open=-1.0))
+    assert -0.25 * photo_gap < lm.signed_lip_gap(sealed) <= 0.0
+    assert 0.3 * photo_gap < lm.signed_lip_gap(opened.targets(channel_values(jaw_open=-0.5))) < 0.6 * photo_gap
+    upper_moved = np.abs(sealed[lm.MOUTH_INNER_TOP, 1] - open_photo[lm.MOUTH_INNER_TOP, 1])
+    lower_moved = np.abs(sealed[lm.MOUTH_INNER_BOTTOM, 1] - open_photo[lm.MOUTH_INNER_BOTTOM, 1])
+    assert 0.2 * lower_moved < upper_moved < 0.6 * lower_moved
+    assert sealed[lm.CHIN, 1] < open_photo[lm.CHIN, 1] - 0.5 * lower_moved  # the chin rises with the jaw
+    eyes = list(lm.RIGHT_EYE_UPPER + lm.LEFT_EYE_UPPER)
+    assert np.abs(sealed[eyes] - open_photo[eyes]).max() < 0.05
+
+
+def test_negative_jaw_leaves_closed_lips_alone(rig, subject):
+    """On a photo whose lips touch (the astronaut's smile, closed) negative jaw_open moves nothing."""
+    touching = -1.0 / (1.0 + 2.0 * SEAL_PRESS)  # where the lips just meet, before they press
+    closed_photo = rig.targets(channel_values(jaw_open=touching))
+    assert abs(lm.signed_lip_gap(closed_photo)) < 1e-3 < lm.mouth_openness(subject.landmarks)
+    closed = Rig(closed_photo, estimate_head_pose(closed_photo))
+    moved = np.abs(closed.targets(channel_values(jaw_open=-1.0)) - closed_photo)[:, :2].max()
+    assert moved < 0.05
+
+
+def test_pursed_lips_stay_together(rig):
+    """pucker ("oo") rounds closed lips without parting them (it showed teeth before)."""
+    closed_photo = rig.targets(channel_values(jaw_open=-1.0 / (1.0 + 2.0 * SEAL_PRESS)))
+    closed = Rig(closed_photo, estimate_head_pose(closed_photo))
+    puckered = closed.targets(channel_values(pucker=1.0))
+    assert abs(lm.signed_lip_gap(puckered)) < 0.01
+    assert np.linalg.norm(puckered[lm.MOUTH_LEFT_CORNER] - puckered[lm.MOUTH_RIGHT_CORNER]) < 0.9 * np.linalg.norm(
+        closed_photo[lm.MOUTH_LEFT_CORNER] - closed_photo[lm.MOUTH_RIGHT_CORNER])

@@ -43,6 +43,52 @@ def test_jaw_open_changes_the_mouth_and_darkens_it(animator, subject):
     assert (after.mean(axis=2) < 60).mean() > (before.mean(axis=2) < 60).mean() + 0.05
 
 
+def test_lips_open_in_the_photo_close_over_the_teeth(animator, subject):
+    """The astronaut smiles with her teeth showing; jaw_open -1 seals her lips, as the tracker sees it,
+    and the lips cover her teeth: most of the mouth's white (bright, uncoloured) pixels are gone."""
+    assert subject.mouth_openness > 0.12
+    frame = animator.render(channel_values(jaw_open=-1))
+    assert analyze_image(frame).mouth_openness < 0.05
+    rows, cols = mouth_box(subject.landmarks)
+
+    def white(rgb: np.ndarray) -> int:
+        return int(((af.luma(rgb) > 170) & (np.ptp(rgb.astype(int), axis=2) < 40)).sum())
+
+    assert white(subject.image[rows, cols]) > 50 and white(frame[rows, cols]) < 0.3 * white(subject.image[rows, cols])
+
+
+@pytest.fixture(scope="module")
+def wide_open_mouth(animator):
+    """A photo with a wide-open mouth, made from the astronaut: its own interior is what shows."""
+    from enliven.engines.warp import WarpEngine
+
+    photo = animator.render(channel_values(jaw_open=1))
+    engine = WarpEngine(analyze_image(photo))
+    assert engine.subject.mouth_openness > 0.3
+    return engine
+
+
+@pytest.mark.parametrize("channel", ["jaw_open", "pucker", "wide"])
+def test_moving_a_wide_open_mouth_paints_no_band_across_it(wide_open_mouth, channel):
+    """Opening, rounding or stretching a mouth that is already wide open stretches what the photo shows
+    (nothing painted inside it), and sealing it closes the lips."""
+    result = wide_open_mouth.render_with_fields(channel_values(**{channel: 1}))
+    interior = result.target_landmarks[list(lm.inner_lip_polygon()), :2]
+    x0, y0 = wide_open_mouth.region[:2]
+    painted = np.zeros(result.frame.shape[:2], np.float32)
+    painted[y0:y0 + result.painted.shape[0], x0:x0 + result.painted.shape[1]] = result.painted
+    assert af.polygon_mask(painted.shape, interior).sum() > 100 and af.share_inside(painted, interior) < 0.01
+    moved = np.abs(result.frame.astype(int) - wide_open_mouth.subject.image).max(axis=2)
+    assert af.share_inside((moved > 10).astype(np.float32), interior) > 0.1  # it did move
+
+
+def test_a_wide_open_mouth_closes(wide_open_mouth):
+    """-1 brings the lips of a wide-open mouth together (the tracker, on this painted mouth, still reads a
+    sliver between them: under a fifth of the photo's opening)."""
+    closed = analyze_image(wide_open_mouth.render(channel_values(jaw_open=-1)))
+    assert closed.mouth_openness < 0.2 * wide_open_mouth.subject.mouth_openness
+
+
 def test_background_outside_the_head_never_moves(animator, subject):
     motion = preset_motion("showcase", fps=6)
     for values in motion.full():

@@ -25,7 +25,8 @@ Per frame (WarpEngine.render), at a working resolution on the head region:
     plate where background is uncovered;
   * each iris drawn as a rigid disc where the rig put it, over the eye's
     sclera (the iris inpainted away once per subject), clipped by the lids;
-  * a mouth cavity painted where the lips part beyond the source.
+  * a mouth cavity painted where the lips part (a wide-open mouth's own interior stretches
+    instead); an interior folds away behind lips that close over it.
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ from ..geometry import camera_to_image
 from ..rig import Rig
 from ..shared.channels import CHANNEL_INDEX
 from .frame_buffers import FrameBuffers
+from .mouth import CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, paint_cavity
 from .warp_math import (SILHOUETTE_SOFTNESS, closed_lid, displacement_from_index, extend_index, layer_coverage,
                         piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at, smooth_face_edge,
                         triangle_affines, triangle_index_image)
@@ -48,7 +50,7 @@ from .warp_math import (SILHOUETTE_SOFTNESS, closed_lid, displacement_from_index
 WORKING_SIDE = 256  # the displacement field is computed at most this large
 BORDER_PINS_PER_SIDE = 8
 MOVING_EPSILON = 0.02  # working pixels; displacement below this counts as still
-CLOSED_MOUTH = 0.12  # source mouth openness below which the painted cavity gets teeth
+JAW = CHANNEL_INDEX["jaw_open"]
 LASH_THICKNESS = 16  # the closed lash line is eye width / this thick at its middle
 LASH_DARKNESS = 0.85  # how far the lash line is drawn toward the lashes' colour
 SKIN_EDGE = 1.08  # the face layer reaches this far beyond MediaPipe's face oval (from the oval's centre)
@@ -125,7 +127,6 @@ class WarpEngine:
         mouth_point[landmark_count + self.mouth_split_upper.start:landmark_count + self.mouth_split_lower.stop] = True
         self.face_layer = (face_point | mouth_point)[self.triangles].all(axis=1)
         self.background_plate = self._background_plate()
-        self.source_mouth_open = subject.mouth_openness
         # Control points (indices into source_work) of the parts rendered exactly at full resolution, with padding.
         position = self.landmark_position = {landmark: i for i, landmark in enumerate(self.landmark_ids)}
         mouth = [position[i] for i in lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER]
@@ -133,6 +134,7 @@ class WarpEngine:
                                ([position[i] for i in lm.eye_polygon("right")], 0.25),
                                (mouth, 0.1)]
         self.mouth_colour = self._lip_colour()
+        self.paints_teeth = subject.mouth_openness < CLOSED_MOUTH  # an open mouth's own teeth move with the lips
         self.lash_colour = self._lash_colours()
         self.eyeballs = [self._eyeball(iris, side) for iris, side in ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))]
 
@@ -153,6 +155,10 @@ class WarpEngine:
         self.landmark_ids = np.flatnonzero(keep)
 
         extra, carrier, share, attachment, in_face = [], [], [], [], []
+        # A point may follow two carriers: (1 - blend) of the first's offset and blend of the second's.
+        # Lips sealing over the mouth interior (negative jaw_open) carry each point by where it lies
+        # between its carriers instead (`between`), so the whole interior folds onto the seal line.
+        carrier_b, blend, between = [], [], []
 
         # Rings follow the face outline outward: the first carries hair, ears
         # and jaw with the head; the second, further out, follows only partly.
@@ -165,6 +171,9 @@ class WarpEngine:
         # jutting into the hair. Moving exactly with the face, the ring makes the face layer carry all its skin.
         extra.append(centre + (oval - centre) * np.array([SKIN_EDGE, SKIN_EDGE, 1.0]))
         carrier.append(oval_ids)
+        carrier_b.append(oval_ids)
+        blend.append(np.zeros(len(oval)))
+        between.append(np.zeros(len(oval)))
         share.append(np.ones(len(oval)))
         attachment.append(np.ones(len(oval)))
         in_face.append(np.ones(len(oval), bool))
@@ -173,27 +182,41 @@ class WarpEngine:
             ring[:, 2] = centre[2] - 0.5 * self.rig.face_width  # behind the face, around the skull
             extra.append(ring)
             carrier.append(oval_ids)
+            carrier_b.append(oval_ids)
+            blend.append(np.zeros(len(ring)))
+            between.append(np.zeros(len(ring)))
             share.append(np.full(len(ring), expression_share))
             attachment.append(np.where(upness > 0, follow_top, follow_bottom + (follow_top - follow_bottom) * (1 + upness)))
             in_face.append(np.zeros(len(ring), bool))
 
-        # The mouth interior splits along the line between the lips: its upper
-        # half (upper teeth) stays with the upper lip, its lower half goes with
-        # the jaw, and the gap that opens between them is painted as a cavity.
+        # The mouth interior (engines/mouth.py): split in two halves that follow one lip each, with a
+        # cavity painted between them, or rows that follow both lips by where they lie and stretch.
         upper, lower = np.array(lm.LIPS_UPPER_INNER[1:-1]), np.array(lm.LIPS_LOWER_INNER[1:-1])
-        middle = 0.5 * (camera[upper] + camera[lower])
-        split = np.array([0.0, 0.3 / self.scale, 0.0])
-        self.mouth_split_upper = slice(sum(map(len, extra)), sum(map(len, extra)) + len(upper))
-        self.mouth_split_lower = slice(self.mouth_split_upper.stop, self.mouth_split_upper.stop + len(lower))
-        for points, ids in ((middle + split, upper), (middle - split, lower)):
+        self.mouth_stretches = interior_stretches(self.subject.image, self.subject.landmarks, self._skin_colour())
+        if self.mouth_stretches:
+            rows = [(camera[upper] + t * (camera[lower] - camera[upper]), t, t) for t in INTERIOR_ROWS]
+        else:
+            middle = 0.5 * (camera[upper] + camera[lower])
+            split = np.array([0.0, 0.3 / self.scale, 0.0])
+            rows = [(middle + split, 0.0, 0.5), (middle - split, 1.0, 0.5)]
+        first_mouth = sum(map(len, extra))
+        for points, towards_lower, position in rows:
             extra.append(points)
-            carrier.append(ids)
-            share.append(np.ones(len(ids)))
-            attachment.append(np.ones(len(ids)))
-            in_face.append(np.zeros(len(ids), bool))
+            carrier.append(upper)
+            carrier_b.append(lower)
+            blend.append(np.full(len(upper), towards_lower))
+            between.append(np.full(len(upper), position))
+            share.append(np.ones(len(upper)))
+            attachment.append(np.ones(len(upper)))
+            in_face.append(np.zeros(len(upper), bool))
+        self.mouth_split_upper = slice(first_mouth, first_mouth + len(upper))
+        self.mouth_split_lower = slice(first_mouth + (len(rows) - 1) * len(upper), first_mouth + len(rows) * len(upper))
 
         self.extra_source = np.concatenate(extra)
         self.extra_carrier = np.concatenate(carrier)
+        self.extra_carrier_b = np.concatenate(carrier_b)
+        self.extra_blend = np.concatenate(blend)
+        self.extra_between = np.concatenate(between)
         self.extra_share = np.concatenate(share)
         self.extra_attachment = np.concatenate(attachment)
         self.extra_in_face = np.concatenate(in_face)
@@ -204,14 +227,17 @@ class WarpEngine:
         margin = 2.0 / self.scale
         inside = ((extra_image[:, 0] > x0 + margin) & (extra_image[:, 0] < x1 - 1 - margin)
                   & (extra_image[:, 1] > y0 + margin) & (extra_image[:, 1] < y1 - 1 - margin))
-        inside[self.mouth_split_upper] = inside[self.mouth_split_lower] = True
+        inside[self.mouth_split_upper.start:self.mouth_split_lower.stop] = True
         keep_extra = np.flatnonzero(inside)
-        # Re-index the mouth split slices after dropping ring points.
-        first_mouth = int(np.searchsorted(keep_extra, self.mouth_split_upper.start))
-        self.mouth_split_upper = slice(first_mouth, first_mouth + len(upper))
-        self.mouth_split_lower = slice(first_mouth + len(upper), first_mouth + len(upper) + len(lower))
+        # Re-index the mouth rows after dropping ring points.
+        shift = self.mouth_split_upper.start - int(np.searchsorted(keep_extra, self.mouth_split_upper.start))
+        self.mouth_split_upper = slice(self.mouth_split_upper.start - shift, self.mouth_split_upper.stop - shift)
+        self.mouth_split_lower = slice(self.mouth_split_lower.start - shift, self.mouth_split_lower.stop - shift)
         self.extra_source = self.extra_source[keep_extra]
         self.extra_carrier = self.extra_carrier[keep_extra]
+        self.extra_carrier_b = self.extra_carrier_b[keep_extra]
+        self.extra_blend = self.extra_blend[keep_extra]
+        self.extra_between = self.extra_between[keep_extra]
         self.extra_share = self.extra_share[keep_extra]
         self.extra_attachment = self.extra_attachment[keep_extra]
         self.extra_in_face = self.extra_in_face[keep_extra]
@@ -289,7 +315,14 @@ class WarpEngine:
     def _lip_colour(self) -> np.ndarray:
         outer = self.subject.landmarks[list(lm.LIPS_LOWER_OUTER), :2]
         inner = self.subject.landmarks[list(lm.LIPS_LOWER_INNER), :2]
-        samples = ((outer + inner) / 2).round().astype(int)
+        return self._median_colour((outer + inner) / 2)
+
+    def _skin_colour(self) -> np.ndarray:
+        return self._median_colour(self.subject.landmarks[list(lm.CHEEKS), :2])
+
+    def _median_colour(self, points: np.ndarray) -> np.ndarray:
+        """The median RGB (float32) of the photo's pixels at `points` ((N, 2) image pixels)."""
+        samples = points.round().astype(int)
         height, width = self.subject.image.shape[:2]
         samples[:, 0] = samples[:, 0].clip(0, width - 1)
         samples[:, 1] = samples[:, 1].clip(0, height - 1)
@@ -302,9 +335,20 @@ class WarpEngine:
         rig = self.rig
         expression = rig.expression_offsets(values)
         landmarks_image = camera_to_image(rig.move_with_head(rig.source_camera + expression, values))
-        extra_camera = self.extra_source + self.extra_share[:, None] * expression[self.extra_carrier]
+        carried = self._carried(expression, self.extra_blend)
+        if values[JAW] < 0:  # the sealing part of the expression carries the interior by position
+            seal_values = np.zeros_like(values)
+            seal_values[JAW] = values[JAW]
+            seal = rig.expression_offsets(seal_values)
+            carried += self._carried(seal, self.extra_between) - self._carried(seal, self.extra_blend)
+        extra_camera = self.extra_source + self.extra_share[:, None] * carried
         extra_image = camera_to_image(rig.move_with_head(extra_camera, values, self.extra_attachment))
         return landmarks_image, extra_image, self.control_points_work(landmarks_image, extra_image)
+
+    def _carried(self, offsets: np.ndarray, blend: np.ndarray) -> np.ndarray:
+        """Each extra point's share of its carriers' offsets: (1 - blend) of the first, blend of the second."""
+        first = offsets[self.extra_carrier]
+        return first + blend[:, None] * (offsets[self.extra_carrier_b] - first)
 
     def control_points_work(self, landmarks_image: np.ndarray, extra_image: np.ndarray) -> np.ndarray:
         """All control points in working pixels, in triangulation order, kept inside the head region."""
@@ -359,7 +403,10 @@ class WarpEngine:
         result.box, result.person = box, warped_mask
         remapped = region.copy() if keep_fields else None
         region = self._draw_irises(region, full, target_image, box)
-        region = self._paint_mouth(region, target_image, extra_image, box)
+        if not self.mouth_stretches:  # a wide-open mouth's own interior shows, stretched or folded away
+            region = paint_cavity(region, extra_image[self.mouth_split_upper, :2], extra_image[self.mouth_split_lower, :2],
+                                  target_image, (self.region[0] + box[0], self.region[1] + box[1]),
+                                  self.mouth_colour, self.paints_teeth)
         region = self._paint_closed_eyes(region, target_image, values, box)
         x0, y0 = self.region[:2]
         bx0, by0, bx1, by1 = box
@@ -625,54 +672,3 @@ class WarpEngine:
             samples = self.subject.image[points[:, 1], points[:, 0]].astype(np.float32)
             colours[side] = np.percentile(samples, 25, axis=0)
         return colours
-
-    def _paint_mouth(self, region: np.ndarray, target_image: np.ndarray, extra_image: np.ndarray,
-                     box: tuple[int, int, int, int]) -> np.ndarray:
-        """Paint the mouth cavity in the gap that opens between the two halves of the mouth interior.
-
-        The cavity is the lip colour, much darker and darker toward the throat;
-        when the source mouth was closed (no teeth to move) it gets a hint of
-        upper teeth below the upper lip.
-        """
-        upper = extra_image[self.mouth_split_upper, :2]
-        lower = extra_image[self.mouth_split_lower, :2]
-        corners = target_image[[lm.LIPS_UPPER_INNER[0], lm.LIPS_UPPER_INNER[-1]], :2]
-        mouth_width = float(np.linalg.norm(target_image[lm.MOUTH_LEFT_CORNER, :2] - target_image[lm.MOUTH_RIGHT_CORNER, :2]))
-        gap = float(np.linalg.norm(upper - lower, axis=1).max()) / max(mouth_width, 1.0)
-        strength = float(np.clip((gap - 0.02) / 0.06, 0.0, 1.0))
-        if strength <= 0:
-            return region
-        x0, y0 = self.region[0] + box[0], self.region[1] + box[1]
-        polygon = np.concatenate([corners[:1], upper, corners[1:], lower[::-1]]) - (x0, y0)
-        px0, py0 = np.floor(polygon.min(axis=0)).astype(int) - 2
-        px1, py1 = np.ceil(polygon.max(axis=0)).astype(int) + 3
-        px0, py0 = max(px0, 0), max(py0, 0)
-        px1, py1 = min(px1, region.shape[1]), min(py1, region.shape[0])
-        if px1 - px0 < 2 or py1 - py0 < 2:
-            return region
-        local = polygon - (px0, py0)
-        alpha = np.zeros((py1 - py0, px1 - px0), np.float32)
-        cv2.fillPoly(alpha, [np.round(local * 16).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=4)
-        blur = max(1, int(mouth_width * 0.02)) * 2 + 1
-        alpha = cv2.GaussianBlur(alpha, (blur, blur), 0) * strength
-
-        top_edge = upper - (x0 + px0, y0 + py0)
-        order = np.argsort(top_edge[:, 0])
-        columns = np.arange(px1 - px0, dtype=np.float32)
-        top = np.interp(columns, top_edge[order, 0], top_edge[order, 1])
-        rows = np.arange(py1 - py0, dtype=np.float32)[:, None]
-        depth = np.clip((rows - top[None, :]) / max(mouth_width * 0.45, 1.0), 0.0, 1.0)
-        throat = np.array([70.0, 22.0, 26.0])  # a warm dark red, so the mouth never looks like a hole
-        cavity = (0.5 * self.mouth_colour + 0.5 * throat) * (0.75 - 0.45 * depth[..., None])
-        if self.source_mouth_open < CLOSED_MOUTH:
-            centre_x = (top_edge[:, 0].min() + top_edge[:, 0].max()) / 2
-            half = (top_edge[:, 0].max() - top_edge[:, 0].min()) / 2 + 1e-6
-            teeth_band = (rows - top[None, :] < mouth_width * 0.07) & (np.abs(columns - centre_x)[None, :] < 0.65 * half)
-            # Teeth show once the mouth is clearly open; a flat white bar in a slit looks wrong.
-            teeth_alpha = float(np.clip((gap - 0.1) / 0.1, 0.0, 1.0))
-            teeth = np.array([225.0, 218.0, 205.0]) * 0.85
-            cavity = np.where(teeth_band[..., None], cavity + teeth_alpha * (teeth - cavity), cavity)
-        patch = region[py0:py1, px0:px1].astype(np.float32)
-        region = region.copy()
-        region[py0:py1, px0:px1] = np.clip(patch + alpha[..., None] * (cavity - patch), 0, 255).astype(np.uint8)
-        return region

@@ -216,3 +216,4 @@ def polygon_mask(shape: tuple[int, int], polygons: list[np.ndarray]) -> np.ndarr
     for polygon in polygons:
         cv2.fillPoly(mask, [np.round(polygon * 16).astype(np.int32)], 255, lineType=cv2.LINE_8, shift=4)
     return mask
+

@@ -78,7 +78,14 @@ def compare_with_phonemes(acoustic: Motion, reference: Motion, phonemes: Sequenc
 
 
 def _channel(motion: Motion, name: str) -> np.ndarray:
-    return motion.values[:, motion.channels.index(name)].astype(np.float64)
+    values = motion.values[:, motion.channels.index(name)].astype(np.float64)
+    # Negative jaw_open only says the lips are shut (sealing a photo's open mouth): as an opening it is 0.
+    return np.maximum(values, 0.0) if name == "jaw_open" else values
+
+
+def mouth_opening(motion: Motion) -> np.ndarray:
+    """The jaw curve as an opening (0 shut .. 1 wide): what correlations compare."""
+    return _channel(motion, "jaw_open")
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:

@@ -8,6 +8,9 @@ the animation's frame rate:
 - resampling to the frame times;
 - closures: a frame that covers a plosive or bilabial closure shows the lips
   shut, even when the closure is shorter than a frame;
+- sealing: a shut mouth is jaw_open -1 rather than 0, so a photo whose mouth
+  is open closes its lips in pauses and on closures (on a photo with closed
+  lips negative jaw_open changes nothing);
 - strength: one factor on every mouth channel;
 - optional head motion and blinks (liveliness.py).
 """
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import EnlivenError
+from ..rig import smoothstep
 from ..shared.motion import Motion
 from .acoustic import FeatureExtractor, MouthCurves, extract_features, mouth_curves, runs_of
 from .audio import ANALYSIS_SAMPLE_RATE, DEFAULT_BLOCK_SECONDS, stream_audio
@@ -37,7 +41,8 @@ MAXIMUM_STRENGTH = 3.0
 MAXIMUM_LEAD_FRAMES = 10.0
 MAXIMUM_HEAD_MOTION = 5.0
 NATURAL_HEAD_MOTION = 1.0  # conversational head motion; what a talking portrait gets by default
-CLOSED_JAW = 0.0
+CLOSED_JAW = -1.0  # lips sealed, whatever the photo's own mouth shows
+SEAL_BELOW = 0.05  # a jaw curve under this blends toward sealed lips (-1 at 0); speech above is unchanged
 METHODS = ("learned", "acoustic")
 
 
@@ -190,9 +195,10 @@ def motion_from_curves(curves: MouthCurves, duration_s: float, options: LipsyncO
 
     values = {name: np.interp(looked_up, curve_times, getattr(curves, name)) for name in MOUTH_CHANNELS}
     closed = _closed_frames(curves.lips_closed, curves.rate_hz, looked_up)
+    values["jaw_open"] = sealed_jaw(np.clip(values["jaw_open"], 0.0, 1.0))
     values["jaw_open"][closed] = CLOSED_JAW
     for name in MOUTH_CHANNELS:
-        values[name] = np.clip(values[name] * options.strength, 0.0, 1.0)
+        values[name] = np.clip(values[name] * options.strength, -1.0 if name == "jaw_open" else 0.0, 1.0)
 
     rng = np.random.default_rng(options.seed)
     if options.head_motion > 0:
@@ -204,6 +210,12 @@ def motion_from_curves(curves: MouthCurves, duration_s: float, options: LipsyncO
 
     channels = tuple(values)
     return Motion(fps, channels, np.stack([values[name] for name in channels], axis=1))
+
+
+def sealed_jaw(jaw: np.ndarray) -> np.ndarray:
+    """Jaw openness (0 shut .. 1 wide) -> jaw_open, where the lips seal below SEAL_BELOW: 0 -> -1, rising
+    smoothly and monotonically to SEAL_BELOW -> SEAL_BELOW; above it unchanged."""
+    return jaw - (1.0 - smoothstep(0.0, SEAL_BELOW, jaw))
 
 
 def _closed_frames(mask: np.ndarray, rate_hz: float, frame_times: np.ndarray) -> np.ndarray:
