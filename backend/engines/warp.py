@@ -41,6 +41,7 @@ from ..analysis import Subject
 from ..geometry import camera_to_image
 from ..rig import Rig
 from ..shared.channels import CHANNEL_INDEX
+from .eyes import IRIS_DISC, IRIS_FILL, IRIS_STILL, Eyeball, build_eyeball
 from .frame_buffers import FrameBuffers
 from .mouth import CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, paint_cavity
 from .warp_math import (SILHOUETTE_SOFTNESS, closed_lid, displacement_from_index, extend_index, layer_coverage,
@@ -57,9 +58,6 @@ SKIN_EDGE = 1.08  # the face layer reaches this far beyond MediaPipe's face oval
 FACE_EXTRAPOLATION = 1.5  # working pixels: the Gaussian that extrapolates the face's displacement past its outline
 FACE_EDGE_BAND = 0.2  # face widths: how far inside the outline slivers are removed
 SILHOUETTE_REACH = 2  # working pixels either side of the face silhouette resolved at full resolution
-IRIS_DISC = 1.1  # iris radii: the disc that moves, the dark limbal ring included
-IRIS_FILL = 1.25  # iris radii: the sclera is inpainted this far behind the iris
-IRIS_STILL = 0.1  # iris radii of gaze over which the drawn iris fades in (none: the warped eye as it is)
 
 
 @dataclass
@@ -73,17 +71,6 @@ class WarpedFrame:
     uncovered: np.ndarray | None = None  # (region h, region w) float32, background the moving person uncovered, 0..1
     box: tuple[int, int, int, int] | None = None  # region pixels that moved (None: the photo as it is)
     person: np.ndarray | None = None  # (box h, box w) float32, the person mask warped with the pixels
-
-
-@dataclass
-class Eyeball:
-    """One eye of the source, for drawing its iris elsewhere: patches start at `origin` (region pixels)."""
-
-    centre: np.ndarray  # (2,) iris centre, region pixels
-    radius: float  # iris radius, pixels
-    origin: tuple[int, int]
-    sclera: np.ndarray  # (h, w, 3) uint8, the eye with its iris replaced by sclera
-    iris: np.ndarray  # (h, w, 3) uint8, the eye with its iris completed under the lids
 
 
 @dataclass
@@ -270,47 +257,13 @@ class WarpEngine:
         filled = cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA)
         return cv2.resize(filled, self.region_size, interpolation=cv2.INTER_LINEAR)
 
-    def _eyeball(self, iris: tuple[int, ...], side: str) -> "Eyeball":
+    def _eyeball(self, iris: tuple[int, ...], side: str) -> Eyeball:
         """The eye's sclera with the iris removed, and the iris as a whole disc, from the source photo."""
-        points = self.subject.landmarks[:, :2] - self.region[:2]
-        centre = points[iris[0]].astype(np.float64)
+        points = self.subject.landmarks[:, :2].astype(np.float64) - self.region[:2]
+        centre = points[iris[0]]
         radius = float(np.linalg.norm(points[list(iris[1:])] - centre, axis=1).mean())
-        opening = points[list(lm.eye_polygon(side))]
-        pad = radius * IRIS_FILL + 2
-        x0, y0 = np.floor(np.minimum(opening.min(axis=0), centre - pad)).astype(int) - 2
-        x1, y1 = np.ceil(np.maximum(opening.max(axis=0), centre + pad)).astype(int) + 3
-        height, width = self.region_size[1], self.region_size[0]
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
-        patch = np.ascontiguousarray(self.source_region[y0:y1, x0:x1])
-        local_centre = centre - (x0, y0)
-        inside = polygon_mask(patch.shape[:2], [opening - (x0, y0)]) > 0
-        ys, xs = np.mgrid[:patch.shape[0], :patch.shape[1]]
-        distance = np.hypot(xs - local_centre[0], ys - local_centre[1])
-        iris_area = distance <= radius * IRIS_FILL
-        sclera_samples = patch[inside & ~iris_area].reshape(-1, 3).astype(np.float32)
-        iris_samples = patch[inside & iris_area].reshape(-1, 3).astype(np.float32)
-        if len(sclera_samples) < 4 or len(iris_samples) < 4:
-            return Eyeball(centre, radius, (x0, y0), patch, patch)
-        # The eye contour is loose: lid rims, lashes and the caruncle lie inside it. The sclera is the
-        # whitest part of what remains beside the iris: bright (not lashes or shadow) and little coloured
-        # (not skin, orange to pink).
-        chroma = sclera_samples.max(axis=1) - sclera_samples.min(axis=1)
-        whiteness = sclera_samples @ np.array([0.299, 0.587, 0.114], np.float32) - 1.5 * chroma
-        sclera_colour = np.median(sclera_samples[whiteness >= np.percentile(whiteness, 80)], axis=0)
-        # Behind the iris: sclera, inpainted from sclera-like pixels only (lids, lashes, skin set to the
-        # sclera's colour first, or they would bleed into the white).
-        pixels = patch.astype(np.float32)
-        unlike = np.abs(pixels - sclera_colour).max(axis=2)
-        sclera_like = inside & (unlike < 40)
-        ground = np.where(sclera_like[..., None], patch, sclera_colour.astype(np.uint8))
-        hole = iris_area & inside
-        sclera = cv2.inpaint(ground, hole.astype(np.uint8), max(2.0, radius / 3), cv2.INPAINT_TELEA)
-        sclera = np.where(hole[..., None], sclera, patch)
-        # The iris's hidden top and bottom (under the lids): the visible iris, inpainted across.
-        visible_iris = np.where((inside & iris_area)[..., None], patch, np.median(iris_samples, axis=0).astype(np.uint8))
-        iris_texture = cv2.inpaint(visible_iris, (iris_area & ~inside).astype(np.uint8), max(2.0, radius / 3),
-                                   cv2.INPAINT_TELEA)
-        return Eyeball(centre, radius, (x0, y0), sclera, iris_texture)
+        upper, lower = (lm.RIGHT_EYE_UPPER, lm.RIGHT_EYE_LOWER) if side == "right" else (lm.LEFT_EYE_UPPER, lm.LEFT_EYE_LOWER)
+        return build_eyeball(self.source_region, centre, radius, points[list(upper)], points[list(lower)])
 
     def _lip_colour(self) -> np.ndarray:
         outer = self.subject.landmarks[list(lm.LIPS_LOWER_OUTER), :2]
