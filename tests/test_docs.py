@@ -103,11 +103,19 @@ def test_readme_blender_steps_name_buttons_the_addon_has():
     source = "\n".join(path.read_text(encoding="utf-8") for path in (ROOT / "addon").glob("*.py"))
     labels = set(re.findall(r'(?:bl_label|bl_category|name|text)\s*=\s*"([^"]+)"', source))
     labels |= set(re.findall(r"\('[A-Z_]+', \"([^\"]+)\"", source))  # enum items
-    labels |= {ch.name.replace("_", " ").title() for ch in CHANNELS} | set(PRESETS)
+    # Channel sliders and Insert Preset's menu items are named from the channel and preset tables.
+    labels |= {name.replace("_", " ").replace("-", " ").title() for name in [ch.name for ch in CHANNELS] + list(PRESETS)}
     assert "Add Portrait" in labels and "Start a Local Backend" in labels  # the extraction works
     bold = [" ".join(word.split()) for word in re.findall(r"\*\*(.+?)\*\*", steps, re.S)]  # across line breaks
     unknown = [word for word in bold if not word.endswith(".") and word not in labels and word not in BLENDER_UI]
     assert not unknown, f"README's Blender steps name buttons the add-on does not have: {unknown}"
+
+
+def test_readme_names_the_zip_build_py_makes():
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    assert f"`dist/enliven-{version}.zip`" in README.read_text(encoding="utf-8")
 
 
 # ----------------------------------------------------------------------------- commands in code blocks
