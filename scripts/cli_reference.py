@@ -37,14 +37,19 @@ def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 def help_texts() -> dict[str, str]:
     """`enliven --help` and every `enliven COMMAND --help`, keyed "enliven" and "enliven COMMAND",
     formatted the same on every machine (line width, the home folder in default paths)."""
-    os.environ["COLUMNS"] = WIDTH
-    os.environ.pop("XDG_CONFIG_HOME", None)  # `keys --dir`'s default is under it
     from enliven.cli import build_parser
 
-    parser = build_parser()
-    texts = {"enliven": parser.format_help()}
-    for name, command in subcommands(parser).items():
-        texts[f"enliven {name}"] = command.format_help()
+    saved = dict(os.environ)
+    os.environ["COLUMNS"] = WIDTH
+    os.environ.pop("XDG_CONFIG_HOME", None)  # `keys --dir`'s default is under it
+    try:
+        parser = build_parser()
+        texts = {"enliven": parser.format_help()}
+        for name, command in subcommands(parser).items():
+            texts[f"enliven {name}"] = command.format_help()
+    finally:  # a test calls this in its own process: leave the environment as it was
+        os.environ.clear()
+        os.environ.update(saved)
     home = str(Path.home())
     if home.strip("/"):
         texts = {key: text.replace(home + os.sep, "~/") for key, text in texts.items()}
