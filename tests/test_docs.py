@@ -42,7 +42,8 @@ README_SECTIONS = ("Two commands", "Your first animation in Blender", "From the 
 RUNNABLE = {"analyze", "generate", "presets", "talk"}
 # Words in bold in the Blender steps that are Blender's own, not the add-on's.
 BLENDER_UI = {"Edit > Preferences > Get Extensions", "⌄", "Install from Disk…", "Add-ons", "N", "Numpad 1", "I",
-              "F12", "Output Properties > Output", "Render > Render Animation", "Ctrl F12", "End"}
+              "F12", "Output Properties > Output", "Render > Render Animation", "Ctrl F12", "End",
+              "Image Editor"}
 
 
 def sh_blocks(path: Path) -> list[str]:
