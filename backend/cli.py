@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import __version__
 from .arguments import add_photo_options, analyze_photo, usable_fps, whole_number_in
-from .errors import BadMotionError, EnlivenError, UsageError
+from .errors import EXIT_CODES, BadMotionError, EnlivenError, UsageError
 from .remote_render import add_server_options, render_on_server
 from .sequence import FrameSink
 from .shared.naming import FRAME_FORMATS
@@ -55,7 +55,11 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="enliven", description="Bring the face in a portrait photo to life.")
+    exit_codes = "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
+    parser = argparse.ArgumentParser(prog="enliven", description="Bring the face in a portrait photo to life.",
+                                     epilog=f"exit codes:\n{exit_codes}\n\n`enliven COMMAND --help` explains "
+                                            "each command; docs/cli.md has them all.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"enliven {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 

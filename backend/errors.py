@@ -8,6 +8,21 @@ from __future__ import annotations
 
 from .shared import protocol
 
+# Every exit code of the `enliven` command, for `enliven --help` and docs/cli.md
+# (tests/test_docs.py checks that each error class's exit_code is here).
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "other failure (a full disk, a folder that cannot be written, ...)",
+    2: "usage: a bad argument (an unknown preset name, a bad config or dataset, ...)",
+    3: "no face in the photo or video (or --face N that does not exist)",
+    4: "unreadable, truncated or too large image (over --max-pixels), or unreadable video",
+    5: "bad motion: unknown channel, malformed file, or NaN/out-of-range values with --strict",
+    6: "unusable audio: unreadable, or no speech in it",
+    7: "text to speech failed",
+    8: "unusable checkpoint",
+    130: "interrupted (Ctrl-C or SIGTERM); frames already written stay",
+}
+
 
 class EnlivenError(Exception):
     code = protocol.E_ERROR

@@ -295,7 +295,7 @@ def main() -> None:
     parser.add_argument("--speed-only", action="store_true", help="only the render speed at 512x512")
     parser.add_argument("--sheet", type=Path, default=None,
                         help="only write the bundled astronaut's warp | refine crops (blink, gaze, talk) to this PNG "
-                             "(the README's picture: docs/regions.png)")
+                             "(the picture in docs/measured.md: docs/regions.png)")
     args = parser.parse_args()
     if args.sheet is not None:
         write_png(args.sheet, astronaut_sheet(args.checkpoint))

@@ -197,7 +197,7 @@ def test_huge_finite_values_close_the_eye_like_any_value_above_the_range(astrona
     (["--preset", "idle-alive", "--loop", "--duration", "0.05"], "a loop needs at least 2 frames"),
 ])
 def test_bad_preset_arguments_are_usage_errors(astronaut_path, tmp_path, arguments, complaint):
-    # Exit 2 as the README's table says, the same as argparse gives for a bad argument.
+    # Exit 2 as docs/cli.md's exit code table says, the same as argparse gives for a bad argument.
     result = run_enliven("generate", astronaut_path, *arguments, "--out", tmp_path / "o")
     assert result.returncode == 2, result.stderr
     (line,) = result.stderr.splitlines()
