@@ -17,7 +17,8 @@ preset. Printed per photo:
   re-detected iris ring's roundness (circle residual in radii) and how far
   the re-detected iris travelled as a share of the rig's request;
 - mouth: re-detected mouth openness at jaw_open 1 and -1 (sealed: lips
-  touching, under 0.05) against the source's; and on a wide-open mouth the
+  touching, under 0.05) against the source's; and on a mouth whose interior
+  stretches (wide open, few teeth: enliven.engines.mouth) the
   band (the share of its interior the engine painted over,
   enliven.artifacts.share_inside) of jaw_open, pucker and wide at 1, worst;
 - lash: the closed eyes' dark lash line, its thickness in eye widths
@@ -48,7 +49,7 @@ from PIL import Image
 from enliven import artifacts as af
 from enliven import landmarks as lm
 from enliven.analysis import ASTRONAUT_PATH, analyze_image
-from enliven.engines.mouth import WIDE_OPEN_MOUTH
+from enliven.engines.mouth import interior_stretches
 from enliven.images import load_image, resize_long_side
 from enliven.shared.channels import CHANNELS, CHANNEL_INDEX, default_vector
 from enliven.shared.presets import PRESETS, preset_motion
@@ -175,7 +176,7 @@ def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     for name, channels in MOUTH_FRAMES.items():
         result = engine.render_with_fields(values_with(channels), keep_fields=True)
         shown.setdefault(name, (result.frame, result.target_landmarks))
-        if subject.mouth_openness >= WIDE_OPEN_MOUTH:  # a smaller opening gets a painted cavity by design
+        if interior_stretches(source, points):  # a closed or teeth-showing mouth gets a painted cavity by design
             painted = np.zeros(source.shape[:2], np.float32)
             painted[y0:y0 + result.painted.shape[0], x0:x0 + result.painted.shape[1]] = result.painted
             bands.append(af.share_inside(painted, result.target_landmarks[interior, :2]))

@@ -25,10 +25,14 @@ THROAT = np.array([70.0, 22.0, 26.0])  # a warm dark red, so the mouth never loo
 TEETH = np.array([225.0, 218.0, 205.0]) * 0.85
 
 
-def interior_stretches(image: np.ndarray, landmarks: np.ndarray, skin: np.ndarray) -> bool:
+def interior_stretches(image: np.ndarray, landmarks: np.ndarray) -> bool:
     """Whether the photo's mouth is wide open with few teeth showing (its interior stretches)."""
-    return (lm.mouth_openness(landmarks) >= WIDE_OPEN_MOUTH
-            and teeth_share(image, landmarks[list(lm.inner_lip_polygon()), :2], skin) < TEETH_SHARE)
+    if lm.mouth_openness(landmarks) < WIDE_OPEN_MOUTH:
+        return False
+    cheeks = np.round(landmarks[list(lm.CHEEKS), :2]).astype(int)
+    cheeks = np.clip(cheeks, 0, (image.shape[1] - 1, image.shape[0] - 1))
+    skin = np.median(image[cheeks[:, 1], cheeks[:, 0]].astype(np.float32), axis=0)
+    return teeth_share(image, landmarks[list(lm.inner_lip_polygon()), :2], skin) < TEETH_SHARE
 
 
 def teeth_share(image: np.ndarray, mouth_opening: np.ndarray, skin: np.ndarray) -> float:

@@ -179,7 +179,7 @@ class WarpEngine:
         # The mouth interior (engines/mouth.py): split in two halves that follow one lip each, with a
         # cavity painted between them, or rows that follow both lips by where they lie and stretch.
         upper, lower = np.array(lm.LIPS_UPPER_INNER[1:-1]), np.array(lm.LIPS_LOWER_INNER[1:-1])
-        self.mouth_stretches = interior_stretches(self.subject.image, self.subject.landmarks, self._skin_colour())
+        self.mouth_stretches = interior_stretches(self.subject.image, self.subject.landmarks)
         if self.mouth_stretches:
             rows = [(camera[upper] + t * (camera[lower] - camera[upper]), t, t) for t in INTERIOR_ROWS]
         else:
@@ -268,14 +268,7 @@ class WarpEngine:
     def _lip_colour(self) -> np.ndarray:
         outer = self.subject.landmarks[list(lm.LIPS_LOWER_OUTER), :2]
         inner = self.subject.landmarks[list(lm.LIPS_LOWER_INNER), :2]
-        return self._median_colour((outer + inner) / 2)
-
-    def _skin_colour(self) -> np.ndarray:
-        return self._median_colour(self.subject.landmarks[list(lm.CHEEKS), :2])
-
-    def _median_colour(self, points: np.ndarray) -> np.ndarray:
-        """The median RGB (float32) of the photo's pixels at `points` ((N, 2) image pixels)."""
-        samples = points.round().astype(int)
+        samples = ((outer + inner) / 2).round().astype(int)
         height, width = self.subject.image.shape[:2]
         samples[:, 0] = samples[:, 0].clip(0, width - 1)
         samples[:, 1] = samples[:, 1].clip(0, height - 1)
