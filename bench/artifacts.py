@@ -65,6 +65,19 @@ SHEET_FRAMES = {**TEAR_FRAMES, **GAZE_FRAMES, "jaw1": {"jaw_open": 1}, "seal": {
 SILHOUETTE_OUTSET = 1.05  # the band's middle, from the oval's centre
 SILHOUETTE_BAND = 0.1  # the band's width in face widths
 IRISES = ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))
+# What "no visible artifact" means for each figure: (the limit, True if the figure must stay at or under it).
+THRESHOLDS = {"tears": (1.5, True), "specks": (5, True), "iris_error": (12.0, True), "iris_travel": (0.25, False),
+              "mouth_seal": (0.06, True), "mouth_band": (0.02, True), "lash": (0.16, True)}
+
+
+def failures(figures: dict) -> list[str]:
+    """The figures past their threshold (a figure that could not be measured, NaN, is not one)."""
+    failed = []
+    for name, (limit, at_most) in THRESHOLDS.items():
+        value = figures[name]
+        if np.isfinite(value) and (value > limit if at_most else value < limit):
+            failed.append(f"{name} {value:.3g}")
+    return failed
 
 
 def values_with(channels: dict[str, float]) -> np.ndarray:
@@ -260,20 +273,22 @@ def main() -> None:
         print(f"wrote {args.sheet} ({path.stat().st_size // 1024} KB)")
         return
 
+    print("thresholds: " + ", ".join(f"{name} {'<=' if at_most else '>='} {limit}"
+                                      for name, (limit, at_most) in THRESHOLDS.items()))
     photos = [Path(p) for p in args.photos] or [ASTRONAUT_PATH] + sorted(
         p for p in EVAL_PHOTOS.glob("*") if p.suffix.lower() in (".jpg", ".png") and "astronaut" not in p.name)
     engine_type = engine_class(args.engine_ref)
     label = args.engine_ref or "working tree"
     print(f"engine: {label}, size {args.size}")
     print(f"{'photo':<24} {'tears':>6} {'specks':>6} {'(worst frame)':<22} {'iris err':>8} {'round':>6} {'travel':>6} "
-          f"{'mouth src':>9} {'jaw=1':>6} {'jaw=-1':>6} {'band':>5} {'lash':>5}")
+          f"{'mouth src':>9} {'jaw=1':>6} {'jaw=-1':>6} {'band':>5} {'lash':>5}  past threshold")
     for photo in photos:
         subject = analyze_image(resize_long_side(load_image(photo), args.size))
         figures, shown = measure(engine_type(subject), subject)
         print(f"{photo.stem:<24} {figures['tears']:6.3f} {figures['specks']:6d} {figures['specks_frame']:<22} "
               f"{figures['iris_error']:8.1f} {figures['iris_round']:6.3f} {figures['iris_travel']:6.2f} "
               f"{figures['mouth_src']:9.3f} {figures['mouth_jaw1']:6.3f} {figures['mouth_seal']:6.3f} "
-              f"{figures['mouth_band']:5.3f} {figures['lash']:5.3f}", flush=True)
+              f"{figures['mouth_band']:5.3f} {figures['lash']:5.3f}  {', '.join(failures(figures)) or '-'}", flush=True)
         rows = [("photo", subject.image, subject.landmarks)] + [(name, *frame) for name, frame in shown.items()]
         tag = (args.engine_ref or "tree").replace("/", "_")
         write_rgb(Path(args.crops) / f"{photo.stem}_{tag}.png", contact_sheet(rows, subject.face_width))

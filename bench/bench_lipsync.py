@@ -21,6 +21,9 @@
    clips are for local measurement only (see eval-data/SOURCES.md); the
    learned model never trains on them.
 
+Also: on `enliven say`'s motion, the share of /p b m/ frames whose lips the
+rig closes on the astronaut (her photo shows parted lips).
+
 Targets: >= 100x real time; closed >= 90 %, open >= 80 %, r >= 0.6 on
 synthetic speech; on real clips mean r >= 0.55 with none below 0.3.
 """
@@ -80,6 +83,7 @@ def main() -> None:
     if not args.skip_accuracy:
         for method in methods:
             measure_accuracy(method, args.model)
+        measure_bilabials()
     if not args.skip_videos:
         measure_real_clips(args.eval_data / "videos", methods, args.model, args.capture_cache)
 
@@ -167,6 +171,41 @@ def measure_accuracy(method: str, model: Path | None) -> None:
     print(f"  all: closed in {closed:.1%} of {silent} silent frames (target >= 90 %), open in {opened:.1%} of "
           f"{vowels} open-vowel frames (target >= 80 %; mean jaw_open there {mean_jaw:.2f}); "
           f"r jaw mean {np.mean(jaw):.2f}, min {np.min(jaw):.2f} (target >= 0.6)")
+
+
+BILABIALS = ("p", "b", "m")
+SEALED_GAP = 0.05  # lip gap / mouth width under which the lips touch
+
+
+def measure_bilabials() -> None:
+    """`enliven say`'s motion on the astronaut (whose photo smiles with parted lips, the hard case): the
+    rig's lip gap on every frame inside a /p b m/."""
+    from enliven import landmarks as lm
+    from enliven.analysis import ASTRONAUT_PATH, analyze_image
+    from enliven.images import load_image
+    from enliven.rig import Rig
+
+    subject = analyze_image(load_image(ASTRONAUT_PATH))
+    rig = Rig(subject.landmarks, subject.pose)
+    options = LipsyncOptions(fps=24)
+    closed = total = 0
+    for voice in VOICES:
+        for text in TEXTS:
+            speech = synthesize(text, voice=voice)
+            motion = lipsync_phonemes(speech, options).motion
+            values = motion.full()
+            for phoneme in speech.phonemes:
+                if phoneme.phoneme not in BILABIALS:
+                    continue
+                # Frame i shows the mouth of the sound lead_frames later (anticipation).
+                first, last = (int(np.ceil(t * motion.fps - options.lead_frames)) for t in (phoneme.start_s, phoneme.end_s))
+                for frame in range(max(first, 0), last):
+                    if frame < len(values):
+                        total += 1
+                        closed += lm.signed_lip_gap(rig.targets(values[frame])) < SEALED_GAP
+    print(f"== lips on /p b m/ (enliven say, {len(VOICES)} voices x {len(TEXTS)} texts, on the astronaut, photo lip gap "
+          f"{lm.signed_lip_gap(subject.landmarks):.2f}): closed on {closed / max(total, 1):.1%} of {total} frames "
+          f"(lip gap under {SEALED_GAP} of the mouth width; target >= 90 %)")
 
 
 # ---------------------------------------------------------------- 3. real clips
