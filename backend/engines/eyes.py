@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .palette import Palette
 from .warp_math import polygon_mask
 
 IRIS_DISC = 1.1  # iris radii: the disc that moves, the dark limbal ring included
@@ -49,9 +50,9 @@ class Eyeball:
 
 
 def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_lid: np.ndarray,
-                  lower_lid: np.ndarray) -> Eyeball:
+                  lower_lid: np.ndarray, palette: Palette) -> Eyeball:
     """The eyeball of one eye of `image` (the head region): `centre` and `radius` of its iris, its lids
-    ((N, 2) pixels each, corner to corner, the same two corners)."""
+    ((N, 2) pixels each, corner to corner, the same two corners); the photo's `palette` (its tint, grain)."""
     opening = np.concatenate([upper_lid, lower_lid[::-1][1:-1]])
     pad = radius * IRIS_FILL + 2
     x0, y0 = np.floor(np.minimum(opening.min(axis=0), centre - pad)).astype(int) - 2
@@ -84,8 +85,8 @@ def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_li
     model = colour[None, None, :] * shade[..., None]
     # Each row continues the sclera the photo shows in it (its own shadow and tint), where it shows any.
     fill = cv2.GaussianBlur(across_rows(pixels, hole, beside, model), (1, 7), 0)
-    grain = np.random.default_rng(0).normal(0.0, SCLERA_GRAIN * photo_grain(patch, inside), patch.shape[:2])[..., None]
-    fill = np.clip(fill + grain, 0, 255).astype(np.uint8)
+    grain = np.random.default_rng(0).normal(0.0, SCLERA_GRAIN * palette.grain, patch.shape[:2])[..., None]
+    fill = np.clip(palette.paint(fill) + grain, 0, 255).astype(np.uint8)
     sclera = np.where(hole[..., None], fill, patch)
     # The iris's hidden top and bottom (under the lids): the visible iris, inpainted across.
     visible_iris = np.where((inside & iris_area)[..., None], patch, np.median(iris_samples, axis=0).astype(np.uint8))
@@ -143,15 +144,6 @@ def sclera_shading(shape: tuple[int, int], upper_lid: np.ndarray, lower_lid: np.
     shade = (1.0 - LID_SHADOW * np.exp(-below_top / LID_SHADOW_REACH)
              - LOWER_SHADOW * np.exp(-above_bottom / LOWER_SHADOW_REACH) - CORNER_SHADOW * across**2)
     return np.clip(shade, 0.4, 1.0).astype(np.float32)
-
-
-def photo_grain(patch: np.ndarray, where: np.ndarray) -> float:
-    """The photo's fine noise in levels: the spread of what a small blur removes, over `where` (at most 6)."""
-    grey = patch.astype(np.float32) @ LUMA
-    detail = grey - cv2.GaussianBlur(grey, (3, 3), 0)
-    values = detail[where] if where.any() else detail.ravel()
-    # The median absolute deviation ignores the edges (lids, lashes) that dominate a plain spread.
-    return float(min(1.4826 * np.median(np.abs(values - np.median(values))), 6.0))
 
 
 def _ascending(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

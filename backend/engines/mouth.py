@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from .. import landmarks as lm
+from .palette import Palette
 from .warp_math import polygon_mask
 
 CLOSED_MOUTH = 0.12  # photo's mouth openness below which the painted cavity gets a hint of teeth
@@ -55,13 +56,14 @@ def teeth_share(image: np.ndarray, mouth_opening: np.ndarray, skin: np.ndarray) 
 
 
 def paint_cavity(region: np.ndarray, upper: np.ndarray, lower: np.ndarray, target: np.ndarray,
-                 origin: tuple[int, int], lip_colour: np.ndarray, with_teeth: bool) -> np.ndarray:
+                 origin: tuple[int, int], lip_colour: np.ndarray, with_teeth: bool, palette: Palette) -> np.ndarray:
     """Paint the mouth cavity in the gap that opens between the two halves of the mouth interior.
 
     `upper`, `lower`: the halves' edge points ((N, 2) image pixels); `target`: the frame's landmarks;
     `region` starts at image pixel `origin` (x, y). The cavity is the lip colour, much darker and darker
     toward the throat; `with_teeth` (the photo's mouth was closed, no teeth to move) adds a hint of upper
-    teeth below the upper lip. Returns `region`, or a painted copy of it.
+    teeth below the upper lip; the colours are the photo's `palette` (grey in a black-and-white photo).
+    Returns `region`, or a painted copy of it.
     """
     corners = target[[lm.LIPS_UPPER_INNER[0], lm.LIPS_UPPER_INNER[-1]], :2]
     mouth_width = float(np.linalg.norm(target[lm.MOUTH_LEFT_CORNER, :2] - target[lm.MOUTH_RIGHT_CORNER, :2]))
@@ -97,6 +99,7 @@ def paint_cavity(region: np.ndarray, upper: np.ndarray, lower: np.ndarray, targe
         # Teeth show once the mouth is clearly open; a flat white bar in a slit looks wrong.
         teeth_alpha = float(np.clip((gap - 0.1) / 0.1, 0.0, 1.0))
         cavity = np.where(teeth_band[..., None], cavity + teeth_alpha * (TEETH - cavity), cavity)
+    cavity = palette.paint(cavity) + palette.grain_at((x0 + px0, y0 + py0), cavity.shape[:2])
     patch = region[py0:py1, px0:px1].astype(np.float32)
     region = region.copy()
     region[py0:py1, px0:px1] = np.clip(patch + alpha[..., None] * (cavity - patch), 0, 255).astype(np.uint8)

@@ -105,7 +105,7 @@ class RefineEngine:
             moved = self.moved_regions(frame, warped.target_landmarks)
             if moved:
                 # Only inside the head region: the warp engine reuses frame buffers, restoring that region alone.
-                self.regions.correct(frame, moved, self.warp.region)
+                self.regions.correct(frame, moved, self.warp.region, self.warp.palette)
         return frame
 
     def moved_regions(self, frame: np.ndarray, target_landmarks: np.ndarray) -> list[RegionInputs]:
@@ -123,7 +123,7 @@ class RefineEngine:
     def _refine_head(self, frame: np.ndarray, warped) -> None:
         inputs = crop_inputs(self.warp, warped, self.refiner.side)
         refined = self.refiner(inputs)  # (S, S, 3) float32 0..255
-        correction = refined - inputs.warped.astype(np.float32)
+        correction = self.warp.palette.paint(refined - inputs.warped.astype(np.float32))
         width, height = self.warp.region_size
         correction = cv2.resize(correction, (width, height), interpolation=cv2.INTER_LINEAR) * self.feather[..., None]
         x0, y0, x1, y1 = self.warp.region

@@ -44,6 +44,7 @@ from ..shared.channels import CHANNEL_INDEX
 from .eyes import IRIS_DISC, IRIS_FILL, IRIS_STILL, Eyeball, build_eyeball
 from .frame_buffers import FrameBuffers
 from .mouth import CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, paint_cavity
+from .palette import palette_of
 from .warp_math import (SILHOUETTE_SOFTNESS, closed_lid, displacement_from_index, extend_index, layer_coverage,
                         piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at, smooth_face_edge,
                         triangle_affines, triangle_index_image)
@@ -121,6 +122,7 @@ class WarpEngine:
                                ([position[i] for i in lm.eye_polygon("right")], 0.25),
                                (mouth, 0.1)]
         self.mouth_colour = self._lip_colour()
+        self.palette = palette_of(subject.image, self.source_region)  # what it paints takes the photo's colours and grain
         self.paints_teeth = subject.mouth_openness < CLOSED_MOUTH  # an open mouth's own teeth move with the lips
         self.lash_colour = self._lash_colours()
         self.eyeballs = [self._eyeball(iris, side) for iris, side in ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))]
@@ -263,7 +265,8 @@ class WarpEngine:
         centre = points[iris[0]]
         radius = float(np.linalg.norm(points[list(iris[1:])] - centre, axis=1).mean())
         upper, lower = (lm.RIGHT_EYE_UPPER, lm.RIGHT_EYE_LOWER) if side == "right" else (lm.LEFT_EYE_UPPER, lm.LEFT_EYE_LOWER)
-        return build_eyeball(self.source_region, centre, radius, points[list(upper)], points[list(lower)])
+        return build_eyeball(self.source_region, centre, radius, points[list(upper)], points[list(lower)],
+                             self.palette)
 
     def _lip_colour(self) -> np.ndarray:
         outer = self.subject.landmarks[list(lm.LIPS_LOWER_OUTER), :2]
@@ -352,7 +355,7 @@ class WarpEngine:
         if not self.mouth_stretches:  # a wide-open mouth's own interior shows, stretched or folded away
             region = paint_cavity(region, extra_image[self.mouth_split_upper, :2], extra_image[self.mouth_split_lower, :2],
                                   target_image, (self.region[0] + box[0], self.region[1] + box[1]),
-                                  self.mouth_colour, self.paints_teeth)
+                                  self.mouth_colour, self.paints_teeth, self.palette)
         region = self._paint_closed_eyes(region, target_image, values, box)
         x0, y0 = self.region[:2]
         bx0, by0, bx1, by1 = box
@@ -594,6 +597,8 @@ class WarpEngine:
             patch = np.ascontiguousarray(region[py0:py1, px0:px1])
             line = target_upper - offset
             lid = closed_lid(patch, eye, line, eye_width)
+            grain = self.palette.grain_at((int(origin[0]) + px0, int(origin[1]) + py0), lid.shape[:2])
+            lid = np.clip(lid + grain * (eye[..., None] > 0), 0, 255)
             # The lash line: a crescent along the closed lids, thickest in the middle.
             taper = np.sin(np.linspace(0.0, np.pi, len(line)))[:, None]
             crescent = np.concatenate([line - (0, 0.3), line[::-1] + taper[::-1] * (0, eye_width / LASH_THICKNESS)])

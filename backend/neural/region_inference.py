@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ..device import detect_device
+from ..engines.palette import Palette
 from ..engines.regions import RegionInputs, paste_correction, paste_mask, region_specs
 from ..errors import CheckpointError
 from .checkpoint import load_checkpoint
@@ -52,22 +53,23 @@ class RegionCorrector:
         self.noise = {kind: generator.inference_noise(1, self.device) for kind, generator in self.generators.items()}
 
     def correct(self, frame: np.ndarray, regions: list[RegionInputs],
-                limit: tuple[int, int, int, int] | None = None) -> None:
+                limit: tuple[int, int, int, int] | None = None, palette: Palette | None = None) -> None:
         """Correct `frame` (uint8, in place) in each region, inside the box `limit`; regions of one kind run as
-        one batch."""
+        one batch. With the photo's `palette`, corrections take its colours (grey in a black-and-white photo:
+        the model learned on colour footage)."""
         if self.device.type != "cpu":
-            return self._correct(frame, regions, limit)
+            return self._correct(frame, regions, limit, palette)
         # Patches this small run fastest on one CPU thread: splitting each convolution over more costs more in
         # hand-offs than it saves, and far more when other work (a render, training) holds the other cores.
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            self._correct(frame, regions, limit)
+            self._correct(frame, regions, limit, palette)
         finally:
             torch.set_num_threads(threads)
 
     @torch.inference_mode()
-    def _correct(self, frame: np.ndarray, regions: list[RegionInputs], limit) -> None:
+    def _correct(self, frame: np.ndarray, regions: list[RegionInputs], limit, palette: Palette | None) -> None:
         for kind, generator in self.generators.items():
             batch = [inputs for inputs in regions if inputs.spec.kind == kind]
             if not batch:
@@ -81,5 +83,7 @@ class RegionCorrector:
             corrected = generator(warped, stack("source", True), stack("target_shape", False),
                                   stack("source_shape", False), self.masks[kind], noise)
             corrections = ((corrected - warped) * 127.5).permute(0, 2, 3, 1).float().cpu().numpy()
+            if palette is not None:
+                corrections = palette.paint(corrections)
             for inputs, correction in zip(batch, corrections):
                 paste_correction(frame, np.ascontiguousarray(correction), inputs.transform, limit)

@@ -1,0 +1,66 @@
+"""Old photos: what the engines paint takes the photo's colours and grain (grey in, grey out)."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from enliven import landmarks as lm
+from enliven.analysis import analyze_image
+from enliven.animator import Animator
+from enliven.engines.palette import palette_of, photo_grain
+from enliven.shared.presets import preset_motion
+
+from conftest import channel_values
+
+SEPIA = np.array([1.08, 0.97, 0.78])
+
+
+def grey_of(rgb: np.ndarray) -> np.ndarray:
+    return np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+
+
+def sepia_of(rgb: np.ndarray, grain: float = 0.0) -> np.ndarray:
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    noise = np.random.default_rng(1).normal(0.0, grain, grey.shape) if grain else 0.0
+    return np.clip((grey + noise)[..., None] * SEPIA, 0, 255).astype(np.uint8)
+
+
+def test_the_palette_tells_one_tint_from_colour(astronaut):
+    assert palette_of(grey_of(astronaut)).colourfulness == 0.0
+    sepia = palette_of(sepia_of(astronaut, grain=5.0))
+    assert sepia.colourfulness < 0.04 and np.allclose(sepia.tint / sepia.tint[1], SEPIA / SEPIA[1], atol=0.03)
+    colour = palette_of(astronaut)
+    red = np.array([[200.0, 40.0, 30.0]], np.float32)
+    assert np.allclose(colour.paint(red), red)  # a colour photo keeps painted colours as they are
+    toned = sepia.paint(red)
+    assert np.allclose(toned / toned[0, 1], SEPIA / SEPIA[1], atol=0.03)  # a sepia photo gets sepia
+
+
+ENGINES = ["warp", "refine"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_grey_in_grey_out(astronaut, engine):
+    """A black-and-white photo stays black and white through every frame of the showcase: the mouth
+    cavity, teeth, lids, sclera and the neural corrections included (the cavity was dark red before)."""
+    animator = Animator(analyze_image(grey_of(astronaut)), engine=engine)
+    for values in preset_motion("showcase", fps=24).full()[::6]:
+        frame = animator.render(values).astype(int)
+        assert (frame.max(axis=2) - frame.min(axis=2)).max() <= 1
+
+
+def test_a_painted_mouth_has_the_photo_s_tint_and_grain(astronaut):
+    photo = sepia_of(astronaut, grain=4.0)
+    subject = analyze_image(photo)
+    frame = Animator(subject).render(channel_values(jaw_open=1)).astype(np.float32)
+    result_points = Animator(subject).engine.render_with_fields(channel_values(jaw_open=1)).target_landmarks
+    interior = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillPoly(interior, [np.round(result_points[list(lm.inner_lip_polygon()), :2]).astype(np.int32)], 1)
+    interior = cv2.erode(interior, np.ones((5, 5), np.uint8)) > 0
+    assert interior.sum() > 200
+    cavity = frame[interior]
+    ratio = np.median(cavity / np.maximum(cavity[:, 1:2], 1.0), axis=0)
+    assert np.allclose(ratio, SEPIA / SEPIA[1], atol=0.06)
+    # As grainy as the photo around it (a clean painted patch in a grainy photo looks pasted on).
+    assert photo_grain(frame.astype(np.uint8), interior) >= 0.5 * photo_grain(photo)
