@@ -215,3 +215,22 @@ def test_a_rendered_loop_has_no_jump_at_the_wrap(animator, seed, duration_s):
     frames = np.stack([animator.render(row).astype(np.float32) for row in values])
     wrap, steps = wrap_and_steps(frames)
     assert 0 < wrap <= np.median(steps)  # mean absolute pixel difference, 0..255
+
+
+def test_gaze_uncovers_a_shaded_eyeball_not_a_flat_fill(animator, subject):
+    """Where the iris was before a gaze moved it, the eye shows sclera: little coloured, and in the upper
+    lid's shadow at the top (the flat fill before #13's second pass: top and middle within 2 levels)."""
+    result = animator.engine.render_with_fields(channel_values(gaze_x=1), keep_fields=False)
+    for iris, side in ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left")):
+        centre = subject.landmarks[iris[0], :2]
+        radius = np.linalg.norm(subject.landmarks[list(iris[1:]), :2] - centre, axis=1).mean()
+        opening = af.polygon_mask(result.frame.shape, result.target_landmarks[list(lm.eye_polygon(side)), :2])
+        revealed = (opening & af.disc_mask(result.frame.shape, centre, radius)
+                    & ~af.disc_mask(result.frame.shape, result.target_landmarks[iris[0], :2], 1.2 * radius))
+        rows = np.nonzero(revealed)[0]
+        pixels = result.frame[revealed].astype(float)
+        luma = af.luma(result.frame)[revealed]
+        top, middle = (luma[(rows >= np.percentile(rows, low)) & (rows < np.percentile(rows, high))].mean()
+                       for low, high in ((0, 33), (33, 66)))
+        assert len(rows) > 20 and top < middle - 10
+        assert np.median((pixels.max(axis=1) - pixels.min(axis=1)) / pixels.max(axis=1)) < 0.25
