@@ -88,7 +88,7 @@ def test_reduced_keys_stay_within_the_tolerance(connected, portrait, scene30, tm
     assert len(frames) < ROWS // 2
     curve = fcurve(portrait, "jaw_open")
     keyed = np.array([curve.evaluate(f) for f in range(5, 5 + ROWS)])
-    assert np.abs(keyed - jaw).max() <= 0.02 * 1.0 + 1e-4  # 2 % of jaw_open's 0..1 range
+    assert np.abs(keyed - jaw).max() <= 0.02 * 2.0 + 1e-4  # 2 % of jaw_open's -1..1 range
     # A channel that did not move needs only its two end keys.
     assert len(key_frames(portrait, "blink_l")) == 2
 
@@ -146,7 +146,8 @@ def test_lipsync_from_a_file_blends_with_existing_mouth_keys(connected, portrait
     first, last = job.frames
     assert first == 30
     values = np.array([fcurve(portrait, "jaw_open").evaluate(f) for f in range(first, last + 1)])
-    assert values.min() >= 0.2 - 1e-4 and values.max() <= 0.7 + 1e-4 and values.max() > 0.25
+    # Half of 0.4 plus half of lip-sync's jaw, which is -1 (lips sealed) in pauses and up to 1 when open.
+    assert values.min() >= -0.3 - 1e-4 and values.max() <= 0.7 + 1e-4 and values.max() > 0.25
     _sound_strip_checked(job, scene30, 30)
 
 
