@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -218,26 +219,46 @@ def person_mask(rgb: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarra
 
 def analyze_image(rgb: np.ndarray, face_index: int = 0) -> Subject:
     """Analyse a photo (cached by content and face index)."""
-    key = (image_hash(rgb), face_index)
+    return analyze_faces(rgb, [face_index])[0]
+
+
+def analyze_faces(rgb: np.ndarray, faces: Sequence[int] | None = None) -> list[Subject]:
+    """The subjects of the faces numbered `faces` (numbered from 0, largest first; None: every face
+    whose landmarks can be found, the others skipped), in the order asked, each cached by content and
+    face index. The faces are detected once for all of them."""
+    digest = image_hash(rgb)
     with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    subject = _analyze_uncached(rgb, key[0], face_index)
+        cached = {index: _cache[(digest, index)] for index in faces or () if (digest, index) in _cache}
+    if faces is not None and len(cached) == len(set(faces)):
+        return [cached[index] for index in faces]
+    boxes = detect_faces(rgb)
+    if faces is None:
+        subjects, problems = [], []
+        for index in range(max(1, len(boxes))):
+            try:
+                subjects.append(_analyze_uncached(rgb, digest, boxes, index))
+            except NoFaceError as problem:
+                problems.append(problem)
+        if not subjects:
+            raise problems[0]
+    else:
+        subjects = [cached.get(index) or _analyze_uncached(rgb, digest, boxes, index) for index in faces]
     with _cache_lock:
-        _cache[key] = subject
+        for subject in subjects:
+            _cache[(digest, subject.face_index)] = subject
+            _cache.move_to_end((digest, subject.face_index))
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
-    return subject
+    return subjects
 
 
-CACHE_SIZE = 16
+CACHE_SIZE = 32  # a group photo holds a subject per face
 _cache: OrderedDict[tuple[str, int], Subject] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def _analyze_uncached(rgb: np.ndarray, digest: str, face_index: int) -> Subject:
-    boxes = detect_faces(rgb)
+def _analyze_uncached(rgb: np.ndarray, digest: str, boxes: list[tuple[float, float, float, float]],
+                      face_index: int) -> Subject:
     if not boxes:
         # The detector can miss a face that fills the whole frame; the mesh
         # model, run on the full photo, still finds it.
@@ -283,9 +304,10 @@ def reduced_subject(subject: Subject, max_side: int) -> Subject:
                    face_index=subject.face_index, head_region=region, mask=mask)
 
 
-def draw_overlay(subject: Subject) -> np.ndarray:
-    """Debug picture: person mask tinted, landmarks dotted, head region and pose axes drawn."""
-    out = subject.image.copy()
+def draw_overlay(subject: Subject, out: np.ndarray | None = None) -> np.ndarray:
+    """Debug picture: person mask tinted, landmarks dotted, head region and pose axes drawn (over `out`, an
+    overlay of another face of the photo, when given)."""
+    out = subject.image.copy() if out is None else out
     x0, y0, x1, y1 = subject.head_region
     tint = out[y0:y1, x0:x1].astype(np.float32)
     tint[..., 2] = tint[..., 2] * 0.6 + 255 * 0.4 * subject.mask
