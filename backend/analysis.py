@@ -29,6 +29,7 @@ from .errors import NoFaceError
 from .geometry import HeadPose, estimate_head_pose
 
 DETECTION_MAX_SIDE = 1024  # faces are found on a copy at most this big
+DETECTION_TILE = 0.6  # a larger photo is also searched in overlapping quarters this fraction of its sides
 MESH_CROP_SIDE = 512  # the landmark crop is resampled to this size
 MESH_CROP_FACTOR = 1.8  # crop side over the detected face box side
 HEAD_REGION_FACTOR = 2.6  # the animated region's side over the face width
@@ -138,7 +139,33 @@ def _get_models() -> _Models:
 
 
 def detect_faces(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
-    """Face boxes (x0, y0, x1, y1) in pixels, largest first."""
+    """Face boxes (x0, y0, x1, y1) in pixels, largest first.
+
+    A photo larger than DETECTION_MAX_SIDE is searched whole and in four overlapping quarters (each
+    DETECTION_TILE of its size): scaled down whole, the small faces of a group photo fall under what the
+    detector sees. A face found in a quarter counts when its centre is in no face already found."""
+    boxes = _detect(rgb)
+    height, width = rgb.shape[:2]
+    if max(height, width) > DETECTION_MAX_SIDE:
+        tile_h, tile_w = round(height * DETECTION_TILE), round(width * DETECTION_TILE)
+        for top in (0, height - tile_h):
+            for left in (0, width - tile_w):
+                for x0, y0, x1, y1 in _detect(rgb[top:top + tile_h, left:left + tile_w]):
+                    box = (x0 + left, y0 + top, x1 + left, y1 + top)
+                    if not any(_holds(found, box) for found in boxes):
+                        boxes.append(box)
+    boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+    return boxes
+
+
+def _holds(box: tuple[float, ...], other: tuple[float, ...]) -> bool:
+    """Whether `other`'s centre lies inside `box`."""
+    centre_x, centre_y = (other[0] + other[2]) / 2, (other[1] + other[3]) / 2
+    return box[0] <= centre_x <= box[2] and box[1] <= centre_y <= box[3]
+
+
+def _detect(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
+    """The detector's face boxes on `rgb` scaled to at most DETECTION_MAX_SIDE, in `rgb`'s pixels."""
     height, width = rgb.shape[:2]
     scale = min(1.0, DETECTION_MAX_SIDE / max(height, width))
     small = cv2.resize(rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else rgb
@@ -149,7 +176,6 @@ def detect_faces(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
     for detection in result.detections or []:
         box = detection.location_data.relative_bounding_box
         boxes.append((box.xmin * width, box.ymin * height, (box.xmin + box.width) * width, (box.ymin + box.height) * height))
-    boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
     return boxes
 
 

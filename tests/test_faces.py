@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from enliven import landmarks as lm
-from enliven.analysis import analyze_faces
+from enliven.analysis import analyze_faces, detect_faces
 from enliven.errors import EnlivenError, NoFaceError
-from enliven.group import GroupAnimator, back_to_front, union_box
+from enliven.group import GroupAnimator, back_to_front, union_box, waves
 from enliven.shared.channels import CHANNEL_INDEX
 from enliven.shared.face_motion import (FaceMotions, face_motions_from_dict, face_motions_to_dict, load_face_motions,
                                         save_face_motions)
@@ -102,6 +102,13 @@ def test_faces_are_drawn_back_to_front_smallest_first(apart):
     subjects = analyze_faces(apart)
     assert back_to_front(subjects) == [1, 0]
     assert union_box([(5, 6, 10, 12), (0, 8, 7, 20)]) == (0, 6, 10, 20)
+
+
+def test_faces_whose_regions_do_not_overlap_are_drawn_in_one_wave():
+    regions = {0: (0, 0, 10, 10), 1: (10, 0, 20, 10), 2: (5, 5, 15, 15), 3: (30, 30, 40, 40), 4: (12, 12, 14, 14)}
+    # 2 overlaps 0 and 1; 4 overlaps 2 (not 0 or 1); 3 touches nothing: it joins the first wave.
+    assert waves([0, 1, 2, 3, 4], regions) == [[0, 1, 3], [2], [4]]
+    assert waves([2, 0, 1], regions) == [[2], [0, 1]]  # the drawing order decides who goes first
 
 
 def eye_box(subject, side: str) -> tuple[int, int, int, int]:
@@ -234,3 +241,16 @@ def test_cli_analyze_lists_every_face_and_generate_animates_each_by_its_own_moti
     assert refused.returncode == 2 and "alpha" in refused.stderr
     refused = run_enliven("generate", photo, "--face", "0", "--motion", motion, "--out", out)
     assert refused.returncode == 2 and "moves faces 1" in refused.stderr
+
+
+def test_small_faces_of_a_large_group_photo_are_found_in_its_quarters(astronaut):
+    # Ten faces about 75 px wide on a 2800 px photo: scaled whole to the detector's 1024 px they are too small.
+    face = cv2.resize(astronaut[30:230, 125:325], (170, 170), interpolation=cv2.INTER_AREA)
+    canvas = np.full((1400, 2800, 3), 200, np.uint8)
+    for column in range(5):
+        for row in range(2):
+            canvas[150 + row * 700:320 + row * 700, 150 + column * 540:320 + column * 540] = face
+    boxes = detect_faces(canvas)
+    assert len(boxes) >= 6
+    centres = {(round((x0 + x1) / 540), round((y0 + y1) / 1400)) for x0, y0, x1, y1 in boxes}
+    assert len(centres) == len(boxes)  # each face once
