@@ -164,3 +164,15 @@ def test_the_compositor_keeps_every_portrait_added_the_last_on_top(scene, tmp_pa
     count = len(tree.nodes)
     compositing.add_to_compositor(scene, portraits[1], over_render=False)
     assert len(tree.nodes) == count and sources(output) == [f"Enliven Image {rig.name}" for rig in portraits]
+
+
+def test_idle_alive_on_each_face_blinks_on_its_own(rigs):
+    scene = bpy.context.scene
+    for rig in rigs:
+        bpy.context.view_layer.objects.active = rig
+        assert bpy.ops.enliven.insert_preset(preset="idle-alive", frame=1, use_range=True, frame_end=480,
+                                             seed=3) == {'FINISHED'}
+    index = sub("shared.channels").CHANNEL_INDEX["blink_l"]
+    blinks = [sub("sampling").sample(rig, list(range(1, 481)))[:, index] for rig in rigs]
+    onsets = [set(np.flatnonzero((b[1:] > 0.5) & (b[:-1] <= 0.5))) for b in blinks]
+    assert all(onsets) and not onsets[0] & onsets[1]  # the same seed, and never a blink together
