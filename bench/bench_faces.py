@@ -11,6 +11,7 @@ On dlib's bald_guys.jpg (13 faces, 1986x1545) the goal is at least 10 frames/s.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import time
@@ -48,16 +49,23 @@ def main() -> None:
 
     motion = preset_face_motions(args.preset, group.faces, fps=24, duration_s=args.frames / 24).full()
     group.render({face: values[len(values) // 2] for face, values in motion.items()})  # warm caches
-    times = []
+    times, cpu_times = [], []
     for index in range(args.frames):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         group.render({face: values[index] for face, values in motion.items()})
         times.append(time.perf_counter() - started)
+        cpu_times.append(time.process_time() - cpu_started)
     median = statistics.median(times)
     p95 = float(np.percentile(times, 95))
+    cpu = statistics.median(cpu_times)
     print(f"{args.preset}, {len(subjects)} faces, {args.frames} frames: render median {median * 1000:.1f} ms = "
           f"{1 / median:.1f} frames/s (p95 {p95 * 1000:.1f} ms = {1 / p95:.1f} frames/s), "
           f"{median * 1000 / len(subjects):.2f} ms a face")
+    # On a machine shared with other work the wall clock says little; the CPU time a frame costs (all threads)
+    # says what idle cores would do.
+    cores = os.cpu_count() or 1
+    print(f"CPU time a frame (all threads) median {cpu * 1000:.1f} ms: at most {cores / cpu:.1f} frames/s on "
+          f"{cores} idle cores, {1 / cpu:.1f} on one; load average now {os.getloadavg()[0]:.1f}")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
