@@ -254,15 +254,20 @@ def analyze_faces(rgb: np.ndarray, faces: Sequence[int] | None = None) -> list[S
     face index. The faces are detected once for all of them."""
     digest = image_hash(rgb)
     with _cache_lock:
-        cached = {index: _cache[(digest, index)] for index in faces or () if (digest, index) in _cache}
-    if faces is not None and len(cached) == len(set(faces)):
-        return [cached[index] for index in faces]
+        wanted = _every_face.get(digest, ()) if faces is None else faces
+        cached = {index: _cache[(digest, index)] for index in wanted if (digest, index) in _cache}
+        for index in cached:
+            _cache.move_to_end((digest, index))  # least recently used goes first
+    if wanted and len(cached) == len(set(wanted)):
+        return [cached[index] for index in wanted]
     boxes = detect_faces(rgb)
     if faces is None:
+        with _cache_lock:  # a face analysed before is not analysed again
+            cached = {index: _cache[(digest, index)] for index in range(len(boxes)) if (digest, index) in _cache}
         subjects, problems = [], []
         for index in range(max(1, len(boxes))):
             try:
-                subjects.append(_analyze_uncached(rgb, digest, boxes, index))
+                subjects.append(cached.get(index) or _analyze_uncached(rgb, digest, boxes, index))
             except NoFaceError as problem:
                 problems.append(problem)
         if not subjects:
@@ -275,11 +280,16 @@ def analyze_faces(rgb: np.ndarray, faces: Sequence[int] | None = None) -> list[S
             _cache.move_to_end((digest, subject.face_index))
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
+        if faces is None:
+            _every_face[digest] = tuple(subject.face_index for subject in subjects)
+            while len(_every_face) > CACHE_SIZE:
+                _every_face.popitem(last=False)
     return subjects
 
 
 CACHE_SIZE = 32  # a group photo holds a subject per face
 _cache: OrderedDict[tuple[str, int], Subject] = OrderedDict()
+_every_face: OrderedDict[str, tuple[int, ...]] = OrderedDict()  # photo -> the faces it has that can be animated
 _cache_lock = threading.Lock()
 
 

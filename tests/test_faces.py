@@ -72,6 +72,7 @@ def test_every_face_is_analysed_largest_first(apart):
     assert subjects[0].face_width > subjects[1].face_width
     assert subjects[0].face_box[2] < subjects[1].face_box[0]  # the larger face is the left one
     assert [s.face_index for s in analyze_faces(apart, [1, 0])] == [1, 0]  # in the order asked, from the cache
+    assert all(again is first for again, first in zip(analyze_faces(apart), subjects))  # every face, cached too
     with pytest.raises(NoFaceError, match="no face number 2"):
         analyze_faces(apart, [0, 2])
 
@@ -200,7 +201,8 @@ def test_a_face_strict_sanitising_names_the_face():
         motions.sanitized(strict=True)
 
 
-def test_group_refuses_faces_of_different_photos_or_unknown_faces(apart, astronaut):
+def test_group_refuses_faces_of_different_photos_or_unknown_faces(apart, astronaut, subject):
+    assert analyze_faces(astronaut) == [subject]  # a face analysed before is that same subject
     subjects = analyze_faces(apart)
     with pytest.raises(EnlivenError, match="one photo"):
         GroupAnimator([subjects[1], analyze_faces(astronaut)[0]])
