@@ -15,7 +15,7 @@ import pytest
 from enliven import landmarks as lm
 from enliven.analysis import analyze_faces, detect_faces
 from enliven.errors import EnlivenError, NoFaceError
-from enliven.group import GroupAnimator, back_to_front, union_box, waves
+from enliven.group import GroupAnimator, back_to_front, union_box
 from enliven.shared.channels import CHANNEL_INDEX
 from enliven.shared.face_motion import (FaceMotions, face_motions_from_dict, face_motions_to_dict, load_face_motions,
                                         save_face_motions)
@@ -103,13 +103,6 @@ def test_faces_are_drawn_back_to_front_smallest_first(apart):
     subjects = analyze_faces(apart)
     assert back_to_front(subjects) == [1, 0]
     assert union_box([(5, 6, 10, 12), (0, 8, 7, 20)]) == (0, 6, 10, 20)
-
-
-def test_faces_whose_regions_do_not_overlap_are_drawn_in_one_wave():
-    regions = {0: (0, 0, 10, 10), 1: (10, 0, 20, 10), 2: (5, 5, 15, 15), 3: (30, 30, 40, 40), 4: (12, 12, 14, 14)}
-    # 2 overlaps 0 and 1; 4 overlaps 2 (not 0 or 1); 3 touches nothing: it joins the first wave.
-    assert waves([0, 1, 2, 3, 4], regions) == [[0, 1, 3], [2], [4]]
-    assert waves([2, 0, 1], regions) == [[2], [0, 1]]  # the drawing order decides who goes first
 
 
 def eye_box(subject, side: str) -> tuple[int, int, int, int]:
