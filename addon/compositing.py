@@ -14,7 +14,7 @@ import struct
 
 import bpy
 
-from . import compat, connection
+from . import compat, connection, groups
 
 NODE_PREFIX = "Enliven"
 
@@ -140,12 +140,17 @@ def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render
                       background: bpy.types.Image | None = None, vector_blur: bool = False) -> bpy.types.Node:
     """Build or update the compositor so the rig's sequence feeds the output.
 
-    Each portrait has its own Image node. With a `background` image, or else
+    Each portrait has its own Image node (the faces of a group photo share their lead rig's: one
+    sequence holds them all). With a `background` image, or else
     with `over_render` the Render Layers output, the frames go over it with an
     Alpha Over node; otherwise straight to the output (a compositor-only scene
-    renders without a camera). `vector_blur` blurs the frames along their
-    motion vectors first (EXR frames only). Returns the Image node.
+    renders without a camera). A portrait added to a compositor whose output
+    another portrait already feeds goes over that one (an Alpha Over "Stack"
+    node), so every portrait added stays in the picture, the last on top.
+    `vector_blur` blurs the frames along their motion vectors first (EXR
+    frames only). Returns the Image node.
     """
+    obj = groups.lead_rig(obj)
     directory, first, last = sequence_frames(obj, scene)
     if vector_blur and frame_format(obj) != "exr":
         raise connection.UserError("Vector Blur needs the frames' motion vectors: generate them as OpenEXR Multilayer")
@@ -194,7 +199,8 @@ def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render
     else:
         _remove(tree, over_name)
         _remove(tree, plate_name)
-    tree.links.new(result, output)
+    if not _upstream(output, result.node):  # else it is in the picture already, updated where it was
+        tree.links.new(_stacked(tree, obj, output, result), output)
     if not over_render and scene.camera is None:
         # Without a camera a Render Layers node can never render, but its mere
         # presence (4.x puts one in every new compositor, 4.5 wires it to the
@@ -206,13 +212,50 @@ def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render
     return image_node
 
 
+def _upstream(socket, node) -> bool:
+    """Whether `node` feeds input `socket`, directly or through other nodes."""
+    seen, todo = set(), [link.from_node for link in socket.links]
+    while todo:
+        current = todo.pop()
+        if current == node:
+            return True
+        if current.name not in seen:
+            seen.add(current.name)
+            todo += [link.from_node for put in current.inputs for link in put.links]
+    return False
+
+
+def _stacked(tree, obj: bpy.types.Object, output, result):
+    """`result` over what another portrait sends to `output` (kept across re-adding this one), or itself."""
+    stack_name = f"{NODE_PREFIX} Stack {obj.name}"
+    own = {f"{NODE_PREFIX} {kind} {obj.name}" for kind in ("Image", "Vector Blur", "Over", "Background", "Stack")}
+    below = None
+    if stack_name in tree.nodes:  # added before: it stays over what it was over
+        back, _ = compat.alpha_over_sockets(tree.nodes[stack_name])
+        below = back.links[0].from_socket if back.is_linked else None
+    elif output.is_linked:
+        feeding = output.links[0].from_socket
+        if feeding.node.name.startswith(NODE_PREFIX) and feeding.node.name not in own:
+            below = feeding
+    if below is None:
+        _remove(tree, stack_name)
+        return result
+    stack = _node(tree, "CompositorNodeAlphaOver", stack_name, (750, 100))
+    back, front = compat.alpha_over_sockets(stack)
+    tree.links.new(below, back)
+    tree.links.new(result, front)
+    return stack.outputs["Image"]
+
+
 def _remove(tree, name: str) -> None:
     if name in tree.nodes:
         tree.nodes.remove(tree.nodes[name])
 
 
 def add_to_sequencer(scene: bpy.types.Scene, obj: bpy.types.Object, channel: int = 0):
-    """Add (or replace) an image strip that plays the rig's frames at their frame numbers."""
+    """Add (or replace) an image strip that plays the rig's frames at their frame numbers (a group photo's:
+    its lead rig's, one strip for every face)."""
+    obj = groups.lead_rig(obj)
     directory, first, last = sequence_frames(obj, scene)
     collection = compat.strips(scene)
     name = f"{NODE_PREFIX} {obj.name}"

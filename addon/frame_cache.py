@@ -29,7 +29,8 @@ def output_key(engine: str, fmt: str, alpha: bool) -> str:
     return f"{engine}|{fmt}{'|alpha' if alpha else ''}"
 
 
-def frame_keys(photo_digest: str, engine: str, face_index: int, motion: np.ndarray, with_previous: bool) -> list[str]:
+def frame_keys(photo_digest: str, engine: str, face_index: int | str, motion: np.ndarray,
+               with_previous: bool) -> list[str]:
     """Every frame's key; `with_previous` (frames with motion vectors) keys each on the frame before too."""
     if not with_previous:
         return [frame_key(photo_digest, engine, face_index, row) for row in motion]
@@ -58,7 +59,7 @@ def frames_reusable(engine: str, checkpoint: str | None) -> bool:
     return os.path.isfile(checkpoint)
 
 
-def frame_key(photo_digest: str, engine: str, face_index: int, row: np.ndarray) -> str:
+def frame_key(photo_digest: str, engine: str, face_index: int | str, row: np.ndarray) -> str:
     """Cache key of one frame: the photo, the engine, the face and that frame's motion."""
     digest = hashlib.sha256(b"enliven-frame-1\0")
     digest.update(f"{photo_digest}\0{engine}\0{face_index}\0".encode())

@@ -33,7 +33,7 @@ class GenerateJob(Job):
     scene: str
     out_dir: str
     frames: list[int]  # every frame of the range
-    motion: np.ndarray  # (len(frames), channels)
+    motion: np.ndarray  # (len(frames), channels); with faces (faces, len(frames), channels)
     fps: float
     photo_data: bytes | np.ndarray
     photo_digest: str
@@ -42,6 +42,7 @@ class GenerateJob(Job):
     checkpoint: str | None = None  # the refine engine's model (None: the backend's default)
     fmt: str = "png"  # the frame files: "png", or "exr" (multilayer: alpha, mattes, motion vectors)
     alpha: bool = False  # the person cut out (RGBA), the uncovered background transparent
+    faces: list[int] | None = None  # a group photo: every face into one frame, a motion each
     keys: list[str] = field(default_factory=list)
     todo: list[int] = field(default_factory=list)  # positions in `frames` to render
     rendered: int = 0
@@ -84,7 +85,12 @@ class GenerateJob(Job):
         self.engine = self.engine or (host.session.server_info or {}).get("default_engine", "warp")
         engine = frame_cache.output_key(frame_cache.engine_key(self.engine, self.checkpoint), self.fmt, self.alpha)
         vectors = self.fmt == "exr"  # an EXR frame's motion vectors depend on the frame before it too
-        self.keys = frame_cache.frame_keys(self.photo_digest, engine, self.face_index, self.motion, vectors)
+        if self.faces:  # a frame is keyed on every face's values
+            face_key = ",".join(map(str, self.faces))
+            rows = self.motion.transpose(1, 0, 2).reshape(len(self.frames), -1)
+            self.keys = frame_cache.frame_keys(self.photo_digest, engine, face_key, rows, vectors)
+        else:
+            self.keys = frame_cache.frame_keys(self.photo_digest, engine, self.face_index, self.motion, vectors)
         self.cache = frame_cache.load_cache(self.out_dir)
         self.todo = frame_cache.frames_to_render(self.out_dir, self.frames, self.keys, self.cache,
                                                  frame_cache.frames_reusable(self.engine, self.checkpoint), self.fmt)
@@ -102,9 +108,10 @@ class GenerateJob(Job):
             if self.cancel_requested:
                 self.end(JobState.CANCELLED, "Cancelled")
                 return
+            motion = self.motion[:, self.todo] if self.faces else self.motion[self.todo]
             self.send(host.session.client.generate(
-                self.motion[self.todo], self.fps, subject=subject, engine=self.engine,
-                format=self.fmt, alpha=self.alpha, face_index=self.face_index, checkpoint=self.checkpoint))
+                motion, self.fps, subject=subject, engine=self.engine, format=self.fmt, alpha=self.alpha,
+                face_index=self.face_index, checkpoint=self.checkpoint, faces=self.faces))
             self.state = JobState.RUNNING
             self.message = f"Generating {len(self.todo)} frames…"
             host.redraw_due = True

@@ -71,9 +71,10 @@ def insert_preset(obj: bpy.types.Object, name: str, frame: int, fps: float, *, s
     With `loop` (loopable presets only) the keys are a seamless loop whose
     last key repeats the first, and each of the preset's F-curves gets a
     Cycles modifier: the motion repeats for ever, the frame after the last
-    key's predecessor flowing into the first key again.
+    key's predecessor flowing into the first key again. Each face of a group
+    photo draws its own variation from `seed` (its blinks, glances, breaths).
     """
-    keys = preset_keys(name, fps=fps, seed=seed, duration_s=duration_s, loop=loop)
+    keys = preset_keys(name, fps=fps, seed=seed, duration_s=duration_s, loop=loop, face=obj.enliven.face_index)
     shifted = {ch: [(frame + f, v) for f, v in channel_keys] for ch, channel_keys in keys.items()}
     last = max((k[-1][0] for k in shifted.values() if k), default=frame)
     count = insert_keys(obj, shifted, replace=replace)

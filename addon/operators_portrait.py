@@ -39,7 +39,7 @@ class ENLIVEN_OT_add_portrait(bpy.types.Operator, ImportHelper):
             self.report({'ERROR'}, str(error))
             return {'CANCELLED'}
         obj = add_portrait(context, image)
-        RUNTIME.analyze_rig(obj)  # reports "no face" early; does not wait
+        RUNTIME.analyze_rig(obj, every_face=True)  # reports "no face" early, a rig per face of a group; does not wait
         self.report({'INFO'}, f"Added portrait '{obj.name}'")
         return {'FINISHED'}
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
+from .groups import lead_rig
 from .states import UserError
 
 
@@ -95,7 +96,8 @@ class PhotoCache:
 
 
 def output_dir(obj: bpy.types.Object) -> tuple[str, str | None]:
-    """(absolute output folder of rig `obj`, warning or None)."""
+    """(absolute output folder of rig `obj`, warning or None): a group photo's faces share their lead rig's."""
+    obj = lead_rig(obj)
     raw = obj.enliven.output_dir.strip() or f"//enliven/{bpy.path.clean_name(obj.name)}/"
     if raw.startswith("//") and not bpy.data.filepath:
         # "//" means "next to the .blend", which an unsaved file does not have.

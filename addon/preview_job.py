@@ -60,8 +60,9 @@ class PreviewJob(Job):
         return key != self.failed_key  # already reported for this portrait/engine; a change of those retries
 
     def send_preview(self, key: tuple, values: np.ndarray, rig: str, photo_data, photo_digest: str, engine: str,
-                     face: int, checkpoint: str | None) -> None:
-        """Analyse the photo if need be, then ask for the frame."""
+                     face: int, checkpoint: str | None, faces: list[int] | None = None) -> None:
+        """Analyse the photo if need be, then ask for the frame (with `faces`, of every face, a row of
+        `values` each)."""
         self.job = PENDING
         self.sent_key, self.sent_values, self.again = key, values, False
         self.rig, self.photo_digest = rig, photo_digest
@@ -74,7 +75,7 @@ class PreviewJob(Job):
                 return
             self.sent_at = time.perf_counter()
             self.send(client.preview(values, subject=subject, engine=engine or None, format="raw", face_index=face,
-                                     checkpoint=checkpoint, max_side=PREVIEW_SIDE))
+                                     checkpoint=checkpoint, max_side=PREVIEW_SIDE, faces=faces))
 
         def fail(text: str) -> None:
             self.job = None

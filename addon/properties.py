@@ -103,7 +103,7 @@ def _rig_annotations() -> dict:
             name="Photo", type=bpy.types.Image, options=set(),
             description="The portrait photo this rig animates"),
         "face_index": IntProperty(
-            name="Face", default=0, min=0, max=15, options=set(),
+            name="Face", default=0, min=0, max=255, options=set(),
             description="Which face to animate when the photo shows several (0 = the largest)"),
         "engine": StringProperty(
             name="Engine", default="", options=set(), search=_engine_names,

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import bpy
 import numpy as np
 
-from . import keying, preferences, properties, sampling
+from . import groups, keying, preferences, properties, sampling
 from .bake_job import BakeJob
 from .generate_job import GenerateJob
 from .jobs import Job, JobHost
@@ -164,15 +164,26 @@ class Runtime:
         """Start training on the backend; progress arrives in the timer."""
         self.start(TrainingJob(run_dir=run_dir, dataset_dir=dataset_dir, config=config, steps=steps, resume=resume))
 
-    def analyze_rig(self, obj: bpy.types.Object) -> None:
-        """Analyse a rig's photo now (Add Portrait), to report "no face" early."""
+    def analyze_rig(self, obj: bpy.types.Object, every_face: bool = False) -> None:
+        """Analyse a rig's photo now (Add Portrait), to report "no face" early; with `every_face`, a group
+        photo then gets a rig for each of its other faces (groups.add_face_rigs)."""
         try:
             photo = self.photos.photo_for(obj)
         except UserError as error:
             self.notify('ERROR', str(error), obj.name)
             return
-        self.subjects.with_subject(photo.data, photo.digest, obj.enliven.face_index, lambda subject: None,
-                                   lambda text: None, obj.name)
+        name = obj.name
+
+        def ready(subject: str) -> None:
+            rig = bpy.data.objects.get(name)
+            faces = self.subjects.faces.get(photo.digest, [])
+            if every_face and rig is not None and len(faces) > 1:
+                added = groups.add_face_rigs(rig, faces)
+                if added:
+                    self.notify('INFO', f"{len(faces)} faces: a portrait rig for each, in collection "
+                                        f"'{rig.users_collection[0].name}'", name)
+
+        self.subjects.with_subject(photo.data, photo.digest, obj.enliven.face_index, ready, lambda text: None, name)
 
     def request_preview(self, scene: bpy.types.Scene | None = None) -> None:
         """Render the active portrait's current pose, unless that is already shown."""
@@ -182,10 +193,13 @@ class Runtime:
         obj = properties.active_rig(bpy.context, scene)
         if obj is None or obj.enliven.photo is None:
             return
-        values = sampling.current_values(obj)
+        rigs = groups.face_rigs(obj)  # a group photo previews every face in one frame
+        faces = [r.enliven.face_index for r in rigs] if len(rigs) > 1 else None
+        values = np.stack([sampling.current_values(r) for r in rigs]) if faces else sampling.current_values(obj)
+        obj = rigs[0]
         rig = obj.enliven
         checkpoint = rig_checkpoint(obj)
-        key = (obj.name, rig.photo.name, engine_key(rig.engine, checkpoint), rig.face_index)
+        key = (obj.name, rig.photo.name, engine_key(rig.engine, checkpoint), tuple(faces or [rig.face_index]))
         if not self.preview.wanted(key, values):
             return
         try:
@@ -194,7 +208,7 @@ class Runtime:
             self.notify('ERROR', str(error), obj.name)
             return
         self.preview.send_preview(key, values, obj.name, photo.data, photo.digest, rig.engine.strip(),
-                                  rig.face_index, checkpoint)
+                                  rig.face_index, checkpoint, faces)
 
     def start_generate(self, scene: bpy.types.Scene, obj: bpy.types.Object) -> str | None:
         """Sample the rig and start rendering its frames; returns a warning or None.
@@ -202,6 +216,8 @@ class Runtime:
         running = self.generate
         if running is not None and running.active:
             raise UserError(running.still_running())
+        rigs = groups.face_rigs(obj)  # a group photo: every face into one sequence, the lead rig's
+        obj = rigs[0]
         first, last = sampling.frame_range(scene, obj)
         if first < 0:
             raise UserError("Frames before 0 cannot be written as a numbered sequence")
@@ -216,8 +232,10 @@ class Runtime:
             os.makedirs(directory, exist_ok=True)
         except OSError as error:
             raise UserError(f"Cannot create the output folder {directory}: {error.strerror or error}") from None
+        faces = [rig.enliven.face_index for rig in rigs] if len(rigs) > 1 else None
+        motion = np.stack([sampling.sample(rig, frames) for rig in rigs]) if faces else sampling.sample(obj, frames)
         self.start(GenerateJob(
-            rig=obj.name, scene=scene.name, out_dir=directory, frames=frames, motion=sampling.sample(obj, frames),
+            rig=obj.name, scene=scene.name, out_dir=directory, frames=frames, motion=motion, faces=faces,
             fps=sampling.scene_fps(scene), photo_data=photo.data, photo_digest=photo.digest,
             face_index=obj.enliven.face_index, engine=obj.enliven.engine.strip(), checkpoint=rig_checkpoint(obj),
             fmt=obj.enliven.frame_format.lower(), alpha=obj.enliven.alpha))

@@ -28,6 +28,7 @@ class SubjectCache:
         self.notify = notify  # (level, text, rig)
         self.subjects: dict[SubjectKey, str] = {}  # (photo digest, face) -> subject id
         self.unusable: dict[SubjectKey, str] = {}  # photos the backend refused -> why
+        self.faces: dict[str, list[int]] = {}  # photo digest -> the numbers of every face the backend found
         self.analyzing: dict[SubjectKey, list[tuple[Callable[[str], None], Callable[[str], None]]]] = {}
         self.changed = False
 
@@ -89,6 +90,7 @@ class SubjectCache:
         if event.type == "analysis":
             subject = event.fields["subject"]
             self.subjects[key] = subject
+            self.faces[key[0]] = [int(face.get("face_index", 0)) for face in event.fields.get("faces") or []]
             summary = event.fields.get("summary", {})
             if rig is not None:
                 faces = summary.get("faces_found", 1)

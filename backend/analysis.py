@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from .errors import NoFaceError
 from .geometry import HeadPose, estimate_head_pose
 
 DETECTION_MAX_SIDE = 1024  # faces are found on a copy at most this big
+DETECTION_TILE = 0.6  # a larger photo is also searched in overlapping quarters this fraction of its sides
 MESH_CROP_SIDE = 512  # the landmark crop is resampled to this size
 MESH_CROP_FACTOR = 1.8  # crop side over the detected face box side
 HEAD_REGION_FACTOR = 2.6  # the animated region's side over the face width
@@ -137,7 +139,33 @@ def _get_models() -> _Models:
 
 
 def detect_faces(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
-    """Face boxes (x0, y0, x1, y1) in pixels, largest first."""
+    """Face boxes (x0, y0, x1, y1) in pixels, largest first.
+
+    A photo larger than DETECTION_MAX_SIDE is searched whole and in four overlapping quarters (each
+    DETECTION_TILE of its size): scaled down whole, the small faces of a group photo fall under what the
+    detector sees. A face found in a quarter counts when its centre is in no face already found."""
+    boxes = _detect(rgb)
+    height, width = rgb.shape[:2]
+    if max(height, width) > DETECTION_MAX_SIDE:
+        tile_h, tile_w = round(height * DETECTION_TILE), round(width * DETECTION_TILE)
+        for top in (0, height - tile_h):
+            for left in (0, width - tile_w):
+                for x0, y0, x1, y1 in _detect(rgb[top:top + tile_h, left:left + tile_w]):
+                    box = (x0 + left, y0 + top, x1 + left, y1 + top)
+                    if not any(_holds(found, box) for found in boxes):
+                        boxes.append(box)
+    boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+    return boxes
+
+
+def _holds(box: tuple[float, ...], other: tuple[float, ...]) -> bool:
+    """Whether `other`'s centre lies inside `box`."""
+    centre_x, centre_y = (other[0] + other[2]) / 2, (other[1] + other[3]) / 2
+    return box[0] <= centre_x <= box[2] and box[1] <= centre_y <= box[3]
+
+
+def _detect(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
+    """The detector's face boxes on `rgb` scaled to at most DETECTION_MAX_SIDE, in `rgb`'s pixels."""
     height, width = rgb.shape[:2]
     scale = min(1.0, DETECTION_MAX_SIDE / max(height, width))
     small = cv2.resize(rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else rgb
@@ -148,7 +176,6 @@ def detect_faces(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
     for detection in result.detections or []:
         box = detection.location_data.relative_bounding_box
         boxes.append((box.xmin * width, box.ymin * height, (box.xmin + box.width) * width, (box.ymin + box.height) * height))
-    boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
     return boxes
 
 
@@ -218,26 +245,56 @@ def person_mask(rgb: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarra
 
 def analyze_image(rgb: np.ndarray, face_index: int = 0) -> Subject:
     """Analyse a photo (cached by content and face index)."""
-    key = (image_hash(rgb), face_index)
+    return analyze_faces(rgb, [face_index])[0]
+
+
+def analyze_faces(rgb: np.ndarray, faces: Sequence[int] | None = None) -> list[Subject]:
+    """The subjects of the faces numbered `faces` (numbered from 0, largest first; None: every face
+    whose landmarks can be found, the others skipped), in the order asked, each cached by content and
+    face index. The faces are detected once for all of them."""
+    digest = image_hash(rgb)
     with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    subject = _analyze_uncached(rgb, key[0], face_index)
+        wanted = _every_face.get(digest, ()) if faces is None else faces
+        cached = {index: _cache[(digest, index)] for index in wanted if (digest, index) in _cache}
+        for index in cached:
+            _cache.move_to_end((digest, index))  # least recently used goes first
+    if wanted and len(cached) == len(set(wanted)):
+        return [cached[index] for index in wanted]
+    boxes = detect_faces(rgb)
+    if faces is None:
+        with _cache_lock:  # a face analysed before is not analysed again
+            cached = {index: _cache[(digest, index)] for index in range(len(boxes)) if (digest, index) in _cache}
+        subjects, problems = [], []
+        for index in range(max(1, len(boxes))):
+            try:
+                subjects.append(cached.get(index) or _analyze_uncached(rgb, digest, boxes, index))
+            except NoFaceError as problem:
+                problems.append(problem)
+        if not subjects:
+            raise problems[0]
+    else:
+        subjects = [cached.get(index) or _analyze_uncached(rgb, digest, boxes, index) for index in faces]
     with _cache_lock:
-        _cache[key] = subject
+        for subject in subjects:
+            _cache[(digest, subject.face_index)] = subject
+            _cache.move_to_end((digest, subject.face_index))
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
-    return subject
+        if faces is None:
+            _every_face[digest] = tuple(subject.face_index for subject in subjects)
+            while len(_every_face) > CACHE_SIZE:
+                _every_face.popitem(last=False)
+    return subjects
 
 
-CACHE_SIZE = 16
+CACHE_SIZE = 32  # a group photo holds a subject per face
 _cache: OrderedDict[tuple[str, int], Subject] = OrderedDict()
+_every_face: OrderedDict[str, tuple[int, ...]] = OrderedDict()  # photo -> the faces it has that can be animated
 _cache_lock = threading.Lock()
 
 
-def _analyze_uncached(rgb: np.ndarray, digest: str, face_index: int) -> Subject:
-    boxes = detect_faces(rgb)
+def _analyze_uncached(rgb: np.ndarray, digest: str, boxes: list[tuple[float, float, float, float]],
+                      face_index: int) -> Subject:
     if not boxes:
         # The detector can miss a face that fills the whole frame; the mesh
         # model, run on the full photo, still finds it.
@@ -283,9 +340,10 @@ def reduced_subject(subject: Subject, max_side: int) -> Subject:
                    face_index=subject.face_index, head_region=region, mask=mask)
 
 
-def draw_overlay(subject: Subject) -> np.ndarray:
-    """Debug picture: person mask tinted, landmarks dotted, head region and pose axes drawn."""
-    out = subject.image.copy()
+def draw_overlay(subject: Subject, out: np.ndarray | None = None) -> np.ndarray:
+    """Debug picture: person mask tinted, landmarks dotted, head region and pose axes drawn (over `out`, an
+    overlay of another face of the photo, when given)."""
+    out = subject.image.copy() if out is None else out
     x0, y0, x1, y1 = subject.head_region
     tint = out[y0:y1, x0:x1].astype(np.float32)
     tint[..., 2] = tint[..., 2] * 0.6 + 255 * 0.4 * subject.mask

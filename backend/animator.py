@@ -36,25 +36,25 @@ class Animator:
 
     def render(self, values: np.ndarray) -> np.ndarray:
         """One frame, (H, W, 3) uint8 RGB at the photo's resolution, for a full channel vector."""
-        return self.engine.render(_checked(values))
+        return self.engine.render(checked_values(values))
 
     def render_layers(self, values: np.ndarray, previous: np.ndarray | None = None, alpha: bool = False,
                       passes: bool = False) -> FrameLayers:
         """One frame with, on request, the person's alpha (cut out) and the compositing passes (mattes,
         and the motion vectors since the frame of channel values `previous`)."""
-        values = _checked(values)
+        values = checked_values(values)
         if not (alpha or passes):
             return FrameLayers(self.engine.render(values))
         if self._passes is None:
             self._passes = PassRenderer(self.engine)
-        return self._passes.render(values, None if previous is None else _checked(previous), alpha, passes)
+        return self._passes.render(values, None if previous is None else checked_values(previous), alpha, passes)
 
     def render_all(self, motion_full: np.ndarray) -> Iterator[np.ndarray]:
         for values in motion_full:
             yield self.render(values)
 
 
-def _checked(values: np.ndarray) -> np.ndarray:
+def checked_values(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     if values.shape != (len(CHANNEL_NAMES),):
         raise BadMotionError(f"A frame needs {len(CHANNEL_NAMES)} channel values, got shape {values.shape}.")

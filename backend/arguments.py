@@ -14,26 +14,69 @@ from .shared.motion import MotionError, checked_fps
 MOTION_SUFFIXES = (".json", ".csv")
 
 
-def add_photo_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--face", type=int, default=0, metavar="N", help="which face to use, 0 = largest (default)")
+def add_photo_options(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    if several:
+        parser.add_argument("--face", type=face_selection, default=None, metavar="N|N,M|all",
+                            help="which face or faces: a number (0 = largest, the default), numbers such as "
+                                 "0,2, or all; each face moves by its own motion")
+    else:
+        parser.add_argument("--face", type=int, default=0, metavar="N", help="which face to use, 0 = largest (default)")
     parser.add_argument("--max-pixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, metavar="MP",
                         help=f"refuse photos larger than this many megapixels (default {DEFAULT_MAX_PIXELS / 1e6:.0f})")
 
 
-def analyze_photo(args: argparse.Namespace):
-    """The analysed subject of `args.photo` (scaled to `args.size` when given)."""
-    from .analysis import analyze_image
+ALL_FACES = "all"
+
+
+def face_selection(text: str) -> tuple[int, ...] | str:
+    """An argparse type for --face: "all", or face numbers ("2", "0,2") as a tuple without repeats."""
+    if text.strip().lower() == ALL_FACES:
+        return ALL_FACES
+    try:
+        faces = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a face number, numbers such as 0,2, or all") from None
+    if any(face < 0 for face in faces):
+        raise argparse.ArgumentTypeError(f"face numbers start at 0, got {text}")
+    if len(set(faces)) != len(faces):
+        raise argparse.ArgumentTypeError(f"{text} names a face more than once")
+    return faces
+
+
+def load_photo(args: argparse.Namespace):
+    """The pixels of `args.photo` (scaled to `args.size` when given), within `args.max_pixels`."""
     from .images import load_image, resize_long_side
 
     max_pixels = int(args.max_pixels * 1e6)
     rgb = load_image(args.photo, max_pixels=max_pixels, max_side=max(DEFAULT_MAX_SIDE, int(max_pixels**0.5)))
     if getattr(args, "size", None):
         rgb = resize_long_side(rgb, args.size)
-    subject = analyze_image(rgb, face_index=args.face)
+    return rgb
+
+
+def analyze_photo(args: argparse.Namespace):
+    """The analysed subject of `args.photo` (scaled to `args.size` when given)."""
+    from .analysis import analyze_image
+
+    face = args.face[0] if isinstance(args.face, tuple) else (args.face or 0)
+    subject = analyze_image(load_photo(args), face_index=face)
     if subject.faces_found > 1:
         print(f"enliven: {subject.faces_found} faces found; using face {subject.face_index}"
-              f"{' (the largest)' if subject.face_index == 0 else ''}. Choose another with --face N.", file=sys.stderr)
+              f"{' (the largest)' if subject.face_index == 0 else ''}. Choose another with --face N, "
+              "or several with --face 0,2 or --face all.", file=sys.stderr)
     return subject
+
+
+def analyze_photo_faces(args: argparse.Namespace, faces: tuple[int, ...] | str | None = None) -> list:
+    """The analysed subjects of the faces `faces` (default `args.face`) of `args.photo`: numbers, or "all"
+    (every face whose landmarks can be found)."""
+    from .analysis import analyze_faces
+
+    faces = args.face if faces is None else faces
+    subjects = analyze_faces(load_photo(args), None if faces == ALL_FACES else list(faces))
+    print(f"enliven: {subjects[0].faces_found} face(s) found; animating face{'s' if len(subjects) > 1 else ''} "
+          f"{', '.join(str(subject.face_index) for subject in subjects)}.", file=sys.stderr)
+    return subjects
 
 
 def usable_fps(fps: float) -> float:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .arguments import add_photo_options, analyze_photo, usable_fps, whole_number_in
+from .arguments import ALL_FACES, add_photo_options, analyze_photo, load_photo, usable_fps, whole_number_in
 from .errors import EXIT_CODES, BadMotionError, EnlivenError, UsageError
 from .remote_render import add_server_options, render_on_server
 from .sequence import FrameSink
@@ -67,13 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("photo", type=Path)
     analyze.add_argument("--json", action="store_true", help="print the result as JSON")
     analyze.add_argument("--overlay", type=Path, metavar="PNG", help="write a debug picture with landmarks and person mask")
-    add_photo_options(analyze)
+    add_photo_options(analyze, several=True)
     analyze.set_defaults(func=run_analyze)
 
     generate = commands.add_parser("generate", help="animate a photo into a numbered PNG sequence")
     generate.add_argument("photo", type=Path)
     source = generate.add_mutually_exclusive_group(required=True)
-    source.add_argument("--motion", type=Path, metavar="FILE", help="motion file (.json or .csv)")
+    source.add_argument("--motion", type=Path, metavar="FILE", action="append",
+                        help="motion file (.json or .csv); a .json may hold a motion per face; or one file per "
+                             "face, --motion repeated in --face order")
     source.add_argument("--preset", metavar="NAME", help="built-in motion, see `enliven presets`")
     generate.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for frame_00001.png ...")
     generate.add_argument("--size", type=int, metavar="N", help="scale the photo so its longer side is N pixels (default: full size)")
@@ -97,13 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
                                "(eyes and mouth) or `enliven train` (head refiner); default: the shipped one")
     generate.add_argument("--fps", type=float, help="frames per second for presets and CSV files without times (default 24)")
     generate.add_argument("--duration", type=float, metavar="SECONDS", help="length of a preset (idle-alive, talk)")
-    generate.add_argument("--seed", type=int, default=0, help="random seed for presets with variation")
+    generate.add_argument("--seed", type=int, default=0,
+                          help="random seed for presets with variation (each face draws its own from it)")
     generate.add_argument("--loop", action="store_true",
                           help="make the preset a seamless loop: the last frame flows into the first "
                                "(idle-alive; see `enliven presets`)")
     generate.add_argument("--strict", action="store_true", help="refuse out-of-range or NaN motion instead of clamping it")
     add_server_options(generate)
-    add_photo_options(generate)
+    add_photo_options(generate, several=True)
     generate.set_defaults(func=run_generate)
 
     presets = commands.add_parser("presets", help="list the built-in motions")
@@ -126,13 +129,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
-    from .analysis import draw_overlay
+    from .analysis import analyze_faces, draw_overlay
     from .images import write_png
 
-    subject = analyze_photo(args)
+    rgb = load_photo(args)
+    chosen = analyze_faces(rgb, None if args.face in (None, ALL_FACES) else list(args.face))
+    every = {subject.face_index: subject for subject in analyze_faces(rgb) + chosen}  # listed, numbered in order
+    subjects = [every[face] for face in sorted(every)]
+    subject = chosen[0]
     summary = subject.summary()
+    summary["faces"] = [face.summary() for face in subjects]
+    if subject.faces_found > 1 and args.face is None:
+        print(f"enliven: {subject.faces_found} faces found; details of face {subject.face_index} (the largest), "
+              "every face listed. Choose one with --face N; animate several with --face 0,2 or --face all.",
+              file=sys.stderr)
     if args.overlay:
-        write_png(args.overlay, draw_overlay(subject))
+        overlay = None
+        for face in subjects:
+            overlay = draw_overlay(face, overlay)
+        write_png(args.overlay, overlay)
         summary["overlay"] = str(args.overlay)
     if args.json:
         print(json.dumps({"face_found": True, **summary}, indent=2))
@@ -145,13 +160,20 @@ def run_analyze(args: argparse.Namespace) -> int:
     print(f"eye openness    left {summary['eye_openness']['left']:.2f}, right {summary['eye_openness']['right']:.2f}"
           "  (eye aspect ratio; about 0.3 open, under 0.1 closed)")
     print(f"mouth openness  {summary['mouth_openness']:.2f}  (lip gap / mouth width)")
+    if len(subjects) > 1:
+        print("faces           (0 = largest; animate with --face N, --face 0,2 or --face all)")
+        for face in summary["faces"]:
+            fx0, fy0, fx1, fy1 = face["face_box"]
+            print(f"  face {face['face_index']:<3}     x {fx0:.0f}..{fx1:.0f}, y {fy0:.0f}..{fy1:.0f}, "
+                  f"{face['face_width_px']:.0f} px wide, yaw {face['head_pose_deg']['yaw']:+.1f}°")
     if args.overlay:
         print(f"overlay         {args.overlay}")
     return 0
 
 
-def load_motion_arguments(args: argparse.Namespace) -> Motion:
-    """The motion asked for on the command line, sanitised (clamped with warnings, or refused with --strict)."""
+def load_motion_arguments(args: argparse.Namespace, files: list | None = None) -> Motion:
+    """The motion asked for on the command line, sanitised (clamped with warnings, or refused with --strict).
+    `files`: the --motion file already read (FaceMotions), else it is read here."""
     from .shared.motion import load_motion
     from .shared.presets import preset_motion
 
@@ -168,8 +190,11 @@ def load_motion_arguments(args: argparse.Namespace) -> Motion:
             # Presets are built in, so only the arguments can be wrong: the
             # preset's name, --fps, --duration or --loop. Exit 2 like argparse's own.
             raise UsageError(str(error)) from None
+    elif files:
+        motion = next(iter(files[0].motions.values()))
     else:
-        motion = load_motion(args.motion, fps=args.fps)
+        path = args.motion[0] if isinstance(args.motion, list) else args.motion
+        motion = load_motion(path, fps=args.fps)
     motion, warnings = motion.sanitized(strict=args.strict)
     for warning in warnings:
         print(f"enliven: warning: {warning}", file=sys.stderr)
@@ -179,7 +204,8 @@ def load_motion_arguments(args: argparse.Namespace) -> Motion:
 def run_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    motion = load_motion_arguments(args)
+    from .generate_faces import group_renderer, read_motion_files, several_faces, single_face
+
     if args.size is not None and args.size < 64:
         raise EnlivenError("--size must be at least 64 pixels.")
     if args.alpha and args.video is not None:
@@ -190,15 +216,27 @@ def run_generate(args: argparse.Namespace) -> int:
         from .speech.audio import check_audio_decodes
 
         check_audio_decodes(args.audio)
-    values = motion.full()
-    sink = FrameSink(args.out, len(values), motion.fps, video=args.video, contact_sheet=args.contact_sheet,
+    files = read_motion_files(args)
+    if several_faces(args, files):
+        frame_count, fps, render = group_renderer(args, files)
+        values = None
+    else:
+        args.face = single_face(args, files)
+        motion = load_motion_arguments(args, files)
+        values = motion.full()
+        frame_count, fps = len(values), motion.fps
+    sink = FrameSink(args.out, frame_count, fps, video=args.video, contact_sheet=args.contact_sheet,
                      audio=args.audio, audio_offset_s=args.audio_offset, fmt=args.format,
                      png_level=args.png_compression)
-    progress = tqdm(total=len(values), unit="frame", desc="generating", file=sys.stderr, dynamic_ncols=True)
+    progress = tqdm(total=frame_count, unit="frame", desc="generating", file=sys.stderr, dynamic_ncols=True)
     started = time.perf_counter()
     try:
-        if args.server:
-            render_on_server(args, values, motion.fps, sink, progress)
+        if values is None:
+            for index in range(frame_count):
+                sink.add(index, render(index))
+                progress.update()
+        elif args.server:
+            render_on_server(args, values, fps, sink, progress)
         else:
             from .animator import Animator
 
@@ -217,8 +255,8 @@ def run_generate(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     width, height = sink.size or (0, 0)
     size = f"{width}x{height}, " if sink.size else ""
-    print(f"wrote {len(values)} frames ({size}{motion.fps:g} fps) to {args.out} in {elapsed:.1f} s "
-          f"({len(values) / max(elapsed, 1e-9):.1f} frames/s including {args.format.upper()} writing)")
+    print(f"wrote {frame_count} frames ({size}{fps:g} fps) to {args.out} in {elapsed:.1f} s "
+          f"({frame_count / max(elapsed, 1e-9):.1f} frames/s including {args.format.upper()} writing)")
     for extra in (args.video, args.contact_sheet):
         if extra:
             print(f"wrote {extra}")

@@ -27,7 +27,7 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import zmq
@@ -212,12 +212,17 @@ class Client:
         checkpoint: str | os.PathLike | None = None,
         alpha: bool = False,
         max_side: int | None = None,
+        faces: Sequence[int] | None = None,
     ) -> str:
         """Render one frame. A newer preview supersedes this one if it is still queued
         (it then ends with a ``done`` event whose status is ``superseded``). ``alpha``:
         an RGBA frame with the person cut out. ``max_side``: render a large photo
-        scaled down to at most this many pixels a side (a quick look)."""
-        fields = _job_fields(subject, image, engine, channels, face_index, checkpoint)
+        scaled down to at most this many pixels a side (a quick look). ``faces``:
+        several faces of the photo in one frame, ``values`` then (faces, channels),
+        one row per face in this order."""
+        fields = _job_fields(subject, image, engine, channels, face_index, checkpoint, faces)
+        if faces is not None:
+            values = np.asarray(values, np.float32).reshape(len(faces), 1, -1)
         fields["format"] = format
         if alpha:
             fields["alpha"] = True
@@ -244,8 +249,10 @@ class Client:
         png_compression: int = 1,
         checkpoint: str | os.PathLike | None = None,
         alpha: bool = False,
+        faces: Sequence[int] | None = None,
     ) -> str:
-        """Render every row of ``motion`` (frames x channels). Frames stream back as
+        """Render every row of ``motion`` (frames x channels; with ``faces``, several faces
+        of the photo in each frame: (faces, frames, channels), a group per face in this order). Frames stream back as
         ``frame`` events in order, with ``progress`` events, then one ``done``.
 
         With ``output_dir`` (a directory on the *server's* disk) the server writes
@@ -262,7 +269,7 @@ class Client:
         eye and mouth mattes and the motion vectors as named layers); EXR
         frames come back (and are written) as EXR files.
         """
-        fields = _job_fields(subject, image, engine, channels, face_index, checkpoint)
+        fields = _job_fields(subject, image, engine, channels, face_index, checkpoint, faces)
         fields.update(fps=float(fps), format=format, png_compression=int(png_compression))
         if alpha:
             fields["alpha"] = True
@@ -640,10 +647,12 @@ def _image_part(image: bytes | np.ndarray) -> bytes | np.ndarray:
     return bytes(image)
 
 
-def _job_fields(subject, image, engine, channels, face_index, checkpoint=None) -> dict:
+def _job_fields(subject, image, engine, channels, face_index, checkpoint=None, faces=None) -> dict:
     if subject is None and image is None:
         raise ValueError("pass subject= (from an analysis) or image=")
     fields: dict[str, Any] = {"face_index": int(face_index)}
+    if faces is not None:
+        fields["faces"] = [int(face) for face in faces]
     if subject is not None:
         fields["subject"] = subject
     if engine is not None:

@@ -7,6 +7,9 @@ strict JSON has no NaN):
      "channels": ["jaw_open", ...],
      "frames": [[0.1, ...], ...]}
 
+A photo with several faces has one such motion per face in one file (format
+version 2, "faces"): see face_motion.py. Version 1 files are one face's motion.
+
 CSV layout: a header "frame,time,<channel>,...", then one row per frame with
 the 0-based frame index, the time in seconds and the values (6 decimals, an
 empty cell for a non-finite value). When reading, "frame" and "time" are
@@ -259,7 +262,7 @@ def motion_from_text(text: str, kind: str, source: str = "<text>", fps: float | 
     Every problem is a MotionError that starts with `source`.
     """
     if kind == "json":
-        motion = motion_from_dict(_parse_json(text, source), source)
+        motion = motion_from_dict(parse_motion_json(text, source), source)
         return motion if fps is None else _checked_motion(source, fps, motion.channels, motion.values)
     if kind == "csv":
         return _motion_from_csv(text, source, fps)
@@ -281,10 +284,10 @@ def save_motion(motion: Motion, path: str | os.PathLike[str]) -> None:
         text = _motion_to_csv_text(motion)
     else:
         raise MotionError(f"{path}: unknown motion file type {suffix!r}; use .json or .csv")
-    _write_atomically(target, text)
+    write_atomically(target, text)
 
 
-def _write_atomically(target: Path, text: str) -> None:
+def write_atomically(target: Path, text: str) -> None:
     # The temporary file sits in the target's directory so that os.replace is
     # a rename within one file system, which is atomic.
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
@@ -360,7 +363,7 @@ def _json_float(text: str) -> float:
     return _saturated(float(text))
 
 
-def _parse_json(text: str, source: str) -> Any:
+def parse_motion_json(text: str, source: str) -> Any:
     depth = json_nesting_depth(text)
     if depth > MAX_JSON_DEPTH:
         raise MotionError(
@@ -403,6 +406,9 @@ def motion_from_dict(data: Any, source: str = "<dict>") -> Motion:
         raise MotionError(
             f"{source}: not an Enliven motion file (expected \"format\": {FORMAT_TAG!r}, found {found})"
         )
+    if "faces" in data:
+        raise MotionError(f"{source}: holds a motion for each of several faces (see enliven.shared.face_motion); "
+                          "one face's motion was expected here")
     supported = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
     version = data.get("version")
     if not _is_json_int(version):

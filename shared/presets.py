@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .channels import CHANNEL_INDEX, CHANNEL_NAMES, channel, default_vector, unknown_name_message
+from .face_motion import FaceMotions
 from .motion import Motion, MotionError, checked_fps, frames_spanning
 
 # channel name -> [(time, value), ...] sorted by time; time in seconds when a
@@ -51,7 +52,8 @@ def loopable_presets() -> list[str]:
 
 
 def preset_keys(
-    name: str, fps: float = 24.0, seed: int = 0, duration_s: float | None = None, loop: bool = False
+    name: str, fps: float = 24.0, seed: int = 0, duration_s: float | None = None, loop: bool = False,
+    face: int = 0,
 ) -> dict[str, list[tuple[int, float]]]:
     """The keys of preset `name` in whole frames at `fps`.
 
@@ -66,6 +68,9 @@ def preset_keys(
     last key, on the last frame, has the value of its first: with a cyclic
     extrapolation (Blender's Cycles modifier) the keys repeat seamlessly
     with a period of that last frame.
+
+    `face`: the face number in a group photo; each face draws its own random
+    variation from `seed` (face_seed), so people never blink in unison.
     """
     preset = _preset(name)
     duration = preset.duration_s if duration_s is None else float(duration_s)
@@ -75,7 +80,7 @@ def preset_keys(
         build = _loop_builder(preset)
         if frame_count < 3:
             raise MotionError(f"a loop needs at least 2 frames; {duration:g} s at {fps:g} fps is too short")
-    keys = build(np.random.default_rng(seed), duration)
+    keys = build(np.random.default_rng(face_seed(seed, face)), duration)
     frame_keys: dict[str, list[tuple[int, float]]] = {}
     for channel_name, channel_keys in keys.items():
         by_frame: dict[int, float] = {}
@@ -131,18 +136,35 @@ def _ease_between_keys(times: np.ndarray, values: np.ndarray, frames: np.ndarray
 
 
 def preset_motion(
-    name: str, fps: float = 24.0, seed: int = 0, duration_s: float | None = None, loop: bool = False
+    name: str, fps: float = 24.0, seed: int = 0, duration_s: float | None = None, loop: bool = False,
+    face: int = 0,
 ) -> Motion:
-    """Preset `name` sampled into a Motion with every channel.
+    """Preset `name` sampled into a Motion with every channel (for face number `face`: see preset_keys).
 
     With `loop` the motion is one period of a seamless loop: the frame that
     would repeat the first is left out, so the motion is one frame shorter.
     """
     preset = _preset(name)
     duration = preset.duration_s if duration_s is None else duration_s
-    keys = preset_keys(name, fps, seed, duration, loop=loop)
+    keys = preset_keys(name, fps, seed, duration, loop=loop, face=face)
     frame_count = preset_frame_count(duration, fps) - (1 if loop else 0)
     return Motion.from_full(sample_keys(keys, frame_count), fps)
+
+
+def preset_face_motions(
+    name: str, faces: list[int] | tuple[int, ...], fps: float = 24.0, seed: int = 0,
+    duration_s: float | None = None, loop: bool = False,
+) -> FaceMotions:
+    """Preset `name` for each of `faces`, each with its own variation (blinks, saccades, breathing)."""
+    return FaceMotions(fps, {face: preset_motion(name, fps, seed, duration_s, loop, face) for face in faces})
+
+
+def face_seed(seed: int, face: int) -> int:
+    """The random seed of face number `face` in a photo animated with `seed`: face 0 keeps `seed` itself (a
+    single face moves as it always did), every other face gets its own, unrelated stream of numbers."""
+    if face == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, face]).generate_state(1, np.uint64)[0] % (2**63))
 
 
 def preset_frame_count(duration_s: float, fps: float) -> int:
@@ -315,6 +337,8 @@ def _accent(peak_s: float, value: float) -> list[tuple[float, float]]:
 _BREATH_PERIOD_S = 4.0  # ~0.25 Hz
 _BREATH_PITCH_DEG = 1.5
 _BREATH_RISE = 0.01  # face widths
+_BREATH_PERIOD_RANGE_S = (3.7, 4.4)  # each person's own tempo (a 9 s loop still holds two whole breaths)
+_BREATH_DEPTH_RANGE = (0.8, 1.2)
 _BLINK_INTERVAL_S = (2.0, 6.0)
 _SACCADE_INTERVAL_S = (1.0, 3.0)
 _SACCADE_S = 0.05  # eye jumps are fast
@@ -325,11 +349,11 @@ def _build_idle_alive(rng: np.random.Generator, duration_s: float) -> Keys:
     """Breathing, blinks at random intervals, small gaze jumps with holds in
     between and a slow head drift; the same seed gives the same motion."""
     keys = {
-        **_breathing(duration_s),
         **_random_blinks(rng, duration_s),
         **_saccades(rng, duration_s),
         **_head_drift(rng, duration_s),
     }
+    keys.update(_breathing(duration_s, *_breath_style(rng)))  # drawn last: the seed's blinks and glances stay
     return {name: _rest_ends(name, channel_keys, duration_s) for name, channel_keys in keys.items()}
 
 
@@ -339,37 +363,42 @@ def _build_idle_alive_loop(rng: np.random.Generator, duration_s: float) -> Keys:
     does not follow it at once. Gaze and head drift already end where they
     start, at rest."""
     keys = {
-        **_breathing_loop(duration_s),
         **_random_blinks(rng, duration_s, end_margin_s=_BLINK_INTERVAL_S[0] / 4),
         **_saccades(rng, duration_s),
         **_head_drift(rng, duration_s),
     }
+    keys.update(_breathing_loop(duration_s, *_breath_style(rng)))
     return {name: _rest_ends(name, channel_keys, duration_s) for name, channel_keys in keys.items()}
 
 
-def _breathing(duration_s: float) -> Keys:
+def _breath_style(rng: np.random.Generator) -> tuple[float, float]:
+    """A person's own breathing: (period in seconds, depth as a factor), so that a group breathes out of step."""
+    return rng.uniform(*_BREATH_PERIOD_RANGE_S), rng.uniform(*_BREATH_DEPTH_RANGE)
+
+
+def _breathing(duration_s: float, period_s: float = _BREATH_PERIOD_S, depth: float = 1.0) -> Keys:
     # Keys on the extremes, alternating in and out; smoothstep between them
     # makes a near-sine wave. Breathing in lifts the head slightly.
-    half_period = _BREATH_PERIOD_S / 2
+    half_period = period_s / 2
     pitch: list[tuple[float, float]] = [(0.0, 0.0)]
     rise: list[tuple[float, float]] = [(0.0, 0.0)]
     time_s, sign = half_period / 2, 1.0
     while time_s <= duration_s - half_period / 2:
-        pitch.append((time_s, sign * _BREATH_PITCH_DEG))
-        rise.append((time_s, sign * _BREATH_RISE))
+        pitch.append((time_s, sign * depth * _BREATH_PITCH_DEG))
+        rise.append((time_s, sign * depth * _BREATH_RISE))
         time_s, sign = time_s + half_period, -sign
     return {"head_pitch": pitch, "head_y": rise}
 
 
-def _breathing_loop(duration_s: float) -> Keys:
+def _breathing_loop(duration_s: float, period_s: float = _BREATH_PERIOD_S, depth: float = 1.0) -> Keys:
     # Whole breaths, keyed on the extremes from the top of a breath in at 0
     # to the top of one at the end: the wave continues across the wrap.
-    half_count = 2 * max(1, round(duration_s / _BREATH_PERIOD_S))
+    half_count = 2 * max(1, round(duration_s / period_s))
     times = [duration_s * index / half_count for index in range(half_count + 1)]
     signs = [1.0 if index % 2 == 0 else -1.0 for index in range(half_count + 1)]
     return {
-        "head_pitch": [(t, sign * _BREATH_PITCH_DEG) for t, sign in zip(times, signs)],
-        "head_y": [(t, sign * _BREATH_RISE) for t, sign in zip(times, signs)],
+        "head_pitch": [(t, sign * depth * _BREATH_PITCH_DEG) for t, sign in zip(times, signs)],
+        "head_y": [(t, sign * depth * _BREATH_RISE) for t, sign in zip(times, signs)],
     }
 
 

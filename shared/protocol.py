@@ -483,11 +483,12 @@ def decode_reply(frames: Sequence[Any]) -> Message:
 
 
 def motion_array(part: Part, *, max_frames: int, max_channels: int, job: str = "") -> np.ndarray:
-    """Motion as a (frames, channels) float32 array: bounded and finite."""
+    """Motion as a (frames, channels) float32 array, or (faces, frames, channels) for several faces:
+    bounded and finite."""
     arr = part.array()
     if arr.ndim == 1:
         arr = arr.reshape(1, -1)
-    n, c = arr.shape
+    n, c = arr.shape[-2:]
     if n < 1 or c < 1:
         raise ProtocolError(E_BAD_MOTION, f"motion must have at least one frame and one channel, got {n}x{c}", job)
     if n > max_frames:
@@ -497,9 +498,10 @@ def motion_array(part: Part, *, max_frames: int, max_channels: int, job: str = "
         raise ProtocolError(E_BAD_MOTION, f"motion has {c} channels; the limit is {max_channels}", job)
     finite = np.isfinite(arr)
     if not finite.all():
-        row, col = (int(i) for i in np.argwhere(~finite)[0])
+        *face, row, col = (int(i) for i in np.argwhere(~finite)[0])
+        where = f"faces[{face[0]}], " if face else ""
         raise ProtocolError(
-            E_BAD_MOTION, f"motion has a non-finite value (NaN or infinity) at frame {row}, channel {col}", job
+            E_BAD_MOTION, f"motion has a non-finite value (NaN or infinity) at {where}frame {row}, channel {col}", job
         )
     return arr
 

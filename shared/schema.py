@@ -72,7 +72,11 @@ def _path(v: Any) -> bool:
 
 _SUBJECT = FieldSpec(_str_match(r"[0-9a-zA-Z_\-]{1,128}"), "a subject id from an analysis reply")
 _ENGINE = FieldSpec(_str_match(r"[a-z0-9_\-]{1,32}"), "an engine name from hello")
-_FACE = FieldSpec(_int_in(0, 15), "an integer 0-15")
+_FACE = FieldSpec(_int_in(0, 255), "an integer 0-255")
+# Several faces of the photo at once (preview, generate): the motion part is then (faces, frames, channels),
+# one channel group per face in this order, each face moved by its own (see the README, "Several faces").
+_FACES = FieldSpec(lambda v: isinstance(v, list) and 0 < len(v) <= 64 and all(is_int(f) and 0 <= f <= 255 for f in v)
+                   and len(set(v)) == len(v), "a list of 1-64 different face numbers 0-255")
 _CHANNELS = FieldSpec(_names(256), "a list of channel names")
 # Captures and lip-sync read files on the server's disk; the server decides
 # which paths a client may name (see Server._readable_path).
@@ -102,7 +106,7 @@ _SEED = FieldSpec(_int_in(0, 2**31 - 1), "a non-negative integer")
 # The person cut out: RGBA frames (PNG, raw) or the EXR's alpha, the uncovered background transparent.
 _ALPHA = FieldSpec(lambda v: isinstance(v, bool), "true or false")
 _IMAGE = PartSpec(("png", "jpeg", "array"), dtypes=("uint8",), ndims=(3,))
-_MOTION = PartSpec(("array",), dtypes=("float32",), ndims=(1, 2), required=True)
+_MOTION = PartSpec(("array",), dtypes=("float32",), ndims=(1, 2, 3), required=True)
 
 REQUESTS: dict[str, tuple[dict[str, FieldSpec], dict[str, PartSpec]]] = {
     "hello": ({"client": FieldSpec(lambda v: isinstance(v, str) and len(v) <= 200, "a short string")}, {}),
@@ -115,6 +119,7 @@ REQUESTS: dict[str, tuple[dict[str, FieldSpec], dict[str, PartSpec]]] = {
         {
             "subject": _SUBJECT,
             "face_index": _FACE,
+            "faces": _FACES,
             "engine": _ENGINE,
             "channels": _CHANNELS,
             "format": FieldSpec(_one_of("raw", "png", "jpeg"), "raw, png or jpeg"),
@@ -128,6 +133,7 @@ REQUESTS: dict[str, tuple[dict[str, FieldSpec], dict[str, PartSpec]]] = {
         {
             "subject": _SUBJECT,
             "face_index": _FACE,
+            "faces": _FACES,
             "engine": _ENGINE,
             "channels": _CHANNELS,
             "fps": FieldSpec(_num_in(0, 1000), "frames per second, 0 < fps <= 1000", True),

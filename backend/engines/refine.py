@@ -93,9 +93,10 @@ class RefineEngine:
         self.source_shapes = {spec.name: region_shape(subject.landmarks, patch_transform(subject.landmarks, spec), spec)
                               for spec in self.regions.specs}
 
-    def render(self, values: np.ndarray) -> np.ndarray:
-        """The animated photo for one frame of channel values (full resolution, uint8 RGB)."""
-        warped = self.warp.render_with_fields(values)
+    def render(self, values: np.ndarray, onto: np.ndarray | None = None) -> np.ndarray:
+        """The animated photo for one frame of channel values (full resolution, uint8 RGB); with `onto`,
+        this face rendered into that frame of the photo, in place (see WarpEngine.render_with_fields)."""
+        warped = self.warp.render_with_fields(values, onto=onto)
         if not (np.abs(warped.displacement) > MOVING_EPSILON).any():
             return warped.frame  # all-default motion reproduces the photo exactly, as with the warp engine
         frame = warped.frame

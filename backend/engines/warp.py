@@ -311,18 +311,25 @@ class WarpEngine:
         work[:, 1] = work[:, 1].clip(0, work_h - 1)
         return work
 
-    def render(self, values: np.ndarray) -> np.ndarray:
-        """The animated photo for one frame of channel values (full resolution, uint8 RGB)."""
-        return self.render_with_fields(values, keep_fields=False).frame
+    def render(self, values: np.ndarray, onto: np.ndarray | None = None) -> np.ndarray:
+        """The animated photo for one frame of channel values (full resolution, uint8 RGB); with `onto`,
+        this face rendered into that frame of the photo, in place (see render_with_fields)."""
+        return self.render_with_fields(values, keep_fields=False, onto=onto).frame
 
-    def render_with_fields(self, values: np.ndarray, keep_fields: bool = True, cut_out: bool = False) -> "WarpedFrame":
+    def render_with_fields(self, values: np.ndarray, keep_fields: bool = True, cut_out: bool = False,
+                           onto: np.ndarray | None = None) -> "WarpedFrame":
         """The frame and, with `keep_fields`, what was computed on the way (for the refine engine and its training).
 
         `cut_out`: the moved person is left unblended over the background (for a frame with alpha, where
-        the uncovered background is transparent instead of inpainted)."""
+        the uncovered background is transparent instead of inpainted).
+        `onto`: a frame of the same photo that other faces were already rendered into; this face is warped
+        from its pixels (so a neighbour's motion inside this head's region moves on with it, never torn or
+        erased) and written into it, in place, where this face moves."""
         values = np.asarray(values, dtype=np.float64)
         target_image, extra_image, target_work = self.target_points(values)
-        frame = self.frames.take()
+        frame = self.frames.take() if onto is None else onto
+        x0, y0, x1, y1 = self.region
+        texture = self.source_region if onto is None else onto[y0:y1, x0:x1]
         affines, usable = triangle_affines(target_work, self.source_work, self.triangles)
         index_image = triangle_index_image(target_work, self.triangles, usable, self.work_size, in_front=self.face_triangles)
         displacement = displacement_from_index(index_image, affines)
@@ -348,7 +355,7 @@ class WarpEngine:
         box = self._moving_box(moving)
         full = self._full_resolution_displacement(displacement, box, target_work)
         silhouette = self._resolve_silhouette(full, box, face_cover, face_field, face_reach, target_work, affines, usable)
-        region, warped_mask = self._warp_region(full, box, silhouette, cut_out)
+        region, warped_mask = self._warp_region(full, box, silhouette, cut_out, texture)
         result.box, result.person = box, warped_mask
         remapped = region.copy() if keep_fields else None
         region = self._draw_irises(region, full, target_image, box)
@@ -357,7 +364,6 @@ class WarpEngine:
                                   target_image, (self.region[0] + box[0], self.region[1] + box[1]),
                                   self.mouth_colour, self.paints_teeth, self.palette)
         region = self._paint_closed_eyes(region, target_image, values, box)
-        x0, y0 = self.region[:2]
         bx0, by0, bx1, by1 = box
         frame[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1] = region
         if keep_fields:
@@ -466,22 +472,25 @@ class WarpEngine:
         return x0, y0, x1, y1
 
     def _warp_region(self, full: np.ndarray, box: tuple[int, int, int, int],
-                     silhouette: "SilhouetteEdge | None" = None, cut_out: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Warp the full-resolution pixels inside `box` by displacement `full`, anti-alias the face's
-        silhouette and (unless `cut_out`) composite uncovered background.
+                     silhouette: "SilhouetteEdge | None" = None, cut_out: bool = False,
+                     texture: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Warp the full-resolution pixels of `texture` (the head region's pixels; default the photo's)
+        inside `box` by displacement `full`, anti-alias the face's silhouette and (unless `cut_out`)
+        composite uncovered background.
 
         Returns the pixels and the warped person mask."""
+        texture = self.source_region if texture is None else texture
         bx0, by0, bx1, by1 = box
         if self._pixel_grid is None:
             width, height = self.region_size
             self._pixel_grid = np.dstack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)))
         where_from = full + self._pixel_grid[by0:by1, bx0:bx1]  # one (x, y) map: both remaps read it
-        warped = cv2.remap(self.source_region, where_from, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warped = cv2.remap(texture, where_from, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if silhouette is not None and len(silhouette.rows):
             rows, cols = silhouette.rows, silhouette.cols
             other_x = (silhouette.other[:, 0] + cols + bx0).astype(np.float32)
             other_y = (silhouette.other[:, 1] + rows + by0).astype(np.float32)
-            other = sample_at(self.source_region, other_x, other_y)
+            other = sample_at(texture, other_x, other_y)
             weight = silhouette.weight[:, None]
             blended = weight * warped[rows, cols] + (1 - weight) * other
             warped[rows, cols] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
@@ -497,7 +506,7 @@ class WarpEngine:
         # background: the photo as it was, or the background plate where the person
         # moved away and uncovered it. Only those pixels pay for the blend.
         source_mask = self.mask[by0:by1, bx0:bx1]
-        original_region = self.source_region[by0:by1, bx0:bx1]
+        original_region = texture[by0:by1, bx0:bx1]
         still_background = (warped_mask < 0.001) & (source_mask < 0.001)
         cv2.copyTo(original_region, still_background.view(np.uint8), warped)  # (numpy's copyto with where= is 40x slower)
         if cut_out:

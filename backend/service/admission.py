@@ -36,11 +36,30 @@ def check_room(server: Any, job: Job) -> None:
 
 
 def motion_of(server: Any, msg: Message, max_frames: int) -> tuple[np.ndarray, list[str]]:
-    """A request's motion in table order, finite, within each channel's range (clamped, with warnings)."""
-    from ..shared.motion import Motion, MotionError
-
+    """A request's motion in table order, finite, within each channel's range (clamped, with warnings):
+    (frames, channels), or with 'faces' (faces, frames, channels), each face's group checked on its own."""
     arr = protocol.motion_array(msg.parts["motion"], max_frames=max_frames,
                                 max_channels=server.limits.max_channels, job=msg.job)
+    faces = msg.fields.get("faces")
+    if faces is None:
+        if arr.ndim == 3:
+            raise ProtocolError(protocol.E_BAD_MOTION, "a motion with a group per face (3 dimensions) needs 'faces'",
+                                msg.job)
+        return _table_motion(server, msg, arr)
+    if arr.ndim != 3 or arr.shape[0] != len(faces):
+        raise ProtocolError(protocol.E_BAD_MOTION, f"'faces' names {len(faces)} faces: the motion must be (faces, "
+                            f"frames, channels) with {len(faces)} groups, got shape {list(arr.shape)}", msg.job)
+    groups, warnings = [], []
+    for face, group in zip(faces, arr):
+        values, notes = _table_motion(server, msg, group)
+        groups.append(values)
+        warnings += [f"face {face}: {note}" for note in notes]
+    return np.stack(groups), warnings
+
+
+def _table_motion(server: Any, msg: Message, arr: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    from ..shared.motion import Motion, MotionError
+
     names = msg.fields.get("channels")
     table = server.channel_names
     if names is None:
@@ -56,6 +75,13 @@ def motion_of(server: Any, msg: Message, max_frames: int) -> tuple[np.ndarray, l
         return np.ascontiguousarray(motion.full(), dtype=np.float32), warnings
     except MotionError as e:
         raise ProtocolError(protocol.E_BAD_MOTION, str(e), msg.job) from None
+
+
+def check_faces_render(msg: Message) -> None:
+    """Several faces render plain colour frames for now: refuse what needs one face's layers."""
+    if "faces" in msg.fields and (msg.fields.get("alpha") or msg.fields.get("format") == "exr"):
+        raise ProtocolError(protocol.E_BAD_FIELD, f"{msg.type}: several faces render without alpha and EXR passes "
+                            "for now; leave 'alpha' and format exr out, or name one face", msg.job)
 
 
 def engine_of(server: Any, msg: Message) -> tuple[str, Path | None]:

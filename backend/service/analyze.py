@@ -15,5 +15,8 @@ def admit(server: Any, job: Job) -> bool:
 
 def run(server: Any, job: Job) -> list:
     subject = server.engines.analyze(job.msg.parts["image"], int(job.msg.fields.get("face_index", 0)), job.id)
-    fields = {"subject": server.engines.subject_id(subject), "summary": subject.summary()}
+    # Every face of the photo, each its own subject: preview and generate name several with 'faces'.
+    faces = [{"face_index": face.face_index, "subject": server.engines.subject_id(face), "summary": face.summary()}
+             for face in server.engines.faces_of(subject, None)]
+    fields = {"subject": server.engines.subject_id(subject), "summary": subject.summary(), "faces": faces}
     return protocol.encode("analysis", job.id, fields, end=True)

@@ -12,7 +12,8 @@ from typing import Any
 
 from ..png import BandCache
 from ..shared import naming, protocol
-from .admission import check_room, claim_output, engine_of, motion_of, need_subject
+from ..frame_layers import FrameLayers
+from .admission import check_faces_render, check_room, claim_output, engine_of, motion_of, need_subject
 from .frames import FrameWriter, finish_frame
 from .jobs import PROGRESS_EVERY_S, Job
 
@@ -20,9 +21,10 @@ from .jobs import PROGRESS_EVERY_S, Job
 def admit(server: Any, job: Job) -> bool:
     msg = job.msg
     job.motion, job.warnings = motion_of(server, msg, server.limits.max_frames)
+    check_faces_render(msg)
     engine_of(server, msg)
     need_subject(server, msg)
-    job.total = int(job.motion.shape[0])
+    job.total = int(job.motion.shape[-2])
     if "output_dir" in msg.fields:
         resolved = server.paths.writable_dir(msg.fields["output_dir"])
         claim_output(server, job, f"{resolved}{os.sep}{msg.fields.get('prefix', naming.FRAME_PREFIX)}")
@@ -38,7 +40,13 @@ def run(server: Any, job: Job) -> list:
     pending: deque[Future] = deque()
     try:
         subject = server.engines.subject_for(msg)
-        animator, lock, notes = server.engines.animator(subject, *engine_of(server, msg))
+        faces = f.get("faces")
+        if faces is not None:
+            subjects = server.engines.faces_of(subject, faces)
+            animator, lock, notes = server.engines.group(subjects, *engine_of(server, msg))
+            subject = subjects[0]
+        else:
+            animator, lock, notes = server.engines.animator(subject, *engine_of(server, msg))
         job.warnings.extend(notes)
         if "output_dir" in f:
             # Checked again now, not only when queued: the folder may have changed while the job waited.
@@ -63,9 +71,12 @@ def run(server: Any, job: Job) -> list:
                 fut.set_result((index, {"index": index, "path": str(writer.path(index)), "skipped": True}, {}))
                 skipped += 1
             else:
-                previous = job.motion[index - 1] if index > 0 else None  # for the motion vectors
                 with lock:
-                    layers = animator.render_layers(job.motion[index], previous, alpha, passes)
+                    if faces is not None:
+                        layers = FrameLayers(animator.render(dict(zip(faces, job.motion[:, index]))))
+                    else:
+                        previous = job.motion[index - 1] if index > 0 else None  # for the motion vectors
+                        layers = animator.render_layers(job.motion[index], previous, alpha, passes)
                 rendered += 1
                 if job.cancel.is_set():
                     job.rendered_after_cancel += 1

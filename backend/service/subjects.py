@@ -108,20 +108,51 @@ class Engines:
             rgb = load_image(part.tobytes(), max_pixels=lim.max_image_pixels, max_side=lim.max_image_side,
                              remedy=remedy)
         subject = analyze_image(rgb, face_index=face)
-        sid = self.subject_id(subject)
+        self._remember([subject], digest)
+        return subject
+
+    def _remember(self, subjects: list, digest: tuple[str, int] | None = None) -> None:
         with self._lock:
-            self._subjects[sid] = subject
-            self._subjects.move_to_end(sid)
-            self._subject_bytes[sid] = subject_nbytes(subject)
-            self._by_bytes[digest] = sid
+            for subject in subjects:
+                sid = self.subject_id(subject)
+                # The faces of one photo share its pixels: the first face cached counts them.
+                shares_photo = any(key.startswith(f"{subject.image_hash}-") for key in self._subjects)
+                self._subjects[sid] = subject
+                self._subjects.move_to_end(sid)
+                self._subject_bytes[sid] = subject_nbytes(subject) - (subject.image.nbytes if shares_photo else 0)
+            if digest is not None:
+                self._by_bytes[digest] = self.subject_id(subjects[0])
             # Bounded by memory, not by count: one 40 MP photo holds what a hundred small ones do.
             # The newest always stays, even alone over the budget: the job that analysed it needs it.
-            while len(self._subjects) > 1 and sum(self._subject_bytes.values()) > self._cache_budget:
+            while len(self._subjects) > len(subjects) and sum(self._subject_bytes.values()) > self._cache_budget:
                 old, _ = self._subjects.popitem(last=False)
                 del self._subject_bytes[old]
             while len(self._by_bytes) > DIGESTS_KEPT:
                 self._by_bytes.popitem(last=False)
-        return subject
+
+    def faces_of(self, subject: Any, faces: list[int] | None) -> list:
+        """The subjects of faces `faces` (None: every face found) of `subject`'s photo, analysed once each."""
+        from ..analysis import analyze_faces
+
+        with self._lock:
+            cached = {face: self._subjects.get(f"{subject.image_hash}-{face}") for face in faces or ()}
+        if faces is not None and all(cached.values()):
+            return [cached[face] for face in faces]
+        found = analyze_faces(subject.image, faces)
+        self._remember(found)
+        return found
+
+    def group(self, subjects: list, engine: str, checkpoint: Path | None = None,
+              max_side: int | None = None) -> tuple[Any, threading.Lock, tuple[str, ...]]:
+        """One prepared GroupAnimator per (faces, engine, checkpoint, preview size), like `animator`."""
+        from ..analysis import reduced_subject
+        from ..group import GroupAnimator
+
+        def make() -> Any:
+            shown = subjects if max_side is None else [reduced_subject(s, max_side) for s in subjects]
+            return GroupAnimator(shown, engine=engine, checkpoint=checkpoint)
+
+        return self._prepared((tuple(map(self.subject_id, subjects)), max_side), engine, checkpoint, make)
 
     def reduced(self, subject: Any, max_side: int) -> Any:
         """The subject scaled down to `max_side` for previews, made once (see analysis.reduced_subject)."""
@@ -147,11 +178,16 @@ class Engines:
         to the warp where PyTorch cannot run), for the jobs that use it."""
         from ..animator import Animator
 
+        return self._prepared(self.subject_id(subject), engine, checkpoint,
+                              lambda: Animator(subject, engine=engine, checkpoint=checkpoint))
+
+    def _prepared(self, what: Any, engine: str, checkpoint: Path | None,
+                  make: Any) -> tuple[Any, threading.Lock, tuple[str, ...]]:
         try:
             version = checkpoint.stat().st_mtime_ns if checkpoint is not None else None
         except OSError:
             raise ServiceError(protocol.E_BAD_CHECKPOINT, f"no checkpoint file {checkpoint} on the server") from None
-        key = (self.subject_id(subject), engine, str(checkpoint), version)
+        key = (what, engine, str(checkpoint), version)
         with self._create_lock:  # two lanes must not both pay for the same setup
             with self._lock:
                 hit = self._animators.get(key)
@@ -160,7 +196,7 @@ class Engines:
                     return hit
             with catch_warnings(record=True) as caught:
                 simplefilter("always")
-                animator = Animator(subject, engine=engine, checkpoint=checkpoint)
+                animator = make()
             entry = (animator, threading.Lock(), tuple(str(w.message) for w in caught))
             with self._lock:
                 self._animators[key] = entry

@@ -1,0 +1,108 @@
+"""`enliven generate` for several faces of one photo (`--face all`, `--face 0,2`, a per-face motion file).
+
+Which face moves how:
+  * `--preset NAME`: every chosen face plays the preset, each with its own seed
+    (preset_face_motions): their blinks, glances and breaths never line up;
+  * `--motion FILE` once, a single-face file (.csv, or .json version 1): every
+    chosen face plays it, in unison;
+  * `--motion FILE` once per chosen face, in --face order: a file per face;
+  * `--motion FILE`, a .json with a motion per face (version 2, see
+    enliven.shared.face_motion): the faces it names, each its own motion
+    (`--face`, if given, must name the same faces, or be `all`).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from .arguments import ALL_FACES, analyze_photo_faces, usable_fps
+from .errors import UsageError
+from .frame_layers import FrameLayers
+from .shared.face_motion import FaceMotions, load_face_motions
+from .shared.motion import MotionError
+
+
+def read_motion_files(args: argparse.Namespace) -> list[FaceMotions]:
+    """The --motion files (none for a preset), each as FaceMotions; a single-face file is face 0's motion."""
+    # Mistakes in the arguments are usage errors, found before any file is read.
+    if args.fps is not None:
+        usable_fps(args.fps)
+    if args.loop and not args.preset:
+        raise UsageError("--loop makes a preset loop; it does not apply to --motion files")
+    return [load_face_motions(path, fps=args.fps) for path in args.motion or ()]
+
+
+def several_faces(args: argparse.Namespace, files: list[FaceMotions]) -> bool:
+    """Whether this run animates several faces (or all of them) rather than one."""
+    return (args.face == ALL_FACES or (isinstance(args.face, tuple) and len(args.face) > 1) or len(files) > 1
+            or any(len(file.faces) > 1 for file in files))
+
+
+def single_face(args: argparse.Namespace, files: list[FaceMotions]) -> int:
+    """The one face a single-face run animates: --face, else the face a per-face file names, else 0."""
+    return chosen_faces(args, files)[0]
+
+
+def chosen_faces(args: argparse.Namespace, files: list[FaceMotions]) -> tuple[int, ...] | str:
+    """The faces to analyse: numbers, or "all"."""
+    per_face = [file for file in files if file.per_face]
+    if per_face:
+        if len(files) > 1:
+            raise UsageError("a motion file with a motion per face is given alone: one --motion")
+        named = per_face[0].faces
+        if isinstance(args.face, tuple) and set(args.face) != set(named):
+            raise UsageError(f"the motion file moves faces {', '.join(map(str, named))}; --face names others "
+                             "(leave --face out, or give --face all)")
+        return named
+    if len(files) > 1 and not (isinstance(args.face, tuple) and len(args.face) == len(files)):
+        raise UsageError(f"{len(files)} --motion files are one per face: name as many faces with --face "
+                         "(such as --face 0,1), in the same order")
+    return args.face if args.face is not None else (0,)
+
+
+def face_motions(args: argparse.Namespace, files: list[FaceMotions], faces: list[int]) -> FaceMotions:
+    """Each face's motion, sanitised (clamped with warnings, or refused with --strict)."""
+    from .shared.presets import preset_face_motions
+
+    if args.preset:
+        if args.seed < 0:
+            raise UsageError(f"--seed must be 0 or more, got {args.seed}")
+        fps = 24.0 if args.fps is None else usable_fps(args.fps)
+        try:
+            motions = preset_face_motions(args.preset, faces, fps=fps, seed=args.seed, duration_s=args.duration,
+                                          loop=args.loop)
+        except MotionError as error:
+            raise UsageError(str(error)) from None
+    elif len(files) == 1 and files[0].per_face:
+        motions = files[0]
+    elif len(files) == 1:
+        motions = FaceMotions.single(files[0].motions[0], faces)
+    else:
+        motions = FaceMotions(files[0].fps, {face: file.motions[0] for face, file in zip(faces, files)})
+        if len({file.fps for file in files}) > 1:
+            raise UsageError("the motion files have different frame rates; give them one with --fps")
+    motions, warnings = motions.sanitized(strict=args.strict)
+    for warning in warnings:
+        print(f"enliven: warning: {warning}", file=sys.stderr)
+    return motions
+
+
+def group_renderer(args: argparse.Namespace, files: list[FaceMotions]) -> tuple[int, float, Callable]:
+    """(frame count, fps, render(index) -> FrameLayers) for the faces this run animates."""
+    if args.server:
+        raise UsageError("several faces render here for now: leave --server out, or animate one face")
+    if args.alpha or args.format != "png":
+        raise UsageError("several faces render as PNG without alpha for now; leave --alpha and --format out")
+    from .group import GroupAnimator
+
+    faces = chosen_faces(args, files)
+    subjects = analyze_photo_faces(args, faces)
+    motions = face_motions(args, files, [subject.face_index for subject in subjects])
+    group = GroupAnimator(subjects, engine=args.engine, checkpoint=args.checkpoint)
+    values = motions.full()
+
+    def render(index: int) -> FrameLayers:
+        return FrameLayers(group.render({face: rows[index] for face, rows in values.items()}))
+
+    return motions.frame_count, motions.fps, render

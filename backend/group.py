@@ -1,0 +1,70 @@
+"""Several faces of one photo animated into one frame.
+
+Each face has its own engine (its own rig, triangulation and head region) and
+its own channel values. A frame is made by rendering the faces one after
+another into the same frame buffer, back to front: each face is warped from
+the frame as the faces before it left it (WarpEngine.render_with_fields'
+`onto`), so where two head regions overlap the later face carries the earlier
+one's motion along instead of pasting the still photo over it, and a face
+whose values are all default leaves the frame exactly as it was. Faces are
+ordered by size, smallest first: in a group photo the smaller face is usually
+the one further back, and the nearer face's warp goes over it.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .analysis import Subject
+from .animator import Animator, checked_values
+from .engines.frame_buffers import FrameBuffers
+from .errors import EnlivenError
+
+
+def back_to_front(subjects: Sequence[Subject]) -> list[int]:
+    """The face numbers in the order they are drawn: smallest face first (furthest back), the largest last."""
+    return [subject.face_index for subject in sorted(subjects, key=lambda s: (s.face_width, -s.face_index))]
+
+
+def union_box(boxes: Sequence[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    """The smallest box holding every one of `boxes` (x0, y0, x1, y1)."""
+    x0s, y0s, x1s, y1s = zip(*boxes)
+    return min(x0s), min(y0s), max(x1s), max(y1s)
+
+
+class GroupAnimator:
+    """Renders frames of several faces of one photo, each face moved by its own channel values."""
+
+    def __init__(self, subjects: Sequence[Subject], engine: str = "warp", checkpoint: str | Path | None = None):
+        if not subjects:
+            raise EnlivenError("No face to animate.")
+        faces = [subject.face_index for subject in subjects]
+        if len(set(faces)) != len(faces):
+            raise EnlivenError(f"Each face can be animated once; faces {faces} repeat one.")
+        if len({subject.image_hash for subject in subjects}) != 1:
+            raise EnlivenError("The faces animated together must be faces of one photo.")
+        self.subjects = {subject.face_index: subject for subject in subjects}
+        self.animators = {subject.face_index: Animator(subject, engine, checkpoint) for subject in subjects}
+        self.order = back_to_front(subjects)
+        self.image = subjects[0].image
+        self.frames = FrameBuffers(self.image, union_box([subject.head_region for subject in subjects]))
+
+    @property
+    def faces(self) -> tuple[int, ...]:
+        """The face numbers, in the order they were given."""
+        return tuple(self.subjects)
+
+    def render(self, values: Mapping[int, np.ndarray]) -> np.ndarray:
+        """One frame, (H, W, 3) uint8 RGB at the photo's resolution: each face in `values` (face number ->
+        full channel vector) moved by its values; faces not in `values` stay as the photo shows them."""
+        unknown = sorted(set(values) - set(self.subjects))
+        if unknown:
+            raise EnlivenError(f"No face {unknown[0]} among the faces being animated ({list(self.faces)}).")
+        rows = {face: checked_values(row) for face, row in values.items()}
+        frame = self.frames.take()
+        for face in self.order:
+            if face in rows:
+                self.animators[face].engine.render(rows[face], onto=frame)
+        return frame

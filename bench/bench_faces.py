@@ -1,0 +1,73 @@
+"""Several faces at once: every face of a group photo idling, frames per second of the renderer.
+
+    python bench/bench_faces.py PHOTO [--frames N] [--preset idle-alive] [--faces all|0,2,...]
+
+Prints how many faces were found and analysed (and how long that took), the
+engines' preparation time, then the median and p95 time of a frame with every
+face moving by its own idle-alive (each face its own seed), as frames/s, and
+per face. The renderer alone: no PNG encoding (bench_output.py measures that).
+On dlib's bald_guys.jpg (13 faces, 1986x1545) the goal is at least 10 frames/s.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import time
+
+import cv2
+import numpy as np
+
+from enliven.analysis import analyze_faces
+from enliven.group import GroupAnimator
+from enliven.images import load_image
+from enliven.shared.presets import preset_face_motions
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("photo")
+    parser.add_argument("--frames", type=int, default=120)
+    parser.add_argument("--preset", default="idle-alive")
+    parser.add_argument("--faces", default="all", help="all, or face numbers such as 0,2,5")
+    args = parser.parse_args()
+    rgb = load_image(args.photo)
+    height, width = rgb.shape[:2]
+    print(f"OpenCV threads: {cv2.getNumThreads()}, CPUs: {cv2.getNumberOfCPUs()}; photo {width}x{height}")
+
+    started = time.perf_counter()
+    faces = None if args.faces == "all" else [int(face) for face in args.faces.split(",")]
+    subjects = analyze_faces(rgb, faces)
+    analysis_s = time.perf_counter() - started
+    started = time.perf_counter()
+    group = GroupAnimator(subjects)
+    prepare_s = time.perf_counter() - started
+    widths = sorted(round(subject.face_width) for subject in subjects)
+    print(f"faces: {len(subjects)} animated of {subjects[0].faces_found} found; face widths {widths} px; "
+          f"analysis {analysis_s:.2f} s, prepare {prepare_s:.2f} s")
+
+    motion = preset_face_motions(args.preset, group.faces, fps=24, duration_s=args.frames / 24).full()
+    group.render({face: values[len(values) // 2] for face, values in motion.items()})  # warm caches
+    times, cpu_times = [], []
+    for index in range(args.frames):
+        started, cpu_started = time.perf_counter(), time.process_time()
+        group.render({face: values[index] for face, values in motion.items()})
+        times.append(time.perf_counter() - started)
+        cpu_times.append(time.process_time() - cpu_started)
+    median = statistics.median(times)
+    p95 = float(np.percentile(times, 95))
+    cpu = statistics.median(cpu_times)
+    print(f"{args.preset}, {len(subjects)} faces, {args.frames} frames: render median {median * 1000:.1f} ms = "
+          f"{1 / median:.1f} frames/s (p95 {p95 * 1000:.1f} ms = {1 / p95:.1f} frames/s), "
+          f"{median * 1000 / len(subjects):.2f} ms a face")
+    # On a machine shared with other work the wall clock says little; the CPU time a frame costs (all threads)
+    # says what idle cores would do.
+    cores = os.cpu_count() or 1
+    print(f"CPU time a frame (all threads) median {cpu * 1000:.1f} ms: at most {cores / cpu:.1f} frames/s on "
+          f"{cores} idle cores, {1 / cpu:.1f} on one; load average now {os.getloadavg()[0]:.1f}")
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

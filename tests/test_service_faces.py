@@ -1,0 +1,102 @@
+"""Several faces through a real `enliven serve`: analyze lists every face, preview and generate name them."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from enliven.shared.channels import CHANNEL_INDEX, CHANNEL_NAMES, default_vector
+from enliven.shared.client import Client, RemoteError
+
+from service_helpers import ASTRONAUT, collect, serving
+
+N_CH = len(CHANNEL_NAMES)
+
+
+@pytest.fixture(scope="module")
+def server():
+    with serving() as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    """The astronaut's face twice, side by side, the left one larger."""
+    astronaut = cv2.cvtColor(cv2.imread(str(ASTRONAUT)), cv2.COLOR_BGR2RGB)
+    face = astronaut[30:230, 125:325]
+    canvas = np.full((260, 500, 3), 200, np.uint8)
+    canvas[30:230, 0:200] = face
+    canvas[40:220, 300:480] = cv2.resize(face, (180, 180), interpolation=cv2.INTER_AREA)
+    return canvas
+
+
+@pytest.fixture(scope="module")
+def analysis(server, photo):
+    with Client(server.address, timeout_s=10.0) as c:
+        return c.wait(c.analyze(cv2.imencode(".png", photo[..., ::-1])[1].tobytes()), timeout_s=120).fields
+
+
+def moved(**channels: float) -> np.ndarray:
+    values = default_vector().astype(np.float32)
+    for name, value in channels.items():
+        values[CHANNEL_INDEX[name]] = value
+    return values
+
+
+def outside(region: list[int], image: np.ndarray) -> np.ndarray:
+    x0, y0, x1, y1 = region
+    image = image.copy()
+    image[y0:y1, x0:x1] = 0
+    return image
+
+
+def test_analyze_lists_every_face_each_with_its_subject(analysis):
+    faces = analysis["faces"]
+    assert [face["face_index"] for face in faces] == [0, 1]
+    assert faces[0]["subject"] == analysis["subject"] and faces[1]["subject"] != analysis["subject"]
+    assert all(face["summary"]["faces_found"] == 2 for face in faces)
+
+
+def test_preview_names_the_faces_and_moves_each_by_its_own_row(client, analysis, photo):
+    still = client.wait(client.preview(np.stack([default_vector()] * 2), subject=analysis["subject"], faces=[0, 1]),
+                        timeout_s=60).image()
+    assert np.array_equal(still, photo)
+    region_1 = analysis["faces"][1]["summary"]["head_region"]
+    frame = client.wait(client.preview(np.stack([default_vector(), moved(head_yaw=15, blink_l=1)]),
+                                       subject=analysis["subject"], faces=[0, 1]), timeout_s=60).image()
+    changed = np.abs(frame.astype(int) - photo).max(axis=2)
+    assert outside(region_1, changed).max() == 0 and changed.max() > 30
+    # Named by the second face's own subject, in another order: the same frame.
+    again = client.wait(client.preview(np.stack([moved(head_yaw=15, blink_l=1), default_vector()]),
+                                       subject=analysis["faces"][1]["subject"], faces=[1, 0]), timeout_s=60).image()
+    assert np.array_equal(again, frame)
+
+
+def test_generate_streams_frames_of_every_named_face(client, analysis, photo):
+    frames = 4
+    motion = np.zeros((2, frames, N_CH), np.float32) + default_vector()
+    motion[0, :, CHANNEL_INDEX["head_pitch"]] = np.linspace(0, 10, frames)
+    motion[1, :, CHANNEL_INDEX["jaw_open"]] = np.linspace(0, 0.8, frames)
+    events = collect(client, client.generate(motion, 24, subject=analysis["subject"], faces=[0, 1], format="raw"),
+                     timeout_s=120)
+    images = [event.image() for event in events if event.type == "frame"]
+    assert len(images) == frames and events[-1].fields["status"] == "completed"
+    assert np.array_equal(images[0], photo)
+    for face in (0, 1):
+        x0, y0, x1, y1 = analysis["faces"][face]["summary"]["head_region"]
+        assert np.abs(images[-1][y0:y1, x0:x1].astype(int) - photo[y0:y1, x0:x1]).max() > 30
+
+
+def test_requests_for_several_faces_that_cannot_be_served_are_refused(client, analysis):
+    subject = analysis["subject"]
+    with pytest.raises(RemoteError) as error:
+        client.wait(client.generate(np.zeros((3, N_CH), np.float32) + default_vector(), 24, subject=subject,
+                                    faces=[0, 1]), timeout_s=30)
+    assert error.value.code == "bad_motion" and "2 groups" in error.value.message
+    with pytest.raises(RemoteError) as error:
+        client.wait(client.preview(np.stack([default_vector()] * 2), subject=subject, faces=[0, 1], alpha=True),
+                    timeout_s=30)
+    assert error.value.code == "bad_field" and "alpha" in error.value.message
+    with pytest.raises(RemoteError) as error:
+        client.wait(client.preview(np.stack([default_vector()] * 2), subject=subject, faces=[0, 7]), timeout_s=60)
+    assert error.value.code == "no_face"
