@@ -38,7 +38,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import lsq_linear
 
-from . import landmarks as lm
 from .geometry import angles_from_rotation, estimate_head_pose, image_to_camera
 from .rig import EXPRESSION_CHANNELS, Rig
 from .shared.channels import CHANNEL_INDEX, CHANNELS, default_vector
@@ -51,8 +50,6 @@ RIGID_MOVEMENT = 0.01
 EXPRESSIVE_START_WEIGHT = 0.05
 # Weight of the depth coordinate relative to x and y.
 DEPTH_WEIGHT = 0.3
-# Weight of the inner lip line's points against every other landmark's (1).
-LIP_LINE_WEIGHT = 4.0
 # Gauss-Newton stops when no angle (radians) or expression part moves more than this.
 CONVERGED_STEP = 1e-4
 
@@ -96,10 +93,6 @@ class Solver:
         # The closed-form start sees (almost) only the rigid part of the face, so an expression cannot tilt it.
         self.start_weights = np.where(self.rigid, 1.0, EXPRESSIVE_START_WEIGHT)
         self.coordinate_weights = np.array([1.0, 1.0, DEPTH_WEIGHT])
-        # Whether the lips touch is what a viewer sees first: the inner lip line outweighs the rest of the
-        # face, so closed lips are fitted closed rather than traded against the chin and the outer lips.
-        self.point_weights = np.ones(len(rig.source_camera))
-        self.point_weights[list(lm.LIPS_UPPER_INNER + lm.LIPS_LOWER_INNER)] = LIP_LINE_WEIGHT
 
     # ----- public -------------------------------------------------------------
 
@@ -162,7 +155,7 @@ class Solver:
         turn_columns = -np.einsum("ij,njk->nik", rotation, cross)
         shift_columns = np.broadcast_to(np.eye(3), body.shape + (3,))
         part_columns = np.einsum("ij,pnj->nip", rotation, self.shapes)  # R shape, (N, 3, parts)
-        weights = self.point_weights[:, None, None] * (self.coordinate_weights * self.unit)[None, :, None]
+        weights = (self.coordinate_weights * self.unit)[None, :, None]
         matrix = np.concatenate([turn_columns, shift_columns, part_columns], axis=2) * weights
         matrix = matrix.reshape(-1, matrix.shape[2])
         # What the linear terms must explain: the observation minus the neutral face under R (no shift).
