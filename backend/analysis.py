@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from . import landmarks as lm
+from .engines.palette import ONE_TINT, palette_of
 from .errors import NoFaceError
 from .geometry import HeadPose, estimate_head_pose
 
@@ -143,10 +144,12 @@ def detect_faces(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
 
     A photo larger than DETECTION_MAX_SIDE is searched whole and in four overlapping quarters (each
     DETECTION_TILE of its size): scaled down whole, the small faces of a group photo fall under what the
-    detector sees. A face found in a quarter counts when its centre is in no face already found."""
+    detector sees. So is a black-and-white or sepia photo, whatever its size: the detector, trained on
+    colour, misses colourless faces that it finds when they fill more of its view (a grey group photo:
+    1 face of 7 whole). A face found in a quarter counts when its centre is in no face already found."""
     boxes = _detect(rgb)
     height, width = rgb.shape[:2]
-    if max(height, width) > DETECTION_MAX_SIDE:
+    if max(height, width) > DETECTION_MAX_SIDE or palette_of(rgb).colourfulness < ONE_TINT:
         tile_h, tile_w = round(height * DETECTION_TILE), round(width * DETECTION_TILE)
         for top in (0, height - tile_h):
             for left in (0, width - tile_w):

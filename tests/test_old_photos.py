@@ -1,4 +1,5 @@
-"""Old photos: what the engines paint takes the photo's colours and grain (grey in, grey out)."""
+"""Old photos: their faces are found, and what the engines paint takes the photo's colours and grain (grey in,
+grey out)."""
 from __future__ import annotations
 
 import cv2
@@ -64,3 +65,16 @@ def test_a_painted_mouth_has_the_photo_s_tint_and_grain(astronaut):
     assert np.allclose(ratio, SEPIA / SEPIA[1], atol=0.06)
     # As grainy as the photo around it (a clean painted patch in a grainy photo looks pasted on).
     assert photo_grain(frame.astype(np.uint8), interior) >= 0.5 * photo_grain(photo)
+
+
+def test_every_face_of_a_black_and_white_group_photo_is_found(astronaut):
+    """Six people in black and white (the astronaut, 200 px a portrait): seen whole, the detector finds
+    none of the grey faces; searched in quarters too, every one."""
+    from enliven.analysis import detect_faces
+
+    portrait = cv2.resize(astronaut, (200, 200), interpolation=cv2.INTER_AREA)
+    group = grey_of(np.vstack([np.hstack([portrait] * 3)] * 2))
+    boxes = detect_faces(group)
+    assert len(boxes) == 6
+    centres = sorted((round((b[1] + b[3]) / 2 // 200), round((b[0] + b[2]) / 2 // 200)) for b in boxes)
+    assert centres == [(row, column) for row in range(2) for column in range(3)]
