@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from . import landmarks as lm
-from .engines.palette import ONE_TINT, palette_of
+from .engines.palette import ONE_TINT, tint_of
 from .errors import NoFaceError
 from .geometry import HeadPose, estimate_head_pose
 
@@ -149,7 +149,7 @@ def detect_faces(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
     1 face of 7 whole). A face found in a quarter counts when its centre is in no face already found."""
     boxes = _detect(rgb)
     height, width = rgb.shape[:2]
-    if max(height, width) > DETECTION_MAX_SIDE or palette_of(rgb).colourfulness < ONE_TINT:
+    if max(height, width) > DETECTION_MAX_SIDE or tint_of(rgb)[1] < ONE_TINT:
         tile_h, tile_w = round(height * DETECTION_TILE), round(width * DETECTION_TILE)
         for top in (0, height - tile_h):
             for left in (0, width - tile_w):

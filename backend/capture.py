@@ -35,11 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .rig import smoothstep
 from .shared import protocol
 from . import landmarks as lm
 from .errors import BadMotionError, EnlivenError, NoFaceError
 from .filters import DEFAULT_SMOOTHING, SMOOTHING_LEVELS, OneEuroSettings, smooth_channels, smoothing_settings
+from .rig import smoothstep
 from .shared.channels import CHANNEL_INDEX, CHANNEL_NAMES, CHANNELS, GROUPS, arkit_to_channels
 from .shared.motion import (MAX_FRAMES, Motion, MotionError, checked_fps, csv_row_capacity, csv_rows,
                             frames_spanning, number_from_cell, quoted, read_text_file)

@@ -182,8 +182,6 @@ def _seal_shape(head: np.ndarray) -> np.ndarray:
     return shape
 
 
-
-
 def _lip_weight(head: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """1 on the lips, fading with distance outside; and the mouth centre."""
     lips = np.array(lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER + lm.LIPS_UPPER_INNER + lm.LIPS_LOWER_INNER)

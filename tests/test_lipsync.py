@@ -27,7 +27,7 @@ from enliven.speech.acoustic import FeatureExtractor, extract_features
 from enliven.speech.audio import read_audio, stream_audio, write_wav
 from enliven.speech.errors import AudioError, NoSpeechError
 from enliven.speech.evaluation import mouth_opening
-from enliven.speech.lipsync import LipsyncOptions, frame_count, lipsync_audio, lipsync_samples
+from enliven.speech.lipsync import SEAL_BELOW, LipsyncOptions, frame_count, lipsync_audio, lipsync_samples, sealed_jaw
 
 from conftest import run_enliven
 
@@ -351,3 +351,19 @@ def test_lipsync_command_errors(tmp_path, speech_wav):
 
     result = run_enliven("lipsync", speech_wav, "--out", tmp_path / "m.json", "--strength", "9")
     assert result.returncode == 2 and "out of range" in result.stderr
+
+
+def test_pauses_seal_the_lips_so_an_open_mouthed_photo_closes_them():
+    """A shut mouth is keyed jaw_open -1 (which closes the lips of a photo whose mouth is open, and does
+    nothing to closed lips), rising smoothly to the ordinary opening of speech; strength scales it too."""
+    signal = np.concatenate([silence(0.5), vowel("ah", 0.6), silence(0.5)])
+    full = lipsync_samples(signal, RATE, LipsyncOptions(lead_frames=0)).motion
+    jaw = channel(full, "jaw_open")
+    fps = full.fps
+    assert np.allclose(jaw[: int(0.3 * fps)], -1.0) and np.allclose(jaw[-int(0.3 * fps):], -1.0)
+    assert jaw[int(0.7 * fps): int(0.9 * fps)].min() > 0.2
+    half = channel(lipsync_samples(signal, RATE, LipsyncOptions(lead_frames=0, strength=0.5)).motion, "jaw_open")
+    assert np.allclose(half[: int(0.3 * fps)], -0.5)
+    openness = np.linspace(0.0, 1.0, 101)
+    assert np.all(np.diff(sealed_jaw(openness)) > 0) and sealed_jaw(openness)[0] == -1.0
+    assert np.allclose(sealed_jaw(openness[openness >= SEAL_BELOW]), openness[openness >= SEAL_BELOW])

@@ -64,11 +64,16 @@ def photo_grain(image: np.ndarray, where: np.ndarray | None = None) -> float:
 
 
 def palette_of(image: np.ndarray, grain_from: np.ndarray | None = None) -> Palette:
-    """The palette of an RGB uint8 photo: its median tint and how colourful it is (of the pixels' largest
-    departures from that tint per unit of brightness, the 90th percentile: a colour photo has some clearly
-    coloured parts, a grey or sepia one none; 0.13-0.85 on the evaluation photos, under 0.07 for them made
-    sepia with grain and JPEG blocks); its grain is read from `grain_from` (e.g. the head region) if given."""
-    grain = photo_grain(image if grain_from is None else grain_from)
+    """The palette of an RGB uint8 photo: its tint and colourfulness (`tint_of`), and its grain, read from
+    `grain_from` (e.g. the head region) if given, else from the whole photo."""
+    return Palette(*tint_of(image), photo_grain(image if grain_from is None else grain_from))
+
+
+def tint_of(image: np.ndarray) -> tuple[np.ndarray, float]:
+    """An RGB uint8 photo's median tint and how colourful it is: of the pixels' largest departures from that
+    tint per unit of brightness, the 90th percentile (a colour photo has some clearly coloured parts, a grey
+    or sepia one none; 0.13-0.85 on the evaluation photos, under 0.07 for them made sepia with grain and
+    JPEG blocks). Cheap: it reads the photo averaged down to SMALL_SIDE."""
     # Averaged down first: grain and JPEG noise are colourful pixel by pixel, not over an area.
     scale = SMALL_SIDE / max(image.shape[:2])
     if scale < 1:
@@ -78,9 +83,8 @@ def palette_of(image: np.ndarray, grain_from: np.ndarray | None = None) -> Palet
     luma = pixels @ LUMA
     pixels, luma = pixels[luma > DARKEST], luma[luma > DARKEST]
     if len(pixels) == 0:
-        return Palette(np.ones(3, np.float32), 0.0)
+        return np.ones(3, np.float32), 0.0
     ratios = pixels / luma[:, None]
     tint = np.median(ratios, axis=0)
     tint = (tint / float(tint @ LUMA)).astype(np.float32)
-    colourfulness = float(np.percentile(np.abs(ratios - tint).max(axis=1), 90))
-    return Palette(tint, colourfulness, grain)
+    return tint, float(np.percentile(np.abs(ratios - tint).max(axis=1), 90))

@@ -205,7 +205,7 @@ class WarpEngine:
         self.extra_carrier = np.concatenate(carrier)
         self.extra_carrier_b = np.concatenate(carrier_b)
         self.extra_blend = np.concatenate(blend)
-        self.extra_between = np.concatenate(between)
+        extra_between = np.concatenate(between)
         self.extra_share = np.concatenate(share)
         self.extra_attachment = np.concatenate(attachment)
         self.extra_in_face = np.concatenate(in_face)
@@ -226,10 +226,15 @@ class WarpEngine:
         self.extra_carrier = self.extra_carrier[keep_extra]
         self.extra_carrier_b = self.extra_carrier_b[keep_extra]
         self.extra_blend = self.extra_blend[keep_extra]
-        self.extra_between = self.extra_between[keep_extra]
         self.extra_share = self.extra_share[keep_extra]
         self.extra_attachment = self.extra_attachment[keep_extra]
         self.extra_in_face = self.extra_in_face[keep_extra]
+        # What sealing lips change, per unit of negative jaw_open: the seal's offsets carried by where each
+        # point lies between its carriers, instead of by `blend` (the rig is linear in each sign of a channel).
+        sealing = np.zeros(len(CHANNEL_INDEX))
+        sealing[JAW] = -1.0
+        seal = self.rig.expression_offsets(sealing)
+        self.extra_seal = self._carried(seal, extra_between[keep_extra]) - self._carried(seal, self.extra_blend)
 
         work_w, work_h = self.work_size
         xs = np.linspace(0, work_w - 1, BORDER_PINS_PER_SIDE + 1)
@@ -285,11 +290,8 @@ class WarpEngine:
         expression = rig.expression_offsets(values)
         landmarks_image = camera_to_image(rig.move_with_head(rig.source_camera + expression, values))
         carried = self._carried(expression, self.extra_blend)
-        if values[JAW] < 0:  # the sealing part of the expression carries the interior by position
-            seal_values = np.zeros_like(values)
-            seal_values[JAW] = values[JAW]
-            seal = rig.expression_offsets(seal_values)
-            carried += self._carried(seal, self.extra_between) - self._carried(seal, self.extra_blend)
+        if values[JAW] < 0:  # sealing lips fold the mouth interior onto the seal line
+            carried += -values[JAW] * self.extra_seal
         extra_camera = self.extra_source + self.extra_share[:, None] * carried
         extra_image = camera_to_image(rig.move_with_head(extra_camera, values, self.extra_attachment))
         return landmarks_image, extra_image, self.control_points_work(landmarks_image, extra_image)

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import EnlivenError
 from ..rig import smoothstep
+from ..shared.channels import CHANNEL_INDEX, CHANNELS
 from ..shared.motion import Motion
 from .acoustic import FeatureExtractor, MouthCurves, extract_features, mouth_curves, runs_of
 from .audio import ANALYSIS_SAMPLE_RATE, DEFAULT_BLOCK_SECONDS, stream_audio
@@ -198,7 +199,8 @@ def motion_from_curves(curves: MouthCurves, duration_s: float, options: LipsyncO
     values["jaw_open"] = sealed_jaw(np.clip(values["jaw_open"], 0.0, 1.0))
     values["jaw_open"][closed] = CLOSED_JAW
     for name in MOUTH_CHANNELS:
-        values[name] = np.clip(values[name] * options.strength, -1.0 if name == "jaw_open" else 0.0, 1.0)
+        channel = CHANNELS[CHANNEL_INDEX[name]]
+        values[name] = np.clip(values[name] * options.strength, channel.minimum, channel.maximum)
 
     rng = np.random.default_rng(options.seed)
     if options.head_motion > 0:
