@@ -2,14 +2,15 @@
 
 A gaze moves the photo's iris as a rigid disc (warp.py draws it); what it
 uncovers is sclera the photo never showed. It is built once per eye:
-- it is shaded like an eyeball: darker under the upper lid (its shadow),
-  a little toward the lower lid and toward the corners;
-- its colour and brightness are those of the photo's own sclera just beside
-  the hole (with the shading divided out), so it joins without a seam; an
-  eye that shows almost none gets the whitest, least coloured pixels of the
-  eye, pulled toward neutral;
-- it gets the photo's own grain, so a soft or noisy photo gets no flat,
-  clean patch.
+- row by row, it continues the sclera the photo shows just beside the hole
+  (bright, little coloured pixels only: not lid rims, lashes, skin or the
+  caruncle), so each row keeps its own shadow and tint and joins without a
+  seam;
+- a row with no such pixels gets a model: an eyeball shaded darker under
+  the upper lid, toward the lower lid and toward the corners, in the colour
+  of the sclera beside the hole, or where the eye shows almost none, of its
+  whitest, least coloured pixels pulled toward neutral;
+- it takes the photo's tint (grey in a black-and-white photo) and grain.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .palette import Palette
+from .palette import LUMA, Palette, saturation
 from .warp_math import polygon_mask
 
 IRIS_DISC = 1.1  # iris radii: the disc that moves, the dark limbal ring included
@@ -35,7 +36,6 @@ SCLERA_BRIGHTNESS = 0.6  # ... and brighter than this share of the eye's brighte
 SCLERA_RING = 0.6  # iris radii beyond the hole where the photo's own sclera is read ...
 MIN_SCLERA_PIXELS = 8  # ... when it shows at least this many pixels of it
 SCLERA_GRAIN = 0.6  # the sclera is smoother than the skin: this share of the photo's grain
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 @dataclass
@@ -77,9 +77,8 @@ def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_li
     # The photo's own sclera beside the hole: only bright, little coloured pixels count, not lid rims,
     # lashes, skin or the pink caruncle in the corners. They set the model's colour and brightness.
     luma = pixels @ LUMA
-    saturation = (pixels.max(axis=2) - pixels.min(axis=2)) / np.maximum(pixels.max(axis=2), 1.0)
     beside = (inside & ~iris_area & (distance < radius * (IRIS_FILL + SCLERA_RING))
-              & (saturation < SCLERA_SATURATION) & (luma > SCLERA_BRIGHTNESS * np.percentile(luma[inside], 95)))
+              & (saturation(pixels) < SCLERA_SATURATION) & (luma > SCLERA_BRIGHTNESS * np.percentile(luma[inside], 95)))
     if beside.sum() >= MIN_SCLERA_PIXELS:
         colour = np.median(pixels[beside] / np.maximum(shade[beside], 0.75)[:, None], axis=0)
     model = colour[None, None, :] * shade[..., None]
@@ -122,9 +121,9 @@ def sclera_colour(samples: np.ndarray) -> np.ndarray:
     chosen = samples[(whiteness >= low) & (whiteness <= high)]
     colour = np.median(chosen if len(chosen) else samples, axis=0)
     grey = float(colour @ LUMA)
-    saturation = (colour.max() - colour.min()) / max(float(colour.max()), 1.0)
-    if saturation > MAX_SCLERA_SATURATION:
-        colour = grey + (colour - grey) * (MAX_SCLERA_SATURATION / saturation)
+    coloured = float(saturation(colour))
+    if coloured > MAX_SCLERA_SATURATION:
+        colour = grey + (colour - grey) * (MAX_SCLERA_SATURATION / coloured)
     return colour.astype(np.float32)
 
 

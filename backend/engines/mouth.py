@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from .. import landmarks as lm
-from .palette import Palette
+from .palette import LUMA, Palette, saturation
 from .warp_math import polygon_mask
 
 CLOSED_MOUTH = 0.12  # photo's mouth openness below which the painted cavity gets a hint of teeth
@@ -49,10 +49,8 @@ def teeth_share(image: np.ndarray, mouth_opening: np.ndarray, skin: np.ndarray) 
     pixels = patch[inside].astype(np.float32)
     if len(pixels) == 0:
         return 0.0
-    luma = pixels @ np.array([0.299, 0.587, 0.114], np.float32)
-    saturation = (pixels.max(axis=1) - pixels.min(axis=1)) / np.maximum(pixels.max(axis=1), 1.0)
-    skin_luma = float(np.asarray(skin, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
-    return float(np.mean((luma > 0.75 * skin_luma) & (saturation < 0.3)))
+    skin_luma = float(np.asarray(skin, np.float32) @ LUMA)
+    return float(np.mean((pixels @ LUMA > 0.75 * skin_luma) & (saturation(pixels) < 0.3)))
 
 
 def paint_cavity(region: np.ndarray, upper: np.ndarray, lower: np.ndarray, target: np.ndarray,

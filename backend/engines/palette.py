@@ -29,6 +29,12 @@ GRAIN_SAMPLES = 200_000  # detail values the grain's spread is read from
 GRAIN_TILE = np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32)
 
 
+def saturation(pixels: np.ndarray) -> np.ndarray:
+    """How coloured each RGB pixel is ((..., 3) -> (...)): (max - min) / max, 0 for grey."""
+    pixels = np.asarray(pixels, np.float32)
+    return (pixels.max(axis=-1) - pixels.min(axis=-1)) / np.maximum(pixels.max(axis=-1), 1.0)
+
+
 @dataclass(frozen=True)
 class Palette:
     tint: np.ndarray  # (3,) float32: the photo's typical colour per unit of brightness (its luma is 1)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .palette import LUMA
+
 MEDIAN_SIDE = 5  # working pixels
 MEDIAN_PASSES = 2
 SILHOUETTE_SOFTNESS = 1.0  # working pixels: the face/background ordering is smoothed this much before upsampling
@@ -199,7 +201,7 @@ def closed_lid(patch: np.ndarray, eye: np.ndarray, line: np.ndarray, eye_width: 
     samples = patch[ring].astype(np.float32)
     if len(samples) == 0:
         return np.clip(lid + 0.5, 0, 255).astype(np.uint8)
-    luma = samples @ np.array([0.299, 0.587, 0.114], np.float32)
+    luma = samples @ LUMA
     skin = np.median(samples[luma >= np.median(luma)], axis=0)  # the brighter half: skin, not lashes, brows or shadow
 
     order = np.argsort(line[:, 0])
