@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .arguments import ALL_FACES, add_photo_options, analyze_photo, load_photo, usable_fps, whole_number_in
+from .arguments import ALL_FACES, add_photo_options, analyze_photo, load_photo, whole_number_in
 from .errors import EXIT_CODES, BadMotionError, EnlivenError, UsageError
 from .remote_render import add_server_options, render_on_server
 from .sequence import FrameSink
 from .shared.naming import FRAME_FORMATS
-from .shared.motion import Motion, MotionError
+from .shared.motion import MotionError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,40 +171,10 @@ def run_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_motion_arguments(args: argparse.Namespace, files: list | None = None) -> Motion:
-    """The motion asked for on the command line, sanitised (clamped with warnings, or refused with --strict).
-    `files`: the --motion file already read (FaceMotions), else it is read here."""
-    from .shared.motion import load_motion
-    from .shared.presets import preset_motion
-
-    fps = 24.0 if args.fps is None else usable_fps(args.fps)
-    loop = getattr(args, "loop", False)
-    if loop and not args.preset:
-        raise UsageError("--loop makes a preset loop; it does not apply to --motion files")
-    if args.preset:
-        if args.seed < 0:  # numpy's random generator would refuse it with a traceback
-            raise UsageError(f"--seed must be 0 or more, got {args.seed}")
-        try:
-            motion = preset_motion(args.preset, fps=fps, seed=args.seed, duration_s=args.duration, loop=loop)
-        except MotionError as error:
-            # Presets are built in, so only the arguments can be wrong: the
-            # preset's name, --fps, --duration or --loop. Exit 2 like argparse's own.
-            raise UsageError(str(error)) from None
-    elif files:
-        motion = next(iter(files[0].motions.values()))
-    else:
-        path = args.motion[0] if isinstance(args.motion, list) else args.motion
-        motion = load_motion(path, fps=args.fps)
-    motion, warnings = motion.sanitized(strict=args.strict)
-    for warning in warnings:
-        print(f"enliven: warning: {warning}", file=sys.stderr)
-    return motion
-
-
 def run_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .generate_faces import group_renderer, read_motion_files, several_faces, single_face
+    from .generate_faces import face_motions, group_renderer, read_motion_files, several_faces, single_face
 
     if args.size is not None and args.size < 64:
         raise EnlivenError("--size must be at least 64 pixels.")
@@ -222,7 +192,7 @@ def run_generate(args: argparse.Namespace) -> int:
         values = None
     else:
         args.face = single_face(args, files)
-        motion = load_motion_arguments(args, files)
+        motion = face_motions(args, files, [args.face]).motions[args.face]
         values = motion.full()
         frame_count, fps = len(values), motion.fps
     sink = FrameSink(args.out, frame_count, fps, video=args.video, contact_sheet=args.contact_sheet,

@@ -79,9 +79,9 @@ def face_motions(args: argparse.Namespace, files: list[FaceMotions], faces: list
     elif len(files) == 1:
         motions = FaceMotions.single(files[0].motions[0], faces)
     else:
-        motions = FaceMotions(files[0].fps, {face: file.motions[0] for face, file in zip(faces, files)})
         if len({file.fps for file in files}) > 1:
             raise UsageError("the motion files have different frame rates; give them one with --fps")
+        motions = FaceMotions(files[0].fps, {face: file.motions[0] for face, file in zip(faces, files)})
     motions, warnings = motions.sanitized(strict=args.strict)
     for warning in warnings:
         print(f"enliven: warning: {warning}", file=sys.stderr)

@@ -249,3 +249,29 @@ def test_small_faces_of_a_large_group_photo_are_found_in_its_quarters(astronaut)
     assert len(boxes) >= 6
     centres = {(round((x0 + x1) / 540), round((y0 + y1) / 1400)) for x0, y0, x1, y1 in boxes}
     assert len(centres) == len(boxes)  # each face once
+
+
+def test_a_face_plays_the_same_preset_alone_or_with_the_others(apart, tmp_path):
+    """--face 1 --preset gives face 1 the motion it has in --face 0,1 (its own seed), not face 0's."""
+    photo = write_rgb(tmp_path / "two.png", apart)
+    common = ("--preset", "idle-alive", "--duration", "3", "--fps", "8", "--seed", "4")
+    for name, faces in (("alone", "1"), ("both", "0,1")):
+        result = run_enliven("generate", photo, "--face", faces, *common, "--out", tmp_path / name)
+        assert result.returncode == 0, result.stderr
+    x0, y0, x1, y1 = analyze_faces(apart, [1])[0].head_region
+    alone, both = (np.stack([cv2.imread(str(path))[y0:y1, x0:x1] for path in sorted((tmp_path / name).glob("*.png"))])
+                   for name in ("alone", "both"))
+    assert np.abs(alone.astype(int) - apart[y0:y1, x0:x1, ::-1]).max() > 30  # face 1 does move
+    assert np.abs(alone.astype(int) - both).max() <= 1
+
+
+def test_one_motion_file_per_face_at_different_rates_asks_for_fps(apart, tmp_path):
+    photo = write_rgb(tmp_path / "two.png", apart)
+    slow, fast = tmp_path / "slow.json", tmp_path / "fast.json"
+    save_motion(preset_motion("nod", fps=8, duration_s=1.0), slow)
+    save_motion(preset_motion("nod", fps=12, duration_s=1.0), fast)
+    refused = run_enliven("generate", photo, "--face", "0,1", "--motion", slow, "--motion", fast, "--out", tmp_path / "f")
+    assert refused.returncode == 2 and "give them one with --fps" in refused.stderr
+    result = run_enliven("generate", photo, "--face", "0,1", "--motion", slow, "--motion", fast, "--fps", "8",
+                         "--out", tmp_path / "f")
+    assert result.returncode == 0, result.stderr
