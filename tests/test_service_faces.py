@@ -100,3 +100,19 @@ def test_requests_for_several_faces_that_cannot_be_served_are_refused(client, an
     with pytest.raises(RemoteError) as error:
         client.wait(client.preview(np.stack([default_vector()] * 2), subject=subject, faces=[0, 7]), timeout_s=60)
     assert error.value.code == "no_face"
+
+
+def test_the_subject_cache_counts_a_group_photo_once_whichever_faces_are_cached(photo):
+    """Its memory bound holds for group photos: the photo's pixels count once while any face of it is
+    cached, whether the faces came one by one or all at once (they once counted nowhere)."""
+    from enliven.analysis import analyze_image
+    from enliven.service.subjects import Engines, subject_nbytes
+    from enliven.shared.protocol import Limits
+
+    engines = Engines(Limits(), "warp")
+    first = analyze_image(photo)
+    engines._remember([first])
+    everyone = engines.faces_of(first, None)
+    assert len(everyone) == 2 and engines.subjects_cached == 2
+    own = sum(subject_nbytes(face) - face.image.nbytes for face in everyone)
+    assert engines.subject_cache_bytes == own + photo.nbytes

@@ -41,7 +41,7 @@ class Engines:
         self.limits = limits
         self._lock = threading.Lock()
         self._subjects: OrderedDict[str, Any] = OrderedDict()  # subject id -> Subject
-        self._subject_bytes: dict[str, int] = {}  # subject id -> the memory its arrays hold
+        self._subject_bytes: dict[str, int] = {}  # subject id -> the memory its arrays hold, its photo's apart
         self._cache_budget = int(limits.subject_cache_mb * 1024 * 1024)
         self._by_bytes: OrderedDict[tuple[str, int], str] = OrderedDict()  # (sha256 of upload, face) -> subject id
         # (subject, engine, checkpoint, its mtime) -> (animator, its lock, warnings from setting it up)
@@ -56,11 +56,17 @@ class Engines:
     @property
     def subject_cache_bytes(self) -> int:
         with self._lock:
-            return sum(self._subject_bytes.values())
+            return self._cached_bytes()
+
+    def _cached_bytes(self) -> int:
+        """What the cached subjects hold, each photo counted once however many of its faces are cached
+        (call with the lock held)."""
+        photos = {subject.image_hash: subject.image.nbytes for subject in self._subjects.values()}
+        return sum(self._subject_bytes.values()) + sum(photos.values())
 
     @staticmethod
     def subject_id(subject: Any) -> str:
-        return f"{subject.image_hash}-{subject.face_index}"
+        return face_id(subject.image_hash, subject.face_index)
 
     def has_subject(self, sid: str) -> bool:
         with self._lock:
@@ -69,7 +75,9 @@ class Engines:
     def subject_for(self, msg: Message) -> Any:
         """The request's subject: by id when cached, else analysed from its image part."""
         sid = msg.fields.get("subject")
-        face = int(msg.fields.get("face_index", 0))
+        # A request for several faces is analysed by its first: face_index (default 0) may have no face.
+        faces = msg.fields.get("faces")
+        face = int(faces[0]) if faces else int(msg.fields.get("face_index", 0))
         if sid is not None:
             with self._lock:
                 subject = self._subjects.get(sid)
@@ -115,16 +123,15 @@ class Engines:
         with self._lock:
             for subject in subjects:
                 sid = self.subject_id(subject)
-                # The faces of one photo share its pixels: the first face cached counts them.
-                shares_photo = any(key.startswith(f"{subject.image_hash}-") for key in self._subjects)
                 self._subjects[sid] = subject
                 self._subjects.move_to_end(sid)
-                self._subject_bytes[sid] = subject_nbytes(subject) - (subject.image.nbytes if shares_photo else 0)
+                # The faces of one photo share its pixels: _cached_bytes counts them once per photo.
+                self._subject_bytes[sid] = subject_nbytes(subject) - subject.image.nbytes
             if digest is not None:
                 self._by_bytes[digest] = self.subject_id(subjects[0])
             # Bounded by memory, not by count: one 40 MP photo holds what a hundred small ones do.
             # The newest always stays, even alone over the budget: the job that analysed it needs it.
-            while len(self._subjects) > len(subjects) and sum(self._subject_bytes.values()) > self._cache_budget:
+            while len(self._subjects) > len(subjects) and self._cached_bytes() > self._cache_budget:
                 old, _ = self._subjects.popitem(last=False)
                 del self._subject_bytes[old]
             while len(self._by_bytes) > DIGESTS_KEPT:
@@ -135,7 +142,7 @@ class Engines:
         from ..analysis import analyze_faces
 
         with self._lock:
-            cached = {face: self._subjects.get(f"{subject.image_hash}-{face}") for face in faces or ()}
+            cached = {face: self._subjects.get(face_id(subject.image_hash, face)) for face in faces or ()}
         if faces is not None and all(cached.values()):
             return [cached[face] for face in faces]
         found = analyze_faces(subject.image, faces)
@@ -203,6 +210,11 @@ class Engines:
                 while len(self._animators) > ANIMATOR_CACHE:
                     self._animators.popitem(last=False)
             return entry
+
+
+def face_id(image_hash: str, face: int) -> str:
+    """The subject id of face `face` of the photo with this hash."""
+    return f"{image_hash}-{face}"
 
 
 def subject_nbytes(subject: Any) -> int:
