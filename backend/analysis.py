@@ -263,7 +263,7 @@ def analyze_faces(rgb: np.ndarray, faces: Sequence[int] | None = None) -> list[S
             _cache.move_to_end((digest, index))  # least recently used goes first
     if wanted and len(cached) == len(set(wanted)):
         return [cached[index] for index in wanted]
-    boxes = detect_faces(rgb)
+    boxes = _detected_faces(rgb, digest)
     if faces is None:
         with _cache_lock:  # a face analysed before is not analysed again
             cached = {index: _cache[(digest, index)] for index in range(len(boxes)) if (digest, index) in _cache}
@@ -292,8 +292,25 @@ def analyze_faces(rgb: np.ndarray, faces: Sequence[int] | None = None) -> list[S
 
 CACHE_SIZE = 32  # a group photo holds a subject per face
 _cache: OrderedDict[tuple[str, int], Subject] = OrderedDict()
+_boxes: OrderedDict[str, list[tuple[float, float, float, float]]] = OrderedDict()  # photo -> its face boxes
 _every_face: OrderedDict[str, tuple[int, ...]] = OrderedDict()  # photo -> the faces it has that can be animated
 _cache_lock = threading.Lock()
+
+
+def _detected_faces(rgb: np.ndarray, digest: str) -> list[tuple[float, float, float, float]]:
+    """detect_faces, once per photo: each face of a group photo asked for on its own (a preview of face 0,
+    then every face listed) would otherwise run the detector, up to five passes, again."""
+    with _cache_lock:
+        boxes = _boxes.get(digest)
+        if boxes is not None:
+            _boxes.move_to_end(digest)
+            return boxes
+    boxes = detect_faces(rgb)
+    with _cache_lock:
+        _boxes[digest] = boxes
+        while len(_boxes) > CACHE_SIZE:
+            _boxes.popitem(last=False)
+    return boxes
 
 
 def _analyze_uncached(rgb: np.ndarray, digest: str, boxes: list[tuple[float, float, float, float]],

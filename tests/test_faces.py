@@ -275,3 +275,19 @@ def test_one_motion_file_per_face_at_different_rates_asks_for_fps(apart, tmp_pat
     result = run_enliven("generate", photo, "--face", "0,1", "--motion", slow, "--motion", fast, "--fps", "8",
                          "--out", tmp_path / "f")
     assert result.returncode == 0, result.stderr
+
+
+def test_a_photo_s_faces_are_detected_once_however_its_faces_are_asked_for(apart, monkeypatch):
+    """The face detector (up to five passes on a large or colourless photo) runs once per photo: face 0
+    first, then every face, then face 1, reuse its boxes."""
+    import enliven.analysis as analysis
+
+    calls = []
+    real = analysis.detect_faces
+    monkeypatch.setattr(analysis, "detect_faces", lambda rgb: calls.append(1) or real(rgb))
+    photo = apart.copy()
+    photo[0, 0] = (1, 2, 3)  # content no other test has analysed
+    analysis.analyze_image(photo)
+    assert len(analysis.analyze_faces(photo)) == 2
+    analysis.analyze_image(photo, face_index=1)
+    assert len(calls) == 1
