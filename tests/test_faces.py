@@ -291,3 +291,16 @@ def test_a_photo_s_faces_are_detected_once_however_its_faces_are_asked_for(apart
     assert len(analysis.analyze_faces(photo)) == 2
     analysis.analyze_image(photo, face_index=1)
     assert len(calls) == 1
+
+
+def test_the_refine_engine_animates_a_group_with_one_copy_of_its_networks(apart, apart_group, one_torch_thread):
+    """Every face's refine engine uses the same loaded region generators, and the group renders each face
+    by its own values (a blink of face 1 leaves face 0 as the warp group leaves it)."""
+    subjects = analyze_faces(apart)
+    group = GroupAnimator(subjects, engine="refine")
+    engines = [animator.engine for animator in group.animators.values()]
+    assert engines[0].regions is engines[1].regions
+    frame = group.render({1: BLINK})
+    region_1 = subjects[1].head_region
+    assert outside(region_1, difference(frame, apart)).max() == 0
+    assert difference(frame, apart).max() > 30

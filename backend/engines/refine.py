@@ -76,7 +76,7 @@ class RefineEngine:
             warnings.warn("PyTorch is not installed, so the refine engine renders with the warp engine alone "
                           "(install the 'neural' extra: pip install 'enliven[neural]').", RuntimeWarning, stacklevel=2)
             return
-        from ..neural.region_inference import RegionCorrector
+        from ..neural.region_inference import shared_corrector
 
         regions_checkpoint = DEFAULT_REGIONS
         if checkpoint is not None:
@@ -88,7 +88,7 @@ class RefineEngine:
                 self.feather = feather_weights(width, height)
             else:
                 regions_checkpoint = Path(checkpoint)
-        self.regions = RegionCorrector(regions_checkpoint, device=device)
+        self.regions = shared_corrector(regions_checkpoint, device=device)
         self.sources = {spec.name: source_region(spec, subject.image, subject.landmarks) for spec in self.regions.specs}
         self.source_shapes = {spec.name: region_shape(subject.landmarks, patch_transform(subject.landmarks, spec), spec)
                               for spec in self.regions.specs}

@@ -1,6 +1,7 @@
 """Running the trained region generators on a frame (used by enliven.engines.refine.RefineEngine)."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,18 @@ def load_region_generators(path: str | Path, device: torch.device) -> tuple[dict
     if set(generators) != set(KINDS):
         raise CheckpointError(f"'{path}' lacks a generator for {', '.join(set(KINDS) - set(generators))}.")
     return generators, config, int(payload["step"])
+
+
+def shared_corrector(checkpoint: str | Path, device: str = "auto") -> "RegionCorrector":
+    """One RegionCorrector per model file (as it is now) and device, shared by every engine that uses it:
+    a group photo's faces, each with its own engine, need the networks in memory (or on the GPU) once."""
+    path = Path(checkpoint).resolve()
+    return _corrector(path, path.stat().st_mtime_ns, device)
+
+
+@functools.lru_cache(maxsize=4)
+def _corrector(path: Path, modified_ns: int, device: str) -> "RegionCorrector":
+    return RegionCorrector(path, device=device)
 
 
 class RegionCorrector:
