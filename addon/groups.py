@@ -14,16 +14,19 @@ COLLECTION_PREFIX = "Enliven"
 
 
 def face_rigs(obj: bpy.types.Object) -> list[bpy.types.Object]:
-    """The rigs of `obj`'s photo, one per face (the first of each face number), lowest face number first;
-    [obj] when it has no photo or is its photo's only rig."""
+    """The rigs of `obj`'s photo, one per face (of several rigs of one face, the first by name), lowest face
+    number first; [obj] when it has no photo or is its photo's only rig."""
     photo = obj.enliven.photo
     if photo is None:
         return [obj]
     rigs: dict[int, bpy.types.Object] = {}
-    for other in sorted(bpy.data.objects, key=lambda o: o.name):
+    # One pass, no sort: this runs on every frame change and panel redraw, over every object in the file.
+    for other in bpy.data.objects:
         rig = other.enliven
-        if rig.is_rig and rig.photo == photo and other.users and rig.face_index not in rigs:
-            rigs[rig.face_index] = other
+        if rig.is_rig and rig.photo == photo and other.users:
+            held = rigs.get(rig.face_index)
+            if held is None or other.name < held.name:
+                rigs[rig.face_index] = other
     if rigs.get(obj.enliven.face_index) is not obj:
         return [obj]  # a second rig of one face: it renders on its own
     return [rigs[face] for face in sorted(rigs)]
