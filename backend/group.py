@@ -48,8 +48,7 @@ class GroupAnimator:
         self.subjects = {subject.face_index: subject for subject in subjects}
         self.animators = {subject.face_index: Animator(subject, engine, checkpoint) for subject in subjects}
         self.order = back_to_front(subjects)
-        self.image = subjects[0].image
-        self.frames = FrameBuffers(self.image, union_box([subject.head_region for subject in subjects]))
+        self.frames = FrameBuffers(subjects[0].image, union_box([subject.head_region for subject in subjects]))
 
     @property
     def faces(self) -> tuple[int, ...]:

@@ -31,7 +31,8 @@ from enliven.animator import Animator
 from enliven.engines.palette import photo_grain
 from enliven.errors import EnlivenError
 from enliven.images import load_image, resize_long_side
-from enliven.shared.channels import CHANNEL_INDEX, default_vector
+
+from artifacts import values_with  # bench/artifacts.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 EVAL_PHOTOS = REPO.parent / "shared" / "eval-data" / "photos"
@@ -69,13 +70,6 @@ def small(rgb: np.ndarray, face_width: float) -> np.ndarray:
     scale = min(1.0, SMALL_FACE / max(face_width, 1.0))
     size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-
-
-def values_with(channels: dict[str, float]) -> np.ndarray:
-    values = default_vector().astype(np.float64)
-    for name, value in channels.items():
-        values[CHANNEL_INDEX[name]] = value
-    return values
 
 
 def painted_figures(rgb: np.ndarray, engine: str, colourless: bool, grainy: bool) -> tuple[float, float]:

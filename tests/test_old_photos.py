@@ -54,10 +54,10 @@ def test_grey_in_grey_out(astronaut, engine):
 def test_a_painted_mouth_has_the_photo_s_tint_and_grain(astronaut):
     photo = sepia_of(astronaut, grain=4.0)
     subject = analyze_image(photo)
-    frame = Animator(subject).render(channel_values(jaw_open=1)).astype(np.float32)
-    result_points = Animator(subject).engine.render_with_fields(channel_values(jaw_open=1)).target_landmarks
+    result = Animator(subject).engine.render_with_fields(channel_values(jaw_open=1), keep_fields=False)
+    frame = result.frame.astype(np.float32)
     interior = np.zeros(frame.shape[:2], np.uint8)
-    cv2.fillPoly(interior, [np.round(result_points[list(lm.inner_lip_polygon()), :2]).astype(np.int32)], 1)
+    cv2.fillPoly(interior, [np.round(result.target_landmarks[list(lm.inner_lip_polygon()), :2]).astype(np.int32)], 1)
     interior = cv2.erode(interior, np.ones((5, 5), np.uint8)) > 0
     assert interior.sum() > 200
     cavity = frame[interior]
