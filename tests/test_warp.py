@@ -234,3 +234,16 @@ def test_gaze_uncovers_a_shaded_eyeball_not_a_flat_fill(animator, subject):
                        for low, high in ((0, 33), (33, 66)))
         assert len(rows) > 20 and top < middle - 10
         assert np.median((pixels.max(axis=1) - pixels.min(axis=1)) / pixels.max(axis=1)) < 0.25
+
+
+def test_a_wide_open_mouth_full_of_teeth_splits_instead_of_stretching(wide_open_mouth):
+    """Stretched, teeth smear into long white bars: a wide-open mouth that shows mostly teeth (a grin) keeps
+    the split interior, its teeth moving with their lips, and the same mouth showing throat stretches."""
+    from enliven.engines.mouth import interior_stretches
+
+    photo, points = wide_open_mouth.subject.image, wide_open_mouth.subject.landmarks
+    assert interior_stretches(photo, points)
+    grin = photo.copy()
+    opening = af.polygon_mask(grin.shape, points[list(lm.inner_lip_polygon()), :2])
+    grin[opening] = (236, 232, 222)
+    assert not interior_stretches(grin, points)
