@@ -25,7 +25,7 @@ from .shared import channels as channel_table
 GROUP_NAME = "Enliven"  # the action group the channel F-curves go in
 PROPERTY_PREFIX = "enliven."
 # Group titles for the UI, in the order of the channel table.
-GROUP_TITLES = {"pose": "Head", "eyes": "Eyes", "brows": "Brows", "mouth": "Mouth"}
+GROUP_TITLES = {"pose": "Head", "eyes": "Eyes", "brows": "Brows", "mouth": "Mouth", "body": "Body"}
 
 
 def data_path(channel_name: str) -> str:

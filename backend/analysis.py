@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from . import landmarks as lm
+from .body_analysis import POSE_CROPS, POSE_MAX_SIDE, Body, body_points, body_region_box, pose_crop_box
 from .engines.palette import ONE_TINT, tint_of
 from .errors import NoFaceError
 from .geometry import HeadPose, estimate_head_pose
@@ -51,6 +52,7 @@ class Subject:
     face_index: int
     head_region: tuple[int, int, int, int]  # x0, y0, x1, y1: the only part of the photo that moves
     mask: np.ndarray = field(repr=False)  # float32 person mask over head_region, 1 = person
+    body: Body | None = None  # shoulders and the body's region, None where the photo shows no shoulders
 
     @property
     def face_width(self) -> float:
@@ -82,6 +84,7 @@ class Subject:
             "eye_openness": {"left": round(eye_left, 3), "right": round(eye_right, 3)},
             "mouth_openness": round(self.mouth_openness, 3),
             "face_width_px": round(self.face_width, 1),
+            "body": None if self.body is None else self.body.summary(),
         }
 
 
@@ -109,7 +112,7 @@ def _native_stderr_silenced():
 
 
 class _Models:
-    """The three MediaPipe graphs, created once. They are not thread-safe, hence the lock."""
+    """The four MediaPipe graphs, created once. They are not thread-safe, hence the lock."""
 
     def __init__(self):
         import mediapipe as mp
@@ -120,11 +123,14 @@ class _Models:
             self.mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
                                                         refine_landmarks=True, min_detection_confidence=0.3)
             self.segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+            # model_complexity 1: its model ships in the wheel (2 would be downloaded).
+            self.pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1)
             # The first inference of each graph logs too: run it now, on a face.
             warm_up = cv2.resize(cv2.imread(str(ASTRONAUT_PATH))[:256, 128:384], (256, 256))
             self.detector.process(warm_up)
             self.mesh.process(warm_up)
             self.segmenter.process(warm_up)
+            self.pose.process(warm_up)
 
 
 _models: _Models | None = None
@@ -246,6 +252,41 @@ def person_mask(rgb: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarra
                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
+def find_body(rgb: np.ndarray, face: np.ndarray, head_region: tuple[int, int, int, int]) -> Body | None:
+    """The upper body of the face with landmarks `face` (see body_analysis), or None where the photo does
+    not show its shoulders. Pose runs on a box around the face's expected torso, so in a group photo each
+    face gets its own shoulders."""
+    for crop in POSE_CROPS:
+        keypoints = _pose_keypoints(rgb, pose_crop_box(face, rgb.shape, crop))
+        found = None if keypoints is None else body_points(keypoints, face, rgb.shape)
+        if found is not None:
+            shoulders, hips, visibility = found
+            region = body_region_box(shoulders, head_region, rgb.shape)
+            return Body(shoulders, hips, visibility, region, person_mask(rgb, region))
+    return None
+
+
+def _pose_keypoints(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray | None:
+    """Pose's 33 keypoints ((33, 3): x, y in photo pixels, visibility) on the photo's `box`, or None."""
+    x0, y0, x1, y1 = box
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
+    crop = rgb[y0:y1, x0:x1]
+    scale = min(1.0, POSE_MAX_SIDE / max(x1 - x0, y1 - y0))
+    if scale < 1:
+        crop = cv2.resize(crop, (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))),
+                          interpolation=cv2.INTER_AREA)
+    models = _get_models()
+    with models.lock:
+        result = models.pose.process(np.ascontiguousarray(crop))
+    if not result.pose_landmarks:
+        return None
+    keypoints = np.array([(p.x, p.y, p.visibility) for p in result.pose_landmarks.landmark], dtype=np.float64)
+    keypoints[:, 0] = keypoints[:, 0] * (x1 - x0) + x0
+    keypoints[:, 1] = keypoints[:, 1] * (y1 - y0) + y0
+    return keypoints
+
+
 def analyze_image(rgb: np.ndarray, face_index: int = 0) -> Subject:
     """Analyse a photo (cached by content and face index)."""
     return analyze_faces(rgb, [face_index])[0]
@@ -337,7 +378,7 @@ def _analyze_uncached(rgb: np.ndarray, digest: str, boxes: list[tuple[float, flo
     return Subject(
         image=rgb, image_hash=digest, landmarks=points.astype(np.float32), pose=estimate_head_pose(points),
         face_box=face_box, faces_found=len(boxes), face_index=face_index, head_region=region,
-        mask=person_mask(rgb, region),
+        mask=person_mask(rgb, region), body=find_body(rgb, points, region),
     )
 
 
@@ -357,7 +398,18 @@ def reduced_subject(subject: Subject, max_side: int) -> Subject:
     pose = HeadPose(subject.pose.rotation, subject.pose.origin * factor, subject.pose.scale * factor)
     return Subject(image=image, image_hash=image_hash(image), landmarks=(subject.landmarks * factor).astype(np.float32),
                    pose=pose, face_box=tuple(v * factor for v in subject.face_box), faces_found=subject.faces_found,
-                   face_index=subject.face_index, head_region=region, mask=mask)
+                   face_index=subject.face_index, head_region=region, mask=mask,
+                   body=_reduced_body(subject.body, factor, size))
+
+
+def _reduced_body(body: Body | None, factor: float, size: tuple[int, int]) -> Body | None:
+    if body is None:
+        return None
+    x0, y0, x1, y1 = body.region
+    region = (int(x0 * factor), int(y0 * factor), min(size[0], int(np.ceil(x1 * factor))),
+              min(size[1], int(np.ceil(y1 * factor))))
+    mask = cv2.resize(body.mask, (region[2] - region[0], region[3] - region[1]), interpolation=cv2.INTER_AREA)
+    return body.scaled(factor, mask, region)
 
 
 def draw_overlay(subject: Subject, out: np.ndarray | None = None) -> np.ndarray:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .analysis import Subject
+from .engines.body_layer import BodyLayer
 from .engines.passes import PassRenderer
 from .frame_layers import FrameLayers
 from .engines.refine import RefineEngine
@@ -33,10 +34,28 @@ class Animator:
         else:
             self.engine = ENGINES[engine](subject)
         self._passes: PassRenderer | None = None  # made on the first frame that asks for alpha or passes
+        # The upper body, moved under the head (none where the photo shows no shoulders).
+        self.body = None if subject.body is None else BodyLayer(subject, self.engine)
 
     def render(self, values: np.ndarray) -> np.ndarray:
         """One frame, (H, W, 3) uint8 RGB at the photo's resolution, for a full channel vector."""
-        return self.engine.render(checked_values(values))
+        return self.render_onto(checked_values(values))
+
+    def render_onto(self, values: np.ndarray, onto: np.ndarray | None = None) -> np.ndarray:
+        """The frame for checked channel values; with `onto`, rendered into that frame of the photo, in
+        place (other faces of a group photo already in it)."""
+        if self.body is None:
+            return self.engine.render(values, onto=onto)
+        return self.body.render(values, onto=onto)
+
+    @property
+    def changed_region(self) -> tuple[int, int, int, int]:
+        """The part of the photo this subject's frames may differ in: its head region, and its body's."""
+        x0, y0, x1, y1 = self.subject.head_region
+        if self.body is not None:
+            bx0, by0, bx1, by1 = self.body.region
+            x0, y0, x1, y1 = min(x0, bx0), min(y0, by0), max(x1, bx1), max(y1, by1)
+        return x0, y0, x1, y1
 
     def render_layers(self, values: np.ndarray, previous: np.ndarray | None = None, alpha: bool = False,
                       passes: bool = False) -> FrameLayers:
@@ -44,10 +63,11 @@ class Animator:
         and the motion vectors since the frame of channel values `previous`)."""
         values = checked_values(values)
         if not (alpha or passes):
-            return FrameLayers(self.engine.render(values))
+            return FrameLayers(self.render_onto(values))
         if self._passes is None:
             self._passes = PassRenderer(self.engine)
-        return self._passes.render(values, None if previous is None else checked_values(previous), alpha, passes)
+        layers = self._passes.render(values, None if previous is None else checked_values(previous), alpha, passes)
+        return layers if self.body is None else self.body.move_layers(layers, values)
 
     def render_all(self, motion_full: np.ndarray) -> Iterator[np.ndarray]:
         for values in motion_full:

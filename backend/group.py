@@ -48,7 +48,7 @@ class GroupAnimator:
         self.subjects = {subject.face_index: subject for subject in subjects}
         self.animators = {subject.face_index: Animator(subject, engine, checkpoint) for subject in subjects}
         self.order = back_to_front(subjects)
-        self.frames = FrameBuffers(subjects[0].image, union_box([subject.head_region for subject in subjects]))
+        self.frames = FrameBuffers(subjects[0].image, union_box([a.changed_region for a in self.animators.values()]))
 
     @property
     def faces(self) -> tuple[int, ...]:
@@ -65,5 +65,5 @@ class GroupAnimator:
         frame = self.frames.take()
         for face in self.order:
             if face in rows:
-                self.animators[face].engine.render(rows[face], onto=frame)
+                self.animators[face].render_onto(rows[face], onto=frame)
         return frame

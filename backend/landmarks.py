@@ -43,6 +43,7 @@ FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365
              379, 378, 400, 377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93,
              234, 127, 162, 21, 54, 103, 67, 109)
 FOREHEAD_TOP, CHIN = 10, 152
+NOSE_TIP = 1
 FACE_RIGHT_EDGE, FACE_LEFT_EDGE = 234, 454
 
 # Mirror pairs (subject's right, subject's left) used to find the face's

@@ -2,7 +2,7 @@
 the Blender add-on all agree on.
 
 A channel is one number per frame that drives one aspect of the face (head
-turn, left blink, jaw...). Left and right always mean the *subject's* left and
+turn, left blink, jaw...) or of the upper body (breathing, a shrug, a lean). Left and right always mean the *subject's* left and
 right, as in ARKit, so the subject's left eye is on the image's right. Signs
 are chosen so that a positive horizontal value moves things toward the
 image's right.
@@ -29,6 +29,14 @@ class Channel:
     # The channel's value is sum(coefficient * ARKit value) over these pairs;
     # empty when ARKit has no counterpart (e.g. head translation).
     arkit: tuple[tuple[str, float], ...]
+
+
+def _shrug(side: str, image_side: str) -> Channel:
+    """The shrug of the subject's left ("l") or right ("r") shoulder, on the image's `image_side`."""
+    subject_side = {"l": "left", "r": "right"}[side]
+    return Channel(f"shrug_{side}", "body", "factor", -1.0, 1.0, 0.0,
+                   f"Raises the subject's {subject_side} shoulder (on the image's {image_side}); 1 is a full "
+                   "shrug (15% of the shoulders' width), negative drops it.", ())
 
 
 # Live Link Face exports head rotations in radians; pose channels are degrees.
@@ -147,6 +155,27 @@ CHANNELS: tuple[Channel, ...] = (
         "stretched.",
         (("MouthStretchLeft", 0.5), ("MouthStretchRight", 0.5)),
     ),
+    # The upper body: moved only where the photo shows the shoulders (a photo cropped at the neck
+    # ignores these). ARKit tracks the face alone, so they have no ARKit counterpart.
+    Channel(
+        "breathing", "body", "factor", -1.0, 1.0, 0.0,
+        "Breath: positive breathes in (the chest and shoulders rise and the chest widens), negative "
+        "breathes out. 1 is a deep breath (the shoulders rise by 5% of their width).",
+        (),
+    ),
+    *(_shrug(side, image_side) for side, image_side in (("l", "right"), ("r", "left"))),
+    Channel(
+        "torso_lean", "body", "deg", -20.0, 20.0, 0.0,
+        "Sideways lean of the upper body about the hips, in degrees; the head rides along. Positive "
+        "leans the shoulders toward the image's right.",
+        (),
+    ),
+    Channel(
+        "torso_turn", "body", "deg", -30.0, 30.0, 0.0,
+        "Turn of the upper body about the spine, in degrees. Positive turns the chest toward the image's "
+        "right (the subject's left), as head_yaw turns the face.",
+        (),
+    ),
 )
 
 CHANNEL_NAMES: tuple[str, ...] = tuple(c.name for c in CHANNELS)
@@ -202,7 +231,7 @@ def arkit_to_channels(shapes: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]
     Link Face, e.g. one array per CSV column) to channel values.
 
     Shapes missing from `shapes` count as 0. Channels that ARKit cannot
-    express (head_x, head_y) are left out. Results are clipped to each
+    express (head_x, head_y, the body) are left out. Results are clipped to each
     channel's range and have the broadcast shape of the inputs.
     """
     arrays = {name: np.asarray(values, dtype=np.float64) for name, values in shapes.items()}

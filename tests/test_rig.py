@@ -111,7 +111,7 @@ def test_expressions_combine_with_pose(rig, subject):
     both = rig.targets(channel_values(jaw_open=1, head_yaw=20))
     assert lm.mouth_openness(both) > subject.mouth_openness + 0.25
     assert angles_from_rotation(estimate_head_pose(both).rotation)[0] > subject.pose.angles[0] + 15
-    assert len(CHANNEL_NAMES) == 17
+    assert len(CHANNEL_NAMES) == 22
 
 
 def test_negative_jaw_seals_a_mouth_that_is_open_in_the_photo(rig, subject):

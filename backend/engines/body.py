@@ -1,0 +1,207 @@
+"""The upper body's motion: the body channels -> a smooth displacement field over the person below the head.
+Pure numpy (and OpenCV's resampling), no I/O; engines/body_layer.py applies it to frames.
+
+The field is driven by the shoulder joints Pose found (enliven.body_analysis), in the body's own frame:
+`u` runs along the shoulder line toward the subject's left (the image's right), `v` down from it, both in
+pixels; W is the shoulder width.
+
+  * breathing lifts the neck and the chest (fading out down the torso), lifts both shoulders a little more
+    and widens the chest;
+  * shrug_l / shrug_r lift one shoulder: a bump around the joint, the arm below and the top of the shoulder
+    above it, fading toward the neck;
+  * torso_lean turns the upper body about the hips (estimated below the photo where it does not show
+    them): a rotation, full at the shoulders and above (the head rides along), none at the hips;
+  * torso_turn turns the torso about the spine: a cylinder's surface turning, its front (the chest) moving
+    sideways most, the shoulders drawn in a little; the neck and head ride on the spine's front;
+  * the head's own yaw, roll and pitch carry a little into the torso (HEAD_CARRY), so that a turning head
+    takes its neck and shoulders along instead of stretching a rubber neck over a still body.
+
+Everything is multiplied by an envelope that is 1 over the torso and 0 at the body region's border (so at
+the photo's edges where the body is cut off), so the field is the identity there.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..rig import smoothstep
+from ..shared.channels import CHANNEL_INDEX
+
+WORKING_SIDE = 160  # the field is computed on a grid at most this large over the body region
+MOVING_EPSILON = 0.05  # pixels: displacement below this counts as still
+INVERSE_STEPS = 4  # fixed-point steps from the forward field to the backward map
+
+BREATH_SHOULDER_RISE = 0.05  # shoulder widths the shoulders rise at breathing 1
+BREATH_NECK_RISE = 0.03  # shoulder widths the neck, head and top of the chest rise at breathing 1
+BREATH_WIDEN = 0.03  # the chest's relative widening at breathing 1
+SHRUG_RISE = 0.15  # shoulder widths a shoulder rises at shrug 1
+HEAD_YAW_CARRY = 0.12  # degrees of torso turn per degree of head yaw
+HEAD_ROLL_CARRY = 0.06  # degrees of torso lean per degree of head roll
+HEAD_PITCH_CARRY = 0.0008  # shoulder widths the neck rises per degree of head pitch
+TORSO_HALF_WIDTH = 0.62  # the torso's half width, shoulder widths (the cylinder that turns)
+TORSO_DEPTH = 0.35  # how far the chest lies in front of the spine, shoulder widths
+NECK_DEPTH = 0.1  # how far the neck lies in front of the spine, shoulder widths
+HIPS_BELOW = 1.7  # shoulder widths from the shoulders down to hips the photo does not show
+EDGE_TAPER = 0.12  # shoulder widths over which the field falls to 0 at the region's border inside the photo
+PHOTO_EDGE_TAPER = 0.35  # ... and at the photo's own edges, where the body (or the hair) is cut off
+
+_BODY = ("breathing", "shrug_l", "shrug_r", "torso_lean", "torso_turn")
+_HEAD = ("head_yaw", "head_roll", "head_pitch")
+
+
+@dataclass(frozen=True)
+class BodyMotion:
+    """What the body does in one frame: the body channels with the head's carry added."""
+
+    breathing: float = 0.0
+    shrug_l: float = 0.0
+    shrug_r: float = 0.0
+    lean_deg: float = 0.0
+    turn_deg: float = 0.0
+    neck_rise: float = 0.0  # shoulder widths, from the head's pitch
+
+    @classmethod
+    def from_values(cls, values: np.ndarray) -> "BodyMotion":
+        breathing, shrug_l, shrug_r, lean, turn = (float(values[CHANNEL_INDEX[name]]) for name in _BODY)
+        yaw, roll, pitch = (float(values[CHANNEL_INDEX[name]]) for name in _HEAD)
+        return cls(breathing, shrug_l, shrug_r, lean + HEAD_ROLL_CARRY * roll, turn + HEAD_YAW_CARRY * yaw,
+                   HEAD_PITCH_CARRY * pitch)
+
+    @property
+    def still(self) -> bool:
+        return not any((self.breathing, self.shrug_l, self.shrug_r, self.lean_deg, self.turn_deg, self.neck_rise))
+
+
+def body_channels_used(values: np.ndarray) -> bool:
+    """Whether any body channel is away from its default (the head's carry aside)."""
+    return any(float(values[CHANNEL_INDEX[name]]) != 0.0 for name in _BODY)
+
+
+class BodyField:
+    """One subject's body motion field. Coordinates are the body region's pixels."""
+
+    def __init__(self, shoulders: np.ndarray, hips: np.ndarray | None, region: tuple[int, int, int, int],
+                 image_size: tuple[int, int]):
+        x0, y0, x1, y1 = region
+        self.size = (x1 - x0, y1 - y0)
+        origin = np.array([x0, y0], np.float64)
+        left, right = (np.asarray(point, np.float64) - origin for point in shoulders)
+        self.width = float(np.linalg.norm(left - right))
+        self.neck = (left + right) / 2
+        self.along = (left - right) / self.width  # toward the image's right
+        self.down = np.array([-self.along[1], self.along[0]])
+        self.shoulder_u = np.array([(left - self.neck) @ self.along, (right - self.neck) @ self.along])
+        self.pivot = (np.asarray(hips, np.float64).mean(axis=0) - origin if hips is not None
+                      else self.neck + HIPS_BELOW * self.width * self.down)
+        # Where the torso stops turning and leaning: the hips, or the photo's bottom if that comes first.
+        bottom = (self.size[1] - 1 - self.neck[1]) / max(self.down[1], 1e-3)
+        self.v_low = max(0.4 * self.width, min((self.pivot - self.neck) @ self.down, bottom))
+        # The taper at each side (left, top, right, bottom): gentler where the photo itself ends there.
+        at_edge = (x0 <= 0, y0 <= 0, x1 >= image_size[0], y1 >= image_size[1])
+        self.tapers = [(PHOTO_EDGE_TAPER if edge else EDGE_TAPER) * self.width for edge in at_edge]
+        self.scale = min(1.0, WORKING_SIDE / max(self.size))
+        self.work_size = (max(2, round(self.size[0] * self.scale)), max(2, round(self.size[1] * self.scale)))
+        xs = (np.arange(self.work_size[0]) + 0.5) / self.scale - 0.5
+        ys = (np.arange(self.work_size[1]) + 0.5) / self.scale - 0.5
+        self.grid = np.dstack(np.meshgrid(xs, ys)).reshape(-1, 2)  # the working grid's points
+
+    def forward(self, points: np.ndarray, motion: BodyMotion) -> np.ndarray:
+        """(N, 2) where each of `points` ((N, 2) region pixels) moves to, minus where it is."""
+        w = self.width
+        relative = points - self.neck
+        u, v = relative @ self.along, relative @ self.down
+        # Up: the neck and chest rise with the breath (fading down the torso), each shoulder by its own rise.
+        neck_rise = (BREATH_NECK_RISE * motion.breathing + motion.neck_rise) * w
+        chest = (1 - smoothstep(0.0, 1.3 * w, v)) * (1 - smoothstep(0.6 * w, 1.0 * w, np.abs(u)))
+        lift = neck_rise * chest
+        for shoulder_u, shrug in zip(self.shoulder_u, (motion.shrug_l, motion.shrug_r)):
+            rise = (BREATH_SHOULDER_RISE * motion.breathing + SHRUG_RISE * shrug) * w
+            chest_at_shoulder = 1 - smoothstep(0.6 * w, 1.0 * w, abs(shoulder_u))
+            sigma_v = np.where(v > 0, 0.45 * w, 0.5 * w)
+            bump = np.exp(-0.5 * ((u - shoulder_u) / (0.3 * w)) ** 2 - 0.5 * (v / sigma_v) ** 2)
+            lift = lift + (rise - neck_rise * chest_at_shoulder) * bump
+        # Sideways: the chest widens with the breath; the torso turns about the spine.
+        sideways = (BREATH_WIDEN * motion.breathing * u * smoothstep(-0.1 * w, 0.25 * w, v)
+                    * (1 - smoothstep(0.7 * w, 1.5 * w, v)) * (1 - smoothstep(0.8 * w, 1.2 * w, np.abs(u))))
+        if motion.turn_deg:
+            turn = np.radians(motion.turn_deg)
+            above = smoothstep(0.05 * w, -0.3 * w, v)  # the neck and head, riding on the spine
+            across = np.clip(u / (TORSO_HALF_WIDTH * w), -1.0, 1.0)
+            depth = TORSO_DEPTH * w * np.sqrt(1 - across**2) * (1 - above) + NECK_DEPTH * w * above
+            turning = 1 - smoothstep(0.2 * w, self.v_low, v)
+            sideways = sideways + (u * (np.cos(turn) - 1) * (1 - above) + depth * np.sin(turn)) * turning
+        moved = self.along * sideways[:, None] - self.down * lift[:, None]
+        if motion.lean_deg:
+            lean = np.radians(motion.lean_deg)
+            cos, sin = np.cos(lean), np.sin(lean)
+            about = points - self.pivot
+            rotated = np.stack([cos * about[:, 0] - sin * about[:, 1], sin * about[:, 0] + cos * about[:, 1]], axis=1)
+            moved = moved + (rotated - about) * (1 - smoothstep(0.0, self.v_low, v))[:, None]
+        return moved * self._envelope(points, u)[:, None]
+
+    def _envelope(self, points: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """1 over the torso, 0 beyond it and at the region's border (the field is the identity there)."""
+        width, height = self.size
+        left, top, right, bottom = self.tapers
+        x, y = points[:, 0], points[:, 1]
+        border = (smoothstep(-0.5, left, x) * smoothstep(-0.5, right, width - 1 - x)
+                  * smoothstep(-0.5, top, y) * smoothstep(-0.5, bottom, height - 1 - y))
+        return border * (1 - smoothstep(1.0 * self.width, 1.45 * self.width, np.abs(u)))
+
+    def backward(self, motion: BodyMotion) -> np.ndarray:
+        """(work h, work w, 2) float32: per working grid point, the offset to where its pixel comes from (the
+        forward field inverted by fixed-point steps; it bends gently, so they converge)."""
+        offset = -self.forward(self.grid, motion)
+        for _ in range(INVERSE_STEPS - 1):
+            offset = -self.forward(self.grid + offset, motion)
+        return offset.reshape(self.work_size[1], self.work_size[0], 2).astype(np.float32)
+
+    def moving_box(self, backward: np.ndarray) -> tuple[int, int, int, int] | None:
+        """Region pixels around every working point that moves (None: nothing does), padded by a cell."""
+        moving = (np.abs(backward[..., 0]) > MOVING_EPSILON) | (np.abs(backward[..., 1]) > MOVING_EPSILON)
+        rows, cols = np.flatnonzero(moving.any(axis=1)), np.flatnonzero(moving.any(axis=0))
+        if not len(rows):
+            return None
+        width, height = self.size
+        return (max(0, int((cols[0] - 1) / self.scale)), max(0, int((rows[0] - 1) / self.scale)),
+                min(width, int(np.ceil((cols[-1] + 2) / self.scale))), min(height, int(np.ceil((rows[-1] + 2) / self.scale))))
+
+    def full_resolution(self, backward: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        """The working field upsampled to the pixels of `box` ((h, w, 2) float32, region pixels)."""
+        bx0, by0, bx1, by1 = box
+        to_work = np.array([[self.scale, 0, (bx0 + 0.5) * self.scale - 0.5],
+                            [0, self.scale, (by0 + 0.5) * self.scale - 0.5]])
+        return cv2.warpAffine(backward, to_work, (bx1 - bx0, by1 - by0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
+
+
+def background_plate(pixels: np.ndarray, mask: np.ndarray, work_side: int = 256) -> np.ndarray:
+    """`pixels` with the person (`mask` > 0.05, grown a little) inpainted away, at a working size at most
+    `work_side`, scaled back: what shows where the moving body uncovers the backdrop."""
+    height, width = mask.shape
+    scale = min(1.0, work_side / max(height, width))
+    size = (max(2, round(width * scale)), max(2, round(height * scale)))
+    small = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    hole = cv2.dilate((cv2.resize(mask, size, interpolation=cv2.INTER_AREA) > 0.05).astype(np.uint8),
+                      np.ones((7, 7), np.uint8))
+    return cv2.resize(cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA), (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def blend_over_background(warped: np.ndarray, moved_mask: np.ndarray, original: np.ndarray,
+                          source_mask: np.ndarray, plate: np.ndarray) -> np.ndarray:
+    """The moved person (`warped`, `moved_mask`) over the background: the photo as it was (`original`, whose
+    person is `source_mask`), or `plate` where the person moved away and uncovered it. In place in `warped`."""
+    still = (moved_mask < 0.001) & (source_mask < 0.001)
+    cv2.copyTo(original, still.view(np.uint8), warped)
+    blend = np.flatnonzero(((moved_mask < 0.999) & ~still).ravel())
+    rows, cols = np.divmod(blend, warped.shape[1])
+    alpha = moved_mask.reshape(-1)[blend]
+    had = source_mask[rows, cols]
+    uncovered = np.clip((had - alpha) / np.maximum(had, 1e-3), 0.0, 1.0)[:, None]
+    before = original[rows, cols].astype(np.float32)
+    background = before + uncovered * (plate[rows, cols] - before)
+    pixels = warped.reshape(-1, 3)
+    pixels[blend] = np.clip(background + alpha[:, None] * (pixels[blend] - background) + 0.5, 0, 255).astype(np.uint8)
+    return warped

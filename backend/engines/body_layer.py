@@ -1,0 +1,144 @@
+"""The upper body under the head: a subject's frames with its body moved by the body channels.
+
+The head engine (warp or refine) renders the face first, into a copy of the photo; then the whole person
+in the body region, the rendered head with it, is moved by the body's field (engines/body.py). The forward
+maps compose (the head moves on the body, the body carries it), so:
+  * the head rides with the neck and shoulders wherever they go, and the head region's border, where the
+    head engine's own map is the identity, stays seamless: the body's field is smooth across it;
+  * the background the moving body uncovers is an inpainted plate of the body region, as the head
+    engine's is of the head region; the field is the identity at the region's border (the photo's edges
+    where the body is cut off) and beyond the torso, and the still background is never resampled.
+
+A subject without a body (a photo cropped at the neck) has no layer; all-default body motion (and no head
+motion to carry) leaves the head engine's frame untouched.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..analysis import Subject
+from ..frame_layers import FrameLayers
+from .body import BodyField, BodyMotion, background_plate, blend_over_background
+from .frame_buffers import FrameBuffers
+from .passes_math import blend_region_mask, region_seam_weight
+from .warp import WarpEngine
+
+
+def union_of(boxes) -> tuple[int, int, int, int]:
+    x0s, y0s, x1s, y1s = zip(*boxes)
+    return min(x0s), min(y0s), max(x1s), max(y1s)
+
+
+class BodyLayer:
+    """Renders one subject's frames with its head engine and moves its body under them."""
+
+    def __init__(self, subject: Subject, engine):
+        body = subject.body
+        if body is None:
+            raise ValueError("the subject has no body")
+        self.subject, self.engine = subject, engine
+        self.region = body.region
+        x0, y0, x1, y1 = body.region
+        self.field = BodyField(body.shoulders, body.hips, body.region, subject.image.shape[1::-1])
+        hx0, hy0, hx1, hy1 = subject.head_region
+        self.head_box = (hx0 - x0, hy0 - y0, hx1 - x0, hy1 - y0)  # the head region in body region pixels
+        # The body region's person mask with the head region's own (finer) one blended in, so that where
+        # the head engine moved the head, its moved mask takes the head's place seamlessly.
+        self.seam = region_seam_weight(self.head_box, (y1 - y0, x1 - x0))
+        self.mask = blend_region_mask(body.mask, subject.mask, self.head_box, self.seam)
+        self.plate = background_plate(subject.image[y0:y1, x0:x1], self.mask)
+        self.frames = FrameBuffers(subject.image, union_of([subject.head_region, body.region]))
+        self._pixel_grid: np.ndarray | None = None
+
+    def moves(self, values: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+        """(backward field at working size, moving box in region pixels) for these values, or None when the
+        body stays still."""
+        motion = BodyMotion.from_values(values)
+        if motion.still:
+            return None
+        backward = self.field.backward(motion)
+        box = self.field.moving_box(backward)
+        return None if box is None else (backward, box)
+
+    def render(self, values: np.ndarray, onto: np.ndarray | None = None) -> np.ndarray:
+        """The frame for one full channel vector (into `onto`, a frame of the photo, in place, when given)."""
+        moving = self.moves(values)
+        if moving is None:
+            return self.engine.render(values, onto=onto)
+        frame = self.frames.take() if onto is None else onto
+        head = self._render_head(values, frame)
+        self._move(frame, *moving, head)
+        return frame
+
+    def _render_head(self, values: np.ndarray, frame: np.ndarray) -> tuple | None:
+        """The head engine's frame into `frame`; the head's moved box and person mask (warp engine only)."""
+        if isinstance(self.engine, WarpEngine):
+            warped = self.engine.render_with_fields(values, keep_fields=False, onto=frame)
+            return None if warped.box is None else (warped.box, warped.person)
+        self.engine.render(values, onto=frame)
+        return None
+
+    def _current_mask(self, head: tuple | None) -> np.ndarray:
+        """The person mask of the frame the head engine made: the still one, the head's moved one in its box."""
+        if head is None:
+            return self.mask
+        (bx0, by0, bx1, by1), person = head
+        mask = self.mask.copy()
+        hx0, hy0 = self.head_box[:2]
+        window = mask[hy0 + by0:hy0 + by1, hx0 + bx0:hx0 + bx1]
+        window += self.seam[by0:by1, bx0:bx1] * (person - self.subject.mask[by0:by1, bx0:bx1])
+        return mask
+
+    def _where_from(self, backward: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        if self._pixel_grid is None:
+            width, height = self.field.size
+            self._pixel_grid = np.dstack(np.meshgrid(np.arange(width, dtype=np.float32),
+                                                     np.arange(height, dtype=np.float32)))
+        bx0, by0, bx1, by1 = box
+        return self.field.full_resolution(backward, box) + self._pixel_grid[by0:by1, bx0:bx1]
+
+    def _move(self, frame: np.ndarray, backward: np.ndarray, box: tuple[int, int, int, int],
+              head: tuple | None) -> None:
+        x0, y0, x1, y1 = self.region
+        bx0, by0, bx1, by1 = box
+        texture = frame[y0:y1, x0:x1]
+        mask = self._current_mask(head)
+        where_from = self._where_from(backward, box)
+        warped = cv2.remap(texture, where_from, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        moved_mask = cv2.remap(mask, where_from, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        blend_over_background(warped, moved_mask, texture[by0:by1, bx0:bx1], mask[by0:by1, bx0:bx1],
+                              self.plate[by0:by1, bx0:bx1])
+        frame[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1] = warped
+
+    def move_layers(self, layers: FrameLayers, values: np.ndarray) -> FrameLayers:
+        """A frame with alpha (the person cut out) moved with the body: its colour and alpha (copies; the
+        head engine's buffers are restored over the head region alone). The mattes and motion vectors
+        stay the head's."""
+        moving = self.moves(values)
+        if moving is None:
+            return layers
+        backward, box = moving
+        x0, y0 = self.region[:2]
+        bx0, by0, bx1, by1 = box
+        where_from = self._where_from(backward, box)
+        window = (slice(y0 + by0, y0 + by1), slice(x0 + bx0, x0 + bx1))
+        region = (slice(y0, self.region[3]), slice(x0, self.region[2]))
+        rgb = layers.rgb.copy()
+        rgb[window] = cv2.remap(layers.rgb[region], where_from, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        layers.rgb = rgb
+        if layers.alpha is not None:
+            alpha = layers.alpha.copy()
+            alpha[window] = cv2.remap(np.ascontiguousarray(layers.alpha[region]), where_from, None, cv2.INTER_LINEAR,
+                                      borderMode=cv2.BORDER_REPLICATE)
+            layers.alpha = alpha
+        return layers
+
+    def move_points(self, points: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Photo points ((N, 2+) pixels, e.g. the rig's target landmarks) carried by the body's motion."""
+        moved = np.array(points, dtype=np.float64, copy=True)
+        motion = BodyMotion.from_values(values)
+        if not motion.still:
+            origin = np.array(self.region[:2], np.float64)
+            moved[:, :2] += self.field.forward(moved[:, :2] - origin, motion)
+        return moved
