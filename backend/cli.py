@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--loop", action="store_true",
                           help="make the preset a seamless loop: the last frame flows into the first "
                                "(idle-alive; see `enliven presets`)")
+    generate.add_argument("--breaths-per-minute", type=float, metavar="N",
+                          help="breathing rate of idle-alive (default 15; a resting adult breathes 12 to 20 times "
+                               "a minute); each face breathes within 5%% of it")
     generate.add_argument("--strict", action="store_true", help="refuse out-of-range or NaN motion instead of clamping it")
     add_server_options(generate)
     add_photo_options(generate, several=True)
@@ -160,6 +163,13 @@ def run_analyze(args: argparse.Namespace) -> int:
     print(f"eye openness    left {summary['eye_openness']['left']:.2f}, right {summary['eye_openness']['right']:.2f}"
           "  (eye aspect ratio; about 0.3 open, under 0.1 closed)")
     print(f"mouth openness  {summary['mouth_openness']:.2f}  (lip gap / mouth width)")
+    body = summary["body"]
+    if body is None:
+        print("body            no shoulders in the photo: the body channels (breathing, shrugs, lean, turn) do nothing")
+    else:
+        (lx, ly), (rx, ry) = body["shoulders"]
+        print(f"body            shoulders at ({rx:.0f}, {ry:.0f}) and ({lx:.0f}, {ly:.0f}) px, "
+              f"{body['shoulder_width_px']:.0f} px apart{'' if body['hips'] else ' (hips out of the photo)'}")
     if len(subjects) > 1:
         print("faces           (0 = largest; animate with --face N, --face 0,2 or --face all)")
         for face in summary["faces"]:

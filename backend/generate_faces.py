@@ -30,6 +30,8 @@ def read_motion_files(args: argparse.Namespace) -> list[FaceMotions]:
         usable_fps(args.fps)
     if args.loop and not args.preset:
         raise UsageError("--loop makes a preset loop; it does not apply to --motion files")
+    if args.breaths_per_minute is not None and not args.preset:
+        raise UsageError("--breaths-per-minute sets a preset's breathing; it does not apply to --motion files")
     return [load_face_motions(path, fps=args.fps) for path in args.motion or ()]
 
 
@@ -71,7 +73,7 @@ def face_motions(args: argparse.Namespace, files: list[FaceMotions], faces: list
         fps = 24.0 if args.fps is None else usable_fps(args.fps)
         try:
             motions = preset_face_motions(args.preset, faces, fps=fps, seed=args.seed, duration_s=args.duration,
-                                          loop=args.loop)
+                                          loop=args.loop, breaths_per_minute=args.breaths_per_minute)
         except MotionError as error:
             raise UsageError(str(error)) from None
     elif len(files) == 1 and files[0].per_face:

@@ -14,6 +14,7 @@ flows into the first like any frame into the next.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ class Preset:
     # The builder of the seamless loop, for presets that can loop: keys whose
     # last value equals the first on every channel.
     build_loop: Builder | None = None
+    breathes: bool = False  # its builders take `breaths_per_minute` (idle-alive)
 
     @property
     def loopable(self) -> bool:
@@ -53,7 +55,7 @@ def loopable_presets() -> list[str]:
 
 def preset_keys(
     name: str, fps: float = 24.0, seed: int = 0, duration_s: float | None = None, loop: bool = False,
-    face: int = 0,
+    face: int = 0, breaths_per_minute: float | None = None,
 ) -> dict[str, list[tuple[int, float]]]:
     """The keys of preset `name` in whole frames at `fps`.
 
@@ -71,6 +73,10 @@ def preset_keys(
 
     `face`: the face number in a group photo; each face draws its own random
     variation from `seed` (face_seed), so people never blink in unison.
+
+    `breaths_per_minute`: the breathing rate of a preset that breathes
+    (idle-alive; BREATHS_PER_MINUTE_RANGE, default DEFAULT_BREATHS_PER_MINUTE);
+    each face breathes within a few percent of it. MotionError for another preset.
     """
     preset = _preset(name)
     duration = preset.duration_s if duration_s is None else float(duration_s)
@@ -80,6 +86,11 @@ def preset_keys(
         build = _loop_builder(preset)
         if frame_count < 3:
             raise MotionError(f"a loop needs at least 2 frames; {duration:g} s at {fps:g} fps is too short")
+    if breaths_per_minute is not None:
+        if not preset.breathes:
+            raise MotionError(f"preset {name!r} has no breathing rate; presets that breathe: "
+                              f"{', '.join(n for n, p in PRESETS.items() if p.breathes)}")
+        build = functools.partial(build, breaths_per_minute=checked_breathing_rate(breaths_per_minute))
     keys = build(np.random.default_rng(face_seed(seed, face)), duration)
     frame_keys: dict[str, list[tuple[int, float]]] = {}
     for channel_name, channel_keys in keys.items():
@@ -137,7 +148,7 @@ def _ease_between_keys(times: np.ndarray, values: np.ndarray, frames: np.ndarray
 
 def preset_motion(
     name: str, fps: float = 24.0, seed: int = 0, duration_s: float | None = None, loop: bool = False,
-    face: int = 0,
+    face: int = 0, breaths_per_minute: float | None = None,
 ) -> Motion:
     """Preset `name` sampled into a Motion with every channel (for face number `face`: see preset_keys).
 
@@ -146,17 +157,30 @@ def preset_motion(
     """
     preset = _preset(name)
     duration = preset.duration_s if duration_s is None else duration_s
-    keys = preset_keys(name, fps, seed, duration, loop=loop, face=face)
+    keys = preset_keys(name, fps, seed, duration, loop=loop, face=face, breaths_per_minute=breaths_per_minute)
     frame_count = preset_frame_count(duration, fps) - (1 if loop else 0)
     return Motion.from_full(sample_keys(keys, frame_count), fps)
 
 
 def preset_face_motions(
     name: str, faces: list[int] | tuple[int, ...], fps: float = 24.0, seed: int = 0,
-    duration_s: float | None = None, loop: bool = False,
+    duration_s: float | None = None, loop: bool = False, breaths_per_minute: float | None = None,
 ) -> FaceMotions:
     """Preset `name` for each of `faces`, each with its own variation (blinks, saccades, breathing)."""
-    return FaceMotions(fps, {face: preset_motion(name, fps, seed, duration_s, loop, face) for face in faces})
+    return FaceMotions(fps, {face: preset_motion(name, fps, seed, duration_s, loop, face, breaths_per_minute)
+                             for face in faces})
+
+
+def checked_breathing_rate(breaths_per_minute: float) -> float:
+    """`breaths_per_minute` as a float; MotionError outside BREATHS_PER_MINUTE_RANGE."""
+    low, high = BREATHS_PER_MINUTE_RANGE
+    try:
+        rate = float(breaths_per_minute)
+    except (TypeError, ValueError):
+        rate = math.nan
+    if not low <= rate <= high:
+        raise MotionError(f"breaths per minute must be from {low:g} to {high:g}, got {breaths_per_minute!r}")
+    return rate
 
 
 def face_seed(seed: int, face: int) -> int:
@@ -334,10 +358,11 @@ def _accent(peak_s: float, value: float) -> list[tuple[float, float]]:
 
 
 # Idle: what a still face does when it is alive.
-_BREATH_PERIOD_S = 4.0  # ~0.25 Hz
-_BREATH_PITCH_DEG = 1.5
-_BREATH_RISE = 0.01  # face widths
-_BREATH_PERIOD_RANGE_S = (3.7, 4.4)  # each person's own tempo (a 9 s loop still holds two whole breaths)
+DEFAULT_BREATHS_PER_MINUTE = 15.0  # a resting adult breathes 12 to 20 times a minute
+BREATHS_PER_MINUTE_RANGE = (4.0, 40.0)  # what --breaths-per-minute accepts
+_BREATH_TEMPO_RANGE = (0.95, 1.05)  # each person's own period around the rate's (a group breathes out of step)
+_BREATH_DEPTH = 0.4  # the breathing channel's swing either way (1 is a deep breath)
+_BREATH_PITCH_DEG = 0.6  # the head lifts a little as the chest does
 _BREATH_DEPTH_RANGE = (0.8, 1.2)
 _BLINK_INTERVAL_S = (2.0, 6.0)
 _SACCADE_INTERVAL_S = (1.0, 3.0)
@@ -345,7 +370,8 @@ _SACCADE_S = 0.05  # eye jumps are fast
 _DRIFT_INTERVAL_S = (1.5, 3.0)
 
 
-def _build_idle_alive(rng: np.random.Generator, duration_s: float) -> Keys:
+def _build_idle_alive(rng: np.random.Generator, duration_s: float,
+                      breaths_per_minute: float = DEFAULT_BREATHS_PER_MINUTE) -> Keys:
     """Breathing, blinks at random intervals, small gaze jumps with holds in
     between and a slow head drift; the same seed gives the same motion."""
     keys = {
@@ -353,11 +379,12 @@ def _build_idle_alive(rng: np.random.Generator, duration_s: float) -> Keys:
         **_saccades(rng, duration_s),
         **_head_drift(rng, duration_s),
     }
-    keys.update(_breathing(duration_s, *_breath_style(rng)))  # drawn last: the seed's blinks and glances stay
+    keys.update(_breathing(duration_s, *_breath_style(rng, breaths_per_minute)))  # drawn last: the seed's blinks and glances stay
     return {name: _rest_ends(name, channel_keys, duration_s) for name, channel_keys in keys.items()}
 
 
-def _build_idle_alive_loop(rng: np.random.Generator, duration_s: float) -> Keys:
+def _build_idle_alive_loop(rng: np.random.Generator, duration_s: float,
+                           breaths_per_minute: float = DEFAULT_BREATHS_PER_MINUTE) -> Keys:
     """idle-alive as a seamless loop: a whole number of breaths; the last
     blink is over well before the end, so the first one of the next round
     does not follow it at once. Gaze and head drift already end where they
@@ -367,39 +394,44 @@ def _build_idle_alive_loop(rng: np.random.Generator, duration_s: float) -> Keys:
         **_saccades(rng, duration_s),
         **_head_drift(rng, duration_s),
     }
-    keys.update(_breathing_loop(duration_s, *_breath_style(rng)))
+    keys.update(_breathing_loop(duration_s, *_breath_style(rng, breaths_per_minute)))
     return {name: _rest_ends(name, channel_keys, duration_s) for name, channel_keys in keys.items()}
 
 
-def _breath_style(rng: np.random.Generator) -> tuple[float, float]:
+def _breath_style(rng: np.random.Generator, breaths_per_minute: float) -> tuple[float, float]:
     """A person's own breathing: (period in seconds, depth as a factor), so that a group breathes out of step."""
-    return rng.uniform(*_BREATH_PERIOD_RANGE_S), rng.uniform(*_BREATH_DEPTH_RANGE)
+    return 60.0 / breaths_per_minute * rng.uniform(*_BREATH_TEMPO_RANGE), rng.uniform(*_BREATH_DEPTH_RANGE)
 
 
-def _breathing(duration_s: float, period_s: float = _BREATH_PERIOD_S, depth: float = 1.0) -> Keys:
-    # Keys on the extremes, alternating in and out; smoothstep between them
-    # makes a near-sine wave. Breathing in lifts the head slightly.
+def _breath_keys(times: list[float], signs: list[float], depth: float) -> Keys:
+    """Breathing in (+) and out (-) on the extremes: the breathing channel (the chest and shoulders, where
+    the photo shows them) and a little head lift."""
+    return {
+        "breathing": [(t, sign * depth * _BREATH_DEPTH) for t, sign in zip(times, signs)],
+        "head_pitch": [(t, sign * depth * _BREATH_PITCH_DEG) for t, sign in zip(times, signs)],
+    }
+
+
+def _breathing(duration_s: float, period_s: float, depth: float = 1.0) -> Keys:
+    # Keys on the extremes, alternating in and out, after a rest at 0; smoothstep between them
+    # makes a near-sine wave.
     half_period = period_s / 2
-    pitch: list[tuple[float, float]] = [(0.0, 0.0)]
-    rise: list[tuple[float, float]] = [(0.0, 0.0)]
+    times, signs = [0.0], [0.0]
     time_s, sign = half_period / 2, 1.0
     while time_s <= duration_s - half_period / 2:
-        pitch.append((time_s, sign * depth * _BREATH_PITCH_DEG))
-        rise.append((time_s, sign * depth * _BREATH_RISE))
+        times.append(time_s)
+        signs.append(sign)
         time_s, sign = time_s + half_period, -sign
-    return {"head_pitch": pitch, "head_y": rise}
+    return _breath_keys(times, signs, depth)
 
 
-def _breathing_loop(duration_s: float, period_s: float = _BREATH_PERIOD_S, depth: float = 1.0) -> Keys:
+def _breathing_loop(duration_s: float, period_s: float, depth: float = 1.0) -> Keys:
     # Whole breaths, keyed on the extremes from the top of a breath in at 0
     # to the top of one at the end: the wave continues across the wrap.
     half_count = 2 * max(1, round(duration_s / period_s))
     times = [duration_s * index / half_count for index in range(half_count + 1)]
     signs = [1.0 if index % 2 == 0 else -1.0 for index in range(half_count + 1)]
-    return {
-        "head_pitch": [(t, sign * depth * _BREATH_PITCH_DEG) for t, sign in zip(times, signs)],
-        "head_y": [(t, sign * depth * _BREATH_RISE) for t, sign in zip(times, signs)],
-    }
+    return _breath_keys(times, signs, depth)
 
 
 def _random_blinks(rng: np.random.Generator, duration_s: float, end_margin_s: float = 0.0) -> Keys:
@@ -480,10 +512,12 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "idle-alive",
-            "Breathing, random blinks, small glances and head drift; fills the duration.",
+            "Breathing (the chest and shoulders, where the photo shows them), random blinks, small glances "
+            "and head drift; fills the duration.",
             10.0,
             _build_idle_alive,
             _build_idle_alive_loop,
+            breathes=True,
         ),
         Preset(
             "showcase",

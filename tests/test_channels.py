@@ -19,7 +19,9 @@ def test_channel_names_are_unique_and_indexed_in_table_order():
     assert len(set(CHANNEL_NAMES)) == len(CHANNELS)
     assert [CHANNEL_INDEX[name] for name in CHANNEL_NAMES] == list(range(len(CHANNELS)))
     assert CHANNEL_NAMES[:3] == ("head_yaw", "head_pitch", "head_roll")
-    assert CHANNEL_NAMES[-1] == "wide"
+    # The body's channels came last, so the face's keep their places (raw motion arrays, old files).
+    assert CHANNEL_NAMES[16] == "wide"
+    assert CHANNEL_NAMES[17:] == ("breathing", "shrug_l", "shrug_r", "torso_lean", "torso_turn")
 
 
 def test_defaults_lie_inside_each_channels_range():
@@ -32,8 +34,8 @@ def test_defaults_lie_inside_each_channels_range():
     assert default_vector().shape == (len(CHANNELS),)
 
 
-def test_every_channel_belongs_to_exactly_one_of_the_four_groups():
-    assert list(GROUPS) == ["pose", "eyes", "brows", "mouth"]
+def test_every_channel_belongs_to_exactly_one_of_the_five_groups():
+    assert list(GROUPS) == ["pose", "eyes", "brows", "mouth", "body"]
     grouped = [name for names in GROUPS.values() for name in names]
     assert sorted(grouped) == sorted(CHANNEL_NAMES)
     assert GROUPS["eyes"] == ("blink_l", "blink_r", "gaze_x", "gaze_y")

@@ -81,8 +81,10 @@ def test_idle_alive_fills_the_requested_duration_with_blinks_and_breathing():
     # Count blink onsets: 30 s with one blink every 2-6 s.
     onsets = np.count_nonzero((blink[1:] > 0.5) & (blink[:-1] <= 0.5))
     assert 5 <= onsets <= 15
-    pitch = column(full, "head_pitch")
-    assert 1.0 <= pitch.max() <= 2.0 and -2.0 <= pitch.min() <= -1.0
+    breathing = column(full, "breathing")  # the chest and shoulders (where the photo shows them)
+    assert 0.3 <= breathing.max() <= 0.5 and -0.5 <= breathing.min() <= -0.3
+    pitch = column(full, "head_pitch")  # and a little head lift with each breath
+    assert 0.4 <= pitch.max() <= 2.0 and -2.0 <= pitch.min() <= -0.4
 
 
 def test_talk_opens_and_closes_the_mouth_repeatedly():
@@ -209,7 +211,7 @@ def test_loop_keys_end_where_they_start_with_whole_breaths(seed):
         assert channel_keys[0][0] == 0 and channel_keys[-1][0] == 270, channel_name
         assert channel_keys[0][1] == channel_keys[-1][1], channel_name
     # 9 s is about two 4 s breaths: keys on the tops and bottoms, evenly spaced.
-    breath_frames = [frame for frame, _ in keys["head_pitch"]]
+    breath_frames = [frame for frame, _ in keys["breathing"]]
     assert len(breath_frames) == 5 and np.ptp(np.diff(breath_frames)) <= 1
     # The last blink is over well before the end: the next round's first one does not follow at once.
     last_blink_end = max(frame for frame, value in keys["blink_l"][:-1])
@@ -222,3 +224,45 @@ def test_only_loopable_presets_loop():
         preset_motion("talk", loop=True)
     with pytest.raises(MotionError, match="a loop needs at least 2 frames"):
         preset_motion("idle-alive", fps=24, duration_s=0.05, loop=True)
+
+
+def breaths_per_minute(motion) -> float:
+    """The breathing channel's rate: breaths in (upward crossings of its middle) per minute, from the
+    first to the last."""
+    breathing = column(motion.full(), "breathing").astype(np.float64)
+    rising = np.flatnonzero((breathing[1:] > 0) & (breathing[:-1] <= 0)) + 1
+    return 60.0 * motion.fps * (len(rising) - 1) / (rising[-1] - rising[0])
+
+
+@pytest.mark.parametrize("rate", [12.0, 16.0, 20.0])
+def test_idle_alive_breathes_at_the_rate_asked_for(rate):
+    """Each face's tempo varies by at most 5% around the rate asked for (a group breathes out of step)."""
+    for face in range(3):
+        motion = preset_motion("idle-alive", duration_s=60.0, seed=4, face=face, breaths_per_minute=rate)
+        assert rate * 0.94 <= breaths_per_minute(motion) <= rate * 1.06
+
+
+def test_idle_alive_breathes_12_to_20_times_a_minute_by_default_and_each_face_its_own_way():
+    motions = [preset_motion("idle-alive", duration_s=60.0, seed=9, face=face) for face in range(4)]
+    rates = [breaths_per_minute(motion) for motion in motions]
+    assert all(12.0 <= rate <= 20.0 for rate in rates)
+    breathing = [column(motion.full(), "breathing") for motion in motions]
+    assert all(not np.allclose(breathing[0], other, atol=0.05) for other in breathing[1:])
+
+
+@pytest.mark.parametrize("rate", [12.0, 20.0])
+def test_a_loop_at_any_breathing_rate_holds_whole_breaths_and_flows_at_the_wrap(rate):
+    motion = preset_motion("idle-alive", fps=24, seed=2, duration_s=9.0, loop=True, breaths_per_minute=rate)
+    keys = preset_keys("idle-alive", fps=24, seed=2, duration_s=9.0, loop=True, breaths_per_minute=rate)
+    tops = [frame for frame, value in keys["breathing"] if value > 0]
+    assert tops[0] == 0 and tops[-1] == 9 * 24  # whole breaths: a top of a breath at both ends of the period
+    assert abs(60.0 * (len(tops) - 1) / 9.0 - rate) <= 0.25 * rate  # as near the rate as whole breaths allow
+    wrap, steps = wrap_and_steps(_channel_units(motion.full()))
+    assert 0 < wrap <= np.percentile(steps, 95)
+
+
+def test_a_breathing_rate_is_for_presets_that_breathe_and_within_range():
+    with pytest.raises(MotionError, match="preset 'nod' has no breathing rate; presets that breathe: idle-alive"):
+        preset_keys("nod", breaths_per_minute=15)
+    with pytest.raises(MotionError, match="breaths per minute must be from 4 to 40"):
+        preset_keys("idle-alive", breaths_per_minute=0)

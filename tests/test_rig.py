@@ -22,7 +22,8 @@ def test_defaults_reproduce_the_source_exactly(rig, subject):
 
 
 def test_every_channel_moves_landmarks(rig, subject):
-    for channel in CHANNELS:
+    # The body channels move the whole person under the head (tests/test_body.py), not the face's rig.
+    for channel in (c for c in CHANNELS if c.group != "body"):
         extreme = channel.maximum if channel.maximum != channel.default else channel.minimum
         moved = np.abs(rig.targets(channel_values(**{channel.name: extreme})) - subject.landmarks)[:, :2].max()
         assert moved > 1.0, f"{channel.name} at {extreme} moves landmarks only {moved:.2f} px"

@@ -119,8 +119,12 @@ class BodyField:
         for shoulder_u, shrug in zip(self.shoulder_u, (motion.shrug_l, motion.shrug_r)):
             rise = (BREATH_SHOULDER_RISE * motion.breathing + SHRUG_RISE * shrug) * w
             chest_at_shoulder = 1 - smoothstep(0.6 * w, 1.0 * w, abs(shoulder_u))
-            sigma_v = np.where(v > 0, 0.45 * w, 0.5 * w)
-            bump = np.exp(-0.5 * ((u - shoulder_u) / (0.3 * w)) ** 2 - 0.5 * (v / sigma_v) ** 2)
+            # The shoulder and the whole upper arm below it rise; toward the neck the rise fades.
+            outward = np.sign(shoulder_u) * (u - shoulder_u) / w
+            across = np.where(outward < 0, np.exp(-0.5 * (outward / 0.3) ** 2), 1.0)
+            arm = smoothstep(-0.2, 0.1, outward)
+            sigma_v = np.where(v > 0, (0.45 + 1.15 * arm) * w, 0.5 * w)
+            bump = across * np.exp(-0.5 * (v / sigma_v) ** 2)
             lift = lift + (rise - neck_rise * chest_at_shoulder) * bump
         # Sideways: the chest widens with the breath; the torso turns about the spine.
         sideways = (BREATH_WIDEN * motion.breathing * u * smoothstep(-0.1 * w, 0.25 * w, v)
