@@ -29,9 +29,11 @@ import numpy as np
 from ..rig import smoothstep
 from ..shared.channels import CHANNEL_INDEX
 
-WORKING_SIDE = 160  # the field is computed on a grid at most this large over the body region
+WORKING_SIDE = 96  # the field is computed on a grid at most this large over the body region (it is smooth)
 MOVING_EPSILON = 0.05  # pixels: displacement below this counts as still
-INVERSE_STEPS = 4  # fixed-point steps from the forward field to the backward map
+MASK_HAZE = 0.03  # person mask values this close to 0 or 1 are taken as 0 or 1
+MASK_EPSILON = 1e-3  # a mask value below this is no person
+INVERSE_STEPS = 3  # fixed-point steps from the forward field to the backward map
 
 BREATH_SHOULDER_RISE = 0.05  # shoulder widths the shoulders rise at breathing 1
 BREATH_NECK_RISE = 0.03  # shoulder widths the neck, head and top of the chest rise at breathing 1
@@ -172,13 +174,23 @@ class BodyField:
         return (max(0, int((cols[0] - 1) / self.scale)), max(0, int((rows[0] - 1) / self.scale)),
                 min(width, int(np.ceil((cols[-1] + 2) / self.scale))), min(height, int(np.ceil((rows[-1] + 2) / self.scale))))
 
-    def full_resolution(self, backward: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-        """The working field upsampled to the pixels of `box` ((h, w, 2) float32, region pixels)."""
+    def where_from(self, backward: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """For each pixel of `box`, where in the region its colour comes from: the working field upsampled
+        (as OpenCV's fixed-point remap maps, shared by every remap of the frame). The grid is linear, so
+        upsampling the absolute positions is upsampling the field and adding the pixel's own position."""
         bx0, by0, bx1, by1 = box
+        absolute = backward + self.grid.reshape(backward.shape).astype(np.float32)
         to_work = np.array([[self.scale, 0, (bx0 + 0.5) * self.scale - 0.5],
                             [0, self.scale, (by0 + 0.5) * self.scale - 0.5]])
-        return cv2.warpAffine(backward, to_work, (bx1 - bx0, by1 - by0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        full = cv2.warpAffine(absolute, to_work, (bx1 - bx0, by1 - by0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_REPLICATE)
+        return cv2.convertMaps(full, None, cv2.CV_16SC2)
+
+
+def clean_mask(mask: np.ndarray) -> np.ndarray:
+    """A person mask with the segmentation's faint haze over the backdrop (and its faint doubts inside the
+    person) removed: exactly 0 and 1 there, so that only its edge pays for blending."""
+    return np.clip((mask - MASK_HAZE) / (1 - 2 * MASK_HAZE), 0.0, 1.0).astype(np.float32)
 
 
 def background_plate(pixels: np.ndarray, mask: np.ndarray, work_side: int = 256) -> np.ndarray:
@@ -197,9 +209,9 @@ def blend_over_background(warped: np.ndarray, moved_mask: np.ndarray, original: 
                           source_mask: np.ndarray, plate: np.ndarray) -> np.ndarray:
     """The moved person (`warped`, `moved_mask`) over the background: the photo as it was (`original`, whose
     person is `source_mask`), or `plate` where the person moved away and uncovered it. In place in `warped`."""
-    still = (moved_mask < 0.001) & (source_mask < 0.001)
+    still = (moved_mask < MASK_EPSILON) & (source_mask < MASK_EPSILON)
     cv2.copyTo(original, still.view(np.uint8), warped)
-    blend = np.flatnonzero(((moved_mask < 0.999) & ~still).ravel())
+    blend = np.flatnonzero(((moved_mask < 1 - MASK_EPSILON) & ~still).ravel())
     rows, cols = np.divmod(blend, warped.shape[1])
     alpha = moved_mask.reshape(-1)[blend]
     had = source_mask[rows, cols]

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..analysis import Subject
 from ..frame_layers import FrameLayers
-from .body import BodyField, BodyMotion, background_plate, blend_over_background
+from .body import BodyField, BodyMotion, background_plate, blend_over_background, clean_mask
 from .frame_buffers import FrameBuffers
 from .passes_math import blend_region_mask, region_seam_weight
 from .warp import WarpEngine
@@ -46,10 +46,9 @@ class BodyLayer:
         # The body region's person mask with the head region's own (finer) one blended in, so that where
         # the head engine moved the head, its moved mask takes the head's place seamlessly.
         self.seam = region_seam_weight(self.head_box, (y1 - y0, x1 - x0))
-        self.mask = blend_region_mask(body.mask, subject.mask, self.head_box, self.seam)
+        self.mask = clean_mask(blend_region_mask(body.mask, subject.mask, self.head_box, self.seam))
         self.plate = background_plate(subject.image[y0:y1, x0:x1], self.mask)
         self.frames = FrameBuffers(subject.image, union_of([subject.head_region, body.region]))
-        self._pixel_grid: np.ndarray | None = None
 
     def moves(self, values: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
         """(backward field at working size, moving box in region pixels) for these values, or None when the
@@ -88,15 +87,8 @@ class BodyLayer:
         hx0, hy0 = self.head_box[:2]
         window = mask[hy0 + by0:hy0 + by1, hx0 + bx0:hx0 + bx1]
         window += self.seam[by0:by1, bx0:bx1] * (person - self.subject.mask[by0:by1, bx0:bx1])
+        np.clip(window, 0.0, 1.0, out=window)
         return mask
-
-    def _where_from(self, backward: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-        if self._pixel_grid is None:
-            width, height = self.field.size
-            self._pixel_grid = np.dstack(np.meshgrid(np.arange(width, dtype=np.float32),
-                                                     np.arange(height, dtype=np.float32)))
-        bx0, by0, bx1, by1 = box
-        return self.field.full_resolution(backward, box) + self._pixel_grid[by0:by1, bx0:bx1]
 
     def _move(self, frame: np.ndarray, backward: np.ndarray, box: tuple[int, int, int, int],
               head: tuple | None) -> None:
@@ -104,9 +96,9 @@ class BodyLayer:
         bx0, by0, bx1, by1 = box
         texture = frame[y0:y1, x0:x1]
         mask = self._current_mask(head)
-        where_from = self._where_from(backward, box)
-        warped = cv2.remap(texture, where_from, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        moved_mask = cv2.remap(mask, where_from, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        maps = self.field.where_from(backward, box)
+        warped = cv2.remap(texture, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        moved_mask = cv2.remap(mask, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         blend_over_background(warped, moved_mask, texture[by0:by1, bx0:bx1], mask[by0:by1, bx0:bx1],
                               self.plate[by0:by1, bx0:bx1])
         frame[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1] = warped
@@ -121,15 +113,15 @@ class BodyLayer:
         backward, box = moving
         x0, y0 = self.region[:2]
         bx0, by0, bx1, by1 = box
-        where_from = self._where_from(backward, box)
+        maps = self.field.where_from(backward, box)
         window = (slice(y0 + by0, y0 + by1), slice(x0 + bx0, x0 + bx1))
         region = (slice(y0, self.region[3]), slice(x0, self.region[2]))
         rgb = layers.rgb.copy()
-        rgb[window] = cv2.remap(layers.rgb[region], where_from, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        rgb[window] = cv2.remap(layers.rgb[region], *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         layers.rgb = rgb
         if layers.alpha is not None:
             alpha = layers.alpha.copy()
-            alpha[window] = cv2.remap(np.ascontiguousarray(layers.alpha[region]), where_from, None, cv2.INTER_LINEAR,
+            alpha[window] = cv2.remap(np.ascontiguousarray(layers.alpha[region]), *maps, cv2.INTER_LINEAR,
                                       borderMode=cv2.BORDER_REPLICATE)
             layers.alpha = alpha
         return layers

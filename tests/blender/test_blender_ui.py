@@ -137,6 +137,9 @@ def test_panels_with_a_portrait_show_every_channel(portrait):
     drawn = draw_all()
     for ch in channels.CHANNELS:
         assert ("prop", ch.name) in drawn
+    # The body's channels (breathing, shrugs, torso) have their own group, under its own heading.
+    assert channels.GROUPS["body"] == ("breathing", "shrug_l", "shrug_r", "torso_lean", "torso_turn")
+    assert sub("properties").GROUP_TITLES["body"] == "Body"
     for idname in ("enliven.generate", "enliven.add_to_compositor", "enliven.add_to_sequencer",
                    "enliven.insert_preset", "enliven.bake_motion"):
         assert ("operator", idname) in drawn
