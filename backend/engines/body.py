@@ -13,8 +13,9 @@ pixels; W is the shoulder width.
     them): a rotation, full at the shoulders and above (the head rides along), none at the hips;
   * torso_turn turns the torso about the spine: a cylinder's surface turning, its front (the chest) moving
     sideways most, the shoulders drawn in a little; the neck and head ride on the spine's front;
-  * the head's own yaw, roll and pitch carry a little into the torso (HEAD_CARRY), so that a turning head
-    takes its neck and shoulders along instead of stretching a rubber neck over a still body.
+  * the head's own yaw, roll and pitch carry a little into the torso (HEAD_*_CARRY), so that a turning head
+    takes its neck and shoulders along instead of stretching a rubber neck over a still body; the carry
+    fades out up the neck, so the head itself stays where the rig puts it.
 
 Everything is multiplied by an envelope that is 1 over the torso and 0 at the body region's border (so at
 the photo's edges where the body is cut off), so the field is the identity there.
@@ -55,25 +56,29 @@ _HEAD = ("head_yaw", "head_roll", "head_pitch")
 
 @dataclass(frozen=True)
 class BodyMotion:
-    """What the body does in one frame: the body channels with the head's carry added."""
+    """What the body does in one frame: the body channels, and the share of the head's motion the neck and
+    shoulders take (carried_*: it fades out up the neck, so the head stays where the rig puts it)."""
 
     breathing: float = 0.0
     shrug_l: float = 0.0
     shrug_r: float = 0.0
     lean_deg: float = 0.0
     turn_deg: float = 0.0
-    neck_rise: float = 0.0  # shoulder widths, from the head's pitch
+    carried_lean_deg: float = 0.0  # from the head's roll
+    carried_turn_deg: float = 0.0  # from the head's yaw
+    carried_rise: float = 0.0  # shoulder widths, from the head's pitch
 
     @classmethod
     def from_values(cls, values: np.ndarray) -> "BodyMotion":
         breathing, shrug_l, shrug_r, lean, turn = (float(values[CHANNEL_INDEX[name]]) for name in _BODY)
         yaw, roll, pitch = (float(values[CHANNEL_INDEX[name]]) for name in _HEAD)
-        return cls(breathing, shrug_l, shrug_r, lean + HEAD_ROLL_CARRY * roll, turn + HEAD_YAW_CARRY * yaw,
+        return cls(breathing, shrug_l, shrug_r, lean, turn, HEAD_ROLL_CARRY * roll, HEAD_YAW_CARRY * yaw,
                    HEAD_PITCH_CARRY * pitch)
 
     @property
     def still(self) -> bool:
-        return not any((self.breathing, self.shrug_l, self.shrug_r, self.lean_deg, self.turn_deg, self.neck_rise))
+        return not any((self.breathing, self.shrug_l, self.shrug_r, self.lean_deg, self.turn_deg,
+                        self.carried_lean_deg, self.carried_turn_deg, self.carried_rise))
 
 
 def body_channels_used(values: np.ndarray) -> bool:
@@ -114,10 +119,11 @@ class BodyField:
         w = self.width
         relative = points - self.neck
         u, v = relative @ self.along, relative @ self.down
+        carried = smoothstep(-0.75 * w, -0.15 * w, v)  # the head's carry: none over the head, all from the neck down
         # Up: the neck and chest rise with the breath (fading down the torso), each shoulder by its own rise.
-        neck_rise = (BREATH_NECK_RISE * motion.breathing + motion.neck_rise) * w
+        neck_rise = (BREATH_NECK_RISE * motion.breathing + motion.carried_rise) * w  # at the shoulder line
         chest = (1 - smoothstep(0.0, 1.3 * w, v)) * (1 - smoothstep(0.6 * w, 1.0 * w, np.abs(u)))
-        lift = neck_rise * chest
+        lift = (BREATH_NECK_RISE * motion.breathing + motion.carried_rise * carried) * w * chest
         for shoulder_u, shrug in zip(self.shoulder_u, (motion.shrug_l, motion.shrug_r)):
             rise = (BREATH_SHOULDER_RISE * motion.breathing + SHRUG_RISE * shrug) * w
             chest_at_shoulder = 1 - smoothstep(0.6 * w, 1.0 * w, abs(shoulder_u))
@@ -131,16 +137,16 @@ class BodyField:
         # Sideways: the chest widens with the breath; the torso turns about the spine.
         sideways = (BREATH_WIDEN * motion.breathing * u * smoothstep(-0.1 * w, 0.25 * w, v)
                     * (1 - smoothstep(0.7 * w, 1.5 * w, v)) * (1 - smoothstep(0.8 * w, 1.2 * w, np.abs(u))))
-        if motion.turn_deg:
-            turn = np.radians(motion.turn_deg)
+        if motion.turn_deg or motion.carried_turn_deg:
+            turn = np.radians(motion.turn_deg + motion.carried_turn_deg * carried)
             above = smoothstep(0.05 * w, -0.3 * w, v)  # the neck and head, riding on the spine
             across = np.clip(u / (TORSO_HALF_WIDTH * w), -1.0, 1.0)
             depth = TORSO_DEPTH * w * np.sqrt(1 - across**2) * (1 - above) + NECK_DEPTH * w * above
             turning = 1 - smoothstep(0.2 * w, self.v_low, v)
             sideways = sideways + (u * (np.cos(turn) - 1) * (1 - above) + depth * np.sin(turn)) * turning
         moved = self.along * sideways[:, None] - self.down * lift[:, None]
-        if motion.lean_deg:
-            lean = np.radians(motion.lean_deg)
+        if motion.lean_deg or motion.carried_lean_deg:
+            lean = np.radians(motion.lean_deg + motion.carried_lean_deg * carried)
             cos, sin = np.cos(lean), np.sin(lean)
             about = points - self.pivot
             rotated = np.stack([cos * about[:, 0] - sin * about[:, 1], sin * about[:, 0] + cos * about[:, 1]], axis=1)
