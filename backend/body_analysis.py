@@ -25,7 +25,7 @@ SHOULDER_WIDTH_RANGE = (1.1, 5.0)  # shoulder width over face width for a plausi
 # and below the face centre, in face widths (in a crowd the wide one may hold a more prominent neighbour).
 POSE_CROPS = ((2.6, 1.6, 4.8), (1.5, 1.0, 3.5))
 POSE_MAX_SIDE = 1024  # the crop is scaled down to at most this
-BODY_SIDE = 1.0  # shoulder widths the body region reaches beyond each shoulder
+BODY_SIDE = 0.75  # shoulder widths the body region reaches beyond each shoulder
 BODY_TOP = 0.15  # shoulder widths the body region reaches above the head region
 
 

@@ -6,9 +6,11 @@ import pytest
 
 from enliven.rig import Rig
 from enliven.solver import Solver, SolverSettings, rig_for_reference
-from enliven.shared.channels import CHANNEL_NAMES, CHANNELS, maximum_vector, minimum_vector
+from enliven.shared.channels import CHANNEL_INDEX, CHANNEL_NAMES, CHANNELS, GROUPS, maximum_vector, minimum_vector
 
 from conftest import channel_values
+
+BODY = [CHANNEL_INDEX[name] for name in GROUPS["body"]]
 
 # Degrees for the head angles, face widths for head_x/y, channel units for the rest.
 TOLERANCE = {"head_yaw": 0.02, "head_pitch": 0.02, "head_roll": 0.02, "head_x": 1e-3, "head_y": 1e-3}
@@ -40,12 +42,13 @@ def test_round_trip_of_random_motions_over_every_channel(solver, rig):
     rng = np.random.default_rng(7)
     low, high = minimum_vector().astype(np.float64), maximum_vector().astype(np.float64)
     for trial in range(25):
-        values = rng.uniform(low, high)  # every channel at once, anywhere in its range
+        values = rng.uniform(low, high)  # every face channel at once, anywhere in its range
+        values[list(BODY)] = 0.0  # the body moves no face landmark: a face solver cannot see it
         solved = solver.solve(rig.targets(values))
         _assert_recovered(solved, values, f"trial {trial}: ")
 
 
-@pytest.mark.parametrize("channel", CHANNELS, ids=lambda c: c.name)
+@pytest.mark.parametrize("channel", [c for c in CHANNELS if c.group != "body"], ids=lambda c: c.name)
 def test_round_trip_of_each_channel_at_its_extremes(solver, rig, channel):
     for value in {channel.minimum, channel.maximum} - {channel.default}:
         values = channel_values(**{channel.name: value})

@@ -160,7 +160,7 @@ class BodyField:
         x, y = points[:, 0], points[:, 1]
         border = (smoothstep(-0.5, left, x) * smoothstep(-0.5, right, width - 1 - x)
                   * smoothstep(-0.5, top, y) * smoothstep(-0.5, bottom, height - 1 - y))
-        return border * (1 - smoothstep(1.0 * self.width, 1.45 * self.width, np.abs(u)))
+        return border * (1 - smoothstep(0.8 * self.width, 1.15 * self.width, np.abs(u)))
 
     def backward(self, motion: BodyMotion) -> np.ndarray:
         """(work h, work w, 2) float32: per working grid point, the offset to where its pixel comes from (the

@@ -22,7 +22,6 @@ from ..frame_layers import FrameLayers
 from .body import BodyField, BodyMotion, background_plate, blend_over_background, clean_mask
 from .frame_buffers import FrameBuffers
 from .passes_math import blend_region_mask, region_seam_weight
-from .warp import WarpEngine
 
 
 def union_of(boxes) -> tuple[int, int, int, int]:
@@ -71,12 +70,11 @@ class BodyLayer:
         return frame
 
     def _render_head(self, values: np.ndarray, frame: np.ndarray) -> tuple | None:
-        """The head engine's frame into `frame`; the head's moved box and person mask (warp engine only)."""
-        if isinstance(self.engine, WarpEngine):
-            warped = self.engine.render_with_fields(values, keep_fields=False, onto=frame)
-            return None if warped.box is None else (warped.box, warped.person)
-        self.engine.render(values, onto=frame)
-        return None
+        """The head engine's frame into `frame`; the head's moved box and person mask (None: it did not move)."""
+        # (The refine engine's head refiner reads the warp's painted and uncovered fields.)
+        keep_fields = hasattr(self.engine, "warp")
+        warped = self.engine.render_with_fields(values, keep_fields=keep_fields, onto=frame)
+        return None if warped.box is None else (warped.box, warped.person)
 
     def _current_mask(self, head: tuple | None) -> np.ndarray:
         """The person mask of the frame the head engine made: the still one, the head's moved one in its box."""
@@ -104,9 +102,9 @@ class BodyLayer:
         frame[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1] = warped
 
     def move_layers(self, layers: FrameLayers, values: np.ndarray) -> FrameLayers:
-        """A frame with alpha (the person cut out) moved with the body: its colour and alpha (copies; the
-        head engine's buffers are restored over the head region alone). The mattes and motion vectors
-        stay the head's."""
+        """A frame with alpha (the person cut out) moved with the body: its colour, alpha and person matte
+        (copies; the head engine's buffers are restored over the head region alone). The face, eye and mouth
+        mattes and the motion vectors stay the head's."""
         moving = self.moves(values)
         if moving is None:
             return layers
@@ -124,6 +122,8 @@ class BodyLayer:
             alpha[window] = cv2.remap(np.ascontiguousarray(layers.alpha[region]), *maps, cv2.INTER_LINEAR,
                                       borderMode=cv2.BORDER_REPLICATE)
             layers.alpha = alpha
+            if layers.mattes is not None:
+                layers.mattes["person"] = alpha  # the person matte is the alpha
         return layers
 
     def move_points(self, points: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -96,9 +96,14 @@ class RefineEngine:
     def render(self, values: np.ndarray, onto: np.ndarray | None = None) -> np.ndarray:
         """The animated photo for one frame of channel values (full resolution, uint8 RGB); with `onto`,
         this face rendered into that frame of the photo, in place (see WarpEngine.render_with_fields)."""
-        warped = self.warp.render_with_fields(values, onto=onto)
+        return self.render_with_fields(values, onto=onto).frame
+
+    def render_with_fields(self, values: np.ndarray, keep_fields: bool = True, onto: np.ndarray | None = None):
+        """The refined frame with what the warp computed on the way (its moved box and person mask: the
+        body layer composites with them)."""
+        warped = self.warp.render_with_fields(values, keep_fields=keep_fields, onto=onto)
         if not (np.abs(warped.displacement) > MOVING_EPSILON).any():
-            return warped.frame  # all-default motion reproduces the photo exactly, as with the warp engine
+            return warped  # all-default motion reproduces the photo exactly, as with the warp engine
         frame = warped.frame
         if self.refiner is not None:
             self._refine_head(frame, warped)
@@ -107,7 +112,7 @@ class RefineEngine:
             if moved:
                 # Only inside the head region: the warp engine reuses frame buffers, restoring that region alone.
                 self.regions.correct(frame, moved, self.warp.region, self.warp.palette)
-        return frame
+        return warped
 
     def moved_regions(self, frame: np.ndarray, target_landmarks: np.ndarray) -> list[RegionInputs]:
         """The inputs of every region whose shape the rig changed: lids, iris or lips moved within the region.
