@@ -90,7 +90,7 @@ class BodyField:
     """One subject's body motion field. Coordinates are the body region's pixels."""
 
     def __init__(self, shoulders: np.ndarray, hips: np.ndarray | None, region: tuple[int, int, int, int],
-                 image_size: tuple[int, int]):
+                 image_size: tuple[int, int], chin: np.ndarray | None = None):
         x0, y0, x1, y1 = region
         self.size = (x1 - x0, y1 - y0)
         origin = np.array([x0, y0], np.float64)
@@ -99,6 +99,9 @@ class BodyField:
         self.neck = (left + right) / 2
         self.along = (left - right) / self.width  # toward the image's right
         self.down = np.array([-self.along[1], self.along[0]])
+        # The head's carry fades out between the shoulder line and the chin: the head stays the rig's.
+        self.chin_v = (min(-0.1 * self.width, float((np.asarray(chin, np.float64) - origin - self.neck) @ self.down))
+                       if chin is not None else -0.5 * self.width)
         self.shoulder_u = np.array([(left - self.neck) @ self.along, (right - self.neck) @ self.along])
         self.pivot = (np.asarray(hips, np.float64).mean(axis=0) - origin if hips is not None
                       else self.neck + HIPS_BELOW * self.width * self.down)
@@ -119,7 +122,7 @@ class BodyField:
         w = self.width
         relative = points - self.neck
         u, v = relative @ self.along, relative @ self.down
-        carried = smoothstep(-0.75 * w, -0.15 * w, v)  # the head's carry: none over the head, all from the neck down
+        carried = smoothstep(self.chin_v, 0.3 * self.chin_v, v)  # the head's carry: none from the chin up
         # Up: the neck and chest rise with the breath (fading down the torso), each shoulder by its own rise.
         neck_rise = (BREATH_NECK_RISE * motion.breathing + motion.carried_rise) * w  # at the shoulder line
         chest = (1 - smoothstep(0.0, 1.3 * w, v)) * (1 - smoothstep(0.6 * w, 1.0 * w, np.abs(u)))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .. import landmarks as lm
 from ..analysis import Subject
 from ..frame_layers import FrameLayers
 from .body import BodyField, BodyMotion, background_plate, blend_over_background, clean_mask
@@ -39,7 +40,8 @@ class BodyLayer:
         self.subject, self.engine = subject, engine
         self.region = body.region
         x0, y0, x1, y1 = body.region
-        self.field = BodyField(body.shoulders, body.hips, body.region, subject.image.shape[1::-1])
+        self.field = BodyField(body.shoulders, body.hips, body.region, subject.image.shape[1::-1],
+                               subject.landmarks[lm.CHIN, :2])
         hx0, hy0, hx1, hy1 = subject.head_region
         self.head_box = (hx0 - x0, hy0 - y0, hx1 - x0, hy1 - y0)  # the head region in body region pixels
         # The body region's person mask with the head region's own (finer) one blended in, so that where
