@@ -422,7 +422,7 @@ def draw_overlay(subject: Subject, out: np.ndarray | None = None) -> np.ndarray:
     out[y0:y1, x0:x1] = tint.clip(0, 255).astype(np.uint8)
     radius = max(1, round(subject.face_width / 150))
     for index, (x, y, _) in enumerate(subject.landmarks):
-        colour = (255, 220, 0) if index >= 468 else (0, 255, 0)
+        colour = (255, 220, 0) if index >= lm.MESH_POINTS else (0, 255, 0)
         cv2.circle(out, (round(x), round(y)), radius, colour, -1, cv2.LINE_AA)
     cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), (255, 255, 255), max(1, radius))
     origin = subject.pose.origin

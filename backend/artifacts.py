@@ -8,6 +8,12 @@
   first and dropped: total variation, which cannot tell a staircase from a
   smooth edge, its extra steps offset by blockier, wider transitions; and
   structure-tensor incoherence, which hair texture dominates.)
+- hair slip: a turning or nodding head must carry the hair beside its face.
+  `hair_slip` is the mean colour difference between the frame and the photo
+  on a ring just outside the upper face (HAIR_RING times the face oval, hair
+  or backdrop in the photo), each read where the rig put the ring: a face that
+  slides over its own hair, or a forehead that cuts through it, shows skin or
+  backdrop where the photo had hair.
 - specks: isolated pixels unlike all eight neighbours (`new_specks`), counted
   beyond those the source already had.
 - gaze: a gaze shift should move the iris as a rigid disc. `iris_disc_error`
@@ -24,6 +30,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from . import landmarks as lm
+
+SILHOUETTE_OUTSET = 1.05  # the band along the face's outline is centred this far out (from the outline's centre)
+HAIR_RING = 1.2  # hair_slip reads the ring this far out from the face oval's centre
 SPECK_LEVELS = 60  # a speck differs from every one of its 8 neighbours by more than this (0..255 luma)
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -33,6 +43,33 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     if rgb.ndim == 2:
         return rgb.astype(np.float32)
     return rgb.astype(np.float32) @ LUMA
+
+
+def face_silhouette(points: np.ndarray) -> np.ndarray:
+    """Where a face's silhouette lies, as a closed polyline: the outline of its landmarks as drawn (their
+    convex hull: on a turn the far cheek's landmarks overtake MediaPipe's face oval and form the outline,
+    and a band on the oval would lie on the cheek, where the face's own features crowd into it), a little
+    outside it, since the oval runs a little inside the skin's edge."""
+    hull = cv2.convexHull(points[:lm.MESH_POINTS, :2].astype(np.float32)).reshape(-1, 2).astype(np.float64)
+    centre = hull.mean(axis=0)
+    return centre + (hull - centre) * SILHOUETTE_OUTSET
+
+
+def hair_slip(frame: np.ndarray, frame_points: np.ndarray, source: np.ndarray, source_points: np.ndarray) -> float:
+    """Mean colour difference (0..255 levels, over RGB) between `frame` and `source` on the ring beside the
+    upper half of the face (HAIR_RING times the face oval), each read where its own landmarks put the ring."""
+    def ring_colours(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+        oval = points[list(lm.FACE_OVAL), :2].astype(np.float64)
+        centre = oval.mean(axis=0)
+        ring = np.round(centre + (oval - centre) * HAIR_RING).astype(int)
+        ring[:, 0] = ring[:, 0].clip(0, image.shape[1] - 1)
+        ring[:, 1] = ring[:, 1].clip(0, image.shape[0] - 1)
+        return image[ring[:, 1], ring[:, 0]].astype(np.float32)
+
+    oval = source_points[list(lm.FACE_OVAL), 1]
+    upper = oval < oval.mean()  # the forehead and temples: hair, where a face has any
+    difference = np.abs(ring_colours(frame, frame_points) - ring_colours(source, source_points)).mean(axis=1)
+    return float(difference[upper].mean())
 
 
 def outline_directions(shape: tuple[int, int], outline: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:

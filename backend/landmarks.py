@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 COUNT = 478
+MESH_POINTS = 468  # the face mesh; the ten iris points follow it
 
 # Eye contours, corner to corner: upper lid and lower lid share the corners.
 RIGHT_EYE_UPPER = (33, 246, 161, 160, 159, 158, 157, 173, 133)

@@ -47,6 +47,7 @@ class Eyeball:
     origin: tuple[int, int]
     sclera: np.ndarray  # (h, w, 3) uint8, the eye with its iris replaced by sclera
     iris: np.ndarray  # (h, w, 3) uint8, the eye with its iris completed under the lids
+    opening: np.ndarray  # (h, w) float32, 1 inside the eye's opening (a pixel wider), 0 outside, anti-aliased
 
 
 def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_lid: np.ndarray,
@@ -62,13 +63,15 @@ def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_li
     origin = np.array([x0, y0], np.float64)
     local_centre = centre - origin
     inside = polygon_mask(patch.shape[:2], [opening - origin]) > 0
+    # Where the frame shows the opening's own pixels: a pixel wider than the contour, which runs on the lid rims.
+    shown = cv2.GaussianBlur(cv2.dilate(inside.astype(np.float32), np.ones((3, 3), np.uint8)), (0, 0), 0.7)
     ys, xs = np.mgrid[:patch.shape[0], :patch.shape[1]]
     distance = np.hypot(xs - local_centre[0], ys - local_centre[1])
     iris_area = distance <= radius * IRIS_FILL
     sclera_samples = patch[inside & ~iris_area].reshape(-1, 3).astype(np.float32)
     iris_samples = patch[inside & iris_area].reshape(-1, 3).astype(np.float32)
     if len(sclera_samples) < 4 or len(iris_samples) < 4:
-        return Eyeball(centre, radius, (x0, y0), patch, patch)
+        return Eyeball(centre, radius, (x0, y0), patch, patch, shown)
 
     hole = iris_area & inside
     shade = sclera_shading(patch.shape[:2], upper_lid - origin, lower_lid - origin)
@@ -91,7 +94,7 @@ def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_li
     visible_iris = np.where((inside & iris_area)[..., None], patch, np.median(iris_samples, axis=0).astype(np.uint8))
     iris_texture = cv2.inpaint(visible_iris, (iris_area & ~inside).astype(np.uint8), max(2.0, radius / 3),
                                cv2.INPAINT_TELEA)
-    return Eyeball(centre, radius, (x0, y0), sclera, iris_texture)
+    return Eyeball(centre, radius, (x0, y0), sclera, iris_texture, shown)
 
 
 def across_rows(pixels: np.ndarray, hole: np.ndarray, known: np.ndarray, model: np.ndarray) -> np.ndarray:

@@ -15,7 +15,10 @@ Per frame (WarpEngine.render), at a working resolution on the head region:
   * target points from the rig; one affine map per triangle (target -> source);
   * triangles rasterised far-to-near into a triangle-index image, so the
     nose hides the far cheek when the head turns (painter's algorithm);
-  * near the face's outline, slivers of the face's map removed (a median),
+  * the map of what lies behind the face (hair, neck, backdrop) smoothed, so
+    strands bend in curves rather than at the hair rings' triangle edges;
+  * near the face's outline, slivers of the face's map removed (a median) and
+    the map smoothed along the outline (a turn folds the far cheek),
     and the face's silhouette over hair and backdrop resolved at full
     resolution: each layer's map on its own, a smooth coverage edge,
     anti-aliased (no staircase of working pixels, no specks, no teeth);
@@ -45,9 +48,9 @@ from .eyes import IRIS_DISC, IRIS_FILL, IRIS_STILL, Eyeball, build_eyeball
 from .frame_buffers import FrameBuffers
 from .mouth import CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, paint_cavity
 from .palette import palette_of
-from .warp_math import (SILHOUETTE_SOFTNESS, closed_lid, displacement_from_index, extend_index, layer_coverage,
-                        piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at, smooth_face_edge,
-                        triangle_affines, triangle_index_image)
+from .warp_math import (SILHOUETTE_SOFTNESS, border_ramp, closed_lid, displacement_from_index, layer_coverage,
+                        piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at, smooth_behind_face,
+                        smooth_face_edge, triangle_affines, triangle_index_image)
 
 WORKING_SIDE = 256  # the displacement field is computed at most this large
 BORDER_PINS_PER_SIDE = 8
@@ -58,7 +61,11 @@ LASH_DARKNESS = 0.85  # how far the lash line is drawn toward the lashes' colour
 SKIN_EDGE = 1.08  # the face layer reaches this far beyond MediaPipe's face oval (from the oval's centre)
 FACE_EXTRAPOLATION = 1.5  # working pixels: the Gaussian that extrapolates the face's displacement past its outline
 FACE_EDGE_BAND = 0.2  # face widths: how far inside the outline slivers are removed
+FACE_EDGE_SMOOTHING = 0.03  # face widths: the Gaussian that smooths the face's map along its outline ...
+FACE_EDGE_SMOOTHED = 0.1  # ... this far inside it (face widths)
 SILHOUETTE_REACH = 2  # working pixels either side of the face silhouette resolved at full resolution
+BACK_SMOOTHING = 3.0  # working pixels: the Gaussian that smooths the map of everything behind the face
+BACK_REACH = 0.05  # that Gaussian's share of covered cells where the smoothed map still counts as defined
 
 
 @dataclass
@@ -72,6 +79,14 @@ class WarpedFrame:
     uncovered: np.ndarray | None = None  # (region h, region w) float32, background the moving person uncovered, 0..1
     box: tuple[int, int, int, int] | None = None  # region pixels that moved (None: the photo as it is)
     person: np.ndarray | None = None  # (box h, box w) float32, the person mask warped with the pixels
+
+
+@dataclass
+class BackLayer:
+    """The smoothed map of everything behind the face, at working resolution (WarpEngine._back_layer)."""
+
+    field: np.ndarray  # (work h, work w, 2) float32 backward displacement
+    weight: np.ndarray  # (work h, work w) float32, the Gaussian's share of covered cells: how far the map reaches
 
 
 @dataclass
@@ -100,6 +115,7 @@ class WarpEngine:
         self.mask = subject.mask.astype(np.float32)
         self.frames = FrameBuffers(subject.image, self.region)
         self._pixel_grid: np.ndarray | None = None  # (region h, region w, 2) float32 x, y of each pixel, made once
+        self._border_ramp: np.ndarray | None = None  # (work h, work w, 1) 0 at the border, 1 inside, made once
 
         self._build_control_points()
         self.triangles = Delaunay(self.source_work[:, :2], qhull_options="QJ Pp").simplices.astype(np.int32)
@@ -166,9 +182,12 @@ class WarpEngine:
         share.append(np.ones(len(oval)))
         attachment.append(np.ones(len(oval)))
         in_face.append(np.ones(len(oval), bool))
+        # Each ring point keeps its oval point's depth, so a head turn or nod carries the hair beside the face
+        # as far as the face's own edge. (Set behind the face, the rings moved less than the edge: on a turn
+        # the face slid over its own hair and uncovered backdrop beside it; on a nod it cut a straight line
+        # through the hair above the forehead.)
         for factor, follow_top, follow_bottom, expression_share in ((1.35, 1.0, 0.8, 0.6), (1.9, 0.6, 0.15, 0.2)):
             ring = centre + (oval - centre) * np.array([factor, factor, 1.0])
-            ring[:, 2] = centre[2] - 0.5 * self.rig.face_width  # behind the face, around the skull
             extra.append(ring)
             carrier.append(oval_ids)
             carrier_b.append(oval_ids)
@@ -337,8 +356,10 @@ class WarpEngine:
         displacement = displacement_from_index(index_image, affines)
         face_cover = (index_image >= 0) & self.face_layer[np.maximum(index_image, 0)]
         face_width = self.subject.face_width * self.scale
-        face_field, face_reach = smooth_face_edge(displacement, face_cover, FACE_EXTRAPOLATION, FACE_EDGE_BAND * face_width)
-        displacement = np.where(face_cover[..., None], face_field, displacement)
+        face_field, face_reach = smooth_face_edge(displacement, face_cover, FACE_EXTRAPOLATION, FACE_EDGE_BAND * face_width,
+                                                  FACE_EDGE_SMOOTHING * face_width, FACE_EDGE_SMOOTHED * face_width)
+        back = self._back_layer(displacement, (index_image >= 0) & ~face_cover)
+        displacement = np.where(face_cover[..., None], face_field, back.field)
         result = WarpedFrame(frame, displacement, target_image)
         if keep_fields:
             region_w, region_h = self.region_size
@@ -356,7 +377,7 @@ class WarpEngine:
             return result
         box = self._moving_box(moving)
         full = self._full_resolution_displacement(displacement, box, target_work)
-        silhouette = self._resolve_silhouette(full, box, face_cover, face_field, face_reach, target_work, affines, usable)
+        silhouette = self._resolve_silhouette(full, box, face_cover, face_field, face_reach, back)
         region, warped_mask = self._warp_region(full, box, silhouette, cut_out, texture)
         result.box, result.person = box, warped_mask
         remapped = region.copy() if keep_fields else None
@@ -402,9 +423,16 @@ class WarpEngine:
                 in_front=self.face_triangles)
         return full
 
+    def _back_layer(self, displacement: np.ndarray, behind: np.ndarray) -> "BackLayer":
+        """The map of everything behind the face (hair, ears, neck, backdrop) on its own, smoothed
+        (warp_math.smooth_behind_face): `behind` says where `displacement` is that of a triangle behind the face."""
+        if self._border_ramp is None:
+            self._border_ramp = border_ramp(behind.shape, 3 * BACK_SMOOTHING)
+        field, weight = smooth_behind_face(displacement, behind, BACK_SMOOTHING, self._border_ramp, MOVING_EPSILON)
+        return BackLayer(field, weight)
+
     def _resolve_silhouette(self, full: np.ndarray, box: tuple[int, int, int, int], face_cover: np.ndarray,
-                            face_field: np.ndarray, face_reach: np.ndarray, target_work: np.ndarray, affines: np.ndarray,
-                            usable: np.ndarray) -> "SilhouetteEdge | None":
+                            face_field: np.ndarray, face_reach: np.ndarray, back: "BackLayer") -> "SilhouetteEdge | None":
         """Redo `full` (in place) near the face's silhouette at full resolution; return its anti-aliased edge.
 
         Where the turning face covers hair or backdrop, the displacement jumps
@@ -435,18 +463,11 @@ class WarpEngine:
         def at_pixels(field: np.ndarray) -> np.ndarray:
             return sample_at(field, work_x, work_y)
 
-        reach = SILHOUETTE_REACH + 1
-        back_index = extend_index(triangle_index_image(target_work, self.triangles, usable & ~self.face_layer,
-                                                       self.work_size), reach)
         front = at_pixels(face_field) / self.scale
-        # The background layer's own triangle (that of the pixel's working cell), its map taken exactly here.
-        triangle = back_index[np.round(work_y).astype(int).clip(0, back_index.shape[0] - 1),
-                              np.round(work_x).astype(int).clip(0, back_index.shape[1] - 1)]
-        back_defined = triangle >= 0
-        affine = affines[np.maximum(triangle, 0)]
-        back = np.stack([affine[:, 0, 0] * work_x + affine[:, 0, 1] * work_y + affine[:, 0, 2] - work_x,
-                         affine[:, 1, 0] * work_x + affine[:, 1, 1] * work_y + affine[:, 1, 2] - work_y],
-                        axis=1).astype(np.float32) / self.scale
+        # The background layer's smooth map, interpolated (it is defined a little under the face's edge, where
+        # the face hides it, by the normalised Gaussian's reach).
+        back_defined = at_pixels(back.weight) > BACK_REACH
+        back = at_pixels(back.field) / self.scale
         # A layer that does not reach a pixel (for the face: with all four interpolated neighbours) cannot show there.
         front_defined = at_pixels(face_reach.astype(np.float32)) > 0.999
         # The blurred coverage falls by 1 / (sqrt(2 pi) sigma) per working pixel at the edge: scaled so that
@@ -568,6 +589,9 @@ class WarpEngine:
                                  0.0, 1.0)[..., None]
             inside = np.zeros((y1 - y0, x1 - x0), np.float32)
             cv2.fillPoly(inside, [np.round((opening - (x0, y0)) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
+            # Only pixels warped from the eye's own opening are redrawn: on a turn the nose passes in front of
+            # the far eye's inner corner, and an iris drawn there would show through the nose.
+            inside *= cv2.remap(eyeball.opening, source_x, source_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
             eye = sclera + iris_alpha * (iris_texture.astype(np.float32) - sclera)
             patch = region[y0:y1, x0:x1].astype(np.float32)
             alpha = strength * inside[..., None]

@@ -124,15 +124,8 @@ def pixels_of_cells(cells_y: np.ndarray, cells_x: np.ndarray, scale: float,
     return rows, cols
 
 
-def extend_index(index_image: np.ndarray, reach: int) -> np.ndarray:
-    """`index_image` with uncovered pixels (-1) within `reach` pixels of covered ones given a neighbour's
-    triangle, so that triangle's affine, extrapolated, defines the layer a little past its edge."""
-    kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
-    grown = cv2.dilate(index_image.astype(np.float32), kernel).astype(np.int32)  # float32 is exact below 2**24
-    return np.where(index_image >= 0, index_image, grown)
-
-
-def smooth_face_edge(displacement: np.ndarray, face: np.ndarray, sigma: float, band: float) -> tuple[np.ndarray, np.ndarray]:
+def smooth_face_edge(displacement: np.ndarray, face: np.ndarray, sigma: float, band: float, edge_sigma: float = 0.0,
+                     edge_band: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The face's displacement with its slivers removed, and extrapolated a little past its outline.
 
     Near the outline the face surface is at a grazing angle: a head turn
@@ -145,6 +138,12 @@ def smooth_face_edge(displacement: np.ndarray, face: np.ndarray, sigma: float, b
     displacement: outside the face the field is the face's own, extrapolated
     by a normalised Gaussian average (`sigma` pixels), which also serves to
     anti-alias the face's silhouette.
+
+    Within `edge_band` of the outline the map is also smoothed by a normalised
+    Gaussian (`edge_sigma`): on a turn the far cheek's landmarks overtake the
+    face oval and the mesh folds there, and its piecewise-affine map bends the
+    skin's edge and the strands over it into a zigzag the size of a triangle.
+    The band is kept narrow so the nose's fold stays sharp.
 
     Returns (the face layer's (H, W, 2) field, (H, W) bool where that field is defined).
     """
@@ -162,15 +161,73 @@ def smooth_face_edge(displacement: np.ndarray, face: np.ndarray, sigma: float, b
     averaged = cv2.GaussianBlur(displacement * inside[..., None], (0, 0), sigma) / np.maximum(reach, 1e-6)[..., None]
     filled = np.where(face[..., None], displacement, averaged).astype(np.float32)
     # Only within `band` of the outline: elsewhere the eyes' and mouth's thin features are the map's own.
-    near_outline = cv2.distanceTransform(face.astype(np.uint8), cv2.DIST_L2, 3) < band
+    inward = cv2.distanceTransform(face.astype(np.uint8), cv2.DIST_L2, 3)  # distance to the outline, inside the face
+    near_outline = inward < band
     for component in range(2):
         plane = np.ascontiguousarray(filled[..., component])
         for _ in range(MEDIAN_PASSES):
             plane = cv2.medianBlur(plane, MEDIAN_SIDE)
         filled[..., component] = np.where(near_outline, plane, filled[..., component])
+    if edge_sigma > 0 and edge_band > 0:
+        weight = cv2.GaussianBlur(inside, (0, 0), edge_sigma)
+        smooth = cv2.GaussianBlur(filled * inside[..., None], (0, 0), edge_sigma) / np.maximum(weight, 1e-6)[..., None]
+        at_edge = face & (inward < edge_band)
+        filled = np.where(at_edge[..., None], smooth, filled).astype(np.float32)
     field[crop] = filled
     defined[crop] = reach > 0.02
     return field, defined
+
+
+def smooth_behind_face(displacement: np.ndarray, behind: np.ndarray, sigma: float, ramp: np.ndarray,
+                       still: float) -> tuple[np.ndarray, np.ndarray]:
+    """The map of everything behind the face (hair, ears, neck, backdrop) on its own, smoothed.
+
+    `displacement` is the piecewise-affine map and `behind` the pixels where it
+    is that of a triangle behind the face. Piecewise affine, the hair rings'
+    large triangles bend every strand that crosses them into a zigzag, and on
+    a turn the squeezed ones fold. Smoothed by a normalised Gaussian (`sigma`
+    pixels; the face's hole does not pull it toward zero), strands bend in
+    curves, and the map reaches a little under the face's edge, where the
+    silhouette needs it. Toward the grid's border it fades back to the exact
+    map by `ramp` ((H, W, 1), 0 on the border: border_ramp), which is the
+    identity there, so the region pastes back without a seam. Displacements
+    under `still` pixels count as none.
+
+    Returns ((H, W, 2) float32 map, 0 where nothing lies behind the face; (H, W)
+    float32 weight: the Gaussian's share of covered pixels, how far the map reaches).
+    """
+    weight = cv2.GaussianBlur(behind.astype(np.float32), (0, 0), sigma)
+    field = np.zeros_like(displacement)
+    cv2.copyTo(displacement, behind.view(np.uint8), field)
+    # Only around what moves behind the face does the smoothing change anything: work on that crop.
+    moves = behind & ((np.abs(displacement[..., 0]) > still) | (np.abs(displacement[..., 1]) > still))
+    rows, cols = np.flatnonzero(moves.any(axis=1)), np.flatnonzero(moves.any(axis=0))
+    if len(rows) == 0:
+        return field, weight
+    margin = int(np.ceil(3 * sigma)) + 1
+    height, width = behind.shape
+    y0, y1 = max(rows[0] - margin, 0), min(rows[-1] + margin + 1, height)
+    x0, x1 = max(cols[0] - margin, 0), min(cols[-1] + margin + 1, width)
+    exact = field[y0:y1, x0:x1].copy()
+    field[y0:y1, x0:x1] = cv2.GaussianBlur(exact, (0, 0), sigma) / np.maximum(weight[y0:y1, x0:x1], 1e-6)[..., None]
+    # The ramp is 1 beyond `margin` of the border: only four strips (top, bottom, then the sides between) blend.
+    for ys, xs in ((slice(0, margin), slice(0, width)), (slice(height - margin, height), slice(0, width)),
+                   (slice(margin, height - margin), slice(0, margin)),
+                   (slice(margin, height - margin), slice(width - margin, width))):
+        ys, xs = slice(max(ys.start, y0), min(ys.stop, y1)), slice(max(xs.start, x0), min(xs.stop, x1))
+        if ys.start >= ys.stop or xs.start >= xs.stop:
+            continue
+        original = exact[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0]
+        field[ys, xs] = original + ramp[ys, xs] * (field[ys, xs] - original)
+    return field, weight
+
+
+def border_ramp(shape: tuple[int, int], reach: float) -> np.ndarray:
+    """(H, W, 1) float32: 0 on the grid's border, rising linearly to 1 at `reach` pixels inside it."""
+    height, width = shape
+    rows, cols = np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32)
+    to_border = np.minimum.outer(np.minimum(rows, height - 1 - rows), np.minimum(cols, width - 1 - cols))
+    return np.clip(to_border / reach, 0.0, 1.0)[..., None]
 
 
 def layer_coverage(mask: np.ndarray) -> np.ndarray:
