@@ -257,7 +257,7 @@ def find_body(rgb: np.ndarray, face: np.ndarray, head_region: tuple[int, int, in
     not show its shoulders. Pose runs on a box around the face's expected torso, so in a group photo each
     face gets its own shoulders."""
     for crop in POSE_CROPS:
-        keypoints = _pose_keypoints(rgb, pose_crop_box(face, rgb.shape, crop))
+        keypoints = pose_keypoints(rgb, pose_crop_box(face, rgb.shape, crop))
         found = None if keypoints is None else body_points(keypoints, face, rgb.shape)
         if found is not None:
             shoulders, hips, visibility = found
@@ -266,7 +266,7 @@ def find_body(rgb: np.ndarray, face: np.ndarray, head_region: tuple[int, int, in
     return None
 
 
-def _pose_keypoints(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray | None:
+def pose_keypoints(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray | None:
     """Pose's 33 keypoints ((33, 3): x, y in photo pixels, visibility) on the photo's `box`, or None."""
     x0, y0, x1, y1 = box
     if x1 - x0 < 8 or y1 - y0 < 8:

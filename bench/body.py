@@ -4,7 +4,7 @@ shoulders rise as much as asked, and do the face's measures stay as they were?
     python bench/body.py [PHOTO[:FACE] ...]
 
 Per photo (default: the bundled astronaut, the eval portraits d19, d9 and s12 and one group photo face by
-face, where /work/shared/eval-data is at hand) and for breathing = 1 and each shrug = 1: the rise each
+face, where ../shared/eval-data is at hand) and for breathing = 1 and each shrug = 1: the rise each
 shoulder was asked for (pixels), the rise Pose finds, their ratio (target 0.75-1.25) and the change in
 the re-detected yaw (degrees), eye aspect ratio and jaw opening (mouth openness) against the same frame
 without body motion (the photo itself; and, for a head turn with breathing, the head turn alone).
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from enliven import landmarks as lm
-from enliven.analysis import ASTRONAUT_PATH, _pose_keypoints, analyze_faces, find_landmarks
+from enliven.analysis import ASTRONAUT_PATH, analyze_faces, find_landmarks, pose_keypoints
 from enliven.animator import Animator
 from enliven.body_analysis import POSE_CROPS, POSE_LEFT_SHOULDER, POSE_RIGHT_SHOULDER, pose_crop_box
 from enliven.engines.body import BREATH_SHOULDER_RISE, SHRUG_RISE
@@ -27,7 +27,7 @@ from enliven.geometry import estimate_head_pose
 from enliven.images import load_image
 from enliven.shared.channels import CHANNEL_INDEX, default_vector
 
-EVAL = Path("/work/shared/eval-data/photos")
+EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "eval-data" / "photos"
 DEFAULT_PHOTOS = [str(ASTRONAUT_PATH)] + [f"{EVAL / name}" for name in (
     "LivePortrait__d19.jpg", "LivePortrait__d9.jpg", "LivePortrait__s12.jpg", "dlib__2008_001322.jpg:all")]
 
@@ -53,7 +53,7 @@ def shoulders_seen(frame: np.ndarray, subject) -> np.ndarray | None:
     for dx, dy in JITTER:
         sx, sy = round(dx * subject.face_width), round(dy * subject.face_width)
         box = (max(0, x0 + sx), max(0, y0 + sy), min(width, x1 + sx), min(height, y1 + sy))
-        keypoints = _pose_keypoints(frame, box)
+        keypoints = pose_keypoints(frame, box)
         if keypoints is not None:
             shoulders = keypoints[[POSE_LEFT_SHOULDER, POSE_RIGHT_SHOULDER], :2]
             if np.abs(shoulders - subject.body.shoulders).max() < 0.5 * subject.body.width:

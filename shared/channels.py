@@ -165,9 +165,10 @@ CHANNELS: tuple[Channel, ...] = (
     ),
     *(_shrug(side, image_side) for side, image_side in (("l", "right"), ("r", "left"))),
     Channel(
-        "torso_lean", "body", "deg", -20.0, 20.0, 0.0,
+        "torso_lean", "body", "deg", -8.0, 8.0, 0.0,
         "Sideways lean of the upper body about the hips, in degrees; the head rides along. Positive "
-        "leans the shoulders toward the image's right.",
+        "leans the shoulders toward the image's right. (Kept small: hair that reaches the photo's top "
+        "edge is held there, and shears.)",
         (),
     ),
     Channel(

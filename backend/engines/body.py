@@ -15,7 +15,8 @@ pixels; W is the shoulder width.
     sideways most, the shoulders drawn in a little; the neck and head ride on the spine's front;
   * the head's own yaw, roll and pitch carry a little into the torso (HEAD_*_CARRY), so that a turning head
     takes its neck and shoulders along instead of stretching a rubber neck over a still body; the carry
-    fades out up the neck, so the head itself stays where the rig puts it.
+    fades out up the neck, so the head itself stays where the rig puts it. It applies while the body moves
+    (idle-alive always breathes); a motion with no body channel leaves the body still.
 
 Everything is multiplied by an envelope that is 1 over the torso and 0 at the body region's border (so at
 the photo's edges where the body is cut off), so the field is the identity there.
@@ -71,6 +72,10 @@ class BodyMotion:
     @classmethod
     def from_values(cls, values: np.ndarray) -> "BodyMotion":
         breathing, shrug_l, shrug_r, lean, turn = (float(values[CHANNEL_INDEX[name]]) for name in _BODY)
+        if not any((breathing, shrug_l, shrug_r, lean, turn)):
+            # A motion that leaves the body alone (a head-only one: talking, a showcase) keeps the body
+            # still: moving the whole torso for the head's carry costs more than the head itself.
+            return cls()
         yaw, roll, pitch = (float(values[CHANNEL_INDEX[name]]) for name in _HEAD)
         return cls(breathing, shrug_l, shrug_r, lean, turn, HEAD_ROLL_CARRY * roll, HEAD_YAW_CARRY * yaw,
                    HEAD_PITCH_CARRY * pitch)
@@ -79,11 +84,6 @@ class BodyMotion:
     def still(self) -> bool:
         return not any((self.breathing, self.shrug_l, self.shrug_r, self.lean_deg, self.turn_deg,
                         self.carried_lean_deg, self.carried_turn_deg, self.carried_rise))
-
-
-def body_channels_used(values: np.ndarray) -> bool:
-    """Whether any body channel is away from its default (the head's carry aside)."""
-    return any(float(values[CHANNEL_INDEX[name]]) != 0.0 for name in _BODY)
 
 
 class BodyField:
