@@ -47,7 +47,7 @@ from ..shared.channels import CHANNEL_INDEX
 from .eyes import IRIS_DISC, IRIS_FILL, IRIS_STILL, Eyeball, build_eyeball
 from .frame_buffers import FrameBuffers
 from .mouth import CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, paint_cavity
-from .palette import palette_of
+from .palette import LUMA, palette_of
 from .warp_math import (SILHOUETTE_SOFTNESS, border_ramp, closed_lid, displacement_from_index, layer_coverage,
                         piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at, smooth_behind_face,
                         smooth_face_edge, triangle_affines, triangle_index_image)
@@ -57,7 +57,8 @@ BORDER_PINS_PER_SIDE = 8
 MOVING_EPSILON = 0.02  # working pixels; displacement below this counts as still
 JAW = CHANNEL_INDEX["jaw_open"]
 LASH_THICKNESS = 16  # the closed lash line is eye width / this thick at its middle
-LASH_DARKNESS = 0.85  # how far the lash line is drawn toward the lashes' colour
+LASH_DARKNESS = 0.85  # how far the lash line is drawn toward the lashes' colour ...
+LASH_FULL_EYE = 40.0  # ... on an eye at least this wide (pixels); on a smaller one, in proportion
 SKIN_EDGE = 1.08  # the face layer reaches this far beyond MediaPipe's face oval (from the oval's centre)
 FACE_EXTRAPOLATION = 1.5  # working pixels: the Gaussian that extrapolates the face's displacement past its outline
 FACE_EDGE_BAND = 0.2  # face widths: how far inside the outline slivers are removed
@@ -640,7 +641,9 @@ class WarpEngine:
             # Soft: drawn as coverage and blurred by a pixel, so it reads as lashes, not as an ink line.
             lash = np.zeros(lid.shape[:2], np.float32)
             cv2.fillPoly(lash, [np.round(crescent * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
-            lash = LASH_DARKNESS * cv2.GaussianBlur(lash, (0, 0), max(0.7, eye_width / 60))[..., None]
+            # A small eye's line, spread by the blur's floor, would be thicker than its lashes: it is drawn lighter.
+            darkness = LASH_DARKNESS * min(1.0, eye_width / LASH_FULL_EYE)
+            lash = darkness * cv2.GaussianBlur(lash, (0, 0), max(0.7, eye_width / 60))[..., None]
             lid = np.clip(lid + lash * (self.lash_colour[side] - lid.astype(np.float32)) + 0.5, 0, 255).astype(np.uint8)
             blended = patch.astype(np.float32) + strength * (lid.astype(np.float32) - patch)
             region = region.copy() if region is self.source_region else region
@@ -648,13 +651,23 @@ class WarpEngine:
         return region
 
     def _lash_colours(self) -> dict[str, np.ndarray]:
-        """The darkest colour along each upper lid: the lash line."""
+        """The lash line's colour per eye: the darkest fifth (by luma) of the pixels along the upper lid.
+        (The lid landmarks' own pixels, on a small eye, fall on the white or the iris as often as on
+        the lashes, and gave a blue-grey line.)"""
         colours = {}
-        height, width = self.subject.image.shape[:2]
+        image = self.subject.image
         for side, ids in (("left", lm.LEFT_EYE_UPPER), ("right", lm.RIGHT_EYE_UPPER)):
-            points = self.subject.landmarks[list(ids[1:-1]), :2].round().astype(int)
-            points[:, 0] = points[:, 0].clip(0, width - 1)
-            points[:, 1] = points[:, 1].clip(0, height - 1)
-            samples = self.subject.image[points[:, 1], points[:, 0]].astype(np.float32)
-            colours[side] = np.percentile(samples, 25, axis=0)
+            lid = self.subject.landmarks[list(ids), :2].astype(np.float64)
+            eye_width = float(np.linalg.norm(lid[0] - lid[-1]))
+            (x0, y0), (x1, y1) = np.floor(lid.min(axis=0)).astype(int) - 3, np.ceil(lid.max(axis=0)).astype(int) + 4
+            x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, image.shape[1]), min(y1, image.shape[0])
+            band = np.zeros((max(y1 - y0, 1), max(x1 - x0, 1)), np.uint8)
+            cv2.polylines(band, [np.round((lid - (x0, y0)) * 16).astype(np.int32)], False, 1,
+                          max(1, round(eye_width / 10)), cv2.LINE_8, shift=4)
+            samples = image[y0:y1, x0:x1][band[:y1 - y0, :x1 - x0] > 0].astype(np.float32)
+            if len(samples) == 0:
+                colours[side] = np.zeros(3, np.float32)
+                continue
+            luma = samples @ LUMA
+            colours[side] = np.median(samples[luma <= np.percentile(luma, 20)], axis=0)
         return colours
