@@ -304,3 +304,12 @@ def test_the_map_behind_the_face_bends_in_curves_and_is_exact_at_the_border():
     assert np.array_equal(field[0], displacement[0]) and np.array_equal(field[:, 0], displacement[:, 0])
     assert np.array_equal(field[-1], displacement[-1]) and np.array_equal(field[:, -1], displacement[:, -1])
     assert weight[26, 26] > 0.05 and field[26, 26, 0] > 0  # defined a little under the face's edge
+
+
+def test_a_small_eye_closes_without_a_painted_stroke(astronaut):
+    """On a small face (the astronaut at 256 px: eyes 9 px wide) the closed eyes' lash line stays a faint
+    line, not a stroke (before: 0.22 of the eye's width, a grey stroke drawn from the lid landmarks' pixels)."""
+    small = analyze_image(cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA))
+    result = Animator(small).engine.render_with_fields(channel_values(blink_l=1, blink_r=1), keep_fields=False)
+    for upper in (lm.LEFT_EYE_UPPER, lm.RIGHT_EYE_UPPER):
+        assert af.lash_line_thickness(result.frame, result.target_landmarks[list(upper)]) < 0.1
