@@ -34,7 +34,6 @@ from ..shared.channels import CHANNEL_INDEX
 WORKING_SIDE = 96  # the field is computed on a grid at most this large over the body region (it is smooth)
 MOVING_EPSILON = 0.05  # pixels: displacement below this counts as still
 MASK_HAZE = 0.03  # person mask values this close to 0 or 1 are taken as 0 or 1
-MASK_EPSILON = 1e-3  # a mask value below this is no person
 INVERSE_STEPS = 3  # fixed-point steps from the forward field to the backward map
 
 BREATH_SHOULDER_RISE = 0.05  # shoulder widths the shoulders rise at breathing 1
@@ -200,33 +199,3 @@ def clean_mask(mask: np.ndarray) -> np.ndarray:
     """A person mask with the segmentation's faint haze over the backdrop (and its faint doubts inside the
     person) removed: exactly 0 and 1 there, so that only its edge pays for blending."""
     return np.clip((mask - MASK_HAZE) / (1 - 2 * MASK_HAZE), 0.0, 1.0).astype(np.float32)
-
-
-def background_plate(pixels: np.ndarray, mask: np.ndarray, work_side: int = 256) -> np.ndarray:
-    """`pixels` with the person (`mask` > 0.05, grown a little) inpainted away, at a working size at most
-    `work_side`, scaled back: what shows where the moving body uncovers the backdrop."""
-    height, width = mask.shape
-    scale = min(1.0, work_side / max(height, width))
-    size = (max(2, round(width * scale)), max(2, round(height * scale)))
-    small = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-    hole = cv2.dilate((cv2.resize(mask, size, interpolation=cv2.INTER_AREA) > 0.05).astype(np.uint8),
-                      np.ones((7, 7), np.uint8))
-    return cv2.resize(cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA), (width, height), interpolation=cv2.INTER_LINEAR)
-
-
-def blend_over_background(warped: np.ndarray, moved_mask: np.ndarray, original: np.ndarray,
-                          source_mask: np.ndarray, plate: np.ndarray) -> np.ndarray:
-    """The moved person (`warped`, `moved_mask`) over the background: the photo as it was (`original`, whose
-    person is `source_mask`), or `plate` where the person moved away and uncovered it. In place in `warped`."""
-    still = (moved_mask < MASK_EPSILON) & (source_mask < MASK_EPSILON)
-    cv2.copyTo(original, still.view(np.uint8), warped)
-    blend = np.flatnonzero(((moved_mask < 1 - MASK_EPSILON) & ~still).ravel())
-    rows, cols = np.divmod(blend, warped.shape[1])
-    alpha = moved_mask.reshape(-1)[blend]
-    had = source_mask[rows, cols]
-    uncovered = np.clip((had - alpha) / np.maximum(had, 1e-3), 0.0, 1.0)[:, None]
-    before = original[rows, cols].astype(np.float32)
-    background = before + uncovered * (plate[rows, cols] - before)
-    pixels = warped.reshape(-1, 3)
-    pixels[blend] = np.clip(background + alpha[:, None] * (pixels[blend] - background) + 0.5, 0, 255).astype(np.uint8)
-    return warped

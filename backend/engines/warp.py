@@ -48,9 +48,10 @@ from .eyes import IRIS_DISC, IRIS_FILL, IRIS_STILL, Eyeball, build_eyeball
 from .frame_buffers import FrameBuffers
 from .mouth import CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, paint_cavity
 from .palette import LUMA, palette_of
-from .warp_math import (SILHOUETTE_SOFTNESS, border_ramp, closed_lid, displacement_from_index, layer_coverage,
-                        piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at, smooth_behind_face,
-                        smooth_face_edge, triangle_affines, triangle_index_image)
+from .warp_math import (SILHOUETTE_SOFTNESS, background_plate, blend_over_background, border_ramp, closed_lid,
+                        displacement_from_index, layer_coverage, piecewise_affine_displacement, pixels_of_cells,
+                        polygon_mask, sample_at, smooth_behind_face, smooth_face_edge, triangle_affines,
+                        triangle_index_image)
 
 WORKING_SIDE = 256  # the displacement field is computed at most this large
 BORDER_PINS_PER_SIDE = 8
@@ -131,7 +132,7 @@ class WarpEngine:
         mouth_point = np.zeros(len(face_point), bool)
         mouth_point[landmark_count + self.mouth_split_upper.start:landmark_count + self.mouth_split_lower.stop] = True
         self.face_layer = (face_point | mouth_point)[self.triangles].all(axis=1)
-        self.background_plate = self._background_plate()
+        self.background_plate = background_plate(self.source_region, self.mask)  # for uncovered background
         # Control points (indices into source_work) of the parts rendered exactly at full resolution, with padding.
         position = self.landmark_position = {landmark: i for i, landmark in enumerate(self.landmark_ids)}
         mouth = [position[i] for i in lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER]
@@ -275,14 +276,6 @@ class WarpEngine:
         out[:, 0] = (out[:, 0] - self.region[0] + 0.5) * self.scale - 0.5
         out[:, 1] = (out[:, 1] - self.region[1] + 0.5) * self.scale - 0.5
         return out
-
-    def _background_plate(self) -> np.ndarray:
-        """The head region with the person removed (inpainted at working size), for uncovered background."""
-        small = cv2.resize(self.source_region, self.work_size, interpolation=cv2.INTER_AREA)
-        small_mask = cv2.resize(self.mask, self.work_size, interpolation=cv2.INTER_AREA)
-        hole = cv2.dilate((small_mask > 0.05).astype(np.uint8), np.ones((7, 7), np.uint8))
-        filled = cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA)
-        return cv2.resize(filled, self.region_size, interpolation=cv2.INTER_LINEAR)
 
     def _eyeball(self, iris: tuple[int, ...], side: str) -> Eyeball:
         """The eye's sclera with the iris removed, and the iris as a whole disc, from the source photo."""
@@ -529,24 +522,8 @@ class WarpEngine:
         # Inside the person the warped photo is the answer. Elsewhere blend it over the
         # background: the photo as it was, or the background plate where the person
         # moved away and uncovered it. Only those pixels pay for the blend.
-        source_mask = self.mask[by0:by1, bx0:bx1]
-        original_region = texture[by0:by1, bx0:bx1]
-        still_background = (warped_mask < 0.001) & (source_mask < 0.001)
-        cv2.copyTo(original_region, still_background.view(np.uint8), warped)  # (numpy's copyto with where= is 40x slower)
-        if cut_out:
-            return warped, warped_mask
-        # The pixels to blend, as indices: a boolean mask would be scanned again for every array.
-        blend = np.flatnonzero((warped_mask < 0.999) & ~still_background)
-        rows, cols = np.divmod(blend, bx1 - bx0)
-        alpha = warped_mask.reshape(-1)[blend]
-        had = source_mask[rows, cols]
-        # Relative to how much person the pixel had: a half-hair edge pixel that the
-        # head left is fully background now, or a faint outline would stay behind.
-        uncovered = np.clip((had - alpha) / np.maximum(had, 1e-3), 0.0, 1.0)[:, None]
-        original = original_region[rows, cols].astype(np.float32)
-        background = original + uncovered * (self.background_plate[by0 + rows, bx0 + cols] - original)
-        pixels = warped.reshape(-1, 3)
-        pixels[blend] = np.clip(background + alpha[:, None] * (pixels[blend] - background) + 0.5, 0, 255).astype(np.uint8)
+        plate = None if cut_out else self.background_plate[by0:by1, bx0:bx1]
+        blend_over_background(warped, warped_mask, texture[by0:by1, bx0:bx1], self.mask[by0:by1, bx0:bx1], plate)
         return warped, warped_mask
 
     def _draw_irises(self, region: np.ndarray, full: np.ndarray, target_image: np.ndarray,

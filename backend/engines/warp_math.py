@@ -230,6 +230,48 @@ def border_ramp(shape: tuple[int, int], reach: float) -> np.ndarray:
     return np.clip(to_border / reach, 0.0, 1.0)[..., None]
 
 
+PERSON_EPSILON = 1e-3  # a person mask value below this is no person, above 1 minus it all person
+PLATE_SIDE = 256  # background plates are inpainted at most this large
+
+
+def background_plate(pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`pixels` with the person (`mask` > 0.05, grown a little) inpainted away, at most PLATE_SIDE large and
+    scaled back: what shows where a moving head or body uncovers the backdrop."""
+    height, width = mask.shape
+    scale = min(1.0, PLATE_SIDE / max(height, width))
+    size = (max(2, round(width * scale)), max(2, round(height * scale)))
+    small = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    hole = cv2.dilate((cv2.resize(mask, size, interpolation=cv2.INTER_AREA) > 0.05).astype(np.uint8),
+                      np.ones((7, 7), np.uint8))
+    return cv2.resize(cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA), (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def blend_over_background(warped: np.ndarray, moved_mask: np.ndarray, original: np.ndarray,
+                          source_mask: np.ndarray, plate: np.ndarray | None) -> np.ndarray:
+    """The moved person (`warped`, `moved_mask`) over the background, in place in `warped`: where neither
+    the moved nor the still person is, the photo as it was (`original`, whose person is `source_mask`);
+    at the person's edge and where it moved away, blended over the photo, or over `plate` as far as the
+    person uncovered it. With no `plate` (a frame with alpha) the person is left unblended: its alpha
+    carries the edge, and the background it uncovered is transparent."""
+    still = (moved_mask < PERSON_EPSILON) & (source_mask < PERSON_EPSILON)
+    cv2.copyTo(original, still.view(np.uint8), warped)  # (numpy's copyto with where= is 40x slower)
+    if plate is None:
+        return warped
+    # The pixels to blend, as indices: a boolean mask would be scanned again for every array.
+    blend = np.flatnonzero(((moved_mask < 1 - PERSON_EPSILON) & ~still).ravel())
+    rows, cols = np.divmod(blend, warped.shape[1])
+    alpha = moved_mask.reshape(-1)[blend]
+    had = source_mask[rows, cols]
+    # Relative to how much person the pixel had: a half-hair edge pixel that the
+    # person left is fully background now, or a faint outline would stay behind.
+    uncovered = np.clip((had - alpha) / np.maximum(had, 1e-3), 0.0, 1.0)[:, None]
+    before = original[rows, cols].astype(np.float32)
+    background = before + uncovered * (plate[rows, cols] - before)
+    pixels = warped.reshape(-1, 3)
+    pixels[blend] = np.clip(background + alpha[:, None] * (pixels[blend] - background) + 0.5, 0, 255).astype(np.uint8)
+    return warped
+
+
 def layer_coverage(mask: np.ndarray) -> np.ndarray:
     """A soft (float32) version of a binary working-resolution layer mask whose 0.5 level, interpolated
     bilinearly at full resolution, is a smooth curve instead of the mask's working-pixel staircase."""
