@@ -117,9 +117,10 @@ class WarpEngine:
         self.mask = subject.mask.astype(np.float32)
         self.frames = FrameBuffers(subject.image, self.region)
         self._pixel_grid: np.ndarray | None = None  # (region h, region w, 2) float32 x, y of each pixel, made once
-        self._border_ramp: np.ndarray | None = None  # (work h, work w, 1) 0 at the border, 1 inside, made once
 
         self._build_control_points()
+        # The map behind the face fades back to the exact one (the identity) toward the region's border.
+        self.border_ramp = border_ramp(self.work_size[::-1], 3 * BACK_SMOOTHING)
         self.triangles = Delaunay(self.source_work[:, :2], qhull_options="QJ Pp").simplices.astype(np.int32)
         self.source_region_points = self._work_to_region(self.source_work)
         # The face surface always covers the hair, neck and backdrop around it:
@@ -420,9 +421,7 @@ class WarpEngine:
     def _back_layer(self, displacement: np.ndarray, behind: np.ndarray) -> "BackLayer":
         """The map of everything behind the face (hair, ears, neck, backdrop) on its own, smoothed
         (warp_math.smooth_behind_face): `behind` says where `displacement` is that of a triangle behind the face."""
-        if self._border_ramp is None:
-            self._border_ramp = border_ramp(behind.shape, 3 * BACK_SMOOTHING)
-        field, weight = smooth_behind_face(displacement, behind, BACK_SMOOTHING, self._border_ramp, MOVING_EPSILON)
+        field, weight = smooth_behind_face(displacement, behind, BACK_SMOOTHING, self.border_ramp, MOVING_EPSILON)
         return BackLayer(field, weight)
 
     def _resolve_silhouette(self, full: np.ndarray, box: tuple[int, int, int, int], face_cover: np.ndarray,
