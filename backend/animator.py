@@ -8,7 +8,7 @@ import numpy as np
 
 from .analysis import Subject
 from .engines.body_layer import BodyLayer
-from .engines.passes import PassRenderer
+from .engines.passes import PassRenderer, finished
 from .frame_layers import FrameLayers
 from .engines.refine import RefineEngine
 from .engines.warp import WarpEngine
@@ -64,10 +64,22 @@ class Animator:
         values = checked_values(values)
         if not (alpha or passes):
             return FrameLayers(self.render_onto(values))
+        return finished(self.draw_layers(values, previous, alpha, passes), alpha)
+
+    def draw_layers(self, values: np.ndarray, previous: np.ndarray | None, alpha: bool, passes: bool,
+                    canvas: FrameLayers | None = None) -> FrameLayers:
+        """This subject's frame drawn into `canvas` (a group frame's, in place; none: a new one), body
+        moved with it (see PassRenderer.draw)."""
+        previous = None if previous is None else checked_values(previous)
+        drawn = self.pass_renderer().draw(values, previous, alpha, passes, canvas)
+        return drawn if self.body is None else self.body.move_layers(drawn, values, in_place=canvas is not None)
+
+    def pass_renderer(self, whole_mask: np.ndarray | None = None, in_group: bool = False) -> PassRenderer:
+        """The renderer of alpha and passes, made on the first frame that asks for them (`whole_mask`: the
+        photo's person mask, when the caller has it; `in_group`: this face is one of several)."""
         if self._passes is None:
-            self._passes = PassRenderer(self.engine)
-        layers = self._passes.render(values, None if previous is None else checked_values(previous), alpha, passes)
-        return layers if self.body is None else self.body.move_layers(layers, values)
+            self._passes = PassRenderer(self.engine, whole_mask, in_group)
+        return self._passes
 
     def render_all(self, motion_full: np.ndarray) -> Iterator[np.ndarray]:
         for values in motion_full:

@@ -184,7 +184,8 @@ def run_analyze(args: argparse.Namespace) -> int:
 def run_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .generate_faces import face_motions, group_renderer, read_motion_files, several_faces, single_face
+    from .generate_faces import (face_motions, group_motion_for_server, group_renderer, read_motion_files, several_faces,
+                                 single_face)
 
     if args.size is not None and args.size < 64:
         raise EnlivenError("--size must be at least 64 pixels.")
@@ -197,7 +198,11 @@ def run_generate(args: argparse.Namespace) -> int:
 
         check_audio_decodes(args.audio)
     files = read_motion_files(args)
-    if several_faces(args, files):
+    faces = None  # several faces: their numbers, for a server
+    if several_faces(args, files) and args.server:
+        faces, values, fps = group_motion_for_server(args, files)
+        frame_count = values.shape[1]
+    elif several_faces(args, files):
         frame_count, fps, render = group_renderer(args, files)
         values = None
     else:
@@ -216,7 +221,7 @@ def run_generate(args: argparse.Namespace) -> int:
                 sink.add(index, render(index))
                 progress.update()
         elif args.server:
-            render_on_server(args, values, fps, sink, progress)
+            render_on_server(args, values, fps, sink, progress, faces)
         else:
             from .animator import Animator
 

@@ -16,6 +16,8 @@ import argparse
 import sys
 from collections.abc import Callable
 
+import numpy as np
+
 from .arguments import ALL_FACES, analyze_photo_faces, usable_fps
 from .errors import UsageError
 from .frame_layers import FrameLayers
@@ -91,11 +93,8 @@ def face_motions(args: argparse.Namespace, files: list[FaceMotions], faces: list
 
 
 def group_renderer(args: argparse.Namespace, files: list[FaceMotions]) -> tuple[int, float, Callable]:
-    """(frame count, fps, render(index) -> FrameLayers) for the faces this run animates."""
-    if args.server:
-        raise UsageError("several faces render here for now: leave --server out, or animate one face")
-    if args.alpha or args.format != "png":
-        raise UsageError("several faces render as PNG without alpha for now; leave --alpha and --format out")
+    """(frame count, fps, render(index) -> FrameLayers) for the faces this run animates, rendered here: with
+    --alpha every person cut out, and as EXR every face's mattes and motion vectors."""
     from .group import GroupAnimator
 
     faces = chosen_faces(args, files)
@@ -103,8 +102,22 @@ def group_renderer(args: argparse.Namespace, files: list[FaceMotions]) -> tuple[
     motions = face_motions(args, files, [subject.face_index for subject in subjects])
     group = GroupAnimator(subjects, engine=args.engine, checkpoint=args.checkpoint)
     values = motions.full()
+    passes = args.format == "exr"  # an EXR frame carries every pass
 
     def render(index: int) -> FrameLayers:
-        return FrameLayers(group.render({face: rows[index] for face, rows in values.items()}))
+        previous = None if index == 0 else {face: rows[index - 1] for face, rows in values.items()}
+        return group.render_layers({face: rows[index] for face, rows in values.items()}, previous, args.alpha, passes)
 
     return motions.frame_count, motions.fps, render
+
+
+def group_motion_for_server(args: argparse.Namespace, files: list[FaceMotions]) -> tuple[list[int], np.ndarray, float]:
+    """(faces, their channel values: faces x frames x every channel, fps) for a run of several faces on
+    `--server`; `--face all` is every face the server finds in the photo."""
+    from .remote_render import faces_on_server
+
+    faces = chosen_faces(args, files)
+    faces = faces_on_server(args) if faces == ALL_FACES else list(faces)
+    motions = face_motions(args, files, faces)
+    full = motions.full()
+    return faces, np.stack([full[face] for face in faces]), motions.fps

@@ -9,6 +9,10 @@ one's motion along instead of pasting the still photo over it, and a face
 whose values are all default leaves the frame exactly as it was. Faces are
 ordered by size, smallest first: in a group photo the smaller face is usually
 the one further back, and the nearer face's warp goes over it.
+
+Frames with alpha and compositing passes are drawn the same way, into one
+canvas: the whole photo's person mask (every person in it) moved face by face,
+each face's mattes drawn over the faces before it, their motion vectors added.
 """
 from __future__ import annotations
 
@@ -20,7 +24,9 @@ import numpy as np
 from .analysis import Subject
 from .animator import Animator, checked_values
 from .engines.frame_buffers import FrameBuffers
+from .engines.passes import blank_canvas, finished
 from .errors import EnlivenError
+from .frame_layers import FrameLayers
 
 
 def back_to_front(subjects: Sequence[Subject]) -> list[int]:
@@ -48,7 +54,9 @@ class GroupAnimator:
         self.subjects = {subject.face_index: subject for subject in subjects}
         self.animators = {subject.face_index: Animator(subject, engine, checkpoint) for subject in subjects}
         self.order = back_to_front(subjects)
-        self.frames = FrameBuffers(subjects[0].image, union_box([a.changed_region for a in self.animators.values()]))
+        self.changed_region = union_box([a.changed_region for a in self.animators.values()])
+        self.frames = FrameBuffers(subjects[0].image, self.changed_region)
+        self._alphas: FrameBuffers | None = None  # the still person alpha, made on the first frame that asks
 
     @property
     def faces(self) -> tuple[int, ...]:
@@ -58,12 +66,43 @@ class GroupAnimator:
     def render(self, values: Mapping[int, np.ndarray]) -> np.ndarray:
         """One frame, (H, W, 3) uint8 RGB at the photo's resolution: each face in `values` (face number ->
         full channel vector) moved by its values; faces not in `values` stay as the photo shows them."""
-        unknown = sorted(set(values) - set(self.subjects))
-        if unknown:
-            raise EnlivenError(f"No face {unknown[0]} among the faces being animated ({list(self.faces)}).")
-        rows = {face: checked_values(row) for face, row in values.items()}
+        rows = self._checked(values)
         frame = self.frames.take()
         for face in self.order:
             if face in rows:
                 self.animators[face].render_onto(rows[face], onto=frame)
         return frame
+
+    def render_layers(self, values: Mapping[int, np.ndarray], previous: Mapping[int, np.ndarray] | None = None,
+                      alpha: bool = False, passes: bool = False) -> FrameLayers:
+        """One frame (as render) with, on request, every person's alpha (cut out) and the compositing
+        passes: the mattes of every face, and the motion vectors since the frame of values `previous`."""
+        rows = self._checked(values)
+        if not (alpha or passes):
+            return FrameLayers(self.render(rows))
+        previous = previous or {}
+        canvas = blank_canvas(self.frames.take(), self._still_alphas().take(), passes)
+        for face in self.order:
+            if face in rows:
+                self.animators[face].draw_layers(rows[face], previous.get(face), alpha, passes, canvas)
+        return finished(canvas, alpha)
+
+    def _checked(self, values: Mapping[int, np.ndarray]) -> dict[int, np.ndarray]:
+        unknown = sorted(set(values) - set(self.subjects))
+        if unknown:
+            raise EnlivenError(f"No face {unknown[0]} among the faces being animated ({list(self.faces)}).")
+        return {face: checked_values(row) for face, row in values.items()}
+
+    def _still_alphas(self) -> FrameBuffers:
+        """Buffers of the still frame's person alpha: the whole photo's person mask, segmented once for
+        every face, with each head region's own finer mask blended in, back to front."""
+        if self._alphas is None:
+            from .analysis import person_mask
+
+            image = self.frames.image
+            whole = person_mask(image, (0, 0, image.shape[1], image.shape[0]))
+            still = whole
+            for face in self.order:
+                still = self.animators[face].pass_renderer(whole, in_group=True).with_head_mask(still)
+            self._alphas = FrameBuffers(still, self.changed_region)
+        return self._alphas

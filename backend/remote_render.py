@@ -5,6 +5,7 @@ error classes, so exit codes match a local run."""
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -26,27 +27,14 @@ _REMOTE_ERRORS = {protocol.E_NO_FACE: "NoFaceError", protocol.E_BAD_IMAGE: "Imag
                   protocol.E_BAD_CHECKPOINT: "CheckpointError"}
 
 
-def render_on_server(args: argparse.Namespace, values: np.ndarray, fps: float, sink: FrameSink, progress) -> None:
-    """Render `values` (frames x every channel) on `args.server`; the photo and
-    motion travel over ZeroMQ, PNGs come back into `sink` in order."""
-    from . import errors
-    from .images import encode_png, load_image, resize_long_side
-    from .shared.client import RemoteError, load_client_keys, load_public_key
+def render_on_server(args: argparse.Namespace, values: np.ndarray, fps: float, sink: FrameSink, progress,
+                     faces: list[int] | None = None) -> None:
+    """Render `values` (frames x every channel; with `faces`, several faces of the photo: faces x frames x
+    every channel, in that order) on `args.server`; the photo and motion travel over ZeroMQ, PNGs come back
+    into `sink` in order."""
     from .shared.remote import generate_remote
 
-    if args.size:
-        photo = encode_png(resize_long_side(load_image(args.photo), args.size))
-    else:
-        try:
-            photo = args.photo.read_bytes()
-        except OSError as error:
-            raise errors.ImageError(f"Cannot open '{args.photo}': {error.strerror or error}.") from error
-    keys = {}
-    if args.server_key:
-        keys["server_public_key"] = load_public_key(args.server_key)
-    if args.client_key:
-        keys["client_keys"] = load_client_keys(args.client_key)
-
+    keys = _connection_keys(args)
     if args.checkpoint is not None:  # a path on the server's disk (the same disk for a local server)
         keys["checkpoint"] = str(args.checkpoint if args.checkpoint.is_absolute() else args.checkpoint.resolve())
 
@@ -54,10 +42,53 @@ def render_on_server(args: argparse.Namespace, values: np.ndarray, fps: float, s
         sink.add(index, image if isinstance(image, np.ndarray) else None, data=image if isinstance(image, bytes) else None)
         progress.update()
 
+    with _server_errors(args):
+        generate_remote(args.server, _photo_bytes(args), values, fps, engine=args.engine, on_frame=on_frame,
+                        face_index=0 if faces is not None else args.face, faces=faces,
+                        format=getattr(args, "format", "png"), alpha=getattr(args, "alpha", False),
+                        png_compression=getattr(args, "png_compression", 1), **keys)
+
+
+def faces_on_server(args: argparse.Namespace) -> list[int]:
+    """The numbers of every face the server finds in the photo (for `--face all` with `--server`)."""
+    from .shared.client import Client
+
+    with _server_errors(args), Client(args.server, timeout_s=30.0, **_connection_keys(args)) as client:
+        analysis = client.wait(client.analyze(_photo_bytes(args)))
+    return [int(face["face_index"]) for face in analysis.fields["faces"]]
+
+
+def _photo_bytes(args: argparse.Namespace) -> bytes:
+    from . import errors
+    from .images import encode_png, load_image, resize_long_side
+
+    if args.size:
+        return encode_png(resize_long_side(load_image(args.photo), args.size))
     try:
-        generate_remote(args.server, photo, values, fps, engine=args.engine, on_frame=on_frame,
-                        face_index=args.face, format=getattr(args, "format", "png"),
-                        alpha=getattr(args, "alpha", False), png_compression=getattr(args, "png_compression", 1), **keys)
+        return args.photo.read_bytes()
+    except OSError as error:
+        raise errors.ImageError(f"Cannot open '{args.photo}': {error.strerror or error}.") from error
+
+
+def _connection_keys(args: argparse.Namespace) -> dict:
+    from .shared.client import load_client_keys, load_public_key
+
+    keys = {}
+    if args.server_key:
+        keys["server_public_key"] = load_public_key(args.server_key)
+    if args.client_key:
+        keys["client_keys"] = load_client_keys(args.client_key)
+    return keys
+
+
+@contextmanager
+def _server_errors(args: argparse.Namespace):
+    """A server's error as the local error class of the same kind, so exit codes match a local run."""
+    from . import errors
+    from .shared.client import RemoteError
+
+    try:
+        yield
     except RemoteError as error:
         if error.code in _REMOTE_ERRORS or error.code in (protocol.E_BAD_FIELD, protocol.E_BAD_PART, protocol.E_INTERNAL):
             message = f"the server at {args.server} says: {error.message}"

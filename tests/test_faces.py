@@ -15,10 +15,12 @@ import pytest
 from enliven import landmarks as lm
 from enliven.analysis import analyze_faces, detect_faces
 from enliven.errors import EnlivenError, NoFaceError
+from enliven.frame_formats import read_exr
 from enliven.group import GroupAnimator, back_to_front, union_box
 from enliven.shared.channels import CHANNEL_INDEX
 from enliven.shared.face_motion import (FaceMotions, face_motions_from_dict, face_motions_to_dict, load_face_motions,
                                         save_face_motions)
+from enliven.shared.naming import EXR_LAYER
 from enliven.shared.motion import Motion, MotionError, motion_from_dict, motion_to_dict, save_motion
 from enliven.shared.presets import face_seed, preset_face_motions, preset_motion
 
@@ -97,6 +99,33 @@ def test_both_faces_move_together_as_each_does_alone(apart, apart_group):
     for face, frame in enumerate(alone):
         x0, y0, x1, y1 = apart_group.subjects[face].head_region
         assert np.array_equal(both[y0:y1, x0:x1], frame[y0:y1, x0:x1])
+
+
+def test_a_group_frame_cuts_out_every_person_and_carries_every_face_s_mattes_and_motion(apart, apart_group):
+    """Alpha and compositing passes for several faces: each face's matte and alpha where it is, and a face
+    that moves changes the alpha, mattes and motion vectors inside its own head region only."""
+    still = apart_group.render_layers({0: channel_values(), 1: channel_values()}, alpha=True, passes=True)
+    assert np.array_equal(still.rgb, apart)
+    assert still.alpha[0, 250] < 0.01  # the backdrop between the faces is cut out
+    for subject in apart_group.subjects.values():
+        x, y = subject.landmarks[:, :2].mean(axis=0).astype(int)
+        assert still.alpha[y, x] == 1.0 and still.mattes["face"][y, x] == 1.0
+        x0, y0, x1, y1 = subject.head_region
+        assert still.mattes["eyes"][y0:y1, x0:x1].sum() > 100  # both eyes of each face, a few hundred pixels
+    assert np.array_equal(still.mattes["person"], still.alpha) and not still.vector.any()
+
+    moved = apart_group.render_layers({0: channel_values(), 1: TURN}, {0: channel_values(), 1: channel_values()},
+                                      alpha=True, passes=True)
+    region_1 = apart_group.subjects[1].head_region
+    for name in ("person", "face", "eyes", "mouth"):
+        assert np.array_equal(outside(region_1, moved.mattes[name]), outside(region_1, still.mattes[name])), name
+    x0, y0, x1, y1 = region_1
+    assert moved.mattes["mouth"][y0:y1, x0:x1].sum() > 2 * still.mattes["mouth"][y0:y1, x0:x1].sum()  # jaw open
+    assert np.abs(moved.alpha - still.alpha).max() > 0.5  # the turned head's outline moved
+    assert not outside(region_1, moved.vector).any() and np.abs(moved.vector).max() > 5
+
+    opaque = apart_group.render_layers({0: channel_values(), 1: TURN}, passes=True)  # EXR without alpha
+    assert opaque.alpha is None and set(opaque.mattes) == {"person", "face", "eyes", "mouth"}
 
 
 def test_faces_are_drawn_back_to_front_smallest_first(apart):
@@ -231,9 +260,22 @@ def test_cli_analyze_lists_every_face_and_generate_animates_each_by_its_own_moti
                          "--fps", "8", "--out", out)
     assert result.returncode == 0, result.stderr
     assert len(list(out.glob("frame_*.png"))) == 5
-    refused = run_enliven("generate", photo, "--face", "0,1", "--motion", motion, "--motion", motion, "--alpha",
-                          "--out", out)
-    assert refused.returncode == 2 and "alpha" in refused.stderr
+    # Both faces cut out: a PNG with alpha; and every face's mattes in an EXR.
+    out, nod = tmp_path / "alpha", tmp_path / "nod.json"
+    save_motion(preset_motion("nod", fps=8, duration_s=1.0), nod)
+    result = run_enliven("generate", photo, "--face", "0,1", "--motion", nod, "--motion", nod, "--alpha",
+                         "--out", out)
+    assert result.returncode == 0, result.stderr
+    rgba = cv2.imread(str(sorted(out.glob("frame_*.png"))[4]), cv2.IMREAD_UNCHANGED)
+    assert rgba.shape[2] == 4 and rgba[0, 250, 3] == 0
+    for subject in analyze_faces(apart):
+        x, y = subject.landmarks[:, :2].mean(axis=0).astype(int)
+        assert rgba[y, x, 3] == 255
+    result = run_enliven("generate", photo, "--face", "all", "--motion", nod, "--format", "exr", "--out",
+                         tmp_path / "exr")
+    assert result.returncode == 0, result.stderr
+    eyes = read_exr(str(tmp_path / "exr" / "frame_00005.exr"))[f"{EXR_LAYER}.Eyes.X"].astype(np.float32)
+    assert eyes[:, :250].sum() > 100 and eyes[:, 250:].sum() > 100
     refused = run_enliven("generate", photo, "--face", "0", "--motion", motion, "--out", out)
     assert refused.returncode == 2 and "moves faces 1" in refused.stderr
 

@@ -8,6 +8,7 @@ import pytest
 from enliven.shared.channels import CHANNEL_INDEX, CHANNEL_NAMES, default_vector
 from enliven.shared.client import Client, RemoteError
 
+from conftest import run_enliven
 from service_helpers import ASTRONAUT, collect, serving
 
 N_CH = len(CHANNEL_NAMES)
@@ -87,16 +88,36 @@ def test_generate_streams_frames_of_every_named_face(client, analysis, photo):
         assert np.abs(images[-1][y0:y1, x0:x1].astype(int) - photo[y0:y1, x0:x1]).max() > 30
 
 
+def test_a_preview_of_several_faces_with_alpha_cuts_out_each_person(client, analysis, photo):
+    frame = client.wait(client.preview(np.stack([moved(head_yaw=15), moved(head_yaw=-15)]), subject=analysis["subject"],
+                                       faces=[0, 1], alpha=True), timeout_s=60).image()
+    assert frame.shape[2] == 4 and frame[5, 250, 3] == 0  # the backdrop between them is transparent
+    for face in analysis["faces"]:
+        x0, y0, x1, y1 = face["summary"]["head_region"]
+        assert frame[(y0 + y1) // 2, (x0 + x1) // 2, 3] == 255
+
+
+def test_cli_renders_several_faces_on_a_server_as_it_does_here(server, photo, tmp_path):
+    path = tmp_path / "two.png"
+    cv2.imwrite(str(path), photo[..., ::-1])
+    here, there = tmp_path / "here", tmp_path / "there"
+    for out, extra in ((here, ()), (there, ("--server", server.address))):
+        result = run_enliven("generate", path, "--face", "all", "--preset", "idle-alive", "--duration", "0.5",
+                             "--fps", "8", "--alpha", "--out", out, *extra)
+        assert result.returncode == 0, result.stderr
+    frames = sorted(p.name for p in here.iterdir())
+    assert len(frames) == 5 and frames == sorted(p.name for p in there.iterdir())
+    for name in frames:
+        assert np.array_equal(cv2.imread(str(here / name), cv2.IMREAD_UNCHANGED),
+                              cv2.imread(str(there / name), cv2.IMREAD_UNCHANGED)), name
+
+
 def test_requests_for_several_faces_that_cannot_be_served_are_refused(client, analysis):
     subject = analysis["subject"]
     with pytest.raises(RemoteError) as error:
         client.wait(client.generate(np.zeros((3, N_CH), np.float32) + default_vector(), 24, subject=subject,
                                     faces=[0, 1]), timeout_s=30)
     assert error.value.code == "bad_motion" and "2 groups" in error.value.message
-    with pytest.raises(RemoteError) as error:
-        client.wait(client.preview(np.stack([default_vector()] * 2), subject=subject, faces=[0, 1], alpha=True),
-                    timeout_s=30)
-    assert error.value.code == "bad_field" and "alpha" in error.value.message
     with pytest.raises(RemoteError) as error:
         client.wait(client.preview(np.stack([default_vector()] * 2), subject=subject, faces=[0, 7]), timeout_s=60)
     assert error.value.code == "no_face"

@@ -104,10 +104,11 @@ class BodyLayer:
                               self.plate[by0:by1, bx0:bx1])
         frame[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1] = warped
 
-    def move_layers(self, layers: FrameLayers, values: np.ndarray) -> FrameLayers:
-        """A frame with alpha (the person cut out) moved with the body: its colour, alpha and person matte
-        (copies; the head engine's buffers are restored over the head region alone). The face, eye and mouth
-        mattes and the motion vectors stay the head's."""
+    def move_layers(self, layers: FrameLayers, values: np.ndarray, in_place: bool = False) -> FrameLayers:
+        """A frame with alpha (the person cut out) moved with the body: its colour and alpha (the person's,
+        which the person matte is too). The face, eye and mouth mattes and the motion vectors stay the
+        head's. Copies are moved, unless `in_place` (a buffer whose every pixel the caller restores,
+        such as a group frame's): a head engine's buffers are restored over the head region alone."""
         moving = self.moves(values)
         if moving is None:
             return layers
@@ -117,16 +118,15 @@ class BodyLayer:
         maps = self.field.where_from(backward, box)
         window = (slice(y0 + by0, y0 + by1), slice(x0 + bx0, x0 + bx1))
         region = (slice(y0, self.region[3]), slice(x0, self.region[2]))
-        rgb = layers.rgb.copy()
-        rgb[window] = cv2.remap(layers.rgb[region], *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        rgb = layers.rgb if in_place else layers.rgb.copy()
+        rgb[window] = cv2.remap(np.ascontiguousarray(layers.rgb[region]), *maps, cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_REPLICATE)
         layers.rgb = rgb
         if layers.alpha is not None:
-            alpha = layers.alpha.copy()
+            alpha = layers.alpha if in_place else layers.alpha.copy()
             alpha[window] = cv2.remap(np.ascontiguousarray(layers.alpha[region]), *maps, cv2.INTER_LINEAR,
                                       borderMode=cv2.BORDER_REPLICATE)
             layers.alpha = alpha
-            if layers.mattes is not None:
-                layers.mattes["person"] = alpha  # the person matte is the alpha
         return layers
 
     def move_points(self, points: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -98,10 +98,11 @@ class RefineEngine:
         this face rendered into that frame of the photo, in place (see WarpEngine.render_with_fields)."""
         return self.render_with_fields(values, onto=onto).frame
 
-    def render_with_fields(self, values: np.ndarray, keep_fields: bool = True, onto: np.ndarray | None = None):
+    def render_with_fields(self, values: np.ndarray, keep_fields: bool = True, cut_out: bool = False,
+                           onto: np.ndarray | None = None):
         """The refined frame with what the warp computed on the way (its moved box and person mask: the
-        body layer composites with them)."""
-        warped = self.warp.render_with_fields(values, keep_fields=keep_fields, onto=onto)
+        body layer and the compositing passes composite with them); `cut_out` and `onto` as for the warp."""
+        warped = self.warp.render_with_fields(values, keep_fields=keep_fields, cut_out=cut_out, onto=onto)
         if not (np.abs(warped.displacement) > MOVING_EPSILON).any():
             return warped  # all-default motion reproduces the photo exactly, as with the warp engine
         frame = warped.frame

@@ -77,13 +77,6 @@ def _table_motion(server: Any, msg: Message, arr: np.ndarray) -> tuple[np.ndarra
         raise ProtocolError(protocol.E_BAD_MOTION, str(e), msg.job) from None
 
 
-def check_faces_render(msg: Message) -> None:
-    """Several faces render plain colour frames for now: refuse what needs one face's layers."""
-    if "faces" in msg.fields and (msg.fields.get("alpha") or msg.fields.get("format") == "exr"):
-        raise ProtocolError(protocol.E_BAD_FIELD, f"{msg.type}: several faces render without alpha and EXR passes "
-                            "for now; leave 'alpha' and format exr out, or name one face", msg.job)
-
-
 def engine_of(server: Any, msg: Message) -> tuple[str, Path | None]:
     """The request's engine and, for the refine engine, the checkpoint it runs, None for the shipped
     models (checked when the request arrives, so a bad one fails before any queue)."""

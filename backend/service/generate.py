@@ -12,8 +12,7 @@ from typing import Any
 
 from ..png import BandCache
 from ..shared import naming, protocol
-from ..frame_layers import FrameLayers
-from .admission import check_faces_render, check_room, claim_output, engine_of, motion_of, need_subject
+from .admission import check_room, claim_output, engine_of, motion_of, need_subject
 from .frames import FrameWriter, finish_frame
 from .jobs import PROGRESS_EVERY_S, Job
 
@@ -21,7 +20,6 @@ from .jobs import PROGRESS_EVERY_S, Job
 def admit(server: Any, job: Job) -> bool:
     msg = job.msg
     job.motion, job.warnings = motion_of(server, msg, server.limits.max_frames)
-    check_faces_render(msg)
     engine_of(server, msg)
     need_subject(server, msg)
     job.total = int(job.motion.shape[-2])
@@ -72,11 +70,14 @@ def run(server: Any, job: Job) -> list:
                 skipped += 1
             else:
                 with lock:
+                    previous = index - 1 if index > 0 else None  # the frame the motion vectors run from
                     if faces is not None:
-                        layers = FrameLayers(animator.render(dict(zip(faces, job.motion[:, index]))))
+                        layers = animator.render_layers(
+                            dict(zip(faces, job.motion[:, index])),
+                            None if previous is None else dict(zip(faces, job.motion[:, previous])), alpha, passes)
                     else:
-                        previous = job.motion[index - 1] if index > 0 else None  # for the motion vectors
-                        layers = animator.render_layers(job.motion[index], previous, alpha, passes)
+                        layers = animator.render_layers(job.motion[index], None if previous is None
+                                                        else job.motion[previous], alpha, passes)
                 rendered += 1
                 if job.cancel.is_set():
                     job.rendered_after_cancel += 1

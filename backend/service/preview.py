@@ -8,8 +8,7 @@ from typing import Any
 from ..frame_formats import rgba_pixels
 from ..shared import protocol
 from ..shared.protocol import ProtocolError
-from ..frame_layers import FrameLayers
-from .admission import check_faces_render, check_room, engine_of, motion_of, need_subject
+from .admission import check_room, engine_of, motion_of, need_subject
 from .frames import encode_image
 from .jobs import Job
 
@@ -19,7 +18,6 @@ def admit(server: Any, job: Job) -> bool:
     job.motion, job.warnings = motion_of(server, msg, 1)
     if job.motion.shape[-2] != 1:
         raise ProtocolError(protocol.E_BAD_MOTION, f"a preview takes one motion frame, got {job.motion.shape[-2]}", msg.job)
-    check_faces_render(msg)
     engine_of(server, msg)
     need_subject(server, msg)
     job.total = 1
@@ -44,10 +42,11 @@ def run(server: Any, job: Job) -> list:
     if job.cancel.is_set():
         return protocol.encode("done", job.id, {"status": protocol.DONE_CANCELLED}, end=True)
     with lock:
+        alpha = bool(job.msg.fields.get("alpha", False))
         if faces is not None:
-            layers = FrameLayers(animator.render(dict(zip(faces, job.motion[:, 0]))))
+            layers = animator.render_layers(dict(zip(faces, job.motion[:, 0])), alpha=alpha)
         else:
-            layers = animator.render_layers(job.motion[0], alpha=bool(job.msg.fields.get("alpha", False)))
+            layers = animator.render_layers(job.motion[0], alpha=alpha)
     rgb = rgba_pixels(layers)  # RGBA with alpha
     fmt = job.msg.fields.get("format", "raw")
     fields = {"index": 0, "subject": server.engines.subject_id(subject), "width": int(rgb.shape[1]),

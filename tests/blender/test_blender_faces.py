@@ -11,7 +11,7 @@ import sys
 import bpy
 import numpy as np
 import pytest
-from .conftest import ADDON_MODULE, ASTRONAUT, generate, image_pixels, pump
+from .conftest import ADDON_MODULE, ASTRONAUT, generate, image_channels, image_pixels, pump
 
 FIRST, LAST = 1, 4
 HALF = 250  # the left face lies left of this column, the right face right of it
@@ -130,6 +130,20 @@ def test_generate_renders_every_face_into_one_sequence_that_the_compositor_shows
     assert bpy.ops.render.render(write_still=True) == {'FINISHED'}
     rendered = image_pixels(tmp_path / "render.png")
     assert np.abs(rendered.astype(int) - last).max() <= 2  # both faces as generated
+
+
+def test_a_group_with_alpha_cuts_out_every_person(rigs, tmp_path):
+    lead, other = rigs
+    scene = bpy.context.scene
+    scene.frame_start, scene.frame_end = FIRST, LAST
+    key(lead, "head_yaw", 0.0, -0.3)
+    key(other, "head_yaw", 0.0, 0.3)  # radians
+    lead.enliven.alpha = True  # the group's settings are its lead rig's
+    job = generate()
+    assert job.state == "DONE", job.message
+    rgba = image_channels(tmp_path / "frames" / f"frame_{LAST:05d}.png")
+    assert rgba.shape[2] == 4 and rgba[5, HALF, 3] == 0  # the backdrop between the faces
+    assert rgba[130, 100, 3] == 1.0 and rgba[130, 400, 3] == 1.0  # each face
 
 
 def test_the_compositor_keeps_every_portrait_added_the_last_on_top(scene, tmp_path):
