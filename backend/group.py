@@ -12,7 +12,7 @@ the one further back, and the nearer face's warp goes over it.
 
 Frames with alpha and compositing passes are drawn the same way, into one
 canvas: the whole photo's person mask (every person in it) moved face by face,
-each face's mattes drawn over the faces before it, their motion vectors added.
+each face's mattes joined with the faces' before it, their motion vectors added.
 """
 from __future__ import annotations
 
