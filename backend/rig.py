@@ -29,6 +29,11 @@ PIVOT_HEAD = np.array([0.0, -0.75, -1.1])
 PIVOT_JAW = np.array([0.0, -0.3, -1.0])
 SEAL_UPPER_SHARE = 0.3  # sealing an open mouth: the share of the gap the upper lip closes (the jaw does the rest)
 SEAL_PRESS = 0.08  # sealed lips overlap by this share of the photo's gap on each side
+GAZE_X_TRAVEL = 0.3  # gaze_x 1: the iris moves this share of the eye's width sideways
+GAZE_Y_TRAVEL = 0.16  # gaze_y 1: the iris moves this share of the eye's width up
+# The upper lid's share of the iris's vertical travel. Real lids follow closely: looking down, the lid drops
+# with the iris and no white shows above it; looking up, it lifts off the iris.
+UPPER_LID_FOLLOWS_GAZE = 0.8
 
 EXPRESSION_CHANNELS = ("blink_l", "blink_r", "gaze_x", "gaze_y", "brow_l", "brow_r",
                        "brow_inner_up", "jaw_open", "smile_l", "smile_r", "pucker", "wide")
@@ -81,9 +86,9 @@ def _eye_shapes(head: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
     # Gaze: the iris slides inside the eye; the upper lid follows vertical gaze.
     eye_width = np.linalg.norm(head[upper[0]] - head[upper[-1]])
     gaze = np.zeros((2,) + head.shape)
-    gaze[0, iris, 0] = 0.3 * eye_width
-    gaze[1, iris, 1] = 0.16 * eye_width
-    gaze[1, upper[1:-1], 1] = 0.06 * eye_width
+    gaze[0, iris, 0] = GAZE_X_TRAVEL * eye_width
+    gaze[1, iris, 1] = GAZE_Y_TRAVEL * eye_width
+    gaze[1, upper[1:-1], 1] = UPPER_LID_FOLLOWS_GAZE * GAZE_Y_TRAVEL * eye_width
     return blink, gaze
 
 

@@ -74,6 +74,16 @@ def test_gaze_moves_the_irises(rig, subject):
                 assert abs(moved[centre, axis]) > 1.0
 
 
+def test_the_upper_lid_follows_a_vertical_gaze(rig, subject):
+    """Looking down, the upper lid drops with the iris, so no white shows above it; looking up, it lifts."""
+    for value in (1.0, -1.0):
+        moved = rig.targets(channel_values(gaze_y=value)) - subject.landmarks
+        for iris, upper in ((lm.LEFT_IRIS, lm.LEFT_EYE_UPPER), (lm.RIGHT_IRIS, lm.RIGHT_EYE_UPPER)):
+            lid = moved[list(upper[1:-1]), 1]
+            assert np.all(np.sign(lid) == np.sign(moved[iris[0], 1]))
+            assert np.abs(lid).mean() > 0.6 * abs(moved[iris[0], 1])
+
+
 def test_smile_raises_and_widens_its_own_corner(rig, subject):
     moved = rig.targets(channel_values(smile_l=1)) - subject.landmarks
     assert moved[lm.MOUTH_LEFT_CORNER, 1] < -1 and moved[lm.MOUTH_LEFT_CORNER, 0] > 1  # up and toward image right

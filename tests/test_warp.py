@@ -219,7 +219,9 @@ def test_the_nose_hides_the_far_eye_from_the_gaze(animator, subject):
 def test_gaze_moves_each_iris_as_a_rigid_disc(animator, subject, gaze):
     """A gaze at its extreme shows the photo's own iris, whole and round, where the rig put it, and the
     face tracker follows it there (the engine before #13 drew "<<" chevrons with sclera streaks through
-    them: disc error 17 to 61 levels, and the tracker saw a quarter to 0.44 of the requested travel)."""
+    them: disc error 17 to 61 levels, and the tracker saw a quarter to 0.44 of the requested travel; until
+    the iris was mapped rigidly, a vertical gaze squashed it between the moving lids: 5 to 7 levels, and
+    the tracker saw 0.47 of an upward gaze)."""
     result = animator.engine.render_with_fields(channel_values(**gaze), keep_fields=False)
     tracked = analyze_image(result.frame).landmarks
     for iris, side in ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left")):
@@ -229,8 +231,8 @@ def test_gaze_moves_each_iris_as_a_rigid_disc(animator, subject, gaze):
         opening = list(lm.eye_polygon(side))
         error = af.iris_disc_error(result.frame, result.target_landmarks[opening], target_centre,
                                    subject.image, subject.landmarks[opening], source_centre, radius)
-        assert error < 12
-        assert af.travel_ratio(source_centre, tracked[iris[0], :2], target_centre) > 0.45
+        assert error < 4.5
+        assert af.travel_ratio(source_centre, tracked[iris[0], :2], target_centre) > 0.6
 
 
 def test_closed_eyes_show_a_thin_lash_line(animator):

@@ -2,14 +2,18 @@
 
 A gaze moves the photo's iris as a rigid disc (warp.py draws it); what it
 uncovers is sclera the photo never showed. It is built once per eye:
-- row by row, it continues the sclera the photo shows just beside the hole
-  (bright, little coloured pixels only: not lid rims, lashes, skin or the
-  caruncle), so each row keeps its own shadow and tint and joins without a
-  seam;
-- a row with no such pixels gets a model: an eyeball shaded darker under
-  the upper lid, toward the lower lid and toward the corners, in the colour
-  of the sclera beside the hole, or where the eye shows almost none, of its
-  whitest, least coloured pixels pulled toward neutral;
+- the hole reaches past the lid contour (the landmarks run on the rims) up
+  to the lashes wherever the photo's iris shows there, so a moved iris
+  leaves no crescent of itself behind;
+- it is filled with a model: an eyeball shaded darker under the upper lid,
+  toward the lower lid and toward the corners, in the colour of the sclera
+  the photo shows beside the iris (bright, little coloured pixels only: not
+  lid rims, lashes, skin or the caruncle), or the other eye's, or where
+  neither shows any, of the eye's whitest, least coloured pixels pulled
+  toward neutral;
+- the model is corrected smoothly toward the pixels around the hole (their
+  colour beside the iris, their brightness at the hole's edge), so the fill
+  joins a shadowed corner without a seam;
 - it takes the photo's tint (grey in a black-and-white photo) and grain.
 """
 from __future__ import annotations
@@ -25,6 +29,7 @@ from .warp_math import polygon_mask
 IRIS_DISC = 1.1  # iris radii: the disc that moves, the dark limbal ring included
 IRIS_FILL = 1.45  # iris radii: the sclera is filled in this far behind the iris (the tracked radius runs small)
 IRIS_STILL = 0.1  # iris radii of gaze over which the drawn iris fades in (none: the warped eye as it is)
+OPENING_MARGIN = 0.25  # iris radii: the lid landmarks run on the rims, inside the visible eye; it reaches this much further
 LID_SHADOW = 0.35  # how much darker the sclera is right under the upper lid ...
 LID_SHADOW_REACH = 0.25  # ... fading over this share of the eye's height
 LOWER_SHADOW = 0.1  # darker toward the lower lid ...
@@ -35,6 +40,10 @@ SCLERA_SATURATION = 0.22  # a pixel beside the iris is read as sclera when less 
 SCLERA_BRIGHTNESS = 0.6  # ... and brighter than this share of the eye's brightest
 SCLERA_RING = 0.6  # iris radii beyond the hole where the photo's own sclera is read ...
 MIN_SCLERA_PIXELS = 8  # ... when it shows at least this many pixels of it
+FILL_REACH = 0.5  # iris radii: how far the photo's own sclera around the hole carries into it ...
+MIN_FILL_REACH = 1.5  # ... and at least this many pixels (a small eye's fill is all edge)
+EDGE_WIDTH = 1.5  # pixels: the ring just outside the hole that the fill must join
+LASH_DARKNESS = 0.3  # a pixel darker than this share of the eye's brightest is lash or pupil, not eye to join
 SCLERA_GRAIN = 0.6  # the sclera is smoother than the skin: this share of the photo's grain
 
 
@@ -47,13 +56,15 @@ class Eyeball:
     origin: tuple[int, int]
     sclera: np.ndarray  # (h, w, 3) uint8, the eye with its iris replaced by sclera
     iris: np.ndarray  # (h, w, 3) uint8, the eye with its iris completed under the lids
-    opening: np.ndarray  # (h, w) float32, 1 inside the eye's opening (a pixel wider), 0 outside, anti-aliased
+    opening: np.ndarray  # (h, w) float32, 1 where the eye shows (up to the lashes), 0 outside, anti-aliased
+    sclera_colour: np.ndarray | None = None  # RGB of the sclera the photo shows beside the iris, if it shows enough
 
 
 def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_lid: np.ndarray,
-                  lower_lid: np.ndarray, palette: Palette) -> Eyeball:
+                  lower_lid: np.ndarray, palette: Palette, other_sclera: np.ndarray | None = None) -> Eyeball:
     """The eyeball of one eye of `image` (the head region): `centre` and `radius` of its iris, its lids
-    ((N, 2) pixels each, corner to corner, the same two corners); the photo's `palette` (its tint, grain)."""
+    ((N, 2) pixels each, corner to corner, the same two corners); the photo's `palette` (its tint, grain);
+    `other_sclera`, the other eye's Eyeball.sclera_colour, for an eye that shows too little of its own."""
     opening = np.concatenate([upper_lid, lower_lid[::-1][1:-1]])
     pad = radius * IRIS_FILL + 2
     x0, y0 = np.floor(np.minimum(opening.min(axis=0), centre - pad)).astype(int) - 2
@@ -63,50 +74,95 @@ def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_li
     origin = np.array([x0, y0], np.float64)
     local_centre = centre - origin
     inside = polygon_mask(patch.shape[:2], [opening - origin]) > 0
-    # Where the frame shows the opening's own pixels: a pixel wider than the contour, which runs on the lid rims.
-    shown = cv2.GaussianBlur(cv2.dilate(inside.astype(np.float32), np.ones((3, 3), np.uint8)), (0, 0), 0.7)
     ys, xs = np.mgrid[:patch.shape[0], :patch.shape[1]]
     distance = np.hypot(xs - local_centre[0], ys - local_centre[1])
+    pixels = patch.astype(np.float32)
+    luma = pixels @ LUMA
+    brightest = np.percentile(luma[inside], 95) if inside.any() else 255.0
+    # The contour runs on the lid rims: the iris shows a little beyond it, up to the lashes. The opening a gaze
+    # redraws reaches that far where the pixels look like iris rather than the lids beyond them, or a moved
+    # iris leaves a crescent of itself behind, under the lashes.
+    grown = grow_opening(inside.astype(np.float32), radius) > 0.5
+    lids = (grow_opening(grown.astype(np.float32), radius) > 0.5) & ~grown
+    iris_core = inside & (distance <= radius)
+    visible = inside.copy()
+    if iris_core.any() and lids.any():
+        iris_colour, lid_colour = np.median(pixels[iris_core], axis=0), np.median(pixels[lids], axis=0)
+        like_iris = np.linalg.norm(pixels - iris_colour, axis=-1) < np.linalg.norm(pixels - lid_colour, axis=-1)
+        visible |= grown & (distance <= radius * IRIS_DISC) & like_iris
+    # Shown: a pixel wider still, for the anti-aliased rim of the contour.
+    shown = cv2.GaussianBlur(cv2.dilate(visible.astype(np.float32), np.ones((3, 3), np.uint8)), (0, 0), 0.7)
     iris_area = distance <= radius * IRIS_FILL
     sclera_samples = patch[inside & ~iris_area].reshape(-1, 3).astype(np.float32)
     iris_samples = patch[inside & iris_area].reshape(-1, 3).astype(np.float32)
     if len(sclera_samples) < 4 or len(iris_samples) < 4:
         return Eyeball(centre, radius, (x0, y0), patch, patch, shown)
 
-    hole = iris_area & inside
+    hole = iris_area & visible
     shade = sclera_shading(patch.shape[:2], upper_lid - origin, lower_lid - origin)
     colour = sclera_colour(sclera_samples)
-    pixels = patch.astype(np.float32)
-    # The photo's own sclera beside the hole: only bright, little coloured pixels count, not lid rims,
-    # lashes, skin or the pink caruncle in the corners. They set the model's colour and brightness.
-    luma = pixels @ LUMA
-    beside = (inside & ~iris_area & (distance < radius * (IRIS_FILL + SCLERA_RING))
-              & (saturation(pixels) < SCLERA_SATURATION) & (luma > SCLERA_BRIGHTNESS * np.percentile(luma[inside], 95)))
+    # The photo's own sclera beside the iris (in the hole's margin, too, where a large iris leaves most of
+    # it): only bright, little coloured pixels count, not lid rims, lashes, skin or the pink caruncle in the
+    # corners. They set the model's colour and brightness.
+    beside = (inside & (distance > radius * IRIS_DISC) & (distance < radius * (IRIS_FILL + SCLERA_RING))
+              & (saturation(pixels) < SCLERA_SATURATION) & (luma > SCLERA_BRIGHTNESS * brightest))
+    measured = None
     if beside.sum() >= MIN_SCLERA_PIXELS:
-        colour = np.median(pixels[beside] / np.maximum(shade[beside], 0.75)[:, None], axis=0)
+        colour = measured = np.median(pixels[beside] / np.maximum(shade[beside], 0.75)[:, None], axis=0)
+    elif other_sclera is not None:
+        colour = other_sclera  # the same light falls on both eyes: better than a guess from skin and lashes
     model = colour[None, None, :] * shade[..., None]
-    # Each row continues the sclera the photo shows in it (its own shadow and tint), where it shows any.
-    fill = cv2.GaussianBlur(across_rows(pixels, hole, beside, model), (1, 7), 0)
+    # The fill follows the sclera the photo shows around the hole; the hole's own edge counts too (whatever its
+    # colour, bar lashes), so a shadowed corner joins without a seam.
+    edge = (visible & ~hole & (distance < radius * IRIS_FILL + EDGE_WIDTH)
+            & (luma > LASH_DARKNESS * brightest))
+    fill = fill_hole(pixels, hole, beside, edge & ~beside, model, reach=max(FILL_REACH * radius, MIN_FILL_REACH))
     grain = np.random.default_rng(0).normal(0.0, SCLERA_GRAIN * palette.grain, patch.shape[:2])[..., None]
     fill = np.clip(palette.paint(fill) + grain, 0, 255).astype(np.uint8)
-    sclera = np.where(hole[..., None], fill, patch)
+    # A soft edge: a hard one would show as a staircase where the eye is warped larger.
+    soft_hole = cv2.GaussianBlur(hole.astype(np.float32), (0, 0), 0.7)[..., None]
+    soft_hole[hole] = 1.0
+    sclera = (patch + soft_hole * (fill.astype(np.float32) - patch) + 0.5).astype(np.uint8)
+    # Past the contour, under the lashes, what the iris leaves is the lid's shadow: there the fill is
+    # carried on from the lid above and the eyeball below, not painted as open sclera up to the lashes.
+    under_lashes = (hole & ~inside).astype(np.uint8)
+    if under_lashes.any():
+        sclera = cv2.inpaint(sclera, under_lashes, max(2.0, radius / 3), cv2.INPAINT_TELEA)
     # The iris's hidden top and bottom (under the lids): the visible iris, inpainted across.
-    visible_iris = np.where((inside & iris_area)[..., None], patch, np.median(iris_samples, axis=0).astype(np.uint8))
-    iris_texture = cv2.inpaint(visible_iris, (iris_area & ~inside).astype(np.uint8), max(2.0, radius / 3),
+    visible_iris = np.where((visible & iris_area)[..., None], patch, np.median(iris_samples, axis=0).astype(np.uint8))
+    iris_texture = cv2.inpaint(visible_iris, (iris_area & ~visible).astype(np.uint8), max(2.0, radius / 3),
                                cv2.INPAINT_TELEA)
-    return Eyeball(centre, radius, (x0, y0), sclera, iris_texture, shown)
+    return Eyeball(centre, radius, (x0, y0), sclera, iris_texture, shown, measured)
 
 
-def across_rows(pixels: np.ndarray, hole: np.ndarray, known: np.ndarray, model: np.ndarray) -> np.ndarray:
-    """The `hole` of `pixels` ((H, W, 3) float32) filled row by row: interpolated between the row's `known`
-    pixels (constant past the last), or `model` ((H, W, 3)) in a row with none."""
-    filled = np.where(hole[..., None], model, pixels)
-    columns = np.arange(pixels.shape[1])
-    for row in np.flatnonzero(hole.any(axis=1) & known.any(axis=1)):
-        where, gaps = np.flatnonzero(known[row]), hole[row]
-        for channel in range(3):
-            filled[row, gaps, channel] = np.interp(columns[gaps], where, pixels[row, where, channel])
-    return filled
+def grow_opening(mask: np.ndarray, radius: float) -> np.ndarray:
+    """An eye opening's (H, W) float32 mask grown by OPENING_MARGIN of an iris `radius` (pixels)."""
+    reach = int(round(OPENING_MARGIN * radius))
+    if reach < 1:  # a small eye's iris shows no pixel past its contour
+        return mask
+    return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1)))
+
+
+def fill_hole(pixels: np.ndarray, hole: np.ndarray, beside: np.ndarray, edge: np.ndarray, model: np.ndarray,
+              reach: float) -> np.ndarray:
+    """The `hole` of `pixels` ((H, W, 3) float32) filled with `model` ((H, W, 3), the shaded eyeball),
+    corrected toward the pixels the photo shows around it: their ratio to the model, spread smoothly over
+    the hole (a normalised Gaussian of `reach` pixels), fading back to the model where none is near.
+    Sclera `beside` the hole sets colour and brightness; the hole's own `edge` (lid shadow, a shadowed
+    corner, the caruncle) only brightness, so a pink corner darkens the fill toward it without tinting it."""
+    shown = np.clip(pixels / np.maximum(model, 1.0), 0.4, 2.5)
+    ratio = np.zeros_like(pixels)
+    ratio[edge] = (shown[edge] @ LUMA)[:, None]
+    ratio[beside] = shown[beside]
+    weight = (beside | edge).astype(np.float32)
+    spread_ratio = cv2.GaussianBlur(ratio * weight[..., None], (0, 0), reach)
+    spread_weight = cv2.GaussianBlur(weight, (0, 0), reach)[..., None]
+    # Where hardly any shown pixel is near, the model stands. "Near": at least half the weight that a
+    # straight line of shown pixels has on itself.
+    confidence = np.clip(spread_weight / (0.5 / (2 * np.pi * reach**2) ** 0.5), 0.0, 1.0)
+    spread = np.where(spread_weight > 1e-6, spread_ratio / np.maximum(spread_weight, 1e-6), 1.0)
+    ratio = 1.0 + confidence * (spread - 1.0)
+    return np.where(hole[..., None], model * ratio, pixels)
 
 
 def sclera_colour(samples: np.ndarray) -> np.ndarray:

@@ -44,7 +44,7 @@ from ..analysis import Subject
 from ..geometry import camera_to_image
 from ..rig import Rig
 from ..shared.channels import CHANNEL_INDEX
-from .eyes import IRIS_DISC, IRIS_FILL, IRIS_STILL, Eyeball, build_eyeball
+from .eyes import IRIS_DISC, IRIS_FILL, IRIS_STILL, Eyeball, build_eyeball, grow_opening
 from .frame_buffers import FrameBuffers
 from .mouth import CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, paint_cavity
 from .palette import LUMA, palette_of
@@ -145,6 +145,11 @@ class WarpEngine:
         self.paints_teeth = subject.mouth_openness < CLOSED_MOUTH  # an open mouth's own teeth move with the lips
         self.lash_colour = self._lash_colours()
         self.eyeballs = [self._eyeball(iris, side) for iris, side in ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))]
+        # An eye that shows too little sclera of its own borrows the other's colour.
+        for index, (iris, side) in enumerate(((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))):
+            other = self.eyeballs[1 - index].sclera_colour
+            if self.eyeballs[index].sclera_colour is None and other is not None:
+                self.eyeballs[index] = self._eyeball(iris, side, other)
 
     # ----- once per subject -------------------------------------------------
 
@@ -278,14 +283,14 @@ class WarpEngine:
         out[:, 1] = (out[:, 1] - self.region[1] + 0.5) * self.scale - 0.5
         return out
 
-    def _eyeball(self, iris: tuple[int, ...], side: str) -> Eyeball:
+    def _eyeball(self, iris: tuple[int, ...], side: str, other_sclera: np.ndarray | None = None) -> Eyeball:
         """The eye's sclera with the iris removed, and the iris as a whole disc, from the source photo."""
         points = self.subject.landmarks[:, :2].astype(np.float64) - self.region[:2]
         centre = points[iris[0]]
         radius = float(np.linalg.norm(points[list(iris[1:])] - centre, axis=1).mean())
         upper, lower = (lm.RIGHT_EYE_UPPER, lm.RIGHT_EYE_LOWER) if side == "right" else (lm.LEFT_EYE_UPPER, lm.LEFT_EYE_LOWER)
         return build_eyeball(self.source_region, centre, radius, points[list(upper)], points[list(lower)],
-                             self.palette)
+                             self.palette, other_sclera)
 
     def _lip_colour(self) -> np.ndarray:
         outer = self.subject.landmarks[list(lm.LIPS_LOWER_OUTER), :2]
@@ -532,9 +537,10 @@ class WarpEngine:
         The warp moves the eye (lids, sclera, and the iris with them) like the
         skin around it. Where the rig moves the iris relative to the eye (gaze),
         the eye opening is redrawn: the sclera with the iris removed, warped
-        with the eye, and over it the source's iris disc, displaced by the gaze
-        in the source's own pixels, so it keeps its shape and size; the opening's
-        anti-aliased outline clips it, so the lids cover it as they would.
+        with the eye, and over it the source's iris disc, mapped rigidly to
+        where the rig put the iris's landmarks, so it keeps its shape and size;
+        the opening's anti-aliased outline clips it, so the lids cover it as
+        they would.
         """
         bx0, by0, bx1, by1 = box
         for eyeball, (iris, side) in zip(self.eyeballs, ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))):
@@ -558,7 +564,16 @@ class WarpEngine:
             source_x = full[y0:y1, x0:x1, 0] + np.arange(x0 + bx0, x1 + bx0, dtype=np.float32)[None, :] - eyeball.origin[0]
             source_y = full[y0:y1, x0:x1, 1] + np.arange(y0 + by0, y1 + by0, dtype=np.float32)[:, None] - eyeball.origin[1]
             sclera = cv2.remap(eyeball.sclera, source_x, source_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            iris_x, iris_y = source_x - np.float32(gaze[0]), source_y - np.float32(gaze[1])
+            # The iris is rigid: its pixels come from the photo's iris by the affine map that carries the rig's
+            # iris landmarks (centre and rim: the gaze, and the head's turn foreshortening the disc) back to the
+            # photo's. Sampled through the warp field instead, it would be squashed wherever the lids move and
+            # the eye's skin stretches with them.
+            to_source = self._iris_affine(target_image, iris, box) - np.array([[0, 0, eyeball.origin[0]],
+                                                                                [0, 0, eyeball.origin[1]]])
+            grid_x = np.arange(x0, x1, dtype=np.float64)[None, :]
+            grid_y = np.arange(y0, y1, dtype=np.float64)[:, None]
+            iris_x = (to_source[0, 0] * grid_x + to_source[0, 1] * grid_y + to_source[0, 2]).astype(np.float32)
+            iris_y = (to_source[1, 0] * grid_x + to_source[1, 1] * grid_y + to_source[1, 2]).astype(np.float32)
             iris_texture = cv2.remap(eyeball.iris, iris_x, iris_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             local_centre = eyeball.centre - eyeball.origin
             # Anti-aliased disc edge: coverage falls from 1 to 0 over one source pixel at the rim.
@@ -568,6 +583,8 @@ class WarpEngine:
             cv2.fillPoly(inside, [np.round((opening - (x0, y0)) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
             # Only pixels warped from the eye's own opening are redrawn: on a turn the nose passes in front of
             # the far eye's inner corner, and an iris drawn there would show through the nose.
+            # The contour runs on the lid rims; the eye shows up to the lashes (Eyeball.opening says where).
+            inside = grow_opening(inside, eyeball.radius)
             inside *= cv2.remap(eyeball.opening, source_x, source_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
             eye = sclera + iris_alpha * (iris_texture.astype(np.float32) - sclera)
             patch = region[y0:y1, x0:x1].astype(np.float32)
@@ -575,6 +592,15 @@ class WarpEngine:
             region = region.copy() if region is self.source_region else region
             region[y0:y1, x0:x1] = np.clip(patch + alpha * (eye - patch) + 0.5, 0, 255).astype(np.uint8)
         return region
+
+    def _iris_affine(self, target_image: np.ndarray, iris: tuple[int, ...], box: tuple[int, int, int, int]) -> np.ndarray:
+        """(2, 3) affine map from the moving box's pixels to the source region's, fitted (least squares) to
+        the iris's landmarks: centre and four rim points, where the rig put them and where the photo has them."""
+        target = target_image[list(iris), :2].astype(np.float64) - (self.region[0] + box[0], self.region[1] + box[1])
+        source = self.subject.landmarks[list(iris), :2].astype(np.float64) - self.region[:2]
+        design = np.column_stack([target, np.ones(len(target))])
+        solution, *_ = np.linalg.lstsq(design, source, rcond=None)
+        return solution.T
 
     def _paint_closed_eyes(self, region: np.ndarray, target_image: np.ndarray, values: np.ndarray,
                            box: tuple[int, int, int, int]) -> np.ndarray:

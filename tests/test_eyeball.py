@@ -1,0 +1,80 @@
+"""The eyeball a gaze uncovers (enliven.engines.eyes), on an eye the test draws: what fills the hole the
+moved iris leaves, and how far the hole reaches."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from enliven.engines.eyes import build_eyeball
+from enliven.engines.palette import LUMA, palette_of, saturation
+
+SKIN = (200, 150, 120)
+IRIS = (70, 90, 60)
+CENTRE = np.array([60.0, 40.0])
+RADIUS = 12.0
+
+
+def _lids(height: float) -> tuple[np.ndarray, np.ndarray]:
+    """Upper and lower lid (9 points each, corner to corner) of an almond eye 80 px wide around CENTRE."""
+    xs = np.linspace(-40.0, 40.0, 9)
+    arch = np.sqrt(np.clip(1 - (xs / 40.0) ** 2, 0, 1))
+    upper = np.column_stack([CENTRE[0] + xs, CENTRE[1] - height * arch])
+    lower = np.column_stack([CENTRE[0] + xs, CENTRE[1] + 0.8 * height * arch])
+    return upper, lower
+
+
+def _eye(sclera: tuple[int, int, int], height: float = 14.0, iris_above: float = 0.0) -> tuple[np.ndarray, ...]:
+    """A photo of one eye: skin, the opening in `sclera`'s colour, an iris disc clipped by the lids (reaching
+    `iris_above` pixels past the upper lid's contour, as a real iris shows up to the lashes)."""
+    image = np.zeros((90, 130, 3), np.uint8)
+    image[:] = SKIN
+    image[80:, :40], image[80:, 40:80] = (40, 80, 200), (60, 170, 60)  # a colour photo, not a sepia one
+    upper, lower = _lids(height)
+    opening = np.concatenate([upper, lower[::-1][1:-1]])
+    cv2.fillPoly(image, [np.round(opening).astype(np.int32)], sclera)
+    shown = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(shown, [np.round(np.concatenate([upper - (0, iris_above), lower[::-1][1:-1]])).astype(np.int32)], 1)
+    disc = np.zeros_like(shown)
+    cv2.circle(disc, tuple(CENTRE.astype(int)), int(RADIUS), 1, -1)
+    image[(disc & shown) > 0] = IRIS
+    return image, upper, lower
+
+
+def _hole_centre(eyeball) -> np.ndarray:
+    """The fill where the iris was, away from the hole's edge: a few pixels around the iris's centre."""
+    cx, cy = (CENTRE - eyeball.origin).astype(int)
+    return eyeball.sclera[cy - 3:cy + 4, cx - 3:cx + 4].reshape(-1, 3).astype(np.float32)
+
+
+def test_an_eye_showing_no_sclera_of_its_own_takes_the_other_eyes():
+    """A shadowed eye whose opening shows only dusky pink (no bright, little coloured sclera) is filled in
+    the colour the other eye shows, not in a grey guessed from its own shadow."""
+    image, upper, lower = _eye(sclera=(150, 105, 95))
+    palette = palette_of(image)
+    guessed = _hole_centre(build_eyeball(image, CENTRE, RADIUS, upper, lower, palette))
+    other = np.array([235.0, 215.0, 205.0], np.float32)
+    borrowed = _hole_centre(build_eyeball(image, CENTRE, RADIUS, upper, lower, palette, other_sclera=other))
+    assert (borrowed @ LUMA).mean() > (guessed @ LUMA).mean() + 30
+    tint = lambda pixels: np.median(pixels / pixels.sum(axis=1, keepdims=True), axis=0)
+    assert np.abs(tint(borrowed) - tint(other[None])).max() < 0.02
+
+
+def test_an_eye_showing_its_own_sclera_keeps_its_colour():
+    image, upper, lower = _eye(sclera=(225, 222, 218))
+    eyeball = build_eyeball(image, CENTRE, RADIUS, upper, lower, palette_of(image),
+                            other_sclera=np.array([120.0, 60.0, 60.0], np.float32))
+    assert eyeball.sclera_colour is not None
+    fill = _hole_centre(eyeball)
+    assert np.median(saturation(fill)) < 0.1 and (fill @ LUMA).mean() > 180
+
+
+def test_the_hole_reaches_the_iris_showing_past_the_lid_contour():
+    """The lid landmarks run on the rims; the iris shows a little above them, under the lashes. Those pixels
+    are part of the hole (filled with sclera behind a moved iris), not left behind as a crescent of iris."""
+    image, upper, lower = _eye(sclera=(225, 222, 218), height=9.0, iris_above=2.0)  # the lids clip the iris
+    eyeball = build_eyeball(image, CENTRE, RADIUS, upper, lower, palette_of(image))
+    x, y = int(CENTRE[0] - eyeball.origin[0]), int(round(CENTRE[1] - 9.0 - 1.0 - eyeball.origin[1]))
+    assert np.array_equal(image[y + eyeball.origin[1], x + eyeball.origin[0]], IRIS)
+    above_contour = eyeball.sclera[y, x - 3:x + 4].astype(np.float32)
+    assert np.abs(above_contour - np.array(IRIS, np.float32)).max(axis=1).min() > 40
+    assert eyeball.opening[y, x] > 0.5
