@@ -91,6 +91,37 @@ def test_a_wide_open_mouth_closes(wide_open_mouth):
     assert closed.mouth_openness < 0.2 * wide_open_mouth.subject.mouth_openness
 
 
+@pytest.fixture(scope="module")
+def closed_mouth(animator):
+    """A photo with closed lips, made from the astronaut (sealed, at twice the size): no teeth to move."""
+    from enliven.engines.warp import WarpEngine
+
+    photo = cv2.resize(animator.render(channel_values(jaw_open=-1)), None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    engine = WarpEngine(analyze_image(photo))
+    assert engine.paints_teeth
+    return engine
+
+
+def test_an_opened_mouth_shows_a_row_of_teeth_not_a_bar(closed_mouth):
+    """Opening a closed mouth paints upper teeth: brightest in the middle, darker toward the corners where
+    the row turns into the mouth, with a darker line between each two teeth (before: a flat white bar)."""
+    result = closed_mouth.render_with_fields(channel_values(jaw_open=0.7), keep_fields=False)
+    target = result.target_landmarks
+    width = float(np.linalg.norm(target[lm.MOUTH_LEFT_CORNER, :2] - target[lm.MOUTH_RIGHT_CORNER, :2]))
+    lip = target[list(lm.LIPS_UPPER_INNER), :2]
+    order = np.argsort(lip[:, 0])
+    centre = lip[:, 0].mean()
+    columns = np.arange(int(centre - 0.3 * width), int(centre + 0.3 * width) + 1)
+    rows = np.round(np.interp(columns, lip[order, 0], lip[order, 1]) + 0.06 * width).astype(int)
+    profile = af.luma(result.frame)[rows, columns].astype(float)
+    middle, sides = profile[np.abs(columns - centre) < 0.05 * width], profile[np.abs(columns - centre) > 0.25 * width]
+    assert middle.mean() > 150 and middle.mean() > sides.mean() + 15
+    smooth = np.convolve(profile, np.ones(3) / 3, mode="same")[2:-2]
+    dips = [i for i in range(2, len(smooth) - 2) if smooth[i] == smooth[i - 2:i + 3].min()
+            and smooth[i - 2:i + 3].max() - smooth[i] > 8]
+    assert len(dips) >= 3
+
+
 def test_background_outside_the_head_never_moves(animator, subject):
     # Outside the head region and the body's (the head's turns carry a little into the shoulders).
     motion = preset_motion("showcase", fps=6)

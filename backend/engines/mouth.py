@@ -3,7 +3,9 @@
 What a photo's mouth shows decides how its interior moves:
 - closed, or showing teeth: the interior splits along the line between the
   lips (upper teeth with the upper lip, lower teeth with the jaw) and the gap
-  that opens between the halves is painted as a cavity (`paint_cavity`);
+  that opens between the halves is painted as a cavity (`paint_cavity`): a
+  dark throat, the tongue's back and, where the photo showed no teeth, a row
+  of upper teeth;
 - wide open with few teeth showing (tongue and throat): the interior
   stretches with the lips, since a painted band would cut the tongue in two
   (`interior_stretches`), and teeth, where they show, would smear if stretched.
@@ -24,6 +26,25 @@ TEETH_SHARE = 0.25  # ... unless at least this share of the opening is teeth (th
 INTERIOR_ROWS = (0.25, 0.5, 0.75)  # rows of a stretching interior's points, from the upper lip (0) to the lower (1)
 THROAT = np.array([70.0, 22.0, 26.0])  # a warm dark red, so the mouth never looks like a hole
 TEETH = np.array([225.0, 218.0, 205.0]) * 0.85
+# Painted upper teeth (a photo whose mouth was closed has none to move), in mouth widths unless said:
+TEETH_HEIGHT = 0.11  # the front teeth's height below the upper lip
+TEETH_REACH = 0.8  # share of the opening's half width the row reaches toward the corners
+TEETH_FALLOFF = 0.5  # how much darker the row gets toward the corners, where it turns into the mouth
+LIP_SHADOW = 0.3  # the upper lip's shadow on the teeth's top ...
+LIP_SHADOW_REACH = 0.3  # ... fading over this share of the teeth's height
+TOOTH_WIDTHS = (0.15, 0.11, 0.085, 0.07, 0.06)  # central incisor, lateral, canine, premolars, from the middle out
+LOWER_TEETH_HEIGHT = 0.045  # the lower front teeth's height above the lower lip ...
+LOWER_TOOTH_WIDTHS = (0.11, 0.1, 0.085, 0.07, 0.06)
+LOWER_TEETH_SHADE = 0.7  # ... in shadow
+TOOTH_EDGE = 0.12  # a tooth's corners are this share of its height shorter than its middle
+TOOTH_GAP = 0.3  # the line between two teeth is this much darker ...
+MIN_TOOTH_PIXELS = 5.0  # ... on teeth at least this wide (below, the lines would be a blur across the row)
+TONGUE_WIDTH = 0.9  # share of the lower edge's half width the tongue spans
+TONGUE_HEIGHT = 0.3  # share of the opening's height the tongue rises from the lower edge ...
+TONGUE_FROM = 0.15  # ... once the mouth is open this much (the gap over the mouth's width), fully by twice that
+TONGUE_LIGHT = 0.6  # the tongue's top in the lip colour's brightness ...
+TONGUE_SIDES = 0.4  # ... darker toward its sides ...
+TONGUE_BELOW = 0.4  # ... and down toward the lower teeth
 
 
 def interior_stretches(image: np.ndarray, landmarks: np.ndarray) -> bool:
@@ -59,8 +80,9 @@ def paint_cavity(region: np.ndarray, upper: np.ndarray, lower: np.ndarray, targe
 
     `upper`, `lower`: the halves' edge points ((N, 2) image pixels); `target`: the frame's landmarks;
     `region` starts at image pixel `origin` (x, y). The cavity is the lip colour, much darker and darker
-    toward the throat; `with_teeth` (the photo's mouth was closed, no teeth to move) adds a hint of upper
-    teeth below the upper lip; the colours are the photo's `palette` (grey in a black-and-white photo).
+    toward the throat, with the tongue's back rising from the lower edge as the mouth opens wide;
+    `with_teeth` (the photo's mouth was closed, no teeth to move) adds a row of upper teeth below the
+    upper lip; the colours are the photo's `palette` (grey in a black-and-white photo).
     Returns `region`, or a painted copy of it.
     """
     corners = target[[lm.LIPS_UPPER_INNER[0], lm.LIPS_UPPER_INNER[-1]], :2]
@@ -84,21 +106,88 @@ def paint_cavity(region: np.ndarray, upper: np.ndarray, lower: np.ndarray, targe
     alpha = cv2.GaussianBlur(alpha, (blur, blur), 0) * strength
 
     top_edge = upper - (x0 + px0, y0 + py0)
-    order = np.argsort(top_edge[:, 0])
+    bottom_edge = lower - (x0 + px0, y0 + py0)
     columns = np.arange(px1 - px0, dtype=np.float32)
-    top = np.interp(columns, top_edge[order, 0], top_edge[order, 1])
+    top = _edge_rows(top_edge, columns)
+    bottom = _edge_rows(bottom_edge, columns)
     rows = np.arange(py1 - py0, dtype=np.float32)[:, None]
     depth = np.clip((rows - top[None, :]) / max(mouth_width * 0.45, 1.0), 0.0, 1.0)
     cavity = (0.5 * lip_colour + 0.5 * THROAT) * (0.75 - 0.45 * depth[..., None])
+    upper_middle, upper_half = _middle_and_half_width(top_edge)
+    lower_middle, lower_half = _middle_and_half_width(bottom_edge)
+    tongue_alpha, tongue_colour = _tongue(columns, rows, top, bottom, lower_middle, lower_half, lip_colour,
+                                          float(np.clip((gap - TONGUE_FROM) / TONGUE_FROM, 0.0, 1.0)))
+    cavity = cavity + tongue_alpha[..., None] * (tongue_colour - cavity)
     if with_teeth:
-        centre_x = (top_edge[:, 0].min() + top_edge[:, 0].max()) / 2
-        half = (top_edge[:, 0].max() - top_edge[:, 0].min()) / 2 + 1e-6
-        teeth_band = (rows - top[None, :] < mouth_width * 0.07) & (np.abs(columns - centre_x)[None, :] < 0.65 * half)
-        # Teeth show once the mouth is clearly open; a flat white bar in a slit looks wrong.
-        teeth_alpha = float(np.clip((gap - 0.1) / 0.1, 0.0, 1.0))
-        cavity = np.where(teeth_band[..., None], cavity + teeth_alpha * (TEETH - cavity), cavity)
+        # Teeth show once the mouth is clearly open; a row of white in a slit looks wrong. The lower row is
+        # shorter and in the shadow of the upper lip and the cheeks.
+        showing = float(np.clip((gap - 0.1) / 0.1, 0.0, 1.0))
+        rows_of_teeth = ((bottom, lower_middle, lower_half, LOWER_TEETH_HEIGHT, LOWER_TOOTH_WIDTHS, False, LOWER_TEETH_SHADE),
+                         (top, upper_middle, upper_half, TEETH_HEIGHT, TOOTH_WIDTHS, True, 1.0))
+        for edge, middle, half, height, widths, downward, shade in rows_of_teeth:
+            teeth_alpha, teeth_colour = _teeth_row(columns, rows, edge, middle, half, mouth_width, height, widths,
+                                                   downward)
+            cavity = cavity + (showing * teeth_alpha)[..., None] * (shade * teeth_colour - cavity)
     cavity = palette.paint(cavity) + palette.grain_at((x0 + px0, y0 + py0), cavity.shape[:2])
     patch = region[py0:py1, px0:px1].astype(np.float32)
     region = region.copy()
     region[py0:py1, px0:px1] = np.clip(patch + alpha[..., None] * (cavity - patch), 0, 255).astype(np.uint8)
     return region
+
+
+def _middle_and_half_width(edge: np.ndarray) -> tuple[float, float]:
+    """The column halfway along an edge ((N, 2) points) and half its width."""
+    left, right = float(edge[:, 0].min()), float(edge[:, 0].max())
+    return (left + right) / 2, (right - left) / 2 + 1e-6
+
+
+def _edge_rows(edge: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """The row of an edge ((N, 2) points, any order) at each of `columns`, interpolated (constant past its ends)."""
+    order = np.argsort(edge[:, 0])
+    return np.interp(columns, edge[order, 0], edge[order, 1]).astype(np.float32)
+
+
+def _teeth_row(columns: np.ndarray, rows: np.ndarray, edge: np.ndarray, centre_x: float, half: float,
+               mouth_width: float, height_share: float, widths: tuple[float, ...],
+               downward: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha (H, W), colour (H, W, 3)) of a row of teeth growing from `edge` (a row per column) into the
+    mouth, `downward` (upper teeth) or up (lower): `height_share` mouth widths tall in the middle and
+    shortening toward the corners, darker there and in the lip's shadow, each tooth (`widths`, in mouth
+    widths from the middle out) a little rounded at its corners, with a darker line between teeth where
+    they are wide enough to show one."""
+    offset = columns - centre_x
+    across = np.clip(np.abs(offset) / (TEETH_REACH * half), 0.0, 1.0)
+    height = height_share * mouth_width * np.sqrt(1.0 - across**2)
+    # Where each column falls within its tooth (0 at the tooth's middle, 1 at its sides), and the lines between.
+    bounds = np.cumsum((0.0,) + widths) * mouth_width
+    tooth = np.clip(np.searchsorted(bounds, np.abs(offset)) - 1, 0, len(widths) - 1)
+    tooth_pixels = np.asarray(widths)[tooth] * mouth_width
+    within = (np.abs(offset) - bounds[tooth]) / tooth_pixels
+    height = height * (1.0 - TOOTH_EDGE * np.abs(2.0 * within - 1.0) ** 4)
+    line_width = max(0.6, 0.08 * float(widths[0] * mouth_width))
+    gap_distance = np.minimum(np.minimum(within, 1.0 - within) * tooth_pixels, np.abs(offset))  # and the middle line
+    line = (np.exp(-0.5 * (gap_distance / line_width) ** 2)
+            * np.clip((tooth_pixels - MIN_TOOTH_PIXELS) / MIN_TOOTH_PIXELS, 0.0, 1.0))
+    into = rows - edge[None, :] if downward else edge[None, :] - rows
+    alpha = np.clip(height[None, :] - into + 0.5, 0.0, 1.0) * (into > -1.0) * (across < 1.0)[None, :]
+    shadow_reach = max(LIP_SHADOW_REACH * height_share * mouth_width, 0.5)
+    shade = ((1.0 - TEETH_FALLOFF * across**2)[None, :]
+             * (1.0 - LIP_SHADOW * np.exp(-np.maximum(into, 0.0) / shadow_reach))
+             * (1.0 - TOOTH_GAP * line)[None, :])
+    return alpha.astype(np.float32), (TEETH[None, None, :] * shade[..., None]).astype(np.float32)
+
+
+def _tongue(columns: np.ndarray, rows: np.ndarray, top: np.ndarray, bottom: np.ndarray, centre_x: float,
+            half: float, lip_colour: np.ndarray, strength: float) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha (H, W), colour (H, W, 3)) of the tongue's back rising from the `bottom` edge of an open mouth
+    (`top`: the upper edge; rows per column): a soft hump, lit from above, darker at its sides and below.
+    `strength` 0..1 with the opening."""
+    across = np.clip(np.abs(columns - centre_x) / (TONGUE_WIDTH * half), 0.0, 1.0)
+    rise = TONGUE_HEIGHT * np.maximum(bottom - top, 0.0) * np.sqrt(1.0 - across**2)
+    surface = bottom - rise
+    below_surface = rows - surface[None, :]
+    softness = np.maximum(0.25 * rise, 0.5)[None, :]  # the tongue's back curves away: a soft top edge
+    alpha = np.clip(below_surface / softness + 0.5, 0.0, 1.0) * (across < 1.0)[None, :] * strength
+    shade = (TONGUE_LIGHT * (1.0 - TONGUE_SIDES * across**2)[None, :]
+             * (1.0 - TONGUE_BELOW * np.clip(below_surface / np.maximum(rise, 1.0)[None, :], 0.0, 1.0)))
+    return alpha.astype(np.float32), (lip_colour[None, None, :] * shade[..., None]).astype(np.float32)
