@@ -9,7 +9,7 @@ from enliven import artifacts as af
 from enliven import landmarks as lm
 from enliven.analysis import analyze_image
 from enliven.animator import Animator
-from enliven.engines.warp_math import border_ramp, smooth_behind_face
+from enliven.engines.warp_math import border_ramp, smooth_behind_face, smooth_curve
 from enliven.errors import BadMotionError
 from enliven.geometry import estimate_head_pose, fit_pose_to_image_points, image_to_camera
 from enliven.shared.presets import preset_motion
@@ -337,6 +337,20 @@ def test_the_map_behind_the_face_bends_in_curves_and_is_exact_at_the_border():
     assert np.array_equal(field[0], displacement[0]) and np.array_equal(field[:, 0], displacement[:, 0])
     assert np.array_equal(field[-1], displacement[-1]) and np.array_equal(field[:, -1], displacement[:, -1])
     assert weight[26, 26] > 0.05 and field[26, 26, 0] > 0  # defined a little under the face's edge
+
+
+def test_a_closed_lash_line_is_a_curve_not_a_polyline():
+    """The lash line follows a smooth curve through the lid's nine landmarks: on a lid that is an arc of a
+    circle 120 px wide, it stays within a twentieth of a pixel of the arc (the landmarks joined by straight
+    lines cut half a pixel inside it at each chord's middle, a corner at every landmark)."""
+    angles = np.linspace(np.pi * 0.2, np.pi * 0.8, 9)
+    radius = 60.0 / np.cos(np.pi * 0.2)
+    lid = np.column_stack([radius * np.cos(angles), -radius * np.sin(angles)])
+    curve = smooth_curve(lid)
+    assert np.allclose(curve[::4], lid)
+    off_arc = np.abs(np.linalg.norm(curve, axis=1) - radius)
+    chord_middles = (lid[1:] + lid[:-1]) / 2
+    assert off_arc.max() < 0.05 < 0.4 < np.abs(np.linalg.norm(chord_middles, axis=1) - radius).max()
 
 
 def test_a_small_eye_closes_without_a_painted_stroke(astronaut):

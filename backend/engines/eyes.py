@@ -43,7 +43,7 @@ MIN_SCLERA_PIXELS = 8  # ... when it shows at least this many pixels of it
 FILL_REACH = 0.5  # iris radii: how far the photo's own sclera around the hole carries into it ...
 MIN_FILL_REACH = 1.5  # ... and at least this many pixels (a small eye's fill is all edge)
 EDGE_WIDTH = 1.5  # pixels: the ring just outside the hole that the fill must join
-LASH_DARKNESS = 0.3  # a pixel darker than this share of the eye's brightest is lash or pupil, not eye to join
+LASH_OR_PUPIL = 0.3  # a pixel darker than this share of the eye's brightest is lash or pupil, not eye to join
 SCLERA_GRAIN = 0.6  # the sclera is smoother than the skin: this share of the photo's grain
 
 
@@ -115,7 +115,7 @@ def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_li
     # The fill follows the sclera the photo shows around the hole; the hole's own edge counts too (whatever its
     # colour, bar lashes), so a shadowed corner joins without a seam.
     edge = (visible & ~hole & (distance < radius * IRIS_FILL + EDGE_WIDTH)
-            & (luma > LASH_DARKNESS * brightest))
+            & (luma > LASH_OR_PUPIL * brightest))
     fill = fill_hole(pixels, hole, beside, edge & ~beside, model, reach=max(FILL_REACH * radius, MIN_FILL_REACH))
     grain = np.random.default_rng(0).normal(0.0, SCLERA_GRAIN * palette.grain, patch.shape[:2])[..., None]
     fill = np.clip(palette.paint(fill) + grain, 0, 255).astype(np.uint8)

@@ -20,13 +20,13 @@ from .. import landmarks as lm
 from .palette import LUMA, Palette, saturation
 from .warp_math import polygon_mask
 
-CLOSED_MOUTH = 0.12  # photo's mouth openness below which the painted cavity gets a hint of teeth
+CLOSED_MOUTH = 0.12  # photo's mouth openness below which the painted cavity gets painted teeth
 WIDE_OPEN_MOUTH = 0.3  # photo's mouth openness from which its own interior stretches instead of splitting ...
 TEETH_SHARE = 0.25  # ... unless at least this share of the opening is teeth (they move with the lips, not stretch)
 INTERIOR_ROWS = (0.25, 0.5, 0.75)  # rows of a stretching interior's points, from the upper lip (0) to the lower (1)
 THROAT = np.array([70.0, 22.0, 26.0])  # a warm dark red, so the mouth never looks like a hole
 TEETH = np.array([225.0, 218.0, 205.0]) * 0.85
-# Painted upper teeth (a photo whose mouth was closed has none to move), in mouth widths unless said:
+# Painted teeth (a photo whose mouth was closed has none to move), in mouth widths unless said:
 TEETH_HEIGHT = 0.11  # the front teeth's height below the upper lip
 TEETH_REACH = 0.8  # share of the opening's half width the row reaches toward the corners
 TEETH_FALLOFF = 0.5  # how much darker the row gets toward the corners, where it turns into the mouth

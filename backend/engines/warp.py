@@ -50,7 +50,7 @@ from .mouth import CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, paint_cavity
 from .palette import LUMA, palette_of
 from .warp_math import (SILHOUETTE_SOFTNESS, background_plate, blend_over_background, border_ramp, closed_lid,
                         displacement_from_index, layer_coverage, piecewise_affine_displacement, pixels_of_cells,
-                        polygon_mask, sample_at, smooth_behind_face, smooth_face_edge, triangle_affines,
+                        polygon_mask, sample_at, smooth_behind_face, smooth_curve, smooth_face_edge, triangle_affines,
                         triangle_index_image)
 
 WORKING_SIDE = 256  # the displacement field is computed at most this large
@@ -618,9 +618,10 @@ class WarpEngine:
                 continue
             upper_ids = list(lm.LEFT_EYE_UPPER if side == "left" else lm.RIGHT_EYE_UPPER)
             lower_ids = list(lm.LEFT_EYE_LOWER if side == "left" else lm.RIGHT_EYE_LOWER)
-            source_upper = self.subject.landmarks[upper_ids, :2] - origin
-            target_upper = target_image[upper_ids, :2] - origin
-            target_lower = target_image[lower_ids, :2] - origin
+            # The lids as smooth curves: their landmarks joined by straight lines put corners in the lash line.
+            source_upper = smooth_curve(self.subject.landmarks[upper_ids, :2] - origin)
+            target_upper = smooth_curve(target_image[upper_ids, :2] - origin)
+            target_lower = smooth_curve(target_image[lower_ids, :2] - origin)
             eye_width = float(np.linalg.norm(target_upper[0] - target_upper[-1]))
             pad = int(0.35 * eye_width) + 3
             corners = np.concatenate([source_upper, target_upper, target_lower])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from scipy.interpolate import make_interp_spline
 
 from .palette import LUMA
 
@@ -276,6 +277,18 @@ def layer_coverage(mask: np.ndarray) -> np.ndarray:
     """A soft (float32) version of a binary working-resolution layer mask whose 0.5 level, interpolated
     bilinearly at full resolution, is a smooth curve instead of the mask's working-pixel staircase."""
     return cv2.GaussianBlur(mask.astype(np.float32), (0, 0), SILHOUETTE_SOFTNESS)
+
+
+def smooth_curve(points: np.ndarray, per_segment: int = 4) -> np.ndarray:
+    """A smooth curve through (N, 2) points in order (a cubic spline by chord length), sampled `per_segment`
+    times per segment between them: a lid's nine landmarks joined by straight lines show their corners on
+    a large eye. The points themselves when there are too few for a cubic or two coincide."""
+    points = np.asarray(points, np.float64)
+    chords = np.linalg.norm(np.diff(points, axis=0), axis=1)
+    if len(points) < 4 or (chords < 1e-6).any():
+        return points
+    along = np.concatenate([[0.0], np.cumsum(chords)])
+    return make_interp_spline(along, points, k=3)(np.linspace(0.0, along[-1], per_segment * (len(points) - 1) + 1))
 
 
 def closed_lid(patch: np.ndarray, eye: np.ndarray, line: np.ndarray, eye_width: float) -> np.ndarray:
