@@ -78,3 +78,16 @@ def test_the_hole_reaches_the_iris_showing_past_the_lid_contour():
     above_contour = eyeball.sclera[y, x - 3:x + 4].astype(np.float32)
     assert np.abs(above_contour - np.array(IRIS, np.float32)).max(axis=1).min() > 40
     assert eyeball.opening[y, x] > 0.5
+
+
+def test_the_fill_joins_a_shadowed_corner_without_a_seam():
+    """An eye whose white is bright on one side of the iris and in shadow on the other: the fill carries the
+    shadow's brightness up to the hole's edge there, instead of the bright side's white ending in a step."""
+    image, upper, lower = _eye(sclera=(225, 222, 218))
+    image[(image[..., 0] == 225) & (np.arange(image.shape[1])[None, :] > CENTRE[0])] = (120, 118, 116)
+    eyeball = build_eyeball(image, CENTRE, RADIUS, upper, lower, palette_of(image))
+    x = int(round(CENTRE[0] + RADIUS * 1.45 - eyeball.origin[0]))  # the hole's right edge, on the middle row
+    y = int(round(CENTRE[1] - eyeball.origin[1]))
+    inside_edge = float(eyeball.sclera[y, x - 2].astype(np.float32) @ LUMA)
+    outside_edge = float(eyeball.sclera[y, x + 2].astype(np.float32) @ LUMA)
+    assert abs(inside_edge - outside_edge) < 20

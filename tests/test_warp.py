@@ -122,6 +122,22 @@ def test_an_opened_mouth_shows_a_row_of_teeth_not_a_bar(closed_mouth):
     assert len(dips) >= 3
 
 
+def test_a_wide_open_mouth_shows_lower_teeth_and_a_tongue_not_a_hole(closed_mouth):
+    """Wide open, the painted mouth is not darkest at the bottom like a hole: the lower teeth and the tongue's
+    back make the bottom of the opening brighter than its middle (before: darker toward the throat)."""
+    result = closed_mouth.render_with_fields(channel_values(jaw_open=1), keep_fields=False)
+    target = result.target_landmarks
+    upper = target[list(lm.LIPS_UPPER_INNER), :2]
+    lower = target[list(lm.LIPS_LOWER_INNER), :2]
+    x = int(round(upper[:, 0].mean()))
+    top, bottom = float(upper[:, 1].max()), float(lower[:, 1].max())
+    column = af.luma(result.frame)[:, x - 2:x + 3].mean(axis=1)
+    span = bottom - top
+    middle = column[int(top + 0.4 * span):int(top + 0.6 * span)].mean()
+    low = column[int(top + 0.75 * span):int(top + 0.92 * span)].mean()
+    assert span > 20 and low > middle + 10
+
+
 def test_background_outside_the_head_never_moves(animator, subject):
     # Outside the head region and the body's (the head's turns carry a little into the shoulders).
     motion = preset_motion("showcase", fps=6)

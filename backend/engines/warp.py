@@ -53,6 +53,7 @@ from .warp_math import (SILHOUETTE_SOFTNESS, background_plate, blend_over_backgr
                         polygon_mask, sample_at, smooth_behind_face, smooth_curve, smooth_face_edge, triangle_affines,
                         triangle_index_image)
 
+IRISES = ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))  # each eye's iris landmarks, and its side
 WORKING_SIDE = 256  # the displacement field is computed at most this large
 BORDER_PINS_PER_SIDE = 8
 MOVING_EPSILON = 0.02  # working pixels; displacement below this counts as still
@@ -144,9 +145,9 @@ class WarpEngine:
         self.palette = palette_of(subject.image, self.source_region)  # what it paints takes the photo's colours and grain
         self.paints_teeth = subject.mouth_openness < CLOSED_MOUTH  # an open mouth's own teeth move with the lips
         self.lash_colour = self._lash_colours()
-        self.eyeballs = [self._eyeball(iris, side) for iris, side in ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))]
+        self.eyeballs = [self._eyeball(iris, side) for iris, side in IRISES]
         # An eye that shows too little sclera of its own borrows the other's colour.
-        for index, (iris, side) in enumerate(((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))):
+        for index, (iris, side) in enumerate(IRISES):
             other = self.eyeballs[1 - index].sclera_colour
             if self.eyeballs[index].sclera_colour is None and other is not None:
                 self.eyeballs[index] = self._eyeball(iris, side, other)
@@ -367,7 +368,7 @@ class WarpEngine:
             result.uncovered = np.zeros((region_h, region_w), np.float32)
         # (A max over the last axis of length 2 is a slow numpy reduction: milliseconds at this size.)
         moving = (np.abs(displacement[..., 0]) > MOVING_EPSILON) | (np.abs(displacement[..., 1]) > MOVING_EPSILON)
-        for iris, side in ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left")):
+        for iris, side in IRISES:
             # A gaze moves no control point (the irises are none), only the drawn iris: its eye is "moving".
             if np.abs(target_image[iris[0], :2] - self.subject.landmarks[iris[0], :2]).max() > MOVING_EPSILON / self.scale:
                 eye = target_work[[self.landmark_position[i] for i in lm.eye_polygon(side)], :2]
@@ -543,7 +544,7 @@ class WarpEngine:
         they would.
         """
         bx0, by0, bx1, by1 = box
-        for eyeball, (iris, side) in zip(self.eyeballs, ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))):
+        for eyeball, (iris, side) in zip(self.eyeballs, IRISES):
             opening = target_image[list(lm.eye_polygon(side)), :2] - (self.region[0] + bx0, self.region[1] + by0)
             centre = target_image[iris[0], :2] - (self.region[0] + bx0, self.region[1] + by0)
             pad = eyeball.radius * IRIS_FILL + 2
