@@ -74,9 +74,12 @@ class _CaptureOptions(_KeyOptions):
                                   description="Scale of the captured brows")
     strength_mouth: FloatProperty(name="Mouth", default=1.0, min=0.0, max=3.0,
                                   description="Scale of the captured mouth")
+    strength_body: FloatProperty(name="Body", default=1.0, min=0.0, max=3.0,
+                                 description="Scale of the captured breathing, shrugs, lean and turn, where the "
+                                             "video shows the shoulders (0 leaves the body still)")
 
     def strengths(self) -> dict[str, float]:
-        return {group: getattr(self, f"strength_{group}") for group in ("pose", "eyes", "brows", "mouth")
+        return {group: getattr(self, f"strength_{group}") for group in ("pose", "eyes", "brows", "mouth", "body")
                 if getattr(self, f"strength_{group}") != 1.0}
 
 
@@ -109,8 +112,9 @@ class ENLIVEN_OT_capture_video(_CaptureOptions, bpy.types.Operator, ImportHelper
         face, reference, smoothing, strengths = (properties.active_rig(context).enliven.face_index, self.reference,
                                                   self.smoothing, self.strengths())
         settings = BakeSettings(self.start_frame(context), self.relative_tolerance())
+        body = self.strength_body > 0  # a body left still need not be followed through the video
         return self.start(context, "Capture from video", settings, lambda client: client.capture(
-            path, reference=reference, smoothing=smoothing, strengths=strengths, face_index=face))
+            path, reference=reference, smoothing=smoothing, strengths=strengths, face_index=face, body=body))
 
 
 class ENLIVEN_OT_import_livelink(_CaptureOptions, bpy.types.Operator, ImportHelper):

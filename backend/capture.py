@@ -10,14 +10,17 @@ Video capture, frame by frame:
   4. solve each frame's landmarks for channel values against the rig of the
      reference frame (enliven.solver); lips that touch are pressed together
      (a reference with an open mouth closes it with negative jaw_open);
-  5. fill frames where no face was found (short gaps quietly, long gaps
+  5. where the reference frame shows the performer's shoulders, follow
+     them and the chest through the clip and read breathing, shrugs, lean
+     and turn from their motion (enliven.body_capture);
+  6. fill frames where no face was found (short gaps quietly, long gaps
      reported), then smooth every channel with a One-Euro filter
      (enliven.filters).
 
 The result is a Motion at the video's frame rate: editable keyframes.
 Retargeting to another face is the rig's job (channels are relative to each
 face's own neutral); `retarget` only scales groups of channels (pose, eyes,
-brows, mouth) when the captured performance is too strong or weak for the
+brows, mouth, body) when the captured performance is too strong or weak for the
 new face.
 
 `add_commands` registers the `enliven capture` subcommand.
@@ -53,7 +56,7 @@ TRACKING_REACH = 0.6
 # Tracked mouth openness (lip gap / mouth width) under which the lips touch.
 TOUCHING = 0.06
 
-# Called as progress(stage, frames done, total frames or None if unknown); stage is "tracking" or "solving".
+# Called as progress(stage, frames done, total frames or None if unknown); stage is "tracking", "body" or "solving".
 Progress = Callable[[str, int, int | None], None]
 
 
@@ -187,6 +190,52 @@ def track_video(path: str | Path, face_index: int = 0,
     if not landmarks:
         raise VideoError(f"'{path}' has no frames.")
     return np.stack(landmarks), info
+
+
+def track_body(path: str | Path, reference_frame: int, face: np.ndarray, with_face: np.ndarray,
+               progress: Progress | None = None) -> np.ndarray | None:
+    """(frames, 5) raw body channel values (body_capture.BODY_CHANNELS; NaN where the body was lost, and
+    on frames without a face: `with_face` is False there, and whatever fills the picture is not the
+    performer), or None when the reference frame shows no shoulders of the face with landmarks `face`.
+
+    The video is read again: once up to the reference frame, where Pose finds the shoulders as photo
+    analysis does, then through the whole clip, following them from frame 0 (a still camera keeps the body
+    near where the reference shows it, so frames before the reference are followed from there too).
+    """
+    from .analysis import find_body, head_region_box
+    from .body_capture import BODY_CHANNELS, PatchFollower, body_field, grey, patches_for, solve_body
+
+    reference = None
+    reader, info = open_video(path)
+    try:
+        for index, frame in enumerate(iter_video_frames(reader, info)):
+            if index == reference_frame:
+                reference = frame
+                break
+    finally:
+        reader.close()
+    if reference is None:
+        return None
+    body = find_body(reference, face, head_region_box(face, reference.shape))
+    patches = None if body is None else patches_for(body, face, reference.shape)
+    if patches is None:
+        return None
+    field = body_field(body, face[lm.CHIN, :2], reference.shape)
+    follower = PatchFollower(grey(reference), patches)
+    values, previous = [], None
+    reader, info = open_video(path)
+    try:
+        for index, frame in enumerate(iter_video_frames(reader, info)):
+            if frame.shape == reference.shape and index < len(with_face) and with_face[index]:
+                previous = solve_body(field, patches.centres, follower(grey(frame)), previous)
+                values.append(previous)
+            else:
+                values.append(np.full(len(BODY_CHANNELS), np.nan))
+            if progress:
+                progress("body", index + 1, info.frame_count_estimate)
+    finally:
+        reader.close()
+    return np.array(values).reshape(-1, len(BODY_CHANNELS))
 
 
 # ---------------------------------------------------------------- reference frame
@@ -354,33 +403,55 @@ class Capture:
     fit_error_px: np.ndarray = field(repr=False)  # (frames,) mean landmark distance of the fit, NaN if no face
     missing: list[tuple[int, int]]  # [start, stop) runs of frames without a face
     warnings: list[str]
+    body_followed: bool = False  # the reference frame showed shoulders, and the body channels were captured
 
 
 def motion_from_landmarks(landmarks: np.ndarray, fps: float, reference: str | int = "first",
                           smoothing: OneEuroSettings | None = SMOOTHING_LEVELS[DEFAULT_SMOOTHING],
-                          max_gap_s: float = DEFAULT_MAX_GAP_S, progress: Progress | None = None) -> Capture:
-    """Solve, fill gaps and smooth tracked landmarks (frames x 478 x 3, NaN where no face)."""
+                          max_gap_s: float = DEFAULT_MAX_GAP_S, progress: Progress | None = None,
+                          body_values: np.ndarray | None = None) -> Capture:
+    """Solve, fill gaps and smooth tracked landmarks (frames x 478 x 3, NaN where no face), with the body
+    channels from `body_values` (track_body's, for the same reference frame) where given."""
     reference_frame = choose_reference(landmarks, reference)
     raw, errors = solve_landmarks(landmarks, reference_frame, progress)
     raw = press_touching_lips(raw, landmarks)
     runs = missing_runs(np.isfinite(raw).all(axis=1))
     warnings = describe_gaps(runs, fps, max_gap_s)
-    values = smooth_channels(fill_gaps(raw), CHANNEL_NAMES, fps, smoothing)
+    filled = fill_gaps(raw)
+    if body_values is not None:
+        from .body_capture import BODY_CHANNELS
+
+        columns = [CHANNEL_INDEX[name] for name in BODY_CHANNELS]
+        raw[:, columns] = body_values
+        lost = ~np.isfinite(body_values).all(axis=1)
+        filled[:, columns] = 0.0 if lost.all() else fill_gaps(body_values)
+        if lost.mean() > 0.1:
+            warnings.append(f"the body was lost in {int(lost.sum())} of {len(lost)} frames; its channels are "
+                            "interpolated there")
+    values = smooth_channels(filled, CHANNEL_NAMES, fps, smoothing)
     values, clamp_warnings = _clamped(values)
     motion = Motion.from_full(values.astype(np.float32), fps)
-    return Capture(motion, reference_frame, landmarks, raw, errors, runs, warnings + clamp_warnings)
+    return Capture(motion, reference_frame, landmarks, raw, errors, runs, warnings + clamp_warnings,
+                   body_followed=body_values is not None)
 
 
 def capture_video(path: str | Path, reference: str | int = "first",
                   smoothing: OneEuroSettings | None = SMOOTHING_LEVELS[DEFAULT_SMOOTHING],
                   max_gap_s: float = DEFAULT_MAX_GAP_S, face_index: int = 0,
-                  progress: Progress | None = None) -> Capture:
-    """Capture the motion of the face in a video file (see the module docstring)."""
+                  progress: Progress | None = None, body: bool = True) -> Capture:
+    """Capture the motion of the face in a video file (see the module docstring); `body=False` leaves the
+    body channels at rest without reading the video a second time."""
     landmarks, info = track_video(path, face_index, progress)
     if not np.isfinite(landmarks).all(axis=(1, 2)).any():
         raise NoFaceError(f"No face found in any of the {len(landmarks)} frames of '{path}'. Use a video where "
                           "one face is clearly visible, at least about 64 pixels wide.")
-    return motion_from_landmarks(landmarks, info.fps, reference, smoothing, max_gap_s, progress)
+    reference_frame = choose_reference(landmarks, reference)
+    with_face = np.isfinite(landmarks).all(axis=(1, 2))
+    body_values = (track_body(path, reference_frame, landmarks[reference_frame], with_face, progress)
+                   if body else None)
+    if body_values is not None and len(body_values) != len(landmarks):
+        body_values = None  # the container changed its mind about its length between readings
+    return motion_from_landmarks(landmarks, info.fps, reference_frame, smoothing, max_gap_s, progress, body_values)
 
 
 def _clamped(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -400,13 +471,14 @@ def _clamped(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
 # ---------------------------------------------------------------- retargeting
 
 
-RETARGET_GROUPS = ("pose", "eyes", "brows", "mouth")
+RETARGET_GROUPS = ("pose", "eyes", "brows", "mouth", "body")
 
 
 def retarget(motion: Motion, strengths: Mapping[str, float]) -> Motion:
     """Scale each group's channels about their defaults: {"mouth": 0.7} makes speech 30% smaller.
 
-    Groups: pose, eyes (blinks and gaze), brows, mouth (jaw, smile, pucker, wide).
+    Groups: pose, eyes (blinks and gaze), brows, mouth (jaw, smile, pucker, wide), body (breathing,
+    shrugs, lean, turn).
     Results are clamped into each channel's range.
     """
     values = motion.values.astype(np.float64).copy()
@@ -606,9 +678,12 @@ def add_commands(subparsers) -> None:
                         help=f"report frames without a face longer than this (default {DEFAULT_MAX_GAP_S:g} s); "
                              "all gaps are interpolated")
     parser.add_argument("--strength", action="append", metavar="GROUP=FACTOR",
-                        help="scale a channel group for another face: pose, eyes, brows or mouth, "
+                        help="scale a channel group for another face: pose, eyes, brows, mouth or body, "
                              "e.g. --strength mouth=0.7 (repeatable)")
     parser.add_argument("--face", type=int, default=0, metavar="N", help="which face to follow, 0 = largest (default)")
+    parser.add_argument("--no-body", dest="body", action="store_false",
+                        help="leave the body channels at rest (by default, where the reference frame shows the "
+                             "shoulders, breathing, shrugs, lean and turn are captured too)")
     parser.add_argument("--fps", type=float, help="frame rate of a Live Link CSV (default: from its timecodes)")
     parser.set_defaults(func=run_capture)
 
@@ -637,12 +712,14 @@ def run_capture(args: argparse.Namespace) -> int:
     else:
         progress = _progress_bar(args.video)
         capture = capture_video(args.video, _reference_argument(args.reference), smoothing, args.max_gap,
-                                args.face, progress=progress)
+                                args.face, progress=progress, body=args.body)
         motion, warnings = capture.motion, capture.warnings
         missing = sum(stop - start for start, stop in capture.missing)
         fit = np.nanmedian(capture.fit_error_px)
         summary = (f"{motion.frame_count} frames at {motion.fps:g} fps from {args.video}; reference frame "
-                   f"{capture.reference_frame}; {missing} frame(s) without a face; median fit error {fit:.2f} px")
+                   f"{capture.reference_frame}; {missing} frame(s) without a face; median fit error {fit:.2f} px; "
+                   + ("body followed" if capture.body_followed else "body channels at rest (no shoulders in the "
+                      "reference frame)" if args.body else "body channels at rest"))
     if strengths:
         motion = retarget(motion, strengths)
     for warning in warnings:

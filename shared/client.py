@@ -292,6 +292,7 @@ class Client:
         max_gap_s: float | None = None,
         face_index: int = 0,
         fps: float | None = None,
+        body: bool | None = None,
     ) -> str:
         """Capture motion from a video, or read a Live Link Face CSV, on the server.
 
@@ -300,7 +301,8 @@ class Client:
         :func:`motion_of`. ``reference`` is "first", "auto" or a frame number;
         ``smoothing`` a level name (default "normal" for video, "none" for
         CSV); ``strengths`` scales channel groups ({"mouth": 0.8}); ``fps``
-        overrides a CSV's frame rate.
+        overrides a CSV's frame rate; ``body=False`` leaves the body channels
+        at rest (by default they are captured where the video shows shoulders).
         """
         if (video_path is None) == (livelink_path is None):
             raise ValueError("pass a video_path or a livelink_path")
@@ -309,7 +311,7 @@ class Client:
             fields["video_path"] = os.fspath(video_path)
         else:
             fields["livelink_path"] = os.fspath(livelink_path)
-        optional = {"reference": reference, "smoothing": smoothing, "max_gap_s": max_gap_s, "fps": fps}
+        optional = {"reference": reference, "smoothing": smoothing, "max_gap_s": max_gap_s, "fps": fps, "body": body}
         fields.update({k: v for k, v in optional.items() if v is not None})
         if strengths:
             fields["strengths"] = {str(k): float(v) for k, v in strengths.items()}

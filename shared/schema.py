@@ -162,6 +162,8 @@ REQUESTS: dict[str, tuple[dict[str, FieldSpec], dict[str, PartSpec]]] = {
             "max_gap_s": FieldSpec(_num_in(0, 3600), "seconds, above 0"),
             "face_index": _FACE,
             "fps": FieldSpec(_num_in(0, 1000), "the Live Link CSV's frame rate, 0 < fps <= 1000"),
+            "body": FieldSpec(lambda v: isinstance(v, bool), "true (default: capture breathing, shrugs, lean and "
+                              "turn where the video shows the shoulders) or false"),
         },
         {},
     ),

@@ -79,6 +79,8 @@ def test_capture_of_a_video_returns_its_motion_at_its_frame_rate(client, perform
     assert values.shape == (VIDEO_FRAMES, len(CHANNEL_NAMES)) and values.dtype == np.float32
     assert fps == pytest.approx(VIDEO_FPS)
     assert fields["reference_frame"] == 0 and fields["missing_frames"] == 0
+    assert fields["body_followed"] is True  # the astronaut shows her shoulders
+    assert any(e.type == "progress" and e.fields.get("stage") == "body" for e in events)
     # The captured jaw follows the performed one.
     jaw = values[:, CHANNEL_NAMES.index("jaw_open")]
     assert np.corrcoef(jaw, jaw_motion[:, CHANNEL_INDEX["jaw_open"]])[0, 1] > 0.9

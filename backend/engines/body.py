@@ -92,7 +92,7 @@ class BodyField:
                  image_size: tuple[int, int], chin: np.ndarray | None = None):
         x0, y0, x1, y1 = region
         self.size = (x1 - x0, y1 - y0)
-        origin = np.array([x0, y0], np.float64)
+        self.origin = origin = np.array([x0, y0], np.float64)  # the region's top left, photo pixels
         left, right = (np.asarray(point, np.float64) - origin for point in shoulders)
         self.width = float(np.linalg.norm(left - right))
         self.neck = (left + right) / 2

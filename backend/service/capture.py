@@ -39,10 +39,11 @@ def run(server: Any, job: Job) -> list:
         if "video_path" in f:
             capture = capture_video(server.paths.readable_path(f["video_path"]), f.get("reference", "first"),
                                     smoothing(f), float(f.get("max_gap_s", DEFAULT_MAX_GAP_S)),
-                                    int(f.get("face_index", 0)), progress=report)
+                                    int(f.get("face_index", 0)), progress=report, body=f.get("body", True))
             motion, warnings = capture.motion, list(capture.warnings)
             extra = {"reference_frame": capture.reference_frame,
-                     "missing_frames": sum(stop - start for start, stop in capture.missing)}
+                     "missing_frames": sum(stop - start for start, stop in capture.missing),
+                     "body_followed": capture.body_followed}
         else:
             motion = load_livelink_csv(server.paths.readable_path(f["livelink_path"]), f.get("fps"))
             settings = smoothing(f)
