@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from enliven.capture import (Capture, VideoError, add_commands, capture_video, choose_reference, describe_gaps,
-                             fill_gaps, load_livelink_csv, missing_runs, motion_from_landmarks, parse_strengths,
+                             fill_gaps, missing_runs, motion_from_landmarks, parse_strengths,
                              retarget)
 from enliven.errors import BadMotionError, EnlivenError, NoFaceError
+from enliven.livelink import load_livelink_csv
 from enliven.sequence import VideoWriter
 from enliven.shared.channels import CHANNEL_INDEX, CHANNEL_NAMES, default_vector
 from enliven.shared.motion import MAX_FILE_BYTES, Motion, load_motion

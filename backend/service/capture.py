@@ -27,7 +27,8 @@ def admit(server: Any, job: Job) -> bool:
 
 
 def run(server: Any, job: Job) -> list:
-    from ..capture import DEFAULT_MAX_GAP_S, capture_video, load_livelink_csv, retarget
+    from ..capture import DEFAULT_MAX_GAP_S, capture_video, retarget
+    from ..livelink import load_livelink_csv
     from ..filters import smooth_channels
     from ..shared.motion import Motion
 
