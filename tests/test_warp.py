@@ -376,3 +376,20 @@ def test_a_small_eye_closes_without_a_painted_stroke(astronaut):
     result = Animator(small).engine.render_with_fields(channel_values(blink_l=1, blink_r=1), keep_fields=False)
     for upper in (lm.LEFT_EYE_UPPER, lm.RIGHT_EYE_UPPER):
         assert af.lash_line_thickness(result.frame, result.target_landmarks[list(upper)]) < 0.1
+
+
+@pytest.mark.parametrize("channels", [
+    {"head_yaw": 0.001}, {"head_yaw": 0.004, "blink_l": 0.0005}, {"breathing": 0.01},  # too small to move a pixel
+    {"head_yaw": 0.3}, {"jaw_open": 0.05}, {"gaze_x": 0.05}, {"head_roll": 0.03, "blink_l": 0.02},  # moving a little
+])
+def test_skipping_a_still_face_draws_the_same_frame_as_drawing_it(subject, channels, monkeypatch):
+    """A face whose control points hardly move is skipped before its fields are made; the frame must be
+    the one the full path draws (which finds no moving pixel there, or draws the same small motion)."""
+    import enliven.engines.warp as warp
+
+    skipping = Animator(subject, engine="warp")
+    drawing = Animator(subject, engine="warp")
+    values = channel_values(**channels)
+    skipped = skipping.render(values).copy()
+    monkeypatch.setattr(warp, "STILL_POINTS", -1.0)  # never skip
+    assert np.array_equal(skipped, drawing.render(values))

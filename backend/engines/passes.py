@@ -117,7 +117,8 @@ class PassRenderer:
         and the Vector pass. Where faces overlap, the later face moves the alpha the earlier left, the
         mattes join (the larger value) and the motion vectors add (the later face moves what the
         earlier one moved)."""
-        warped = self.engine.render_with_fields(values, keep_fields=self.keep_fields, cut_out=alpha,
+        # (The Vector pass needs the warp's field even where the face is still now: it moved since `previous`.)
+        warped = self.engine.render_with_fields(values, keep_fields=self.keep_fields or passes, cut_out=alpha,
                                                 onto=None if canvas is None else canvas.rgb)
         if canvas is None:
             canvas = blank_canvas(warped.frame, self.alphas.take(), passes)

@@ -103,7 +103,7 @@ class RefineEngine:
         """The refined frame with what the warp computed on the way (its moved box and person mask: the
         body layer and the compositing passes composite with them); `cut_out` and `onto` as for the warp."""
         warped = self.warp.render_with_fields(values, keep_fields=keep_fields, cut_out=cut_out, onto=onto)
-        if not (np.abs(warped.displacement) > MOVING_EPSILON).any():
+        if warped.displacement is None or not (np.abs(warped.displacement) > MOVING_EPSILON).any():
             return warped  # all-default motion reproduces the photo exactly, as with the warp engine
         frame = warped.frame
         if self.refiner is not None:

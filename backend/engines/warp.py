@@ -57,6 +57,7 @@ IRISES = ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))  # each eye's iris l
 WORKING_SIDE = 256  # the displacement field is computed at most this large
 BORDER_PINS_PER_SIDE = 8
 MOVING_EPSILON = 0.02  # working pixels; displacement below this counts as still
+STILL_POINTS = 0.9  # control points moving less than this share of MOVING_EPSILON leave every pixel still
 JAW = CHANNEL_INDEX["jaw_open"]
 LASH_THICKNESS = 16  # the closed lash line is eye width / this thick at its middle
 LASH_DARKNESS = 0.85  # how far the lash line is drawn toward the lashes' colour ...
@@ -76,7 +77,8 @@ class WarpedFrame:
     """A warp engine frame and what it computed on the way."""
 
     frame: np.ndarray  # (H, W, 3) uint8
-    displacement: np.ndarray  # (work h, work w, 2) float32 backward displacement in working pixels
+    displacement: np.ndarray | None  # (work h, work w, 2) float32 backward displacement in working pixels
+    # (None only from a frame rendered without keeping its fields, where the face did not move)
     target_landmarks: np.ndarray  # (478, 3) image pixels, where the rig put the landmarks
     painted: np.ndarray | None = None  # (region h, region w) float32, 1 where the warp painted (mouth cavity, closed lids)
     uncovered: np.ndarray | None = None  # (region h, region w) float32, background the moving person uncovered, 0..1
@@ -350,6 +352,13 @@ class WarpEngine:
         values = np.asarray(values, dtype=np.float64)
         target_image, extra_image, target_work = self.target_points(values)
         frame = self.frames.take() if onto is None else onto
+        gazing = [(iris, side) for iris, side in IRISES  # a gaze moves no control point, only the drawn iris
+                  if np.abs(target_image[iris[0], :2] - self.subject.landmarks[iris[0], :2]).max() > MOVING_EPSILON / self.scale]
+        if not keep_fields and not gazing and np.abs(target_work - self.source_work).max() <= STILL_POINTS * MOVING_EPSILON:
+            # Every map below interpolates, averages or takes medians of the control points' displacements,
+            # so none of its pixels can move more than they do: the face is still (in a group photo's idle,
+            # most faces are, most frames), and the fields need not be made to find that out.
+            return WarpedFrame(frame, None, target_image)
         x0, y0, x1, y1 = self.region
         texture = self.source_region if onto is None else onto[y0:y1, x0:x1]
         affines, usable = triangle_affines(target_work, self.source_work, self.triangles)
@@ -368,12 +377,10 @@ class WarpEngine:
             result.uncovered = np.zeros((region_h, region_w), np.float32)
         # (A max over the last axis of length 2 is a slow numpy reduction: milliseconds at this size.)
         moving = (np.abs(displacement[..., 0]) > MOVING_EPSILON) | (np.abs(displacement[..., 1]) > MOVING_EPSILON)
-        for iris, side in IRISES:
-            # A gaze moves no control point (the irises are none), only the drawn iris: its eye is "moving".
-            if np.abs(target_image[iris[0], :2] - self.subject.landmarks[iris[0], :2]).max() > MOVING_EPSILON / self.scale:
-                eye = target_work[[self.landmark_position[i] for i in lm.eye_polygon(side)], :2]
-                (ex0, ey0), (ex1, ey1) = np.floor(eye.min(axis=0)).astype(int), np.ceil(eye.max(axis=0)).astype(int) + 1
-                moving[max(ey0, 0):max(ey1, 0), max(ex0, 0):max(ex1, 0)] = True
+        for iris, side in gazing:  # the gazing eye is "moving"
+            eye = target_work[[self.landmark_position[i] for i in lm.eye_polygon(side)], :2]
+            (ex0, ey0), (ex1, ey1) = np.floor(eye.min(axis=0)).astype(int), np.ceil(eye.max(axis=0)).astype(int) + 1
+            moving[max(ey0, 0):max(ey1, 0), max(ex0, 0):max(ex1, 0)] = True
         if not moving.any():
             return result
         box = self._moving_box(moving)
