@@ -258,18 +258,15 @@ def blend_over_background(warped: np.ndarray, moved_mask: np.ndarray, original: 
     cv2.copyTo(original, still.view(np.uint8), warped)  # (numpy's copyto with where= is 40x slower)
     if plate is None:
         return warped
-    # The pixels to blend, as indices: a boolean mask would be scanned again for every array.
-    blend = np.flatnonzero(((moved_mask < 1 - PERSON_EPSILON) & ~still).ravel())
-    rows, cols = np.divmod(blend, warped.shape[1])
-    alpha = moved_mask.reshape(-1)[blend]
-    had = source_mask[rows, cols]
+    blend = (moved_mask < 1 - PERSON_EPSILON) & ~still
     # Relative to how much person the pixel had: a half-hair edge pixel that the
     # person left is fully background now, or a faint outline would stay behind.
-    uncovered = np.clip((had - alpha) / np.maximum(had, 1e-3), 0.0, 1.0)[:, None]
-    before = original[rows, cols].astype(np.float32)
-    background = before + uncovered * (plate[rows, cols] - before)
-    pixels = warped.reshape(-1, 3)
-    pixels[blend] = np.clip(background + alpha[:, None] * (pixels[blend] - background) + 0.5, 0, 255).astype(np.uint8)
+    uncovered = np.clip((source_mask - moved_mask) / np.maximum(source_mask, 1e-3), 0.0, 1.0).astype(np.float32)
+    # Blended over the whole box by OpenCV's weighted mix of uint8 images, then copied where the mask says:
+    # gathering only the pixels to blend by index took 3-9x longer (a hazy mask blends most of a body).
+    background = cv2.blendLinear(original, plate, 1.0 - uncovered, uncovered)
+    alpha = np.ascontiguousarray(moved_mask, np.float32)
+    cv2.copyTo(cv2.blendLinear(warped, background, alpha, 1.0 - alpha), blend.view(np.uint8), warped)
     return warped
 
 
