@@ -52,12 +52,12 @@ MAX_EVALUATIONS = 40  # of the body model per frame: the fit starts from the pre
 _COLUMNS = [CHANNEL_INDEX[name] for name in BODY_CHANNELS]
 _LOWER = np.array([CHANNELS[i].minimum for i in _COLUMNS])
 _UPPER = np.array([CHANNELS[i].maximum for i in _COLUMNS])
+_RANGES = _UPPER - _LOWER
 
 
 def motion_of(values: np.ndarray) -> BodyMotion:
     """The BodyMotion of five body channel values (in BODY_CHANNELS order), with no carry from the head."""
-    breathing, shrug_l, shrug_r, lean, turn = (float(v) for v in values)
-    return BodyMotion(breathing, shrug_l, shrug_r, lean, turn)
+    return BodyMotion(*(float(v) for v in values))
 
 
 @dataclass(frozen=True)
@@ -170,11 +170,6 @@ class PatchFollower:
         return moved
 
 
-def body_field(body: Body, chin: np.ndarray, image_shape: tuple[int, ...]) -> BodyField:
-    """The engine's body field of the reference frame's body (the model the patches' motion is fitted to)."""
-    return BodyField(body.shoulders, body.hips, body.region, (image_shape[1], image_shape[0]), chin)
-
-
 def solve_body(field: BodyField, centres: np.ndarray, moved: np.ndarray,
                start: np.ndarray | None = None) -> np.ndarray:
     """The five body channel values (BODY_CHANNELS order) whose field moves the patch `centres` (photo
@@ -193,7 +188,6 @@ def solve_body(field: BodyField, centres: np.ndarray, moved: np.ndarray,
     free = np.ones(len(BODY_CHANNELS), bool)
     if len(seen) < 3 or not seen[2]:  # the chest patch (third) not there, or lost in this frame
         free[BODY_CHANNELS.index("torso_turn")] = False
-    ranges = _UPPER - _LOWER
 
     def values_of(unknowns: np.ndarray) -> np.ndarray:
         values = np.zeros(len(BODY_CHANNELS))
@@ -202,10 +196,10 @@ def solve_body(field: BodyField, centres: np.ndarray, moved: np.ndarray,
 
     def residual(unknowns: np.ndarray) -> np.ndarray:
         shift = field.forward(points, motion_of(values_of(unknowns))) / field.width
-        return np.concatenate([(shift - target).ravel(), PULL_TO_REST * unknowns / ranges[free]])
+        return np.concatenate([(shift - target).ravel(), PULL_TO_REST * unknowns / _RANGES[free]])
 
     start = np.zeros(len(BODY_CHANNELS)) if start is None or not np.isfinite(start).all() else start
     fit = least_squares(residual, np.clip(start, _LOWER, _UPPER)[free], bounds=(_LOWER[free], _UPPER[free]),
-                        x_scale=ranges[free] / 2, max_nfev=MAX_EVALUATIONS)
+                        x_scale=_RANGES[free] / 2, max_nfev=MAX_EVALUATIONS)
     miss = np.sqrt(np.mean(fit.fun[:target.size] ** 2))
     return values_of(fit.x) if miss <= MAX_MISS else np.full(len(BODY_CHANNELS), np.nan)

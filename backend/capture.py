@@ -201,7 +201,8 @@ def track_body(path: str | Path, reference_frame: int, face: np.ndarray, with_fa
     near where the reference shows it, so frames before the reference are followed from there too).
     """
     from .analysis import find_body, head_region_box
-    from .body_capture import BODY_CHANNELS, PatchFollower, body_field, grey, patches_for, solve_body
+    from .body_capture import BODY_CHANNELS, PatchFollower, grey, patches_for, solve_body
+    from .engines.body import BodyField
 
     reference = None
     reader, info = open_video(path)
@@ -218,7 +219,7 @@ def track_body(path: str | Path, reference_frame: int, face: np.ndarray, with_fa
     patches = None if body is None else patches_for(body, face, reference.shape)
     if patches is None:
         return None
-    field = body_field(body, face[lm.CHIN, :2], reference.shape)
+    field = BodyField.of(body, face[lm.CHIN, :2], reference.shape)
     follower = PatchFollower(grey(reference), patches)
     values, previous = [], None
     reader, info = open_video(path)

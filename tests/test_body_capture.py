@@ -11,8 +11,9 @@ import pytest
 
 from conftest import channel_values, run_enliven
 from enliven import landmarks as lm
-from enliven.body_capture import BODY_CHANNELS, PatchFollower, body_field, grey, motion_of, patches_for, solve_body
+from enliven.body_capture import BODY_CHANNELS, PatchFollower, grey, motion_of, patches_for, solve_body
 from enliven.capture import capture_video
+from enliven.engines.body import BodyField
 from enliven.sequence import VideoWriter
 from enliven.shared.channels import CHANNEL_INDEX, default_vector
 from enliven.shared.motion import load_motion
@@ -57,7 +58,7 @@ def _body_columns(values: np.ndarray) -> np.ndarray:
 
 
 def test_the_fit_inverts_the_engines_body_model(subject):
-    field = body_field(subject.body, subject.landmarks[lm.CHIN, :2], subject.image.shape)
+    field = BodyField.of(subject.body, subject.landmarks[lm.CHIN, :2], subject.image.shape)
     patches = patches_for(subject.body, subject.landmarks, subject.image.shape)
     assert len(patches.centres) == 3  # both shoulders and the chest
     asked = np.array([0.5, 0.3, -0.4, 4.0, 12.0])

@@ -116,6 +116,12 @@ class BodyField:
         ys = (np.arange(self.work_size[1]) + 0.5) / self.scale - 0.5
         self.grid = np.dstack(np.meshgrid(xs, ys)).reshape(-1, 2)  # the working grid's points
 
+    @classmethod
+    def of(cls, body, chin: np.ndarray, image_shape: tuple[int, ...]) -> "BodyField":
+        """The field of an analysed body (body_analysis.Body) on a photo or frame of `image_shape`, its
+        face's chin at `chin` (pixels)."""
+        return cls(body.shoulders, body.hips, body.region, (image_shape[1], image_shape[0]), chin)
+
     def forward(self, points: np.ndarray, motion: BodyMotion) -> np.ndarray:
         """(N, 2) where each of `points` ((N, 2) region pixels) moves to, minus where it is."""
         w = self.width

@@ -41,8 +41,7 @@ class BodyLayer:
         self.subject, self.engine = subject, engine
         self.region = body.region
         x0, y0, x1, y1 = body.region
-        self.field = BodyField(body.shoulders, body.hips, body.region, subject.image.shape[1::-1],
-                               subject.landmarks[lm.CHIN, :2])
+        self.field = BodyField.of(body, subject.landmarks[lm.CHIN, :2], subject.image.shape)
         hx0, hy0, hx1, hy1 = subject.head_region
         self.head_box = (hx0 - x0, hy0 - y0, hx1 - x0, hy1 - y0)  # the head region in body region pixels
         # The body region's person mask with the head region's own (finer) one blended in, so that where
