@@ -4,13 +4,14 @@ the chosen frames (every frame, or reduced keys within a tolerance),
 lip-sync keys only the mouth and adds its sound strip at the same frame."""
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import bpy
 import numpy as np
 import pytest
 
-from .conftest import ADDON_MODULE, pump
+from .conftest import ADDON_MODULE, ASTRONAUT, backend_python, pump
 from .test_blender_ui import draw_all
 
 FPS = 30
@@ -91,6 +92,60 @@ def test_reduced_keys_stay_within_the_tolerance(connected, portrait, scene30, tm
     assert np.abs(keyed - jaw).max() <= 0.02 * 2.0 + 1e-4  # 2 % of jaw_open's -1..1 range
     # A channel that did not move needs only its two end keys.
     assert len(key_frames(portrait, "blink_l")) == 2
+
+
+# A video of the astronaut breathing deeply and opening its mouth (argv: path, photo, fps, frames), made by the
+# backend's own warp engine.
+MAKE_VIDEO = """
+import sys
+import numpy as np
+from enliven.animator import Animator
+from enliven.analysis import analyze_image
+from enliven.images import load_image
+from enliven.sequence import VideoWriter
+from enliven.shared.channels import CHANNEL_INDEX, default_vector
+
+animator = Animator(analyze_image(load_image(sys.argv[2])))
+writer = VideoWriter(sys.argv[1], float(sys.argv[3]))
+for frame in range(int(sys.argv[4])):
+    values = default_vector().astype(float)
+    values[CHANNEL_INDEX["breathing"]] = 0.8 * np.sin(4 * np.pi * frame / int(sys.argv[4]))
+    values[CHANNEL_INDEX["jaw_open"]] = 0.6 * max(0.0, np.sin(6 * np.pi * frame / int(sys.argv[4])))
+    writer.add(animator.render(values))
+writer.close()
+"""
+
+
+@pytest.fixture(scope="module")
+def breathing_video(tmp_path_factory):
+    path = tmp_path_factory.mktemp("capture") / "breathing.mp4"
+    result = subprocess.run([backend_python(), "-c", MAKE_VIDEO, str(path), str(ASTRONAUT), str(FPS), str(ROWS)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+def keyed_curve(obj, channel: str, frames: range) -> np.ndarray:
+    curve = fcurve(obj, channel)
+    return np.zeros(len(frames)) if curve is None else np.array([curve.evaluate(f) for f in frames])
+
+
+def test_capture_from_video_keys_the_body_unless_its_strength_is_zero(connected, portrait, scene30, breathing_video):
+    job = run_bake(connected, bpy.ops.enliven.capture_video, timeout=180, filepath=str(breathing_video), frame=1)
+    frames = range(job.frames[0], job.frames[1] + 1)
+    assert len(frames) == ROWS
+    breathing = keyed_curve(portrait, "breathing", frames)
+    jaw = keyed_curve(portrait, "jaw_open", frames)
+    # The video's two breaths are keyed, in phase with it, and so is its mouth.
+    asked = 0.8 * np.sin(4 * np.pi * np.arange(ROWS) / ROWS)
+    assert np.ptp(breathing) > 0.4 and np.corrcoef(breathing, asked)[0, 1] > 0.7
+    assert np.ptp(jaw) > 0.3
+
+    # Body strength 0: the same video keys the same mouth and leaves the body at rest.
+    run_bake(connected, bpy.ops.enliven.capture_video, timeout=180, filepath=str(breathing_video), frame=1,
+             strength_body=0.0)
+    assert np.abs(keyed_curve(portrait, "breathing", frames)).max() < 1e-6
+    assert np.abs(keyed_curve(portrait, "jaw_open", frames) - jaw).max() < 0.05
 
 
 def _key_other_channels(obj) -> dict:
