@@ -222,3 +222,26 @@ def share_inside(mask: np.ndarray, polygon: np.ndarray) -> float:
     """The mean of `mask` ((H, W), 0..1) over the pixels inside `polygon` ((N, 2) pixels); 0 if none."""
     inside = polygon_mask(mask.shape, polygon)
     return float(mask[inside].mean()) if inside.any() else 0.0
+
+
+def seam_roughness(frame: np.ndarray, landmarks: np.ndarray) -> float:
+    """How ragged the line where closed lips meet is: the mean luma step (levels) from one pixel to the
+    next along it, on five lines from 2 px above the middle between the inner lips to 2 px below, between
+    the inner corners (sampled bilinearly, so a smooth curve is smooth). Teeth and cavity left between
+    sealed lips show as flecks and raise it; a lip line drawn across reads a few levels."""
+    upper, lower = (landmarks[list(ids), :2] for ids in (lm.LIPS_UPPER_INNER, lm.LIPS_LOWER_INNER))
+    left, right = sorted((upper[0, 0], upper[-1, 0]))
+    columns = np.arange(int(np.ceil(left)) + 1, int(np.floor(right)), dtype=np.float32)
+    if len(columns) < 2:
+        return float("nan")
+
+    def rows(points: np.ndarray) -> np.ndarray:
+        order = np.argsort(points[:, 0])
+        return np.interp(columns, points[order, 0], points[order, 1])
+
+    middle = (rows(upper) + rows(lower)) / 2
+    ys = (middle[None, :] + np.arange(-2, 3)[:, None]).astype(np.float32)
+    xs = np.ascontiguousarray(np.broadcast_to(columns[None, :], ys.shape))
+    along = cv2.remap(luma(frame).astype(np.float32), xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return float(np.abs(np.diff(along, axis=1)).mean())
+

@@ -22,6 +22,9 @@ preset. Printed per photo:
 - re-detected: MediaPipe run again on the frame's head region, scaled up so
   the face is at least REDETECT_FACE pixels wide (a small face's iris is
   otherwise placed no better than the gaze moves it);
+- seam: how ragged the line where sealed lips meet is at jaw_open -1
+  (enliven.artifacts.seam_roughness, mean luma step along it; teeth and
+  cavity left between the lips raise it), on a photo whose mouth is open;
 - mouth: re-detected mouth openness at jaw_open 1 and -1 (sealed: lips
   touching, under 0.05) against the source's; and on a mouth whose interior
   stretches (wide open, few teeth: enliven.engines.mouth) the
@@ -56,7 +59,7 @@ from PIL import Image
 from enliven import artifacts as af
 from enliven import landmarks as lm
 from enliven.analysis import ASTRONAUT_PATH, analyze_faces, analyze_image
-from enliven.engines.mouth import interior_stretches
+from enliven.engines.mouth import SEAL_FROM, interior_stretches
 from enliven.images import load_image, resize_long_side
 from enliven.shared.channels import CHANNELS, CHANNEL_INDEX, default_vector
 from enliven.shared.presets import PRESETS, preset_motion
@@ -75,7 +78,7 @@ IRISES = ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))
 # What "no visible artifact" means for each figure: (the limit, True if the figure must stay at or under it).
 THRESHOLDS = {"tears": (1.5, True), "hair": (16.0, True), "specks": (5, True), "iris_error": (12.0, True),
               "iris_travel": (0.25, False),
-              "mouth_seal": (0.06, True), "mouth_band": (0.02, True), "lash": (0.16, True)}
+              "mouth_seal": (0.06, True), "seam": (8.0, True), "mouth_band": (0.02, True), "lash": (0.16, True)}
 
 
 def failures(figures: dict) -> list[str]:
@@ -215,6 +218,8 @@ def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
                "iris_error": max(disc_errors), "iris_round": max(roundness, default=float("nan")),
                "iris_travel": min(travel, default=float("nan")),
                "mouth_src": subject.mouth_openness, "mouth_jaw1": mouth_open, "mouth_seal": sealed,
+               # (a photo whose lips are closed already is given back at -1: its own lips are not measured)
+               "seam": af.seam_roughness(*shown["seal"]) if subject.mouth_openness > SEAL_FROM else float("nan"),
                "mouth_band": max(bands, default=float("nan")), "lash": lash}
     return figures, shown
 
@@ -298,7 +303,7 @@ def main() -> None:
     label = args.engine_ref or "working tree"
     print(f"engine: {label}, size {args.size}")
     print(f"{'photo':<24} {'tears':>6} {'hair':>5} {'specks':>6} {'(worst frame)':<22} {'iris err':>8} {'round':>6} {'travel':>6} "
-          f"{'mouth src':>9} {'jaw=1':>6} {'jaw=-1':>6} {'band':>5} {'lash':>5}  past threshold")
+          f"{'mouth src':>9} {'jaw=1':>6} {'jaw=-1':>6} {'seam':>5} {'band':>5} {'lash':>5}  past threshold")
     for photo in photos:
         subjects = analyze_faces(resize_long_side(load_image(photo), args.size))  # every face, face by face
         for subject in subjects:
@@ -306,7 +311,7 @@ def main() -> None:
             figures, shown = measure(engine_type(subject), subject)
             print(f"{name:<24} {figures['tears']:6.3f} {figures['hair']:5.1f} {figures['specks']:6d} {figures['specks_frame']:<22} "
                   f"{figures['iris_error']:8.1f} {figures['iris_round']:6.3f} {figures['iris_travel']:6.2f} "
-                  f"{figures['mouth_src']:9.3f} {figures['mouth_jaw1']:6.3f} {figures['mouth_seal']:6.3f} "
+                  f"{figures['mouth_src']:9.3f} {figures['mouth_jaw1']:6.3f} {figures['mouth_seal']:6.3f} {figures['seam']:5.1f} "
                   f"{figures['mouth_band']:5.3f} {figures['lash']:5.3f}  {', '.join(failures(figures)) or '-'}", flush=True)
             rows = [("photo", subject.image, subject.landmarks)] + [(frame, *shown[frame]) for frame in shown]
             tag = (args.engine_ref or "tree").replace("/", "_")

@@ -9,7 +9,10 @@ What a photo's mouth shows decides how its interior moves:
 - wide open with few teeth showing (tongue and throat): the interior
   stretches with the lips, since a painted band would cut the tongue in two
   (`interior_stretches`), and teeth, where they show, would smear if stretched.
-Either way the interior folds away behind lips that close over it.
+Either way the interior folds away behind lips that close over it, and where
+lips the rig closes meet, their meeting line is repainted (`seal_lips`): the
+rims of a photo's open lips hold a pixel or two of teeth and cavity, which
+would show as a pale, ragged seam with dark flecks at the corners.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import numpy as np
 
 from .. import landmarks as lm
 from .palette import LUMA, Palette, saturation
-from .warp_math import polygon_mask
+from .warp_math import polygon_mask, smooth_curve
 
 CLOSED_MOUTH = 0.12  # photo's mouth openness below which the painted cavity gets painted teeth
 WIDE_OPEN_MOUTH = 0.3  # photo's mouth openness from which its own interior stretches instead of splitting ...
@@ -45,6 +48,14 @@ TONGUE_FROM = 0.15  # ... once the mouth is open this much (the gap over the mou
 TONGUE_LIGHT = 0.6  # the tongue's top in the lip colour's brightness ...
 TONGUE_SIDES = 0.4  # ... darker toward its sides ...
 TONGUE_BELOW = 0.4  # ... and down toward the lower teeth
+# Lips the rig closes over a photo's open mouth (gaps in mouth widths):
+SEAL_FROM = 0.06  # an inner-lip gap below this starts to count as lips meeting ...
+SEAL_FULL = 0.02  # ... fully met below this
+SEAL_CLOSING = 0.03  # ... repainted in full once the gap is this much smaller than the photo's
+SEAL_MARGIN = 0.02  # either side of the meeting line, the band repainted from the lips above and below it
+SEAL_SMOOTHING = 0.02  # the lip colours above and below the band, smoothed along it (the rims are speckled)
+SEAL_LINE_DARKNESS = 0.35  # where the lips meet, a soft line of the lower lip's colour this much darker (as in
+SEAL_LINE_WIDTH = 0.012  # photos of closed lips) ... this wide (sigma; at least 0.6 px)
 
 
 def interior_stretches(image: np.ndarray, landmarks: np.ndarray) -> bool:
@@ -191,3 +202,104 @@ def _tongue(columns: np.ndarray, rows: np.ndarray, top: np.ndarray, bottom: np.n
     shade = (TONGUE_LIGHT * (1.0 - TONGUE_SIDES * across**2)[None, :]
              * (1.0 - TONGUE_BELOW * np.clip(below_surface / np.maximum(rise, 1.0)[None, :], 0.0, 1.0)))
     return alpha.astype(np.float32), (lip_colour[None, None, :] * shade[..., None]).astype(np.float32)
+
+
+def lip_gap(landmarks: np.ndarray) -> float:
+    """The inner lips' gap in the middle over the mouth's width, signed: negative where the lower inner lip
+    lies above the upper (lips pressed together: the rig's seal overshoots, so that they surely meet)."""
+    points = landmarks[:, :2]
+    across = points[lm.MOUTH_LEFT_CORNER] - points[lm.MOUTH_RIGHT_CORNER]
+    width = float(np.linalg.norm(across))
+    down = np.array([-across[1], across[0]]) / max(width, 1e-6)
+    return float((points[lm.MOUTH_INNER_BOTTOM] - points[lm.MOUTH_INNER_TOP]) @ down) / max(width, 1e-6)
+
+
+def seal_strength(source_gap: float, target_gap: float) -> float:
+    """How fully the meeting line of lips is repainted: 0 where the lips do not meet, or meet as in the photo
+    (a photo's own closed lips are left as they are), 1 for lips the rig sealed over a mouth the photo shows
+    open. Gaps: lip_gap's, of the photo's landmarks and of the frame's."""
+    met = np.clip((SEAL_FROM - target_gap) / (SEAL_FROM - SEAL_FULL), 0.0, 1.0)
+    closed_by_rig = np.clip((source_gap - target_gap) / SEAL_CLOSING, 0.0, 1.0)
+    return float(met * closed_by_rig)
+
+
+def seal_lips(region: np.ndarray, landmarks: np.ndarray, origin: tuple[int, int], strength: float,
+              palette: Palette) -> np.ndarray:
+    """Repaint where closed lips meet: a band around their meeting line (and over the gap, or the overlap
+    of lips pressed together, where the mesh folds), filled from the middle of the upper lip to the middle
+    of the lower one, with a soft darker line where they touch.
+
+    `landmarks`: the frame's ((N, 2+) image pixels); `region` starts at image pixel `origin` (x, y).
+    Returns `region`, or a painted copy of it.
+    """
+    if strength <= 0:
+        return region
+    upper, lower = (smooth_curve(landmarks[list(ids), :2]) for ids in (lm.LIPS_UPPER_INNER, lm.LIPS_LOWER_INNER))
+    corners = landmarks[[lm.MOUTH_RIGHT_CORNER, lm.MOUTH_LEFT_CORNER], :2]
+    middle_line = np.concatenate([corners[:1], (_resampled(upper) + _resampled(lower)) / 2, corners[1:]])
+    middle_line = middle_line[np.argsort(middle_line[:, 0])]
+    mouth_width = float(np.linalg.norm(corners[0] - corners[1]))
+    margin = max(1.0, SEAL_MARGIN * mouth_width)
+    x0, y0 = origin
+    outer = landmarks[list(lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER), :2]
+    px0 = max(int(np.floor(outer[:, 0].min())) - x0 - 1, 0)
+    px1 = min(int(np.ceil(outer[:, 0].max())) - x0 + 2, region.shape[1])
+    py0 = max(int(np.floor(min(outer[:, 1].min(), upper[:, 1].min(), lower[:, 1].min()) - margin)) - y0 - 3, 0)
+    py1 = min(int(np.ceil(max(outer[:, 1].max(), upper[:, 1].max(), lower[:, 1].max()) + margin)) - y0 + 4,
+              region.shape[0])
+    if px1 - px0 < 3 or py1 - py0 < 3:
+        return region
+    columns = np.arange(px0, px1, dtype=np.float32) + x0
+
+    def rows_of(points: np.ndarray) -> np.ndarray:
+        return _edge_rows(points, columns) - y0 - py0
+
+    middle = rows_of(middle_line)
+    inner_left, inner_right = sorted((upper[0, 0], upper[-1, 0]))
+    outer_left, outer_right = sorted(corners[:, 0])
+    beyond = np.maximum((inner_left - columns) / max(inner_left - outer_left, 1.0),
+                        (columns - inner_right) / max(outer_right - inner_right, 1.0))
+    along = 1.0 - np.clip(beyond, 0.0, 1.0)  # 1 between the inner corners, 0 at the outer ones
+    # The band: the gap between the inner lips, or their overlap, and a margin; narrowing toward the corners.
+    upper_rows, lower_rows = rows_of(upper), rows_of(lower)
+    reach = margin * (0.5 + 0.5 * along)
+    top = np.where(beyond > 0, middle, np.minimum(np.minimum(upper_rows, lower_rows), middle)) - reach
+    bottom = np.where(beyond > 0, middle, np.maximum(np.maximum(upper_rows, lower_rows), middle)) + reach
+    # Its colours: each lip's, halfway across what shows of it (or just outside the band where it is thin).
+    upper_lip = np.minimum((rows_of(landmarks[list(lm.LIPS_UPPER_OUTER), :2]) + top) / 2, top - 1.0)
+    lower_lip = np.maximum((rows_of(landmarks[list(lm.LIPS_LOWER_OUTER), :2]) + bottom) / 2, bottom + 1.0)
+    patch = region[py0:py1, px0:px1].astype(np.float32)
+    above, below = _lip_colours(patch, upper_lip, mouth_width), _lip_colours(patch, lower_lip, mouth_width)
+    rows = np.arange(py1 - py0, dtype=np.float32)[:, None]
+    share = np.clip((rows - top[None, :]) / np.maximum(bottom - top, 1.0)[None, :], 0.0, 1.0)[..., None]
+    fill = above[None] + share * (below - above)[None]
+    line_width = max(0.6, SEAL_LINE_WIDTH * mouth_width)
+    line = np.exp(-0.5 * ((rows - middle[None, :]) / line_width) ** 2)
+    # The line takes the lower lip's colour, darkened: drawn over the fill's skin where an upper lip is thin,
+    # a darkened fill reads as a pencil line.
+    fill = fill + line[..., None] * ((1.0 - SEAL_LINE_DARKNESS) * below[None] - fill)
+    fill = palette.paint(fill) + palette.grain_at((x0 + px0, y0 + py0), fill.shape[:2])
+    # Feathered by a pixel at the band's edges; at full strength only where the lips met.
+    inside = np.clip(np.minimum(rows - top[None, :], bottom[None, :] - rows) + 0.5, 0.0, 1.0)
+    alpha = (strength * inside * (beyond < 1.0)[None, :])[..., None]
+    region = region.copy()
+    region[py0:py1, px0:px1] = np.clip(patch + alpha * (fill - patch) + 0.5, 0, 255).astype(np.uint8)
+    return region
+
+
+def _resampled(curve: np.ndarray, count: int = 33) -> np.ndarray:
+    """`count` points evenly along a curve ((N, 2)) by its length, so two curves can be averaged point by point."""
+    lengths = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(curve, axis=0), axis=1))])
+    along = np.linspace(0.0, lengths[-1], count)
+    return np.stack([np.interp(along, lengths, curve[:, 0]), np.interp(along, lengths, curve[:, 1])], axis=1)
+
+
+def _lip_colours(patch: np.ndarray, rows: np.ndarray, mouth_width: float) -> np.ndarray:
+    """(W, 3) the colour of `patch` at a row per column (bilinear), smoothed along the columns: a lip's rim
+    is speckled with the teeth and shadow it bordered."""
+    columns = np.arange(patch.shape[1], dtype=np.float32)
+    picked = cv2.remap(patch, columns[None], np.clip(rows, 0, patch.shape[0] - 1).astype(np.float32)[None],
+                       cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    sigma = max(0.8, SEAL_SMOOTHING * mouth_width)
+    return cv2.GaussianBlur(picked, (0, 0), sigmaX=sigma, sigmaY=1e-3, borderType=cv2.BORDER_REPLICATE)[0]
+

@@ -46,7 +46,7 @@ from ..rig import Rig
 from ..shared.channels import CHANNEL_INDEX
 from .eyes import IRIS_DISC, IRIS_FILL, IRIS_STILL, Eyeball, build_eyeball, grow_opening
 from .frame_buffers import FrameBuffers
-from .mouth import CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, paint_cavity
+from .mouth import CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, lip_gap, paint_cavity, seal_lips, seal_strength
 from .palette import LUMA, palette_of
 from .warp_math import (SILHOUETTE_SOFTNESS, background_plate, blend_over_background, border_ramp, closed_lid,
                         displacement_from_index, layer_coverage, piecewise_affine_displacement, pixels_of_cells,
@@ -146,6 +146,7 @@ class WarpEngine:
         self.mouth_colour = self._lip_colour()
         self.palette = palette_of(subject.image, self.source_region)  # what it paints takes the photo's colours and grain
         self.paints_teeth = subject.mouth_openness < CLOSED_MOUTH  # an open mouth's own teeth move with the lips
+        self.source_lip_gap = lip_gap(subject.landmarks)
         self.lash_colour = self._lash_colours()
         self.eyeballs = [self._eyeball(iris, side) for iris, side in IRISES]
         # An eye that shows too little sclera of its own borrows the other's colour.
@@ -394,6 +395,8 @@ class WarpEngine:
             region = paint_cavity(region, extra_image[self.mouth_split_upper, :2], extra_image[self.mouth_split_lower, :2],
                                   target_image, (self.region[0] + box[0], self.region[1] + box[1]),
                                   self.mouth_colour, self.paints_teeth, self.palette)
+        sealing = seal_strength(self.source_lip_gap, lip_gap(target_image))
+        region = seal_lips(region, target_image, (self.region[0] + box[0], self.region[1] + box[1]), sealing, self.palette)
         region = self._paint_closed_eyes(region, target_image, values, box)
         bx0, by0, bx1, by1 = box
         frame[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1] = region
