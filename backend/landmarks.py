@@ -75,10 +75,14 @@ def eye_aspect_ratio(points: np.ndarray, side: str) -> float:
 
 
 def signed_lip_gap(points: np.ndarray) -> float:
-    """The inner-lip gap over mouth width along the image's vertical, negative where the lips press past
-    each other (sealed lips in the rig overlap a little). For upright faces; mouth_openness is the tracker's."""
-    width = np.linalg.norm(points[MOUTH_LEFT_CORNER, :2] - points[MOUTH_RIGHT_CORNER, :2])
-    return float(points[MOUTH_INNER_BOTTOM, 1] - points[MOUTH_INNER_TOP, 1]) / float(width + 1e-9)
+    """The inner-lip gap over mouth width, across the mouth (perpendicular to the line between its
+    corners, so a tilted head reads as an upright one), negative where the lips press past each other
+    (sealed lips in the rig overlap a little). mouth_openness is the tracker's unsigned one."""
+    p = points[:, :2]
+    across = p[MOUTH_LEFT_CORNER] - p[MOUTH_RIGHT_CORNER]
+    width = float(np.linalg.norm(across)) + 1e-9
+    down = np.array([-across[1], across[0]]) / width
+    return float((p[MOUTH_INNER_BOTTOM] - p[MOUTH_INNER_TOP]) @ down) / width
 
 
 def mouth_openness(points: np.ndarray) -> float:

@@ -204,20 +204,10 @@ def _tongue(columns: np.ndarray, rows: np.ndarray, top: np.ndarray, bottom: np.n
     return alpha.astype(np.float32), (lip_colour[None, None, :] * shade[..., None]).astype(np.float32)
 
 
-def lip_gap(landmarks: np.ndarray) -> float:
-    """The inner lips' gap in the middle over the mouth's width, signed: negative where the lower inner lip
-    lies above the upper (lips pressed together: the rig's seal overshoots, so that they surely meet)."""
-    points = landmarks[:, :2]
-    across = points[lm.MOUTH_LEFT_CORNER] - points[lm.MOUTH_RIGHT_CORNER]
-    width = float(np.linalg.norm(across))
-    down = np.array([-across[1], across[0]]) / max(width, 1e-6)
-    return float((points[lm.MOUTH_INNER_BOTTOM] - points[lm.MOUTH_INNER_TOP]) @ down) / max(width, 1e-6)
-
-
 def seal_strength(source_gap: float, target_gap: float) -> float:
     """How fully the meeting line of lips is repainted: 0 where the lips do not meet, or meet as in the photo
     (a photo's own closed lips are left as they are), 1 for lips the rig sealed over a mouth the photo shows
-    open. Gaps: lip_gap's, of the photo's landmarks and of the frame's."""
+    open. Gaps: landmarks.signed_lip_gap's, of the photo's landmarks and of the frame's."""
     met = np.clip((SEAL_FROM - target_gap) / (SEAL_FROM - SEAL_FULL), 0.0, 1.0)
     closed_by_rig = np.clip((source_gap - target_gap) / SEAL_CLOSING, 0.0, 1.0)
     return float(met * closed_by_rig)

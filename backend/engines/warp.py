@@ -46,7 +46,7 @@ from ..rig import Rig
 from ..shared.channels import CHANNEL_INDEX
 from .eyes import IRIS_DISC, IRIS_FILL, IRIS_STILL, Eyeball, build_eyeball, grow_opening
 from .frame_buffers import FrameBuffers
-from .mouth import CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, lip_gap, paint_cavity, seal_lips, seal_strength
+from .mouth import CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, paint_cavity, seal_lips, seal_strength
 from .palette import LUMA, palette_of
 from .warp_math import (SILHOUETTE_SOFTNESS, background_plate, blend_over_background, border_ramp, closed_lid,
                         displacement_from_index, layer_coverage, piecewise_affine_displacement, pixels_of_cells,
@@ -61,6 +61,7 @@ STILL_POINTS = 0.9  # control points moving less than this share of MOVING_EPSIL
 JAW = CHANNEL_INDEX["jaw_open"]
 LASH_THICKNESS = 16  # the closed lash line is eye width / this thick at its middle
 LASH_DARKNESS = 0.85  # how far the lash line is drawn toward the lashes' colour ...
+CORNER_REACH = 0.1  # a closing eye's corners are repainted this far around (eye widths)
 LASH_FULL_EYE = 28.0  # ... on an eye at least this wide (pixels); on a smaller one, in proportion
 SKIN_EDGE = 1.08  # the face layer reaches this far beyond MediaPipe's face oval (from the oval's centre)
 FACE_EXTRAPOLATION = 1.5  # working pixels: the Gaussian that extrapolates the face's displacement past its outline
@@ -146,7 +147,7 @@ class WarpEngine:
         self.mouth_colour = self._lip_colour()
         self.palette = palette_of(subject.image, self.source_region)  # what it paints takes the photo's colours and grain
         self.paints_teeth = subject.mouth_openness < CLOSED_MOUTH  # an open mouth's own teeth move with the lips
-        self.source_lip_gap = lip_gap(subject.landmarks)
+        self.source_lip_gap = lm.signed_lip_gap(subject.landmarks)
         self.lash_colour = self._lash_colours()
         self.eyeballs = [self._eyeball(iris, side) for iris, side in IRISES]
         # An eye that shows too little sclera of its own borrows the other's colour.
@@ -395,7 +396,7 @@ class WarpEngine:
             region = paint_cavity(region, extra_image[self.mouth_split_upper, :2], extra_image[self.mouth_split_lower, :2],
                                   target_image, (self.region[0] + box[0], self.region[1] + box[1]),
                                   self.mouth_colour, self.paints_teeth, self.palette)
-        sealing = seal_strength(self.source_lip_gap, lip_gap(target_image))
+        sealing = seal_strength(self.source_lip_gap, lm.signed_lip_gap(target_image))
         region = seal_lips(region, target_image, (self.region[0] + box[0], self.region[1] + box[1]), sealing, self.palette)
         region = self._paint_closed_eyes(region, target_image, values, box)
         bx0, by0, bx1, by1 = box
@@ -644,6 +645,11 @@ class WarpEngine:
             opening = np.concatenate([target_upper, target_lower[::-1]]) - offset
             stretched_margin = np.concatenate([source_upper, target_upper[::-1]]) - offset
             eye = polygon_mask((py1 - py0, px1 - px0), [opening, stretched_margin])
+            # The corners too: the photo's white beside each corner lies past the lids' landmarks, and left
+            # there it is inpainted into the lid as a pale streak that reads (to people and trackers) as an eye.
+            for corner in (target_upper[0], target_upper[-1]):
+                cv2.circle(eye, tuple(np.round((corner - offset) * 16).astype(int)), round(16 * CORNER_REACH * eye_width),
+                           255, -1, cv2.LINE_8, 4)
             patch = np.ascontiguousarray(region[py0:py1, px0:px1])
             line = target_upper - offset
             lid = closed_lid(patch, eye, line, eye_width)
