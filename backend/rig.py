@@ -17,11 +17,13 @@ At all-default channel values the targets equal the source landmarks exactly.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import landmarks as lm
 from .geometry import HeadPose, camera_to_image, image_to_camera, rotation_from_angles
-from .shared.channels import CHANNEL_INDEX, CHANNEL_NAMES
+from .shared.channels import CHANNEL_INDEX, CHANNEL_NAMES, default_vector
 
 # The head turns about a point in the neck, below and behind the eyes (head units).
 PIVOT_HEAD = np.array([0.0, -0.75, -1.1])
@@ -253,6 +255,24 @@ def build_expression_shapes(head: np.ndarray) -> dict[str, tuple[np.ndarray, np.
     }
 
 
+@dataclass(frozen=True)
+class MouthOpening:
+    """A photo's lips as jaw_open moves them (gaps in mouth widths, landmarks.signed_lip_gap): their gap in
+    the photo, how much further jaw_open 1 opens them and how much jaw_open -1 closes them (to sealed). The
+    rig is linear in each sign of a channel, so these three say where any jaw_open puts the lips."""
+
+    gap: float
+    opens: float
+    closes: float
+
+    def jaw_for(self, opening: np.ndarray) -> np.ndarray:
+        """jaw_open values that part the lips by `opening` (0 touching .. 1 as far as jaw_open 1 opens a
+        closed mouth, i.e. `opens`), from this photo: below its own gap, a negative jaw_open."""
+        wanted = np.asarray(opening, np.float64) * self.opens
+        return np.where(wanted >= self.gap, (wanted - self.gap) / max(self.opens, 1e-6),
+                        (wanted - self.gap) / max(self.closes, 1e-6))
+
+
 class Rig:
     """Channels -> target landmarks for one subject. Build once, evaluate per frame."""
 
@@ -302,3 +322,14 @@ class Rig:
     def targets(self, values: np.ndarray) -> np.ndarray:
         """(478, 3) target landmarks in image pixels (x right, y down, z into the picture)."""
         return camera_to_image(self.targets_camera(values))
+
+    def mouth_opening(self) -> MouthOpening:
+        """How jaw_open moves this photo's lips apart and together (MouthOpening)."""
+        def gap(jaw: float) -> float:
+            values = default_vector().astype(np.float64)
+            values[CHANNEL_INDEX["jaw_open"]] = jaw
+            return lm.signed_lip_gap(self.targets(values))
+
+        photo = gap(0.0)
+        return MouthOpening(photo, gap(1.0) - photo, photo - gap(-1.0))
+

@@ -153,6 +153,23 @@ def test_negative_jaw_leaves_closed_lips_alone(rig, subject):
     assert moved < 0.05
 
 
+def test_the_jaw_for_an_opening_parts_any_photo_s_lips_by_that_much(rig):
+    """Lip-sync and talk open the lips by how open the speech is, from closed, on any photo: on one whose
+    mouth is wide open, a half-open vowel is a negative jaw_open that closes the lips part way."""
+    open_photo = rig.targets(channel_values(jaw_open=0.8))
+    closed_photo = rig.targets(channel_values(jaw_open=-1.0 / (1.0 + 2.0 * SEAL_PRESS)))
+    for photo in (open_photo, closed_photo):
+        photo_rig = Rig(photo, estimate_head_pose(photo))
+        mouth = photo_rig.mouth_opening()
+        assert 0.3 < mouth.opens < 0.7
+        for opening in (0.0, 0.15, 0.4, 0.8):
+            jaw = float(mouth.jaw_for(opening))
+            gap = lm.signed_lip_gap(photo_rig.targets(channel_values(jaw_open=jaw)))
+            assert abs(gap - opening * mouth.opens) < 0.01, (opening, jaw, gap)
+    wide = Rig(open_photo, estimate_head_pose(open_photo)).mouth_opening()
+    assert wide.gap > 0.3 and -1.0 < float(wide.jaw_for(0.4)) < 0.0
+
+
 def test_pursed_lips_stay_together(rig):
     """pucker ("oo") rounds closed lips without parting them (it showed teeth before)."""
     closed_photo = rig.targets(channel_values(jaw_open=-1.0 / (1.0 + 2.0 * SEAL_PRESS)))

@@ -71,9 +71,11 @@ def speech_onset_s(samples: np.ndarray) -> float:
 
 
 def mouth_onset_s(motion_path: Path) -> float:
+    """When the lips first part clearly: the jaw a quarter of the way from sealed to its widest (talk fits
+    the jaw to the photo's own mouth, so its values depend on how open the photo's mouth is)."""
     motion = load_motion(motion_path)
     jaw = motion.full()[:, motion_channel_index("jaw_open")]
-    return int(np.flatnonzero(jaw > 0.2)[0]) / motion.fps
+    return int(np.flatnonzero(jaw > jaw.min() + 0.25 * np.ptp(jaw))[0]) / motion.fps
 
 
 def motion_channel_index(name: str) -> int:
@@ -103,6 +105,35 @@ def test_talk_from_text_writes_one_video_with_its_speech_in_sync(espeak, tmp_pat
     values = load_motion(motion).full()
     assert values[:, motion_channel_index("blink_l")].max() > 0.5
     assert np.ptp(values[:, motion_channel_index("head_yaw")]) > 0.2
+
+
+def test_a_wide_open_mouth_talks_from_closed_lips_not_by_shouting(espeak, tmp_path):
+    """On a photo whose mouth is wide open, speech used to open it further still on every vowel (jaw_open
+    is relative to the photo). `talk` fits the speech to the photo: vowels open the lips from closed, so they
+    stay narrower than the photo's own mouth, and pauses seal them."""
+    from enliven.analysis import analyze_image
+    from enliven.animator import Animator
+    from enliven.images import load_image, write_png
+    from enliven.shared.channels import CHANNEL_INDEX, default_vector
+
+    values = default_vector().astype(np.float64)
+    values[CHANNEL_INDEX["jaw_open"]] = 1.0
+    photo = tmp_path / "shouting.png"
+    write_png(photo, Animator(analyze_image(load_image(ASTRONAUT))).render(values))
+    motion = tmp_path / "motion.json"
+    result = run_enliven("talk", photo, "--text", SENTENCE, "--out", tmp_path / "talk.mp4", "--motion-out", motion,
+                         "--size", "256")
+    assert result.returncode == 0, result.stderr
+    jaw = load_motion(motion).full()[:, motion_channel_index("jaw_open")]
+    assert jaw.max() < 0.0 and np.ptp(jaw) > 0.3  # it talks, always less open than the photo
+    assert jaw.min() == -1.0  # and seals its lips
+    # The same speech on a plain lip-sync (no photo named) opens past the photo's mouth on its vowels.
+    plain = tmp_path / "plain"
+    assert run_enliven("say", SENTENCE, "--out", plain).returncode == 0
+    assert load_motion(plain / "motion.json").full()[:, motion_channel_index("jaw_open")].max() > 0.2
+    fitted = tmp_path / "fitted"
+    assert run_enliven("say", SENTENCE, "--out", fitted, "--photo", photo).returncode == 0
+    assert load_motion(fitted / "motion.json").full()[:, motion_channel_index("jaw_open")].max() < 0.0
 
 
 def test_talk_from_a_recording_keeps_its_timing(spoken_wav, tmp_path):

@@ -106,6 +106,36 @@ def test_a_wide_open_mouth_closes(wide_open_mouth):
     assert closed.mouth_openness < 0.2 * wide_open_mouth.subject.mouth_openness
 
 
+def mesh_edges(triangles: np.ndarray) -> set[tuple[int, int]]:
+    return {tuple(sorted(edge)) for triangle in triangles.tolist() for edge in
+            ((triangle[0], triangle[1]), (triangle[1], triangle[2]), (triangle[2], triangle[0]))}
+
+
+def test_the_mesh_keeps_open_lips_and_lids_as_edges(wide_open_mouth, closed_mouth):
+    """A plain Delaunay mesh joined points across the contours of an open mouth (a third of the inner lips'
+    segments were no edge): a triangle held lip at one corner and teeth or throat at another, and closing the
+    mouth dragged teeth over the lower lip. Every segment of the lips and of open lids is now an edge. Lips
+    that touch in the photo are not kept (running along each other, they would make slivers)."""
+    def missing(engine, contours) -> int:
+        edges, position = mesh_edges(engine.triangles), engine.landmark_position
+        return sum(tuple(sorted((position[a], position[b]))) not in edges
+                   for ids in contours for a, b in zip(ids, ids[1:]))
+
+    open_contours = (lm.LIPS_UPPER_INNER, lm.LIPS_LOWER_INNER, lm.LIPS_UPPER_OUTER, lm.LIPS_LOWER_OUTER,
+                     lm.LEFT_EYE_UPPER, lm.LEFT_EYE_LOWER, lm.RIGHT_EYE_UPPER, lm.RIGHT_EYE_LOWER)
+    assert missing(wide_open_mouth, open_contours) == 0
+    assert missing(closed_mouth, (lm.LIPS_UPPER_OUTER, lm.LIPS_LOWER_OUTER)) == 0
+    # The mouth's interior points are enclosed by the inner lips: no triangle joins one to a point outside them.
+    engine = wide_open_mouth
+    points = engine.source_work[:, :2].astype(np.float32)
+    loop = points[[engine.landmark_position[i] for i in lm.inner_lip_polygon()]]
+    count = len(engine.landmark_ids)
+    interior = np.arange(count + engine.mouth_split_upper.start, count + engine.mouth_split_lower.stop)
+    touching = engine.triangles[np.isin(engine.triangles, interior).any(axis=1)]
+    assert len(touching) > 20
+    assert all(cv2.pointPolygonTest(loop, tuple(map(float, points[i])), True) > -0.01 for i in np.unique(touching))
+
+
 @pytest.fixture(scope="module")
 def closed_mouth(animator):
     """A photo with closed lips, made from the astronaut (sealed, at twice the size): no teeth to move."""

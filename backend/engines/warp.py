@@ -6,7 +6,7 @@ Per subject, once (WarpEngine.__init__):
     the face oval that carries the skin's edge with the face, two rings around
     the face that carry the hair and neck, and pins along the border of the head
     region (so the map is the identity at the border and pastes back seamlessly);
-  * a Delaunay triangulation of those points in the source;
+  * a triangulation of those points in the source (Delaunay, keeping the lips' and lids' contours as edges);
   * a background plate: the region with the person inpainted, shown where a
     moving head uncovers background;
   * per eye, the sclera with the iris removed and the iris completed as a disc.
@@ -37,7 +37,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy.spatial import Delaunay
 
 from .. import landmarks as lm
 from ..analysis import Subject
@@ -49,7 +48,7 @@ from .frame_buffers import FrameBuffers
 from .mouth import CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, paint_cavity, seal_lips, seal_strength
 from .palette import LUMA, palette_of
 from .warp_math import (SILHOUETTE_SOFTNESS, background_plate, blend_over_background, border_ramp, closed_lid,
-                        displacement_from_index, layer_coverage, piecewise_affine_displacement, pixels_of_cells,
+                        constrained_triangulation, displacement_from_index, mesh_contours, layer_coverage, piecewise_affine_displacement, pixels_of_cells,
                         polygon_mask, sample_at, smooth_behind_face, smooth_curve, smooth_face_edge, triangle_affines,
                         triangle_index_image)
 
@@ -125,7 +124,10 @@ class WarpEngine:
         self._build_control_points()
         # The map behind the face fades back to the exact one (the identity) toward the region's border.
         self.border_ramp = border_ramp(self.work_size[::-1], 3 * BACK_SMOOTHING)
-        self.triangles = Delaunay(self.source_work[:, :2], qhull_options="QJ Pp").simplices.astype(np.int32)
+        # The lips' and lids' contours are edges of the mesh: no triangle holds both lip and teeth, or lid and eye.
+        position = self.landmark_position = {landmark: i for i, landmark in enumerate(self.landmark_ids)}
+        contours = [[position[i] for i in ids] for ids in mesh_contours(subject.landmarks) if all(i in position for i in ids)]
+        self.triangles = constrained_triangulation(self.source_work[:, :2], contours)
         self.source_region_points = self._work_to_region(self.source_work)
         # The face surface always covers the hair, neck and backdrop around it:
         # ordering by mean depth alone interleaves jaw and neck triangles (a saw-tooth jaw line).
@@ -139,7 +141,6 @@ class WarpEngine:
         self.face_layer = (face_point | mouth_point)[self.triangles].all(axis=1)
         self.background_plate = background_plate(self.source_region, self.mask)  # for uncovered background
         # Control points (indices into source_work) of the parts rendered exactly at full resolution, with padding.
-        position = self.landmark_position = {landmark: i for i, landmark in enumerate(self.landmark_ids)}
         mouth = [position[i] for i in lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER]
         self.detail_windows = [([position[i] for i in lm.eye_polygon("left")], 0.25),
                                ([position[i] for i in lm.eye_polygon("right")], 0.25),

@@ -1,18 +1,100 @@
-"""The warp engine's pure functions: piecewise-affine maps between landmark
-meshes, the triangle index image and the displacement it gives, the face
-edge's smoothing, and masks. numpy and OpenCV only: no state, no I/O."""
+"""The warp engine's pure functions: the landmark mesh, piecewise-affine maps
+between meshes, the triangle index image and the displacement it gives, the
+face edge's smoothing, and masks. numpy, OpenCV and the mesh libraries only:
+no state, no I/O."""
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
+import pythoncdt
 from scipy.interpolate import make_interp_spline
+from scipy.spatial import Delaunay
 
+from .. import landmarks as lm
 from .palette import LUMA
 
 MEDIAN_SIDE = 5  # working pixels
 MEDIAN_PASSES = 2
 SILHOUETTE_SOFTNESS = 1.0  # working pixels: the face/background ordering is smoothed this much before upsampling
+MESH_OPEN_LIPS = 0.05  # the mesh keeps the inner lips as edges where the photo's lips are this far apart (mouth widths)
+MESH_OPEN_EYE = 0.12  # ... and an eye's lids where its eye aspect ratio is over this
 LID_LIGHT = 0.5  # how far the middle of a closed upper lid is pulled toward the brighter skin around the eye
+
+def mesh_contours(landmarks: np.ndarray) -> list[tuple[int, ...]]:
+    """The landmark paths a face's mesh keeps as edges (constrained_triangulation): the outer lips, and the
+    inner lips and each eye's lids where the photo shows them open. (Lips or lids that touch run along each
+    other: keeping both as edges makes slivers that fold at the slightest move.)"""
+    contours = [lm.LIPS_UPPER_OUTER, lm.LIPS_LOWER_OUTER]
+    if lm.signed_lip_gap(landmarks) > MESH_OPEN_LIPS:
+        contours += [lm.LIPS_UPPER_INNER, lm.LIPS_LOWER_INNER]
+    for side, upper, lower in (("left", lm.LEFT_EYE_UPPER, lm.LEFT_EYE_LOWER), ("right", lm.RIGHT_EYE_UPPER, lm.RIGHT_EYE_LOWER)):
+        if lm.eye_aspect_ratio(landmarks, side) > MESH_OPEN_EYE:
+            contours += [upper, lower]
+    return contours
+
+
+def constrained_triangulation(points: np.ndarray, contours: Sequence[Sequence[int]]) -> np.ndarray:
+    """(M, 3) int32 triangles of `points` ((N, 2)): Delaunay, except that every segment of `contours`
+    (paths of point indices: lips, lids) is an edge.
+
+    A plain Delaunay mesh of a face's landmarks joins points across those
+    contours wherever it likes (on an open mouth, about a third of the inner
+    lips' segments are no edge): a triangle then holds teeth or throat at one
+    corner and lip at another, and moving the lips drags one over the other
+    (teeth hanging over a closing lip, flecks of cavity on sealed lips). A
+    segment that crosses another is left out (a photo's closed lips can
+    cross by a fraction of a pixel); if the constrained mesh still cannot be
+    made, the plain Delaunay one is returned.
+    """
+    points = np.asarray(points, np.float64)[:, :2]
+    segments = _uncrossed_segments(points, [(a, b) for path in contours for a, b in zip(path, path[1:]) if a != b])
+    # Exact duplicates (two points clipped onto the same border pixel) are told apart by a hair.
+    _, counts = np.unique(points, axis=0, return_counts=True)
+    unique = np.ascontiguousarray(points)
+    if (counts > 1).any():
+        unique = points.copy()
+        seen: dict[tuple[float, float], int] = {}
+        for index, point in enumerate(points):
+            key = (float(point[0]), float(point[1]))
+            unique[index] += seen.get(key, 0) * 1e-6
+            seen[key] = seen.get(key, 0) + 1
+    try:
+        mesh = pythoncdt.Triangulation(pythoncdt.VertexInsertionOrder.AUTO,
+                                       pythoncdt.IntersectingConstraintEdges.NOT_ALLOWED, 0.0)
+        mesh.insert_vertices(unique)
+        if segments:
+            mesh.insert_edges(np.array(segments, np.uint32))
+        mesh.erase_super_triangle()
+        if mesh.vertices_count() == len(points):
+            return mesh.triangles_array()["vertices"].astype(np.int32)
+    except RuntimeError:
+        pass
+    return Delaunay(points, qhull_options="QJ Pp").simplices.astype(np.int32)
+
+
+def _uncrossed_segments(points: np.ndarray, segments: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """`segments` without those that properly cross one kept before them (sharing an end is not crossing)."""
+    kept: list[tuple[int, int]] = []
+
+    def side(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
+        return float((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]))
+
+    for a, b in dict.fromkeys(tuple(sorted(segment)) for segment in segments):
+        p, q = points[a], points[b]
+        crosses = False
+        for c, d in kept:
+            if len({a, b, c, d}) < 4:
+                continue
+            r, s = points[c], points[d]
+            if side(p, q, r) * side(p, q, s) < 0 and side(r, s, p) * side(r, s, q) < 0:
+                crosses = True
+                break
+        if not crosses:
+            kept.append((a, b))
+    return kept
+
 
 def triangle_affines(target: np.ndarray, source: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per triangle, the affine map from its target corners back to its source corners.

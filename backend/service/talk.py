@@ -47,14 +47,16 @@ def admit(server: Any, job: Job) -> bool:
 
 def run(server: Any, job: Job) -> list:
     from ..sequence import VideoWriter
+    from ..speech.commands import photo_mouth
     from ..speech.lipsync import LipsyncOptions, lipsync_audio, lipsync_phonemes
 
     msg, f = job.msg, job.msg.fields
     t0 = time.perf_counter()
     report = server.scheduler.progress_reporter(job)
-    options = LipsyncOptions.talking(float(f.get("fps", 24.0)), f.get("head_motion"), int(f.get("seed", 0)))
     try:
         subject = server.engines.subject_for(msg)
+        options = LipsyncOptions.talking(float(f.get("fps", 24.0)), f.get("head_motion"), int(f.get("seed", 0)),
+                                         photo_mouth=photo_mouth(subject))
         animator, lock, notes = server.engines.animator(subject, *engine_of(server, msg))
         job.warnings.extend(notes)
         report("lip-sync", 0, None)

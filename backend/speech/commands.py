@@ -1,7 +1,7 @@
 """The `enliven lipsync` and `enliven say` subcommands.
 
     enliven lipsync AUDIO --out MOTION.json [--method learned|acoustic] [--fps N] [--strength S] [--lead FRAMES]
-                    [--head-motion AMOUNT] [--blinks] [--seed N]
+                    [--head-motion AMOUNT] [--blinks] [--seed N] [--photo PHOTO [--face N]]
     enliven say "TEXT" --out DIR [--voice NAME] [--rate WPM] [--method phonemes|acoustic]
                     [same motion options]
 
@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..arguments import check_motion_path, number_in, whole_number_in
+from ..arguments import add_photo_options, analyze_photo, check_motion_path, number_in, whole_number_in
 
 # Kept here, not imported from lipsync.py, so that registering the commands stays free of numpy and the rest.
 METHODS = ("learned", "acoustic")
@@ -67,13 +67,25 @@ def _add_motion_options(parser: argparse.ArgumentParser) -> None:
                         help="add small head motion that follows the speech; 1 is natural (default 0: none)")
     parser.add_argument("--blinks", action="store_true", help="add blinks at natural intervals")
     parser.add_argument("--seed", type=int, default=0, help="random seed for head motion and blinks (default 0)")
+    parser.add_argument("--photo", type=Path, metavar="PHOTO",
+                        help="the portrait that will say it: on a photo whose mouth is open, speech opens the lips "
+                             "from closed (negative jaw_open) instead of from the photo's own opening")
+    add_photo_options(parser)
 
 
 def _options(args: argparse.Namespace):
     from .lipsync import LipsyncOptions
 
     return LipsyncOptions(fps=args.fps, strength=args.strength, lead_frames=args.lead,
-                          head_motion=args.head_motion, blinks=args.blinks, seed=args.seed)
+                          head_motion=args.head_motion, blinks=args.blinks, seed=args.seed,
+                          photo_mouth=None if args.photo is None else photo_mouth(analyze_photo(args)))
+
+
+def photo_mouth(subject):
+    """How jaw_open moves this analysed subject's lips (rig.MouthOpening), for fitting speech to its mouth."""
+    from ..rig import Rig
+
+    return Rig(subject.landmarks, subject.pose).mouth_opening()
 
 
 def run_lipsync(args: argparse.Namespace) -> int:

@@ -11,6 +11,10 @@ the animation's frame rate:
 - sealing: a shut mouth is jaw_open -1 rather than 0, so a photo whose mouth
   is open closes its lips in pauses and on closures (on a photo with closed
   lips negative jaw_open changes nothing);
+- the photo's own mouth, when the options name it (`photo_mouth`, from the
+  rig): speech opens the lips by as much on a photo whose mouth is open as on
+  one whose lips are closed, so a wide-open photo talks with its lips mostly
+  closed over its opening (negative jaw_open) instead of shouting;
 - strength: one factor on every mouth channel;
 - optional head motion and blinks (liveliness.py).
 """
@@ -26,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import EnlivenError
-from ..rig import smoothstep
+from ..rig import MouthOpening, smoothstep
 from ..shared.channels import CHANNEL_INDEX, CHANNELS
 from ..shared.motion import Motion
 from .acoustic import FeatureExtractor, MouthCurves, extract_features, mouth_curves, runs_of
@@ -59,14 +63,17 @@ class LipsyncOptions:
     head_motion: float = 0.0  # 0 = none, 1 = natural conversational head motion
     blinks: bool = False
     seed: int = 0
+    photo_mouth: MouthOpening | None = None  # the photo's own lips (Rig.mouth_opening); None: closed lips
 
     @classmethod
-    def talking(cls, fps: float, head_motion: float | None = None, seed: int = 0) -> "LipsyncOptions":
+    def talking(cls, fps: float, head_motion: float | None = None, seed: int = 0,
+                photo_mouth: MouthOpening | None = None) -> "LipsyncOptions":
         """A talking portrait (`enliven talk`, the service's talk request): the
         mouth with blinks and head motion that follow the speech (natural
-        conversational head motion unless `head_motion` says otherwise)."""
+        conversational head motion unless `head_motion` says otherwise), fitted
+        to the photo's own mouth when `photo_mouth` is given."""
         return cls(fps=fps, head_motion=NATURAL_HEAD_MOTION if head_motion is None else head_motion, blinks=True,
-                   seed=seed)
+                   seed=seed, photo_mouth=photo_mouth)
 
     def __post_init__(self) -> None:
         checks = (
@@ -196,7 +203,7 @@ def motion_from_curves(curves: MouthCurves, duration_s: float, options: LipsyncO
 
     values = {name: np.interp(looked_up, curve_times, getattr(curves, name)) for name in MOUTH_CHANNELS}
     closed = _closed_frames(curves.lips_closed, curves.rate_hz, looked_up)
-    values["jaw_open"] = sealed_jaw(np.clip(values["jaw_open"], 0.0, 1.0))
+    values["jaw_open"] = sealed_jaw(np.clip(values["jaw_open"], 0.0, 1.0), options.photo_mouth)
     values["jaw_open"][closed] = CLOSED_JAW
     for name in MOUTH_CHANNELS:
         channel = CHANNELS[CHANNEL_INDEX[name]]
@@ -214,10 +221,15 @@ def motion_from_curves(curves: MouthCurves, duration_s: float, options: LipsyncO
     return Motion(fps, channels, np.stack([values[name] for name in channels], axis=1))
 
 
-def sealed_jaw(jaw: np.ndarray) -> np.ndarray:
+def sealed_jaw(opening: np.ndarray, photo_mouth: MouthOpening | None = None) -> np.ndarray:
     """Jaw openness (0 shut .. 1 wide) -> jaw_open, where the lips seal below SEAL_BELOW: 0 -> -1, rising
-    smoothly and monotonically to SEAL_BELOW -> SEAL_BELOW; above it unchanged."""
-    return jaw - (1.0 - smoothstep(0.0, SEAL_BELOW, jaw))
+    smoothly and monotonically to the opening's own jaw_open at SEAL_BELOW; above it, the opening itself on
+    a photo with closed lips, or on `photo_mouth` the jaw_open that parts its lips that far."""
+    if photo_mouth is None:
+        jaw, touching = opening, 0.0
+    else:
+        jaw, touching = photo_mouth.jaw_for(opening), float(photo_mouth.jaw_for(0.0))
+    return jaw - (1.0 + touching) * (1.0 - smoothstep(0.0, SEAL_BELOW, opening))
 
 
 def _closed_frames(mask: np.ndarray, rate_hz: float, frame_times: np.ndarray) -> np.ndarray:
