@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .jobs import Job
 from .states import JobState, UserError, describe_error
 
 if TYPE_CHECKING:
-    from .shared.client import Client, Event
+    from .shared.client import Event
 
 
 @dataclass
@@ -29,6 +29,15 @@ class BakeSettings:
     sound_from_reply: bool = False  # ... or the WAV the backend wrote (Say Text)
 
 
+@dataclass(frozen=True)
+class Portrait:
+    """The photo a lip-sync is fitted to (its own mouth may be open): what analyze sends, and which face."""
+
+    data: Any
+    digest: str
+    face: int
+
+
 @dataclass(eq=False)
 class BakeJob(Job):
     """One capture or lip-sync job: sent to the backend, then keyed on the rig."""
@@ -39,12 +48,13 @@ class BakeJob(Job):
     rig: str
     scene: str
     settings: BakeSettings
-    request: Callable[[Client], str]  # sends the request, returns its job id
+    request: Callable[..., str]  # sends the request (client[, subject id]), returns its job id
     progress: float = 0.0  # 0..1 when the backend knows the total
     keys: int = 0
     frames: tuple[int, int] | None = None  # first and last keyed frame
     strip: str | None = None  # the sound strip added
     warnings: list[str] = field(default_factory=list)
+    portrait: Portrait | None = None  # lip-sync: analysed first, and its subject sent with the request
 
     def still_running(self) -> str:
         return f"{self.title} is still running on '{self.rig}'; wait or cancel it"
@@ -57,12 +67,25 @@ class BakeJob(Job):
         host.redraw_due = True
 
     def _connected(self) -> None:
+        if self.portrait is None:
+            self._send(None)
+            return
+        portrait = self.portrait
+        self.host.subjects.with_subject(portrait.data, portrait.digest, portrait.face, self._send, self._unfitted)
+
+    def _unfitted(self, text: str) -> None:
+        """The portrait could not be analysed: the lip-sync is still made, for closed lips."""
+        self.warnings.append(f"{self.title}: the mouth is not fitted to the portrait's photo ({text})")
+        self._send(None)
+
+    def _send(self, subject: str | None) -> None:
         if not self.active:
             return
         if self.cancel_requested:
             self.end(JobState.CANCELLED, f"{self.title}: cancelled")
             return
-        self.send(self.request(self.host.session.client))
+        client = self.host.session.client
+        self.send(self.request(client) if subject is None else self.request(client, subject))
         self.state = JobState.RUNNING
         self.message = f"{self.title}: waiting for the backend…"
         self.host.redraw_due = True

@@ -14,7 +14,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 from bpy_extras.io_utils import ImportHelper
 
 from . import compat, photos, properties, sampling
-from .bake_job import BakeJob, BakeSettings
+from .bake_job import BakeJob, BakeSettings, Portrait
 from .connection import RUNTIME
 from .operators import existing_file, rig_poll
 from .shared.keyframes import MOUTH_CHANNELS
@@ -46,15 +46,27 @@ class _KeyOptions:
     def relative_tolerance(self) -> float | None:
         return self.tolerance / 100.0 if self.key_mode == 'REDUCED' else None
 
-    def start(self, context, title: str, settings: BakeSettings, send) -> set[str]:
+    def start(self, context, title: str, settings: BakeSettings, send, fitted: bool = False) -> set[str]:
+        """Start the bake; `fitted`: the request takes the portrait's subject too (lip-sync fits its mouth)."""
         obj = properties.active_rig(context)
         try:
-            RUNTIME.start_bake(BakeJob(title, obj.name, context.scene.name, settings, send))
+            portrait = _portrait(obj) if fitted else None
+            RUNTIME.start_bake(BakeJob(title, obj.name, context.scene.name, settings, send, portrait=portrait))
         except UserError as error:
             self.report({'ERROR'}, str(error))
             return {'CANCELLED'}
         self.report({'INFO'}, f"{title} started; keys appear on '{obj.name}' when the backend is done")
         return {'FINISHED'}
+
+
+def _portrait(obj) -> Portrait | None:
+    """The rig's photo, for fitting a lip-sync to its mouth; None when it cannot be read (the lip-sync is
+    still made, for closed lips)."""
+    try:
+        photo = RUNTIME.photos.photo_for(obj)
+    except UserError:
+        return None
+    return Portrait(photo.data, photo.digest, obj.enliven.face_index)
 
 
 _SMOOTHING_ITEMS = (
@@ -235,7 +247,8 @@ class ENLIVEN_OT_lipsync_audio(_MouthOptions, bpy.types.Operator, ImportHelper):
             self.report({'ERROR'}, str(error))
             return {'CANCELLED'}
         arguments = self.lipsync_arguments(context)
-        return self.start(context, "Lip-sync", settings, lambda client: client.lipsync(path, **arguments))
+        return self.start(context, "Lip-sync", settings,
+                          lambda client, subject=None: client.lipsync(path, subject=subject, **arguments), fitted=True)
 
 
 class ENLIVEN_OT_say_text(_MouthOptions, bpy.types.Operator):
@@ -271,8 +284,8 @@ class ENLIVEN_OT_say_text(_MouthOptions, bpy.types.Operator):
             return {'CANCELLED'}
         settings = self.mouth_settings(self.start_frame(context), sound_from_reply=True)
         text, voice, rate, arguments = self.text, self.voice.strip() or None, self.rate, self.lipsync_arguments(context)
-        return self.start(context, "Say", settings, lambda client: client.lipsync(
-            text=text, voice=voice, rate_wpm=rate, output_dir=directory, **arguments))
+        return self.start(context, "Say", settings, lambda client, subject=None: client.lipsync(
+            text=text, voice=voice, rate_wpm=rate, output_dir=directory, subject=subject, **arguments), fitted=True)
 
 
 class ENLIVEN_OT_cancel_bake(bpy.types.Operator):

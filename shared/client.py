@@ -331,9 +331,12 @@ class Client:
         head_motion: float = 0.0,
         blinks: bool = False,
         seed: int = 0,
+        subject: str | None = None,
     ) -> str:
         """Mouth motion from speech on the server: an audio file (or a video's
-        sound), or ``text`` it speaks first ("say").
+        sound), or ``text`` it speaks first ("say"). With ``subject`` (from
+        analyze) the mouth is fitted to that photo's own: on a photo whose mouth
+        is open, speech opens the lips from closed.
 
         For text the server writes the speech as a WAV into ``output_dir`` (a
         folder on the server's disk) and the ``motion`` event's
@@ -356,6 +359,8 @@ class Client:
             fields["rate_wpm"] = int(rate_wpm)
         if output_dir is not None:
             fields["output_dir"] = os.fspath(output_dir)
+        if subject is not None:
+            fields["subject"] = subject
         return self._request("lipsync", fields)
 
     def talk(

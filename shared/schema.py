@@ -182,6 +182,8 @@ REQUESTS: dict[str, tuple[dict[str, FieldSpec], dict[str, PartSpec]]] = {
             "head_motion": _HEAD_MOTION,
             "blinks": FieldSpec(lambda v: isinstance(v, bool), "true or false"),
             "seed": _SEED,
+            # The portrait that will say it (from analyze): the mouth is fitted to the photo's own opening.
+            "subject": _SUBJECT,
         },
         {},
     ),

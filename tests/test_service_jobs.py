@@ -124,6 +124,25 @@ def test_say_writes_the_wav_into_output_dir_and_returns_its_motion(client, tmp_p
     assert values[:, 0].max() > 0.2
 
 
+def test_say_for_a_portrait_fits_the_mouth_to_its_photo(client, animator, tmp_path):
+    """Named the portrait (its subject from analyze), lip-sync opens a wide-open photo's lips from closed:
+    every spoken frame is a negative jaw_open. A subject the server does not hold still gets a lip-sync, for
+    closed lips, and a warning."""
+    from conftest import channel_values
+
+    wide_open = animator.render(channel_values(jaw_open=1.0))
+    subject = client.wait(client.analyze(wide_open), timeout_s=60).fields["subject"]
+    events = collect(client, client.lipsync(text=SENTENCE, output_dir=tmp_path / "say", fps=24.0, subject=subject),
+                     timeout_s=60)
+    values, channels, _, fields = _ended_with_motion(events)
+    jaw = values[:, channels.index("jaw_open")]
+    assert jaw.max() < 0.0 and jaw.min() == pytest.approx(-1.0) and not fields["warnings"]
+    events = collect(client, client.lipsync(text=SENTENCE, output_dir=tmp_path / "say", fps=24.0,
+                                            subject="no-such-subject"), timeout_s=60)
+    values, channels, _, fields = _ended_with_motion(events)
+    assert values[:, channels.index("jaw_open")].max() > 0.2 and "not fitted" in fields["warnings"][0]
+
+
 @pytest.mark.parametrize("request_kind, arguments, code, words", [
     ("capture", {"video_path": "relative/video.mp4"}, "bad_path", "absolute"),
     ("capture", {"video_path": "/nowhere/video.mp4"}, "bad_video", "no such file"),

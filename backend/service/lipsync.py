@@ -37,7 +37,8 @@ def run(server: Any, job: Job) -> list:
     f = job.msg.fields
     options = LipsyncOptions(fps=float(f["fps"]), strength=float(f.get("strength", 1.0)),
                              lead_frames=float(f.get("lead", 2.0)), head_motion=float(f.get("head_motion", 0.0)),
-                             blinks=bool(f.get("blinks", False)), seed=int(f.get("seed", 0)))
+                             blinks=bool(f.get("blinks", False)), seed=int(f.get("seed", 0)),
+                             photo_mouth=_photo_mouth(server, job))
     report = server.scheduler.progress_reporter(job)
     try:
         report("starting", 0, None)
@@ -53,7 +54,21 @@ def run(server: Any, job: Job) -> list:
     except JobCancelled:
         return stopped_reply(job)
     extra.update(duration_s=round(result.duration_s, 4), speech_s=round(result.speech_s, 4), method=result.method)
-    return motion_reply(server, job, result.motion, [], extra)
+    return motion_reply(server, job, result.motion, job.warnings, extra)
+
+
+def _photo_mouth(server: Any, job: Job):
+    """The request's portrait's mouth (rig.MouthOpening), or None: no subject named, or no longer cached (then
+    the speech is made for closed lips, and the job says so)."""
+    from ..speech.commands import photo_mouth
+
+    if "subject" not in job.msg.fields:
+        return None
+    try:
+        return photo_mouth(server.engines.subject_for(job.msg))
+    except ServiceError as error:
+        job.warnings.append(f"the mouth is not fitted to the portrait's photo: {error}")
+        return None
 
 
 def speak_to_wav(server: Any, job: Job, f: dict) -> tuple[Any, Path]:

@@ -148,6 +148,34 @@ def test_capture_from_video_keys_the_body_unless_its_strength_is_zero(connected,
     assert np.abs(keyed_curve(portrait, "jaw_open", frames) - jaw).max() < 0.05
 
 
+# The astronaut with her mouth wide open (argv: path, photo), made by the backend's own warp engine.
+MAKE_OPEN_MOUTH = """
+import sys
+from enliven.animator import Animator
+from enliven.analysis import analyze_image
+from enliven.images import load_image, write_png
+from enliven.shared.channels import CHANNEL_INDEX, default_vector
+
+values = default_vector().astype(float)
+values[CHANNEL_INDEX["jaw_open"]] = 1.0
+write_png(sys.argv[1], Animator(analyze_image(load_image(sys.argv[2]))).render(values))
+"""
+
+
+def test_say_on_a_wide_open_mouth_talks_from_closed_lips(connected, scene30, tmp_path):
+    """Lip-sync keys are fitted to the portrait's own mouth: on a photo whose mouth is wide open, the said
+    words open the lips from closed (negative jaw_open) instead of opening the mouth wider on every vowel."""
+    photo = tmp_path / "open_mouth.png"
+    result = subprocess.run([backend_python(), "-c", MAKE_OPEN_MOUTH, str(photo), str(ASTRONAUT)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert bpy.ops.enliven.add_portrait(filepath=str(photo)) == {'FINISHED'}
+    rig = bpy.context.scene.enliven.rig
+    job = run_bake(connected, bpy.ops.enliven.say_text, text="Hello, papa bought a map.", frame=1, add_sound=False)
+    jaw = keyed_curve(rig, "jaw_open", range(job.frames[0], job.frames[1] + 1))
+    assert jaw.min() == pytest.approx(-1.0) and jaw.max() < 0.0 and np.ptp(jaw) > 0.3
+
+
 def _key_other_channels(obj) -> dict:
     """Keys a lip-sync must leave alone: a head turn, a smile, and jaw keys before its range."""
     for frame, yaw, smile, jaw in ((1, 0.0, 0.0, 0.3), (5, 0.2, 0.5, 0.1), (200, -0.1, 0.2, 0.0)):
