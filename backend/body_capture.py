@@ -48,6 +48,11 @@ PULL_TO_REST = 0.002
 # nothing: the frame's body channels are left to interpolation.
 MAX_MISS = 0.05
 MAX_EVALUATIONS = 40  # of the body model per frame: the fit starts from the previous frame's, a few steps away
+# A body fit within this share of a channel's range of its limit is "at the limit"; when that happens on more
+# than SATURATED_FRAMES of the frames, the patches followed something else (hands, a laugh that shakes the
+# camera): the body is not followed. (A deep breath may touch the limit at its peaks: a quarter of the frames.)
+AT_LIMIT = 0.05
+SATURATED_FRAMES = 0.5
 
 _COLUMNS = [CHANNEL_INDEX[name] for name in BODY_CHANNELS]
 _LOWER = np.array([CHANNELS[i].minimum for i in _COLUMNS])
@@ -203,3 +208,15 @@ def solve_body(field: BodyField, centres: np.ndarray, moved: np.ndarray,
                         x_scale=_RANGES[free] / 2, max_nfev=MAX_EVALUATIONS)
     miss = np.sqrt(np.mean(fit.fun[:target.size] ** 2))
     return values_of(fit.x) if miss <= MAX_MISS else np.full(len(BODY_CHANNELS), np.nan)
+
+
+def saturated_share(values: np.ndarray) -> float:
+    """The share of frames ((frames, 5) body channel values; NaN frames left out) where some channel is at
+    its limit (AT_LIMIT). Real breathing, shrugs and leans stay well inside their ranges."""
+    values = np.asarray(values, np.float64)
+    found = np.isfinite(values).all(axis=1)
+    if not found.any():
+        return 0.0
+    at_limit = np.minimum(values[found] - _LOWER, _UPPER - values[found]) < AT_LIMIT * _RANGES
+    return float(at_limit.any(axis=1).mean())
+

@@ -417,21 +417,29 @@ def motion_from_landmarks(landmarks: np.ndarray, fps: float, reference: str | in
     runs = missing_runs(np.isfinite(raw).all(axis=1))
     warnings = describe_gaps(runs, fps, max_gap_s)
     filled = fill_gaps(raw)
+    body_followed = body_values is not None
     if body_values is not None:
-        from .body_capture import BODY_CHANNELS
+        from .body_capture import BODY_CHANNELS, SATURATED_FRAMES, saturated_share
 
         columns = [CHANNEL_INDEX[name] for name in BODY_CHANNELS]
-        raw[:, columns] = body_values
+        saturated = saturated_share(body_values)
         lost = ~np.isfinite(body_values).all(axis=1)
-        filled[:, columns] = 0.0 if lost.all() else fill_gaps(body_values)
-        if lost.mean() > 0.1:
-            warnings.append(f"the body was lost in {int(lost.sum())} of {len(lost)} frames; its channels are "
-                            "interpolated there")
+        if saturated > SATURATED_FRAMES:
+            warnings.append(f"the body hit its limits in {saturated:.0%} of the frames (hands or a laugh in front of "
+                            "the shoulders?): it is left at rest")
+            body_followed = False
+            raw[:, columns] = filled[:, columns] = 0.0
+        else:
+            raw[:, columns] = body_values
+            filled[:, columns] = 0.0 if lost.all() else fill_gaps(body_values)
+            if lost.mean() > 0.1:
+                warnings.append(f"the body was lost in {int(lost.sum())} of {len(lost)} frames; its channels are "
+                                "interpolated there")
     values = smooth_channels(filled, CHANNEL_NAMES, fps, smoothing)
     values, clamp_warnings = _clamped(values)
     motion = Motion.from_full(values.astype(np.float32), fps)
     return Capture(motion, reference_frame, landmarks, raw, errors, runs, warnings + clamp_warnings,
-                   body_followed=body_values is not None)
+                   body_followed=body_followed)
 
 
 def capture_video(path: str | Path, reference: str | int = "first",
@@ -584,7 +592,7 @@ def run_capture(args: argparse.Namespace) -> int:
         summary = (f"{motion.frame_count} frames at {motion.fps:g} fps from {args.video}; reference frame "
                    f"{capture.reference_frame}; {missing} frame(s) without a face; median fit error {fit:.2f} px; "
                    + ("body followed" if capture.body_followed else "body channels at rest (no shoulders in the "
-                      "reference frame)" if args.body else "body channels at rest"))
+                      "reference frame, or not followed: see the warnings)" if args.body else "body channels at rest"))
     if strengths:
         motion = retarget(motion, strengths)
     for warning in warnings:

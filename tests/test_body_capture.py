@@ -137,3 +137,23 @@ def test_capture_command_body_switch(body_video, tmp_path):
     assert np.abs(full).max(axis=0)[BODY_CHANNELS.index("torso_lean")] > 2.0
     assert np.allclose(halved, 0.5 * full, atol=1e-3)  # --strength body=0.5 halves every body channel
     assert not _body_columns(load_motion(without).full()).any()
+
+
+def test_a_body_stuck_at_its_limits_is_left_at_rest(subject):
+    """Hands in front of the shoulders or a laugh that shakes the picture drive the fit to the channels'
+    limits (a laughing evaluation clip: 85 % of its frames, and a self-reenactment whose head flew 26 px off):
+    such a body is not followed, and says so; breathing, even deep enough to touch its limit at the peaks, is."""
+    from enliven.capture import motion_from_landmarks
+
+    frames = 30
+    landmarks = np.repeat(subject.landmarks[None], frames, axis=0)
+    stuck = np.zeros((frames, len(BODY_CHANNELS)))
+    stuck[:, 0] = np.where(np.arange(frames) % 3 == 0, 0.3, 1.0)  # breathing at its limit on two frames of three
+    capture = motion_from_landmarks(landmarks, 24.0, body_values=stuck)
+    assert not capture.body_followed and any("limits" in warning for warning in capture.warnings)
+    assert np.abs(capture.motion.full()[:, [CHANNEL_INDEX[name] for name in BODY_CHANNELS]]).max() == 0.0
+    breathing = stuck.copy()
+    breathing[:, 0] = 0.6 * np.sin(np.arange(frames) / 3)
+    capture = motion_from_landmarks(landmarks, 24.0, body_values=breathing)
+    assert capture.body_followed and np.ptp(capture.motion.full()[:, CHANNEL_INDEX["breathing"]]) > 0.5
+
