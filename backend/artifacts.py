@@ -244,4 +244,3 @@ def seam_roughness(frame: np.ndarray, landmarks: np.ndarray) -> float:
     xs = np.ascontiguousarray(np.broadcast_to(columns[None, :], ys.shape))
     along = cv2.remap(luma(frame).astype(np.float32), xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return float(np.abs(np.diff(along, axis=1)).mean())
-

@@ -219,4 +219,3 @@ def saturated_share(values: np.ndarray) -> float:
         return 0.0
     at_limit = np.minimum(values[found] - _LOWER, _UPPER - values[found]) < AT_LIMIT * _RANGES
     return float(at_limit.any(axis=1).mean())
-

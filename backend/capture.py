@@ -423,13 +423,13 @@ def motion_from_landmarks(landmarks: np.ndarray, fps: float, reference: str | in
 
         columns = [CHANNEL_INDEX[name] for name in BODY_CHANNELS]
         saturated = saturated_share(body_values)
-        lost = ~np.isfinite(body_values).all(axis=1)
         if saturated > SATURATED_FRAMES:
             warnings.append(f"the body hit its limits in {saturated:.0%} of the frames (hands or a laugh in front of "
                             "the shoulders?): it is left at rest")
             body_followed = False
             raw[:, columns] = filled[:, columns] = 0.0
         else:
+            lost = ~np.isfinite(body_values).all(axis=1)
             raw[:, columns] = body_values
             filled[:, columns] = 0.0 if lost.all() else fill_gaps(body_values)
             if lost.mean() > 0.1:

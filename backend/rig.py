@@ -272,6 +272,15 @@ class MouthOpening:
         return np.where(wanted >= self.gap, (wanted - self.gap) / max(self.opens, 1e-6),
                         (wanted - self.gap) / max(self.closes, 1e-6))
 
+    @classmethod
+    def of(cls, subject) -> "MouthOpening":
+        """An analysed subject's (anything with .landmarks and .pose): how jaw_open moves its lips."""
+        return Rig(subject.landmarks, subject.pose).mouth_opening()
+
+
+# Lips that touch, opened by jaw_open as given: what a speech's mouth means unless told the photo's own.
+CLOSED_LIPS = MouthOpening(gap=0.0, opens=1.0, closes=1.0)
+
 
 class Rig:
     """Channels -> target landmarks for one subject. Build once, evaluate per frame."""
@@ -332,4 +341,3 @@ class Rig:
 
         photo = gap(0.0)
         return MouthOpening(photo, gap(1.0) - photo, photo - gap(-1.0))
-

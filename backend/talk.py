@@ -76,7 +76,7 @@ def run_talk(args: argparse.Namespace) -> int:
     from .sequence import FrameSink
     from .shared.motion import save_motion
     from .speech.audio import check_audio_file
-    from .speech.commands import photo_mouth
+    from .rig import CLOSED_LIPS, MouthOpening
     from .speech.lipsync import LipsyncOptions
 
     # Everything that can be refused cheaply is refused before the long part.
@@ -93,7 +93,7 @@ def run_talk(args: argparse.Namespace) -> int:
     subject = None if args.server else analyze_photo(args)
     # The speech opens this photo's lips from closed, however far its own mouth is open (a server does the same).
     options = LipsyncOptions.talking(args.fps, args.head_motion, args.seed,
-                                     photo_mouth=None if subject is None else photo_mouth(subject))
+                                     photo_mouth=CLOSED_LIPS if subject is None else MouthOpening.of(subject))
 
     with tempfile.TemporaryDirectory(prefix="enliven-talk-") as scratch:
         sound, result = _speech(args, options, Path(scratch))

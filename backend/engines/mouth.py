@@ -292,4 +292,3 @@ def _lip_colours(patch: np.ndarray, rows: np.ndarray, mouth_width: float) -> np.
                        cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     sigma = max(0.8, SEAL_SMOOTHING * mouth_width)
     return cv2.GaussianBlur(picked, (0, 0), sigmaX=sigma, sigmaY=1e-3, borderType=cv2.BORDER_REPLICATE)[0]
-

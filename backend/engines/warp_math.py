@@ -22,6 +22,7 @@ MESH_OPEN_LIPS = 0.05  # the mesh keeps the inner lips as edges where the photo'
 MESH_OPEN_EYE = 0.12  # ... and an eye's lids where its eye aspect ratio is over this
 LID_LIGHT = 0.5  # how far the middle of a closed upper lid is pulled toward the brighter skin around the eye
 
+
 def mesh_contours(landmarks: np.ndarray) -> list[tuple[int, ...]]:
     """The landmark paths a face's mesh keeps as edges (constrained_triangulation): the outer lips, and the
     inner lips and each eye's lids where the photo shows them open. (Lips or lids that touch run along each
@@ -51,15 +52,11 @@ def constrained_triangulation(points: np.ndarray, contours: Sequence[Sequence[in
     points = np.asarray(points, np.float64)[:, :2]
     segments = _uncrossed_segments(points, [(a, b) for path in contours for a, b in zip(path, path[1:]) if a != b])
     # Exact duplicates (two points clipped onto the same border pixel) are told apart by a hair.
-    _, counts = np.unique(points, axis=0, return_counts=True)
-    unique = np.ascontiguousarray(points)
-    if (counts > 1).any():
-        unique = points.copy()
-        seen: dict[tuple[float, float], int] = {}
-        for index, point in enumerate(points):
-            key = (float(point[0]), float(point[1]))
-            unique[index] += seen.get(key, 0) * 1e-6
-            seen[key] = seen.get(key, 0) + 1
+    unique = points.copy()
+    seen: dict[tuple[float, float], int] = {}
+    for index, point in enumerate(map(tuple, points)):
+        unique[index] += seen.get(point, 0) * 1e-6
+        seen[point] = seen.get(point, 0) + 1
     try:
         mesh = pythoncdt.Triangulation(pythoncdt.VertexInsertionOrder.AUTO,
                                        pythoncdt.IntersectingConstraintEdges.NOT_ALLOWED, 0.0)

@@ -58,17 +58,17 @@ def run(server: Any, job: Job) -> list:
 
 
 def _photo_mouth(server: Any, job: Job):
-    """The request's portrait's mouth (rig.MouthOpening), or None: no subject named, or no longer cached (then
-    the speech is made for closed lips, and the job says so)."""
-    from ..speech.commands import photo_mouth
+    """The request's portrait's mouth (rig.MouthOpening); closed lips when no subject is named, or when it is
+    no longer cached (and the job says so)."""
+    from ..rig import CLOSED_LIPS, MouthOpening
 
     if "subject" not in job.msg.fields:
-        return None
+        return CLOSED_LIPS
     try:
-        return photo_mouth(server.engines.subject_for(job.msg))
+        return MouthOpening.of(server.engines.subject_for(job.msg))
     except ServiceError as error:
         job.warnings.append(f"the mouth is not fitted to the portrait's photo: {error}")
-        return None
+        return CLOSED_LIPS
 
 
 def speak_to_wav(server: Any, job: Job, f: dict) -> tuple[Any, Path]:

@@ -74,18 +74,12 @@ def _add_motion_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace):
+    from ..rig import CLOSED_LIPS, MouthOpening
     from .lipsync import LipsyncOptions
 
     return LipsyncOptions(fps=args.fps, strength=args.strength, lead_frames=args.lead,
                           head_motion=args.head_motion, blinks=args.blinks, seed=args.seed,
-                          photo_mouth=None if args.photo is None else photo_mouth(analyze_photo(args)))
-
-
-def photo_mouth(subject):
-    """How jaw_open moves this analysed subject's lips (rig.MouthOpening), for fitting speech to its mouth."""
-    from ..rig import Rig
-
-    return Rig(subject.landmarks, subject.pose).mouth_opening()
+                          photo_mouth=CLOSED_LIPS if args.photo is None else MouthOpening.of(analyze_photo(args)))
 
 
 def run_lipsync(args: argparse.Namespace) -> int:

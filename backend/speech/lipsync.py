@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import EnlivenError
-from ..rig import MouthOpening, smoothstep
+from ..rig import CLOSED_LIPS, MouthOpening, smoothstep
 from ..shared.channels import CHANNEL_INDEX, CHANNELS
 from ..shared.motion import Motion
 from .acoustic import FeatureExtractor, MouthCurves, extract_features, mouth_curves, runs_of
@@ -63,11 +63,11 @@ class LipsyncOptions:
     head_motion: float = 0.0  # 0 = none, 1 = natural conversational head motion
     blinks: bool = False
     seed: int = 0
-    photo_mouth: MouthOpening | None = None  # the photo's own lips (Rig.mouth_opening); None: closed lips
+    photo_mouth: MouthOpening = CLOSED_LIPS  # the photo's own lips (MouthOpening.of its subject)
 
     @classmethod
     def talking(cls, fps: float, head_motion: float | None = None, seed: int = 0,
-                photo_mouth: MouthOpening | None = None) -> "LipsyncOptions":
+                photo_mouth: MouthOpening = CLOSED_LIPS) -> "LipsyncOptions":
         """A talking portrait (`enliven talk`, the service's talk request): the
         mouth with blinks and head motion that follow the speech (natural
         conversational head motion unless `head_motion` says otherwise), fitted
@@ -221,15 +221,12 @@ def motion_from_curves(curves: MouthCurves, duration_s: float, options: LipsyncO
     return Motion(fps, channels, np.stack([values[name] for name in channels], axis=1))
 
 
-def sealed_jaw(opening: np.ndarray, photo_mouth: MouthOpening | None = None) -> np.ndarray:
+def sealed_jaw(opening: np.ndarray, photo_mouth: MouthOpening = CLOSED_LIPS) -> np.ndarray:
     """Jaw openness (0 shut .. 1 wide) -> jaw_open, where the lips seal below SEAL_BELOW: 0 -> -1, rising
-    smoothly and monotonically to the opening's own jaw_open at SEAL_BELOW; above it, the opening itself on
-    a photo with closed lips, or on `photo_mouth` the jaw_open that parts its lips that far."""
-    if photo_mouth is None:
-        jaw, touching = opening, 0.0
-    else:
-        jaw, touching = photo_mouth.jaw_for(opening), float(photo_mouth.jaw_for(0.0))
-    return jaw - (1.0 + touching) * (1.0 - smoothstep(0.0, SEAL_BELOW, opening))
+    smoothly and monotonically to the opening's own jaw_open at SEAL_BELOW; above it, the jaw_open that
+    parts `photo_mouth`'s lips that far (on a photo with closed lips, the opening itself)."""
+    touching = float(photo_mouth.jaw_for(0.0))
+    return photo_mouth.jaw_for(opening) - (1.0 + touching) * (1.0 - smoothstep(0.0, SEAL_BELOW, opening))
 
 
 def _closed_frames(mask: np.ndarray, rate_hz: float, frame_times: np.ndarray) -> np.ndarray:
