@@ -9,7 +9,7 @@ from enliven import artifacts as af
 from enliven import landmarks as lm
 from enliven.analysis import analyze_image
 from enliven.animator import Animator
-from enliven.engines.warp_math import border_ramp, smooth_behind_face, smooth_curve
+from enliven.engines.warp_math import border_ramp, fill_notches, smooth_behind_face, smooth_curve
 from enliven.errors import BadMotionError
 from enliven.geometry import estimate_head_pose, fit_pose_to_image_points, image_to_camera
 from enliven.shared.presets import preset_motion
@@ -398,6 +398,24 @@ def test_the_map_behind_the_face_bends_in_curves_and_is_exact_at_the_border():
     assert np.array_equal(field[0], displacement[0]) and np.array_equal(field[:, 0], displacement[:, 0])
     assert np.array_equal(field[-1], displacement[-1]) and np.array_equal(field[:, -1], displacement[:, -1])
     assert weight[26, 26] > 0.05 and field[26, 26, 0] > 0  # defined a little under the face's edge
+
+
+def test_a_notch_in_the_face_outline_is_filled_but_a_bay_is_not():
+    """On a turn the far cheek's mesh folds, and the face's outline got a notch a few pixels wide that the
+    hair behind showed through as a dark wedge (d9 at yaw 20). A notch narrower than twice the radius is
+    filled where the face's map reaches; a wide bay, and anything beyond the map's reach, is left alone."""
+    yy, xx = np.mgrid[:80, :80]
+    face = (yy - 40) ** 2 + (xx - 40) ** 2 < 30 ** 2
+    notch = (np.abs(yy - 30) <= 1) & (xx > 62)  # 3 px wide, cut 8 px into the right edge
+    bay = (np.abs(yy - 50) <= 9) & (xx < 22)  # 19 px wide, on the left
+    cut = face & ~notch & ~bay
+    defined = np.ones_like(face)
+    defined[:, 67:] = False  # the map reaches only columns up to 66 on the right
+    filled = fill_notches(cut, defined, 3.0)
+    assert filled[30, 62:67].all() and not filled[30, 67:].any()  # filled as far as the map reaches
+    assert not filled[45:56, 13:22].any()  # the bay stays (only its inner corners are rounded)
+    assert not (filled & ~cut & ~notch & ~bay).any()  # nothing outside the cuts is added
+    assert np.array_equal(fill_notches(cut, defined, 0.4), cut)
 
 
 def test_a_closed_lash_line_is_a_curve_not_a_polyline():

@@ -18,7 +18,8 @@ Per frame (WarpEngine.render), at a working resolution on the head region:
   * the map of what lies behind the face (hair, neck, backdrop) smoothed, so
     strands bend in curves rather than at the hair rings' triangle edges;
   * near the face's outline, slivers of the face's map removed (a median) and
-    the map smoothed along the outline (a turn folds the far cheek),
+    the map smoothed along the outline (a turn folds the far cheek), and narrow
+    notches in the outline filled with the face's map extrapolated,
     and the face's silhouette over hair and backdrop resolved at full
     resolution: each layer's map on its own, a smooth coverage edge,
     anti-aliased (no staircase of working pixels, no specks, no teeth);
@@ -48,7 +49,7 @@ from .frame_buffers import FrameBuffers
 from .mouth import CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, paint_cavity, seal_lips, seal_strength
 from .palette import LUMA, palette_of
 from .warp_math import (SILHOUETTE_SOFTNESS, background_plate, blend_over_background, border_ramp, closed_lid,
-                        constrained_triangulation, displacement_from_index, mesh_contours, layer_coverage, piecewise_affine_displacement, pixels_of_cells,
+                        constrained_triangulation, displacement_from_index, fill_notches, mesh_contours, layer_coverage, piecewise_affine_displacement, pixels_of_cells,
                         polygon_mask, sample_at, smooth_behind_face, smooth_curve, smooth_face_edge, triangle_affines,
                         triangle_index_image)
 
@@ -67,6 +68,7 @@ FACE_EXTRAPOLATION = 1.5  # working pixels: the Gaussian that extrapolates the f
 FACE_EDGE_BAND = 0.2  # face widths: how far inside the outline slivers are removed
 FACE_EDGE_SMOOTHING = 0.03  # face widths: the Gaussian that smooths the face's map along its outline ...
 FACE_EDGE_SMOOTHED = 0.1  # ... this far inside it (face widths)
+FACE_NOTCH = 0.05  # face widths: notches in the face's outline narrower than twice this are filled
 SILHOUETTE_REACH = 2  # working pixels either side of the face silhouette resolved at full resolution
 BACK_SMOOTHING = 3.0  # working pixels: the Gaussian that smooths the map of everything behind the face
 BACK_REACH = 0.05  # that Gaussian's share of covered cells where the smoothed map still counts as defined
@@ -371,6 +373,7 @@ class WarpEngine:
         face_width = self.subject.face_width * self.scale
         face_field, face_reach = smooth_face_edge(displacement, face_cover, FACE_EXTRAPOLATION, FACE_EDGE_BAND * face_width,
                                                   FACE_EDGE_SMOOTHING * face_width, FACE_EDGE_SMOOTHED * face_width)
+        face_cover = fill_notches(face_cover, face_reach, FACE_NOTCH * face_width)
         back = self._back_layer(displacement, (index_image >= 0) & ~face_cover)
         displacement = np.where(face_cover[..., None], face_field, back.field)
         result = WarpedFrame(frame, displacement, target_image)

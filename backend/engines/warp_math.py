@@ -258,6 +258,18 @@ def smooth_face_edge(displacement: np.ndarray, face: np.ndarray, sigma: float, b
     return field, defined
 
 
+def fill_notches(face: np.ndarray, defined: np.ndarray, radius: float) -> np.ndarray:
+    """`face` (a layer's coverage, bool) with the notches in its outline narrower than about twice `radius`
+    pixels filled (a morphological closing), where the layer's extrapolated map is `defined`."""
+    side = int(round(radius))
+    if side < 1:
+        return face
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * side + 1, 2 * side + 1))
+    padded = np.pad(face.astype(np.uint8), side + 1)  # (a closing must not grow the layer at the grid's border)
+    closed = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, kernel)[side + 1:-side - 1, side + 1:-side - 1].astype(bool)
+    return face | (closed & defined)
+
+
 def smooth_behind_face(displacement: np.ndarray, behind: np.ndarray, sigma: float, ramp: np.ndarray,
                        still: float) -> tuple[np.ndarray, np.ndarray]:
     """The map of everything behind the face (hair, ears, neck, backdrop) on its own, smoothed.
