@@ -36,6 +36,8 @@ MESH_CROP_SIDE = 512  # the landmark crop is resampled to this size
 MESH_CROP_FACTOR = 1.8  # crop side over the detected face box side
 HEAD_REGION_FACTOR = 2.6  # the animated region's side over the face width
 SEGMENTATION_SIDE = 512
+PERSON_HALO = 3.0  # segmentation pixels: the person mask's faint outer tail is widened by a Gaussian this wide
+HALO_FLOOR = 1e-3  # ... down to this value
 ASTRONAUT_PATH = Path(__file__).parent / "assets" / "astronaut.png"  # public domain (NASA)
 
 
@@ -243,7 +245,13 @@ def person_mask(rgb: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarra
     crop, to_photo = square_crop(rgb, centre, side, SEGMENTATION_SIDE)
     models = _get_models()
     with models.lock:
-        mask = models.segmenter.process(crop).segmentation_mask
+        mask = models.segmenter.process(crop).segmentation_mask.astype(np.float32)
+    # The segmenter's mask falls to nothing a few pixels short of the fuzz at hair's edge. Left out of the person,
+    # that fuzz stayed behind as a dark, hair-shaped line when the head moved away from it. A faint tail beyond
+    # the edge makes it part of the person (moved with the hair, and the background plate shown where it was)
+    # without moving the mask's edge itself.
+    halo = cv2.GaussianBlur(mask, (0, 0), PERSON_HALO)
+    mask = np.maximum(mask, np.where(halo >= HALO_FLOOR, halo, 0.0))  # (the backdrop's own mask stays exactly 0)
     # Map the square mask back onto the (possibly clipped, non-square) region.
     region_to_crop = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]])
     to_photo_inverse = cv2.invertAffineTransform(to_photo)

@@ -21,6 +21,11 @@
   iris disc moved there (mean absolute difference in levels, over the part of
   the disc the lids leave visible); `iris_roundness` is the circle-fit
   residual of a re-detected iris ring, in iris radii.
+- edge left behind: where a head moves away from the backdrop, the fuzz at its
+  hair's edge (beyond where the person mask ends) stayed in place as a dark,
+  hair-shaped line. `edge_left_behind` counts the pixels beside the photo's
+  person that the moved person left, still showing the photo, and darker than
+  the background plate.
 - mouth band: moving the lips of a wide-open mouth drew a dark cavity band
   across the tongue; `share_inside` of the engine's painted mask over the
   inner-lip polygon is the share of the interior painted over.
@@ -35,6 +40,9 @@ from . import landmarks as lm
 SILHOUETTE_OUTSET = 1.05  # the band along the face's outline is centred this far out (from the outline's centre)
 HAIR_RING = 1.2  # hair_slip reads the ring this far out from the face oval's centre
 SPECK_LEVELS = 60  # a speck differs from every one of its 8 neighbours by more than this (0..255 luma)
+EDGE_REACH = 0.06  # edge_left_behind looks this far (face widths) outside the photo's person ...
+EDGE_LEVELS = 12  # ... for pixels of the photo this much darker (luma) than the background plate
+EDGE_SMOOTHING = 1.5  # pixels: both smoothed by a Gaussian this wide first
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
@@ -244,3 +252,18 @@ def seam_roughness(frame: np.ndarray, landmarks: np.ndarray) -> float:
     xs = np.ascontiguousarray(np.broadcast_to(columns[None, :], ys.shape))
     along = cv2.remap(luma(frame).astype(np.float32), xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return float(np.abs(np.diff(along, axis=1)).mean())
+
+
+def edge_left_behind(frame: np.ndarray, source: np.ndarray, plate: np.ndarray, person: np.ndarray,
+                     moved_person: np.ndarray, face_width: float) -> int:
+    """Pixels just outside the photo's person (`person` > 0.5, within EDGE_REACH face widths) that the moved
+    person does not cover (`moved_person` < 0.01), where the frame still shows the photo (within 2 levels)
+    and darker there than the background `plate` by more than EDGE_LEVELS (both smoothed by EDGE_SMOOTHING):
+    the hair's edge left behind.
+    All images are the same region: frame, source and plate RGB, the masks float 0..1."""
+    outside = cv2.distanceTransform((person <= 0.5).astype(np.uint8), cv2.DIST_L2, 5)
+    band = (outside > 0) & (outside < EDGE_REACH * face_width) & (moved_person < 0.01)
+    kept = np.abs(frame.astype(np.int16) - source.astype(np.int16)).max(axis=2) <= 2
+    # Both smoothed a little: a grainy photo's single dark grains are no edge.
+    darker = cv2.GaussianBlur(luma(plate), (0, 0), EDGE_SMOOTHING) - cv2.GaussianBlur(luma(frame), (0, 0), EDGE_SMOOTHING)
+    return int((band & kept & (darker > EDGE_LEVELS)).sum())

@@ -14,6 +14,9 @@ preset. Printed per photo:
   worst of head_yaw +-20 and head_pitch +-15;
 - hair: hair slip (enliven.artifacts.hair_slip: levels of colour difference
   on the ring beside the upper face, where the photo has hair), worst of the same;
+- edge: the hair's edge left behind (enliven.artifacts.edge_left_behind: pixels
+  beside the photo's person that the moved head left still showing a dark
+  edge), worst of the same;
 - specks: new isolated pixels in the head region, worst frame of all;
 - iris: iris disc error in levels (the shown iris against the source's iris
   disc moved where the rig put it), worst of gaze_x/gaze_y +-1, the
@@ -76,7 +79,7 @@ SILHOUETTE_BAND = 0.1  # the band's width in face widths
 REDETECT_FACE = 192  # pixels: faces are scaled up at least this wide to be found again
 IRISES = ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))
 # What "no visible artifact" means for each figure: (the limit, True if the figure must stay at or under it).
-THRESHOLDS = {"tears": (1.5, True), "hair": (16.0, True), "specks": (5, True), "iris_error": (12.0, True),
+THRESHOLDS = {"tears": (1.5, True), "hair": (16.0, True), "edge": (20, True), "specks": (5, True), "iris_error": (12.0, True),
               "iris_travel": (0.25, False),
               "mouth_seal": (0.06, True), "seam": (8.0, True), "mouth_band": (0.02, True), "lash": (0.16, True)}
 
@@ -169,11 +172,17 @@ def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     head[y0:y1, x0:x1] = True
     shown = {}
 
-    roughness, slips = [], []
+    roughness, slips, edges = [], [], []
     for name, channels in TEAR_FRAMES.items():
         result = engine.render_with_fields(values_with(channels), keep_fields=False)
         shown[name] = (result.frame, result.target_landmarks)
         slips.append(af.hair_slip(result.frame, result.target_landmarks, source, points))
+        moved = np.zeros(subject.mask.shape, np.float32)  # the person mask moved with the head
+        if result.box is not None:
+            bx0, by0, bx1, by1 = result.box
+            moved[by0:by1, bx0:bx1] = result.person
+        edges.append(af.edge_left_behind(result.frame[y0:y1, x0:x1], source[y0:y1, x0:x1], engine.background_plate,
+                                         subject.mask, moved, face_width))
         roughness.append(af.outline_roughness(result.frame, af.face_silhouette(result.target_landmarks), source,
                                               af.face_silhouette(points), band))
     specks = 0
@@ -214,7 +223,7 @@ def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
             painted[y0:y0 + result.painted.shape[0], x0:x0 + result.painted.shape[1]] = result.painted
             bands.append(af.share_inside(painted, result.target_landmarks[interior, :2]))
     mouth_open, sealed = (redetected_openness(shown[name][0], subject) for name in ("jaw1", "seal"))
-    figures = {"tears": max(roughness), "hair": max(slips), "specks": specks, "specks_frame": worst_specks,
+    figures = {"tears": max(roughness), "hair": max(slips), "edge": max(edges), "specks": specks, "specks_frame": worst_specks,
                "iris_error": max(disc_errors), "iris_round": max(roundness, default=float("nan")),
                "iris_travel": min(travel, default=float("nan")),
                "mouth_src": subject.mouth_openness, "mouth_jaw1": mouth_open, "mouth_seal": sealed,
@@ -302,14 +311,14 @@ def main() -> None:
     engine_type = engine_class(args.engine_ref)
     label = args.engine_ref or "working tree"
     print(f"engine: {label}, size {args.size}")
-    print(f"{'photo':<24} {'tears':>6} {'hair':>5} {'specks':>6} {'(worst frame)':<22} {'iris err':>8} {'round':>6} {'travel':>6} "
+    print(f"{'photo':<24} {'tears':>6} {'hair':>5} {'edge':>5} {'specks':>6} {'(worst frame)':<22} {'iris err':>8} {'round':>6} {'travel':>6} "
           f"{'mouth src':>9} {'jaw=1':>6} {'jaw=-1':>6} {'seam':>5} {'band':>5} {'lash':>5}  past threshold")
     for photo in photos:
         subjects = analyze_faces(resize_long_side(load_image(photo), args.size))  # every face, face by face
         for subject in subjects:
             name = photo.stem if len(subjects) == 1 else f"{photo.stem}#{subject.face_index}"
             figures, shown = measure(engine_type(subject), subject)
-            print(f"{name:<24} {figures['tears']:6.3f} {figures['hair']:5.1f} {figures['specks']:6d} {figures['specks_frame']:<22} "
+            print(f"{name:<24} {figures['tears']:6.3f} {figures['hair']:5.1f} {figures['edge']:5d} {figures['specks']:6d} {figures['specks_frame']:<22} "
                   f"{figures['iris_error']:8.1f} {figures['iris_round']:6.3f} {figures['iris_travel']:6.2f} "
                   f"{figures['mouth_src']:9.3f} {figures['mouth_jaw1']:6.3f} {figures['mouth_seal']:6.3f} {figures['seam']:5.1f} "
                   f"{figures['mouth_band']:5.3f} {figures['lash']:5.3f}  {', '.join(failures(figures)) or '-'}", flush=True)
