@@ -527,6 +527,37 @@ def test_closed_eyes_leave_no_white_at_their_corners(astronaut):
     assert white == [0, 0, 0, 0]  # (before: [2, 3, 0, 0])
 
 
+def test_long_lashes_leave_no_dotted_arc_on_a_closed_lid(astronaut):
+    """Long (or mascara) lashes reach well above the upper lid; their tips lay beyond the repainted lid and
+    stayed on the closed eye as a dotted arc (d10). The test paints nine lashes a fifth of the eye long on
+    each eye of the astronaut at twice her size, closes the eyes, and counts thin dark strokes left above
+    the closed lid (28 before)."""
+    big = cv2.resize(astronaut, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    lids = [smooth_curve(analyze_image(big).landmarks[list(ids), :2]) for ids in (lm.LEFT_EYE_UPPER, lm.RIGHT_EYE_UPPER)]
+    photo = big.copy()
+    for lid in lids:
+        width = float(np.linalg.norm(lid[0] - lid[-1]))
+        for share in np.linspace(0.2, 0.8, 9):
+            root = lid[int(share * (len(lid) - 1))]
+            tip = root + (0.12 * width * (share - 0.5), -0.2 * width)
+            cv2.line(photo, tuple(np.round(root * 16).astype(int)), tuple(np.round(tip * 16).astype(int)), (40, 30, 30),
+                     1, cv2.LINE_AA, 4)
+    made = analyze_image(photo)
+    animator = Animator(made)
+    values = channel_values(blink_l=1, blink_r=1)
+    frame = animator.render(values)
+    closed = animator.engine.target_points(values)[0]
+    strokes = cv2.morphologyEx(af.luma(frame), cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
+    left = 0
+    for ids in (lm.LEFT_EYE_UPPER, lm.RIGHT_EYE_UPPER):
+        lid, shut = made.landmarks[list(ids), :2], closed[list(ids), :2]
+        width = float(np.linalg.norm(lid[0] - lid[-1]))
+        x0, x1 = int(lid[:, 0].min()), int(np.ceil(lid[:, 0].max()))
+        y0, y1 = int(lid[:, 1].min() - 0.22 * width), int(shut[:, 1].min() - 0.1 * width)
+        left += int((strokes[y0:y1, x0:x1] > 12).sum())
+    assert left <= 8
+
+
 @pytest.mark.parametrize("channels", [
     {"head_yaw": 0.001}, {"head_yaw": 0.004, "blink_l": 0.0005}, {"breathing": 0.01},  # too small to move a pixel
     {"head_yaw": 0.3}, {"jaw_open": 0.05}, {"gaze_x": 0.05}, {"head_roll": 0.03, "blink_l": 0.02},  # moving a little

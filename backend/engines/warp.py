@@ -49,7 +49,7 @@ from .frame_buffers import FrameBuffers
 from .mouth import CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, paint_cavity, seal_lips, seal_strength
 from .palette import LUMA, palette_of
 from .warp_math import (SILHOUETTE_SOFTNESS, background_plate, blend_over_background, border_ramp, closed_lid,
-                        constrained_triangulation, displacement_from_index, fill_notches, mesh_contours, layer_coverage, piecewise_affine_displacement, pixels_of_cells,
+                        constrained_triangulation, displacement_from_index, fill_notches, lashes_above, mesh_contours, layer_coverage, piecewise_affine_displacement, pixels_of_cells,
                         polygon_mask, sample_at, smooth_behind_face, smooth_curve, smooth_face_edge, triangle_affines,
                         triangle_index_image)
 
@@ -655,10 +655,11 @@ class WarpEngine:
                 cv2.circle(eye, tuple(np.round((corner - offset) * 16).astype(int)), round(16 * CORNER_REACH * eye_width),
                            255, -1, cv2.LINE_8, 4)
             patch = np.ascontiguousarray(region[py0:py1, px0:px1])
+            lashes = lashes_above(patch, source_upper - offset, eye_width, eye)
             line = target_upper - offset
-            lid = closed_lid(patch, eye, line, eye_width)
+            lid = closed_lid(patch, eye, line, eye_width, lashes)
             grain = self.palette.grain_at((int(origin[0]) + px0, int(origin[1]) + py0), lid.shape[:2])
-            lid = np.clip(lid + grain * (eye[..., None] > 0), 0, 255)
+            lid = np.clip(lid + grain * (np.maximum(eye, lashes)[..., None] > 0), 0, 255)
             # The lash line: a crescent along the closed lids, thickest in the middle.
             taper = np.sin(np.linspace(0.0, np.pi, len(line)))[:, None]
             crescent = np.concatenate([line - (0, 0.3), line[::-1] + taper[::-1] * (0, eye_width / LASH_THICKNESS)])

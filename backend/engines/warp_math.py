@@ -21,6 +21,10 @@ SILHOUETTE_SOFTNESS = 1.0  # working pixels: the face/background ordering is smo
 MESH_OPEN_LIPS = 0.05  # the mesh keeps the inner lips as edges where the photo's lips are this far apart (mouth widths)
 MESH_OPEN_EYE = 0.12  # ... and an eye's lids where its eye aspect ratio is over this
 LID_LIGHT = 0.5  # how far the middle of a closed upper lid is pulled toward the brighter skin around the eye
+LASH_REACH = 0.25  # eye widths above an open upper lid where its lashes are looked for ...
+LASH_CONTRAST = 15.0  # ... as strokes this much darker (luma) than what lies around them ...
+LASH_STROKE = 0.12  # ... and at most this wide (eye widths) ...
+LASH_EYE = 28.0  # ... on an eye at least this wide (pixels)
 
 
 def mesh_contours(landmarks: np.ndarray) -> list[tuple[int, ...]]:
@@ -441,9 +445,10 @@ def smooth_curve(points: np.ndarray, per_segment: int = 4) -> np.ndarray:
     return make_interp_spline(along, points, k=3)(np.linspace(0.0, along[-1], per_segment * (len(points) - 1) + 1))
 
 
-def closed_lid(patch: np.ndarray, eye: np.ndarray, line: np.ndarray, eye_width: float) -> np.ndarray:
+def closed_lid(patch: np.ndarray, eye: np.ndarray, line: np.ndarray, eye_width: float,
+               lashes: np.ndarray | None = None) -> np.ndarray:
     """`patch` with the `eye` mask (the opening and the stretched lid margin) repainted as closed lid skin,
-    the lids meeting along `line` (patch pixels).
+    the lids meeting along `line` (patch pixels); the `lashes` mask (lashes_above) is inpainted away too.
 
     The eye and a margin around it are inpainted from the surrounding skin. An
     inpainted lid takes the colour of whatever borders it: the shadowed crease
@@ -457,9 +462,10 @@ def closed_lid(patch: np.ndarray, eye: np.ndarray, line: np.ndarray, eye_width: 
     grow = max(1, round(eye_width / 12))
     square = np.ones((3, 3), np.uint8)
     hole = cv2.dilate(eye, square, iterations=grow)
-    lid = cv2.inpaint(patch, hole, max(3, round(eye_width / 10)), cv2.INPAINT_TELEA).astype(np.float32)
+    repainted = hole if lashes is None else np.maximum(hole, lashes)
+    lid = cv2.inpaint(patch, repainted, max(3, round(eye_width / 10)), cv2.INPAINT_TELEA).astype(np.float32)
 
-    ring = (cv2.dilate(hole, square, iterations=2 * grow) > 0) & (hole == 0)
+    ring = (cv2.dilate(hole, square, iterations=2 * grow) > 0) & (repainted == 0)
     samples = patch[ring].astype(np.float32)
     if len(samples) == 0:
         return np.clip(lid + 0.5, 0, 255).astype(np.uint8)
@@ -473,6 +479,40 @@ def closed_lid(patch: np.ndarray, eye: np.ndarray, line: np.ndarray, eye_width: 
     light = LID_LIGHT * cv2.GaussianBlur(middle, (4 * grow + 1, 4 * grow + 1), 0)
     lid += light[..., None] * (skin - lid)
     return np.clip(lid + 0.5, 0, 255).astype(np.uint8)
+
+
+def lashes_above(patch: np.ndarray, lid: np.ndarray, eye_width: float, repainted: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 mask, 255 on the dark lashes that reach up from an open upper lid (`lid`, the photo's lid
+    curve in patch pixels, corner to corner) within LASH_REACH eye widths: pixels LASH_CONTRAST levels darker
+    than the skin there (the brighter half of that band), in pieces that touch the `repainted` area (the
+    closing eye, whose lid carries them: not a brow or a mole above it), grown within the band.
+
+    Long or mascara lashes reach beyond the repainted lid; left there, their tips stayed on the closed lid
+    as a dotted arc. An eye under LASH_EYE pixels wide has lashes a pixel or two long, inside the lid's
+    margin: none are looked for (a low brow lies within reach there)."""
+    height, width = patch.shape[:2]
+    band = np.zeros((height, width), np.uint8)
+    if eye_width < LASH_EYE:
+        return band
+    polygon = np.concatenate([lid, lid[::-1] - (0.0, LASH_REACH * eye_width)])
+    cv2.fillPoly(band, [np.round(polygon * 16).astype(np.int32)], 255, cv2.LINE_8, shift=4)
+    inside = band > 0
+    if not inside.any():
+        return band
+    # Thin and dark: darker than the closing of the picture by a stroke a few lashes wide (a shadow or the
+    # socket's shade is wide and smooth, and is left alone).
+    luma = patch.astype(np.float32) @ LUMA
+    side = 2 * max(1, round(eye_width * LASH_STROKE / 2)) + 1
+    stroke = cv2.morphologyEx(luma, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side)))
+    dark = (inside & (stroke > LASH_CONTRAST)).astype(np.uint8)
+    count, pieces = cv2.connectedComponents(dark, connectivity=8)
+    margin = max(1, round(eye_width / 12)) + 1  # (closed_lid grows the repainted area by about this much)
+    near = cv2.dilate(repainted, np.ones((3, 3), np.uint8), iterations=margin)
+    touching = np.unique(pieces[(near > 0) & (dark > 0)])
+    lashes = np.isin(pieces, touching[touching > 0]).astype(np.uint8) * 255
+    # Grown over their soft edges as closed_lid grows the eye, but not past the band (into a brow).
+    square = np.ones((3, 3), np.uint8)
+    return cv2.dilate(lashes, square, iterations=margin) & cv2.dilate(band, square)
 
 
 def polygon_mask(shape: tuple[int, int], polygons: list[np.ndarray]) -> np.ndarray:
