@@ -55,6 +55,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import enliven  # noqa: F401 - first: it keeps numpy's BLAS to one thread, as the enliven command does
 import cv2
 import numpy as np
 from PIL import Image

@@ -16,6 +16,7 @@ import resource
 import statistics
 import time
 
+import enliven  # noqa: F401 - first: it keeps numpy's BLAS to one thread, as the enliven command does
 import cv2
 import numpy as np
 

@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 import imageio_ffmpeg
+import enliven  # noqa: F401 - first: it keeps numpy's BLAS to one thread, as the enliven command does
 import numpy as np
 
 from enliven.speech.audio import ANALYSIS_SAMPLE_RATE, stream_audio, write_wav

@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import enliven  # noqa: F401 - first: it keeps numpy's BLAS to one thread, as the enliven command does
 import cv2
 import numpy as np
 

@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import enliven  # noqa: F401 - first: it keeps numpy's BLAS to one thread, as the enliven command does
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import enliven  # noqa: F401 - first: it keeps numpy's BLAS to one thread, as the enliven command does
 import numpy as np
 
 from enliven import landmarks as lm

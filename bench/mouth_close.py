@@ -27,6 +27,7 @@ import json
 import sys
 from pathlib import Path
 
+import enliven  # noqa: F401 - first: it keeps numpy's BLAS to one thread, as the enliven command does
 import cv2
 import numpy as np
 

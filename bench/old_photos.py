@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import enliven  # noqa: F401 - first: it keeps numpy's BLAS to one thread, as the enliven command does
 import cv2
 import numpy as np
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import enliven  # noqa: F401 - first: it keeps numpy's BLAS to one thread, as the enliven command does
 import cv2
 import numpy as np
 

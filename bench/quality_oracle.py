@@ -13,6 +13,7 @@ so the gap between it and the captured result is the rig's and the solver's.
 """
 from __future__ import annotations
 
+import enliven  # noqa: F401 - first: it keeps numpy's BLAS to one thread, as the enliven command does
 import numpy as np
 
 from enliven.analysis import Subject

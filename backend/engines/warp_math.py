@@ -334,7 +334,7 @@ GRAIN_SPREAD = 2.5  # ... held to this many times its spread
 MIRROR_PASSES = 3  # a pixel mirrored into the hole again takes what that one took, this many times over
 
 
-def background_plate(pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True) -> np.ndarray:
     """`pixels` with the person (`mask` > 0.05, grown a little) inpainted away: what shows where a moving head
     or body uncovers the backdrop.
 
@@ -343,7 +343,7 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
     as a smooth, painted-looking strip. So the backdrop's grain is added to it,
     taken from the backdrop itself, mirrored across the edge of the inpainted
     area (each pixel of it takes the grain of the backdrop pixel as far beyond
-    the edge, so the grain runs on without a seam)."""
+    the edge, so the grain runs on without a seam). Without `grain`, the smooth inpainting."""
     height, width = mask.shape
     scale = min(1.0, PLATE_SIDE / max(height, width))
     size = (max(2, round(width * scale)), max(2, round(height * scale)))
@@ -354,7 +354,7 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
     detail_scale = min(1.0, MIRROR_SIDE / max(height, width))
     detail_size = (max(2, round(width * detail_scale)), max(2, round(height * detail_scale)))
     plate = cv2.resize(cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA), detail_size, interpolation=cv2.INTER_LINEAR)
-    if hole.any() and not hole.all():
+    if grain and hole.any() and not hole.all():
         sharp = (pixels if detail_scale == 1 else cv2.resize(pixels, detail_size, interpolation=cv2.INTER_AREA)).astype(np.float32)
         hole = cv2.resize(hole, detail_size, interpolation=cv2.INTER_NEAREST)
         # The backdrop's grain: its difference from its own local mean (the person left out of that mean).
