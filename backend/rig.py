@@ -30,7 +30,8 @@ PIVOT_HEAD = np.array([0.0, -0.75, -1.1])
 # The jaw swings about a point below and behind the mouth corners (head units).
 PIVOT_JAW = np.array([0.0, -0.3, -1.0])
 SEAL_UPPER_SHARE = 0.3  # sealing an open mouth: the share of the gap the upper lip closes (the jaw does the rest)
-SEAL_PRESS = 0.08  # sealed lips overlap by this share of the photo's gap on each side
+SEAL_PRESS = 0.08  # sealed lips overlap by this share of the photo's gap on each side ...
+SEAL_PRESS_LIP = 0.25  # ... and by at most this share of the upper lip's thickness
 GAZE_X_TRAVEL = 0.3  # gaze_x 1: the iris moves this share of the eye's width sideways
 GAZE_Y_TRAVEL = 0.16  # gaze_y 1: the iris moves this share of the eye's width up
 # The upper lid's share of the iris's vertical travel. Real lids follow closely: looking down, the lid drops
@@ -177,7 +178,14 @@ def _seal_shape(head: np.ndarray) -> np.ndarray:
     upper_inner, lower_inner = np.array(lm.LIPS_UPPER_INNER), np.array(lm.LIPS_LOWER_INNER)
     upper_outer, lower_outer = np.array(lm.LIPS_UPPER_OUTER), np.array(lm.LIPS_LOWER_OUTER)
     seal = head[upper_inner] + SEAL_UPPER_SHARE * (head[lower_inner] - head[upper_inner])
-    press = SEAL_PRESS * (head[lower_inner] - head[upper_inner])  # lips pressed together hide the gap's edge
+    # Lips pressed together hide the gap's edge; by less than a share of the upper lip's thickness, or a
+    # wide-open mouth's thin (stretched) upper lip vanished under the lower one (d19: an overlap of 0.13
+    # mouth widths over an upper lip 0.12 thick). What the rims still show is repainted (mouth.seal_lips).
+    gap = head[lower_inner] - head[upper_inner]
+    upper_lip = float(np.linalg.norm(head[lm.LIPS_UPPER_INNER[len(lm.LIPS_UPPER_INNER) // 2], :2]
+                                     - head[lm.LIPS_UPPER_OUTER[len(lm.LIPS_UPPER_OUTER) // 2], :2]))
+    limit = SEAL_PRESS_LIP * upper_lip / np.maximum(np.linalg.norm(gap[:, :2], axis=1), 1e-9)
+    press = gap * np.minimum(SEAL_PRESS, limit)[:, None]
     upper_deltas, lower_deltas = seal + press - head[upper_inner], seal - press - head[lower_inner]
     weight = _jaw_weight(head)[:, None]
     # The jaw rises as a whole: a normalised blend of the lower lip's movement (no fading with distance).

@@ -143,6 +143,20 @@ def test_negative_jaw_seals_a_mouth_that_is_open_in_the_photo(rig, subject):
     assert np.abs(sealed[eyes] - open_photo[eyes]).max() < 0.05
 
 
+def test_sealing_a_wide_open_mouth_keeps_its_upper_lip(rig):
+    """Sealed lips press a little past each other, but by less than the upper lip is thick: pressed by a
+    share of a wide-open mouth's gap, the lower lip rose over the whole (stretched, thin) upper lip, and
+    the sealed mouth had none (d19; here it was 1.4 px under the lower one). Half of it shows now."""
+    open_photo = rig.targets(channel_values(jaw_open=1.0))
+    opened = Rig(open_photo, estimate_head_pose(open_photo))
+    sealed = opened.targets(channel_values(jaw_open=-1.0))
+    top, inner = lm.LIPS_UPPER_OUTER[len(lm.LIPS_UPPER_OUTER) // 2], lm.MOUTH_INNER_TOP
+    photo_lip = open_photo[inner, 1] - open_photo[top, 1]
+    shown = min(sealed[lm.MOUTH_INNER_BOTTOM, 1], sealed[inner, 1]) - sealed[top, 1]  # down to the lower lip
+    assert lm.signed_lip_gap(open_photo) > 0.5 and lm.signed_lip_gap(sealed) <= 0.0
+    assert shown > 0.4 * photo_lip  # (pressed by a quarter of it from each side: half of it shows)
+
+
 def test_negative_jaw_leaves_closed_lips_alone(rig, subject):
     """On a photo whose lips touch (the astronaut's smile, closed) negative jaw_open moves nothing."""
     touching = -1.0 / (1.0 + 2.0 * SEAL_PRESS)  # where the lips just meet, before they press

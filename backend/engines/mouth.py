@@ -214,13 +214,14 @@ def seal_strength(source_gap: float, target_gap: float) -> float:
 
 
 def seal_lips(region: np.ndarray, landmarks: np.ndarray, origin: tuple[int, int], strength: float,
-              palette: Palette) -> np.ndarray:
+              palette: Palette, rims: float = 0.0) -> np.ndarray:
     """Repaint where closed lips meet: a band around their meeting line (and over the gap, or the overlap
     of lips pressed together, where the mesh folds), filled from the middle of the upper lip to the middle
     of the lower one, with a soft darker line where they touch.
 
     `landmarks`: the frame's ((N, 2+) image pixels); `region` starts at image pixel `origin` (x, y).
-    Returns `region`, or a painted copy of it.
+    `rims`: how far (mouth widths) below the band the lower lip's rim may still hold the photo's teeth
+    and cavity, also repainted (a wide-open photo's). Returns `region`, or a painted copy of it.
     """
     if strength <= 0:
         return region
@@ -230,12 +231,13 @@ def seal_lips(region: np.ndarray, landmarks: np.ndarray, origin: tuple[int, int]
     middle_line = middle_line[np.argsort(middle_line[:, 0])]
     mouth_width = float(np.linalg.norm(corners[0] - corners[1]))
     margin = max(1.0, SEAL_MARGIN * mouth_width)
+    rim = rims * mouth_width
     x0, y0 = origin
     outer = landmarks[list(lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER), :2]
     px0 = max(int(np.floor(outer[:, 0].min())) - x0 - 1, 0)
     px1 = min(int(np.ceil(outer[:, 0].max())) - x0 + 2, region.shape[1])
     py0 = max(int(np.floor(min(outer[:, 1].min(), upper[:, 1].min(), lower[:, 1].min()) - margin)) - y0 - 3, 0)
-    py1 = min(int(np.ceil(max(outer[:, 1].max(), upper[:, 1].max(), lower[:, 1].max()) + margin)) - y0 + 4,
+    py1 = min(int(np.ceil(max(outer[:, 1].max(), upper[:, 1].max(), lower[:, 1].max()) + margin + rim)) - y0 + 4,
               region.shape[0])
     if px1 - px0 < 3 or py1 - py0 < 3:
         return region
@@ -254,7 +256,9 @@ def seal_lips(region: np.ndarray, landmarks: np.ndarray, origin: tuple[int, int]
     upper_rows, lower_rows = rows_of(upper), rows_of(lower)
     reach = margin * (0.5 + 0.5 * along)
     top = np.where(beyond > 0, middle, np.minimum(np.minimum(upper_rows, lower_rows), middle)) - reach
-    bottom = np.where(beyond > 0, middle, np.maximum(np.maximum(upper_rows, lower_rows), middle)) + reach
+    # Below it, also the lower lip's rim: a wide-open photo's inner-lip landmarks can run through its lower
+    # teeth, which the rising lip carries up under the line.
+    bottom = np.where(beyond > 0, middle, np.maximum(np.maximum(upper_rows, lower_rows), middle)) + reach * (1 + rim / margin)
     # Its colours: each lip's, halfway across what shows of it (or just outside the band where it is thin).
     upper_lip = np.minimum((rows_of(landmarks[list(lm.LIPS_UPPER_OUTER), :2]) + top) / 2, top - 1.0)
     lower_lip = np.maximum((rows_of(landmarks[list(lm.LIPS_LOWER_OUTER), :2]) + bottom) / 2, bottom + 1.0)

@@ -42,7 +42,7 @@ import numpy as np
 from .. import landmarks as lm
 from ..analysis import Subject
 from ..geometry import camera_to_image
-from ..rig import Rig
+from ..rig import SEAL_PRESS, Rig
 from ..shared.channels import CHANNEL_INDEX
 from .eyes import IRIS_DISC, IRIS_FILL, IRIS_STILL, Eyeball, build_eyeball, grow_opening
 from .frame_buffers import FrameBuffers
@@ -401,7 +401,8 @@ class WarpEngine:
                                   target_image, (self.region[0] + box[0], self.region[1] + box[1]),
                                   self.mouth_colour, self.paints_teeth, self.palette)
         sealing = seal_strength(self.source_lip_gap, lm.signed_lip_gap(target_image))
-        region = seal_lips(region, target_image, (self.region[0] + box[0], self.region[1] + box[1]), sealing, self.palette)
+        region = seal_lips(region, target_image, (self.region[0] + box[0], self.region[1] + box[1]), sealing, self.palette,
+                           SEAL_PRESS * max(self.source_lip_gap, 0.0))
         region = self._paint_closed_eyes(region, target_image, values, box)
         bx0, by0, bx1, by1 = box
         frame[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1] = region
