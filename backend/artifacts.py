@@ -265,5 +265,8 @@ def edge_left_behind(frame: np.ndarray, source: np.ndarray, plate: np.ndarray, p
     band = (outside > 0) & (outside < EDGE_REACH * face_width) & (moved_person < 0.01)
     kept = np.abs(frame.astype(np.int16) - source.astype(np.int16)).max(axis=2) <= 2
     # Both smoothed a little: a grainy photo's single dark grains are no edge.
-    darker = cv2.GaussianBlur(luma(plate), (0, 0), EDGE_SMOOTHING) - cv2.GaussianBlur(luma(frame), (0, 0), EDGE_SMOOTHING)
+    def smoothed(image: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(luma(image), (0, 0), EDGE_SMOOTHING)
+
+    darker = smoothed(plate) - smoothed(frame)
     return int((band & kept & (darker > EDGE_LEVELS)).sum())

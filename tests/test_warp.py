@@ -533,7 +533,8 @@ def test_long_lashes_leave_no_dotted_arc_on_a_closed_lid(astronaut):
     each eye of the astronaut at twice her size, closes the eyes, and counts thin dark strokes left above
     the closed lid (28 before)."""
     big = cv2.resize(astronaut, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
-    lids = [smooth_curve(analyze_image(big).landmarks[list(ids), :2]) for ids in (lm.LEFT_EYE_UPPER, lm.RIGHT_EYE_UPPER)]
+    landmarks = analyze_image(big).landmarks
+    lids = [smooth_curve(landmarks[list(ids), :2]) for ids in (lm.LEFT_EYE_UPPER, lm.RIGHT_EYE_UPPER)]
     photo = big.copy()
     for lid in lids:
         width = float(np.linalg.norm(lid[0] - lid[-1]))

@@ -258,7 +258,8 @@ def seal_lips(region: np.ndarray, landmarks: np.ndarray, origin: tuple[int, int]
     top = np.where(beyond > 0, middle, np.minimum(np.minimum(upper_rows, lower_rows), middle)) - reach
     # Below it, also the lower lip's rim: a wide-open photo's inner-lip landmarks can run through its lower
     # teeth, which the rising lip carries up under the line.
-    bottom = np.where(beyond > 0, middle, np.maximum(np.maximum(upper_rows, lower_rows), middle)) + reach * (1 + rim / margin)
+    bottom = (np.where(beyond > 0, middle, np.maximum(np.maximum(upper_rows, lower_rows), middle))
+              + reach * (1 + rim / margin))
     # Its colours: each lip's, halfway across what shows of it (or just outside the band where it is thin).
     upper_lip = np.minimum((rows_of(landmarks[list(lm.LIPS_UPPER_OUTER), :2]) + top) / 2, top - 1.0)
     lower_lip = np.maximum((rows_of(landmarks[list(lm.LIPS_LOWER_OUTER), :2]) + bottom) / 2, bottom + 1.0)

@@ -355,7 +355,8 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True) -
     detail_size = (max(2, round(width * detail_scale)), max(2, round(height * detail_scale)))
     plate = cv2.resize(cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA), detail_size, interpolation=cv2.INTER_LINEAR)
     if grain and hole.any() and not hole.all():
-        sharp = (pixels if detail_scale == 1 else cv2.resize(pixels, detail_size, interpolation=cv2.INTER_AREA)).astype(np.float32)
+        sharp = pixels if detail_scale == 1 else cv2.resize(pixels, detail_size, interpolation=cv2.INTER_AREA)
+        sharp = sharp.astype(np.float32)
         hole = cv2.resize(hole, detail_size, interpolation=cv2.INTER_NEAREST)
         # The backdrop's grain: its difference from its own local mean (the person left out of that mean).
         backdrop = (hole == 0).astype(np.float32)
@@ -394,7 +395,6 @@ def mirrored_into(values: np.ndarray, hole: np.ndarray) -> np.ndarray:
         out[ys[usable], xs[usable]] = source[mirror_y[usable], mirror_x[usable]]
         has[ys[usable], xs[usable]] = True
     return out
-
 
 
 def _reflected(positions: np.ndarray, size: int) -> np.ndarray:
@@ -483,9 +483,9 @@ def closed_lid(patch: np.ndarray, eye: np.ndarray, line: np.ndarray, eye_width: 
 
 def lashes_above(patch: np.ndarray, lid: np.ndarray, eye_width: float, repainted: np.ndarray) -> np.ndarray:
     """(H, W) uint8 mask, 255 on the dark lashes that reach up from an open upper lid (`lid`, the photo's lid
-    curve in patch pixels, corner to corner) within LASH_REACH eye widths: pixels LASH_CONTRAST levels darker
-    than the skin there (the brighter half of that band), in pieces that touch the `repainted` area (the
-    closing eye, whose lid carries them: not a brow or a mole above it), grown within the band.
+    curve in patch pixels, corner to corner) within LASH_REACH eye widths: thin strokes LASH_CONTRAST levels
+    darker than what lies around them, in pieces that touch the `repainted` area (the closing eye, whose lid
+    carries them: not a brow or a mole above it), grown within that band.
 
     Long or mascara lashes reach beyond the repainted lid; left there, their tips stayed on the closed lid
     as a dotted arc. An eye under LASH_EYE pixels wide has lashes a pixel or two long, inside the lid's
@@ -505,7 +505,7 @@ def lashes_above(patch: np.ndarray, lid: np.ndarray, eye_width: float, repainted
     side = 2 * max(1, round(eye_width * LASH_STROKE / 2)) + 1
     stroke = cv2.morphologyEx(luma, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side)))
     dark = (inside & (stroke > LASH_CONTRAST)).astype(np.uint8)
-    count, pieces = cv2.connectedComponents(dark, connectivity=8)
+    _, pieces = cv2.connectedComponents(dark, connectivity=8)
     margin = max(1, round(eye_width / 12)) + 1  # (closed_lid grows the repainted area by about this much)
     near = cv2.dilate(repainted, np.ones((3, 3), np.uint8), iterations=margin)
     touching = np.unique(pieces[(near > 0) & (dark > 0)])
