@@ -37,6 +37,7 @@ LIPS_UPPER_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 LIPS_LOWER_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
 MOUTH_RIGHT_CORNER, MOUTH_LEFT_CORNER = 61, 291
 MOUTH_INNER_TOP, MOUTH_INNER_BOTTOM = 13, 14
+MOUTH_OUTER_TOP = 0  # the upper lip's top, in the middle
 CHEEKS = (205, 425, 50, 280)  # mid-cheek points, left and right: plain skin
 
 # Face outline, clockwise from the top of the forehead.

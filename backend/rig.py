@@ -182,8 +182,7 @@ def _seal_shape(head: np.ndarray) -> np.ndarray:
     # wide-open mouth's thin (stretched) upper lip vanished under the lower one (d19: an overlap of 0.13
     # mouth widths over an upper lip 0.12 thick). What the rims still show is repainted (mouth.seal_lips).
     gap = head[lower_inner] - head[upper_inner]
-    upper_lip = float(np.linalg.norm(head[lm.LIPS_UPPER_INNER[len(lm.LIPS_UPPER_INNER) // 2], :2]
-                                     - head[lm.LIPS_UPPER_OUTER[len(lm.LIPS_UPPER_OUTER) // 2], :2]))
+    upper_lip = float(np.linalg.norm(head[lm.MOUTH_INNER_TOP, :2] - head[lm.MOUTH_OUTER_TOP, :2]))
     limit = SEAL_PRESS_LIP * upper_lip / np.maximum(np.linalg.norm(gap[:, :2], axis=1), 1e-9)
     press = gap * np.minimum(SEAL_PRESS, limit)[:, None]
     upper_deltas, lower_deltas = seal + press - head[upper_inner], seal - press - head[lower_inner]

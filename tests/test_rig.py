@@ -150,7 +150,7 @@ def test_sealing_a_wide_open_mouth_keeps_its_upper_lip(rig):
     open_photo = rig.targets(channel_values(jaw_open=1.0))
     opened = Rig(open_photo, estimate_head_pose(open_photo))
     sealed = opened.targets(channel_values(jaw_open=-1.0))
-    top, inner = lm.LIPS_UPPER_OUTER[len(lm.LIPS_UPPER_OUTER) // 2], lm.MOUTH_INNER_TOP
+    top, inner = lm.MOUTH_OUTER_TOP, lm.MOUTH_INNER_TOP
     photo_lip = open_photo[inner, 1] - open_photo[top, 1]
     shown = min(sealed[lm.MOUTH_INNER_BOTTOM, 1], sealed[inner, 1]) - sealed[top, 1]  # down to the lower lip
     assert lm.signed_lip_gap(open_photo) > 0.5 and lm.signed_lip_gap(sealed) <= 0.0

@@ -74,6 +74,35 @@ def test_sealed_lips_meet_in_a_smooth_line(animator, wide_open_mouth):
     assert np.array_equal(engine.render(channel_values()), closed_photo)
 
 
+def test_sealing_repaints_the_teeth_a_lower_lips_rim_holds(wide_open_mouth):
+    """Sealed lips no longer press far past each other (the upper lip would vanish), so what the lower lip's
+    rim holds shows under the meeting line: on d19, whose inner-lip landmarks run through its lower teeth,
+    a grey tooth. The test paints a grey strip under the sealed line and seals with and without the rims."""
+    from enliven.engines.mouth import seal_lips
+
+    engine = wide_open_mouth
+    sealed = engine.render_with_fields(channel_values(jaw_open=-1), keep_fields=False)
+    points = sealed.target_landmarks
+    lower = points[list(lm.LIPS_LOWER_INNER), :2]
+    width = float(np.linalg.norm(points[lm.MOUTH_LEFT_CORNER, :2] - points[lm.MOUTH_RIGHT_CORNER, :2]))
+    frame = sealed.frame.copy()
+    strip = np.zeros(frame.shape[:2], np.uint8)
+    middle = lower[3:-3]  # between the inner corners
+    # below the band the seal always repaints (SEAL_MARGIN, 0.02 mouth widths), within the rims' reach
+    polygon = np.concatenate([middle + (0, 0.03 * width), middle[::-1] + (0, (0.015 + engine.seal_rims) * width)])
+    cv2.fillPoly(strip, [np.round(polygon).astype(np.int32)], 1)
+    frame[strip > 0] = (150, 150, 150)
+    assert engine.seal_rims > 0.05  # the photo's mouth is wide open
+
+    def grey_left(rims: float) -> int:
+        painted = seal_lips(frame, points, (0, 0), 1.0, engine.palette, rims)
+        pixels = painted[strip > 0].astype(int)
+        return int(((np.ptp(pixels, axis=1) < 12) & (pixels.min(axis=1) > 120)).sum())
+
+    assert grey_left(0.0) > 0.5 * strip.sum()
+    assert grey_left(engine.seal_rims) < 0.1 * strip.sum()
+
+
 @pytest.fixture(scope="module")
 def wide_open_mouth(animator):
     """A photo with a wide-open mouth, made from the astronaut: its own interior is what shows."""

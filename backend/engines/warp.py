@@ -151,6 +151,7 @@ class WarpEngine:
         self.palette = palette_of(subject.image, self.source_region)  # what it paints takes the photo's colours and grain
         self.paints_teeth = subject.mouth_openness < CLOSED_MOUTH  # an open mouth's own teeth move with the lips
         self.source_lip_gap = lm.signed_lip_gap(subject.landmarks)
+        self.seal_rims = SEAL_PRESS * max(self.source_lip_gap, 0.0)  # lip rims the rig's press no longer hides
         self.lash_colour = self._lash_colours()
         self.eyeballs = [self._eyeball(iris, side) for iris, side in IRISES]
         # An eye that shows too little sclera of its own borrows the other's colour.
@@ -402,7 +403,7 @@ class WarpEngine:
                                   self.mouth_colour, self.paints_teeth, self.palette)
         sealing = seal_strength(self.source_lip_gap, lm.signed_lip_gap(target_image))
         region = seal_lips(region, target_image, (self.region[0] + box[0], self.region[1] + box[1]), sealing, self.palette,
-                           SEAL_PRESS * max(self.source_lip_gap, 0.0))
+                           self.seal_rims)
         region = self._paint_closed_eyes(region, target_image, values, box)
         bx0, by0, bx1, by1 = box
         frame[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1] = region

@@ -459,7 +459,7 @@ def closed_lid(patch: np.ndarray, eye: np.ndarray, line: np.ndarray, eye_width: 
     fading to nothing at the edges of the repainted area so no outline is left.
     """
     height, width = eye.shape
-    grow = max(1, round(eye_width / 12))
+    grow = lid_margin(eye_width)
     square = np.ones((3, 3), np.uint8)
     hole = cv2.dilate(eye, square, iterations=grow)
     repainted = hole if lashes is None else np.maximum(hole, lashes)
@@ -479,6 +479,11 @@ def closed_lid(patch: np.ndarray, eye: np.ndarray, line: np.ndarray, eye_width: 
     light = LID_LIGHT * cv2.GaussianBlur(middle, (4 * grow + 1, 4 * grow + 1), 0)
     lid += light[..., None] * (skin - lid)
     return np.clip(lid + 0.5, 0, 255).astype(np.uint8)
+
+
+def lid_margin(eye_width: float) -> int:
+    """Pixels by which closed_lid grows the eye it repaints (the lid's soft edge and the lashes' roots)."""
+    return max(1, round(eye_width / 12))
 
 
 def lashes_above(patch: np.ndarray, lid: np.ndarray, eye_width: float, repainted: np.ndarray) -> np.ndarray:
@@ -506,7 +511,7 @@ def lashes_above(patch: np.ndarray, lid: np.ndarray, eye_width: float, repainted
     stroke = cv2.morphologyEx(luma, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side)))
     dark = (inside & (stroke > LASH_CONTRAST)).astype(np.uint8)
     _, pieces = cv2.connectedComponents(dark, connectivity=8)
-    margin = max(1, round(eye_width / 12)) + 1  # (closed_lid grows the repainted area by about this much)
+    margin = lid_margin(eye_width) + 1  # pieces within closed_lid's margin of the eye, and a pixel
     near = cv2.dilate(repainted, np.ones((3, 3), np.uint8), iterations=margin)
     touching = np.unique(pieces[(near > 0) & (dark > 0)])
     lashes = np.isin(pieces, touching[touching > 0]).astype(np.uint8) * 255
