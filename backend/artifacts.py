@@ -254,6 +254,16 @@ def seam_roughness(frame: np.ndarray, landmarks: np.ndarray) -> float:
     return float(np.abs(np.diff(along, axis=1)).mean())
 
 
+def in_region(box: tuple[int, int, int, int] | None, values: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) float32 over a head region of `shape`: `values` in `box` (x0, y0, x1, y1), 0 elsewhere. For the
+    warp engine's moved person mask (WarpedFrame.person, over WarpedFrame.box; none when nothing moved)."""
+    out = np.zeros(shape, np.float32)
+    if box is not None:
+        x0, y0, x1, y1 = box
+        out[y0:y1, x0:x1] = values
+    return out
+
+
 def edge_left_behind(frame: np.ndarray, source: np.ndarray, plate: np.ndarray, person: np.ndarray,
                      moved_person: np.ndarray, face_width: float) -> int:
     """Pixels just outside the photo's person (`person` > 0.5, within EDGE_REACH face widths) that the moved

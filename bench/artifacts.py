@@ -178,10 +178,7 @@ def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
         result = engine.render_with_fields(values_with(channels), keep_fields=False)
         shown[name] = (result.frame, result.target_landmarks)
         slips.append(af.hair_slip(result.frame, result.target_landmarks, source, points))
-        moved = np.zeros(subject.mask.shape, np.float32)  # the person mask moved with the head
-        if result.box is not None:
-            bx0, by0, bx1, by1 = result.box
-            moved[by0:by1, bx0:bx1] = result.person
+        moved = af.in_region(result.box, result.person, subject.mask.shape)  # the person mask moved with the head
         edges.append(af.edge_left_behind(result.frame[y0:y1, x0:x1], source[y0:y1, x0:x1], engine.background_plate,
                                          subject.mask, moved, face_width))
         roughness.append(af.outline_roughness(result.frame, af.face_silhouette(result.target_landmarks), source,

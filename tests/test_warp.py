@@ -233,11 +233,7 @@ def test_uncovered_background_is_not_smeared_skin(animator, subject):
 
 def moved_person(result, subject) -> np.ndarray:
     """The person mask of a warp engine frame, over the subject's head region."""
-    moved = np.zeros(subject.mask.shape, np.float32)
-    if result.box is not None:
-        bx0, by0, bx1, by1 = result.box
-        moved[by0:by1, bx0:bx1] = result.person
-    return moved
+    return af.in_region(result.box, result.person, subject.mask.shape)
 
 
 def test_a_turning_head_leaves_no_trace_of_its_hairs_edge(animator, subject):
