@@ -9,7 +9,9 @@ from enliven import artifacts as af
 from enliven import landmarks as lm
 from enliven.analysis import analyze_image
 from enliven.animator import Animator
-from enliven.engines.warp_math import border_ramp, fill_notches, mirrored_into, smooth_behind_face, smooth_curve
+from enliven.engines.warp_math import (border_ramp, fill_notches, mirrored_into,
+                                      piecewise_affine_displacement, smooth_behind_face, smooth_curve, triangle_affines,
+                                      triangle_index_image)
 from enliven.errors import BadMotionError
 from enliven.geometry import estimate_head_pose, fit_pose_to_image_points, image_to_camera
 from enliven.shared.presets import preset_motion
@@ -500,6 +502,32 @@ def test_a_notch_in_the_face_outline_is_filled_but_a_bay_is_not():
     assert not filled[45:56, 13:22].any()  # the bay stays (only its inner corners are rounded)
     assert not (filled & ~cut & ~notch & ~bay).any()  # nothing outside the cuts is added
     assert np.array_equal(fill_notches(cut, defined, 0.4), cut)
+
+
+def test_a_triangle_squashed_to_a_sliver_shows_only_its_own_pixels():
+    """Lips pressed thin are slivers of the mesh, mapped back to the photo several times larger. The pixels
+    the rasteriser draws along a sliver's edge were mapped from that far outside its source triangle: on
+    d19 at jaw_open -0.7 the cavity beside the thin upper lip showed as a dotted dark line along its top
+    (18 dark dots along the lips; none now). Here the photo is white inside the source triangle only."""
+    source = np.array([[10.0, 10.0, 0.0], [50.0, 10.0, 0.0], [30.0, 40.0, 0.0]])
+    target = np.array([[10.0, 30.0, 0.0], [50.0, 31.0, 0.0], [30.4, 32.2, 0.0]])  # 30 px tall, squashed to 2
+    triangles = np.array([[0, 1, 2]])
+    photo = np.zeros((64, 64), np.uint8)
+    cv2.fillConvexPoly(photo, np.round(source[:, :2] * 16).astype(np.int32), 255, cv2.LINE_AA, 4)
+    affines, usable = triangle_affines(target, source, triangles)
+    index_image = triangle_index_image(target, triangles, usable, (64, 64))
+    grid = np.dstack(np.meshgrid(np.arange(64, dtype=np.float32), np.arange(64, dtype=np.float32)))
+
+    def dark_pixels_drawn(displacement: np.ndarray) -> int:
+        shown = cv2.remap(photo, grid + displacement, None, cv2.INTER_LINEAR)
+        return int(((shown < 128) & (index_image >= 0)).sum())
+
+    grid_x, grid_y = grid[..., 0], grid[..., 1]
+    affine = affines[0]
+    alone = np.dstack([affine[0, 0] * grid_x + affine[0, 1] * grid_y + affine[0, 2] - grid_x,
+                       affine[1, 0] * grid_x + affine[1, 1] * grid_y + affine[1, 2] - grid_y]).astype(np.float32)
+    assert dark_pixels_drawn(alone) > 10  # the affine alone lands far outside (34 of the 75 pixels drawn)
+    assert dark_pixels_drawn(piecewise_affine_displacement(target, triangles, affines, usable, (64, 64))) == 0
 
 
 def test_a_closed_lash_line_is_a_curve_not_a_polyline():

@@ -49,9 +49,9 @@ from .frame_buffers import FrameBuffers
 from .mouth import CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, paint_cavity, seal_lips, seal_strength
 from .palette import LUMA, palette_of
 from .warp_math import (SILHOUETTE_SOFTNESS, background_plate, blend_over_background, border_ramp, closed_lid,
-                        constrained_triangulation, displacement_from_index, fill_notches, lashes_above, mesh_contours, layer_coverage, piecewise_affine_displacement, pixels_of_cells,
-                        polygon_mask, sample_at, smooth_behind_face, smooth_curve, smooth_face_edge, triangle_affines,
-                        triangle_index_image)
+                        constrained_triangulation, displacement_from_index, fill_notches, lashes_above, layer_coverage,
+                        mesh_contours, piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at,
+                        smooth_behind_face, smooth_curve, smooth_face_edge, triangle_affines, triangle_index_image)
 
 IRISES = ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))  # each eye's iris landmarks, and its side
 WORKING_SIDE = 256  # the displacement field is computed at most this large
@@ -369,7 +369,7 @@ class WarpEngine:
         texture = self.source_region if onto is None else onto[y0:y1, x0:x1]
         affines, usable = triangle_affines(target_work, self.source_work, self.triangles)
         index_image = triangle_index_image(target_work, self.triangles, usable, self.work_size, in_front=self.face_triangles)
-        displacement = displacement_from_index(index_image, affines)
+        displacement = displacement_from_index(index_image, target_work, self.triangles, affines)
         face_cover = (index_image >= 0) & self.face_layer[np.maximum(index_image, 0)]
         face_width = self.subject.face_width * self.scale
         face_field, face_reach = smooth_face_edge(displacement, face_cover, FACE_EXTRAPOLATION, FACE_EDGE_BAND * face_width,

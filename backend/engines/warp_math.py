@@ -20,6 +20,7 @@ MEDIAN_PASSES = 2
 SILHOUETTE_SOFTNESS = 1.0  # working pixels: the face/background ordering is smoothed this much before upsampling
 MESH_OPEN_LIPS = 0.05  # the mesh keeps the inner lips as edges where the photo's lips are this far apart (mouth widths)
 MESH_OPEN_EYE = 0.12  # ... and an eye's lids where its eye aspect ratio is over this
+SLIVER_STRETCH = 2.0  # a triangle mapped back to the photo this many times larger counts as a sliver
 LID_LIGHT = 0.5  # how far the middle of a closed upper lid is pulled toward the brighter skin around the eye
 LASH_REACH = 0.25  # eye widths above an open upper lid where its lashes are looked for ...
 LASH_CONTRAST = 15.0  # ... as strokes this much darker (luma) than what lies around them ...
@@ -138,7 +139,7 @@ def piecewise_affine_displacement(target: np.ndarray, triangles: np.ndarray, aff
     triangle covers a pixel.
     """
     index_image = triangle_index_image(target, triangles, usable, size, offset, in_front)
-    return displacement_from_index(index_image, affines, offset)
+    return displacement_from_index(index_image, target, triangles, affines, offset)
 
 
 def triangle_index_image(target: np.ndarray, triangles: np.ndarray, drawn: np.ndarray, size: tuple[int, int],
@@ -162,9 +163,10 @@ def triangle_index_image(target: np.ndarray, triangles: np.ndarray, drawn: np.nd
     return index_image
 
 
-def displacement_from_index(index_image: np.ndarray, affines: np.ndarray,
+def displacement_from_index(index_image: np.ndarray, target: np.ndarray, triangles: np.ndarray, affines: np.ndarray,
                             offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
-    """(height, width, 2) backward displacement: each pixel mapped by its triangle's affine (0 where index is -1)."""
+    """(height, width, 2) backward displacement: each pixel mapped by its triangle's affine (0 where index is -1),
+    a sliver's pixels as the nearest point of the sliver is (pull_into_slivers)."""
     height, width = index_image.shape
     # The affines as a float32 table with the identity appended: index -1 (no triangle) picks it, a zero displacement.
     table = np.empty((len(affines) + 1, 6), np.float32)
@@ -176,6 +178,47 @@ def displacement_from_index(index_image: np.ndarray, affines: np.ndarray,
     displacement = np.empty((height, width, 2), np.float32)
     displacement[..., 0] = pixel_affine[..., 0] * xs + pixel_affine[..., 1] * ys + pixel_affine[..., 2] - xs
     displacement[..., 1] = pixel_affine[..., 3] * xs + pixel_affine[..., 4] * ys + pixel_affine[..., 5] - ys
+    return pull_into_slivers(displacement, index_image, target, triangles, affines, offset)
+
+
+def pull_into_slivers(displacement: np.ndarray, index_image: np.ndarray, target: np.ndarray, triangles: np.ndarray,
+                      affines: np.ndarray, offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """`displacement` (in place, and returned) with the pixels drawn for slivers mapped from inside them.
+
+    A triangle squashed to a sliver (lips pressed thin, a lid closing) stretches by several times back to the
+    photo: its affine map, evaluated at a pixel the rasteriser drew just outside the sliver's true edge,
+    lands that many pixels outside its source triangle (in the mouth's cavity, above a thin lip: a dotted
+    dark line along the lip). Those pixels are mapped as the point of the triangle nearest them (barycentric
+    coordinates clamped to it) is. Triangles that stretch less than SLIVER_STRETCH are left as they are: a
+    pixel outside them lands at most a pixel or so outside, where the neighbour's map continues. Arguments
+    as displacement_from_index's: `target` (N, 2+) points, `triangles` (T, 3) corner indices into them."""
+    linear = affines[:, :, :2]
+    squares = (linear**2).sum(axis=(1, 2))
+    det = linear[:, 0, 0] * linear[:, 1, 1] - linear[:, 0, 1] * linear[:, 1, 0]
+    stretch = np.sqrt(0.5 * (squares + np.sqrt(np.maximum(squares**2 - 4 * det**2, 0.0))))  # largest singular value
+    # A dozen slivers a frame, each a few pixels: each is looked for within its own bounding box.
+    height, width = index_image.shape
+    pixels = []
+    for t in np.flatnonzero(stretch > SLIVER_STRETCH):
+        corners = target[triangles[t], :2] - offset
+        x0, y0 = np.maximum(np.floor(corners.min(axis=0)).astype(int) - 1, 0)
+        x1, y1 = np.minimum(np.ceil(corners.max(axis=0)).astype(int) + 2, (width, height))
+        found = np.nonzero(index_image[y0:y1, x0:x1] == t)
+        pixels.append((found[0] + y0, found[1] + x0))
+    if not pixels:
+        return displacement
+    rows, cols = np.concatenate([r for r, _ in pixels]), np.concatenate([c for _, c in pixels])
+    drawn = index_image[rows, cols]
+    corners = target[triangles[drawn], :2]  # (P, 3 corners, 2)
+    points = np.stack([cols + offset[0], rows + offset[1]], axis=1).astype(np.float64)
+    (ax, ay), (bx, by) = (corners[:, 1] - corners[:, 0]).T, (corners[:, 2] - corners[:, 0]).T
+    px, py = (points - corners[:, 0]).T
+    det_target = ax * by - ay * bx  # drawn triangles are not degenerate (triangle_affines' `usable`)
+    weight_b, weight_c = (px * by - py * bx) / det_target, (ax * py - ay * px) / det_target
+    weights = np.clip(np.stack([1.0 - weight_b - weight_c, weight_b, weight_c], axis=1), 0.0, None)
+    nearest = np.einsum("pk,pki->pi", weights / weights.sum(axis=1, keepdims=True), corners)
+    source = np.einsum("pij,pj->pi", affines[drawn, :, :2], nearest) + affines[drawn, :, 2]
+    displacement[rows, cols] = (source - points).astype(np.float32)
     return displacement
 
 
