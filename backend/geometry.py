@@ -27,6 +27,17 @@ def camera_to_image(points: np.ndarray) -> np.ndarray:
     return points * IMAGE_TO_CAMERA
 
 
+def inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """(N,) bool: which of `points` ((N, 2+)) lie inside `polygon` ((M, 2+), closed implicitly), by the
+    even-odd rule (a ray to the right crosses its edges an odd number of times)."""
+    x, y = points[:, 0, None], points[:, 1, None]
+    start, end = polygon[:, :2], np.roll(polygon[:, :2], -1, axis=0)
+    straddles = (start[:, 1] > y) != (end[:, 1] > y)
+    height = np.where(end[:, 1] != start[:, 1], end[:, 1] - start[:, 1], 1.0)
+    crossing_x = start[:, 0] + (y - start[:, 1]) * (end[:, 0] - start[:, 0]) / height
+    return (straddles & (x < crossing_x)).sum(axis=1) % 2 == 1
+
+
 def rotation_from_angles(yaw: float, pitch: float, roll: float) -> np.ndarray:
     """Camera-frame rotation for angles in degrees: R = Ry(yaw) Rx(-pitch) Rz(-roll)."""
     a, b, c = np.radians([yaw, -pitch, -roll])

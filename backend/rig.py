@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import landmarks as lm
-from .geometry import HeadPose, camera_to_image, image_to_camera, rotation_from_angles
+from .geometry import HeadPose, camera_to_image, image_to_camera, inside_polygon, rotation_from_angles
 from .shared.channels import CHANNEL_INDEX, CHANNEL_NAMES, default_vector
 
 # The head turns about a point in the neck, below and behind the eyes (head units).
@@ -32,6 +32,7 @@ PIVOT_JAW = np.array([0.0, -0.3, -1.0])
 SEAL_UPPER_SHARE = 0.3  # sealing an open mouth: the share of the gap the upper lip closes (the jaw does the rest)
 SEAL_PRESS = 0.08  # sealed lips overlap by this share of the photo's gap on each side ...
 SEAL_PRESS_LIP = 0.25  # ... and by at most this share of the upper lip's thickness
+SEAL_CORNER_CLOSING = 0.7  # skin below the mouth's corners closes at most this share of its distance to them
 GAZE_X_TRAVEL = 0.3  # gaze_x 1: the iris moves this share of the eye's width sideways
 GAZE_Y_TRAVEL = 0.16  # gaze_y 1: the iris moves this share of the eye's width up
 # The upper lid's share of the iris's vertical travel. Real lids follow closely: looking down, the lid drops
@@ -148,9 +149,11 @@ def _jaw_weight(head: np.ndarray) -> np.ndarray:
     right_x, left_x = head[lm.MOUTH_RIGHT_CORNER, 0], head[lm.MOUTH_LEFT_CORNER, 0]
     in_mouth = (head[:, 0] > right_x) & (head[:, 0] < left_x) & (np.abs(head[:, 1] - mid_y) < 0.35 * width)
     weight = np.where(in_mouth, (head[:, 1] < mid_y).astype(float), weight)
-    weight[list(lm.LIPS_UPPER_INNER + lm.LIPS_UPPER_OUTER)] = 0.0
-    weight[list(lm.LIPS_LOWER_INNER + lm.LIPS_LOWER_OUTER)] = 1.0
-    weight[[lm.MOUTH_RIGHT_CORNER, lm.MOUTH_LEFT_CORNER, 78, 308]] = 0.5
+    for ring in _upper_lip_rings():
+        weight[ring] = 0.0
+    for ring in _lower_lip_rings():
+        weight[ring] = 1.0
+    weight[[ring[end] for ring in _upper_lip_rings() for end in (0, -1)]] = 0.5  # the corners
     return weight
 
 
@@ -191,9 +194,28 @@ def _seal_shape(head: np.ndarray) -> np.ndarray:
     closeness = np.exp(-np.sum((head[:, None, :2] - head[lower_inner][None, :, :2]) ** 2, axis=-1) / (2 * 0.15**2))
     jaw_rise = closeness @ lower_deltas / (closeness.sum(axis=1, keepdims=True) + 1e-300)
     shape = weight * jaw_rise + (1.0 - weight) * _spread(head, head[upper_inner], upper_deltas, 0.08)
-    shape[upper_inner], shape[upper_outer] = upper_deltas, upper_deltas
-    shape[lower_inner], shape[lower_outer] = lower_deltas, lower_deltas
+    # The skin below the mouth's corners rises with the jaw, but stays below them: the blend carries the
+    # middle's rise to the corners' sides, and on a wide-open "O" (d19) the skin there rose past the corners
+    # and folded over them (lip-coloured wedges beside the closed mouth). Outside the lips it closes at most
+    # SEAL_CORNER_CLOSING of its distance below the corners' line (head y points up).
+    below_corners = head[[lm.MOUTH_RIGHT_CORNER, lm.MOUTH_LEFT_CORNER], 1].mean() - head[:, 1]
+    highest = lower_deltas[[0, -1], 1].mean() + SEAL_CORNER_CLOSING * below_corners
+    skin = (below_corners > 0) & ~inside_polygon(head, head[np.concatenate([upper_outer, lower_outer[::-1]])])
+    shape[:, 1] = np.where(skin, np.minimum(shape[:, 1], highest), shape[:, 1])
+    for ring in _upper_lip_rings():  # each lip moves as a whole, ring by ring (and so do their corners)
+        shape[ring] = upper_deltas
+    for ring in _lower_lip_rings():
+        shape[ring] = lower_deltas
     return shape
+
+
+def _upper_lip_rings() -> list[list[int]]:
+    """The upper lip's four contours, outer to inner, point for point (corners at both ends)."""
+    return [list(lm.LIPS_UPPER_OUTER), *map(list, lm.LIPS_UPPER_MIDDLE), list(lm.LIPS_UPPER_INNER)]
+
+
+def _lower_lip_rings() -> list[list[int]]:
+    return [list(lm.LIPS_LOWER_OUTER), *map(list, lm.LIPS_LOWER_MIDDLE), list(lm.LIPS_LOWER_INNER)]
 
 
 def _lip_weight(head: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
