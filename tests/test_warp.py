@@ -101,7 +101,7 @@ def test_sealing_repaints_the_teeth_a_lower_lips_rim_holds(wide_open_mouth):
         pixels = painted[strip > 0].astype(int)
         return int(((np.ptp(pixels, axis=1) < 12) & (pixels.min(axis=1) > 120)).sum())
 
-    assert grey_left(0.0) > 0.5 * strip.sum()
+    assert grey_left(0.0) > 0.4 * strip.sum()  # (the premise: without the rims, much of it stays grey)
     assert grey_left(engine.seal_rims) < 0.1 * strip.sum()
 
 

@@ -461,23 +461,23 @@ class WarpEngine:
         layer that covers it, and the pixels the edge crosses are blended
         between the two layers by how much of them the face covers.
         """
-        if self.scale >= 1:
-            return None  # the working field is already at full resolution
         kernel = np.ones((2 * SILHOUETTE_REACH + 1,) * 2, np.uint8)
         cover = face_cover.astype(np.uint8)
         zone = cv2.dilate(cover, kernel) != cv2.erode(cover, kernel)
         if not zone.any():
             return None
         bx0, by0, bx1, by1 = box
-        cells_y, cells_x = np.nonzero(zone)
-        ys, xs = pixels_of_cells(cells_y, cells_x, self.scale, box)
+        if self.scale == 1:  # a small head's working grid is its pixels
+            ys, xs = np.nonzero(zone[by0:by1, bx0:bx1])
+        else:
+            ys, xs = pixels_of_cells(*np.nonzero(zone), self.scale, box)
         if len(ys) == 0:
             return None
         work_x = ((bx0 + xs + 0.5) * self.scale - 0.5).astype(np.float32)
         work_y = ((by0 + ys + 0.5) * self.scale - 0.5).astype(np.float32)
 
         def at_pixels(field: np.ndarray) -> np.ndarray:
-            return sample_at(field, work_x, work_y)
+            return field[ys + by0, xs + bx0] if self.scale == 1 else sample_at(field, work_x, work_y)
 
         front = at_pixels(face_field) / self.scale
         # The background layer's smooth map, interpolated (it is defined a little under the face's edge, where

@@ -294,9 +294,12 @@ def smooth_face_edge(displacement: np.ndarray, face: np.ndarray, sigma: float, b
     crop = (slice(max(rows[0] - margin, 0), rows[-1] + margin + 1), slice(max(cols[0] - margin, 0), cols[-1] + margin + 1))
     face, displacement = face[crop], displacement[crop]
     inside = face.astype(np.float32)
+    face_u8 = face.view(np.uint8)  # (OpenCV's masked copies are several times faster than numpy's where here)
+    face_only = np.zeros_like(displacement)
+    cv2.copyTo(displacement, face_u8, face_only)
     reach = cv2.GaussianBlur(inside, (0, 0), sigma)
-    averaged = cv2.GaussianBlur(displacement * inside[..., None], (0, 0), sigma) / np.maximum(reach, 1e-6)[..., None]
-    filled = np.where(face[..., None], displacement, averaged).astype(np.float32)
+    filled = cv2.GaussianBlur(face_only, (0, 0), sigma) / np.maximum(reach, 1e-6)[..., None]  # averaged outside
+    cv2.copyTo(displacement, face_u8, filled)
     # Only within `band` of the outline: elsewhere the eyes' and mouth's thin features are the map's own.
     inward = cv2.distanceTransform(face.astype(np.uint8), cv2.DIST_L2, 3)  # distance to the outline, inside the face
     near_outline = inward < band
@@ -307,9 +310,10 @@ def smooth_face_edge(displacement: np.ndarray, face: np.ndarray, sigma: float, b
         filled[..., component] = np.where(near_outline, plane, filled[..., component])
     if edge_sigma > 0 and edge_band > 0:
         weight = cv2.GaussianBlur(inside, (0, 0), edge_sigma)
-        smooth = cv2.GaussianBlur(filled * inside[..., None], (0, 0), edge_sigma) / np.maximum(weight, 1e-6)[..., None]
-        at_edge = face & (inward < edge_band)
-        filled = np.where(at_edge[..., None], smooth, filled).astype(np.float32)
+        face_only[:] = 0
+        cv2.copyTo(filled, face_u8, face_only)
+        smooth = cv2.GaussianBlur(face_only, (0, 0), edge_sigma) / np.maximum(weight, 1e-6)[..., None]
+        cv2.copyTo(smooth, (face & (inward < edge_band)).view(np.uint8), filled)
     field[crop] = filled
     defined[crop] = reach > 0.02
     return field, defined
