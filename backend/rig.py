@@ -174,9 +174,10 @@ def _seal_shape(head: np.ndarray) -> np.ndarray:
     Channels are relative to the photo, so a photo with an open mouth (a smile
     with teeth, mid-word) needs a way below its own opening: the inner lips
     meet on a line SEAL_UPPER_SHARE of the way down from the upper lip (the
-    jaw does most of the closing), each outer lip moves with its inner lip,
-    the chin rises with the lower lip and the skin above the upper lip follows
-    it a little. On a photo whose lips already touch the shape is (nearly) zero.
+    jaw does most of the closing), every contour of a lip moves with its inner
+    one, the chin rises with the lower lip (the skin beside the corners less)
+    and the skin above the upper lip follows it a little. On a photo whose lips
+    already touch the shape is (nearly) zero.
     """
     upper_inner, lower_inner = np.array(lm.LIPS_UPPER_INNER), np.array(lm.LIPS_LOWER_INNER)
     upper_outer, lower_outer = np.array(lm.LIPS_UPPER_OUTER), np.array(lm.LIPS_LOWER_OUTER)
