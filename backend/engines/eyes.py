@@ -12,8 +12,9 @@ uncovers is sclera the photo never showed. It is built once per eye:
   neither shows any, of the eye's whitest, least coloured pixels pulled
   toward neutral;
 - the model is corrected smoothly toward the pixels around the hole (their
-  colour beside the iris, their brightness at the hole's edge), so the fill
-  joins a shadowed corner without a seam;
+  colour beside the iris, their brightness at the hole's edge; where neither
+  eye shows sclera, their colour at the edge too), so the fill joins a
+  shadowed corner without a seam;
 - it takes the photo's tint (grey in a black-and-white photo) and grain.
 """
 from __future__ import annotations
@@ -116,6 +117,11 @@ def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_li
     # colour, bar lashes), so a shadowed corner joins without a seam.
     edge = (visible & ~hole & (distance < radius * IRIS_FILL + EDGE_WIDTH)
             & (luma > LASH_OR_PUPIL * brightest))
+    if measured is None and other_sclera is None:
+        # Neither eye shows sclera (a small or squinting eye): the guessed white is no better than what
+        # surrounds the hole, whose colour it takes too (a neutral grey read as a blue-white blot on a tiny,
+        # warm-lit eye: bald_guys' faces at 768 px).
+        beside, edge = beside | edge, np.zeros_like(edge)
     fill = fill_hole(pixels, hole, beside, edge & ~beside, model, reach=max(FILL_REACH * radius, MIN_FILL_REACH))
     grain = np.random.default_rng(0).normal(0.0, SCLERA_GRAIN * palette.grain, patch.shape[:2])[..., None]
     fill = np.clip(palette.paint(fill) + grain, 0, 255).astype(np.uint8)
