@@ -35,9 +35,12 @@ LIPS_UPPER_OUTER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291)
 LIPS_LOWER_OUTER = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291)
 LIPS_UPPER_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 LIPS_LOWER_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
-# The two rings between each lip's outer and inner contour, point for point with them (outer side first).
-LIPS_UPPER_MIDDLE = ((76, 184, 74, 73, 72, 11, 302, 303, 304, 408, 306), (62, 183, 42, 41, 38, 12, 268, 271, 272, 407, 292))
-LIPS_LOWER_MIDDLE = ((76, 77, 90, 180, 85, 16, 315, 404, 320, 307, 306), (62, 96, 89, 179, 86, 15, 316, 403, 319, 325, 292))
+# Each lip's four contours, outer to inner, point for point (the two between are MediaPipe's middle rings);
+# each runs corner to corner, so a ring's first and last points are the mouth's corners at that depth.
+LIPS_UPPER_RINGS = (LIPS_UPPER_OUTER, (76, 184, 74, 73, 72, 11, 302, 303, 304, 408, 306),
+                    (62, 183, 42, 41, 38, 12, 268, 271, 272, 407, 292), LIPS_UPPER_INNER)
+LIPS_LOWER_RINGS = (LIPS_LOWER_OUTER, (76, 77, 90, 180, 85, 16, 315, 404, 320, 307, 306),
+                    (62, 96, 89, 179, 86, 15, 316, 403, 319, 325, 292), LIPS_LOWER_INNER)
 MOUTH_RIGHT_CORNER, MOUTH_LEFT_CORNER = 61, 291
 MOUTH_INNER_TOP, MOUTH_INNER_BOTTOM = 13, 14
 MOUTH_OUTER_TOP = 0  # the upper lip's top, in the middle

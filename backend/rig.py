@@ -149,11 +149,11 @@ def _jaw_weight(head: np.ndarray) -> np.ndarray:
     right_x, left_x = head[lm.MOUTH_RIGHT_CORNER, 0], head[lm.MOUTH_LEFT_CORNER, 0]
     in_mouth = (head[:, 0] > right_x) & (head[:, 0] < left_x) & (np.abs(head[:, 1] - mid_y) < 0.35 * width)
     weight = np.where(in_mouth, (head[:, 1] < mid_y).astype(float), weight)
-    for ring in _upper_lip_rings():
-        weight[ring] = 0.0
-    for ring in _lower_lip_rings():
-        weight[ring] = 1.0
-    weight[[ring[end] for ring in _upper_lip_rings() for end in (0, -1)]] = 0.5  # the corners
+    for ring in lm.LIPS_UPPER_RINGS:
+        weight[list(ring)] = 0.0
+    for ring in lm.LIPS_LOWER_RINGS:
+        weight[list(ring)] = 1.0
+    weight[[ring[end] for ring in lm.LIPS_UPPER_RINGS for end in (0, -1)]] = 0.5  # the corners
     return weight
 
 
@@ -203,20 +203,11 @@ def _seal_shape(head: np.ndarray) -> np.ndarray:
     highest = lower_deltas[[0, -1], 1].mean() + SEAL_CORNER_CLOSING * below_corners
     skin = (below_corners > 0) & ~inside_polygon(head, head[np.concatenate([upper_outer, lower_outer[::-1]])])
     shape[:, 1] = np.where(skin, np.minimum(shape[:, 1], highest), shape[:, 1])
-    for ring in _upper_lip_rings():  # each lip moves as a whole, ring by ring (and so do their corners)
-        shape[ring] = upper_deltas
-    for ring in _lower_lip_rings():
-        shape[ring] = lower_deltas
+    for ring in lm.LIPS_UPPER_RINGS:  # each lip moves as a whole, ring by ring (and so do their corners)
+        shape[list(ring)] = upper_deltas
+    for ring in lm.LIPS_LOWER_RINGS:
+        shape[list(ring)] = lower_deltas
     return shape
-
-
-def _upper_lip_rings() -> list[list[int]]:
-    """The upper lip's four contours, outer to inner, point for point (corners at both ends)."""
-    return [list(lm.LIPS_UPPER_OUTER), *map(list, lm.LIPS_UPPER_MIDDLE), list(lm.LIPS_UPPER_INNER)]
-
-
-def _lower_lip_rings() -> list[list[int]]:
-    return [list(lm.LIPS_LOWER_OUTER), *map(list, lm.LIPS_LOWER_MIDDLE), list(lm.LIPS_LOWER_INNER)]
 
 
 def _lip_weight(head: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from enliven import landmarks as lm
-from enliven.geometry import estimate_head_pose, rotation_from_angles, angles_from_rotation
+from enliven.geometry import angles_from_rotation, estimate_head_pose, inside_polygon, rotation_from_angles
 from enliven.rig import SEAL_PRESS, Rig
 from enliven.shared.channels import CHANNELS, CHANNEL_NAMES
 
@@ -155,6 +155,24 @@ def test_sealing_a_wide_open_mouth_keeps_its_upper_lip(rig):
     shown = min(sealed[lm.MOUTH_INNER_BOTTOM, 1], sealed[inner, 1]) - sealed[top, 1]  # down to the lower lip
     assert lm.signed_lip_gap(open_photo) > 0.5 and lm.signed_lip_gap(sealed) <= 0.0
     assert shown > 0.4 * photo_lip  # (pressed by a quarter of it from each side: half of it shows)
+
+
+def test_sealing_keeps_the_skin_beside_the_corners_below_them(rig):
+    """Sealing raises the chin by a blend of the lower lip's rise, which carried the middle's large rise to
+    the skin beside the mouth's corners: it rose past them and folded over them (lip-coloured wedges at the
+    corners of d19's closing mouth). Of the skin points just below and beside the corners of this wide-open
+    mouth, sealed, 4 rose above the corners' line; at most 1 does now."""
+    open_photo = rig.targets(channel_values(jaw_open=1.0))
+    opened = Rig(open_photo, estimate_head_pose(open_photo))
+    corners = [lm.MOUTH_RIGHT_CORNER, lm.MOUTH_LEFT_CORNER]
+    corner_y, width = open_photo[corners, 1].mean(), np.ptp(open_photo[corners, 0])
+    lips = open_photo[list(lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER[::-1]), :2]
+    beside = np.abs(open_photo[:, 0, None] - open_photo[corners, 0][None, :]).min(axis=1) < 0.15 * width
+    near = ((open_photo[:, 1] > corner_y) & (open_photo[:, 1] < corner_y + 0.3 * width) & beside
+            & ~inside_polygon(open_photo, lips))
+    sealed = opened.targets(channel_values(jaw_open=-1.0))
+    assert near.sum() >= 4
+    assert (sealed[near, 1] < sealed[corners, 1].mean()).sum() <= 1
 
 
 def test_negative_jaw_leaves_closed_lips_alone(rig, subject):

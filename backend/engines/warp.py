@@ -467,7 +467,7 @@ class WarpEngine:
         if not zone.any():
             return None
         bx0, by0, bx1, by1 = box
-        if self.scale == 1:  # a small head's working grid is its pixels
+        if self.scale >= 1:  # a small head's working grid is its pixels: read, not interpolated
             ys, xs = np.nonzero(zone[by0:by1, bx0:bx1])
         else:
             ys, xs = pixels_of_cells(*np.nonzero(zone), self.scale, box)
@@ -477,7 +477,7 @@ class WarpEngine:
         work_y = ((by0 + ys + 0.5) * self.scale - 0.5).astype(np.float32)
 
         def at_pixels(field: np.ndarray) -> np.ndarray:
-            return field[ys + by0, xs + bx0] if self.scale == 1 else sample_at(field, work_x, work_y)
+            return field[ys + by0, xs + bx0] if self.scale >= 1 else sample_at(field, work_x, work_y)
 
         front = at_pixels(face_field) / self.scale
         # The background layer's smooth map, interpolated (it is defined a little under the face's edge, where
