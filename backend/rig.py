@@ -36,8 +36,15 @@ SEAL_CORNER_CLOSING = 0.7  # skin below the mouth's corners closes at most this 
 GAZE_X_TRAVEL = 0.3  # gaze_x 1: the iris moves this share of the eye's width sideways
 GAZE_Y_TRAVEL = 0.16  # gaze_y 1: the iris moves this share of the eye's width up
 # The upper lid's share of the iris's vertical travel. Real lids follow closely: looking down, the lid drops
-# with the iris and no white shows above it; looking up, it lifts off the iris.
-UPPER_LID_FOLLOWS_GAZE = 0.8
+# with the iris and no white shows above it; looking up, it lifts off the iris a little.
+UPPER_LID_FOLLOWS_GAZE_DOWN = 1.0
+UPPER_LID_FOLLOWS_GAZE_UP = 0.8
+# ... but a lid point moves at most this share of the eye's opening where it is: near the corners the opening
+# is narrow, and a lid point moved as far as the middle's went past the lower lid (the mesh folded there and
+# drew the lashes as a sawtooth at both corners of an eye looking down).
+LID_FOLLOW_OPENING_SHARE = 0.6
+# The lid's skin up to the crease goes with it, as with a blink, so the lash line is not stretched into a band.
+LID_SKIN_FOLLOWS_GAZE = 0.5
 
 EXPRESSION_CHANNELS = ("blink_l", "blink_r", "gaze_x", "gaze_y", "brow_l", "brow_r",
                        "brow_inner_up", "jaw_open", "smile_l", "smile_r", "pucker", "wide")
@@ -64,8 +71,9 @@ def _side_weight(points: np.ndarray, side_sign: float) -> np.ndarray:
     return smoothstep(-0.08, 0.08, side_sign * points[:, 0])
 
 
-def _eye_shapes(head: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
-    """(blink, gaze-x and gaze-y contributions of one eye) in head units."""
+def _eye_shapes(head: np.ndarray, side: str) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(blink, (gaze right, gaze up, gaze down)) of one eye: the shapes of blink 1, gaze_x 1, gaze_y 1 and
+    gaze_y -1, in head units."""
     upper = np.array(lm.RIGHT_EYE_UPPER if side == "right" else lm.LEFT_EYE_UPPER)
     lower = np.array(lm.RIGHT_EYE_LOWER if side == "right" else lm.LEFT_EYE_LOWER)
     iris = np.array(lm.RIGHT_IRIS if side == "right" else lm.LEFT_IRIS)
@@ -87,13 +95,25 @@ def _eye_shapes(head: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
     lower_spread = 0.3 * _spread(head[others], head[lower], blink[lower], 0.06)
     blink[others] = np.where(near_upper[:, None], upper_spread, lower_spread)
 
-    # Gaze: the iris slides inside the eye; the upper lid follows vertical gaze.
+    # Gaze: the iris slides inside the eye; the upper lid, and its skin, follow vertical gaze.
     eye_width = np.linalg.norm(head[upper[0]] - head[upper[-1]])
-    gaze = np.zeros((2,) + head.shape)
-    gaze[0, iris, 0] = GAZE_X_TRAVEL * eye_width
-    gaze[1, iris, 1] = GAZE_Y_TRAVEL * eye_width
-    gaze[1, upper[1:-1], 1] = UPPER_LID_FOLLOWS_GAZE * GAZE_Y_TRAVEL * eye_width
-    return blink, gaze
+    right = np.zeros_like(head)
+    right[iris, 0] = GAZE_X_TRAVEL * eye_width
+    lower_order = np.argsort(head[lower, 0])
+    opening = np.clip(head[upper, 1] - np.interp(head[upper, 0], head[lower[lower_order], 0],
+                                                 head[lower[lower_order], 1]), 0.0, None)
+    vertical = []
+    for sign, follows in ((1.0, UPPER_LID_FOLLOWS_GAZE_UP), (-1.0, UPPER_LID_FOLLOWS_GAZE_DOWN)):
+        shape = np.zeros_like(head)
+        shape[iris, 1] = sign * GAZE_Y_TRAVEL * eye_width
+        lid = np.full(len(upper), follows * GAZE_Y_TRAVEL * eye_width)
+        if sign < 0:  # dropping toward the lower lid
+            lid = np.minimum(lid, LID_FOLLOW_OPENING_SHARE * opening)
+        shape[upper[1:-1], 1] = sign * lid[1:-1]
+        shape[others] = LID_SKIN_FOLLOWS_GAZE * np.where(near_upper[:, None], _spread(
+            head[others], head[upper], shape[upper], 0.07), 0.0)
+        vertical.append(shape)
+    return blink, (right, *vertical)
 
 
 def _brow_shapes(head: np.ndarray, side_sign: float) -> tuple[np.ndarray, np.ndarray]:
@@ -259,12 +279,12 @@ def build_expression_shapes(head: np.ndarray) -> dict[str, tuple[np.ndarray, np.
     smile_left = _smile_shapes(head, +1.0)
     smile_right = _smile_shapes(head, -1.0)
     gaze_x = gaze_left[0] + gaze_right[0]
-    gaze_y = gaze_left[1] + gaze_right[1]
+    gaze_up, gaze_down = gaze_left[1] + gaze_right[1], gaze_left[2] + gaze_right[2]
     return {
         "blink_l": (blink_left, None),
         "blink_r": (blink_right, None),
         "gaze_x": (gaze_x, -gaze_x),
-        "gaze_y": (gaze_y, -gaze_y),
+        "gaze_y": (gaze_up, gaze_down),
         "brow_l": brow_left,
         "brow_r": brow_right,
         "brow_inner_up": (_brow_inner_shape(head), None),

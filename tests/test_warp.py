@@ -137,26 +137,45 @@ def test_a_wide_open_mouth_closes(wide_open_mouth):
     assert closed.mouth_openness < 0.2 * wide_open_mouth.subject.mouth_openness
 
 
+def folded_around(engine, ids, values: np.ndarray) -> tuple[int, int]:
+    """(How many landmark triangles near the landmarks `ids` the frame of `values` turns over, how many
+    there are): "near" is within 0.3 of their extent around their box. A turned-over triangle is the mesh
+    folding, drawn as hard, stepped edges."""
+    landmark_triangles = engine.triangles[(engine.triangles < len(engine.landmark_ids)).all(axis=1)]
+    points = engine.source_work[[engine.landmark_position[i] for i in ids], :2]
+    reach = 0.3 * np.ptp(points, axis=0).max()
+    corners = engine.source_work[landmark_triangles, :2]
+    around = ((corners > points.min(axis=0) - reach) & (corners < points.max(axis=0) + reach)).all(axis=(1, 2))
+    triangles = landmark_triangles[around]
+
+    def orientation(mesh: np.ndarray) -> np.ndarray:
+        a, b, c = (mesh[triangles[:, k], :2] for k in range(3))
+        return np.sign((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
+
+    target = engine.target_points(values)[2]
+    return int((orientation(target) != orientation(engine.source_work)).sum()), len(triangles)
+
+
 def test_closing_a_wide_open_mouth_folds_no_lip_or_skin_over_its_corners(wide_open_mouth):
     """Half-closing a wide-open mouth moved the lips' middle contours by the jaw's blend, not with their lip,
     and the skin beside the corners rose past them: the mesh folded there, a lip-coloured wedge with hard
     edges at each corner (d19 at jaw_open -0.7: 33 folded triangles around the mouth, 20 now). Counted
     here: the landmark triangles around the mouth that the frame turns over (26 on this photo, 6 now)."""
-    engine = wide_open_mouth
-    landmark_triangles = engine.triangles[(engine.triangles < len(engine.landmark_ids)).all(axis=1)]
-    lips = engine.source_work[[engine.landmark_position[i] for i in lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER], :2]
-    reach = 0.3 * np.ptp(lips, axis=0).max()
-    corners = engine.source_work[landmark_triangles, :2]
-    around = ((corners > lips.min(axis=0) - reach) & (corners < lips.max(axis=0) + reach)).all(axis=(1, 2))
-    triangles = landmark_triangles[around]
+    folded, count = folded_around(wide_open_mouth, lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER,
+                                  channel_values(jaw_open=-0.7))
+    assert count > 300
+    assert folded <= 10
 
-    def orientation(points: np.ndarray) -> np.ndarray:
-        a, b, c = (points[triangles[:, k], :2] for k in range(3))
-        return np.sign((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
 
-    target = engine.target_points(channel_values(jaw_open=-0.7))[2]
-    assert len(triangles) > 300
-    assert (orientation(target) != orientation(engine.source_work)).sum() <= 10
+def test_an_eye_looking_down_folds_no_lid_over_its_corners(animator):
+    """Looking down, every upper-lid point dropped as far as the middle's, and near the corners, where the
+    eye is narrow, that is past the lower lid: the mesh folded there and drew the lashes as a sawtooth at
+    both corners (4-7 triangles around each eye on every evaluation face). The lid now drops at most 0.6
+    of the opening where it is, and its skin goes with it."""
+    for side in ("left", "right"):
+        folded, count = folded_around(animator.engine, lm.eye_polygon(side), channel_values(gaze_y=-1))
+        assert count > 50
+        assert folded == 0
 
 
 def mesh_edges(triangles: np.ndarray) -> set[tuple[int, int]]:
