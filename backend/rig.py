@@ -32,6 +32,7 @@ PIVOT_JAW = np.array([0.0, -0.3, -1.0])
 SEAL_UPPER_SHARE = 0.3  # sealing an open mouth: the share of the gap the upper lip closes (the jaw does the rest)
 SEAL_PRESS = 0.08  # sealed lips overlap by this share of the photo's gap on each side ...
 SEAL_PRESS_LIP = 0.25  # ... and by at most this share of the upper lip's thickness
+SEAL_CORNER_RISE = 1.0  # sealing, a corner below the line where the lips meet rises this share of the way to it
 SEAL_CORNER_CLOSING = 0.7  # skin below the mouth's corners closes at most this share of its distance to them
 GAZE_X_TRAVEL = 0.3  # gaze_x 1: the iris moves this share of the eye's width sideways
 GAZE_Y_TRAVEL = 0.16  # gaze_y 1: the iris moves this share of the eye's width up
@@ -210,6 +211,11 @@ def _seal_shape(head: np.ndarray) -> np.ndarray:
     limit = SEAL_PRESS_LIP * upper_lip / np.maximum(np.linalg.norm(gap[:, :2], axis=1), 1e-9)
     press = gap * np.minimum(SEAL_PRESS, limit)[:, None]
     upper_deltas, lower_deltas = seal + press - head[upper_inner], seal - press - head[lower_inner]
+    # The corners rise toward the line the lips meet on: a wide-open "O" has its corners halfway down its
+    # opening, and left there the sealed line hooked down to them at both ends (d19).
+    for corner, beside in ((0, 1), (-1, -2)):
+        drop = seal[beside, 1] - head[upper_inner[corner], 1]
+        upper_deltas[corner, 1] = lower_deltas[corner, 1] = SEAL_CORNER_RISE * max(float(drop), 0.0)
     weight = _jaw_weight(head)[:, None]
     # The jaw rises as a whole: a normalised blend of the lower lip's movement (no fading with distance).
     closeness = np.exp(-np.sum((head[:, None, :2] - head[lower_inner][None, :, :2]) ** 2, axis=-1) / (2 * 0.15**2))

@@ -175,6 +175,18 @@ def test_sealing_keeps_the_skin_beside_the_corners_below_them(rig):
     assert (sealed[near, 1] < sealed[corners, 1].mean()).sum() <= 1
 
 
+def test_sealing_an_o_mouth_raises_its_corners_to_where_the_lips_meet(rig):
+    """A wide-open "O" has its corners halfway down its opening; the lips meet higher, and the sealed line
+    hooked down to the corners at both ends (d19: 0.08 mouth widths). On this O with low corners the corners
+    lay 0.095 mouth widths below where the lips meet two points in; now they are level with it."""
+    open_photo = rig.targets(channel_values(jaw_open=1.0, pucker=1.0, smile_l=-1.0, smile_r=-1.0))
+    sealed = Rig(open_photo, estimate_head_pose(open_photo)).targets(channel_values(jaw_open=-1.0))
+    meeting = (sealed[list(lm.LIPS_UPPER_INNER), :2] + sealed[list(lm.LIPS_LOWER_INNER), :2]) / 2
+    width = np.linalg.norm(sealed[lm.MOUTH_LEFT_CORNER, :2] - sealed[lm.MOUTH_RIGHT_CORNER, :2])
+    for corner, inward in ((0, 2), (-1, -3)):
+        assert (meeting[corner, 1] - meeting[inward, 1]) / width < 0.03  # image y points down
+
+
 def test_negative_jaw_leaves_closed_lips_alone(rig, subject):
     """On a photo whose lips touch (the astronaut's smile, closed) negative jaw_open moves nothing."""
     touching = -1.0 / (1.0 + 2.0 * SEAL_PRESS)  # where the lips just meet, before they press

@@ -55,7 +55,9 @@ SEAL_CLOSING = 0.03  # ... repainted in full once the gap is this much smaller t
 SEAL_MARGIN = 0.02  # either side of the meeting line, the band repainted from the lips above and below it
 SEAL_SMOOTHING = 0.02  # the lip colours above and below the band, smoothed along it (the rims are speckled)
 SEAL_LINE_DARKNESS = 0.35  # where the lips meet, a soft line of the lower lip's colour this much darker (as in
-SEAL_LINE_WIDTH = 0.012  # photos of closed lips) ... this wide (sigma; at least 0.6 px)
+SEAL_LINE_WIDTH = 0.012  # photos of closed lips) ... this wide (sigma; at least 0.6 px) ...
+SEAL_SHADE = 0.4  # ... in a shade this dark (of the line's darkening) ...
+SEAL_SHADE_WIDTH = 3.0  # ... this many times wider
 
 
 def interior_stretches(image: np.ndarray, landmarks: np.ndarray) -> bool:
@@ -269,10 +271,14 @@ def seal_lips(region: np.ndarray, landmarks: np.ndarray, origin: tuple[int, int]
     share = np.clip((rows - top[None, :]) / np.maximum(bottom - top, 1.0)[None, :], 0.0, 1.0)[..., None]
     fill = above[None] + share * (below - above)[None]
     line_width = max(0.6, SEAL_LINE_WIDTH * mouth_width)
-    line = np.exp(-0.5 * ((rows - middle[None, :]) / line_width) ** 2)
-    # The line takes the lower lip's colour, darkened: drawn over the fill's skin where an upper lip is thin,
-    # a darkened fill reads as a pencil line.
-    fill = fill + line[..., None] * ((1.0 - SEAL_LINE_DARKNESS) * below[None] - fill)
+    offset = (rows - middle[None, :]) / line_width
+    # A dark core where the lips touch in a softer shade, the lips curling in toward it.
+    line = np.maximum(np.exp(-0.5 * offset**2), SEAL_SHADE * np.exp(-0.5 * (offset / SEAL_SHADE_WIDTH) ** 2))
+    # The line takes the lower lip's colour, darkened, and deeper in colour as shadow on lips is (a lip's
+    # colour times itself): a plain darkened fill read as a grey-brown pencil line. (Drawn over the fill's
+    # skin where an upper lip is thin, a darkened fill reads as a pencil line too.)
+    shadow = (1.0 - SEAL_LINE_DARKNESS) * below * below / np.maximum(below.max(axis=1, keepdims=True), 1.0)
+    fill = fill + line[..., None] * (shadow[None] - fill)
     fill = palette.paint(fill) + palette.grain_at((x0 + px0, y0 + py0), fill.shape[:2])
     # Feathered by a pixel at the band's edges; at full strength only where the lips met.
     inside = np.clip(np.minimum(rows - top[None, :], bottom[None, :] - rows) + 0.5, 0.0, 1.0)
