@@ -40,9 +40,10 @@ GAZE_Y_TRAVEL = 0.16  # gaze_y 1: the iris moves this share of the eye's width u
 # with the iris and no white shows above it; looking up, it lifts off the iris a little.
 UPPER_LID_FOLLOWS_GAZE_DOWN = 1.0
 UPPER_LID_FOLLOWS_GAZE_UP = 0.8
-# ... but a lid point moves at most this share of the eye's opening where it is: near the corners the opening
-# is narrow, and a lid point moved as far as the middle's went past the lower lid (the mesh folded there and
-# drew the lashes as a sawtooth at both corners of an eye looking down).
+# ... but looking down a lid point drops at most this share of the eye's opening where it is: near the
+# corners the opening is narrow, and a lid point moved as far as the middle's went past the lower lid (the
+# mesh folded there and drew the lashes as a sawtooth at both corners). On a narrow eye (opening under
+# 0.27 eye widths) this holds the middle back too, and a little white shows above the iris.
 LID_FOLLOW_OPENING_SHARE = 0.6
 # The lid's skin up to the crease goes with it, as with a blink, so the lash line is not stretched into a band.
 LID_SKIN_FOLLOWS_GAZE = 0.5
@@ -73,8 +74,8 @@ def _side_weight(points: np.ndarray, side_sign: float) -> np.ndarray:
 
 
 def _eye_shapes(head: np.ndarray, side: str) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(blink, (gaze right, gaze up, gaze down)) of one eye: the shapes of blink 1, gaze_x 1, gaze_y 1 and
-    gaze_y -1, in head units."""
+    """(blink, (sideways, up, down)) of one eye: the shapes of blink 1, gaze_x 1 (toward +x, the subject's
+    left), gaze_y 1 and gaze_y -1, in head units."""
     upper = np.array(lm.RIGHT_EYE_UPPER if side == "right" else lm.LEFT_EYE_UPPER)
     lower = np.array(lm.RIGHT_EYE_LOWER if side == "right" else lm.LEFT_EYE_LOWER)
     iris = np.array(lm.RIGHT_IRIS if side == "right" else lm.LEFT_IRIS)
@@ -98,8 +99,8 @@ def _eye_shapes(head: np.ndarray, side: str) -> tuple[np.ndarray, tuple[np.ndarr
 
     # Gaze: the iris slides inside the eye; the upper lid, and its skin, follow vertical gaze.
     eye_width = np.linalg.norm(head[upper[0]] - head[upper[-1]])
-    right = np.zeros_like(head)
-    right[iris, 0] = GAZE_X_TRAVEL * eye_width
+    sideways = np.zeros_like(head)
+    sideways[iris, 0] = GAZE_X_TRAVEL * eye_width
     lower_order = np.argsort(head[lower, 0])
     opening = np.clip(head[upper, 1] - np.interp(head[upper, 0], head[lower[lower_order], 0],
                                                  head[lower[lower_order], 1]), 0.0, None)
@@ -114,7 +115,7 @@ def _eye_shapes(head: np.ndarray, side: str) -> tuple[np.ndarray, tuple[np.ndarr
         shape[others] = LID_SKIN_FOLLOWS_GAZE * np.where(near_upper[:, None], _spread(
             head[others], head[upper], shape[upper], 0.07), 0.0)
         vertical.append(shape)
-    return blink, (right, *vertical)
+    return blink, (sideways, *vertical)
 
 
 def _brow_shapes(head: np.ndarray, side_sign: float) -> tuple[np.ndarray, np.ndarray]:
@@ -213,8 +214,9 @@ def _seal_shape(head: np.ndarray) -> np.ndarray:
     upper_deltas, lower_deltas = seal + press - head[upper_inner], seal - press - head[lower_inner]
     # The corners rise toward the line the lips meet on: a wide-open "O" has its corners halfway down its
     # opening, and left there the sealed line hooked down to them at both ends (d19).
+    # Lips that touch beside a corner (a closed, down-turned mouth) have no line to rise to.
     for corner, beside in ((0, 1), (-1, -2)):
-        drop = seal[beside, 1] - head[upper_inner[corner], 1]
+        drop = min(seal[beside, 1] - head[upper_inner[corner], 1], np.linalg.norm(gap[beside, :2]))
         upper_deltas[corner, 1] = lower_deltas[corner, 1] = SEAL_CORNER_RISE * max(float(drop), 0.0)
     weight = _jaw_weight(head)[:, None]
     # The jaw rises as a whole: a normalised blend of the lower lip's movement (no fading with distance).
@@ -225,8 +227,12 @@ def _seal_shape(head: np.ndarray) -> np.ndarray:
     # middle's rise to the corners' sides, and on a wide-open "O" (d19) the skin there rose past the corners
     # and folded over them (lip-coloured wedges beside the closed mouth). Outside the lips it closes at most
     # SEAL_CORNER_CLOSING of its distance below the corners' line (head y points up).
-    below_corners = head[[lm.MOUTH_RIGHT_CORNER, lm.MOUTH_LEFT_CORNER], 1].mean() - head[:, 1]
-    highest = lower_deltas[[0, -1], 1].mean() + SEAL_CORNER_CLOSING * below_corners
+    # (The corners' line and rise, each side its own corner's: the corners may rise unequally.)
+    corners = head[[lm.MOUTH_RIGHT_CORNER, lm.MOUTH_LEFT_CORNER]]
+    order = np.argsort(corners[:, 0])
+    below_corners = np.interp(head[:, 0], corners[order, 0], corners[order, 1]) - head[:, 1]
+    corner_rise = np.interp(head[:, 0], corners[order, 0], lower_deltas[[0, -1], 1][order])
+    highest = corner_rise + SEAL_CORNER_CLOSING * below_corners
     skin = (below_corners > 0) & ~inside_polygon(head, head[np.concatenate([upper_outer, lower_outer[::-1]])])
     shape[:, 1] = np.where(skin, np.minimum(shape[:, 1], highest), shape[:, 1])
     for ring in lm.LIPS_UPPER_RINGS:  # each lip moves as a whole, ring by ring (and so do their corners)

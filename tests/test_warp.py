@@ -190,8 +190,8 @@ def test_closing_a_wide_open_mouth_folds_no_lip_or_skin_over_its_corners(wide_op
 def test_an_eye_looking_down_folds_no_lid_over_its_corners(animator):
     """Looking down, every upper-lid point dropped as far as the middle's, and near the corners, where the
     eye is narrow, that is past the lower lid: the mesh folded there and drew the lashes as a sawtooth at
-    both corners (4-7 triangles around each eye on every evaluation face). The lid now drops at most 0.6
-    of the opening where it is, and its skin goes with it."""
+    both corners (4-7 triangles around each eye on every evaluation face, 4 on the astronaut's here). The
+    lid now drops at most 0.6 of the opening where it is, and its skin goes with it."""
     for side in ("left", "right"):
         folded, count = folded_around(animator.engine, lm.eye_polygon(side), channel_values(gaze_y=-1))
         assert count > 50

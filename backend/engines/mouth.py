@@ -54,10 +54,10 @@ SEAL_FULL = 0.02  # ... fully met below this
 SEAL_CLOSING = 0.03  # ... repainted in full once the gap is this much smaller than the photo's
 SEAL_MARGIN = 0.02  # either side of the meeting line, the band repainted from the lips above and below it
 SEAL_SMOOTHING = 0.02  # the lip colours above and below the band, smoothed along it (the rims are speckled)
-SEAL_LINE_DARKNESS = 0.35  # where the lips meet, a soft line of the lower lip's colour this much darker (as in
-SEAL_LINE_WIDTH = 0.012  # photos of closed lips) ... this wide (sigma; at least 0.6 px) ...
-SEAL_SHADE = 0.4  # ... in a shade this dark (of the line's darkening) ...
-SEAL_SHADE_WIDTH = 3.0  # ... this many times wider
+SEAL_LINE_DARKNESS = 0.35  # where the lips meet, a soft line of the lower lip's colour, its brightest channel this
+SEAL_LINE_WIDTH = 0.012  # much darker (as in photos of closed lips) ... this wide (sigma; at least 0.6 px) ...
+SEAL_SHADE = 0.4  # ... in a wider shade, weighted this much ...
+SEAL_SHADE_WIDTH = 3.0  # ... and this many times as wide (it fades out before the band's edges)
 
 
 def interior_stretches(image: np.ndarray, landmarks: np.ndarray) -> bool:
@@ -272,16 +272,20 @@ def seal_lips(region: np.ndarray, landmarks: np.ndarray, origin: tuple[int, int]
     fill = above[None] + share * (below - above)[None]
     line_width = max(0.6, SEAL_LINE_WIDTH * mouth_width)
     offset = (rows - middle[None, :]) / line_width
-    # A dark core where the lips touch in a softer shade, the lips curling in toward it.
-    line = np.maximum(np.exp(-0.5 * offset**2), SEAL_SHADE * np.exp(-0.5 * (offset / SEAL_SHADE_WIDTH) ** 2))
-    # The line takes the lower lip's colour, darkened, and deeper in colour as shadow on lips is (a lip's
-    # colour times itself): a plain darkened fill read as a grey-brown pencil line. (Drawn over the fill's
-    # skin where an upper lip is thin, a darkened fill reads as a pencil line too.)
+    # Feathered by a pixel at the band's edges; at full strength only where the lips met.
+    inside = np.clip(np.minimum(rows - top[None, :], bottom[None, :] - rows) + 0.5, 0.0, 1.0)
+    # A dark core where the lips touch in a softer shade, the lips curling in toward it; the shade fades
+    # out toward the band's edges, or it would end there in a step.
+    shade_room = np.clip(np.minimum(rows - top[None, :], bottom[None, :] - rows) / (SEAL_SHADE_WIDTH * line_width),
+                         0.0, 1.0)
+    line = np.maximum(np.exp(-0.5 * offset**2),
+                      SEAL_SHADE * shade_room * np.exp(-0.5 * (offset / SEAL_SHADE_WIDTH) ** 2))
+    # The line takes the lower lip's colour, darkened, and deeper in colour as shadow on lips is (the lip's
+    # colour times itself, per column): a plain darkened fill read as a grey-brown pencil line. A grey
+    # photo's line is plain grey, darker.
     shadow = (1.0 - SEAL_LINE_DARKNESS) * below * below / np.maximum(below.max(axis=1, keepdims=True), 1.0)
     fill = fill + line[..., None] * (shadow[None] - fill)
     fill = palette.paint(fill) + palette.grain_at((x0 + px0, y0 + py0), fill.shape[:2])
-    # Feathered by a pixel at the band's edges; at full strength only where the lips met.
-    inside = np.clip(np.minimum(rows - top[None, :], bottom[None, :] - rows) + 0.5, 0.0, 1.0)
     alpha = (strength * inside * (beyond < 1.0)[None, :])[..., None]
     region = region.copy()
     region[py0:py1, px0:px1] = np.clip(patch + alpha * (fill - patch) + 0.5, 0, 255).astype(np.uint8)
