@@ -47,6 +47,7 @@ UPPER_LID_FOLLOWS_GAZE_UP = 0.8
 LID_FOLLOW_OPENING_SHARE = 0.6
 # The lid's skin up to the crease goes with it, as with a blink, so the lash line is not stretched into a band.
 LID_SKIN_FOLLOWS_GAZE = 0.5
+LIDS_MEET_TOLERANCE = 1e-4  # head units: an upper lid this little below its lower lid still only meets it
 
 EXPRESSION_CHANNELS = ("blink_l", "blink_r", "gaze_x", "gaze_y", "brow_l", "brow_r",
                        "brow_inner_up", "jaw_open", "smile_l", "smile_r", "pucker", "wide")
@@ -343,9 +344,11 @@ class Rig:
         self.source_camera = image_to_camera(np.asarray(landmarks, dtype=np.float64))
         self.face_width = float(np.linalg.norm(self.source_camera[lm.FACE_LEFT_EDGE, :2]
                                                - self.source_camera[lm.FACE_RIGHT_EDGE, :2]))
-        shapes = build_expression_shapes(pose.to_head(self.source_camera))
+        self.source_head = pose.to_head(self.source_camera)
+        shapes = build_expression_shapes(self.source_head)
         # Stack shapes as camera-frame displacements: rows = (channel, sign).
-        to_camera = pose.scale * pose.rotation.T
+        to_camera = self._head_to_camera = pose.scale * pose.rotation.T
+        self._camera_to_head = np.linalg.inv(to_camera)
         count = len(self.source_camera)
         self._positive = np.zeros((len(CHANNEL_NAMES), count * 3))
         self._negative = np.zeros((len(CHANNEL_NAMES), count * 3))
@@ -361,6 +364,27 @@ class Rig:
         values = np.asarray(values, dtype=np.float64)
         offsets = np.maximum(values, 0.0) @ self._positive + np.maximum(-values, 0.0) @ self._negative
         return offsets.reshape(-1, 3)
+
+    def lids_kept_apart(self, offsets: np.ndarray) -> np.ndarray:
+        """Camera-frame expression `offsets` with each upper lid held from passing its lower lid: lids meet,
+        never cross. The shapes add up linearly, and a blink (which brings the lids together) with a downward
+        gaze (which drops the upper lid) sent the upper lid past the lower one: at blink 0.5 and gaze_y -1,
+        10-15 triangles folded around each eye, and a closed lash line sagged into the cheek. For drawing
+        (the warp engine): expression_offsets and targets stay linear, as the capture solver needs."""
+        kept = None
+        for upper, lower in ((lm.RIGHT_EYE_UPPER, lm.RIGHT_EYE_LOWER), (lm.LEFT_EYE_UPPER, lm.LEFT_EYE_LOWER)):
+            upper, lower = list(upper[1:-1]), list(lower)
+            moved = self.source_head[upper + lower] + offsets[upper + lower] @ self._camera_to_head
+            upper_points, lower_points = moved[:len(upper)], moved[len(upper):]
+            order = np.argsort(lower_points[:, 0])
+            floor = np.interp(upper_points[:, 0], lower_points[order, 0], lower_points[order, 1])
+            crossed = upper_points[:, 1] < floor - LIDS_MEET_TOLERANCE  # head y points up
+            if crossed.any():
+                kept = offsets.copy() if kept is None else kept
+                upper_points[crossed, 1] = floor[crossed]
+                rows = np.array(upper)[crossed]
+                kept[rows] = (upper_points[crossed] - self.source_head[rows]) @ self._head_to_camera
+        return offsets if kept is None else kept
 
     def head_motion(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rotation, translation) of the head for these channel values, about self.pivot."""

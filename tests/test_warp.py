@@ -198,6 +198,17 @@ def test_an_eye_looking_down_folds_no_lid_over_its_corners(animator):
         assert folded == 0
 
 
+def test_a_blink_while_looking_down_keeps_the_lids_from_crossing(animator):
+    """Each channel's shape adds to the others': a blink brings the lids together and a downward gaze drops
+    the upper lid, so together they sent it past the lower one, and the closed lash line sagged into the
+    cheek. Lids now meet and never cross: at blink 0.5 with gaze_y -1, 13 and 11 triangles around the
+    astronaut's eyes turned over; now at most 5. (A full blink collapses the opening by design.)"""
+    for side in ("left", "right"):
+        folded, _ = folded_around(animator.engine, lm.eye_polygon(side), channel_values(blink_l=0.5, blink_r=0.5,
+                                                                                        gaze_y=-1))
+        assert folded <= 5
+
+
 def mesh_edges(triangles: np.ndarray) -> set[tuple[int, int]]:
     return {tuple(sorted(edge)) for triangle in triangles.tolist() for edge in
             ((triangle[0], triangle[1]), (triangle[1], triangle[2]), (triangle[2], triangle[0]))}

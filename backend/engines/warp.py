@@ -315,7 +315,7 @@ class WarpEngine:
     def target_points(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Targets: (landmarks in image pixels, extra points in image pixels, all control points in working pixels)."""
         rig = self.rig
-        expression = rig.expression_offsets(values)
+        expression = rig.lids_kept_apart(rig.expression_offsets(values))
         landmarks_image = camera_to_image(rig.move_with_head(rig.source_camera + expression, values))
         carried = self._carried(expression, self.extra_blend)
         if values[JAW] < 0:  # sealing lips fold the mouth interior onto the seal line
