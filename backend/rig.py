@@ -69,6 +69,12 @@ def _spread(points: np.ndarray, handles: np.ndarray, handle_deltas: np.ndarray, 
     return blended * weights.max(axis=1, keepdims=True)
 
 
+def _height_under(points: np.ndarray, curve: np.ndarray) -> np.ndarray:
+    """The y of `curve` ((M, 2+) points, any order) at each of `points`' x (constant past its ends)."""
+    order = np.argsort(curve[:, 0])
+    return np.interp(points[:, 0], curve[order, 0], curve[order, 1])
+
+
 def _side_weight(points: np.ndarray, side_sign: float) -> np.ndarray:
     """1 on one side of the face's midline, 0 on the other, blending across the middle."""
     return smoothstep(-0.08, 0.08, side_sign * points[:, 0])
@@ -102,9 +108,7 @@ def _eye_shapes(head: np.ndarray, side: str) -> tuple[np.ndarray, tuple[np.ndarr
     eye_width = np.linalg.norm(head[upper[0]] - head[upper[-1]])
     sideways = np.zeros_like(head)
     sideways[iris, 0] = GAZE_X_TRAVEL * eye_width
-    lower_order = np.argsort(head[lower, 0])
-    opening = np.clip(head[upper, 1] - np.interp(head[upper, 0], head[lower[lower_order], 0],
-                                                 head[lower[lower_order], 1]), 0.0, None)
+    opening = np.clip(head[upper, 1] - _height_under(head[upper], head[lower]), 0.0, None)
     vertical = []
     for sign, follows in ((1.0, UPPER_LID_FOLLOWS_GAZE_UP), (-1.0, UPPER_LID_FOLLOWS_GAZE_DOWN)):
         shape = np.zeros_like(head)
@@ -230,9 +234,8 @@ def _seal_shape(head: np.ndarray) -> np.ndarray:
     # SEAL_CORNER_CLOSING of its distance below the corners' line (head y points up).
     # (The corners' line and rise, each side its own corner's: the corners may rise unequally.)
     corners = head[[lm.MOUTH_RIGHT_CORNER, lm.MOUTH_LEFT_CORNER]]
-    order = np.argsort(corners[:, 0])
-    below_corners = np.interp(head[:, 0], corners[order, 0], corners[order, 1]) - head[:, 1]
-    corner_rise = np.interp(head[:, 0], corners[order, 0], lower_deltas[[0, -1], 1][order])
+    below_corners = _height_under(head, corners) - head[:, 1]
+    corner_rise = _height_under(head, np.column_stack([corners[:, 0], lower_deltas[[0, -1], 1]]))
     highest = corner_rise + SEAL_CORNER_CLOSING * below_corners
     skin = (below_corners > 0) & ~inside_polygon(head, head[np.concatenate([upper_outer, lower_outer[::-1]])])
     shape[:, 1] = np.where(skin, np.minimum(shape[:, 1], highest), shape[:, 1])
@@ -376,8 +379,7 @@ class Rig:
             upper, lower = list(upper[1:-1]), list(lower)
             moved = self.source_head[upper + lower] + offsets[upper + lower] @ self._camera_to_head
             upper_points, lower_points = moved[:len(upper)], moved[len(upper):]
-            order = np.argsort(lower_points[:, 0])
-            floor = np.interp(upper_points[:, 0], lower_points[order, 0], lower_points[order, 1])
+            floor = _height_under(upper_points, lower_points)
             crossed = upper_points[:, 1] < floor - LIDS_MEET_TOLERANCE  # head y points up
             if crossed.any():
                 kept = offsets.copy() if kept is None else kept
