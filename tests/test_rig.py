@@ -84,6 +84,21 @@ def test_the_upper_lid_follows_a_vertical_gaze(rig, subject):
             assert np.abs(lid).mean() > 0.6 * abs(moved[iris[0], 1])
 
 
+def test_the_lid_s_skin_comes_down_with_a_lid_looking_down(rig, subject):
+    """Looking down, the skin between the lash line and the crease goes part of the lid's way: left still,
+    the lid dropped away from it and the lash line was stretched into a dark band."""
+    moved = rig.targets(channel_values(gaze_y=-1.0)) - subject.landmarks
+    for upper in (lm.LEFT_EYE_UPPER, lm.RIGHT_EYE_UPPER):
+        middle = subject.landmarks[upper[len(upper) // 2], :2]
+        width = np.linalg.norm(subject.landmarks[upper[0], :2] - subject.landmarks[upper[-1], :2])
+        offset = subject.landmarks[:, :2] - middle
+        above = (offset[:, 1] < -0.05 * width) & (np.abs(offset[:, 0]) < 0.2 * width)  # image y points down
+        above[list(upper)] = False
+        nearest_skin = np.flatnonzero(above)[np.argmin(np.linalg.norm(offset[above], axis=1))]
+        lid_drop = moved[upper[len(upper) // 2], 1]
+        assert 0.25 * lid_drop < moved[nearest_skin, 1] < 0.8 * lid_drop
+
+
 def test_smile_raises_and_widens_its_own_corner(rig, subject):
     moved = rig.targets(channel_values(smile_l=1)) - subject.landmarks
     assert moved[lm.MOUTH_LEFT_CORNER, 1] < -1 and moved[lm.MOUTH_LEFT_CORNER, 0] > 1  # up and toward image right
@@ -195,6 +210,22 @@ def test_negative_jaw_leaves_closed_lips_alone(rig, subject):
     closed = Rig(closed_photo, estimate_head_pose(closed_photo))
     moved = np.abs(closed.targets(channel_values(jaw_open=-1.0)) - closed_photo)[:, :2].max()
     assert moved < 0.05
+
+
+def test_sealing_a_closed_down_turned_mouth_keeps_its_corners(rig):
+    """Sealing raises a corner that lies below where the lips meet beside it (an open "O"), but only as far
+    as the lips beside it are apart: a closed mouth turned down at the corners has no opening to close, and
+    its corners stay where the photo has them."""
+    frowning = rig.targets(channel_values(jaw_open=-1.0 / (1.0 + 2.0 * SEAL_PRESS)))  # lips that just touch
+    corners = [lm.MOUTH_RIGHT_CORNER, lm.MOUTH_LEFT_CORNER]
+    width = np.ptp(frowning[corners, 0])
+    ring_ends = [ring[end] for ring in lm.LIPS_UPPER_RINGS + lm.LIPS_LOWER_RINGS for end in (0, -1)]
+    frowning[ring_ends, 1] += 0.08 * width  # image y points down
+    beside = [lm.LIPS_UPPER_INNER[1], lm.LIPS_UPPER_INNER[-2]]
+    assert np.all(frowning[corners, 1] > frowning[beside, 1] + 0.03 * width)
+    assert lm.signed_lip_gap(frowning) <= 0.0
+    sealed = Rig(frowning, estimate_head_pose(frowning)).targets(channel_values(jaw_open=-1.0))
+    assert np.abs(sealed[corners] - frowning[corners])[:, :2].max() < 0.05
 
 
 def test_the_jaw_for_an_opening_parts_any_photo_s_lips_by_that_much(rig):
