@@ -26,11 +26,15 @@
   hair-shaped line. `edge_left_behind` counts the pixels beside the photo's
   person that the moved person left, still showing the photo, and darker than
   the background plate.
+- folds: a mesh that folds (a triangle the frame turns over) draws hard, stepped edges: lash sawtooth at
+  an eye's corners, grey fangs of teeth hanging from closing lips. `folded_around` counts them.
 - mouth band: moving the lips of a wide-open mouth drew a dark cavity band
   across the tongue; `share_inside` of the engine's painted mask over the
   inner-lip polygon is the share of the interior painted over.
 """
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -280,3 +284,21 @@ def edge_left_behind(frame: np.ndarray, source: np.ndarray, plate: np.ndarray, p
 
     darker = smoothed(plate) - smoothed(frame)
     return int((band & kept & (darker > EDGE_LEVELS)).sum())
+
+
+def folded_around(engine, ids: Sequence[int], values: np.ndarray) -> tuple[int, int]:
+    """(How many of the warp `engine`'s landmark triangles near the landmarks `ids` the frame of channel
+    `values` turns over, how many there are): "near" is within 0.3 of their extent around their box."""
+    landmark_triangles = engine.triangles[(engine.triangles < len(engine.landmark_ids)).all(axis=1)]
+    points = engine.source_work[[engine.landmark_position[i] for i in ids], :2]
+    reach = 0.3 * np.ptp(points, axis=0).max()
+    corners = engine.source_work[landmark_triangles, :2]
+    around = ((corners > points.min(axis=0) - reach) & (corners < points.max(axis=0) + reach)).all(axis=(1, 2))
+    triangles = landmark_triangles[around]
+
+    def orientation(mesh: np.ndarray) -> np.ndarray:
+        a, b, c = (mesh[triangles[:, k], :2] for k in range(3))
+        return np.sign((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
+
+    target = engine.target_points(values)[2]
+    return int((orientation(target) != orientation(engine.source_work)).sum()), len(triangles)

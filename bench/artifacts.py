@@ -33,6 +33,10 @@ preset. Printed per photo:
   stretches (wide open, few teeth: enliven.engines.mouth) the
   band (the share of its interior the engine painted over,
   enliven.artifacts.share_inside) of jaw_open, pucker and wide at 1, worst;
+- folds: lips closing over a photo's open mouth (jaw_open -0.5, -0.7 and
+  -0.85), the most triangles around the lower lip's inner contour the frame
+  turns over (enliven.artifacts.folded_around: a fold draws hard, stepped
+  edges, such as grey fangs of teeth hanging from the lower lip);
 - lash: the closed eyes' dark lash line, its thickness in eye widths
   (enliven.artifacts.lash_line_thickness), thicker eye of blink_l = blink_r = 1.
 
@@ -74,6 +78,7 @@ TEAR_FRAMES = {"yaw+20": {"head_yaw": 20}, "yaw-20": {"head_yaw": -20},
                "pitch+15": {"head_pitch": 15}, "pitch-15": {"head_pitch": -15}}
 GAZE_FRAMES = {"gazex+1": {"gaze_x": 1}, "gazex-1": {"gaze_x": -1}, "gazey+1": {"gaze_y": 1}, "gazey-1": {"gaze_y": -1}}
 MOUTH_FRAMES = {"jaw1": {"jaw_open": 1}, "pucker1": {"pucker": 1}, "wide1": {"wide": 1}}
+CLOSING_JAWS = (-0.5, -0.7, -0.85)  # lips closing part way over a photo's open mouth
 SHEET_FRAMES = {**TEAR_FRAMES, **GAZE_FRAMES, "jaw1": {"jaw_open": 1}, "seal": {"jaw_open": -1},
                 "blink": {"blink_l": 1, "blink_r": 1}}
 SILHOUETTE_BAND = 0.1  # the band's width in face widths
@@ -82,7 +87,8 @@ IRISES = ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))
 # What "no visible artifact" means for each figure: (the limit, True if the figure must stay at or under it).
 THRESHOLDS = {"tears": (1.5, True), "hair": (16.0, True), "edge": (20, True), "specks": (5, True), "iris_error": (12.0, True),
               "iris_travel": (0.25, False),
-              "mouth_seal": (0.06, True), "seam": (8.0, True), "mouth_band": (0.02, True), "lash": (0.16, True)}
+              "mouth_seal": (0.06, True), "seam": (8.0, True), "mouth_band": (0.02, True), "folds": (10, True),
+              "lash": (0.16, True)}
 
 
 def failures(figures: dict) -> list[str]:
@@ -221,13 +227,15 @@ def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
             painted[y0:y0 + result.painted.shape[0], x0:x0 + result.painted.shape[1]] = result.painted
             bands.append(af.share_inside(painted, result.target_landmarks[interior, :2]))
     mouth_open, sealed = (redetected_openness(shown[name][0], subject) for name in ("jaw1", "seal"))
+    lip_folds = (max(af.folded_around(engine, lm.LIPS_LOWER_INNER[1:-1], values_with({"jaw_open": jaw}))[0]
+                     for jaw in CLOSING_JAWS) if subject.mouth_openness > SEAL_FROM else float("nan"))
     figures = {"tears": max(roughness), "hair": max(slips), "edge": max(edges), "specks": specks, "specks_frame": worst_specks,
                "iris_error": max(disc_errors), "iris_round": max(roundness, default=float("nan")),
                "iris_travel": min(travel, default=float("nan")),
                "mouth_src": subject.mouth_openness, "mouth_jaw1": mouth_open, "mouth_seal": sealed,
                # (a photo whose lips are closed already is given back at -1: its own lips are not measured)
                "seam": af.seam_roughness(*shown["seal"]) if subject.mouth_openness > SEAL_FROM else float("nan"),
-               "mouth_band": max(bands, default=float("nan")), "lash": lash}
+               "mouth_band": max(bands, default=float("nan")), "folds": lip_folds, "lash": lash}
     return figures, shown
 
 
@@ -310,7 +318,7 @@ def main() -> None:
     label = args.engine_ref or "working tree"
     print(f"engine: {label}, size {args.size}")
     print(f"{'photo':<24} {'tears':>6} {'hair':>5} {'edge':>5} {'specks':>6} {'(worst frame)':<22} {'iris err':>8} {'round':>6} {'travel':>6} "
-          f"{'mouth src':>9} {'jaw=1':>6} {'jaw=-1':>6} {'seam':>5} {'band':>5} {'lash':>5}  past threshold")
+          f"{'mouth src':>9} {'jaw=1':>6} {'jaw=-1':>6} {'seam':>5} {'band':>5} {'folds':>5} {'lash':>5}  past threshold")
     for photo in photos:
         subjects = analyze_faces(resize_long_side(load_image(photo), args.size))  # every face, face by face
         for subject in subjects:
@@ -319,7 +327,8 @@ def main() -> None:
             print(f"{name:<24} {figures['tears']:6.3f} {figures['hair']:5.1f} {figures['edge']:5d} {figures['specks']:6d} {figures['specks_frame']:<22} "
                   f"{figures['iris_error']:8.1f} {figures['iris_round']:6.3f} {figures['iris_travel']:6.2f} "
                   f"{figures['mouth_src']:9.3f} {figures['mouth_jaw1']:6.3f} {figures['mouth_seal']:6.3f} {figures['seam']:5.1f} "
-                  f"{figures['mouth_band']:5.3f} {figures['lash']:5.3f}  {', '.join(failures(figures)) or '-'}", flush=True)
+                  f"{figures['mouth_band']:5.3f} {figures['folds']:5.0f} {figures['lash']:5.3f}  {', '.join(failures(figures)) or '-'}",
+                  flush=True)
             rows = [("photo", subject.image, subject.landmarks)] + [(frame, *shown[frame]) for frame in shown]
             tag = (args.engine_ref or "tree").replace("/", "_")
             write_rgb(Path(args.crops) / f"{name}_{tag}.png", contact_sheet(rows, subject.face_width))

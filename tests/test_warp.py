@@ -9,11 +9,12 @@ from enliven import artifacts as af
 from enliven import landmarks as lm
 from enliven.analysis import analyze_image
 from enliven.animator import Animator
+from enliven.engines.mouth import lip_edge_offsets
 from enliven.engines.warp_math import (border_ramp, fill_notches, mirrored_into,
                                       piecewise_affine_displacement, smooth_behind_face, smooth_curve, triangle_affines,
                                       triangle_index_image)
 from enliven.errors import BadMotionError
-from enliven.geometry import estimate_head_pose, fit_pose_to_image_points, image_to_camera
+from enliven.geometry import estimate_head_pose, fit_pose_to_image_points, image_to_camera, inside_polygon
 from enliven.shared.presets import preset_motion
 
 from conftest import channel_values
@@ -157,34 +158,76 @@ def test_a_wide_open_mouth_closes(wide_open_mouth):
     assert closed.mouth_openness < 0.2 * wide_open_mouth.subject.mouth_openness
 
 
-def folded_around(engine, ids, values: np.ndarray) -> tuple[int, int]:
-    """(How many landmark triangles near the landmarks `ids` the frame of `values` turns over, how many
-    there are): "near" is within 0.3 of their extent around their box. A turned-over triangle is the mesh
-    folding, drawn as hard, stepped edges."""
-    landmark_triangles = engine.triangles[(engine.triangles < len(engine.landmark_ids)).all(axis=1)]
-    points = engine.source_work[[engine.landmark_position[i] for i in ids], :2]
-    reach = 0.3 * np.ptp(points, axis=0).max()
-    corners = engine.source_work[landmark_triangles, :2]
-    around = ((corners > points.min(axis=0) - reach) & (corners < points.max(axis=0) + reach)).all(axis=(1, 2))
-    triangles = landmark_triangles[around]
-
-    def orientation(mesh: np.ndarray) -> np.ndarray:
-        a, b, c = (mesh[triangles[:, k], :2] for k in range(3))
-        return np.sign((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
-
-    target = engine.target_points(values)[2]
-    return int((orientation(target) != orientation(engine.source_work)).sum()), len(triangles)
-
-
 def test_closing_a_wide_open_mouth_folds_no_lip_or_skin_over_its_corners(wide_open_mouth):
     """Half-closing a wide-open mouth moved the lips' middle contours by the jaw's blend, not with their lip,
     and the skin beside the corners rose past them: the mesh folded there, a lip-coloured wedge with hard
     edges at each corner (d19 at jaw_open -0.7: 33 folded triangles around the mouth, 20 now). Counted
     here: the landmark triangles around the mouth that the frame turns over (26 on this photo, 6 now)."""
-    folded, count = folded_around(wide_open_mouth, lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER,
+    folded, count = af.folded_around(wide_open_mouth, lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER,
                                   channel_values(jaw_open=-0.7))
     assert count > 300
     assert folded <= 10
+
+
+def test_chin_points_on_the_lower_lip_fold_nothing_as_the_lips_close(wide_open_mouth):
+    """On a wide-open mouth MediaPipe puts chin points (18, 200, 83, ...) on the lower lip, some even inside
+    the mouth (13 on this photo; d19 and d9 alike). As mesh points they folded the lower lip as the lips
+    closed: grey fangs of teeth and cavity hanging from it (at jaw_open -0.85, 20 triangles around the lower
+    lip's inner contour turned over here). The mesh leaves them out."""
+    engine = wide_open_mouth
+    points = engine.subject.landmarks
+    lips = points[list(lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER[::-1]), :2]
+    rings = {i for ring in lm.LIPS_UPPER_RINGS + lm.LIPS_LOWER_RINGS for i in ring}
+    strays = [i for i in np.flatnonzero(inside_polygon(points, lips)) if i not in rings]
+    assert len(strays) >= 3
+    assert not set(strays) & set(engine.landmark_ids.tolist())
+    folded, count = af.folded_around(engine, lm.LIPS_LOWER_INNER[1:-1], channel_values(jaw_open=-0.85))
+    assert count > 100
+    assert folded <= 10
+
+
+def test_the_mesh_s_inner_lips_lie_on_the_photo_s_lip_edges():
+    """Where an open mouth's inner contour runs over the lower teeth (as MediaPipe's does, by a few pixels,
+    on d19), the mesh's contour moves out to where the lip's own colour starts; an accurate contour (the
+    upper one here) and closed lips stay where they are. Drawn: skin, lips, a dark mouth, and a row of
+    grey teeth 5 px high above the lower lip; the lower contour given runs 4 px inside the lip's edge."""
+    image = np.empty((200, 200, 3), np.float32)
+    image[:] = (200, 150, 130)
+    columns = np.linspace(60.0, 140.0, 11)  # from the corner at image left (61) to the one at image right (291)
+    rise = np.sqrt(np.clip(1.0 - ((columns - 100.0) / 40.0) ** 2, 0.0, 1.0))
+    contours = {"upper_outer": 100 - 30 * rise, "upper_inner": 100 - 10 * rise,
+                "lower_inner": 100 + 16 * rise, "lower_outer": 100 + 28 * rise}
+
+    def polygon(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+        return np.round(np.concatenate([np.column_stack([columns, top]), np.column_stack([columns, bottom])[::-1]]) * 16).astype(np.int32)
+
+    cv2.fillPoly(image, [polygon(contours["upper_outer"], contours["lower_outer"])], (180, 80, 80), cv2.LINE_8, 4)
+    teeth_top = contours["lower_inner"] - 5 * rise
+    cv2.fillPoly(image, [polygon(contours["upper_inner"], teeth_top)], (60, 25, 25), cv2.LINE_8, 4)
+    cv2.fillPoly(image, [polygon(teeth_top, contours["lower_inner"])], (150, 150, 140), cv2.LINE_8, 4)
+    image = cv2.GaussianBlur(image, (0, 0), 0.8).clip(0, 255).astype(np.uint8)
+
+    def landmarks(lower_inner: np.ndarray, upper_inner: np.ndarray) -> np.ndarray:
+        points = np.zeros((478, 3))
+        for rings, inner, outer in ((lm.LIPS_UPPER_RINGS, upper_inner, contours["upper_outer"]),
+                                    (lm.LIPS_LOWER_RINGS, lower_inner, contours["lower_outer"])):
+            for k, ring in enumerate(rings):  # outer ring first, inner last
+                points[list(ring), 0] = columns
+                points[list(ring), 1] = outer + (inner - outer) * k / (len(rings) - 1)
+        return points
+
+    given = landmarks(contours["lower_inner"] - 4 * rise, contours["upper_inner"])
+    offsets = lip_edge_offsets(image, given)
+    middle = np.abs(columns - 100.0) < 25.0
+    lower, upper = offsets[list(lm.LIPS_LOWER_INNER)], offsets[list(lm.LIPS_UPPER_INNER)]
+    drawn_edge = 4 * rise + 0.5  # (drawn without anti-aliasing into a float image, the edge falls between pixel rows)
+    assert np.all(np.abs(lower[middle, 1] - drawn_edge[middle]) < 0.75) and np.abs(lower[:, 0]).max() < 0.5
+    assert np.abs(upper).max() <= 0.5
+    ring3 = offsets[list(lm.LIPS_LOWER_RINGS[2]), 1]
+    assert np.all((ring3[middle] > 0.3 * lower[middle, 1]) & (ring3[middle] < lower[middle, 1]))
+    assert np.abs(offsets[list(lm.LIPS_LOWER_OUTER)]).max() == 0.0
+    closed = landmarks(contours["upper_inner"], contours["upper_inner"])
+    assert np.abs(lip_edge_offsets(image, closed)).max() == 0.0
 
 
 def test_an_eye_looking_down_folds_no_lid_over_its_corners(animator):
@@ -193,7 +236,7 @@ def test_an_eye_looking_down_folds_no_lid_over_its_corners(animator):
     both corners (4-7 triangles around each eye on every evaluation face, 4 on the astronaut's here). The
     lid now drops at most 0.6 of the opening where it is, and its skin goes with it."""
     for side in ("left", "right"):
-        folded, count = folded_around(animator.engine, lm.eye_polygon(side), channel_values(gaze_y=-1))
+        folded, count = af.folded_around(animator.engine, lm.eye_polygon(side), channel_values(gaze_y=-1))
         assert count > 50
         assert folded == 0
 
@@ -204,7 +247,7 @@ def test_a_blink_while_looking_down_keeps_the_lids_from_crossing(animator):
     cheek. Lids now meet and never cross: at blink 0.5 with gaze_y -1, 13 and 11 triangles around the
     astronaut's eyes turned over; now at most 5. (A full blink collapses the opening by design.)"""
     for side in ("left", "right"):
-        folded, _ = folded_around(animator.engine, lm.eye_polygon(side), channel_values(blink_l=0.5, blink_r=0.5,
+        folded, _ = af.folded_around(animator.engine, lm.eye_polygon(side), channel_values(blink_l=0.5, blink_r=0.5,
                                                                                         gaze_y=-1))
         assert folded <= 5
 

@@ -58,6 +58,12 @@ SEAL_LINE_DARKNESS = 0.35  # where the lips meet, a soft line of the lower lip's
 SEAL_LINE_WIDTH = 0.012  # much darker (as in photos of closed lips) ... this wide (sigma; at least 0.6 px) ...
 SEAL_SHADE = 0.4  # ... in a wider shade, weighted this much ...
 SEAL_SHADE_WIDTH = 3.0  # ... and this many times as wide (it fades out before the band's edges)
+# The lips' own edges in a photo of an open mouth (lip_edge_offsets):
+LIP_EDGE_MIN_GAP = 3.0  # pixels: lips closer than this (where they are) show no inside to tell their edge from
+LIP_EDGE_CONTRAST = 30.0  # RGB levels: a contour on a colour this near the lip's (a tongue on the lip) has no edge to find
+LIP_EDGE_SEARCH = 0.6  # the edge is looked for this share of the lip's thickness out from the inner contour
+LIP_EDGE_OWN = 1.5  # pixels: an edge found this near the contour is the contour's own (blurred over a pixel or two)
+LIP_EDGE_LEVEL = 0.5  # the lip starts where the colour is this share (or less) of the contour's colour's distance from it
 
 
 def interior_stretches(image: np.ndarray, landmarks: np.ndarray) -> bool:
@@ -68,6 +74,65 @@ def interior_stretches(image: np.ndarray, landmarks: np.ndarray) -> bool:
     cheeks = np.clip(cheeks, 0, (image.shape[1] - 1, image.shape[0] - 1))
     skin = np.median(image[cheeks[:, 1], cheeks[:, 0]].astype(np.float32), axis=0)
     return teeth_share(image, landmarks[list(lm.inner_lip_polygon()), :2], skin) < TEETH_SHARE
+
+
+def lip_edge_offsets(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """(N, 2) pixels that move the lips' inner contours of an open mouth out to the photo's own lip edges,
+    and the rings between each inner contour and its outer one in proportion (so none cross); 0 elsewhere.
+
+    On an open mouth MediaPipe's inner contour may run a few pixels inside the lip's edge (across d19's lower
+    teeth, 5 px up from the lip). The warp engine's lip band then held those pixels, and lips the rig closed
+    carried them over the folding interior: a grey fringe under the closing mouth. Along each inner point's
+    line to its outer point, the edge is where the colour comes nearer the lip's own (its median, half to four
+    fifths of the way out) than halfway from the colour under the contour. Offsets only go outward: a contour
+    on the lip already (or on a tongue like it) stays, and so does one within a pixel or two of the edge.
+    """
+    points = landmarks[:, :2].astype(np.float64)
+    offsets = np.zeros_like(points)
+    lips = points[list(lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER)]
+    x0, y0 = np.maximum(np.floor(lips.min(axis=0)).astype(int) - 2, 0)
+    x1, y1 = np.ceil(lips.max(axis=0)).astype(int) + 3
+    patch = image[y0:y1, x0:x1]
+    if patch.shape[0] < 4 or patch.shape[1] < 4:
+        return offsets
+    patch = cv2.GaussianBlur(patch.astype(np.float32), (0, 0), 0.8)  # one pixel's noise or grain is no edge
+
+    def colours(at: np.ndarray) -> np.ndarray:
+        xy = (at - (x0, y0)).astype(np.float32).reshape(-1, 1, 2)
+        sampled = cv2.remap(patch, xy[..., 0], xy[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return sampled.reshape(*at.shape[:-1], 3)
+
+    gaps = np.linalg.norm(points[list(lm.LIPS_LOWER_INNER)] - points[list(lm.LIPS_UPPER_INNER)], axis=1)
+    for rings in (lm.LIPS_UPPER_RINGS, lm.LIPS_LOWER_RINGS):
+        outer, inner = points[list(rings[0])], points[list(rings[-1])]
+        across = outer - inner
+        thickness = np.linalg.norm(across, axis=1) + 1e-9
+        outward = across / thickness[:, None]
+        body = inner[1:-1, None] + np.linspace(0.5, 0.8, 4)[None, :, None] * across[1:-1, None]
+        lip = np.median(colours(body).reshape(-1, 3), axis=0)
+        edge = np.zeros(len(inner))
+        for i in range(1, len(inner) - 1):  # (the corners, where the lips meet, stay)
+            if gaps[i] < LIP_EDGE_MIN_GAP:
+                continue
+            steps = np.arange(0.0, LIP_EDGE_SEARCH * thickness[i], 0.5)
+            distance = np.linalg.norm(colours(inner[i] + steps[:, None] * outward[i]) - lip, axis=1)
+            if distance[0] < LIP_EDGE_CONTRAST:  # the contour lies on the lip already, or on a tongue like it
+                continue
+            level = LIP_EDGE_LEVEL * distance[0]  # nearer the lip than this, nearer it than the teeth or cavity there
+            lip_like = distance < level
+            entered = np.flatnonzero(lip_like[:-1] & lip_like[1:])  # two samples running: a speck is no lip
+            if len(entered):  # (no lip within reach: nothing is sure)
+                k = entered[0]  # the edge lies where the distance crossed the level, between this sample and the last
+                found = steps[k] - 0.5 * (level - distance[k]) / max(distance[k - 1] - distance[k], 1e-6)
+                edge[i] = found if found > LIP_EDGE_OWN else 0.0
+        # An edge one point alone found is not sure (a tongue on the lip, a highlight): each takes its own and
+        # its neighbours' median, so the contour moves in runs, never in a zigzag.
+        edge = np.median(np.stack([np.roll(edge, 1), edge, np.roll(edge, -1)]), axis=0)
+        for ring in rings[1:]:
+            ring_points = points[list(ring)]
+            share = np.clip(np.einsum("ij,ij->i", outer - ring_points, across) / thickness**2, 0.0, 1.0)
+            offsets[list(ring)] = (share * edge)[:, None] * outward
+    return offsets
 
 
 def teeth_share(image: np.ndarray, mouth_opening: np.ndarray, skin: np.ndarray) -> float:

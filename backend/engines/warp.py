@@ -46,11 +46,11 @@ from ..rig import SEAL_PRESS, Rig
 from ..shared.channels import CHANNEL_INDEX
 from .eyes import IRIS_DISC, IRIS_FILL, IRIS_STILL, Eyeball, build_eyeball, grow_opening
 from .frame_buffers import FrameBuffers
-from .mouth import CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, paint_cavity, seal_lips, seal_strength
+from .mouth import CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, lip_edge_offsets, paint_cavity, seal_lips, seal_strength
 from .palette import LUMA, palette_of
 from .warp_math import (SILHOUETTE_SOFTNESS, background_plate, blend_over_background, border_ramp, closed_lid,
                         constrained_triangulation, displacement_from_index, fill_notches, lashes_above, layer_coverage,
-                        mesh_contours, piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at,
+                        mesh_contours, mesh_points, piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at,
                         smooth_behind_face, smooth_curve, smooth_face_edge, triangle_affines, triangle_index_image)
 
 IRISES = ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))  # each eye's iris landmarks, and its side
@@ -122,7 +122,9 @@ class WarpEngine:
         self.mask = subject.mask.astype(np.float32)
         self.frames = FrameBuffers(subject.image, self.region)
         self._pixel_grid: np.ndarray | None = None  # (region h, region w, 2) float32 x, y of each pixel, made once
-
+        # The mesh's inner lips lie on the photo's own lip edges (MediaPipe's may run over teeth or cavity).
+        self.lip_edges = lip_edge_offsets(subject.image, subject.landmarks)
+        self.source_lip_gap = lm.signed_lip_gap(subject.landmarks)
         self._build_control_points()
         # The map behind the face fades back to the exact one (the identity) toward the region's border.
         self.border_ramp = border_ramp(self.work_size[::-1], 3 * BACK_SMOOTHING)
@@ -150,7 +152,6 @@ class WarpEngine:
         self.mouth_colour = self._lip_colour()
         self.palette = palette_of(subject.image, self.source_region)  # what it paints takes the photo's colours and grain
         self.paints_teeth = subject.mouth_openness < CLOSED_MOUTH  # an open mouth's own teeth move with the lips
-        self.source_lip_gap = lm.signed_lip_gap(subject.landmarks)
         self.seal_rims = SEAL_PRESS * max(self.source_lip_gap, 0.0)  # lip rims the rig's press no longer hides
         self.lash_colour = self._lash_colours()
         self.eyeballs = [self._eyeball(iris, side) for iris, side in IRISES]
@@ -170,11 +171,7 @@ class WarpEngine:
         follows the head's motion by an attachment weight.
         """
         camera = self.rig.source_camera
-        # The irises are no control points: the mesh would stretch them into chevrons between the eye's
-        # corners. The warp moves the eyeball with the eye; the iris is then drawn over it as a disc (_draw_irises).
-        keep = np.ones(len(camera), dtype=bool)
-        keep[list(lm.RIGHT_IRIS + lm.LEFT_IRIS)] = False
-        self.landmark_ids = np.flatnonzero(keep)
+        self.landmark_ids = mesh_points(self.subject.landmarks)
 
         extra, carrier, share, attachment, in_face = [], [], [], [], []
         # A point may follow two carriers: (1 - blend) of the first's offset and blend of the second's.
@@ -279,11 +276,7 @@ class WarpEngine:
                                np.stack([np.zeros_like(ys[1:-1]), ys[1:-1]], 1),
                                np.stack([np.full_like(ys[1:-1], work_w - 1), ys[1:-1]], 1)])
         self.pins_work = np.column_stack([pins, np.full(len(pins), 1e6)])  # pins are "far": drawn first
-        self.source_work = np.concatenate([
-            self._to_work(camera_to_image(camera[self.landmark_ids])),
-            self._to_work(camera_to_image(self.extra_source)),
-            self.pins_work,
-        ])
+        self.source_work = self.control_points_work(camera_to_image(camera), camera_to_image(self.extra_source))
 
     def _to_work(self, image_points: np.ndarray) -> np.ndarray:
         """Image pixels -> working pixels (x, y), z kept for depth ordering."""
@@ -331,8 +324,12 @@ class WarpEngine:
 
     def control_points_work(self, landmarks_image: np.ndarray, extra_image: np.ndarray) -> np.ndarray:
         """All control points in working pixels, in triangulation order, kept inside the head region."""
+        # The lips' edges close onto the rig's inner contours, where sealed lips meet.
+        opening = np.clip(lm.signed_lip_gap(landmarks_image) / max(self.source_lip_gap, 1e-6), 0.0, 1.0)
+        mesh_landmarks = landmarks_image[self.landmark_ids].copy()
+        mesh_landmarks[:, :2] += opening * self.lip_edges[self.landmark_ids]
         work = np.concatenate([
-            self._to_work(landmarks_image[self.landmark_ids]),
+            self._to_work(mesh_landmarks),
             self._to_work(extra_image),
             self.pins_work,
         ])

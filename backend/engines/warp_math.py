@@ -13,6 +13,7 @@ from scipy.interpolate import make_interp_spline
 from scipy.spatial import Delaunay
 
 from .. import landmarks as lm
+from ..geometry import inside_polygon
 from .palette import LUMA
 
 MEDIAN_SIDE = 5  # working pixels
@@ -26,6 +27,22 @@ LASH_REACH = 0.25  # eye widths above an open upper lid where its lashes are loo
 LASH_CONTRAST = 15.0  # ... as strokes this much darker (luma) than what lies around them ...
 LASH_STROKE = 0.12  # ... and at most this wide (eye widths) ...
 LASH_EYE = 28.0  # ... on an eye at least this wide (pixels)
+
+
+def mesh_points(landmarks: np.ndarray) -> np.ndarray:
+    """The landmarks (indices) a face's mesh is made of: all but
+    - the irises: the mesh would stretch them into chevrons between the eye's corners (the warp moves the
+      eyeball with the eye and draws the iris over it as a disc);
+    - points MediaPipe puts inside the lips' outline, other than the lips' own rings: on a wide-open mouth
+      its chin points (18, 83, 200, ...) fall on the lower lip, some inside the mouth, and the mesh folded
+      there as the lips closed (grey fangs hanging from d19's and d9's lower lips)."""
+    keep = np.ones(len(landmarks), dtype=bool)
+    keep[list(lm.RIGHT_IRIS + lm.LEFT_IRIS)] = False
+    lips = landmarks[list(lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER[::-1])]
+    rings = np.zeros(len(landmarks), dtype=bool)
+    rings[[i for ring in lm.LIPS_UPPER_RINGS + lm.LIPS_LOWER_RINGS for i in ring]] = True
+    keep &= rings | ~inside_polygon(landmarks, lips)
+    return np.flatnonzero(keep)
 
 
 def mesh_contours(landmarks: np.ndarray) -> list[tuple[int, ...]]:
