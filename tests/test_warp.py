@@ -1,6 +1,8 @@
 """Warp engine output checks that would catch a broken warp."""
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -37,6 +39,19 @@ def test_defaults_give_back_the_photo(animator, subject):
     frame = animator.render(channel_values())
     assert frame.shape == subject.image.shape and frame.dtype == np.uint8
     assert np.abs(frame.astype(int) - subject.image).max() <= 1
+
+
+def test_defaults_give_back_a_photo_that_cuts_the_face_off(astronaut, subject):
+    """A face cut off by the photo's edge has landmarks outside it, and the mesh's target points are held
+    inside the head region: its source points must be too, or the still frame moved the pixels along the
+    cut (up to 38 levels with the face cut at the side)."""
+    from enliven.engines.warp import WarpEngine
+
+    chin_y = int(subject.landmarks[lm.CHIN, 1])
+    right_x = int(subject.landmarks[lm.FACE_RIGHT_EDGE, 0])
+    for photo in (astronaut[:chin_y - 15], np.ascontiguousarray(astronaut[:, right_x + 15:])):
+        engine = WarpEngine(analyze_image(photo))
+        assert np.abs(engine.render(channel_values()).astype(int) - photo).max() <= 1
 
 
 def test_jaw_open_changes_the_mouth_and_darkens_it(animator, subject):
@@ -162,7 +177,7 @@ def test_closing_a_wide_open_mouth_folds_no_lip_or_skin_over_its_corners(wide_op
     """Half-closing a wide-open mouth moved the lips' middle contours by the jaw's blend, not with their lip,
     and the skin beside the corners rose past them: the mesh folded there, a lip-coloured wedge with hard
     edges at each corner (d19 at jaw_open -0.7: 33 folded triangles around the mouth, 20 now). Counted
-    here: the landmark triangles around the mouth that the frame turns over (26 on this photo, 6 now)."""
+    here: the landmark triangles around the mouth that the frame turns over (26 on this photo, 2 now)."""
     folded, count = af.folded_around(wide_open_mouth, lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER,
                                   channel_values(jaw_open=-0.7))
     assert count > 300
@@ -228,6 +243,33 @@ def test_the_mesh_s_inner_lips_lie_on_the_photo_s_lip_edges():
     assert np.abs(offsets[list(lm.LIPS_LOWER_OUTER)]).max() == 0.0
     closed = landmarks(contours["upper_inner"], contours["upper_inner"])
     assert np.abs(lip_edge_offsets(image, closed)).max() == 0.0
+
+
+def test_the_lip_edges_meet_where_the_rig_seals_the_lips(animator):
+    """The mesh's inner lips sit on the photo's lip edges, the same in source and frame (the neutral frame is
+    the photo), fully while the mouth is as open as the photo's or more, and on the rig's contours once the
+    lips are sealed. The photo: a wide-open mouth made from the astronaut, at twice the size, its lower inner
+    contour given 5 px inside the mouth (as MediaPipe's runs over d19's teeth)."""
+    from enliven.engines.warp import WarpEngine
+
+    photo = cv2.resize(animator.render(channel_values(jaw_open=1)), None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    subject = analyze_image(photo)
+    landmarks = subject.landmarks.copy()
+    landmarks[list(lm.LIPS_LOWER_INNER[1:-1]), 1] -= 5.0  # image y points down: into the mouth
+    engine = WarpEngine(dataclasses.replace(subject, landmarks=landmarks))
+    lower = [engine.landmark_position[i] for i in lm.LIPS_LOWER_INNER]
+    assert np.abs(engine.lip_edges[list(lm.LIPS_LOWER_INNER)]).max() > 1.0
+    assert np.abs(engine.render(channel_values()).astype(int) - photo).max() <= 1
+
+    def offset_in_mesh(values: np.ndarray) -> np.ndarray:
+        """How far the mesh's lower inner lip lies from the rig's (image pixels)."""
+        target_image, _, target_work = engine.target_points(values)
+        rig = (target_image[list(lm.LIPS_LOWER_INNER), :2] - engine.region[:2] + 0.5) * engine.scale - 0.5
+        return (target_work[lower, :2] - rig) / engine.scale
+
+    edges = engine.lip_edges[list(lm.LIPS_LOWER_INNER)]
+    assert np.allclose(offset_in_mesh(channel_values(jaw_open=0.5)), edges, atol=1e-6)
+    assert np.abs(offset_in_mesh(channel_values(jaw_open=-1))).max() < 1e-6
 
 
 def test_an_eye_looking_down_folds_no_lid_over_its_corners(animator):

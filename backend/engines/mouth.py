@@ -85,16 +85,21 @@ def lip_edge_offsets(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     carried them over the folding interior: a grey fringe under the closing mouth. Along each inner point's
     line to its outer point, the edge is where the colour comes nearer the lip's own (its median, half to four
     fifths of the way out) than halfway from the colour under the contour. Offsets only go outward: a contour
-    on the lip already (or on a tongue like it) stays, and so does one within a pixel or two of the edge.
+    on the lip already (or on a tongue like it) finds no edge, nor does one within a pixel or two of it, and
+    the edges found are smoothed along the contour (a point between two that found one moves with them).
+    Lips that touch in the middle have no inside to tell their edges from: no offsets.
     """
     points = landmarks[:, :2].astype(np.float64)
     offsets = np.zeros_like(points)
-    lips = points[list(lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER)]
-    x0, y0 = np.maximum(np.floor(lips.min(axis=0)).astype(int) - 2, 0)
-    x1, y1 = np.ceil(lips.max(axis=0)).astype(int) + 3
-    patch = image[y0:y1, x0:x1]
-    if patch.shape[0] < 4 or patch.shape[1] < 4:
+    if lm.signed_lip_gap(landmarks) <= 0.0:
         return offsets
+    lips = points[list(lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER)]
+    height, width = image.shape[:2]
+    x0, y0 = np.clip(np.floor(lips.min(axis=0)).astype(int) - 2, 0, (width, height))
+    x1, y1 = np.clip(np.ceil(lips.max(axis=0)).astype(int) + 3, 0, (width, height))
+    if x1 - x0 < 4 or y1 - y0 < 4:  # (lips outside the photo)
+        return offsets
+    patch = image[y0:y1, x0:x1]
     patch = cv2.GaussianBlur(patch.astype(np.float32), (0, 0), 0.8)  # one pixel's noise or grain is no edge
 
     def colours(at: np.ndarray) -> np.ndarray:
