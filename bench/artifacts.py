@@ -79,6 +79,7 @@ TEAR_FRAMES = {"yaw+20": {"head_yaw": 20}, "yaw-20": {"head_yaw": -20},
 GAZE_FRAMES = {"gazex+1": {"gaze_x": 1}, "gazex-1": {"gaze_x": -1}, "gazey+1": {"gaze_y": 1}, "gazey-1": {"gaze_y": -1}}
 MOUTH_FRAMES = {"jaw1": {"jaw_open": 1}, "pucker1": {"pucker": 1}, "wide1": {"wide": 1}}
 CLOSING_JAWS = (-0.5, -0.7, -0.85)  # lips closing part way over a photo's open mouth
+OPEN_MOUTH_CLOSING = {"jaw_open": -0.85}  # the sheet's frame of them
 SHEET_FRAMES = {**TEAR_FRAMES, **GAZE_FRAMES, "jaw1": {"jaw_open": 1}, "seal": {"jaw_open": -1},
                 "blink": {"blink_l": 1, "blink_r": 1}}
 SILHOUETTE_BAND = 0.1  # the band's width in face widths
@@ -291,13 +292,21 @@ def main() -> None:
 
     if args.sheet:
         subject = analyze_image(resize_long_side(load_image(ASTRONAUT_PATH), args.size))
-        before, after = engine_class(args.before_ref)(subject), engine_class(None)(subject)
+        before_type, after_type = engine_class(args.before_ref), engine_class(None)
+        before, after = before_type(subject), after_type(subject)
         halves = {"before": [("photo", subject.image, subject.landmarks)], "after": [("photo", subject.image, subject.landmarks)]}
+        labels = {"before": args.before_ref, "after": "this tree"}
         for name, channels in SHEET_FRAMES.items():
             for engine, side in ((before, "before"), (after, "after")):
                 result = engine.render_with_fields(values_with(channels), keep_fields=False)
-                halves[side].append((f"{name} {side} ({args.before_ref if side == 'before' else 'this tree'})",
-                                     result.frame, result.target_landmarks))
+                halves[side].append((f"{name} {side} ({labels[side]})", result.frame, result.target_landmarks))
+        # Her mouth is closed: lips closing over an open mouth are shown on a photo of it wide open (made by
+        # this tree, found again by MediaPipe, whose chin points then lie on her lower lip, as on d9 and d19).
+        opened = analyze_image(after.render(values_with({"jaw_open": 1})))
+        for engine_type, side in ((before_type, "before"), (after_type, "after")):
+            result = engine_type(opened).render_with_fields(values_with(OPEN_MOUTH_CLOSING), keep_fields=False)
+            halves[side].append((f"wide-open photo, jaw_open {OPEN_MOUTH_CLOSING['jaw_open']} {side} ({labels[side]})",
+                                 result.frame, result.target_landmarks))
         # Before on the left, after on the right, each crop at 100 % of the photo at --size.
         left, right = (contact_sheet(halves[side], subject.face_width) for side in ("before", "after"))
         height = max(left.shape[0], right.shape[0])
