@@ -92,9 +92,7 @@ def _eye_shapes(head: np.ndarray, side: str) -> tuple[np.ndarray, tuple[np.ndarr
     blink = np.zeros_like(head)
     blink[upper] = closed_line - head[upper]
     blink[lower] = closed_line - head[lower]
-    order = np.argsort(closed_line[:, 0])
-    line_y = np.interp(head[iris, 0], closed_line[order, 0], closed_line[order, 1])
-    blink[iris, 1] = line_y - head[iris, 1]
+    blink[iris, 1] = _height_under(head[iris], closed_line) - head[iris, 1]
     # The skin around the eye follows the lids partly, so nothing tears.
     moving = np.concatenate([upper, lower, iris])
     others = np.setdiff1d(np.arange(len(head)), moving)
@@ -170,9 +168,7 @@ def _jaw_weight(head: np.ndarray) -> np.ndarray:
     weight = smoothstep(corner_y + 0.12, corner_y - 0.15, head[:, 1])
     # Inside the mouth's width, split exactly along the line between the lips.
     upper_inner, lower_inner = np.array(lm.LIPS_UPPER_INNER), np.array(lm.LIPS_LOWER_INNER)
-    midline = 0.5 * (head[upper_inner] + head[lower_inner])
-    order = np.argsort(midline[:, 0])
-    mid_y = np.interp(head[:, 0], midline[order, 0], midline[order, 1])
+    mid_y = _height_under(head, 0.5 * (head[upper_inner] + head[lower_inner]))
     right_x, left_x = head[lm.MOUTH_RIGHT_CORNER, 0], head[lm.MOUTH_LEFT_CORNER, 0]
     in_mouth = (head[:, 0] > right_x) & (head[:, 0] < left_x) & (np.abs(head[:, 1] - mid_y) < 0.35 * width)
     weight = np.where(in_mouth, (head[:, 1] < mid_y).astype(float), weight)

@@ -78,8 +78,7 @@ TEAR_FRAMES = {"yaw+20": {"head_yaw": 20}, "yaw-20": {"head_yaw": -20},
                "pitch+15": {"head_pitch": 15}, "pitch-15": {"head_pitch": -15}}
 GAZE_FRAMES = {"gazex+1": {"gaze_x": 1}, "gazex-1": {"gaze_x": -1}, "gazey+1": {"gaze_y": 1}, "gazey-1": {"gaze_y": -1}}
 MOUTH_FRAMES = {"jaw1": {"jaw_open": 1}, "pucker1": {"pucker": 1}, "wide1": {"wide": 1}}
-CLOSING_JAWS = (-0.5, -0.7, -0.85)  # lips closing part way over a photo's open mouth
-OPEN_MOUTH_CLOSING = {"jaw_open": -0.85}  # the sheet's frame of them
+CLOSING_JAWS = (-0.5, -0.7, -0.85)  # lips closing part way over a photo's open mouth (the sheet shows the last)
 SHEET_FRAMES = {**TEAR_FRAMES, **GAZE_FRAMES, "jaw1": {"jaw_open": 1}, "seal": {"jaw_open": -1},
                 "blink": {"blink_l": 1, "blink_r": 1}}
 SILHOUETTE_BAND = 0.1  # the band's width in face widths
@@ -304,8 +303,8 @@ def main() -> None:
         # this tree, found again by MediaPipe, whose chin points then lie on her lower lip, as on d9 and d19).
         opened = analyze_image(after.render(values_with({"jaw_open": 1})))
         for engine_type, side in ((before_type, "before"), (after_type, "after")):
-            result = engine_type(opened).render_with_fields(values_with(OPEN_MOUTH_CLOSING), keep_fields=False)
-            halves[side].append((f"wide-open photo, jaw_open {OPEN_MOUTH_CLOSING['jaw_open']} {side} ({labels[side]})",
+            result = engine_type(opened).render_with_fields(values_with({"jaw_open": CLOSING_JAWS[-1]}), keep_fields=False)
+            halves[side].append((f"wide-open photo, jaw_open {CLOSING_JAWS[-1]} {side} ({labels[side]})",
                                  result.frame, result.target_landmarks))
         # Before on the left, after on the right, each crop at 100 % of the photo at --size.
         left, right = (contact_sheet(halves[side], subject.face_width) for side in ("before", "after"))
