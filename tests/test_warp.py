@@ -12,7 +12,7 @@ from enliven import landmarks as lm
 from enliven.analysis import analyze_image
 from enliven.animator import Animator
 from enliven.engines.mouth import lip_edge_offsets
-from enliven.engines.warp_math import (border_ramp, fill_notches, mirrored_into,
+from enliven.engines.warp_math import (border_ramp, fill_notches, layer_coverage, mirrored_into,
                                       piecewise_affine_displacement, smooth_behind_face, smooth_curve, triangle_affines,
                                       triangle_index_image)
 from enliven.errors import BadMotionError
@@ -659,6 +659,37 @@ def test_a_notch_in_the_face_outline_is_filled_but_a_bay_is_not():
     assert not filled[45:56, 13:22].any()  # the bay stays (only its inner corners are rounded)
     assert not (filled & ~cut & ~notch & ~bay).any()  # nothing outside the cuts is added
     assert np.array_equal(fill_notches(cut, defined, 0.4), cut)
+
+
+def outline_at_full_resolution(coverage: np.ndarray, scale: int) -> np.ndarray:
+    """Per full-resolution row (`scale` pixels a working cell), the column (in cells) where a working-resolution
+    `coverage`, interpolated bilinearly as the engine samples it, falls through 0.5 (the face on the left)."""
+    height, width = coverage.shape
+    centres = ((np.arange(scale * max(height, width)) + 0.5) / scale - 0.5).astype(np.float32)
+    grid_x, grid_y = np.meshgrid(centres[:scale * width], centres[:scale * height])
+    full = cv2.remap(coverage, grid_x, grid_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    columns = []
+    for row in full:
+        i = np.flatnonzero((row[:-1] >= 0.5) & (row[1:] < 0.5))[0]
+        columns.append(centres[i] + (row[i] - 0.5) / (row[i] - row[i + 1]) / scale)
+    return np.array(columns)
+
+
+def test_the_face_outline_is_smooth_at_full_resolution():
+    """The face's outline comes from the working resolution, a staircase of cells, with spikes a cell or two
+    long where the far cheek's mesh folds on a turn. Drawn at full resolution it must be a smooth curve: with
+    the ordering smoothed too little (as before), d9's far cheek showed a stair-step edge and a spike of hair
+    jutting into it at yaw 20 (here: a staircase wiggling 0.52 cells, a spike bulging 1.37 cells)."""
+    rows, cols = np.mgrid[:64, :64]
+    staircase = cols < np.floor(24 + rows / 8.0)  # a nearly vertical outline, one cell over every 8 rows
+    outline = outline_at_full_resolution(layer_coverage(staircase), 4)[40:200]  # away from the grid's ends
+    along = np.arange(len(outline))
+    wiggle = outline - np.polyval(np.polyfit(along, outline, 1), along)
+    assert np.ptp(wiggle) < 0.2
+    spiked = cols < 30
+    spiked[30:32, 30:32] = True  # a spike two cells wide and two long
+    outline = outline_at_full_resolution(layer_coverage(spiked), 4)
+    assert outline.max() - np.median(outline) < 0.8
 
 
 def test_a_triangle_squashed_to_a_sliver_shows_only_its_own_pixels():

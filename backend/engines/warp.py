@@ -69,7 +69,8 @@ FACE_EDGE_BAND = 0.2  # face widths: how far inside the outline slivers are remo
 FACE_EDGE_SMOOTHING = 0.03  # face widths: the Gaussian that smooths the face's map along its outline ...
 FACE_EDGE_SMOOTHED = 0.1  # ... this far inside it (face widths)
 FACE_NOTCH = 0.05  # face widths: notches in the face's outline narrower than twice this are filled
-SILHOUETTE_REACH = 2  # working pixels either side of the face silhouette resolved at full resolution
+SILHOUETTE_REACH = 4  # working pixels either side of the face silhouette resolved at full resolution
+SILHOUETTE_FADE = 0.008  # face widths (1 to 2 pixels): the face fades into what is behind it over this, as photos' edges do
 BACK_SMOOTHING = 3.0  # working pixels: the Gaussian that smooths the map of everything behind the face
 BACK_REACH = 0.05  # that Gaussian's share of covered cells where the smoothed map still counts as defined
 
@@ -484,8 +485,9 @@ class WarpEngine:
         # A layer that does not reach a pixel (for the face: with all four interpolated neighbours) cannot show there.
         front_defined = at_pixels(face_reach.astype(np.float32)) > 0.999
         # The blurred coverage falls by 1 / (sqrt(2 pi) sigma) per working pixel at the edge: scaled so that
-        # the face fades out over one full-resolution pixel.
-        slope = np.sqrt(2 * np.pi) * SILHOUETTE_SOFTNESS / self.scale
+        # the face fades out over SILHOUETTE_FADE (a cut one pixel sharp reads as pasted on).
+        fade = float(np.clip(SILHOUETTE_FADE * self.subject.face_width, 1.0, 2.0))
+        slope = np.sqrt(2 * np.pi) * SILHOUETTE_SOFTNESS / (self.scale * fade)
         coverage = np.clip(0.5 + (at_pixels(layer_coverage(face_cover)) - 0.5) * slope, 0.0, 1.0)
         coverage = np.where(back_defined, np.where(front_defined, coverage, 0.0), 1.0)
         in_front = coverage >= 0.5

@@ -18,7 +18,10 @@ from .palette import LUMA
 
 MEDIAN_SIDE = 5  # working pixels
 MEDIAN_PASSES = 2
-SILHOUETTE_SOFTNESS = 1.0  # working pixels: the face/background ordering is smoothed this much before upsampling
+# working pixels: the face/background ordering is smoothed this much before upsampling. Its outline is a
+# staircase of working pixels, with spikes a cell or two long where the moved mesh folds at the far cheek;
+# a Gaussian of 1 left a staircase ten cells long (on a nearly vertical cheek) at 80 % of its height.
+SILHOUETTE_SOFTNESS = 2.5
 MESH_OPEN_LIPS = 0.05  # the mesh keeps the inner lips as edges where the photo's lips are this far apart (mouth widths)
 MESH_OPEN_EYE = 0.12  # ... and an eye's lids where its eye aspect ratio is over this
 SLIVER_STRETCH = 2.0  # a triangle mapped back to the photo this many times larger counts as a sliver
