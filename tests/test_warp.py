@@ -609,6 +609,27 @@ def test_gaze_uncovers_a_shaded_eyeball_not_a_flat_fill(animator, subject):
         assert np.median((pixels.max(axis=1) - pixels.min(axis=1)) / pixels.max(axis=1)) < 0.25
 
 
+def test_a_sideways_gaze_turns_the_photo_s_own_sclera(astronaut, subject):
+    """The white the iris leaves is the photo's own, slid along with the eyeball as it turns, not paint: a red
+    fleck on the astronaut's sclera, on the side the iris leaves, travels toward it and stays red (before,
+    the fleck stayed where it was and the iris's old place showed a flat, painted white)."""
+    photo, flecks = astronaut.copy(), {}
+    for iris, side in ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left")):
+        centre = subject.landmarks[iris[0], :2]
+        radius = np.linalg.norm(subject.landmarks[list(iris[1:]), :2] - centre, axis=1).mean()
+        opening = af.polygon_mask(photo.shape, subject.landmarks[list(lm.eye_polygon(side)), :2])
+        rows, cols = np.nonzero(opening & ~af.disc_mask(photo.shape, centre, 1.6 * radius) & (np.arange(photo.shape[1]) < centre[0]))
+        brightest = np.argmax(af.luma(photo)[rows, cols])  # sclera, left of the iris
+        flecks[side] = rows[brightest], cols[brightest]
+        photo[flecks[side]] = (255, 0, 0)
+    engine = Animator(analyze_image(photo)).engine
+    frame = engine.render(channel_values(gaze_x=1)).astype(int)  # the iris moves right, away from the fleck
+    for side, (row, col) in flecks.items():
+        window = frame[row - 4:row + 5, col - 12:col + 13]
+        red_columns = np.nonzero(window[..., 0] - window[..., 1:].max(axis=2) > 60)[1]
+        assert len(red_columns) > 0 and red_columns.mean() - 12 >= 0.75
+
+
 def test_a_wide_open_mouth_full_of_teeth_splits_instead_of_stretching(wide_open_mouth):
     """Stretched, teeth smear into long white bars: a wide-open mouth that shows mostly teeth (a grin) keeps
     the split interior, its teeth moving with their lips, and the same mouth showing throat stretches."""

@@ -41,6 +41,7 @@ SCLERA_SATURATION = 0.22  # a pixel beside the iris is read as sclera when less 
 SCLERA_BRIGHTNESS = 0.6  # ... and brighter than this share of the eye's brightest
 SCLERA_RING = 0.6  # iris radii beyond the hole where the photo's own sclera is read ...
 MIN_SCLERA_PIXELS = 8  # ... when it shows at least this many pixels of it
+MIN_SCLERA_SIDE = 4  # a gaze slides the photo's own sclera over the iris's place if this much shows on the side it leaves
 FILL_REACH = 0.5  # iris radii: how far the photo's own sclera around the hole carries into it ...
 MIN_FILL_REACH = 1.5  # ... and at least this many pixels (a small eye's fill is all edge)
 EDGE_WIDTH = 1.5  # pixels: the ring just outside the hole that the fill must join
@@ -59,6 +60,7 @@ class Eyeball:
     iris: np.ndarray  # (h, w, 3) uint8, the eye with its iris completed under the lids
     opening: np.ndarray  # (h, w) float32, 1 where the eye shows (up to the lashes), 0 outside, anti-aliased
     sclera_colour: np.ndarray | None = None  # RGB of the sclera the photo shows beside the iris, if it shows enough
+    sclera_beside: tuple[bool, bool] = (False, False)  # whether it shows sclera toward the first, the second corner
 
 
 def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_lid: np.ndarray,
@@ -107,6 +109,9 @@ def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_li
     # corners. They set the model's colour and brightness.
     beside = (inside & (distance > radius * IRIS_DISC) & (distance < radius * (IRIS_FILL + SCLERA_RING))
               & (saturation(pixels) < SCLERA_SATURATION) & (luma > SCLERA_BRIGHTNESS * brightest))
+    toward_second = ((xs - local_centre[0]) * (upper_lid[-1, 0] - upper_lid[0, 0])
+                     + (ys - local_centre[1]) * (upper_lid[-1, 1] - upper_lid[0, 1])) > 0
+    sides = (bool((beside & ~toward_second).sum() >= MIN_SCLERA_SIDE), bool((beside & toward_second).sum() >= MIN_SCLERA_SIDE))
     measured = None
     if beside.sum() >= MIN_SCLERA_PIXELS:
         colour = measured = np.median(pixels[beside] / np.maximum(shade[beside], 0.75)[:, None], axis=0)
@@ -138,7 +143,36 @@ def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_li
     visible_iris = np.where((visible & iris_area)[..., None], patch, np.median(iris_samples, axis=0).astype(np.uint8))
     iris_texture = cv2.inpaint(visible_iris, (iris_area & ~visible).astype(np.uint8), max(2.0, radius / 3),
                                cv2.INPAINT_TELEA)
-    return Eyeball(centre, radius, (x0, y0), sclera, iris_texture, shown, measured)
+    return Eyeball(centre, radius, (x0, y0), sclera, iris_texture, shown, measured, sides)
+
+
+def eyeball_turn(size: tuple[int, int], corners: np.ndarray, centre: np.ndarray, gaze: np.ndarray,
+                 sclera_beside: tuple[bool, bool]) -> np.ndarray:
+    """(h, w, 2) float32: what to add, per pixel of a (w, h) patch, to where the eye's sclera is read from,
+    so that the eyeball turns with the gaze instead of showing a painted hole.
+
+    `corners`: the eye's two corners and `centre`: where the iris is drawn (patch pixels); `gaze`: where the
+    eyeball point under that centre comes from, minus the photo's iris centre (photo pixels). Along the eye's
+    axis the eyeball's surface slides with the iris: the shift is the whole gaze at the iris and none at the
+    corners (linear in between), so the photo's own sclera, with its shading, lid shadow and grain, is
+    stretched on the side the iris leaves and pressed on the side it moves to. Across the axis nothing
+    slides: above and below the iris the photo shows lids, not sclera, and the filled eyeball stands. Nor
+    does anything slide when the side the iris leaves shows no sclera in the photo (`sclera_beside`, toward
+    the first and the second corner; Eyeball.sclera_beside): a corner in deep shadow, stretched, reads as
+    iris left behind (to people and face trackers), and the filled eyeball is drawn instead."""
+    width, height = size
+    start, end = np.asarray(corners, np.float64)
+    length = max(float(np.linalg.norm(end - start)), 2.0)
+    axis = (end - start) / length
+    gaze_along = float(np.asarray(gaze, np.float64) @ axis)
+    if not sclera_beside[0 if gaze_along > 0 else 1]:  # the side the iris leaves
+        return np.zeros((height, width, 2), np.float32)
+    at_iris = float(np.clip((np.asarray(centre, np.float64) - start) @ axis, 1.0, length - 1.0))
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+    along = (xs - start[0]) * axis[0] + (ys - start[1]) * axis[1]
+    share = np.clip(np.minimum(along / at_iris, (length - along) / (length - at_iris)), 0.0, 1.0)
+    slide = -gaze_along * share
+    return np.dstack([slide * axis[0], slide * axis[1]]).astype(np.float32)
 
 
 def grow_opening(mask: np.ndarray, radius: float) -> np.ndarray:

@@ -44,7 +44,7 @@ from ..analysis import Subject
 from ..geometry import camera_to_image
 from ..rig import SEAL_PRESS, Rig
 from ..shared.channels import CHANNEL_INDEX
-from .eyes import IRIS_DISC, IRIS_FILL, IRIS_STILL, Eyeball, build_eyeball, grow_opening
+from .eyes import IRIS_DISC, IRIS_FILL, IRIS_STILL, Eyeball, build_eyeball, eyeball_turn, grow_opening
 from .frame_buffers import FrameBuffers
 from .mouth import CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, lip_edge_offsets, paint_cavity, seal_lips, seal_strength
 from .palette import LUMA, palette_of
@@ -551,12 +551,12 @@ class WarpEngine:
                      box: tuple[int, int, int, int]) -> np.ndarray:
         """Draw each iris as a rigid disc where the rig put it, over the warped eyeball, clipped by the lids.
 
-        The warp moves the eye (lids, sclera, and the iris with them) like the
-        skin around it. Where the rig moves the iris relative to the eye (gaze),
-        the eye opening is redrawn: the sclera with the iris removed, warped
-        with the eye, and over it the source's iris disc, mapped rigidly to
-        where the rig put the iris's landmarks, so it keeps its shape and size;
-        the opening's anti-aliased outline clips it, so the lids cover it as
+        The warp moves the eye (lids, sclera, and the iris with them) like the skin
+        around it. Where the rig moves the iris relative to the eye (gaze), the eye
+        opening is redrawn: the sclera with the iris removed, warped with the eye and
+        turned with the gaze (eyes.eyeball_turn), and over it the source's iris disc,
+        mapped rigidly to where the rig put the iris's landmarks, so it keeps its shape
+        and size; the opening's anti-aliased outline clips it, so the lids cover it as
         they would.
         """
         bx0, by0, bx1, by1 = box
@@ -571,16 +571,17 @@ class WarpEngine:
                 continue
             # Where the eyeball point under the iris's target came from: the gaze is the rest of the way.
             cx, cy = np.clip(centre, (x0, y0), (x1 - 1, y1 - 1))
-            displacement = cv2.remap(full, np.float32([[cx]]), np.float32([[cy]]), cv2.INTER_LINEAR,
-                                     borderMode=cv2.BORDER_REPLICATE)[0, 0]
-            eyeball_point = displacement + (cx + bx0, cy + by0)
-            gaze = eyeball_point - eyeball.centre
+            gaze = cv2.remap(full, np.float32([[cx]]), np.float32([[cy]]), cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REPLICATE)[0, 0] + (cx + bx0, cy + by0) - eyeball.centre
             strength = float(np.clip(np.hypot(*gaze) / (IRIS_STILL * eyeball.radius), 0.0, 1.0))
             if strength <= 0:
                 continue
             source_x = full[y0:y1, x0:x1, 0] + np.arange(x0 + bx0, x1 + bx0, dtype=np.float32)[None, :] - eyeball.origin[0]
             source_y = full[y0:y1, x0:x1, 1] + np.arange(y0 + by0, y1 + by0, dtype=np.float32)[:, None] - eyeball.origin[1]
-            sclera = cv2.remap(eyeball.sclera, source_x, source_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            corners = opening[[0, len(lm.RIGHT_EYE_UPPER) - 1]] - (x0, y0)  # the upper lid runs corner to corner
+            turn = eyeball_turn((x1 - x0, y1 - y0), corners, centre - (x0, y0), gaze, eyeball.sclera_beside)
+            sclera = cv2.remap(eyeball.sclera, source_x + turn[..., 0], source_y + turn[..., 1], cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
             # The iris is rigid: its pixels come from the photo's iris by the affine map that carries the rig's
             # iris landmarks (centre and rim: the gaze, and the head's turn foreshortening the disc) back to the
             # photo's. Sampled through the warp field instead, it would be squashed wherever the lids move and
