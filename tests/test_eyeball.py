@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from enliven.engines.eyes import build_eyeball, eyeball_turn
+from enliven.engines.eyes import IRIS_FILL, build_eyeball, eyeball_turn
 from enliven.engines.palette import LUMA, palette_of, saturation
 
 SKIN = (200, 150, 120)
@@ -123,3 +123,17 @@ def test_the_eyeball_says_on_which_side_it_shows_sclera():
     image[:, 60:] = np.where((image[:, 60:] == (235, 235, 230)).all(axis=2)[..., None], (40, 40, 45), image[:, 60:])
     eyeball = build_eyeball(image, CENTRE, RADIUS, upper, lower, palette_of(image))
     assert eyeball.sclera_beside == (True, False)  # white toward the left corner, shadow toward the right
+
+
+def test_the_fill_runs_into_what_borders_the_hole_without_a_step():
+    """Where the tracked iris sits off the real one (d19: 3 px), a rim of the iris is left beside the hole, and
+    the fill, kept at the white's brightness up to the hole's edge, stood against it in a hard step that a
+    gaze showed as the painted white's edge (47-55 levels here). The fill runs into its border instead."""
+    image, upper, lower = _eye(sclera=(225, 222, 218))
+    image[(image[..., 0] == 225) & (np.arange(image.shape[1])[None, :] > CENTRE[0])] = (150, 147, 144)
+    tracked, radius = CENTRE - (5.0, 0.0), RADIUS * 0.8
+    eyeball = build_eyeball(image, tracked, radius, upper, lower, palette_of(image))
+    x = int(round(tracked[0] + radius * IRIS_FILL - eyeball.origin[0]))  # the hole's right edge
+    for row in np.round(CENTRE[1] - eyeball.origin[1] + np.array([-4, 0, 4])).astype(int):
+        luma = eyeball.sclera[row].astype(np.float32) @ LUMA
+        assert luma[x - 1] - luma[x] < 30  # the last pixel filled against the first left

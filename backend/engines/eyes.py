@@ -44,6 +44,7 @@ MIN_SCLERA_PIXELS = 8  # ... when it shows at least this many pixels of it
 MIN_SCLERA_SIDE = 4  # a gaze slides the photo's own sclera over the iris's place if this much shows on the side it leaves
 FILL_REACH = 0.5  # iris radii: how far the photo's own sclera around the hole carries into it ...
 MIN_FILL_REACH = 1.5  # ... and at least this many pixels (a small eye's fill is all edge)
+FILL_RELAXATION = 60  # steps relaxing the fill toward its border's brightness
 EDGE_WIDTH = 1.5  # pixels: the ring just outside the hole that the fill must join
 LASH_OR_PUPIL = 0.3  # a pixel darker than this share of the eye's brightest is lash or pupil, not eye to join
 SCLERA_GRAIN = 0.6  # the sclera is smoother than the skin: this share of the photo's grain
@@ -187,7 +188,8 @@ def fill_hole(pixels: np.ndarray, hole: np.ndarray, beside: np.ndarray, edge: np
               reach: float) -> np.ndarray:
     """The `hole` of `pixels` ((H, W, 3) float32) filled with `model` ((H, W, 3), the shaded eyeball),
     corrected toward the pixels the photo shows around it: their ratio to the model, spread smoothly over
-    the hole (a normalised Gaussian of `reach` pixels), fading back to the model where none is near.
+    the hole (a normalised Gaussian of `reach` pixels), fading back to the model where none is near, then
+    relaxed so that it meets them without a step.
     Sclera `beside` the hole sets colour and brightness; the hole's own `edge` (lid shadow, a shadowed
     corner, the caruncle) only brightness, so a pink corner darkens the fill toward it without tinting it."""
     shown = np.clip(pixels / np.maximum(model, 1.0), 0.4, 2.5)
@@ -201,8 +203,19 @@ def fill_hole(pixels: np.ndarray, hole: np.ndarray, beside: np.ndarray, edge: np
     # straight line of shown pixels has on itself.
     confidence = np.clip(spread_weight / (0.5 / (2 * np.pi * reach**2) ** 0.5), 0.0, 1.0)
     spread = np.where(spread_weight > 1e-6, spread_ratio / np.maximum(spread_weight, 1e-6), 1.0)
-    ratio = 1.0 + confidence * (spread - 1.0)
-    return np.where(hole[..., None], model * ratio, pixels)
+    estimate = 1.0 + confidence * (spread - 1.0)
+    known = (beside | edge) & ~hole
+    # Relaxed toward the ratio the hole's own border shows (each pixel the mean of its neighbours in the
+    # hole or on its border): the Gaussian's average, next to a border brighter or darker than it, left
+    # a seam that a gaze showed as the filled white's hard edge.
+    estimate[known] = ratio[known]
+    taking = (hole | known).astype(np.float32)
+    cross = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.float32)
+    count = np.maximum(cv2.filter2D(taking, -1, cross, borderType=cv2.BORDER_CONSTANT), 1e-6)[..., None]
+    for _ in range(FILL_RELAXATION):
+        mean = cv2.filter2D(estimate * taking[..., None], -1, cross, borderType=cv2.BORDER_CONSTANT) / count
+        estimate = np.where(hole[..., None], mean, estimate)
+    return np.where(hole[..., None], model * estimate, pixels)
 
 
 def sclera_colour(samples: np.ndarray) -> np.ndarray:
