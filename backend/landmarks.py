@@ -68,8 +68,14 @@ def inner_lip_polygon() -> tuple[int, ...]:
     return LIPS_UPPER_INNER + tuple(reversed(LIPS_LOWER_INNER[1:-1]))
 
 
+def eye_lids(side: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The eye's upper and lower lid, each from the same corner to the same other corner."""
+    return (RIGHT_EYE_UPPER, RIGHT_EYE_LOWER) if side == "right" else (LEFT_EYE_UPPER, LEFT_EYE_LOWER)
+
+
 def eye_polygon(side: str) -> tuple[int, ...]:
-    upper, lower = (RIGHT_EYE_UPPER, RIGHT_EYE_LOWER) if side == "right" else (LEFT_EYE_UPPER, LEFT_EYE_LOWER)
+    """The eye's opening: its upper lid corner to corner, then its lower lid back."""
+    upper, lower = eye_lids(side)
     return upper + tuple(reversed(lower[1:-1]))
 
 

@@ -136,4 +136,5 @@ def test_the_fill_runs_into_what_borders_the_hole_without_a_step():
     x = int(round(tracked[0] + radius * IRIS_FILL - eyeball.origin[0]))  # the hole's right edge
     for row in np.round(CENTRE[1] - eyeball.origin[1] + np.array([-4, 0, 4])).astype(int):
         luma = eyeball.sclera[row].astype(np.float32) @ LUMA
-        assert luma[x - 1] - luma[x] < 30  # the last pixel filled against the first left
+        assert abs(luma[x - 1] - luma[x]) < 30  # the last pixel filled against the first left
+        assert luma[x - 6] > 90  # the fill itself is still the white's, not its border's shadow

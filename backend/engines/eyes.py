@@ -44,7 +44,7 @@ MIN_SCLERA_PIXELS = 8  # ... when it shows at least this many pixels of it
 MIN_SCLERA_SIDE = 4  # a gaze slides the photo's own sclera over the iris's place if this much shows on the side it leaves
 FILL_REACH = 0.5  # iris radii: how far the photo's own sclera around the hole carries into it ...
 MIN_FILL_REACH = 1.5  # ... and at least this many pixels (a small eye's fill is all edge)
-FILL_RELAXATION = 60  # steps relaxing the fill toward its border's brightness
+FILL_RELAXATION = 60  # steps relaxing the fill toward its border's brightness (they reach about 8 px into it)
 EDGE_WIDTH = 1.5  # pixels: the ring just outside the hole that the fill must join
 LASH_OR_PUPIL = 0.3  # a pixel darker than this share of the eye's brightest is lash or pupil, not eye to join
 SCLERA_GRAIN = 0.6  # the sclera is smoother than the skin: this share of the photo's grain
@@ -154,8 +154,8 @@ def eyeball_turn(size: tuple[int, int], corners: np.ndarray, centre: np.ndarray,
 
     `corners`: the eye's two corners and `centre`: where the iris is drawn (patch pixels); `gaze`: where the
     eyeball point under that centre comes from, minus the photo's iris centre (photo pixels). Along the eye's
-    axis the eyeball's surface slides with the iris: the shift is the whole gaze at the iris and none at the
-    corners (linear in between), so the photo's own sclera, with its shading, lid shadow and grain, is
+    axis the eyeball's surface slides with the iris: the shift is the gaze's part along that axis, whole at
+    the iris and none at the corners (linear in between), so the photo's own sclera, with its shading, lid shadow and grain, is
     stretched on the side the iris leaves and pressed on the side it moves to. Across the axis nothing
     slides: above and below the iris the photo shows lids, not sclera, and the filled eyeball stands. Nor
     does anything slide when the side the iris leaves shows no sclera in the photo (`sclera_beside`, toward
@@ -211,10 +211,12 @@ def fill_hole(pixels: np.ndarray, hole: np.ndarray, beside: np.ndarray, edge: np
     estimate[known] = ratio[known]
     taking = (hole | known).astype(np.float32)
     cross = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.float32)
-    count = np.maximum(cv2.filter2D(taking, -1, cross, borderType=cv2.BORDER_CONSTANT), 1e-6)[..., None]
+    count = cv2.filter2D(taking, -1, cross, borderType=cv2.BORDER_CONSTANT)
+    relaxed = (hole & (count > 0))[..., None]  # (a hole pixel walled in by lashes alone keeps its estimate)
+    count = np.maximum(count, 1.0)[..., None]
     for _ in range(FILL_RELAXATION):
         mean = cv2.filter2D(estimate * taking[..., None], -1, cross, borderType=cv2.BORDER_CONSTANT) / count
-        estimate = np.where(hole[..., None], mean, estimate)
+        estimate = np.where(relaxed, mean, estimate)
     return np.where(hole[..., None], model * estimate, pixels)
 
 

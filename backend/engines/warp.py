@@ -291,7 +291,7 @@ class WarpEngine:
         points = self.subject.landmarks[:, :2].astype(np.float64) - self.region[:2]
         centre = points[iris[0]]
         radius = float(np.linalg.norm(points[list(iris[1:])] - centre, axis=1).mean())
-        upper, lower = (lm.RIGHT_EYE_UPPER, lm.RIGHT_EYE_LOWER) if side == "right" else (lm.LEFT_EYE_UPPER, lm.LEFT_EYE_LOWER)
+        upper, lower = lm.eye_lids(side)
         return build_eyeball(self.source_region, centre, radius, points[list(upper)], points[list(lower)],
                              self.palette, other_sclera)
 
@@ -485,7 +485,7 @@ class WarpEngine:
         # A layer that does not reach a pixel (for the face: with all four interpolated neighbours) cannot show there.
         front_defined = at_pixels(face_reach.astype(np.float32)) > 0.999
         # The blurred coverage falls by 1 / (sqrt(2 pi) sigma) per working pixel at the edge: scaled so that
-        # the face fades out over SILHOUETTE_FADE (a cut one pixel sharp reads as pasted on).
+        # the face fades out over `fade` pixels (a cut one pixel sharp reads as pasted on).
         fade = float(np.clip(SILHOUETTE_FADE * self.subject.face_width, 1.0, 2.0))
         slope = np.sqrt(2 * np.pi) * SILHOUETTE_SOFTNESS / (self.scale * fade)
         coverage = np.clip(0.5 + (at_pixels(layer_coverage(face_cover)) - 0.5) * slope, 0.0, 1.0)
@@ -578,7 +578,7 @@ class WarpEngine:
                 continue
             source_x = full[y0:y1, x0:x1, 0] + np.arange(x0 + bx0, x1 + bx0, dtype=np.float32)[None, :] - eyeball.origin[0]
             source_y = full[y0:y1, x0:x1, 1] + np.arange(y0 + by0, y1 + by0, dtype=np.float32)[:, None] - eyeball.origin[1]
-            corners = opening[[0, len(lm.RIGHT_EYE_UPPER) - 1]] - (x0, y0)  # the upper lid runs corner to corner
+            corners = opening[[0, len(lm.eye_lids(side)[0]) - 1]] - (x0, y0)  # its upper lid runs corner to corner
             turn = eyeball_turn((x1 - x0, y1 - y0), corners, centre - (x0, y0), gaze, eyeball.sclera_beside)
             sclera = cv2.remap(eyeball.sclera, source_x + turn[..., 0], source_y + turn[..., 1], cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REPLICATE)
