@@ -83,8 +83,7 @@ def _side_weight(points: np.ndarray, side_sign: float) -> np.ndarray:
 def _eye_shapes(head: np.ndarray, side: str) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(blink, (sideways, up, down)) of one eye: the shapes of blink 1, gaze_x 1 (toward +x, the subject's
     left), gaze_y 1 and gaze_y -1, in head units."""
-    upper = np.array(lm.RIGHT_EYE_UPPER if side == "right" else lm.LEFT_EYE_UPPER)
-    lower = np.array(lm.RIGHT_EYE_LOWER if side == "right" else lm.LEFT_EYE_LOWER)
+    upper, lower = map(np.array, lm.eye_lids(side))
     iris = np.array(lm.RIGHT_IRIS if side == "right" else lm.LEFT_IRIS)
 
     # Blink: both lids meet on a line a fifth of the way up from the lower lid.

@@ -12,7 +12,7 @@ from enliven import landmarks as lm
 from enliven.analysis import analyze_image
 from enliven.animator import Animator
 from enliven.engines.mouth import lip_edge_offsets
-from enliven.engines.warp_math import (border_ramp, fill_notches, layer_coverage, mirrored_into,
+from enliven.engines.warp_math import (border_ramp, edge_coverage, fill_notches, layer_coverage, mirrored_into,
                                       piecewise_affine_displacement, smooth_behind_face, smooth_curve, triangle_affines,
                                       triangle_index_image)
 from enliven.errors import BadMotionError
@@ -619,7 +619,8 @@ def test_a_sideways_gaze_turns_the_photo_s_own_sclera(astronaut, subject):
         centre = subject.landmarks[iris[0], :2]
         radius = np.linalg.norm(subject.landmarks[list(iris[1:]), :2] - centre, axis=1).mean()
         opening = af.polygon_mask(photo.shape, subject.landmarks[list(lm.eye_polygon(side)), :2])
-        rows, cols = np.nonzero(opening & ~af.disc_mask(photo.shape, centre, 1.6 * radius) & (np.arange(photo.shape[1]) < centre[0]))
+        left_of_iris = np.arange(photo.shape[1]) < centre[0]
+        rows, cols = np.nonzero(opening & ~af.disc_mask(photo.shape, centre, 1.6 * radius) & left_of_iris)
         brightest = np.argmax(af.luma(photo)[rows, cols])  # sclera, left of the iris
         flecks[side] = rows[brightest], cols[brightest]
         photo[rows[brightest]:rows[brightest] + 2, cols[brightest]:cols[brightest] + 2] = (255, 0, 0)
@@ -726,6 +727,25 @@ def test_the_face_outline_is_smooth_at_full_resolution():
     spiked[30:32, 30:32] = True  # a spike two cells wide and two long
     outline = outline_at_full_resolution(layer_coverage(spiked), 4)
     assert outline.max() - np.median(outline) < 0.8
+
+
+@pytest.mark.parametrize("fade", [1.0, 2.0])
+def test_the_face_fades_into_what_is_behind_it_over_the_fade(fade):
+    """A face cut one pixel sharp from the hair or backdrop behind it reads as pasted on; a photo's own edges
+    are 2-3 px soft. Across a straight outline at full resolution (2.5 pixels a working cell, as d9's), the
+    face's coverage goes from nothing to all over `fade` pixels, wherever the outline falls between pixels."""
+    scale = 0.4
+    cover = np.zeros((24, 24), bool)
+    cover[:, :12] = True  # the face on the left
+    soft = layer_coverage(cover)
+    steepest = []
+    for shift in (0.0, 0.25, 0.5):  # the outline at several places between full-resolution pixels
+        columns = ((np.arange(60) + shift + 0.5) * scale - 0.5).astype(np.float32)
+        row = cv2.remap(soft, columns[None, :], np.full((1, 60), 12, np.float32), cv2.INTER_LINEAR)[0]
+        coverage = edge_coverage(row, scale, fade)
+        assert coverage[:20].min() == 1.0 and coverage[40:].max() == 0.0
+        steepest.append(np.abs(np.diff(coverage)).max())  # the most coverage lost from one pixel to the next
+    assert 1 / fade - 0.1 <= max(steepest) <= 1 / fade + 0.05
 
 
 def test_a_triangle_squashed_to_a_sliver_shows_only_its_own_pixels():

@@ -112,7 +112,7 @@ def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_li
               & (saturation(pixels) < SCLERA_SATURATION) & (luma > SCLERA_BRIGHTNESS * brightest))
     toward_second = ((xs - local_centre[0]) * (upper_lid[-1, 0] - upper_lid[0, 0])
                      + (ys - local_centre[1]) * (upper_lid[-1, 1] - upper_lid[0, 1])) > 0
-    sides = (bool((beside & ~toward_second).sum() >= MIN_SCLERA_SIDE), bool((beside & toward_second).sum() >= MIN_SCLERA_SIDE))
+    sides = tuple(bool((beside & toward).sum() >= MIN_SCLERA_SIDE) for toward in (~toward_second, toward_second))
     measured = None
     if beside.sum() >= MIN_SCLERA_PIXELS:
         colour = measured = np.median(pixels[beside] / np.maximum(shade[beside], 0.75)[:, None], axis=0)
@@ -155,8 +155,8 @@ def eyeball_turn(size: tuple[int, int], corners: np.ndarray, centre: np.ndarray,
     `corners`: the eye's two corners and `centre`: where the iris is drawn (patch pixels); `gaze`: where the
     eyeball point under that centre comes from, minus the photo's iris centre (photo pixels). Along the eye's
     axis the eyeball's surface slides with the iris: the shift is the gaze's part along that axis, whole at
-    the iris and none at the corners (linear in between), so the photo's own sclera, with its shading, lid shadow and grain, is
-    stretched on the side the iris leaves and pressed on the side it moves to. Across the axis nothing
+    the iris and none at the corners (linear in between), so the photo's own sclera, with its shading, lid
+    shadow and grain, is stretched on the side the iris leaves and pressed on the side it moves to. Across the axis nothing
     slides: above and below the iris the photo shows lids, not sclera, and the filled eyeball stands. Nor
     does anything slide when the side the iris leaves shows no sclera in the photo (`sclera_beside`, toward
     the first and the second corner; Eyeball.sclera_beside): a corner in deep shadow, stretched, reads as

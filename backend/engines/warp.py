@@ -48,8 +48,8 @@ from .eyes import IRIS_DISC, IRIS_FILL, IRIS_STILL, Eyeball, build_eyeball, eyeb
 from .frame_buffers import FrameBuffers
 from .mouth import CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, lip_edge_offsets, paint_cavity, seal_lips, seal_strength
 from .palette import LUMA, palette_of
-from .warp_math import (SILHOUETTE_SOFTNESS, background_plate, blend_over_background, border_ramp, closed_lid,
-                        constrained_triangulation, displacement_from_index, fill_notches, lashes_above, layer_coverage,
+from .warp_math import (background_plate, blend_over_background, border_ramp, closed_lid, constrained_triangulation,
+                        displacement_from_index, edge_coverage, fill_notches, lashes_above, layer_coverage,
                         mesh_contours, mesh_points, piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at,
                         smooth_behind_face, smooth_curve, smooth_face_edge, triangle_affines, triangle_index_image)
 
@@ -69,7 +69,9 @@ FACE_EDGE_BAND = 0.2  # face widths: how far inside the outline slivers are remo
 FACE_EDGE_SMOOTHING = 0.03  # face widths: the Gaussian that smooths the face's map along its outline ...
 FACE_EDGE_SMOOTHED = 0.1  # ... this far inside it (face widths)
 FACE_NOTCH = 0.05  # face widths: notches in the face's outline narrower than twice this are filled
-SILHOUETTE_REACH = 4  # working pixels either side of the face silhouette resolved at full resolution
+# working pixels either side of the face silhouette resolved at full resolution: the smoothed outline
+# (SILHOUETTE_SOFTNESS) strays past 2 where the far cheek folds (d9 beside her mouth: a ragged edge at 2)
+SILHOUETTE_REACH = 4
 SILHOUETTE_FADE = 0.008  # face widths (1 to 2 pixels): the face fades into what is behind it over this, as photos' edges do
 BACK_SMOOTHING = 3.0  # working pixels: the Gaussian that smooths the map of everything behind the face
 BACK_REACH = 0.05  # that Gaussian's share of covered cells where the smoothed map still counts as defined
@@ -484,11 +486,8 @@ class WarpEngine:
         back = at_pixels(back.field) / self.scale
         # A layer that does not reach a pixel (for the face: with all four interpolated neighbours) cannot show there.
         front_defined = at_pixels(face_reach.astype(np.float32)) > 0.999
-        # The blurred coverage falls by 1 / (sqrt(2 pi) sigma) per working pixel at the edge: scaled so that
-        # the face fades out over `fade` pixels (a cut one pixel sharp reads as pasted on).
         fade = float(np.clip(SILHOUETTE_FADE * self.subject.face_width, 1.0, 2.0))
-        slope = np.sqrt(2 * np.pi) * SILHOUETTE_SOFTNESS / (self.scale * fade)
-        coverage = np.clip(0.5 + (at_pixels(layer_coverage(face_cover)) - 0.5) * slope, 0.0, 1.0)
+        coverage = edge_coverage(at_pixels(layer_coverage(face_cover)), self.scale, fade)
         coverage = np.where(back_defined, np.where(front_defined, coverage, 0.0), 1.0)
         in_front = coverage >= 0.5
         full[ys, xs] = np.where(in_front[:, None], front, back)
@@ -634,8 +633,7 @@ class WarpEngine:
             strength = float(np.clip((values[CHANNEL_INDEX[channel]] - 0.35) / 0.55, 0.0, 1.0))
             if strength <= 0:
                 continue
-            upper_ids = list(lm.LEFT_EYE_UPPER if side == "left" else lm.RIGHT_EYE_UPPER)
-            lower_ids = list(lm.LEFT_EYE_LOWER if side == "left" else lm.RIGHT_EYE_LOWER)
+            upper_ids, lower_ids = map(list, lm.eye_lids(side))
             # The lids as smooth curves: their landmarks joined by straight lines put corners in the lash line.
             source_upper = smooth_curve(self.subject.landmarks[upper_ids, :2] - origin)
             target_upper = smooth_curve(target_image[upper_ids, :2] - origin)

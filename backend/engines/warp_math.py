@@ -518,6 +518,15 @@ def layer_coverage(mask: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(mask.astype(np.float32), (0, 0), SILHOUETTE_SOFTNESS)
 
 
+def edge_coverage(soft: np.ndarray, scale: float, fade: float) -> np.ndarray:
+    """How much of each full-resolution pixel a layer covers (0..1), from its layer_coverage interpolated at
+    the pixels (`soft`), the working resolution's `scale` (working pixels per pixel), and `fade`: the pixels
+    over which the layer's edge goes from covering nothing to covering all (a cut one pixel sharp reads as
+    pasted on). The blurred coverage falls by 1 / (sqrt(2 pi) sigma) per working pixel at its 0.5 level."""
+    slope = np.sqrt(2 * np.pi) * SILHOUETTE_SOFTNESS / (scale * fade)
+    return np.clip(0.5 + (soft - 0.5) * slope, 0.0, 1.0)
+
+
 def smooth_curve(points: np.ndarray, per_segment: int = 4) -> np.ndarray:
     """A smooth curve through (N, 2) points in order (a cubic spline by chord length), sampled `per_segment`
     times per segment between them: a lid's nine landmarks joined by straight lines show their corners on
