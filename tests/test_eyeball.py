@@ -23,11 +23,12 @@ def _lids(height: float) -> tuple[np.ndarray, np.ndarray]:
     return upper, lower
 
 
-def _eye(sclera: tuple[int, int, int], height: float = 14.0, iris_above: float = 0.0) -> tuple[np.ndarray, ...]:
-    """A photo of one eye: skin, the opening in `sclera`'s colour, an iris disc clipped by the lids (reaching
+def _eye(sclera: tuple[int, int, int], height: float = 14.0, iris_above: float = 0.0,
+         skin: tuple[int, int, int] = SKIN) -> tuple[np.ndarray, ...]:
+    """A photo of one eye: `skin`, the opening in `sclera`'s colour, an iris disc clipped by the lids (reaching
     `iris_above` pixels past the upper lid's contour, as a real iris shows up to the lashes)."""
     image = np.zeros((90, 130, 3), np.uint8)
-    image[:] = SKIN
+    image[:] = skin
     image[80:, :40], image[80:, 40:80] = (40, 80, 200), (60, 170, 60)  # a colour photo, not a sepia one
     upper, lower = _lids(height)
     opening = np.concatenate([upper, lower[::-1][1:-1]])
@@ -75,6 +76,22 @@ def test_an_eye_showing_its_own_sclera_keeps_its_colour():
     assert eyeball.sclera_colour is not None
     fill = _hole_centre(eyeball)
     assert np.median(saturation(fill)) < 0.1 and (fill @ LUMA).mean() > 180
+
+
+def test_a_white_tinted_by_a_warm_light_is_read_as_sclera():
+    """A warm light tints the white of the eye too: on bald_guys' warm-lit faces the whites beside the iris
+    have a saturation of 0.16-0.27 in lid skin of 0.45-0.55. Read as skin, they left the eye "showing no
+    sclera": a gaze slid none of it and uncovered a grey-beige disc, the colour of what surrounds the hole,
+    where the photo shows a bright white. A pixel beside the iris is sclera when it is less coloured than half
+    the lid skin around it."""
+    white = (240, 205, 175)  # saturation 0.27
+    image, upper, lower = _eye(sclera=white, skin=(215, 140, 95))  # skin 0.56
+    eyeball = build_eyeball(image, CENTRE, RADIUS, upper, lower, palette_of(image))
+    assert eyeball.sclera_beside == (True, True)  # so a gaze slides the photo's own white (eyeball_turn)
+    assert eyeball.sclera_colour is not None
+    tint = lambda colour: np.asarray(colour, np.float32) / np.sum(colour)
+    assert np.abs(tint(eyeball.sclera_colour) - tint(white)).max() < 0.02
+    assert float(np.mean(_hole_centre(eyeball) @ LUMA)) > float(np.array(white, np.float32) @ LUMA) - 10
 
 
 def test_the_hole_reaches_the_iris_showing_past_the_lid_contour():

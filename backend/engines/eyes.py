@@ -38,6 +38,7 @@ LOWER_SHADOW_REACH = 0.15
 CORNER_SHADOW = 0.15  # ... and toward the corners (at the corner, quadratic in between)
 MAX_SCLERA_SATURATION = 0.12  # a sclera colour more coloured than this is pulled toward grey
 SCLERA_SATURATION = 0.22  # a pixel beside the iris is read as sclera when less coloured than this ...
+SKIN_SATURATION_SHARE = 0.5  # ... or than this share of the lid skin's colour (a warm light tints the white too) ...
 SCLERA_BRIGHTNESS = 0.6  # ... and brighter than this share of the eye's brightest
 SCLERA_RING = 0.6  # iris radii beyond the hole where the photo's own sclera is read ...
 MIN_SCLERA_PIXELS = 8  # ... when it shows at least this many pixels of it
@@ -108,8 +109,11 @@ def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_li
     # The photo's own sclera beside the iris (in the hole's margin, too, where a large iris leaves most of
     # it): only bright, little coloured pixels count, not lid rims, lashes, skin or the pink caruncle in the
     # corners. They set the model's colour and brightness.
-    beside = (inside & (distance > radius * IRIS_DISC) & (distance < radius * (IRIS_FILL + SCLERA_RING))
-              & (saturation(pixels) < SCLERA_SATURATION) & (luma > SCLERA_BRIGHTNESS * brightest))
+    coloured = saturation(pixels)
+    skin_saturation = float(np.median(coloured[lids])) if lids.any() else 0.0
+    beside = (grown & (distance > radius * IRIS_DISC) & (distance < radius * (IRIS_FILL + SCLERA_RING))
+              & (coloured < max(SCLERA_SATURATION, SKIN_SATURATION_SHARE * skin_saturation))
+              & (luma > SCLERA_BRIGHTNESS * brightest))
     toward_second = ((xs - local_centre[0]) * (upper_lid[-1, 0] - upper_lid[0, 0])
                      + (ys - local_centre[1]) * (upper_lid[-1, 1] - upper_lid[0, 1])) > 0
     sides = tuple(bool((beside & toward).sum() >= MIN_SCLERA_SIDE) for toward in (~toward_second, toward_second))
