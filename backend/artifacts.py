@@ -10,10 +10,11 @@
   structure-tensor incoherence, which hair texture dominates.)
 - hair slip: a turning or nodding head must carry the hair beside its face.
   `hair_slip` is the mean colour difference between the frame and the photo
-  on a ring just outside the upper face (HAIR_RING times the face oval, hair
-  or backdrop in the photo), each read where the rig put the ring: a face that
-  slides over its own hair, or a forehead that cuts through it, shows skin or
-  backdrop where the photo had hair.
+  on a ring just outside the upper face (HAIR_RING times the face oval), each
+  read where the rig put the ring: a face that slides over its own hair, or a
+  forehead that cuts through it, shows skin or backdrop where the photo had
+  hair. Given the photo's person mask, only the ring's points on the person
+  count (on the backdrop the ring moves and the backdrop must not).
 - specks: isolated pixels unlike all eight neighbours (`new_specks`), counted
   beyond those the source already had.
 - gaze: a gaze shift should move the iris as a rigid disc. `iris_disc_error`
@@ -47,6 +48,7 @@ SPECK_LEVELS = 60  # a speck differs from every one of its 8 neighbours by more 
 EDGE_REACH = 0.06  # edge_left_behind looks this far (face widths) outside the photo's person ...
 EDGE_LEVELS = 12  # ... for pixels of the photo this much darker (luma) than the background plate
 EDGE_SMOOTHING = 1.5  # pixels: both smoothed by a Gaussian this wide first
+EDGE_BACKDROP = (2.0, 4.0)  # the backdrop's own dark blotches are counted this far out (times EDGE_REACH)
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
@@ -67,21 +69,40 @@ def face_silhouette(points: np.ndarray) -> np.ndarray:
     return centre + (hull - centre) * SILHOUETTE_OUTSET
 
 
-def hair_slip(frame: np.ndarray, frame_points: np.ndarray, source: np.ndarray, source_points: np.ndarray) -> float:
+def hair_slip(frame: np.ndarray, frame_points: np.ndarray, source: np.ndarray, source_points: np.ndarray,
+              person: np.ndarray | None = None, person_origin: tuple[int, int] = (0, 0)) -> float:
     """Mean colour difference (0..255 levels, over RGB) between `frame` and `source` on the ring beside the
-    upper half of the face (HAIR_RING times the face oval), each read where its own landmarks put the ring."""
-    def ring_colours(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    upper half of the face (HAIR_RING times the face oval), each read where its own landmarks put the ring.
+
+    With the photo's `person` mask ((H, W) 0..1, its top-left pixel at `person_origin` of the photo), only
+    the ring's points on the person count: hair or scalp. Where the ring lies on the backdrop, the backdrop
+    must stay put while the ring moves with the face, and a busy backdrop (a collage's tile edges, foliage)
+    differs there by design; a moved head's edge on the backdrop is `edge_left_behind`'s figure.
+    NaN when no point of the ring is on the person."""
+    def ring_points(points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         oval = points[list(lm.FACE_OVAL), :2].astype(np.float64)
         centre = oval.mean(axis=0)
         ring = np.round(centre + (oval - centre) * HAIR_RING).astype(int)
-        ring[:, 0] = ring[:, 0].clip(0, image.shape[1] - 1)
-        ring[:, 1] = ring[:, 1].clip(0, image.shape[0] - 1)
+        ring[:, 0] = ring[:, 0].clip(0, shape[1] - 1)
+        ring[:, 1] = ring[:, 1].clip(0, shape[0] - 1)
+        return ring
+
+    def colours(image: np.ndarray, ring: np.ndarray) -> np.ndarray:
         return image[ring[:, 1], ring[:, 0]].astype(np.float32)
 
     oval = source_points[list(lm.FACE_OVAL), 1]
-    upper = oval < oval.mean()  # the forehead and temples: hair, where a face has any
-    difference = np.abs(ring_colours(frame, frame_points) - ring_colours(source, source_points)).mean(axis=1)
-    return float(difference[upper].mean())
+    counted = oval < oval.mean()  # the forehead and temples: hair, where a face has any
+    source_ring = ring_points(source_points, source.shape)
+    if person is not None:
+        xs, ys = source_ring[:, 0] - person_origin[0], source_ring[:, 1] - person_origin[1]
+        inside = (xs >= 0) & (ys >= 0) & (xs < person.shape[1]) & (ys < person.shape[0])
+        on_person = np.zeros(len(source_ring), bool)
+        on_person[inside] = person[ys[inside], xs[inside]] > 0.5
+        counted &= on_person
+    if not counted.any():
+        return float("nan")
+    difference = np.abs(colours(frame, ring_points(frame_points, frame.shape)) - colours(source, source_ring)).mean(axis=1)
+    return float(difference[counted].mean())
 
 
 def outline_directions(shape: tuple[int, int], outline: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
@@ -273,17 +294,22 @@ def edge_left_behind(frame: np.ndarray, source: np.ndarray, plate: np.ndarray, p
     """Pixels just outside the photo's person (`person` > 0.5, within EDGE_REACH face widths) that the moved
     person does not cover (`moved_person` < 0.01), where the frame still shows the photo (within 2 levels)
     and darker there than the background `plate` by more than EDGE_LEVELS (both smoothed by EDGE_SMOOTHING):
-    the hair's edge left behind.
+    the hair's edge left behind. Less as many as the backdrop's own grain makes so dark: the share of such
+    pixels on the backdrop further out (EDGE_BACKDROP times as far), of the band's pixels.
     All images are the same region: frame, source and plate RGB, the masks float 0..1."""
     outside = cv2.distanceTransform((person <= 0.5).astype(np.uint8), cv2.DIST_L2, 5)
-    band = (outside > 0) & (outside < EDGE_REACH * face_width) & (moved_person < 0.01)
+    reach = EDGE_REACH * face_width
     kept = np.abs(frame.astype(np.int16) - source.astype(np.int16)).max(axis=2) <= 2
+    band = (outside > 0) & (outside < reach) & (moved_person < 0.01) & kept
     # Both smoothed a little: a grainy photo's single dark grains are no edge.
     def smoothed(image: np.ndarray) -> np.ndarray:
         return cv2.GaussianBlur(luma(image), (0, 0), EDGE_SMOOTHING)
 
-    darker = smoothed(plate) - smoothed(frame)
-    return int((band & kept & (darker > EDGE_LEVELS)).sum())
+    dark = (smoothed(plate) - smoothed(frame)) > EDGE_LEVELS
+    # A coarse-grained backdrop (an old print's) has blotches that dark anywhere: they are not an edge.
+    backdrop = (outside >= EDGE_BACKDROP[0] * reach) & (outside < EDGE_BACKDROP[1] * reach) & kept
+    grain = float(dark[backdrop].mean()) if backdrop.any() else 0.0
+    return int(round(max(0.0, (band & dark).sum() - grain * band.sum())))
 
 
 def folded_around(engine, ids: Sequence[int], values: np.ndarray) -> tuple[int, int]:

@@ -13,7 +13,8 @@ preset. Printed per photo:
   1 is as smooth as the photo; the outline is enliven.artifacts.face_silhouette),
   worst of head_yaw +-20 and head_pitch +-15;
 - hair: hair slip (enliven.artifacts.hair_slip: levels of colour difference
-  on the ring beside the upper face, where the photo has hair), worst of the same;
+  on the ring beside the upper face, where the photo's person mask says it
+  is hair or scalp, not backdrop), worst of the same;
 - edge: the hair's edge left behind (enliven.artifacts.edge_left_behind: pixels
   beside the photo's person that the moved head left still showing a dark
   edge), worst of the same;
@@ -21,7 +22,8 @@ preset. Printed per photo:
 - iris: iris disc error in levels (the shown iris against the source's iris
   disc moved where the rig put it), worst of gaze_x/gaze_y +-1, the
   re-detected iris ring's roundness (circle residual in radii) and how far
-  the re-detected iris travelled as a share of the rig's request;
+  the re-detected iris travelled (from where it is found again on the still
+  photo) as a share of the rig's request;
 - re-detected: MediaPipe run again on the frame's head region, scaled up so
   the face is at least REDETECT_FACE pixels wide (a small face's iris is
   otherwise placed no better than the gaze moves it);
@@ -99,6 +101,12 @@ def failures(figures: dict) -> list[str]:
         if np.isfinite(value) and (value > limit if at_most else value < limit):
             failed.append(f"{name} {value:.3g}")
     return failed
+
+
+def worst(figures: list[float]) -> float:
+    """The largest of `figures` that could be measured (NaN if none could)."""
+    finite = [figure for figure in figures if np.isfinite(figure)]
+    return max(finite, default=float("nan"))
 
 
 def values_with(channels: dict[str, float]) -> np.ndarray:
@@ -183,7 +191,7 @@ def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     for name, channels in TEAR_FRAMES.items():
         result = engine.render_with_fields(values_with(channels), keep_fields=False)
         shown[name] = (result.frame, result.target_landmarks)
-        slips.append(af.hair_slip(result.frame, result.target_landmarks, source, points))
+        slips.append(af.hair_slip(result.frame, result.target_landmarks, source, points, subject.mask, (x0, y0)))
         moved = af.in_region(result.box, result.person, subject.mask.shape)  # the person mask moved with the head
         edges.append(af.edge_left_behind(result.frame[y0:y1, x0:x1], source[y0:y1, x0:x1], engine.background_plate,
                                          subject.mask, moved, face_width))
@@ -198,6 +206,9 @@ def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
             specks, worst_specks = count, name
 
     disc_errors, roundness, travel = [], [], []
+    # Travel is read between two re-detections, the still photo's and the gazing frame's: against the photo's
+    # own landmarks (found at another scale) the tracker's bias on a small face counted as travel.
+    still = redetect(source, subject)
     for name, channels in GAZE_FRAMES.items():
         result = engine.render_with_fields(values_with(channels), keep_fields=False)
         shown[name] = (result.frame, result.target_landmarks)
@@ -211,7 +222,9 @@ def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
                                                   source_centre, radius))
             if tracked is not None:
                 roundness.append(af.iris_roundness(tracked[list(iris[1:]), :2]))
-                travel.append(af.travel_ratio(source_centre, tracked[iris[0], :2], target_centre))
+            if tracked is not None and still is not None:
+                asked = target_centre - source_centre
+                travel.append(af.travel_ratio(still[iris[0], :2], tracked[iris[0], :2], still[iris[0], :2] + asked))
     for name in ("seal", "blink"):
         result = engine.render_with_fields(values_with(SHEET_FRAMES[name]), keep_fields=False)
         shown[name] = (result.frame, result.target_landmarks)
@@ -229,7 +242,7 @@ def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     mouth_open, sealed = (redetected_openness(shown[name][0], subject) for name in ("jaw1", "seal"))
     lip_folds = (max(af.folded_around(engine, lm.LIPS_LOWER_INNER[1:-1], values_with({"jaw_open": jaw}))[0]
                      for jaw in CLOSING_JAWS) if subject.mouth_openness > SEAL_FROM else float("nan"))
-    figures = {"tears": max(roughness), "hair": max(slips), "edge": max(edges), "specks": specks, "specks_frame": worst_specks,
+    figures = {"tears": max(roughness), "hair": worst(slips), "edge": max(edges), "specks": specks, "specks_frame": worst_specks,
                "iris_error": max(disc_errors), "iris_round": max(roundness, default=float("nan")),
                "iris_travel": min(travel, default=float("nan")),
                "mouth_src": subject.mouth_openness, "mouth_jaw1": mouth_open, "mouth_seal": sealed,

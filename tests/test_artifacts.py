@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from enliven import artifacts as af
+from enliven import landmarks as lm
 
 SIDE = 160
 
@@ -94,3 +95,45 @@ def test_lash_line_thickness_counts_the_dark_rows_across_the_lid():
     assert af.lash_line_thickness(image, lid) == pytest.approx(3 / 60)
     image[29:41] = 40  # a 12-row crescent
     assert af.lash_line_thickness(image, lid) == pytest.approx(12 / 60)
+
+
+def test_hair_slip_counts_the_ring_on_the_person_not_the_backdrop():
+    """The ring beside the upper face moves with the face. On hair it must find the photo's hair again; on the
+    backdrop the backdrop stays put, and a busy one (bald_guys' collage tiles) differs there by design."""
+    points = np.zeros((lm.MESH_POINTS, 3))
+    oval = ellipse_outline(count=len(lm.FACE_OVAL))
+    points[list(lm.FACE_OVAL), :2] = oval
+    photo = np.full((SIDE, SIDE, 3), 90, np.uint8)
+    person = np.zeros((SIDE, SIDE), np.float32)
+    person[:, :80] = 1.0  # hair on the left half of the ring; backdrop on the right
+    backdrop_changed, hair_changed = photo.copy(), photo.copy()
+    backdrop_changed[:, 80:] = 200
+    hair_changed[:, :80] = 200
+    assert af.hair_slip(backdrop_changed, points, photo, points) > 50  # blind to where the ring lies
+    assert af.hair_slip(backdrop_changed, points, photo, points, person) == 0
+    assert af.hair_slip(hair_changed, points, photo, points, person) == pytest.approx(110)
+    # The mask may cover a region of the photo only (a head region): its origin places it.
+    region = person[20:, 10:]
+    assert af.hair_slip(backdrop_changed, points, photo, points, region, (10, 20)) == 0
+    assert np.isnan(af.hair_slip(hair_changed, points, photo, points, np.zeros_like(person)))
+
+
+def test_the_hairs_edge_left_behind_is_counted_but_not_the_backdrops_grain():
+    """A dark line left on the backdrop along where the person's edge was is counted; the blotches of a
+    coarse-grained backdrop (s12's old print: 42 pixels beside a coat that moved a pixel) are not."""
+    rng = np.random.default_rng(0)
+    blotches = cv2.GaussianBlur(rng.normal(0.0, 1.0, (SIDE, SIDE)).astype(np.float32), (0, 0), 2.0)
+    backdrop = np.clip(150 + 18 * blotches / blotches.std(), 0, 255).astype(np.uint8)
+    photo = np.repeat(backdrop[..., None], 3, axis=2)
+    person = np.zeros((SIDE, SIDE), np.float32)
+    cv2.circle(person, (80, 80), 30, 1.0, -1)
+    photo[person > 0.5] = (200, 160, 140)
+    plate = np.full_like(photo, 150)  # the smooth inpainted backdrop
+    moved_away = np.zeros_like(person)  # the person moved off everything around it
+    face_width = 60.0  # the band is EDGE_REACH * 60 = 3.6 px wide
+    assert af.edge_left_behind(photo, photo, plate, person, moved_away, face_width) <= 5
+    with_line = photo.copy()
+    ring = np.zeros((SIDE, SIDE), np.uint8)
+    cv2.circle(ring, (80, 80), 32, 1, 2)
+    with_line[ring > 0] = 60  # the hair's dark fuzz, just outside the mask
+    assert af.edge_left_behind(with_line, with_line, plate, person, moved_away, face_width) > 100

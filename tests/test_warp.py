@@ -824,6 +824,33 @@ def test_closed_eyes_leave_no_white_at_their_corners(astronaut):
     assert white == [0, 0, 0, 0]  # (before: [2, 3, 0, 0])
 
 
+def test_a_small_closed_eyes_lid_is_lit_like_a_large_ones(monkeypatch):
+    """A closed upper lid bulges forward and catches the light: its middle is pulled (LID_LIGHT) toward the
+    skin around the eye from the inpainting, which takes the socket's shadow above it. That middle was found
+    by eroding the lid by its soft margin, which on a small eye (bald_guys' at 768 px, 13 px wide) left a
+    sliver: the pull reached 72 % of its share there, and the lid stayed a dark grey band."""
+    import enliven.engines.warp_math as warp_math
+    from enliven.engines.palette import LUMA
+
+    width, skin, shadow, lashes = 13, (200, 150, 120), (110, 80, 60), (70, 45, 35)
+    patch = np.full((21, 26, 3), skin, np.uint8)
+    eye = np.zeros(patch.shape[:2], np.uint8)
+    cv2.ellipse(patch, (13, 8), (8, 4), 0, 180, 360, shadow, -1)  # the socket's shade above the eye
+    cv2.ellipse(eye, (13, 10), (6, 2), 0, 0, 360, 255, -1)
+    patch[eye > 0] = lashes
+    line = np.column_stack([np.linspace(6.5, 19.5, 9), np.full(9, 11.5)])  # where the lids meet
+    upper = (eye > 0) & (np.arange(patch.shape[0])[:, None] < 10)
+
+    def lid_luma() -> float:
+        return float((warp_math.closed_lid(patch, eye, line, float(width))[upper].astype(np.float32) @ LUMA).mean())
+
+    lit, share = lid_luma(), warp_math.LID_LIGHT
+    monkeypatch.setattr(warp_math, "LID_LIGHT", 0.0)
+    inpainted = lid_luma()
+    skin_luma = float(np.array(skin, np.float32) @ LUMA)
+    assert lit - inpainted > 0.9 * share * (skin_luma - inpainted)
+
+
 def test_long_lashes_leave_no_dotted_arc_on_a_closed_lid(astronaut):
     """Long (or mascara) lashes reach well above the upper lid; their tips lay beyond the repainted lid and
     stayed on the closed eye as a dotted arc (d10). The test paints nine lashes a fifth of the eye long on

@@ -107,8 +107,9 @@ def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_li
     shade = sclera_shading(patch.shape[:2], upper_lid - origin, lower_lid - origin)
     colour = sclera_colour(sclera_samples)
     # The photo's own sclera beside the iris (in the hole's margin, too, where a large iris leaves most of
-    # it): only bright, little coloured pixels count, not lid rims, lashes, skin or the pink caruncle in the
-    # corners. They set the model's colour and brightness.
+    # it; and up to the lashes: a small eye's landmarks run inside its white): only bright pixels, less
+    # coloured than the lid skin, count, not lid rims, lashes, skin or the pink caruncle in the corners.
+    # They set the model's colour and brightness.
     coloured = saturation(pixels)
     skin_saturation = float(np.median(coloured[lids])) if lids.any() else 0.0
     beside = (grown & (distance > radius * IRIS_DISC) & (distance < radius * (IRIS_FILL + SCLERA_RING))

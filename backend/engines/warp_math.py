@@ -569,7 +569,10 @@ def closed_lid(patch: np.ndarray, eye: np.ndarray, line: np.ndarray, eye_width: 
     order = np.argsort(line[:, 0])
     line_y = np.interp(np.arange(width), line[order, 0], line[order, 1])
     upper_lid = (hole > 0) & (np.arange(height)[:, None] < line_y[None, :])
-    middle = cv2.erode(upper_lid.astype(np.uint8), square, iterations=grow).astype(np.float32)
+    middle = cv2.erode(upper_lid.astype(np.uint8), square, iterations=grow)
+    if middle.sum() < 0.5 * upper_lid.sum():  # a small eye's lid is all edge: the erosion would leave it dark
+        middle = upper_lid.astype(np.uint8)
+    middle = middle.astype(np.float32)
     light = LID_LIGHT * cv2.GaussianBlur(middle, (4 * grow + 1, 4 * grow + 1), 0)
     lid += light[..., None] * (skin - lid)
     return np.clip(lid + 0.5, 0, 255).astype(np.uint8)
