@@ -294,8 +294,9 @@ def edge_left_behind(frame: np.ndarray, source: np.ndarray, plate: np.ndarray, p
     """Pixels just outside the photo's person (`person` > 0.5, within EDGE_REACH face widths) that the moved
     person does not cover (`moved_person` < 0.01), where the frame still shows the photo (within 2 levels)
     and darker there than the background `plate` by more than EDGE_LEVELS (both smoothed by EDGE_SMOOTHING):
-    the hair's edge left behind. Less as many as the backdrop's own grain makes so dark: the share of such
-    pixels on the backdrop further out (EDGE_BACKDROP times as far), of the band's pixels.
+    the hair's edge left behind. From that count, the number the backdrop's own grain would make that dark
+    is taken away: the share of such pixels on the backdrop further out (EDGE_BACKDROP times as far), applied
+    to the band's pixels.
     All images are the same region: frame, source and plate RGB, the masks float 0..1."""
     outside = cv2.distanceTransform((person <= 0.5).astype(np.uint8), cv2.DIST_L2, 5)
     reach = EDGE_REACH * face_width

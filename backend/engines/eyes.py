@@ -7,8 +7,9 @@ uncovers is sclera the photo never showed. It is built once per eye:
   leaves no crescent of itself behind;
 - it is filled with a model: an eyeball shaded darker under the upper lid,
   toward the lower lid and toward the corners, in the colour of the sclera
-  the photo shows beside the iris (bright, little coloured pixels only: not
-  lid rims, lashes, skin or the caruncle), or the other eye's, or where
+  the photo shows beside the iris (bright pixels less coloured than the lid
+  skin around them: not lid rims, lashes, skin or the caruncle; a warm light
+  tints the white too), or the other eye's, or where
   neither shows any, of the eye's whitest, least coloured pixels pulled
   toward neutral;
 - the model is corrected smoothly toward the pixels around the hole (their
