@@ -49,6 +49,7 @@ EDGE_REACH = 0.06  # edge_left_behind looks this far (face widths) outside the p
 EDGE_LEVELS = 12  # ... for pixels of the photo this much darker (luma) than the background plate
 EDGE_SMOOTHING = 1.5  # pixels: both smoothed by a Gaussian this wide first
 EDGE_BACKDROP = (2.0, 4.0)  # the backdrop's own dark blotches are counted this far out (times EDGE_REACH)
+MIN_EYE_PIXELS = 20  # uncovered_white_excess reads an eye showing at least this many pixels
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
@@ -205,6 +206,23 @@ def iris_disc_error(frame: np.ndarray, frame_opening: np.ndarray, frame_centre: 
     moved_source = cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
     shown = frame[ys[source_visible], xs[source_visible]]
     return float(np.abs(shown.astype(np.float32) - moved_source.astype(np.float32)).mean())
+
+
+def uncovered_white_excess(frame: np.ndarray, frame_opening: np.ndarray, frame_centre: np.ndarray,
+                           source: np.ndarray, source_opening: np.ndarray, source_centre: np.ndarray,
+                           radius: float) -> float:
+    """How much brighter (levels) the white a gaze uncovers is than the whitest white the photo shows: the
+    95th percentile of luma where the source's iris was and the frame's is not (inside the frame's eye
+    opening), less the 98th of the source's eye outside its iris (from 0.9 of the tracked radius; most of it
+    is lashes, lid rims and shadow, its brightest the white beside the iris). Above a few levels the
+    uncovered white reads as a painted blot. NaN where either shows under MIN_EYE_PIXELS pixels (a tiny
+    eye's few pixels say nothing)."""
+    uncovered = (polygon_mask(frame.shape, frame_opening) & disc_mask(frame.shape, source_centre, radius)
+                 & ~disc_mask(frame.shape, frame_centre, 1.2 * radius))
+    white = polygon_mask(source.shape, source_opening) & ~disc_mask(source.shape, source_centre, 0.9 * radius)
+    if uncovered.sum() < MIN_EYE_PIXELS or white.sum() < MIN_EYE_PIXELS:
+        return float("nan")
+    return float(np.percentile(luma(frame)[uncovered], 95) - np.percentile(luma(source)[white], 98))
 
 
 def circle_fit(points: np.ndarray) -> tuple[np.ndarray, float, float]:

@@ -24,6 +24,10 @@ preset. Printed per photo:
   re-detected iris ring's roundness (circle residual in radii) and how far
   the re-detected iris travelled (from where it is found again on the still
   photo) as a share of the rig's request;
+- white: how much brighter the white a gaze uncovers is than the whitest
+  white the photo shows (enliven.artifacts.uncovered_white_excess, levels),
+  worst of gaze_x/gaze_y +-1: a white brighter than any in the photo reads as
+  a painted blot;
 - re-detected: MediaPipe run again on the frame's head region, scaled up so
   the face is at least REDETECT_FACE pixels wide (a small face's iris is
   otherwise placed no better than the gaze moves it);
@@ -88,7 +92,7 @@ REDETECT_FACE = 192  # pixels: faces are scaled up at least this wide to be foun
 IRISES = ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))
 # What "no visible artifact" means for each figure: (the limit, True if the figure must stay at or under it).
 THRESHOLDS = {"tears": (1.5, True), "hair": (16.0, True), "edge": (20, True), "specks": (5, True), "iris_error": (12.0, True),
-              "iris_travel": (0.25, False),
+              "iris_travel": (0.25, False), "white": (10.0, True),
               "mouth_seal": (0.06, True), "seam": (8.0, True), "mouth_band": (0.02, True), "folds": (10, True),
               "lash": (0.16, True)}
 
@@ -205,7 +209,7 @@ def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
         if count > specks:
             specks, worst_specks = count, name
 
-    disc_errors, roundness, travel = [], [], []
+    disc_errors, roundness, travel, whites = [], [], [], []
     # Travel is read between two re-detections, the still photo's and the gazing frame's: against the photo's
     # own landmarks (found at another scale) the tracker's bias on a small face counted as travel.
     still = redetect(source, subject)
@@ -220,6 +224,8 @@ def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
             opening = list(lm.eye_polygon(side))
             disc_errors.append(af.iris_disc_error(result.frame, target[opening], target_centre, source, points[opening],
                                                   source_centre, radius))
+            whites.append(af.uncovered_white_excess(result.frame, target[opening], target_centre, source, points[opening],
+                                                    source_centre, radius))
             if tracked is not None:
                 roundness.append(af.iris_roundness(tracked[list(iris[1:]), :2]))
             if tracked is not None and still is not None:
@@ -244,7 +250,7 @@ def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
                      for jaw in CLOSING_JAWS) if subject.mouth_openness > SEAL_FROM else float("nan"))
     figures = {"tears": max(roughness), "hair": worst(slips), "edge": max(edges), "specks": specks, "specks_frame": worst_specks,
                "iris_error": max(disc_errors), "iris_round": max(roundness, default=float("nan")),
-               "iris_travel": min(travel, default=float("nan")),
+               "iris_travel": min(travel, default=float("nan")), "white": worst(whites),
                "mouth_src": subject.mouth_openness, "mouth_jaw1": mouth_open, "mouth_seal": sealed,
                # (a photo whose lips are closed already is given back at -1: its own lips are not measured)
                "seam": af.seam_roughness(*shown["seal"]) if subject.mouth_openness > SEAL_FROM else float("nan"),
@@ -338,7 +344,7 @@ def main() -> None:
     engine_type = engine_class(args.engine_ref)
     label = args.engine_ref or "working tree"
     print(f"engine: {label}, size {args.size}")
-    print(f"{'photo':<24} {'tears':>6} {'hair':>5} {'edge':>5} {'specks':>6} {'(worst frame)':<22} {'iris err':>8} {'round':>6} {'travel':>6} "
+    print(f"{'photo':<24} {'tears':>6} {'hair':>5} {'edge':>5} {'specks':>6} {'(worst frame)':<22} {'iris err':>8} {'round':>6} {'travel':>6} {'white':>5} "
           f"{'mouth src':>9} {'jaw=1':>6} {'jaw=-1':>6} {'seam':>5} {'band':>5} {'folds':>5} {'lash':>5}  past threshold")
     for photo in photos:
         subjects = analyze_faces(resize_long_side(load_image(photo), args.size))  # every face, face by face
@@ -346,7 +352,7 @@ def main() -> None:
             name = photo.stem if len(subjects) == 1 else f"{photo.stem}#{subject.face_index}"
             figures, shown = measure(engine_type(subject), subject)
             print(f"{name:<24} {figures['tears']:6.3f} {figures['hair']:5.1f} {figures['edge']:5d} {figures['specks']:6d} {figures['specks_frame']:<22} "
-                  f"{figures['iris_error']:8.1f} {figures['iris_round']:6.3f} {figures['iris_travel']:6.2f} "
+                  f"{figures['iris_error']:8.1f} {figures['iris_round']:6.3f} {figures['iris_travel']:6.2f} {figures['white']:5.0f} "
                   f"{figures['mouth_src']:9.3f} {figures['mouth_jaw1']:6.3f} {figures['mouth_seal']:6.3f} {figures['seam']:5.1f} "
                   f"{figures['mouth_band']:5.3f} {figures['folds']:5.0f} {figures['lash']:5.3f}  {', '.join(failures(figures)) or '-'}",
                   flush=True)

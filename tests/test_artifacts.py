@@ -78,6 +78,22 @@ def test_iris_disc_error_is_small_for_a_rigid_shift_and_large_for_a_smear():
     assert smear > rigid + 10
 
 
+def test_the_uncovered_white_counts_only_a_white_brighter_than_the_photos():
+    """The iris moves 14 px; the white behind it is drawn as bright as the photo's own white (no excess), or
+    as a cream blot 40 levels brighter (as d9's was: 230 against 190)."""
+    source, opening = eye((60.0, 40.0))
+    source[source == 235] = 190  # a white in soft light, no brighter than the skin
+    moved, _ = eye((74.0, 40.0))
+    moved[moved == 235] = 190
+    as_bright = af.uncovered_white_excess(moved, opening, (74.0, 40.0), source, opening, (60.0, 40.0), 12.0)
+    blot = moved.copy()
+    uncovered = af.disc_mask(blot.shape, (60.0, 40.0), 12.0) & ~af.disc_mask(blot.shape, (74.0, 40.0), 14.4)
+    blot[uncovered & af.polygon_mask(blot.shape, opening)] = 230
+    brighter = af.uncovered_white_excess(blot, opening, (74.0, 40.0), source, opening, (60.0, 40.0), 12.0)
+    assert abs(as_bright) < 3
+    assert brighter == pytest.approx(40, abs=3)
+
+
 def test_iris_roundness_and_travel():
     angles = np.linspace(0, 2 * np.pi, 4, endpoint=False)
     circle = np.column_stack([10 + 5 * np.cos(angles), 20 + 5 * np.sin(angles)])

@@ -16,6 +16,10 @@ uncovers is sclera the photo never showed. It is built once per eye:
   colour beside the iris, their brightness at the hole's edge; where neither
   eye shows sclera, their colour at the edge too), so the fill joins a
   shadowed corner without a seam;
+- it is no brighter than the whitest white the eye shows;
+- near the lower lid, where the photo flanks the hole with the lid's rim
+  rather than white (the landmarks run below the rim), and under the upper
+  lashes, the rim and lid beside the hole are carried across it instead;
 - it takes the photo's tint (grey in a black-and-white photo) and grain.
 """
 from __future__ import annotations
@@ -46,6 +50,8 @@ MIN_SCLERA_PIXELS = 8  # ... when it shows at least this many pixels of it
 MIN_SCLERA_SIDE = 4  # a gaze slides the photo's own sclera over the iris's place if this much shows on the side it leaves
 FILL_REACH = 0.5  # iris radii: how far the photo's own sclera around the hole carries into it ...
 MIN_FILL_REACH = 1.5  # ... and at least this many pixels (a small eye's fill is all edge)
+FLANK = 5  # columns beside a run of the hole whose typical pixel it is carried across from
+RIM_REACH = 0.35  # iris radii above the lower lid's contour where the hole may show the lid's rim
 FILL_RELAXATION = 60  # steps relaxing the fill toward its border's brightness (they reach about 8 px into it)
 EDGE_WIDTH = 1.5  # pixels: the ring just outside the hole that the fill must join
 LASH_OR_PUPIL = 0.3  # a pixel darker than this share of the eye's brightest is lash or pupil, not eye to join
@@ -135,22 +141,65 @@ def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_li
         # warm-lit eye: bald_guys' faces at 768 px).
         beside, edge = beside | edge, np.zeros_like(edge)
     fill = fill_hole(pixels, hole, beside, edge & ~beside, model, reach=max(FILL_REACH * radius, MIN_FILL_REACH))
+    # No brighter than the whitest white the eye shows (or, showing none, the brightest of the eye beside its
+    # iris): the shading's bright middle, scaled from a corner's shadowed white, drew a large iris's uncovered
+    # white as a cream blot (d9: 230 where the photo's white reads 185 at most), and the other eye's white
+    # lit a shadowed eye's (d19: 30 levels above anything that eye shows).
+    own = luma[beside] if measured is not None else luma[inside & ~iris_core]
+    if len(own):
+        whitest = np.percentile(own, 90 if measured is not None else 95)
+        fill[hole] *= np.minimum(1.0, whitest / np.maximum(fill[hole] @ LUMA, 1.0))[:, None]
     grain = np.random.default_rng(0).normal(0.0, SCLERA_GRAIN * palette.grain, patch.shape[:2])[..., None]
     fill = np.clip(palette.paint(fill) + grain, 0, 255).astype(np.uint8)
     # A soft edge: a hard one would show as a staircase where the eye is warped larger.
     soft_hole = cv2.GaussianBlur(hole.astype(np.float32), (0, 0), 0.7)[..., None]
     soft_hole[hole] = 1.0
     sclera = (patch + soft_hole * (fill.astype(np.float32) - patch) + 0.5).astype(np.uint8)
-    # Past the contour, under the lashes, what the iris leaves is the lid's shadow: there the fill is
-    # carried on from the lid above and the eyeball below, not painted as open sclera up to the lashes.
-    under_lashes = (hole & ~inside).astype(np.uint8)
-    if under_lashes.any():
-        sclera = cv2.inpaint(sclera, under_lashes, max(2.0, radius / 3), cv2.INPAINT_TELEA)
+    # Past the contour, under the lashes, what the iris leaves is the lid's shadow: there the lid beside the
+    # hole is carried across it, not painted as open sclera up to the lashes.
+    # Near the lower lid, a row of the hole that the photo flanks with the lid's rim, not white (its landmarks
+    # run below the rim), shows that rim carried across the hole, not the filled white: painted down over
+    # the rim, the white was a blot with a hard edge under a gaze (d9, d19).
+    flanked_by_white = carried_across(beside.astype(np.float32)[..., None], hole)[..., 0]
+    lower_rim = np.interp(np.arange(patch.shape[1]), *_ascending(lower_lid - origin))[None, :] - RIM_REACH * radius
+    near_rim = np.clip((ys - lower_rim) / (0.5 * RIM_REACH * radius) + 1.0, 0.0, 1.0)
+    rim_weight = ((1.0 - flanked_by_white) * near_rim * hole)[..., None]
+    across = carried_across(pixels, hole)
+    sclera = (sclera + rim_weight * (across - sclera) + 0.5).astype(np.uint8)
+    under_lashes = hole & ~inside
+    sclera[under_lashes] = (across[under_lashes] + 0.5).astype(np.uint8)
     # The iris's hidden top and bottom (under the lids): the visible iris, inpainted across.
     visible_iris = np.where((visible & iris_area)[..., None], patch, np.median(iris_samples, axis=0).astype(np.uint8))
     iris_texture = cv2.inpaint(visible_iris, (iris_area & ~visible).astype(np.uint8), max(2.0, radius / 3),
                                cv2.INPAINT_TELEA)
     return Eyeball(centre, radius, (x0, y0), sclera, iris_texture, shown, measured, sides)
+
+
+def carried_across(values: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """(H, W, C) float32 `values` with each run of `hole` pixels along a row interpolated linearly between
+    what flanks it on each side (flank_of); a run reaching the patch's edge takes its one flank."""
+    carried = values.astype(np.float32)
+    known = ~hole
+    for row in np.flatnonzero(hole.any(axis=1) & ~hole.all(axis=1)):
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], hole[row].astype(np.int8), [0]])))
+        for start, end in zip(edges[::2], edges[1::2]):
+            left = flank_of(values, known, row, max(start - FLANK, 0), start)
+            right = flank_of(values, known, row, end, min(end + FLANK, values.shape[1]))
+            left, right = (right, right) if left is None else (left, left) if right is None else (left, right)
+            if left is None:
+                continue
+            share = ((np.arange(start, end) - start + 1) / (end - start + 1))[:, None]
+            carried[row, start:end] = left + share * (right - left)
+    return carried
+
+
+def flank_of(values: np.ndarray, known: np.ndarray, row: int, start: int, end: int) -> np.ndarray | None:
+    """The most typical of the known pixels in columns start:end of `row` and the rows beside it (the one
+    nearest all the others), so a fleck or a glint beside the hole is not drawn across it as a streak."""
+    block = values[max(row - 1, 0):row + 2, start:end][known[max(row - 1, 0):row + 2, start:end]].astype(np.float32)
+    if len(block) == 0:
+        return None
+    return block[np.abs(block[:, None, :] - block[None, :, :]).sum(axis=(1, 2)).argmin()]
 
 
 def eyeball_turn(size: tuple[int, int], corners: np.ndarray, centre: np.ndarray, gaze: np.ndarray,
