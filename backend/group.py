@@ -10,13 +10,22 @@ whose values are all default leaves the frame exactly as it was. Faces are
 ordered by size, smallest first: in a group photo the smaller face is usually
 the one further back, and the nearer face's warp goes over it.
 
+Faces whose regions (head and body) do not overlap are independent: each
+reads and writes its own region only. The faces are grouped into waves, each
+wave's regions disjoint and every face in a wave after the faces it overlaps,
+and a wave's faces are rendered side by side on a pool of threads (the warp
+engine's work is OpenCV and numpy, which let go of Python's lock); the frame
+is the one they make one after another.
+
 Frames with alpha and compositing passes are drawn the same way, into one
 canvas: the whole photo's person mask (every person in it) moved face by face,
 each face's mattes joined with the faces' before it, their motion vectors added.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +41,25 @@ from .frame_layers import FrameLayers
 def back_to_front(subjects: Sequence[Subject]) -> list[int]:
     """The face numbers in the order they are drawn: smallest face first (furthest back), the largest last."""
     return [subject.face_index for subject in sorted(subjects, key=lambda s: (s.face_width, -s.face_index))]
+
+
+def overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def disjoint_waves(order: Sequence[int], regions: Mapping[int, tuple[int, int, int, int]]) -> list[list[int]]:
+    """The faces of `order` (back to front) in waves: each face joins the wave after the last one holding a face
+    before it whose region overlaps its own, so no two regions in a wave overlap and every face is drawn after
+    the faces it overlaps, as in `order`."""
+    waves: list[list[int]] = []
+    wave_of: dict[int, int] = {}
+    for face in order:
+        index = 1 + max((wave_of[other] for other in wave_of if overlap(regions[face], regions[other])), default=-1)
+        if index == len(waves):
+            waves.append([])
+        waves[index].append(face)
+        wave_of[face] = index
+    return waves
 
 
 def union_box(boxes: Sequence[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
@@ -55,6 +83,10 @@ class GroupAnimator:
         self.animators = {subject.face_index: Animator(subject, engine, checkpoint) for subject in subjects}
         self.order = back_to_front(subjects)
         self.changed_region = union_box([a.changed_region for a in self.animators.values()])
+        self.waves = disjoint_waves(self.order, {face: a.changed_region for face, a in self.animators.items()})
+        # (The refine engine's faces share one copy of the networks: they take turns.)
+        threads = min(os.cpu_count() or 1, max(len(wave) for wave in self.waves)) if engine == "warp" else 1
+        self._threads = ThreadPoolExecutor(threads, thread_name_prefix="enliven-face") if threads > 1 else None
         self.frames = FrameBuffers(subjects[0].image, self.changed_region)
         self._alphas: FrameBuffers | None = None  # the still person alpha, made on the first frame that asks
 
@@ -68,9 +100,13 @@ class GroupAnimator:
         full channel vector) moved by its values; faces not in `values` stay as the photo shows them."""
         rows = self._checked(values)
         frame = self.frames.take()
-        for face in self.order:
-            if face in rows:
-                self.animators[face].render_onto(rows[face], onto=frame)
+        for wave in self.waves:
+            faces = [face for face in wave if face in rows]
+            if self._threads is None or len(faces) < 2:
+                for face in faces:
+                    self.animators[face].render_onto(rows[face], onto=frame)
+            else:
+                list(self._threads.map(lambda face: self.animators[face].render_onto(rows[face], onto=frame), faces))
         return frame
 
     def render_layers(self, values: Mapping[int, np.ndarray], previous: Mapping[int, np.ndarray] | None = None,
