@@ -141,6 +141,29 @@ def test_sealing_repaints_the_teeth_a_lower_lips_rim_holds(wide_open_mouth):
     assert grey_left(engine.seal_rims) < 0.1 * strip.sum()
 
 
+def test_the_sealed_line_fades_into_the_mouths_corners(animator):
+    """The line where sealed lips meet ran at full strength to the mouth's corners and stopped there square,
+    the band's pale lip colours beside its end (d9, d19). It fades out into the corners: drawn over plain
+    skin, a pixel inside each corner it is under half as dark as in the middle."""
+    from enliven.engines.mouth import seal_lips
+
+    sealed = animator.engine.render_with_fields(channel_values(jaw_open=-1), keep_fields=False)
+    points = sealed.target_landmarks
+    skin = np.full_like(sealed.frame, (200, 150, 130))
+    luma = af.luma(seal_lips(skin, points, (0, 0), 1.0, animator.engine.palette))
+    skin_luma = float(af.luma(skin[:1, :1])[0, 0])
+
+    def darkness(x: float, y: float) -> float:
+        column = luma[int(round(y)) - 6:int(round(y)) + 7, int(round(x))]
+        return skin_luma - float(column.min())
+
+    right, left = points[lm.MOUTH_RIGHT_CORNER, :2], points[lm.MOUTH_LEFT_CORNER, :2]
+    middle = darkness(*(right + left) / 2)
+    assert middle > 30
+    for corner, inward in ((right, 1.0), (left, -1.0)):
+        assert darkness(corner[0] + inward, corner[1]) < middle / 2
+
+
 @pytest.fixture(scope="module")
 def wide_open_mouth(animator):
     """A photo with a wide-open mouth, made from the astronaut: its own interior is what shows."""

@@ -58,6 +58,7 @@ SEAL_LINE_DARKNESS = 0.35  # where the lips meet, a soft line of the lower lip's
 SEAL_LINE_WIDTH = 0.012  # much darker (as in photos of closed lips) ... this wide (sigma; at least 0.6 px) ...
 SEAL_SHADE = 0.4  # ... in a wider shade, weighted this much ...
 SEAL_SHADE_WIDTH = 3.0  # ... and this many times as wide (it fades out before the band's edges)
+SEAL_END_FADE = 0.1  # mouth widths: the band fades out over this much toward each of the mouth's corners
 # The lips' own edges in a photo of an open mouth (lip_edge_offsets):
 LIP_EDGE_MIN_GAP = 3.0  # pixels: lips closer than this (where they are) show no inside to tell their edge from
 LIP_EDGE_CONTRAST = 30.0  # RGB levels: a contour on a colour this near the lip's (a tongue on the lip) has no edge to find
@@ -356,7 +357,11 @@ def seal_lips(region: np.ndarray, landmarks: np.ndarray, origin: tuple[int, int]
     shadow = (1.0 - SEAL_LINE_DARKNESS) * below * below / np.maximum(below.max(axis=1, keepdims=True), 1.0)
     fill = fill + line[..., None] * (shadow[None] - fill)
     fill = palette.paint(fill) + palette.grain_at((x0 + px0, y0 + py0), fill.shape[:2])
-    alpha = (strength * inside * (beyond < 1.0)[None, :])[..., None]
+    # Toward the mouth's corners the band fades out into the photo's own corner: cut off there, the line ended
+    # square with the band's pale lip colours beside its end (d9, d19).
+    to_corner = np.minimum(columns - outer_left, outer_right - columns)
+    end_fade = np.clip(to_corner / (SEAL_END_FADE * mouth_width), 0.0, 1.0)
+    alpha = (strength * inside * end_fade[None, :])[..., None]
     region = region.copy()
     region[py0:py1, px0:px1] = np.clip(patch + alpha * (fill - patch) + 0.5, 0, 255).astype(np.uint8)
     return region
