@@ -591,6 +591,9 @@ def test_gaze_moves_each_iris_as_a_rigid_disc(animator, subject, gaze):
                                    subject.image, subject.landmarks[opening], source_centre, radius)
         assert error < 4.5
         assert af.travel_ratio(source_centre, tracked[iris[0], :2], target_centre) > 0.6
+        if "gaze_x" in gaze:  # the white a sideways gaze uncovers: no brighter than the photo's (bench threshold 10)
+            assert af.uncovered_white_excess(result.frame, result.target_landmarks[opening], target_centre,
+                                             subject.image, subject.landmarks[opening], source_centre, radius) <= 10
 
 
 def test_closed_eyes_show_a_thin_lash_line(animator):
