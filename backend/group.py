@@ -38,6 +38,10 @@ from .errors import EnlivenError
 from .frame_layers import FrameLayers
 
 
+# One pool for every group's faces: threads start as frames ask for them and idle between frames.
+FACE_THREADS = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="enliven-face")
+
+
 def back_to_front(subjects: Sequence[Subject]) -> list[int]:
     """The face numbers in the order they are drawn: smallest face first (furthest back), the largest last."""
     return [subject.face_index for subject in sorted(subjects, key=lambda s: (s.face_width, -s.face_index))]
@@ -85,8 +89,7 @@ class GroupAnimator:
         self.changed_region = union_box([a.changed_region for a in self.animators.values()])
         self.waves = disjoint_waves(self.order, {face: a.changed_region for face, a in self.animators.items()})
         # (The refine engine's faces share one copy of the networks: they take turns.)
-        threads = min(os.cpu_count() or 1, max(len(wave) for wave in self.waves)) if engine == "warp" else 1
-        self._threads = ThreadPoolExecutor(threads, thread_name_prefix="enliven-face") if threads > 1 else None
+        self._side_by_side = engine == "warp" and (os.cpu_count() or 1) > 1
         self.frames = FrameBuffers(subjects[0].image, self.changed_region)
         self._alphas: FrameBuffers | None = None  # the still person alpha, made on the first frame that asks
 
@@ -102,11 +105,11 @@ class GroupAnimator:
         frame = self.frames.take()
         for wave in self.waves:
             faces = [face for face in wave if face in rows]
-            if self._threads is None or len(faces) < 2:
+            if self._side_by_side and len(faces) > 1:
+                list(FACE_THREADS.map(lambda face: self.animators[face].render_onto(rows[face], onto=frame), faces))
+            else:
                 for face in faces:
                     self.animators[face].render_onto(rows[face], onto=frame)
-            else:
-                list(self._threads.map(lambda face: self.animators[face].render_onto(rows[face], onto=frame), faces))
         return frame
 
     def render_layers(self, values: Mapping[int, np.ndarray], previous: Mapping[int, np.ndarray] | None = None,
