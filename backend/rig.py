@@ -40,7 +40,8 @@ GAZE_Y_TRAVEL = 0.16  # gaze_y 1: the iris moves this share of the eye's width u
 # with the iris and no white shows above it; looking up, it lifts off the iris a little.
 UPPER_LID_FOLLOWS_GAZE_DOWN = 1.0
 UPPER_LID_FOLLOWS_GAZE_UP = 0.8
-LOWER_LID_FOLLOWS_GAZE_DOWN = 0.35  # looking down the lower lid drops a little too, under the iris's foot
+LOWER_LID_FOLLOWS_GAZE_DOWN = 0.35  # looking down the lower lid drops a little too, under the iris's foot ...
+LOWER_LID_FOLLOWS_GAZE_UP = 0.3  # ... and looking up it rises a little after it
 # ... but looking down a lid point drops at most this share of the eye's opening where it is: near the
 # corners the opening is narrow, and a lid point moved as far as the middle's went past the lower lid (the
 # mesh folded there and drew the lashes as a sawtooth at both corners). On a narrow eye (opening under
@@ -115,8 +116,8 @@ def _eye_shapes(head: np.ndarray, side: str) -> tuple[np.ndarray, tuple[np.ndarr
         if sign < 0:  # dropping toward the lower lid
             lid = np.minimum(lid, LID_FOLLOW_OPENING_SHARE * opening)
         shape[upper[1:-1], 1] = sign * lid[1:-1]
-        if sign < 0:
-            shape[lower[1:-1], 1] = -LOWER_LID_FOLLOWS_GAZE_DOWN * GAZE_Y_TRAVEL * eye_width
+        lower_follows = LOWER_LID_FOLLOWS_GAZE_UP if sign > 0 else LOWER_LID_FOLLOWS_GAZE_DOWN
+        shape[lower[1:-1], 1] = sign * lower_follows * GAZE_Y_TRAVEL * eye_width
         shape[others] = np.where(near_upper[:, None], LID_SKIN_FOLLOWS_GAZE * _spread(head[others], head[upper], shape[upper], 0.07),
                                  0.3 * _spread(head[others], head[lower], shape[lower], 0.06))
         vertical.append(shape)

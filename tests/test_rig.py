@@ -270,3 +270,16 @@ def test_looking_down_the_eye_still_shows_most_of_its_iris(rig):
         radius = float(np.linalg.norm(down[list(iris[1:]), :2] - centre, axis=1).mean())
         disc = af.disc_mask(shape, centre, radius)
         assert (disc & af.polygon_mask(shape, down[list(lm.eye_polygon(side)), :2])).sum() > 2 / 3 * disc.sum()
+
+
+def test_looking_up_the_lower_lid_rises_a_little_after_the_iris(rig):
+    """Looking up, a lower lid held still left a band of white under the iris that read as a startled stare
+    (d9, d19); it rises a little after the iris, as lower lids do, and stays under it."""
+    still, up = rig.targets(channel_values()), rig.targets(channel_values(gaze_y=1))
+    for iris, side in ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left")):
+        lower = list(lm.eye_lids(side)[1][1:-1])
+        rise = (still[lower, 1] - up[lower, 1]).mean()  # (y grows down)
+        iris_rise = still[iris[0], 1] - up[iris[0], 1]
+        assert 0.2 * iris_rise < rise < 0.5 * iris_rise
+        radius = float(np.linalg.norm(up[list(iris[1:]), :2] - up[iris[0], :2], axis=1).mean())
+        assert up[lower, 1].min() > up[iris[0], 1] + 0.5 * radius
