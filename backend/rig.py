@@ -40,8 +40,6 @@ GAZE_Y_TRAVEL = 0.16  # gaze_y 1: the iris moves this share of the eye's width u
 # with the iris and no white shows above it; looking up, it lifts off the iris a little.
 UPPER_LID_FOLLOWS_GAZE_DOWN = 1.0
 UPPER_LID_FOLLOWS_GAZE_UP = 0.8
-LOWER_LID_FOLLOWS_GAZE_DOWN = 0.35  # looking down the lower lid drops a little too, under the iris's foot ...
-LOWER_LID_FOLLOWS_GAZE_UP = 0.3  # ... and looking up it rises a little after it
 # ... but looking down a lid point drops at most this share of the eye's opening where it is: near the
 # corners the opening is narrow, and a lid point moved as far as the middle's went past the lower lid (the
 # mesh folded there and drew the lashes as a sawtooth at both corners). On a narrow eye (opening under
@@ -49,6 +47,13 @@ LOWER_LID_FOLLOWS_GAZE_UP = 0.3  # ... and looking up it rises a little after it
 LID_FOLLOW_OPENING_SHARE = 0.6
 # The lid's skin up to the crease goes with it, as with a blink, so the lash line is not stretched into a band.
 LID_SKIN_FOLLOWS_GAZE = 0.5
+# The lower lid's share of the iris's vertical travel: looking down it drops a little, under the iris's foot,
+# and looking up it rises a little after it (held still, the iris sank behind it, or a band of white showed).
+LOWER_LID_FOLLOWS_GAZE_DOWN = 0.35
+LOWER_LID_FOLLOWS_GAZE_UP = 0.3
+# The skin under the lower lid follows it this much, fading over this reach (head units), in a blink or a gaze.
+LOWER_LID_SKIN_FOLLOWS = 0.3
+LOWER_LID_SKIN_REACH = 0.06
 LIDS_MEET_TOLERANCE = 1e-4  # head units: an upper lid this little below its lower lid still only meets it
 
 EXPRESSION_CHANNELS = ("blink_l", "blink_r", "gaze_x", "gaze_y", "brow_l", "brow_r",
@@ -100,7 +105,7 @@ def _eye_shapes(head: np.ndarray, side: str) -> tuple[np.ndarray, tuple[np.ndarr
     near_upper = (np.linalg.norm(head[others, None] - head[upper][None], axis=-1).min(axis=1)
                   < np.linalg.norm(head[others, None] - head[lower][None], axis=-1).min(axis=1))
     upper_spread = 0.8 * _spread(head[others], head[upper], blink[upper], 0.07)
-    lower_spread = 0.3 * _spread(head[others], head[lower], blink[lower], 0.06)
+    lower_spread = LOWER_LID_SKIN_FOLLOWS * _spread(head[others], head[lower], blink[lower], LOWER_LID_SKIN_REACH)
     blink[others] = np.where(near_upper[:, None], upper_spread, lower_spread)
 
     # Gaze: the iris slides inside the eye; the upper lid, and its skin, follow vertical gaze.
@@ -118,8 +123,9 @@ def _eye_shapes(head: np.ndarray, side: str) -> tuple[np.ndarray, tuple[np.ndarr
         shape[upper[1:-1], 1] = sign * lid[1:-1]
         lower_follows = LOWER_LID_FOLLOWS_GAZE_UP if sign > 0 else LOWER_LID_FOLLOWS_GAZE_DOWN
         shape[lower[1:-1], 1] = sign * lower_follows * GAZE_Y_TRAVEL * eye_width
-        shape[others] = np.where(near_upper[:, None], LID_SKIN_FOLLOWS_GAZE * _spread(head[others], head[upper], shape[upper], 0.07),
-                                 0.3 * _spread(head[others], head[lower], shape[lower], 0.06))
+        shape[others] = np.where(
+            near_upper[:, None], LID_SKIN_FOLLOWS_GAZE * _spread(head[others], head[upper], shape[upper], 0.07),
+            LOWER_LID_SKIN_FOLLOWS * _spread(head[others], head[lower], shape[lower], LOWER_LID_SKIN_REACH))
         vertical.append(shape)
     return blink, (sideways, *vertical)
 

@@ -161,7 +161,7 @@ def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_li
     # run below the rim), shows that rim carried across the hole, not the filled white: painted down over
     # the rim, the white was a blot with a hard edge under a gaze (d9, d19).
     flanked_by_white = carried_across(beside.astype(np.float32)[..., None], hole)[..., 0]
-    lower_rim = np.interp(np.arange(patch.shape[1]), *_ascending(lower_lid - origin))[None, :] - RIM_REACH * radius
+    lower_rim = _rows_along(lower_lid - origin, np.arange(patch.shape[1]))[None, :] - RIM_REACH * radius
     near_rim = np.clip((ys - lower_rim) / (0.5 * RIM_REACH * radius) + 1.0, 0.0, 1.0)
     rim_weight = ((1.0 - flanked_by_white) * near_rim * hole)[..., None]
     across = carried_across(pixels, hole)
@@ -302,8 +302,8 @@ def sclera_shading(shape: tuple[int, int], upper_lid: np.ndarray, lower_lid: np.
     height, width = shape
     columns = np.arange(width, dtype=np.float32)
     rows = np.arange(height, dtype=np.float32)[:, None]
-    top = np.interp(columns, *_ascending(upper_lid))
-    bottom = np.interp(columns, *_ascending(lower_lid))
+    top = _rows_along(upper_lid, columns)
+    bottom = _rows_along(lower_lid, columns)
     eye_height = max(float((bottom - top).max()), 1.0)
     below_top = np.clip(rows - top[None, :], 0.0, None) / eye_height
     above_bottom = np.clip(bottom[None, :] - rows, 0.0, None) / eye_height
@@ -314,6 +314,7 @@ def sclera_shading(shape: tuple[int, int], upper_lid: np.ndarray, lower_lid: np.
     return np.clip(shade, 0.4, 1.0).astype(np.float32)
 
 
-def _ascending(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(points[:, 0])
-    return points[order, 0], points[order, 1]
+def _rows_along(curve: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """The row a lid `curve` ((N, 2) x, y points, either way along) passes at each of `columns`."""
+    order = np.argsort(curve[:, 0])
+    return np.interp(columns, curve[order, 0], curve[order, 1])
