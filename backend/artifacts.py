@@ -14,7 +14,12 @@
   read where the rig put the ring: a face that slides over its own hair, or a
   forehead that cuts through it, shows skin or backdrop where the photo had
   hair. Given the photo's person mask, only the ring's points on the person
-  count (on the backdrop the ring moves and the backdrop must not).
+  count (on the backdrop the ring moves and the backdrop must not). Each
+  point's colour is looked for within HAIR_SHIFT of where the rig put it:
+  the scaled oval is not a point of the head, and on a turn it drifts a few
+  pixels against the head's real edge (off a bald scalp onto the backdrop)
+  or across a three-quarter face's glasses, which read as slip at a single
+  pixel; a face sliding over its hair leaves the photo's colour nowhere near.
 - specks: isolated pixels unlike all eight neighbours (`new_specks`), counted
   beyond those the source already had.
 - gaze: a gaze shift should move the iris as a rigid disc. `iris_disc_error`
@@ -44,6 +49,7 @@ from . import landmarks as lm
 
 SILHOUETTE_OUTSET = 1.05  # the band along the face's outline is centred this far out (from the outline's centre)
 HAIR_RING = 1.2  # hair_slip reads the ring this far out from the face oval's centre
+HAIR_SHIFT = 0.03  # ... and looks for each ring point's colour this far (face widths) around it
 SPECK_LEVELS = 60  # a speck differs from every one of its 8 neighbours by more than this (0..255 luma)
 EDGE_REACH = 0.06  # edge_left_behind looks this far (face widths) outside the photo's person ...
 EDGE_LEVELS = 12  # ... for pixels of the photo this much darker (luma) than the background plate
@@ -73,7 +79,8 @@ def face_silhouette(points: np.ndarray) -> np.ndarray:
 def hair_slip(frame: np.ndarray, frame_points: np.ndarray, source: np.ndarray, source_points: np.ndarray,
               person: np.ndarray | None = None, person_origin: tuple[int, int] = (0, 0)) -> float:
     """Mean colour difference (0..255 levels, over RGB) between `frame` and `source` on the ring beside the
-    upper half of the face (HAIR_RING times the face oval), each read where its own landmarks put the ring.
+    upper half of the face (HAIR_RING times the face oval), each read where its own landmarks put the ring
+    (in the frame, the closest colour within HAIR_SHIFT face widths of it).
 
     With the photo's `person` mask ((H, W) 0..1, its top-left pixel at `person_origin` of the photo), only
     the ring's points on the person count: hair or scalp. Where the ring lies on the backdrop, the backdrop
@@ -102,8 +109,14 @@ def hair_slip(frame: np.ndarray, frame_points: np.ndarray, source: np.ndarray, s
         counted &= on_person
     if not counted.any():
         return float("nan")
-    difference = np.abs(colours(frame, ring_points(frame_points, frame.shape)) - colours(source, source_ring)).mean(axis=1)
-    return float(difference[counted].mean())
+    oval_x = source_points[list(lm.FACE_OVAL), 0]
+    reach = int(round(HAIR_SHIFT * (oval_x.max() - oval_x.min())))
+    frame_ring, wanted = ring_points(frame_points, frame.shape), colours(source, source_ring)
+    differences = []
+    for (x, y), colour in zip(frame_ring[counted], wanted[counted]):
+        around = frame[max(0, y - reach):y + reach + 1, max(0, x - reach):x + reach + 1].astype(np.float32)
+        differences.append(np.abs(around - colour).mean(axis=-1).min())
+    return float(np.mean(differences))
 
 
 def outline_directions(shape: tuple[int, int], outline: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:

@@ -36,6 +36,11 @@ SEAL_CORNER_RISE = 1.0  # sealing, a corner below the line where the lips meet r
 SEAL_CORNER_CLOSING = 0.7  # skin below the mouth's corners closes at most this share of its distance to them
 GAZE_X_TRAVEL = 0.3  # gaze_x 1: the iris moves this share of the eye's width sideways
 GAZE_Y_TRAVEL = 0.16  # gaze_y 1: the iris moves this share of the eye's width up
+# ... but sideways, in the picture, its centre stops this many iris radii short of the eye's corner. An iris
+# that already looks toward a corner, or a turned face's eye whose depth the tracker misjudges, was otherwise
+# carried past the corner, where the lids clipped it away and the eye showed no pupil (2007_007763's faces,
+# gaze_x -1). A centred iris has room to spare: about 0.4 eye widths.
+GAZE_CORNER_MARGIN = 0.5
 # The upper lid's share of the iris's vertical travel. Real lids follow closely: looking down, the lid drops
 # with the iris and no white shows above it; looking up, it lifts off the iris a little.
 UPPER_LID_FOLLOWS_GAZE_DOWN = 1.0
@@ -365,7 +370,27 @@ class Rig:
             self._positive[index] = (positive @ to_camera).ravel()
             if negative is not None:
                 self._negative[index] = (negative @ to_camera).ravel()
+        self._keep_irises_inside_corners()
         self.pivot = pose.to_camera(PIVOT_HEAD)
+
+    def _keep_irises_inside_corners(self) -> None:
+        """Cut each eye's gaze_x travel toward each side so that, in the photo's own pixels, the iris centre
+        stays GAZE_CORNER_MARGIN radii inside that corner (none, for an iris there already)."""
+        row = CHANNEL_INDEX["gaze_x"]
+        for iris, side in ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left")):
+            upper = lm.eye_lids(side)[0]
+            corners_x = self.source_camera[[upper[0], upper[-1]], 0]
+            centre = self.source_camera[iris[0], :2]
+            radius = float(np.linalg.norm(self.source_camera[list(iris[1:]), :2] - centre, axis=1).mean())
+            columns = (np.array(iris)[:, None] * 3 + np.arange(3)).ravel()
+            for shapes in (self._positive, self._negative):
+                travel = shapes[row, iris[0] * 3]  # the iris centre's x, in camera (= image) pixels
+                if travel == 0:
+                    continue
+                corner_x = corners_x.max() if travel > 0 else corners_x.min()
+                room = max(np.sign(travel) * (corner_x - centre[0]) - GAZE_CORNER_MARGIN * radius, 0.0)
+                if abs(travel) > room:
+                    shapes[row, columns] *= room / abs(travel)
 
     def expression_offsets(self, values: np.ndarray) -> np.ndarray:
         """(478, 3) camera-frame displacement of each landmark from expression channels."""

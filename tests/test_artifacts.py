@@ -134,6 +134,29 @@ def test_hair_slip_counts_the_ring_on_the_person_not_the_backdrop():
     assert np.isnan(af.hair_slip(hair_changed, points, photo, points, np.zeros_like(person)))
 
 
+def test_hair_slip_forgives_a_ring_that_drifts_a_pixel_or_two_but_not_a_face_sliding_over_its_hair():
+    """The ring is a scaled oval, not a point of the head: on a turn it drifts a pixel or two against the
+    head's real edge (off a bald scalp onto the backdrop). That is not slip; a face slid over its hair is."""
+    points = np.zeros((lm.MESH_POINTS, 3))
+    points[list(lm.FACE_OVAL), :2] = ellipse_outline(count=len(lm.FACE_OVAL))  # 90 px wide
+    ring = ellipse_outline(axes=(45.0 * af.HAIR_RING, 60.0 * af.HAIR_RING), count=len(lm.FACE_OVAL))
+    def head(axes: tuple[float, float], centre=(80.0, 80.0)) -> np.ndarray:  # a scalp, then a face on it
+        image = np.full((SIDE + 40, SIDE + 40, 3), 230, np.uint8)  # a bright backdrop
+        cv2.ellipse(image, (round(centre[0]), round(centre[1])), (round(axes[0]), round(axes[1])), 0, 0, 360,
+                    (60, 40, 30), -1)
+        cv2.ellipse(image, (round(centre[0]), round(centre[1])), (45, 60), 0, 0, 360, (220, 170, 150), -1)
+        return image
+    edge = (45.0 * af.HAIR_RING + 1, 60.0 * af.HAIR_RING + 1)  # the ring lies a pixel inside the scalp's edge
+    photo = head(edge)
+    assert np.all(photo[np.round(ring[:, 1]).astype(int), np.round(ring[:, 0]).astype(int)] == (60, 40, 30))
+    drifted = head((edge[0] - 2, edge[1] - 2))  # the ring now lies on the backdrop, 1-2 px past the edge
+    assert af.hair_slip(drifted, points, photo, points) < 1
+    # The head drawn 9 px to the right of where the rig put the ring: the ring's left side lies on the
+    # backdrop, its right side on the face.
+    slid = head(edge, centre=(89.0, 80.0))
+    assert af.hair_slip(slid, points, photo, points) > 40
+
+
 def test_the_hairs_edge_left_behind_is_counted_but_not_the_backdrops_grain():
     """A dark line left on the backdrop along where the person's edge was is counted; the blotches of a
     coarse-grained backdrop (s12's old print: 42 pixels beside a coat that moved a pixel) are not."""

@@ -74,6 +74,27 @@ def test_gaze_moves_the_irises(rig, subject):
                 assert abs(moved[centre, axis]) > 1.0
 
 
+def test_a_gaze_stops_the_iris_short_of_the_eye_s_corner(subject):
+    """An iris the photo shows near a corner (looking that way already, or a turned face's eye) moves toward it
+    only until its centre is GAZE_CORNER_MARGIN radii inside: carried past the corner, the lids clipped it away
+    and the eye showed no pupil (2007_007763, gaze_x -1). Away from that corner it moves as far as any."""
+    from enliven.rig import GAZE_CORNER_MARGIN
+    points = subject.landmarks.copy()
+    upper = lm.eye_lids("right")[0]
+    corner = points[[upper[0], upper[-1]], 0].min()  # the right eye's corner toward -x
+    iris = list(lm.RIGHT_IRIS)
+    radius = np.linalg.norm(points[iris[1:], :2] - points[iris[0], :2], axis=1).mean()
+    points[iris, 0] += corner + 1.0 * radius - points[iris[0], 0]  # its centre one radius from that corner
+    rig = Rig(points, subject.pose)
+    toward, away = (rig.targets(channel_values(gaze_x=v))[iris[0], 0] for v in (-1, 1))
+    assert toward - corner == pytest.approx(GAZE_CORNER_MARGIN * radius, abs=1e-3)
+    free = Rig(subject.landmarks, subject.pose)
+    assert away - points[iris[0], 0] == pytest.approx(
+        free.targets(channel_values(gaze_x=1))[iris[0], 0] - subject.landmarks[iris[0], 0], rel=0.02)
+    # Without the stop it would have gone further than the room it had.
+    assert free.targets(channel_values(gaze_x=-1))[iris[0], 0] - subject.landmarks[iris[0], 0] < -(1 - GAZE_CORNER_MARGIN) * radius
+
+
 def test_the_upper_lid_follows_a_vertical_gaze(rig, subject):
     """Looking down, the upper lid drops with the iris, so no white shows above it; looking up, it lifts."""
     for value in (1.0, -1.0):

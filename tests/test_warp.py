@@ -541,10 +541,11 @@ def test_a_turned_face_keeps_a_clean_silhouette(face_on_white, yaw):
 @pytest.mark.parametrize("pose", [dict(head_yaw=20), dict(head_yaw=-20), dict(head_pitch=15), dict(head_pitch=-15)])
 def test_a_turning_head_carries_its_hair(animator, subject, pose):
     """The hair beside the forehead and temples moves with the face: where the rig puts the ring just outside
-    the upper face, the frame shows what the photo had on that ring (the engine before measured 18 to 29
-    levels here: the face slid over its own hair and uncovered backdrop beside it, or cut through it)."""
+    the upper face, the frame shows what the photo had on that ring, within a pixel or two (the engine before
+    measured 2.6 to 7.5 levels here, 18 to 29 read at single pixels: the face slid over its own hair and
+    uncovered backdrop beside it, or cut through it; this one 0.9 to 1.2)."""
     result = animator.engine.render_with_fields(channel_values(**pose), keep_fields=False)
-    assert af.hair_slip(result.frame, result.target_landmarks, subject.image, subject.landmarks) < 16
+    assert af.hair_slip(result.frame, result.target_landmarks, subject.image, subject.landmarks) < 2.5
 
 
 def test_the_nose_hides_the_far_eye_from_the_gaze(animator, subject):
