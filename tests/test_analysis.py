@@ -78,3 +78,30 @@ def test_openness_measures(subject):
     closed[list(lm.LEFT_EYE_UPPER), :2] = closed[list(lm.LEFT_EYE_LOWER), :2]
     assert lm.eye_aspect_ratio(closed, "left") < 0.05
     assert lm.eye_aspect_ratio(closed, "right") == pytest.approx(subject.eye_openness[1])
+
+
+def test_an_iris_placed_on_skin_is_moved_onto_the_eye_s_dark_disc(subject):
+    """A turned face's far eye can get its iris landmarks on the lid's skin beside the eye (2007_007763 #0);
+    a gaze then moved a disc of skin. Such an iris moves, whole, to the darkest disc of its size in the eye's
+    opening. An iris that is on the eye, as every other evaluation photo's, is left exactly where it is."""
+    from enliven.analysis import irises_on_the_eyes
+    assert np.array_equal(irises_on_the_eyes(subject.image, subject.landmarks), subject.landmarks)
+
+    image = subject.image.copy()
+    points = subject.landmarks.astype(np.float64)
+    iris = list(lm.RIGHT_IRIS)
+    centre = points[iris[0], :2]
+    radius = np.linalg.norm(points[iris[1:], :2] - centre, axis=1).mean()
+    upper = lm.eye_lids("right")[0]
+    corner = points[upper[0], :2] if abs(points[upper[0], 0] - centre[0]) > abs(points[upper[-1], 0] - centre[0]) \
+        else points[upper[-1], :2]
+    pupil = centre + 0.85 * (corner - centre)  # a dark disc toward the far corner, clear of the tracked one ...
+    x0, y0 = np.floor(points[list(lm.eye_polygon("right")), :2].min(axis=0) - 3 * radius).astype(int)
+    x1, y1 = np.ceil(points[list(lm.eye_polygon("right")), :2].max(axis=0) + 3 * radius).astype(int)
+    skin = np.median(image[int(y1):int(y1) + 5, int(x0):int(x1)].reshape(-1, 3), axis=0)
+    image[y0:y1, x0:x1] = skin  # ... in an eye painted over with skin where the tracker had its iris
+    cv2.circle(image, tuple(np.round(pupil).astype(int)), int(round(radius)), (30, 25, 20), -1)
+    moved = irises_on_the_eyes(image, subject.landmarks)
+    assert np.linalg.norm(moved[iris[0], :2] - pupil) < 1.5
+    assert np.allclose(moved[iris, :2] - subject.landmarks[iris, :2], moved[iris[0], :2] - subject.landmarks[iris[0], :2])
+    assert np.array_equal(moved[list(lm.LEFT_IRIS)], subject.landmarks[list(lm.LEFT_IRIS)])

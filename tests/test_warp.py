@@ -910,6 +910,32 @@ def test_long_lashes_leave_no_dotted_arc_on_a_closed_lid(astronaut):
     assert left <= 8
 
 
+def test_a_winged_outer_lash_leaves_no_dark_dot_beside_a_closed_eye(astronaut):
+    """A closing eye's corners are repainted a little past the lids; a lash or liner wing running on from the
+    outer corner was cut there and its tip stayed beside the closed lid as a dark dot (bald_guys #1, whose
+    eyes are 16 px wide). The test draws a wing a quarter of the eye long from each outer corner of the
+    astronaut (eyes 18 px wide), closes the eyes and looks for dark strokes left around the corners."""
+    photo = astronaut.copy()
+    subject = analyze_image(photo)
+    corners = []
+    for ids in (lm.LEFT_EYE_UPPER, lm.RIGHT_EYE_UPPER):
+        lid = subject.landmarks[list(ids), :2].astype(np.float64)
+        outer = lid[0]  # the upper lid runs from the outer corner
+        width = float(np.linalg.norm(lid[0] - lid[-1]))
+        tip = outer + (outer - lid[-1]) / width * 0.25 * width + (0, -0.05 * width)
+        cv2.line(photo, tuple(np.round(outer * 16).astype(int)), tuple(np.round(tip * 16).astype(int)), (35, 25, 20),
+                 2, cv2.LINE_AA, 4)
+        corners.append((outer, (outer - lid[-1]) / width, width))
+    made = analyze_image(photo)
+    frame = Animator(made).render(channel_values(blink_l=1, blink_r=1))
+    strokes = cv2.morphologyEx(af.luma(frame), cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+    ys, xs = np.mgrid[:frame.shape[0], :frame.shape[1]]
+    for outer, outward, width in corners:  # past the corner (where the closed lash line ends), within the wing
+        along = (xs - outer[0]) * outward[0] + (ys - outer[1]) * outward[1]
+        beside = (along > 1.5) & (along < 0.4 * width) & (np.hypot(xs - outer[0], ys - outer[1]) < 0.4 * width)
+        assert (strokes[beside] > 25).sum() <= 1
+
+
 @pytest.mark.parametrize("channels", [
     {"head_yaw": 0.001}, {"head_yaw": 0.004, "blink_l": 0.0005}, {"breathing": 0.01},  # too small to move a pixel
     {"head_yaw": 0.3}, {"jaw_open": 0.05}, {"gaze_x": 0.05}, {"head_roll": 0.03, "blink_l": 0.02},  # moving a little

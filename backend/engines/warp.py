@@ -49,7 +49,7 @@ from .frame_buffers import FrameBuffers
 from .mouth import CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, lip_edge_offsets, paint_cavity, seal_lips, seal_strength
 from .palette import LUMA, palette_of
 from .warp_math import (background_plate, blend_over_background, border_ramp, closed_lid, constrained_triangulation,
-                        displacement_from_index, edge_coverage, fill_notches, lashes_above, layer_coverage,
+                        displacement_from_index, edge_coverage, fill_notches, lash_wings, lashes_above, layer_coverage,
                         mesh_contours, mesh_points, piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at,
                         smooth_behind_face, smooth_curve, smooth_face_edge, triangle_affines, triangle_index_image)
 
@@ -655,7 +655,8 @@ class WarpEngine:
                 cv2.circle(eye, tuple(np.round((corner - offset) * 16).astype(int)), round(16 * CORNER_REACH * eye_width),
                            255, -1, cv2.LINE_8, 4)
             patch = np.ascontiguousarray(region[py0:py1, px0:px1])
-            lashes = lashes_above(patch, source_upper - offset, eye_width, eye)
+            lashes = np.maximum(lashes_above(patch, source_upper - offset, eye_width, eye),
+                                lash_wings(patch, target_upper[[0, -1]] - offset, eye_width, eye))
             line = target_upper - offset
             lid = closed_lid(patch, eye, line, eye_width, lashes)
             grain = self.palette.grain_at((int(origin[0]) + px0, int(origin[1]) + py0), lid.shape[:2])

@@ -31,6 +31,7 @@ LASH_REACH = 0.25  # eye widths above an open upper lid where its lashes are loo
 LASH_CONTRAST = 15.0  # ... as strokes this much darker (luma) than what lies around them ...
 LASH_STROKE = 0.12  # ... and at most this wide (eye widths) ...
 LASH_EYE = 28.0  # ... on an eye at least this wide (pixels)
+WING_REACH = 0.3  # eye widths around a closing eye's corners where lashes or liner running on from it are looked for
 
 
 def mesh_points(landmarks: np.ndarray) -> np.ndarray:
@@ -592,15 +593,33 @@ def lashes_above(patch: np.ndarray, lid: np.ndarray, eye_width: float, repainted
     Long or mascara lashes reach beyond the repainted lid; left there, their tips stayed on the closed lid
     as a dotted arc. An eye under LASH_EYE pixels wide has lashes a pixel or two long, inside the lid's
     margin: none are looked for (a low brow lies within reach there)."""
-    height, width = patch.shape[:2]
-    band = np.zeros((height, width), np.uint8)
+    band = np.zeros(patch.shape[:2], np.uint8)
     if eye_width < LASH_EYE:
         return band
     polygon = np.concatenate([lid, lid[::-1] - (0.0, LASH_REACH * eye_width)])
     cv2.fillPoly(band, [np.round(polygon * 16).astype(np.int32)], 255, cv2.LINE_8, shift=4)
-    inside = band > 0
+    return _strokes_touching(patch, band, eye_width, repainted)
+
+
+def lash_wings(patch: np.ndarray, corners: np.ndarray, eye_width: float, repainted: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 mask, 255 on the dark strokes (lashes, liner) that run on from a closing eye's `corners`
+    (patch pixels) within WING_REACH eye widths, in pieces that touch the `repainted` area, on an eye of any
+    size. The corners are repainted a little past the lids (the photo's white beside them would read as an
+    open eye); a winged outer lash cut there left its tip beside the closed lid as a dark dot
+    (bald_guys #1)."""
+    near = np.zeros(patch.shape[:2], np.uint8)
+    for corner in corners:
+        cv2.circle(near, tuple(np.round(corner * 16).astype(int)), round(16 * WING_REACH * eye_width), 255, -1,
+                   cv2.LINE_8, 4)
+    return _strokes_touching(patch, near, eye_width, repainted)
+
+
+def _strokes_touching(patch: np.ndarray, within: np.ndarray, eye_width: float, repainted: np.ndarray) -> np.ndarray:
+    """Thin, dark strokes `within` a mask (uint8), in pieces that touch `repainted`, grown over their soft
+    edges as closed_lid grows the eye, but not past `within`."""
+    inside = within > 0
     if not inside.any():
-        return band
+        return np.zeros(patch.shape[:2], np.uint8)
     # Thin and dark: darker than the closing of the picture by a stroke a few lashes wide (a shadow or the
     # socket's shade is wide and smooth, and is left alone).
     luma = patch.astype(np.float32) @ LUMA
@@ -611,10 +630,9 @@ def lashes_above(patch: np.ndarray, lid: np.ndarray, eye_width: float, repainted
     margin = lid_margin(eye_width) + 1  # pieces within closed_lid's margin of the eye, and a pixel
     near = cv2.dilate(repainted, np.ones((3, 3), np.uint8), iterations=margin)
     touching = np.unique(pieces[(near > 0) & (dark > 0)])
-    lashes = np.isin(pieces, touching[touching > 0]).astype(np.uint8) * 255
-    # Grown over their soft edges as closed_lid grows the eye, but not past the band (into a brow).
+    strokes = np.isin(pieces, touching[touching > 0]).astype(np.uint8) * 255
     square = np.ones((3, 3), np.uint8)
-    return cv2.dilate(lashes, square, iterations=margin) & cv2.dilate(band, square)
+    return cv2.dilate(strokes, square, iterations=margin) & cv2.dilate(within, square)
 
 
 def polygon_mask(shape: tuple[int, int], polygons: list[np.ndarray]) -> np.ndarray:
