@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -65,8 +64,6 @@ class RegionCorrector:
         self.specs = region_specs(self.config.eye_side, self.config.mouth_side)
         self.masks = {spec.kind: torch.from_numpy(paste_mask(spec))[None, None].to(self.device) for spec in self.specs}
         self.noise = {kind: generator.inference_noise(1, self.device) for kind, generator in self.generators.items()}
-        # The eye and the mouth networks run at once, one thread each (their convolutions let go of Python's lock).
-        self.pool = ThreadPoolExecutor(max_workers=len(KINDS), thread_name_prefix="enliven-regions")
 
     def correct(self, frame: np.ndarray, regions: list[RegionInputs],
                 limit: tuple[int, int, int, int] | None = None, palette: Palette | None = None) -> None:
@@ -84,24 +81,22 @@ class RegionCorrector:
         finally:
             torch.set_num_threads(threads)
 
+    @torch.inference_mode()
     def _correct(self, frame: np.ndarray, regions: list[RegionInputs], limit, palette: Palette | None) -> None:
-        batches = [(kind, batch) for kind in self.generators
-                   if (batch := [inputs for inputs in regions if inputs.spec.kind == kind])]
-        for (kind, batch), corrections in zip(batches, self.pool.map(lambda job: self._corrections(*job), batches)):
+        for kind, generator in self.generators.items():
+            batch = [inputs for inputs in regions if inputs.spec.kind == kind]
+            if not batch:
+                continue
+            def stack(name: str, image: bool) -> torch.Tensor:
+                array = np.stack([getattr(inputs, name) for inputs in batch])
+                tensor = torch.from_numpy(array).permute(0, 3, 1, 2).float()
+                return (tensor / 127.5 - 1.0 if image else tensor).to(self.device)
+            warped = stack("warped", True)
+            noise = self.noise[kind].expand(len(batch), -1, -1, -1) if self.noise[kind] is not None else None
+            corrected = generator(warped, stack("source", True), stack("target_shape", False),
+                                  stack("source_shape", False), self.masks[kind], noise)
+            corrections = ((corrected - warped) * 127.5).permute(0, 2, 3, 1).float().cpu().numpy()
             if palette is not None:
                 corrections = palette.paint(corrections)
             for inputs, correction in zip(batch, corrections):
                 paste_correction(frame, np.ascontiguousarray(correction), inputs.transform, limit)
-
-    @torch.inference_mode()
-    def _corrections(self, kind: str, batch: list[RegionInputs]) -> np.ndarray:
-        """(N, side, side, 3) float32: what the `kind` generator adds to each region's warped patch, in levels."""
-        def stack(name: str, image: bool) -> torch.Tensor:
-            array = np.stack([getattr(inputs, name) for inputs in batch])
-            tensor = torch.from_numpy(array).permute(0, 3, 1, 2).float()
-            return (tensor / 127.5 - 1.0 if image else tensor).to(self.device)
-        warped = stack("warped", True)
-        noise = self.noise[kind].expand(len(batch), -1, -1, -1) if self.noise[kind] is not None else None
-        corrected = self.generators[kind](warped, stack("source", True), stack("target_shape", False),
-                                          stack("source_shape", False), self.masks[kind], noise)
-        return ((corrected - warped) * 127.5).permute(0, 2, 3, 1).float().cpu().numpy()
