@@ -141,7 +141,7 @@ class FaceTracker:
         self.box: tuple[float, float, float, float] | None = None
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray | None:
-        from .analysis import detect_faces, find_landmarks
+        from .analysis import detect_faces, find_landmarks, irises_on_the_eyes
 
         boxes = detect_faces(rgb)
         box = self._choose(boxes, rgb.shape)
@@ -152,7 +152,7 @@ class FaceTracker:
             self.box = None if not boxes else self.box
             return None
         self.box = box
-        return points
+        return irises_on_the_eyes(rgb, points)
 
     def _choose(self, boxes: list, shape: tuple[int, ...]) -> tuple[float, float, float, float] | None:
         if self.box is None:
