@@ -229,9 +229,9 @@ def irises_on_the_eyes(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
     """`points` with each iris that lies no darker than the skin around its eye (IRIS_DARKER) moved, whole, to
     the darkest disc of its size inside the eye's opening, if that one is dark enough; others as they are."""
     points = points.copy()
-    for iris, side in ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left")):
-        centre = points[iris[0], :2].astype(np.float64)
-        radius = max(float(np.linalg.norm(points[list(iris[1:]), :2] - centre, axis=1).mean()), 1.0)
+    for iris, side in lm.IRISES:
+        centre, radius = lm.iris_circle(points, iris)
+        radius = max(radius, 1.0)
         opening = points[list(lm.eye_polygon(side)), :2].astype(np.float64)
         reach = int(np.ceil(2 * radius)) + 2  # the skin around the eye: this far out from its opening
         x0, y0 = np.floor(np.minimum(opening.min(axis=0), centre - radius)).astype(int) - reach

@@ -20,6 +20,7 @@ LEFT_EYE_LOWER = (263, 249, 390, 373, 374, 380, 381, 382, 362)
 # Iris: centre then four points on the rim.
 RIGHT_IRIS = (468, 469, 470, 471, 472)
 LEFT_IRIS = (473, 474, 475, 476, 477)
+IRISES = ((RIGHT_IRIS, "right"), (LEFT_IRIS, "left"))  # each eye's iris, and its side
 
 # Eye aspect ratio points (corner, upper, upper, corner, lower, lower).
 RIGHT_EAR = (33, 160, 158, 133, 153, 144)
@@ -77,6 +78,13 @@ def eye_polygon(side: str) -> tuple[int, ...]:
     """The eye's opening: its upper lid corner to corner, then its lower lid back."""
     upper, lower = eye_lids(side)
     return upper + tuple(reversed(lower[1:-1]))
+
+
+def iris_circle(points: np.ndarray, iris: tuple[int, ...]) -> tuple[np.ndarray, float]:
+    """(centre (2,), radius) of an iris (RIGHT_IRIS or LEFT_IRIS) in `points`: its centre point and the mean
+    distance of its four rim points from it."""
+    centre = np.asarray(points[iris[0], :2], np.float64)
+    return centre, float(np.linalg.norm(np.asarray(points[list(iris[1:]), :2], np.float64) - centre, axis=1).mean())
 
 
 def eye_aspect_ratio(points: np.ndarray, side: str) -> float:

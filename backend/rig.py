@@ -377,11 +377,10 @@ class Rig:
         """Cut each eye's gaze_x travel toward each side so that, in the photo's own pixels, the iris centre
         stays GAZE_CORNER_MARGIN radii inside that corner (none, for an iris there already)."""
         row = CHANNEL_INDEX["gaze_x"]
-        for iris, side in ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left")):
+        for iris, side in lm.IRISES:
             upper = lm.eye_lids(side)[0]
             corners_x = self.source_camera[[upper[0], upper[-1]], 0]
-            centre = self.source_camera[iris[0], :2]
-            radius = float(np.linalg.norm(self.source_camera[list(iris[1:]), :2] - centre, axis=1).mean())
+            centre, radius = lm.iris_circle(self.source_camera, iris)
             columns = (np.array(iris)[:, None] * 3 + np.arange(3)).ravel()
             for shapes in (self._positive, self._negative):
                 travel = shapes[row, iris[0] * 3]  # the iris centre's x, in camera (= image) pixels

@@ -95,7 +95,6 @@ REDETECT_FACE = 192  # pixels: faces are scaled up at least this wide to be foun
 # much on its own (2007_007763 at 768 px, faces 40-52 px wide: requests of 1.1-1.5 px read 0.09 to 1.03 of
 # the request, from eye to eye and direction to direction, for the same drawn shift).
 MIN_IRIS_SHIFT = 1.5
-IRISES = ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))
 # What "no visible artifact" means for each figure: (the limit, True if the figure must stay at or under it).
 THRESHOLDS = {"tears": (1.5, True), "hair": (10.0, True), "edge": (20, True), "specks": (5, True), "iris_error": (12.0, True),
               "iris_travel": (0.25, False), "white": (10.0, True),
@@ -162,11 +161,6 @@ def extreme_frames() -> dict[str, np.ndarray]:
     return frames
 
 
-def iris_geometry(points: np.ndarray, iris: tuple[int, ...]) -> tuple[np.ndarray, float]:
-    centre = points[iris[0], :2]
-    return centre, float(np.linalg.norm(points[list(iris[1:]), :2] - centre, axis=1).mean())
-
-
 def redetect(frame: np.ndarray, subject) -> np.ndarray | None:
     """The landmarks MediaPipe finds again on `frame` for `subject`'s face ((478, 3) frame pixels; None if
     it finds none), read on the head region scaled up so the face is at least REDETECT_FACE pixels wide: the
@@ -224,9 +218,9 @@ def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
         shown[name] = (result.frame, result.target_landmarks)
         target = result.target_landmarks
         tracked = redetect(result.frame, subject)
-        for iris, side in IRISES:
-            source_centre, radius = iris_geometry(points, iris)
-            target_centre, _ = iris_geometry(target, iris)
+        for iris, side in lm.IRISES:
+            source_centre, radius = lm.iris_circle(points, iris)
+            target_centre, _ = lm.iris_circle(target, iris)
             opening = list(lm.eye_polygon(side))
             disc_errors.append(af.iris_disc_error(result.frame, target[opening], target_centre, source, points[opening],
                                                   source_centre, radius))

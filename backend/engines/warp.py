@@ -49,11 +49,10 @@ from .frame_buffers import FrameBuffers
 from .mouth import CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, lip_edge_offsets, paint_cavity, seal_lips, seal_strength
 from .palette import LUMA, palette_of
 from .warp_math import (background_plate, blend_over_background, border_ramp, closed_lid, constrained_triangulation,
-                        displacement_from_index, edge_coverage, fill_notches, lash_wings, lashes_above, layer_coverage,
+                        displacement_from_index, edge_coverage, fill_notches, lashes_to_repaint, layer_coverage,
                         mesh_contours, mesh_points, piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at,
                         smooth_behind_face, smooth_curve, smooth_face_edge, triangle_affines, triangle_index_image)
 
-IRISES = ((lm.RIGHT_IRIS, "right"), (lm.LEFT_IRIS, "left"))  # each eye's iris landmarks, and its side
 WORKING_SIDE = 256  # the displacement field is computed at most this large
 BORDER_PINS_PER_SIDE = 8
 MOVING_EPSILON = 0.02  # working pixels; displacement below this counts as still
@@ -157,9 +156,9 @@ class WarpEngine:
         self.paints_teeth = subject.mouth_openness < CLOSED_MOUTH  # an open mouth's own teeth move with the lips
         self.seal_rims = SEAL_PRESS * max(self.source_lip_gap, 0.0)  # lip rims the rig's press no longer hides
         self.lash_colour = self._lash_colours()
-        self.eyeballs = [self._eyeball(iris, side) for iris, side in IRISES]
+        self.eyeballs = [self._eyeball(iris, side) for iris, side in lm.IRISES]
         # An eye that shows too little sclera of its own borrows the other's colour.
-        for index, (iris, side) in enumerate(IRISES):
+        for index, (iris, side) in enumerate(lm.IRISES):
             other = self.eyeballs[1 - index].sclera_colour
             if self.eyeballs[index].sclera_colour is None and other is not None:
                 self.eyeballs[index] = self._eyeball(iris, side, other)
@@ -291,8 +290,7 @@ class WarpEngine:
     def _eyeball(self, iris: tuple[int, ...], side: str, other_sclera: np.ndarray | None = None) -> Eyeball:
         """The eye's sclera with the iris removed, and the iris as a whole disc, from the source photo."""
         points = self.subject.landmarks[:, :2].astype(np.float64) - self.region[:2]
-        centre = points[iris[0]]
-        radius = float(np.linalg.norm(points[list(iris[1:])] - centre, axis=1).mean())
+        centre, radius = lm.iris_circle(points, iris)
         upper, lower = lm.eye_lids(side)
         return build_eyeball(self.source_region, centre, radius, points[list(upper)], points[list(lower)],
                              self.palette, other_sclera)
@@ -358,7 +356,7 @@ class WarpEngine:
         values = np.asarray(values, dtype=np.float64)
         target_image, extra_image, target_work = self.target_points(values)
         frame = self.frames.take() if onto is None else onto
-        gazing = [(iris, side) for iris, side in IRISES  # a gaze moves no control point, only the drawn iris
+        gazing = [(iris, side) for iris, side in lm.IRISES  # a gaze moves no control point, only the drawn iris
                   if np.abs(target_image[iris[0], :2] - self.subject.landmarks[iris[0], :2]).max() > MOVING_EPSILON / self.scale]
         if not keep_fields and not gazing and np.abs(target_work - self.source_work).max() <= STILL_POINTS * MOVING_EPSILON:
             # Every map below interpolates, averages or takes medians of the control points' displacements,
@@ -559,7 +557,7 @@ class WarpEngine:
         they would.
         """
         bx0, by0, bx1, by1 = box
-        for eyeball, (iris, side) in zip(self.eyeballs, IRISES):
+        for eyeball, (iris, side) in zip(self.eyeballs, lm.IRISES):
             opening = target_image[list(lm.eye_polygon(side)), :2] - (self.region[0] + bx0, self.region[1] + by0)
             centre = target_image[iris[0], :2] - (self.region[0] + bx0, self.region[1] + by0)
             pad = eyeball.radius * IRIS_FILL + 2
@@ -655,8 +653,7 @@ class WarpEngine:
                 cv2.circle(eye, tuple(np.round((corner - offset) * 16).astype(int)), round(16 * CORNER_REACH * eye_width),
                            255, -1, cv2.LINE_8, 4)
             patch = np.ascontiguousarray(region[py0:py1, px0:px1])
-            lashes = np.maximum(lashes_above(patch, source_upper - offset, eye_width, eye),
-                                lash_wings(patch, target_upper[[0, -1]] - offset, eye_width, eye))
+            lashes = lashes_to_repaint(patch, source_upper - offset, target_upper[[0, -1]] - offset, eye_width, eye)
             line = target_upper - offset
             lid = closed_lid(patch, eye, line, eye_width, lashes)
             grain = self.palette.grain_at((int(origin[0]) + px0, int(origin[1]) + py0), lid.shape[:2])

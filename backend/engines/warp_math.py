@@ -543,7 +543,7 @@ def smooth_curve(points: np.ndarray, per_segment: int = 4) -> np.ndarray:
 def closed_lid(patch: np.ndarray, eye: np.ndarray, line: np.ndarray, eye_width: float,
                lashes: np.ndarray | None = None) -> np.ndarray:
     """`patch` with the `eye` mask (the opening and the stretched lid margin) repainted as closed lid skin,
-    the lids meeting along `line` (patch pixels); the `lashes` mask (lashes_above) is inpainted away too.
+    the lids meeting along `line` (patch pixels); the `lashes` mask (lashes_to_repaint) is inpainted away too.
 
     The eye and a margin around it are inpainted from the surrounding skin. An
     inpainted lid takes the colour of whatever borders it: the shadowed crease
@@ -584,42 +584,31 @@ def lid_margin(eye_width: float) -> int:
     return max(1, round(eye_width / 12))
 
 
-def lashes_above(patch: np.ndarray, lid: np.ndarray, eye_width: float, repainted: np.ndarray) -> np.ndarray:
-    """(H, W) uint8 mask, 255 on the dark lashes that reach up from an open upper lid (`lid`, the photo's lid
-    curve in patch pixels, corner to corner) within LASH_REACH eye widths: thin strokes LASH_CONTRAST levels
-    darker than what lies around them, in pieces that touch the `repainted` area (the closing eye, whose lid
-    carries them: not a brow or a mole above it), grown within that band.
+def lashes_to_repaint(patch: np.ndarray, lid: np.ndarray, corners: np.ndarray, eye_width: float,
+                      repainted: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 mask, 255 on the dark lashes that a closing eye takes with it, looked for in two places:
 
-    Long or mascara lashes reach beyond the repainted lid; left there, their tips stayed on the closed lid
-    as a dotted arc. An eye under LASH_EYE pixels wide has lashes a pixel or two long, inside the lid's
-    margin: none are looked for (a low brow lies within reach there)."""
-    band = np.zeros(patch.shape[:2], np.uint8)
-    if eye_width < LASH_EYE:
-        return band
-    polygon = np.concatenate([lid, lid[::-1] - (0.0, LASH_REACH * eye_width)])
-    cv2.fillPoly(band, [np.round(polygon * 16).astype(np.int32)], 255, cv2.LINE_8, shift=4)
-    return _strokes_touching(patch, band, eye_width, repainted)
+    - above the open upper lid (`lid`, the photo's lid curve in patch pixels, corner to corner) within
+      LASH_REACH eye widths: long or mascara lashes reach beyond the repainted lid, and left there their tips
+      stayed on the closed lid as a dotted arc. An eye under LASH_EYE pixels wide has lashes a pixel or two
+      long, inside the lid's margin: none are looked for there (a low brow lies within reach);
+    - around the closing eye's `corners` within WING_REACH eye widths, on an eye of any size: the corners are
+      repainted a little past the lids (the photo's white beside them would read as an open eye), and a
+      winged outer lash cut there left its tip beside the closed lid as a dark dot (bald_guys #1).
 
-
-def lash_wings(patch: np.ndarray, corners: np.ndarray, eye_width: float, repainted: np.ndarray) -> np.ndarray:
-    """(H, W) uint8 mask, 255 on the dark strokes (lashes, liner) that run on from a closing eye's `corners`
-    (patch pixels) within WING_REACH eye widths, in pieces that touch the `repainted` area, on an eye of any
-    size. The corners are repainted a little past the lids (the photo's white beside them would read as an
-    open eye); a winged outer lash cut there left its tip beside the closed lid as a dark dot
-    (bald_guys #1)."""
-    near = np.zeros(patch.shape[:2], np.uint8)
+    Lashes are thin strokes LASH_CONTRAST levels darker than what lies around them, in pieces that touch
+    the `repainted` area (the closing eye, whose lid carries them: not a brow or a mole above it), grown
+    over their soft edges as closed_lid grows the eye, but not past the places they were looked for."""
+    within = np.zeros(patch.shape[:2], np.uint8)
+    if eye_width >= LASH_EYE:
+        polygon = np.concatenate([lid, lid[::-1] - (0.0, LASH_REACH * eye_width)])
+        cv2.fillPoly(within, [np.round(polygon * 16).astype(np.int32)], 255, cv2.LINE_8, shift=4)
     for corner in corners:
-        cv2.circle(near, tuple(np.round(corner * 16).astype(int)), round(16 * WING_REACH * eye_width), 255, -1,
+        cv2.circle(within, tuple(np.round(corner * 16).astype(int)), round(16 * WING_REACH * eye_width), 255, -1,
                    cv2.LINE_8, 4)
-    return _strokes_touching(patch, near, eye_width, repainted)
-
-
-def _strokes_touching(patch: np.ndarray, within: np.ndarray, eye_width: float, repainted: np.ndarray) -> np.ndarray:
-    """Thin, dark strokes `within` a mask (uint8), in pieces that touch `repainted`, grown over their soft
-    edges as closed_lid grows the eye, but not past `within`."""
     inside = within > 0
     if not inside.any():
-        return np.zeros(patch.shape[:2], np.uint8)
+        return within
     # Thin and dark: darker than the closing of the picture by a stroke a few lashes wide (a shadow or the
     # socket's shade is wide and smooth, and is left alone).
     luma = patch.astype(np.float32) @ LUMA
@@ -630,9 +619,9 @@ def _strokes_touching(patch: np.ndarray, within: np.ndarray, eye_width: float, r
     margin = lid_margin(eye_width) + 1  # pieces within closed_lid's margin of the eye, and a pixel
     near = cv2.dilate(repainted, np.ones((3, 3), np.uint8), iterations=margin)
     touching = np.unique(pieces[(near > 0) & (dark > 0)])
-    strokes = np.isin(pieces, touching[touching > 0]).astype(np.uint8) * 255
+    lashes = np.isin(pieces, touching[touching > 0]).astype(np.uint8) * 255
     square = np.ones((3, 3), np.uint8)
-    return cv2.dilate(strokes, square, iterations=margin) & cv2.dilate(within, square)
+    return cv2.dilate(lashes, square, iterations=margin) & cv2.dilate(within, square)
 
 
 def polygon_mask(shape: tuple[int, int], polygons: list[np.ndarray]) -> np.ndarray:
