@@ -8,6 +8,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,8 @@ class ServerProcess:
 
     def __init__(self, *extra: str, bind: str = "tcp://127.0.0.1:0", env: dict | None = None):
         self.stderr_file = tempfile.NamedTemporaryFile("w+", prefix="enliven-serve-", suffix=".log", delete=False)
+        # Kept for log() after the process is gone; removed once this object is, with or without `with`.
+        self.remove_log = weakref.finalize(self, _remove_file, self.stderr_file.name)
         cmd = [sys.executable, "-c", _SERVE_ORPHAN_SAFE, "serve", "--bind", bind, *extra]
         # cwd: `python -m` puts it first on sys.path, so a stray ./enliven must not shadow the package.
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.stderr_file, text=True,
@@ -94,10 +97,14 @@ class ServerProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-        try:
-            os.unlink(self.stderr_file.name)
-        except OSError:
-            pass
+        self.remove_log()
+
+
+def _remove_file(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def astronaut_bytes() -> bytes:

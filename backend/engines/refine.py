@@ -96,7 +96,8 @@ class RefineEngine:
     def render(self, values: np.ndarray, onto: np.ndarray | None = None) -> np.ndarray:
         """The animated photo for one frame of channel values (full resolution, uint8 RGB); with `onto`,
         this face rendered into that frame of the photo, in place (see WarpEngine.render_with_fields)."""
-        return self.render_with_fields(values, onto=onto).frame
+        # Only the head refiner reads the warp's fields; the region generators need its landmarks alone.
+        return self.render_with_fields(values, keep_fields=self.refiner is not None, onto=onto).frame
 
     def render_with_fields(self, values: np.ndarray, keep_fields: bool = True, cut_out: bool = False,
                            onto: np.ndarray | None = None):

@@ -9,7 +9,7 @@ import torch
 from ..device import detect_device
 from ..engines.crops import CropInputs
 from .checkpoint import load_generator
-from .tensors import to_tensor
+from .tensors import inference_autocast, to_tensor
 
 
 class Refiner:
@@ -20,8 +20,7 @@ class Refiner:
         self.device = torch.device("cuda" if info.kind == "cuda" else "cpu")
         self.generator, self.config, self.step = load_generator(checkpoint, self.device)
         self.side = self.config.side
-        # bf16 on GPUs that have it; the CPU stays in float32 (faster there, and exact).
-        self.autocast = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        self.autocast = inference_autocast(self.device)
         self.noise = self.generator.inference_noise(1, self.device)
 
     def _gate(self, inputs: CropInputs) -> torch.Tensor | None:
@@ -35,7 +34,7 @@ class Refiner:
             tensor = to_tensor(array) if image else torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
             return tensor[None].to(self.device, non_blocking=True)
 
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
+        with torch.autocast(**self.autocast):
             refined, _ = self.generator(batch(inputs.warped, True), batch(inputs.source, True),
                                         batch(inputs.displacement, False), batch(inputs.masks, False), self.noise,
                                         self._gate(inputs))
