@@ -103,7 +103,9 @@ def test_the_generator_keeps_the_patch_shape_and_starts_as_the_warp(side):
     assert torch.equal(out, warped.clamp(-1, 1)), "an untrained generator returns the warp"
 
 
-def test_overfitting_a_tiny_batch_lowers_the_loss():
+@pytest.mark.parametrize("bfloat16", [False, True])
+def test_overfitting_a_tiny_batch_lowers_the_loss(bfloat16):
+    """In float32, and in bfloat16 (forced on: emulated on a CPU that lacks it), as training runs where it has it."""
     from enliven.neural.region_train import KindTrainer
 
     rng = np.random.default_rng(0)
@@ -112,10 +114,13 @@ def test_overfitting_a_tiny_batch_lowers_the_loss():
             for name in ("warped", "source", "real", "target_shape", "source_shape")}
     bank["real"] = (0.6 * bank["warped"] + 40).astype(np.uint8)  # something a warp cannot make
     bank.update(flag=np.zeros(count, bool), person=np.arange(count))
-    trainer = KindTrainer("eye", bank, replace(TINY, lr_generator=3e-3), torch.device("cpu"), world=1)
+    config = replace(TINY, lr_generator=3e-3, precision="auto" if bfloat16 else "fp32")
+    trainer = KindTrainer("eye", bank, config, torch.device("cpu"), world=1)
+    trainer.autocast["enabled"] = bfloat16
     batch = trainer.batch(np.arange(count), None)
-    losses = [trainer.step(batch, None, adversarial=False)["l1"] for _ in range(40)]
+    losses = [trainer.step(batch, None, adversarial=step >= 30)["l1"] for step in range(40)]
     assert np.mean(losses[-5:]) < 0.6 * losses[0], losses
+    assert all(parameter.dtype == torch.float32 for parameter in trainer.generator.parameters())
 
 
 # ---------------------------------------------------------------- the shipped model in the engine

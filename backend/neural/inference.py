@@ -9,7 +9,7 @@ import torch
 from ..device import detect_device
 from ..engines.crops import CropInputs
 from .checkpoint import load_generator
-from .tensors import inference_autocast, to_tensor
+from .tensors import bfloat16_autocast, to_tensor
 
 
 class Refiner:
@@ -20,7 +20,7 @@ class Refiner:
         self.device = torch.device("cuda" if info.kind == "cuda" else "cpu")
         self.generator, self.config, self.step = load_generator(checkpoint, self.device)
         self.side = self.config.side
-        self.autocast = inference_autocast(self.device)
+        self.autocast = bfloat16_autocast(self.device)
         self.noise = self.generator.inference_noise(1, self.device)
 
     def _gate(self, inputs: CropInputs) -> torch.Tensor | None:

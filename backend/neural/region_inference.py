@@ -16,7 +16,7 @@ from .checkpoint import load_checkpoint
 from .config import ConfigError
 from .region_config import KINDS, REGION_FORMAT, RegionConfig
 from .region_generator import RegionGenerator
-from .tensors import inference_autocast
+from .tensors import bfloat16_autocast
 
 
 def load_region_generators(path: str | Path, device: torch.device) -> tuple[dict[str, RegionGenerator], RegionConfig, int]:
@@ -66,7 +66,7 @@ class RegionCorrector:
         self.specs = region_specs(self.config.eye_side, self.config.mouth_side)
         self.masks = {spec.kind: torch.from_numpy(paste_mask(spec))[None, None].to(self.device) for spec in self.specs}
         self.noise = {kind: generator.inference_noise(1, self.device) for kind, generator in self.generators.items()}
-        self.autocast = inference_autocast(self.device)  # bfloat16 where the CPU computes in it: both networks 20 -> 14 ms
+        self.autocast = bfloat16_autocast(self.device)  # bfloat16 where the CPU computes in it: both networks 20 -> 14 ms
         # One thread beside the caller's, so that the eye and mouth networks run at once (see _generate_on_cpu).
         self.worker = ThreadPoolExecutor(1, thread_name_prefix="enliven-regions", initializer=torch.set_num_threads,
                                          initargs=(1,))

@@ -40,6 +40,7 @@ from .prepare import DatasetError
 from .region_config import KINDS, REGION_FORMAT, RegionConfig, load_region_config
 from .region_data import BankConfig, build_bank, load_bank, region_spec_of
 from .region_generator import RegionGenerator
+from .tensors import bfloat16_autocast
 from .train import distributed_setup, hash_seed, threading_is_main
 
 VALIDATION_PEOPLE = 4  # people of the bank set aside, never trained on
@@ -80,6 +81,7 @@ class KindTrainer:
         self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), config.lr_discriminator,
                                             (config.beta1, config.beta2))
         self.g, self.d = self.generator, self.discriminator
+        self.autocast = bfloat16_autocast(device, config.precision == "auto")  # forward passes; losses, steps in float32
         if world > 1:
             self.g = DistributedDataParallel(self.generator)
             self.d = DistributedDataParallel(self.discriminator)
@@ -97,15 +99,24 @@ class KindTrainer:
         return {name: value.to(self.device) for name, value in out.items()}
 
     def generate(self, batch: dict[str, torch.Tensor], noise: torch.Tensor | None) -> torch.Tensor:
-        return self.g(batch["warped"], batch["source"], batch["target_shape"], batch["source_shape"], self.mask, noise)
+        with torch.autocast(**self.autocast):
+            fake = self.g(batch["warped"], batch["source"], batch["target_shape"], batch["source_shape"], self.mask, noise)
+        return fake.float()
+
+    def discriminate(self, discriminator: torch.nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
+        with torch.autocast(**self.autocast):
+            features = discriminator(images)
+        return [feature.float() for feature in features]
 
     @torch.no_grad()
     def generate_as_rendered(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The generator's patches as the engine makes them: eval mode, the fixed inference noise."""
         self.generator.eval()
         try:
-            return self.generator(batch["warped"], batch["source"], batch["target_shape"], batch["source_shape"],
-                                  self.mask, self.generator.inference_noise(len(batch["warped"]), self.device))
+            with torch.autocast(**self.autocast):  # as the refine engine runs it
+                fake = self.generator(batch["warped"], batch["source"], batch["target_shape"], batch["source_shape"],
+                                      self.mask, self.generator.inference_noise(len(batch["warped"]), self.device))
+            return fake.float()
         finally:
             self.generator.train()
 
@@ -118,7 +129,8 @@ class KindTrainer:
         condition = torch.cat([batch["warped"], batch["target_shape"]], dim=1)
         logs = {}
         if adversarial:
-            both = self.d(torch.cat([torch.cat([condition, batch["real"]], 1), torch.cat([condition, fake.detach()], 1)]))
+            both = self.discriminate(self.d, torch.cat([torch.cat([condition, batch["real"]], 1),
+                                                        torch.cat([condition, fake.detach()], 1)]))
             half = len(fake)
             loss_d = discriminator_loss([both[-1][:half]], [both[-1][half:]], "hinge")
             self.optimizer_d.zero_grad(set_to_none=True)
@@ -130,9 +142,9 @@ class KindTrainer:
         if adversarial:
             for parameter in self.discriminator.parameters():
                 parameter.requires_grad_(False)
-            fake_features = self.discriminator(torch.cat([condition, fake], 1))
+            fake_features = self.discriminate(self.discriminator, torch.cat([condition, fake], 1))
             with torch.no_grad():
-                real_features = self.discriminator(torch.cat([condition, batch["real"]], 1))
+                real_features = self.discriminate(self.discriminator, torch.cat([condition, batch["real"]], 1))
             for parameter in self.discriminator.parameters():
                 parameter.requires_grad_(True)
             adversarial_loss = generator_adversarial_loss([fake_features[-1]], "hinge")

@@ -15,14 +15,14 @@ def to_image(tensor: torch.Tensor) -> np.ndarray:
     return ((tensor.detach().float().cpu().clamp(-1, 1) + 1) * 127.5 + 0.5).byte().permute(1, 2, 0).numpy()
 
 
-def inference_autocast(device: torch.device) -> dict:
-    """torch.autocast's arguments for running a trained network fast on `device`: bfloat16 on a GPU that
-    has it, and on a CPU whose vector units compute in bfloat16 (AVX-512 BF16 or AMX), where oneDNN's
-    convolutions run in about two thirds of the float32 time; float32 elsewhere, where bfloat16 would be
-    emulated and slower. Outputs in [-1, 1] differ from float32 by under a level of 255."""
+def bfloat16_autocast(device: torch.device, enabled: bool = True) -> dict:
+    """torch.autocast's arguments for running a network in bfloat16 where `device` computes in it: a GPU that
+    has it, or a CPU with AVX-512 BF16 or AMX, where oneDNN's convolutions take about two thirds of the
+    float32 time to run and a third to half to train; float32 elsewhere (and when not `enabled`), where
+    bfloat16 would be emulated and slower. Outputs in [-1, 1] differ from float32 by under a level of 255."""
     if device.type == "cuda":
-        return {"device_type": "cuda", "dtype": torch.bfloat16, "enabled": torch.cuda.is_bf16_supported()}
+        return {"device_type": "cuda", "dtype": torch.bfloat16, "enabled": enabled and torch.cuda.is_bf16_supported()}
     # Private but stable since PyTorch 2.0; missing on another build means no bfloat16 here.
     native = any(getattr(torch.cpu, check, lambda: False)()
                  for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-    return {"device_type": "cpu", "dtype": torch.bfloat16, "enabled": native}
+    return {"device_type": "cpu", "dtype": torch.bfloat16, "enabled": enabled and native}
