@@ -65,7 +65,8 @@ class RefineConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     grad_clip: float = 10.0  # max gradient norm (0 = no clipping)
-    precision: str = "auto"  # "auto" (bf16 on CUDA where supported, else fp16; fp32 on CPU), "bf16", "fp16", "fp32"
+    # "auto" (bf16 where the device computes in it, else fp16 on CUDA, fp32 on CPU), "bf16", "fp16", "fp32"
+    precision: str = "auto"
     seed: int = 0
 
     # ----- data
