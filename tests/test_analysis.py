@@ -90,8 +90,7 @@ def test_an_iris_placed_on_skin_is_moved_onto_the_eye_s_dark_disc(subject):
     image = subject.image.copy()
     points = subject.landmarks.astype(np.float64)
     iris = list(lm.RIGHT_IRIS)
-    centre = points[iris[0], :2]
-    radius = np.linalg.norm(points[iris[1:], :2] - centre, axis=1).mean()
+    centre, radius = lm.iris_circle(points, lm.RIGHT_IRIS)
     upper = lm.eye_lids("right")[0]
     corner = points[upper[0], :2] if abs(points[upper[0], 0] - centre[0]) > abs(points[upper[-1], 0] - centre[0]) \
         else points[upper[-1], :2]

@@ -151,6 +151,15 @@ def test_the_shipped_model_loads_with_weights_only_and_the_engine_uses_it(subjec
     assert np.abs(engine.render(mouth_only).astype(int) - warp.render(mouth_only)).max() > 0
 
 
+def test_an_unknown_training_precision_is_a_clear_config_error():
+    from enliven.neural.config import ConfigError
+    from enliven.neural.region_config import RegionConfig
+
+    assert RegionConfig.from_dict({"precision": "fp32"}).precision == "fp32"
+    with pytest.raises(ConfigError, match="precision must be auto or fp32"):
+        RegionConfig.from_dict({"precision": "bf16"})
+
+
 def test_bfloat16_inference_draws_what_float32_draws(subject):
     """Where the CPU computes in bfloat16 the networks run in it (a third faster); the frames must not show it.
     Forced on here, so that a CPU without bfloat16 (where it is emulated) checks it too."""

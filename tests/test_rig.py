@@ -83,7 +83,7 @@ def test_a_gaze_stops_the_iris_short_of_the_eye_s_corner(subject):
     upper = lm.eye_lids("right")[0]
     corner = points[[upper[0], upper[-1]], 0].min()  # the right eye's corner toward -x
     iris = list(lm.RIGHT_IRIS)
-    radius = np.linalg.norm(points[iris[1:], :2] - points[iris[0], :2], axis=1).mean()
+    radius = lm.iris_circle(points, lm.RIGHT_IRIS)[1]
     points[iris, 0] += corner + 1.0 * radius - points[iris[0], 0]  # its centre one radius from that corner
     rig = Rig(points, subject.pose)
     toward, away = (rig.targets(channel_values(gaze_x=v))[iris[0], 0] for v in (-1, 1))

@@ -113,7 +113,7 @@ class KindTrainer:
         """The generator's patches as the engine makes them: eval mode, the fixed inference noise."""
         self.generator.eval()
         try:
-            with torch.autocast(**self.autocast):  # as the refine engine runs it
+            with torch.autocast(**self.autocast):  # as the refine engine runs it, unless precision is fp32
                 fake = self.generator(batch["warped"], batch["source"], batch["target_shape"], batch["source_shape"],
                                       self.mask, self.generator.inference_noise(len(batch["warped"]), self.device))
             return fake.float()

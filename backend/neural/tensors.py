@@ -15,14 +15,19 @@ def to_image(tensor: torch.Tensor) -> np.ndarray:
     return ((tensor.detach().float().cpu().clamp(-1, 1) + 1) * 127.5 + 0.5).byte().permute(1, 2, 0).numpy()
 
 
-def bfloat16_autocast(device: torch.device, enabled: bool = True) -> dict:
-    """torch.autocast's arguments for running a network in bfloat16 where `device` computes in it: a GPU that
-    has it, or a CPU with AVX-512 BF16 or AMX, where oneDNN's convolutions take about two thirds of the
-    float32 time to run and a third to half to train; float32 elsewhere (and when not `enabled`), where
-    bfloat16 would be emulated and slower. Outputs in [-1, 1] differ from float32 by under a level of 255."""
+def computes_in_bfloat16(device: torch.device) -> bool:
+    """Whether `device` computes in bfloat16 natively: a GPU that has it, or a CPU with AVX-512 BF16 or AMX,
+    where oneDNN's convolutions take about two thirds of the float32 time to run and a third to half to
+    train. Elsewhere bfloat16 would be emulated, and slower than float32."""
     if device.type == "cuda":
-        return {"device_type": "cuda", "dtype": torch.bfloat16, "enabled": enabled and torch.cuda.is_bf16_supported()}
+        return torch.cuda.is_bf16_supported()
     # Private but stable since PyTorch 2.0; missing on another build means no bfloat16 here.
-    native = any(getattr(torch.cpu, check, lambda: False)()
-                 for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-    return {"device_type": "cpu", "dtype": torch.bfloat16, "enabled": enabled and native}
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
+
+
+def bfloat16_autocast(device: torch.device, enabled: bool = True) -> dict:
+    """torch.autocast's arguments for running a network in bfloat16 where `device` computes in it
+    (computes_in_bfloat16), float32 elsewhere and when not `enabled`. The refine engine's frames differ from
+    float32 by at most a level of 255."""
+    return {"device_type": device.type, "dtype": torch.bfloat16, "enabled": enabled and computes_in_bfloat16(device)}

@@ -41,7 +41,7 @@ from .arguments import add_train_arguments
 from .checkpoint import CheckpointError, config_of, load_checkpoint, save_checkpoint
 from .config import ConfigError, RefineConfig, load_config
 from .dataset import ExampleKey, PairDataset, StepBatches, collate_pairs
-from .tensors import bfloat16_autocast, to_image
+from .tensors import computes_in_bfloat16, to_image
 from .prepare import DatasetError
 from .run_folder import BEST, LAST, SAMPLES, check_run_folder
 from .discriminator import MultiScaleDiscriminator
@@ -82,12 +82,12 @@ def distributed_setup(device: str) -> tuple[int, int, torch.device]:
 
 def autocast_dtype(config: RefineConfig, device: torch.device) -> torch.dtype | None:
     """The autocast dtype, or None for full float32. "auto": bfloat16 where the device computes in it (as the
-    region training does: tensors.bfloat16_autocast), float16 on a GPU without it, float32 on other CPUs."""
+    region training does), float16 on a GPU without it, float32 on other CPUs."""
     if config.precision == "fp32":
         return None
     if config.precision == "fp16":
         return torch.float16
-    if config.precision == "bf16" or bfloat16_autocast(device)["enabled"]:
+    if config.precision == "bf16" or computes_in_bfloat16(device):
         return torch.bfloat16
     return torch.float16 if device.type == "cuda" else None
 
