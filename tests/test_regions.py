@@ -263,6 +263,19 @@ def test_regions_only_carried_by_the_head_are_left_to_the_warp(subject):
                               warp.render(channel_values(head_x=0.1, blink_r=0.8)))
 
 
+def test_a_bank_drawn_by_two_processes_is_the_bank_one_process_draws(dataset, tmp_path):
+    from enliven.neural.region_data import BANK_CHUNK, BankConfig, build_bank, load_bank
+
+    config = BankConfig(examples=BANK_CHUNK + 16, eye_side=TINY.eye_side, mouth_side=TINY.mouth_side)
+    serial = build_bank(dataset, tmp_path / "one", config, workers=1)
+    parallel = build_bank(dataset, tmp_path / "two", config, workers=2)
+    for kind in ("eye", "mouth"):
+        one, two = load_bank(serial[kind]), load_bank(parallel[kind])
+        assert one.keys() == two.keys() and len(one["warped"]) == (2 if kind == "eye" else 1) * config.examples
+        for key in one:
+            assert np.array_equal(one[key], two[key]), (kind, key)
+
+
 def test_a_malformed_persons_file_is_a_clear_dataset_error(dataset, tmp_path):
     from enliven.neural.prepare import DatasetError
     from enliven.neural.region_data import PERSONS_FILE, BankConfig, build_bank

@@ -1,7 +1,6 @@
 """`enliven prepare` and `enliven train` on the command line (the refine engine's data and training)."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from ..arguments import number_in, whole_number_in
@@ -46,6 +45,8 @@ def add_commands(subparsers) -> None:
     regions.add_argument("--minutes", type=number_in(0.01, 10**6), default=None,
                          help="stop (saving last.pt and best.pt) after this many minutes of training")
     regions.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    regions.add_argument("--workers", type=whole_number_in(1, 1024), default=None,
+                         help="processes that draw the bank (default: one per CPU core)")
     regions.set_defaults(func=_run_train_regions)
 
 

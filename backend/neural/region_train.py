@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -202,8 +203,9 @@ class TrainingResult:
 
 
 def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig, examples: int = 12000,
-                  minutes: float | None = None, device: str = "auto", log=print) -> TrainingResult:
-    """Train (or resume) in `run_dir`. `dataset_dir` may be None when RUN_DIR/bank already holds the examples."""
+                  minutes: float | None = None, device: str = "auto", log=print, workers: int = 1) -> TrainingResult:
+    """Train (or resume) in `run_dir`. `dataset_dir` may be None when RUN_DIR/bank already holds the examples;
+    `workers` processes draw them."""
     from .checkpoint import load_checkpoint
 
     run_dir = Path(run_dir)
@@ -215,9 +217,12 @@ def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig,
         if dataset_dir is None:
             raise DatasetError(f"'{bank_dir}' has no examples yet: give the dataset to draw them from.")
         if rank == 0:
-            log(f"drawing {examples} examples from {dataset_dir} into {bank_dir} (once)")
+            log(f"drawing {examples} examples from {dataset_dir} into {bank_dir} (once, {workers} processes)")
+            drawing_started = time.monotonic()
             build_bank(Path(dataset_dir), bank_dir, BankConfig(examples=examples, eye_side=config.eye_side,
-                                                              mouth_side=config.mouth_side, seed=config.seed))
+                                                              mouth_side=config.mouth_side, seed=config.seed),
+                       progress=_every_tenth(log), workers=workers)
+            log(f"drew {examples} examples in {time.monotonic() - drawing_started:.0f} s")
         if world > 1:
             torch.distributed.barrier()
     torch.manual_seed(config.seed)
@@ -286,6 +291,14 @@ def _checkpoint(trainers, run_dir: Path, step: int, best: float, save, log) -> t
     return scores, best
 
 
+def _every_tenth(log):
+    """A progress callback that logs at every tenth of the work."""
+    def progress(done: int, total: int) -> None:
+        if done * 10 // total > (done - 1) * 10 // total:
+            log(f"  {done} / {total} examples")
+    return progress
+
+
 def _pad_to(image: np.ndarray, width: int) -> np.ndarray:
     return np.pad(image, ((0, 0), (0, max(0, width - image.shape[1])), (0, 0)))
 
@@ -293,7 +306,8 @@ def _pad_to(image: np.ndarray, width: int) -> np.ndarray:
 def run_train_regions(args: argparse.Namespace) -> int:
     config = load_region_config(args.config)
     scores = train_regions(args.dataset, args.out, config, examples=args.examples, minutes=args.minutes,
-                           device=args.device, log=lambda line: print(line, file=sys.stderr, flush=True)).scores
+                           device=args.device, log=lambda line: print(line, file=sys.stderr, flush=True),
+                           workers=args.workers or os.cpu_count() or 1).scores
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     print(f"wrote {args.out}/last.pt and best.pt; validation: "
