@@ -34,6 +34,7 @@ PERSONS_FILE = "persons.json"  # optional, in the dataset folder: {"clip name": 
 CLOSED_EYE_RATIO = 0.5  # a frame's eyes are closed under this fraction of its clip's median eye aspect ratio
 OPEN_MOUTH_GAP = 0.2  # a mouth is open over this inner-lip gap, as a fraction of the mouth's width
 ENGINE_CACHE = 64
+BANK_CHUNK = 64  # draws a worker renders at a time: consecutive ones mostly share a source frame (one engine)
 
 
 @dataclass(frozen=True)
@@ -161,9 +162,6 @@ def build_bank(dataset_dir: Path, out: Path, config: BankConfig = BankConfig(),
         partial.replace(path)
         paths[kind] = path
     return paths
-
-
-BANK_CHUNK = 64  # draws a worker renders at a time: consecutive ones mostly share a source frame (one engine)
 
 
 def _render_draws(drawer: ExampleDrawer, draws: list[tuple[str, int, int]],
