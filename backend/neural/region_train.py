@@ -292,9 +292,13 @@ def _checkpoint(trainers, run_dir: Path, step: int, best: float, save, log) -> t
 
 
 def _every_tenth(log):
-    """A progress callback that logs at every tenth of the work."""
+    """A progress callback that logs each time another tenth of the work is done (work may come in chunks)."""
+    logged = {"tenths": 0}
+
     def progress(done: int, total: int) -> None:
-        if done * 10 // total > (done - 1) * 10 // total:
+        tenths = done * 10 // total
+        if tenths > logged["tenths"]:
+            logged["tenths"] = tenths
             log(f"  {done} / {total} examples")
     return progress
 
