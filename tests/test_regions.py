@@ -276,6 +276,18 @@ def test_a_bank_drawn_by_two_processes_is_the_bank_one_process_draws(dataset, tm
             assert np.array_equal(one[key], two[key]), (kind, key)
 
 
+def test_training_logs_every_tenth_of_a_bank_handed_back_in_chunks():
+    from enliven.neural.region_data import BANK_CHUNK
+    from enliven.neural.region_train import _every_tenth
+
+    lines = []
+    progress = _every_tenth(lines.append)
+    total = 100 * BANK_CHUNK + 16
+    for done in [*range(BANK_CHUNK, total, BANK_CHUNK), total]:  # as the workers' chunks come back
+        progress(done, total)
+    assert len(lines) == 10 and lines[-1] == f"  {total} / {total} examples", lines
+
+
 def test_a_malformed_persons_file_is_a_clear_dataset_error(dataset, tmp_path):
     from enliven.neural.prepare import DatasetError
     from enliven.neural.region_data import PERSONS_FILE, BankConfig, build_bank

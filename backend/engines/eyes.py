@@ -172,7 +172,9 @@ def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_li
     visible_iris = np.where((visible & iris_area)[..., None], patch, np.median(iris_samples, axis=0).astype(np.uint8))
     iris_texture = cv2.inpaint(visible_iris, (iris_area & ~visible).astype(np.uint8), max(2.0, radius / 3),
                                cv2.INPAINT_TELEA)
-    return Eyeball(centre, radius, (x0, y0), sclera, iris_texture, shown, measured, sides)
+    # Plain ints: under numpy 2 an int64 scalar would turn the float32 maps built from it float64, which
+    # OpenCV 5's remap refuses.
+    return Eyeball(centre, radius, (int(x0), int(y0)), sclera, iris_texture, shown, measured, sides)
 
 
 def carried_across(values: np.ndarray, hole: np.ndarray) -> np.ndarray:

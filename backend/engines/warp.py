@@ -573,15 +573,11 @@ class WarpEngine:
             strength = float(np.clip(np.hypot(*gaze) / (IRIS_STILL * eyeball.radius), 0.0, 1.0))
             if strength <= 0:
                 continue
-            # float32 maps: numpy 2 promotes float32 with a float64 scalar to float64, which OpenCV 5 refuses
-            source_x = (full[y0:y1, x0:x1, 0] + np.arange(x0 + bx0, x1 + bx0, dtype=np.float32)[None, :]
-                        - np.float32(eyeball.origin[0]))
-            source_y = (full[y0:y1, x0:x1, 1] + np.arange(y0 + by0, y1 + by0, dtype=np.float32)[:, None]
-                        - np.float32(eyeball.origin[1]))
+            source_x = full[y0:y1, x0:x1, 0] + np.arange(x0 + bx0, x1 + bx0, dtype=np.float32)[None, :] - eyeball.origin[0]
+            source_y = full[y0:y1, x0:x1, 1] + np.arange(y0 + by0, y1 + by0, dtype=np.float32)[:, None] - eyeball.origin[1]
             corners = opening[[0, len(lm.eye_lids(side)[0]) - 1]] - (x0, y0)  # its upper lid runs corner to corner
             turn = eyeball_turn((x1 - x0, y1 - y0), corners, centre - (x0, y0), gaze, eyeball.sclera_beside)
-            sclera = cv2.remap(eyeball.sclera, source_x + turn[..., 0].astype(np.float32),
-                               source_y + turn[..., 1].astype(np.float32), cv2.INTER_LINEAR,
+            sclera = cv2.remap(eyeball.sclera, source_x + turn[..., 0], source_y + turn[..., 1], cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REPLICATE)
             # The iris is rigid: its pixels come from the photo's iris by the affine map that carries the rig's
             # iris landmarks (centre and rim: the gaze, and the head's turn foreshortening the disc) back to the

@@ -293,12 +293,12 @@ def _checkpoint(trainers, run_dir: Path, step: int, best: float, save, log) -> t
 
 def _every_tenth(log):
     """A progress callback that logs each time another tenth of the work is done (work may come in chunks)."""
-    logged = {"tenths": 0}
+    logged_tenths = 0
 
     def progress(done: int, total: int) -> None:
-        tenths = done * 10 // total
-        if tenths > logged["tenths"]:
-            logged["tenths"] = tenths
+        nonlocal logged_tenths
+        if done * 10 // total > logged_tenths:
+            logged_tenths = done * 10 // total
             log(f"  {done} / {total} examples")
     return progress
 
