@@ -16,7 +16,7 @@ from enliven import landmarks as lm
 from enliven.analysis import analyze_faces, detect_faces
 from enliven.errors import EnlivenError, NoFaceError
 from enliven.frame_formats import read_exr
-from enliven.group import GroupAnimator, back_to_front, disjoint_waves, union_box
+from enliven.group import GroupAnimator, back_to_front, faces_to_wait_for, union_box
 from enliven.shared.channels import CHANNEL_INDEX
 from enliven.shared.face_motion import (FaceMotions, face_motions_from_dict, face_motions_to_dict, load_face_motions,
                                         save_face_motions)
@@ -135,13 +135,14 @@ def test_faces_are_drawn_back_to_front_smallest_first(apart):
 
 
 def test_faces_whose_regions_do_not_overlap_are_drawn_side_by_side_into_the_same_frame(apart, apart_group, touching):
-    """Faces apart are one wave, drawn on threads at once; a face overlapping another waits for it, as in the
-    back-to-front order. Drawn so, the frame is the one the faces make one after another, to the level."""
+    """Faces apart wait for none, drawn on threads at once; a face overlapping one before it in the
+    back-to-front order waits for it. Drawn so, the frame is the one the faces make one after another, to the level."""
     regions = {3: (0, 0, 10, 10), 1: (20, 0, 30, 10), 2: (5, 5, 25, 15), 0: (40, 0, 50, 10)}
-    assert disjoint_waves([3, 1, 2, 0], regions) == [[3, 1, 0], [2]]
-    assert apart_group.waves == [apart_group.order]
+    assert faces_to_wait_for([3, 1, 2, 0], regions) == {3: [], 1: [], 2: [3, 1], 0: []}
+    assert apart_group.waits_for == {face: [] for face in apart_group.order}
     touching_group = GroupAnimator(analyze_faces(touching))
-    assert touching_group.waves == [[face] for face in touching_group.order]
+    back, front = touching_group.order
+    assert touching_group.waits_for == {back: [], front: [back]}
     values = {0: TURN, 1: BLINK}
     together = apart_group.render(values).copy()
     one_after_another = apart.copy()
