@@ -24,7 +24,8 @@ MEDIAN_PASSES = 2
 # a spike two cells square bulged 1.37 (2.5: 0.10 and 0.60).
 SILHOUETTE_SOFTNESS = 2.5
 MESH_OPEN_LIPS = 0.05  # the mesh keeps the inner lips as edges where the photo's lips are this far apart (mouth widths)
-MESH_OPEN_EYE = 0.12  # ... and an eye's lids where its eye aspect ratio is over this
+MESH_OPEN_EYE = 0.11  # ... and an eye's lids where its eye aspect ratio is over this (every evaluation face's lids
+#   keep the edges they had when the ratio was read between slanted pairs, which reads higher, against 0.12)
 SLIVER_STRETCH = 2.0  # a triangle mapped back to the photo this many times larger counts as a sliver
 LID_LIGHT = 0.5  # how far the middle of a closed upper lid is pulled toward the brighter skin around the eye
 LASH_REACH = 0.25  # eye widths above an open upper lid where its lashes are looked for ...
