@@ -344,19 +344,28 @@ def edge_left_behind(frame: np.ndarray, source: np.ndarray, plate: np.ndarray, p
     return int(round(max(0.0, (band & dark).sum() - grain * band.sum())))
 
 
-def folded_around(engine, ids: Sequence[int], values: np.ndarray) -> tuple[int, int]:
-    """(How many of the warp `engine`'s landmark triangles near the landmarks `ids` the frame of channel
-    `values` turns over, how many there are): "near" is within 0.3 of their extent around their box."""
+def triangles_around(engine, ids: Sequence[int]) -> np.ndarray:
+    """(T, 3) the warp `engine`'s landmark triangles (indices into its control points, whose first are its
+    `landmark_ids` in order) near the landmarks `ids`: within 0.3 of their extent around their box."""
     landmark_triangles = engine.triangles[(engine.triangles < len(engine.landmark_ids)).all(axis=1)]
     points = engine.source_work[[engine.landmark_position[i] for i in ids], :2]
     reach = 0.3 * np.ptp(points, axis=0).max()
     corners = engine.source_work[landmark_triangles, :2]
     around = ((corners > points.min(axis=0) - reach) & (corners < points.max(axis=0) + reach)).all(axis=(1, 2))
-    triangles = landmark_triangles[around]
+    return landmark_triangles[around]
 
-    def orientation(mesh: np.ndarray) -> np.ndarray:
-        a, b, c = (mesh[triangles[:, k], :2] for k in range(3))
-        return np.sign((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
 
-    target = engine.target_points(values)[2]
-    return int((orientation(target) != orientation(engine.source_work)).sum()), len(triangles)
+def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """(T,) each triangle's area over `points` ((N, 2+)), its sign its orientation: a turned-over triangle's
+    sign flips."""
+    a, b, c = (points[triangles[:, k], :2] for k in range(3))
+    return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
+
+
+def folded_around(engine, ids: Sequence[int], values: np.ndarray) -> tuple[int, int]:
+    """(How many of the warp `engine`'s landmark triangles near the landmarks `ids` (triangles_around) the frame
+    of channel `values` turns over, how many there are)."""
+    triangles = triangles_around(engine, ids)
+    still = signed_areas(engine.source_work, triangles)
+    moved = signed_areas(engine.target_points(values)[2], triangles)
+    return int((np.sign(moved) != np.sign(still)).sum()), len(triangles)

@@ -116,9 +116,10 @@ class GroupAnimator:
                 waiting.remove(face)
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
-                if future.exception() is not None:
+                error = future.exception()
+                if error is not None:
                     wait(running)  # no face still drawing into the frame once its error is raised
-                    raise future.exception()
+                    raise error
                 drawn.add(running.pop(future))
 
     def render_layers(self, values: Mapping[int, np.ndarray], previous: Mapping[int, np.ndarray] | None = None,

@@ -258,8 +258,8 @@ def _seal_shape(head: np.ndarray) -> np.ndarray:
     # each corner). Held by the same clamp, which keeps the order of the points it holds, the lip there gets
     # thicker instead, as lips pressed together near the corners bulge below them.
     outer = np.array(lm.LIPS_LOWER_RINGS[0][1:-1])
-    held = below_corners[outer] > 0
-    shape[outer[held], 1] = np.minimum(shape[outer[held], 1], highest[outer[held]])
+    held = outer[below_corners[outer] > 0]
+    shape[held, 1] = np.minimum(shape[held, 1], highest[held])
     return shape
 
 

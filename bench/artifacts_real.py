@@ -12,7 +12,7 @@ frame of it plays the photo:
   degrees of yaw or TURNED_PITCH of pitch from it (the bench's tear frames
   are yaw +-20 and pitch +-15) is read against it, each along its own face
   outline;
-- folds (enliven.artifacts' folded_around, on real landmarks): the clip's
+- folds (enliven.artifacts.folded_around, on real landmarks): the clip's
   most open mouth is the photo (the bench reads folds on photos whose mouth
   is open); every frame whose real lips are together (mouth openness under
   CLOSED_LIPS) is its closing, and the landmark triangles of the warp
@@ -87,19 +87,10 @@ def folds_on_closings(frames: list[tuple[int, np.ndarray, np.ndarray]]) -> list[
         return []
     subject = analyze_image(frames[widest][1])
     engine = WarpEngine(subject)
-    ids = np.asarray(engine.landmark_ids)  # the mesh's first points are these landmarks, in this order
-    triangles = ids[engine.triangles[(engine.triangles < len(ids)).all(axis=1)]]
-    lip = subject.landmarks[list(lm.LIPS_LOWER_INNER[1:-1]), :2]
-    reach = 0.3 * np.ptp(lip, axis=0).max()  # "around", as folded_around reads it
-    corners = subject.landmarks[triangles, :2]
-    triangles = triangles[((corners > lip.min(axis=0) - reach) & (corners < lip.max(axis=0) + reach)).all(axis=(1, 2))]
-
-    def orientation(points: np.ndarray) -> np.ndarray:
-        a, b, c = (points[triangles[:, k], :2] for k in range(3))
-        return np.sign((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
-
-    still = orientation(subject.landmarks)
-    return [int((orientation(points) != still).sum())
+    # Its triangles read on landmarks: the mesh's first points are its landmark_ids, in order.
+    triangles = np.asarray(engine.landmark_ids)[af.triangles_around(engine, lm.LIPS_LOWER_INNER[1:-1])]
+    still = np.sign(af.signed_areas(subject.landmarks, triangles))
+    return [int((np.sign(af.signed_areas(points, triangles)) != still).sum())
             for (_, _, points), open_by in zip(frames, openness) if open_by < CLOSED_LIPS]
 
 

@@ -230,20 +230,11 @@ def test_closing_a_wide_open_mouth_turns_no_triangle_over_beside_its_corners(wid
     wedge about 30 px² on d19 and 8-12 on d9. What may still turn over along the closing line are slivers,
     pressed to a few hundredths of their area; a fold that keeps a fifth of its area shows."""
     engine = wide_open_mouth
-    triangles = engine.triangles[(engine.triangles < len(engine.landmark_ids)).all(axis=1)]
-    lip = engine.source_work[[engine.landmark_position[i] for i in lm.LIPS_LOWER_INNER[1:-1]], :2]
-    reach = 0.3 * np.ptp(lip, axis=0).max()  # "around the lower lip", as the artifacts bench reads it
-    corners = engine.source_work[triangles, :2]
-    triangles = triangles[((corners > lip.min(axis=0) - reach) & (corners < lip.max(axis=0) + reach)).all(axis=(1, 2))]
-
-    def signed_area(points: np.ndarray) -> np.ndarray:
-        a, b, c = (points[triangles[:, k], :2] for k in range(3))
-        return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
-
-    still = signed_area(engine.source_work)
+    triangles = af.triangles_around(engine, lm.LIPS_LOWER_INNER[1:-1])  # as the artifacts bench reads folds
+    still = af.signed_areas(engine.source_work, triangles)
     assert len(triangles) > 50
     for jaw in (-0.5, -0.7, -0.85):
-        closing = signed_area(engine.target_points(channel_values(jaw_open=jaw))[2])
+        closing = af.signed_areas(engine.target_points(channel_values(jaw_open=jaw))[2], triangles)
         turned = np.sign(closing) != np.sign(still)
         assert (np.abs(closing[turned]) < 0.2 * np.abs(still[turned])).all(), jaw
 
