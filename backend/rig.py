@@ -253,13 +253,6 @@ def _seal_shape(head: np.ndarray) -> np.ndarray:
         shape[list(ring)] = upper_deltas
     for ring in lm.LIPS_LOWER_RINGS:
         shape[list(ring)] = lower_deltas
-    # The lower lip's outer edge, beside the corners, rises no further than the skin beside it may: moved as
-    # far as the lip's inner edge, it passed that skin and folded the mesh there (d19: a flip of 30 px² at
-    # each corner). Held by the same clamp, which keeps the order of the points it holds, the lip there gets
-    # thicker instead, as lips pressed together near the corners bulge below them.
-    outer = np.array(lm.LIPS_LOWER_RINGS[0][1:-1])
-    held = outer[below_corners[outer] > 0]
-    shape[held, 1] = np.minimum(shape[held, 1], highest[held])
     return shape
 
 

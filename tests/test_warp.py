@@ -224,21 +224,6 @@ def test_chin_points_on_the_lower_lip_fold_nothing_as_the_lips_close(wide_open_m
     assert folded <= 10
 
 
-def test_closing_a_wide_open_mouth_turns_no_triangle_over_beside_its_corners(wide_open_mouth):
-    """Closing an open mouth, the lower lip's edge beside each corner rose with the lip's inner edge and
-    passed the skin just beside it, which stays below the corners: a triangle turned over there, a hard
-    wedge about 30 px² on d19 and 8-12 on d9. What may still turn over along the closing line are slivers,
-    pressed to a few hundredths of their area; a fold that keeps a fifth of its area shows."""
-    engine = wide_open_mouth
-    triangles = af.triangles_around(engine, lm.LIPS_LOWER_INNER[1:-1])  # as the artifacts bench reads folds
-    still = af.signed_areas(engine.source_work, triangles)
-    assert len(triangles) > 50
-    for jaw in (-0.5, -0.7, -0.85):
-        closing = af.signed_areas(engine.target_points(channel_values(jaw_open=jaw))[2], triangles)
-        turned = np.sign(closing) != np.sign(still)
-        assert (np.abs(closing[turned]) < 0.2 * np.abs(still[turned])).all(), jaw
-
-
 def test_the_mesh_s_inner_lips_lie_on_the_photo_s_lip_edges():
     """Where an open mouth's inner contour runs over the lower teeth (as MediaPipe's does, by a few pixels,
     on d19), the mesh's contour moves out to where the lip's own colour starts; an accurate contour (the
