@@ -56,6 +56,12 @@ EDGE_LEVELS = 12  # ... for pixels of the photo this much darker (luma) than the
 EDGE_SMOOTHING = 1.5  # pixels: both smoothed by a Gaussian this wide first
 EDGE_BACKDROP = (2.0, 4.0)  # the backdrop's own dark blotches are counted this far out (times EDGE_REACH)
 MIN_EYE_PIXELS = 20  # uncovered_white_excess reads an eye showing at least this many pixels
+# Lips that meet squeeze the row of thin triangles between them flat, and some overshoot by a hair: turned
+# over, they keep a few hundredths of their area and draw nothing (the astronaut's own wide-open mouth at twice
+# its size, sealed at jaw_open -0.85: 13 such, 0.003-0.045 of their area, under 0.6 px² each). A fold keeps at
+# least this share: it draws the texture under it mirrored (grey fangs of teeth hanging from the lower lip: 6
+# on that mouth before the mesh left out the chin points MediaPipe puts on the lip, 1 now).
+FOLD_KEEPS = 0.25
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
@@ -362,10 +368,17 @@ def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
 
 
-def folded_around(engine, ids: Sequence[int], values: np.ndarray) -> tuple[int, int]:
+def turned_over(still: np.ndarray, moved: np.ndarray, keeping: float = 0.0) -> np.ndarray:
+    """(T,) bool: the triangles whose signed area `moved` (signed_areas) has the other sign than `still`,
+    keeping at least `keeping` of its size (0: any turned over at all, such as a lid crossing another by a
+    hair; FOLD_KEEPS: a fold, not lips squeezed flat where they meet)."""
+    return (np.sign(moved) != np.sign(still)) & (np.abs(moved) >= keeping * np.abs(still))
+
+
+def folded_around(engine, ids: Sequence[int], values: np.ndarray, keeping: float = 0.0) -> tuple[int, int]:
     """(How many of the warp `engine`'s landmark triangles near the landmarks `ids` (triangles_around) the frame
-    of channel `values` turns over, how many there are)."""
+    of channel `values` turns over, keeping at least `keeping` of their area (turned_over); how many there are)."""
     triangles = triangles_around(engine, ids)
     still = signed_areas(engine.source_work, triangles)
     moved = signed_areas(engine.target_points(values)[2], triangles)
-    return int((np.sign(moved) != np.sign(still)).sum()), len(triangles)
+    return int(turned_over(still, moved, keeping).sum()), len(triangles)

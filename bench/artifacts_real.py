@@ -17,7 +17,8 @@ frame of it plays the photo:
   is open); every frame whose real lips are together (mouth openness under
   CLOSED_LIPS) is its closing, and the landmark triangles of the warp
   engine's mesh around the lower lip's inner contour that the real
-  landmarks turn over are counted, as the bench counts the rig's (there on
+  landmarks turn over (keeping artifacts.FOLD_KEEPS of their area) are
+  counted, as the bench counts the rig's (there on
   the mesh's working-resolution points, here on the landmarks themselves:
   the same triangles, read in photo pixels).
 
@@ -89,8 +90,8 @@ def folds_on_closings(frames: list[tuple[int, np.ndarray, np.ndarray]]) -> list[
     engine = WarpEngine(subject)
     # Its triangles read on landmarks: the mesh's first points are its landmark_ids, in order.
     triangles = np.asarray(engine.landmark_ids)[af.triangles_around(engine, lm.LIPS_LOWER_INNER[1:-1])]
-    still = np.sign(af.signed_areas(subject.landmarks, triangles))
-    return [int((np.sign(af.signed_areas(points, triangles)) != still).sum())
+    still = af.signed_areas(subject.landmarks, triangles)
+    return [int(af.turned_over(still, af.signed_areas(points, triangles), af.FOLD_KEEPS).sum())
             for (_, _, points), open_by in zip(frames, openness) if open_by < CLOSED_LIPS]
 
 

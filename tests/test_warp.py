@@ -130,7 +130,7 @@ def test_sealing_repaints_the_teeth_a_lower_lips_rim_holds(wide_open_mouth):
     polygon = np.concatenate([middle + (0, 0.03 * width), middle[::-1] + (0, (0.015 + engine.seal_rims) * width)])
     cv2.fillPoly(strip, [np.round(polygon).astype(np.int32)], 1)
     frame[strip > 0] = (150, 150, 150)
-    assert engine.seal_rims > 0.05  # the photo's mouth is wide open
+    assert engine.seal_rims > 0.04  # the photo's mouth is wide open (its lips half a mouth width apart)
 
     def grey_left(rims: float) -> int:
         painted = seal_lips(frame, points, (0, 0), 1.0, engine.palette, rims)
@@ -207,21 +207,26 @@ def test_closing_a_wide_open_mouth_folds_no_lip_or_skin_over_its_corners(wide_op
     assert folded <= 10
 
 
-def test_chin_points_on_the_lower_lip_fold_nothing_as_the_lips_close(wide_open_mouth):
+def test_chin_points_on_the_lower_lip_fold_nothing_as_the_lips_close(animator):
     """On a wide-open mouth MediaPipe puts chin points (18, 200, 83, ...) on the lower lip, some even inside
-    the mouth (13 on this photo; d19 and d9 alike). As mesh points they folded the lower lip as the lips
-    closed: grey fangs of teeth and cavity hanging from it (at jaw_open -0.85, 20 triangles around the lower
-    lip's inner contour turned over here). The mesh leaves them out."""
-    engine = wide_open_mouth
+    the mouth (d19 and d9 alike). As mesh points they folded the lower lip as the lips closed: grey fangs of
+    teeth and cavity hanging from it. The mesh leaves them out. Counted on the test's wide-open mouth at twice
+    its size (at the astronaut's, the lip's triangles are a pixel or two): at jaw_open -0.85, 6 triangles
+    around the lower lip's inner contour folded before (turned over keeping over a quarter of their area),
+    1 now."""
+    from enliven.engines.warp import WarpEngine
+
+    photo = cv2.resize(animator.render(channel_values(jaw_open=1)), None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    engine = WarpEngine(analyze_image(photo))
     points = engine.subject.landmarks
     lips = points[list(lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER[::-1]), :2]
     rings = {i for ring in lm.LIPS_UPPER_RINGS + lm.LIPS_LOWER_RINGS for i in ring}
     strays = [i for i in np.flatnonzero(inside_polygon(points, lips)) if i not in rings]
     assert len(strays) >= 3
     assert not set(strays) & set(engine.landmark_ids.tolist())
-    folded, count = af.folded_around(engine, lm.LIPS_LOWER_INNER[1:-1], channel_values(jaw_open=-0.85))
+    folded, count = af.folded_around(engine, lm.LIPS_LOWER_INNER[1:-1], channel_values(jaw_open=-0.85), af.FOLD_KEEPS)
     assert count > 100
-    assert folded <= 10
+    assert folded <= 2
 
 
 def test_the_mesh_s_inner_lips_lie_on_the_photo_s_lip_edges():
@@ -380,18 +385,29 @@ def test_an_opened_mouth_shows_a_row_of_teeth_not_a_bar(closed_mouth):
 
 def test_a_wide_open_mouth_shows_lower_teeth_and_a_tongue_not_a_hole(closed_mouth):
     """Wide open, the painted mouth is not darkest at the bottom like a hole: the lower teeth and the tongue's
-    back make the bottom of the opening brighter than its middle (before: darker toward the throat)."""
+    back make the bottom of the opening brighter than the cavity under the upper teeth (before: darker toward
+    the throat), and the tongue is a dome, its top higher in the middle than toward the corners (before: a
+    flat, dim shelf)."""
     result = closed_mouth.render_with_fields(channel_values(jaw_open=1), keep_fields=False)
     target = result.target_landmarks
     upper = target[list(lm.LIPS_UPPER_INNER), :2]
     lower = target[list(lm.LIPS_LOWER_INNER), :2]
+    width = float(np.linalg.norm(target[lm.MOUTH_LEFT_CORNER, :2] - target[lm.MOUTH_RIGHT_CORNER, :2]))
     x = int(round(upper[:, 0].mean()))
     top, bottom = float(upper[:, 1].max()), float(lower[:, 1].max())
-    column = af.luma(result.frame)[:, x - 2:x + 3].mean(axis=1)
+    luma = af.luma(result.frame).astype(float)
+    column = luma[:, x - 2:x + 3].mean(axis=1)
     span = bottom - top
-    middle = column[int(top + 0.4 * span):int(top + 0.6 * span)].mean()
+    cavity = column[int(top + 0.1 * span):int(top + 0.3 * span)].mean()
     low = column[int(top + 0.75 * span):int(top + 0.92 * span)].mean()
-    assert span > 20 and low > middle + 10
+    assert span > 20 and low > cavity + 30
+
+    def tongue_top(at: int) -> int:  # the first row, down from the cavity, half way to the tongue's brightness
+        rows = luma[int(top + 0.1 * span):int(bottom), at - 1:at + 2].mean(axis=1)
+        return int(np.argmax(rows > (cavity + low) / 2))
+
+    middle, sides = tongue_top(x), min(tongue_top(x - int(0.3 * width)), tongue_top(x + int(0.3 * width)))
+    assert sides - middle >= 0.1 * span
 
 
 def test_background_outside_the_head_never_moves(animator, subject):
