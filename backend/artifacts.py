@@ -55,6 +55,7 @@ EDGE_REACH = 0.06  # edge_left_behind looks this far (face widths) outside the p
 EDGE_LEVELS = 12  # ... for pixels of the photo this much darker (luma) than the background plate
 EDGE_SMOOTHING = 1.5  # pixels: both smoothed by a Gaussian this wide first
 EDGE_BACKDROP = (2.0, 4.0)  # the backdrop's own dark blotches are counted this far out (times EDGE_REACH)
+EDGE_LEFT = 2.0  # pixels: a pixel is left behind once the moved person is this much further from it than the photo's
 MIN_EYE_PIXELS = 20  # uncovered_white_excess reads an eye showing at least this many pixels
 # Lips that meet squeeze the row of thin triangles between them flat, and some overshoot by a hair: turned
 # over, they keep a few hundredths of their area and draw nothing (the astronaut's own wide-open mouth at twice
@@ -329,7 +330,8 @@ def in_region(box: tuple[int, int, int, int] | None, values: np.ndarray | None, 
 def edge_left_behind(frame: np.ndarray, source: np.ndarray, plate: np.ndarray, person: np.ndarray,
                      moved_person: np.ndarray, face_width: float) -> int:
     """Pixels just outside the photo's person (`person` > 0.5, within EDGE_REACH face widths) that the moved
-    person does not cover (`moved_person` < 0.01), where the frame still shows the photo (within 2 levels)
+    person does not cover (`moved_person` < 0.01) and has moved away from (it is EDGE_LEFT pixels further
+    from them than the photo's person is), where the frame still shows the photo (within 2 levels)
     and darker there than the background `plate` by more than EDGE_LEVELS (both smoothed by EDGE_SMOOTHING):
     the hair's edge left behind. From that count, the number the backdrop's own grain would make that dark
     is taken away: the share of such pixels on the backdrop further out (EDGE_BACKDROP times as far), applied
@@ -338,7 +340,10 @@ def edge_left_behind(frame: np.ndarray, source: np.ndarray, plate: np.ndarray, p
     outside = cv2.distanceTransform((person <= 0.5).astype(np.uint8), cv2.DIST_L2, 5)
     reach = EDGE_REACH * face_width
     kept = np.abs(frame.astype(np.int16) - source.astype(np.int16)).max(axis=2) <= 2
-    band = (outside > 0) & (outside < reach) & (moved_person < 0.01) & kept
+    # Left behind: the person moved away from it (beside an outline that stayed, or moved a pixel, the dark
+    # pixels are the photo's own: s12's print grain, 2008_001322's leaves beside an ear).
+    from_moved = cv2.distanceTransform((moved_person <= 0.5).astype(np.uint8), cv2.DIST_L2, 5)
+    band = (outside > 0) & (outside < reach) & (moved_person < 0.01) & kept & (from_moved >= outside + EDGE_LEFT)
     # Both smoothed a little: a grainy photo's single dark grains are no edge.
     def smoothed(image: np.ndarray) -> np.ndarray:
         return cv2.GaussianBlur(luma(image), (0, 0), EDGE_SMOOTHING)
