@@ -36,10 +36,6 @@ CAVITY_LIGHT = 0.45  # the cavity's brightness just below the upper edge, in the
 CAVITY_DEEP = 0.3  # ... and where it is deepest ...
 CAVITY_SIDES = 0.25  # ... and this much darker toward the corners (in the cheeks' shadow)
 TEETH = np.array([225.0, 218.0, 205.0]) * 0.85
-# ... at most this many times as bright as the lips: real upper teeth in the training clips' open mouths are
-# 0.96-1.68 times the lower lip's brightness (median by person 1.34); TEETH alone was 1.3-3 times the lips of
-# the evaluation faces that paint teeth, a white bar in a dim or dark-lipped photo (s12, 2007_007763).
-TEETH_OVER_LIPS = 1.5
 # Painted teeth (a photo whose mouth was closed has none to move), in mouth widths unless said:
 TEETH_HEIGHT = 0.11  # the front teeth's height below the upper lip
 TEETH_REACH = 0.8  # share of the opening's half width the row reaches toward the corners
@@ -219,13 +215,12 @@ def paint_cavity(region: np.ndarray, upper: np.ndarray, lower: np.ndarray, targe
         # Teeth show once the mouth is clearly open; a row of white in a slit looks wrong. The lower row is
         # shorter and in the shadow of the upper lip and the cheeks.
         showing = float(np.clip((gap - 0.1) / 0.1, 0.0, 1.0))
-        light = min(1.0, TEETH_OVER_LIPS * float(lip_colour @ LUMA) / float(TEETH @ LUMA))
         rows_of_teeth = ((bottom, lower_middle, lower_half, LOWER_TEETH_HEIGHT, LOWER_TOOTH_WIDTHS, False, LOWER_TEETH_SHADE),
                          (top, upper_middle, upper_half, TEETH_HEIGHT, TOOTH_WIDTHS, True, 1.0))
         for edge, middle, half, height, widths, downward, shade in rows_of_teeth:
             teeth_alpha, teeth_colour = _teeth_row(columns, rows, edge, middle, half, mouth_width, height, widths,
                                                    downward)
-            cavity = cavity + (showing * teeth_alpha)[..., None] * (light * shade * teeth_colour - cavity)
+            cavity = cavity + (showing * teeth_alpha)[..., None] * (shade * teeth_colour - cavity)
     cavity = palette.paint(cavity) + palette.grain_at((x0 + px0, y0 + py0), cavity.shape[:2])
     patch = region[py0:py1, px0:px1].astype(np.float32)
     region = region.copy()
