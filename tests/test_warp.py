@@ -363,24 +363,56 @@ def closed_mouth(animator):
     return engine
 
 
-def test_an_opened_mouth_shows_a_row_of_teeth_not_a_bar(closed_mouth):
-    """Opening a closed mouth paints upper teeth: brightest in the middle, darker toward the corners where
-    the row turns into the mouth, with a darker line between each two teeth (before: a flat white bar)."""
-    result = closed_mouth.render_with_fields(channel_values(jaw_open=0.7), keep_fields=False)
+def upper_teeth_profile(engine, reach: float) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """At jaw_open 0.7, the luma along the painted upper teeth (0.06 mouth widths below the upper inner lip)
+    over `reach` mouth widths either side of the mouth's middle: (luma per column, the columns, the middle
+    column, the mouth's width)."""
+    result = engine.render_with_fields(channel_values(jaw_open=0.7), keep_fields=False)
     target = result.target_landmarks
     width = float(np.linalg.norm(target[lm.MOUTH_LEFT_CORNER, :2] - target[lm.MOUTH_RIGHT_CORNER, :2]))
     lip = target[list(lm.LIPS_UPPER_INNER), :2]
     order = np.argsort(lip[:, 0])
     centre = lip[:, 0].mean()
-    columns = np.arange(int(centre - 0.3 * width), int(centre + 0.3 * width) + 1)
+    columns = np.arange(int(centre - reach * width), int(centre + reach * width) + 1)
     rows = np.round(np.interp(columns, lip[order, 0], lip[order, 1]) + 0.06 * width).astype(int)
-    profile = af.luma(result.frame)[rows, columns].astype(float)
+    return af.luma(result.frame)[rows, columns].astype(float), columns, centre, width
+
+
+def test_an_opened_mouth_shows_a_row_of_teeth_not_a_bar(closed_mouth):
+    """Opening a closed mouth paints upper teeth: brightest in the middle, darker toward the corners where
+    the row turns into the mouth, with a darker line between each two teeth (before: a flat white bar)."""
+    profile, columns, centre, width = upper_teeth_profile(closed_mouth, reach=0.3)
     middle, sides = profile[np.abs(columns - centre) < 0.05 * width], profile[np.abs(columns - centre) > 0.25 * width]
     assert middle.mean() > 150 and middle.mean() > sides.mean() + 15
     smooth = np.convolve(profile, np.ones(3) / 3, mode="same")[2:-2]
     dips = [i for i in range(2, len(smooth) - 2) if smooth[i] == smooth[i - 2:i + 3].min()
             and smooth[i - 2:i + 3].max() - smooth[i] > 8]
     assert len(dips) >= 3
+
+
+def painted_teeth_brightness(engine) -> float:
+    """The luma of the painted upper teeth's middle (a fifth of the mouth's width) at jaw_open 0.7."""
+    return float(np.median(upper_teeth_profile(engine, reach=0.1)[0]))
+
+
+def test_painted_teeth_take_the_light_of_the_photos_eyes_not_its_lips(closed_mouth):
+    """The painted teeth are lit like the photo's sclera: in the same photo printed dim they are as much
+    dimmer (before: the same white in every photo, a bright bar in a dim print), while darker lips alone, in
+    the same light, leave them as they are (a rule read from the lips would grey a dark-lipped person's teeth)."""
+    from enliven.engines.warp import WarpEngine
+
+    photo = closed_mouth.subject.image
+    bright = painted_teeth_brightness(closed_mouth)
+    dim = painted_teeth_brightness(WarpEngine(analyze_image((photo * 0.55).astype(np.uint8))))
+    assert bright > 150 and 0.45 < dim / bright < 0.65
+
+    points = closed_mouth.subject.landmarks[:, :2]
+    lips = np.zeros(photo.shape[:2], np.uint8)
+    for contour in (lm.LIPS_UPPER_OUTER, lm.LIPS_LOWER_OUTER):
+        cv2.fillPoly(lips, [np.round(points[list(contour)]).astype(np.int32)], 1)
+    dark_lips = photo.copy()
+    dark_lips[lips > 0] = (dark_lips[lips > 0] * 0.5).astype(np.uint8)
+    assert abs(painted_teeth_brightness(WarpEngine(analyze_image(dark_lips))) - bright) < 0.05 * bright
 
 
 def test_a_wide_open_mouth_shows_lower_teeth_and_a_tongue_not_a_hole(closed_mouth):

@@ -31,11 +31,19 @@ INTERIOR_ROWS = (0.25, 0.5, 0.75)  # rows of a stretching interior's points, fro
 # them, read on the training clips (1,163 frames of 45 people with the lips over 0.2 mouth widths apart; the
 # interior against the lower lip's median colour, median by person): in a wide opening the cavity below the
 # upper teeth is 0.4-0.6 of the lips' brightness in the middle and about 0.6 of that toward the corners; the
-# tongue fills the lowest third at about 0.9 of the lips' brightness.
+# lowest third, tongue and lower teeth, reads 0.73-0.96 of the lips' brightness (the tongue is set toward
+# the low end of that: the lower teeth, where they show, lift the reading).
 CAVITY_LIGHT = 0.45  # the cavity's brightness just below the upper edge, in the lips' ...
 CAVITY_DEEP = 0.3  # ... and where it is deepest ...
 CAVITY_SIDES = 0.25  # ... and this much darker toward the corners (in the cheeks' shadow)
-TEETH = np.array([225.0, 218.0, 205.0]) * 0.85
+TEETH = np.array([225.0, 218.0, 205.0]) * 0.85  # painted teeth where the photo shows no sclera to light them by
+# Painted teeth take the photo's light from its sclera, the other white in a face: real upper teeth are 0.96
+# times as bright as the sclera (the mean of the eyes' `eyes.Eyeball.sclera_colour` where measured; teeth: the
+# median of an open mouth's bright, little-coloured pixels), median of the training clips' people (665
+# open-mouth frames of 28 people; quartiles 0.87-1.12, Black speakers 0.88 and 1.04), where against the lips,
+# whose brightness goes with skin tone, they are 1.02-1.64 (2.7 and 3.0 for those two).
+TEETH_OVER_SCLERA = 0.96
+TEETH_LUMA_RANGE = (68.0, 241.0)  # real teeth's brightness over those people (a sclera misread stays within it)
 # Painted teeth (a photo whose mouth was closed has none to move), in mouth widths unless said:
 TEETH_HEIGHT = 0.11  # the front teeth's height below the upper lip
 TEETH_REACH = 0.8  # share of the opening's half width the row reaches toward the corners
@@ -165,15 +173,27 @@ def teeth_share(image: np.ndarray, mouth_opening: np.ndarray, skin: np.ndarray) 
     return float(np.mean((pixels @ LUMA > 0.75 * skin_luma) & (saturation(pixels) < 0.3)))
 
 
+def teeth_colour(sclera_colours: list[np.ndarray]) -> np.ndarray:
+    """The painted teeth's RGB: TEETH, as bright as TEETH_OVER_SCLERA of the photo's measured sclera colours'
+    mean brightness (the mouth sits between the eyes, in the light of both: a face lit from one side has one
+    eye in shadow), or as it is if the photo shows no sclera."""
+    if not sclera_colours:
+        return TEETH.astype(np.float32)
+    sclera = float(np.mean([np.asarray(colour, np.float32) @ LUMA for colour in sclera_colours]))
+    brightness = float(np.clip(TEETH_OVER_SCLERA * sclera, *TEETH_LUMA_RANGE))
+    return (TEETH * brightness / float(TEETH @ LUMA)).astype(np.float32)
+
+
 def paint_cavity(region: np.ndarray, upper: np.ndarray, lower: np.ndarray, target: np.ndarray,
-                 origin: tuple[int, int], lip_colour: np.ndarray, with_teeth: bool, palette: Palette) -> np.ndarray:
+                 origin: tuple[int, int], lip_colour: np.ndarray, teeth: np.ndarray | None,
+                 palette: Palette) -> np.ndarray:
     """Paint the mouth cavity in the gap that opens between the two halves of the mouth interior.
 
     `upper`, `lower`: the halves' edge points ((N, 2) image pixels); `target`: the frame's landmarks;
     `region` starts at image pixel `origin` (x, y). The cavity is the lip colour, much darker and darker
     toward the throat and the corners, with the tongue's back rising from the lower edge as the mouth opens;
-    `with_teeth` (the photo's mouth was closed, no teeth to move) adds a row of upper teeth below the
-    upper lip; the colours are the photo's `palette` (grey in a black-and-white photo).
+    `teeth`, an RGB colour (`teeth_colour`; given where the photo's mouth was closed, no teeth to move), adds
+    a row of upper teeth below the upper lip and a shorter, shadowed lower one; the colours are the photo's `palette` (grey in a black-and-white photo).
     Returns `region`, or a painted copy of it.
     """
     corners = target[[lm.LIPS_UPPER_INNER[0], lm.LIPS_UPPER_INNER[-1]], :2]
@@ -211,16 +231,16 @@ def paint_cavity(region: np.ndarray, upper: np.ndarray, lower: np.ndarray, targe
     tongue_alpha, tongue_colour = _tongue(columns, rows, top, bottom, lower_middle, lower_half, lip_colour,
                                           float(np.clip((gap - TONGUE_FROM) / TONGUE_FROM, 0.0, 1.0)))
     cavity = cavity + tongue_alpha[..., None] * (tongue_colour - cavity)
-    if with_teeth:
+    if teeth is not None:
         # Teeth show once the mouth is clearly open; a row of white in a slit looks wrong. The lower row is
         # shorter and in the shadow of the upper lip and the cheeks.
         showing = float(np.clip((gap - 0.1) / 0.1, 0.0, 1.0))
         rows_of_teeth = ((bottom, lower_middle, lower_half, LOWER_TEETH_HEIGHT, LOWER_TOOTH_WIDTHS, False, LOWER_TEETH_SHADE),
                          (top, upper_middle, upper_half, TEETH_HEIGHT, TOOTH_WIDTHS, True, 1.0))
         for edge, middle, half, height, widths, downward, shade in rows_of_teeth:
-            teeth_alpha, teeth_colour = _teeth_row(columns, rows, edge, middle, half, mouth_width, height, widths,
-                                                   downward)
-            cavity = cavity + (showing * teeth_alpha)[..., None] * (shade * teeth_colour - cavity)
+            teeth_alpha, teeth_shade = _teeth_row(columns, rows, edge, middle, half, mouth_width, height, widths,
+                                                  downward)
+            cavity = cavity + (showing * teeth_alpha)[..., None] * (shade * teeth_shade[..., None] * teeth - cavity)
     cavity = palette.paint(cavity) + palette.grain_at((x0 + px0, y0 + py0), cavity.shape[:2])
     patch = region[py0:py1, px0:px1].astype(np.float32)
     region = region.copy()
@@ -243,7 +263,7 @@ def _edge_rows(edge: np.ndarray, columns: np.ndarray) -> np.ndarray:
 def _teeth_row(columns: np.ndarray, rows: np.ndarray, edge: np.ndarray, centre_x: float, half: float,
                mouth_width: float, height_share: float, widths: tuple[float, ...],
                downward: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(alpha (H, W), colour (H, W, 3)) of a row of teeth growing from `edge` (a row per column) into the
+    """(alpha (H, W), shade (H, W): the share of the teeth's colour) of a row of teeth growing from `edge` (a row per column) into the
     mouth, `downward` (upper teeth) or up (lower): `height_share` mouth widths tall in the middle and
     shortening toward the corners, darker there and in the lip's shadow, each tooth (`widths`, in mouth
     widths from the middle out) a little rounded at its corners, with a darker line between teeth where
@@ -267,7 +287,7 @@ def _teeth_row(columns: np.ndarray, rows: np.ndarray, edge: np.ndarray, centre_x
     shade = ((1.0 - TEETH_FALLOFF * across**2)[None, :]
              * (1.0 - LIP_SHADOW * np.exp(-np.maximum(into, 0.0) / shadow_reach))
              * (1.0 - TOOTH_GAP * line)[None, :])
-    return alpha.astype(np.float32), (TEETH[None, None, :] * shade[..., None]).astype(np.float32)
+    return alpha.astype(np.float32), shade.astype(np.float32)
 
 
 def _tongue(columns: np.ndarray, rows: np.ndarray, top: np.ndarray, bottom: np.ndarray, centre_x: float,

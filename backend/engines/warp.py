@@ -46,7 +46,8 @@ from ..rig import SEAL_PRESS, Rig
 from ..shared.channels import CHANNEL_INDEX
 from .eyes import IRIS_DISC, IRIS_FILL, IRIS_STILL, Eyeball, build_eyeball, eyeball_turn, grow_opening
 from .frame_buffers import FrameBuffers
-from .mouth import CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, lip_edge_offsets, paint_cavity, seal_lips, seal_strength
+from .mouth import (CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, lip_edge_offsets, paint_cavity, seal_lips,
+                    seal_strength, teeth_colour)
 from .palette import LUMA, palette_of
 from .warp_math import (background_plate, blend_over_background, border_ramp, closed_lid, constrained_triangulation,
                         displacement_from_index, edge_coverage, fill_notches, lashes_to_repaint, layer_coverage,
@@ -162,6 +163,8 @@ class WarpEngine:
             other = self.eyeballs[1 - index].sclera_colour
             if self.eyeballs[index].sclera_colour is None and other is not None:
                 self.eyeballs[index] = self._eyeball(iris, side, other)
+        scleras = [eyeball.sclera_colour for eyeball in self.eyeballs if eyeball.sclera_colour is not None]
+        self.teeth_colour = teeth_colour(scleras) if self.paints_teeth else None  # lit as the photo's sclera
 
     # ----- once per subject -------------------------------------------------
 
@@ -398,7 +401,7 @@ class WarpEngine:
         if not self.mouth_stretches:  # a wide-open mouth's own interior shows, stretched or folded away
             region = paint_cavity(region, extra_image[self.mouth_split_upper, :2], extra_image[self.mouth_split_lower, :2],
                                   target_image, (self.region[0] + box[0], self.region[1] + box[1]),
-                                  self.mouth_colour, self.paints_teeth, self.palette)
+                                  self.mouth_colour, self.teeth_colour, self.palette)
         sealing = seal_strength(self.source_lip_gap, lm.signed_lip_gap(target_image))
         region = seal_lips(region, target_image, (self.region[0] + box[0], self.region[1] + box[1]), sealing, self.palette,
                            self.seal_rims)
