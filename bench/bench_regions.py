@@ -146,8 +146,9 @@ def score_photo(path: Path, checkpoint: Path | None, sheets: Path) -> dict | Non
         subject = analyze_image(image)
     except EnlivenError as error:  # d8's glasses defeat MediaPipe's face detector: say so in the report
         return {"photo": path.stem, "error": error.message}
-    if subject.faces_found != 1:
-        return None  # group photos: issue #16
+    if subject.faces_found > 1:
+        return None  # group photos: issue #16 (0 found: the detector missed a face that fills the photo, as on
+        # d8 behind its glasses, and the mesh found it on the whole photo)
     engines = {"warp": Animator(subject), "neural": Animator(subject, engine="refine", checkpoint=checkpoint)}
     rig = engines["warp"].engine.rig
     neutral = FaceTracker()(image)
