@@ -49,20 +49,18 @@ from .frame_buffers import FrameBuffers
 from .mouth import (CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, lip_edge_offsets, paint_cavity, seal_lips,
                     seal_strength, teeth_colour)
 from .palette import LUMA, palette_of
-from .warp_math import (background_plate, blend_over_background, border_ramp, closed_lid, constrained_triangulation,
-                        displacement_from_index, edge_coverage, fill_notches, lashes_to_repaint, layer_coverage,
-                        mesh_contours, mesh_points, piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at,
-                        smooth_behind_face, smooth_curve, smooth_face_edge, triangle_affines, triangle_index_image)
+from .warp_math import (background_plate, blend_over_background, border_ramp, closed_lash_line, closed_lid,
+                        constrained_triangulation, displacement_from_index, edge_coverage, fill_notches,
+                        lashes_to_repaint, layer_coverage, mesh_contours, mesh_points, piecewise_affine_displacement,
+                        pixels_of_cells, polygon_mask, sample_at, smooth_behind_face, smooth_curve, smooth_face_edge,
+                        triangle_affines, triangle_index_image)
 
 WORKING_SIDE = 256  # the displacement field is computed at most this large
 BORDER_PINS_PER_SIDE = 8
 MOVING_EPSILON = 0.02  # working pixels; displacement below this counts as still
 STILL_POINTS = 0.9  # control points moving less than this share of MOVING_EPSILON leave every pixel still
 JAW = CHANNEL_INDEX["jaw_open"]
-LASH_THICKNESS = 16  # the closed lash line is eye width / this thick at its middle
-LASH_DARKNESS = 0.85  # how far the lash line is drawn toward the lashes' colour ...
 CORNER_REACH = 0.1  # a closing eye's corners are repainted this far around (eye widths)
-LASH_FULL_EYE = 28.0  # ... on an eye at least this wide (pixels); on a smaller one, in proportion
 SKIN_EDGE = 1.08  # the face layer reaches this far beyond MediaPipe's face oval (from the oval's centre)
 FACE_EXTRAPOLATION = 1.5  # working pixels: the Gaussian that extrapolates the face's displacement past its outline
 FACE_EDGE_BAND = 0.2  # face widths: how far inside the outline slivers are removed
@@ -661,15 +659,8 @@ class WarpEngine:
             lid = closed_lid(patch, eye, line, eye_width, lashes)
             grain = self.palette.grain_at((int(origin[0]) + px0, int(origin[1]) + py0), lid.shape[:2])
             lid = np.clip(lid + grain * (np.maximum(eye, lashes)[..., None] > 0), 0, 255)
-            # The lash line: a crescent along the closed lids, thickest in the middle.
-            taper = np.sin(np.linspace(0.0, np.pi, len(line)))[:, None]
-            crescent = np.concatenate([line - (0, 0.3), line[::-1] + taper[::-1] * (0, eye_width / LASH_THICKNESS)])
-            # Soft: drawn as coverage and blurred by a pixel, so it reads as lashes, not as an ink line.
-            lash = np.zeros(lid.shape[:2], np.float32)
-            cv2.fillPoly(lash, [np.round(crescent * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
-            # A small eye's line, spread by the blur's floor, would be thicker than its lashes: it is drawn lighter.
-            darkness = LASH_DARKNESS * min(1.0, eye_width / LASH_FULL_EYE)
-            lash = darkness * cv2.GaussianBlur(lash, (0, 0), max(0.7, eye_width / 60))[..., None]
+            # The lash line where the lids meet, soft, in a shade, as real closed eyes read.
+            lash = closed_lash_line(lid.shape[:2], line, eye_width)[..., None]
             lid = np.clip(lid + lash * (self.lash_colour[side] - lid.astype(np.float32)) + 0.5, 0, 255).astype(np.uint8)
             blended = patch.astype(np.float32) + strength * (lid.astype(np.float32) - patch)
             region = region.copy() if region is self.source_region else region
