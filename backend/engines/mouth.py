@@ -193,7 +193,8 @@ def paint_cavity(region: np.ndarray, upper: np.ndarray, lower: np.ndarray, targe
     `region` starts at image pixel `origin` (x, y). The cavity is the lip colour, much darker and darker
     toward the throat and the corners, with the tongue's back rising from the lower edge as the mouth opens;
     `teeth`, an RGB colour (`teeth_colour`; given where the photo's mouth was closed, no teeth to move), adds
-    a row of upper teeth below the upper lip and a shorter, shadowed lower one; the colours are the photo's `palette` (grey in a black-and-white photo).
+    a row of upper teeth below the upper lip and a shorter, shadowed lower one; the colours are the photo's
+    `palette` (grey in a black-and-white photo).
     Returns `region`, or a painted copy of it.
     """
     corners = target[[lm.LIPS_UPPER_INNER[0], lm.LIPS_UPPER_INNER[-1]], :2]
@@ -263,11 +264,11 @@ def _edge_rows(edge: np.ndarray, columns: np.ndarray) -> np.ndarray:
 def _teeth_row(columns: np.ndarray, rows: np.ndarray, edge: np.ndarray, centre_x: float, half: float,
                mouth_width: float, height_share: float, widths: tuple[float, ...],
                downward: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(alpha (H, W), shade (H, W): the share of the teeth's colour) of a row of teeth growing from `edge` (a row per column) into the
-    mouth, `downward` (upper teeth) or up (lower): `height_share` mouth widths tall in the middle and
-    shortening toward the corners, darker there and in the lip's shadow, each tooth (`widths`, in mouth
-    widths from the middle out) a little rounded at its corners, with a darker line between teeth where
-    they are wide enough to show one."""
+    """(alpha (H, W), shade (H, W): the share of the teeth's colour) of a row of teeth growing from `edge`
+    (a row per column) into the mouth, `downward` (upper teeth) or up (lower): `height_share` mouth widths
+    tall in the middle and shortening toward the corners, darker there and in the lip's shadow, each tooth
+    (`widths`, in mouth widths from the middle out) a little rounded at its corners, with a darker line
+    between teeth where they are wide enough to show one."""
     offset = columns - centre_x
     across = np.clip(np.abs(offset) / (TEETH_REACH * half), 0.0, 1.0)
     height = height_share * mouth_width * np.sqrt(1.0 - across**2)

@@ -573,11 +573,9 @@ def closed_lash_line(shape: tuple[int, int], line: np.ndarray, eye_width: float)
         return drawn
     valley = np.zeros(shape, np.float32)
     for (spread, darkness) in (CLOSED_LASH_CORE, CLOSED_LASH_SHADE):
-        sigma = spread * eye_width
-        blurred = cv2.GaussianBlur(drawn, (0, 0), max(sigma, 0.6))  # the line blurred: a Gaussian across it
-        # On a small eye the blur's floor would spread the line wider than the eye's lashes: it keeps the
-        # darkness it would have had across the eye (its integral), so it is drawn lighter.
-        valley += darkness * min(1.0, sigma / 0.6) * blurred / max(float(blurred.max()), 1e-6)
+        blurred = cv2.GaussianBlur(drawn, (0, 0), max(spread * eye_width, 0.6))  # a Gaussian across the line
+        valley += darkness * blurred / max(float(blurred.max()), 1e-6)
+    # On a small eye the blur's one-pixel floor spreads the line wider than the eye's lashes: it is drawn lighter.
     valley *= min(1.0, eye_width / CLOSED_LASH_FULL_EYE)
     # Fading toward the corners: where each pixel lies along the line from one corner to the other.
     axis = (last - first) / max(float(np.dot(last - first, last - first)), 1e-6)
