@@ -263,6 +263,27 @@ def test_regions_only_carried_by_the_head_are_left_to_the_warp(subject):
                               warp.render(channel_values(head_x=0.1, blink_r=0.8)))
 
 
+def test_a_photos_own_teeth_are_left_as_the_warp_moved_them(subject):
+    """The astronaut smiles with her teeth showing. The mouth network learned on closed-mouthed photos whose
+    teeth the warp painted, and greyed hers as she talked (13-20 levels darker on average, a tenth of them by
+    36-54); it leaves them as the warp moved them now, and still redraws the rest of the mouth."""
+    from enliven.engines.mouth import skin_colour, teeth_pixels
+
+    engine = RefineEngine(subject)
+    assert engine.keeps_own_teeth
+    for jaw in (0.3, 0.6):
+        values = channel_values(jaw_open=jaw)
+        warped = engine.warp.render_with_fields(values, keep_fields=False)
+        warp, refined = warped.frame.copy(), engine.render(values)
+        lips = warped.target_landmarks[list(lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER), :2]
+        (x0, y0), (x1, y1) = np.floor(lips.min(axis=0)).astype(int), np.ceil(lips.max(axis=0)).astype(int)
+        mouth = (slice(y0, y1), slice(x0, x1))
+        teeth = teeth_pixels(warp[mouth], skin_colour(subject.image, subject.landmarks))
+        darker = (warp[mouth][teeth].astype(float) - refined[mouth][teeth]) @ np.array([0.299, 0.587, 0.114])
+        assert teeth.sum() > 200 and np.percentile(darker, 90) < 3
+        assert np.abs(refined[mouth].astype(int) - warp[mouth])[~teeth].max() > 20  # the cavity is redrawn
+
+
 def test_a_bank_drawn_by_two_processes_is_the_bank_one_process_draws(dataset, tmp_path):
     from enliven.neural.region_data import BANK_CHUNK, BankConfig, build_bank, load_bank
 

@@ -77,6 +77,72 @@ def test_lips_open_in_the_photo_close_over_the_teeth(animator, subject):
     assert white(subject.image[rows, cols]) > 50 and white(frame[rows, cols]) < 0.3 * white(subject.image[rows, cols])
 
 
+def upper_teeth_kept(photo: np.ndarray, photo_points: np.ndarray, frame: np.ndarray, frame_points: np.ndarray) -> float:
+    """Of the white (bright, uncoloured) pixels between the photo's inner lips in the middle of the mouth, the
+    share that the frame still shows right under its upper inner lip (as far down as the photo's lips were
+    apart): the upper teeth, which belong to the skull, stay with the upper lip when the jaw opens."""
+    def white(rgb: np.ndarray) -> np.ndarray:
+        return (rgb @ np.array([0.299, 0.587, 0.114]) > 170) & (np.ptp(rgb.astype(int), axis=-1) < 40)
+
+    def rows(points: np.ndarray, ids, columns: np.ndarray) -> np.ndarray:
+        contour = points[list(ids), :2]
+        order = np.argsort(contour[:, 0])
+        return np.interp(columns, contour[order, 0], contour[order, 1])
+
+    middle = photo_points[list(lm.LIPS_UPPER_INNER[3:-3]), 0]
+    columns = np.arange(int(np.ceil(middle.min())), int(middle.max()) + 1)
+    photo_top, photo_bottom = rows(photo_points, lm.LIPS_UPPER_INNER, columns), rows(photo_points, lm.LIPS_LOWER_INNER, columns)
+    frame_top = rows(frame_points, lm.LIPS_UPPER_INNER, columns)
+    shown = kept = 0
+    for x, top, bottom, moved_top in zip(columns, photo_top, photo_bottom, frame_top):
+        shown += int(white(photo[int(np.ceil(top)):int(bottom) + 1, x]).sum())
+        kept += int(white(frame[int(np.ceil(moved_top)):int(moved_top + bottom - top) + 1, x]).sum())
+    return kept / max(shown, 1)
+
+
+def test_talking_from_a_smile_keeps_the_upper_teeth_whole(animator, subject):
+    """The astronaut smiles with her upper teeth showing down to her lower lip. Opening her jaw moves them
+    with her upper lip, whole, and the cavity opens below them (splitting her mouth halfway cut her teeth in
+    two: a sliver under the upper lip, the rest carried down by the lower one; 0.29 of them kept, now 0.91)."""
+    for jaw in (0.5, 1.0):
+        opened = animator.engine.render_with_fields(channel_values(jaw_open=jaw), keep_fields=False)
+        assert upper_teeth_kept(subject.image, subject.landmarks, opened.frame, opened.target_landmarks) > 0.8
+
+
+def test_a_mouth_splits_where_it_shows_no_teeth(subject):
+    """The interior splits into its upper and lower halves below upper teeth, above lower teeth that show
+    alone, and halfway where no teeth show (fractions from the upper inner lip to the lower)."""
+    from enliven.engines.mouth import interior_split
+
+    photo, points = subject.image, subject.landmarks
+    assert interior_split(photo, points, 0.3)[3:6].min() > 0.85  # in the middle her upper teeth reach her lower lip
+    opening = af.polygon_mask(photo.shape, points[list(lm.inner_lip_polygon()), :2])
+    no_teeth = photo.copy()
+    no_teeth[opening] = (60, 30, 30)
+    assert np.allclose(interior_split(no_teeth, points, 0.3), 0.5)
+    lower_teeth = no_teeth.copy()
+    ys = np.nonzero(opening)[0]
+    lower_teeth[opening & (np.arange(photo.shape[0])[:, None] > np.median(ys))] = (236, 232, 222)
+    assert interior_split(lower_teeth, points, 0.3)[2:-2].max() < 0.4
+
+
+def test_a_clenched_grin_splits_along_its_bite(wide_open_mouth):
+    """Teeth from lip to lip, taller than upper teeth show, are both rows meeting: the split follows the bite,
+    the (here only a little) darker line between them, so the lower row goes down with the jaw."""
+    from enliven.engines.mouth import interior_split
+
+    photo, points = wide_open_mouth.subject.image, wide_open_mouth.subject.landmarks
+    opening = af.polygon_mask(photo.shape, points[list(lm.inner_lip_polygon()), :2])
+    rows = np.nonzero(opening)[0]
+    bite = rows.min() + 0.6 * (rows.max() - rows.min())
+    grin = photo.copy()
+    grin[opening] = (236, 232, 222)
+    grin[opening & (np.abs(np.arange(photo.shape[0]) - bite) < 1.5)[:, None]] = (196, 190, 180)  # still tooth-bright
+    split = interior_split(grin, points, 0.3)
+    upper, lower = points[list(lm.LIPS_UPPER_INNER[1:-1]), 1], points[list(lm.LIPS_LOWER_INNER[1:-1]), 1]
+    assert np.abs(upper + split * (lower - upper) - bite)[3:6].max() < 2.0
+
+
 def test_sealed_lips_meet_in_a_smooth_line(animator, wide_open_mouth):
     """The rims of a photo's open lips hold teeth and cavity; sealed, they met in a pale, ragged seam with dark
     flecks (luma steps of 9.8 along it on the astronaut's smile, 11.5 on the wide-open mouth). The line
@@ -125,7 +191,9 @@ def test_sealing_repaints_the_teeth_a_lower_lips_rim_holds(wide_open_mouth):
     width = float(np.linalg.norm(points[lm.MOUTH_LEFT_CORNER, :2] - points[lm.MOUTH_RIGHT_CORNER, :2]))
     frame = sealed.frame.copy()
     strip = np.zeros(frame.shape[:2], np.uint8)
-    middle = lower[3:-3]  # between the inner corners
+    # Under whichever inner lip lies lower (sealed lips press a little past each other), between the inner corners
+    upper = points[list(lm.LIPS_UPPER_INNER), :2]
+    middle = np.where((upper[:, 1] > lower[:, 1])[:, None], upper, lower)[3:-3]
     # below the band the seal always repaints (SEAL_MARGIN, 0.02 mouth widths), within the rims' reach
     polygon = np.concatenate([middle + (0, 0.03 * width), middle[::-1] + (0, (0.015 + engine.seal_rims) * width)])
     cv2.fillPoly(strip, [np.round(polygon).astype(np.int32)], 1)

@@ -1,11 +1,12 @@
 """The mouth interior for the warp engine (pure numpy/OpenCV, no I/O).
 
 What a photo's mouth shows decides how its interior moves:
-- closed, or showing teeth: the interior splits along the line between the
-  lips (upper teeth with the upper lip, lower teeth with the jaw) and the gap
-  that opens between the halves is painted as a cavity (`paint_cavity`): a
-  dark throat, the tongue's back and, where the photo showed no teeth, a row
-  of upper teeth;
+- closed, or showing teeth: the interior splits in two where it shows no
+  teeth (`interior_split`: below a smile's upper teeth, which stay with the
+  upper lip; above lower teeth, which go with the jaw; halfway in a mouth
+  that shows none), and the gap that opens between the halves is painted as
+  a cavity (`paint_cavity`): a dark throat, the tongue's back and, where the
+  photo showed no teeth, a row of upper teeth;
 - wide open with few teeth showing (tongue and throat): the interior
   stretches with the lips, since a painted band would cut the tongue in two
   (`interior_stretches`), and teeth, where they show, would smear if stretched.
@@ -26,7 +27,13 @@ from .warp_math import polygon_mask, smooth_curve
 CLOSED_MOUTH = 0.12  # photo's mouth openness below which the painted cavity gets painted teeth
 WIDE_OPEN_MOUTH = 0.3  # photo's mouth openness from which its own interior stretches instead of splitting ...
 TEETH_SHARE = 0.25  # ... unless at least this share of the opening is teeth (they move with the lips, not stretch)
+TEETH_BRIGHTNESS = 0.75  # a photo's teeth are brighter than this share of its skin's luma ...
+TEETH_SATURATION = 0.3  # ... and less coloured than this (palette.saturation)
 INTERIOR_ROWS = (0.25, 0.5, 0.75)  # rows of a stretching interior's points, from the upper lip (0) to the lower (1)
+SPLIT_SAMPLES = 24  # samples from the upper lip to the lower where a splitting interior is read (interior_split)
+UPPER_TEETH_REACH = 0.35  # teeth that start this near the upper lip (share of the gap) are upper teeth ...
+UPPER_TEETH_HEIGHT = 0.17  # ... and show at most this tall (mouth widths; smiles on the evaluation photos: 0.07-0.15)
+BITE_FROM = 0.07  # a taller run holds lower teeth too: the bite is looked for this far (mouth widths) below its top
 # The painted cavity and tongue, in the lips' own colour (the photo's lower lip), as real open mouths show
 # them, read on the training clips (1,163 frames of 45 people with the lips over 0.2 mouth widths apart; the
 # interior against the lower lip's median colour, median by person): in a wide opening the cavity below the
@@ -86,10 +93,22 @@ def interior_stretches(image: np.ndarray, landmarks: np.ndarray) -> bool:
     """Whether the photo's mouth is wide open with few teeth showing (its interior stretches)."""
     if lm.mouth_openness(landmarks) < WIDE_OPEN_MOUTH:
         return False
+    return teeth_share(image, landmarks[list(lm.inner_lip_polygon()), :2], skin_colour(image, landmarks)) < TEETH_SHARE
+
+
+def skin_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """(3,) float32: the photo's skin, the median of its mid-cheek points."""
     cheeks = np.round(landmarks[list(lm.CHEEKS), :2]).astype(int)
     cheeks = np.clip(cheeks, 0, (image.shape[1] - 1, image.shape[0] - 1))
-    skin = np.median(image[cheeks[:, 1], cheeks[:, 0]].astype(np.float32), axis=0)
-    return teeth_share(image, landmarks[list(lm.inner_lip_polygon()), :2], skin) < TEETH_SHARE
+    return np.median(image[cheeks[:, 1], cheeks[:, 0]].astype(np.float32), axis=0)
+
+
+def teeth_pixels(pixels: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """Which RGB pixels ((..., 3) -> (...) bool) look like teeth: bright (over TEETH_BRIGHTNESS of the skin's
+    luma, `skin` an RGB colour) and nearly uncoloured."""
+    pixels = np.asarray(pixels, np.float32)
+    return ((pixels @ LUMA > TEETH_BRIGHTNESS * float(np.asarray(skin, np.float32) @ LUMA))
+            & (saturation(pixels) < TEETH_SATURATION))
 
 
 def lip_edge_offsets(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -156,21 +175,95 @@ def lip_edge_offsets(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return offsets
 
 
+def interior_split(image: np.ndarray, landmarks: np.ndarray, margin: float) -> np.ndarray:
+    """Where a photo's open mouth splits into the half that follows the upper lip and the half that follows the
+    jaw: per column of the inner lips (LIPS_UPPER_INNER[1:-1] against LIPS_LOWER_INNER[1:-1]), a fraction of
+    the way from the upper lip (0) to the lower (1).
+
+    Upper teeth belong to the skull and lower teeth to the jaw, so the split goes where no teeth are: below
+    the upper teeth, in the dark gap between two rows, or above lower teeth that show alone. Halfway, as before,
+    cut the teeth of a smile in two: talking opened a dark slot through the middle of the astronaut's upper
+    teeth, a sliver of them left under the upper lip and the rest carried down by the lower one. A column is
+    read along the line between its two lip points (`teeth_pixels`);
+    where the upper teeth reach the lower lip, the split is at the lower lip. Columns that show no teeth take
+    the nearest column's split; a mouth that shows none splits halfway. `margin` (pixels) keeps the split that
+    far inside the lips, where the two halves' rows of points are placed either side of it.
+    """
+    points = landmarks[:, :2].astype(np.float64)
+    upper = points[list(lm.LIPS_UPPER_INNER[1:-1])]
+    lower = points[list(lm.LIPS_LOWER_INNER[1:-1])]
+    gaps = np.linalg.norm(lower - upper, axis=1)
+    split = np.full(len(upper), 0.5)
+    along = (np.arange(SPLIT_SAMPLES) + 0.5) / SPLIT_SAMPLES
+    line = (upper[:, None] + along[None, :, None] * (lower - upper)[:, None]).astype(np.float32)
+    height, width = image.shape[:2]
+    x0, y0 = np.clip(np.floor(line.reshape(-1, 2).min(axis=0)).astype(int) - 3, 0, (width, height))
+    x1, y1 = np.clip(np.ceil(line.reshape(-1, 2).max(axis=0)).astype(int) + 4, 0, (width, height))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return split
+    window = cv2.GaussianBlur(image[y0:y1, x0:x1].astype(np.float32), (0, 0), 0.7)  # grain is no tooth
+    line -= (x0, y0)
+    colours = cv2.remap(window, line[..., 0], line[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    luma = colours @ LUMA
+    teeth = teeth_pixels(colours, skin_colour(image, landmarks))
+    mouth_width = float(np.linalg.norm(points[lm.MOUTH_LEFT_CORNER] - points[lm.MOUTH_RIGHT_CORNER]))
+    usable = (gaps >= 2 * margin + 1) & teeth.any(axis=1)
+    if not usable.any():
+        return split
+    first = teeth.argmax(axis=1)  # each column's first tooth sample from the upper lip
+    # Upper or lower teeth, decided once for the mouth by its widest columns: toward the corners a smile's
+    # upper teeth recede and start further from the lip (read column by column, some of
+    # 2008_002506's upper teeth passed for lower ones, and the split zigzagged through them).
+    widest = np.argsort(np.where(usable, gaps, -1.0))[-3:]
+    widest = widest[usable[widest]]
+    upper_teeth = float(np.median(along[first[widest]])) <= UPPER_TEETH_REACH
+    for column in np.flatnonzero(usable):
+        row, start_at = teeth[column], int(first[column])
+        if upper_teeth:  # split where they end
+            # (A tooth's edge or the line between two teeth can read dark for a sample: the teeth end at the first
+            # toothless run of two samples, or at the lower lip.)
+            gaps_in_teeth = [start for start, stop in _runs(~row[start_at:])
+                             if stop - start >= 2 or start_at + stop == len(row)]
+            teeth_end = start_at + gaps_in_teeth[0] if gaps_in_teeth else len(row)
+            split[column] = teeth_end / SPLIT_SAMPLES
+            if (teeth_end - start_at) / SPLIT_SAMPLES * gaps[column] > UPPER_TEETH_HEIGHT * mouth_width:
+                # Taller than upper teeth show: the lower teeth meet them (a clenched grin, 2008_002506 #2).
+                # The split follows the bite, the darkest sample below the shortest upper teeth.
+                first_bite = start_at + int(np.ceil(BITE_FROM * mouth_width / gaps[column] * SPLIT_SAMPLES))
+                if first_bite < teeth_end:
+                    split[column] = along[first_bite + int(np.argmin(luma[column, first_bite:teeth_end]))]
+        else:  # lower teeth alone: split in the middle of the toothless run above them
+            split[column] = along[max(start_at - 1, 0) // 2]
+        inside = (margin + 0.25) / gaps[column]
+        split[column] = float(np.clip(split[column], inside, 1.0 - inside))
+    known = np.flatnonzero(usable)
+    nearest = known[np.abs(np.arange(len(upper))[:, None] - known[None, :]).argmin(axis=1)]
+    split = split[nearest]
+    # A column read a tooth's edge or a highlight where its neighbours did not: the median of three, so the
+    # split runs along the mouth without a zigzag.
+    padded = np.concatenate([split[:1], split, split[-1:]])
+    return np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of each run of True in a 1-D boolean array."""
+    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+
+
 def teeth_share(image: np.ndarray, mouth_opening: np.ndarray, skin: np.ndarray) -> float:
     """The share of the pixels inside `mouth_opening` ((N, 2) image pixels, the inner-lip polygon) that look
-    like teeth: bright (over 3/4 of the skin's luma, `skin` an RGB colour) and nearly uncoloured. 0 for a
-    mouth too small to hold a pixel."""
+    like teeth (`teeth_pixels`; `skin` an RGB colour). 0 for a mouth too small to hold a pixel."""
     x0, y0 = np.maximum(np.floor(mouth_opening.min(axis=0)).astype(int), 0)
     x1, y1 = np.ceil(mouth_opening.max(axis=0)).astype(int) + 1
     patch = image[y0:y1, x0:x1]
     if patch.size == 0:
         return 0.0
     inside = polygon_mask(patch.shape[:2], [mouth_opening - (x0, y0)]) > 0
-    pixels = patch[inside].astype(np.float32)
+    pixels = patch[inside]
     if len(pixels) == 0:
         return 0.0
-    skin_luma = float(np.asarray(skin, np.float32) @ LUMA)
-    return float(np.mean((pixels @ LUMA > 0.75 * skin_luma) & (saturation(pixels) < 0.3)))
+    return float(np.mean(teeth_pixels(pixels, skin)))
 
 
 def teeth_colour(sclera_colours: list[np.ndarray]) -> np.ndarray:

@@ -25,15 +25,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .. import landmarks as lm
 from ..analysis import Subject
 from ..errors import CheckpointError
 from .crops import crop_inputs
+from .mouth import skin_colour, teeth_pixels, teeth_share
 from .regions import RegionInputs, patch_transform, region_inputs, region_shape, source_region
 from .warp import MOVING_EPSILON, WarpEngine
 
 FEATHER = 0.06  # the head correction fades to nothing over this fraction of the head region at its border
 DEFAULT_REGIONS = Path(__file__).resolve().parent.parent / "assets" / "regions" / "regions.pt"
 REGION_STILL = 0.25  # patch pixels: a region whose shape changed less than this is left as the warp made it
+OWN_TEETH = 0.1  # a photo whose mouth opening is at least this share teeth keeps them from the mouth network ...
+OWN_TEETH_EDGE = 0.01  # ... and a margin this wide around them (patch sides, sigma)
 
 
 def feather_weights(width: int, height: int, fraction: float = FEATHER) -> np.ndarray:
@@ -90,6 +94,12 @@ class RefineEngine:
                 regions_checkpoint = Path(checkpoint)
         self.regions = shared_corrector(regions_checkpoint, device=device)
         self.sources = {spec.name: source_region(spec, subject.image, subject.landmarks) for spec in self.regions.specs}
+        # A photo that shows its own teeth: the mouth network leaves the teeth the warp moved as they are. It
+        # learned on closed-mouthed photos whose teeth the warp painted, and greys any teeth it is given,
+        # darkening the lines between them into a grille (the astronaut talking: her whole upper row).
+        self.skin = skin_colour(subject.image, subject.landmarks)
+        self.keeps_own_teeth = (not self.warp.paints_teeth and teeth_share(
+            subject.image, subject.landmarks[list(lm.inner_lip_polygon()), :2], self.skin) >= OWN_TEETH)
         self.source_shapes = {spec.name: region_shape(subject.landmarks, patch_transform(subject.landmarks, spec), spec)
                               for spec in self.regions.specs}
 
@@ -112,9 +122,18 @@ class RefineEngine:
         if self.regions is not None:
             moved = self.moved_regions(frame, warped.target_landmarks)
             if moved:
+                weights = [self.own_teeth_kept(inputs) if inputs.spec.kind == "mouth" and self.keeps_own_teeth else None
+                           for inputs in moved]
                 # Only inside the head region: the warp engine reuses frame buffers, restoring that region alone.
-                self.regions.correct(frame, moved, self.warp.region, self.warp.palette)
+                self.regions.correct(frame, moved, self.warp.region, self.warp.palette, weights)
         return warped
+
+    def own_teeth_kept(self, inputs: RegionInputs) -> np.ndarray:
+        """(S, S) float32 weight of the mouth's correction: 0 on the teeth the warp moved (and a pixel or so
+        around them, where their edges blend into the lips and cavity), 1 elsewhere."""
+        teeth = teeth_pixels(inputs.warped, self.skin).astype(np.float32)
+        around = cv2.GaussianBlur(teeth, (0, 0), OWN_TEETH_EDGE * inputs.spec.side)
+        return 1.0 - np.clip(2.0 * np.maximum(around, teeth), 0.0, 1.0)
 
     def moved_regions(self, frame: np.ndarray, target_landmarks: np.ndarray) -> list[RegionInputs]:
         """The inputs of every region whose shape the rig changed: lids, iris or lips moved within the region.

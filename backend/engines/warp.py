@@ -46,7 +46,7 @@ from ..rig import SEAL_PRESS, Rig
 from ..shared.channels import CHANNEL_INDEX
 from .eyes import IRIS_DISC, IRIS_FILL, IRIS_STILL, Eyeball, build_eyeball, eyeball_turn, grow_opening
 from .frame_buffers import FrameBuffers
-from .mouth import (CLOSED_MOUTH, INTERIOR_ROWS, interior_stretches, lip_edge_offsets, paint_cavity, seal_lips,
+from .mouth import (CLOSED_MOUTH, INTERIOR_ROWS, interior_split, interior_stretches, lip_edge_offsets, paint_cavity, seal_lips,
                     seal_strength, teeth_colour)
 from .palette import LUMA, palette_of
 from .warp_math import (background_plate, blend_over_background, border_ramp, closed_lash_line, closed_lid,
@@ -221,9 +221,13 @@ class WarpEngine:
         if self.mouth_stretches:
             rows = [(camera[upper] + t * (camera[lower] - camera[upper]), t, t) for t in INTERIOR_ROWS]
         else:
-            middle = 0.5 * (camera[upper] + camera[lower])
-            split = np.array([0.0, 0.3 / self.scale, 0.0])
-            rows = [(middle + split, 0.0, 0.5), (middle - split, 1.0, 0.5)]
+            # The halves part where the photo shows no teeth (below the upper teeth of a smile), each row of
+            # points a third of a working pixel from that line.
+            margin = 0.3 / self.scale
+            at = interior_split(self.subject.image, self.subject.landmarks, margin)
+            middle = camera[upper] + at[:, None] * (camera[lower] - camera[upper])
+            split = np.array([0.0, margin, 0.0])
+            rows = [(middle + split, 0.0, at), (middle - split, 1.0, at)]
         first_mouth = sum(map(len, extra))
         for points, towards_lower, position in rows:
             extra.append(points)

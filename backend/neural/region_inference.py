@@ -72,12 +72,16 @@ class RegionCorrector:
                                          initargs=(1,))
 
     def correct(self, frame: np.ndarray, regions: list[RegionInputs],
-                limit: tuple[int, int, int, int] | None = None, palette: Palette | None = None) -> None:
+                limit: tuple[int, int, int, int] | None = None, palette: Palette | None = None,
+                weights: list[np.ndarray | None] | None = None) -> None:
         """Correct `frame` (uint8, in place) in each region, inside the box `limit`; regions of one kind run as
         one batch. With the photo's `palette`, corrections take its colours (grey in a black-and-white photo:
-        the model learned on colour footage)."""
+        the model learned on colour footage). `weights`, one per region (None: all of it), scales a region's
+        correction pixel by pixel ((S, S) in its patch)."""
+        weights = weights if weights is not None else [None] * len(regions)
         batches = [(kind, [inputs for inputs in regions if inputs.spec.kind == kind]) for kind in self.generators]
         batches = [(kind, batch) for kind, batch in batches if batch]
+        weight_of = {id(inputs): weight for inputs, weight in zip(regions, weights)}
         if self.device.type == "cpu":
             corrections = self._generate_on_cpu(batches)
         else:
@@ -86,6 +90,9 @@ class RegionCorrector:
             if palette is not None:
                 batch_corrections = palette.paint(batch_corrections)
             for inputs, correction in zip(batch, batch_corrections):
+                weight = weight_of[id(inputs)]
+                if weight is not None:
+                    correction = correction * weight[..., None]
                 paste_correction(frame, np.ascontiguousarray(correction), inputs.transform, limit)
 
     def _generate_on_cpu(self, batches: list[tuple[str, list[RegionInputs]]]) -> list[np.ndarray]:
