@@ -180,14 +180,14 @@ def interior_split(image: np.ndarray, landmarks: np.ndarray, margin: float) -> n
     jaw: per column of the inner lips (LIPS_UPPER_INNER[1:-1] against LIPS_LOWER_INNER[1:-1]), a fraction of
     the way from the upper lip (0) to the lower (1).
 
-    Upper teeth belong to the skull and lower teeth to the jaw, so the split goes where no teeth are: below
-    the upper teeth, in the dark gap between two rows, or above lower teeth that show alone. Halfway, as before,
-    cut the teeth of a smile in two: talking opened a dark slot through the middle of the astronaut's upper
-    teeth, a sliver of them left under the upper lip and the rest carried down by the lower one. A column is
-    read along the line between its two lip points (`teeth_pixels`);
-    where the upper teeth reach the lower lip, the split is at the lower lip. Columns that show no teeth take
-    the nearest column's split; a mouth that shows none splits halfway. `margin` (pixels) keeps the split that
-    far inside the lips, where the two halves' rows of points are placed either side of it.
+    Upper teeth belong to the skull and lower teeth to the jaw, so the split goes where the upper teeth end
+    (at the lower lip where they reach it), along the bite where lower teeth meet them, or above lower teeth
+    that show alone. Halfway, as before, cut the teeth of a smile in two: talking opened a dark slot through
+    the middle of the astronaut's upper teeth, a sliver of them left under the upper lip and the rest carried
+    down by the lower one. Each column is read along the line between its two lip points (`teeth_pixels`).
+    Columns that show no teeth take the nearest column's split; a mouth that shows none splits halfway.
+    `margin` (pixels) keeps the split that far inside the lips, where the two halves' rows of points are
+    placed either side of it.
     """
     points = landmarks[:, :2].astype(np.float64)
     upper = points[list(lm.LIPS_UPPER_INNER[1:-1])]
