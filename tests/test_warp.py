@@ -120,6 +120,10 @@ def test_a_mouth_splits_where_it_shows_no_teeth(subject):
     no_teeth = photo.copy()
     no_teeth[opening] = (60, 30, 30)
     assert np.allclose(interior_split(no_teeth, points, 0.3), 0.5)
+    glint = no_teeth.copy()  # a highlight on a tongue is no tooth
+    y, x = np.round(points[list(lm.LIPS_UPPER_INNER[5:6]) + list(lm.LIPS_LOWER_INNER[5:6]), :2].mean(axis=0)).astype(int)
+    glint[y:y + 2, x:x + 2] = (236, 232, 222)
+    assert np.allclose(interior_split(glint, points, 0.3), 0.5)
     lower_teeth = no_teeth.copy()
     ys = np.nonzero(opening)[0]
     lower_teeth[opening & (np.arange(photo.shape[0])[:, None] > np.median(ys))] = (236, 232, 222)

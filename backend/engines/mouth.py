@@ -192,7 +192,7 @@ def interior_split(image: np.ndarray, landmarks: np.ndarray, margin: float) -> n
     points = landmarks[:, :2].astype(np.float64)
     upper = points[list(lm.LIPS_UPPER_INNER[1:-1])]
     lower = points[list(lm.LIPS_LOWER_INNER[1:-1])]
-    gaps = np.linalg.norm(lower - upper, axis=1)
+    lip_gaps = np.linalg.norm(lower - upper, axis=1)
     split = np.full(len(upper), 0.5)
     along = (np.arange(SPLIT_SAMPLES) + 0.5) / SPLIT_SAMPLES
     line = (upper[:, None] + along[None, :, None] * (lower - upper)[:, None]).astype(np.float32)
@@ -207,14 +207,18 @@ def interior_split(image: np.ndarray, landmarks: np.ndarray, margin: float) -> n
     luma = colours @ LUMA
     teeth = teeth_pixels(colours, skin_colour(image, landmarks))
     mouth_width = float(np.linalg.norm(points[lm.MOUTH_LEFT_CORNER] - points[lm.MOUTH_RIGHT_CORNER]))
-    usable = (gaps >= 2 * margin + 1) & teeth.any(axis=1)
-    if not usable.any():
+    # Teeth are two samples running: one bright sample is a glint on a tongue or a lip.
+    beside = np.pad(teeth, ((0, 0), (1, 1)))
+    teeth = teeth & (beside[:, :-2] | beside[:, 2:])
+    roomy = lip_gaps >= 2 * margin + 1
+    usable = roomy & teeth.any(axis=1)
+    if usable.sum() < 2:  # (a mouth that shows teeth shows them in more than one column)
         return split
     first = teeth.argmax(axis=1)  # each column's first tooth sample from the upper lip
     # Upper or lower teeth, decided once for the mouth by its widest columns: toward the corners a smile's
     # upper teeth recede and start further from the lip (read column by column, some of
     # 2008_002506's upper teeth passed for lower ones, and the split zigzagged through them).
-    widest = np.argsort(np.where(usable, gaps, -1.0))[-3:]
+    widest = np.argsort(np.where(usable, lip_gaps, -1.0))[-3:]
     widest = widest[usable[widest]]
     upper_teeth = float(np.median(along[first[widest]])) <= UPPER_TEETH_REACH
     for column in np.flatnonzero(usable):
@@ -226,23 +230,25 @@ def interior_split(image: np.ndarray, landmarks: np.ndarray, margin: float) -> n
                              if stop - start >= 2 or start_at + stop == len(row)]
             teeth_end = start_at + gaps_in_teeth[0] if gaps_in_teeth else len(row)
             split[column] = teeth_end / SPLIT_SAMPLES
-            if (teeth_end - start_at) / SPLIT_SAMPLES * gaps[column] > UPPER_TEETH_HEIGHT * mouth_width:
+            if (teeth_end - start_at) / SPLIT_SAMPLES * lip_gaps[column] > UPPER_TEETH_HEIGHT * mouth_width:
                 # Taller than upper teeth show: the lower teeth meet them (a clenched grin, 2008_002506 #2).
                 # The split follows the bite, the darkest sample below the shortest upper teeth.
-                first_bite = start_at + int(np.ceil(BITE_FROM * mouth_width / gaps[column] * SPLIT_SAMPLES))
+                first_bite = start_at + int(np.ceil(BITE_FROM * mouth_width / lip_gaps[column] * SPLIT_SAMPLES))
                 if first_bite < teeth_end:
                     split[column] = along[first_bite + int(np.argmin(luma[column, first_bite:teeth_end]))]
         else:  # lower teeth alone: split in the middle of the toothless run above them
             split[column] = along[max(start_at - 1, 0) // 2]
-        inside = (margin + 0.25) / gaps[column]
-        split[column] = float(np.clip(split[column], inside, 1.0 - inside))
     known = np.flatnonzero(usable)
     nearest = known[np.abs(np.arange(len(upper))[:, None] - known[None, :]).argmin(axis=1)]
     split = split[nearest]
     # A column read a tooth's edge or a highlight where its neighbours did not: the median of three, so the
     # split runs along the mouth without a zigzag.
     padded = np.concatenate([split[:1], split, split[-1:]])
-    return np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+    split = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+    # Each column's split inside its own lips (a narrow corner takes a wide column's split); halfway where
+    # there is no room for two rows of points.
+    inside = (margin + 0.25) / np.maximum(lip_gaps, 1e-6)
+    return np.where(roomy, np.clip(split, inside, 1.0 - inside), 0.5)
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:

@@ -130,8 +130,11 @@ class RefineEngine:
 
     def own_teeth_kept(self, inputs: RegionInputs) -> np.ndarray:
         """(S, S) float32 weight of the mouth's correction: 0 on the teeth the warp moved (and a pixel or so
-        around them, where their edges blend into the lips and cavity), 1 elsewhere."""
-        teeth = teeth_pixels(inputs.warped, self.skin).astype(np.float32)
+        around them, where their edges blend into the lips and cavity), 1 elsewhere. Teeth are looked for
+        between the lips only: pale skin passes for teeth by colour (the astronaut's cheeks did, and the
+        network's work on her lips was lost with them)."""
+        opening = inputs.target_shape[..., 0] > 0.5  # (shape_raster: the opening between the inner lips)
+        teeth = (teeth_pixels(inputs.warped, self.skin) & opening).astype(np.float32)
         around = cv2.GaussianBlur(teeth, (0, 0), OWN_TEETH_EDGE * inputs.spec.side)
         return 1.0 - np.clip(2.0 * np.maximum(around, teeth), 0.0, 1.0)
 

@@ -226,8 +226,8 @@ class WarpEngine:
             margin = 0.3 / self.scale
             at = interior_split(self.subject.image, self.subject.landmarks, margin)
             middle = camera[upper] + at[:, None] * (camera[lower] - camera[upper])
-            split = np.array([0.0, margin, 0.0])
-            rows = [(middle + split, 0.0, at), (middle - split, 1.0, at)]
+            offset = np.array([0.0, margin, 0.0])  # (camera y is up)
+            rows = [(middle + offset, 0.0, at), (middle - offset, 1.0, at)]
         first_mouth = sum(map(len, extra))
         for points, towards_lower, position in rows:
             extra.append(points)

@@ -79,6 +79,8 @@ class RegionCorrector:
         the model learned on colour footage). `weights`, one per region (None: all of it), scales a region's
         correction pixel by pixel ((S, S) in its patch)."""
         weights = weights if weights is not None else [None] * len(regions)
+        if len(weights) != len(regions):
+            raise ValueError(f"{len(weights)} weights for {len(regions)} regions")
         batches = [(kind, [inputs for inputs in regions if inputs.spec.kind == kind]) for kind in self.generators]
         batches = [(kind, batch) for kind, batch in batches if batch]
         weight_of = {id(inputs): weight for inputs, weight in zip(regions, weights)}
