@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import landmarks as lm
 from .palette import LUMA, Palette, saturation
-from .warp_math import polygon_mask, smooth_curve
+from .warp_math import polygon_mask, sample_at, smooth_curve
 
 CLOSED_MOUTH = 0.12  # photo's mouth openness below which the painted cavity gets painted teeth
 WIDE_OPEN_MOUTH = 0.3  # photo's mouth openness from which its own interior stretches instead of splitting ...
@@ -199,15 +199,14 @@ def interior_split(image: np.ndarray, landmarks: np.ndarray, margin: float) -> n
     lip_gaps = np.linalg.norm(lower - upper, axis=1)
     split = np.full(len(upper), 0.5)
     along = (np.arange(SPLIT_SAMPLES) + 0.5) / SPLIT_SAMPLES
-    line = (upper[:, None] + along[None, :, None] * (lower - upper)[:, None]).astype(np.float32)
+    line = (upper[:, None] + along[None, :, None] * (lower - upper)[:, None]).reshape(-1, 2)
     height, width = image.shape[:2]
-    x0, y0 = np.clip(np.floor(line.reshape(-1, 2).min(axis=0)).astype(int) - 3, 0, (width, height))
-    x1, y1 = np.clip(np.ceil(line.reshape(-1, 2).max(axis=0)).astype(int) + 4, 0, (width, height))
+    x0, y0 = np.clip(np.floor(line.min(axis=0)).astype(int) - 3, 0, (width, height))
+    x1, y1 = np.clip(np.ceil(line.max(axis=0)).astype(int) + 4, 0, (width, height))
     if x1 - x0 < 2 or y1 - y0 < 2:
         return split
     window = cv2.GaussianBlur(image[y0:y1, x0:x1].astype(np.float32), (0, 0), 0.7)  # grain is no tooth
-    line -= (x0, y0)
-    colours = cv2.remap(window, line[..., 0], line[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    colours = sample_at(window, line[:, 0] - x0, line[:, 1] - y0).reshape(len(upper), SPLIT_SAMPLES, 3)
     luma = colours @ LUMA
     teeth = teeth_pixels(colours, skin_colour(image, landmarks))
     mouth_width = float(np.linalg.norm(points[lm.MOUTH_LEFT_CORNER] - points[lm.MOUTH_RIGHT_CORNER]))

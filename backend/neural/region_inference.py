@@ -81,21 +81,20 @@ class RegionCorrector:
         weights = weights if weights is not None else [None] * len(regions)
         if len(weights) != len(regions):
             raise ValueError(f"{len(weights)} weights for {len(regions)} regions")
-        batches = [(kind, [inputs for inputs in regions if inputs.spec.kind == kind]) for kind in self.generators]
-        batches = [(kind, batch) for kind, batch in batches if batch]
-        weight_of = {id(inputs): weight for inputs, weight in zip(regions, weights)}
+        numbers = [(kind, [i for i, inputs in enumerate(regions) if inputs.spec.kind == kind]) for kind in self.generators]
+        numbers = [(kind, batch) for kind, batch in numbers if batch]
+        batches = [(kind, [regions[i] for i in batch]) for kind, batch in numbers]
         if self.device.type == "cpu":
             corrections = self._generate_on_cpu(batches)
         else:
             corrections = [self._generate(kind, batch) for kind, batch in batches]
-        for (_, batch), batch_corrections in zip(batches, corrections):
+        for (_, batch), batch_corrections in zip(numbers, corrections):
             if palette is not None:
                 batch_corrections = palette.paint(batch_corrections)
-            for inputs, correction in zip(batch, batch_corrections):
-                weight = weight_of[id(inputs)]
-                if weight is not None:
-                    correction = correction * weight[..., None]
-                paste_correction(frame, np.ascontiguousarray(correction), inputs.transform, limit)
+            for i, correction in zip(batch, batch_corrections):
+                if weights[i] is not None:
+                    correction = correction * weights[i][..., None]
+                paste_correction(frame, np.ascontiguousarray(correction), regions[i].transform, limit)
 
     def _generate_on_cpu(self, batches: list[tuple[str, list[RegionInputs]]]) -> list[np.ndarray]:
         """Each kind's network on one CPU thread of its own: the eyes' on the worker while the mouth's runs
