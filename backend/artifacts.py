@@ -2,12 +2,15 @@
 
 - tears: a torn silhouette (a stair-step occlusion edge, skin jutting into
   the hair in blocks) adds edges that do not follow the outline.
-  `outline_roughness` is the share of gradient energy along the outline's
-  tangent in a band on the outline (`crossing_share`), divided by the same
-  figure on the source's own outline: 1 is as smooth as the photo. (Tried
-  first and dropped: total variation, which cannot tell a staircase from a
-  smooth edge, its extra steps offset by blockier, wider transitions; and
-  structure-tensor incoherence, which hair texture dominates.)
+  `outline_roughness` is the gradient energy along the outline's tangent in a
+  band on the outline (`energy_along_outline`), divided by the same energy on
+  the source's own outline: 1 is as smooth as the photo. (Tried first and
+  dropped: total variation, which cannot tell a staircase from a smooth edge,
+  its extra steps offset by blockier, wider transitions; structure-tensor
+  incoherence, which hair texture dominates; and until 5 December 2026 the
+  along-share of the band's energy, whose denominator collapsed wherever the
+  frame drew the skin's edge a little off the rig's outline, as under hair on
+  a turned cheek, and read smooth hair as torn.)
 - hair slip: a turning or nodding head must carry the hair beside its face.
   `hair_slip` is the mean colour difference between the frame and the photo
   on a ring just outside the upper face (HAIR_RING times the face oval), each
@@ -56,6 +59,7 @@ EDGE_LEVELS = 12  # ... for pixels of the photo this much darker (luma) than the
 EDGE_SMOOTHING = 1.5  # pixels: both smoothed by a Gaussian this wide first
 EDGE_BACKDROP = (2.0, 4.0)  # the backdrop's own dark blotches are counted this far out (times EDGE_REACH)
 EDGE_LEFT = 2.0  # pixels: a pixel is left behind once the moved person is this much further from it than the photo's
+LASH_REACH = 0.1  # eye widths: lash_line_thickness's dark run lies this near the lid line
 MIN_EYE_PIXELS = 20  # uncovered_white_excess reads an eye showing at least this many pixels
 # Lips that meet squeeze the row of thin triangles between them flat, and some overshoot by a hair: turned
 # over, they keep a few hundredths of their area and draw nothing (the astronaut's own wide-open mouth at twice
@@ -146,27 +150,31 @@ def outline_directions(shape: tuple[int, int], outline: np.ndarray, width: float
     return band > 0, tangent
 
 
-def crossing_share(image: np.ndarray, outline: np.ndarray, width: float) -> float:
-    """Share of the luma's gradient energy in a band along `outline` that runs along the outline.
+def energy_along_outline(image: np.ndarray, outline: np.ndarray, width: float) -> float:
+    """The luma's gradient energy running along `outline` (squared Sobel gradient projected on the outline's
+    tangent), summed over a band `width` pixels wide on it.
 
     A clean silhouette and hair strands lying along it have their gradients
-    across the outline; every riser of a stair-step edge, every side of a
-    tooth of skin jutting into the hair and every speck adds gradient along
-    it.
+    across the outline and add nothing; every riser of a stair-step edge,
+    every side of a tooth of skin jutting into the hair and every speck adds
+    gradient along it.
     """
     band, tangent = outline_directions(image.shape, outline, width)
     grey = luma(image)
     gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
-    along = (gx * tangent[..., 0] + gy * tangent[..., 1]) ** 2
-    total = float((gx * gx + gy * gy)[band].sum())
-    return float(along[band].sum()) / total if total > 0 else 0.0
+    return float(((gx * tangent[..., 0] + gy * tangent[..., 1]) ** 2)[band].sum())
 
 
 def outline_roughness(frame: np.ndarray, frame_outline: np.ndarray, source: np.ndarray, source_outline: np.ndarray,
                       width: float) -> float:
-    """crossing_share along the frame's face outline / the same along the source's (1: as in the photo)."""
-    return crossing_share(frame, frame_outline, width) / max(crossing_share(source, source_outline, width), 1e-6)
+    """energy_along_outline on the frame's face outline / the same on the source's (1: as in the photo).
+
+    Energy, not its share of the band's: a frame whose skin edge sits a few
+    pixels off the rig's outline (hair over a turned cheek) loses the strong
+    edge across the band, and a share would rise with no new edge along it."""
+    return energy_along_outline(frame, frame_outline, width) / max(energy_along_outline(source, source_outline, width),
+                                                                   1e-6)
 
 
 def speck_mask(image: np.ndarray, levels: float = SPECK_LEVELS) -> np.ndarray:
@@ -272,21 +280,39 @@ def travel_ratio(source_centre: np.ndarray, frame_centre: np.ndarray, target_cen
 
 def lash_line_thickness(image: np.ndarray, upper_lid: np.ndarray, darker_by: float = 50.0) -> float:
     """How thick the dark line of a closed eye is, in eye widths: over the middle third of the lid line
-    `upper_lid` ((N, 2) pixels, corner to corner), the median count per column of pixels darker than the
-    surrounding skin (the box's brightest quarter) by more than `darker_by` levels.
+    `upper_lid` ((N, 2) pixels, corner to corner), the median per column of the run of pixels darker than the
+    surrounding skin (the box's brightest quarter) by more than `darker_by` levels that lies on the line (it
+    holds the darkest such pixel within LASH_REACH eye widths of the line, or a pixel of it).
 
     Real closed lashes are a thin, soft line; a painted crescent as thick as
-    a fifth of the eye reads as a drawn-on mark."""
+    a fifth of the eye reads as a drawn-on mark. Only the run on the line
+    counts: a deep-set eye's socket shadow above the lid, lighter skin between,
+    is the photo's, not a line drawn on the lids."""
     line = np.asarray(upper_lid, np.float64)[:, :2]
     width = float(np.linalg.norm(line[0] - line[-1]))
-    x0, x1 = int(line[:, 0].min() + width / 3), int(np.ceil(line[:, 0].max() - width / 3))
+    x0, x1 = int(max(line[:, 0].min() + width / 3, 0)), int(np.ceil(line[:, 0].max() - width / 3))
     y0, y1 = int(max(line[:, 1].min() - width / 4, 0)), int(np.ceil(line[:, 1].max() + width / 4))
-    grey = luma(image[y0:y1, max(x0, 0):x1])
+    grey = luma(image[y0:y1, x0:x1])
     if grey.size == 0 or width <= 0:
         return 0.0
-    skin = np.percentile(grey, 75)
-    return float(np.median((grey < skin - darker_by).sum(axis=0))) / width
-
+    dark = grey < np.percentile(grey, 75) - darker_by
+    order = np.argsort(line[:, 0])
+    line_rows = np.interp(x0 + np.arange(grey.shape[1]), line[order, 0], line[order, 1]) - y0
+    rows = np.arange(grey.shape[0])
+    runs = []
+    for column, line_row in enumerate(line_rows):
+        on_line = dark[:, column] & (np.abs(rows - line_row) <= max(LASH_REACH * width, 1.0))
+        if not on_line.any():
+            runs.append(0)
+            continue
+        seed = rows[on_line][np.argmin(grey[on_line, column])]
+        # The run through the seed: up to the first light pixel on either side.
+        light_above = np.flatnonzero(~dark[:seed, column])
+        light_below = np.flatnonzero(~dark[seed:, column])
+        top = light_above[-1] + 1 if light_above.size else 0
+        bottom = seed + light_below[0] if light_below.size else grey.shape[0]
+        runs.append(bottom - top)
+    return float(np.median(runs)) / width
 
 
 def share_inside(mask: np.ndarray, polygon: np.ndarray) -> float:

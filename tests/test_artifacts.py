@@ -113,6 +113,21 @@ def test_lash_line_thickness_counts_the_dark_rows_across_the_lid():
     assert af.lash_line_thickness(image, lid) == pytest.approx(12 / 60)
 
 
+def test_lash_line_thickness_leaves_out_a_socket_shadow_off_the_line():
+    """A deep-set eye: the brow's shadow lies dark on the upper lid, lighter lid skin between it and the line.
+    Only the line counts; the same shadow running down into the line counts whole, as a crescent would."""
+    image = np.full((60, 100, 3), 200, np.uint8)
+    lid = np.array([[20.0, 30.0], [50.0, 30.0], [80.0, 30.0]])
+    image[29:32] = 40  # the line
+    image[16:24] = 30  # the shadow, 6 rows above it
+    assert af.lash_line_thickness(image, lid) == pytest.approx(3 / 60)
+    image[24:29] = 60
+    assert af.lash_line_thickness(image, lid) == pytest.approx(16 / 60)
+    image[24:29] = 200
+    image[29:32] = 180  # no line at all: the shadow alone reads as none
+    assert af.lash_line_thickness(image, lid) == 0
+
+
 def test_hair_slip_counts_the_ring_on_the_person_not_the_backdrop():
     """The ring beside the upper face moves with the face. On hair it must find the photo's hair again; on the
     backdrop the backdrop stays put, and a busy one (bald_guys' collage tiles) differs there by design."""
