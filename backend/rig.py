@@ -41,6 +41,10 @@ GAZE_Y_TRAVEL = 0.16  # gaze_y 1: the iris moves this share of the eye's width u
 # carried past the corner, where the lids clipped it away and the eye showed no pupil (2007_007763's faces,
 # gaze_x -1). A centred iris has room to spare: about 0.4 eye widths.
 GAZE_CORNER_MARGIN = 0.5
+# ... and at least this many pixels: on an eye a few pixels wide half a radius is under a pixel, within the
+# tracker's reach on its corner, and the iris was carried into the corner's last pixel, where the lids hid more
+# than half of it and its dark dot faded (2007_007763 #2, gaze_x -1: 0.44 of a 2.9 px iris left showing).
+GAZE_CORNER_MARGIN_PX = 1.5
 # The upper lid's share of the iris's vertical travel. Real lids follow closely: looking down, the lid drops
 # with the iris and no white shows above it; looking up, it lifts off the iris a little.
 UPPER_LID_FOLLOWS_GAZE_DOWN = 1.0
@@ -375,7 +379,8 @@ class Rig:
 
     def _keep_irises_inside_corners(self) -> None:
         """Cut each eye's gaze_x travel toward each side so that, in the photo's own pixels, the iris centre
-        stays GAZE_CORNER_MARGIN radii inside that corner (none, for an iris there already)."""
+        stays GAZE_CORNER_MARGIN radii (at least GAZE_CORNER_MARGIN_PX pixels) inside that corner (none, for
+        an iris there already)."""
         row = CHANNEL_INDEX["gaze_x"]
         for iris, side in lm.IRISES:
             upper = lm.eye_lids(side)[0]
@@ -387,7 +392,8 @@ class Rig:
                 if travel == 0:
                     continue
                 corner_x = corners_x.max() if travel > 0 else corners_x.min()
-                room = max(np.sign(travel) * (corner_x - centre[0]) - GAZE_CORNER_MARGIN * radius, 0.0)
+                margin = max(GAZE_CORNER_MARGIN * radius, GAZE_CORNER_MARGIN_PX)
+                room = max(np.sign(travel) * (corner_x - centre[0]) - margin, 0.0)
                 if abs(travel) > room:
                     shapes[row, columns] *= room / abs(travel)
 

@@ -95,6 +95,24 @@ def test_a_gaze_stops_the_iris_short_of_the_eye_s_corner(subject):
     assert free.targets(channel_values(gaze_x=-1))[iris[0], 0] - subject.landmarks[iris[0], 0] < -(1 - GAZE_CORNER_MARGIN) * radius
 
 
+def test_a_small_eye_s_gaze_stops_a_pixel_and_a_half_short_of_its_corner(subject):
+    """On a face a few dozen pixels wide (eyes 7 px, irises 3 px across: 2007_007763) half a radius is under a
+    pixel: the iris went into the corner's last pixel, the lids hid more than half of it and its dark dot faded.
+    There the stop is GAZE_CORNER_MARGIN_PX pixels; a large eye keeps its half radius."""
+    from enliven.rig import GAZE_CORNER_MARGIN, GAZE_CORNER_MARGIN_PX
+    upper = lm.eye_lids("right")[0]
+    iris = list(lm.RIGHT_IRIS)
+    for scale in (0.2, 1.0):
+        points = subject.landmarks * scale  # the same face, as a small one in a larger photo (or as it is)
+        corner = points[[upper[0], upper[-1]], 0].min()
+        radius = lm.iris_circle(points, lm.RIGHT_IRIS)[1]
+        margin = max(GAZE_CORNER_MARGIN * radius, GAZE_CORNER_MARGIN_PX)
+        points[iris, 0] += corner + margin + 0.5 * radius - points[iris[0], 0]  # half a radius short of the stop
+        toward = Rig(points, subject.pose).targets(channel_values(gaze_x=-1))[iris[0], 0]
+        assert toward - corner == pytest.approx(margin, abs=1e-3)
+        assert (margin > 1.2 * GAZE_CORNER_MARGIN * radius) == (scale < 1)  # the floor holds only on the small eye
+
+
 def test_the_upper_lid_follows_a_vertical_gaze(rig, subject):
     """Looking down, the upper lid drops with the iris, so no white shows above it; looking up, it lifts."""
     for value in (1.0, -1.0):
