@@ -59,7 +59,8 @@ EDGE_LEVELS = 12  # ... for pixels of the photo this much darker (luma) than the
 EDGE_SMOOTHING = 1.5  # pixels: both smoothed by a Gaussian this wide first
 EDGE_BACKDROP = (2.0, 4.0)  # the backdrop's own dark blotches are counted this far out (times EDGE_REACH)
 EDGE_LEFT = 2.0  # pixels: a pixel is left behind once the moved person is this much further from it than the photo's
-LASH_REACH = 0.1  # eye widths: lash_line_thickness's dark run lies this near the lid line
+MIN_OUTLINE_ENERGY = 1.0  # squared luma levels a band pixel: under it a photo's outline is flat
+LASH_LINE_REACH = 0.1  # eye widths: lash_line_thickness's dark run lies this near the lid line (at least a pixel)
 MIN_EYE_PIXELS = 20  # uncovered_white_excess reads an eye showing at least this many pixels
 # Lips that meet squeeze the row of thin triangles between them flat, and some overshoot by a hair: turned
 # over, they keep a few hundredths of their area and draw nothing (the astronaut's own wide-open mouth at twice
@@ -152,7 +153,8 @@ def outline_directions(shape: tuple[int, int], outline: np.ndarray, width: float
 
 def energy_along_outline(image: np.ndarray, outline: np.ndarray, width: float) -> float:
     """The luma's gradient energy running along `outline` (squared Sobel gradient projected on the outline's
-    tangent), summed over a band `width` pixels wide on it.
+    tangent), per pixel of a band `width` pixels wide on it (NaN where the band holds no pixel): a mean, so a
+    turned face's shorter outline does not read smoother.
 
     A clean silhouette and hair strands lying along it have their gradients
     across the outline and add nothing; every riser of a stair-step edge,
@@ -160,21 +162,26 @@ def energy_along_outline(image: np.ndarray, outline: np.ndarray, width: float) -
     gradient along it.
     """
     band, tangent = outline_directions(image.shape, outline, width)
+    if not band.any():
+        return float("nan")
     grey = luma(image)
     gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
-    return float(((gx * tangent[..., 0] + gy * tangent[..., 1]) ** 2)[band].sum())
+    return float(((gx * tangent[..., 0] + gy * tangent[..., 1]) ** 2)[band].mean())
 
 
 def outline_roughness(frame: np.ndarray, frame_outline: np.ndarray, source: np.ndarray, source_outline: np.ndarray,
                       width: float) -> float:
-    """energy_along_outline on the frame's face outline / the same on the source's (1: as in the photo).
+    """energy_along_outline on the frame's face outline / the same on the source's (1: as in the photo; NaN
+    where the source's band is flat, under MIN_OUTLINE_ENERGY, or either band is empty).
 
     Energy, not its share of the band's: a frame whose skin edge sits a few
     pixels off the rig's outline (hair over a turned cheek) loses the strong
     edge across the band, and a share would rise with no new edge along it."""
-    return energy_along_outline(frame, frame_outline, width) / max(energy_along_outline(source, source_outline, width),
-                                                                   1e-6)
+    source_energy = energy_along_outline(source, source_outline, width)
+    if not source_energy >= MIN_OUTLINE_ENERGY:  # (NaN too) a flat photo's outline has no roughness to compare
+        return float("nan")
+    return energy_along_outline(frame, frame_outline, width) / source_energy
 
 
 def speck_mask(image: np.ndarray, levels: float = SPECK_LEVELS) -> np.ndarray:
@@ -282,7 +289,7 @@ def lash_line_thickness(image: np.ndarray, upper_lid: np.ndarray, darker_by: flo
     """How thick the dark line of a closed eye is, in eye widths: over the middle third of the lid line
     `upper_lid` ((N, 2) pixels, corner to corner), the median per column of the run of pixels darker than the
     surrounding skin (the box's brightest quarter) by more than `darker_by` levels that lies on the line (it
-    holds the darkest such pixel within LASH_REACH eye widths of the line, or a pixel of it).
+    holds the dark pixel nearest the line, within LASH_LINE_REACH eye widths of it or at least a pixel).
 
     Real closed lashes are a thin, soft line; a painted crescent as thick as
     a fifth of the eye reads as a drawn-on mark. Only the run on the line
@@ -290,22 +297,26 @@ def lash_line_thickness(image: np.ndarray, upper_lid: np.ndarray, darker_by: flo
     is the photo's, not a line drawn on the lids."""
     line = np.asarray(upper_lid, np.float64)[:, :2]
     width = float(np.linalg.norm(line[0] - line[-1]))
-    x0, x1 = int(max(line[:, 0].min() + width / 3, 0)), int(np.ceil(line[:, 0].max() - width / 3))
-    y0, y1 = int(max(line[:, 1].min() - width / 4, 0)), int(np.ceil(line[:, 1].max() + width / 4))
-    grey = luma(image[y0:y1, x0:x1])
-    if grey.size == 0 or width <= 0:
+    height, image_width = image.shape[:2]
+    x0, x1 = int(max(line[:, 0].min() + width / 3, 0)), int(min(np.ceil(line[:, 0].max() - width / 3), image_width))
+    y0, y1 = int(max(line[:, 1].min() - width / 4, 0)), int(min(np.ceil(line[:, 1].max() + width / 4), height))
+    if x1 <= x0 or y1 <= y0 or width <= 0:  # (a lid outside the picture: a negative end would wrap around)
         return 0.0
+    grey = luma(image[y0:y1, x0:x1])
     dark = grey < np.percentile(grey, 75) - darker_by
     order = np.argsort(line[:, 0])
     line_rows = np.interp(x0 + np.arange(grey.shape[1]), line[order, 0], line[order, 1]) - y0
     rows = np.arange(grey.shape[0])
     runs = []
     for column, line_row in enumerate(line_rows):
-        on_line = dark[:, column] & (np.abs(rows - line_row) <= max(LASH_REACH * width, 1.0))
+        on_line = dark[:, column] & (np.abs(rows - line_row) <= max(LASH_LINE_REACH * width, 1.0))
         if not on_line.any():
             runs.append(0)
             continue
-        seed = rows[on_line][np.argmin(grey[on_line, column])]
+        # The dark pixel nearest the line (the darker of two as near): a darker shadow just within reach is
+        # not the line.
+        candidates = rows[on_line]
+        seed = candidates[np.lexsort((grey[candidates, column], np.abs(candidates - line_row)))[0]]
         # The run through the seed: up to the first light pixel on either side.
         light_above = np.flatnonzero(~dark[:seed, column])
         light_below = np.flatnonzero(~dark[seed:, column])

@@ -75,7 +75,9 @@ def tears_on_turns(frames: list[tuple[int, np.ndarray, np.ndarray]]) -> list[flo
     for _, frame, points in frames[1:]:
         yaw, pitch, _ = np.array(estimate_head_pose(points).angles) - start
         if abs(yaw) >= TURNED_YAW or abs(pitch) >= TURNED_PITCH:
-            figures.append(af.outline_roughness(frame, af.face_silhouette(points), photo, outline, band))
+            figure = af.outline_roughness(frame, af.face_silhouette(points), photo, outline, band)
+            if np.isfinite(figure):  # (NaN: the photo's outline band is flat, or the frame's empty)
+                figures.append(figure)
     return figures
 
 

@@ -32,6 +32,8 @@ def test_a_stair_step_outline_is_rougher_than_a_smooth_one():
     assert af.outline_roughness(stairs, outline, smooth, outline, 6) > 5
     # The same staircase in both: as rough as its source.
     assert af.outline_roughness(stairs, outline, stairs, outline, 6) == pytest.approx(1.0)
+    # A flat photo has no outline to compare with.
+    assert np.isnan(af.outline_roughness(stairs, outline, np.full_like(smooth, 90), outline, 6))
 
 
 def test_a_lone_bright_pixel_is_a_speck_and_an_edge_is_not():
@@ -126,6 +128,10 @@ def test_lash_line_thickness_leaves_out_a_socket_shadow_off_the_line():
     image[24:29] = 200
     image[29:32] = 180  # no line at all: the shadow alone reads as none
     assert af.lash_line_thickness(image, lid) == 0
+    image[29:32] = 40
+    image[16:26] = 20  # a shadow darker than the line, its lower edge within reach of the line: still the line
+    assert af.lash_line_thickness(image, lid) == pytest.approx(3 / 60)
+    assert af.lash_line_thickness(image, lid - (200, 0)) == 0  # a lid outside the picture shows no line
 
 
 def test_hair_slip_counts_the_ring_on_the_person_not_the_backdrop():
