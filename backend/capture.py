@@ -39,6 +39,7 @@ import numpy as np
 
 from .shared import protocol
 from . import landmarks as lm
+from .arrays import runs_of
 from .errors import EnlivenError, NoFaceError
 from .filters import DEFAULT_SMOOTHING, SMOOTHING_LEVELS, OneEuroSettings, smooth_channels, smoothing_settings
 from .rig import smoothstep
@@ -351,16 +352,7 @@ def press_touching_lips(values: np.ndarray, landmarks: np.ndarray) -> np.ndarray
 
 def missing_runs(present: np.ndarray) -> list[tuple[int, int]]:
     """[start, stop) runs of frames where `present` is False."""
-    runs, start = [], None
-    for index, ok in enumerate(np.asarray(present, dtype=bool)):
-        if not ok and start is None:
-            start = index
-        elif ok and start is not None:
-            runs.append((start, index))
-            start = None
-    if start is not None:
-        runs.append((start, len(present)))
-    return runs
+    return runs_of(~np.asarray(present, dtype=bool))
 
 
 def fill_gaps(values: np.ndarray) -> np.ndarray:

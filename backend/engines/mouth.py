@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from .. import landmarks as lm
+from ..arrays import runs_of
 from .palette import LUMA, Palette, saturation
 from .warp_math import polygon_mask, sample_at, smooth_curve
 
@@ -229,7 +230,7 @@ def interior_split(image: np.ndarray, landmarks: np.ndarray, margin: float) -> n
         if upper_teeth:  # split where they end
             # (A tooth's edge or the line between two teeth can read dark for a sample: the teeth end at the first
             # toothless run of two samples, or at the lower lip.)
-            gaps_in_teeth = [start for start, stop in _runs(~row[start_at:])
+            gaps_in_teeth = [start for start, stop in runs_of(~row[start_at:])
                              if stop - start >= 2 or start_at + stop == len(row)]
             teeth_end = start_at + gaps_in_teeth[0] if gaps_in_teeth else len(row)
             split[column] = teeth_end / SPLIT_SAMPLES
@@ -252,12 +253,6 @@ def interior_split(image: np.ndarray, landmarks: np.ndarray, margin: float) -> n
     # there is no room for two rows of points.
     inside = (margin + 0.25) / np.maximum(lip_gaps, 1e-6)
     return np.where(roomy, np.clip(split, inside, 1.0 - inside), 0.5)
-
-
-def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
-    """(start, stop) of each run of True in a 1-D boolean array."""
-    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
 
 
 def teeth_share(image: np.ndarray, mouth_opening: np.ndarray, skin: np.ndarray) -> float:

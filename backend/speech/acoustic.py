@@ -38,6 +38,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import binary_closing, binary_opening, gaussian_filter1d, maximum_filter1d, median_filter
 
+from ..arrays import runs_of
+
 from .errors import NoSpeechError
 
 FRAME_RATE_HZ = 100.0  # analysis frames per second (10 ms hop)
@@ -331,12 +333,6 @@ def plosive_closures(level: np.ndarray, levels: Levels, rate: float) -> np.ndarr
 
 def _frames(seconds: float, rate: float) -> int:
     return max(1, int(round(seconds * rate)))
-
-
-def runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(start, stop) of each run of True."""
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
 
 
 def _running_max(values: np.ndarray, half_width: int) -> np.ndarray:

@@ -29,11 +29,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..arrays import runs_of
 from ..errors import EnlivenError
 from ..rig import CLOSED_LIPS, MouthOpening, smoothstep
 from ..shared.channels import CHANNEL_INDEX, CHANNELS
 from ..shared.motion import Motion
-from .acoustic import FeatureExtractor, MouthCurves, extract_features, mouth_curves, runs_of
+from .acoustic import FeatureExtractor, MouthCurves, extract_features, mouth_curves
 from .audio import ANALYSIS_SAMPLE_RATE, DEFAULT_BLOCK_SECONDS, stream_audio
 from .liveliness import blinks, head_motion
 from .phonemes import mouth_curves_from_phonemes
