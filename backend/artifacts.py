@@ -49,6 +49,7 @@ import cv2
 import numpy as np
 
 from . import landmarks as lm
+from .arrays import runs_of
 
 SILHOUETTE_OUTSET = 1.05  # the band along the face's outline is centred this far out (from the outline's centre)
 HAIR_RING = 1.2  # hair_slip reads the ring this far out from the face oval's centre
@@ -317,12 +318,7 @@ def lash_line_thickness(image: np.ndarray, upper_lid: np.ndarray, darker_by: flo
         # not the line.
         candidates = rows[on_line]
         seed = candidates[np.lexsort((grey[candidates, column], np.abs(candidates - line_row)))[0]]
-        # The run through the seed: up to the first light pixel on either side.
-        light_above = np.flatnonzero(~dark[:seed, column])
-        light_below = np.flatnonzero(~dark[seed:, column])
-        top = light_above[-1] + 1 if light_above.size else 0
-        bottom = seed + light_below[0] if light_below.size else grey.shape[0]
-        runs.append(bottom - top)
+        runs.append(next(stop - start for start, stop in runs_of(dark[:, column]) if start <= seed < stop))
     return float(np.median(runs)) / width
 
 

@@ -107,8 +107,8 @@ THRESHOLDS = {"tears": (1.5, True), "hair": (10.0, True), "edge": (20, True), "s
 # tears: real head turns (bench/artifacts_real.py, 309 turned frames of 6 evaluation clips) read median 0.87, 90th
 # percentile 1.19, largest 1.49; the engine before #13's staircase read 1.51-3.81 on 12 of 30 faces. (Read until
 # 5 December 2026 as the along-share of the band's energy, which read smooth hair over a turned cheek as torn.)
-# lash: real closed eyes (the training clips: 382 of 32 people) read median 0.145, 90th percentile 0.203, 95th
-# 0.218, largest 0.299; the engine before #13 drew its crescent 0.16 and 0.22 thick. (0.16 until 5 December
+# lash: real closed eyes (the training clips: 382 of 32 people) read median 0.141, 90th percentile 0.203, 95th
+# 0.218, largest 0.299 (the dark run on the lid line; every dark pixel of a column until 5 December 2026: 0.145); the engine before #13 drew its crescent 0.16 and 0.22 thick. (0.16 until 5 December
 # 2026: a third of real closed eyes read over it.)
 
 
