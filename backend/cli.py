@@ -13,6 +13,7 @@ import json
 import signal
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 from . import __version__
@@ -108,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="breathing rate of idle-alive (default 15; a resting adult breathes 12 to 20 times "
                                "a minute); each face breathes within 5%% of it")
     generate.add_argument("--strict", action="store_true", help="refuse out-of-range or NaN motion instead of clamping it")
+    generate.add_argument("--workers", type=whole_number_in(1, 64), default=None, metavar="N",
+                          help="several faces: processes rendering whole frames side by side (default: one per "
+                               "core, at most 8; 1 renders in this process)")
     add_server_options(generate)
     add_photo_options(generate, several=True)
     generate.set_defaults(func=run_generate)
@@ -184,7 +188,7 @@ def run_analyze(args: argparse.Namespace) -> int:
 def run_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .generate_faces import (face_motions, group_motion_for_server, group_renderer, read_motion_files, several_faces,
+    from .generate_faces import (face_motions, group_frames, group_motion_for_server, read_motion_files, several_faces,
                                  single_face)
 
     if args.size is not None and args.size < 64:
@@ -203,7 +207,7 @@ def run_generate(args: argparse.Namespace) -> int:
         faces, values, fps = group_motion_for_server(args, files)
         frame_count = values.shape[1]
     elif several_faces(args, files):
-        frame_count, fps, render = group_renderer(args, files)
+        frame_count, fps, frames = group_frames(args, files)
         values = None
     else:
         args.face = single_face(args, files)
@@ -217,9 +221,10 @@ def run_generate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         if values is None:
-            for index in range(frame_count):
-                sink.add(index, render(index))
-                progress.update()
+            with closing(frames):  # (its worker processes stop with it, even on Ctrl-C)
+                for index, layers in enumerate(frames):
+                    sink.add(index, layers)
+                    progress.update()
         elif args.server:
             render_on_server(args, values, fps, sink, progress, faces)
         else:

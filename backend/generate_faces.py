@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -92,23 +92,44 @@ def face_motions(args: argparse.Namespace, files: list[FaceMotions], faces: list
     return motions
 
 
-def group_renderer(args: argparse.Namespace, files: list[FaceMotions]) -> tuple[int, float, Callable]:
-    """(frame count, fps, render(index) -> FrameLayers) for the faces this run animates, rendered here: with
-    --alpha every person cut out, and as EXR every face's mattes and motion vectors."""
+MAX_FRAME_WORKERS = 8  # each holds every face's engine (13 faces of a 3-megapixel photo: 660 MB); more cores go unused
+FEW_FRAMES = 8  # fewer frames than this are rendered here: starting a worker costs about as much as a frame or two
+
+
+def group_frames(args: argparse.Namespace, files: list[FaceMotions]) -> tuple[int, float, Iterator[FrameLayers]]:
+    """(frame count, fps, the frames in order) of the faces this run animates: with --alpha every person cut
+    out, and as EXR every face's mattes and motion vectors. Rendered by worker processes, whole frames side by
+    side (frame_workers), where there are several cores; the iterator stops them when it is closed."""
+    from .frame_workers import FrameRequest, usable_cores
     from .group import GroupAnimator
 
     faces = chosen_faces(args, files)
     subjects = analyze_photo_faces(args, faces)
     motions = face_motions(args, files, [subject.face_index for subject in subjects])
-    group = GroupAnimator(subjects, engine=args.engine, checkpoint=args.checkpoint)
     values = motions.full()
     passes = args.format == "exr"  # an EXR frame carries every pass
 
-    def render(index: int) -> FrameLayers:
-        previous = None if index == 0 else {face: rows[index - 1] for face, rows in values.items()}
-        return group.render_layers({face: rows[index] for face, rows in values.items()}, previous, args.alpha, passes)
+    def requests() -> Iterator[FrameRequest]:
+        for index in range(motions.frame_count):
+            previous = None if index == 0 else {face: rows[index - 1] for face, rows in values.items()}
+            yield FrameRequest({face: rows[index] for face, rows in values.items()}, previous, args.alpha, passes)
 
-    return motions.frame_count, motions.fps, render
+    # The refine engine's networks take every core already (and a GPU is one device): its frames stay here.
+    workers = args.workers or min(usable_cores(), MAX_FRAME_WORKERS)
+    if args.engine != "warp" or workers < 2 or motions.frame_count < FEW_FRAMES:
+        group = GroupAnimator(subjects, engine=args.engine, checkpoint=args.checkpoint)
+        frames = (group.render_layers(r.values, r.previous, r.alpha, r.passes) for r in requests())
+    else:
+        frames = rendered_by_workers(subjects, args.engine, args.checkpoint, workers, requests())
+    return motions.frame_count, motions.fps, frames
+
+
+def rendered_by_workers(subjects: list, engine: str, checkpoint, workers: int,
+                        requests: Iterator) -> Iterator[FrameLayers]:
+    from .frame_workers import FrameWorkers
+
+    with FrameWorkers(subjects, engine, checkpoint, workers) as pool:
+        yield from pool.render(requests)
 
 
 def group_motion_for_server(args: argparse.Namespace, files: list[FaceMotions]) -> tuple[list[int], np.ndarray, float]:

@@ -67,7 +67,8 @@ def union_box(boxes: Sequence[tuple[int, int, int, int]]) -> tuple[int, int, int
 class GroupAnimator:
     """Renders frames of several faces of one photo, each face moved by its own channel values."""
 
-    def __init__(self, subjects: Sequence[Subject], engine: str = "warp", checkpoint: str | Path | None = None):
+    def __init__(self, subjects: Sequence[Subject], engine: str = "warp", checkpoint: str | Path | None = None,
+                 threads: bool = True):
         if not subjects:
             raise EnlivenError("No face to animate.")
         faces = [subject.face_index for subject in subjects]
@@ -80,8 +81,9 @@ class GroupAnimator:
         self.order = back_to_front(subjects)
         self.changed_region = union_box([a.changed_region for a in self.animators.values()])
         self.waits_for = faces_to_wait_for(self.order, {face: a.changed_region for face, a in self.animators.items()})
-        # (The refine engine's faces share one copy of the networks: they take turns.)
-        self._side_by_side = engine == "warp" and (os.cpu_count() or 1) > 1
+        # (The refine engine's faces share one copy of the networks: they take turns. `threads` is off in a
+        # frame_workers process: there each core renders whole frames of its own.)
+        self._side_by_side = threads and engine == "warp" and (os.cpu_count() or 1) > 1
         self.frames = FrameBuffers(subjects[0].image, self.changed_region)
         self._alphas: FrameBuffers | None = None  # the still person alpha, made on the first frame that asks
 

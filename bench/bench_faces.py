@@ -5,8 +5,13 @@
 Prints how many faces were found and analysed (and how long that took), the
 engines' preparation time, then the median and p95 time of a frame with every
 face moving by its own idle-alive (each face its own seed), as frames/s, and
-per face. The renderer alone: no PNG encoding (bench_output.py measures that).
-On dlib's bald_guys.jpg (13 faces, 1986x1545) the goal is at least 10 frames/s.
+per face, rendered in this process (a frame's faces on threads, as a preview
+is); then the frames/s of the same sequence rendered as `enliven generate`
+renders it, whole frames side by side in worker processes (frame_workers;
+`--workers`, default one per core), counted once every worker has delivered
+its first frames. The renderer alone: no PNG encoding (bench_output.py measures
+that). On dlib's bald_guys.jpg (13 faces, 1986x1545) the goal is at least 10
+frames/s.
 """
 from __future__ import annotations
 
@@ -21,6 +26,8 @@ import cv2
 import numpy as np
 
 from enliven.analysis import analyze_faces
+from enliven.frame_workers import FrameRequest, FrameWorkers, usable_cores
+from enliven.generate_faces import MAX_FRAME_WORKERS
 from enliven.group import GroupAnimator
 from enliven.images import load_image
 from enliven.shared.presets import preset_face_motions
@@ -32,6 +39,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--preset", default="idle-alive")
     parser.add_argument("--faces", default="all", help="all, or face numbers such as 0,2,5")
+    parser.add_argument("--workers", type=int, default=min(usable_cores(), MAX_FRAME_WORKERS),
+                        help="worker processes for the sequence (default: as enliven generate)")
     args = parser.parse_args()
     rgb = load_image(args.photo)
     height, width = rgb.shape[:2]
@@ -68,6 +77,18 @@ def main() -> None:
     print(f"CPU time a frame (all threads) median {cpu * 1000:.1f} ms: at most {cores / cpu:.1f} frames/s on "
           f"{cores} idle cores, {1 / cpu:.1f} on one; load average now {os.getloadavg()[0]:.1f}")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+    if args.workers > 1:
+        requests = (FrameRequest({face: values[index] for face, values in motion.items()}) for index in range(args.frames))
+        started = time.perf_counter()
+        with FrameWorkers(subjects, count=args.workers) as workers:
+            for index, _ in enumerate(workers.render(requests)):
+                if index == 2 * args.workers - 1:  # every worker has started and delivered
+                    first_s, steady_from = time.perf_counter() - started, time.perf_counter()
+        steady = (time.perf_counter() - steady_from) / (args.frames - 2 * args.workers)
+        print(f"{args.workers} worker processes, whole frames side by side: {1 / steady:.1f} frames/s "
+              f"({steady * 1000:.1f} ms a frame) once started ({first_s:.1f} s to the first {2 * args.workers} frames); "
+              f"peak RSS of a worker {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MB")
 
 
 if __name__ == "__main__":

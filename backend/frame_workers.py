@@ -1,0 +1,197 @@
+"""Whole frames of a group of faces rendered side by side in worker processes, a frame each.
+
+Threads drawing the faces of one frame (group.py) share Python's lock, and a
+face waits for the faces it overlaps: on this project's two cores they do
+about 1.4 times the work of one. The frames of a sequence do not depend on one
+another, so `enliven generate` of several faces hands every Nth frame to each
+of N worker processes, each with its own GroupAnimator, and takes the frames
+back in order: the work of N cores.
+
+The subjects go to each worker once, as the arguments of the process
+(multiprocessing pickles those over the pipe it starts the child with: the
+same program on both ends, never a socket). Everything after that crosses as a
+small JSON header and raw array bytes, both ways: the channel values of each
+frame asked for, and the frame's arrays sent back.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import numpy as np
+
+from .errors import EnlivenError
+from .frame_layers import FrameLayers
+
+IN_FLIGHT = 2  # frames asked of each worker ahead of the one being taken back: a worker never waits for the next
+
+
+@dataclass
+class FrameRequest:
+    """One frame of the sequence: each face's channel values, and the frame before's (for motion vectors)."""
+
+    values: Mapping[int, np.ndarray]
+    previous: Mapping[int, np.ndarray] | None = None
+    alpha: bool = False
+    passes: bool = False
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container or `taskset` may allow fewer than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class FrameWorkers:
+    """`count` worker processes that render frames of `subjects` (faces of one photo) with `engine`."""
+
+    def __init__(self, subjects: Sequence, engine: str = "warp", checkpoint: str | Path | None = None, count: int = 2):
+        # Spawned, not forked: a fork would copy OpenCV's and ZeroMQ's threads' locks in whatever state they are.
+        context = multiprocessing.get_context("spawn")
+        self._workers: list[tuple[multiprocessing.Process, Connection]] = []
+        try:
+            for _ in range(count):
+                ours, theirs = context.Pipe()
+                process = context.Process(target=serve_frames, args=(theirs, list(subjects), engine, checkpoint),
+                                          daemon=True, name="enliven-frames")
+                process.start()
+                theirs.close()
+                self._workers.append((process, ours))
+        except BaseException:
+            self.close()
+            raise
+
+    def render(self, requests: Iterable[FrameRequest]) -> Iterator[FrameLayers]:
+        """The frames of `requests`, in order; frame i is rendered by worker i mod count."""
+        waiting: deque[tuple[multiprocessing.Process, Connection]] = deque()
+        for index, request in enumerate(requests):
+            worker = self._workers[index % len(self._workers)]
+            send_request(worker[1], request)
+            waiting.append(worker)
+            if len(waiting) >= IN_FLIGHT * len(self._workers):
+                yield receive_frame(*waiting.popleft())
+        while waiting:
+            yield receive_frame(*waiting.popleft())
+
+    def close(self) -> None:
+        """Stop every worker now (a frame half-rendered is of no use to anyone)."""
+        for process, connection in self._workers:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+            connection.close()
+        self._workers = []
+
+    def __enter__(self) -> "FrameWorkers":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+# ----- the messages ---------------------------------------------------------
+
+def send_arrays(connection: Connection, header: dict, arrays: Mapping[str, np.ndarray]) -> None:
+    """`header` (JSON) naming `arrays`' shapes and types, then each array's bytes."""
+    header = dict(header, arrays=[[name, list(array.shape), array.dtype.str] for name, array in arrays.items()])
+    connection.send_bytes(json.dumps(header).encode())
+    for array in arrays.values():
+        connection.send_bytes(flat_bytes(np.ascontiguousarray(array)))
+
+
+def flat_bytes(array: np.ndarray) -> np.ndarray:
+    """A contiguous array's bytes, as one flat uint8 view: a Connection measures a buffer by its first axis."""
+    return array.reshape(-1).view(np.uint8)
+
+
+def receive_arrays(connection: Connection) -> tuple[dict, dict[str, np.ndarray]]:
+    """What send_arrays sent: the header and the arrays by name."""
+    header = json.loads(connection.recv_bytes())
+    arrays = {}
+    for name, shape, dtype in header.pop("arrays"):
+        array = np.empty(shape, np.dtype(dtype))
+        connection.recv_bytes_into(flat_bytes(array))
+        arrays[name] = array
+    return header, arrays
+
+
+def send_request(connection: Connection, request: FrameRequest) -> None:
+    faces = sorted(request.values)
+    arrays = {"values": np.stack([np.asarray(request.values[face], np.float64) for face in faces])}
+    previous_faces = sorted(request.previous or {})
+    if previous_faces:
+        arrays["previous"] = np.stack([np.asarray(request.previous[face], np.float64) for face in previous_faces])
+    send_arrays(connection, {"faces": faces, "previous_faces": previous_faces, "alpha": request.alpha,
+                             "passes": request.passes}, arrays)
+
+
+def receive_request(connection: Connection) -> FrameRequest:
+    header, arrays = receive_arrays(connection)
+    previous = dict(zip(header["previous_faces"], arrays["previous"])) if header["previous_faces"] else None
+    return FrameRequest(dict(zip(header["faces"], arrays["values"])), previous, header["alpha"], header["passes"])
+
+
+def send_frame(connection: Connection, layers: FrameLayers) -> None:
+    arrays = {}
+    for field in fields(FrameLayers):
+        value = getattr(layers, field.name)
+        if isinstance(value, dict):
+            arrays.update({f"{field.name}.{key}": array for key, array in value.items()})
+        elif value is not None:
+            arrays[field.name] = value
+    send_arrays(connection, {}, arrays)
+
+
+def receive_frame(process: multiprocessing.Process, connection: Connection) -> FrameLayers:
+    try:
+        header, arrays = receive_arrays(connection)
+    except (EOFError, OSError):
+        process.join(timeout=5)
+        raise EnlivenError(f"A rendering worker process stopped (exit code {process.exitcode}); the frames "
+                           "already written stay.") from None
+    if "error" in header:
+        error = EnlivenError(header["error"])
+        error.exit_code = header["exit_code"]
+        raise error
+    layers = FrameLayers(rgb=arrays.pop("rgb"), alpha=arrays.pop("alpha", None), vector=arrays.pop("vector", None))
+    mattes = {name.split(".", 1)[1]: array for name, array in arrays.items() if name.startswith("mattes.")}
+    layers.mattes = mattes or None
+    return layers
+
+
+# ----- the worker -----------------------------------------------------------
+
+def serve_frames(connection: Connection, subjects: list, engine: str, checkpoint: str | Path | None) -> None:
+    """A worker process: render each frame asked for, until the pipe closes."""
+    import cv2
+
+    from .group import GroupAnimator
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent stops us
+    cv2.setNumThreads(1)  # a worker a core: OpenCV's own threads would only compete with the other workers
+    try:
+        group = GroupAnimator(subjects, engine=engine, checkpoint=checkpoint, threads=False)
+    except EnlivenError as error:
+        group, failure = None, error
+    while True:
+        try:
+            request = receive_request(connection)
+        except (EOFError, OSError):
+            return
+        try:
+            if group is None:
+                raise failure
+            layers = group.render_layers(request.values, request.previous, request.alpha, request.passes)
+        except EnlivenError as error:
+            send_arrays(connection, {"error": error.message, "exit_code": error.exit_code}, {})
+            continue
+        send_frame(connection, layers)
