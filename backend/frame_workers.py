@@ -31,6 +31,8 @@ from .errors import EnlivenError
 from .frame_layers import FrameLayers
 
 IN_FLIGHT = 2  # frames asked of each worker ahead of the one being taken back: a worker never waits for the next
+MAX_WORKERS = 8  # each holds every face's engine (13 faces of a 3-megapixel photo: 660 MB); more cores go unused
+FEW_FRAMES = 8  # fewer frames than this are rendered in-process: starting the workers costs a few frames' time
 
 
 @dataclass
@@ -49,6 +51,34 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def worker_count(engine: str, frames: int, asked: int | None = None) -> int:
+    """How many worker processes render `frames` frames of several faces with `engine`: `asked`, or one per
+    core up to MAX_WORKERS; 1 (render in-process) for the refine engine, whose networks take every core
+    already (and a GPU is one device), and for a few frames."""
+    if engine != "warp" or frames < FEW_FRAMES:
+        return 1
+    return asked or min(usable_cores(), MAX_WORKERS)
+
+
+def rendered_frames(subjects: Sequence, engine: str, checkpoint: str | Path | None, count: int,
+                    requests: Iterable[FrameRequest]) -> Iterator[FrameLayers]:
+    """The frames of `requests` in order, by `count` workers (in this process, its GroupAnimator's faces on
+    threads, when count is 1: made now, so its errors come before any frame). Closing the iterator stops
+    the workers."""
+    if count < 2:
+        from .group import GroupAnimator
+
+        group = GroupAnimator(subjects, engine=engine, checkpoint=checkpoint)
+        return (group.render_layers(r.values, r.previous, r.alpha, r.passes) for r in requests)
+    return _rendered_by_workers(subjects, engine, checkpoint, count, requests)
+
+
+def _rendered_by_workers(subjects: Sequence, engine: str, checkpoint: str | Path | None, count: int,
+                         requests: Iterable[FrameRequest]) -> Iterator[FrameLayers]:
+    with FrameWorkers(subjects, engine, checkpoint, count) as workers:
+        yield from workers.render(requests)
 
 
 class FrameWorkers:

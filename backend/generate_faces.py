@@ -92,16 +92,11 @@ def face_motions(args: argparse.Namespace, files: list[FaceMotions], faces: list
     return motions
 
 
-MAX_FRAME_WORKERS = 8  # each holds every face's engine (13 faces of a 3-megapixel photo: 660 MB); more cores go unused
-FEW_FRAMES = 8  # fewer frames than this are rendered here: starting a worker costs about as much as a frame or two
-
-
 def group_frames(args: argparse.Namespace, files: list[FaceMotions]) -> tuple[int, float, Iterator[FrameLayers]]:
     """(frame count, fps, the frames in order) of the faces this run animates: with --alpha every person cut
     out, and as EXR every face's mattes and motion vectors. Rendered by worker processes, whole frames side by
-    side (frame_workers), where there are several cores; the iterator stops them when it is closed."""
-    from .frame_workers import FrameRequest, usable_cores
-    from .group import GroupAnimator
+    side, where there are several cores (frame_workers); the iterator stops them when it is closed."""
+    from .frame_workers import FrameRequest, rendered_frames, worker_count
 
     faces = chosen_faces(args, files)
     subjects = analyze_photo_faces(args, faces)
@@ -114,22 +109,8 @@ def group_frames(args: argparse.Namespace, files: list[FaceMotions]) -> tuple[in
             previous = None if index == 0 else {face: rows[index - 1] for face, rows in values.items()}
             yield FrameRequest({face: rows[index] for face, rows in values.items()}, previous, args.alpha, passes)
 
-    # The refine engine's networks take every core already (and a GPU is one device): its frames stay here.
-    workers = args.workers or min(usable_cores(), MAX_FRAME_WORKERS)
-    if args.engine != "warp" or workers < 2 or motions.frame_count < FEW_FRAMES:
-        group = GroupAnimator(subjects, engine=args.engine, checkpoint=args.checkpoint)
-        frames = (group.render_layers(r.values, r.previous, r.alpha, r.passes) for r in requests())
-    else:
-        frames = rendered_by_workers(subjects, args.engine, args.checkpoint, workers, requests())
-    return motions.frame_count, motions.fps, frames
-
-
-def rendered_by_workers(subjects: list, engine: str, checkpoint, workers: int,
-                        requests: Iterator) -> Iterator[FrameLayers]:
-    from .frame_workers import FrameWorkers
-
-    with FrameWorkers(subjects, engine, checkpoint, workers) as pool:
-        yield from pool.render(requests)
+    workers = worker_count(args.engine, motions.frame_count, args.workers)
+    return motions.frame_count, motions.fps, rendered_frames(subjects, args.engine, args.checkpoint, workers, requests())
 
 
 def group_motion_for_server(args: argparse.Namespace, files: list[FaceMotions]) -> tuple[list[int], np.ndarray, float]:

@@ -26,8 +26,7 @@ import cv2
 import numpy as np
 
 from enliven.analysis import analyze_faces
-from enliven.frame_workers import FrameRequest, FrameWorkers, usable_cores
-from enliven.generate_faces import MAX_FRAME_WORKERS
+from enliven.frame_workers import MAX_WORKERS, FrameRequest, FrameWorkers, usable_cores
 from enliven.group import GroupAnimator
 from enliven.images import load_image
 from enliven.shared.presets import preset_face_motions
@@ -39,7 +38,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--preset", default="idle-alive")
     parser.add_argument("--faces", default="all", help="all, or face numbers such as 0,2,5")
-    parser.add_argument("--workers", type=int, default=min(usable_cores(), MAX_FRAME_WORKERS),
+    parser.add_argument("--workers", type=int, default=min(usable_cores(), MAX_WORKERS),
                         help="worker processes for the sequence (default: as enliven generate)")
     args = parser.parse_args()
     rgb = load_image(args.photo)

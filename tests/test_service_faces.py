@@ -1,6 +1,8 @@
 """Several faces through a real `enliven serve`: analyze lists every face, preview and generate name them."""
 from __future__ import annotations
 
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -9,7 +11,8 @@ from enliven.shared.channels import CHANNEL_INDEX, CHANNEL_NAMES, default_vector
 from enliven.shared.client import Client, RemoteError
 
 from conftest import run_enliven
-from service_helpers import ASTRONAUT, collect, serving
+from service_helpers import ASTRONAUT, collect, serving, wait_for
+from test_frame_workers import alive, workers_of
 
 N_CH = len(CHANNEL_NAMES)
 
@@ -101,15 +104,38 @@ def test_cli_renders_several_faces_on_a_server_as_it_does_here(server, photo, tm
     path = tmp_path / "two.png"
     cv2.imwrite(str(path), photo[..., ::-1])
     here, there = tmp_path / "here", tmp_path / "there"
-    for out, extra in ((here, ()), (there, ("--server", server.address))):
-        result = run_enliven("generate", path, "--face", "all", "--preset", "idle-alive", "--duration", "0.5",
+    # Nine frames: the server renders them in worker processes (frame_workers), here one process renders them.
+    for out, extra in ((here, ("--workers", "1")), (there, ("--server", server.address))):
+        result = run_enliven("generate", path, "--face", "all", "--preset", "idle-alive", "--duration", "1",
                              "--fps", "8", "--alpha", "--out", out, *extra)
         assert result.returncode == 0, result.stderr
     frames = sorted(p.name for p in here.iterdir())
-    assert len(frames) == 5 and frames == sorted(p.name for p in there.iterdir())
+    assert len(frames) == 9 and frames == sorted(p.name for p in there.iterdir())
     for name in frames:
         assert np.array_equal(cv2.imread(str(here / name), cv2.IMREAD_UNCHANGED),
                               cv2.imread(str(there / name), cv2.IMREAD_UNCHANGED)), name
+
+
+def test_a_cancelled_generate_of_several_faces_stops_its_worker_processes(server, client, analysis, photo):
+    motion = np.zeros((2, 2000, N_CH), np.float32) + default_vector()
+    motion[0, :, CHANNEL_INDEX["head_yaw"]] = 10 * np.sin(np.arange(2000) / 10)
+    job = client.generate(motion, 24, subject=analysis["subject"], faces=[0, 1], format="raw")
+    seen = wait_for(client, job, lambda e: e.type == "frame" and e.fields["index"] >= 4, timeout_s=120)
+    workers = workers_of(server.proc.pid)
+    assert len(workers) == 2  # the frames come from two worker processes
+    client.cancel(job)
+    rest = collect(client, job, timeout_s=30)
+    assert rest[-1].fields["status"] == "cancelled" and rest[-1].fields["frames"] < 2000
+    indices = [e.fields["index"] for e in seen + rest if e.type == "frame"]
+    assert indices == list(range(len(indices)))  # in order, no gaps
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in workers)
+    # The server goes on serving.
+    frame = client.wait(client.preview(np.stack([moved(head_yaw=15), moved()]), subject=analysis["subject"],
+                                       faces=[0, 1]), timeout_s=60).image()
+    assert frame.shape == photo.shape
 
 
 def test_requests_for_several_faces_that_cannot_be_served_are_refused(client, analysis):

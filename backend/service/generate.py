@@ -7,9 +7,12 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, wait
 from typing import Any
 
+from ..frame_layers import FrameLayers
+from ..frame_workers import FrameRequest, rendered_frames, worker_count
 from ..png import BandCache
 from ..shared import naming, protocol
 from .admission import check_room, claim_output, engine_of, motion_of, need_subject
@@ -36,15 +39,22 @@ def run(server: Any, job: Job) -> list:
     t0 = time.perf_counter()
     writer: FrameWriter | None = None
     pending: deque[Future] = deque()
+    from_workers: Iterator[FrameLayers] | None = None  # several faces' frames, rendered by worker processes
     try:
         subject = server.engines.subject_for(msg)
         faces = f.get("faces")
+        engine, checkpoint = engine_of(server, msg)
+        workers = 1
         if faces is not None:
             subjects = server.engines.faces_of(subject, faces)
-            animator, lock, notes = server.engines.group(subjects, *engine_of(server, msg))
             subject = subjects[0]
+            workers = worker_count(engine, job.total)
+            if workers > 1:  # whole frames side by side in worker processes, as `enliven generate` renders them
+                animator, lock, notes = None, None, ()
+            else:
+                animator, lock, notes = server.engines.group(subjects, engine, checkpoint)
         else:
-            animator, lock, notes = server.engines.animator(subject, *engine_of(server, msg))
+            animator, lock, notes = server.engines.animator(subject, engine, checkpoint)
         job.warnings.extend(notes)
         if "output_dir" in f:
             # Checked again now, not only when queued: the folder may have changed while the job waited.
@@ -52,11 +62,29 @@ def run(server: Any, job: Job) -> list:
         fmt = f.get("format", "png")
         png_level = int(f.get("png_compression", 1))
         alpha, passes = bool(f.get("alpha", False)), fmt == "exr"  # an EXR frame carries every pass
+        kept = {index for index in range(job.total) if writer is not None and f.get("resume") and writer.complete(index)}
+        if workers > 1:
+            from_workers = rendered_frames(subjects, engine, checkpoint, workers, (
+                FrameRequest(dict(zip(faces, job.motion[:, index])),
+                             None if index == 0 else dict(zip(faces, job.motion[:, index - 1])), alpha, passes)
+                for index in range(job.total) if index not in kept))
         bands = BandCache()  # what the frames share (all the head does not touch) is deflated once
         if not emit(job, protocol.encode("progress", job.id, {
                 "state": "running", "done": 0, "total": job.total,
                 "subject": server.engines.subject_id(subject), "warnings": job.warnings[:20]})):
             return _summary(job, t0, 0, 0, writer)
+
+        def render(index: int) -> FrameLayers:
+            if from_workers is not None:
+                return next(from_workers)  # (it renders the frames not kept, in order)
+            with lock:
+                previous = index - 1 if index > 0 else None  # the frame the motion vectors run from
+                if faces is not None:
+                    return animator.render_layers(
+                        dict(zip(faces, job.motion[:, index])),
+                        None if previous is None else dict(zip(faces, job.motion[:, previous])), alpha, passes)
+                return animator.render_layers(job.motion[index], None if previous is None else job.motion[previous],
+                                              alpha, passes)
 
         depth = server.encode_threads + 1  # frames being encoded while the next renders
         rendered = skipped = 0
@@ -64,20 +92,12 @@ def run(server: Any, job: Job) -> list:
         for index in range(job.total):
             if job.cancel.is_set():
                 break
-            if writer is not None and f.get("resume") and writer.complete(index):
+            if index in kept:
                 fut: Future = Future()
                 fut.set_result((index, {"index": index, "path": str(writer.path(index)), "skipped": True}, {}))
                 skipped += 1
             else:
-                with lock:
-                    previous = index - 1 if index > 0 else None  # the frame the motion vectors run from
-                    if faces is not None:
-                        layers = animator.render_layers(
-                            dict(zip(faces, job.motion[:, index])),
-                            None if previous is None else dict(zip(faces, job.motion[:, previous])), alpha, passes)
-                    else:
-                        layers = animator.render_layers(job.motion[index], None if previous is None
-                                                        else job.motion[previous], alpha, passes)
+                layers = render(index)
                 rendered += 1
                 if job.cancel.is_set():
                     job.rendered_after_cancel += 1
@@ -97,6 +117,8 @@ def run(server: Any, job: Job) -> list:
             _emit_frame(server, job, pending.popleft())
         return _summary(job, t0, rendered, skipped, writer)
     finally:
+        if from_workers is not None:
+            from_workers.close()  # its workers stop (cancelled, failed or done)
         for fut in pending:  # cancelled or failed: let in-flight encodes finish quietly
             fut.cancel()
         if writer is not None:
