@@ -379,7 +379,8 @@ class WarpEngine:
                                                   FACE_EDGE_SMOOTHING * face_width, FACE_EDGE_SMOOTHED * face_width)
         face_cover = fill_notches(face_cover, face_reach, FACE_NOTCH * face_width)
         back = self._back_layer(displacement, (index_image >= 0) & ~face_cover)
-        displacement = np.where(face_cover[..., None], face_field, back.field)
+        displacement = back.field.copy()
+        cv2.copyTo(face_field, face_cover.view(np.uint8), displacement)  # (numpy's where is 5x slower)
         result = WarpedFrame(frame, displacement, target_image)
         if keep_fields:
             region_w, region_h = self.region_size
