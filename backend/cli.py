@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--strict", action="store_true", help="refuse out-of-range or NaN motion instead of clamping it")
     generate.add_argument("--workers", type=whole_number_in(1, 64), default=None, metavar="N",
                           help="several faces: processes rendering whole frames side by side (default: one per "
-                               "core, at most 8; 1 renders in this process)")
+                               "core, at most 8, as many as half the free memory holds; 1 renders in this process)")
     add_server_options(generate)
     add_photo_options(generate, several=True)
     generate.set_defaults(func=run_generate)

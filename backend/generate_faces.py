@@ -109,7 +109,7 @@ def group_frames(args: argparse.Namespace, files: list[FaceMotions]) -> tuple[in
             previous = None if index == 0 else {face: rows[index - 1] for face, rows in values.items()}
             yield FrameRequest({face: rows[index] for face, rows in values.items()}, previous, args.alpha, passes)
 
-    workers = worker_count(args.engine, motions.frame_count, args.workers)
+    workers = worker_count(args.engine, motions.frame_count, subjects, args.workers)
     return motions.frame_count, motions.fps, rendered_frames(subjects, args.engine, args.checkpoint, workers, requests())
 
 

@@ -19,7 +19,8 @@ import pytest
 
 from enliven.analysis import analyze_faces
 from enliven.errors import EnlivenError
-from enliven.frame_workers import FrameRequest, FrameWorkers
+import enliven.frame_workers as frame_workers
+from enliven.frame_workers import FrameRequest, FrameWorkers, worker_count, worker_memory
 from enliven.group import GroupAnimator
 
 from conftest import channel_values, write_rgb
@@ -63,6 +64,20 @@ def test_a_worker_s_error_is_the_run_s_error(touching_subjects):
         assert next(frames).rgb.shape == touching_subjects[0].image.shape
         with pytest.raises(EnlivenError, match="No face 5 among the faces being animated"):
             next(frames)
+
+
+def test_workers_are_as_many_as_cores_and_half_the_free_memory_allow(touching_subjects, monkeypatch):
+    monkeypatch.setattr(frame_workers, "usable_cores", lambda: 6)
+    each = worker_memory(touching_subjects)
+    monkeypatch.setattr(frame_workers, "available_memory", lambda: 100 * each)
+    assert worker_count("warp", 100, touching_subjects) == 6
+    assert worker_count("warp", 4, touching_subjects) == 1  # a few frames: not worth starting workers
+    assert worker_count("refine", 100, touching_subjects) == 1
+    monkeypatch.setattr(frame_workers, "available_memory", lambda: 6.5 * each)
+    assert worker_count("warp", 100, touching_subjects) == 3
+    monkeypatch.setattr(frame_workers, "available_memory", lambda: each)
+    assert worker_count("warp", 100, touching_subjects) == 1
+    assert worker_count("warp", 100, touching_subjects, asked=4) == 4  # --workers is the person's call
 
 
 def workers_of(pid: int) -> list[int]:

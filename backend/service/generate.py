@@ -48,7 +48,7 @@ def run(server: Any, job: Job) -> list:
         if faces is not None:
             subjects = server.engines.faces_of(subject, faces)
             subject = subjects[0]
-            workers = worker_count(engine, job.total)
+            workers = worker_count(engine, job.total, subjects)
             if workers > 1:  # whole frames side by side in worker processes, as `enliven generate` renders them
                 animator, lock, notes = None, None, ()
             else:
