@@ -10,8 +10,8 @@ back in order: the work of N cores.
 The subjects go to each worker once, as the arguments of the process
 (multiprocessing pickles those over the pipe it starts the child with: the
 same program on both ends, never a socket). Everything after that crosses as a
-small JSON header and raw array bytes, both ways: the channel values of each
-frame asked for, and the frame's arrays sent back.
+small JSON header and raw array bytes, on two one-way pipes per worker: the
+channel values of each frame asked for, and the frame's arrays sent back.
 """
 from __future__ import annotations
 
@@ -19,11 +19,14 @@ import json
 import multiprocessing
 import os
 import signal
+import threading
+import traceback
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from multiprocessing.connection import Connection
 from pathlib import Path
+from queue import Queue
 
 import numpy as np
 
@@ -110,44 +113,58 @@ def _rendered_by_workers(subjects: Sequence, engine: str, checkpoint: str | Path
         yield from workers.render(requests)
 
 
+@dataclass
+class Worker:
+    process: multiprocessing.Process
+    requests: Connection  # we write the frames asked for
+    frames: Connection  # we read the frames made
+
+
 class FrameWorkers:
     """`count` worker processes that render frames of `subjects` (faces of one photo) with `engine`."""
 
     def __init__(self, subjects: Sequence, engine: str = "warp", checkpoint: str | Path | None = None, count: int = 2):
         # Spawned, not forked: a fork would copy OpenCV's and ZeroMQ's threads' locks in whatever state they are.
         context = multiprocessing.get_context("spawn")
-        self._workers: list[tuple[multiprocessing.Process, Connection]] = []
+        self._workers: list[Worker] = []
         try:
             for _ in range(count):
-                ours, theirs = context.Pipe()
-                process = context.Process(target=serve_frames, args=(theirs, list(subjects), engine, checkpoint),
-                                          daemon=True, name="enliven-frames")
-                process.start()
-                theirs.close()
-                self._workers.append((process, ours))
+                their_requests, our_requests = context.Pipe(duplex=False)
+                our_frames, their_frames = context.Pipe(duplex=False)
+                process = context.Process(target=serve_frames, daemon=True, name="enliven-frames",
+                                          args=(their_requests, their_frames, list(subjects), engine, checkpoint))
+                start_without_ctrl_c(process)
+                their_requests.close()
+                their_frames.close()
+                self._workers.append(Worker(process, our_requests, our_frames))
         except BaseException:
             self.close()
             raise
 
     def render(self, requests: Iterable[FrameRequest]) -> Iterator[FrameLayers]:
-        """The frames of `requests`, in order; frame i is rendered by worker i mod count."""
-        waiting: deque[tuple[multiprocessing.Process, Connection]] = deque()
+        """The frames of `requests`, in order; frame i is rendered by worker i mod count. (A sequence left
+        midway leaves frames on their way: close the workers then.)"""
+        waiting: deque[Worker] = deque()
         for index, request in enumerate(requests):
             worker = self._workers[index % len(self._workers)]
-            send_request(worker[1], request)
+            try:
+                send_request(worker.requests, request)
+            except OSError:  # it is gone
+                raise worker_stopped(worker.process) from None
             waiting.append(worker)
             if len(waiting) >= IN_FLIGHT * len(self._workers):
-                yield receive_frame(*waiting.popleft())
+                yield receive_frame(waiting.popleft())
         while waiting:
-            yield receive_frame(*waiting.popleft())
+            yield receive_frame(waiting.popleft())
 
     def close(self) -> None:
         """Stop every worker now (a frame half-rendered is of no use to anyone)."""
-        for process, connection in self._workers:
-            if process.is_alive():
-                process.terminate()
-            process.join()
-            connection.close()
+        for worker in self._workers:
+            if worker.process.is_alive():
+                worker.process.terminate()
+            worker.process.join()
+            worker.requests.close()
+            worker.frames.close()
         self._workers = []
 
     def __enter__(self) -> "FrameWorkers":
@@ -155,6 +172,26 @@ class FrameWorkers:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def start_without_ctrl_c(process: multiprocessing.Process) -> None:
+    """Start `process` with Ctrl-C (SIGINT) blocked, which it inherits: Ctrl-C reaches the whole process group,
+    and a worker still importing would print a traceback; this process stops its workers itself. (Blocked,
+    not ignored: a Ctrl-C meanwhile reaches this process once the worker has started.)"""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows
+        process.start()
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        process.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def worker_stopped(process: multiprocessing.Process) -> EnlivenError:
+    process.join(timeout=5)
+    return EnlivenError(f"A rendering worker process stopped (exit code {process.exitcode}); the frames already "
+                        "written stay.")
 
 
 # ----- the messages ---------------------------------------------------------
@@ -185,10 +222,10 @@ def receive_arrays(connection: Connection) -> tuple[dict, dict[str, np.ndarray]]
 
 def send_request(connection: Connection, request: FrameRequest) -> None:
     faces = sorted(request.values)
-    arrays = {"values": np.stack([np.asarray(request.values[face], np.float64) for face in faces])}
+    arrays = {"values": np.array([request.values[face] for face in faces], np.float64).reshape(len(faces), -1)}
     previous_faces = sorted(request.previous or {})
     if previous_faces:
-        arrays["previous"] = np.stack([np.asarray(request.previous[face], np.float64) for face in previous_faces])
+        arrays["previous"] = np.array([request.previous[face] for face in previous_faces], np.float64)
     send_arrays(connection, {"faces": faces, "previous_faces": previous_faces, "alpha": request.alpha,
                              "passes": request.passes}, arrays)
 
@@ -210,47 +247,81 @@ def send_frame(connection: Connection, layers: FrameLayers) -> None:
     send_arrays(connection, {}, arrays)
 
 
-def receive_frame(process: multiprocessing.Process, connection: Connection) -> FrameLayers:
+def receive_frame(worker: Worker) -> FrameLayers:
     try:
-        header, arrays = receive_arrays(connection)
+        header, arrays = receive_arrays(worker.frames)
     except (EOFError, OSError):
-        process.join(timeout=5)
-        raise EnlivenError(f"A rendering worker process stopped (exit code {process.exitcode}); the frames "
-                           "already written stay.") from None
+        raise worker_stopped(worker.process) from None
     if "error" in header:
-        error = EnlivenError(header["error"])
-        error.exit_code = header["exit_code"]
-        raise error
+        raise error_of(header)
     layers = FrameLayers(rgb=arrays.pop("rgb"), alpha=arrays.pop("alpha", None), vector=arrays.pop("vector", None))
     mattes = {name.split(".", 1)[1]: array for name, array in arrays.items() if name.startswith("mattes.")}
     layers.mattes = mattes or None
     return layers
 
 
+def send_error(connection: Connection, error: EnlivenError) -> None:
+    send_arrays(connection, {"error": error.message, "kind": type(error).__name__, "code": error.code,
+                             "exit_code": error.exit_code}, {})
+
+
+def error_of(header: dict) -> EnlivenError:
+    """The error a worker sent, as the same kind of EnlivenError where enliven.errors has it."""
+    from . import errors
+
+    kind = getattr(errors, header["kind"], None)
+    try:
+        error = kind(header["error"]) if isinstance(kind, type) and issubclass(kind, EnlivenError) else None
+    except TypeError:  # one made with other arguments
+        error = None
+    error = error or EnlivenError(header["error"])
+    error.code, error.exit_code = header["code"], header["exit_code"]
+    return error
+
+
 # ----- the worker -----------------------------------------------------------
 
-def serve_frames(connection: Connection, subjects: list, engine: str, checkpoint: str | Path | None) -> None:
-    """A worker process: render each frame asked for, until the pipe closes."""
+def serve_frames(requests: Connection, frames: Connection, subjects: list, engine: str,
+                 checkpoint: str | Path | None) -> None:
+    """A worker process: render each frame asked for, until the requests' pipe closes."""
+    for name in ("SIGINT", "SIGBREAK"):  # (SIGBREAK: Windows' Ctrl-Break) the parent stops its workers itself
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
     import cv2
 
     from .group import GroupAnimator
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent stops us
     cv2.setNumThreads(1)  # a worker a core: OpenCV's own threads would only compete with the other workers
+    asked: Queue[FrameRequest | None] = Queue()
+    threading.Thread(target=read_requests, args=(requests, asked), daemon=True, name="enliven-requests").start()
     try:
-        group = GroupAnimator(subjects, engine=engine, checkpoint=checkpoint, threads=False)
+        group, failure = GroupAnimator(subjects, engine=engine, checkpoint=checkpoint, threads=False), None
     except EnlivenError as error:
         group, failure = None, error
-    while True:
+    while (request := asked.get()) is not None:
         try:
-            request = receive_request(connection)
-        except (EOFError, OSError):
-            return
-        try:
-            if group is None:
+            if failure is not None:
                 raise failure
             layers = group.render_layers(request.values, request.previous, request.alpha, request.passes)
         except EnlivenError as error:
-            send_arrays(connection, {"error": error.message, "exit_code": error.exit_code}, {})
+            send_error(frames, error)
             continue
-        send_frame(connection, layers)
+        except Exception as error:  # a bug: its traceback goes to stderr, and the run ends with what it was
+            traceback.print_exc()
+            send_error(frames, EnlivenError(f"A rendering worker failed: {type(error).__name__}: {error}"))
+            continue
+        send_frame(frames, layers)
+
+
+def read_requests(requests: Connection, asked: Queue) -> None:
+    """Each request into `asked` as it comes (None when the pipe closes). Read on a thread of its own, so
+    that the parent can always send one: were the worker to read only between frames, a worker sending a
+    frame the parent is not yet reading (it takes them in order) and the parent sending that worker a
+    request longer than the pipe holds (two dozen faces' channels, on macOS or Windows) would each wait
+    for the other for ever."""
+    while True:
+        try:
+            asked.put(receive_request(requests))
+        except (EOFError, OSError):
+            asked.put(None)
+            return

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from enliven.analysis import analyze_faces
-from enliven.errors import EnlivenError
+from enliven.errors import BadMotionError, EnlivenError
 import enliven.frame_workers as frame_workers
 from enliven.frame_workers import FrameRequest, FrameWorkers, worker_count, worker_memory
 from enliven.group import GroupAnimator
@@ -58,12 +58,17 @@ def test_workers_render_the_frames_one_process_renders_in_every_layer(touching_s
     assert not np.array_equal(frames[0].rgb, frames[1].rgb)  # the faces did move, each its own way
 
 
-def test_a_worker_s_error_is_the_run_s_error(touching_subjects):
+def test_a_worker_s_error_is_the_run_s_error_of_the_same_kind(touching_subjects):
     with FrameWorkers(touching_subjects, count=2) as workers:
         frames = workers.render(iter([FrameRequest({0: TURN}), FrameRequest({5: TURN})]))
         assert next(frames).rgb.shape == touching_subjects[0].image.shape
         with pytest.raises(EnlivenError, match="No face 5 among the faces being animated"):
             next(frames)
+        nan = TURN.copy()
+        nan[3] = np.nan
+        with pytest.raises(BadMotionError, match="finite") as raised:  # the exit code and wire code come along
+            next(workers.render(iter([FrameRequest({0: nan, 1: BLINK})])))
+        assert raised.value.exit_code == BadMotionError.exit_code and raised.value.code == BadMotionError.code
 
 
 def test_workers_are_as_many_as_cores_and_half_the_free_memory_allow(touching_subjects, monkeypatch):

@@ -48,7 +48,8 @@ def run(server: Any, job: Job) -> list:
         if faces is not None:
             subjects = server.engines.faces_of(subject, faces)
             subject = subjects[0]
-            workers = worker_count(engine, job.total, subjects)
+            # (Jobs on several heavy lanes at once share the cores.)
+            workers = worker_count(engine, job.total, subjects) // max(1, server.limits.heavy_lanes)
             if workers > 1:  # whole frames side by side in worker processes, as `enliven generate` renders them
                 animator, lock, notes = None, None, ()
             else:
@@ -63,6 +64,10 @@ def run(server: Any, job: Job) -> list:
         png_level = int(f.get("png_compression", 1))
         alpha, passes = bool(f.get("alpha", False)), fmt == "exr"  # an EXR frame carries every pass
         kept = {index for index in range(job.total) if writer is not None and f.get("resume") and writer.complete(index)}
+        if workers > 1 and worker_count(engine, job.total - len(kept), subjects) < 2:  # a resume with a few left
+            workers = 1
+            animator, lock, notes = server.engines.group(subjects, engine, checkpoint)
+            job.warnings.extend(notes)
         if workers > 1:
             from_workers = rendered_frames(subjects, engine, checkpoint, workers, (
                 FrameRequest(dict(zip(faces, job.motion[:, index])),
