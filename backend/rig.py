@@ -27,6 +27,10 @@ from .shared.channels import CHANNEL_INDEX, CHANNEL_NAMES, default_vector
 
 # The head turns about a point in the neck, below and behind the eyes (head units).
 PIVOT_HEAD = np.array([0.0, -0.75, -1.1])
+# A photo's mouth open this much (inner-lip gap / mouth width) opens further with lips parting evenly out to
+# its own rounded corners; one open less, or closed, parts as an ellipse (_jaw_weight). On d19's "O" (0.84)
+# the ellipse made a tall, pointed egg that MediaPipe read as closed lips.
+LIP_TAPER_UNTIL = (0.15, 0.5)
 # The jaw swings about a point below and behind the mouth corners (head units).
 PIVOT_JAW = np.array([0.0, -0.3, -1.0])
 SEAL_UPPER_SHARE = 0.3  # sealing an open mouth: the share of the gap the upper lip closes (the jaw does the rest)
@@ -190,11 +194,18 @@ def _jaw_weight(head: np.ndarray) -> np.ndarray:
     right_x, left_x = head[lm.MOUTH_RIGHT_CORNER, 0], head[lm.MOUTH_LEFT_CORNER, 0]
     in_mouth = (head[:, 0] > right_x) & (head[:, 0] < left_x) & (np.abs(head[:, 1] - mid_y) < 0.35 * width)
     weight = np.where(in_mouth, (head[:, 1] < mid_y).astype(float), weight)
-    for ring in lm.LIPS_UPPER_RINGS:
-        weight[list(ring)] = 0.0
-    for ring in lm.LIPS_LOWER_RINGS:
-        weight[list(ring)] = 1.0
-    weight[[ring[end] for ring in lm.LIPS_UPPER_RINGS for end in (0, -1)]] = 0.5  # the corners
+    # The lips: the lower goes with the jaw and the upper stays in the middle, and toward the corners (which
+    # go half way) each takes more of the other's share, so that closed lips part as half an ellipse each
+    # side of the line they meet on. (With the lips' weights 1 and 0 out to their corners, a closed mouth
+    # opened into a box: straight sides from the ends of the still upper lip down to the corners.) A mouth
+    # open in the photo has its own rounded corners: opened further, it keeps them (LIP_TAPER_UNTIL).
+    taper = 1.0 - smoothstep(*LIP_TAPER_UNTIL, lm.mouth_openness(head))
+    for rings, side in ((lm.LIPS_UPPER_RINGS, -1.0), (lm.LIPS_LOWER_RINGS, 1.0)):
+        for ring in rings:
+            ends_x = head[[ring[0], ring[-1]], 0]
+            across = np.clip(np.abs(head[list(ring), 0] - ends_x.mean()) / (0.5 * np.ptp(ends_x) + 1e-9), 0.0, 1.0)
+            weight[list(ring)] = 0.5 + side * 0.5 * (taper * np.sqrt(1.0 - across**2) + (1.0 - taper))
+    weight[[ring[end] for ring in lm.LIPS_UPPER_RINGS for end in (0, -1)]] = 0.5  # the corners, half way
     return weight
 
 

@@ -146,11 +146,19 @@ def test_smile_raises_and_widens_its_own_corner(rig, subject):
     assert frown[lm.MOUTH_RIGHT_CORNER, 1] > 1  # down
 
 
-def test_jaw_open_parts_the_lips_and_keeps_the_upper_lip(rig, subject):
+def test_jaw_open_parts_the_lips_as_an_oval_and_keeps_the_upper_lip_s_middle(rig, subject):
     opened = rig.targets(channel_values(jaw_open=1))
     assert lm.mouth_openness(opened) > subject.mouth_openness + 0.3
-    assert np.abs(opened - subject.landmarks)[list(lm.LIPS_UPPER_OUTER[1:-1]), :2].max() < 0.5
+    upper_moved = np.abs(opened - subject.landmarks)[list(lm.LIPS_UPPER_OUTER), :2].max(axis=1)
+    assert upper_moved[5] < 0.5 and upper_moved[4:7].max() < 1.0
     assert opened[lm.CHIN, 1] > subject.landmarks[lm.CHIN, 1] + 5
+    # The lips part most in the middle and less and less toward the corners, which they keep joined: not
+    # a box whose straight sides drop from the ends of a still upper lip to the corners.
+    gap = opened[list(lm.LIPS_LOWER_INNER), 1] - opened[list(lm.LIPS_UPPER_INNER), 1]
+    middle = len(gap) // 2
+    assert gap[0] == gap[-1] == 0  # one point, each corner
+    assert (np.diff(gap[:middle + 1]) >= -0.05).all() and (np.diff(gap[middle:]) <= 0.05).all()
+    assert max(gap[1], gap[-2]) < 0.65 * gap[middle]
 
 
 def test_pucker_narrows_and_wide_widens_the_mouth(rig, subject):

@@ -34,7 +34,7 @@ INTERIOR_ROWS = (0.25, 0.5, 0.75)  # rows of a stretching interior's points, fro
 SPLIT_SAMPLES = 24  # samples from the upper lip to the lower where a splitting interior is read (interior_split)
 UPPER_TEETH_REACH = 0.35  # teeth that start this near the upper lip (share of the gap) are upper teeth ...
 UPPER_TEETH_HEIGHT = 0.17  # ... and show at most this tall (mouth widths; smiles on the evaluation photos: 0.07-0.15)
-BITE_FROM = 0.07  # a taller run holds lower teeth too: the bite is looked for this far (mouth widths) below its top
+BITE_FROM = 0.07  # a taller run holds lower teeth too: the bite is looked for this far (mouth widths) inside it
 # The painted cavity and tongue, in the lips' own colour (the photo's lower lip), as real open mouths show
 # them, read on the training clips (1,163 frames of 45 people with the lips over 0.2 mouth widths apart; the
 # interior against the lower lip's median colour, median by person): in a wide opening the cavity below the
@@ -236,10 +236,12 @@ def interior_split(image: np.ndarray, landmarks: np.ndarray, margin: float) -> n
             split[column] = teeth_end / SPLIT_SAMPLES
             if (teeth_end - start_at) / SPLIT_SAMPLES * lip_gaps[column] > UPPER_TEETH_HEIGHT * mouth_width:
                 # Taller than upper teeth show: the lower teeth meet them (a clenched grin, 2008_002506 #2).
-                # The split follows the bite, the darkest sample below the shortest upper teeth.
-                first_bite = start_at + int(np.ceil(BITE_FROM * mouth_width / lip_gaps[column] * SPLIT_SAMPLES))
-                if first_bite < teeth_end:
-                    split[column] = along[first_bite + int(np.argmin(luma[column, first_bite:teeth_end]))]
+                # The split follows the bite, the darkest sample below the shortest upper teeth and above the
+                # shortest lower ones (the last sample, blurred with the lower lip, can be darker than the bite).
+                shortest = int(np.ceil(BITE_FROM * mouth_width / lip_gaps[column] * SPLIT_SAMPLES))
+                first_bite, last_bite = start_at + shortest, teeth_end - shortest
+                if first_bite < last_bite:
+                    split[column] = along[first_bite + int(np.argmin(luma[column, first_bite:last_bite]))]
         else:  # lower teeth alone: split in the middle of the toothless run above them
             split[column] = along[max(start_at - 1, 0) // 2]
     known = np.flatnonzero(usable)
