@@ -23,6 +23,7 @@ import threading
 import traceback
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -34,7 +35,7 @@ from .errors import EnlivenError
 from .frame_layers import FrameLayers
 
 IN_FLIGHT = 2  # frames asked of each worker ahead of the one being taken back: a worker never waits for the next
-MAX_WORKERS = 8  # each holds every face's engine (13 faces of a 3-megapixel photo: 660 MB); more cores go unused
+MAX_WORKERS = 8  # each holds every face's engine (13 faces of a 3-megapixel photo: 320 MB); more cores go unused
 FEW_FRAMES = 8  # fewer frames than this are rendered in-process: starting the workers costs a few frames' time
 
 
@@ -73,13 +74,13 @@ def worker_count(engine: str, frames: int, subjects: Sequence, asked: int | None
 
 
 def worker_memory(subjects: Sequence) -> float:
-    """About the bytes a worker holds for `subjects`: Python with numpy and OpenCV and the photo, then per
-    pixel of the head and body regions its engines' maps, masks and plates (measured on bald_guys: 13
-    faces' 6.3 million region pixels, 660 MB at the peak of rendering)."""
+    """About the bytes a worker holds at its peak for `subjects`: Python with numpy and OpenCV, the photo, then
+    per pixel of the head and body regions its engines' maps, masks and plates. (Measured, VmHWM: 2007_007763's
+    6 faces 125 MB; bald_guys' 13 faces, 6.3 million region pixels, 320 MB; its 24, 8.7 million, 371 MB.)"""
     regions = [subject.head_region for subject in subjects]
     regions += [subject.body.region for subject in subjects if subject.body is not None]
     pixels = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in regions)
-    return 300e6 + 8 * subjects[0].image.nbytes + 50 * pixels
+    return 120e6 + 4 * subjects[0].image.nbytes + 30 * pixels
 
 
 def available_memory() -> float | None:
@@ -127,19 +128,24 @@ class FrameWorkers:
         # Spawned, not forked: a fork would copy OpenCV's and ZeroMQ's threads' locks in whatever state they are.
         context = multiprocessing.get_context("spawn")
         self._workers: list[Worker] = []
+        their_ends: list[Connection] = []
         try:
             for _ in range(count):
                 their_requests, our_requests = context.Pipe(duplex=False)
                 our_frames, their_frames = context.Pipe(duplex=False)
+                their_ends += [their_requests, their_frames]
                 process = context.Process(target=serve_frames, daemon=True, name="enliven-frames",
                                           args=(their_requests, their_frames, list(subjects), engine, checkpoint))
-                start_without_ctrl_c(process)
-                their_requests.close()
-                their_frames.close()
                 self._workers.append(Worker(process, our_requests, our_frames))
+            # Started side by side: each start waits until its child, importing enliven, has read the subjects.
+            with ThreadPoolExecutor(count, thread_name_prefix="enliven-start") as starting:
+                list(starting.map(start_without_ctrl_c, [worker.process for worker in self._workers]))
         except BaseException:
             self.close()
             raise
+        finally:
+            for end in their_ends:  # the children's own copies are theirs now
+                end.close()
 
     def render(self, requests: Iterable[FrameRequest]) -> Iterator[FrameLayers]:
         """The frames of `requests`, in order; frame i is rendered by worker i mod count. (A sequence left
@@ -157,12 +163,24 @@ class FrameWorkers:
         while waiting:
             yield receive_frame(waiting.popleft())
 
+    def peak_memory(self) -> list[int | None]:
+        """Each worker's peak resident memory so far, in bytes (Linux's VmHWM; None where unknown)."""
+        peaks = []
+        for worker in self._workers:
+            try:
+                with open(f"/proc/{worker.process.pid}/status") as status:
+                    peaks.append(next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:")))
+            except (OSError, StopIteration):
+                peaks.append(None)
+        return peaks
+
     def close(self) -> None:
         """Stop every worker now (a frame half-rendered is of no use to anyone)."""
         for worker in self._workers:
             if worker.process.is_alive():
                 worker.process.terminate()
-            worker.process.join()
+            if worker.process.pid is not None:  # (started)
+                worker.process.join()
             worker.requests.close()
             worker.frames.close()
         self._workers = []
@@ -175,9 +193,9 @@ class FrameWorkers:
 
 
 def start_without_ctrl_c(process: multiprocessing.Process) -> None:
-    """Start `process` with Ctrl-C (SIGINT) blocked, which it inherits: Ctrl-C reaches the whole process group,
-    and a worker still importing would print a traceback; this process stops its workers itself. (Blocked,
-    not ignored: a Ctrl-C meanwhile reaches this process once the worker has started.)"""
+    """Start `process` with Ctrl-C (SIGINT) blocked in this thread, which the child inherits: Ctrl-C reaches
+    the whole process group, and a worker still importing would print a traceback; this process stops its
+    workers itself. (Blocked, not ignored: a Ctrl-C meanwhile reaches this process once it is unblocked.)"""
     if not hasattr(signal, "pthread_sigmask"):  # Windows
         process.start()
         return

@@ -84,10 +84,12 @@ def main() -> None:
             for index, _ in enumerate(workers.render(requests)):
                 if index == 2 * args.workers - 1:  # every worker has started and delivered
                     first_s, steady_from = time.perf_counter() - started, time.perf_counter()
-        steady = (time.perf_counter() - steady_from) / (args.frames - 2 * args.workers)
+            steady = (time.perf_counter() - steady_from) / (args.frames - 2 * args.workers)
+            # (Not RUSAGE_CHILDREN: a child forked before its exec counts this process's pages as its own.)
+            peaks = [f"{peak / 2**20:.0f}" if peak else "?" for peak in workers.peak_memory()]
         print(f"{args.workers} worker processes, whole frames side by side: {1 / steady:.1f} frames/s "
               f"({steady * 1000:.1f} ms a frame) once started ({first_s:.1f} s to the first {2 * args.workers} frames); "
-              f"peak RSS of a worker {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MB")
+              f"peak RSS of each worker {', '.join(peaks)} MB")
 
 
 if __name__ == "__main__":
