@@ -107,6 +107,10 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+ON_PROC = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="finds the workers in /proc (Linux)")
+
+
+@ON_PROC
 @pytest.mark.parametrize("stop", ["kill a worker", "SIGTERM the run"])
 def test_a_run_whose_worker_dies_or_that_is_stopped_keeps_its_frames_and_leaves_no_worker(astronaut, tmp_path, stop):
     photo = write_rgb(tmp_path / "two.png", two_faces(astronaut, 300))

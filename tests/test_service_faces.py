@@ -12,7 +12,7 @@ from enliven.shared.client import Client, RemoteError
 
 from conftest import run_enliven
 from service_helpers import ASTRONAUT, collect, serving, wait_for
-from test_frame_workers import alive, workers_of
+from test_frame_workers import ON_PROC, alive, workers_of
 
 N_CH = len(CHANNEL_NAMES)
 
@@ -116,6 +116,7 @@ def test_cli_renders_several_faces_on_a_server_as_it_does_here(server, photo, tm
                               cv2.imread(str(there / name), cv2.IMREAD_UNCHANGED)), name
 
 
+@ON_PROC
 def test_a_cancelled_generate_of_several_faces_stops_its_worker_processes(server, client, analysis, photo):
     motion = np.zeros((2, 2000, N_CH), np.float32) + default_vector()
     motion[0, :, CHANNEL_INDEX["head_yaw"]] = 10 * np.sin(np.arange(2000) / 10)
