@@ -11,7 +11,9 @@ The subjects go to each worker once, as the arguments of the process
 (multiprocessing pickles those over the pipe it starts the child with: the
 same program on both ends, never a socket). Everything after that crosses as a
 small JSON header and raw array bytes, on two one-way pipes per worker: the
-channel values of each frame asked for, and the frame's arrays sent back.
+channel values of each frame asked for, and the frame's arrays sent back. (Not
+shared.protocol's messages: the channel values are float64, which the wire
+does not carry, and a frame with every pass is larger than its 64 MB.)
 """
 from __future__ import annotations
 
@@ -47,6 +49,13 @@ class FrameRequest:
     previous: Mapping[int, np.ndarray] | None = None
     alpha: bool = False
     passes: bool = False
+
+
+def frame_request(motions: Mapping[int, np.ndarray], index: int, alpha: bool = False,
+                  passes: bool = False) -> FrameRequest:
+    """Frame `index` of each face's motion (face -> (frames, channels)), with the frame before's values."""
+    previous = None if index == 0 else {face: motion[index - 1] for face, motion in motions.items()}
+    return FrameRequest({face: motion[index] for face, motion in motions.items()}, previous, alpha, passes)
 
 
 def usable_cores() -> int:
@@ -272,10 +281,12 @@ def receive_frame(worker: Worker) -> FrameLayers:
         raise worker_stopped(worker.process) from None
     if "error" in header:
         raise error_of(header)
-    layers = FrameLayers(rgb=arrays.pop("rgb"), alpha=arrays.pop("alpha", None), vector=arrays.pop("vector", None))
-    mattes = {name.split(".", 1)[1]: array for name, array in arrays.items() if name.startswith("mattes.")}
-    layers.mattes = mattes or None
-    return layers
+    layers = {}
+    for field in fields(FrameLayers):  # (send_frame's names: a dict's arrays as "field.key")
+        prefix = f"{field.name}."
+        keyed = {name[len(prefix):]: array for name, array in arrays.items() if name.startswith(prefix)}
+        layers[field.name] = arrays.get(field.name, keyed or None)
+    return FrameLayers(**layers)
 
 
 def send_error(connection: Connection, error: EnlivenError) -> None:

@@ -96,21 +96,16 @@ def group_frames(args: argparse.Namespace, files: list[FaceMotions]) -> tuple[in
     """(frame count, fps, the frames in order) of the faces this run animates: with --alpha every person cut
     out, and as EXR every face's mattes and motion vectors. Rendered by worker processes, whole frames side by
     side, where there are several cores (frame_workers); the iterator stops them when it is closed."""
-    from .frame_workers import FrameRequest, rendered_frames, worker_count
+    from .frame_workers import frame_request, rendered_frames, worker_count
 
     faces = chosen_faces(args, files)
     subjects = analyze_photo_faces(args, faces)
     motions = face_motions(args, files, [subject.face_index for subject in subjects])
     values = motions.full()
     passes = args.format == "exr"  # an EXR frame carries every pass
-
-    def requests() -> Iterator[FrameRequest]:
-        for index in range(motions.frame_count):
-            previous = None if index == 0 else {face: rows[index - 1] for face, rows in values.items()}
-            yield FrameRequest({face: rows[index] for face, rows in values.items()}, previous, args.alpha, passes)
-
+    requests = (frame_request(values, index, args.alpha, passes) for index in range(motions.frame_count))
     workers = worker_count(args.engine, motions.frame_count, subjects, args.workers)
-    return motions.frame_count, motions.fps, rendered_frames(subjects, args.engine, args.checkpoint, workers, requests())
+    return motions.frame_count, motions.fps, rendered_frames(subjects, args.engine, args.checkpoint, workers, requests)
 
 
 def group_motion_for_server(args: argparse.Namespace, files: list[FaceMotions]) -> tuple[list[int], np.ndarray, float]:

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from enliven.analysis import analyze_faces
-from enliven.frame_workers import MAX_WORKERS, FrameRequest, FrameWorkers, usable_cores
+from enliven.frame_workers import MAX_WORKERS, FrameWorkers, frame_request, usable_cores
 from enliven.group import GroupAnimator
 from enliven.images import load_image
 from enliven.shared.presets import preset_face_motions
@@ -78,7 +78,7 @@ def main() -> None:
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
     if args.workers > 1:
-        requests = (FrameRequest({face: values[index] for face, values in motion.items()}) for index in range(args.frames))
+        requests = (frame_request(motion, index) for index in range(args.frames))
         started = time.perf_counter()
         with FrameWorkers(subjects, count=args.workers) as workers:
             for index, _ in enumerate(workers.render(requests)):

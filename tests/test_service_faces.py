@@ -116,6 +116,29 @@ def test_cli_renders_several_faces_on_a_server_as_it_does_here(server, photo, tm
                               cv2.imread(str(there / name), cv2.IMREAD_UNCHANGED)), name
 
 
+def test_a_resumed_generate_of_several_faces_renders_only_the_missing_frames_as_they_were(client, analysis, tmp_path):
+    """Twelve frames: rendered by worker processes, which take the frames not kept, in order."""
+    frames = 12
+    motion = np.zeros((2, frames, N_CH), np.float32) + default_vector()
+    motion[0, :, CHANNEL_INDEX["head_yaw"]] = np.linspace(0, 15, frames)
+    motion[1, :, CHANNEL_INDEX["jaw_open"]] = np.linspace(0, 0.8, frames)
+    out = tmp_path / "frames"
+
+    def generate(**extra):
+        return collect(client, client.generate(motion, 24, subject=analysis["subject"], faces=[0, 1], format="none",
+                                               output_dir=str(out), png_compression=0, **extra), timeout_s=120)
+
+    assert generate()[-1].fields["rendered"] == frames
+    names = sorted(p.name for p in out.iterdir())
+    first = {name: cv2.imread(str(out / name)) for name in names}
+    for name in (names[2], names[6], names[7]):
+        (out / name).unlink()
+    done = generate(resume=True)[-1].fields
+    assert (done["rendered"], done["skipped"]) == (3, frames - 3)
+    for name in names:
+        assert np.array_equal(cv2.imread(str(out / name)), first[name]), name
+
+
 @ON_PROC
 def test_a_cancelled_generate_of_several_faces_stops_its_worker_processes(server, client, analysis, photo):
     motion = np.zeros((2, 2000, N_CH), np.float32) + default_vector()

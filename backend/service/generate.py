@@ -12,7 +12,7 @@ from concurrent.futures import Future, wait
 from typing import Any
 
 from ..frame_layers import FrameLayers
-from ..frame_workers import FrameRequest, rendered_frames, worker_count
+from ..frame_workers import frame_request, rendered_frames, worker_count
 from ..png import BandCache
 from ..shared import naming, protocol
 from .admission import check_room, claim_output, engine_of, motion_of, need_subject
@@ -64,15 +64,10 @@ def run(server: Any, job: Job) -> list:
         png_level = int(f.get("png_compression", 1))
         alpha, passes = bool(f.get("alpha", False)), fmt == "exr"  # an EXR frame carries every pass
         kept = {index for index in range(job.total) if writer is not None and f.get("resume") and writer.complete(index)}
-        if workers > 1 and worker_count(engine, job.total - len(kept), subjects) < 2:  # a resume with a few left
-            workers = 1
-            animator, lock, notes = server.engines.group(subjects, engine, checkpoint)
-            job.warnings.extend(notes)
+        motions = None if faces is None else dict(zip(faces, job.motion))  # face -> (frames, channels)
         if workers > 1:
             from_workers = rendered_frames(subjects, engine, checkpoint, workers, (
-                FrameRequest(dict(zip(faces, job.motion[:, index])),
-                             None if index == 0 else dict(zip(faces, job.motion[:, index - 1])), alpha, passes)
-                for index in range(job.total) if index not in kept))
+                frame_request(motions, index, alpha, passes) for index in range(job.total) if index not in kept))
         bands = BandCache()  # what the frames share (all the head does not touch) is deflated once
         if not emit(job, protocol.encode("progress", job.id, {
                 "state": "running", "done": 0, "total": job.total,
@@ -83,13 +78,11 @@ def run(server: Any, job: Job) -> list:
             if from_workers is not None:
                 return next(from_workers)  # (it renders the frames not kept, in order)
             with lock:
-                previous = index - 1 if index > 0 else None  # the frame the motion vectors run from
-                if faces is not None:
-                    return animator.render_layers(
-                        dict(zip(faces, job.motion[:, index])),
-                        None if previous is None else dict(zip(faces, job.motion[:, previous])), alpha, passes)
-                return animator.render_layers(job.motion[index], None if previous is None else job.motion[previous],
-                                              alpha, passes)
+                if motions is not None:
+                    request = frame_request(motions, index, alpha, passes)
+                    return animator.render_layers(request.values, request.previous, alpha, passes)
+                previous = job.motion[index - 1] if index > 0 else None  # the frame the motion vectors run from
+                return animator.render_layers(job.motion[index], previous, alpha, passes)
 
         depth = server.encode_threads + 1  # frames being encoded while the next renders
         rendered = skipped = 0
