@@ -37,6 +37,10 @@
   the background plate.
 - folds: a mesh that folds (a triangle the frame turns over) draws hard, stepped edges: lash sawtooth at
   an eye's corners, grey fangs of teeth hanging from closing lips. `folded_around` counts them.
+- hidden strip: where a turned face folds (the nose over the far cheek), the strip of photo between them
+  is hidden, and a map interpolated across the fold showed it as a dark, stepped line beside the nose.
+  `hidden_by_turn` finds the face's pixels the exact mesh hides at a frame's values; `shown_hidden` paints
+  them a colour no face has (MARKER), renders the frame from that photo and counts the marked pixels.
 - mouth band: moving the lips of a wide-open mouth drew a dark cavity band
   across the tongue; `share_inside` of the engine's painted mask over the
   inner-lip polygon is the share of the interior painted over.
@@ -69,6 +73,11 @@ MIN_EYE_PIXELS = 20  # uncovered_white_excess reads an eye showing at least this
 # least this share: it draws the texture under it mirrored (grey fangs of teeth hanging from the lower lip: 6
 # on that mouth before the mesh left out the chin points MediaPipe puts on the lip, 1 now).
 FOLD_KEEPS = 0.25
+MARKER = (0, 0, 255)  # shown_hidden paints the hidden strip pure blue ...
+MARKER_LEVELS = 80  # ... and counts pixels whose blue exceeds their red and green by this much
+# face widths: hidden_by_turn reads the face this far inside its landmarks' outline: the outline's own band
+# is the tears' (a turned face's far cheek folds there too, and the warp leaves that band to its sliver filter)
+HIDDEN_INSET = 0.15
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
@@ -420,3 +429,57 @@ def folded_around(engine, ids: Sequence[int], values: np.ndarray, keeping: float
     still = signed_areas(engine.source_work, triangles)
     moved = signed_areas(engine.target_points(values)[2], triangles)
     return int(turned_over(still, moved, keeping).sum()), len(triangles)
+
+
+def hidden_by_turn(engine, values: np.ndarray) -> np.ndarray:
+    """(region h, region w) bool: the pixels of the warp `engine`'s head region, on its face (HIDDEN_INSET
+    inside the landmarks' outline, whose own edge the silhouette figures read), that no pixel of the frame
+    for channel `values` maps to through the exact mesh (every triangle's affine at full resolution,
+    nearest on top): what the frame's folds hide. (The mesh's own map, not the engine's frame: this is what
+    the frame must not show.)"""
+    from .engines.warp_math import piecewise_affine_displacement, triangle_affines
+    target = engine._work_to_region(engine.target_points(values)[2])
+    affines, usable = triangle_affines(target, engine.source_region_points, engine.triangles)
+    width, height = engine.region_size
+    where_from = piecewise_affine_displacement(target, engine.triangles, affines, usable, (width, height),
+                                               in_front=engine.face_triangles)
+    where_from += np.dstack(np.meshgrid(np.arange(width), np.arange(height))).astype(np.float32)
+    seen = np.zeros((height, width), np.uint8)
+    seen[np.clip(np.rint(where_from[..., 1]).astype(int), 0, height - 1),
+         np.clip(np.rint(where_from[..., 0]).astype(int), 0, width - 1)] = 1
+    seen = cv2.dilate(seen, np.ones((3, 3), np.uint8))  # a pixel between two samples is not hidden
+    return face_inside(engine, engine.subject.landmarks) & (seen == 0)
+
+
+def face_inside(engine, landmarks: np.ndarray) -> np.ndarray:
+    """(region h, region w) bool: the warp `engine`'s head region pixels HIDDEN_INSET inside the outline of
+    `landmarks` ((478, 2+) photo pixels: the photo's, or where a frame put them)."""
+    width, height = engine.region_size
+    face = np.zeros((height, width), np.uint8)
+    outline = cv2.convexHull((landmarks[:lm.MESH_POINTS, :2] - engine.region[:2]).astype(np.float32))
+    cv2.fillConvexPoly(face, np.round(outline).astype(np.int32), 1)
+    inset = max(1, round(HIDDEN_INSET * engine.subject.face_width))
+    return cv2.erode(face, np.ones((2 * inset + 1,) * 2, np.uint8)) > 0
+
+
+def shown_hidden(engine_type, subject, values: np.ndarray) -> tuple[int, int]:
+    """(How many pixels of the frame for channel `values` show what that frame's folds hide, how many the
+    folds hide): the hidden pixels (hidden_by_turn) painted MARKER in a copy of the photo, the frame
+    rendered from it by a new `engine_type` (a warp engine class), and its marked pixels counted on the
+    face (face_inside the frame's landmarks), less those of the frame from the photo itself."""
+    import dataclasses
+    engine = engine_type(subject)
+    hidden = hidden_by_turn(engine, values)
+    x0, y0, x1, y1 = engine.region
+    image = subject.image.copy()
+    image[y0:y1, x0:x1][hidden] = MARKER
+
+    def marked(frame: np.ndarray) -> np.ndarray:
+        frame = frame[y0:y1, x0:x1].astype(np.int16)
+        return frame[..., 2] - np.maximum(frame[..., 0], frame[..., 1]) > MARKER_LEVELS
+
+    plain = engine.render_with_fields(values, keep_fields=False)
+    shown = (marked(engine_type(dataclasses.replace(subject, image=image)).render(values)) & ~marked(plain.frame)
+             & face_inside(engine, plain.target_landmarks))
+    return int(shown.sum()), int(hidden.sum())
+

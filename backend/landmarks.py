@@ -53,6 +53,7 @@ FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365
              234, 127, 162, 21, 54, 103, 67, 109)
 FOREHEAD_TOP, CHIN = 10, 152
 NOSE_TIP = 1
+NOSE_BRIDGE, NOSE_BOTTOM = 168, 2  # between the eyes; where the nose meets the upper lip
 FACE_RIGHT_EDGE, FACE_LEFT_EDGE = 234, 454
 
 # Mirror pairs (subject's right, subject's left) used to find the face's

@@ -20,6 +20,9 @@ preset. Printed per photo:
 - edge: the hair's edge left behind (enliven.artifacts.edge_left_behind: pixels
   beside the photo's person that the moved head left still showing a dark
   edge), worst of the same;
+- hidden: pixels of the frame that show what the turned face's folds hide (the strip between the nose and
+  the far cheek: enliven.artifacts.shown_hidden paints it a marker colour and renders from that photo),
+  worst of the same;
 - specks: new isolated pixels in the head region, worst frame of all;
 - iris: iris disc error in levels (the shown iris against the source's iris
   disc moved where the rig put it), worst of gaze_x/gaze_y +-1, the
@@ -102,7 +105,7 @@ MIN_IRIS_SHIFT = 1.5
 # What "no visible artifact" means for each figure: (the limit, True if the figure must stay at or under it).
 THRESHOLDS = {"tears": (1.5, True), "hair": (10.0, True), "edge": (20, True), "specks": (5, True), "iris_error": (12.0, True),
               "iris_travel": (0.25, False), "white": (10.0, True),
-              "mouth_seal": (0.06, True), "seam": (8.0, True), "mouth_band": (0.02, True), "folds": (4, True),
+              "mouth_seal": (0.06, True), "seam": (8.0, True), "mouth_band": (0.02, True), "folds": (4, True), "hidden": (12, True),
               "lash": (0.2, True)}
 # tears: real head turns (bench/artifacts_real.py, 309 turned frames of 6 evaluation clips) read median 0.87, 90th
 # percentile 1.19, largest 1.49; the engine before #13's staircase read 1.51-3.81 on 12 of 30 faces. (Read until
@@ -201,9 +204,10 @@ def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     head[y0:y1, x0:x1] = True
     shown = {}
 
-    roughness, slips, edges = [], [], []
+    roughness, slips, edges, hidden = [], [], [], []
     for name, channels in TEAR_FRAMES.items():
         result = engine.render_with_fields(values_with(channels), keep_fields=False)
+        hidden.append(af.shown_hidden(type(engine), subject, values_with(channels))[0])
         shown[name] = (result.frame, result.target_landmarks)
         slips.append(af.hair_slip(result.frame, result.target_landmarks, source, points, subject.mask, (x0, y0)))
         moved = af.in_region(result.box, result.person, subject.mask.shape)  # the person mask moved with the head
@@ -259,7 +263,8 @@ def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     lip_folds = (max(af.folded_around(engine, lm.LIPS_LOWER_INNER[1:-1], values_with({"jaw_open": jaw}),
                                       af.FOLD_KEEPS)[0]
                      for jaw in CLOSING_JAWS) if subject.mouth_openness > SEAL_FROM else float("nan"))
-    figures = {"tears": worst(roughness), "hair": worst(slips), "edge": max(edges), "specks": specks, "specks_frame": worst_specks,
+    figures = {"tears": worst(roughness), "hair": worst(slips), "edge": max(edges), "hidden": max(hidden),
+               "specks": specks, "specks_frame": worst_specks,
                "iris_error": max(disc_errors), "iris_round": max(roundness, default=float("nan")),
                "iris_travel": min(travel, default=float("nan")), "white": worst(whites),
                "mouth_src": subject.mouth_openness, "mouth_jaw1": mouth_open, "mouth_seal": sealed,
@@ -270,8 +275,8 @@ def measure(engine, subject) -> tuple[dict[str, float], dict[str, np.ndarray]]:
 
 
 def crop_boxes(points: np.ndarray, width: float, shape: tuple[int, ...]) -> dict[str, tuple[int, int, int, int]]:
-    """Full-resolution crops around `points` (where the frame's landmarks are): both eyes, the mouth,
-    each cheek outline; `width` is the source's face width, so every frame's crops are the same size."""
+    """Full-resolution crops around `points` (where the frame's landmarks are): both eyes, the nose (its
+    side, where a turn folds), the mouth, each cheek outline; `width` is the source's face width, so every frame's crops are the same size."""
     height_px, width_px = shape[:2]
 
     def around(centre, half_w, half_h):
@@ -281,7 +286,9 @@ def crop_boxes(points: np.ndarray, width: float, shape: tuple[int, ...]) -> dict
 
     eyes = points[list(lm.eye_polygon("left") + lm.eye_polygon("right")), :2]
     mouth = points[list(lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER), :2]
+    nose = points[[lm.NOSE_BRIDGE, lm.NOSE_BOTTOM], :2]
     return {"eyes": around(eyes.mean(0), 0.5 * np.ptp(eyes[:, 0]) + 0.1 * width, 0.16 * width),
+            "nose": around(nose.mean(0), 0.2 * width, 0.5 * np.ptp(nose[:, 1]) + 0.04 * width),
             "mouth": around(mouth.mean(0), 0.5 * np.ptp(mouth[:, 0]) + 0.1 * width, 0.2 * width),
             "cheek_r": around(points[lm.FACE_RIGHT_EDGE, :2], 0.16 * width, 0.25 * width),
             "cheek_l": around(points[lm.FACE_LEFT_EDGE, :2], 0.16 * width, 0.25 * width)}
@@ -355,14 +362,14 @@ def main() -> None:
     engine_type = engine_class(args.engine_ref)
     label = args.engine_ref or "working tree"
     print(f"engine: {label}, size {args.size}")
-    print(f"{'photo':<24} {'tears':>6} {'hair':>5} {'edge':>5} {'specks':>6} {'(worst frame)':<22} {'iris err':>8} {'round':>6} {'travel':>6} {'white':>5} "
+    print(f"{'photo':<24} {'tears':>6} {'hair':>5} {'edge':>5} {'hidden':>6} {'specks':>6} {'(worst frame)':<22} {'iris err':>8} {'round':>6} {'travel':>6} {'white':>5} "
           f"{'mouth src':>9} {'jaw=1':>6} {'jaw=-1':>6} {'seam':>5} {'band':>5} {'folds':>5} {'lash':>5}  past threshold")
     for photo in photos:
         subjects = analyze_faces(resize_long_side(load_image(photo), args.size))  # every face, face by face
         for subject in subjects:
             name = photo.stem if len(subjects) == 1 else f"{photo.stem}#{subject.face_index}"
             figures, shown = measure(engine_type(subject), subject)
-            print(f"{name:<24} {figures['tears']:6.3f} {figures['hair']:5.1f} {figures['edge']:5d} {figures['specks']:6d} {figures['specks_frame']:<22} "
+            print(f"{name:<24} {figures['tears']:6.3f} {figures['hair']:5.1f} {figures['edge']:5d} {figures['hidden']:6d} {figures['specks']:6d} {figures['specks_frame']:<22} "
                   f"{figures['iris_error']:8.1f} {figures['iris_round']:6.3f} {figures['iris_travel']:6.2f} {figures['white']:5.0f} "
                   f"{figures['mouth_src']:9.3f} {figures['mouth_jaw1']:6.3f} {figures['mouth_seal']:6.3f} {figures['seam']:5.1f} "
                   f"{figures['mouth_band']:5.3f} {figures['folds']:5.0f} {figures['lash']:5.3f}  {', '.join(failures(figures)) or '-'}",

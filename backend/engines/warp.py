@@ -27,6 +27,7 @@ Per frame (WarpEngine.render), at a working resolution on the head region:
     cv2.remap to the full-resolution photo, only inside the box that actually
     moves; the person mask is warped the same way to composite the background
     plate where background is uncovered;
+  * where the face's map folds (a turned nose over the far cheek), pixels redrawn from the exact map;
   * each iris drawn as a rigid disc where the rig put it, over the eye's
     sclera (the iris inpainted away once per subject), clipped by the lids;
   * a mouth cavity painted where the lips part (a wide-open mouth's own interior stretches
@@ -45,6 +46,7 @@ from ..geometry import camera_to_image
 from ..rig import SEAL_PRESS, Rig
 from ..shared.channels import CHANNEL_INDEX
 from .eyes import IRIS_DISC, IRIS_FILL, IRIS_STILL, Eyeball, build_eyeball, eyeball_turn, grow_opening
+from .folds import draw_folds, face_folds
 from .frame_buffers import FrameBuffers
 from .mouth import (CLOSED_MOUTH, INTERIOR_ROWS, interior_split, interior_stretches, lip_edge_offsets, paint_cavity, seal_lips,
                     seal_strength, teeth_colour)
@@ -372,11 +374,12 @@ class WarpEngine:
         texture = self.source_region if onto is None else onto[y0:y1, x0:x1]
         affines, usable = triangle_affines(target_work, self.source_work, self.triangles)
         index_image = triangle_index_image(target_work, self.triangles, usable, self.work_size, in_front=self.face_triangles)
-        displacement = displacement_from_index(index_image, target_work, self.triangles, affines)
+        displacement = exact = displacement_from_index(index_image, target_work, self.triangles, affines)
         face_cover = (index_image >= 0) & self.face_layer[np.maximum(index_image, 0)]
         face_width = self.subject.face_width * self.scale
         face_field, face_reach = smooth_face_edge(displacement, face_cover, FACE_EXTRAPOLATION, FACE_EDGE_BAND * face_width,
                                                   FACE_EDGE_SMOOTHING * face_width, FACE_EDGE_SMOOTHED * face_width)
+        folds = face_folds(exact, face_field, face_cover, SILHOUETTE_REACH) if self.scale < 1 else None  # (scale 1: exact)
         face_cover = fill_notches(face_cover, face_reach, FACE_NOTCH * face_width)
         back = self._back_layer(displacement, (index_image >= 0) & ~face_cover)
         displacement = back.field.copy()
@@ -398,6 +401,8 @@ class WarpEngine:
         full = self._full_resolution_displacement(displacement, box, target_work)
         silhouette = self._resolve_silhouette(full, box, face_cover, face_field, face_reach, back)
         region, warped_mask = self._warp_region(full, box, silhouette, cut_out, texture)
+        draw_folds(region, texture, box, folds, self.scale, self._work_to_region(target_work), self.source_region_points,
+                   self.triangles, self.face_triangles)
         result.box, result.person = box, warped_mask
         remapped = region.copy() if keep_fields else None
         region = self._draw_irises(region, full, target_image, box)

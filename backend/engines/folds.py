@@ -1,0 +1,111 @@
+"""Folds in a turned face's map: where it jumps between neighbouring working pixels (pure numpy/OpenCV).
+
+A turn moves the nose over the far cheek and hides the strip of photo between them. The warp engine makes
+its map at a working resolution and interpolates it to full resolution; across a fold that interpolation
+samples the hidden strip (the nose's shaded side): a thin, stepped, dark line. The pixels either side of
+a fold are redrawn instead from the exact map (every triangle's affine), several samples a pixel, averaged.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .warp_math import piecewise_affine_displacement, triangle_affines
+
+FOLD_JUMP = 1.0  # working pixels: neighbours whose maps differ by more than this lie either side of a fold
+FOLD_KEPT = 0.5  # working pixels: a fold whose map the sliver filter moved this much is left to the filter ...
+SLIVER_AROUND = 2  # ... read this many working pixels around the fold
+FOLD_SAMPLES = 3  # a fold's pixels are drawn from this many samples of the exact map along each axis
+
+
+def face_folds(exact: np.ndarray, face_field: np.ndarray, face_cover: np.ndarray, silhouette_reach: int) -> np.ndarray:
+    """(h, w) bool: the working pixels where the face's map (`face_field`) folds (fold_cells), inside the
+    face's triangles (`face_cover`, taken before fill_notches extrapolates the face's map into narrow
+    notches of its outline: the exact map there is the hair's) at least `silhouette_reach` + 1 cells from
+    their edge (the silhouette is resolved on its own), and not among the slivers the sliver filter removed
+    from the triangles' `exact` map (fold_cells_kept)."""
+    kernel = np.ones((2 * silhouette_reach + 3,) * 2, np.uint8)
+    folds = fold_cells(face_field, cv2.erode(face_cover.view(np.uint8), kernel).view(bool), FOLD_JUMP)
+    return fold_cells_kept(folds, exact, face_field, FOLD_KEPT) if folds.any() else folds
+
+
+def fold_cells(displacement: np.ndarray, inside: np.ndarray, jump: float) -> np.ndarray:
+    """(h, w) bool: the working pixels of `inside` (a bool mask) whose displacement differs from a 4-neighbour's
+    by more than `jump` (working pixels, in either component), and their 8 neighbours.
+
+    Such a jump is a fold: where the face turns, the nose moves over the far cheek and hides the strip of
+    photo between them. A map interpolated across the jump samples that hidden strip (the side of the nose,
+    dark): a thin, stepped line along the fold. A smooth map, however strongly it stretches, differs
+    between neighbours by a fraction of a pixel."""
+    across = np.abs(np.diff(displacement, axis=1))
+    down = np.abs(np.diff(displacement, axis=0))
+    jumps_across = np.maximum(across[..., 0], across[..., 1]) > jump
+    jumps_down = np.maximum(down[..., 0], down[..., 1]) > jump
+    cells = np.zeros(displacement.shape[:2], bool)
+    cells[:, 1:] |= jumps_across
+    cells[:, :-1] |= jumps_across
+    cells[1:] |= jumps_down
+    cells[:-1] |= jumps_down
+    cells &= inside
+    if not cells.any():
+        return cells
+    return cv2.dilate(cells.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+
+
+def fold_cells_kept(folds: np.ndarray, exact: np.ndarray, filtered: np.ndarray, kept: float) -> np.ndarray:
+    """`folds` (fold_cells; a copy) without the folds among slivers a filter removed: near a turned face's
+    outline thin triangles are squeezed into slivers whose maps reach far across the photo, and the warp
+    engine's median (`filtered`, from the triangles' `exact` map) removes them; there the exact map would
+    bring them back as blocks of hair. A fold is dropped when the filter moved the map around it (within
+    SLIVER_AROUND cells) by `kept` or more at the 90th percentile. (A median keeps a fold's step: a turned
+    nose near the far outline moves a little and stays.)"""
+    folds = folds.copy()
+    changed = np.abs(filtered - exact)
+    changed = np.maximum(changed[..., 0], changed[..., 1])
+    reach = SLIVER_AROUND
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(folds.view(np.uint8), connectivity=8)
+    for label, (x, y, width, height) in enumerate(stats[1:, :4], start=1):
+        window = (slice(max(y - reach, 0), y + height + reach), slice(max(x - reach, 0), x + width + reach))
+        fold = labels[window] == label
+        around = cv2.dilate(fold.view(np.uint8), np.ones((2 * reach + 1,) * 2, np.uint8)).view(bool)
+        if np.percentile(changed[window][around], 90) >= kept:
+            folds[window] &= ~fold
+    return folds
+
+
+def draw_folds(region: np.ndarray, texture: np.ndarray, box: tuple[int, int, int, int], folds: np.ndarray | None,
+               scale: float, target: np.ndarray, source: np.ndarray, triangles: np.ndarray, in_front: np.ndarray,
+               samples: int = FOLD_SAMPLES) -> None:
+    """Redraw, in place in `region` (the warped `box` of `texture`, region pixels), the pixels whose nearest
+    working pixel is one of the `folds` cells (face_folds; None: none; `scale` working pixels per pixel): each the mean
+    of samples² samples of `texture` through the exact map of the mesh (`target` and `source` (N, 2+) region
+    pixels, `triangles`, `in_front` as piecewise_affine_displacement's). One sample a pixel would still
+    draw the nose's squeezed side as a jagged line a pixel wide; averaged, it is anti-aliased, as a photo's
+    edges are."""
+    if folds is None or not folds.any():
+        return
+    bx0, by0, bx1, by1 = box
+    k = samples
+    # The mesh in sample units: sample (i, j) of pixel p sits at k p + i + (1 - k) / 2 of them.
+    scaled = np.array(target, np.float64, copy=True)
+    scaled[:, :2] *= k
+    affines, usable = triangle_affines(scaled, source, triangles)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(folds.view(np.uint8), connectivity=8)
+    for label in range(1, count):
+        cx, cy, cw, ch = stats[label, :4]
+        # The pixels whose nearest working pixel is one of the fold's (pixel p's is round((p + 0.5) * scale - 0.5)).
+        wx0, wy0 = (max(b, int(np.ceil(c / scale - 0.5))) for b, c in ((bx0, cx), (by0, cy)))
+        wx1, wy1 = (min(b, int(np.ceil(c / scale - 0.5))) for b, c in ((bx1, cx + cw), (by1, cy + ch)))
+        if wx1 <= wx0 or wy1 <= wy0:
+            continue
+        offset = (k * wx0 + (1 - k) / 2, k * wy0 + (1 - k) / 2)
+        size = (k * (wx1 - wx0), k * (wy1 - wy0))
+        where_from = piecewise_affine_displacement(scaled, triangles, affines, usable, size, offset, in_front=in_front)
+        where_from += np.dstack(np.meshgrid(np.arange(size[0], dtype=np.float32) + np.float32(offset[0]),
+                                            np.arange(size[1], dtype=np.float32) + np.float32(offset[1])))
+        sampled = cv2.remap(texture, where_from, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        drawn = cv2.resize(sampled, (wx1 - wx0, wy1 - wy0), interpolation=cv2.INTER_AREA)
+        cell_x = np.clip(np.rint((np.arange(wx0, wx1) + 0.5) * scale - 0.5).astype(int), cx, cx + cw - 1)
+        cell_y = np.clip(np.rint((np.arange(wy0, wy1) + 0.5) * scale - 0.5).astype(int), cy, cy + ch - 1)
+        in_fold = labels[cell_y[:, None], cell_x[None, :]] == label
+        cv2.copyTo(drawn, in_fold.view(np.uint8), region[wy0 - by0:wy1 - by0, wx0 - bx0:wx1 - bx0])
