@@ -37,7 +37,7 @@ PICTURE = ROOT / "docs" / "astronaut.gif"
 PICTURE_MAX_BYTES = 2 * 1024 * 1024
 # README sections, in the order the issue asks for.
 README_SECTIONS = ("Two commands", "Your first animation in Blender", "From the command line",
-                   "Supported Blender versions and platforms", "More")
+                   "What the frames look like", "Supported Blender versions and platforms", "More")
 # `enliven` commands of the README that run on the CI machine, on the bundled photo; the rest are parsed only.
 RUNNABLE = {"analyze", "generate", "presets", "talk"}
 # Words in bold in the Blender steps that are Blender's own, not the add-on's.
