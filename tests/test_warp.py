@@ -686,7 +686,7 @@ def test_a_turned_nose_shows_nothing_of_what_it_hides(large_astronaut, yaw):
     """On a turn the nose moves over the far cheek and hides the strip between them. The map, interpolated
     from the working resolution across that fold, showed the strip as a dark, stepped line beside the nose
     (s12 and d19 at yaw -20). Here the strip is painted a marker colour in the photo, and the frame may show
-    almost none of it on the face (the engine before showed 29 and 40 marked pixels; this one 0 and 2)."""
+    almost none of it on the face (the engine before showed 29 and 40 marked pixels; this one 0 and 0)."""
     from enliven.engines.warp import WarpEngine
 
     shown, hidden = af.shown_hidden(WarpEngine, large_astronaut, channel_values(head_yaw=yaw))

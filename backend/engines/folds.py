@@ -16,6 +16,7 @@ FOLD_JUMP = 1.0  # working pixels: neighbours whose maps differ by more than thi
 FOLD_KEPT = 0.5  # working pixels: a fold whose map the sliver filter moved this much is left to the filter ...
 SLIVER_AROUND = 2  # ... read this many working pixels around the fold
 FOLD_SAMPLES = 3  # a fold's pixels are drawn from this many samples of the exact map along each axis
+FOLD_FEATHER = 2  # pixels at the edge of a fold's redrawn pixels over which they fade in
 
 
 def face_folds(exact: np.ndarray, face_field: np.ndarray, face_cover: np.ndarray, silhouette_reach: int) -> np.ndarray:
@@ -75,17 +76,21 @@ def fold_cells_kept(folds: np.ndarray, exact: np.ndarray, filtered: np.ndarray, 
 
 def draw_folds(region: np.ndarray, texture: np.ndarray, box: tuple[int, int, int, int], folds: np.ndarray | None,
                scale: float, target: np.ndarray, source: np.ndarray, triangles: np.ndarray, in_front: np.ndarray,
-               samples: int = FOLD_SAMPLES) -> None:
+               fade: float, samples: int = FOLD_SAMPLES) -> np.ndarray | None:
     """Redraw, in place in `region` (the warped `box` of `texture`, region pixels), the pixels whose nearest
     working pixel is one of the `folds` cells (face_folds; None: none; `scale` working pixels per pixel): each the mean
     of samples² samples of `texture` through the exact map of the mesh (`target` and `source` (N, 2+) region
     pixels, `triangles`, `in_front` as piecewise_affine_displacement's). One sample a pixel would still
-    draw the nose's squeezed side as a jagged line a pixel wide; averaged, it is anti-aliased, as a photo's
-    edges are."""
+    draw the nose's squeezed side as a jagged line a pixel wide, and the nose's edge across the far eye's
+    corner as a polygon's, cut sharp. Averaged, and blurred first over `fade` pixels (a Gaussian of half that
+    width), the fold's edge goes from one surface to the other over `fade` pixels, as a photo's edges do.
+    Returns which of the box's pixels it redrew ((box h, box w) bool; None: none)."""
     if folds is None or not folds.any():
-        return
+        return None
     bx0, by0, bx1, by1 = box
+    drawn_pixels = np.zeros((by1 - by0, bx1 - bx0), bool)
     k = samples
+    pad = int(np.ceil(fade)) + 1  # pixels around a fold's window that its blur reads
     # The mesh in sample units: sample (i, j) of pixel p sits at k p + i + (1 - k) / 2 of them.
     scaled = np.array(target, np.float64, copy=True)
     scaled[:, :2] *= k
@@ -98,14 +103,40 @@ def draw_folds(region: np.ndarray, texture: np.ndarray, box: tuple[int, int, int
         wx1, wy1 = (min(b, int(np.ceil(c / scale - 0.5))) for b, c in ((bx1, cx + cw), (by1, cy + ch)))
         if wx1 <= wx0 or wy1 <= wy0:
             continue
-        offset = (k * wx0 + (1 - k) / 2, k * wy0 + (1 - k) / 2)
-        size = (k * (wx1 - wx0), k * (wy1 - wy0))
+        px0, py0, px1, py1 = max(wx0 - pad, bx0), max(wy0 - pad, by0), min(wx1 + pad, bx1), min(wy1 + pad, by1)
+        offset = (k * px0 + (1 - k) / 2, k * py0 + (1 - k) / 2)
+        size = (k * (px1 - px0), k * (py1 - py0))
         where_from = piecewise_affine_displacement(scaled, triangles, affines, usable, size, offset, in_front=in_front)
         where_from += np.dstack(np.meshgrid(np.arange(size[0], dtype=np.float32) + np.float32(offset[0]),
                                             np.arange(size[1], dtype=np.float32) + np.float32(offset[1])))
         sampled = cv2.remap(texture, where_from, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        drawn = cv2.resize(sampled, (wx1 - wx0, wy1 - wy0), interpolation=cv2.INTER_AREA)
+        sampled = cv2.GaussianBlur(sampled, (0, 0), k * fade / 2)
+        drawn = cv2.resize(sampled, (px1 - px0, py1 - py0), interpolation=cv2.INTER_AREA)
+        drawn = np.ascontiguousarray(drawn[wy0 - py0:wy1 - py0, wx0 - px0:wx1 - px0])
         cell_x = np.clip(np.rint((np.arange(wx0, wx1) + 0.5) * scale - 0.5).astype(int), cx, cx + cw - 1)
         cell_y = np.clip(np.rint((np.arange(wy0, wy1) + 0.5) * scale - 0.5).astype(int), cy, cy + ch - 1)
         in_fold = labels[cell_y[:, None], cell_x[None, :]] == label
-        cv2.copyTo(drawn, in_fold.view(np.uint8), region[wy0 - by0:wy1 - by0, wx0 - bx0:wx1 - bx0])
+        # Faded in over the fold's outer FOLD_FEATHER pixels, where the exact map may differ from the engine's
+        # around it (a map the sliver filter moved a little): no step at the edge of what is redrawn.
+        weight = np.minimum(cv2.distanceTransform(in_fold.view(np.uint8), cv2.DIST_L2, 3) / (FOLD_FEATHER + 1), 1.0)
+        window = region[wy0 - by0:wy1 - by0, wx0 - bx0:wx1 - bx0]
+        window[...] = np.clip(window + weight[..., None] * (drawn.astype(np.float32) - window) + 0.5, 0, 255)
+        drawn_pixels[wy0 - by0:wy1 - by0, wx0 - bx0:wx1 - bx0] |= in_fold
+    return drawn_pixels
+
+
+def soften_at_folds(coverage: np.ndarray, fold_pixels: np.ndarray | None, window: tuple[int, int, int, int]) -> np.ndarray:
+    """`coverage` ((h, w) float32, 0..1: how much of each pixel of `window` (x0, y0, x1, y1 of the box) a
+    layer drawn over the frame covers, read pixel by pixel through the map) with its edge anti-aliased where
+    it runs along a fold (`fold_pixels`: draw_folds' answer, None: none): read once a pixel, the nose's edge
+    across the far eye's corner cut the iris drawn there into a hard, stepped line. There it is the mean
+    over the pixel and its 8 neighbours, a ramp two pixels wide."""
+    if fold_pixels is None:
+        return coverage
+    x0, y0, x1, y1 = window
+    fold_pixels = fold_pixels[y0:y1, x0:x1]
+    if not fold_pixels.any():
+        return coverage
+    softened = coverage.copy()
+    cv2.copyTo(cv2.blur(coverage, (3, 3), borderType=cv2.BORDER_REPLICATE), fold_pixels.view(np.uint8), softened)
+    return softened

@@ -46,7 +46,7 @@ from ..geometry import camera_to_image
 from ..rig import SEAL_PRESS, Rig
 from ..shared.channels import CHANNEL_INDEX
 from .eyes import IRIS_DISC, IRIS_FILL, IRIS_STILL, Eyeball, build_eyeball, eyeball_turn, grow_opening
-from .folds import draw_folds, face_folds
+from .folds import draw_folds, face_folds, soften_at_folds
 from .frame_buffers import FrameBuffers
 from .mouth import (CLOSED_MOUTH, INTERIOR_ROWS, interior_split, interior_stretches, lip_edge_offsets, paint_cavity, seal_lips,
                     seal_strength, teeth_colour)
@@ -121,6 +121,7 @@ class WarpEngine:
         self.region_size = (x1 - x0, y1 - y0)
         self.scale = min(1.0, WORKING_SIDE / max(self.region_size))  # working px per photo px
         self.work_size = (max(2, round(self.region_size[0] * self.scale)), max(2, round(self.region_size[1] * self.scale)))
+        self.edge_fade = float(np.clip(SILHOUETTE_FADE * subject.face_width, 1.0, 2.0))  # pixels: silhouette, folds
         self.source_region = np.ascontiguousarray(subject.image[y0:y1, x0:x1])
         self.mask = subject.mask.astype(np.float32)
         self.frames = FrameBuffers(subject.image, self.region)
@@ -386,9 +387,7 @@ class WarpEngine:
         cv2.copyTo(face_field, face_cover.view(np.uint8), displacement)  # (numpy's where is 5x slower)
         result = WarpedFrame(frame, displacement, target_image)
         if keep_fields:
-            region_w, region_h = self.region_size
-            result.painted = np.zeros((region_h, region_w), np.float32)
-            result.uncovered = np.zeros((region_h, region_w), np.float32)
+            result.painted, result.uncovered = (np.zeros(self.region_size[::-1], np.float32) for _ in range(2))
         # (A max over the last axis of length 2 is a slow numpy reduction: milliseconds at this size.)
         moving = (np.abs(displacement[..., 0]) > MOVING_EPSILON) | (np.abs(displacement[..., 1]) > MOVING_EPSILON)
         for iris, side in gazing:  # the gazing eye is "moving"
@@ -401,11 +400,11 @@ class WarpEngine:
         full = self._full_resolution_displacement(displacement, box, target_work)
         silhouette = self._resolve_silhouette(full, box, face_cover, face_field, face_reach, back)
         region, warped_mask = self._warp_region(full, box, silhouette, cut_out, texture)
-        draw_folds(region, texture, box, folds, self.scale, self._work_to_region(target_work), self.source_region_points,
-                   self.triangles, self.face_triangles)
+        folded = draw_folds(region, texture, box, folds, self.scale, self._work_to_region(target_work),
+                            self.source_region_points, self.triangles, self.face_triangles, self.edge_fade)
         result.box, result.person = box, warped_mask
         remapped = region.copy() if keep_fields else None
-        region = self._draw_irises(region, full, target_image, box)
+        region = self._draw_irises(region, full, target_image, box, folded)
         if not self.mouth_stretches:  # a wide-open mouth's own interior shows, stretched or folded away
             region = paint_cavity(region, extra_image[self.mouth_split_upper, :2], extra_image[self.mouth_split_lower, :2],
                                   target_image, (self.region[0] + box[0], self.region[1] + box[1]),
@@ -495,8 +494,7 @@ class WarpEngine:
         back = at_pixels(back.field) / self.scale
         # A layer that does not reach a pixel (for the face: with all four interpolated neighbours) cannot show there.
         front_defined = at_pixels(face_reach.astype(np.float32)) > 0.999
-        fade = float(np.clip(SILHOUETTE_FADE * self.subject.face_width, 1.0, 2.0))
-        coverage = edge_coverage(at_pixels(layer_coverage(face_cover)), self.scale, fade)
+        coverage = edge_coverage(at_pixels(layer_coverage(face_cover)), self.scale, self.edge_fade)
         coverage = np.where(back_defined, np.where(front_defined, coverage, 0.0), 1.0)
         in_front = coverage >= 0.5
         full[ys, xs] = np.where(in_front[:, None], front, back)
@@ -556,7 +554,7 @@ class WarpEngine:
         return warped, warped_mask
 
     def _draw_irises(self, region: np.ndarray, full: np.ndarray, target_image: np.ndarray,
-                     box: tuple[int, int, int, int]) -> np.ndarray:
+                     box: tuple[int, int, int, int], folded: np.ndarray | None = None) -> np.ndarray:
         """Draw each iris as a rigid disc where the rig put it, over the warped eyeball, clipped by the lids.
 
         The warp moves the eye (lids, sclera, and the iris with them) like the skin
@@ -565,7 +563,7 @@ class WarpEngine:
         turned with the gaze (eyes.eyeball_turn), and over it the source's iris disc,
         mapped rigidly to where the rig put the iris's landmarks, so it keeps its shape
         and size; the opening's anti-aliased outline clips it, so the lids cover it as
-        they would.
+        they would, and a nose folding over the eye (`folded`: draw_folds' pixels) clips it so too.
         """
         bx0, by0, bx1, by1 = box
         for eyeball, (iris, side) in zip(self.eyeballs, lm.IRISES):
@@ -611,7 +609,8 @@ class WarpEngine:
             # the far eye's inner corner, and an iris drawn there would show through the nose.
             # The contour runs on the lid rims; the eye shows up to the lashes (Eyeball.opening says where).
             inside = grow_opening(inside, eyeball.radius)
-            inside *= cv2.remap(eyeball.opening, source_x, source_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            inside = soften_at_folds(inside * cv2.remap(eyeball.opening, source_x, source_y, cv2.INTER_LINEAR,
+                                                        borderMode=cv2.BORDER_CONSTANT), folded, (x0, y0, x1, y1))
             eye = sclera + iris_alpha * (iris_texture.astype(np.float32) - sclera)
             patch = region[y0:y1, x0:x1].astype(np.float32)
             alpha = strength * inside[..., None]
