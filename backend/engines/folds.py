@@ -118,7 +118,9 @@ def draw_folds(region: np.ndarray, texture: np.ndarray, box: tuple[int, int, int
         in_fold = labels[cell_y[:, None], cell_x[None, :]] == label
         # Faded in over the fold's outer FOLD_FEATHER pixels, where the exact map may differ from the engine's
         # around it (a map the sliver filter moved a little): no step at the edge of what is redrawn.
-        weight = np.minimum(cv2.distanceTransform(in_fold.view(np.uint8), cv2.DIST_L2, 3) / (FOLD_FEATHER + 1), 1.0)
+        # (Bordered with zeros: the fold ends at its window's edge, and distanceTransform counts beyond it as far.)
+        bordered = cv2.copyMakeBorder(in_fold.view(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+        weight = np.minimum(cv2.distanceTransform(bordered, cv2.DIST_L2, 3)[1:-1, 1:-1] / (FOLD_FEATHER + 1), 1.0)
         window = region[wy0 - by0:wy1 - by0, wx0 - bx0:wx1 - bx0]
         window[...] = np.clip(window + weight[..., None] * (drawn.astype(np.float32) - window) + 0.5, 0, 255)
         drawn_pixels[wy0 - by0:wy1 - by0, wx0 - bx0:wx1 - bx0] |= in_fold
