@@ -51,6 +51,7 @@ from .frame_buffers import FrameBuffers
 from .mouth import (CLOSED_MOUTH, INTERIOR_ROWS, interior_split, interior_stretches, lip_edge_offsets, paint_cavity, seal_lips,
                     seal_strength, teeth_colour)
 from .palette import LUMA, palette_of
+from .squeeze import prefilter_squeezed, squeeze_weight
 from .warp_math import (background_plate, blend_over_background, border_ramp, closed_lash_line, closed_lid,
                         constrained_triangulation, displacement_from_index, edge_coverage, fill_notches,
                         lashes_to_repaint, layer_coverage, mesh_contours, mesh_points, piecewise_affine_displacement,
@@ -399,7 +400,8 @@ class WarpEngine:
         box = self._moving_box(moving)
         full = self._full_resolution_displacement(displacement, box, target_work)
         silhouette = self._resolve_silhouette(full, box, face_cover, face_field, face_reach, back)
-        region, warped_mask = self._warp_region(full, box, silhouette, cut_out, texture)
+        region, warped_mask = self._warp_region(full, box, silhouette, cut_out, texture,
+                                                squeeze_weight(face_field, back.field, face_cover))
         folded = draw_folds(region, texture, box, folds, self.scale, self._work_to_region(target_work),
                             self.source_region_points, self.triangles, self.face_triangles, self.edge_fade)
         result.box, result.person = box, warped_mask
@@ -515,14 +517,13 @@ class WarpEngine:
         y0 = max(0, int((rows[0] - 1) / self.scale)); y1 = min(height, int(np.ceil((rows[-1] + 2) / self.scale)))
         return x0, y0, x1, y1
 
-    def _warp_region(self, full: np.ndarray, box: tuple[int, int, int, int],
-                     silhouette: "SilhouetteEdge | None" = None, cut_out: bool = False,
-                     texture: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Warp the full-resolution pixels of `texture` (the head region's pixels; default the photo's)
-        inside `box` by displacement `full`, anti-alias the face's silhouette and (unless `cut_out`)
-        composite uncovered background.
-
-        Returns the pixels and the warped person mask."""
+    def _warp_region(self, full: np.ndarray, box: tuple[int, int, int, int], silhouette: "SilhouetteEdge | None" = None,
+                     cut_out: bool = False, texture: np.ndarray | None = None,
+                     squeezed: tuple[np.ndarray, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Warp the full-resolution pixels of `texture` (the head region's pixels; default the photo's) inside
+        `box` by displacement `full` (prefiltered where it squeezes the photo: `squeezed`, squeeze_weight's),
+        anti-alias the face's silhouette and (unless `cut_out`) composite uncovered background: the pixels
+        and the warped person mask."""
         texture = self.source_region if texture is None else texture
         bx0, by0, bx1, by1 = box
         if self._pixel_grid is None:
@@ -530,6 +531,7 @@ class WarpEngine:
             self._pixel_grid = np.dstack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)))
         where_from = full + self._pixel_grid[by0:by1, bx0:bx1]  # one (x, y) map: both remaps read it
         warped = cv2.remap(texture, where_from, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        prefilter_squeezed(warped, texture, where_from, squeezed, self.scale, box)
         if silhouette is not None and len(silhouette.rows):
             rows, cols = silhouette.rows, silhouette.cols
             other_x = (silhouette.other[:, 0] + cols + bx0).astype(np.float32)
@@ -557,13 +559,12 @@ class WarpEngine:
                      box: tuple[int, int, int, int], folded: np.ndarray | None = None) -> np.ndarray:
         """Draw each iris as a rigid disc where the rig put it, over the warped eyeball, clipped by the lids.
 
-        The warp moves the eye (lids, sclera, and the iris with them) like the skin
-        around it. Where the rig moves the iris relative to the eye (gaze), the eye
-        opening is redrawn: the sclera with the iris removed, warped with the eye and
-        turned with the gaze (eyes.eyeball_turn), and over it the source's iris disc,
-        mapped rigidly to where the rig put the iris's landmarks, so it keeps its shape
-        and size; the opening's anti-aliased outline clips it, so the lids cover it as
-        they would, and a nose folding over the eye (`folded`: draw_folds' pixels) clips it so too.
+        The warp moves the eye (lids, sclera, and the iris with them) like the skin around it. Where the rig
+        moves the iris relative to the eye (gaze), the eye opening is redrawn: the sclera with the iris
+        removed, warped with the eye and turned with the gaze (eyes.eyeball_turn), and over it the source's
+        iris disc, mapped rigidly to where the rig put the iris's landmarks, so it keeps its shape and size;
+        the opening's anti-aliased outline clips it, so the lids cover it as they would, and a nose folding
+        over the eye (`folded`: draw_folds' pixels) clips it so too.
         """
         bx0, by0, bx1, by1 = box
         for eyeball, (iris, side) in zip(self.eyeballs, lm.IRISES):
