@@ -47,6 +47,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import cv2
@@ -54,6 +55,7 @@ import numpy as np
 
 from . import landmarks as lm
 from .arrays import runs_of
+from .engines.warp_math import piecewise_affine_displacement, triangle_affines
 
 SILHOUETTE_OUTSET = 1.05  # the band along the face's outline is centred this far out (from the outline's centre)
 HAIR_RING = 1.2  # hair_slip reads the ring this far out from the face oval's centre
@@ -437,7 +439,6 @@ def hidden_by_turn(engine, values: np.ndarray) -> np.ndarray:
     for channel `values` maps to through the exact mesh (every triangle's affine at full resolution,
     nearest on top): what the frame's folds hide. (The mesh's own map, not the engine's frame: this is what
     the frame must not show.)"""
-    from .engines.warp_math import piecewise_affine_displacement, triangle_affines
     target = engine._work_to_region(engine.target_points(values)[2])
     affines, usable = triangle_affines(target, engine.source_region_points, engine.triangles)
     width, height = engine.region_size
@@ -467,7 +468,6 @@ def shown_hidden(engine_type, subject, values: np.ndarray) -> tuple[int, int]:
     folds hide): the hidden pixels (hidden_by_turn) painted MARKER in a copy of the photo, the frame
     rendered from it by a new `engine_type` (a warp engine class), and its marked pixels counted on the
     face (face_inside the frame's landmarks), less those of the frame from the photo itself."""
-    import dataclasses
     engine = engine_type(subject)
     hidden = hidden_by_turn(engine, values)
     x0, y0, x1, y1 = engine.region

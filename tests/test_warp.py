@@ -735,6 +735,63 @@ def test_a_thin_line_the_warp_squeezes_stays_a_line():
     assert line.sum() >= 80
 
 
+@pytest.mark.parametrize("roll", [45, -45])
+def test_thin_lines_under_a_rolling_head_stay_lines(astronaut, roll):
+    """The astronaut enlarged twice with one-pixel white lines drawn across her collar (as bald_guys has
+    of its own): a head rolled 45 degrees squeezes them, and drawn without the prefilter they broke into
+    dots (120 and 106 new specks here); with it, a handful."""
+    photo = cv2.resize(astronaut, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    found = analyze_image(photo)
+    x0, y0, x1, y1 = found.head_region
+    chin = int(found.landmarks[lm.CHIN, 1])
+    photo[[y for y in range(chin + 6, y1 - 2, 6)], x0:x1] = 255
+    lined = analyze_image(photo)
+    x0, y0, x1, y1 = lined.head_region
+    head = np.zeros(photo.shape[:2], bool)
+    head[y0:y1, x0:x1] = True
+    frame = Animator(lined).engine.render(channel_values(head_roll=roll))
+    assert af.new_specks(frame, photo, head) <= 10
+
+
+def test_a_redrawn_fold_fades_in_and_its_edge_fades_across():
+    """draw_folds on a flat mesh (the exact map is the identity) over a photo black on the left and white
+    on the right, into a box the engine had drawn grey: inside the fold the photo is drawn, its black-white
+    step blurred over the fade; at the fold's edge, also where it meets its window's edge, it fades in from
+    the grey over FOLD_FEATHER pixels instead of a step."""
+    from enliven.engines.folds import FOLD_FEATHER, draw_folds
+
+    texture = np.zeros((40, 40, 3), np.uint8)
+    texture[:, 20:] = 255
+    corners = np.array([[-1.0, -1.0, 0.0], [41.0, -1.0, 0.0], [41.0, 41.0, 0.0], [-1.0, 41.0, 0.0]])
+    triangles = np.array([[0, 1, 2], [0, 2, 3]])
+    region = np.full((40, 40, 3), 128, np.uint8)
+    folds = np.zeros((20, 20), bool)
+    folds[5:15, 5:15] = True  # at half resolution: pixels 10-29 each way
+    drawn = draw_folds(region, texture, (0, 0, 40, 40), folds, 0.5, corners, corners, triangles,
+                       np.zeros(2, bool), 2.0)
+    assert drawn[10:30, 10:30].all() and drawn.sum() == 400
+    assert (region[~drawn] == 128).all()
+    row = region[20, :, 0].astype(int)
+    assert row[13] < 5 and row[27] > 245  # the photo, inside the fold
+    assert ((row[13:28] > 20) & (row[13:28] < 235)).sum() >= 3  # its step, blurred over the 2-pixel fade
+    for edge in (row[10], int(region[10, 14, 0])):  # the fold's outermost pixels, on its window's edge
+        assert 128 - 128 * 0.5 < edge < 128  # a third of the way from the grey to the black
+    assert row[10 + FOLD_FEATHER + 1] < 10  # faded in fully a pixel further in
+
+
+def test_an_iris_is_clipped_softly_only_where_a_fold_runs():
+    from enliven.engines.folds import soften_at_folds
+
+    coverage = np.zeros((10, 10), np.float32)
+    coverage[:, :5] = 1.0
+    folded = np.zeros((14, 14), bool)
+    folded[2:7, 2:14] = True  # the box's pixels; the coverage is of its window (2, 2, 12, 12): rows 0-4
+    softened = soften_at_folds(coverage, folded, (2, 2, 12, 12))
+    assert softened[:5, 4] == pytest.approx(2 / 3) and softened[:5, 5] == pytest.approx(1 / 3)
+    assert (softened[5:] == coverage[5:]).all()
+    assert soften_at_folds(coverage, None, (2, 2, 12, 12)) is coverage
+
+
 @pytest.mark.parametrize("pose", [dict(head_yaw=20), dict(head_yaw=-20), dict(head_pitch=15), dict(head_pitch=-15)])
 def test_a_turning_head_carries_its_hair(animator, subject, pose):
     """The hair beside the forehead and temples moves with the face: where the rig puts the ring just outside

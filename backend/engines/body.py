@@ -30,6 +30,7 @@ import numpy as np
 
 from ..rig import smoothstep
 from ..shared.channels import CHANNEL_INDEX
+from .warp_math import upsampled_to_box
 
 WORKING_SIDE = 96  # the field is computed on a grid at most this large over the body region (it is smooth)
 MOVING_EPSILON = 0.05  # pixels: displacement below this counts as still
@@ -192,13 +193,8 @@ class BodyField:
         """For each pixel of `box`, where in the region its colour comes from: the working field upsampled
         (as OpenCV's fixed-point remap maps, shared by every remap of the frame). The grid is linear, so
         upsampling the absolute positions is upsampling the field and adding the pixel's own position."""
-        bx0, by0, bx1, by1 = box
         absolute = backward + self.grid.reshape(backward.shape).astype(np.float32)
-        to_work = np.array([[self.scale, 0, (bx0 + 0.5) * self.scale - 0.5],
-                            [0, self.scale, (by0 + 0.5) * self.scale - 0.5]])
-        full = cv2.warpAffine(absolute, to_work, (bx1 - bx0, by1 - by0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_REPLICATE)
-        return cv2.convertMaps(full, None, cv2.CV_16SC2)
+        return cv2.convertMaps(upsampled_to_box(absolute, self.scale, box), None, cv2.CV_16SC2)
 
 
 def clean_mask(mask: np.ndarray) -> np.ndarray:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .warp_math import upsampled_to_box
+
 SQUEEZE_FROM = 1.4  # photo pixels per frame pixel where the blurred photo starts to be blended in ...
 SQUEEZE_FULL = 2.0  # ... and where it is all that is sampled (below 1.4 bilinear sampling still catches a thin line)
 MAX_SIGMA = 2.0  # photo pixels: the most the photo is blurred (a squeeze of 4)
@@ -56,11 +58,7 @@ def prefilter_squeezed(warped: np.ndarray, texture: np.ndarray, where_from: np.n
     if squeezed is None:
         return
     weight, sigma = squeezed
-    bx0, by0, bx1, by1 = box
-    # Pixel p's working position is (p + 0.5) scale - 0.5, and the weight's grid every STRIDE-th of those.
-    to_work = np.array([[scale, 0, (bx0 + 0.5) * scale - 0.5], [0, scale, (by0 + 0.5) * scale - 0.5]]) / STRIDE
-    full = cv2.warpAffine(weight, to_work, (bx1 - bx0, by1 - by0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
+    full = upsampled_to_box(weight, scale, box, STRIDE)
     rows, cols = np.flatnonzero(full.max(axis=1) > 0), np.flatnonzero(full.max(axis=0) > 0)
     if not len(rows):
         return

@@ -28,6 +28,7 @@ Per frame (WarpEngine.render), at a working resolution on the head region:
     moves; the person mask is warped the same way to composite the background
     plate where background is uncovered;
   * where the face's map folds (a turned nose over the far cheek), pixels redrawn from the exact map;
+    where a map squeezes the photo, the photo sampled blurred as much (engines/squeeze.py);
   * each iris drawn as a rigid disc where the rig put it, over the eye's
     sclera (the iris inpainted away once per subject), clipped by the lids;
   * a mouth cavity painted where the lips part (a wide-open mouth's own interior stretches
@@ -56,7 +57,7 @@ from .warp_math import (background_plate, blend_over_background, border_ramp, cl
                         constrained_triangulation, displacement_from_index, edge_coverage, fill_notches,
                         lashes_to_repaint, layer_coverage, mesh_contours, mesh_points, piecewise_affine_displacement,
                         pixels_of_cells, polygon_mask, sample_at, smooth_behind_face, smooth_curve, smooth_face_edge,
-                        triangle_affines, triangle_index_image)
+                        triangle_affines, triangle_index_image, upsampled_to_box)
 
 WORKING_SIDE = 256  # the displacement field is computed at most this large
 BORDER_PINS_PER_SIDE = 8
@@ -430,11 +431,7 @@ class WarpEngine:
         bx0, by0, bx1, by1 = box
         if self.scale >= 1:
             return displacement[by0:by1, bx0:bx1].copy()
-        # Sample the working field at the box's pixel centres.
-        to_work = np.array([[self.scale, 0, (bx0 + 0.5) * self.scale - 0.5],
-                            [0, self.scale, (by0 + 0.5) * self.scale - 0.5]])
-        full = cv2.warpAffine(displacement, to_work, (bx1 - bx0, by1 - by0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_REPLICATE) / self.scale
+        full = upsampled_to_box(displacement, self.scale, box) / self.scale
         target_region = self._work_to_region(target_work)
         source_region = self.source_region_points
         affines, usable = triangle_affines(target_region, source_region, self.triangles)

@@ -250,6 +250,16 @@ def pull_into_slivers(displacement: np.ndarray, index_image: np.ndarray, target:
     return displacement
 
 
+def upsampled_to_box(values: np.ndarray, scale: float, box: tuple[int, int, int, int], stride: int = 1) -> np.ndarray:
+    """`values` on a working grid (`scale` working pixels a pixel; every `stride`-th working pixel each way)
+    sampled bilinearly at the centres of the pixels of `box` (x0, y0, x1, y1): pixel p's working position is
+    (p + 0.5) scale - 0.5. Beyond the grid's edge, its edge."""
+    bx0, by0, bx1, by1 = box
+    to_work = np.array([[scale, 0, (bx0 + 0.5) * scale - 0.5], [0, scale, (by0 + 0.5) * scale - 0.5]]) / stride
+    return cv2.warpAffine(values, to_work, (bx1 - bx0, by1 - by0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
 REMAP_ROW = 16384  # OpenCV's remap takes maps under 32767 pixels a side: scattered points go in rows this long
 
 
