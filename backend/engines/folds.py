@@ -4,6 +4,11 @@ A turn moves the nose over the far cheek and hides the strip of photo between th
 its map at a working resolution and interpolates it to full resolution; across a fold that interpolation
 samples the hidden strip (the nose's shaded side): a thin, stepped, dark line. The pixels either side of
 a fold are redrawn instead from the exact map (every triangle's affine), several samples a pixel, averaged.
+
+A fold is found two ways: where the map jumps between working pixels (a wide hidden strip), and where
+the frame turns a triangle of the face over (any strip, however narrow: on a large photo a strip under a
+working pixel wide still shows as a line a pixel wide, and a head tipped far down draws the upper lip's
+edge as a staircase).
 """
 from __future__ import annotations
 
@@ -17,17 +22,47 @@ FOLD_KEPT = 0.5  # working pixels: a fold whose map the sliver filter moved this
 SLIVER_AROUND = 2  # ... read this many working pixels around the fold
 FOLD_SAMPLES = 3  # a fold's pixels are drawn from this many samples of the exact map along each axis
 FOLD_FEATHER = 2  # pixels at the edge of a fold's redrawn pixels over which they fade in
+TURNED_REACH = 2  # working pixels: the cells around a turned-over triangle redrawn with it (past the fade-in)
 
 
-def face_folds(exact: np.ndarray, face_field: np.ndarray, face_cover: np.ndarray, silhouette_reach: int) -> np.ndarray:
-    """(h, w) bool: the working pixels where the face's map (`face_field`) folds (fold_cells), inside the
-    face's triangles (`face_cover`, taken before fill_notches extrapolates the face's map into narrow
-    notches of its outline: the exact map there is the hair's) at least `silhouette_reach` + 1 cells from
-    their edge (the silhouette is resolved on its own), and not among the slivers the sliver filter removed
-    from the triangles' `exact` map (fold_cells_kept)."""
+def face_folds(exact: np.ndarray, face_field: np.ndarray, face_cover: np.ndarray, silhouette_reach: int,
+               turned: np.ndarray | None = None) -> np.ndarray:
+    """(h, w) bool: the working pixels where the face's map (`face_field`) folds, inside the face's triangles
+    (`face_cover`, taken before fill_notches extrapolates the face's map into narrow notches of its outline:
+    the exact map there is the hair's) at least `silhouette_reach` + 1 cells from their edge (the silhouette
+    is resolved on its own):
+      * where the map jumps (fold_cells), but not among the slivers the sliver filter removed from the
+        triangles' `exact` map (fold_cells_kept);
+      * and the `turned` cells (turned_cells; None: none), kept whatever the filter did: a turned-over
+        triangle is a fold's hidden strip itself, a sliver by nature, that the filter always moves."""
     kernel = np.ones((2 * silhouette_reach + 3,) * 2, np.uint8)
-    folds = fold_cells(face_field, cv2.erode(face_cover.view(np.uint8), kernel).view(bool), FOLD_JUMP)
-    return fold_cells_kept(folds, exact, face_field, FOLD_KEPT) if folds.any() else folds
+    inside = cv2.erode(face_cover.view(np.uint8), kernel).view(bool)
+    folds = fold_cells(face_field, inside, FOLD_JUMP)
+    if folds.any():
+        folds = fold_cells_kept(folds, exact, face_field, FOLD_KEPT)
+    if turned is not None:
+        folds |= turned & inside
+    return folds
+
+
+def turned_cells(still: np.ndarray, moved: np.ndarray, triangles: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
+    """(h, w) bool (`shape`) working pixels under the `triangles` ((T, 3) indices into the points) that the
+    frame turns over, their signed area's sign in `moved` ((N, 2+) working pixels) other than in `still`,
+    and TURNED_REACH cells around them; None when no triangle turns over."""
+    def signed_areas(points: np.ndarray) -> np.ndarray:
+        a, b, c = (points[triangles[:, k], :2] for k in range(3))
+        return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+    before, after = signed_areas(still), signed_areas(moved)
+    turned = triangles[(np.sign(after) != np.sign(before)) & (before != 0)]
+    if not len(turned):
+        return None
+    cells = np.zeros(shape, np.uint8)
+    # (fillConvexPoly marks the cells its edges pass through: a triangle turned nearly flat covers no cell's
+    # centre, yet its strip shows.)
+    for corners in np.round(moved[turned, :2] * 16).astype(np.int32):  # (4 bits of sub-pixel precision)
+        cv2.fillConvexPoly(cells, corners, 1, cv2.LINE_8, 4)
+    return cv2.dilate(cells, np.ones((2 * TURNED_REACH + 1,) * 2, np.uint8)).view(bool)
 
 
 def fold_cells(displacement: np.ndarray, inside: np.ndarray, jump: float) -> np.ndarray:
