@@ -47,7 +47,7 @@ from ..geometry import camera_to_image
 from ..rig import SEAL_PRESS, Rig
 from ..shared.channels import CHANNEL_INDEX
 from .eyes import IRIS_DISC, IRIS_FILL, IRIS_STILL, Eyeball, build_eyeball, eyeball_turn, grow_opening
-from .folds import draw_folds, face_folds, soften_at_folds, turned_cells
+from .folds import draw_folds, face_folds, inner_triangles, soften_at_folds, turned_cells
 from .frame_buffers import FrameBuffers
 from .mouth import (CLOSED_MOUTH, INTERIOR_ROWS, interior_split, interior_stretches, lip_edge_offsets, paint_cavity, seal_lips,
                     seal_strength, teeth_colour)
@@ -144,6 +144,8 @@ class WarpEngine:
         landmark_count = len(self.landmark_ids)
         face_point = np.concatenate([np.ones(landmark_count, bool), self.extra_in_face, np.zeros(len(self.pins_work), bool)])
         self.face_triangles = face_point[self.triangles].all(axis=1)
+        self.fold_triangles = inner_triangles(self.triangles[self.face_triangles], landmark_count,
+                                              [position[i] for i in lm.FACE_OVAL if i in position])
         # The face layer, whose silhouette against hair and backdrop is resolved at full resolution, also
         # holds the mouth interior (drawn behind the lips, but inside the face's outline).
         mouth_point = np.zeros(len(face_point), bool)
@@ -383,8 +385,7 @@ class WarpEngine:
         face_field, face_reach = smooth_face_edge(displacement, face_cover, FACE_EXTRAPOLATION, FACE_EDGE_BAND * face_width,
                                                   FACE_EDGE_SMOOTHING * face_width, FACE_EDGE_SMOOTHED * face_width)
         folds = (face_folds(exact, face_field, face_cover, SILHOUETTE_REACH, turned_cells(
-            self.source_work, target_work, self.triangles[self.face_triangles], face_cover.shape))
-                 if self.scale < 1 else None)  # (at scale 1 the map is exact)
+            self.source_work, target_work, self.fold_triangles, face_cover.shape)) if self.scale < 1 else None)  # (scale 1: exact)
         face_cover = fill_notches(face_cover, face_reach, FACE_NOTCH * face_width)
         back = self._back_layer(displacement, (index_image >= 0) & ~face_cover)
         displacement = back.field.copy()
