@@ -13,8 +13,9 @@ from enliven.analysis import analyze_image
 from enliven.animator import Animator
 from enliven.engines.mouth import lip_edge_offsets
 from enliven.engines.folds import fold_cells
+from enliven.engines.background import mirrored_into
 from enliven.engines.warp_math import (border_ramp, closed_lash_line, edge_coverage, fill_notches, layer_coverage,
-                                      mirrored_into, piecewise_affine_displacement, smooth_behind_face, smooth_curve,
+                                      piecewise_affine_displacement, smooth_behind_face, smooth_curve,
                                       triangle_affines, triangle_index_image)
 from enliven.errors import BadMotionError
 from enliven.geometry import estimate_head_pose, fit_pose_to_image_points, image_to_camera, inside_polygon

@@ -23,7 +23,7 @@ from ..frame_layers import FrameLayers
 from .body import BodyField, BodyMotion, clean_mask
 from .frame_buffers import FrameBuffers
 from .passes_math import blend_region_mask, region_seam_weight
-from .warp_math import background_plate, blend_over_background
+from .background import background_plate, blend_over_background
 
 
 def union_of(boxes) -> tuple[int, int, int, int]:

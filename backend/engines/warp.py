@@ -46,6 +46,7 @@ from ..analysis import Subject
 from ..geometry import camera_to_image
 from ..rig import SEAL_PRESS, Rig
 from ..shared.channels import CHANNEL_INDEX
+from .background import background_plate, blend_over_background
 from .eyes import IRIS_DISC, IRIS_FILL, IRIS_STILL, Eyeball, build_eyeball, eyeball_turn, grow_opening
 from .folds import draw_folds, face_folds, inner_triangles, soften_at_folds, turned_cells
 from .frame_buffers import FrameBuffers
@@ -53,11 +54,10 @@ from .mouth import (CLOSED_MOUTH, INTERIOR_ROWS, interior_split, interior_stretc
                     seal_strength, teeth_colour)
 from .palette import LUMA, palette_of
 from .squeeze import prefilter_squeezed, squeeze_weight
-from .warp_math import (background_plate, blend_over_background, border_ramp, closed_lash_line, closed_lid,
-                        constrained_triangulation, displacement_from_index, edge_coverage, fill_notches,
-                        lashes_to_repaint, layer_coverage, mesh_contours, mesh_points, piecewise_affine_displacement,
-                        pixels_of_cells, polygon_mask, sample_at, smooth_behind_face, smooth_curve, smooth_face_edge,
-                        triangle_affines, triangle_index_image, upsampled_to_box)
+from .warp_math import (border_ramp, closed_lash_line, closed_lid, constrained_triangulation, displacement_from_index,
+                        edge_coverage, fill_notches, lashes_to_repaint, layer_coverage, mesh_contours, mesh_points,
+                        piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at, smooth_behind_face,
+                        smooth_curve, smooth_face_edge, triangle_affines, triangle_index_image, upsampled_to_box)
 
 WORKING_SIDE = 256  # the displacement field is computed at most this large
 BORDER_PINS_PER_SIDE = 8
