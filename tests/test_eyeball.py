@@ -190,3 +190,31 @@ def test_the_fill_fades_into_the_lower_lids_rim_it_meets():
     assert np.abs(shown - np.array(rim, np.float32)).max() < 30
     middle = eyeball.sclera[int(round(CENTRE[1] - eyeball.origin[1])), x].astype(np.float32)
     assert float(middle @ LUMA) > 180  # the white above it is still white
+
+
+def test_a_squinting_eyes_hole_is_no_brighter_than_the_eye():
+    """A squinting eye shows no white: its narrow opening is the dark of the lashes' shadow, hardly wider than
+    its iris, and the hole a moved iris leaves is nearly all lid rim, carried across from the skin either
+    side. That drew a grey blot beside the iris, brighter than anything the eye shows (bald_guys #8 at the
+    photo's own size: 14 levels). Inside the opening the hole is no brighter than the eye's own brightest."""
+    image = np.zeros((40, 60, 3), np.uint8)
+    image[:] = SKIN
+    centre, radius = np.array([30.0, 20.0]), 6.5
+    xs = np.linspace(-11.0, 11.0, 9)
+    arch = np.sqrt(np.clip(1 - (xs / 11.0) ** 2, 0, 1))
+    upper = np.column_stack([centre[0] + xs, centre[1] - 3.0 * arch])
+    lower = np.column_stack([centre[0] + xs, centre[1] + 2.5 * arch])
+    outline = np.concatenate([upper, lower[::-1][1:-1]])
+    cv2.fillPoly(image, [np.round(outline).astype(np.int32)], (70, 52, 46))  # the lashes' shadow
+    disc = np.zeros(image.shape[:2], np.uint8)
+    cv2.circle(disc, (30, 20), 6, 1, -1)
+    opening = np.zeros_like(disc)
+    cv2.fillPoly(opening, [np.round(outline).astype(np.int32)], 1)
+    image[(disc & opening) > 0] = (35, 30, 28)  # a dark iris
+    brightest = np.percentile(image[(opening > 0) & (disc == 0)].astype(np.float32) @ LUMA, 95)
+    eyeball = build_eyeball(image, centre, radius, upper, lower, palette_of(image))
+    x0, y0 = eyeball.origin
+    height, width = eyeball.sclera.shape[:2]
+    hole = (opening[y0:y0 + height, x0:x0 + width] > 0) & (disc[y0:y0 + height, x0:x0 + width] > 0)
+    filled = eyeball.sclera[hole].astype(np.float32) @ LUMA
+    assert np.percentile(filled, 95) <= brightest + 4

@@ -146,9 +146,9 @@ def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_li
     # white as a cream blot (d9: 230 where the photo's white reads 185 at most), and the other eye's white
     # lit a shadowed eye's (d19: 30 levels above anything that eye shows).
     own = luma[beside] if measured is not None else luma[inside & ~iris_core]
-    if len(own):
-        whitest = np.percentile(own, 90 if measured is not None else 95)
-        fill[hole] *= np.minimum(1.0, whitest / np.maximum(fill[hole] @ LUMA, 1.0))[:, None]
+    whitest = np.percentile(own, 90 if measured is not None else 95) if len(own) else None
+    if whitest is not None:
+        fill[hole] = no_brighter(fill[hole], whitest)
     grain = np.random.default_rng(0).normal(0.0, SCLERA_GRAIN * palette.grain, patch.shape[:2])[..., None]
     fill = np.clip(palette.paint(fill) + grain, 0, 255).astype(np.uint8)
     # A soft edge: a hard one would show as a staircase where the eye is warped larger.
@@ -166,6 +166,12 @@ def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_li
     rim_weight = ((1.0 - flanked_by_white) * near_rim * hole)[..., None]
     across = carried_across(pixels, hole)
     sclera = (sclera + rim_weight * (across - sclera) + 0.5).astype(np.uint8)
+    if whitest is not None:
+        # Inside the opening the rim carried across is no brighter than the white either: a squinting eye's
+        # hole is nearly all rim, and its lid skin, carried across, drew a grey blot beside the moved iris,
+        # brighter than anything the eye shows (bald_guys #8 at the photo's own size: 14 levels).
+        shown_hole = hole & inside
+        sclera[shown_hole] = (no_brighter(sclera[shown_hole].astype(np.float32), whitest) + 0.5).astype(np.uint8)
     under_lashes = hole & ~inside
     sclera[under_lashes] = (across[under_lashes] + 0.5).astype(np.uint8)
     # The iris's hidden top and bottom (under the lids): the visible iris, inpainted across.
@@ -175,6 +181,11 @@ def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_li
     # Plain ints: under numpy 2 an int64 scalar would turn the float32 maps built from it float64, which
     # OpenCV 5's remap refuses.
     return Eyeball(centre, radius, (int(x0), int(y0)), sclera, iris_texture, shown, measured, sides)
+
+
+def no_brighter(colours: np.ndarray, whitest: float) -> np.ndarray:
+    """(N, 3) float32 `colours` scaled down, each as far as its luma is over `whitest`."""
+    return colours * np.minimum(1.0, whitest / np.maximum(colours @ LUMA, 1.0))[:, None]
 
 
 def carried_across(values: np.ndarray, hole: np.ndarray) -> np.ndarray:
