@@ -55,7 +55,7 @@ import numpy as np
 
 from . import landmarks as lm
 from .arrays import runs_of
-from .engines.warp_math import piecewise_affine_displacement, triangle_affines
+from .engines.warp_math import piecewise_affine_displacement, signed_areas, triangle_affines
 
 SILHOUETTE_OUTSET = 1.05  # the band along the face's outline is centred this far out (from the outline's centre)
 HAIR_RING = 1.2  # hair_slip reads the ring this far out from the face oval's centre
@@ -408,13 +408,6 @@ def triangles_around(engine, ids: Sequence[int]) -> np.ndarray:
     corners = engine.source_work[landmark_triangles, :2]
     around = ((corners > points.min(axis=0) - reach) & (corners < points.max(axis=0) + reach)).all(axis=(1, 2))
     return landmark_triangles[around]
-
-
-def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """(T,) each triangle's area over `points` ((N, 2+)), its sign its orientation: a turned-over triangle's
-    sign flips."""
-    a, b, c = (points[triangles[:, k], :2] for k in range(3))
-    return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
 
 
 def turned_over(still: np.ndarray, moved: np.ndarray, keeping: float = 0.0) -> np.ndarray:

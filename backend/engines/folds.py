@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .warp_math import piecewise_affine_displacement, triangle_affines
+from .warp_math import piecewise_affine_displacement, signed_areas, triangle_affines
 
 FOLD_JUMP = 1.0  # working pixels: neighbours whose maps differ by more than this lie either side of a fold
 FOLD_KEPT = 0.5  # working pixels: a fold whose map the sliver filter moved this much is left to the filter ...
@@ -59,11 +59,7 @@ def turned_cells(still: np.ndarray, moved: np.ndarray, triangles: np.ndarray, sh
     """(h, w) bool (`shape`) working pixels under the `triangles` ((T, 3) indices into the points) that the
     frame turns over, their signed area's sign in `moved` ((N, 2+) working pixels) other than in `still`,
     and TURNED_REACH cells around them; None when no triangle turns over."""
-    def signed_areas(points: np.ndarray) -> np.ndarray:
-        a, b, c = (points[triangles[:, k], :2] for k in range(3))
-        return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-
-    turned = triangles[signed_areas(still) * signed_areas(moved) < 0]
+    turned = triangles[signed_areas(still, triangles) * signed_areas(moved, triangles) < 0]
     if not len(turned):
         return None
     cells = np.zeros(shape, np.uint8)

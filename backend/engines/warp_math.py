@@ -250,6 +250,13 @@ def pull_into_slivers(displacement: np.ndarray, index_image: np.ndarray, target:
     return displacement
 
 
+def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """(T,) each triangle's area over `points` ((N, 2+)), its sign its orientation: a turned-over triangle's
+    sign flips."""
+    a, b, c = (points[triangles[:, k], :2] for k in range(3))
+    return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
+
+
 def upsampled_to_box(values: np.ndarray, scale: float, box: tuple[int, int, int, int], stride: int = 1) -> np.ndarray:
     """`values` on a working grid (`scale` working pixels a pixel; every `stride`-th working pixel each way)
     sampled bilinearly at the centres of the pixels of `box` (x0, y0, x1, y1): pixel p's working position is
