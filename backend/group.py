@@ -77,13 +77,16 @@ class GroupAnimator:
         if len({subject.image_hash for subject in subjects}) != 1:
             raise EnlivenError("The faces animated together must be faces of one photo.")
         self.subjects = {subject.face_index: subject for subject in subjects}
-        self.animators = {subject.face_index: Animator(subject, engine, checkpoint) for subject in subjects}
-        self.order = back_to_front(subjects)
-        self.changed_region = union_box([a.changed_region for a in self.animators.values()])
-        self.waits_for = faces_to_wait_for(self.order, {face: a.changed_region for face, a in self.animators.items()})
         # (The refine engine's faces share one copy of the networks: they take turns. `threads` is off in a
         # frame_workers process: there each core renders whole frames of its own.)
         self._side_by_side = threads and engine == "warp" and (os.cpu_count() or 1) > 1
+        # The faces' engines are prepared side by side too: a patterned backdrop's plate takes a second a face.
+        prepare = FACE_THREADS.map if self._side_by_side else map
+        animators = prepare(lambda subject: Animator(subject, engine, checkpoint), subjects)
+        self.animators = {subject.face_index: animator for subject, animator in zip(subjects, animators)}
+        self.order = back_to_front(subjects)
+        self.changed_region = union_box([a.changed_region for a in self.animators.values()])
+        self.waits_for = faces_to_wait_for(self.order, {face: a.changed_region for face, a in self.animators.items()})
         self.frames = FrameBuffers(subjects[0].image, self.changed_region)
         self._alphas: FrameBuffers | None = None  # the still person alpha, made on the first frame that asks
 

@@ -48,10 +48,11 @@ class BodyLayer:
         # the head engine moved the head, its moved mask takes the head's place seamlessly.
         self.seam = region_seam_weight(self.head_box, (y1 - y0, x1 - x0))
         self.mask = clean_mask(blend_region_mask(body.mask, subject.mask, self.head_box, self.seam))
-        # Smooth, without the backdrop's grain: breathing uncovers slivers a pixel or two wide, where grain is
-        # not seen. (With grain, a video the engine made of the astronaut breathing was captured back at r 0.62
-        # instead of 0.79-0.94: capture's shoulder patches partly hold on to the still grain beside the edge.)
-        self.plate = background_plate(subject.image[y0:y1, x0:x1], self.mask, grain=False)
+        # Smooth, without the backdrop's grain or pattern: breathing uncovers slivers a pixel or two wide,
+        # where neither is seen. (With grain, a video the engine made of the astronaut breathing was captured
+        # back at r 0.62 instead of 0.79-0.94: capture's shoulder patches partly hold on to the still grain
+        # beside the edge.)
+        self.plate = background_plate(subject.image[y0:y1, x0:x1], self.mask, grain=False, structure=False)
         self.frames = FrameBuffers(subject.image, union_of([subject.head_region, body.region]))
 
     def moves(self, values: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
