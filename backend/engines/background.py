@@ -40,7 +40,7 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, s
     the band of the hole that a moving head can uncover is filled again by
     frequency-selective reconstruction (OpenCV's xphoto FSR), which carries the
     pattern on into it; grain is mirrored in only where that came out smoother
-    than the backdrop. It takes 0.3-1.9 s a face, so other backdrops (plain, grainy,
+    than the backdrop. It takes 0.3-2.0 s a face, so other backdrops (plain, grainy,
     foliage), where it does no better, keep the fast fill."""
     height, width = mask.shape
     scale = min(1.0, PLATE_SIDE / max(height, width))
@@ -78,7 +78,8 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, s
 
 def patterned(pixels: np.ndarray, hole: np.ndarray) -> bool:
     """Whether the backdrop on a ring around `hole` ((H, W) uint8, nonzero inside) shows a pattern with a
-    direction (boards, stripes, blinds, shelves, the straight edge of a wall):
+    direction (boards, stripes, blinds, shelves; a single straight edge, such as a door frame's, is too
+    little of the ring to count):
 
     * its structure between 1 and 4 pixels (the difference of Gaussian means that wide, over the colour
       channels) has a median of at least PATTERN levels, and more than its grain (the difference from the
@@ -111,8 +112,9 @@ def patterned(pixels: np.ndarray, hole: np.ndarray) -> bool:
 def pattern_continued(pixels: np.ndarray, hole: np.ndarray, filled: np.ndarray, band: int) -> np.ndarray:
     """`filled` (`pixels` with `hole` inpainted) with the band of the hole within `band` pixels of its edge
     filled again by OpenCV's frequency-selective reconstruction, which carries the backdrop's pattern into
-    it. Deeper in the hole, which no head moves far enough to uncover, `filled` stays, and the
-    reconstruction treats it as known: its cost grows with the pixels it must make."""
+    it. Deeper in the hole, which no head moves far enough to uncover, `filled` stays (to a level: the
+    reconstruction rounds what it keeps, as it does the backdrop), and the reconstruction treats it as
+    known: its cost grows with the pixels it must make."""
     depth = cv2.distanceTransform(hole, cv2.DIST_L2, 3)
     deep = depth > band
     seeded = pixels.copy()
