@@ -41,7 +41,7 @@ def test_a_striped_backdrop_s_boards_run_on_behind_the_person():
     wall = striped_wall()
     photo, mask = person_on(wall)
     width = 0.3 * STRUCTURE_BAND * photo.shape[0]  # 6 pixels: what a head turned 20 degrees uncovers here
-    smooth = band_error(background_plate(photo, mask, structure=False), wall, mask, width)
+    smooth = band_error(background_plate(photo, mask, pattern=False), wall, mask, width)
     continued = band_error(background_plate(photo, mask), wall, mask, width)
     # Inpainted smoothly (grain mirrored in), the boards bend into chevrons: the error is about half their
     # contrast (measured 31 levels); carried on, about a quarter (16).
@@ -55,7 +55,7 @@ def test_a_plain_backdrop_keeps_the_fast_fill():
     hole = (mask > 0.05).astype(np.uint8)
     assert not patterned(photo, hole)
     assert patterned(person_on(striped_wall())[0], hole)
-    assert np.array_equal(background_plate(photo, mask), background_plate(photo, mask, structure=False))
+    assert np.array_equal(background_plate(photo, mask), background_plate(photo, mask, pattern=False))
 
 
 def test_a_head_turning_in_front_of_boards_leaves_them_level(astronaut, subject):

@@ -21,7 +21,7 @@ FSR_MARGIN = 16  # plate pixels the image is mirrored out by for the reconstruct
 LACKING_REACH = 4.0  # plate pixels: how far around a pixel its detail is weighed against the backdrop's
 
 
-def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, structure: bool = True) -> np.ndarray:
+def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, pattern: bool = True) -> np.ndarray:
     """`pixels` with the person (`mask` > 0.05, grown a little) inpainted away: what shows where a moving head
     or body uncovers the backdrop.
 
@@ -35,7 +35,7 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, s
     OpenCV's inpainting (Telea's) carries the colours at the hole's edge inward along
     their gradients: a striped backdrop (boards, blinds) came out as pale streaks
     fanning out from the person's outline, and a turning head left a halo of them
-    beside it, which the mirrored grain bent into chevrons. With `structure`, where
+    beside it, which the mirrored grain bent into chevrons. With `pattern`, where
     the backdrop around the person has a pattern with a direction (`patterned`),
     the band of the hole that a moving head can uncover is filled again by
     frequency-selective reconstruction (OpenCV's xphoto FSR), which carries the
@@ -53,7 +53,7 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, s
     detail_size = (max(2, round(width * detail_scale)), max(2, round(height * detail_scale)))
     filled = cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA)
     lacking = None  # with the pattern continued: how much of the backdrop's detail each plate pixel lacks
-    if structure and hole.any() and not hole.all() and patterned(small, hole):
+    if pattern and hole.any() and not hole.all() and patterned(small, hole):
         filled = pattern_continued(small, hole, filled, max(3, round(STRUCTURE_BAND * max(size))))
         lacking = cv2.resize(detail_lacking(filled, hole), detail_size, interpolation=cv2.INTER_LINEAR)
     plate = cv2.resize(filled, detail_size, interpolation=cv2.INTER_LINEAR)

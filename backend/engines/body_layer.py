@@ -52,7 +52,7 @@ class BodyLayer:
         # where neither is seen. (With grain, a video the engine made of the astronaut breathing was captured
         # back at r 0.62 instead of 0.79-0.94: capture's shoulder patches partly hold on to the still grain
         # beside the edge.)
-        self.plate = background_plate(subject.image[y0:y1, x0:x1], self.mask, grain=False, structure=False)
+        self.plate = background_plate(subject.image[y0:y1, x0:x1], self.mask, grain=False, pattern=False)
         self.frames = FrameBuffers(subject.image, union_of([subject.head_region, body.region]))
 
     def moves(self, values: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:

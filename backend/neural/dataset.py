@@ -72,7 +72,10 @@ class WarpEngineCache:
     def get(self, clip: ClipArrays, name: str, source: int) -> tuple[WarpEngine, Solver]:
         key = (name, source)
         if key not in self._engines:
-            engine = WarpEngine(subject_from_frame(clip, source, name))
+            # Without the backdrop's pattern carried into the plate (engines.background): training renders eye
+            # and mouth patches, which never show the band a head uncovers, and drawing examples builds
+            # thousands of engines, at up to 2 s each with it.
+            engine = WarpEngine(subject_from_frame(clip, source, name), pattern=False)
             self._engines[key] = (engine, Solver(engine.rig))
             while len(self._engines) > self.size:
                 self._engines.popitem(last=False)
