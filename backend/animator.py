@@ -22,17 +22,19 @@ ENGINE_NAMES = tuple(ENGINES)
 class Animator:
     """Renders frames of one subject with one engine; the per-subject work happens here, once."""
 
-    def __init__(self, subject: Subject, engine: str = "warp", checkpoint: str | Path | None = None):
+    def __init__(self, subject: Subject, engine: str = "warp", checkpoint: str | Path | None = None,
+                 plate: np.ndarray | None = None):
+        """`plate`: the head's background plate, made beforehand (engines.background.head_plate), or None."""
         if engine not in ENGINES:
             raise EnlivenError(f"Unknown engine '{engine}'. Available: {', '.join(ENGINE_NAMES)}.")
         self.subject = subject
         self.engine_name = engine
         if engine == "refine":
-            self.engine = RefineEngine(subject, checkpoint=checkpoint)
+            self.engine = RefineEngine(subject, checkpoint=checkpoint, plate=plate)
         elif checkpoint is not None:
             raise EnlivenError(f"--checkpoint is for the refine engine; the {engine} engine has no trained model.")
         else:
-            self.engine = ENGINES[engine](subject)
+            self.engine = ENGINES[engine](subject, plate=plate)
         self._passes: PassRenderer | None = None  # made on the first frame that asks for alpha or passes
         # The upper body, moved under the head (none where the photo shows no shoulders).
         self.body = None if subject.body is None else BodyLayer(subject, self.engine)

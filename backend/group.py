@@ -68,7 +68,7 @@ class GroupAnimator:
     """Renders frames of several faces of one photo, each face moved by its own channel values."""
 
     def __init__(self, subjects: Sequence[Subject], engine: str = "warp", checkpoint: str | Path | None = None,
-                 threads: bool = True):
+                 threads: bool = True, plates: Mapping[int, np.ndarray] | None = None):
         if not subjects:
             raise EnlivenError("No face to animate.")
         faces = [subject.face_index for subject in subjects]
@@ -81,8 +81,10 @@ class GroupAnimator:
         # frame_workers process: there each core renders whole frames of its own.)
         self._side_by_side = threads and engine == "warp" and (os.cpu_count() or 1) > 1
         # The faces' engines are prepared side by side too: a patterned backdrop's plate takes a second a face.
+        # (`plates`, face -> head_plate, made beforehand: frame_workers makes them once for all its workers.)
+        plates = plates or {}
         prepare = FACE_THREADS.map if self._side_by_side else map
-        animators = prepare(lambda subject: Animator(subject, engine, checkpoint), subjects)
+        animators = prepare(lambda subject: Animator(subject, engine, checkpoint, plates.get(subject.face_index)), subjects)
         self.animators = {subject.face_index: animator for subject, animator in zip(subjects, animators)}
         self.order = back_to_front(subjects)
         self.changed_region = union_box([a.changed_region for a in self.animators.values()])

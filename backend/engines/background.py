@@ -76,6 +76,14 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, p
     return plate if detail_scale == 1 else cv2.resize(plate, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
+def head_plate(subject, pattern: bool = True) -> np.ndarray:
+    """The background plate of a subject's head region: what the warp engine shows where the head moves
+    away (made once per engine; frame_workers makes each face's once and hands it to every worker)."""
+    x0, y0, x1, y1 = subject.head_region
+    return background_plate(np.ascontiguousarray(subject.image[y0:y1, x0:x1]), subject.mask.astype(np.float32),
+                            pattern=pattern)
+
+
 def patterned(pixels: np.ndarray, hole: np.ndarray) -> bool:
     """Whether the backdrop on a ring around `hole` ((H, W) uint8, nonzero inside) shows a pattern with a
     direction (boards, stripes, blinds, shelves; a single straight edge, such as a door frame's, is too

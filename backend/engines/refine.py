@@ -64,8 +64,9 @@ class RefineEngine:
 
     name = "refine"
 
-    def __init__(self, subject: Subject, checkpoint: str | Path | None = None, device: str = "auto"):
-        self.warp = WarpEngine(subject)
+    def __init__(self, subject: Subject, checkpoint: str | Path | None = None, device: str = "auto",
+                 plate: np.ndarray | None = None):
+        self.warp = WarpEngine(subject, plate=plate)  # (`plate`: WarpEngine's)
         self.subject = subject
         self.rig = self.warp.rig
         self.refiner = None
