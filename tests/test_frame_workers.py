@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -69,6 +70,33 @@ def test_a_worker_s_error_is_the_run_s_error_of_the_same_kind(touching_subjects)
         with pytest.raises(BadMotionError, match="finite") as raised:  # the exit code and wire code come along
             next(workers.render(iter([FrameRequest({0: nan, 1: BLINK})])))
         assert raised.value.exit_code == BadMotionError.exit_code and raised.value.code == BadMotionError.code
+
+
+def test_a_worker_that_dies_as_it_starts_is_a_clear_error_not_a_hang(touching_subjects, monkeypatch):
+    """A worker killed as it starts (out of memory while importing, say): the workers are handed the faces'
+    plates next, and writing them to a dead worker once waited for ever (this process still held the
+    pipe's other end)."""
+    start = frame_workers.start_without_ctrl_c
+
+    def start_then_die(process):
+        start(process)
+        os.kill(process.pid, signal.SIGKILL)
+        process.join()
+
+    monkeypatch.setattr(frame_workers, "start_without_ctrl_c", start_then_die)
+    outcome = []
+
+    def make_workers():
+        try:
+            FrameWorkers(touching_subjects, count=2).close()
+        except EnlivenError as error:
+            outcome.append(error)
+
+    making = threading.Thread(target=make_workers, daemon=True)
+    making.start()
+    making.join(timeout=60)
+    assert not making.is_alive(), "FrameWorkers hung on a dead worker"
+    assert outcome and "worker process stopped" in str(outcome[0])
 
 
 def test_workers_are_as_many_as_cores_and_half_the_free_memory_allow(touching_subjects, monkeypatch):
