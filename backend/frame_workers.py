@@ -140,20 +140,22 @@ class FrameWorkers:
         self._workers: list[Worker] = []
         their_ends: list[Connection] = []
         try:
-            for _ in range(count):
-                their_requests, our_requests = context.Pipe(duplex=False)
-                our_frames, their_frames = context.Pipe(duplex=False)
-                their_ends += [their_requests, their_frames]
-                process = context.Process(target=serve_frames, daemon=True, name="enliven-frames",
-                                          args=(their_requests, their_frames, list(subjects), engine, checkpoint))
-                self._workers.append(Worker(process, our_requests, our_frames))
-            # Started side by side: each start waits until its child, importing enliven, has read the subjects.
-            with ThreadPoolExecutor(count, thread_name_prefix="enliven-start") as starting:
-                list(starting.map(start_without_ctrl_c, [worker.process for worker in self._workers]))
-            # The children's own copies are theirs now. (Closed before anything is sent: while this process
-            # held a pipe's reading end, writing to a worker that had died filled the pipe and waited for ever.)
-            for end in their_ends:
-                end.close()
+            try:
+                for _ in range(count):
+                    their_requests, our_requests = context.Pipe(duplex=False)
+                    our_frames, their_frames = context.Pipe(duplex=False)
+                    their_ends += [their_requests, their_frames]
+                    process = context.Process(target=serve_frames, daemon=True, name="enliven-frames",
+                                              args=(their_requests, their_frames, list(subjects), engine, checkpoint))
+                    self._workers.append(Worker(process, our_requests, our_frames))
+                # Started side by side: each start waits until its child, importing enliven, has read the subjects.
+                with ThreadPoolExecutor(count, thread_name_prefix="enliven-start") as starting:
+                    list(starting.map(start_without_ctrl_c, [worker.process for worker in self._workers]))
+            finally:
+                # The children's own copies are theirs now. (Closed before anything is sent: while this process
+                # held a pipe's reading end, writing to a worker that had died filled the pipe and waited for ever.)
+                for end in their_ends:
+                    end.close()
             # The faces' background plates are made here, once, while the workers import the engines, and
             # handed to each: a patterned backdrop's takes a second or two a face, and every worker made all
             # of them on its one core (13 faces of bald_guys: 8.6 s to the first four frames instead of 2.9).
@@ -166,9 +168,6 @@ class FrameWorkers:
         except BaseException:
             self.close()
             raise
-        finally:
-            for end in their_ends:  # (already closed once the workers started; Connection.close may repeat)
-                end.close()
 
     def render(self, requests: Iterable[FrameRequest]) -> Iterator[FrameLayers]:
         """The frames of `requests`, in order; frame i is rendered by worker i mod count. (A sequence left

@@ -4,7 +4,7 @@ import numpy as np
 
 from enliven.analysis import analyze_image
 from enliven.animator import Animator
-from enliven.engines.background import STRUCTURE_BAND, background_plate, patterned
+from enliven.engines.background import PATTERN_BAND, background_plate, patterned
 
 from conftest import channel_values
 
@@ -40,7 +40,7 @@ def band_error(plate: np.ndarray, truth: np.ndarray, mask: np.ndarray, width: fl
 def test_a_striped_backdrop_s_boards_run_on_behind_the_person():
     wall = striped_wall()
     photo, mask = person_on(wall)
-    width = 0.3 * STRUCTURE_BAND * photo.shape[0]  # 6 pixels: what a head turned 20 degrees uncovers here
+    width = 0.3 * PATTERN_BAND * photo.shape[0]  # 6 pixels: what a head turned 20 degrees uncovers here
     smooth = band_error(background_plate(photo, mask, pattern=False), wall, mask, width)
     continued = band_error(background_plate(photo, mask), wall, mask, width)
     # Inpainted smoothly (grain mirrored in), the boards bend into chevrons: the error is about half their

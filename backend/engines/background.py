@@ -1,6 +1,6 @@
 """The person over the background: what a moving head or body uncovers, and how the moved person is
 composited over it. The background plate (the photo's region with the person inpainted away, the backdrop's
-grain mirrored in) is made once per subject; each frame blends the moved person over the photo as it was,
+grain mirrored in, or its pattern carried on where it has one) is made once per subject; each frame blends the moved person over the photo as it was,
 or over the plate where the person moved away. numpy and OpenCV only: no state, no I/O."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ MIRROR_SIDE = 1024  # the backdrop's grain is mirrored into a plate at most this
 PLATE_GRAIN = 2.0  # ... the grain being what differs from a Gaussian mean this wide (pixels)
 GRAIN_SPREAD = 2.5  # ... held to this many times its spread
 MIRROR_PASSES = 3  # a pixel mirrored into the hole again takes what that one took, this many times over
-STRUCTURE_BAND = 0.08  # a patterned backdrop's pattern is carried this far into the hole (of the plate's side) ...
+PATTERN_BAND = 0.08  # a patterned backdrop's pattern is carried this far into the hole (of the plate's side) ...
 PATTERN = 2.0  # ... where its pattern (Gaussian means 1 and 4 plate pixels wide apart, levels) has this median,
 PATTERN_RING = 0.08  # on a ring this wide (of the plate's side) around the hole, and outweighs its grain,
 ORIENTED = 0.7  # and its gradients line up this well (structure tensor coherence, median)
@@ -54,7 +54,7 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, p
     filled = cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA)
     lacking = None  # with the pattern continued: how much of the backdrop's detail each plate pixel lacks
     if pattern and hole.any() and not hole.all() and patterned(small, hole):
-        filled = pattern_continued(small, hole, filled, max(3, round(STRUCTURE_BAND * max(size))))
+        filled = pattern_continued(small, hole, filled, max(3, round(PATTERN_BAND * max(size))))
         lacking = cv2.resize(detail_lacking(filled, hole), detail_size, interpolation=cv2.INTER_LINEAR)
     plate = cv2.resize(filled, detail_size, interpolation=cv2.INTER_LINEAR)
     if grain and hole.any() and not hole.all():
@@ -140,8 +140,8 @@ def pattern_continued(pixels: np.ndarray, hole: np.ndarray, filled: np.ndarray, 
 
 def detail_lacking(filled: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """(H, W) float32 0-1: how much smoother than the backdrop (`filled` outside `hole`) `filled` is around
-    each pixel: 1 where it has none of the backdrop's typical detail (a smooth blob the reconstruction left
-    on foliage or lace), 0 where it has as much (a stripe carried on)."""
+    each pixel: 1 where it has none of the backdrop's typical detail (where the carried pattern has faded,
+    and deeper in the hole), 0 where it has as much (a board carried on)."""
     values = filled.astype(np.float32)
     detail = np.abs(values - cv2.GaussianBlur(values, (0, 0), PLATE_GRAIN)).reshape(*hole.shape, -1).mean(axis=2)
     typical = max(float(np.median(detail[hole == 0])), 1e-3)

@@ -115,7 +115,7 @@ class SilhouetteEdge:
 class WarpEngine:
     name = "warp"
 
-    def __init__(self, subject: Subject, rig: Rig | None = None, pattern: bool = True, plate: np.ndarray | None = None):
+    def __init__(self, subject: Subject, rig: Rig | None = None, plate: np.ndarray | None = None):
         self.subject = subject
         self.rig = rig or Rig(subject.landmarks, subject.pose)
         x0, y0, x1, y1 = subject.head_region
@@ -151,7 +151,7 @@ class WarpEngine:
         mouth_point = np.zeros(len(face_point), bool)
         mouth_point[landmark_count + self.mouth_split_upper.start:landmark_count + self.mouth_split_lower.stop] = True
         self.face_layer = (face_point | mouth_point)[self.triangles].all(axis=1)
-        self.background_plate = head_plate(subject, pattern) if plate is None else plate  # uncovered backdrop
+        self.background_plate = head_plate(subject) if plate is None else plate  # uncovered backdrop
         # Control points (indices into source_work) of the parts rendered exactly at full resolution, with padding.
         mouth = [position[i] for i in lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER]
         self.detail_windows = [([position[i] for i in lm.eye_polygon("left")], 0.25),

@@ -29,6 +29,7 @@ import torch
 from .. import landmarks as lm
 from ..analysis import Subject, head_region_box
 from ..engines.crops import crop_inputs, to_crop_points
+from ..engines.background import head_plate
 from ..engines.warp import WarpEngine
 from ..geometry import estimate_head_pose
 from ..solver import Solver
@@ -72,10 +73,11 @@ class WarpEngineCache:
     def get(self, clip: ClipArrays, name: str, source: int) -> tuple[WarpEngine, Solver]:
         key = (name, source)
         if key not in self._engines:
-            # Without the backdrop's pattern carried into the plate (engines.background): training renders eye
+            # Its plate without the backdrop's pattern carried on (engines.background): training renders eye
             # and mouth patches, which never show the band a head uncovers, and drawing examples builds
             # thousands of engines, at up to 2 s each with it.
-            engine = WarpEngine(subject_from_frame(clip, source, name), pattern=False)
+            subject = subject_from_frame(clip, source, name)
+            engine = WarpEngine(subject, plate=head_plate(subject, pattern=False))
             self._engines[key] = (engine, Solver(engine.rig))
             while len(self._engines) > self.size:
                 self._engines.popitem(last=False)
