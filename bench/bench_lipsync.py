@@ -16,8 +16,13 @@
    between the jaw_open curve from the audio and the jaw_open captured from
    the video (enliven.capture, automatic reference frame), at lag 0 and at the
    best lag within +-200 ms, per clip and mean; and how far the speech stands
-   above the sound in its pauses (low = background sound). --capture-cache
-   keeps the captures (learned_data.py's cache, outside the repository). The
+   above the sound in its pauses (low = background sound). Then the same r
+   against the lip gap tracked on the video (MediaPipe's inner-lip gap over
+   mouth width, frame by frame): the captured jaw_open is the rig's channel,
+   relative to the clip's reference frame and with the sealing range below 0,
+   and on a clip whose reference mouth is open it follows the lips' own gap
+   loosely (d9: r 0.45 between the two). --capture-cache keeps the captures
+   and the tracked gaps (learned_data.py's cache, outside the repository). The
    clips are for local measurement only (see eval-data/SOURCES.md); the
    learned model never trains on them.
 
@@ -44,7 +49,7 @@ import enliven  # noqa: F401 - first: it keeps numpy's BLAS to one thread, as th
 import numpy as np
 
 from enliven.speech.audio import ANALYSIS_SAMPLE_RATE, stream_audio, write_wav
-from enliven.speech.evaluation import compare_with_phonemes, jaw_agreement, mouth_opening
+from enliven.speech.evaluation import compare_with_phonemes, jaw_agreement, mouth_opening, pearson
 from enliven.speech.lipsync import METHODS, LipsyncOptions, lipsync_audio, lipsync_phonemes
 from enliven.speech.tts import INSTALL_HINT, espeak_available, synthesize
 
@@ -225,25 +230,44 @@ def measure_real_clips(videos: Path, methods: tuple[str, ...], model: Path | Non
     header = "".join(f"  {method:>8} r0  best (lag)" for method in methods)
     print(f"  clip   fps frames  speech s  background{header}")
     scores: dict[str, list[tuple[float, float]]] = {method: [] for method in methods}
+    gap_scores: dict[str, list[tuple[float, float]]] = {method: [] for method in methods}
+    gap_rows = []
     for name in EVAL_SPEECH_CLIPS:
         path = videos / f"LivePortrait__{name}.mp4"
         if not path.exists():
             print(f"  {name:5}  missing")
             continue
         captured_jaw, fps = _captured_jaw(path, cache)
-        cells = []
+        lip_gap = _tracked_lip_gap(path, cache)
+        maximum_lag = int(round(MAXIMUM_LAG_S * fps))
+        cells, gap_cells = [], []
         for method in methods:
             result = lipsync_audio(path, LipsyncOptions(fps=fps, lead_frames=0), method=method, model_path=model)
             jaw = mouth_opening(result.motion)
             count = min(jaw.size, captured_jaw.size)
-            r0, best, lag = jaw_agreement(jaw[:count], captured_jaw[:count], int(round(MAXIMUM_LAG_S * fps)))
+            r0, best, lag = jaw_agreement(jaw[:count], captured_jaw[:count], maximum_lag)
             scores[method].append((r0, best))
             cells.append(f"  {r0:11.2f}  {best:4.2f} ({lag:+d})")
+            both = min(jaw.size, lip_gap.size)
+            r0, best, lag = jaw_agreement(jaw[:both], lip_gap[:both], maximum_lag)
+            gap_scores[method].append((r0, best))
+            gap_cells.append(f"  {r0:11.2f}  {best:4.2f} ({lag:+d})")
         print(f"  {name:5} {fps:4.0f} {count:6d}  {result.speech_s:8.1f}  {_speech_over_pauses_db(path):7.0f} dB"
               + "".join(cells))
-    for method in methods:
-        if scores[method]:
-            r0s, bests = np.array(scores[method]).T
+        both = min(captured_jaw.size, lip_gap.size)
+        gap_rows.append(f"  {name:5} {pearson(captured_jaw[:both], lip_gap[:both]):13.2f}" + "".join(gap_cells))
+    _print_means(scores)
+    if gap_rows:
+        print("  the same against the lip gap tracked on the video; first, how closely the captured jaw follows it:")
+        print(f"  clip  captured vs gap{header}")
+        print("\n".join(gap_rows))
+        _print_means(gap_scores)
+
+
+def _print_means(scores: dict[str, list[tuple[float, float]]]) -> None:
+    for method, rows in scores.items():
+        if rows:
+            r0s, bests = np.array(rows).T
             print(f"  {method:8}: mean r lag 0 {r0s.mean():.2f} (min {r0s.min():.2f}), best lag {bests.mean():.2f} "
                   f"(min {bests.min():.2f}); target mean >= 0.55, none below 0.3")
 
@@ -259,6 +283,24 @@ def _captured_jaw(path: Path, cache: Path | None) -> tuple[np.ndarray, float]:
 
     capture = capture_video(path, reference="auto")
     return capture.motion.values[:, capture.motion.channels.index("jaw_open")].astype(np.float64), capture.motion.fps
+
+
+def _tracked_lip_gap(path: Path, cache: Path | None) -> np.ndarray:
+    """The inner-lip gap over mouth width per video frame, tracked by MediaPipe (frames without a face take the
+    clip's median); kept in `cache` as <clip>.lip_gap.npy when given."""
+    stored = None if cache is None else cache / f"{path.stem}.lip_gap.npy"
+    if stored is not None and stored.exists():
+        return np.load(stored)
+    from enliven import landmarks
+    from enliven.capture import track_video
+
+    points, _ = track_video(path)
+    gap = np.array([landmarks.mouth_openness(frame) if np.isfinite(frame).all() else np.nan for frame in points])
+    gap = np.where(np.isfinite(gap), gap, np.nanmedian(gap))
+    if stored is not None:
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        np.save(stored, gap)
+    return gap
 
 
 def _speech_over_pauses_db(path: Path) -> float:

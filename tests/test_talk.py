@@ -202,7 +202,8 @@ def test_an_interrupted_run_leaves_no_video(spoken_wav, tmp_path, how):
     video, frames = tmp_path / "long.mp4", tmp_path / "frames"
     process = subprocess.Popen([sys.executable, "-m", "enliven.cli", "talk", str(ASTRONAUT), "--audio", str(long_wav),
                                 "--out", str(video), "--size", "256", "--frames", str(frames)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env=dict(os.environ, TMPDIR=str(tmp_path)),  # a killed run leaves its scratch here
                                # As from a terminal: a shell's background job starts with Ctrl-C ignored.
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     partial = tmp_path / ".long.partial.mp4"
