@@ -265,8 +265,9 @@ def test_regions_only_carried_by_the_head_are_left_to_the_warp(subject):
 
 def test_a_photos_own_teeth_are_left_as_the_warp_moved_them(subject):
     """The astronaut smiles with her teeth showing. The mouth network learned on closed-mouthed photos whose
-    teeth the warp painted, and greyed hers as she talked (30-45 levels darker on average); it leaves them as
-    the warp moved them now, and still redraws her lips as much as before."""
+    teeth the warp painted, and greys hers as she talks (the model of 2 December 2026 30-45 levels darker on
+    average, the one of 5 December 6-25, a tenth of her teeth 14-45 or more); the engine leaves them as the
+    warp moved them, and still redraws her lips as much as before."""
     from enliven import artifacts as af
     from enliven.engines.mouth import skin_colour, teeth_pixels
 
@@ -286,7 +287,8 @@ def test_a_photos_own_teeth_are_left_as_the_warp_moved_them(subject):
             return (warp[teeth] - frame[teeth]) @ np.array([0.299, 0.587, 0.114]), np.abs(frame[lips] - warp[lips]).mean()
 
         (greyed, lips_redrawn), (kept, lips_kept) = refined(False), refined(True)
-        assert teeth.sum() > 50 and greyed.mean() > 10  # (the premise: left to the network, her teeth go grey)
+        # (the premise: left to the network, her teeth go grey)
+        assert teeth.sum() > 50 and np.percentile(greyed, 90) > 10
         assert np.percentile(kept, 90) < 3 and lips_kept > 0.9 * lips_redrawn > 2
 
 
