@@ -286,17 +286,17 @@ def _captured_jaw(path: Path, cache: Path | None) -> tuple[np.ndarray, float]:
 
 
 def _tracked_lip_gap(path: Path, cache: Path | None) -> np.ndarray:
-    """The inner-lip gap over mouth width per video frame, tracked by MediaPipe (frames without a face take the
-    clip's median); kept in `cache` as <clip>.lip_gap.npy when given."""
+    """The inner-lip gap over mouth width per video frame, tracked by MediaPipe (frames without a face
+    interpolated, as capture fills its motion); kept in `cache` as <clip>.lip_gap.npy when given."""
     stored = None if cache is None else cache / f"{path.stem}.lip_gap.npy"
     if stored is not None and stored.exists():
         return np.load(stored)
     from enliven import landmarks
-    from enliven.capture import track_video
+    from enliven.capture import fill_gaps, track_video
 
     points, _ = track_video(path)
-    gap = np.array([landmarks.mouth_openness(frame) if np.isfinite(frame).all() else np.nan for frame in points])
-    gap = np.where(np.isfinite(gap), gap, np.nanmedian(gap))
+    gap = np.array([[landmarks.mouth_openness(frame) if np.isfinite(frame).all() else np.nan] for frame in points])
+    gap = fill_gaps(gap)[:, 0]
     if stored is not None:
         stored.parent.mkdir(parents=True, exist_ok=True)
         np.save(stored, gap)
