@@ -18,7 +18,7 @@ from conftest import channel_values as values
 from enliven import landmarks as lm
 from enliven.analysis import analyze_faces, analyze_image, find_landmarks
 from enliven.animator import Animator
-from enliven.engines.body import BREATH_SHOULDER_RISE, SHRUG_RISE
+from enliven.engines.body import BREATH_SHOULDER_RISE, SHRUG_RISE, BodyField, BodyMotion
 from enliven.engines.warp import WarpEngine
 from enliven.geometry import estimate_head_pose
 from enliven.group import GroupAnimator
@@ -84,6 +84,22 @@ def test_breathing_in_lifts_both_shoulders_as_far_as_asked_and_leaves_the_face_a
     # closes it by about 0.25) and 0.02 of mouth openness (speech opens it by 0.2 to 0.5).
     change = face_measures(frame, subject) - face_measures(photo, subject)
     assert np.all(np.abs(change) <= (1.5, 0.02, 0.02)), change
+
+
+def test_the_body_field_s_backward_map_undoes_its_forward_one(subject):
+    """Each frame inverts the body's forward field (where a point goes) into the backward map the frame is
+    resampled by (where a pixel comes from), reading the field between the points of a coarse grid: a pixel
+    taken from where the map says must land back on itself, within the fraction of a pixel a breath allows."""
+    field = BodyField.of(subject.body, subject.landmarks[lm.CHIN, :2], subject.image.shape)
+    for motion in (BodyMotion(breathing=1.0), BodyMotion(breathing=-0.6, carried_turn_deg=2.0, carried_rise=0.01)):
+        backward = field.backward(motion)
+        grid = field.grid.reshape(backward.shape)
+        source = (grid + backward).reshape(-1, 2)
+        landed = source + field.forward(source, motion)
+        miss = np.linalg.norm(landed - grid.reshape(-1, 2), axis=1)
+        moved = np.linalg.norm(backward, axis=2).max()
+        assert moved > 3.0  # (a field that moves nothing would pass trivially)
+        assert np.percentile(miss, 95) < 0.1 and miss.max() < 0.5, (np.percentile(miss, 95), miss.max())
 
 
 def test_a_shrug_lifts_its_own_shoulder_only(photo, subject, animator):
