@@ -199,8 +199,10 @@ def solve_body(field: BodyField, centres: np.ndarray, moved: np.ndarray,
         values[free] = unknowns
         return values
 
+    terms = field.terms_at(points)  # (the field's motion-free part: the same for every step of the fit)
+
     def residual(unknowns: np.ndarray) -> np.ndarray:
-        shift = field.forward(points, motion_of(values_of(unknowns))) / field.width
+        shift = field.displacement(terms, motion_of(values_of(unknowns))) / field.width
         return np.concatenate([(shift - target).ravel(), PULL_TO_REST * unknowns / _RANGES[free]])
 
     start = np.zeros(len(BODY_CHANNELS)) if start is None or not np.isfinite(start).all() else start

@@ -90,7 +90,7 @@ class BodyMotion:
 class FieldTerms:
     """The body field's factors at a set of points that do not depend on the motion ((N,) arrays, but
     `bumps`, one per shoulder, and `about_pivot`, (N, 2)): made once for the working grid, each frame's
-    field is a few products of them (BodyField._displacement)."""
+    field is a few products of them (BodyField.displacement)."""
 
     carried: np.ndarray  # how much of the head's carry a point takes: none from the chin up
     chest: np.ndarray  # how much of the neck's rise: all of it above the shoulder line, none down the torso
@@ -134,7 +134,7 @@ class BodyField:
         xs = (np.arange(self.work_size[0]) + 0.5) / self.scale - 0.5
         ys = (np.arange(self.work_size[1]) + 0.5) / self.scale - 0.5
         self.grid = np.dstack(np.meshgrid(xs, ys)).reshape(-1, 2)  # the working grid's points
-        self._grid_terms = self._terms(self.grid)  # where every frame's field is computed (backward)
+        self._grid_terms = self.terms_at(self.grid)  # where every frame's field is computed (backward)
 
     @classmethod
     def of(cls, body, chin: np.ndarray, image_shape: tuple[int, ...]) -> "BodyField":
@@ -144,9 +144,9 @@ class BodyField:
 
     def forward(self, points: np.ndarray, motion: BodyMotion) -> np.ndarray:
         """(N, 2) where each of `points` ((N, 2) region pixels) moves to, minus where it is."""
-        return self._displacement(self._terms(points), motion)
+        return self.displacement(self.terms_at(points), motion)
 
-    def _terms(self, points: np.ndarray) -> "FieldTerms":
+    def terms_at(self, points: np.ndarray) -> "FieldTerms":
         """The field's factors at `points` that do not depend on the motion (see FieldTerms)."""
         w = self.width
         relative = points - self.neck
@@ -175,7 +175,7 @@ class BodyField:
             envelope=self._envelope(points, u),
         )
 
-    def _displacement(self, terms: "FieldTerms", motion: BodyMotion) -> np.ndarray:
+    def displacement(self, terms: "FieldTerms", motion: BodyMotion) -> np.ndarray:
         """(N, 2) the field at the points `terms` were made for, moved by `motion`."""
         w = self.width
         # Up: the neck and chest rise with the breath (fading down the torso), each shoulder by its own rise.
@@ -218,7 +218,7 @@ class BodyField:
         about 2). A breathing torso's pixels land within 0.1 pixel of where the exact inverse puts them
         on 95 % of the grid, 0.5 at most (where the field tapers off at the region's top edge)."""
         width, height = self.work_size
-        forward = self._displacement(self._grid_terms, motion).reshape(height, width, 2).astype(np.float32)
+        forward = self.displacement(self._grid_terms, motion).reshape(height, width, 2).astype(np.float32)
         columns, rows = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
         scale = np.float32(self.scale)  # working grid points per region pixel
         offset = np.zeros_like(forward)
