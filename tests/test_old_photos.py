@@ -28,7 +28,8 @@ def sepia_of(rgb: np.ndarray, grain: float = 0.0) -> np.ndarray:
 
 
 def test_the_palette_tells_one_tint_from_colour(astronaut):
-    assert palette_of(grey_of(astronaut)).colourfulness == 0.0
+    # (Not exactly 0: float32 rounding of the luma weights' sum differs between CPUs, 6e-8 on one of them.)
+    assert palette_of(grey_of(astronaut)).colourfulness < 1e-6
     sepia = palette_of(sepia_of(astronaut, grain=5.0))
     assert sepia.colourfulness < 0.04 and np.allclose(sepia.tint / sepia.tint[1], SEPIA / SEPIA[1], atol=0.03)
     colour = palette_of(astronaut)
