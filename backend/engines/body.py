@@ -135,6 +135,9 @@ class BodyField:
         ys = (np.arange(self.work_size[1]) + 0.5) / self.scale - 0.5
         self.grid = np.dstack(np.meshgrid(xs, ys)).reshape(-1, 2)  # the working grid's points
         self._grid_terms = self.terms_at(self.grid)  # where every frame's field is computed (backward)
+        # Each working grid point's own (column, row), where backward's steps start reading the field.
+        self._grid_indices = np.meshgrid(np.arange(self.work_size[0], dtype=np.float32),
+                                         np.arange(self.work_size[1], dtype=np.float32))
 
     @classmethod
     def of(cls, body, chin: np.ndarray, image_shape: tuple[int, ...]) -> "BodyField":
@@ -146,7 +149,7 @@ class BodyField:
         """(N, 2) where each of `points` ((N, 2) region pixels) moves to, minus where it is."""
         return self.displacement(self.terms_at(points), motion)
 
-    def terms_at(self, points: np.ndarray) -> "FieldTerms":
+    def terms_at(self, points: np.ndarray) -> FieldTerms:
         """The field's factors at `points` that do not depend on the motion (see FieldTerms)."""
         w = self.width
         relative = points - self.neck
@@ -175,7 +178,7 @@ class BodyField:
             envelope=self._envelope(points, u),
         )
 
-    def displacement(self, terms: "FieldTerms", motion: BodyMotion) -> np.ndarray:
+    def displacement(self, terms: FieldTerms, motion: BodyMotion) -> np.ndarray:
         """(N, 2) the field at the points `terms` were made for, moved by `motion`."""
         w = self.width
         # Up: the neck and chest rise with the breath (fading down the torso), each shoulder by its own rise.
@@ -219,7 +222,7 @@ class BodyField:
         on 95 % of the grid, 0.5 at most (where the field tapers off at the region's top edge)."""
         width, height = self.work_size
         forward = self.displacement(self._grid_terms, motion).reshape(height, width, 2).astype(np.float32)
-        columns, rows = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+        columns, rows = self._grid_indices
         scale = np.float32(self.scale)  # working grid points per region pixel
         offset = np.zeros_like(forward)
         for _ in range(INVERSE_STEPS):

@@ -273,6 +273,8 @@ def upsampled_to_box(values: np.ndarray, scale: float, box: tuple[int, int, int,
             grid = cv2.copyMakeBorder(grid, 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE)
         upsampled = cv2.resize(grid, None, fx=1 / scale, fy=1 / scale, interpolation=cv2.INTER_LINEAR)
         return upsampled[by0:by1, bx0:bx1]
+    # A strided grid's points sit at working pixels 0, stride, 2 stride ...: pixel p falls at ((p + 0.5) scale
+    # - 0.5) / stride of it, which no resize factor gives (its offset is not the grid's -0.5), so it keeps warpAffine.
     to_work = np.array([[scale, 0, (bx0 + 0.5) * scale - 0.5], [0, scale, (by0 + 0.5) * scale - 0.5]]) / stride
     return cv2.warpAffine(values, to_work, (bx1 - bx0, by1 - by0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REPLICATE)
