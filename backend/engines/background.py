@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import scipy.sparse
+import scipy.sparse.linalg
 
 PERSON_EPSILON = 1e-3  # a person mask value below this is no person, above 1 minus it all person
 PLATE_SIDE = 256  # background plates are inpainted at most this large
@@ -18,6 +20,8 @@ PATTERN = 2.0  # ... where its pattern (Gaussian means 1 and 4 plate pixels wide
 PATTERN_RING = 0.08  # on a ring this wide (of the plate's side) around the hole, and outweighs its grain,
 ORIENTED = 0.7  # and its gradients line up this well (structure tensor coherence, median)
 FSR_MARGIN = 16  # plate pixels the image is mirrored out by for the reconstruction
+MEMBRANE_DIRECT = 6000  # a hole of more pixels is filled exactly only near its edge ...
+MEMBRANE_BAND = 12  # ... within this many pixels of it (membrane_filled)
 LACKING_REACH = 4.0  # plate pixels: how far around a pixel its detail is weighed against the backdrop's
 
 
@@ -25,23 +29,25 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, p
     """`pixels` with the person (`mask` > 0.05, grown a little) inpainted away: what shows where a moving head
     or body uncovers the backdrop.
 
-    The inpainting (done at most PLATE_SIDE large and scaled back) is smooth: on a
-    grainy or textured backdrop (an old print, a wall) the uncovered band showed
-    as a smooth, painted-looking strip. So the backdrop's grain is added to it,
-    taken from the backdrop itself, mirrored across the edge of the inpainted
-    area (each pixel of it takes the grain of the backdrop pixel as far beyond
-    the edge, so the grain runs on without a seam). Without `grain`, the smooth inpainting.
+    The hole is filled by the smoothest surface that meets the backdrop all round its edge (`membrane_filled`),
+    done at most PLATE_SIDE large and scaled back. OpenCV's inpainting (Telea's), used before, carries the
+    colours at the hole's edge inward along their gradients: a dark object touching the person (a black tile
+    above bald_guys #7's head, his own cast shadow beside his ear) ran into the backdrop a moving head
+    uncovers as a hard-edged wedge or blob; the membrane spreads it into a soft smudge that fades away from
+    where it touches.
 
-    OpenCV's inpainting (Telea's) carries the colours at the hole's edge inward along
-    their gradients: a striped backdrop (boards, blinds) came out as pale streaks
-    fanning out from the person's outline, and a turning head left a halo of them
-    beside it, which the mirrored grain bent into chevrons. With `pattern`, where
-    the backdrop around the person has a pattern with a direction (`patterned`),
-    the band of the hole that a moving head can uncover is filled again by
-    frequency-selective reconstruction (OpenCV's xphoto FSR), which carries the
-    pattern on into it; grain is mirrored in only where that came out smoother
-    than the backdrop. It takes 0.3-2.0 s a face, so other backdrops (plain, grainy,
-    foliage), where it does no better, keep the fast fill."""
+    That fill is smooth: on a grainy or textured backdrop (an old print, a wall) the uncovered band showed as
+    a smooth, painted-looking strip. So the backdrop's grain is added to it, taken from the backdrop itself,
+    mirrored across the edge of the inpainted area (each pixel of it takes the grain of the backdrop pixel as
+    far beyond the edge, so the grain runs on without a seam). Without `grain`, the smooth fill.
+
+    A smooth fill does not carry a striped backdrop (boards, blinds) on (Telea's made pale streaks fanning out
+    from the person's outline, and a turning head left a halo of them beside it, which the mirrored grain
+    bent into chevrons). With `pattern`, where the backdrop around the person has a pattern with a direction
+    (`patterned`), the band of the hole that a moving head can uncover is filled again by frequency-selective
+    reconstruction (OpenCV's xphoto FSR), which carries the pattern on into it; grain is mirrored in only
+    where that came out smoother than the backdrop. It takes 0.3-2.0 s a face, so other backdrops (plain,
+    grainy, foliage), where it does no better, keep the membrane."""
     height, width = mask.shape
     scale = min(1.0, PLATE_SIDE / max(height, width))
     size = (max(2, round(width * scale)), max(2, round(height * scale)))
@@ -51,7 +57,7 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, p
     # The grain is mirrored at most MIRROR_SIDE large (on a larger region, finer grain is not seen) ...
     detail_scale = min(1.0, MIRROR_SIDE / max(height, width))
     detail_size = (max(2, round(width * detail_scale)), max(2, round(height * detail_scale)))
-    filled = cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA)
+    filled = membrane_filled(small, hole)
     lacking = None  # with the pattern continued: how much of the backdrop's detail each plate pixel lacks
     if pattern and hole.any() and not hole.all() and patterned(small, hole):
         filled = pattern_continued(small, hole, filled, max(3, round(PATTERN_BAND * max(size))))
@@ -74,6 +80,70 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, p
         plate = np.clip(plate + mirrored_into(detail, hole) + 0.5, 0, 255).astype(np.uint8)
     # ... and the plate scaled to the region's size.
     return plate if detail_scale == 1 else cv2.resize(plate, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def membrane_filled(pixels: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """`pixels` (H, W, C) with `hole` ((H, W), nonzero inside) filled by the solution of Laplace's equation
+    there, the known pixels around it the boundary: each hole pixel is the mean of its four neighbours, the
+    smoothest surface that meets the backdrop all round the hole. A hole touching the image's border takes no
+    value from beyond it."""
+    inside = hole.astype(bool)
+    if not inside.any() or inside.all():
+        return pixels.copy()
+    filled = _membrane(pixels.reshape(*inside.shape, -1).astype(np.float64), inside)
+    return np.clip(filled + 0.5, 0, 255).astype(pixels.dtype).reshape(pixels.shape)
+
+
+def _membrane(values: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """membrane_filled on float (H, W, C) values. A sparse solve (SuperLU) of a 256 px plate's whole hole took
+    0.2-0.3 s, so a large hole is solved exactly only on the band within MEMBRANE_BAND pixels of its edge,
+    which is what a moving head uncovers; deeper, the membrane of the image at half the size (made the same
+    way), which a membrane's smoothness keeps close there: within 1-2 levels of the whole solve on the
+    astronaut's, d9's and d19's plates, 7 in bald_guys #7's sharp-edged shadow; 5 times faster."""
+    unknown = inside
+    if inside.sum() > MEMBRANE_DIRECT:
+        height, width = inside.shape
+        half_height, half_width = (height + 1) // 2, (width + 1) // 2
+        padding = ((0, 2 * half_height - height), (0, 2 * half_width - width))
+        # Half size: a pixel is known if any of its four is, and is their known ones' mean (a hole grown
+        # instead pushed its edge out, onto more of a dark object touching it: 7 levels darker within).
+        known = np.pad(~inside, padding, mode="edge").astype(np.float64)
+        known_values = np.pad(values, (*padding, (0, 0)), mode="edge") * known[..., None]
+        half_known = known.reshape(half_height, 2, half_width, 2).sum(axis=(1, 3))
+        half_values = known_values.reshape(half_height, 2, half_width, 2, -1).sum(axis=(1, 3))
+        half_values /= np.maximum(half_known, 1)[..., None]
+        half_inside = half_known == 0
+        coarse = cv2.resize(_membrane(half_values, half_inside).astype(np.float32),
+                            (2 * half_width, 2 * half_height), interpolation=cv2.INTER_LINEAR)
+        deep = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 3) > MEMBRANE_BAND
+        values = values.copy()
+        values[deep] = coarse.reshape(2 * half_height, 2 * half_width, -1)[:height, :width][deep]
+        unknown = inside & ~deep
+    height, width = unknown.shape
+    ys, xs = np.nonzero(unknown)
+    count = ys.size
+    number = np.full((height, width), -1, np.int64)
+    number[ys, xs] = np.arange(count)
+    neighbours = np.zeros(count)
+    known_sum = np.zeros((count, values.shape[2]))
+    rows, columns = [np.arange(count)], [np.arange(count)]
+    for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        ny, nx = ys + dy, xs + dx
+        on_image = (ny >= 0) & (ny < height) & (nx >= 0) & (nx < width)
+        neighbours += on_image
+        which, ny, nx = np.nonzero(on_image)[0], ny[on_image], nx[on_image]
+        other = number[ny, nx]
+        is_unknown = other >= 0
+        rows.append(which[is_unknown])
+        columns.append(other[is_unknown])
+        np.add.at(known_sum, which[~is_unknown], values[ny[~is_unknown], nx[~is_unknown]])
+    weights = np.concatenate([neighbours, -np.ones(sum(r.size for r in rows[1:]))])
+    laplacian = scipy.sparse.csc_matrix((weights, (np.concatenate(rows), np.concatenate(columns))),
+                                        shape=(count, count))
+    solve = scipy.sparse.linalg.factorized(laplacian)
+    filled = values.copy()
+    filled[ys, xs] = np.stack([solve(known_sum[:, channel]) for channel in range(values.shape[2])], axis=1)
+    return filled
 
 
 def head_plate(subject, pattern: bool = True) -> np.ndarray:
