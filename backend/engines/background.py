@@ -25,7 +25,8 @@ MEMBRANE_BAND = 12  # ... within this many pixels of it (membrane_filled)
 LACKING_REACH = 4.0  # plate pixels: how far around a pixel its detail is weighed against the backdrop's
 
 
-def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, pattern: bool = True) -> np.ndarray:
+def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, pattern: bool = True,
+                     membrane: bool = True) -> np.ndarray:
     """`pixels` with the person (`mask` > 0.05, grown a little) inpainted away: what shows where a moving head
     or body uncovers the backdrop.
 
@@ -34,7 +35,7 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, p
     colours at the hole's edge inward along their gradients: a dark object touching the person (a black tile
     above bald_guys #7's head, his own cast shadow beside his ear) ran into the backdrop a moving head
     uncovers as a hard-edged wedge or blob; the membrane spreads it into a soft smudge that fades away from
-    where it touches.
+    where it touches. Without `membrane`, Telea's fill (the breathing body's plate: see body_layer.py).
 
     That fill is smooth: on a grainy or textured backdrop (an old print, a wall) the uncovered band showed as
     a smooth, painted-looking strip. So the backdrop's grain is added to it, taken from the backdrop itself,
@@ -57,7 +58,7 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, p
     # The grain is mirrored at most MIRROR_SIDE large (on a larger region, finer grain is not seen) ...
     detail_scale = min(1.0, MIRROR_SIDE / max(height, width))
     detail_size = (max(2, round(width * detail_scale)), max(2, round(height * detail_scale)))
-    filled = membrane_filled(small, hole)
+    filled = membrane_filled(small, hole) if membrane else cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA)
     lacking = None  # with the pattern continued: how much of the backdrop's detail each plate pixel lacks
     if pattern and hole.any() and not hole.all() and patterned(small, hole):
         filled = pattern_continued(small, hole, filled, max(3, round(PATTERN_BAND * max(size))))

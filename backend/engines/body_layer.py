@@ -51,8 +51,11 @@ class BodyLayer:
         # Smooth, without the backdrop's grain or pattern: breathing uncovers slivers a pixel or two wide,
         # where neither is seen. (With grain, a video the engine made of the astronaut breathing was captured
         # back at r 0.62 instead of 0.79-0.94: capture's shoulder patches partly hold on to the still grain
-        # beside the edge.)
-        self.plate = background_plate(subject.image[y0:y1, x0:x1], self.mask, grain=False, pattern=False)
+        # beside the edge.) And Telea's fill, not the head plate's membrane: where the person mask is hazy
+        # inside the torso (0.5-0.6 beside the astronaut's helmet), the plate shows through the moving body,
+        # and the same round trip read breathing at r 0.67 with the membrane.
+        self.plate = background_plate(subject.image[y0:y1, x0:x1], self.mask, grain=False, pattern=False,
+                                      membrane=False)
         self.frames = FrameBuffers(subject.image, union_of([subject.head_region, body.region]))
 
     def moves(self, values: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
