@@ -99,8 +99,8 @@ def _membrane(values: np.ndarray, inside: np.ndarray) -> np.ndarray:
     """membrane_filled on float (H, W, C) values. A sparse solve (SuperLU) of a 256 px plate's whole hole took
     0.2-0.3 s, so a large hole is solved exactly only on the band within MEMBRANE_BAND pixels of its edge,
     which is what a moving head uncovers; deeper, the membrane of the image at half the size (made the same
-    way), which a membrane's smoothness keeps close there: within 1-2 levels of the whole solve on the
-    astronaut's, d9's and d19's plates, 7 in bald_guys #7's sharp-edged shadow; 5 times faster."""
+    way), which a membrane's smoothness keeps close there: within 1 level of the whole solve on the
+    astronaut's, d9's and d19's plates, 7 in bald_guys #7's sharp-edged shadow; 40-56 ms against 170-310."""
     unknown = inside
     if inside.sum() > MEMBRANE_DIRECT:
         height, width = inside.shape
