@@ -5,7 +5,7 @@ import numpy as np
 from enliven.analysis import analyze_image
 from enliven.animator import Animator
 from enliven.engines import background
-from enliven.engines.background import PATTERN_BAND, background_plate, membrane_filled, patterned
+from enliven.engines.background import PATTERN_BAND, background_plate, grain_like, membrane_filled, patterned
 
 from conftest import channel_values
 
@@ -142,3 +142,19 @@ def test_a_large_hole_s_membrane_solved_near_its_edge_matches_the_whole_solve(mo
     monkeypatch.setattr(background, "MEMBRANE_DIRECT", hole.size)
     whole = membrane_filled(photo, hole).astype(int)
     assert np.abs(banded - whole).max() <= 6
+
+
+def test_made_up_grain_is_as_strong_and_as_coarse_as_the_backdrop_s_and_keeps_a_grey_photo_grey():
+    rng = np.random.default_rng(3)
+    film = cv2.GaussianBlur(rng.normal(0.0, 9.0, (200, 200)).astype(np.float32), (0, 0), 0.9)
+    grey = np.repeat(film[..., None], 3, axis=2)  # a black-and-white print's grain
+    backdrop = np.ones((200, 200), bool)
+    backdrop[60:140, 60:140] = False
+    made = grain_like(grey, backdrop)
+    assert abs(made.std() / grey[backdrop].std() - 1.0) < 0.15
+    assert np.abs(made - made[..., :1]).max() < 0.05  # no colour in a grey photo's grain
+
+    def neighbour_correlation(image):
+        return np.corrcoef(image[:, 1:, 0].ravel(), image[:, :-1, 0].ravel())[0, 1]
+
+    assert abs(neighbour_correlation(made) - neighbour_correlation(grey)) < 0.15  # as coarse

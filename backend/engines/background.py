@@ -14,6 +14,7 @@ PLATE_SIDE = 256  # background plates are inpainted at most this large
 MIRROR_SIDE = 1024  # the backdrop's grain is mirrored into a plate at most this large (and scaled up) ...
 PLATE_GRAIN = 2.0  # ... the grain being what differs from a Gaussian mean this wide (pixels)
 GRAIN_SPREAD = 2.5  # ... held to this many times its spread
+GRAIN_BLURS = (0.0, 0.5, 0.7, 0.9, 1.2, 1.6, 2.0)  # Gaussians that may make made-up grain as coarse as the photo's
 MIRROR_PASSES = 3  # a pixel mirrored into the hole again takes what that one took, this many times over
 PATTERN_BAND = 0.08  # a patterned backdrop's pattern is carried this far into the hole (of the plate's side) ...
 PATTERN = 2.0  # ... where its pattern (Gaussian means 1 and 4 plate pixels wide apart, levels) has this median,
@@ -26,7 +27,7 @@ LACKING_REACH = 4.0  # plate pixels: how far around a pixel its detail is weighe
 
 
 def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, pattern: bool = True,
-                     membrane: bool = True) -> np.ndarray:
+                     membrane: bool = True, grain_from: float = 0.0) -> np.ndarray:
     """`pixels` with the person (`mask` > 0.05, grown a little) inpainted away: what shows where a moving head
     or body uncovers the backdrop.
 
@@ -40,7 +41,10 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, p
     That fill is smooth: on a grainy or textured backdrop (an old print, a wall) the uncovered band showed as
     a smooth, painted-looking strip. So the backdrop's grain is added to it, taken from the backdrop itself,
     mirrored across the edge of the inpainted area (each pixel of it takes the grain of the backdrop pixel as
-    far beyond the edge, so the grain runs on without a seam). Without `grain`, the smooth fill.
+    far beyond the edge, so the grain runs on without a seam). Without `grain`, the smooth fill. With
+    `grain_from` (pixels; the body's plate, whose lean uncovers bands tens of pixels wide), the grain is made
+    up to match the backdrop's instead (`grain_like`), none within that distance of the hole's edge, full
+    from twice as far.
 
     A smooth fill does not carry a striped backdrop (boards, blinds) on (Telea's made pale streaks fanning out
     from the person's outline, and a turning head left a halo of them beside it, which the mirrored grain
@@ -78,9 +82,42 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, p
         np.clip(detail, -spread, spread, out=detail)
         if lacking is not None:  # grain only where the continued pattern came out smoother than the backdrop
             detail *= lacking[..., None]  # (mirrored over a continued stripe, it bent the stripes into chevrons)
-        plate = np.clip(plate + mirrored_into(detail, hole) + 0.5, 0, 255).astype(np.uint8)
+        if grain_from > 0:
+            depth = cv2.distanceTransform(hole, cv2.DIST_L2, 5) / detail_scale
+            grain_in = grain_like(detail, hole == 0) * np.clip(depth / grain_from - 1.0, 0.0, 1.0)[..., None]
+            np.clip(grain_in, -spread, spread, out=grain_in)
+        else:
+            grain_in = mirrored_into(detail, hole)
+        plate = np.clip(plate + grain_in + 0.5, 0, 255).astype(np.uint8)
     # ... and the plate scaled to the region's size.
     return plate if detail_scale == 1 else cv2.resize(plate, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def grain_like(detail: np.ndarray, backdrop: np.ndarray, seed: int = 0) -> np.ndarray:
+    """(H, W, C) float32 noise with the fine detail of `detail` where `backdrop` is true: the same colour
+    covariance, and as coarse (the blur whose neighbouring pixels correlate as the backdrop's do). Random,
+    not taken from the backdrop: mirrored over a band tens of pixels wide, a backdrop's own detail showed as
+    mirrored objects (a sign's letters reversed, 2008_001322)."""
+    samples = detail[backdrop].reshape(-1, detail.shape[2]).astype(np.float64)
+    if len(samples) < 16:
+        return np.zeros_like(detail, np.float32)
+    colour = np.linalg.cholesky(np.cov(samples.T) + 1e-6 * np.eye(detail.shape[2]))
+
+    def neighbour_correlation(values: np.ndarray, where: np.ndarray) -> float:
+        both = where[:, 1:] & where[:, :-1]
+        a, b = values[:, 1:][both], values[:, :-1][both]
+        return float(np.corrcoef(a, b)[0, 1]) if both.sum() > 16 else 0.0
+
+    target = neighbour_correlation(detail.mean(axis=2), backdrop)
+    noise = np.random.default_rng(seed).standard_normal(detail.shape).astype(np.float32)
+    noise -= cv2.GaussianBlur(noise, (0, 0), PLATE_GRAIN)  # the same band of detail as the backdrop's
+    everywhere = np.ones(detail.shape[:2], bool)
+    for blur in GRAIN_BLURS:  # the finest blur that makes the noise as coarse as the backdrop's grain
+        coarse = cv2.GaussianBlur(noise, (0, 0), blur) if blur else noise
+        if neighbour_correlation(coarse.mean(axis=2), everywhere) >= target:
+            break
+    coarse = (coarse - coarse.mean(axis=(0, 1))) / np.maximum(coarse.std(axis=(0, 1)), 1e-6)
+    return (coarse.reshape(-1, detail.shape[2]) @ colour.T).reshape(detail.shape).astype(np.float32)
 
 
 def membrane_filled(pixels: np.ndarray, hole: np.ndarray) -> np.ndarray:

@@ -25,6 +25,13 @@ from .frame_buffers import FrameBuffers
 from .passes_math import blend_region_mask, region_seam_weight
 from .background import background_plate, blend_over_background
 
+# Pixels: the body's plate has no backdrop grain this near the person's edge, full grain from twice as far.
+# A lean uncovers a band tens of pixels wide, which without grain showed as a smooth, painted patch on a
+# grainy backdrop (s12 at 768 px, torso_lean 8: 70 px beside the head). Breathing uncovers slivers a few
+# pixels wide, where grain is not seen and misleads capture: the breathing video of test_body_capture was
+# read back at r 0.91 without grain, 0.76 with grain from 3 px, 0.95 from 8.
+BODY_GRAIN_FROM = 8.0
+
 
 def union_of(boxes) -> tuple[int, int, int, int]:
     x0s, y0s, x1s, y1s = zip(*boxes)
@@ -48,14 +55,13 @@ class BodyLayer:
         # the head engine moved the head, its moved mask takes the head's place seamlessly.
         self.seam = region_seam_weight(self.head_box, (y1 - y0, x1 - x0))
         self.mask = clean_mask(blend_region_mask(body.mask, subject.mask, self.head_box, self.seam))
-        # Smooth, without the backdrop's grain or pattern: breathing uncovers slivers a pixel or two wide,
-        # where neither is seen. (With grain, a video the engine made of the astronaut breathing was captured
-        # back at r 0.62 instead of 0.79-0.94: capture's shoulder patches partly hold on to the still grain
-        # beside the edge.) And Telea's fill, not the head plate's membrane: where the person mask is hazy
+        # Without the backdrop's pattern, and without its grain near the person's edge (BODY_GRAIN_FROM); the
+        # grain further in is made up to match the backdrop's (a lean's wide band showed the backdrop's own
+        # detail mirrored). And Telea's fill, not the head plate's membrane: where the person mask is hazy
         # inside the torso (0.5-0.6 beside the astronaut's helmet), the plate shows through the moving body,
-        # and the same round trip read breathing at r 0.67 with the membrane.
-        self.plate = background_plate(subject.image[y0:y1, x0:x1], self.mask, grain=False, pattern=False,
-                                      membrane=False)
+        # and the capture round trip (test_body_capture) read breathing at r 0.67 with the membrane.
+        self.plate = background_plate(subject.image[y0:y1, x0:x1], self.mask, pattern=False, membrane=False,
+                                      grain_from=BODY_GRAIN_FROM)
         self.frames = FrameBuffers(subject.image, union_of([subject.head_region, body.region]))
 
     def moves(self, values: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
