@@ -132,6 +132,19 @@ def test_the_head_rides_with_the_body_and_the_photo_edges_stay(photo, subject, a
     assert np.array_equal(frame[:, -40:], photo[:, -40:])  # the backdrop beyond the body region
 
 
+def test_a_lean_carries_the_hair_up_to_the_photo_s_top_edge_with_the_head(photo, subject):
+    # The field used to fall to 0 over a third of a shoulder width below the photo's top edge, so a lean
+    # sheared the top of the hair back toward where it was (s12 at 768 px, torso_lean 8: streaked hair). At the
+    # edge it now moves as the head does; only the bottom, where the photo cuts the body off, stays.
+    field = BodyField.of(subject.body, subject.landmarks[lm.CHIN, :2], photo.shape)
+    lean = BodyMotion.from_values(values(torso_lean=8.0))
+    head = subject.landmarks[lm.NOSE_BRIDGE, :2]
+    at_top = np.array([head[0], 1.0])
+    moved = field.forward(np.array([head, at_top]) - field.origin, lean)
+    assert moved[0, 0] > 0.1 * subject.body.width
+    assert moved[1, 0] > 0.9 * moved[0, 0]  # (measured: 63 px against the head's 51; 5 px before)
+
+
 def test_a_head_turn_carries_into_the_shoulders_while_the_body_moves(photo, subject, animator):
     """While the body moves (idle-alive always breathes) a head turn takes the chest along a little; a
     motion that leaves the body channels alone (talking, a showcase) keeps the body still, because moving
