@@ -27,7 +27,7 @@ LACKING_REACH = 4.0  # plate pixels: how far around a pixel its detail is weighe
 
 
 def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, pattern: bool = True,
-                     membrane: bool = True, grain_from: float = 0.0) -> np.ndarray:
+                     membrane: bool = True, made_up_grain_from: float | None = None) -> np.ndarray:
     """`pixels` with the person (`mask` > 0.05, grown a little) inpainted away: what shows where a moving head
     or body uncovers the backdrop.
 
@@ -42,9 +42,9 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, p
     a smooth, painted-looking strip. So the backdrop's grain is added to it, taken from the backdrop itself,
     mirrored across the edge of the inpainted area (each pixel of it takes the grain of the backdrop pixel as
     far beyond the edge, so the grain runs on without a seam). Without `grain`, the smooth fill. With
-    `grain_from` (pixels; the body's plate, whose lean uncovers bands tens of pixels wide), the grain is made
-    up to match the backdrop's instead (`grain_like`), none within that distance of the hole's edge, full
-    from twice as far.
+    `made_up_grain_from` (pixels; the body's plate, whose lean uncovers bands tens of pixels wide), the grain
+    is made up to match the backdrop's instead (`grain_like`), none within that distance of the hole's edge,
+    full from twice as far.
 
     A smooth fill does not carry a striped backdrop (boards, blinds) on (Telea's made pale streaks fanning out
     from the person's outline, and a turning head left a halo of them beside it, which the mirrored grain
@@ -82,9 +82,10 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, p
         np.clip(detail, -spread, spread, out=detail)
         if lacking is not None:  # grain only where the continued pattern came out smoother than the backdrop
             detail *= lacking[..., None]  # (mirrored over a continued stripe, it bent the stripes into chevrons)
-        if grain_from > 0:
+        if made_up_grain_from is not None:
             depth = cv2.distanceTransform(hole, cv2.DIST_L2, 5) / detail_scale
-            grain_in = grain_like(detail, hole == 0) * np.clip(depth / grain_from - 1.0, 0.0, 1.0)[..., None]
+            fade_in = np.clip(depth / made_up_grain_from - 1.0, 0.0, 1.0)[..., None]
+            grain_in = grain_like(detail, hole == 0) * fade_in
             np.clip(grain_in, -spread, spread, out=grain_in)
         else:
             grain_in = mirrored_into(detail, hole)
@@ -97,7 +98,9 @@ def grain_like(detail: np.ndarray, backdrop: np.ndarray, seed: int = 0) -> np.nd
     """(H, W, C) float32 noise with the fine detail of `detail` where `backdrop` is true: the same colour
     covariance, and as coarse (the blur whose neighbouring pixels correlate as the backdrop's do). Random,
     not taken from the backdrop: mirrored over a band tens of pixels wide, a backdrop's own detail showed as
-    mirrored objects (a sign's letters reversed, 2008_001322)."""
+    mirrored objects (a sign's letters reversed, 2008_001322). (Palette.grain_at, the grain of painted eyes
+    and mouths, is one grey level of single-pixel noise read by a 3x3 blur: on s12's backdrop 3.2 levels,
+    where the detail a plate lacks, what a 2-pixel Gaussian removes, has 7.6 and is coarser.)"""
     samples = detail[backdrop].reshape(-1, detail.shape[2]).astype(np.float64)
     if len(samples) < 16:
         return np.zeros_like(detail, np.float32)

@@ -49,10 +49,10 @@ TORSO_DEPTH = 0.35  # how far the chest lies in front of the spine, shoulder wid
 NECK_DEPTH = 0.1  # how far the neck lies in front of the spine, shoulder widths
 HIPS_BELOW = 1.7  # shoulder widths from the shoulders down to hips the photo does not show
 EDGE_TAPER = 0.12  # shoulder widths over which the field falls to 0 at the region's border inside the photo
-# ... and at the photo's own side and bottom edges, where the body is cut off. At its top edge the field does
-# not fall off: tapered there, a lean sheared the top of the hair back toward where it was (s12 at 768 px,
-# torso_lean 8: the hair streaked over a third of a shoulder width below the edge).
-PHOTO_EDGE_TAPER = 0.35
+# ... and at the photo's own edges (left, top, right, bottom): gentler at its sides and bottom, where the body
+# is cut off; none at its top, where the field tapered as gently sheared the top of the hair back toward where
+# it was in a lean (s12 at 768 px, torso_lean 8: the hair streaked over a third of a shoulder width down).
+PHOTO_EDGE_TAPERS = (0.35, 0.0, 0.35, 0.35)
 
 _BODY = ("breathing", "shrug_l", "shrug_r", "torso_lean", "torso_turn")
 _HEAD = ("head_yaw", "head_roll", "head_pitch")
@@ -129,12 +129,11 @@ class BodyField:
         # Where the torso stops turning and leaning: the hips, or the photo's bottom if that comes first.
         bottom = (self.size[1] - 1 - self.neck[1]) / max(self.down[1], 1e-3)
         self.v_low = max(0.4 * self.width, min((self.pivot - self.neck) @ self.down, bottom))
-        # The taper at each side (left, top, right, bottom): gentler where the photo itself ends there, none
-        # at the photo's top (0).
+        # The taper at each side (left, top, right, bottom), where the region ends inside the photo or the
+        # photo itself ends.
         at_edge = (x0 <= 0, y0 <= 0, x1 >= image_size[0], y1 >= image_size[1])
-        self.tapers = [(PHOTO_EDGE_TAPER if edge else EDGE_TAPER) * self.width for edge in at_edge]
-        if at_edge[1]:
-            self.tapers[1] = 0.0
+        self.tapers = [(photo_taper if edge else EDGE_TAPER) * self.width
+                       for edge, photo_taper in zip(at_edge, PHOTO_EDGE_TAPERS)]
         self.scale = min(1.0, WORKING_SIDE / max(self.size))
         self.work_size = (max(2, round(self.size[0] * self.scale)), max(2, round(self.size[1] * self.scale)))
         xs = (np.arange(self.work_size[0]) + 0.5) / self.scale - 0.5
@@ -212,10 +211,11 @@ class BodyField:
         """1 over the torso, 0 beyond it and at the region's border (the field is the identity there), except
         along the photo's top edge."""
         width, height = self.size
-        left, top, right, bottom = self.tapers
         x, y = points[:, 0], points[:, 1]
-        border = (smoothstep(-0.5, left, x) * smoothstep(-0.5, right, width - 1 - x)
-                  * (smoothstep(-0.5, top, y) if top > 0 else 1.0) * smoothstep(-0.5, bottom, height - 1 - y))
+        border = 1.0
+        for inside, taper in zip((x, y, width - 1 - x, height - 1 - y), self.tapers):
+            if taper > 0:  # (none: the field goes on past the photo's edge, unbroken)
+                border = border * smoothstep(-0.5, taper, inside)
         return border * (1 - smoothstep(0.8 * self.width, 1.15 * self.width, np.abs(u)))
 
     def backward(self, motion: BodyMotion) -> np.ndarray:

@@ -29,7 +29,8 @@ from .background import background_plate, blend_over_background
 # A lean uncovers a band tens of pixels wide, which without grain showed as a smooth, painted patch on a
 # grainy backdrop (s12 at 768 px, torso_lean 8: 70 px beside the head). Breathing uncovers slivers a few
 # pixels wide, where grain is not seen and misleads capture: the breathing video of test_body_capture was
-# read back at r 0.91 without grain, 0.76 with grain from 3 px, 0.95 from 8.
+# read back at r 0.91 without grain, 0.76 with grain from 3 px, 0.95 from 8 (0.88 since the body's field
+# reaches the photo's top edge).
 BODY_GRAIN_FROM = 8.0
 
 
@@ -61,7 +62,7 @@ class BodyLayer:
         # inside the torso (0.5-0.6 beside the astronaut's helmet), the plate shows through the moving body,
         # and the capture round trip (test_body_capture) read breathing at r 0.67 with the membrane.
         self.plate = background_plate(subject.image[y0:y1, x0:x1], self.mask, pattern=False, membrane=False,
-                                      grain_from=BODY_GRAIN_FROM)
+                                      made_up_grain_from=BODY_GRAIN_FROM)
         self.frames = FrameBuffers(subject.image, union_of([subject.head_region, body.region]))
 
     def moves(self, values: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:

@@ -30,7 +30,7 @@ class Squeezed(NamedTuple):
     weight: np.ndarray  # (h, w) float32: how much of the blurred photo to sample (0..1)
     sigma: float  # the blur, photo pixels
     stronger: np.ndarray | None  # (h, w) float32: how much of the stronger blur instead (0..1), or None ...
-    stronger_sigma: float  # ... and that blur
+    stronger_sigma: float  # ... and that blur (`sigma` where there is none)
 
 
 def squeeze(field: np.ndarray, stride: int = 1) -> np.ndarray:
@@ -69,7 +69,7 @@ def squeeze_weight(face_field: np.ndarray, back_field: np.ndarray, face_cover: n
     sigma = float(blur_for(float(np.percentile(squeezed[weight > 0], 90))))
     strongest = float(blur_for(float(squeezed.max())))
     if strongest <= STRONGER * sigma:
-        return Squeezed(weight, sigma, None, strongest)
+        return Squeezed(weight, sigma, None, sigma)
     stronger = np.clip((blur_for(squeezed) - sigma) / (strongest - sigma), 0.0, 1.0).astype(np.float32)
     return Squeezed(weight, sigma, stronger, strongest)
 
@@ -81,7 +81,7 @@ def prefilter_squeezed(warped: np.ndarray, texture: np.ndarray, where_from: np.n
     `scale` working pixels a pixel, and the blurs), over the part of the box where it is above 0."""
     if squeezed is None:
         return
-    sigma = squeezed.sigma if squeezed.stronger is None else max(squeezed.sigma, squeezed.stronger_sigma)
+    sigma = max(squeezed.sigma, squeezed.stronger_sigma)  # (the blurred texture's margin)
     full = upsampled_to_box(squeezed.weight, scale, box, STRIDE)
     rows, cols = np.flatnonzero(full.max(axis=1) > 0), np.flatnonzero(full.max(axis=0) > 0)
     if not len(rows):
