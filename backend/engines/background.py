@@ -15,6 +15,7 @@ MIRROR_SIDE = 1024  # the backdrop's grain is mirrored into a plate at most this
 PLATE_GRAIN = 2.0  # ... the grain being what differs from a Gaussian mean this wide (pixels)
 GRAIN_SPREAD = 2.5  # ... held to this many times its spread
 GRAIN_BLURS = (0.0, 0.5, 0.7, 0.9, 1.2, 1.6, 2.0)  # Gaussians that may make made-up grain as coarse as the photo's
+GRAIN_TRIAL_SIDE = 256  # pixels: the corner of the made-up noise each of those is tried on
 MIRROR_PASSES = 3  # a pixel mirrored into the hole again takes what that one took, this many times over
 PATTERN_BAND = 0.08  # a patterned backdrop's pattern is carried this far into the hole (of the plate's side) ...
 PATTERN = 2.0  # ... where its pattern (Gaussian means 1 and 4 plate pixels wide apart, levels) has this median,
@@ -114,13 +115,18 @@ def grain_like(detail: np.ndarray, backdrop: np.ndarray, seed: int = 0) -> np.nd
     target = neighbour_correlation(detail.mean(axis=2), backdrop)
     noise = np.random.default_rng(seed).standard_normal(detail.shape).astype(np.float32)
     noise -= cv2.GaussianBlur(noise, (0, 0), PLATE_GRAIN)  # the same band of detail as the backdrop's
-    everywhere = np.ones(detail.shape[:2], bool)
-    for blur in GRAIN_BLURS:  # the finest blur that makes the noise as coarse as the backdrop's grain
-        coarse = cv2.GaussianBlur(noise, (0, 0), blur) if blur else noise
-        if neighbour_correlation(coarse.mean(axis=2), everywhere) >= target:
+    # The finest blur that makes the noise as coarse as the backdrop's grain, found on a corner of the noise:
+    # the corner reads its correlation as well, and trying the blurs on the whole noise of a 1024 px plate
+    # took 0.2-0.35 s of the plate's making.
+    corner = noise[:GRAIN_TRIAL_SIDE, :GRAIN_TRIAL_SIDE]
+    for blur in GRAIN_BLURS:
+        trial = cv2.GaussianBlur(corner, (0, 0), blur) if blur else corner
+        if neighbour_correlation(trial.mean(axis=2), np.ones(trial.shape[:2], bool)) >= target:
             break
-    coarse = (coarse - coarse.mean(axis=(0, 1))) / np.maximum(coarse.std(axis=(0, 1)), 1e-6)
-    return (coarse.reshape(-1, detail.shape[2]) @ colour.T).reshape(detail.shape).astype(np.float32)
+    coarse = cv2.GaussianBlur(noise, (0, 0), blur) if blur else noise
+    mean, spread = cv2.meanStdDev(coarse)
+    coarse = (coarse - mean.ravel().astype(np.float32)) / np.maximum(spread.ravel(), 1e-6).astype(np.float32)
+    return cv2.transform(coarse, colour.astype(np.float32))  # each pixel's noise given the backdrop's colours
 
 
 def membrane_filled(pixels: np.ndarray, hole: np.ndarray) -> np.ndarray:
