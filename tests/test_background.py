@@ -146,10 +146,11 @@ def test_a_large_hole_s_membrane_solved_near_its_edge_matches_the_whole_solve(mo
 
 def test_made_up_grain_is_as_strong_and_as_coarse_as_the_backdrop_s_and_keeps_a_grey_photo_grey():
     rng = np.random.default_rng(3)
-    film = cv2.GaussianBlur(rng.normal(0.0, 9.0, (200, 200)).astype(np.float32), (0, 0), 0.9)
+    # (Larger than the corner the coarseness is chosen on, GRAIN_TRIAL_SIDE, so the whole is read as the corner.)
+    film = cv2.GaussianBlur(rng.normal(0.0, 9.0, (320, 320)).astype(np.float32), (0, 0), 0.9)
     grey = np.repeat(film[..., None], 3, axis=2)  # a black-and-white print's grain
-    backdrop = np.ones((200, 200), bool)
-    backdrop[60:140, 60:140] = False
+    backdrop = np.ones((320, 320), bool)
+    backdrop[96:224, 96:224] = False
     made = grain_like(grey, backdrop)
     assert abs(made.std() / grey[backdrop].std() - 1.0) < 0.15
     assert np.abs(made - made[..., :1]).max() < 0.05  # no colour in a grey photo's grain

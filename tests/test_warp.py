@@ -771,7 +771,6 @@ def test_a_thin_line_the_warp_squeezes_stays_a_line():
     assert line.sum() >= 80
 
 
-
 def test_thin_lines_squeezed_harder_than_the_rest_get_a_stronger_blur():
     """One blur for the whole squeezed part, set by its 90th percentile, left the few pixels squeezed much
     harder dotted (a collar under bald_guys #2's head dropped by half a face, at the photo's own size: 4-5x
