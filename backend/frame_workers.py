@@ -84,13 +84,14 @@ def worker_count(engine: str, frames: int, subjects: Sequence, asked: int | None
 
 
 def worker_memory(subjects: Sequence) -> float:
-    """About the bytes a worker holds at its peak for `subjects`: Python with numpy and OpenCV, the photo, then
-    per pixel of the head and body regions its engines' maps, masks and plates. (Measured, VmHWM: 2007_007763's
-    6 faces 125 MB; bald_guys' 13 faces, 6.3 million region pixels, 320 MB; its 24, 8.7 million, 371 MB.)"""
+    """About the bytes a worker holds at its peak for `subjects`: Python with numpy, OpenCV and Numba's compiler,
+    the photo, then per pixel of the head and body regions its engines' maps, masks and plates. (Measured, VmHWM:
+    2007_007763's 6 faces 177 MB; bald_guys' 13 faces, 6.3 million region pixels, 400 MB; before the engines
+    used Numba, 125 and 320 MB, and bald_guys' 24 faces, 8.7 million, 371 MB.)"""
     regions = [subject.head_region for subject in subjects]
     regions += [subject.body.region for subject in subjects if subject.body is not None]
     pixels = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in regions)
-    return 120e6 + 4 * subjects[0].image.nbytes + 30 * pixels
+    return 180e6 + 4 * subjects[0].image.nbytes + 30 * pixels
 
 
 def available_memory() -> float | None:

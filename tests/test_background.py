@@ -159,3 +159,24 @@ def test_made_up_grain_is_as_strong_and_as_coarse_as_the_backdrop_s_and_keeps_a_
         return np.corrcoef(image[:, 1:, 0].ravel(), image[:, :-1, 0].ravel())[0, 1]
 
     assert abs(neighbour_correlation(made) - neighbour_correlation(grey)) < 0.15  # as coarse
+
+
+def test_the_moved_person_is_composited_over_what_it_left_and_the_photo_elsewhere():
+    """blend_over_background, against the composite written out in floats: the photo where no person is or
+    was; the moved person over the background by its mask; that background the plate as far as the person
+    left the pixel (relative to how much person it had, so a half-hair edge the person left shows all
+    plate, not a faint outline); within one level."""
+    rng = np.random.default_rng(5)
+    shape = (48, 64)
+    warped, original, plate = (rng.integers(0, 256, shape + (3,), dtype=np.uint8) for _ in range(3))
+    moved, source = (np.clip(rng.uniform(-0.6, 1.6, shape), 0, 1).astype(np.float32) for _ in range(2))
+    left = moved < source
+    source[0, :8], moved[0, :8] = 0.5, 0.0  # a half-hair edge the person left
+    uncovered = np.clip((source - moved) / np.maximum(source, 1e-3), 0, 1)[..., None]
+    behind = np.round(original * (1 - uncovered) + plate * uncovered)
+    expected = moved[..., None] * warped + (1 - moved[..., None]) * behind
+    expected[(moved < 1e-3) & (source < 1e-3)] = original[(moved < 1e-3) & (source < 1e-3)]
+    shown = background.blend_over_background(warped.copy(), moved, original, source, plate).astype(float)
+    assert np.abs(shown - expected).max() <= 1.0
+    assert (shown[0, :8] == plate[0, :8]).all()
+    assert left.mean() > 0.2 and ((moved > 0) & (moved < 1)).mean() > 0.2  # the case is not all one kind

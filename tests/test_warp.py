@@ -6,6 +6,7 @@ import dataclasses
 import cv2
 import numpy as np
 import pytest
+from scipy.spatial import Delaunay
 
 from enliven import artifacts as af
 from enliven import landmarks as lm
@@ -1090,6 +1091,46 @@ def test_the_face_fades_into_what_is_behind_it_over_the_fade(fade):
         assert coverage[:20].min() == 1.0 and coverage[40:].max() == 0.0
         steepest.append(np.abs(np.diff(coverage)).max())  # the most coverage lost from one pixel to the next
     assert 1 / fade - 0.1 <= max(steepest) <= 1 / fade + 0.05
+
+
+def test_a_moved_mesh_draws_every_pixel_inside_it_and_none_far_outside():
+    """Every pixel under a moved mesh belongs to a triangle that reaches it: a pixel left to no triangle
+    inside the mesh would keep the photo where it was (a speck of the still photo in a moving face), and
+    a pixel labelled with a triangle that does not reach it would be pulled from the wrong place."""
+    rng = np.random.default_rng(3)
+    points = np.vstack([[[4.4, 4.4], [59.6, 4.4], [59.6, 59.6], [4.4, 59.6]], rng.uniform(6, 58, (60, 2))])
+    triangles = Delaunay(points).simplices.astype(np.int32)
+    moved = np.column_stack([points + rng.uniform(-1.5, 1.5, points.shape) * (np.arange(len(points)) >= 4)[:, None],
+                             np.zeros(len(points))])
+    index_image = triangle_index_image(moved, triangles, np.ones(len(triangles), bool), (64, 64))
+    # Drawn: every pixel inside, and those whose centres lie within half a pixel outside (0.4 here), as
+    # OpenCV's polygon fill draws them: the mesh's outline stays where it was drawn before this rasteriser.
+    assert (index_image[4:61, 4:61] >= 0).all()
+    ys, xs = np.mgrid[0:64, 0:64]
+    assert (index_image[(xs < 4) | (xs > 60) | (ys < 4) | (ys > 60)] == -1).all()
+    # Each drawn pixel's centre lies in its triangle, or within half a pixel of one of its edges.
+    corners = moved[triangles[index_image[index_image >= 0]], :2]  # (P, 3, 2)
+    centres = np.column_stack([xs[index_image >= 0], ys[index_image >= 0]]).astype(float)
+    signed_area = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    for a, b in ((0, 1), (1, 2), (2, 0)):
+        edge = corners[:, b] - corners[:, a]
+        distance_inside = np.cross(edge, centres - corners[:, a]) * np.sign(signed_area) / np.linalg.norm(edge, axis=1)
+        assert distance_inside.min() >= -0.5 * np.sqrt(2) - 1e-9
+
+
+def test_where_a_moved_mesh_folds_the_nearer_surface_shows():
+    """Triangles are drawn far to near, and those flagged in front (the face over the hair it turns over)
+    after all others whatever their depth."""
+    target = np.array([[10, 10, 0], [50, 10, 0], [30, 50, 0], [10, 40, 0], [50, 40, 0], [30, 0, 0]], float)
+    triangles = np.array([[0, 1, 2], [3, 4, 5]], np.int32)
+    everywhere = np.ones(2, bool)
+    target[[3, 4, 5], 2] = 1.0  # the second triangle farther
+    assert triangle_index_image(target, triangles, everywhere, (64, 64))[25, 30] == 0
+    target[[3, 4, 5], 2] = -1.0  # nearer
+    assert triangle_index_image(target, triangles, everywhere, (64, 64))[25, 30] == 1
+    in_front = np.array([True, False])
+    assert triangle_index_image(target, triangles, everywhere, (64, 64), in_front=in_front)[25, 30] == 0
+    assert triangle_index_image(target, triangles, np.array([True, False]), (64, 64))[25, 30] == 0  # not drawn
 
 
 def test_a_triangle_squashed_to_a_sliver_shows_only_its_own_pixels():

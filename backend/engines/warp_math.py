@@ -1,7 +1,7 @@
 """The warp engine's pure functions: the landmark mesh, piecewise-affine maps
 between meshes, the triangle index image and the displacement it gives, the
-face edge's smoothing, and masks. numpy, OpenCV and the mesh libraries only:
-no state, no I/O."""
+face edge's smoothing, and masks. numpy, OpenCV, the mesh libraries and the
+Numba-compiled loops of `raster` only: no state, no I/O."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -14,6 +14,7 @@ from scipy.spatial import Delaunay
 
 from .. import landmarks as lm
 from ..geometry import inside_polygon
+from . import raster
 from .palette import LUMA
 
 MEDIAN_SIDE = 5  # working pixels
@@ -174,80 +175,31 @@ def piecewise_affine_displacement(target: np.ndarray, triangles: np.ndarray, aff
 def triangle_index_image(target: np.ndarray, triangles: np.ndarray, drawn: np.ndarray, size: tuple[int, int],
                          offset: tuple[float, float] = (0.0, 0.0), in_front: np.ndarray | None = None) -> np.ndarray:
     """(height, width) int32: which of the `drawn` triangles covers each pixel (-1: none), nearest on top
-    (see piecewise_affine_displacement)."""
+    (see piecewise_affine_displacement; drawn by raster.triangle_index_image)."""
     width, height = size
-    corners = target[triangles, :2] - offset  # (T, 3, 2) in grid pixels
-    # (numpy's min over an axis of length 3 costs a quarter of a millisecond here; two minimums a tenth of that)
-    lo = np.minimum(np.minimum(corners[:, 0], corners[:, 1]), corners[:, 2])
-    hi = np.maximum(np.maximum(corners[:, 0], corners[:, 1]), corners[:, 2])
-    drawn = drawn & (hi[:, 0] >= 0) & (hi[:, 1] >= 0) & (lo[:, 0] < width) & (lo[:, 1] < height)
-    depth = target[triangles, 2].mean(axis=1)
-    if in_front is not None:
-        depth = depth - np.where(in_front, 1e9, 0.0)
-    index_image = np.full((height, width), -1, dtype=np.int32)
-    order = np.flatnonzero(drawn)[np.argsort(-depth[drawn], kind="stable")]
-    corners_fixed = np.round(corners[order] * 16).astype(np.int32)  # 4 bits of sub-pixel precision
-    # A thousand calls a frame: the loop is kept bare (no indexing, no keywords); it is a third of the frame's time.
-    fill = cv2.fillConvexPoly
-    for polygon, t in zip(corners_fixed, order.tolist()):
-        fill(index_image, polygon, t, cv2.LINE_8, 4)
-    return index_image
+    in_front = np.zeros(len(triangles), bool) if in_front is None else in_front
+    return raster.triangle_index_image(np.ascontiguousarray(target, np.float64), np.ascontiguousarray(triangles),
+                                       np.ascontiguousarray(drawn, bool), np.ascontiguousarray(in_front, bool),
+                                       float(offset[0]), float(offset[1]), int(width), int(height))
 
 
 def displacement_from_index(index_image: np.ndarray, target: np.ndarray, triangles: np.ndarray, affines: np.ndarray,
                             offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
-    """(height, width, 2) backward displacement: each pixel mapped by its triangle's affine (0 where index is -1),
-    a sliver's pixels as the nearest point of the sliver is (pull_into_slivers)."""
-    height, width = index_image.shape
-    # The affines as a float32 table with the identity appended: index -1 (no triangle) picks it, a zero displacement.
-    table = np.empty((len(affines) + 1, 6), np.float32)
-    table[:-1] = affines.reshape(-1, 6)
-    table[-1] = (1, 0, 0, 0, 1, 0)
-    pixel_affine = table.take(index_image, axis=0)  # (H, W, 6)
-    xs = np.arange(width, dtype=np.float32)[None, :] + np.float32(offset[0])
-    ys = np.arange(height, dtype=np.float32)[:, None] + np.float32(offset[1])
-    displacement = np.empty((height, width, 2), np.float32)
-    displacement[..., 0] = pixel_affine[..., 0] * xs + pixel_affine[..., 1] * ys + pixel_affine[..., 2] - xs
-    displacement[..., 1] = pixel_affine[..., 3] * xs + pixel_affine[..., 4] * ys + pixel_affine[..., 5] - ys
-    return pull_into_slivers(displacement, index_image, target, triangles, affines, offset)
-
-
-def pull_into_slivers(displacement: np.ndarray, index_image: np.ndarray, target: np.ndarray, triangles: np.ndarray,
-                      affines: np.ndarray, offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
-    """`displacement` (in place, and returned) with the pixels drawn for slivers mapped from inside them.
+    """(height, width, 2) float32 backward displacement: each pixel mapped by its triangle's affine (0 where
+    index is -1), a sliver's pixels as the nearest point of the sliver is (raster.displacement_from_index).
 
     A triangle squashed to a sliver (lips pressed thin, a lid closing) stretches by several times back to the
     photo: its affine map, evaluated at a pixel the rasteriser drew just outside the sliver's true edge,
     lands that many pixels outside its source triangle (in the mouth's cavity, above a thin lip: a dotted
-    dark line along the lip). Those pixels are mapped as the point of the triangle nearest them (barycentric
-    coordinates clamped to it) is. Triangles that stretch less than SLIVER_STRETCH are left as they are: a
-    pixel outside them lands at most a pixel or so outside, where the neighbour's map continues. Arguments
-    as displacement_from_index's: `target` (N, 2+) points, `triangles` (T, 3) corner indices into them."""
+    dark line along the lip). Triangles that stretch less than SLIVER_STRETCH are mapped as they are: a
+    pixel outside them lands at most a pixel or so outside, where the neighbour's map continues."""
     linear = affines[:, :, :2]
     squares = (linear**2).sum(axis=(1, 2))
     det = linear[:, 0, 0] * linear[:, 1, 1] - linear[:, 0, 1] * linear[:, 1, 0]
     stretch = np.sqrt(0.5 * (squares + np.sqrt(np.maximum(squares**2 - 4 * det**2, 0.0))))  # largest singular value
-    slivers = stretch > SLIVER_STRETCH
-    if not slivers.any():
-        return displacement
-    # Two dozen slivers a frame, each a few pixels: found in one pass over the index image through a table
-    # (the last entry, which index -1 picks, is no sliver), not one search per sliver (0.5 ms a frame at 512²).
-    is_sliver = np.append(slivers, False)
-    rows, cols = np.nonzero(is_sliver[index_image])
-    if len(rows) == 0:
-        return displacement
-    drawn = index_image[rows, cols]
-    corners = target[triangles[drawn], :2]  # (P, 3 corners, 2)
-    points = np.stack([cols + offset[0], rows + offset[1]], axis=1).astype(np.float64)
-    (ax, ay), (bx, by) = (corners[:, 1] - corners[:, 0]).T, (corners[:, 2] - corners[:, 0]).T
-    px, py = (points - corners[:, 0]).T
-    det_target = ax * by - ay * bx  # drawn triangles are not degenerate (triangle_affines' `usable`)
-    weight_b, weight_c = (px * by - py * bx) / det_target, (ax * py - ay * px) / det_target
-    weights = np.clip(np.stack([1.0 - weight_b - weight_c, weight_b, weight_c], axis=1), 0.0, None)
-    nearest = np.einsum("pk,pki->pi", weights / weights.sum(axis=1, keepdims=True), corners)
-    source = np.einsum("pij,pj->pi", affines[drawn, :, :2], nearest) + affines[drawn, :, 2]
-    displacement[rows, cols] = (source - points).astype(np.float32)
-    return displacement
+    return raster.displacement_from_index(index_image, np.ascontiguousarray(target, np.float64),
+                                          np.ascontiguousarray(triangles), np.ascontiguousarray(affines, np.float64),
+                                          stretch > SLIVER_STRETCH, float(offset[0]), float(offset[1]))
 
 
 def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
