@@ -9,9 +9,10 @@ file (or in the user's cache folder where that is read-only), so only the first 
 for it. `nogil`: a group's faces draw on threads side by side.
 
 Pixel (x, y) is the point (x, y) + offset; a triangle covers the pixels whose centres lie inside it
-widened by half a pixel across each edge (along whichever of x and y the edge is the steeper in): the
-pixels OpenCV's fillConvexPoly draws for it, so that no pixel between two triangles of a mesh is left
-uncovered, and a sliver thinner than a pixel still draws its pixels (pull_into_slivers' case).
+widened by half a pixel across each edge (along whichever of x and y the edge is the steeper in), as
+OpenCV's fillConvexPoly drew it (a whole mesh covers the same pixels; a lone triangle within a pixel or two
+of them). So no pixel between two triangles of a mesh is left uncovered, and a sliver thinner than a pixel
+still draws its pixels, which displacement_from_index maps from inside the sliver.
 """
 from __future__ import annotations
 
@@ -133,9 +134,9 @@ def displacement_from_index(index_image: np.ndarray, target: np.ndarray, triangl
                 bx, by = target[k, 0] - target[i, 0], target[k, 1] - target[i, 1]
                 dx, dy = x - target[i, 0], y - target[i, 1]
                 det = ax * by - ay * bx  # drawn triangles are not degenerate (triangle_affines' `usable`)
-                weight_b = max((dx * by - dy * bx) / det, 0.0)
-                weight_c = max((ax * dy - ay * dx) / det, 0.0)
-                weight_a = max(1.0 - (dx * by - dy * bx) / det - (ax * dy - ay * dx) / det, 0.0)
+                towards_b, towards_c = (dx * by - dy * bx) / det, (ax * dy - ay * dx) / det  # barycentric
+                weight_a = max(1.0 - towards_b - towards_c, 0.0)
+                weight_b, weight_c = max(towards_b, 0.0), max(towards_c, 0.0)
                 total = weight_a + weight_b + weight_c
                 px = (weight_a * target[i, 0] + weight_b * target[j, 0] + weight_c * target[k, 0]) / total
                 py = (weight_a * target[i, 1] + weight_b * target[j, 1] + weight_c * target[k, 1]) / total
