@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import cv2
 import numpy as np
@@ -211,3 +212,38 @@ def test_absurd_fps_for_a_motion_file_is_a_usage_error_not_a_bad_file(astronaut_
     assert result.returncode == 2, result.stderr  # the argument is wrong, not the file (exit 5)
     (line,) = result.stderr.splitlines()
     assert line == "enliven: error: --fps must be above 0 and at most 1000, got 5000"
+
+
+def test_an_install_where_no_cache_can_be_written_still_generates(astronaut_path, tmp_path):
+    # A read-only install run by a user whose cache folder cannot be written either (a container image, a
+    # render farm): Numba found nowhere to cache the warp engine's compiled loops and refused to import it,
+    # so every command failed. The package is copied as pip installs it, with `__pycache__` made a file (so
+    # no folder can be made there, whoever runs the test) and the user's cache folder under a file too.
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import enliven
+    import enliven.shared
+
+    install = tmp_path / "site"
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(Path(enliven.__file__).parent, install / "enliven", ignore=ignore)
+    shutil.rmtree(install / "enliven" / "shared", ignore_errors=True)
+    shutil.copytree(Path(enliven.shared.__file__).parent, install / "enliven" / "shared", ignore=ignore)
+    (install / "enliven" / "engines" / "__pycache__").write_text("not a folder")
+    (tmp_path / "cache").write_text("not a folder")
+    env = {name: value for name, value in os.environ.items() if not name.startswith("NUMBA_")}
+    env.update(PYTHONPATH=str(install), XDG_CACHE_HOME=str(tmp_path / "cache" / "numba"), HOME=str(tmp_path / "cache"))
+    motion = Motion(fps=10, channels=("jaw_open",), values=np.array([[0.0], [0.8]], np.float32))
+    save_motion(motion, tmp_path / "m.csv")
+    result = subprocess.run([sys.executable, "-c", "import enliven, sys; print(enliven.__file__, file=sys.stderr); "
+                             "from enliven.cli import main; sys.exit(main())", "generate", str(astronaut_path),
+                             "--motion", str(tmp_path / "m.csv"), "--size", "256", "--out", str(tmp_path / "o")],
+                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert str(install) in result.stderr  # (the copy ran, not the checkout)
+    assert "NUMBA_CACHE_DIR" in result.stderr  # said once how to keep the compiled loops
+    frames = [cv2.imread(str(tmp_path / "o" / f"frame_{n:05d}.png")) for n in (1, 2)]
+    assert np.abs(frames[1].astype(int) - frames[0]).max() > 30  # the mouth opened: the warp engine ran

@@ -5,10 +5,11 @@ or over the plate where the person moved away. numpy, OpenCV and Numba only: no 
 from __future__ import annotations
 
 import cv2
-import numba
 import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
+
+from .compiled import compiled
 
 PERSON_EPSILON = 1e-3  # a person mask value below this is no person, above 1 minus it all person
 PLATE_SIDE = 256  # background plates are inpainted at most this large
@@ -318,7 +319,7 @@ def blend_over_background(warped: np.ndarray, moved_mask: np.ndarray, original: 
     return warped
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled()
 def _blend_pixels(warped: np.ndarray, moved_mask: np.ndarray, original: np.ndarray, source_mask: np.ndarray,
                   plate: np.ndarray) -> None:
     """blend_over_background's pixels, rounded as OpenCV's blendLinear rounds (which this replaced)."""

@@ -4,9 +4,8 @@ that triangle's affine map gives there.
 These two loops run for every face on every frame (the frame's working grid, and the eyes' and mouth's
 exact windows at full resolution). Drawn one triangle at a time through OpenCV's fillConvexPoly they
 were a fifth of a frame's time, most of it the thousand calls from Python; compiled by Numba they are
-a few tenths of a millisecond. Numba compiles them on first use and caches the machine code beside this
-file (or in the user's cache folder where that is read-only), so only the first run of a new build pays
-for it. `nogil`: a group's faces draw on threads side by side.
+a few tenths of a millisecond. Numba compiles them on first use and caches the machine code (compiled.py
+says where), so only the first run of a new build pays for it.
 
 Pixel (x, y) is the point (x, y) + offset; a triangle covers the pixels whose centres lie inside it
 widened by half a pixel across each edge (along whichever of x and y the edge is the steeper in), as
@@ -18,13 +17,14 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
+
+from .compiled import compiled
 
 CORNER_STEPS = 16.0  # corners are placed to a sixteenth of a pixel, as OpenCV's fillConvexPoly (shift 4) placed them
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@compiled(inline="always")
 def _edge(xa: float, ya: float, xb: float, yb: float, sign: float) -> tuple[float, float, float]:
     """(a, b, c) of the edge from a to b: a x + b y + c >= 0 on the triangle's side, half a pixel beyond it."""
     a = -(yb - ya) * sign
@@ -32,7 +32,7 @@ def _edge(xa: float, ya: float, xb: float, yb: float, sign: float) -> tuple[floa
     return a, b, -(a * xa + b * ya) + 0.5 * max(abs(a), abs(b))
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@compiled(inline="always")
 def _clip_span(a: float, b: float, c: float, y: int, first: int, last: int) -> tuple[int, int]:
     """The span [first, last] of row y cut to where a x + b y + c >= 0."""
     rest = b * y + c
@@ -45,7 +45,7 @@ def _clip_span(a: float, b: float, c: float, y: int, first: int, last: int) -> t
     return first, last
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled()
 def _draw_triangle(index_image: np.ndarray, value: int, x0: float, y0: float, x1: float, y1: float,
                    x2: float, y2: float) -> None:
     height, width = index_image.shape
@@ -69,7 +69,7 @@ def _draw_triangle(index_image: np.ndarray, value: int, x0: float, y0: float, x1
             index_image[y, x] = value
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled()
 def triangle_index_image(target: np.ndarray, triangles: np.ndarray, drawn: np.ndarray, in_front: np.ndarray,
                          offset_x: float, offset_y: float, width: int, height: int) -> np.ndarray:
     """(height, width) int32: which of the `drawn` triangles covers each pixel (-1: none). `target` (N, 3)
@@ -102,7 +102,7 @@ def triangle_index_image(target: np.ndarray, triangles: np.ndarray, drawn: np.nd
     return index_image
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@compiled(inline="always")
 def _on_grid(value: float) -> float:
     """`value` rounded to a sixteenth of a pixel. The same mesh then draws the same pixels even where a
     corner's last bits differ (as numpy's sums do between processes whose BLAS runs on other thread counts),
@@ -110,7 +110,7 @@ def _on_grid(value: float) -> float:
     return math.floor(value * CORNER_STEPS + 0.5) / CORNER_STEPS
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled()
 def displacement_from_index(index_image: np.ndarray, target: np.ndarray, triangles: np.ndarray,
                             affines: np.ndarray, slivers: np.ndarray, offset_x: float, offset_y: float) -> np.ndarray:
     """(height, width, 2) float32 backward displacement (source position minus pixel position): each pixel
