@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 
 from . import landmarks as lm
-from .body_analysis import POSE_CROPS, POSE_MAX_SIDE, Body, body_points, body_region_box, pose_crop_box
+from .body_analysis import (POSE_CROPS, POSE_MAX_SIDE, Body, body_points, body_region_box, own_share,
+                            pose_crop_box)
 from .engines.palette import LUMA, ONE_TINT, tint_of
 from .errors import NoFaceError
 from .geometry import HeadPose, estimate_head_pose
@@ -303,17 +304,21 @@ def person_mask(rgb: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarra
                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
-def find_body(rgb: np.ndarray, face: np.ndarray, head_region: tuple[int, int, int, int]) -> Body | None:
+def find_body(rgb: np.ndarray, face: np.ndarray, head_region: tuple[int, int, int, int],
+              face_boxes: Sequence[tuple[float, float, float, float]] = (), face_index: int = 0) -> Body | None:
     """The upper body of the face with landmarks `face` (see body_analysis), or None where the photo does
     not show its shoulders. Pose runs on a box around the face's expected torso, so in a group photo each
-    face gets its own shoulders."""
+    face gets its own shoulders; `face_boxes` (the photo's, this face's being number `face_index`) say
+    which of the person mask is this face's person."""
     for crop in POSE_CROPS:
         keypoints = pose_keypoints(rgb, pose_crop_box(face, rgb.shape, crop))
         found = None if keypoints is None else body_points(keypoints, face, rgb.shape)
         if found is not None:
             shoulders, hips, visibility = found
             region = body_region_box(shoulders, head_region, rgb.shape)
-            return Body(shoulders, hips, visibility, region, person_mask(rgb, region))
+            others = [box for index, box in enumerate(face_boxes) if index != face_index]
+            own = own_share(region, face_boxes[face_index], others) if others else None
+            return Body(shoulders, hips, visibility, region, person_mask(rgb, region), own)
     return None
 
 
@@ -430,7 +435,7 @@ def _analyze_uncached(rgb: np.ndarray, digest: str, boxes: list[tuple[float, flo
     return Subject(
         image=rgb, image_hash=digest, landmarks=points.astype(np.float32), pose=estimate_head_pose(points),
         face_box=face_box, faces_found=len(boxes), face_index=face_index, head_region=region,
-        mask=person_mask(rgb, region), body=find_body(rgb, points, region),
+        mask=person_mask(rgb, region), body=find_body(rgb, points, region, boxes, face_index),
     )
 
 
@@ -460,8 +465,10 @@ def _reduced_body(body: Body | None, factor: float, size: tuple[int, int]) -> Bo
     x0, y0, x1, y1 = body.region
     region = (int(x0 * factor), int(y0 * factor), min(size[0], int(np.ceil(x1 * factor))),
               min(size[1], int(np.ceil(y1 * factor))))
-    mask = cv2.resize(body.mask, (region[2] - region[0], region[3] - region[1]), interpolation=cv2.INTER_AREA)
-    return body.scaled(factor, mask, region)
+    size = (region[2] - region[0], region[3] - region[1])
+    mask = cv2.resize(body.mask, size, interpolation=cv2.INTER_AREA)
+    own = None if body.own is None else cv2.resize(body.own, size, interpolation=cv2.INTER_AREA)
+    return body.scaled(factor, mask, own, region)
 
 
 def draw_overlay(subject: Subject, out: np.ndarray | None = None) -> np.ndarray:

@@ -1,15 +1,21 @@
 """The upper body of a photo's subject: where MediaPipe Pose puts the shoulders (and hips, when the photo
-shows them). Pure numpy; analysis.py runs the Pose graph and makes the person mask.
+shows them). Pure numpy (and OpenCV's resize); analysis.py runs the Pose graph and makes the person mask.
 
 A body is only kept when it clearly belongs to the face and the photo shows it: both shoulders seen
 (Pose's visibility score at least SHOULDER_VISIBILITY) and inside the photo, a plausible width for the
 face, and Pose's nose on the face's own nose (in a group photo Pose may find a neighbour). Otherwise the
 subject has no body and the body channels do nothing: a photo cropped at the neck still animates its face.
+
+In a group photo the person mask (the segmenter knows people, not persons) covers the neighbours too, and
+a body's region reaches over them: `own_share` says which of the mask is this face's person, so that one
+person's breathing or shrug leaves the people beside them still.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from . import landmarks as lm
@@ -27,6 +33,14 @@ POSE_CROPS = ((2.6, 1.6, 4.8), (1.5, 1.0, 3.5))
 POSE_MAX_SIDE = 1024  # the crop is scaled down to at most this
 BODY_SIDE = 0.75  # shoulder widths the body region reaches beyond each shoulder
 BODY_TOP = 0.15  # shoulder widths the body region reaches above the head region
+# Whose person a pixel is, in a group photo: the person whose head-and-spine line (from the face box's
+# centre to its chin, then straight down SPINE_LENGTH face widths) is nearest, in face widths. Within
+# HEAD_CLAIM face widths of that head line a head beats any spine (a collage's faces sit below others'
+# chests), and a pixel passes from one person to the next over OWN_FEATHER face widths each side.
+SPINE_LENGTH = 3.0
+HEAD_CLAIM = 0.5
+OWN_FEATHER = 0.1
+OWN_GRID_SIDE = 256  # the share is computed on a grid at most this large over the region (it is smooth)
 
 
 @dataclass(frozen=True)
@@ -37,7 +51,8 @@ class Body:
     hips: np.ndarray | None  # (2, 2) float32 in the same order, or None where the photo does not show them
     visibility: float  # Pose's visibility score of the less visible shoulder
     region: tuple[int, int, int, int]  # x0, y0, x1, y1: the part of the photo body motion may change
-    mask: np.ndarray = field(repr=False)  # float32 person mask over region, 1 = person
+    mask: np.ndarray = field(repr=False)  # float32 person mask over region, 1 = person (anyone's)
+    own: np.ndarray | None = field(default=None, repr=False)  # float32 over region: own_share (None: all own)
 
     @property
     def width(self) -> float:
@@ -53,10 +68,11 @@ class Body:
             "region": list(self.region),
         }
 
-    def scaled(self, factor: float, mask: np.ndarray, region: tuple[int, int, int, int]) -> "Body":
-        """The body on the photo scaled by `factor` (its mask and region already scaled by the caller)."""
+    def scaled(self, factor: float, mask: np.ndarray, own: np.ndarray | None,
+               region: tuple[int, int, int, int]) -> "Body":
+        """The body on the photo scaled by `factor` (its masks and region already scaled by the caller)."""
         hips = None if self.hips is None else (self.hips * factor).astype(np.float32)
-        return Body((self.shoulders * factor).astype(np.float32), hips, self.visibility, region, mask)
+        return Body((self.shoulders * factor).astype(np.float32), hips, self.visibility, region, mask, own)
 
 
 def pose_crop_box(face: np.ndarray, image_shape: tuple[int, ...],
@@ -107,3 +123,44 @@ def body_region_box(shoulders: np.ndarray, head_region: tuple[int, int, int, int
     x1 = min(width, max(int(np.ceil(shoulders[:, 0].max() + reach)), head_region[2]))
     y0 = max(0, int(head_region[1] - BODY_TOP * shoulder_width))
     return x0, y0, x1, height
+
+
+def own_share(region: tuple[int, int, int, int], face_box: tuple[float, float, float, float],
+              other_boxes: Sequence[tuple[float, float, float, float]]) -> np.ndarray | None:
+    """How much of each pixel of `region` ((H, W) float32, 0-1) belongs to the person of the face in
+    `face_box` rather than to the people of `other_boxes` (the photo's other face boxes, x0, y0, x1, y1):
+    1 where this person's head-and-spine line is the nearest (see SPINE_LENGTH), 0 where another's is,
+    blended over OWN_FEATHER between. None where the photo has no other face: all of it is this person's."""
+    if not other_boxes:
+        return None
+    x0, y0, x1, y1 = region
+    step = max(1, -(-max(x1 - x0, y1 - y0) // OWN_GRID_SIDE))  # region pixels per grid point
+    grid_w, grid_h = -(-(x1 - x0) // step), -(-(y1 - y0) // step)
+    xs = x0 + (np.arange(grid_w, dtype=np.float32) + 0.5) * step - 0.5
+    ys = y0 + (np.arange(grid_h, dtype=np.float32) + 0.5) * step - 0.5
+    points = np.stack(np.meshgrid(xs, ys), axis=-1)
+    own = _person_distance(points, face_box)
+    nearest_other = np.min([_person_distance(points, box) for box in other_boxes], axis=0)
+    share = np.clip(0.5 + (nearest_other - own) / (2 * OWN_FEATHER), 0.0, 1.0)
+    return cv2.resize(share, (grid_w * step, grid_h * step),
+                      interpolation=cv2.INTER_LINEAR)[:y1 - y0, :x1 - x0].astype(np.float32)
+
+
+def _person_distance(points: np.ndarray, face_box: tuple[float, float, float, float]) -> np.ndarray:
+    """(H, W) float32: how far each of `points` ((H, W, 2) photo pixels) lies from the person of the face in
+    `face_box`, in that face's widths: from its spine, or from its head less HEAD_CLAIM."""
+    bx0, by0, bx1, by1 = face_box
+    width = max(bx1 - bx0, 1.0)
+    centre = np.array([(bx0 + bx1) / 2, (by0 + by1) / 2], np.float32)
+    chin = np.array([centre[0], by1], np.float32)
+    spine_end = chin + np.array([0.0, SPINE_LENGTH * width], np.float32)
+    head = _segment_distance(points, centre, chin) / width - HEAD_CLAIM
+    spine = _segment_distance(points, chin, spine_end) / width
+    return np.minimum(head, spine)
+
+
+def _segment_distance(points: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """(H, W): the distance of each of `points` ((H, W, 2)) from the segment from `start` to `end`."""
+    along = end - start
+    t = np.clip(((points - start) @ along) / max(float(along @ along), 1e-9), 0.0, 1.0)
+    return np.linalg.norm(points - (start + t[..., None] * along), axis=-1)

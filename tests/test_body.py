@@ -204,6 +204,26 @@ def test_each_face_of_a_group_moves_its_own_body(photo):
     assert changed.size and x0 <= changed.min() and changed.max() < x1
 
 
+def test_a_body_moves_without_dragging_the_person_beside_it(photo):
+    # Two people shoulder to shoulder: each copy of the astronaut cut off 330 px from her left edge, the
+    # second mirrored, so the first one's body region (0.75 shoulder widths beyond her shoulders) reaches
+    # 90 px over the second. The segmenter's person mask covers both: before each body kept to its own
+    # person, her breathing and shrug dragged the neighbour's suit along all the way to the region's edge.
+    cut = 330
+    pair = np.ascontiguousarray(np.hstack([photo[:, :cut], photo[:, ::-1][:, photo.shape[1] - cut:]]))
+    subjects = analyze_faces(pair, None)
+    assert len(subjects) == 2 and all(subject.body is not None for subject in subjects)
+    first = next(subject for subject in subjects if subject.face_box[0] < cut)
+    assert first.body.region[2] > cut + 80  # (her region does reach over the neighbour)
+    margin = round(0.25 * first.face_width)  # where the two people meet, the moving shoulder may cover a little
+    group = GroupAnimator(subjects)
+    for channels in ({"breathing": 1.0}, {"shrug_l": 1.0}):  # shrug_l: her left, the shoulder beside him
+        frame = group.render({first.face_index: values(**channels)})
+        changed = np.abs(frame.astype(int) - pair).max(axis=2) > 0
+        assert changed[:, :cut].sum() > 2000, channels  # she moved
+        assert not changed[:, cut + margin:].any(), (channels, np.flatnonzero(changed[:, cut:].any(axis=0)).max())
+
+
 def test_a_lean_uncovers_the_backdrop_s_grain_not_a_smooth_patch(photo, subject):
     # The astronaut's backdrop given a film grain (the person left clean, so she is found as before): the band
     # a lean uncovers, away from her outline, shows grain as strong as the backdrop's (smooth before: 0.3

@@ -56,6 +56,10 @@ class BodyLayer:
         # the head engine moved the head, its moved mask takes the head's place seamlessly.
         self.seam = region_seam_weight(self.head_box, (y1 - y0, x1 - x0))
         self.mask = clean_mask(blend_region_mask(body.mask, subject.mask, self.head_box, self.seam))
+        if body.own is not None:
+            # In a group photo, the people beside this one are the backdrop to its body: they stay still,
+            # and what its shoulders uncover of them is theirs (the plate keeps them).
+            self.mask *= body.own
         # Without the backdrop's pattern, and without its grain near the person's edge (BODY_GRAIN_FROM); the
         # grain further in is made up to match the backdrop's (a lean's wide band showed the backdrop's own
         # detail mirrored). And Telea's fill, not the head plate's membrane: where the person mask is hazy
