@@ -54,10 +54,11 @@ from .mouth import (CLOSED_MOUTH, INTERIOR_ROWS, interior_split, interior_stretc
                     seal_strength, teeth_colour)
 from .palette import LUMA, palette_of
 from .squeeze import prefilter_squeezed, squeeze_weight
-from .warp_math import (border_ramp, closed_lash_line, closed_lid, constrained_triangulation, displacement_from_index,
-                        edge_coverage, fill_notches, lashes_to_repaint, layer_coverage, mesh_contours, mesh_points,
-                        piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at, smooth_behind_face,
-                        smooth_curve, smooth_face_edge, triangle_affines, triangle_index_image, upsampled_to_box)
+from .warp_math import (TEXTURE_INTERPOLATION, border_ramp, closed_lash_line, closed_lid, constrained_triangulation,
+                        displacement_from_index, edge_coverage, fill_notches, lashes_to_repaint, layer_coverage,
+                        mesh_contours, mesh_points, piecewise_affine_displacement, pixels_of_cells, polygon_mask,
+                        sample_at, smooth_behind_face, smooth_curve, smooth_face_edge, triangle_affines,
+                        triangle_index_image, upsampled_to_box)
 
 WORKING_SIDE = 256  # the displacement field is computed at most this large
 BORDER_PINS_PER_SIDE = 8
@@ -530,7 +531,7 @@ class WarpEngine:
             width, height = self.region_size
             self._pixel_grid = np.dstack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)))
         where_from = full + self._pixel_grid[by0:by1, bx0:bx1]  # one (x, y) map: both remaps read it
-        warped = cv2.remap(texture, where_from, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warped = cv2.remap(texture, where_from, None, TEXTURE_INTERPOLATION, borderMode=cv2.BORDER_REPLICATE)
         prefilter_squeezed(warped, texture, where_from, squeezed, self.scale, box)
         if silhouette is not None and len(silhouette.rows):
             rows, cols = silhouette.rows, silhouette.cols
