@@ -116,26 +116,11 @@ class BodyLayer:
         texture = frame[y0:y1, x0:x1]
         mask = self._current_mask(head)
         maps = self.field.where_from(backward, box)
-        warped = self._resampled(texture, maps, box)
+        warped = cv2.remap(texture, *maps, TEXTURE_INTERPOLATION, borderMode=cv2.BORDER_REPLICATE)
         moved_mask = cv2.remap(mask, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         blend_over_background(warped, moved_mask, texture[by0:by1, bx0:bx1], mask[by0:by1, bx0:bx1],
                               self.plate[by0:by1, bx0:bx1])
         frame[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1] = warped
-
-    def _resampled(self, texture: np.ndarray, maps: tuple[np.ndarray, np.ndarray],
-                   box: tuple[int, int, int, int]) -> np.ndarray:
-        """`texture` (the body region's pixels) resampled by `maps` (where_from's) over `box`: bilinearly, but
-        the head's box bicubically. The head engine has resampled the head once already, and a second
-        bilinear pass took its fine detail (see TEXTURE_INTERPOLATION); the torso is resampled here only,
-        and bicubic over a whole body took a third of a group photo's frame rate (bald_guys, 13 faces)."""
-        warped = cv2.remap(texture, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        bx0, by0, bx1, by1 = box
-        hx0, hy0, hx1, hy1 = self.head_box
-        head = (slice(max(hy0, by0) - by0, min(hy1, by1) - by0), slice(max(hx0, bx0) - bx0, min(hx1, bx1) - bx0))
-        if head[0].start < head[0].stop and head[1].start < head[1].stop:
-            warped[head] = cv2.remap(texture, *(np.ascontiguousarray(part[head]) for part in maps),
-                                     TEXTURE_INTERPOLATION, borderMode=cv2.BORDER_REPLICATE)
-        return warped
 
     def move_layers(self, layers: FrameLayers, values: np.ndarray, in_place: bool = False) -> FrameLayers:
         """A frame with alpha (the person cut out) moved with the body: its colour and alpha (the person's,
@@ -152,7 +137,8 @@ class BodyLayer:
         window = (slice(y0 + by0, y0 + by1), slice(x0 + bx0, x0 + bx1))
         region = (slice(y0, self.region[3]), slice(x0, self.region[2]))
         rgb = layers.rgb if in_place else layers.rgb.copy()
-        rgb[window] = self._resampled(np.ascontiguousarray(layers.rgb[region]), maps, box)
+        rgb[window] = cv2.remap(np.ascontiguousarray(layers.rgb[region]), *maps, TEXTURE_INTERPOLATION,
+                                borderMode=cv2.BORDER_REPLICATE)
         layers.rgb = rgb
         if layers.alpha is not None:
             alpha = layers.alpha if in_place else layers.alpha.copy()

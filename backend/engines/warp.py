@@ -56,9 +56,8 @@ from .palette import LUMA, palette_of
 from .squeeze import prefilter_squeezed, squeeze_weight
 from .warp_math import (TEXTURE_INTERPOLATION, border_ramp, closed_lash_line, closed_lid, constrained_triangulation,
                         displacement_from_index, edge_coverage, fill_notches, lashes_to_repaint, layer_coverage,
-                        mesh_contours, mesh_points, piecewise_affine_displacement, pixels_of_cells, polygon_mask,
-                        sample_at, smooth_behind_face, smooth_curve, smooth_face_edge, triangle_affines,
-                        triangle_index_image, upsampled_to_box)
+                        mesh_contours, mesh_points, piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at,
+                        smooth_behind_face, smooth_curve, smooth_face_edge, triangle_affines, triangle_index_image, upsampled_to_box)
 
 WORKING_SIDE = 256  # the displacement field is computed at most this large
 BORDER_PINS_PER_SIDE = 8

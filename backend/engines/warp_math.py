@@ -20,7 +20,8 @@ from .palette import LUMA
 # The photo's pixels are resampled bicubically wherever a head or body moves them (their masks bilinearly).
 # A bilinear sample half a pixel off averages two pixels: a breath lifting a head by half a pixel, then
 # the head's own turn, took a small face's fine detail (a 26 px face of 2007_007763: the mean Laplacian
-# 35.7 in the photo, 18.2 in an idle frame, 27.9 bicubic), and idle loops pulsed from sharp to soft.
+# 35.7 in the photo, 18.2 in an idle frame, 27.9 bicubic), and idle loops pulsed from sharp to soft. The
+# whole body is bicubic, not just its head: the step in sharpness at the head's box threw body capture off.
 TEXTURE_INTERPOLATION = cv2.INTER_CUBIC
 MEDIAN_SIDE = 5  # working pixels
 MEDIAN_PASSES = 2
