@@ -316,8 +316,7 @@ def find_body(rgb: np.ndarray, face: np.ndarray, head_region: tuple[int, int, in
         if found is not None:
             shoulders, hips, visibility = found
             region = body_region_box(shoulders, head_region, rgb.shape)
-            others = [box for index, box in enumerate(face_boxes) if index != face_index]
-            own = own_share(region, face_boxes[face_index], others) if others else None
+            own = own_share(region, face_boxes, face_index)
             return Body(shoulders, hips, visibility, region, person_mask(rgb, region), own)
     return None
 

@@ -476,3 +476,17 @@ def shown_hidden(engine_type, subject, values: np.ndarray) -> tuple[int, int]:
              & face_inside(engine, plain.target_landmarks))
     return int(shown.sum()), int(hidden.sum())
 
+
+
+def rise_at(before: np.ndarray, after: np.ndarray, point: np.ndarray, side: int) -> float:
+    """How far up the picture around `point` moved from `before` to `after` (RGB), in pixels: phase
+    correlation of a Hann-windowed `side`-pixel patch, kept inside the picture. It reads what the engine
+    drew, where MediaPipe Pose run again also reads its own jitter."""
+    height, width = before.shape[:2]
+    half = side // 2
+    x = int(np.clip(round(float(point[0])), half, width - half))
+    y = int(np.clip(round(float(point[1])), half, height - half))
+    patches = [cv2.cvtColor(np.ascontiguousarray(image[y - half:y + half, x - half:x + half]),
+                            cv2.COLOR_RGB2GRAY).astype(np.float64) for image in (before, after)]
+    (_, shift_y), _ = cv2.phaseCorrelate(*patches, window=cv2.createHanningWindow((2 * half, 2 * half), cv2.CV_64F))
+    return -shift_y

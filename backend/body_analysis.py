@@ -125,14 +125,16 @@ def body_region_box(shoulders: np.ndarray, head_region: tuple[int, int, int, int
     return x0, y0, x1, height
 
 
-def own_share(region: tuple[int, int, int, int], face_box: tuple[float, float, float, float],
-              other_boxes: Sequence[tuple[float, float, float, float]]) -> np.ndarray | None:
-    """How much of each pixel of `region` ((H, W) float32, 0-1) belongs to the person of the face in
-    `face_box` rather than to the people of `other_boxes` (the photo's other face boxes, x0, y0, x1, y1):
-    1 where this person's head-and-spine line is the nearest (see SPINE_LENGTH), 0 where another's is,
-    blended over OWN_FEATHER between. None where the photo has no other face: all of it is this person's."""
+def own_share(region: tuple[int, int, int, int], face_boxes: Sequence[tuple[float, float, float, float]],
+              face_index: int) -> np.ndarray | None:
+    """How much of each pixel of `region` ((H, W) float32, 0-1) belongs to the person of face number
+    `face_index` rather than to the people of the photo's other `face_boxes` (x0, y0, x1, y1 each): 1 where
+    this person's head-and-spine line is the nearest (see SPINE_LENGTH), 0 where another's is, blended over
+    OWN_FEATHER between. None where the photo has no other face: all of it is this person's."""
+    other_boxes = [box for index, box in enumerate(face_boxes) if index != face_index]
     if not other_boxes:
         return None
+    face_box = face_boxes[face_index]
     x0, y0, x1, y1 = region
     step = max(1, -(-max(x1 - x0, y1 - y0) // OWN_GRID_SIDE))  # region pixels per grid point
     grid_w, grid_h = -(-(x1 - x0) // step), -(-(y1 - y0) // step)

@@ -6,7 +6,7 @@ shoulders rise as much as asked, and do the face's measures stay as they were?
 Per photo (default: the bundled astronaut, the eval portraits d19, d9 and s12 and one group photo face by
 face, where ../shared/eval-data is at hand) and for breathing = 1 and each shrug = 1: the rise each
 shoulder was asked for (pixels), the rise Pose finds, their ratio (target 0.75-1.25), the rise drawn over
-the rise asked (phase correlation of a patch at the joint, as tests/test_body.py reads it: the engine's
+the rise asked (enliven.artifacts.rise_at: phase correlation of a patch at the joint; the engine's
 part, without the tracker's), and the change in the re-detected yaw (degrees), eye aspect ratio and jaw
 opening (mouth openness) against the same frame without body motion (the photo itself; and, for a head turn with breathing, the head turn alone).
 """
@@ -17,12 +17,12 @@ import sys
 from pathlib import Path
 
 import enliven  # noqa: F401 - first: it keeps numpy's BLAS to one thread, as the enliven command does
-import cv2
 import numpy as np
 
 from enliven import landmarks as lm
 from enliven.analysis import ASTRONAUT_PATH, analyze_faces, find_landmarks, pose_keypoints
 from enliven.animator import Animator
+from enliven.artifacts import rise_at
 from enliven.body_analysis import POSE_CROPS, POSE_LEFT_SHOULDER, POSE_RIGHT_SHOULDER, pose_crop_box
 from enliven.engines.body import BREATH_SHOULDER_RISE, SHRUG_RISE
 from enliven.engines.warp import WarpEngine
@@ -64,20 +64,6 @@ def shoulders_seen(frame: np.ndarray, subject) -> np.ndarray | None:
     return np.mean(found, axis=0) if found else None
 
 
-def optical_rise(before: np.ndarray, after: np.ndarray, point: np.ndarray, side: int) -> float:
-    """How far up the picture around `point` moved from `before` to `after`, in pixels: phase correlation
-    of a Hann-windowed `side`-pixel patch (as tests/test_body.py reads it). It reads what the engine drew,
-    where Pose's reading is also the tracker's."""
-    height, width = before.shape[:2]
-    half = side // 2
-    x = int(np.clip(round(point[0]), half, width - half))
-    y = int(np.clip(round(point[1]), half, height - half))
-    patches = [cv2.cvtColor(np.ascontiguousarray(image[y - half:y + half, x - half:x + half]),
-                            cv2.COLOR_RGB2GRAY).astype(np.float64) for image in (before, after)]
-    (_, shift_y), _ = cv2.phaseCorrelate(*patches, window=cv2.createHanningWindow((2 * half, 2 * half), cv2.CV_64F))
-    return -shift_y
-
-
 def face_measures(frame: np.ndarray, subject) -> tuple[float, float, float]:
     """(yaw in degrees, mean eye aspect ratio, mouth openness) of the face re-detected on `frame`."""
     points = find_landmarks(frame, subject.face_box)
@@ -116,7 +102,7 @@ def measure(photo: str, faces: str | None) -> None:
             parts = []
             for side, rise, want, joint in zip(("left", "right"), rises, asked, subject.body.shoulders):
                 want_px = want * width
-                drawn = optical_rise(rgb, frame, joint, patch)
+                drawn = rise_at(rgb, frame, joint, patch)
                 ratio = f"{rise / want_px:.2f}" if want_px else "-"
                 drawn_ratio = f"{drawn / want_px:.2f}" if want_px else f"{drawn:+.1f} px"
                 parts.append(f"{side} asked {want_px:5.1f} seen {rise:5.1f} ratio {ratio:>5s} (drawn {drawn_ratio})")

@@ -18,6 +18,7 @@ from conftest import channel_values as values
 from enliven import landmarks as lm
 from enliven.analysis import analyze_faces, analyze_image, find_landmarks
 from enliven.animator import Animator
+from enliven.artifacts import rise_at
 from enliven.engines.body import BREATH_SHOULDER_RISE, SHRUG_RISE, BodyField, BodyMotion
 from enliven.engines.warp import WarpEngine
 from enliven.geometry import estimate_head_pose
@@ -31,17 +32,6 @@ BODY_CHANNELS = ("breathing", "shrug_l", "shrug_r", "torso_lean", "torso_turn")
 @pytest.fixture(scope="module")
 def photo(astronaut) -> np.ndarray:
     return astronaut
-
-
-def rise_at(before: np.ndarray, after: np.ndarray, point: np.ndarray, side: int) -> float:
-    """How far up the picture around `point` moved from `before` to `after`, in pixels (phase correlation
-    of a Hann-windowed `side`-pixel patch)."""
-    x, y = np.round(point).astype(int)
-    half = side // 2
-    patches = [cv2.cvtColor(np.ascontiguousarray(image[y - half:y + half, x - half:x + half]),
-                            cv2.COLOR_RGB2GRAY).astype(np.float64) for image in (before, after)]
-    (_, shift_y), _ = cv2.phaseCorrelate(*patches, window=cv2.createHanningWindow((2 * half, 2 * half), cv2.CV_64F))
-    return -shift_y
 
 
 def face_measures(frame: np.ndarray, subject) -> np.ndarray:
