@@ -16,6 +16,7 @@ from .shared import keyframes
 from .shared.channels import CHANNEL_INDEX, CHANNEL_NAMES
 from .shared.client import motion_of
 from .shared.motion import Motion
+from .shared.mouth import MouthOpening
 from .shared.presets import PRESETS, preset_keys
 from .states import UserError
 
@@ -65,16 +66,20 @@ def insert_keys(obj: bpy.types.Object, keys: dict[str, list[tuple[float, float]]
 
 
 def insert_preset(obj: bpy.types.Object, name: str, frame: int, fps: float, *, seed: int = 0,
-                  duration_s: float | None = None, replace: bool = True, loop: bool = False) -> tuple[int, int]:
+                  duration_s: float | None = None, replace: bool = True, loop: bool = False,
+                  mouth: MouthOpening | None = None) -> tuple[int, int]:
     """Insert preset `name` starting at `frame`; returns (keys inserted, last frame).
 
     With `loop` (loopable presets only) the keys are a seamless loop whose
     last key repeats the first, and each of the preset's F-curves gets a
     Cycles modifier: the motion repeats for ever, the frame after the last
     key's predecessor flowing into the first key again. Each face of a group
-    photo draws its own variation from `seed` (its blinks, glances, breaths).
+    photo draws its own variation from `seed` (its blinks, glances, breaths). The speech of talk and
+    showcase is fitted to `mouth`, the photo's lips (runtime.photo_mouth): on a photo whose mouth is open
+    they close between syllables (negative jaw_open keys).
     """
-    keys = preset_keys(name, fps=fps, seed=seed, duration_s=duration_s, loop=loop, face=obj.enliven.face_index)
+    keys = preset_keys(name, fps=fps, seed=seed, duration_s=duration_s, loop=loop, face=obj.enliven.face_index,
+                       mouth=mouth)
     shifted = {ch: [(frame + f, v) for f, v in channel_keys] for ch, channel_keys in keys.items()}
     last = max((k[-1][0] for k in shifted.values() if k), default=frame)
     count = insert_keys(obj, shifted, replace=replace)

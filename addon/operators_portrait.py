@@ -14,6 +14,7 @@ from .connection import RUNTIME
 from .operators import RigOperator, refresh
 from .shared.channels import CHANNELS
 from .shared.motion import MotionError, load_motion
+from .shared.presets import preset_speaks
 from .states import UserError
 
 
@@ -122,15 +123,19 @@ class ENLIVEN_OT_insert_preset(RigOperator, bpy.types.Operator):
                 return {'CANCELLED'}
             # A loop's last key repeats its first: it goes one frame past End.
             duration = (end - start + (1 if self.loop else 0)) / fps
+        mouth = RUNTIME.photo_mouth(obj)
         try:
-            count, last = keying.insert_preset(obj, self.preset, start, fps, seed=self.seed,
-                                               duration_s=duration, replace=self.replace, loop=self.loop)
+            count, last = keying.insert_preset(obj, self.preset, start, fps, seed=self.seed, duration_s=duration,
+                                               replace=self.replace, loop=self.loop, mouth=mouth)
         except (MotionError, ValueError) as error:
             self.report({'ERROR'}, str(error))
             return {'CANCELLED'}
         refresh(context)
         looping = f", looping every {last - start} frames" if self.loop else ""
-        self.report({'INFO'}, f"Inserted '{self.preset}': {count} keys, frames {start}-{last}{looping}")
+        unfitted = ("; the photo is not analysed yet, so its speech opens the mouth from the photo's own "
+                    "opening (connect to the backend and insert it again to fit it to the lips)"
+                    if mouth is None and preset_speaks(self.preset) else "")
+        self.report({'INFO'}, f"Inserted '{self.preset}': {count} keys, frames {start}-{last}{looping}{unfitted}")
         return {'FINISHED'}
 
 

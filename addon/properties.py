@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty, PointerProperty,
+                       StringProperty)
 
 from . import hooks
 from .shared import channels as channel_table
@@ -105,6 +106,14 @@ def _rig_annotations() -> dict:
         "face_index": IntProperty(
             name="Face", default=0, min=0, max=255, options=set(),
             description="Which face to animate when the photo shows several (0 = the largest)"),
+        # The photo's lips as the backend's analysis measured them (MouthOpening: gap, opens, closes), kept so
+        # that the talk preset fits its speech to them without a backend too; which photo and face they are
+        # of (digest:face), so a changed photo is not fitted to another's lips.
+        "photo_mouth": FloatVectorProperty(
+            name="Photo's Lips", size=3, default=(0.0, 0.0, 0.0), options=set(),
+            description="How far the photo's lips are apart, and how far jaw_open opens and closes them "
+                        "(from the backend's analysis): the talk preset's speech is fitted to them"),
+        "photo_mouth_of": StringProperty(name="Photo's Lips Of", default="", options=set()),
         "engine": StringProperty(
             name="Engine", default="", options=set(), search=_engine_names,
             description="Backend engine to render with: warp, or refine (the warp with the eyes and mouth "

@@ -28,6 +28,7 @@ from .jobs import Job, JobHost
 from .photos import PhotoCache, output_dir, rig_checkpoint
 from .preview_job import PreviewJob
 from .session import CLIENT_NAME, ConnectionSettings, Session
+from .shared.mouth import MouthOpening
 from .frame_cache import engine_key
 from .states import ConnectionState, UserError
 from .subjects import SubjectCache
@@ -184,6 +185,23 @@ class Runtime:
                                         f"'{rig.users_collection[0].name}'", name)
 
         self.subjects.with_subject(photo.data, photo.digest, obj.enliven.face_index, ready, lambda text: None, name)
+
+    def photo_mouth(self, obj: bpy.types.Object) -> MouthOpening | None:
+        """The lips of the rig's photo (its face), for a preset's speech to be fitted to: from this session's
+        analysis of it (kept on the rig), else from the rig as an earlier session left it; None when the
+        photo has never been analysed (or cannot be read)."""
+        try:
+            photo = self.photos.photo_for(obj)
+        except UserError:
+            return None
+        settings = obj.enliven
+        of = f"{photo.digest}:{settings.face_index}"
+        analysed = MouthOpening.from_dict(self.subjects.mouths.get((photo.digest, settings.face_index)))
+        if analysed is not None:
+            settings.photo_mouth = (analysed.gap, analysed.opens, analysed.closes)
+            settings.photo_mouth_of = of
+            return analysed
+        return MouthOpening(*settings.photo_mouth) if settings.photo_mouth_of == of else None
 
     def request_preview(self, scene: bpy.types.Scene | None = None) -> None:
         """Render the active portrait's current pose, unless that is already shown."""

@@ -29,6 +29,7 @@ class SubjectCache:
         self.subjects: dict[SubjectKey, str] = {}  # (photo digest, face) -> subject id
         self.unusable: dict[SubjectKey, str] = {}  # photos the backend refused -> why
         self.faces: dict[str, list[int]] = {}  # photo digest -> the numbers of every face the backend found
+        self.mouths: dict[SubjectKey, dict] = {}  # each face's lips, as its analysis summary gives them ("mouth")
         self.analyzing: dict[SubjectKey, list[tuple[Callable[[str], None], Callable[[str], None]]]] = {}
         self.changed = False
 
@@ -36,6 +37,7 @@ class SubjectCache:
         """A new connection: the backend may be another one."""
         self.subjects.clear()
         self.unusable.clear()
+        self.mouths.clear()
         self.analyzing.clear()
 
     def is_unusable(self, photo_digest: str, face: int) -> bool:
@@ -92,6 +94,10 @@ class SubjectCache:
             self.subjects[key] = subject
             self.faces[key[0]] = [int(face.get("face_index", 0)) for face in event.fields.get("faces") or []]
             summary = event.fields.get("summary", {})
+            for face in [{"face_index": key[1], "summary": summary}, *(event.fields.get("faces") or [])]:
+                mouth = (face.get("summary") or {}).get("mouth")
+                if mouth is not None:
+                    self.mouths[(key[0], int(face.get("face_index", 0)))] = mouth
             if rig is not None:
                 faces = summary.get("faces_found", 1)
                 pose = summary.get("head_pose_deg", {})

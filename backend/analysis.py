@@ -30,6 +30,7 @@ from .body_analysis import (POSE_CROPS, POSE_MAX_SIDE, Body, body_points, body_r
 from .engines.palette import LUMA, ONE_TINT, tint_of
 from .errors import NoFaceError
 from .geometry import HeadPose, estimate_head_pose
+from .rig import mouth_opening_of
 
 DETECTION_MAX_SIDE = 1024  # faces are found on a copy at most this big
 DETECTION_TILE = 0.6  # a larger photo is also searched in overlapping quarters this fraction of its sides
@@ -91,6 +92,7 @@ class Subject:
             "head_pose_deg": {"yaw": round(yaw, 2), "pitch": round(pitch, 2), "roll": round(roll, 2)},
             "eye_openness": {"left": round(eye_left, 3), "right": round(eye_right, 3)},
             "mouth_openness": round(self.mouth_openness, 3),
+            "mouth": mouth_opening_of(self).to_dict(),  # how jaw_open moves the lips: speech is fitted to them
             "face_width_px": round(self.face_width, 1),
             "body": None if self.body is None else self.body.summary(),
         }

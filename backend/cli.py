@@ -188,8 +188,8 @@ def run_analyze(args: argparse.Namespace) -> int:
 def run_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .generate_faces import (face_motions, group_frames, group_motion_for_server, read_motion_files, several_faces,
-                                 single_face)
+    from .generate_faces import (group_frames, group_motion_for_server, read_motion_files, several_faces, single_face,
+                                 single_face_motion)
 
     if args.size is not None and args.size < 64:
         raise EnlivenError("--size must be at least 64 pixels.")
@@ -211,7 +211,7 @@ def run_generate(args: argparse.Namespace) -> int:
         values = None
     else:
         args.face = single_face(args, files)
-        motion = face_motions(args, files, [args.face]).motions[args.face]
+        motion, subject = single_face_motion(args, files)
         values = motion.full()
         frame_count, fps = len(values), motion.fps
     sink = FrameSink(args.out, frame_count, fps, video=args.video, contact_sheet=args.contact_sheet,
@@ -230,7 +230,7 @@ def run_generate(args: argparse.Namespace) -> int:
         else:
             from .animator import Animator
 
-            animator = Animator(analyze_photo(args), engine=args.engine, checkpoint=args.checkpoint)
+            animator = Animator(subject or analyze_photo(args), engine=args.engine, checkpoint=args.checkpoint)
             passes = args.format == "exr"  # an EXR frame carries every pass
             for index, row in enumerate(values):
                 previous = values[index - 1] if index > 0 else None  # for the motion vectors

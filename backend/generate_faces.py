@@ -2,7 +2,8 @@
 
 Which face moves how:
   * `--preset NAME`: every chosen face plays the preset, each with its own seed
-    (preset_face_motions): their blinks, glances and breaths never line up;
+    (preset_face_motions): their blinks, glances and breaths never line up, and
+    its speech is fitted to each face's own lips (photo_mouths);
   * `--motion FILE` once, a single-face file (.csv, or .json version 1): every
     chosen face plays it, in unison;
   * `--motion FILE` once per chosen face, in --face order: a file per face;
@@ -23,6 +24,8 @@ from .errors import UsageError
 from .frame_layers import FrameLayers
 from .shared.face_motion import FaceMotions, load_face_motions
 from .shared.motion import MotionError
+from .shared.mouth import MouthOpening
+from .shared.presets import preset_speaks
 
 
 def read_motion_files(args: argparse.Namespace) -> list[FaceMotions]:
@@ -65,8 +68,24 @@ def chosen_faces(args: argparse.Namespace, files: list[FaceMotions]) -> tuple[in
     return args.face if args.face is not None else (0,)
 
 
-def face_motions(args: argparse.Namespace, files: list[FaceMotions], faces: list[int]) -> FaceMotions:
-    """Each face's motion, sanitised (clamped with warnings, or refused with --strict)."""
+def photo_mouths(subjects: list) -> dict[int, MouthOpening]:
+    """Each analysed face's lips (face number -> MouthOpening), for a preset's speech to be fitted to."""
+    from .rig import mouth_opening_of
+
+    return {subject.face_index: mouth_opening_of(subject) for subject in subjects}
+
+
+def server_mouths(summaries: dict[int, dict]) -> dict[int, MouthOpening]:
+    """The same from a server's analysis summaries (faces_on_server); a face whose summary has none (an older
+    server) is left out, and its speech not fitted."""
+    mouths = {face: MouthOpening.from_dict(summary.get("mouth")) for face, summary in summaries.items()}
+    return {face: mouth for face, mouth in mouths.items() if mouth is not None}
+
+
+def face_motions(args: argparse.Namespace, files: list[FaceMotions], faces: list[int],
+                 mouths: dict[int, MouthOpening] | None = None) -> FaceMotions:
+    """Each face's motion, sanitised (clamped with warnings, or refused with --strict); a preset's speech
+    fitted to each face's lips in `mouths` (photo_mouths)."""
     from .shared.presets import preset_face_motions
 
     if args.preset:
@@ -75,7 +94,8 @@ def face_motions(args: argparse.Namespace, files: list[FaceMotions], faces: list
         fps = 24.0 if args.fps is None else usable_fps(args.fps)
         try:
             motions = preset_face_motions(args.preset, faces, fps=fps, seed=args.seed, duration_s=args.duration,
-                                          loop=args.loop, breaths_per_minute=args.breaths_per_minute)
+                                          loop=args.loop, breaths_per_minute=args.breaths_per_minute,
+                                          mouths=mouths)
         except MotionError as error:
             raise UsageError(str(error)) from None
     elif len(files) == 1 and files[0].per_face:
@@ -92,6 +112,22 @@ def face_motions(args: argparse.Namespace, files: list[FaceMotions], faces: list
     return motions
 
 
+def single_face_motion(args: argparse.Namespace, files: list[FaceMotions]):
+    """(the motion, the analysed subject or None) of a run that animates one face (`args.face`). A preset's
+    speech is fitted to the face's lips, so the photo is analysed here (on --server, by the server); the
+    motion is checked first, so that a mistake in it is refused before the photo is read."""
+    from .arguments import analyze_photo
+    from .remote_render import faces_on_server
+
+    motion = face_motions(args, files, [args.face]).motions[args.face]
+    if not (args.preset and preset_speaks(args.preset)):
+        return motion, None
+    if args.server:
+        return face_motions(args, files, [args.face], server_mouths(faces_on_server(args))).motions[args.face], None
+    subject = analyze_photo(args)
+    return face_motions(args, files, [args.face], photo_mouths([subject])).motions[args.face], subject
+
+
 def group_frames(args: argparse.Namespace, files: list[FaceMotions]) -> tuple[int, float, Iterator[FrameLayers]]:
     """(frame count, fps, the frames in order) of the faces this run animates: with --alpha every person cut
     out, and as EXR every face's mattes and motion vectors. Rendered by worker processes, whole frames side by
@@ -100,7 +136,7 @@ def group_frames(args: argparse.Namespace, files: list[FaceMotions]) -> tuple[in
 
     faces = chosen_faces(args, files)
     subjects = analyze_photo_faces(args, faces)
-    motions = face_motions(args, files, [subject.face_index for subject in subjects])
+    motions = face_motions(args, files, [subject.face_index for subject in subjects], photo_mouths(subjects))
     values = motions.full()
     passes = args.format == "exr"  # an EXR frame carries every pass
     requests = (frame_request(values, index, args.alpha, passes) for index in range(motions.frame_count))
@@ -114,7 +150,8 @@ def group_motion_for_server(args: argparse.Namespace, files: list[FaceMotions]) 
     from .remote_render import faces_on_server
 
     faces = chosen_faces(args, files)
-    faces = faces_on_server(args) if faces == ALL_FACES else list(faces)
-    motions = face_motions(args, files, faces)
+    summaries = faces_on_server(args) if faces == ALL_FACES or (args.preset and preset_speaks(args.preset)) else {}
+    faces = list(summaries) if faces == ALL_FACES else list(faces)
+    motions = face_motions(args, files, faces, server_mouths(summaries))
     full = motions.full()
     return faces, np.stack([full[face] for face in faces]), motions.fps

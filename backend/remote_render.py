@@ -49,13 +49,14 @@ def render_on_server(args: argparse.Namespace, values: np.ndarray, fps: float, s
                         png_compression=getattr(args, "png_compression", 1), **keys)
 
 
-def faces_on_server(args: argparse.Namespace) -> list[int]:
-    """The numbers of every face the server finds in the photo (for `--face all` with `--server`)."""
+def faces_on_server(args: argparse.Namespace) -> dict[int, dict]:
+    """Every face the server finds in the photo: its number -> its analysis summary (for `--face all` with
+    `--server`, and for a preset's speech fitted to each face's lips)."""
     from .shared.client import Client
 
     with _server_errors(args), Client(args.server, timeout_s=30.0, **_connection_keys(args)) as client:
         analysis = client.wait(client.analyze(_photo_bytes(args)))
-    return [int(face["face_index"]) for face in analysis.fields["faces"]]
+    return {int(face["face_index"]): face.get("summary", {}) for face in analysis.fields["faces"]}
 
 
 def _photo_bytes(args: argparse.Namespace) -> bytes:

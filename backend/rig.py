@@ -17,13 +17,12 @@ At all-default channel values the targets equal the source landmarks exactly.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from . import landmarks as lm
 from .geometry import HeadPose, camera_to_image, image_to_camera, inside_polygon, rotation_from_angles
 from .shared.channels import CHANNEL_INDEX, CHANNEL_NAMES, default_vector
+from .shared.mouth import MouthOpening
 
 # The head turns about a point in the neck, below and behind the eyes (head units).
 PIVOT_HEAD = np.array([0.0, -0.75, -1.1])
@@ -337,31 +336,9 @@ def build_expression_shapes(head: np.ndarray) -> dict[str, tuple[np.ndarray, np.
     }
 
 
-@dataclass(frozen=True)
-class MouthOpening:
-    """A photo's lips as jaw_open moves them (gaps in mouth widths, landmarks.signed_lip_gap): their gap in
-    the photo, how much further jaw_open 1 opens them and how much jaw_open -1 closes them (to sealed). The
-    rig is linear in each sign of a channel, so these three say where any jaw_open puts the lips."""
-
-    gap: float
-    opens: float
-    closes: float
-
-    def jaw_for(self, opening: np.ndarray) -> np.ndarray:
-        """jaw_open values that part the lips by `opening` (0 touching .. 1 as far as jaw_open 1 opens a
-        closed mouth, i.e. `opens`), from this photo: below its own gap, a negative jaw_open."""
-        wanted = np.asarray(opening, np.float64) * self.opens
-        return np.where(wanted >= self.gap, (wanted - self.gap) / max(self.opens, 1e-6),
-                        (wanted - self.gap) / max(self.closes, 1e-6))
-
-    @classmethod
-    def of(cls, subject) -> "MouthOpening":
-        """An analysed subject's (anything with .landmarks and .pose): how jaw_open moves its lips."""
-        return Rig(subject.landmarks, subject.pose).mouth_opening()
-
-
-# Lips that touch, opened by jaw_open as given: what a speech's mouth means unless told the photo's own.
-CLOSED_LIPS = MouthOpening(gap=0.0, opens=1.0, closes=1.0)
+def mouth_opening_of(subject) -> MouthOpening:
+    """An analysed subject's (anything with .landmarks and .pose): how jaw_open moves its lips."""
+    return Rig(subject.landmarks, subject.pose).mouth_opening()
 
 
 class Rig:

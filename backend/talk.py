@@ -76,7 +76,8 @@ def run_talk(args: argparse.Namespace) -> int:
     from .sequence import FrameSink
     from .shared.motion import save_motion
     from .speech.audio import check_audio_file
-    from .rig import CLOSED_LIPS, MouthOpening
+    from .rig import mouth_opening_of
+    from .shared.mouth import CLOSED_LIPS
     from .speech.lipsync import LipsyncOptions
 
     # Everything that can be refused cheaply is refused before the long part.
@@ -93,7 +94,7 @@ def run_talk(args: argparse.Namespace) -> int:
     subject = None if args.server else analyze_photo(args)
     # The speech opens this photo's lips from closed, however far its own mouth is open (a server does the same).
     options = LipsyncOptions.talking(args.fps, args.head_motion, args.seed,
-                                     photo_mouth=CLOSED_LIPS if subject is None else MouthOpening.of(subject))
+                                     photo_mouth=CLOSED_LIPS if subject is None else mouth_opening_of(subject))
 
     with tempfile.TemporaryDirectory(prefix="enliven-talk-") as scratch:
         sound, result = _speech(args, options, Path(scratch))

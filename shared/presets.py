@@ -6,6 +6,13 @@ them as real, editable keyframes while the backend samples the same keys.
 Every preset starts and ends with each channel it keys at the channel's
 default, so presets can be placed one after another on a timeline.
 
+Speech (talk, and the words at the end of showcase) is keyed for a mouth
+that is closed at rest. Given the photo's lips (`mouth`, a MouthOpening),
+its openings are fitted to them as lip-sync's are: on a photo whose mouth
+is open, the lips close between syllables instead of only opening further.
+Keys at rest stay at rest (the photo's own mouth, where a preset starts and
+ends).
+
 A loopable preset (idle-alive) can also be built as a seamless loop
 (`loop=True`): its keys end where they start, every periodic part (breathing)
 fits a whole number of times, and the sampled motion leaves out the last
@@ -24,6 +31,7 @@ import numpy as np
 from .channels import CHANNEL_INDEX, CHANNEL_NAMES, channel, default_vector, unknown_name_message
 from .face_motion import FaceMotions
 from .motion import Motion, MotionError, checked_fps, frames_spanning
+from .mouth import MouthOpening
 
 # channel name -> [(time, value), ...] sorted by time; time in seconds when a
 # preset builds its keys, in frames once converted by preset_keys.
@@ -55,7 +63,7 @@ def loopable_presets() -> list[str]:
 
 def preset_keys(
     name: str, fps: float = 24.0, seed: int = 0, duration_s: float | None = None, loop: bool = False,
-    face: int = 0, breaths_per_minute: float | None = None,
+    face: int = 0, breaths_per_minute: float | None = None, mouth: MouthOpening | None = None,
 ) -> dict[str, list[tuple[int, float]]]:
     """The keys of preset `name` in whole frames at `fps`.
 
@@ -77,6 +85,9 @@ def preset_keys(
     `breaths_per_minute`: the breathing rate of a preset that breathes
     (idle-alive; BREATHS_PER_MINUTE_RANGE, default DEFAULT_BREATHS_PER_MINUTE);
     each face breathes within a few percent of it. MotionError for another preset.
+
+    `mouth`: the photo's lips (this face's), to fit the speech's openings to
+    (fitted_to_mouth); None keys them relative to the photo's own opening.
     """
     preset = _preset(name)
     duration = preset.duration_s if duration_s is None else float(duration_s)
@@ -92,6 +103,8 @@ def preset_keys(
                               f"{', '.join(n for n, p in PRESETS.items() if p.breathes)}")
         build = functools.partial(build, breaths_per_minute=checked_breathing_rate(breaths_per_minute))
     keys = build(np.random.default_rng(face_seed(seed, face)), duration)
+    if mouth is not None:
+        keys = fitted_to_mouth(keys, mouth)
     frame_keys: dict[str, list[tuple[int, float]]] = {}
     for channel_name, channel_keys in keys.items():
         by_frame: dict[int, float] = {}
@@ -103,6 +116,23 @@ def preset_keys(
             by_frame[frame_count - 1] = first_value
         frame_keys[channel_name] = sorted(by_frame.items())
     return frame_keys
+
+
+def preset_speaks(name: str) -> bool:
+    """Whether preset `name` moves the mouth as speech: its keys are then fitted to the photo's lips. (False
+    for a name that is no preset: using it is refused elsewhere, with the presets there are.)"""
+    return name in PRESETS and "jaw_open" in preset_keys(name)
+
+
+def fitted_to_mouth(keys: Keys, mouth: MouthOpening) -> Keys:
+    """`keys` with their jaw_open openings (measured from closed lips) turned into the jaw_open that opens
+    `mouth`, the photo's lips, that far; keys at rest (0, the photo as it is) stay."""
+    if "jaw_open" not in keys:
+        return keys
+    low, high = channel("jaw_open").minimum, channel("jaw_open").maximum
+    jaw = [(time_s, value if value == 0.0 else float(np.clip(mouth.jaw_for(value), low, high)))
+           for time_s, value in keys["jaw_open"]]
+    return {**keys, "jaw_open": jaw}
 
 
 def _loop_builder(preset: Preset) -> Builder:
@@ -148,16 +178,18 @@ def _ease_between_keys(times: np.ndarray, values: np.ndarray, frames: np.ndarray
 
 def preset_motion(
     name: str, fps: float = 24.0, seed: int = 0, duration_s: float | None = None, loop: bool = False,
-    face: int = 0, breaths_per_minute: float | None = None,
+    face: int = 0, breaths_per_minute: float | None = None, mouth: MouthOpening | None = None,
 ) -> Motion:
-    """Preset `name` sampled into a Motion with every channel (for face number `face`: see preset_keys).
+    """Preset `name` sampled into a Motion with every channel (for face number `face`, its speech fitted to
+    `mouth`: see preset_keys).
 
     With `loop` the motion is one period of a seamless loop: the frame that
     would repeat the first is left out, so the motion is one frame shorter.
     """
     preset = _preset(name)
     duration = preset.duration_s if duration_s is None else duration_s
-    keys = preset_keys(name, fps, seed, duration, loop=loop, face=face, breaths_per_minute=breaths_per_minute)
+    keys = preset_keys(name, fps, seed, duration, loop=loop, face=face, breaths_per_minute=breaths_per_minute,
+                       mouth=mouth)
     frame_count = preset_frame_count(duration, fps) - (1 if loop else 0)
     return Motion.from_full(sample_keys(keys, frame_count), fps)
 
@@ -165,9 +197,13 @@ def preset_motion(
 def preset_face_motions(
     name: str, faces: list[int] | tuple[int, ...], fps: float = 24.0, seed: int = 0,
     duration_s: float | None = None, loop: bool = False, breaths_per_minute: float | None = None,
+    mouths: dict[int, MouthOpening] | None = None,
 ) -> FaceMotions:
-    """Preset `name` for each of `faces`, each with its own variation (blinks, saccades, breathing)."""
-    return FaceMotions(fps, {face: preset_motion(name, fps, seed, duration_s, loop, face, breaths_per_minute)
+    """Preset `name` for each of `faces`, each with its own variation (blinks, saccades, breathing) and its
+    speech fitted to its own lips (`mouths`: face -> MouthOpening; a face without one is not fitted)."""
+    mouths = mouths or {}
+    return FaceMotions(fps, {face: preset_motion(name, fps, seed, duration_s, loop, face, breaths_per_minute,
+                                                 mouths.get(face))
                              for face in faces})
 
 

@@ -134,10 +134,12 @@ def test_nan_and_out_of_range_are_clamped_or_refused(astronaut_path, tmp_path):
 def test_generate_on_a_running_server_matches_a_local_run(astronaut_path, tmp_path):
     from service_helpers import ServerProcess
 
-    local = run_enliven("generate", astronaut_path, "--preset", "blink", "--fps", "8", "--out", tmp_path / "local")
+    # Talk: its speech is fitted to the photo's lips, by the server's analysis of them on a server.
+    preset = ["--preset", "talk", "--duration", "1", "--fps", "8"]
+    local = run_enliven("generate", astronaut_path, *preset, "--out", tmp_path / "local")
     assert local.returncode == 0, local.stderr
     with ServerProcess() as server:
-        remote = run_enliven("generate", astronaut_path, "--preset", "blink", "--fps", "8", "--out", tmp_path / "remote",
+        remote = run_enliven("generate", astronaut_path, *preset, "--out", tmp_path / "remote",
                              "--contact-sheet", tmp_path / "sheet.png", "--server", server.address)
         assert remote.returncode == 0, remote.stderr + server.log()
         no_face = write_rgb(tmp_path / "wall.png", np.full((300, 300, 3), 180, np.uint8))
@@ -247,3 +249,22 @@ def test_an_install_where_no_cache_can_be_written_still_generates(astronaut_path
     assert "NUMBA_CACHE_DIR" in result.stderr  # said once how to keep the compiled loops
     frames = [cv2.imread(str(tmp_path / "o" / f"frame_{n:05d}.png")) for n in (1, 2)]
     assert np.abs(frames[1].astype(int) - frames[0]).max() > 30  # the mouth opened: the warp engine ran
+
+
+def test_talk_on_a_photo_with_parted_lips_brings_them_together_between_syllables(astronaut_path, subject, tmp_path):
+    """The astronaut smiles with her lips apart, teeth showing. The talk preset's speech is fitted to her lips,
+    as lip-sync's is: they meet between syllables and part on the vowels, instead of only opening further
+    from the photo's own gap (the mouth of a photo that never closes)."""
+    from enliven import landmarks as lm
+    from enliven.analysis import analyze_image
+    from enliven.images import load_image
+
+    out = tmp_path / "talk"
+    result = run_enliven("generate", astronaut_path, "--preset", "talk", "--duration", "1.5", "--out", out)
+    assert result.returncode == 0, result.stderr
+    frames = sorted(out.glob("frame_*.png"))
+    gaps = np.array([lm.mouth_openness(analyze_image(load_image(frame)).landmarks) for frame in frames[::2]])
+    photo = subject.mouth_openness
+    assert abs(gaps[0] - photo) < 0.02  # it starts at the photo's own mouth
+    assert gaps.min() < 0.5 * photo  # the lips come (nearly) together
+    assert np.count_nonzero((gaps[1:] < 0.5 * photo) & (gaps[:-1] >= 0.5 * photo)) >= 2  # again and again

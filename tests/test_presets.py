@@ -4,7 +4,9 @@ import pytest
 
 from enliven.shared.channels import CHANNEL_INDEX, CHANNELS, default_vector, maximum_vector, minimum_vector
 from enliven.shared.motion import MAX_FRAMES, MotionError
-from enliven.shared.presets import PRESETS, loopable_presets, preset_keys, preset_motion, sample_keys
+from enliven.shared.mouth import CLOSED_LIPS, MouthOpening
+from enliven.shared.presets import (PRESETS, loopable_presets, preset_keys, preset_motion, preset_speaks,
+                                    sample_keys)
 
 
 def column(values: np.ndarray, name: str) -> np.ndarray:
@@ -93,6 +95,38 @@ def test_talk_opens_and_closes_the_mouth_repeatedly():
     assert 0.3 <= jaw.max() <= 0.6
     openings = np.count_nonzero((jaw[1:] > 0.2) & (jaw[:-1] <= 0.2))
     assert openings >= 6, "about five syllables a second over three seconds"
+
+
+# d9's lips, as the rig measures them: wide open in the photo (0.70 mouth widths apart).
+OPEN_MOUTH = MouthOpening(gap=0.70, opens=0.43, closes=0.74)
+
+
+@pytest.mark.parametrize("name", ["talk", "showcase"])
+def test_speech_fitted_to_an_open_mouth_closes_the_lips_between_syllables(name):
+    loose = preset_motion(name, seed=2).full()
+    fitted = preset_motion(name, seed=2, mouth=OPEN_MOUTH).full()
+    jaw = column(fitted, "jaw_open")
+    # It starts and ends at the photo's own mouth, like every preset ...
+    assert jaw[0] == 0 and jaw[-1] == 0
+    # ... and in between the lips come together (jaw_open -1 seals them) and part again on every syllable,
+    # where the same preset for closed lips would only open the photo's mouth further.
+    syllables = [frame for frame, value in preset_keys(name, seed=2)["jaw_open"] if value > 0]
+    speaking = jaw[syllables[0]:syllables[-1] + 1]
+    assert speaking.min() < -0.8 and speaking.max() < 0 and -1 <= jaw.min()
+    openings = np.count_nonzero((speaking[1:-1] > speaking[:-2]) & (speaking[1:-1] >= speaking[2:]))
+    assert openings >= (6 if name == "talk" else 3)
+    # Nothing else changes: the blinks, glances, nods and smile are the photo-independent ones.
+    others = [index for index in range(len(CHANNELS)) if index != CHANNEL_INDEX["jaw_open"]]
+    np.testing.assert_array_equal(fitted[:, others], loose[:, others])
+
+
+def test_the_presets_that_speak_are_talk_and_showcase():
+    assert {name for name in PRESETS if preset_speaks(name)} == {"talk", "showcase"}
+    assert not preset_speaks("tlak")  # refused where it is used, with the presets there are
+
+
+def test_speech_fitted_to_closed_lips_is_the_preset_as_keyed():
+    np.testing.assert_array_equal(preset_motion("talk", mouth=CLOSED_LIPS).full(), preset_motion("talk").full())
 
 
 def test_showcase_plays_blink_look_nod_smile_and_talk_in_that_order():

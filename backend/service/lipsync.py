@@ -58,14 +58,15 @@ def run(server: Any, job: Job) -> list:
 
 
 def _photo_mouth(server: Any, job: Job):
-    """The request's portrait's mouth (rig.MouthOpening); closed lips when no subject is named, or when it is
+    """The request's portrait's mouth (shared.mouth.MouthOpening); closed lips when no subject is named, or when it is
     no longer cached (and the job says so)."""
-    from ..rig import CLOSED_LIPS, MouthOpening
+    from ..rig import mouth_opening_of
+    from ..shared.mouth import CLOSED_LIPS
 
     if "subject" not in job.msg.fields:
         return CLOSED_LIPS
     try:
-        return MouthOpening.of(server.engines.subject_for(job.msg))
+        return mouth_opening_of(server.engines.subject_for(job.msg))
     except ServiceError as error:
         job.warnings.append(f"the mouth is not fitted to the portrait's photo: {error}")
         return CLOSED_LIPS

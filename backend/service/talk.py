@@ -47,7 +47,7 @@ def admit(server: Any, job: Job) -> bool:
 
 def run(server: Any, job: Job) -> list:
     from ..sequence import VideoWriter
-    from ..rig import MouthOpening
+    from ..rig import mouth_opening_of
     from ..speech.lipsync import LipsyncOptions, lipsync_audio, lipsync_phonemes
 
     msg, f = job.msg, job.msg.fields
@@ -56,7 +56,7 @@ def run(server: Any, job: Job) -> list:
     try:
         subject = server.engines.subject_for(msg)
         options = LipsyncOptions.talking(float(f.get("fps", 24.0)), f.get("head_motion"), int(f.get("seed", 0)),
-                                         photo_mouth=MouthOpening.of(subject))
+                                         photo_mouth=mouth_opening_of(subject))
         animator, lock, notes = server.engines.animator(subject, *engine_of(server, msg))
         job.warnings.extend(notes)
         report("lip-sync", 0, None)

@@ -74,12 +74,13 @@ def _add_motion_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace):
-    from ..rig import CLOSED_LIPS, MouthOpening
+    from ..rig import mouth_opening_of
+    from ..shared.mouth import CLOSED_LIPS
     from .lipsync import LipsyncOptions
 
     return LipsyncOptions(fps=args.fps, strength=args.strength, lead_frames=args.lead,
                           head_motion=args.head_motion, blinks=args.blinks, seed=args.seed,
-                          photo_mouth=CLOSED_LIPS if args.photo is None else MouthOpening.of(analyze_photo(args)))
+                          photo_mouth=CLOSED_LIPS if args.photo is None else mouth_opening_of(analyze_photo(args)))
 
 
 def run_lipsync(args: argparse.Namespace) -> int:

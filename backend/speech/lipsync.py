@@ -31,7 +31,8 @@ import numpy as np
 
 from ..arrays import runs_of
 from ..errors import EnlivenError
-from ..rig import CLOSED_LIPS, MouthOpening, smoothstep
+from ..rig import smoothstep
+from ..shared.mouth import CLOSED_LIPS, MouthOpening
 from ..shared.channels import CHANNEL_INDEX, CHANNELS
 from ..shared.motion import Motion
 from .acoustic import FeatureExtractor, MouthCurves, extract_features, mouth_curves
@@ -64,7 +65,7 @@ class LipsyncOptions:
     head_motion: float = 0.0  # 0 = none, 1 = natural conversational head motion
     blinks: bool = False
     seed: int = 0
-    photo_mouth: MouthOpening = CLOSED_LIPS  # the photo's own lips (MouthOpening.of its subject)
+    photo_mouth: MouthOpening = CLOSED_LIPS  # the photo's own lips (rig.mouth_opening_of its subject)
 
     @classmethod
     def talking(cls, fps: float, head_motion: float | None = None, seed: int = 0,

@@ -42,6 +42,23 @@ def test_add_portrait_analyses_the_photo(connected, portrait):
     assert "Face found" in connected.rig_status[portrait.name][1]
 
 
+def test_talk_is_fitted_to_the_lips_the_analysis_found(connected, portrait):
+    """The astronaut's lips are apart in the photo (she smiles, teeth showing). Once the backend has analysed
+    it, the talk preset's speech brings them together between syllables (negative jaw_open keys) instead of
+    only opening them further; the rig keeps the lips it was told, for a session without that analysis."""
+    compat = sub("compat")
+    pump(lambda: connected.rig_status.get(portrait.name, ("",))[0] == 'CHECKMARK', 60, "the analysis")
+    for session in ("analysed", "remembered"):
+        assert bpy.ops.enliven.insert_preset(preset="talk", frame=1) == {'FINISHED'}
+        jaw = [point.co.y for point in compat.fcurves_by_path(portrait, "enliven.jaw_open")["enliven.jaw_open"]
+               .keyframe_points]
+        assert jaw[0] == 0 and jaw[-1] == 0, session  # from and back to the photo's own mouth
+        assert min(jaw) < -0.5 and max(jaw[1:-1]) < 0.5, session
+        gap, opens, closes = portrait.enliven.photo_mouth
+        assert 0.1 < gap < 0.25 and opens > 0.2 and closes > 0.1
+        connected.subjects.clear()  # as a new session: the backend's analyses are forgotten
+
+
 def test_no_face_is_reported_on_the_portrait(connected, scene, tmp_path):
     blank = bpy.data.images.new("blank", 256, 256, alpha=False)
     blank.pixels.foreach_set(np.full(256 * 256 * 4, 0.5, dtype=np.float32))
