@@ -123,7 +123,8 @@ class ENLIVEN_OT_insert_preset(RigOperator, bpy.types.Operator):
                 return {'CANCELLED'}
             # A loop's last key repeats its first: it goes one frame past End.
             duration = (end - start + (1 if self.loop else 0)) / fps
-        mouth = RUNTIME.photo_mouth(obj)
+        speaks = preset_speaks(self.preset)
+        mouth = RUNTIME.photo_mouth(obj) if speaks else None
         try:
             count, last = keying.insert_preset(obj, self.preset, start, fps, seed=self.seed, duration_s=duration,
                                                replace=self.replace, loop=self.loop, mouth=mouth)
@@ -134,7 +135,7 @@ class ENLIVEN_OT_insert_preset(RigOperator, bpy.types.Operator):
         looping = f", looping every {last - start} frames" if self.loop else ""
         unfitted = ("; the photo is not analysed yet, so its speech opens the mouth from the photo's own "
                     "opening (connect to the backend and insert it again to fit it to the lips)"
-                    if mouth is None and preset_speaks(self.preset) else "")
+                    if speaks and mouth is None else "")
         self.report({'INFO'}, f"Inserted '{self.preset}': {count} keys, frames {start}-{last}{looping}{unfitted}")
         return {'FINISHED'}
 

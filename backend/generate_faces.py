@@ -77,8 +77,11 @@ def photo_mouths(subjects: list) -> dict[int, MouthOpening]:
 
 def server_mouths(summaries: dict[int, dict]) -> dict[int, MouthOpening]:
     """The same from a server's analysis summaries (faces_on_server); a face whose summary has none (an older
-    server) is left out, and its speech not fitted."""
+    server) is left out, and its speech not fitted (with a warning)."""
     mouths = {face: MouthOpening.from_dict(summary.get("mouth")) for face, summary in summaries.items()}
+    if any(mouth is None for mouth in mouths.values()):
+        print("enliven: warning: the server does not say where the photo's lips are (an older version?): the "
+              "preset's speech opens the mouth from the photo's own opening", file=sys.stderr)
     return {face: mouth for face, mouth in mouths.items() if mouth is not None}
 
 
@@ -150,8 +153,11 @@ def group_motion_for_server(args: argparse.Namespace, files: list[FaceMotions]) 
     from .remote_render import faces_on_server
 
     faces = chosen_faces(args, files)
-    summaries = faces_on_server(args) if faces == ALL_FACES or (args.preset and preset_speaks(args.preset)) else {}
-    faces = list(summaries) if faces == ALL_FACES else list(faces)
-    motions = face_motions(args, files, faces, server_mouths(summaries))
+    if faces != ALL_FACES:
+        motions = face_motions(args, files, list(faces))  # a mistake in the motion is refused before the server is asked
+    if faces == ALL_FACES or (args.preset and preset_speaks(args.preset)):
+        summaries = faces_on_server(args)
+        faces = list(summaries) if faces == ALL_FACES else list(faces)
+        motions = face_motions(args, files, faces, server_mouths(summaries))
     full = motions.full()
-    return faces, np.stack([full[face] for face in faces]), motions.fps
+    return list(faces), np.stack([full[face] for face in faces]), motions.fps

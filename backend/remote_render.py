@@ -56,7 +56,7 @@ def faces_on_server(args: argparse.Namespace) -> dict[int, dict]:
 
     with _server_errors(args), Client(args.server, timeout_s=30.0, **_connection_keys(args)) as client:
         analysis = client.wait(client.analyze(_photo_bytes(args)))
-    return {int(face["face_index"]): face.get("summary", {}) for face in analysis.fields["faces"]}
+    return {int(face.get("face_index", 0)): face.get("summary") or {} for face in analysis.fields.get("faces") or []}
 
 
 def _photo_bytes(args: argparse.Namespace) -> bytes:

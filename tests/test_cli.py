@@ -198,6 +198,10 @@ def test_huge_finite_values_close_the_eye_like_any_value_above_the_range(astrona
     (["--preset", "blink", "--fps", "nan"], "--fps must be above 0 and at most 1000, got nan"),
     (["--preset", "nod", "--loop"], "preset 'nod' cannot loop; presets that can: idle-alive"),
     (["--preset", "idle-alive", "--loop", "--duration", "0.05"], "a loop needs at least 2 frames"),
+    # A speaking preset is fitted to the lips of the server's analysis: the mistake is refused before that
+    # (nobody listens at that address), for one face and for several.
+    (["--preset", "talk", "--seed", "-1", "--server", "tcp://127.0.0.1:9"], "--seed must be 0 or more"),
+    (["--preset", "talk", "--seed", "-1", "--face", "0,1", "--server", "tcp://127.0.0.1:9"], "--seed must be 0"),
 ])
 def test_bad_preset_arguments_are_usage_errors(astronaut_path, tmp_path, arguments, complaint):
     # Exit 2 as docs/cli.md's exit code table says, the same as argparse gives for a bad argument.

@@ -105,8 +105,9 @@ def test_cli_renders_several_faces_on_a_server_as_it_does_here(server, photo, tm
     cv2.imwrite(str(path), photo[..., ::-1])
     here, there = tmp_path / "here", tmp_path / "there"
     # Nine frames: the server renders them in worker processes (frame_workers), here one process renders them.
+    # Talk: each face's speech is fitted to its lips, there as the server's analysis gives them.
     for out, extra in ((here, ("--workers", "1")), (there, ("--server", server.address))):
-        result = run_enliven("generate", path, "--face", "all", "--preset", "idle-alive", "--duration", "1",
+        result = run_enliven("generate", path, "--face", "all", "--preset", "talk", "--duration", "1",
                              "--fps", "8", "--alpha", "--out", out, *extra)
         assert result.returncode == 0, result.stderr
     frames = sorted(p.name for p in here.iterdir())
