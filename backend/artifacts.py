@@ -44,6 +44,9 @@
 - mouth band: moving the lips of a wide-open mouth drew a dark cavity band
   across the tongue; `share_inside` of the engine's painted mask over the
   inner-lip polygon is the share of the interior painted over.
+- crisp paint: in a soft photo, paint drawn sharper than anything the photo shows looks pasted on.
+  `edge_strength` is the gradient per pixel with the grain smoothed off (PAINT_EDGE_SMOOTHING); a painted
+  area's strongest edge over the photo's strongest is over 1 where that happens.
 """
 from __future__ import annotations
 
@@ -81,6 +84,7 @@ MARKER_LEVELS = 80  # ... and counts pixels whose blue exceeds their red and gre
 # is the tears' (a turned face's far cheek folds there too, and the warp leaves that band to its sliver filter)
 HIDDEN_INSET = 0.15
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+PAINT_EDGE_SMOOTHING = 1.0  # pixels: edge_strength smooths the grain off first (a grain's pixel is no edge)
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
@@ -88,6 +92,12 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     if rgb.ndim == 2:
         return rgb.astype(np.float32)
     return rgb.astype(np.float32) @ LUMA
+
+
+def edge_strength(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) gradient magnitude of an RGB image's luma, levels a pixel, the grain smoothed off first."""
+    smooth = cv2.GaussianBlur(luma(rgb), (0, 0), PAINT_EDGE_SMOOTHING)
+    return np.hypot(cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1)) / 8
 
 
 def face_silhouette(points: np.ndarray) -> np.ndarray:

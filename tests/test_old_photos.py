@@ -1,5 +1,5 @@
-"""Old photos: their faces are found, and what the engines paint takes the photo's colours and grain (grey in,
-grey out)."""
+"""Old photos: their faces are found, and what the engines paint takes the photo's colours, grain and blur
+(grey in, grey out; soft in, soft paint)."""
 from __future__ import annotations
 
 import cv2
@@ -8,8 +8,9 @@ import pytest
 
 from enliven import landmarks as lm
 from enliven.analysis import analyze_image
+from enliven.artifacts import edge_strength
 from enliven.animator import Animator
-from enliven.engines.palette import palette_of, photo_grain
+from enliven.engines.palette import palette_of, photo_blur, photo_grain
 from enliven.shared.presets import preset_motion
 
 from conftest import channel_values
@@ -66,6 +67,35 @@ def test_a_painted_mouth_has_the_photo_s_tint_and_grain(astronaut):
     assert np.allclose(ratio, SEPIA / SEPIA[1], atol=0.06)
     # As grainy as the photo around it (a clean painted patch in a grainy photo looks pasted on).
     assert photo_grain(frame.astype(np.uint8), interior) >= 0.5 * photo_grain(photo)
+
+
+def soft_photo(rgb: np.ndarray, blur: float, grain: float) -> np.ndarray:
+    noise = np.random.default_rng(1).normal(0.0, grain, rgb.shape[:2])[..., None]
+    return np.clip(cv2.GaussianBlur(rgb, (0, 0), blur) + noise, 0, 255).astype(np.uint8)
+
+
+def test_a_photo_s_blur_is_read_through_its_grain(astronaut):
+    head = cv2.resize(astronaut, (768, 768), interpolation=cv2.INTER_CUBIC)[0:350, 150:520]
+    sharp = photo_blur(head)
+    for blur in (1.5, 3.0):
+        for grain in (0.0, 10.0):
+            expected = np.hypot(blur, sharp)
+            assert abs(photo_blur(soft_photo(head, blur, grain)) - expected) < 0.25 * expected, (blur, grain)
+
+
+def test_paint_in_a_soft_photo_is_as_soft_as_the_photo(astronaut):
+    """A soft, grainy photo (out of focus, or a small print scanned large): the mouth opened past the photo's
+    own is painted as soft as the photo's edges, not drawn crisp into it (a sharp cavity rim and sharp teeth
+    in a blurred face look pasted on)."""
+    photo = soft_photo(astronaut, 2.5, 4.0)
+    subject = analyze_image(photo)
+    result = Animator(subject).engine.render_with_fields(channel_values(jaw_open=1), keep_fields=False)
+    interior = np.zeros(photo.shape[:2], np.uint8)
+    cv2.fillPoly(interior, [np.round(result.target_landmarks[list(lm.inner_lip_polygon()), :2]).astype(np.int32)], 1)
+    x0, y0, x1, y1 = subject.head_region
+    sharpest_in_photo = edge_strength(photo)[y0:y1, x0:x1].max()
+    # Painted as before, crisp, the interior's edges read 35 (the photo's sharpest 28); softened, 17.
+    assert edge_strength(result.frame)[interior > 0].max() < sharpest_in_photo
 
 
 def test_every_face_of_a_black_and_white_group_photo_is_found(astronaut):

@@ -1215,6 +1215,18 @@ def test_a_closed_lash_line_is_a_soft_line_in_a_shade_fading_at_the_corners():
     assert small.sum() / 10 <= 1.1 * profile.sum() / 60
 
 
+def test_a_closed_lash_line_in_a_soft_photo_is_as_soft_and_as_dark():
+    """In a photo whose edges are blurred by 3 px, the line is drawn at least that soft (a crisp stroke on a
+    blurred face looks pasted on), and no fainter (blurred after drawing, it faded until the tracker read the
+    lids as parted)."""
+    line = np.column_stack([np.linspace(20, 80, 9), np.full(9, 50.0)])
+    crisp = closed_lash_line((101, 100), line, 60)[:, 50]
+    soft = closed_lash_line((101, 100), line, 60, photo_blur=3.0)[:, 50]
+    assert soft.max() == pytest.approx(crisp.max(), abs=0.02)
+    middle = int(soft.argmax())
+    assert soft[middle + 3] > 0.6 * soft[middle] > crisp[middle + 3]  # 3 px off the line: still half dark
+
+
 def test_a_small_eye_closes_without_a_painted_stroke(astronaut):
     """On a small face (the astronaut at 256 px: eyes 9 px wide) the closed eyes' lash line stays a faint
     line, at most a pixel of it dark, not a stroke (before: 0.22 of the eye's width, two pixels, a grey stroke

@@ -304,8 +304,9 @@ def paint_cavity(region: np.ndarray, upper: np.ndarray, lower: np.ndarray, targe
         return region
     x0, y0 = origin
     polygon = np.concatenate([corners[:1], upper, corners[1:], lower[::-1]]) - (x0, y0)
-    px0, py0 = np.floor(polygon.min(axis=0)).astype(int) - 2
-    px1, py1 = np.ceil(polygon.max(axis=0)).astype(int) + 3
+    margin = 2 + int(np.ceil(3 * palette.softening))  # room for the softened opening's rim
+    px0, py0 = np.floor(polygon.min(axis=0)).astype(int) - margin
+    px1, py1 = np.ceil(polygon.max(axis=0)).astype(int) + margin + 1
     px0, py0 = max(px0, 0), max(py0, 0)
     px1, py1 = min(px1, region.shape[1]), min(py1, region.shape[0])
     if px1 - px0 < 2 or py1 - py0 < 2:
@@ -341,7 +342,9 @@ def paint_cavity(region: np.ndarray, upper: np.ndarray, lower: np.ndarray, targe
             teeth_alpha, teeth_shade = _teeth_row(columns, rows, edge, middle, half, mouth_width, height, widths,
                                                   downward)
             cavity = cavity + (showing * teeth_alpha)[..., None] * (shade * teeth_shade[..., None] * teeth - cavity)
-    cavity = palette.paint(cavity) + palette.grain_at((x0 + px0, y0 + py0), cavity.shape[:2])
+    # As soft as the photo, then as grainy: the teeth's edges and lines, the tongue and the opening's rim.
+    cavity = palette.soften(palette.paint(cavity)) + palette.grain_at((x0 + px0, y0 + py0), cavity.shape[:2])
+    alpha = palette.soften(alpha)
     patch = region[py0:py1, px0:px1].astype(np.float32)
     region = region.copy()
     region[py0:py1, px0:px1] = np.clip(patch + alpha[..., None] * (cavity - patch), 0, 255).astype(np.uint8)
@@ -485,7 +488,7 @@ def seal_lips(region: np.ndarray, landmarks: np.ndarray, origin: tuple[int, int]
     # photo's line is plain grey, darker.
     shadow = (1.0 - SEAL_LINE_DARKNESS) * below * below / np.maximum(below.max(axis=1, keepdims=True), 1.0)
     fill = fill + line[..., None] * (shadow[None] - fill)
-    fill = palette.paint(fill) + palette.grain_at((x0 + px0, y0 + py0), fill.shape[:2])
+    fill = palette.soften(palette.paint(fill)) + palette.grain_at((x0 + px0, y0 + py0), fill.shape[:2])
     # Toward the mouth's corners the band fades out into the photo's own corner: cut off there, the line ended
     # square with the band's pale lip colours beside its end (d9, d19).
     to_corner = np.minimum(columns - outer_left, outer_right - columns)

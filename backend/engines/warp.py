@@ -670,7 +670,7 @@ class WarpEngine:
             grain = self.palette.grain_at((int(origin[0]) + px0, int(origin[1]) + py0), lid.shape[:2])
             lid = np.clip(lid + grain * (np.maximum(eye, lashes)[..., None] > 0), 0, 255)
             # The lash line where the lids meet, soft, in a shade, as real closed eyes read.
-            lash = closed_lash_line(lid.shape[:2], line, eye_width)[..., None]
+            lash = closed_lash_line(lid.shape[:2], line, eye_width, self.palette.line_blur)[..., None]
             lid = np.clip(lid + lash * (self.lash_colour[side] - lid.astype(np.float32)) + 0.5, 0, 255).astype(np.uint8)
             blended = patch.astype(np.float32) + strength * (lid.astype(np.float32) - patch)
             region = region.copy() if region is self.source_region else region

@@ -433,9 +433,11 @@ def smooth_curve(points: np.ndarray, per_segment: int = 4) -> np.ndarray:
     return make_interp_spline(along, points, k=3)(np.linspace(0.0, along[-1], per_segment * (len(points) - 1) + 1))
 
 
-def closed_lash_line(shape: tuple[int, int], line: np.ndarray, eye_width: float) -> np.ndarray:
+def closed_lash_line(shape: tuple[int, int], line: np.ndarray, eye_width: float,
+                     photo_blur: float = 0.0) -> np.ndarray:
     """(H, W) float32: how far each pixel of a closed eye's patch is drawn toward the lashes' colour, for the
-    lids meeting along `line` ((N, 2) patch pixels, corner to corner, in order).
+    lids meeting along `line` ((N, 2) patch pixels, corner to corner, in order), in a photo whose edges are
+    blurred by `photo_blur` px (palette.photo_blur).
 
     Real closed eyes show a dark lash line with soft edges (the lashes hang from the lid's margin) in a
     wider, fainter shade (the lid rims turn away from the light): read across the lids (the training clips:
@@ -445,7 +447,9 @@ def closed_lash_line(shape: tuple[int, int], line: np.ndarray, eye_width: float)
     line, CLOSED_LASH_CORE and CLOSED_LASH_SHADE wide, CLOSED_LASH_BELOW below it, fading toward the corners.
     (One Gaussian as wide as the profile read, 0.16 eye widths at half depth, looked like a smudge: that
     profile is a median over tracked lines a pixel or two apart; at 100 % real lines are about 0.06 eye
-    widths thick.)
+    widths thick.) In a soft photo each Gaussian is at least as wide as the photo's blur, and as dark: a
+    crisp line looked drawn onto a blurred face, and one blurred by the photo's blur after drawing grew
+    fainter, until MediaPipe read d9's shut eyes as parted (0.237 -> 0.250 of open).
     """
     first, last = line[0], line[-1]
     # The lashes hang below the lids' meeting: the valley's middle lies a little below it (across the eye,
@@ -459,7 +463,7 @@ def closed_lash_line(shape: tuple[int, int], line: np.ndarray, eye_width: float)
         return drawn
     valley = np.zeros(shape, np.float32)
     for (spread, darkness) in (CLOSED_LASH_CORE, CLOSED_LASH_SHADE):
-        blurred = cv2.GaussianBlur(drawn, (0, 0), max(spread * eye_width, 0.6))  # a Gaussian across the line
+        blurred = cv2.GaussianBlur(drawn, (0, 0), max(spread * eye_width, 0.6, photo_blur))  # a Gaussian across the line
         valley += darkness * blurred / max(float(blurred.max()), 1e-6)
     # On a small eye the blur's one-pixel floor spreads the line wider than the eye's lashes: it is drawn lighter.
     valley *= min(1.0, eye_width / CLOSED_LASH_FULL_EYE)
