@@ -81,6 +81,8 @@ def test_a_photo_s_blur_is_read_through_its_grain(astronaut):
         for grain in (0.0, 10.0):
             expected = np.hypot(blur, sharp)
             assert abs(photo_blur(soft_photo(head, blur, grain)) - expected) < 0.25 * expected, (blur, grain)
+    assert photo_blur(soft_photo(head, 10.0, 0.0)) >= 6.0  # the softest read soft, not as having no edges
+    assert photo_blur(np.full_like(head, 128)) == 0.0  # a flat region has no edges to read: it is not softened
 
 
 def test_paint_in_a_soft_photo_is_as_soft_as_the_photo(astronaut):

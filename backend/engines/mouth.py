@@ -304,7 +304,9 @@ def paint_cavity(region: np.ndarray, upper: np.ndarray, lower: np.ndarray, targe
         return region
     x0, y0 = origin
     polygon = np.concatenate([corners[:1], upper, corners[1:], lower[::-1]]) - (x0, y0)
-    margin = 2 + int(np.ceil(3 * palette.softening))  # room for the softened opening's rim
+    blur = max(1, int(mouth_width * 0.02)) * 2 + 1
+    # Room for the opening's soft rim: the blur below, and the photo's (Palette.soften) on top.
+    margin = 2 + blur // 2 + int(np.ceil(3 * palette.softening))
     px0, py0 = np.floor(polygon.min(axis=0)).astype(int) - margin
     px1, py1 = np.ceil(polygon.max(axis=0)).astype(int) + margin + 1
     px0, py0 = max(px0, 0), max(py0, 0)
@@ -314,7 +316,6 @@ def paint_cavity(region: np.ndarray, upper: np.ndarray, lower: np.ndarray, targe
     local = polygon - (px0, py0)
     alpha = np.zeros((py1 - py0, px1 - px0), np.float32)
     cv2.fillPoly(alpha, [np.round(local * 16).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=4)
-    blur = max(1, int(mouth_width * 0.02)) * 2 + 1
     alpha = cv2.GaussianBlur(alpha, (blur, blur), 0) * strength
 
     top_edge = upper - (x0 + px0, y0 + py0)

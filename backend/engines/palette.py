@@ -40,8 +40,10 @@ GRAIN_TILE = np.random.default_rng(0).standard_normal((64, 64)).astype(np.float3
 # levels pulled a blur of 3 down to 0.5-1.5.
 BLUR_PROBE = 1.0  # pixels (Gaussian sigma)
 BLUR_PRESMOOTH = 2.0
-BLUR_EDGES = 97.0  # percentile of the gradient from which an edge counts as strong
-MIN_BLUR_EDGES = 20  # fewer strong edges than this say nothing: the photo counts as sharp
+BLUR_EDGES = 97.0  # percentile of the gradient from which an edge counts as strong ...
+MIN_EDGE_GRADIENT = 4.0  # ... and at least this (Sobel of the smoothed photo: a step of a few levels)
+MIN_BLUR_EDGES = 5  # fewer strong edges than this say nothing (a flat region): it counts as sharp
+MAX_BLUR = 8.0  # pixels: past this the re-blur ratio is within a hundredth of 1, and the photo reads this soft
 PAINT_SOFTNESS = 0.7  # pixels: the blur painted areas already have (anti-aliased edges); photos sharper
 # than this are left alone. Head regions at 768 px: the astronaut 0.62, d8 0.79, s12 0.92, d9 1.16, d19 1.39.
 
@@ -116,13 +118,16 @@ def photo_blur(image: np.ndarray) -> float:
 
     sharp, reblurred = gradient(grey), gradient(cv2.GaussianBlur(grey, (0, 0), BLUR_PROBE))
     # The strongest edges, each read once: its gradient's local maxima.
-    edges = (sharp >= np.percentile(sharp, BLUR_EDGES)) & (sharp == cv2.dilate(sharp, np.ones((3, 3), np.uint8)))
-    ratio = sharp[edges] / np.maximum(reblurred[edges], 1e-6)
-    ratio = ratio[ratio > 1.01]
-    if len(ratio) < MIN_BLUR_EDGES:
+    strong = sharp >= max(float(np.percentile(sharp, BLUR_EDGES)), MIN_EDGE_GRADIENT)
+    edges = strong & (sharp == cv2.dilate(sharp, np.ones((3, 3), np.uint8)))
+    if edges.sum() < MIN_BLUR_EDGES:
         return 0.0
-    seen = float(np.median(BLUR_PROBE / np.sqrt(ratio**2 - 1.0)))
-    return float(np.sqrt(max(seen**2 - BLUR_PRESMOOTH**2, 0.0)))
+    # The median edge's ratio (the blur falls as the ratio rises, so it is the median edge's blur too).
+    ratio = float(np.median(sharp[edges] / np.maximum(reblurred[edges], 1e-6)))
+    if ratio ** 2 - 1.0 <= (BLUR_PROBE / MAX_BLUR) ** 2:
+        return MAX_BLUR
+    seen = BLUR_PROBE / np.sqrt(ratio**2 - 1.0)
+    return float(min(np.sqrt(max(seen**2 - BLUR_PRESMOOTH**2, 0.0)), MAX_BLUR))
 
 
 def palette_of(image: np.ndarray, grain_from: np.ndarray | None = None) -> Palette:

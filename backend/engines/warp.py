@@ -648,7 +648,7 @@ class WarpEngine:
             target_upper = smooth_curve(target_image[upper_ids, :2] - origin)
             target_lower = smooth_curve(target_image[lower_ids, :2] - origin)
             eye_width = float(np.linalg.norm(target_upper[0] - target_upper[-1]))
-            pad = int(0.35 * eye_width) + 3
+            pad = max(int(0.35 * eye_width), int(np.ceil(3 * self.palette.line_blur))) + 3  # the lash line's reach
             corners = np.concatenate([source_upper, target_upper, target_lower])
             px0, py0 = np.maximum(np.floor(corners.min(axis=0)).astype(int) - pad, 0)
             px1, py1 = np.minimum(np.ceil(corners.max(axis=0)).astype(int) + pad, region.shape[1::-1])
