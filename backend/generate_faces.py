@@ -123,7 +123,7 @@ def single_face_motion(args: argparse.Namespace, files: list[FaceMotions]):
     from .remote_render import faces_on_server
 
     motion = face_motions(args, files, [args.face]).motions[args.face]
-    if not (args.preset and preset_speaks(args.preset)):
+    if not preset_speaks(args.preset):
         return motion, None
     if args.server:
         return face_motions(args, files, [args.face], server_mouths(faces_on_server(args))).motions[args.face], None
@@ -153,11 +153,12 @@ def group_motion_for_server(args: argparse.Namespace, files: list[FaceMotions]) 
     from .remote_render import faces_on_server
 
     faces = chosen_faces(args, files)
+    speaks = preset_speaks(args.preset)
     if faces != ALL_FACES:
         motions = face_motions(args, files, list(faces))  # a mistake in the motion is refused before the server is asked
-    if faces == ALL_FACES or (args.preset and preset_speaks(args.preset)):
+    if faces == ALL_FACES or speaks:
         summaries = faces_on_server(args)
         faces = list(summaries) if faces == ALL_FACES else list(faces)
-        motions = face_motions(args, files, faces, server_mouths(summaries))
+        motions = face_motions(args, files, faces, server_mouths(summaries) if speaks else None)
     full = motions.full()
     return list(faces), np.stack([full[face] for face in faces]), motions.fps

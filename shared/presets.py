@@ -118,9 +118,9 @@ def preset_keys(
     return frame_keys
 
 
-def preset_speaks(name: str) -> bool:
+def preset_speaks(name: str | None) -> bool:
     """Whether preset `name` moves the mouth as speech: its keys are then fitted to the photo's lips. (False
-    for a name that is no preset: using it is refused elsewhere, with the presets there are.)"""
+    for None, and for a name that is no preset: using it is refused elsewhere, with the presets there are.)"""
     return name in PRESETS and "jaw_open" in preset_keys(name)
 
 

@@ -272,3 +272,16 @@ def test_talk_on_a_photo_with_parted_lips_brings_them_together_between_syllables
     assert abs(gaps[0] - photo) < 0.02  # it starts at the photo's own mouth
     assert gaps.min() < 0.5 * photo  # the lips come (nearly) together
     assert np.count_nonzero((gaps[1:] < 0.5 * photo) & (gaps[:-1] >= 0.5 * photo)) >= 2  # again and again
+
+
+def test_a_server_that_gives_no_lips_leaves_the_speech_unfitted_and_says_so(capsys):
+    """A server older than the lips in its analysis (or one sending something else there): the faces it gives
+    lips for are fitted, the others play the preset as keyed, with one warning."""
+    from enliven.generate_faces import server_mouths
+    from enliven.shared.mouth import MouthOpening
+
+    lips = {"gap": 0.7, "opens": 0.43, "closes": 0.74}
+    assert server_mouths({0: {"mouth": lips}, 2: {"mouth": lips}}) == {face: MouthOpening(**lips) for face in (0, 2)}
+    assert "warning" not in capsys.readouterr().err
+    assert server_mouths({0: {"mouth": lips}, 1: {}, 2: {"mouth": {"gap": "?"}}}) == {0: MouthOpening(**lips)}
+    assert capsys.readouterr().err.count("enliven: warning: the server does not say where the photo's lips are") == 1

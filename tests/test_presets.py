@@ -123,6 +123,18 @@ def test_speech_fitted_to_an_open_mouth_closes_the_lips_between_syllables(name):
 def test_the_presets_that_speak_are_talk_and_showcase():
     assert {name for name in PRESETS if preset_speaks(name)} == {"talk", "showcase"}
     assert not preset_speaks("tlak")  # refused where it is used, with the presets there are
+    assert not preset_speaks(None)  # a motion file, not a preset
+
+
+def test_the_lips_travel_in_an_analysis_summary_and_bad_ones_are_refused():
+    """An analysis summary carries the photo's lips (MouthOpening.to_dict); what a client reads back is the
+    same, and a summary without them (an older backend) or with anything but three finite numbers gives
+    None: the speech is then keyed as written, never fitted to garbage."""
+    assert MouthOpening.from_dict(OPEN_MOUTH.to_dict()) == OPEN_MOUTH
+    for bad in (None, {}, {"gap": 0.7, "opens": 0.43}, {"gap": "wide", "opens": 0.43, "closes": 0.74},
+                {"gap": float("nan"), "opens": 0.43, "closes": 0.74}, {"gap": 0.7, "opens": float("inf"), "closes": 1},
+                [0.7, 0.43, 0.74]):
+        assert MouthOpening.from_dict(bad) is None, bad
 
 
 def test_speech_fitted_to_closed_lips_is_the_preset_as_keyed():
