@@ -13,6 +13,7 @@ from enliven import landmarks as lm
 from enliven.analysis import analyze_image
 from enliven.animator import Animator
 from enliven.engines.mouth import lip_edge_offsets
+from enliven.engines.palette import LUMA
 from enliven.engines.folds import fold_cells
 from enliven.engines.background import mirrored_into
 from enliven.engines.warp_math import (border_ramp, closed_lash_line, edge_coverage, fill_notches, layer_coverage,
@@ -555,6 +556,34 @@ def test_painted_teeth_take_the_light_of_the_photos_eyes_not_its_lips(closed_mou
     dark_lips = photo.copy()
     dark_lips[lips > 0] = (dark_lips[lips > 0] * 0.5).astype(np.uint8)
     assert abs(painted_teeth_brightness(WarpEngine(analyze_image(dark_lips))) - bright) < 0.05 * bright
+
+
+def with_eyes_darkened(engine, sides: tuple[str, ...], factor: float) -> np.ndarray:
+    """The engine's photo with the eyes of `sides` (and a little around them) darkened by `factor`."""
+    photo = engine.subject.image.copy()
+    points = engine.subject.landmarks[:, :2]
+    shade = np.zeros(photo.shape[:2], np.uint8)
+    for side in sides:
+        cv2.fillPoly(shade, [np.round(points[list(lm.eye_polygon(side))]).astype(np.int32)], 1)
+    shade = cv2.dilate(shade, np.ones((9, 9), np.uint8)) > 0
+    photo[shade] = (photo[shade] * factor).astype(np.uint8)
+    return photo
+
+
+def test_painted_teeth_are_lit_by_the_eye_in_the_light(closed_mouth):
+    """One eye in shadow (behind glasses, a face lit from one side) leaves the painted teeth as bright as
+    the lit eye says (the mean of both eyes painted LivePortrait's d8 a grey grille darker than its lips);
+    and however dark the eyes read, the teeth are lit at least as the lips are, as real teeth are."""
+    from enliven.engines.warp import WarpEngine
+
+    bright = painted_teeth_brightness(closed_mouth)
+    one_shaded = WarpEngine(analyze_image(with_eyes_darkened(closed_mouth, ("left",), 0.35)))
+    assert abs(painted_teeth_brightness(one_shaded) - bright) < 0.05 * bright
+
+    both_shaded = WarpEngine(analyze_image(with_eyes_darkened(closed_mouth, ("left", "right"), 0.25)))
+    lips = float(both_shaded.mouth_colour @ LUMA)
+    assert float(both_shaded.teeth_colour @ LUMA) >= lips - 1
+    assert painted_teeth_brightness(both_shaded) > 0.85 * lips
 
 
 def test_a_wide_open_mouth_shows_lower_teeth_and_a_tongue_not_a_hole(closed_mouth):

@@ -169,7 +169,7 @@ class WarpEngine:
             if self.eyeballs[index].sclera_colour is None and other is not None:
                 self.eyeballs[index] = self._eyeball(iris, side, other)
         scleras = [eyeball.sclera_colour for eyeball in self.eyeballs if eyeball.sclera_colour is not None]
-        self.teeth_colour = teeth_colour(scleras) if self.paints_teeth else None  # lit as the photo's sclera
+        self.teeth_colour = teeth_colour(scleras, self.mouth_colour) if self.paints_teeth else None  # lit as the sclera
 
     # ----- once per subject -------------------------------------------------
 
