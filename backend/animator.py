@@ -73,8 +73,10 @@ class Animator:
         """This subject's frame drawn into `canvas` (a group frame's, in place; none: a new one), body
         moved with it (see PassRenderer.draw)."""
         previous = None if previous is None else checked_values(previous)
-        drawn = self.pass_renderer().draw(values, previous, alpha, passes, canvas)
-        return drawn if self.body is None else self.body.move_layers(drawn, values, in_place=canvas is not None)
+        drawn, head = self.pass_renderer().draw(values, previous, alpha, passes, canvas)
+        if self.body is None:
+            return drawn
+        return self.body.move_layers(drawn, values, head, cut_out=alpha, in_place=canvas is not None)
 
     def pass_renderer(self, whole_mask: np.ndarray | None = None, in_group: bool = False) -> PassRenderer:
         """The renderer of alpha and passes, made on the first frame that asks for them (`whole_mask`: the

@@ -181,6 +181,13 @@ def test_frames_with_alpha_move_the_body_too(subject, animator):
     assert edge_moved < edge_still  # the shoulder's outline rose in the alpha as in the colour
 
 
+def test_an_opaque_frame_for_compositing_moves_the_body_as_a_plain_frame_does(animator):
+    """The colour of an EXR frame (opaque, with passes) is the plain frame's, body and head moving together
+    (before, the body dragged the backdrop around the person along with it, up to 185 levels apart)."""
+    for row in (values(breathing=1.0), values(shrug_l=1.0, head_yaw=20.0, head_roll=10.0), values(torso_lean=8.0, head_pitch=15.0)):
+        assert np.array_equal(animator.render_layers(row, passes=True).rgb, animator.render(row))
+
+
 def test_each_face_of_a_group_moves_its_own_body(photo):
     pair = np.ascontiguousarray(np.hstack([photo, photo[:, ::-1]]))
     subjects = analyze_faces(pair, None)
@@ -212,6 +219,17 @@ def test_a_body_moves_without_dragging_the_person_beside_it(photo):
         changed = np.abs(frame.astype(int) - pair).max(axis=2) > 0
         assert changed[:, :cut].sum() > 2000, channels  # she moved
         assert not changed[:, cut + margin:].any(), (channels, np.flatnonzero(changed[:, cut:].any(axis=0)).max())
+        # The same in frames for compositing: with alpha (the person cut out) and opaque with passes, the
+        # colour and the person's alpha (every person's; its matte with passes). Before, those frames moved
+        # whatever lay in her body's region, the neighbour's suit and alpha with it.
+        for alpha, passes in ((True, False), (False, True)):
+            still, moved = (group.render_layers({first.face_index: row}, alpha=alpha, passes=passes)
+                            for row in (values(), values(**channels)))
+            people = [layers.alpha if alpha else layers.mattes["person"] for layers in (still, moved)]
+            changed = ((np.abs(moved.rgb.astype(int) - still.rgb).max(axis=2) > 0)
+                       | (np.abs(people[1] - people[0]) > 1e-3))
+            assert changed[:, :cut].sum() > 2000, (channels, alpha)
+            assert not changed[:, cut + margin:].any(), (channels, alpha, np.flatnonzero(changed[:, cut:].any(axis=0)).max())
 
 
 def test_a_lean_uncovers_the_backdrop_s_grain_not_a_smooth_patch(photo, subject):

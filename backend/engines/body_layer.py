@@ -23,7 +23,7 @@ from ..frame_layers import FrameLayers
 from .body import BodyField, BodyMotion, clean_mask
 from .frame_buffers import FrameBuffers
 from .passes_math import blend_region_mask, region_seam_weight
-from .background import background_plate, blend_over_background
+from .background import PERSON_EPSILON, background_plate, blend_over_background
 from .warp_math import TEXTURE_INTERPOLATION
 
 # Pixels: the body's plate has no backdrop grain this near the person's edge, full grain from twice as far.
@@ -69,6 +69,12 @@ class BodyLayer:
         self.plate = background_plate(subject.image[y0:y1, x0:x1], self.mask, pattern=False, membrane=False,
                                       made_up_grain_from=BODY_GRAIN_FROM)
         self.frames = FrameBuffers(subject.image, union_of([subject.head_region, body.region]))
+        # Where this person may be in a frame (region pixels): its still mask, and the head region, in which
+        # the head engine may have moved it. Further than the field moves a pixel from here, no pixel of a
+        # frame is this person's, moved or still, and the photo stays as it is (blend_over_background).
+        rows, cols = np.flatnonzero((self.mask >= PERSON_EPSILON).any(axis=1)), np.flatnonzero((self.mask >= PERSON_EPSILON).any(axis=0))
+        boxes = [self.head_box] + ([(cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)] if len(rows) else [])
+        self.person_box = union_of(boxes)
 
     def moves(self, values: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
         """(backward field at working size, moving box in region pixels) for these values, or None when the
@@ -78,7 +84,15 @@ class BodyLayer:
             return None
         backward = self.field.backward(motion)
         box = self.field.moving_box(backward)
-        return None if box is None else (backward, box)
+        if box is None:
+            return None
+        # Only as far as this person reaches (bald_guys' moving boxes held 4.6 million pixels a frame, the
+        # reach of their persons 3.0 million): a moved mask is read at most a pixel beyond where the field
+        # takes each pixel from.
+        reach = int(np.ceil(np.abs(backward).max())) + 2
+        px0, py0, px1, py1 = self.person_box
+        box = (max(box[0], px0 - reach), max(box[1], py0 - reach), min(box[2], px1 + reach), min(box[3], py1 + reach))
+        return (backward, box) if box[0] < box[2] and box[1] < box[3] else None
 
     def render(self, values: np.ndarray, onto: np.ndarray | None = None) -> np.ndarray:
         """The frame for one full channel vector (into `onto`, a frame of the photo, in place, when given)."""
@@ -122,29 +136,40 @@ class BodyLayer:
                               self.plate[by0:by1, bx0:bx1])
         frame[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1] = warped
 
-    def move_layers(self, layers: FrameLayers, values: np.ndarray, in_place: bool = False) -> FrameLayers:
-        """A frame with alpha (the person cut out) moved with the body: its colour and alpha (the person's,
-        which the person matte is too). The face, eye and mouth mattes and the motion vectors stay the
-        head's. Copies are moved, unless `in_place` (a buffer whose every pixel the caller restores,
-        such as a group frame's): a head engine's buffers are restored over the head region alone."""
+    def move_layers(self, layers: FrameLayers, values: np.ndarray, head: tuple | None, cut_out: bool,
+                    in_place: bool = False) -> FrameLayers:
+        """A frame's layers (as PassRenderer.draw leaves them: the colour, and the alpha of every person in
+        the photo, which the person matte is too) with this body moved as `render` moves it: the person
+        alone (in a group photo the people beside it stay still), over the photo as it was and, unless
+        `cut_out` (the person cut out, the backdrop it uncovers transparent), over the body's plate;
+        `head`: the head's moved box and person mask, as PassRenderer.draw gives them. The face, eye and
+        mouth mattes and the motion vectors stay the head's. Copies are moved, unless `in_place` (a
+        buffer whose every pixel the caller restores, such as a group frame's): a head engine's buffers
+        are restored over the head region alone."""
         moving = self.moves(values)
         if moving is None:
             return layers
         backward, box = moving
-        x0, y0 = self.region[:2]
+        x0, y0, x1, y1 = self.region
         bx0, by0, bx1, by1 = box
         maps = self.field.where_from(backward, box)
         window = (slice(y0 + by0, y0 + by1), slice(x0 + bx0, x0 + bx1))
-        region = (slice(y0, self.region[3]), slice(x0, self.region[2]))
-        rgb = layers.rgb if in_place else layers.rgb.copy()
-        rgb[window] = cv2.remap(np.ascontiguousarray(layers.rgb[region]), *maps, TEXTURE_INTERPOLATION,
+        region = (slice(y0, y1), slice(x0, x1))
+        mask = self._current_mask(head)
+        moved_mask = cv2.remap(mask, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        still_mask = mask[by0:by1, bx0:bx1]
+        moved = cv2.remap(np.ascontiguousarray(layers.rgb[region]), *maps, TEXTURE_INTERPOLATION,
+                          borderMode=cv2.BORDER_REPLICATE)
+        blend_over_background(moved, moved_mask, layers.rgb[window], still_mask,
+                              None if cut_out else self.plate[by0:by1, bx0:bx1])
+        moved_alpha = cv2.remap(np.ascontiguousarray(layers.alpha[region]), *maps, cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_REPLICATE)
-        layers.rgb = rgb
-        if layers.alpha is not None:
-            alpha = layers.alpha if in_place else layers.alpha.copy()
-            alpha[window] = cv2.remap(np.ascontiguousarray(layers.alpha[region]), *maps, cv2.INTER_LINEAR,
-                                      borderMode=cv2.BORDER_REPLICATE)
-            layers.alpha = alpha
+        nobody = (moved_mask < PERSON_EPSILON) & (still_mask < PERSON_EPSILON)
+        moved_alpha[nobody] = layers.alpha[window][nobody]
+        rgb = layers.rgb if in_place else layers.rgb.copy()
+        alpha = layers.alpha if in_place else layers.alpha.copy()
+        rgb[window], alpha[window] = moved, moved_alpha
+        layers.rgb, layers.alpha = rgb, alpha
         return layers
 
     def move_points(self, points: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -107,16 +107,17 @@ class PassRenderer:
                passes: bool = True) -> FrameLayers:
         """Frame `values` with its alpha (`alpha`: the person cut out) and, with `passes`, its mattes and
         its motion vectors since the frame of channel values `previous` (none: the first frame, no motion)."""
-        return finished(self.draw(values, previous, alpha, passes), alpha)
+        return finished(self.draw(values, previous, alpha, passes)[0], alpha)
 
     def draw(self, values: np.ndarray, previous: np.ndarray | None, alpha: bool, passes: bool,
-             canvas: FrameLayers | None = None) -> FrameLayers:
+             canvas: FrameLayers | None = None) -> tuple[FrameLayers, tuple | None]:
         """Draw this face's frame into `canvas` (a blank_canvas that other faces of the photo may already
         be drawn into; none: a new one of this face alone), in place, and return it: the colour (with
         `alpha`, the person cut out), the person's alpha and, with `passes`, the face, eye and mouth mattes
         and the Vector pass. Where faces overlap, the later face moves the alpha the earlier left, the
         mattes join (the larger value) and the motion vectors add (the later face moves what the
-        earlier one moved)."""
+        earlier one moved). Returned with it: the head's moved box and person mask (None: the head did not
+        move), which the body's layer moves with the rest of the person (BodyLayer.move_layers)."""
         # (The Vector pass needs the warp's field even where the face is still now: it moved since `previous`.)
         warped = self.engine.render_with_fields(values, keep_fields=self.keep_fields or passes, cut_out=alpha,
                                                 onto=None if canvas is None else canvas.rgb)
@@ -135,7 +136,7 @@ class PassRenderer:
             for name, window in windows.items():
                 np.maximum(canvas.mattes[name][rows, cols], window, out=canvas.mattes[name][rows, cols])
             self._add_vector(canvas.vector, warped.displacement, values, previous)
-        return canvas
+        return canvas, (None if warped.box is None else (warped.box, warped.person))
 
     def _move_alpha(self, alpha: np.ndarray, box: tuple[int, int, int, int] | None, person: np.ndarray | None) -> None:
         """Move the head region's part of a whole-photo `alpha` with the head, in place."""
