@@ -586,6 +586,21 @@ def test_painted_teeth_are_lit_by_the_eye_in_the_light(closed_mouth):
     assert painted_teeth_brightness(both_shaded) > 0.85 * lips
 
 
+def test_a_painted_mouth_is_redder_where_it_is_darkest(closed_mouth):
+    """Deep in an open mouth the tissue is redder than the lips (the training clips' people: the darkest
+    30 % of an opening at 1.30 times the lips' red over green, median), not the lips' own colour darkened
+    (which read as a grey-brown slot: 1.02)."""
+    result = closed_mouth.render_with_fields(channel_values(jaw_open=1), keep_fields=True)
+    x0, y0 = closed_mouth.region[:2]
+    painted = np.zeros(result.frame.shape[:2], bool)
+    painted[y0:y0 + result.painted.shape[0], x0:x0 + result.painted.shape[1]] = result.painted > 0.95
+    pixels = result.frame[painted].astype(float)
+    pixels = pixels[pixels @ LUMA <= np.percentile(pixels @ LUMA, 30)]
+    lips = closed_mouth.mouth_colour
+    assert len(pixels) > 50
+    assert (pixels[:, 0].mean() / pixels[:, 1].mean()) / (lips[0] / lips[1]) > 1.1, (pixels.mean(axis=0), lips)
+
+
 def test_a_wide_open_mouth_shows_lower_teeth_and_a_tongue_not_a_hole(closed_mouth):
     """Wide open, the painted mouth is not darkest at the bottom like a hole: the lower teeth and the tongue's
     back make the bottom of the opening brighter than the cavity under the upper teeth (before: darker toward
