@@ -51,8 +51,9 @@ CAVITY_SIDES = 0.25  # ... and this much darker toward the corners (in the cheek
 # Real mouths are redder where they are darkest: on the training clips' open mouths (1,435 frames of 50 people,
 # lips over 0.12 mouth widths apart, teeth left out) the interior's median has the lips' red over green (1.005
 # of it, median by person) but its darkest 30 % has 1.30 of it (quartiles 1.08-1.76); the painted cavity, the
-# lips' colour darkened, had 1.01-1.02 there and read as a grey-brown slot. Its deepest is this much redder.
-CAVITY_DEEP_REDDENING = 1.3
+# lips' colour darkened, had 1.01-1.02 there and read as a grey-brown slot. Its deepest point is this much
+# redder, the rest less as it is lighter: its darkest 30 % reads 1.19-1.26 (the astronaut, s12, d8 opened).
+CAVITY_DEEP_REDDENING = 1.45
 TEETH = np.array([225.0, 218.0, 205.0]) * 0.85  # painted teeth where the photo shows no sclera to light them by
 # Painted teeth take the photo's light from its sclera, the other white in a face: real upper teeth are 0.96
 # times as bright as the sclera (the mean of the eyes' `eyes.Eyeball.sclera_colour` where measured; teeth: the
@@ -304,7 +305,8 @@ def paint_cavity(region: np.ndarray, upper: np.ndarray, lower: np.ndarray, targe
 
     `upper`, `lower`: the halves' edge points ((N, 2) image pixels); `target`: the frame's landmarks;
     `region` starts at image pixel `origin` (x, y). The cavity is the lip colour, much darker and darker
-    toward the throat and the corners, with the tongue's back rising from the lower edge as the mouth opens;
+    toward the throat and the corners (and redder as it darkens: CAVITY_DEEP_REDDENING), with the tongue's
+    back rising from the lower edge as the mouth opens;
     `teeth`, an RGB colour (`teeth_colour`; given where the photo's mouth was closed, no teeth to move), adds
     a row of upper teeth below the upper lip and a shorter, shadowed lower one; the colours are the photo's
     `palette` (grey in a black-and-white photo).
