@@ -181,6 +181,24 @@ def test_frames_with_alpha_move_the_body_too(subject, animator):
     assert edge_moved < edge_still  # the shoulder's outline rose in the alpha as in the colour
 
 
+def test_a_body_is_moved_only_as_far_as_its_person_reaches_and_that_changes_no_pixel(photo):
+    """Two people shoulder to shoulder: each body's moving box ends at its person's reach, and the frames
+    (plain and with alpha) are exactly those its whole moving box gives."""
+    cut = 330
+    pair = np.ascontiguousarray(np.hstack([photo[:, :cut], photo[:, ::-1][:, photo.shape[1] - cut:]]))
+    group = GroupAnimator(analyze_faces(pair, None))
+    bodies = [animator.body for animator in group.animators.values()]
+    rows = {face: values(breathing=1.0, shrug_l=0.5, torso_lean=4.0, head_yaw=10.0) for face in group.faces}
+    frames = (group.render(rows).copy(), group.render_layers(rows, alpha=True))
+    cut_boxes = [body.moves(rows[0])[1] for body in bodies]
+    for body in bodies:
+        body.person_box = (-10**6, -10**6, 10**6, 10**6)  # the whole moving box
+    assert any(body.moves(rows[0])[1] != box for body, box in zip(bodies, cut_boxes))  # (it was cut)
+    whole = (group.render(rows), group.render_layers(rows, alpha=True))
+    assert np.array_equal(frames[0], whole[0])
+    assert np.array_equal(frames[1].rgb, whole[1].rgb) and np.array_equal(frames[1].alpha, whole[1].alpha)
+
+
 def test_an_opaque_frame_for_compositing_moves_the_body_as_a_plain_frame_does(animator):
     """The colour of an EXR frame (opaque, with passes) is the plain frame's, body and head moving together
     (before, the body dragged the backdrop around the person along with it, up to 185 levels apart)."""

@@ -50,6 +50,7 @@ class BodyLayer:
         self.subject, self.engine = subject, engine
         self.region = body.region
         x0, y0, x1, y1 = body.region
+        self.in_frame = (slice(y0, y1), slice(x0, x1))  # the region's rows and columns of a frame
         self.field = BodyField.of(body, subject.landmarks[lm.CHIN, :2], subject.image.shape)
         hx0, hy0, hx1, hy1 = subject.head_region
         self.head_box = (hx0 - x0, hy0 - y0, hx1 - x0, hy1 - y0)  # the head region in body region pixels
@@ -72,7 +73,8 @@ class BodyLayer:
         # Where this person may be in a frame (region pixels): its still mask, and the head region, in which
         # the head engine may have moved it. Further than the field moves a pixel from here, no pixel of a
         # frame is this person's, moved or still, and the photo stays as it is (blend_over_background).
-        rows, cols = np.flatnonzero((self.mask >= PERSON_EPSILON).any(axis=1)), np.flatnonzero((self.mask >= PERSON_EPSILON).any(axis=0))
+        person = self.mask >= PERSON_EPSILON
+        rows, cols = np.flatnonzero(person.any(axis=1)), np.flatnonzero(person.any(axis=0))
         boxes = [self.head_box] + ([(cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)] if len(rows) else [])
         self.person_box = union_of(boxes)
 
@@ -101,7 +103,10 @@ class BodyLayer:
             return self.engine.render(values, onto=onto)
         frame = self.frames.take() if onto is None else onto
         head = self._render_head(values, frame)
-        self._move(frame, *moving, head)
+        backward, box = moving
+        moved, _, _ = self._moved(frame[self.in_frame], self.field.where_from(backward, box), box, head,
+                                  over_plate=True)
+        frame[self._window(box)] = moved
         return frame
 
     def _render_head(self, values: np.ndarray, frame: np.ndarray) -> tuple | None:
@@ -123,46 +128,47 @@ class BodyLayer:
         np.clip(window, 0.0, 1.0, out=window)
         return mask
 
-    def _move(self, frame: np.ndarray, backward: np.ndarray, box: tuple[int, int, int, int],
-              head: tuple | None) -> None:
-        x0, y0, x1, y1 = self.region
+    def _window(self, box: tuple[int, int, int, int]) -> tuple[slice, slice]:
+        """The frame's rows and columns of `box` (region pixels)."""
+        x0, y0 = self.region[:2]
         bx0, by0, bx1, by1 = box
-        texture = frame[y0:y1, x0:x1]
+        return slice(y0 + by0, y0 + by1), slice(x0 + bx0, x0 + bx1)
+
+    def _moved(self, pixels: np.ndarray, maps: tuple[np.ndarray, np.ndarray], box: tuple[int, int, int, int],
+               head: tuple | None, over_plate: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The body region's `pixels` (of a frame the head engine drew) in `box`, moved by the body's field
+        (`maps`, BodyField.where_from's) as this person alone: its mask the still one with the head's moved
+        one (`head`: the head's moved box and person mask, None if it did not move); the photo as it was
+        where neither the still nor the moved person is; where the person uncovers the backdrop, its plate
+        (`over_plate`) or what the field brings there (a frame with alpha, transparent there).
+        Returns the moved pixels and the person's still and moved masks in the box."""
+        bx0, by0, bx1, by1 = box
         mask = self._current_mask(head)
-        maps = self.field.where_from(backward, box)
-        warped = cv2.remap(texture, *maps, TEXTURE_INTERPOLATION, borderMode=cv2.BORDER_REPLICATE)
+        moved = cv2.remap(pixels, *maps, TEXTURE_INTERPOLATION, borderMode=cv2.BORDER_REPLICATE)
         moved_mask = cv2.remap(mask, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        blend_over_background(warped, moved_mask, texture[by0:by1, bx0:bx1], mask[by0:by1, bx0:bx1],
-                              self.plate[by0:by1, bx0:bx1])
-        frame[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1] = warped
+        still_mask = mask[by0:by1, bx0:bx1]
+        blend_over_background(moved, moved_mask, pixels[by0:by1, bx0:bx1], still_mask,
+                              self.plate[by0:by1, bx0:bx1] if over_plate else None)
+        return moved, still_mask, moved_mask
 
     def move_layers(self, layers: FrameLayers, values: np.ndarray, head: tuple | None, cut_out: bool,
                     in_place: bool = False) -> FrameLayers:
         """A frame's layers (as PassRenderer.draw leaves them: the colour, and the alpha of every person in
-        the photo, which the person matte is too) with this body moved as `render` moves it: the person
-        alone (in a group photo the people beside it stay still), over the photo as it was and, unless
-        `cut_out` (the person cut out, the backdrop it uncovers transparent), over the body's plate;
-        `head`: the head's moved box and person mask, as PassRenderer.draw gives them. The face, eye and
-        mouth mattes and the motion vectors stay the head's. Copies are moved, unless `in_place` (a
-        buffer whose every pixel the caller restores, such as a group frame's): a head engine's buffers
-        are restored over the head region alone."""
+        the photo, which the person matte is too) with this body moved as `render` moves it (`_moved`; over
+        the body's plate unless `cut_out`: the person cut out, the backdrop it uncovers transparent);
+        `head`: the head's moved box and person mask, as PassRenderer.draw gives them. The alpha moves where
+        the person is, still or moved. The face, eye and mouth mattes and the motion vectors stay the
+        head's. Copies are moved, unless `in_place` (a buffer whose every pixel the caller restores, such
+        as a group frame's): a head engine's buffers are restored over the head region alone."""
         moving = self.moves(values)
         if moving is None:
             return layers
         backward, box = moving
-        x0, y0, x1, y1 = self.region
-        bx0, by0, bx1, by1 = box
         maps = self.field.where_from(backward, box)
-        window = (slice(y0 + by0, y0 + by1), slice(x0 + bx0, x0 + bx1))
-        region = (slice(y0, y1), slice(x0, x1))
-        mask = self._current_mask(head)
-        moved_mask = cv2.remap(mask, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        still_mask = mask[by0:by1, bx0:bx1]
-        moved = cv2.remap(np.ascontiguousarray(layers.rgb[region]), *maps, TEXTURE_INTERPOLATION,
-                          borderMode=cv2.BORDER_REPLICATE)
-        blend_over_background(moved, moved_mask, layers.rgb[window], still_mask,
-                              None if cut_out else self.plate[by0:by1, bx0:bx1])
-        moved_alpha = cv2.remap(np.ascontiguousarray(layers.alpha[region]), *maps, cv2.INTER_LINEAR,
+        window = self._window(box)
+        moved, still_mask, moved_mask = self._moved(layers.rgb[self.in_frame], maps, box, head,
+                                                    over_plate=not cut_out)
+        moved_alpha = cv2.remap(layers.alpha[self.in_frame], *maps, cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_REPLICATE)
         nobody = (moved_mask < PERSON_EPSILON) & (still_mask < PERSON_EPSILON)
         moved_alpha[nobody] = layers.alpha[window][nobody]
