@@ -11,7 +11,7 @@ properties and preferences reach the runtime are filled in here.
 Imports run one way (no module imports one above it):
   states, hooks, frame_cache, local_backend  (no bpy)
   session, subjects, jobs, *_job             (no bpy)
-  compat, properties, preferences, sampling, keying, photos
+  compat, properties, preferences, sampling, keying, groups, photos
   runtime -> connection (RUNTIME, the timer)
   compositing, operators*, panels
 """
@@ -29,13 +29,13 @@ import bpy
 # Every submodule is imported here (not only those registering classes) so
 # that the reload block above can reload them all.
 from . import (states, hooks, frame_cache, local_backend, session, subjects, jobs, preview_job,
-               generate_job, bake_job, training_job, compat, properties, preferences, sampling, keying, photos,
-               runtime, connection, compositing, operators, operators_portrait, operators_bake, operators_output,
+               generate_job, bake_job, training_job, compat, properties, preferences, sampling, keying, groups,
+               photos, runtime, connection, compositing, operators, operators_portrait, operators_bake, operators_output,
                operators_training, panels)
 
 _MODULES = (states, hooks, frame_cache, local_backend, session, subjects, jobs, preview_job, generate_job, bake_job,
-            training_job, compat, properties, preferences, sampling, keying, photos, runtime, connection, compositing,
-            operators, operators_portrait, operators_bake, operators_output, operators_training, panels)
+            training_job, compat, properties, preferences, sampling, keying, groups, photos, runtime, connection,
+            compositing, operators, operators_portrait, operators_bake, operators_output, operators_training, panels)
 
 classes = (
     *properties.classes,

@@ -102,3 +102,39 @@ def test_settings_are_used(rig):
     values = channel_values(brow_inner_up=0.5)
     # A strong ridge shrinks the answer toward the neutral face.
     assert loose.solve(rig.targets(values))[CHANNEL_NAMES.index("brow_inner_up")] < 0.4
+
+
+def test_lips_parted_more_than_the_jaw_drops_solve_to_an_open_mouth(rig):
+    """Real talkers part their lips more than the rig's jaw_open drops the chin for it. From a photo with
+    sealed lips (most portraits), jaw_open's sealing side barely moves a landmark, and the linear fit used
+    it alongside the opening side at no cost: on a real clip's widest-open frame opening 0.8 and sealing 1.0,
+    a value of -0.2, the lips drawn sealed where the real ones were 57 px apart. The answer must be one the
+    rig draws: the lips apart."""
+    import enliven.landmarks as lm
+
+    sealed = Solver(rig_for_reference(rig.targets(channel_values(jaw_open=-1.0))))
+    still = sealed.rig.targets(channel_values())
+    opened = sealed.rig.targets(channel_values(jaw_open=0.7))
+    observed = opened.copy()
+    lips = sorted(set(sum(lm.LIPS_UPPER_RINGS + lm.LIPS_LOWER_RINGS, ())))
+    rest = np.setdiff1d(np.arange(len(observed)), lips)
+    observed[rest] = still[rest] + 0.3 * (opened[rest] - still[rest])  # the chin and jaw drop a third as far
+    solved = sealed.solve(observed)
+    drawn = sealed.rig.targets(solved)
+    assert solved[CHANNEL_INDEX["jaw_open"]] > 0.2
+    assert lm.signed_lip_gap(drawn) > 0.4 * lm.signed_lip_gap(observed), (
+        f"jaw_open {solved[CHANNEL_INDEX['jaw_open']]:+.2f}: lip gap drawn {lm.signed_lip_gap(drawn):.3f} "
+        f"of {lm.signed_lip_gap(observed):.3f}")
+
+
+def test_a_sealed_photos_closed_mouth_reads_as_its_own(rig):
+    """From a photo with sealed lips, jaw_open's sealing side moves no landmark perceptibly (the lips already
+    meet): closed lips must read as the photo's own, 0, not anywhere down to -1 (a captured curve that jumps
+    to -1 whenever the mouth shuts, the same lips drawn either way)."""
+    sealed = Solver(rig_for_reference(rig.targets(channel_values(jaw_open=-1.0))))
+    rng = np.random.default_rng(5)
+    for smile in (0.0, 0.3, -0.3):
+        # Lips pressed a little harder (the rig's own sealing of them), and a tracker's noise.
+        pressed = sealed.rig.targets(channel_values(jaw_open=-1.0, smile_l=smile, smile_r=smile))
+        jaw = sealed.solve(pressed + rng.normal(0.0, 0.3, (478, 3)))[CHANNEL_INDEX["jaw_open"]]
+        assert -1e-9 <= jaw < 0.1  # (the noise can open the lips a hair; nothing reads as sealing)
