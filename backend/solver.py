@@ -19,13 +19,14 @@ head_y, plus a free depth offset) and one expression shape per channel sign.
    linearised as R (I + [w]x) for a small turn w, so each step is one bounded
    linear least-squares problem (scipy.optimize.lsq_linear, method "bvls").
    It converges in 3-4 steps and recovers the rig's own landmarks exactly
-   (those of the channel sides the landmarks can tell: below).
+   (on the channel sides it fits: below).
 
 Expression unknowns are bounded by each channel's range. Two-sided channels
 (brows, smile, gaze, jaw) have a different shape for each sign, so each
 becomes two unknowns, a positive and a negative part, both >= 0, whose
-difference is the value. A side that moves no landmark perceptibly (a sealed
-photo's sealing side: UNREADABLE_SIDE) is left out of the fit. A small ridge
+difference is the value. A side that moves no landmark perceptibly beside one
+that does (a sealed photo's sealing side: UNREADABLE_SIDE) is left out of the
+fit. A small ridge
 term keeps channels that the landmarks cannot tell apart at their defaults
 rather than letting them fight.
 
@@ -55,10 +56,12 @@ EXPRESSIVE_START_WEIGHT = 0.05
 DEPTH_WEIGHT = 0.3
 # Gauss-Newton stops when no angle (radians) or expression part moves more than this.
 CONVERGED_STEP = 1e-4
-# A channel side whose shape at full strength moves no landmark further than this (head units) is not fitted:
-# landmarks cannot tell its value, and the fit used it to soak up misfit. On a photo with sealed lips
-# jaw_open's sealing side reaches 0.005-0.016 (the lips already meet), and sealed frames read anywhere
-# from 0 to -1 (on d13, under -0.3 in 46 % of its frames), the same lips drawn either way.
+# One side of a two-sided channel whose shape at full strength moves no landmark further than this (head
+# units) is not fitted while its other side is: landmarks cannot tell its value, and the fit used it to soak
+# up misfit beside the other. On a photo with sealed lips jaw_open's sealing side reaches 0.005-0.016 (the
+# lips already meet), and sealed frames read anywhere from 0 to -1 (on d13, under -0.3 in 46 % of its
+# frames), the same lips drawn either way. (A one-sided channel is kept: a blink captured against a reference
+# whose eyes are shut moves nothing there, but it is still the performer's blink, for another photo.)
 UNREADABLE_SIDE = 0.02
 
 
@@ -97,8 +100,12 @@ class Solver:
         # tolerances do not depend on the video's resolution.
         self.unit = 1.0 / rig.pose.scale
         movement = np.linalg.norm(self.shapes, axis=2).max(axis=0) * self.unit
-        # The channel sides the landmarks can tell (the others stay at 0: UNREADABLE_SIDE).
-        self.readable = np.linalg.norm(self.shapes, axis=2).max(axis=1) * self.unit >= UNREADABLE_SIDE
+        # The parts fitted: all but a side the landmarks cannot tell beside a side of its channel they can
+        # (UNREADABLE_SIDE).
+        told = np.linalg.norm(self.shapes, axis=2).max(axis=1) * self.unit >= UNREADABLE_SIDE
+        channels_told = {part.channel for part, is_told in zip(self.parts, told) if is_told}
+        self.fitted = np.array([is_told or part.channel not in channels_told
+                                for part, is_told in zip(self.parts, told)])
         self.rigid = movement < RIGID_MOVEMENT
         # The closed-form start sees (almost) only the rigid part of the face, so an expression cannot tilt it.
         self.start_weights = np.where(self.rigid, 1.0, EXPRESSIVE_START_WEIGHT)
@@ -147,7 +154,7 @@ class Solver:
 
     def _gauss_newton_step(self, observed: np.ndarray, rotation: np.ndarray, shift: np.ndarray,
                            parts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        """One linearised fit of rotation, shift and expression together (the readable sides; the others
+        """One linearised fit of rotation, shift and expression together (the fitted parts; the others
         stay 0).
 
         The model is  R (source + sum parts * shapes - pivot) + pivot + shift.
@@ -165,8 +172,8 @@ class Solver:
         cross[:, 2, 0], cross[:, 2, 1] = -body[:, 1], body[:, 0]
         turn_columns = -np.einsum("ij,njk->nik", rotation, cross)
         shift_columns = np.broadcast_to(np.eye(3), body.shape + (3,))
-        free = self.readable
-        part_columns = np.einsum("ij,pnj->nip", rotation, self.shapes[free])  # R shape, (N, 3, readable parts)
+        free = self.fitted
+        part_columns = np.einsum("ij,pnj->nip", rotation, self.shapes[free])  # R shape, (N, 3, fitted parts)
         weights = (self.coordinate_weights * self.unit)[None, :, None]
         matrix = np.concatenate([turn_columns, shift_columns, part_columns], axis=2) * weights
         matrix = matrix.reshape(-1, matrix.shape[2])

@@ -138,3 +138,13 @@ def test_a_sealed_photos_closed_mouth_reads_as_its_own(rig):
         pressed = sealed.rig.targets(channel_values(jaw_open=-1.0, smile_l=smile, smile_r=smile))
         jaw = sealed.solve(pressed + rng.normal(0.0, 0.3, (478, 3)))[CHANNEL_INDEX["jaw_open"]]
         assert -1e-9 <= jaw < 0.1  # (the noise can open the lips a hair; nothing reads as sealing)
+
+
+
+def test_a_blink_is_captured_against_a_reference_with_nearly_shut_eyes(rig):
+    """Against a reference frame whose eyes are nearly shut, a blink moves the landmarks very little there;
+    but it is still the performer's blink, and drives another photo's eyes: the one-sided blink channel stays
+    in the fit (left out as unreadable, shut eyes read 0)."""
+    narrow = Solver(rig_for_reference(rig.targets(channel_values(blink_l=0.85, blink_r=0.85))))
+    solved = narrow.solve(rig.targets(channel_values(blink_l=1.0, blink_r=1.0)))
+    assert solved[CHANNEL_INDEX["blink_l"]] > 0.5 and solved[CHANNEL_INDEX["blink_r"]] > 0.5
