@@ -25,10 +25,9 @@ Expression unknowns are bounded by each channel's range. Two-sided channels
 (brows, smile, gaze, jaw) have a different shape for each sign, so each
 becomes two unknowns, a positive and a negative part, both >= 0, whose
 difference is the value. A side that moves no landmark perceptibly beside one
-that does (a sealed photo's sealing side: UNREADABLE_SIDE) is left out of the
-fit. A small ridge
-term keeps channels that the landmarks cannot tell apart at their defaults
-rather than letting them fight.
+that does (a sealed photo's sealing side: UNREADABLE_SIDE) is no unknown. A
+small ridge term keeps channels that the landmarks cannot tell apart at their
+defaults rather than letting them fight.
 
 Coordinates follow the rig: camera frame (x right, y up, z toward the viewer)
 in pixels; residuals are measured in head units (the distance between the
@@ -100,12 +99,6 @@ class Solver:
         # tolerances do not depend on the video's resolution.
         self.unit = 1.0 / rig.pose.scale
         movement = np.linalg.norm(self.shapes, axis=2).max(axis=0) * self.unit
-        # The parts fitted: all but a side the landmarks cannot tell beside a side of its channel they can
-        # (UNREADABLE_SIDE).
-        told = np.linalg.norm(self.shapes, axis=2).max(axis=1) * self.unit >= UNREADABLE_SIDE
-        channels_told = {part.channel for part, is_told in zip(self.parts, told) if is_told}
-        self.fitted = np.array([is_told or part.channel not in channels_told
-                                for part, is_told in zip(self.parts, told)])
         self.rigid = movement < RIGID_MOVEMENT
         # The closed-form start sees (almost) only the rigid part of the face, so an expression cannot tilt it.
         self.start_weights = np.where(self.rigid, 1.0, EXPRESSIVE_START_WEIGHT)
@@ -154,8 +147,7 @@ class Solver:
 
     def _gauss_newton_step(self, observed: np.ndarray, rotation: np.ndarray, shift: np.ndarray,
                            parts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        """One linearised fit of rotation, shift and expression together (the fitted parts; the others
-        stay 0).
+        """One linearised fit of rotation, shift and expression together.
 
         The model is  R (source + sum parts * shapes - pivot) + pivot + shift.
         It is linear in the shift and the parts; the rotation is linearised as
@@ -172,26 +164,23 @@ class Solver:
         cross[:, 2, 0], cross[:, 2, 1] = -body[:, 1], body[:, 0]
         turn_columns = -np.einsum("ij,njk->nik", rotation, cross)
         shift_columns = np.broadcast_to(np.eye(3), body.shape + (3,))
-        free = self.fitted
-        part_columns = np.einsum("ij,pnj->nip", rotation, self.shapes[free])  # R shape, (N, 3, fitted parts)
+        part_columns = np.einsum("ij,pnj->nip", rotation, self.shapes)  # R shape, (N, 3, parts)
         weights = (self.coordinate_weights * self.unit)[None, :, None]
         matrix = np.concatenate([turn_columns, shift_columns, part_columns], axis=2) * weights
         matrix = matrix.reshape(-1, matrix.shape[2])
         # What the linear terms must explain: the observation minus the neutral face under R (no shift).
         neutral = (self.rig.source_camera - pivot) @ rotation.T + pivot
         rhs = ((observed - neutral) * weights[..., 0]).ravel()
-        count = int(free.sum())
+        count = len(self.parts)
         ridge = np.zeros((count, 6 + count))
         ridge[:, 6:] = np.sqrt(self.settings.ridge) * np.eye(count)
         lower = np.concatenate([np.full(6, -np.inf), np.zeros(count)])
-        upper = np.concatenate([np.full(6, np.inf), self.part_upper[free]])
+        upper = np.concatenate([np.full(6, np.inf), self.part_upper])
         # bvls solves the system many times over: it is given its QR reduction, the same least-squares
         # problem in 6 + parts rows instead of thousands (a frame's solve 15-19 -> 10-12 ms).
         q, r = np.linalg.qr(np.vstack([matrix, ridge]))
         solution = lsq_linear(r, q.T @ np.concatenate([rhs, np.zeros(count)]), bounds=(lower, upper), method="bvls").x
-        turn, new_shift = solution[:3], solution[3:6]
-        new_parts = np.zeros(len(self.parts))
-        new_parts[free] = solution[6:]
+        turn, new_shift, new_parts = solution[:3], solution[3:6], solution[6:]
         rotation = rotation @ _rodrigues(turn)
         step = float(np.abs(turn).max() + np.abs(new_parts - parts).max())
         return rotation, new_shift, new_parts, step
@@ -202,7 +191,9 @@ def _expression_parts(rig: Rig) -> list[_ExpressionPart]:
 
     The rig is linear in each sign of each expression channel, so the shape
     of a part is the rig's offset at value +1 (or -1); reading it through
-    Rig.expression_offsets keeps the solver in step with the rig.
+    Rig.expression_offsets keeps the solver in step with the rig. A side
+    whose shape moves nothing is no unknown, nor one that moves no landmark
+    by UNREADABLE_SIDE beside a side of its channel that does.
     """
     parts = []
     for name in EXPRESSION_CHANNELS:
@@ -215,7 +206,9 @@ def _expression_parts(rig: Rig) -> list[_ExpressionPart]:
             shape = rig.expression_offsets(unit)
             if np.abs(shape).max() > 0:
                 parts.append(_ExpressionPart(CHANNEL_INDEX[name], sign, float(limit), shape))
-    return parts
+    reach = [np.linalg.norm(part.shape, axis=1).max() / rig.pose.scale for part in parts]  # head units
+    told = {part.channel for part, far in zip(parts, reach) if far >= UNREADABLE_SIDE}
+    return [part for part, far in zip(parts, reach) if far >= UNREADABLE_SIDE or part.channel not in told]
 
 
 def _rodrigues(turn: np.ndarray) -> np.ndarray:
