@@ -159,7 +159,7 @@ class ENLIVEN_OT_import_livelink(_CaptureOptions, bpy.types.Operator, ImportHelp
 
 
 class _MouthOptions(_KeyOptions):
-    """Lip-sync keys only the mouth channels (jaw open, pucker, wide)."""
+    """Lip-sync keys only the mouth channels (jaw open, pucker, wide; lips part at 0)."""
 
     strength: FloatProperty(name="Strength", default=1.0, min=0.0, max=3.0,
                             description="Scale of the mouth motion")

@@ -339,7 +339,8 @@ def press_touching_lips(values: np.ndarray, landmarks: np.ndarray) -> np.ndarray
     "just touching" still shows a sliver of teeth between the lips of a photo
     whose mouth is open. Where the tracked mouth is nearly shut (openness under
     TOUCHING) and the jaw is closing (negative), jaw_open is drawn smoothly to
-    -1, where the rig presses the lips together.
+    -1, where the rig presses the lips together, and lips_part to 0, which would part them
+    again.
     """
     values = values.copy()
     jaw = values[:, CHANNEL_INDEX["jaw_open"]]
@@ -347,6 +348,7 @@ def press_touching_lips(values: np.ndarray, landmarks: np.ndarray) -> np.ndarray
     touching = 1.0 - smoothstep(0.0, TOUCHING, np.nan_to_num(openness, nan=TOUCHING))
     closing = np.isfinite(jaw) & (jaw < 0)
     values[closing, CHANNEL_INDEX["jaw_open"]] = jaw[closing] - (1.0 + jaw[closing]) * touching[closing]
+    values[closing, CHANNEL_INDEX["lips_part"]] *= 1.0 - touching[closing]
     return values
 
 
@@ -395,6 +397,25 @@ class Capture:
     missing: list[tuple[int, int]]  # [start, stop) runs of frames without a face
     warnings: list[str]
     body_followed: bool = False  # the reference frame showed shoulders, and the body channels were captured
+
+    def speech_jaw(self) -> np.ndarray:
+        """The captured mouth's opening per frame as jaw_open alone: the lip gap that jaw_open and lips_part
+        make together on the reference's rig, turned back into the jaw_open that makes that gap (opening
+        and closing each at its own rate; lips_part parts about 0.6 as far as jaw_open). Lip-sync opens the
+        mouth with jaw_open only, so this is what it learns from and is scored against."""
+        from .solver import rig_for_reference
+
+        reference = self.landmarks[self.reference_frame]
+        rig = rig_for_reference(reference)
+        mouth = rig.mouth_opening()
+        parted = np.zeros(len(CHANNEL_NAMES))
+        parted[CHANNEL_INDEX["lips_part"]] = 1.0
+        lips_rate = lm.signed_lip_gap(rig.targets(parted)) - mouth.gap
+        jaw, lips = (self.motion.values[:, self.motion.channels.index(name)].astype(np.float64)
+                     for name in ("jaw_open", "lips_part"))
+        change = np.where(jaw >= 0, jaw * mouth.opens, jaw * mouth.closes) + lips * lips_rate
+        as_jaw = np.where(change >= 0, change / max(mouth.opens, 1e-6), change / max(mouth.closes, 1e-6))
+        return np.clip(as_jaw, -1.0, 1.0)
 
 
 def motion_from_landmarks(landmarks: np.ndarray, fps: float, reference: str | int = "first",
@@ -476,7 +497,7 @@ RETARGET_GROUPS = ("pose", "eyes", "brows", "mouth", "body")
 def retarget(motion: Motion, strengths: Mapping[str, float]) -> Motion:
     """Scale each group's channels about their defaults: {"mouth": 0.7} makes speech 30% smaller.
 
-    Groups: pose, eyes (blinks and gaze), brows, mouth (jaw, smile, pucker, wide), body (breathing,
+    Groups: pose, eyes (blinks and gaze), brows, mouth (jaw, smile, pucker, wide, lips_part), body (breathing,
     shrugs, lean, turn).
     Results are clamped into each channel's range.
     """

@@ -45,6 +45,7 @@ LIPS_LOWER_RINGS = (LIPS_LOWER_OUTER, (76, 77, 90, 180, 85, 16, 315, 404, 320, 3
 MOUTH_RIGHT_CORNER, MOUTH_LEFT_CORNER = 61, 291
 MOUTH_INNER_TOP, MOUTH_INNER_BOTTOM = 13, 14
 MOUTH_OUTER_TOP = 0  # the upper lip's top, in the middle
+MOUTH_OUTER_BOTTOM = 17  # the lower lip's bottom, in the middle
 CHEEKS = (205, 425, 50, 280)  # mid-cheek points, left and right: plain skin
 
 # Face outline, clockwise from the top of the forehead.

@@ -92,7 +92,7 @@ EVAL_PHOTOS = REPO.parent / "shared" / "eval-data" / "photos"
 TEAR_FRAMES = {"yaw+20": {"head_yaw": 20}, "yaw-20": {"head_yaw": -20},
                "pitch+15": {"head_pitch": 15}, "pitch-15": {"head_pitch": -15}}
 GAZE_FRAMES = {"gazex+1": {"gaze_x": 1}, "gazex-1": {"gaze_x": -1}, "gazey+1": {"gaze_y": 1}, "gazey-1": {"gaze_y": -1}}
-MOUTH_FRAMES = {"jaw1": {"jaw_open": 1}, "pucker1": {"pucker": 1}, "wide1": {"wide": 1}}
+MOUTH_FRAMES = {"jaw1": {"jaw_open": 1}, "pucker1": {"pucker": 1}, "wide1": {"wide": 1}, "lips1": {"lips_part": 1}}
 CLOSING_JAWS = (-0.5, -0.7, -0.85)  # lips closing part way over a photo's open mouth (the sheet shows the last)
 SHEET_FRAMES = {**TEAR_FRAMES, **GAZE_FRAMES, "jaw1": {"jaw_open": 1}, "seal": {"jaw_open": -1},
                 "blink": {"blink_l": 1, "blink_r": 1}}

@@ -273,7 +273,8 @@ def _print_means(scores: dict[str, list[tuple[float, float]]]) -> None:
 
 
 def _captured_jaw(path: Path, cache: Path | None) -> tuple[np.ndarray, float]:
-    """(captured jaw_open per video frame, fps); from learned_data's cache when given (captured on first use)."""
+    """(captured opening per video frame as jaw_open alone, Capture.speech_jaw; fps); from learned_data's cache
+    when given (captured on first use)."""
     if cache is not None:
         from enliven.speech.learned_data import cached_clip
 
@@ -282,7 +283,7 @@ def _captured_jaw(path: Path, cache: Path | None) -> tuple[np.ndarray, float]:
     from enliven.capture import capture_video
 
     capture = capture_video(path, reference="auto")
-    return capture.motion.values[:, capture.motion.channels.index("jaw_open")].astype(np.float64), capture.motion.fps
+    return capture.speech_jaw(), capture.motion.fps
 
 
 def _tracked_lip_gap(path: Path, cache: Path | None) -> np.ndarray:

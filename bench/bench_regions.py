@@ -8,7 +8,9 @@
    landmarks from the real and the generated frames alike:
      * closed eyes: real frames whose eye aspect ratio is under half the clip's median;
      * open mouth: real frames whose inner-lip gap is over 0.2 of the mouth's width;
-   L1 (pixels 0..1, weighted by the paste mask) and SSIM (grey, over the patch);
+   L1 (pixels 0..1, weighted by the paste mask) and SSIM (grey, over the patch); and L1 again on the
+   patches cut where the real frame's tracked landmarks put them (the same real pixels whatever the rig
+   draws: the figure to compare two rigs or captures by);
    and the whole frame (AKD, AED, L1 at 256 px, bench/quality_metrics.py) on every 6th frame.
 2. On every photo of --photos that shows one face (and the bundled astronaut):
      * blink 1.0 re-detected by MediaPipe: eye aspect ratio as a fraction of the neutral frame's
@@ -107,12 +109,18 @@ def score_clip(path: Path, checkpoint: Path | None, scorer: Scorer, sheets: Path
                     continue
                 transform = patch_transform(target, spec)
                 real = cut_patch(frames[index], transform, spec.side)
+                # The same region cut where the real frame's tracked landmarks put it: the same real pixels
+                # whatever the rig draws, so that two rigs (or captures) compare on one footing.
+                at_real = patch_transform(points[index], spec)
+                real_at_real = cut_patch(frames[index], at_real, spec.side)
                 row = {"frame": int(index), "region": spec.name}
                 crops = [real]
                 for name, frame in rendered.items():
                     patch = cut_patch(frame, transform, spec.side)
                     row[f"{name}_l1"] = masked_l1(patch, real, masks[spec.name])
                     row[f"{name}_ssim"] = ssim(patch, real)
+                    row[f"{name}_real_cut_l1"] = masked_l1(cut_patch(frame, at_real, spec.side), real_at_real,
+                                                           masks[spec.name])
                     crops.append(patch)
                 rows[kind].append(row)
                 if len(sheet_rows) < 8 and spec.name != "left_eye":
@@ -271,6 +279,8 @@ def markdown(clips: list[dict], photos: list[dict]) -> str:
         warp, neural = mean(f"{kind}:warp_l1"), mean(f"{kind}:neural_l1")
         lines.append(f"\n{name}: patch L1 {100 * (1 - neural / warp):+.1f} % lower with the neural engine "
                      f"({len(total.get(f'{kind}:warp_l1', []))} patches)")
+        lines.append(f"  cut where the real frame's landmarks put it: warp {mean(f'{kind}:warp_real_cut_l1'):.4f}, "
+                     f"neural {mean(f'{kind}:neural_real_cut_l1'):.4f}")
     lines += ["", "| photo | blink EAR / neutral, warp | neural | gaze iris moved / asked (x+1, x-1, y+1, y-1), warp | neural |",
               "|---|---|---|---|---|"]
     for photo in [p for p in photos if "error" in p]:

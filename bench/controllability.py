@@ -85,6 +85,7 @@ CASES = [
     ("brow_inner_up", 1.0, "inner brows up (IOD)", lambda p, n: -_shift(lm.LEFT_BROW_INNER + lm.RIGHT_BROW_INNER, 1, _iod)(p, n)),
     ("jaw_open", 0.5, "lip gap / mouth width", lambda p, n: lm.mouth_openness(p)),
     ("jaw_open", 1.0, "lip gap / mouth width", lambda p, n: lm.mouth_openness(p)),
+    ("lips_part", 1.0, "lip gap / mouth width", lambda p, n: lm.mouth_openness(p)),
     ("smile_l", 1.0, "left corner up (IOD)", _corner_lift(lm.MOUTH_LEFT_CORNER)),
     ("smile_r", 1.0, "right corner up (IOD)", _corner_lift(lm.MOUTH_RIGHT_CORNER)),
     ("smile_l", -1.0, "left corner up (IOD)", _corner_lift(lm.MOUTH_LEFT_CORNER)),

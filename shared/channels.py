@@ -177,6 +177,16 @@ CHANNELS: tuple[Channel, ...] = (
         "right (the subject's left), as head_yaw turns the face.",
         (),
     ),
+    # Added after the body's, so that every earlier channel keeps its place (raw motion arrays, old files).
+    Channel(
+        "lips_part", "mouth", "factor", 0.0, 1.0, 0.0,
+        "Parts the lips without dropping the jaw, as in speech: the upper lip "
+        "rises and the lower lip drops. 0 is neutral, 1 parts them by about "
+        "a third of the mouth's width.",
+        # ARKit's MouthUpperUp and MouthLowerDown are its kin, but uncalibrated against this rig: a Live
+        # Link import does not key it (it opens the mouth with JawOpen alone) until that is measured.
+        (),
+    ),
 )
 
 CHANNEL_NAMES: tuple[str, ...] = tuple(c.name for c in CHANNELS)
@@ -232,7 +242,7 @@ def arkit_to_channels(shapes: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]
     Link Face, e.g. one array per CSV column) to channel values.
 
     Shapes missing from `shapes` count as 0. Channels that ARKit cannot
-    express (head_x, head_y, the body) are left out. Results are clipped to each
+    express (head_x, head_y, the body, lips_part) are left out. Results are clipped to each
     channel's range and have the broadcast shape of the inputs.
     """
     arrays = {name: np.asarray(values, dtype=np.float64) for name, values in shapes.items()}

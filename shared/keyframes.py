@@ -28,7 +28,7 @@ import numpy as np
 from .channels import CHANNEL_INDEX, CHANNELS
 
 # The channels lip-sync drives; everything else is left as the artist keyed it.
-MOUTH_CHANNELS = ("jaw_open", "pucker", "wide")
+MOUTH_CHANNELS = ("jaw_open", "pucker", "wide", "lips_part")
 
 Keys = dict[str, list[tuple[float, float]]]  # channel -> [(frame, value in channel units)]
 

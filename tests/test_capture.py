@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from enliven import landmarks as lm
 from enliven.capture import (Capture, VideoError, add_commands, capture_video, choose_reference, describe_gaps,
                              fill_gaps, missing_runs, motion_from_landmarks, parse_strengths,
                              retarget)
@@ -411,3 +412,42 @@ def test_lips_that_touch_in_the_video_are_pressed_shut(subject):
     pressed = press_touching_lips(raw, landmarks)
     assert pressed[1, jaw] == pytest.approx(-1.0, abs=0.01)
     assert pressed[2, jaw] == pytest.approx(raw[2, jaw]) and pressed[0, jaw] == pytest.approx(raw[0, jaw])
+
+
+def test_touching_lips_are_not_parted_again_by_lips_part(subject):
+    """A frame whose lips touch is pressed shut: a little lips_part the fit found beside the closing jaw
+    would part them again, so it goes to 0 there (and stays where the lips are apart)."""
+    from enliven.capture import press_touching_lips
+    from enliven.rig import SEAL_PRESS, Rig
+
+    rig = Rig(subject.landmarks, subject.pose)
+    touching = rig.targets(channel_values(jaw_open=-1.0 / (1.0 + 2.0 * SEAL_PRESS)))
+    half_open = rig.targets(channel_values(jaw_open=-0.5))
+    landmarks = np.stack([subject.landmarks, touching, half_open])
+    raw = np.zeros((3, len(CHANNEL_NAMES)))
+    raw[:, CHANNEL_INDEX["jaw_open"]] = (0.0, -0.86, -0.5)
+    raw[:, CHANNEL_INDEX["lips_part"]] = 0.2
+    pressed = press_touching_lips(raw, landmarks)
+    assert pressed[1, CHANNEL_INDEX["lips_part"]] == pytest.approx(0.0, abs=1e-6)
+    assert pressed[[0, 2], CHANNEL_INDEX["lips_part"]] == pytest.approx([0.2, 0.2])
+
+
+def test_speech_jaw_counts_the_lips_own_parting_as_jaw(subject):
+    """Lip-sync opens mouths with jaw_open alone: a captured take whose lips part by lips_part reads, for
+    lip-sync, as the jaw that parts them as far; one whose lips close (the astronaut's smile is open, so
+    jaw_open below 0 closes it) as the jaw that closes them as far."""
+    from enliven.rig import Rig
+
+    rig = Rig(subject.landmarks, subject.pose)
+    frames = [channel_values(), channel_values(lips_part=0.8), channel_values(jaw_open=0.4),
+              channel_values(jaw_open=0.2, lips_part=0.5), channel_values(jaw_open=-0.4),
+              channel_values(jaw_open=-0.5, lips_part=0.2)]
+    landmarks = np.stack([rig.targets(values) for values in frames])
+    capture = motion_from_landmarks(landmarks, fps=24, reference="first", smoothing=None)
+    mouth = rig.mouth_opening()
+    assert mouth.closes > 0.05  # an open photo: closing is a rate of its own
+    expected = [mouth.jaw_for(lm.signed_lip_gap(points) / mouth.opens) for points in landmarks]
+    speech_jaw = capture.speech_jaw()
+    assert speech_jaw == pytest.approx(np.array(expected, float), abs=0.03)
+    assert speech_jaw[1] > 0.3  # the lips' own parting, which jaw_open alone misses
+    assert speech_jaw[5] < 0  # closing more than the lips' parting opens

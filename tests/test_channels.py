@@ -21,7 +21,8 @@ def test_channel_names_are_unique_and_indexed_in_table_order():
     assert CHANNEL_NAMES[:3] == ("head_yaw", "head_pitch", "head_roll")
     # The body's channels came last, so the face's keep their places (raw motion arrays, old files).
     assert CHANNEL_NAMES[16] == "wide"
-    assert CHANNEL_NAMES[17:] == ("breathing", "shrug_l", "shrug_r", "torso_lean", "torso_turn")
+    assert CHANNEL_NAMES[17:22] == ("breathing", "shrug_l", "shrug_r", "torso_lean", "torso_turn")
+    assert CHANNEL_NAMES[22:] == ("lips_part",)  # and channels added since after them
 
 
 def test_defaults_lie_inside_each_channels_range():

@@ -93,8 +93,9 @@ def test_formants_of_a_synthetic_vowel_are_measured(name):
 def test_vowel_sets_jaw_and_lip_shape_and_silence_closes_the_mouth(name, jaw, pucker, wide):
     signal = np.concatenate([silence(0.5), vowel(name, 1.0), silence(0.5)])
     motion = lipsync_samples(signal, RATE, LipsyncOptions(fps=25, lead_frames=0)).motion
-    assert motion.channels == ("jaw_open", "pucker", "wide")
+    assert motion.channels == ("jaw_open", "pucker", "wide", "lips_part")
     assert motion.frame_count == 50
+    assert not channel(motion, "lips_part").any()  # the jaw opens the mouth; a take's own parting is keyed shut
     during = frames_inside(0.5, 1.5, 25)
     for name_, (low, high) in (("jaw_open", jaw), ("pucker", pucker), ("wide", wide)):
         values = channel(motion, name_)[during]
@@ -171,7 +172,7 @@ def test_head_motion_and_blinks_are_seeded_and_natural():
     other = lipsync_samples(signal, RATE, LipsyncOptions(fps=30, head_motion=1.0, blinks=True, seed=8)).motion
     np.testing.assert_array_equal(first.values, again.values)
     assert not np.array_equal(first.values, other.values)
-    assert set(first.channels) == {"jaw_open", "pucker", "wide", "head_yaw", "head_pitch", "head_roll",
+    assert set(first.channels) == {"jaw_open", "pucker", "wide", "lips_part", "head_yaw", "head_pitch", "head_roll",
                                    "blink_l", "blink_r"}
 
     for name in ("head_yaw", "head_pitch", "head_roll"):

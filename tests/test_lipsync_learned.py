@@ -202,3 +202,16 @@ def read_audio_of(speech) -> np.ndarray:
         path = Path(folder) / "speech.wav"
         write_wav(path, speech.samples, speech.sample_rate)
         return read_audio(path)
+
+
+def test_training_on_a_cache_of_stale_captures_stops_with_a_clear_message(tmp_path, capsys):
+    """A capture cache made before the targets changed (plain `clip.npz`) holds nothing training may use:
+    it stops and says how to capture again, instead of training on synthetic speech alone."""
+    from enliven.speech.learned_training import main
+
+    np.savez(tmp_path / "old_clip.npz", name="old_clip")
+    with pytest.raises(SystemExit) as stopped:
+        main(["--cache", str(tmp_path), "--out", str(tmp_path / "model.pt")])
+    assert stopped.value.code == 2
+    assert "learned_data" in capsys.readouterr().err
+    assert not (tmp_path / "model.pt").exists()

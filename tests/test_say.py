@@ -168,7 +168,7 @@ def test_say_reads_standard_input_and_can_use_the_acoustic_method(espeak, tmp_pa
     assert result.returncode == 0, result.stderr
     assert "acoustic lip-sync" in result.stdout
     assert read_audio(tmp_path / "speech.wav").size > 16_000
-    assert load_motion(tmp_path / "motion.json").channels == ("jaw_open", "pucker", "wide")
+    assert load_motion(tmp_path / "motion.json").channels == ("jaw_open", "pucker", "wide", "lips_part")
 
 
 def test_say_errors(espeak, tmp_path):

@@ -14,7 +14,7 @@ from service_helpers import ServerProcess, collect, serving, wait_for
 
 VIDEO_FPS = 12.0
 VIDEO_FRAMES = 12
-MOUTH_CHANNELS = ("jaw_open", "pucker", "wide")
+MOUTH_CHANNELS = ("jaw_open", "pucker", "wide", "lips_part")
 SENTENCE = "Hello, my name is Enliven. Papa bought a map."
 
 

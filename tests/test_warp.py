@@ -350,6 +350,16 @@ def test_closing_a_wide_open_mouth_folds_no_lip_or_skin_over_its_corners(wide_op
     assert folded <= 10
 
 
+def test_lips_parted_by_their_own_muscles_fold_no_skin_beside_them(animator):
+    """lips_part moves the lips and not the jaw, so the skin between the lower lip and the chin (and the
+    upper lip and the nose) gathers or stretches: faded over a fixed reach, a lower lip that dropped further
+    than that slid past the skin below it (8 landmark triangles around the lips turned over at lips_part 1)."""
+    folded, count = af.folded_around(animator.engine, lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER,
+                                     channel_values(lips_part=1))
+    assert count > 300
+    assert folded == 0
+
+
 def test_chin_points_on_the_lower_lip_fold_nothing_as_the_lips_close(animator):
     """On a wide-open mouth MediaPipe puts chin points (18, 200, 83, ...) on the lower lip, some even inside
     the mouth (d19 and d9 alike). As mesh points they folded the lower lip as the lips closed: grey fangs of

@@ -26,7 +26,7 @@ def add_commands(subparsers) -> None:
     lipsync = subparsers.add_parser(
         "lipsync", help="mouth motion from speech: an audio file or a video's sound track",
         description="Analyse speech (WAV, FLAC, MP3, OGG, ... or the sound of a video) and write mouth motion "
-                    "(jaw_open, pucker, wide) as keyframes. Works offline.",
+                    "(jaw_open, pucker, wide; lips_part at 0) as keyframes. Works offline.",
     )
     lipsync.add_argument("audio", type=Path, metavar="AUDIO", help="audio file, or a video with a sound track")
     lipsync.add_argument("--out", type=Path, required=True, metavar="MOTION.json",

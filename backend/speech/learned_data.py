@@ -4,14 +4,16 @@ captured from the same video, frame by frame.
     python -m enliven.speech.learned_data CLIPS_DIR SOURCES.md --cache /tmp/enliven-lipsync-data
 
 For each clip with a sound track (the `audio` column of the sources table):
-the sound at 16 kHz, and enliven.capture's jaw_open, pucker and wide per video
-frame (the reference frame chosen automatically, the most neutral one, so a
-clip that starts mid-word does not shift its whole jaw curve). One .npz per
-clip in the cache folder, outside the repository: the footage is research-only
+the sound at 16 kHz, and enliven.capture's jaw_open (the opening with lips_part
+folded in: Capture.speech_jaw), pucker and wide per video frame (the reference
+frame chosen automatically, the most neutral one, so a clip that starts
+mid-word does not shift its whole jaw curve). One .npz per clip in the cache
+folder, named with TARGETS_VERSION, outside the repository: the footage is research-only
 and is never copied into the project, and neither is anything derived from it
 except a trained model that says so in its model card.
 
-A clip is captured once; later runs read the cache.
+A clip is captured once; later runs read the cache (a cache made before the
+targets last changed is captured again, never read as if it were current).
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ import numpy as np
 from .audio import ANALYSIS_SAMPLE_RATE, read_audio
 
 TARGET_CHANNELS = ("jaw_open", "pucker", "wide")
+# Raised whenever what the targets mean changes: 2, jaw_open counts lips_part's parting (Capture.speech_jaw).
+TARGETS_VERSION = 2
 # Clips shorter than this carry too little speech to learn from (d1, d2: 0.5 s).
 MINIMUM_CLIP_SECONDS = 1.0
 
@@ -75,7 +79,8 @@ def capture_clip(video: Path, person: str) -> SpeechClip:
 
     capture = capture_video(video, reference="auto")
     motion = capture.motion
-    targets = np.stack([motion.values[:, motion.channels.index(name)] for name in TARGET_CHANNELS], axis=1)
+    targets = np.stack([capture.speech_jaw() if name == "jaw_open" else motion.values[:, motion.channels.index(name)]
+                        for name in TARGET_CHANNELS], axis=1)
     face_found = np.isfinite(capture.raw_values).all(axis=1)
     samples = read_audio(video, ANALYSIS_SAMPLE_RATE)
     return SpeechClip(video.stem, person, samples.astype(np.float32), targets.astype(np.float32),
@@ -97,7 +102,7 @@ def load_clip(path: Path) -> SpeechClip:
 
 def cached_clip(video: Path, person: str, cache: Path) -> SpeechClip:
     """The clip from the cache, capturing it first when it is not there."""
-    path = cache / f"{video.stem}.npz"
+    path = cache / f"{video.stem}.targets{TARGETS_VERSION}.npz"
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
         save_clip(capture_clip(video, person), path)

@@ -11,7 +11,7 @@ another clip's sound underneath, reverb from a synthetic exponential-decay
 impulse response, gain, and speed. The model file is saved atomically at the
 end (learned.save_model) and holds only tensors, numbers and strings.
 
-Targets per clip: the captured jaw_open measured from the clip's own closed
+Targets per clip: the captured opening as jaw_open (Capture.speech_jaw) measured from the clip's own closed
 level (its 5th percentile) and scaled so that the clip's 95th percentile is
 SPEECH_JAW (faces, cameras and the capture's reference frame differ in scale;
 what carries over between people is the shape of the curve); pucker and wide
@@ -33,7 +33,7 @@ from .learned import (FEATURE_RATE_HZ, OUTPUT_CHANNELS, LearnedLipsyncConfig, bu
                       model_payload, save_model)
 from .audio import ANALYSIS_SAMPLE_RATE
 from .evaluation import jaw_agreement
-from .learned_data import SpeechClip, load_clip
+from .learned_data import TARGETS_VERSION, SpeechClip, load_clip
 
 SPEECH_JAW = 0.5  # a clip's 95th-percentile jaw opening becomes this (the phoneme method's open vowels are ~0.6)
 TRAINING_SENTENCES = (  # for the synthetic share; not the sentences bench_lipsync.py measures with
@@ -322,7 +322,11 @@ def main(argv: list[str] | None = None) -> int:
     config = LearnedLipsyncConfig()
     if args.steps is not None:
         config = replace(config, steps=args.steps)
-    clips = [load_clip(path) for path in sorted(args.cache.glob("*.npz"))]
+    clips = [load_clip(path) for path in sorted(args.cache.glob(f"*.targets{TARGETS_VERSION}.npz"))]
+    if not clips:
+        parser.exit(2, f"{parser.prog}: {args.cache} holds no captured clips of targets version {TARGETS_VERSION}; "
+                       "capture them first: python -m enliven.speech.learned_data CLIPS_DIR SOURCES.md --cache "
+                       f"{args.cache}\n")
     # Evaluation clips are captured into the same cache for scoring: never train on them.
     clips = [clip for clip in clips if clip.name not in set(args.exclude)]
     real = real_examples(clips, log=partial(print, flush=True))

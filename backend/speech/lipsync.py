@@ -210,6 +210,9 @@ def motion_from_curves(curves: MouthCurves, duration_s: float, options: LipsyncO
     for name in MOUTH_CHANNELS:
         channel = CHANNELS[CHANNEL_INDEX[name]]
         values[name] = np.clip(values[name] * options.strength, channel.minimum, channel.maximum)
+    # The jaw opens the mouth here, so the lips' own parting is keyed shut: laid over a captured take
+    # (Blender's Replace), the take's lips_part would otherwise open every word further.
+    values["lips_part"] = np.zeros(count)
 
     rng = np.random.default_rng(options.seed)
     if options.head_motion > 0:
