@@ -199,9 +199,16 @@ def _sound_strip_checked(job, scene, frame: int) -> None:
 
 def test_say_keys_only_the_mouth_over_its_frames_and_adds_the_sound(connected, portrait, scene30):
     untouched = _key_other_channels(portrait)
+    # A captured take's own lip parting: the jaw opens lip-sync's words, so Replace keys it shut over them.
+    portrait.enliven.lips_part = 0.6
+    for frame in (1, 300):
+        portrait.keyframe_insert("enliven.lips_part", frame=frame)
     job = run_bake(connected, bpy.ops.enliven.say_text, text="Hello, papa bought a map.", frame=20)
     first, last = job.frames
     assert first == 20 and last > 40
+    assert last < 300
+    assert max(abs(fcurve(portrait, "lips_part").evaluate(f)) for f in range(first, last + 1)) < 1e-6
+    assert fcurve(portrait, "lips_part").evaluate(1) == pytest.approx(0.6)  # before the range: the take's
     for name in ("jaw_open", "pucker", "wide"):
         inside = [f for f in key_frames(portrait, name) if first <= f <= last]
         assert inside == [float(f) for f in range(first, last + 1)], name
