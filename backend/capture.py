@@ -400,9 +400,9 @@ class Capture:
 
     def speech_jaw(self) -> np.ndarray:
         """The captured mouth's opening per frame as jaw_open alone: the lip gap that jaw_open and lips_part
-        make together on the reference's rig, turned back into the jaw_open that makes that gap (opening
-        and closing each at its own rate; lips_part parts about 0.6 as far as jaw_open). Lip-sync opens the
-        mouth with jaw_open only, so this is what it learns from and is scored against."""
+        make together on the reference's rig, turned back into the jaw_open that makes that gap
+        (MouthOpening.jaw_for; lips_part parts about 0.6 as far as jaw_open). Lip-sync opens the mouth with
+        jaw_open only, so this is what it learns from and is scored against."""
         from .solver import rig_for_reference
 
         reference = self.landmarks[self.reference_frame]
@@ -413,9 +413,9 @@ class Capture:
         lips_rate = lm.signed_lip_gap(rig.targets(parted)) - mouth.gap
         jaw, lips = (self.motion.values[:, self.motion.channels.index(name)].astype(np.float64)
                      for name in ("jaw_open", "lips_part"))
-        change = np.where(jaw >= 0, jaw * mouth.opens, jaw * mouth.closes) + lips * lips_rate
-        as_jaw = np.where(change >= 0, change / max(mouth.opens, 1e-6), change / max(mouth.closes, 1e-6))
-        return np.clip(as_jaw, -1.0, 1.0)
+        # The rig is linear in each sign of a channel: the gap each frame's jaw_open and lips_part make.
+        gap = mouth.gap + np.where(jaw >= 0, jaw * mouth.opens, jaw * mouth.closes) + lips * lips_rate
+        return np.clip(mouth.jaw_for(gap / mouth.opens), -1.0, 1.0)  # opens > 0: the jaw swings 0.15 rad or more
 
 
 def motion_from_landmarks(landmarks: np.ndarray, fps: float, reference: str | int = "first",

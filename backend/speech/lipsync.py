@@ -34,6 +34,7 @@ from ..errors import EnlivenError
 from ..rig import smoothstep
 from ..shared.mouth import CLOSED_LIPS, MouthOpening
 from ..shared.channels import CHANNEL_INDEX, CHANNELS
+from ..shared.keyframes import MOUTH_CHANNELS
 from ..shared.motion import Motion
 from .acoustic import FeatureExtractor, MouthCurves, extract_features, mouth_curves
 from .audio import ANALYSIS_SAMPLE_RATE, DEFAULT_BLOCK_SECONDS, stream_audio
@@ -41,7 +42,7 @@ from .liveliness import blinks, head_motion
 from .phonemes import mouth_curves_from_phonemes
 from .tts import SynthesizedSpeech
 
-MOUTH_CHANNELS = ("jaw_open", "pucker", "wide")
+CURVE_CHANNELS = ("jaw_open", "pucker", "wide")  # the mouth channels the sound's curves drive
 HEAD_CHANNELS = ("head_yaw", "head_pitch", "head_roll")
 BLINK_CHANNELS = ("blink_l", "blink_r")
 MAXIMUM_STRENGTH = 3.0
@@ -203,16 +204,18 @@ def motion_from_curves(curves: MouthCurves, duration_s: float, options: LipsyncO
     looked_up = frame_times + lead_s
     curve_times = np.arange(curves.jaw_open.size) / curves.rate_hz
 
-    values = {name: np.interp(looked_up, curve_times, getattr(curves, name)) for name in MOUTH_CHANNELS}
+    values = {name: np.interp(looked_up, curve_times, getattr(curves, name)) for name in CURVE_CHANNELS}
     closed = _closed_frames(curves.lips_closed, curves.rate_hz, looked_up)
     values["jaw_open"] = sealed_jaw(np.clip(values["jaw_open"], 0.0, 1.0), options.photo_mouth)
     values["jaw_open"][closed] = CLOSED_JAW
-    for name in MOUTH_CHANNELS:
+    for name in CURVE_CHANNELS:
         channel = CHANNELS[CHANNEL_INDEX[name]]
         values[name] = np.clip(values[name] * options.strength, channel.minimum, channel.maximum)
-    # The jaw opens the mouth here, so the lips' own parting is keyed shut: laid over a captured take
-    # (Blender's Replace), the take's lips_part would otherwise open every word further.
-    values["lips_part"] = np.zeros(count)
+    # Lip-sync keys the whole mouth (MOUTH_CHANNELS): the channels the sound does not drive are keyed at
+    # rest, so that laid over a captured take (Blender's Replace) the take's lips_part does not open every
+    # word further.
+    values.update({name: np.full(count, CHANNELS[CHANNEL_INDEX[name]].default)
+                   for name in MOUTH_CHANNELS if name not in values})
 
     rng = np.random.default_rng(options.seed)
     if options.head_motion > 0:
