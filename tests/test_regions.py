@@ -272,7 +272,7 @@ def test_a_photos_own_teeth_are_left_as_the_warp_moved_them(subject):
     from enliven.engines.mouth import skin_colour, teeth_pixels
 
     engine = RefineEngine(subject)
-    assert engine.keeps_own_teeth
+    assert engine.own_mouth_kept == "teeth"
     for jaw in (0.3, 0.6):
         values = channel_values(jaw_open=jaw)
         warped = engine.warp.render_with_fields(values, keep_fields=False)
@@ -282,7 +282,7 @@ def test_a_photos_own_teeth_are_left_as_the_warp_moved_them(subject):
         teeth = teeth_pixels(warp, skin_colour(subject.image, subject.landmarks)) & opening
 
         def refined(keeping: bool) -> tuple[np.ndarray, float]:
-            engine.keeps_own_teeth = keeping
+            engine.own_mouth_kept = "teeth" if keeping else None
             frame = engine.render(values).astype(float)
             return (warp[teeth] - frame[teeth]) @ np.array([0.299, 0.587, 0.114]), np.abs(frame[lips] - warp[lips]).mean()
 
@@ -290,6 +290,33 @@ def test_a_photos_own_teeth_are_left_as_the_warp_moved_them(subject):
         # (the premise: left to the network, her teeth go grey)
         assert teeth.sum() > 50 and np.percentile(greyed, 90) > 10
         assert np.percentile(kept, 90) < 3 and lips_kept > 0.9 * lips_redrawn > 2
+
+
+def test_a_wide_open_mouths_own_interior_is_left_as_the_warp_stretched_it(animator):
+    """A photo whose mouth is wide open (made from the astronaut): the warp stretches its own tongue and
+    throat as the mouth opens further, and the mouth network leaves them so, where a model trained on the warp
+    with lips_part darkened d9's tongue to a brownish red; it still redraws the lips around them."""
+    from enliven import artifacts as af
+    from enliven.analysis import analyze_image
+
+    wide_open = analyze_image(animator.render(channel_values(jaw_open=1)))
+    engine = RefineEngine(wide_open)
+    assert engine.own_mouth_kept == "interior"
+    for values in (channel_values(jaw_open=0.6), channel_values(lips_part=1)):
+        warped = engine.warp.render_with_fields(values, keep_fields=False)
+        warp, points = warped.frame.astype(int), warped.target_landmarks
+        opening = af.polygon_mask(warp.shape, points[list(lm.inner_lip_polygon()), :2]) > 0
+        inside = cv2.erode(opening.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # away from the blended rim
+        lips = (af.polygon_mask(warp.shape, points[list(lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER[::-1]), :2]) > 0) & ~opening
+
+        def redrawn(kept: str | None) -> tuple[float, float]:
+            engine.own_mouth_kept = kept
+            frame = engine.render(values).astype(int)
+            return np.abs(frame[inside] - warp[inside]).max(), np.abs(frame[lips] - warp[lips]).mean()
+
+        (interior_drawn, _), (interior_kept, lips_redrawn) = redrawn(None), redrawn("interior")
+        assert inside.sum() > 200 and interior_drawn > 10, "(the premise: left to it, the network paints inside)"
+        assert interior_kept == 0 and lips_redrawn > 1
 
 
 def test_a_bank_drawn_by_two_processes_is_the_bank_one_process_draws(dataset, tmp_path):

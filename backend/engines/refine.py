@@ -37,7 +37,7 @@ FEATHER = 0.06  # the head correction fades to nothing over this fraction of the
 DEFAULT_REGIONS = Path(__file__).resolve().parent.parent / "assets" / "regions" / "regions.pt"
 REGION_STILL = 0.25  # patch pixels: a region whose shape changed less than this is left as the warp made it
 OWN_TEETH = 0.1  # a photo whose mouth opening is at least this share teeth keeps them from the mouth network ...
-OWN_TEETH_EDGE = 0.01  # ... and a margin this wide around them (patch sides, sigma)
+OWN_MOUTH_EDGE = 0.01  # ... (or, wide open, all of its interior) and a margin this wide around (patch sides, sigma)
 
 
 def feather_weights(width: int, height: int, fraction: float = FEATHER) -> np.ndarray:
@@ -95,12 +95,18 @@ class RefineEngine:
                 regions_checkpoint = Path(checkpoint)
         self.regions = shared_corrector(regions_checkpoint, device=device)
         self.sources = {spec.name: source_region(spec, subject.image, subject.landmarks) for spec in self.regions.specs}
-        # A photo that shows its own teeth: the mouth network leaves the teeth the warp moved as they are. It
-        # learned on closed-mouthed photos whose teeth the warp painted, and greys any teeth it is given,
-        # darkening the lines between them into a grille (the astronaut talking: her whole upper row).
+        # A photo that shows its own mouth: the mouth network leaves what the warp took from it as it is, the
+        # teeth the warp moved with the lips, or all of a wide-open mouth's interior, which the warp stretches.
+        # The network learned mostly on closed-mouthed photos whose interior the warp painted: it greys any teeth
+        # it is given, darkening the lines between them into a grille (the astronaut talking: her whole upper
+        # row), and models trained on the warp with lips_part darken a real tongue to a brownish red (d9).
         self.skin = skin_colour(subject.image, subject.landmarks)
-        self.keeps_own_teeth = (not self.warp.paints_teeth and teeth_share(
-            subject.image, subject.landmarks[list(lm.inner_lip_polygon()), :2], self.skin) >= OWN_TEETH)
+        self.own_mouth_kept = None  # "interior", "teeth" or None (the network draws all of the mouth)
+        if self.warp.mouth_stretches:
+            self.own_mouth_kept = "interior"
+        elif not self.warp.paints_teeth and teeth_share(
+                subject.image, subject.landmarks[list(lm.inner_lip_polygon()), :2], self.skin) >= OWN_TEETH:
+            self.own_mouth_kept = "teeth"
         self.source_shapes = {spec.name: region_shape(subject.landmarks, patch_transform(subject.landmarks, spec), spec)
                               for spec in self.regions.specs}
 
@@ -123,21 +129,22 @@ class RefineEngine:
         if self.regions is not None:
             moved = self.moved_regions(frame, warped.target_landmarks)
             if moved:
-                weights = [self.own_teeth_kept(inputs) if inputs.spec.kind == "mouth" and self.keeps_own_teeth else None
+                weights = [self.own_mouth_weight(inputs) if inputs.spec.kind == "mouth" and self.own_mouth_kept else None
                            for inputs in moved]
                 # Only inside the head region: the warp engine reuses frame buffers, restoring that region alone.
                 self.regions.correct(frame, moved, self.warp.region, self.warp.palette, weights)
         return warped
 
-    def own_teeth_kept(self, inputs: RegionInputs) -> np.ndarray:
-        """(S, S) float32 weight of the mouth's correction: 0 on the teeth the warp moved (and a pixel or so
-        around them, where their edges blend into the lips and cavity), 1 elsewhere. Teeth are looked for
-        between the lips only: pale skin passes for teeth by colour (the astronaut's cheeks did, and the
-        network's work on her lips was lost with them)."""
+    def own_mouth_weight(self, inputs: RegionInputs) -> np.ndarray:
+        """(S, S) float32 weight of the mouth's correction: 0 on the photo's own mouth as the warp drew it (the
+        whole opening of a wide-open mouth, or the teeth in it), rising to 1 over a pixel or so around it (where
+        it blends into the lips). Teeth are looked for between the lips only: pale skin passes for teeth by
+        colour (the astronaut's cheeks did, and the network's work on her lips was lost with them)."""
         opening = inputs.target_shape[..., 0] > 0.5  # (shape_raster: the opening between the inner lips)
-        teeth = (teeth_pixels(inputs.warped, self.skin) & opening).astype(np.float32)
-        around = cv2.GaussianBlur(teeth, (0, 0), OWN_TEETH_EDGE * inputs.spec.side)
-        return 1.0 - np.clip(2.0 * np.maximum(around, teeth), 0.0, 1.0)
+        own = opening if self.own_mouth_kept == "interior" else teeth_pixels(inputs.warped, self.skin) & opening
+        own = own.astype(np.float32)
+        around = cv2.GaussianBlur(own, (0, 0), OWN_MOUTH_EDGE * inputs.spec.side)
+        return 1.0 - np.clip(2.0 * np.maximum(around, own), 0.0, 1.0)
 
     def moved_regions(self, frame: np.ndarray, target_landmarks: np.ndarray) -> list[RegionInputs]:
         """The inputs of every region whose shape the rig changed: lids, iris or lips moved within the region.
