@@ -220,6 +220,45 @@ def test_train_regions_on_a_made_clip_and_render_with_the_result(dataset, tmp_pa
     assert engine.render(channel_values(blink_l=1.0)).shape == astronaut.shape
 
 
+def test_fine_tuning_one_kind_keeps_the_others_generator(dataset, tmp_path):
+    """`--init MODEL --only mouth` starts from the model's generators and trains the mouth's alone: the eye
+    generator it writes is the model's, weight for weight (the shipped model was made so), also after the run
+    is resumed without naming --only again."""
+    from enliven.neural.checkpoint import load_checkpoint
+    from enliven.neural.region_config import REGION_FORMAT
+    from enliven.neural.region_train import train_regions
+
+    quiet = dict(device="cpu", log=lambda _: None)
+    train_regions(dataset, tmp_path / "first", replace(TINY, steps=2), examples=16, **quiet)
+    model = load_checkpoint(tmp_path / "first" / "last.pt", expected_format=REGION_FORMAT)
+    (tmp_path / "tuned").mkdir()
+    (tmp_path / "tuned" / "bank").symlink_to(tmp_path / "first" / "bank")  # the same examples, drawn once
+    tune = replace(TINY, steps=2, seed=1)  # (another seed: networks started from scratch would differ entirely)
+    train_regions(None, tmp_path / "tuned", tune, init=tmp_path / "first" / "last.pt", only="mouth", **quiet)
+    resumed = train_regions(None, tmp_path / "tuned", replace(tune, steps=4), **quiet)
+    saved = load_checkpoint(tmp_path / "tuned" / "last.pt", expected_format=REGION_FORMAT)
+    assert saved["step"] == 4
+    for kind in ("eye", "mouth"):
+        before, after = model[kind]["generator"], saved[kind]["generator"]
+        assert all(torch.equal(after[k], resumed.generators[kind].state_dict()[k]) for k in before)
+        if kind == "eye":
+            assert all(torch.equal(before[k], after[k]) for k in before)
+        else:  # trained, a few small steps from where the model was
+            assert not all(torch.equal(before[k], after[k]) for k in before)
+            assert all(torch.allclose(before[k].float(), after[k].float(), atol=0.01) for k in before)
+
+
+def test_fine_tuning_asks_for_a_model_that_fits(dataset, tmp_path):
+    from enliven.errors import CheckpointError, UsageError
+    from enliven.neural.region_train import train_regions
+
+    quiet = dict(device="cpu", log=lambda _: None, examples=16)
+    with pytest.raises(UsageError, match="--init"):
+        train_regions(dataset, tmp_path / "run", replace(TINY, steps=1), only="mouth", **quiet)
+    with pytest.raises(CheckpointError, match="does not fit"):  # the shipped model's networks are larger
+        train_regions(dataset, tmp_path / "run", replace(TINY, steps=1), init=DEFAULT_REGIONS, **quiet)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -47,6 +47,11 @@ def add_commands(subparsers) -> None:
     regions.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     regions.add_argument("--workers", type=whole_number_in(1, 1024), default=None,
                          help="processes that draw the bank (default: one per CPU core)")
+    regions.add_argument("--init", type=Path, default=None, metavar="MODEL",
+                         help="start from this model's generators instead of from scratch (fine-tuning, e.g. "
+                              "the shipped backend/assets/regions/regions.pt; ignored when RUN_DIR/last.pt resumes)")
+    regions.add_argument("--only", choices=("eye", "mouth"), default=None,
+                         help="train this region kind's generator only; the other is --init's, unchanged")
     regions.set_defaults(func=_run_train_regions)
 
 

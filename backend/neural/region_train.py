@@ -1,6 +1,7 @@
 """Training the region generator (`enliven train-regions`): one U-Net for the eyes, one for the mouth.
 
     enliven train-regions DATASET_DIR --out RUN_DIR [--config cpu|gpu|FILE] [--minutes M]
+                          [--init MODEL [--only eye|mouth]]
 
 1. The first run draws a bank of examples from the prepared dataset
    (enliven.neural.region_data: the warp engine's own rendering of a source frame
@@ -12,6 +13,9 @@
 3. RUN_DIR/last.pt is written atomically every checkpoint_every steps and at the
    end (a stopped run resumes from it); RUN_DIR/best.pt keeps the generators
    with the lowest validation L1; RUN_DIR/samples.png shows warp | generated | real.
+
+With --init the generators start from a trained model's weights (fine-tuning: the shipped model on today's
+warp, or on your own footage); --only then trains one kind and carries the other over unchanged.
 
 Under torchrun each rank draws its own batches (seeded by rank) and DDP averages
 the gradients; rank 0 writes the files.
@@ -34,6 +38,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from ..engines.regions import paste_mask
+from ..errors import CheckpointError, UsageError
 from .checkpoint import save_checkpoint
 from .discriminator import PatchDiscriminator
 from .losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss
@@ -203,12 +208,27 @@ class TrainingResult:
 
 
 def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig, examples: int = 12000,
-                  minutes: float | None = None, device: str = "auto", log=print, workers: int = 1) -> TrainingResult:
+                  minutes: float | None = None, device: str = "auto", log=print, workers: int = 1,
+                  init: Path | None = None, only: str | None = None) -> TrainingResult:
     """Train (or resume) in `run_dir`. `dataset_dir` may be None when RUN_DIR/bank already holds the examples;
-    `workers` processes draw them."""
+    `workers` processes draw them. A new run starts from the generators of the model `init` when given, and
+    trains only the kind `only` when given (the other keeps `init`'s weights); a resumed run keeps its `only`."""
     from .checkpoint import load_checkpoint
 
     run_dir = Path(run_dir)
+    last = run_dir / "last.pt"
+    saved = load_checkpoint(last, expected_format=REGION_FORMAT) if last.exists() else None
+    if saved is not None:
+        if only is not None and only != saved.get("only"):
+            raise UsageError(f"'{run_dir}' was started training {saved.get('only') or 'both kinds'}; resume it as it "
+                             "was, or train into a new RUN_DIR.")
+        only, init = saved.get("only"), None  # the weights come from last.pt
+    if only is not None and only not in KINDS:
+        raise UsageError(f"--only takes one of {', '.join(KINDS)}, not '{only}'.")
+    if only is not None and saved is None and init is None:
+        raise UsageError("--only trains one region kind and keeps the other as a model has it: give that model "
+                         "with --init.")
+    initial = initial_weights(Path(init), config) if init is not None else None  # checked before the bank is drawn
     rank, world, chosen = distributed_setup(device)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -228,20 +248,24 @@ def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig,
     torch.manual_seed(config.seed)
     trainers = {kind: KindTrainer(kind, load_bank(bank_dir / f"{kind}.npz"), config, chosen, world) for kind in KINDS}
     step, best, history = 0, math.inf, []
-    last = run_dir / "last.pt"
-    if last.exists():
-        saved = load_checkpoint(last, expected_format=REGION_FORMAT)
+    if saved is not None:
         step, best, history = int(saved["step"]), float(saved.get("best", math.inf)), list(saved.get("history", []))
         for kind, trainer in trainers.items():
             trainer.restore(saved[kind])
-        log(f"resuming at step {step}")
+        log(f"resuming at step {step}" + (f", training the {only} generator only" if only else ""))
+        del saved
+    elif initial is not None:
+        for kind, trainer in trainers.items():
+            trainer.generator.load_state_dict(initial[kind])
+        log(f"starting from the generators of {init}" + (f", training the {only} generator only" if only else ""))
+    training = [kind for kind in KINDS if only in (None, kind)]
     stop = {"now": False}
     previous = signal.signal(signal.SIGINT, lambda *_: stop.update(now=True)) if threading_is_main() else None
     started = time.monotonic()
     scores: dict[str, float] = {}
 
     def save(path: Path, with_training_state: bool, best_score: float) -> None:
-        payload = {"step": step, "config": config.to_dict(), "best": best_score, "history": history}
+        payload = {"step": step, "config": config.to_dict(), "best": best_score, "history": history, "only": only}
         for kind, trainer in trainers.items():
             payload[kind] = trainer.state() if with_training_state else {"generator": trainer.generator.state_dict()}
         save_checkpoint(path, payload, checkpoint_format=REGION_FORMAT)
@@ -252,7 +276,8 @@ def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig,
                 break
             rng = np.random.default_rng(hash_seed(config.seed, step, rank))
             logs = {"step": step}
-            for kind, trainer in trainers.items():
+            for kind in training:
+                trainer = trainers[kind]
                 index = rng.choice(trainer.train_index, config.batch)
                 noise = (torch.randn(config.batch, config.noise_channels, trainer.spec.side, trainer.spec.side,
                                      generator=torch.Generator().manual_seed(hash_seed(config.seed, step, rank, 1)))
@@ -271,6 +296,25 @@ def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig,
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
     return TrainingResult(step, scores, {kind: trainer.generator for kind, trainer in trainers.items()})
+
+
+def initial_weights(model: Path, config: RegionConfig) -> dict[str, dict]:
+    """Each kind's generator weights from a `train-regions` model (read with weights_only), for fine-tuning,
+    checked against networks of the configuration's sizes (the optimisers and discriminators start afresh)."""
+    from .checkpoint import load_checkpoint
+
+    payload = load_checkpoint(model, map_location="cpu", expected_format=REGION_FORMAT)
+    weights = {}
+    for kind in KINDS:
+        try:
+            weights[kind] = payload[kind]["generator"]
+            side = region_spec_of(kind, config.eye_side, config.mouth_side).side
+            RegionGenerator(config, side).load_state_dict(weights[kind])
+        except (RuntimeError, KeyError, TypeError) as error:
+            raise CheckpointError(f"'{model}': its {kind} generator does not fit this configuration's networks "
+                                  f"({str(error).splitlines()[0][:200]}); fine-tune with the config it was "
+                                  "trained with.") from None
+    return weights
 
 
 def _checkpoint(trainers, run_dir: Path, step: int, best: float, save, log) -> tuple[dict[str, float], float]:
@@ -311,7 +355,7 @@ def run_train_regions(args: argparse.Namespace) -> int:
     config = load_region_config(args.config)
     scores = train_regions(args.dataset, args.out, config, examples=args.examples, minutes=args.minutes,
                            device=args.device, log=lambda line: print(line, file=sys.stderr, flush=True),
-                           workers=args.workers or os.cpu_count() or 1).scores
+                           workers=args.workers or os.cpu_count() or 1, init=args.init, only=args.only).scores
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     print(f"wrote {args.out}/last.pt and best.pt; validation: "
