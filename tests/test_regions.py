@@ -248,6 +248,28 @@ def test_fine_tuning_one_kind_keeps_the_others_generator(dataset, tmp_path):
             assert all(torch.allclose(before[k].float(), after[k].float(), atol=0.01) for k in before)
 
 
+def test_a_fine_tune_that_only_makes_things_worse_hands_back_the_model_as_best(dataset, tmp_path):
+    """best.pt keeps the lowest held-out error, and the model a fine-tune starts from is scored first: at a
+    learning rate that wrecks the networks, best.pt is that model, weight for weight, and last.pt is not."""
+    from enliven.neural.checkpoint import load_checkpoint
+    from enliven.neural.region_config import REGION_FORMAT
+    from enliven.neural.region_train import train_regions
+
+    quiet = dict(device="cpu", log=lambda _: None)
+    train_regions(dataset, tmp_path / "first", replace(TINY, steps=2), examples=16, **quiet)
+    (tmp_path / "wrecked").mkdir()
+    (tmp_path / "wrecked" / "bank").symlink_to(tmp_path / "first" / "bank")
+    train_regions(None, tmp_path / "wrecked", replace(TINY, steps=2, lr_generator=1.0),
+                  init=tmp_path / "first" / "last.pt", **quiet)
+    model, best, last = (load_checkpoint(path, expected_format=REGION_FORMAT) for path in (
+        tmp_path / "first" / "last.pt", tmp_path / "wrecked" / "best.pt", tmp_path / "wrecked" / "last.pt"))
+    for kind in ("eye", "mouth"):
+        weights = model[kind]["generator"]
+        assert all(torch.equal(weights[k], best[kind]["generator"][k]) for k in weights), kind
+        assert not all(torch.equal(weights[k], last[kind]["generator"][k]) for k in weights), kind
+    assert best["step"] == 0 and last["step"] == 2
+
+
 def test_fine_tuning_asks_for_a_model_that_fits(dataset, tmp_path):
     from enliven.errors import CheckpointError, UsageError
     from enliven.neural.region_train import train_regions

@@ -270,6 +270,9 @@ def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig,
             payload[kind] = trainer.state() if with_training_state else {"generator": trainer.generator.state_dict()}
         save_checkpoint(path, payload, checkpoint_format=REGION_FORMAT)
 
+    if initial is not None and step == 0 and rank == 0:
+        # The model started from is the first candidate for best.pt: a fine-tune may only make it worse.
+        scores, best = _checkpoint(trainers, run_dir, step, best, save, log)
     try:
         while step < config.steps and not stop["now"]:
             if minutes is not None and time.monotonic() - started > 60 * minutes:
