@@ -27,8 +27,11 @@ import numpy as np
 
 from .channels import CHANNEL_INDEX, CHANNELS
 
-# The channels lip-sync drives; everything else is left as the artist keyed it.
-MOUTH_CHANNELS = ("jaw_open", "pucker", "wide", "lips_part")
+# The mouth channels lip-sync's sound drives (its curves, the learned model's outputs) ...
+CURVE_CHANNELS = ("jaw_open", "pucker", "wide")
+# ... and every channel lip-sync keys: those, and the rest of the mouth at rest. Everything else is left as
+# the artist keyed it.
+MOUTH_CHANNELS = CURVE_CHANNELS + ("lips_part",)
 
 Keys = dict[str, list[tuple[float, float]]]  # channel -> [(frame, value in channel units)]
 

@@ -220,23 +220,37 @@ def test_train_regions_on_a_made_clip_and_render_with_the_result(dataset, tmp_pa
     assert engine.render(channel_values(blink_l=1.0)).shape == astronaut.shape
 
 
+QUIET = dict(device="cpu", log=lambda _: None)
+
+
+def _tiny_model_and_a_run_on_its_bank(dataset, tmp_path) -> tuple[Path, Path]:
+    """(a tiny model's last.pt, a new run folder that shares its bank of examples, drawn once)."""
+    from enliven.neural.region_train import train_regions
+
+    train_regions(dataset, tmp_path / "first", replace(TINY, steps=2), examples=16, **QUIET)
+    (tmp_path / "tuned").mkdir()
+    (tmp_path / "tuned" / "bank").symlink_to(tmp_path / "first" / "bank")
+    return tmp_path / "first" / "last.pt", tmp_path / "tuned"
+
+
+def _regions_file(path: Path) -> dict:
+    from enliven.neural.checkpoint import load_checkpoint
+    from enliven.neural.region_config import REGION_FORMAT
+
+    return load_checkpoint(path, expected_format=REGION_FORMAT)
+
+
 def test_fine_tuning_one_kind_keeps_the_others_generator(dataset, tmp_path):
     """`--init MODEL --only mouth` starts from the model's generators and trains the mouth's alone: the eye
     generator it writes is the model's, weight for weight (the shipped model was made so), also after the run
     is resumed without naming --only again."""
-    from enliven.neural.checkpoint import load_checkpoint
-    from enliven.neural.region_config import REGION_FORMAT
     from enliven.neural.region_train import train_regions
 
-    quiet = dict(device="cpu", log=lambda _: None)
-    train_regions(dataset, tmp_path / "first", replace(TINY, steps=2), examples=16, **quiet)
-    model = load_checkpoint(tmp_path / "first" / "last.pt", expected_format=REGION_FORMAT)
-    (tmp_path / "tuned").mkdir()
-    (tmp_path / "tuned" / "bank").symlink_to(tmp_path / "first" / "bank")  # the same examples, drawn once
+    model_file, run = _tiny_model_and_a_run_on_its_bank(dataset, tmp_path)
     tune = replace(TINY, steps=2, seed=1)  # (another seed: networks started from scratch would differ entirely)
-    train_regions(None, tmp_path / "tuned", tune, init=tmp_path / "first" / "last.pt", only="mouth", **quiet)
-    resumed = train_regions(None, tmp_path / "tuned", replace(tune, steps=4), **quiet)
-    saved = load_checkpoint(tmp_path / "tuned" / "last.pt", expected_format=REGION_FORMAT)
+    train_regions(None, run, tune, init=model_file, only="mouth", **QUIET)
+    resumed = train_regions(None, run, replace(tune, steps=4), **QUIET)
+    model, saved = _regions_file(model_file), _regions_file(run / "last.pt")
     assert saved["step"] == 4
     for kind in ("eye", "mouth"):
         before, after = model[kind]["generator"], saved[kind]["generator"]
@@ -251,18 +265,11 @@ def test_fine_tuning_one_kind_keeps_the_others_generator(dataset, tmp_path):
 def test_a_fine_tune_that_only_makes_things_worse_hands_back_the_model_as_best(dataset, tmp_path):
     """best.pt keeps the lowest held-out error, and the model a fine-tune starts from is scored first: at a
     learning rate that wrecks the networks, best.pt is that model, weight for weight, and last.pt is not."""
-    from enliven.neural.checkpoint import load_checkpoint
-    from enliven.neural.region_config import REGION_FORMAT
     from enliven.neural.region_train import train_regions
 
-    quiet = dict(device="cpu", log=lambda _: None)
-    train_regions(dataset, tmp_path / "first", replace(TINY, steps=2), examples=16, **quiet)
-    (tmp_path / "wrecked").mkdir()
-    (tmp_path / "wrecked" / "bank").symlink_to(tmp_path / "first" / "bank")
-    train_regions(None, tmp_path / "wrecked", replace(TINY, steps=2, lr_generator=1.0),
-                  init=tmp_path / "first" / "last.pt", **quiet)
-    model, best, last = (load_checkpoint(path, expected_format=REGION_FORMAT) for path in (
-        tmp_path / "first" / "last.pt", tmp_path / "wrecked" / "best.pt", tmp_path / "wrecked" / "last.pt"))
+    model_file, run = _tiny_model_and_a_run_on_its_bank(dataset, tmp_path)
+    train_regions(None, run, replace(TINY, steps=2, lr_generator=1.0), init=model_file, **QUIET)
+    model, best, last = (_regions_file(path) for path in (model_file, run / "best.pt", run / "last.pt"))
     for kind in ("eye", "mouth"):
         weights = model[kind]["generator"]
         assert all(torch.equal(weights[k], best[kind]["generator"][k]) for k in weights), kind
@@ -274,11 +281,10 @@ def test_fine_tuning_asks_for_a_model_that_fits(dataset, tmp_path):
     from enliven.errors import CheckpointError, UsageError
     from enliven.neural.region_train import train_regions
 
-    quiet = dict(device="cpu", log=lambda _: None, examples=16)
     with pytest.raises(UsageError, match="--init"):
-        train_regions(dataset, tmp_path / "run", replace(TINY, steps=1), only="mouth", **quiet)
+        train_regions(dataset, tmp_path / "run", replace(TINY, steps=1), only="mouth", examples=16, **QUIET)
     with pytest.raises(CheckpointError, match="does not fit"):  # the shipped model's networks are larger
-        train_regions(dataset, tmp_path / "run", replace(TINY, steps=1), init=DEFAULT_REGIONS, **quiet)
+        train_regions(dataset, tmp_path / "run", replace(TINY, steps=1), init=DEFAULT_REGIONS, examples=16, **QUIET)
 
 
 def _free_port() -> int:

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EnlivenError
+from ..shared.keyframes import CURVE_CHANNELS
 
 MODEL_FORMAT = "enliven-lipsync"
 MODEL_VERSION = 1
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "assets" / "lipsync" / "lipsync_tcn.pt"
-OUTPUT_CHANNELS = ("jaw_open", "pucker", "wide")
 FEATURE_RATE_HZ = 100.0  # output curves per second; must match acoustic.FRAME_RATE_HZ
 LOG_FLOOR = 1e-8  # power floor before the log: about -80 dB, below any recording's noise
 
@@ -192,7 +192,7 @@ def build_network(config: LearnedLipsyncConfig):
             super().__init__()
             self.inlet = nn.Conv1d(config.mel_bands, config.channels, 1)
             self.blocks = nn.Sequential(*(ResidualBlock(d) for d in config.dilations))
-            self.outlet = nn.Conv1d(config.channels, len(OUTPUT_CHANNELS), 1)
+            self.outlet = nn.Conv1d(config.channels, len(CURVE_CHANNELS), 1)
 
         def forward(self, mel):
             return torch.sigmoid(self.outlet(self.blocks(self.inlet(mel))))
@@ -224,7 +224,7 @@ class LearnedLipsyncModel:
                 predicted = self.network(piece)[0].T.numpy()
                 outputs.append(predicted[start - begin: start - begin + min(chunk_frames, normalised.shape[0] - start)])
         if not outputs:
-            return np.zeros((0, len(OUTPUT_CHANNELS)), np.float32)
+            return np.zeros((0, len(CURVE_CHANNELS)), np.float32)
         return np.concatenate(outputs).astype(np.float32)
 
 

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..shared.keyframes import CURVE_CHANNELS
 from .audio import ANALYSIS_SAMPLE_RATE, read_audio
 
-TARGET_CHANNELS = ("jaw_open", "pucker", "wide")
 # Raised whenever what the targets mean changes: 2, jaw_open counts lips_part's parting (Capture.speech_jaw).
 TARGETS_VERSION = 2
 # Clips shorter than this carry too little speech to learn from (d1, d2: 0.5 s).
@@ -45,7 +45,7 @@ class SourceClip:
 @dataclass(frozen=True)
 class SpeechClip:
     """One clip's sound and captured mouth: samples at ANALYSIS_SAMPLE_RATE,
-    targets (frames x TARGET_CHANNELS) at fps; frame i shows time i / fps."""
+    targets (frames x CURVE_CHANNELS) at fps; frame i shows time i / fps."""
     name: str
     person: str
     samples: np.ndarray
@@ -80,7 +80,7 @@ def capture_clip(video: Path, person: str) -> SpeechClip:
     capture = capture_video(video, reference="auto")
     motion = capture.motion
     targets = np.stack([capture.speech_jaw() if name == "jaw_open" else motion.values[:, motion.channels.index(name)]
-                        for name in TARGET_CHANNELS], axis=1)
+                        for name in CURVE_CHANNELS], axis=1)
     face_found = np.isfinite(capture.raw_values).all(axis=1)
     samples = read_audio(video, ANALYSIS_SAMPLE_RATE)
     return SpeechClip(video.stem, person, samples.astype(np.float32), targets.astype(np.float32),

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .learned import (FEATURE_RATE_HZ, OUTPUT_CHANNELS, LearnedLipsyncConfig, build_network, log_mel,
+from .learned import (FEATURE_RATE_HZ, LearnedLipsyncConfig, build_network, log_mel,
                       model_payload, save_model)
 from .audio import ANALYSIS_SAMPLE_RATE
 from .evaluation import jaw_agreement

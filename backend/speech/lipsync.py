@@ -34,7 +34,7 @@ from ..errors import EnlivenError
 from ..rig import smoothstep
 from ..shared.mouth import CLOSED_LIPS, MouthOpening
 from ..shared.channels import CHANNEL_INDEX, CHANNELS
-from ..shared.keyframes import MOUTH_CHANNELS
+from ..shared.keyframes import CURVE_CHANNELS, MOUTH_CHANNELS
 from ..shared.motion import Motion
 from .acoustic import FeatureExtractor, MouthCurves, extract_features, mouth_curves
 from .audio import ANALYSIS_SAMPLE_RATE, DEFAULT_BLOCK_SECONDS, stream_audio
@@ -42,7 +42,6 @@ from .liveliness import blinks, head_motion
 from .phonemes import mouth_curves_from_phonemes
 from .tts import SynthesizedSpeech
 
-CURVE_CHANNELS = ("jaw_open", "pucker", "wide")  # the mouth channels the sound's curves drive
 HEAD_CHANNELS = ("head_yaw", "head_pitch", "head_roll")
 BLINK_CHANNELS = ("blink_l", "blink_r")
 MAXIMUM_STRENGTH = 3.0

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from ..shared.keyframes import CURVE_CHANNELS
 from .acoustic import FRAME_RATE_HZ, MouthCurves
 from .tts import TimedPhoneme
 
@@ -138,7 +139,7 @@ def mouth_curves_from_phonemes(phonemes: Sequence[TimedPhoneme], duration_s: flo
     segments = viseme_segments(phonemes)
     count = max(1, int(np.ceil(duration_s * rate_hz)))
     times = np.arange(count) / rate_hz
-    sums = {name: np.zeros(count) for name in ("jaw_open", "pucker", "wide")}
+    sums = {name: np.zeros(count) for name in CURVE_CHANNELS}
     weights = {"jaw": np.zeros(count), "lips": np.zeros(count)}
     lips_closed = np.zeros(count, bool)
     speech = np.zeros(count, bool)
