@@ -15,7 +15,7 @@ import numpy as np
 
 from .shared import naming
 
-CACHE_FILE = ".enliven_cache.json"
+CACHE_FILE = naming.FRAME_CACHE_FILE
 CACHE_FORMAT = "enliven-frame-cache"
 
 

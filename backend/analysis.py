@@ -421,7 +421,7 @@ def _analyze_uncached(rgb: np.ndarray, digest: str, boxes: list[tuple[float, flo
     else:
         boxes_tried = boxes
     if face_index < 0 or face_index >= len(boxes_tried):
-        raise NoFaceError(f"There is no face number {face_index} in the photo: {len(boxes)} face(s) found "
+        raise NoFaceError(f"There is no face number {face_index} in the photo: {len(boxes_tried)} face(s) found "
                           f"(numbered from 0, largest first).")
     points = find_landmarks(rgb, boxes_tried[face_index])
     if points is None:
@@ -435,7 +435,7 @@ def _analyze_uncached(rgb: np.ndarray, digest: str, boxes: list[tuple[float, flo
     face_box = (float(points[:, 0].min()), float(points[:, 1].min()), float(points[:, 0].max()), float(points[:, 1].max()))
     return Subject(
         image=rgb, image_hash=digest, landmarks=points.astype(np.float32), pose=estimate_head_pose(points),
-        face_box=face_box, faces_found=len(boxes), face_index=face_index, head_region=region,
+        face_box=face_box, faces_found=len(boxes_tried), face_index=face_index, head_region=region,
         mask=person_mask(rgb, region), body=find_body(rgb, points, region, boxes, face_index),
     )
 

@@ -12,11 +12,19 @@ from .engines.passes import PassRenderer, finished
 from .frame_layers import FrameLayers
 from .engines.refine import RefineEngine
 from .engines.warp import WarpEngine
-from .errors import BadMotionError, EnlivenError
+from .errors import BadMotionError, UsageError
 from .shared.channels import CHANNEL_NAMES
 
 ENGINES = {"warp": WarpEngine, "refine": RefineEngine}
 ENGINE_NAMES = tuple(ENGINES)
+
+
+def check_engine_name(engine: str, checkpoint: str | Path | None = None) -> None:
+    """An engine name and, for an engine that has none, no trained model: or a usage error."""
+    if engine not in ENGINES:
+        raise UsageError(f"Unknown engine '{engine}'. Available: {', '.join(ENGINE_NAMES)}.")
+    if engine != "refine" and checkpoint is not None:
+        raise UsageError(f"--checkpoint is for the refine engine; the {engine} engine has no trained model.")
 
 
 class Animator:
@@ -25,14 +33,11 @@ class Animator:
     def __init__(self, subject: Subject, engine: str = "warp", checkpoint: str | Path | None = None,
                  plate: np.ndarray | None = None):
         """`plate`: the head's background plate, made beforehand (engines.background.head_plate), or None."""
-        if engine not in ENGINES:
-            raise EnlivenError(f"Unknown engine '{engine}'. Available: {', '.join(ENGINE_NAMES)}.")
+        check_engine_name(engine, checkpoint)
         self.subject = subject
         self.engine_name = engine
         if engine == "refine":
             self.engine = RefineEngine(subject, checkpoint=checkpoint, plate=plate)
-        elif checkpoint is not None:
-            raise EnlivenError(f"--checkpoint is for the refine engine; the {engine} engine has no trained model.")
         else:
             self.engine = ENGINES[engine](subject, plate=plate)
         self._passes: PassRenderer | None = None  # made on the first frame that asks for alpha or passes

@@ -7,8 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import EnlivenError, UsageError
-from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
+from .errors import UsageError
+from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, LARGEST_PIXELS, MIN_SIDE
 from .shared.motion import MotionError, checked_fps
 
 MOTION_SUFFIXES = (".json", ".csv")
@@ -21,11 +21,14 @@ def add_photo_options(parser: argparse.ArgumentParser, several: bool = False) ->
                                  "0,2, or all; each face moves by its own motion")
     else:
         parser.add_argument("--face", type=int, default=0, metavar="N", help="which face to use, 0 = largest (default)")
-    parser.add_argument("--max-pixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, metavar="MP",
-                        help=f"refuse photos larger than this many megapixels (default {DEFAULT_MAX_PIXELS / 1e6:.0f})")
+    parser.add_argument("--max-pixels", type=number_in(0.01, MAX_MEGAPIXELS), default=DEFAULT_MAX_PIXELS / 1e6,
+                        metavar="MP",
+                        help=f"refuse photos larger than this many megapixels (default {DEFAULT_MAX_PIXELS / 1e6:.0f}, "
+                             f"at most {MAX_MEGAPIXELS:.0f})")
 
 
 ALL_FACES = "all"
+MAX_MEGAPIXELS = LARGEST_PIXELS / 1e6  # --max-pixels at most
 
 
 def face_selection(text: str) -> tuple[int, ...] | str:
@@ -91,9 +94,21 @@ def usable_fps(fps: float) -> float:
 def check_motion_path(path: Path) -> None:
     # Checked before the analysis, so a typo does not cost a long run.
     if path.suffix.lower() not in MOTION_SUFFIXES:
-        raise EnlivenError(f"{path}: unknown motion file type {path.suffix!r}; use .json or .csv")
+        raise UsageError(f"{path}: unknown motion file type {path.suffix!r}; use .json or .csv")
     if path.is_dir():
-        raise EnlivenError(f"{path}: is a folder; give a motion file name such as {path / 'motion.json'}")
+        raise UsageError(f"{path}: is a folder; give a motion file name such as {path / 'motion.json'}")
+    check_output_folder(path.parent)
+
+
+def check_output_folder(folder: Path) -> None:
+    """Refuse, before any long work, an output folder that cannot be made because a part of its path is a file
+    (mkdir would say only "File exists")."""
+    for part in (Path(folder), *Path(folder).parents):
+        if part.exists():
+            if not part.is_dir():
+                raise UsageError(f"'{part}' is a file, not a folder." if part == Path(folder) else
+                                 f"'{part}' is a file, so the folder '{folder}' cannot be made there.")
+            return
 
 
 def number_in(low: float, high: float, kind: type = float, what: str = "a number"):
@@ -113,3 +128,8 @@ def number_in(low: float, high: float, kind: type = float, what: str = "a number
 
 def whole_number_in(low: int, high: int):
     return number_in(low, high, int, "a whole number")
+
+
+# --size: the longer side of the frames, from the smallest photo analysed to the largest side a photo may have
+# (a typo such as 51200 would otherwise make frames of gigabytes each).
+frame_size = whole_number_in(MIN_SIDE, DEFAULT_MAX_SIDE)

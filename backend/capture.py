@@ -40,7 +40,7 @@ import numpy as np
 from .shared import protocol
 from . import landmarks as lm
 from .arrays import runs_of
-from .errors import EnlivenError, NoFaceError
+from .errors import EnlivenError, NoFaceError, UsageError
 from .filters import DEFAULT_SMOOTHING, SMOOTHING_LEVELS, OneEuroSettings, smooth_channels, smoothing_settings
 from .rig import smoothstep
 from .shared.channels import CHANNEL_INDEX, CHANNEL_NAMES, CHANNELS, GROUPS
@@ -463,6 +463,9 @@ def capture_video(path: str | Path, reference: str | int = "first",
     body channels at rest without reading the video a second time."""
     landmarks, info = track_video(path, face_index, progress)
     if not np.isfinite(landmarks).all(axis=(1, 2)).any():
+        if face_index > 0:  # the faces are numbered in each frame, largest first
+            raise NoFaceError(f"No frame of '{path}' ({len(landmarks)} frames) shows a face number {face_index} "
+                              f"(numbered from 0, largest first): choose a lower --face.")
         raise NoFaceError(f"No face found in any of the {len(landmarks)} frames of '{path}'. Use a video where "
                           "one face is clearly visible, at least about 64 pixels wide.")
     reference_frame = choose_reference(landmarks, reference)
@@ -574,19 +577,25 @@ def add_commands(subparsers) -> None:
 
 
 def run_capture(args: argparse.Namespace) -> int:
-    from .arguments import usable_fps
+    from .arguments import check_output_folder, usable_fps
     from .livelink import load_livelink_csv
     from .shared.motion import save_motion
 
+    # Every argument is checked before the video is tracked (minutes for a long one); a bad one is exit 2.
     if args.out.suffix.lower() not in (".json", ".csv"):
-        raise EnlivenError(f"--out must end in .json or .csv, got '{args.out}'.")
+        raise UsageError(f"--out must end in .json or .csv, got '{args.out}'.")
     fps = None if args.fps is None else usable_fps(args.fps)
-    strengths = parse_strengths(args.strength)
+    try:
+        strengths = parse_strengths(args.strength)
+    except EnlivenError as error:
+        raise UsageError(error.message) from None
     default_level = "none" if args.livelink else DEFAULT_SMOOTHING
     try:
         smoothing = smoothing_settings(args.smooth or default_level, args.min_cutoff, args.beta)
     except ValueError as error:
-        raise EnlivenError(str(error)) from None
+        raise UsageError(str(error)) from None
+    reference = _reference_argument(args.reference)
+    check_output_folder(args.out.parent)
 
     if args.livelink:
         motion = load_livelink_csv(args.livelink, fps)
@@ -597,7 +606,7 @@ def run_capture(args: argparse.Namespace) -> int:
         warnings: list[str] = []
     else:
         progress = _progress_bar(args.video)
-        capture = capture_video(args.video, _reference_argument(args.reference), smoothing, args.max_gap,
+        capture = capture_video(args.video, reference, smoothing, args.max_gap,
                                 args.face, progress=progress, body=args.body)
         motion, warnings = capture.motion, capture.warnings
         missing = sum(stop - start for start, stop in capture.missing)
@@ -622,7 +631,7 @@ def _reference_argument(text: str) -> str | int:
         return text
     if re.fullmatch(r"\d+", text):
         return int(text)
-    raise EnlivenError(f"--reference must be 'auto', 'first' or a frame number, got '{text}'.")
+    raise UsageError(f"--reference must be 'auto', 'first' or a frame number, got '{text}'.")
 
 
 def _progress_bar(path: Path) -> Progress:

@@ -17,7 +17,8 @@ from contextlib import closing
 from pathlib import Path
 
 from . import __version__
-from .arguments import ALL_FACES, add_photo_options, analyze_photo, load_photo, whole_number_in
+from .arguments import (ALL_FACES, add_photo_options, analyze_photo, check_output_folder, frame_size, load_photo,
+                        whole_number_in)
 from .errors import EXIT_CODES, BadMotionError, EnlivenError, UsageError
 from .remote_render import add_server_options, render_on_server
 from .sequence import FrameSink
@@ -47,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         print("enliven: interrupted", file=sys.stderr)
         return 130
     except OSError as error:  # a full disk, a folder we may not write to...
-        print(f"enliven: error: {error}", file=sys.stderr)
+        where = f": '{error.filename}'" if error.filename else ""
+        print(f"enliven: error: {error.strerror or error}{where}", file=sys.stderr)
         return 1
 
 
@@ -79,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "face, --motion repeated in --face order")
     source.add_argument("--preset", metavar="NAME", help="built-in motion, see `enliven presets`")
     generate.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for frame_00001.png ...")
-    generate.add_argument("--size", type=int, metavar="N", help="scale the photo so its longer side is N pixels (default: full size)")
+    generate.add_argument("--size", type=frame_size, metavar="N", help="scale the photo so its longer side is N pixels, 64 to 8192 (default: full size)")
     generate.add_argument("--video", type=Path, metavar="MP4", help="also write an H.264 video")
     generate.add_argument("--audio", type=Path, metavar="FILE", help="put this sound (any audio or video file) into --video")
     generate.add_argument("--audio-offset", type=float, default=0.0, metavar="SECONDS",
@@ -191,10 +193,14 @@ def run_generate(args: argparse.Namespace) -> int:
     from .generate_faces import (group_frames, group_motion_for_server, read_motion_files, several_faces, single_face,
                                  single_face_motion)
 
-    if args.size is not None and args.size < 64:
-        raise EnlivenError("--size must be at least 64 pixels.")
     if args.alpha and args.video is not None:
         raise UsageError("--video has no alpha channel: make the video in a run without --alpha")
+    if not args.server:  # (a server says which engines it has)
+        from .animator import check_engine_name
+
+        check_engine_name(args.engine, args.checkpoint)
+    for folder in (args.out, *(path.parent for path in (args.video, args.contact_sheet) if path is not None)):
+        check_output_folder(folder)
     if args.audio is not None and args.video is None:
         raise UsageError("--audio goes into the video: add --video OUT.mp4")
     if args.audio is not None:

@@ -1,11 +1,14 @@
 """Reading and writing pictures, with limits and errors a person understands."""
 from __future__ import annotations
 
+import contextlib
 import io
 import os
-import tempfile
+import secrets
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -19,6 +22,15 @@ from .png import encode_png  # noqa: F401  (the PNG encoder, for this module's c
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_SIDE = 8192
 MIN_SIDE = 64
+LARGEST_PIXELS = 1_000_000_000  # the most --max-pixels may allow (about 32,000 px a side, 3 GB as RGB)
+# _check_size refuses a photo over the caller's limits from its header, before a pixel is decoded. Pillow's own
+# limit (89 MP by default) would stop photos --max-pixels lets in; it stays as a backstop at the largest limit.
+Image.MAX_IMAGE_PIXELS = LARGEST_PIXELS
+# The formats read, all of which decode no pixel before load(): ICO and ICNS decode the picture inside them
+# while opening, before its size can be checked (a small .ico can hold a picture of gigabytes).
+Image.init()  # every format plugin registered (some load only on demand), so that Image.open(formats=) finds them
+PHOTO_FORMATS = tuple(name for name in ("PNG", "JPEG", "MPO", "WEBP", "TIFF", "BMP", "DIB", "GIF", "PPM", "TGA")
+                      if name in Image.OPEN)
 
 
 TOO_LARGE_REMEDY = "Downscale it, or raise the limit with --max-pixels."
@@ -42,7 +54,7 @@ def load_image(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                image = Image.open(stream)
+                image = Image.open(stream, formats=PHOTO_FORMATS)
                 width, height = image.size
                 _check_size(name, width, height, max_pixels, max_side, remedy)
                 image = ImageOps.exif_transpose(image)
@@ -85,15 +97,36 @@ def decode_png(data: bytes) -> np.ndarray:
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write a file so that it is either complete or absent, never half written."""
+    with atomic_file(path) as stream:
+        stream.write(data)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file to fill that appears at `path` complete, or not at all: it is written under a temporary name
+    beside `path` and renamed into place when the block ends without an error. Made by open(), so it gets the
+    permissions of every other file a program makes (the umask's), not tempfile.mkstemp's owner-only ones that
+    no one else (a render farm, Blender run by another account) could read."""
     path = Path(path)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
+        stream = open(temp, "xb")  # outside the try below: if it cannot be made, there is nothing to remove
+    except OSError as error:
+        raise _about(error, path) from None
+    try:
+        with stream:
+            yield stream
         os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
+    except BaseException as error:
+        temp.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise _about(error, path) from None
         raise
+
+
+def _about(error: OSError, path: Path) -> OSError:
+    """The same error about the file asked for, not its temporary name (which is gone by then)."""
+    return type(error)(error.errno, error.strerror, str(path)) if error.errno is not None else error
 
 
 def write_png(path: str | os.PathLike, pixels: np.ndarray, compression: int = 1) -> None:

@@ -61,10 +61,11 @@ def faces_on_server(args: argparse.Namespace) -> dict[int, dict]:
 
 def _photo_bytes(args: argparse.Namespace) -> bytes:
     from . import errors
-    from .images import encode_png, load_image, resize_long_side
+    from .arguments import load_photo
+    from .images import encode_png
 
     if args.size:
-        return encode_png(resize_long_side(load_image(args.photo), args.size))
+        return encode_png(load_photo(args))  # within --max-pixels, scaled
     try:
         return args.photo.read_bytes()
     except OSError as error:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -14,7 +15,7 @@ from .errors import EnlivenError
 from .frame_layers import FrameLayers
 from .images import write_atomic, write_png
 from .png import BandCache
-from .shared.naming import frame_filename
+from .shared.naming import FRAME_CACHE_FILE, frame_filename
 
 SHEET_GREY = 128  # behind frames with alpha on the contact sheet
 ENCODER_THREADS = 2  # frames encoded and written while the next renders (zlib and OpenEXR release the GIL)
@@ -133,6 +134,7 @@ class FrameSink:
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
         self.out = out
+        self.frame_count = frame_count
         self.fmt = fmt
         self.png_level = png_level
         self.video = VideoWriter(video, fps, audio, audio_offset_s) if video else None
@@ -197,6 +199,28 @@ class FrameSink:
             self.video.close()
         if self.sheet_path and self.sheet_frames:
             write_png(self.sheet_path, contact_sheet(self.sheet_frames))
+        self._remove_stale_frames()
+
+    def _remove_stale_frames(self) -> None:
+        """Remove the frames that continue this run's numbering (frame N+1, N+2, ... up to the first gap) left
+        in the folder by an earlier, longer run, once everything of this run is written: an image-sequence reader
+        (Blender's, ffmpeg's) would play them after this run's frames. Only this run's format; never in a folder
+        the Blender add-on caches frames in (it numbers them by scene frame); an interrupted run removes nothing,
+        and a frame that cannot be removed is reported, not an error (this run's files are all written)."""
+        if self.out is None or (self.out / FRAME_CACHE_FILE).exists():
+            return
+        removed, number = 0, self.frame_count + 1
+        while (path := frame_path(self.out, number, self.fmt)).is_file():
+            try:
+                path.unlink()
+                removed += 1
+            except OSError as error:
+                print(f"enliven: warning: could not remove {path}, left by an earlier run: {error.strerror or error}",
+                      file=sys.stderr)
+            number += 1
+        if removed:
+            print(f"enliven: removed {removed} frame(s) numbered past {self.frame_count} that an earlier run "
+                  f"left in {self.out}", file=sys.stderr)
 
     def abort(self) -> None:
         """The run failed or was interrupted: written frames stay, the unfinished video goes."""

@@ -15,6 +15,9 @@ FRAME_PREFIX = "frame_"
 FRAME_DIGITS = 5
 FIRST_FRAME = 1
 FRAME_FORMATS = ("png", "exr")  # the file formats of a frame sequence; PNG is the default
+# Beside the frames the Blender add-on caches (addon/frame_cache.py): what made each one. The command line
+# never clears old frames out of a folder that has it.
+FRAME_CACHE_FILE = ".enliven_cache.json"
 
 # A multilayer OpenEXR frame's layers, named as Blender names its render passes
 # (view layer.pass.channel), so its Image node shows them as outputs.

@@ -25,6 +25,17 @@ def test_astronaut_face_is_found_upright_with_open_eyes(subject):
     assert subject.landmarks[473, 0] > subject.landmarks[468, 0]
 
 
+def test_a_face_that_fills_the_photo_counts_as_one_face(astronaut, subject):
+    """Cropped to its landmarks, the face is missed by the detector and found by the mesh on the whole photo
+    (as behind d8's glasses): the photo has one face, as `analyze` says and scripts read, not 0."""
+    from enliven.analysis import detect_faces
+
+    x0, y0, x1, y1 = (int(v) for v in subject.face_box)
+    crop = np.ascontiguousarray(astronaut[y0:y1, x0:x1])
+    assert detect_faces(crop) == []  # what this test is about
+    assert analyze_image(crop).faces_found == 1
+
+
 def test_analysis_is_cached_by_content(astronaut, subject):
     assert analyze_image(astronaut.copy()) is subject
 

@@ -147,6 +147,25 @@ def test_a_video_without_a_face_is_a_clear_error(tmp_path):
         capture_video(path)
 
 
+@pytest.mark.parametrize("arguments, complaint", [
+    (["--reference", "abc"], "--reference must be 'auto', 'first' or a frame number"),
+    (["--strength", "ears=2"], "Unknown channel group 'ears'"),
+    (["--strength", "mouth=abc"], "--strength expects GROUP=FACTOR"),
+    (["--out", "motion.txt"], "--out must end in .json or .csv"),
+])
+def test_bad_capture_arguments_are_usage_errors_before_the_video_is_read(tmp_path, arguments, complaint):
+    result = run_enliven("capture", tmp_path / "not-there.mp4", "--out", tmp_path / "m.json", *arguments)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("enliven: error: ") and complaint in line
+
+
+def test_a_face_number_no_frame_has_is_named_in_the_error(performance_video):
+    with pytest.raises(NoFaceError, match=r"shows a face number 3 \(numbered from 0, largest first\): choose a "
+                                          r"lower --face"):
+        capture_video(performance_video, face_index=3, body=False)
+
+
 @pytest.mark.parametrize("content", [b"", b"this is not a video" * 50, bytes(range(256)) * 40],
                          ids=["empty", "text", "bytes"])
 def test_a_corrupt_video_is_a_clear_error(tmp_path, content):

@@ -97,6 +97,99 @@ def test_image_over_the_size_limit(astronaut_path):
     assert "over the limit" in result.stderr
 
 
+def test_a_photo_over_pillows_own_limit_is_read_when_max_pixels_allows_it(tmp_path):
+    """--max-pixels raises the limit past Pillow's fixed 89 MP (a 100 MP scan)."""
+    from PIL import Image
+
+    path = tmp_path / "scan.png"
+    Image.new("RGB", (10000, 10000), (120, 100, 90)).save(path)  # a blank, deflated to a small file
+    refused = run_enliven("analyze", path)
+    assert refused.returncode == 4 and "raise the limit with --max-pixels" in refused.stderr
+    read = run_enliven("analyze", path, "--max-pixels", "101")
+    assert read.returncode == 3, read.stderr  # decoded and searched: no face on a blank
+    assert "No face found" in read.stderr and "Traceback" not in read.stderr
+
+
+@pytest.mark.parametrize("arguments", [
+    ["--max-pixels", "-5"], ["--max-pixels", "nan"], ["--max-pixels", "0"],
+    ["--size", "12000"], ["--size", "10"], ["--engine", "bogus"],
+])
+def test_bad_photo_and_engine_arguments_are_usage_errors(astronaut_path, tmp_path, arguments):
+    result = run_enliven("generate", astronaut_path, "--preset", "blink", *arguments, "--out", tmp_path / "o")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "o").exists()
+
+
+def test_a_rerun_into_the_same_folder_leaves_one_sequence_that_others_can_read(astronaut_path, tmp_path):
+    """A shorter run into a folder a longer one filled: the old frames past its end go (an image-sequence
+    reader would play them after the new ones), and every frame has the umask's permissions (not owner-only)."""
+    out = tmp_path / "shot"
+    assert run_enliven("generate", astronaut_path, "--preset", "nod", "--fps", "12", "--out", out).returncode == 0
+    longer = len(list(out.glob("frame_*.png")))
+    kept = {"frame_00099.exr": b"another format: not this sequence's", "notes.txt": b"mine",
+            "frame_01001.png": b"an offset sequence: past a gap in the numbers"}
+    for name, content in kept.items():
+        (out / name).write_bytes(content)
+    old_umask = os.umask(0o027)
+    try:
+        result = run_enliven("generate", astronaut_path, "--preset", "blink", "--fps", "12", "--out", out)
+    finally:
+        os.umask(old_umask)
+    assert result.returncode == 0, result.stderr
+    count = preset_motion("blink", fps=12).frame_count
+    assert count < longer
+    assert sorted(f.name for f in out.glob("frame_0000*.png")) == [f"frame_{i:05d}.png" for i in range(1, count + 1)]
+    assert not any(out.glob("frame_000[1-9]*.png")), "the earlier run's frames past the new last one are gone"
+    assert f"removed {longer - count} frame(s)" in result.stderr
+    assert all((out / name).read_bytes() == content for name, content in kept.items())
+    made = [out / f"frame_{i:05d}.png" for i in range(1, count + 1)]
+    assert {oct(path.stat().st_mode & 0o777) for path in made} == {oct(0o640)}
+
+
+def test_a_frame_that_cannot_be_written_is_named_in_one_line(astronaut_path, tmp_path):
+    out = tmp_path / "frames"
+    (out / "frame_00001.png").mkdir(parents=True)  # a folder where the first frame goes
+    result = run_enliven("generate", astronaut_path, "--preset", "blink", "--out", out)
+    assert result.returncode == 1
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("enliven")]  # (and the progress bar)
+    assert line == f"enliven: error: Is a directory: '{out / 'frame_00001.png'}'"
+    assert not list(out.glob(".*.part"))
+
+
+def test_an_icon_file_is_refused_before_its_picture_is_decoded(tmp_path):
+    """An .ico holds a PNG that Pillow decodes while opening the file, at whatever size the PNG has, before a
+    size limit can look: a small file could cost gigabytes (the server reads photos the same way)."""
+    import io
+    import struct
+
+    from PIL import Image
+
+    inner = io.BytesIO()
+    Image.new("1", (12000, 12000)).save(inner, "PNG")  # 144 MP of black, deflated to a few hundred KB
+    png = inner.getvalue()
+    icon = tmp_path / "icon.ico"
+    icon.write_bytes(struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHII", 0, 0, 0, 0, 1, 32, len(png), 22) + png)
+    result = run_enliven("analyze", icon)
+    assert result.returncode == 4, result.stderr
+    assert "not an image format we can read" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_output_folder_that_is_a_file_is_refused_before_any_work(astronaut_path, tmp_path):
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file")
+    for command in (["generate", astronaut_path, "--preset", "blink", "--out", blocker],
+                    ["generate", astronaut_path, "--preset", "talk", "--out", blocker / "frames"],
+                    ["generate", astronaut_path, "--preset", "blink", "--out", tmp_path / "o",
+                     "--video", blocker / "v.mp4"],
+                    ["talk", astronaut_path, "--text", "Hello.", "--out", blocker / "hello.mp4"],
+                    ["capture", tmp_path / "acting.mp4", "--out", blocker / "motion.json"]):
+        result = run_enliven(*command)
+        assert result.returncode == 2, result.stderr
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("enliven: error: ") and f"'{blocker}' is a file" in line
+    assert blocker.read_text() == "a file"
+
+
 def test_several_faces_are_reported(astronaut, tmp_path):
     face = astronaut[30:230, 125:325]
     canvas = np.full((400, 700, 3), 200, np.uint8)

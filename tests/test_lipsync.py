@@ -348,7 +348,7 @@ def test_lipsync_command_errors(tmp_path, speech_wav):
     assert result.returncode == 6 and "no such file" in result.stderr
 
     result = run_enliven("lipsync", speech_wav, "--out", tmp_path / "m.txt")
-    assert result.returncode == 1 and "use .json or .csv" in result.stderr
+    assert result.returncode == 2 and "use .json or .csv" in result.stderr  # a usage error
 
     result = run_enliven("lipsync", speech_wav, "--out", tmp_path / "m.json", "--strength", "9")
     assert result.returncode == 2 and "out of range" in result.stderr

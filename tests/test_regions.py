@@ -180,6 +180,19 @@ def test_bfloat16_inference_draws_what_float32_draws(subject):
     assert difference.max() <= 2 and (difference > 1).mean() < 1e-4
 
 
+def test_a_saved_model_gets_the_umasks_permissions(tmp_path):
+    """Not tempfile's owner-only ones: a render farm's other accounts read the models a training run writes."""
+    from enliven.neural.checkpoint import save_checkpoint
+
+    old_umask = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path / "best.pt", {"step": 1, "config": {}}, checkpoint_format="enliven-regions")
+    finally:
+        os.umask(old_umask)
+    assert oct(path.stat().st_mode & 0o777) == oct(0o644)
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]
+
+
 def test_corrupt_and_pickled_models_are_refused_with_exit_8(tmp_path, astronaut_path, subject):
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"PK\x03\x04 not a model")

@@ -12,13 +12,13 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from .. import __version__
 from ..errors import CheckpointError
+from ..images import atomic_file
 from .config import ConfigError, RefineConfig
 
 CHECKPOINT_FORMAT = "enliven-refine"
@@ -35,16 +35,10 @@ def save_checkpoint(path: str | Path, payload: dict, checkpoint_format: str = CH
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": checkpoint_format, "version": CHECKPOINT_VERSION, "enliven": __version__, **payload}
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as file:
+        torch.save(payload, file)
+        file.flush()
+        os.fsync(file.fileno())
     return path
 
 
