@@ -15,7 +15,7 @@ EXIT_CODES: dict[int, str] = {
     1: "other failure (a full disk, a folder that cannot be written, ...)",
     2: "usage: a bad argument (an unknown preset name, a bad config or dataset, ...)",
     3: "no face in the photo or video (or --face N that does not exist)",
-    4: "unreadable, truncated or too large image (over --max-pixels), or unreadable video",
+    4: "unreadable, truncated or too large image (over --max-pixels, or 8192 px a side), or unreadable video",
     5: "bad motion: unknown channel, malformed file, or NaN/out-of-range values with --strict",
     6: "unusable audio: unreadable, or no speech in it",
     7: "text to speech failed",

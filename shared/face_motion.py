@@ -25,10 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from .motion import (FORMAT_TAG, MAX_FRAMES, Motion, MotionError, checked_fps, load_motion, motion_from_dict,
-                     motion_to_dict, parse_motion_json, quoted, read_text_file, write_atomically)
+from .motion import (FACES_VERSION, FORMAT_TAG, MAX_FRAMES, Motion, MotionError, checked_fps, load_motion,
+                     motion_from_dict, motion_to_dict, parse_motion_json, quoted, read_text_file, write_atomically)
 
-FACES_VERSION = 2
 MAX_FACES = 256  # a photo with more faces than this is not a group photo but a crowd
 
 

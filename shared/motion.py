@@ -54,6 +54,7 @@ from .channels import CHANNEL_INDEX, CHANNEL_NAMES, channel, default_vector, unk
 FORMAT_TAG = "enliven-motion"
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
+FACES_VERSION = 2  # a motion per face of a group photo, under "faces" (enliven.shared.face_motion)
 MAX_FPS = 1000.0
 # Used when a CSV file has neither a time column nor an fps from the caller.
 DEFAULT_CSV_FPS = 24.0
@@ -413,10 +414,14 @@ def motion_from_dict(data: Any, source: str = "<dict>") -> Motion:
     version = data.get("version")
     if not _is_json_int(version):
         raise MotionError(f"{source}: \"version\" must be a whole number (supported: {supported})")
+    if version == FACES_VERSION:
+        raise MotionError(f"{source}: motion format version {version} holds a motion for each face under "
+                          "\"faces\", and this file has none")
     if version not in SUPPORTED_VERSIONS:
         newer = " is newer than this Enliven can read" if version > max(SUPPORTED_VERSIONS) else " is unknown"
         raise MotionError(
-            f"{source}: motion format version {version}{newer} (supported versions: {supported})"
+            f"{source}: motion format version {version}{newer} (supported versions: {supported} for one face's "
+            f"motion, {FACES_VERSION} for a motion per face)"
         )
     missing = [key for key in ("fps", "channels", "frames") if key not in data]
     if missing:

@@ -225,7 +225,10 @@ def json_motion(**changes) -> dict:
     [
         ('{"format": "enliven-motion", "version": 1,', r"not valid JSON \(line 1"),
         (json.dumps(json_motion(format="something-else")), r"not an Enliven motion file.*'something-else'"),
-        (json.dumps(json_motion(version=2)), r"version 2 is newer .*supported versions: 1"),
+        (json.dumps(json_motion(version=2)), r"version 2 holds a motion for each face under \"faces\", and this file "
+                                             r"has none"),
+        (json.dumps(json_motion(version=9)), r"version 9 is newer .*supported versions: 1 for one face's motion, 2 "
+                                             r"for a motion per face"),
         (json.dumps({"format": "enliven-motion", "version": 1, "fps": 24}), r"missing 'channels', 'frames'"),
         (json.dumps(json_motion(frames=[[0.0, 0.1], [0.2]])), r"frame 1 has 1 values but there are 2 channels"),
         (json.dumps(json_motion(frames=[[0.0, 0.1], [0.2, "big"]])), r"frame 1, column 1 \(smile_l\).*'big'"),
