@@ -100,6 +100,17 @@ def check_motion_path(path: Path) -> None:
     check_output_folder(path.parent)
 
 
+def check_render_arguments(args: argparse.Namespace, folders: list[Path]) -> None:
+    """Before any work: the engine and its model (unless a server renders: it says which engines it has), and
+    the folders the outputs go to."""
+    if not args.server:
+        from .animator import check_engine_name
+
+        check_engine_name(args.engine, args.checkpoint)
+    for folder in folders:
+        check_output_folder(folder)
+
+
 def check_output_folder(folder: Path) -> None:
     """Refuse, before any long work, an output folder that cannot be made because a part of its path is a file
     (mkdir would say only "File exists")."""
@@ -130,6 +141,9 @@ def whole_number_in(low: int, high: int):
     return number_in(low, high, int, "a whole number")
 
 
-# --size: the longer side of the frames, from the smallest photo analysed to the largest side a photo may have
-# (a typo such as 51200 would otherwise make frames of gigabytes each).
-frame_size = whole_number_in(MIN_SIDE, DEFAULT_MAX_SIDE)
+def add_size_option(parser: argparse.ArgumentParser) -> None:
+    """--size: the longer side of the frames, from the smallest photo analysed to the largest side a photo may
+    have (a typo such as 51200 would otherwise make frames of gigabytes each)."""
+    parser.add_argument("--size", type=whole_number_in(MIN_SIDE, DEFAULT_MAX_SIDE), metavar="N",
+                        help=f"scale the photo so its longer side is N pixels, {MIN_SIDE} to {DEFAULT_MAX_SIDE} "
+                             "(default: full size)")

@@ -17,8 +17,8 @@ from contextlib import closing
 from pathlib import Path
 
 from . import __version__
-from .arguments import (ALL_FACES, add_photo_options, analyze_photo, check_output_folder, frame_size, load_photo,
-                        whole_number_in)
+from .arguments import (ALL_FACES, add_photo_options, add_size_option, analyze_photo, check_render_arguments,
+                        load_photo, whole_number_in)
 from .errors import EXIT_CODES, BadMotionError, EnlivenError, UsageError
 from .remote_render import add_server_options, render_on_server
 from .sequence import FrameSink
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "face, --motion repeated in --face order")
     source.add_argument("--preset", metavar="NAME", help="built-in motion, see `enliven presets`")
     generate.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for frame_00001.png ...")
-    generate.add_argument("--size", type=frame_size, metavar="N", help="scale the photo so its longer side is N pixels, 64 to 8192 (default: full size)")
+    add_size_option(generate)
     generate.add_argument("--video", type=Path, metavar="MP4", help="also write an H.264 video")
     generate.add_argument("--audio", type=Path, metavar="FILE", help="put this sound (any audio or video file) into --video")
     generate.add_argument("--audio-offset", type=float, default=0.0, metavar="SECONDS",
@@ -195,12 +195,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
     if args.alpha and args.video is not None:
         raise UsageError("--video has no alpha channel: make the video in a run without --alpha")
-    if not args.server:  # (a server says which engines it has)
-        from .animator import check_engine_name
-
-        check_engine_name(args.engine, args.checkpoint)
-    for folder in (args.out, *(path.parent for path in (args.video, args.contact_sheet) if path is not None)):
-        check_output_folder(folder)
+    check_render_arguments(args, [args.out, *(path.parent for path in (args.video, args.contact_sheet) if path)])
     if args.audio is not None and args.video is None:
         raise UsageError("--audio goes into the video: add --video OUT.mp4")
     if args.audio is not None:

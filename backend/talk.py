@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 from .errors import UsageError
-from .arguments import (MOTION_SUFFIXES, add_photo_options, analyze_photo, check_motion_path, check_output_folder,
-                        frame_size, number_in, whole_number_in)
+from .arguments import (MOTION_SUFFIXES, add_photo_options, add_size_option, analyze_photo, check_motion_path,
+                        check_render_arguments, number_in, whole_number_in)
 from .remote_render import add_server_options, render_on_server
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
@@ -55,7 +55,7 @@ def add_command(subparsers) -> None:
     talk.add_argument("--frames", type=Path, metavar="DIR", help="also keep the frames as frame_00001.png ... here")
     talk.add_argument("--motion-out", type=Path, metavar="MOTION.json",
                       help=f"also keep the motion ({', '.join(MOTION_SUFFIXES)}), e.g. to edit it in Blender")
-    talk.add_argument("--size", type=frame_size, metavar="N", help="scale the photo so its longer side is N pixels, 64 to 8192")
+    add_size_option(talk)
     talk.add_argument("--fps", type=number_in(1, 120), default=24.0, help="frames per second (default 24)")
     talk.add_argument("--engine", default="warp", help="frame generator: warp (default) or refine")
     talk.add_argument("--checkpoint", type=Path, metavar="PT",
@@ -85,12 +85,7 @@ def run_talk(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.out}: the video must end in {', '.join(VIDEO_SUFFIXES)}")
     if args.motion_out is not None:
         check_motion_path(args.motion_out)
-    if not args.server:  # (a server says which engines it has)
-        from .animator import check_engine_name
-
-        check_engine_name(args.engine, args.checkpoint)
-    for folder in (args.out.parent, *([args.frames] if args.frames is not None else [])):
-        check_output_folder(folder)
+    check_render_arguments(args, [args.out.parent, *([args.frames] if args.frames else [])])
     if args.audio is not None:
         check_audio_file(args.audio)
     started = time.perf_counter()

@@ -6,6 +6,7 @@ from pathlib import Path
 from ..arguments import number_in, whole_number_in
 from .arguments import add_train_arguments
 from .prepare import DEFAULT_SIDE
+from .region_config import KINDS
 
 
 def add_commands(subparsers) -> None:
@@ -50,7 +51,7 @@ def add_commands(subparsers) -> None:
     regions.add_argument("--init", type=Path, default=None, metavar="MODEL",
                          help="start from this model's generators instead of from scratch (fine-tuning, e.g. "
                               "the shipped backend/assets/regions/regions.pt; ignored when RUN_DIR/last.pt resumes)")
-    regions.add_argument("--only", choices=("eye", "mouth"), default=None,
+    regions.add_argument("--only", choices=KINDS, default=None,
                          help="train this region kind's generator only; the other is --init's, unchanged")
     regions.set_defaults(func=_run_train_regions)
 
