@@ -180,3 +180,27 @@ def test_the_moved_person_is_composited_over_what_it_left_and_the_photo_elsewher
     assert np.abs(shown - expected).max() <= 1.0
     assert (shown[0, :8] == plate[0, :8]).all()
     assert left.mean() > 0.2 and ((moved > 0) & (moved < 1)).mean() > 0.2  # the case is not all one kind
+
+
+def test_the_moved_person_remapped_only_where_it_shows_is_the_whole_remap_there():
+    """remap_where_seen, then blend_over_background, gives the frame one remap of the whole box gives, to the
+    level: with (x, y) float maps and OpenCV's fixed-point ones, on two people with backdrop between them and
+    around them, rows of backdrop only and a band cut off by the box's bottom edge."""
+    rng = np.random.default_rng(11)
+    shape = (70, 90)
+    texture, plate = (rng.integers(0, 256, shape + (3,), dtype=np.uint8) for _ in range(2))
+    still = np.zeros(shape, np.float32)
+    cv2.circle(still, (20, 30), 12, 1.0, -1)
+    cv2.ellipse(still, (70, 50), (10, 25), 0, 0, 360, 1.0, -1)
+    still = cv2.GaussianBlur(still, (0, 0), 1.0)
+    grid = np.dstack(np.meshgrid(np.arange(90, dtype=np.float32), np.arange(70, dtype=np.float32)))
+    where_from = grid + rng.uniform(-2.5, 2.5, shape + (2,)).astype(np.float32)
+    for maps in ((where_from, None), cv2.convertMaps(where_from, None, cv2.CV_16SC2)):
+        moved = cv2.remap(still, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        whole = cv2.remap(texture, *maps, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        seen = background.remap_where_seen(texture, maps, moved, still, cv2.INTER_CUBIC)
+        expected = background.blend_over_background(whole, moved, texture, still, plate)
+        assert (background.blend_over_background(seen, moved, texture, still, plate) == expected).all()
+        shows = (moved >= background.PERSON_EPSILON) | (still >= background.PERSON_EPSILON)
+        assert (seen[shows] == whole[shows]).all()
+        assert 0.2 < shows.mean() < 0.6 and not shows[:8].any()  # the case has backdrop to skip

@@ -23,7 +23,7 @@ from ..frame_layers import FrameLayers
 from .body import BodyField, BodyMotion, clean_mask
 from .frame_buffers import FrameBuffers
 from .passes_math import blend_region_mask, region_seam_weight
-from .background import PERSON_EPSILON, background_plate, blend_over_background
+from .background import PERSON_EPSILON, background_plate, blend_over_background, remap_where_seen
 from .warp_math import TEXTURE_INTERPOLATION
 
 # Pixels: the body's plate has no backdrop grain this near the person's edge, full grain from twice as far.
@@ -144,9 +144,9 @@ class BodyLayer:
         Returns the moved pixels and the person's still and moved masks in the box."""
         bx0, by0, bx1, by1 = box
         mask = self._current_mask(head)
-        moved = cv2.remap(pixels, *maps, TEXTURE_INTERPOLATION, borderMode=cv2.BORDER_REPLICATE)
         moved_mask = cv2.remap(mask, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         still_mask = mask[by0:by1, bx0:bx1]
+        moved = remap_where_seen(pixels, maps, moved_mask, still_mask, TEXTURE_INTERPOLATION)
         blend_over_background(moved, moved_mask, pixels[by0:by1, bx0:bx1], still_mask,
                               self.plate[by0:by1, bx0:bx1] if over_plate else None)
         return moved, still_mask, moved_mask

@@ -46,7 +46,7 @@ from ..analysis import Subject
 from ..geometry import camera_to_image
 from ..rig import SEAL_PRESS, Rig
 from ..shared.channels import CHANNEL_INDEX
-from .background import blend_over_background, head_plate
+from .background import blend_over_background, head_plate, remap_where_seen
 from .eyes import IRIS_DISC, IRIS_FILL, IRIS_STILL, Eyeball, build_eyeball, eyeball_turn, grow_opening
 from .folds import draw_folds, face_folds, inner_triangles, soften_at_folds, turned_cells
 from .frame_buffers import FrameBuffers
@@ -530,29 +530,28 @@ class WarpEngine:
             width, height = self.region_size
             self._pixel_grid = np.dstack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)))
         where_from = full + self._pixel_grid[by0:by1, bx0:bx1]  # one (x, y) map: both remaps read it
-        warped = cv2.remap(texture, where_from, None, TEXTURE_INTERPOLATION, borderMode=cv2.BORDER_REPLICATE)
-        prefilter_squeezed(warped, texture, where_from, squeezed, self.scale, box)
-        if silhouette is not None and len(silhouette.rows):
+        warped_mask = cv2.remap(self.mask, where_from, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        edge = silhouette is not None and len(silhouette.rows) > 0
+        if edge:
+            # The person mask is anti-aliased with the colour (below), or the background composite would cut
+            # the blended edge back to a hard one.
             rows, cols = silhouette.rows, silhouette.cols
             other_x = (silhouette.other[:, 0] + cols + bx0).astype(np.float32)
             other_y = (silhouette.other[:, 1] + rows + by0).astype(np.float32)
-            other = sample_at(texture, other_x, other_y)
-            weight = silhouette.weight[:, None]
-            blended = weight * warped[rows, cols] + (1 - weight) * other
-            warped[rows, cols] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-        warped_mask = cv2.remap(self.mask, where_from, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        if silhouette is not None and len(silhouette.rows):
-            # The person mask is anti-aliased with the colour, or the background composite below would
-            # cut the blended edge back to a hard one.
-            other_mask = sample_at(self.mask, other_x, other_y)
             weight = silhouette.weight
-            warped_mask[rows, cols] = weight * warped_mask[rows, cols] + (1 - weight) * other_mask
+            warped_mask[rows, cols] = weight * warped_mask[rows, cols] + (1 - weight) * sample_at(self.mask, other_x, other_y)
+        still_mask = self.mask[by0:by1, bx0:bx1]
+        warped = remap_where_seen(texture, (where_from, None), warped_mask, still_mask, TEXTURE_INTERPOLATION)
+        prefilter_squeezed(warped, texture, where_from, squeezed, self.scale, box)
+        if edge:
+            blended = weight[:, None] * warped[rows, cols] + (1 - weight[:, None]) * sample_at(texture, other_x, other_y)
+            warped[rows, cols] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
 
         # Inside the person the warped photo is the answer. Elsewhere blend it over the
         # background: the photo as it was, or the background plate where the person
         # moved away and uncovered it. Only those pixels pay for the blend.
         plate = None if cut_out else self.background_plate[by0:by1, bx0:bx1]
-        blend_over_background(warped, warped_mask, texture[by0:by1, bx0:bx1], self.mask[by0:by1, bx0:bx1], plate)
+        blend_over_background(warped, warped_mask, texture[by0:by1, bx0:bx1], still_mask, plate)
         return warped, warped_mask
 
     def _draw_irises(self, region: np.ndarray, full: np.ndarray, target_image: np.ndarray,
