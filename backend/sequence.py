@@ -131,6 +131,8 @@ class FrameSink:
     def __init__(self, out: Path | None, frame_count: int, fps: float, video: Path | None = None,
                  contact_sheet: Path | None = None, audio: Path | None = None, audio_offset_s: float = 0.0,
                  fmt: str = "png", png_level: int = 1, threads: int = ENCODER_THREADS):
+        # The folders this run makes, deepest first: a run that fails before its first frame leaves none behind.
+        self._made_folders = [] if out is None else [folder for folder in (out, *out.parents) if not folder.exists()]
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
         self.out = out
@@ -223,10 +225,16 @@ class FrameSink:
                   f"left in {self.out}", file=sys.stderr)
 
     def abort(self) -> None:
-        """The run failed or was interrupted: written frames stay, the unfinished video goes."""
+        """The run failed or was interrupted: written frames stay, the unfinished video goes, and so do the
+        folders this run made if no frame was written into them."""
         wait(self._pending)
         self._pending.clear()
         if self._writers is not None:
             self._writers.shutdown(wait=True)
         if self.video:
             self.video.abort()
+        for folder in self._made_folders:  # only while empty: a frame written keeps its folder
+            try:
+                folder.rmdir()
+            except OSError:
+                break

@@ -77,6 +77,11 @@ def test_no_face_exit_code_and_message(tmp_path):
     result = run_enliven("analyze", blank)
     assert result.returncode == 3
     assert "No face found" in result.stderr and "Traceback" not in result.stderr
+    # generate, into folders that do not exist yet: it fails the same way and leaves no empty folders behind
+    (tmp_path / "shots").mkdir()
+    result = run_enliven("generate", blank, "--preset", "blink", "--out", tmp_path / "shots" / "take1" / "frames")
+    assert result.returncode == 3 and "No face found" in result.stderr
+    assert list((tmp_path / "shots").iterdir()) == []
 
 
 @pytest.mark.parametrize("content, expected", [
