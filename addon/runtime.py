@@ -223,6 +223,10 @@ class Runtime:
         try:
             photo = self.photos.photo_for(obj)
         except UserError as error:
+            # Reported once: the report's own operator updates the depsgraph, whose handler asks again, and
+            # without this the same error was reported until Python's recursion limit. A change of portrait
+            # or engine, or Live Preview toggled, tries again.
+            self.preview.failed_key = key
             self.notify('ERROR', str(error), obj.name)
             return
         self.preview.send_preview(key, values, obj.name, photo.data, photo.digest, rig.engine.strip(),

@@ -64,8 +64,8 @@ def describe_error(code: str | None, message: str) -> str:
         return f"Backend not reachable: {message}"
     if code == protocol.E_VERSION:
         return f"Version mismatch between the add-on and the backend: {message}"
-    if code == NO_FACE:
-        return f"No face found in the photo: {message}"
+    if code == NO_FACE:  # the backend's own words say which ("No face found ...", "There is no face number 3")
+        return message or "No face found in the photo"
     if code in LOST_ERRORS:
         return f"The backend lost the job: {message}"
     return f"{message} [{code}]" if message else f"The backend reported an error [{code}]"

@@ -64,6 +64,10 @@ def load_image(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
             raise ImageTooLargeError(f"{name} is too large to decode safely ({error}).") from error
         except UnidentifiedImageError as error:
+            stream.seek(0)
+            kind = _format_by_signature(stream.read(16))
+            if kind is not None:  # its first bytes say what it is, and the rest cannot be read as that
+                raise ImageError(f"{name} starts as a {kind} file but is damaged and cannot be decoded.") from error
             raise ImageError(f"{name} is not an image format we can read (PNG, JPEG, WebP, TIFF, BMP...).") from error
         except (OSError, SyntaxError, ValueError) as error:
             raise ImageError(f"{name} is damaged or truncated and cannot be decoded: {error}.") from error
@@ -76,6 +80,15 @@ def load_image(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image)
     return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+
+
+def _format_by_signature(header: bytes) -> str | None:
+    """The photo format whose signature `header` (a file's first bytes) starts with, by Pillow's own tests."""
+    for kind in PHOTO_FORMATS:
+        accept = Image.OPEN.get(kind, (None, None))[1]
+        if accept is not None and accept(header):
+            return kind
+    return None
 
 
 def _check_size(name: str, width: int, height: int, max_pixels: int, max_side: int, remedy: str) -> None:

@@ -60,16 +60,21 @@ def faces_on_server(args: argparse.Namespace) -> dict[int, dict]:
 
 
 def _photo_bytes(args: argparse.Namespace) -> bytes:
+    """The photo as the server takes it: the file itself if it is a PNG or a JPEG, else (TIFF, WebP, GIF, ...)
+    or when --size scales it, read here and sent as a PNG."""
     from . import errors
     from .arguments import load_photo
     from .images import encode_png
+    from .shared.protocol import encoded_kind
 
-    if args.size:
-        return encode_png(load_photo(args))  # within --max-pixels, scaled
-    try:
-        return args.photo.read_bytes()
-    except OSError as error:
-        raise errors.ImageError(f"Cannot open '{args.photo}': {error.strerror or error}.") from error
+    if not args.size:
+        try:
+            data = args.photo.read_bytes()
+        except OSError as error:
+            raise errors.ImageError(f"Cannot open '{args.photo}': {error.strerror or error}.") from error
+        if encoded_kind(data) != "bytes":
+            return data
+    return encode_png(load_photo(args))  # within --max-pixels, scaled with --size
 
 
 def _connection_keys(args: argparse.Namespace) -> dict:

@@ -259,6 +259,12 @@ def encode(
     return [head, *payloads]
 
 
+def encoded_kind(data: bytes | bytearray | memoryview) -> str:
+    """The part kind of encoded bytes: "png" or "jpeg" (the image files a request may carry), else "bytes"."""
+    head = bytes(data[:8])
+    return "png" if head.startswith(_PNG_MAGIC) else "jpeg" if head.startswith(_JPEG_MAGIC) else "bytes"
+
+
 def _encode_part(name: str, value: Any) -> tuple[dict, Any]:
     if isinstance(value, Part):
         return value.describe(), value.data
@@ -271,9 +277,7 @@ def _encode_part(name: str, value: Any) -> tuple[dict, Any]:
         # memoryview of a C-contiguous array is zero-copy; pyzmq sends it as is.
         return {"name": name, "kind": "array", "dtype": dtype_name, "shape": list(arr.shape)}, memoryview(arr.reshape(-1).view(np.uint8))
     if isinstance(value, (bytes, bytearray, memoryview)):
-        head = bytes(value[:8])
-        kind = "png" if head.startswith(_PNG_MAGIC) else "jpeg" if head.startswith(_JPEG_MAGIC) else "bytes"
-        return {"name": name, "kind": kind}, value
+        return {"name": name, "kind": encoded_kind(value)}, value
     raise ProtocolError(E_BAD_PART, f"part {name!r}: cannot send a {type(value).__name__}")
 
 

@@ -78,7 +78,9 @@ def test_states_are_the_strings_the_panel_and_tests_compare():
 
 def test_error_descriptions():
     assert states.describe_error("timeout", "no reply").startswith("Backend not reachable")
-    assert states.describe_error("no_face", "blank").startswith("No face found")
+    no_face = "No face found in the photo. Use a photo where one face is clearly visible."
+    assert states.describe_error("no_face", no_face) == no_face  # said once, not prefixed with itself
+    assert states.describe_error("no_face", "").startswith("No face found")
     assert states.describe_error("server_restarted", "x").startswith("The backend lost the job")
     assert states.describe_error("odd", "text") == "text [odd]"
     assert states.describe_error(None, "") == "The backend reported an error [error]"

@@ -7,6 +7,7 @@ import os
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from enliven.shared.motion import Motion, save_motion
 from enliven.shared.presets import preset_motion
@@ -87,10 +88,16 @@ def test_no_face_exit_code_and_message(tmp_path):
 @pytest.mark.parametrize("content, expected", [
     (b"not an image at all", "not an image"),
     ("truncated", "truncated"),
+    ("header damaged", "starts as a PNG file but is damaged"),
 ])
 def test_unreadable_images(astronaut_path, tmp_path, content, expected):
     path = tmp_path / "bad.png"
-    path.write_bytes(astronaut_path.read_bytes()[:30000] if content == "truncated" else content)
+    photo = astronaut_path.read_bytes()
+    if content == "truncated":
+        content = photo[:30000]
+    elif content == "header damaged":  # the PNG signature, then its header chunk's bytes overwritten
+        content = photo[:8] + bytes(24) + photo[32:]
+    path.write_bytes(content)
     result = run_enliven("analyze", path)
     assert result.returncode == 4
     assert expected in result.stderr and "Traceback" not in result.stderr
@@ -243,6 +250,17 @@ def test_generate_on_a_running_server_matches_a_local_run(astronaut_path, tmp_pa
         no_face = write_rgb(tmp_path / "wall.png", np.full((300, 300, 3), 180, np.uint8))
         refused = run_enliven("generate", no_face, "--preset", "blink", "--out", tmp_path / "x", "--server", server.address)
         assert refused.returncode == 3 and "No face" in refused.stderr
+        # A photo format the protocol does not carry (TIFF, WebP, GIF) is sent as a PNG: the server refused it.
+        tiff = tmp_path / "astronaut.tiff"
+        Image.open(astronaut_path).save(tiff)
+        blink = ["--preset", "blink", "--duration", "0.5", "--fps", "8"]
+        from_tiff = run_enliven("generate", tiff, *blink, "--out", tmp_path / "tiff", "--server", server.address)
+        assert from_tiff.returncode == 0, from_tiff.stderr
+    local_blink = run_enliven("generate", astronaut_path, *blink, "--out", tmp_path / "png")
+    assert local_blink.returncode == 0, local_blink.stderr
+    tiff_frames, png_frames = (sorted((tmp_path / name).glob("frame_*.png")) for name in ("tiff", "png"))
+    assert len(tiff_frames) == len(png_frames) == 5  # 0.5 s at 8 fps, and its last frame
+    assert all(np.array_equal(cv2.imread(str(a)), cv2.imread(str(b))) for a, b in zip(tiff_frames, png_frames))
     local_frames = sorted((tmp_path / "local").glob("frame_*.png"))
     remote_frames = sorted((tmp_path / "remote").glob("frame_*.png"))
     assert [f.name for f in remote_frames] == [f.name for f in local_frames]

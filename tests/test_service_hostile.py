@@ -2,6 +2,7 @@
 attack from an adversarial run, and what the server must do about it."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -220,6 +221,20 @@ def test_a_preview_is_answered_while_the_shared_queue_is_full(server):
             c.cancel(job)
         for c in fillers:
             c.close()
+
+
+def test_a_named_pipe_for_input_is_refused_and_the_queue_moves_on(server, tmp_path):
+    """A lipsync or capture naming a named pipe (which no one writes) waited in open() for ever, holding the
+    shared queue: everyone's generate stayed queued. It is refused at once, and a generate runs after it."""
+    pipe = tmp_path / "speech.wav"
+    os.mkfifo(pipe)
+    with Client(server.address, timeout_s=30) as client:
+        for job in (client.lipsync(str(pipe), fps=24), client.capture(str(pipe)), client.capture(livelink_path=str(pipe))):
+            end = collect(client, job, timeout_s=30)[-1]
+            assert end.type == "error" and end.code == protocol.E_BAD_PATH and "pipe" in end.message, end
+        subject = client.wait(client.analyze(astronaut_bytes()), timeout_s=60).fields["subject"]
+        ends = collect(client, client.generate(motion(3), 24, subject=subject, format="none"), timeout_s=60)
+        assert ends[-1].type == "done", [(e.type, e.code) for e in ends]
 
 
 def test_an_output_claim_is_released_only_by_its_owner():

@@ -7,6 +7,7 @@ path at all. Paths are resolved before they are checked, so a symlink cannot
 lead out of a root."""
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 from ..shared import protocol
@@ -53,7 +54,7 @@ class PathPolicy:
             raise ServiceError(protocol.E_BAD_PATH, f"input paths must be absolute paths on the server, got {raw!r}")
         resolved = path.resolve()
         self._confine(resolved, self.input_root, "input files", "read", "--input-root")
-        return resolved
+        return _file_or_folder(resolved)
 
     def _confine(self, resolved: Path, root: Path | None, what: str, verb: str, option: str) -> None:
         if root is not None:
@@ -69,5 +70,19 @@ class PathPolicy:
         if self.output_root is not None:
             resolved = Path(raw).resolve()
             if Path(raw).is_absolute() and resolved.is_relative_to(self.output_root):
-                return resolved
+                return _file_or_folder(resolved)
         return self.readable_path(raw)
+
+
+def _file_or_folder(resolved: Path) -> Path:
+    """`resolved`, unless it is a pipe, a device or a socket: opening a named pipe waits until something writes
+    into it, and a job waiting there held the queue for every client. (A missing path goes on, for the reader
+    to say so in its own words.)"""
+    try:
+        mode = resolved.stat().st_mode
+    except OSError:
+        return resolved
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise ServiceError(protocol.E_BAD_PATH, f"{resolved} is not a file (a pipe, a device or a socket): "
+                                                "the server reads input from files only")
+    return resolved

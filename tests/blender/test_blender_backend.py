@@ -69,7 +69,32 @@ def test_no_face_is_reported_on_the_portrait(connected, scene, tmp_path):
     rig = bpy.context.scene.enliven.rig
     pump(lambda: connected.rig_status.get(rig.name, ("",))[0] == 'ERROR', 60, "the no-face error")
     assert connected.rig_status[rig.name][1].startswith("No face found in the photo")
-    assert connected.last_error.startswith("No face found")
+    assert connected.last_error.startswith("No face found") and connected.last_error.count("No face") == 1
+
+
+def test_a_photo_gone_missing_is_reported_once_by_live_preview(connected, scene, tmp_path, capfd):
+    """Live Preview on a portrait whose photo file was deleted: one report, not one per depsgraph update
+    (the report's own operator updated the depsgraph, which asked again: 199 reports, then RecursionError);
+    with the photo back, turning Live Preview on again renders it."""
+    photo = tmp_path / "gone.png"
+    shutil.copy(ASTRONAUT, photo)
+    assert bpy.ops.enliven.add_portrait(filepath=str(photo)) == {'FINISHED'}
+    rig = bpy.context.scene.enliven.rig
+    pump(lambda: connected.rig_status.get(rig.name, ("",))[0] == 'CHECKMARK', 60, "the analysis")
+    photo.unlink()
+    rig.enliven.photo.reload()
+    capfd.readouterr()
+    scene.enliven.live_preview = True
+    settle = time.monotonic() + 2.0
+    pump(lambda: time.monotonic() > settle, 10, "two seconds of updates")
+    assert capfd.readouterr().out.count("Enliven: Image 'gone.png' has no pixels") == 1  # the log line of one report
+    assert connected.rig_status[rig.name][0] == 'ERROR' and "missing" in connected.rig_status[rig.name][1]
+
+    shutil.copy(ASTRONAUT, photo)
+    rig.enliven.photo.reload()
+    scene.enliven.live_preview = False
+    scene.enliven.live_preview = True
+    pump(lambda: connected.preview.updates >= 1, 60, "the preview once the photo is back")
 
 
 def test_backend_down_is_a_clear_error_without_hanging(addon, prefs, scene):
