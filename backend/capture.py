@@ -577,13 +577,12 @@ def add_commands(subparsers) -> None:
 
 
 def run_capture(args: argparse.Namespace) -> int:
-    from .arguments import check_output_folder, usable_fps
+    from .arguments import check_motion_path, usable_fps
     from .livelink import load_livelink_csv
     from .shared.motion import save_motion
 
     # Every argument is checked before the video is tracked (minutes for a long one); a bad one is exit 2.
-    if args.out.suffix.lower() not in (".json", ".csv"):
-        raise UsageError(f"--out must end in .json or .csv, got '{args.out}'.")
+    check_motion_path(args.out)
     fps = None if args.fps is None else usable_fps(args.fps)
     try:
         strengths = parse_strengths(args.strength)
@@ -595,7 +594,6 @@ def run_capture(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     reference = _reference_argument(args.reference)
-    check_output_folder(args.out.parent)
 
     if args.livelink:
         motion = load_livelink_csv(args.livelink, fps)

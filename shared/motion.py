@@ -158,10 +158,9 @@ class Motion:
                 (series < ch.minimum, "below", ch.minimum, "min", series.min()),
             ):
                 if outside.any():
-                    problem = (
-                        f"{name}: {_count(int(outside.sum()), 'frame')} {word} {limit:g} "
-                        f"({label} {extreme:g})"
-                    )
+                    # (values are held within float32's range when read: 1e308 in the file is 3.4e38 here)
+                    size = f"{'at least ' if abs(extreme) >= _FLOAT32_MAX else ''}{extreme:g}"
+                    problem = f"{name}: {_count(int(outside.sum()), 'frame')} {word} {limit:g} ({label} {size})"
                     problems.append(problem)
                     warnings.append(f"{problem}, clamped")
             np.clip(series, ch.minimum, ch.maximum, out=series)

@@ -151,7 +151,7 @@ def test_a_video_without_a_face_is_a_clear_error(tmp_path):
     (["--reference", "abc"], "--reference must be 'auto', 'first' or a frame number"),
     (["--strength", "ears=2"], "Unknown channel group 'ears'"),
     (["--strength", "mouth=abc"], "--strength expects GROUP=FACTOR"),
-    (["--out", "motion.txt"], "--out must end in .json or .csv"),
+    (["--out", "motion.txt"], "unknown motion file type '.txt'; use .json or .csv"),
 ])
 def test_bad_capture_arguments_are_usage_errors_before_the_video_is_read(tmp_path, arguments, complaint):
     result = run_enliven("capture", tmp_path / "not-there.mp4", "--out", tmp_path / "m.json", *arguments)

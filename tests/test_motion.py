@@ -329,6 +329,8 @@ def test_huge_finite_values_are_clamped_like_any_out_of_range_value_without_warn
         fixed, notes = load_motion(json_path).sanitized()
         assert fixed.values[:, 0].tolist() == [0.0, 1.0]  # 1e308 closes the eye like 1e30 does
         assert notes[0].startswith("blink_l: 1 frame above 1 (max ") and notes[0].endswith("), clamped")
+        # float32 holds at most 3.4e38: a larger value is not reported as if the file said 3.4e38
+        assert ("(max at least 3.40282e+38)" in notes[0]) == (huge != "1e30"), notes[0]
         fixed, _ = load_motion(csv_path).sanitized()
         assert fixed.values.tolist() == [[1.0, -45.0]]
         with pytest.raises(MotionError, match="blink_l: 1 frame above 1"):  # out of range, not "non-finite"
