@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -436,3 +438,29 @@ def test_a_malformed_persons_file_is_a_clear_dataset_error(dataset, tmp_path):
                 build_bank(dataset, tmp_path / "bank", BankConfig(examples=2))
         finally:
             persons.unlink()
+
+
+def test_train_regions_stopped_by_sigterm_saves_its_last_step_and_exits_130(dataset, tmp_path):
+    """A scheduler's stop (SIGTERM) or Ctrl-C ends the run after the step in progress, saved: nothing trained
+    is lost (SIGTERM lost every step since the last checkpoint), and the exit code, 130, says it did not finish."""
+    from enliven.neural.checkpoint import load_checkpoint
+
+    config = tmp_path / "long.json"
+    config.write_text(json.dumps({**{k: v for k, v in TINY.to_dict().items() if k != "preset"},
+                                  "steps": 100000, "log_every": 1, "checkpoint_every": 100000}))
+    log = tmp_path / "log.txt"
+    with log.open("w") as stderr:
+        run = subprocess.Popen([sys.executable, "-m", "enliven.cli", "train-regions", str(dataset), "--out",
+                                str(tmp_path / "run"), "--config", str(config), "--examples", "16"],
+                               stdout=subprocess.DEVNULL, stderr=stderr, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        try:
+            deadline = time.monotonic() + 240
+            while "\nstep 2 " not in log.read_text() and run.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            run.send_signal(signal.SIGTERM)
+            assert run.wait(timeout=120) == 130, log.read_text()
+        finally:
+            run.kill()
+    saved = _regions_file(tmp_path / "run" / "last.pt")["step"]
+    assert 3 <= saved < 100000
+    assert f"interrupted at step {saved}" in log.read_text()

@@ -47,7 +47,7 @@ from .region_config import KINDS, REGION_FORMAT, RegionConfig, load_region_confi
 from .region_data import BankConfig, build_bank, load_bank, region_spec_of
 from .region_generator import RegionGenerator
 from .tensors import bfloat16_autocast
-from .train import distributed_setup, hash_seed, threading_is_main
+from .train import distributed_setup, hash_seed, interrupted_exit, threading_is_main
 
 VALIDATION_PEOPLE = 4  # people of the bank set aside, never trained on
 VALIDATION_EXAMPLES = 160  # per kind, scored every checkpoint
@@ -205,6 +205,7 @@ class TrainingResult:
     step: int
     scores: dict[str, float]  # the last validation scores (rank 0)
     generators: dict[str, RegionGenerator]  # per region kind, as trained
+    interrupted: bool = False  # stopped by Ctrl-C or SIGTERM (saved first)
 
 
 def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig, examples: int = 12000,
@@ -260,7 +261,9 @@ def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig,
         log(f"starting from the generators of {init}" + (f", training the {only} generator only" if only else ""))
     training = [kind for kind in KINDS if only in (None, kind)]
     stop = {"now": False}
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.update(now=True)) if threading_is_main() else None
+    # Ctrl-C and SIGTERM (a scheduler's stop) end the run after the step in progress, saved like its end.
+    caught = (signal.SIGINT, signal.SIGTERM) if threading_is_main() else ()
+    previous = {number: signal.signal(number, lambda *_: stop.update(now=True)) for number in caught}
     started = time.monotonic()
     scores: dict[str, float] = {}
 
@@ -296,9 +299,9 @@ def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig,
         if rank == 0 and step % config.checkpoint_every:
             scores, best = _checkpoint(trainers, run_dir, step, best, save, log)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-    return TrainingResult(step, scores, {kind: trainer.generator for kind, trainer in trainers.items()})
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    return TrainingResult(step, scores, {kind: trainer.generator for kind, trainer in trainers.items()}, stop["now"])
 
 
 def initial_weights(model: Path, config: RegionConfig) -> dict[str, dict]:
@@ -356,11 +359,11 @@ def _pad_to(image: np.ndarray, width: int) -> np.ndarray:
 
 def run_train_regions(args: argparse.Namespace) -> int:
     config = load_region_config(args.config)
-    scores = train_regions(args.dataset, args.out, config, examples=args.examples, minutes=args.minutes,
+    result = train_regions(args.dataset, args.out, config, examples=args.examples, minutes=args.minutes,
                            device=args.device, log=lambda line: print(line, file=sys.stderr, flush=True),
-                           workers=args.workers or os.cpu_count() or 1, init=args.init, only=args.only).scores
+                           workers=args.workers or os.cpu_count() or 1, init=args.init, only=args.only)
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     print(f"wrote {args.out}/last.pt and best.pt; validation: "
-          + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-    return 0
+          + ", ".join(f"{k} {v:.4f}" for k, v in result.scores.items()))
+    return interrupted_exit(result.interrupted, result.step, args.out)

@@ -108,6 +108,7 @@ class Trainer:
         self.progress = progress
         self.show_progress_bar = show_progress_bar and self.rank == 0
         self.stop_requested = False
+        self.interrupted = False  # stopped by Ctrl-C or SIGTERM (saved, and the command exits 130)
         self.stop_when = stop_when
         self.history: dict[str, list[float]] = {"step": [], "steps_per_s": [], **{name: [] for name in LOSS_NAMES}}
         self.validation_history: dict[str, list[float]] = {"step": [], **{name: [] for name in VALIDATION_NAMES}}
@@ -304,9 +305,13 @@ class Trainer:
         if threading_is_main():
             previous = {}
             for number in (signal.SIGTERM, signal.SIGINT):
-                previous[number] = signal.signal(number, lambda *_: self.request_stop())
+                previous[number] = signal.signal(number, lambda *_: self._interrupt())
             return previous
         return {}
+
+    def _interrupt(self) -> None:
+        self.interrupted = True
+        self.request_stop()
 
     @staticmethod
     def _restore_signals(previous: dict) -> None:
@@ -561,7 +566,8 @@ def run_train(args: argparse.Namespace) -> int:
     logged = trainer.run()
     if trainer.rank == 0:
         summary = ", ".join(f"{k} {v:.4g}" for k, v in logged.items())
-        print(f"step {trainer.step}/{trainer.config.steps}: {summary}\nwrote {args.out / 'last.pt'}")
+        print(f"step {trainer.step}/{trainer.config.steps}" + (f": {summary}" if summary else "")
+              + f"\nwrote {args.out / 'last.pt'}")
         if trainer.best:
             best = trainer.best
             print(f"best on the validation clips: step {best['step']:.0f}, L1 {best['val_l1']:.4f} at correction "
@@ -569,7 +575,17 @@ def run_train(args: argparse.Namespace) -> int:
                   f"wrote {args.out / 'best.pt'}")
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
-    return 0
+    return interrupted_exit(trainer.interrupted, trainer.step, args.out)
+
+
+def interrupted_exit(interrupted: bool, step: int, run_dir: Path) -> int:
+    """The exit code of a training command: 130 when Ctrl-C or SIGTERM stopped it (after saving), as for any
+    other interrupted command, so that a script can tell a finished run from a stopped one; else 0."""
+    if not interrupted:
+        return 0
+    print(f"enliven: interrupted at step {step}; saved in {run_dir / 'last.pt'} (--resume goes on from there)",
+          file=sys.stderr)
+    return 130
 
 
 def main(argv: list[str] | None = None) -> int:
