@@ -4,6 +4,7 @@ a range and motion file names."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -100,15 +101,30 @@ def check_motion_path(path: Path) -> None:
     check_output_folder(path.parent)
 
 
-def check_render_arguments(args: argparse.Namespace, folders: list[Path]) -> None:
-    """Before any work: the engine and its model (unless a server renders: it says which engines it has), and
-    the folders the outputs go to."""
+def check_render_arguments(args: argparse.Namespace, folders: list[Path], files: list[Path | None]) -> None:
+    """Before any work: the engine and its model (unless a server renders: it says which engines it has), the
+    folders the outputs go to, and that no output file (`files`; None: not asked for) is one of the inputs
+    (the photo, the sound, a motion file), which it would overwrite."""
     if not args.server:
         from .animator import check_engine_name
 
         check_engine_name(args.engine, args.checkpoint)
     for folder in folders:
         check_output_folder(folder)
+    inputs = [path for path in (args.photo, getattr(args, "audio", None), *(getattr(args, "motion", None) or []))
+              if path is not None]
+    for output in filter(None, files):
+        for source in inputs:
+            if _same_file(output, source):
+                raise UsageError(f"'{output}' is also an input ('{source}'), which writing it would overwrite; "
+                                 "name another file for the output.")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve() or (Path(a).exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
 
 
 def check_output_folder(folder: Path) -> None:

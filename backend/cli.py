@@ -195,7 +195,8 @@ def run_generate(args: argparse.Namespace) -> int:
 
     if args.alpha and args.video is not None:
         raise UsageError("--video has no alpha channel: make the video in a run without --alpha")
-    check_render_arguments(args, [args.out, *(path.parent for path in (args.video, args.contact_sheet) if path)])
+    check_render_arguments(args, [args.out, *(path.parent for path in (args.video, args.contact_sheet) if path)],
+                           [args.video, args.contact_sheet])
     if args.audio is not None and args.video is None:
         raise UsageError("--audio goes into the video: add --video OUT.mp4")
     if args.audio is not None:

@@ -85,7 +85,7 @@ def run_talk(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.out}: the video must end in {', '.join(VIDEO_SUFFIXES)}")
     if args.motion_out is not None:
         check_motion_path(args.motion_out)
-    check_render_arguments(args, [args.out.parent, *([args.frames] if args.frames else [])])
+    check_render_arguments(args, [args.out.parent, *([args.frames] if args.frames else [])], [args.out, args.motion_out])
     if args.audio is not None:
         check_audio_file(args.audio)
     started = time.perf_counter()

@@ -202,6 +202,25 @@ def test_an_output_folder_that_is_a_file_is_refused_before_any_work(astronaut_pa
     assert blocker.read_text() == "a file"
 
 
+def test_an_output_file_that_is_one_of_the_inputs_is_refused_before_any_work(astronaut_path, tmp_path):
+    """The sound recording named as the video to write (or the photo as the contact sheet) was overwritten."""
+    recording = tmp_path / "take.mp4"
+    recording.write_bytes(b"the actor's only take")
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(astronaut_path.read_bytes())
+    for command in (["generate", photo, "--preset", "blink", "--out", tmp_path / "o", "--video", recording,
+                     "--audio", recording],
+                    ["generate", photo, "--preset", "blink", "--out", tmp_path / "o", "--contact-sheet",
+                     tmp_path / "." / "photo.png"],
+                    ["talk", photo, "--audio", recording, "--out", recording]):
+        result = run_enliven(*command)
+        assert result.returncode == 2, result.stderr
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("enliven: error: ") and "is also an input" in line
+    assert recording.read_bytes() == b"the actor's only take"
+    assert photo.read_bytes() == astronaut_path.read_bytes()
+
+
 def test_several_faces_are_reported(astronaut, tmp_path):
     face = astronaut[30:230, 125:325]
     canvas = np.full((400, 700, 3), 200, np.uint8)
