@@ -178,6 +178,21 @@ def test_prepare_and_train_commands_register_on_a_parser(videos, tmp_path, capsy
     assert (args.steps, args.config, args.resume, args.holdout) == (3, "small", True, ["x"])
 
 
+@pytest.mark.parametrize("option, value", [("--side", "0"), ("--side", "100000"), ("--every", "0"),
+                                           ("--every", "-1")])
+def test_prepare_refuses_a_frame_side_or_a_frame_step_it_cannot_use(videos, tmp_path, option, value):
+    """--side 0 and --every 0 were tracebacks (a division by zero), --side 100000 asked for 30 GB, --every -1
+    was taken as every frame: each is a usage error now, before any video is read."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "enliven.cli", "prepare", str(videos), "--out",
+                             str(tmp_path / "data"), option, value], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "out of range" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
 def test_train_on_a_folder_that_is_not_a_dataset_says_so(tmp_path):
     import subprocess
     import sys

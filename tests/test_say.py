@@ -82,6 +82,8 @@ def test_voice_and_rate_change_the_speech(espeak):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"text": "   "}, "no text to speak"),
+    ({"text": "..."}, "no text to speak: '...' has no word"),  # was 0.007 s of sound and a one-frame motion
+    ({"text": " - "}, "no text to speak"),
     ({"text": "hi", "voice": "zz-nowhere"}, "unknown voice 'zz-nowhere'"),
     ({"text": "hi", "voice": "en+nonsense"}, "unknown voice 'en\\+nonsense'"),
     ({"text": "hi", "rate_wpm": 30}, "speaking rate 30 is out of range"),

@@ -17,8 +17,10 @@ def add_commands(subparsers) -> None:
                     "Clips with no face are skipped and reported.")
     prepare.add_argument("videos", type=Path, metavar="VIDEOS_DIR")
     prepare.add_argument("--out", type=Path, required=True, metavar="DATASET_DIR")
-    prepare.add_argument("--side", type=int, default=DEFAULT_SIDE, help=f"stored frame side in pixels (default {DEFAULT_SIDE})")
-    prepare.add_argument("--every", type=int, default=1, metavar="N", help="keep every Nth frame (default 1: all)")
+    prepare.add_argument("--side", type=whole_number_in(64, 1024), default=DEFAULT_SIDE,
+                         help=f"stored frame side in pixels, 64 to 1024 (default {DEFAULT_SIDE})")
+    prepare.add_argument("--every", type=whole_number_in(1, 1000), default=1, metavar="N",
+                         help="keep every Nth frame (default 1: all)")
     prepare.set_defaults(func=_run_prepare)
 
     train = subparsers.add_parser(

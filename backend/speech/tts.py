@@ -224,10 +224,13 @@ def synthesize(text: str, voice: str = DEFAULT_VOICE, rate_wpm: int = DEFAULT_RA
     if samples.size == 0:
         raise SpeechSynthesisError(f"eSpeak NG produced no sound for {text[:40]!r}")
     duration_s = samples.size / sample_rate
+    phonemes = _phonemes_from_events(events, duration_s)
+    if not any(phoneme.phoneme for phoneme in phonemes):  # "...", "-": eSpeak reads no word in it, only pauses
+        raise SpeechSynthesisError(f"there is no text to speak: {text[:40]!r} has no word eSpeak NG can say")
     return SynthesizedSpeech(
         samples=samples.astype(np.int16),
         sample_rate=sample_rate,
-        phonemes=_phonemes_from_events(events, duration_s),
+        phonemes=phonemes,
         words=_words_from_events(events, text),
         voice=voice,
         rate_wpm=int(rate_wpm),
