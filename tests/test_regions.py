@@ -162,6 +162,22 @@ def test_an_unknown_training_precision_is_a_clear_config_error():
         RegionConfig.from_dict({"precision": "bf16"})
 
 
+def test_network_widths_that_groups_cannot_split_are_a_clear_config_error():
+    """channels 10 with 4 GroupNorm groups was PyTorch's ValueError (a traceback) once training started; the
+    head refiner's settings are checked the same way. Every preset passes."""
+    from enliven.neural.config import PRESETS, ConfigError, RefineConfig
+    from enliven.neural.region_config import PRESETS as REGION_PRESETS, RegionConfig
+    from enliven.neural.region_generator import RegionGenerator
+
+    with pytest.raises(ConfigError, match=r"groups 4 does not divide the network's widths \[10, 20, 40"):
+        RegionConfig.from_dict({"channels": 10})
+    with pytest.raises(ConfigError, match="generator_groups 8 does not divide"):
+        RefineConfig.from_dict({"generator_channels": 12})
+    for preset in (*PRESETS, *REGION_PRESETS):
+        (RefineConfig if preset in PRESETS else RegionConfig).from_dict({"preset": preset})
+    RegionGenerator(RegionConfig.from_dict({"channels": 12, "groups": 4}), 32)  # what passes can be made
+
+
 def test_bfloat16_inference_draws_what_float32_draws(subject):
     """Where the CPU computes in bfloat16 the networks run in it (a third faster); the frames must not show it.
     Forced on here, so that a CPU without bfloat16 (where it is emulated) checks it too."""
@@ -253,6 +269,17 @@ def _regions_file(path: Path) -> dict:
     from enliven.neural.region_config import REGION_FORMAT
 
     return load_checkpoint(path, expected_format=REGION_FORMAT)
+
+
+def test_resuming_with_other_network_settings_is_refused_by_name(dataset, tmp_path):
+    """Its weights fit no other networks: resumed with other channels, PyTorch's size mismatch was a traceback."""
+    from enliven.neural.config import ConfigError
+    from enliven.neural.region_train import train_regions
+
+    train_regions(dataset, tmp_path / "run", replace(TINY, steps=1), examples=16, **QUIET)
+    with pytest.raises(ConfigError, match=r"other network settings .*\(channels 8 -> 4\)"):
+        train_regions(dataset, tmp_path / "run", replace(TINY, steps=2, channels=4), examples=16, **QUIET)
+    assert train_regions(dataset, tmp_path / "run", replace(TINY, steps=2), examples=16, **QUIET).step == 2
 
 
 def test_fine_tuning_one_kind_keeps_the_others_generator(dataset, tmp_path):

@@ -123,6 +123,8 @@ class RefineConfig:
         if self.side % (2 ** self.generator_downsamples):
             raise ConfigError(f"side {self.side} must be a multiple of 2**generator_downsamples "
                               f"({2 ** self.generator_downsamples}).")
+        check_group_widths(self.generator_channels, self.generator_max_channels, self.generator_downsamples,
+                           self.generator_groups, "generator_channels", "generator_max_channels", "generator_groups")
         if self.refine_region not in ("face", "head"):
             raise ConfigError(f"refine_region must be 'face' or 'head', got {self.refine_region!r}.")
         if self.detail_region not in ("disoccluded", "anywhere"):
@@ -133,6 +135,18 @@ class RefineConfig:
             raise ConfigError(f"gan_loss must be 'hinge' or 'ls', got {self.gan_loss!r}.")
         if self.precision not in ("auto", "bf16", "fp16", "fp32"):
             raise ConfigError(f"precision must be auto, bf16, fp16 or fp32, got {self.precision!r}.")
+
+
+def check_group_widths(channels: int, max_channels: int, downsamples: int, groups: int,
+                       channels_name: str, max_name: str, groups_name: str) -> None:
+    """A U-Net's widths (channels, doubling per downsample up to max_channels) must each split into its GroupNorm
+    groups (min(groups, width)), or the network cannot be made: refused here, with the settings named, instead
+    of as PyTorch's ValueError when training starts."""
+    widths = sorted({min(channels * 2**i, max_channels) for i in range(downsamples + 1)})
+    uneven = [width for width in widths if width % min(groups, width)]
+    if uneven:
+        raise ConfigError(f"{groups_name} {groups} does not divide the network's widths {widths} (from {channels_name} "
+                          f"{channels} and {max_name} {max_channels}); make them multiples of {groups}.")
 
 
 def _check_type(name: str, value, default) -> None:

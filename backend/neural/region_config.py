@@ -11,10 +11,13 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from .config import ConfigError, _check_type, config_from
+from .config import ConfigError, _check_type, check_group_widths, config_from
 
 REGION_FORMAT = "enliven-regions"  # the checkpoint format of `enliven train-regions` (see checkpoint.FORMATS)
 KINDS = ("eye", "mouth")  # one generator per region kind
+# The settings that shape the networks: a run resumes only with the same ones (its weights fit no others).
+NETWORK_FIELDS = ("eye_side", "mouth_side", "noise_channels", "channels", "downsamples", "max_channels", "res_blocks",
+                  "groups", "discriminator_channels", "discriminator_layers")
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,8 @@ class RegionConfig:
         for name in ("eye_side", "mouth_side"):
             if getattr(self, name) % (2 ** self.downsamples):
                 raise ConfigError(f"{name} must be a multiple of 2**downsamples ({2 ** self.downsamples}).")
+        check_group_widths(self.channels, self.max_channels, self.downsamples, self.groups,
+                           "channels", "max_channels", "groups")
 
 
 RANGES = {

@@ -40,10 +40,11 @@ from torch.nn.parallel import DistributedDataParallel
 from ..engines.regions import paste_mask
 from ..errors import CheckpointError, UsageError
 from .checkpoint import save_checkpoint
+from .config import ConfigError
 from .discriminator import PatchDiscriminator
 from .losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss
 from .prepare import DatasetError
-from .region_config import KINDS, REGION_FORMAT, RegionConfig, load_region_config
+from .region_config import KINDS, NETWORK_FIELDS, REGION_FORMAT, RegionConfig, load_region_config
 from .region_data import BankConfig, build_bank, load_bank, region_spec_of
 from .region_generator import RegionGenerator
 from .tensors import bfloat16_autocast
@@ -224,6 +225,12 @@ def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig,
             raise UsageError(f"'{run_dir}' was started training {saved.get('only') or 'both kinds'}; resume it as it "
                              "was, or train into a new RUN_DIR.")
         only, init = saved.get("only"), None  # the weights come from last.pt
+        trained = RegionConfig.from_dict(saved["config"])
+        changed = [f"{name} {getattr(trained, name)} -> {getattr(config, name)}" for name in NETWORK_FIELDS
+                   if getattr(trained, name) != getattr(config, name)]
+        if changed:  # (its weights would not fit the networks: a size mismatch deep in PyTorch)
+            raise ConfigError(f"resuming with other network settings than {last} was trained with "
+                              f"({', '.join(changed)}): resume with its settings, or train into a new RUN_DIR.")
     if only is not None and only not in KINDS:
         raise UsageError(f"--only takes one of {', '.join(KINDS)}, not '{only}'.")
     if only is not None and saved is None and init is None:
