@@ -193,6 +193,22 @@ def test_prepare_refuses_a_frame_side_or_a_frame_step_it_cannot_use(videos, tmp_
     assert not (tmp_path / "data").exists()
 
 
+def test_prepare_with_no_usable_clip_fails_and_says_why(videos, tmp_path):
+    """Every clip skipped (here: the one with no face, and a file that is no video) is an error, exit 2."""
+    import shutil
+    import subprocess
+    import sys
+
+    (tmp_path / "videos").mkdir()
+    shutil.copy(videos / "grey.mp4", tmp_path / "videos")
+    (tmp_path / "videos" / "notes.mp4").write_text("not a video")
+    result = subprocess.run([sys.executable, "-m", "enliven.cli", "prepare", str(tmp_path / "videos"), "--out",
+                             str(tmp_path / "data")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "0 clip(s), 2 skipped" in result.stdout and "the dataset is empty" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_train_on_a_folder_that_is_not_a_dataset_says_so(tmp_path):
     import subprocess
     import sys

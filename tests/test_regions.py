@@ -245,6 +245,7 @@ def test_train_regions_on_a_made_clip_and_render_with_the_result(dataset, tmp_pa
                            str(tmp_path / "run"), "--config", str(config), "--examples", "24"],
                           capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr
+    assert "fewer than 10 people in the dataset, so none is held out" in done.stderr  # one person: said, not silent
     for name in ("last.pt", "best.pt", "samples.png", "scores.json", "bank/eye.npz", "bank/mouth.npz"):
         assert (tmp_path / "run" / name).exists(), name
     engine = Animator(subject, engine="refine", checkpoint=tmp_path / "run" / "best.pt")

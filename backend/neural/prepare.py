@@ -294,4 +294,7 @@ def run_prepare(args) -> int:
     for bar in bars.values():
         bar.close()
     print(f"wrote {args.out}: {len(index['clips'])} clip(s), {len(index['skipped'])} skipped")
+    if not index["clips"]:  # nothing to train on: say so with an exit code, not "0 clip(s)" and success
+        raise DatasetError(f"no clip in '{args.videos}' could be used ({len(index['skipped'])} skipped, each with its "
+                           "reason above): the dataset is empty.")
     return 0

@@ -73,6 +73,7 @@ class KindTrainer:
         # A tenth of the people, at most VALIDATION_PEOPLE, never trained on; with a single person
         # (a smoke test) validation scores training examples instead.
         held_count = min(VALIDATION_PEOPLE, len(people) // 10)
+        self.held_out_people = held_count
         held = people[np.random.default_rng(config.seed).permutation(len(people))[:held_count]]
         is_held = np.isin(bank["person"], held)
         self.train_index = np.flatnonzero(~is_held)
@@ -255,6 +256,10 @@ def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig,
             torch.distributed.barrier()
     torch.manual_seed(config.seed)
     trainers = {kind: KindTrainer(kind, load_bank(bank_dir / f"{kind}.npz"), config, chosen, world) for kind in KINDS}
+    if rank == 0 and not trainers[KINDS[0]].held_out_people:
+        log("warning: fewer than 10 people in the dataset, so none is held out: the validation scores and the "
+            "choice of best.pt are made on examples the networks train on (they say how well it fits, not how "
+            "well it does on a new face)")
     step, best, history = 0, math.inf, []
     if saved is not None:
         step, best, history = int(saved["step"]), float(saved.get("best", math.inf)), list(saved.get("history", []))
