@@ -257,7 +257,7 @@ def choose_reference(landmarks: np.ndarray, reference: str | int = "first") -> i
     except (TypeError, ValueError):
         raise EnlivenError(f"--reference must be 'auto', 'first' or a frame number, got '{reference}'.") from None
     if not 0 <= index < len(landmarks):
-        raise EnlivenError(f"Reference frame {index} is outside the video (frames 0 to {len(landmarks) - 1}).")
+        raise UsageError(f"Reference frame {index} is outside the video (frames 0 to {len(landmarks) - 1}).")
     if index not in set(found.tolist()):
         nearest = int(found[np.argmin(np.abs(found - index))])
         raise NoFaceError(f"No face found in reference frame {index}; the nearest frame with a face is {nearest}.")
@@ -461,6 +461,14 @@ def capture_video(path: str | Path, reference: str | int = "first",
                   progress: Progress | None = None, body: bool = True) -> Capture:
     """Capture the motion of the face in a video file (see the module docstring); `body=False` leaves the
     body channels at rest without reading the video a second time."""
+    if isinstance(reference, int) or (isinstance(reference, str) and reference.isdigit()):
+        # A frame number past the video's end is refused before the video is tracked (minutes, for a long one),
+        # as far as its container says how long it is; choose_reference has the last word.
+        reader, info = open_video(path)
+        reader.close()
+        if info.frame_count_estimate is not None and int(reference) > info.frame_count_estimate:
+            raise UsageError(f"Reference frame {int(reference)} is outside the video (about "
+                             f"{info.frame_count_estimate} frames, numbered from 0).")
     landmarks, info = track_video(path, face_index, progress)
     if not np.isfinite(landmarks).all(axis=(1, 2)).any():
         if face_index > 0:  # the faces are numbered in each frame, largest first

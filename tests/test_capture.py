@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import time
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from enliven import landmarks as lm
 from enliven.capture import (Capture, VideoError, add_commands, capture_video, choose_reference, describe_gaps,
                              fill_gaps, missing_runs, motion_from_landmarks, parse_strengths,
                              retarget)
-from enliven.errors import BadMotionError, EnlivenError, NoFaceError
+from enliven.errors import BadMotionError, EnlivenError, NoFaceError, UsageError
 from enliven.livelink import load_livelink_csv
 from enliven.sequence import VideoWriter
 from enliven.shared.channels import CHANNEL_INDEX, CHANNEL_NAMES, default_vector
@@ -69,6 +70,13 @@ def _column(values: np.ndarray, name: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- video capture
+
+
+def test_a_reference_frame_past_the_end_is_refused_before_the_video_is_tracked(performance_video):
+    started = time.perf_counter()
+    with pytest.raises(UsageError, match="Reference frame 999 is outside the video"):
+        capture_video(performance_video, reference=999)
+    assert time.perf_counter() - started < 5  # not after tracking every frame
 
 
 def test_capture_reads_every_frame_at_the_videos_rate_and_finds_the_gap(captured):
