@@ -137,12 +137,18 @@ class RefineConfig:
             raise ConfigError(f"precision must be auto, bf16, fp16 or fp32, got {self.precision!r}.")
 
 
+def unet_widths(channels: int, max_channels: int, downsamples: int) -> list[int]:
+    """The channels of a U-Net's levels, from the full-resolution one down: doubling per downsample, at most
+    max_channels (the head refiner's and the region generators' networks alike)."""
+    return [min(channels * 2**i, max_channels) for i in range(downsamples + 1)]
+
+
 def check_group_widths(channels: int, max_channels: int, downsamples: int, groups: int,
                        channels_name: str, max_name: str, groups_name: str) -> None:
-    """A U-Net's widths (channels, doubling per downsample up to max_channels) must each split into its GroupNorm
-    groups (min(groups, width)), or the network cannot be made: refused here, with the settings named, instead
-    of as PyTorch's ValueError when training starts."""
-    widths = sorted({min(channels * 2**i, max_channels) for i in range(downsamples + 1)})
+    """A U-Net's widths (unet_widths) must each split into its GroupNorm groups (min(groups, width)), or the
+    network cannot be made: refused here, with the settings named, instead of as PyTorch's ValueError when
+    training starts."""
+    widths = sorted(set(unet_widths(channels, max_channels, downsamples)))
     uneven = [width for width in widths if width % min(groups, width)]
     if uneven:
         raise ConfigError(f"{groups_name} {groups} does not divide the network's widths {widths} (from {channels_name} "

@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..engines.crops import MASK_NAMES
-from .config import RefineConfig
+from .config import RefineConfig, unet_widths
 
 IMAGE_CHANNELS = 3
 FIELD_CHANNELS = 2
@@ -89,8 +89,7 @@ class Generator(nn.Module):
         self.config = config
         self.correction_strength = 1.0  # set from a checkpoint's fitted strength for making frames
         groups = config.generator_groups
-        widths = [min(config.generator_channels * 2**i, config.generator_max_channels)
-                  for i in range(config.generator_downsamples + 1)]
+        widths = unet_widths(config.generator_channels, config.generator_max_channels, config.generator_downsamples)
         self.stem = nn.Sequential(nn.Conv2d(input_channels(config), widths[0], 5, 1, 2), _norm(widths[0], groups), nn.SiLU())
         self.down = nn.ModuleList(nn.Sequential(ConvBlock(widths[i], widths[i + 1], groups, stride=2),
                                                 ConvBlock(widths[i + 1], widths[i + 1], groups))

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..engines.regions import SHAPE_CHANNELS
+from .config import unet_widths
 from .generator import ConvBlock, ResidualBlock, UpBlock, _norm, unet_features
 from .region_config import RegionConfig
 
@@ -30,7 +31,7 @@ class RegionGenerator(nn.Module):
         super().__init__()
         self.config, self.side = config, side
         groups = config.groups
-        widths = [min(config.channels * 2**i, config.max_channels) for i in range(config.downsamples + 1)]
+        widths = unet_widths(config.channels, config.max_channels, config.downsamples)
         self.stem = nn.Sequential(nn.Conv2d(region_input_channels(config), widths[0], 3, 1, 1),
                                   _norm(widths[0], groups), nn.SiLU())
         self.down = nn.ModuleList(ConvBlock(widths[i], widths[i + 1], groups, stride=2)
