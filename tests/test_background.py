@@ -204,3 +204,43 @@ def test_the_moved_person_remapped_only_where_it_shows_is_the_whole_remap_there(
         shows = (moved >= background.PERSON_EPSILON) | (still >= background.PERSON_EPSILON)
         assert (seen[shows] == whole[shows]).all()
         assert 0.2 < shows.mean() < 0.6 and not shows[:8].any()  # the case has backdrop to skip
+
+
+def fine_detail(image: np.ndarray) -> np.ndarray:
+    grey = image.astype(np.float32).mean(axis=2)
+    return grey - cv2.GaussianBlur(grey, (0, 0), 1.0)
+
+
+def test_made_up_grain_is_as_strong_as_the_backdrop_s_beside_it():
+    # A plain wall on the left, a grainy one (a lace curtain, a print's blotches) on the right, the person
+    # in front of both: the band a lean uncovers takes the grain of the wall it lies on. Before, each side
+    # took the whole backdrop's grain: the plain wall's band came out as grainy as the curtain.
+    rng = np.random.default_rng(7)
+    wall = np.full((256, 256, 3), 170.0) + rng.normal(0.0, 3.0, (256, 256, 1))
+    wall[:, 128:] += rng.normal(0.0, 14.0, (256, 128, 1))
+    wall = np.clip(wall, 0, 255).astype(np.uint8)
+    photo, mask = person_on(wall)
+    plate = background_plate(photo, mask, membrane=False, made_up_grain_from=4.0)
+    person = (mask > 0.05).astype(np.uint8)
+    depth = cv2.distanceTransform(person, cv2.DIST_L2, 3)
+    inside = (depth > 12) & (depth < 30)  # what a lean uncovers; full grain from 8 px on
+    columns = np.arange(256)[None, :]
+    detail, truth = fine_detail(plate), fine_detail(wall)
+    for side in (columns < 110, columns >= 146):  # the hole's two sides, away from where the walls meet
+        side = np.broadcast_to(side, mask.shape)
+        made, real = detail[inside & side].std(), truth[(person == 0) & side].std()
+        assert 0.6 * real < made < 1.6 * real, (made, real)
+
+
+def test_made_up_grain_fills_where_a_continued_pattern_fades():
+    # A body's plate on a striped wall: the boards are carried on near the outline, and deeper in, where the
+    # reconstruction fades to a smooth fill, the grain is made up (it was none: the made-up grain was read
+    # from the backdrop's detail after the pattern's own had been taken out of it).
+    grain = np.random.default_rng(2).normal(0.0, 6.0, (256, 256, 1))
+    wall = np.clip(striped_wall().astype(np.float32) + grain, 0, 255).astype(np.uint8)
+    photo, mask = person_on(wall)
+    plate = background_plate(photo, mask, membrane=False, made_up_grain_from=4.0)
+    person = (mask > 0.05).astype(np.uint8)
+    deep = cv2.distanceTransform(person, cv2.DIST_L2, 3) > 2 * PATTERN_BAND * 256
+    assert deep.sum() > 1000
+    assert fine_detail(plate)[deep].std() > 0.5 * fine_detail(np.repeat(grain, 3, axis=2)).std()

@@ -27,6 +27,8 @@ FSR_MARGIN = 16  # plate pixels the image is mirrored out by for the reconstruct
 MEMBRANE_DIRECT = 6000  # a hole of more pixels is filled exactly only near its edge ...
 MEMBRANE_BAND = 12  # ... within this many pixels of it (membrane_filled)
 LACKING_REACH = 4.0  # plate pixels: how far around a pixel its detail is weighed against the backdrop's
+GRAIN_NEAR = 3.0  # plate pixels: how far around a pixel made-up grain reads the backdrop's grain strength,
+GRAIN_AWAY = 2.0  # ... from this far beyond the person's outline on (nearer, hair strands read as grain)
 
 
 def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, pattern: bool = True,
@@ -46,15 +48,15 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, p
     mirrored across the edge of the inpainted area (each pixel of it takes the grain of the backdrop pixel as
     far beyond the edge, so the grain runs on without a seam). Without `grain`, the smooth fill. With
     `made_up_grain_from` (pixels; the body's plate, whose lean uncovers bands tens of pixels wide), the grain
-    is made up to match the backdrop's instead (`grain_like`), none within that distance of the hole's edge,
-    full from twice as far.
+    is made up instead (`made_up_grain`: as strong as the backdrop's grain nearest each pixel), none within
+    that distance of the hole's edge, full from twice as far.
 
     A smooth fill does not carry a striped backdrop (boards, blinds) on (Telea's made pale streaks fanning out
     from the person's outline, and a turning head left a halo of them beside it, which the mirrored grain
     bent into chevrons). With `pattern`, where the backdrop around the person has a pattern with a direction
     (`patterned`), the band of the hole that a moving head can uncover is filled again by frequency-selective
     reconstruction (OpenCV's xphoto FSR), which carries the pattern on into it; grain is mirrored in only
-    where that came out smoother than the backdrop. It takes 0.3-2.0 s a face, so other backdrops (plain,
+    (or made up) where that came out smoother than the backdrop. It takes 0.3-2.0 s a face, so other backdrops (plain,
     grainy, foliage), where it does no better, keep the membrane."""
     height, width = mask.shape
     scale = min(1.0, PLATE_SIDE / max(height, width))
@@ -79,18 +81,19 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, p
         backdrop = (hole == 0).astype(np.float32)
         weight = np.maximum(cv2.GaussianBlur(backdrop, (0, 0), PLATE_GRAIN), 1e-3)[..., None]
         detail = sharp - cv2.GaussianBlur(sharp * backdrop[..., None], (0, 0), PLATE_GRAIN) / weight
-        # Grain, not edges: the backdrop's edges mirrored would draw odd shapes, so the detail is held to the
-        # grain's own spread (its median absolute deviation over the backdrop).
-        spread = GRAIN_SPREAD * 1.4826 * np.median(np.abs(detail[hole == 0]))
-        np.clip(detail, -spread, spread, out=detail)
-        if lacking is not None:  # grain only where the continued pattern came out smoother than the backdrop
-            detail *= lacking[..., None]  # (mirrored over a continued stripe, it bent the stripes into chevrons)
         if made_up_grain_from is not None:
             depth = cv2.distanceTransform(hole, cv2.DIST_L2, 5) / detail_scale
-            fade_in = np.clip(depth / made_up_grain_from - 1.0, 0.0, 1.0)[..., None]
-            grain_in = grain_like(detail, hole == 0) * fade_in
-            np.clip(grain_in, -spread, spread, out=grain_in)
+            fade_in = np.clip(depth / made_up_grain_from - 1.0, 0.0, 1.0)
+            if lacking is not None:  # made up only where the continued pattern came out smoother than the backdrop
+                fade_in *= lacking
+            grain_in = made_up_grain(detail, hole, size, fade_in)
         else:
+            # Grain, not edges: the backdrop's edges mirrored would draw odd shapes, so the detail is held to
+            # the grain's own spread (its median absolute deviation over the backdrop).
+            spread = GRAIN_SPREAD * 1.4826 * np.median(np.abs(detail[hole == 0]))
+            np.clip(detail, -spread, spread, out=detail)
+            if lacking is not None:  # grain only where the continued pattern came out smoother than the backdrop
+                detail *= lacking[..., None]  # (mirrored over a continued stripe, it bent the stripes into chevrons)
             grain_in = mirrored_into(detail, hole)
         plate = np.clip(plate + grain_in + 0.5, 0, 255).astype(np.uint8)
     # ... and the plate scaled to the region's size.
@@ -129,6 +132,45 @@ def grain_like(detail: np.ndarray, backdrop: np.ndarray, seed: int = 0) -> np.nd
     mean, spread = cv2.meanStdDev(coarse)
     coarse = (coarse - mean.ravel().astype(np.float32)) / np.maximum(spread.ravel(), 1e-6).astype(np.float32)
     return cv2.transform(coarse, colour.astype(np.float32))  # each pixel's noise given the backdrop's colours
+
+
+def made_up_grain(detail: np.ndarray, hole: np.ndarray, plate_size: tuple[int, int], strength: np.ndarray) -> np.ndarray:
+    """(H, W, C) float32 grain for the `hole` ((H, W) uint8, nonzero inside) of a backdrop whose fine detail
+    is `detail` (the backdrop's difference from its local mean): made up by grain_like, as strong around each
+    pixel as the backdrop's own grain nearest it (`grain_spread_near`), times `strength` (H, W) 0-1.
+
+    Local, not the whole backdrop's: a plain wall beside a lace curtain took the curtain's grain where a lean
+    uncovered it (2008_001322 #0), and held to the whole backdrop's spread, the curtain's grain came out at
+    half its strength."""
+    spread = grain_spread_near(detail, hole, plate_size)
+    # Grain, not edges: the backdrop's detail is held to GRAIN_SPREAD times its grain's own spread around it.
+    bound = (GRAIN_SPREAD * spread)[..., None]
+    grain = grain_like(np.clip(detail, -bound, bound), hole == 0)
+    unit = float(np.sqrt(np.square(grain).mean(axis=2).mean()))  # grain_like's own strength, over the channels
+    if unit <= 1e-6:
+        return np.zeros_like(detail, np.float32)
+    grain *= (spread * strength / unit)[..., None]
+    return np.clip(grain, -bound, bound)
+
+
+def grain_spread_near(detail: np.ndarray, hole: np.ndarray, plate_size: tuple[int, int]) -> np.ndarray:
+    """(H, W) float32, levels: the spread (standard deviation) of the backdrop's grain (`detail` where `hole`
+    is 0) about GRAIN_NEAR plate pixels (at `plate_size`) around each pixel, read robustly as 1.25 times its
+    mean absolute value (a Gaussian's ratio; an edge weighs less in it than in the root mean square). Inside
+    `hole`, carried in from its edge by Telea's fill: the grain of the backdrop nearest each pixel."""
+    backdrop = (hole == 0).astype(np.float32)
+    magnitude = np.abs(detail).mean(axis=2) * backdrop
+    small_magnitude, small_backdrop = (cv2.resize(v, plate_size, interpolation=cv2.INTER_AREA)
+                                       for v in (magnitude, backdrop))
+    away = 2 * round(GRAIN_AWAY) + 1
+    small_backdrop = cv2.erode((small_backdrop > 0.99).astype(np.float32), np.ones((away, away), np.uint8))
+    small_magnitude *= small_backdrop
+    weight = cv2.GaussianBlur(small_backdrop, (0, 0), GRAIN_NEAR)
+    known = weight > 0.05
+    spread = np.zeros_like(weight)
+    spread[known] = 1.2533 * cv2.GaussianBlur(small_magnitude, (0, 0), GRAIN_NEAR)[known] / weight[known]
+    spread = cv2.inpaint(spread, (~known).astype(np.uint8), 3, cv2.INPAINT_TELEA)
+    return cv2.resize(spread, hole.shape[::-1], interpolation=cv2.INTER_LINEAR)
 
 
 def membrane_filled(pixels: np.ndarray, hole: np.ndarray) -> np.ndarray:

@@ -62,12 +62,14 @@ class BodyLayer:
             # In a group photo, the people beside this one are the backdrop to its body: they stay still,
             # and what its shoulders uncover of them is theirs (the plate keeps them).
             self.mask *= body.own
-        # Without the backdrop's pattern, and without its grain near the person's edge (BODY_GRAIN_FROM); the
-        # grain further in is made up to match the backdrop's (a lean's wide band showed the backdrop's own
-        # detail mirrored). And Telea's fill, not the head plate's membrane: where the person mask is hazy
-        # inside the torso (0.5-0.6 beside the astronaut's helmet), the plate shows through the moving body,
-        # and the capture round trip (test_body_capture) read breathing at r 0.67 with the membrane.
-        self.plate = background_plate(subject.image[y0:y1, x0:x1], self.mask, pattern=False, membrane=False,
+        # A patterned backdrop's pattern carried on, as the head's plate does (a door frame behind a leaning
+        # head ran on as a smooth grey patch: 2008_001322 #0); no grain near the person's edge
+        # (BODY_GRAIN_FROM), and further in grain made up to match the backdrop's nearest it (a lean's wide
+        # band showed the backdrop's own detail mirrored). And Telea's fill, not the head plate's membrane:
+        # where the person mask is hazy inside the torso (0.5-0.6 beside the astronaut's helmet), the plate
+        # shows through the moving body, and the capture round trip (test_body_capture) read breathing at
+        # r 0.67 with the membrane.
+        self.plate = background_plate(subject.image[y0:y1, x0:x1], self.mask, membrane=False,
                                       made_up_grain_from=BODY_GRAIN_FROM)
         self.frames = FrameBuffers(subject.image, union_of([subject.head_region, body.region]))
         # Where this person may be in a frame (region pixels): its still mask, and the head region, in which
