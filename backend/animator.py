@@ -81,7 +81,8 @@ class Animator:
         drawn, head = self.pass_renderer().draw(values, previous, alpha, passes, canvas)
         if self.body is None:
             return drawn
-        return self.body.move_layers(drawn, values, head, cut_out=alpha, in_place=canvas is not None)
+        return self.body.move_layers(drawn, values, head, cut_out=alpha, in_place=canvas is not None,
+                                    previous=previous if passes else None)
 
     def pass_renderer(self, whole_mask: np.ndarray | None = None, in_group: bool = False) -> PassRenderer:
         """The renderer of alpha and passes, made on the first frame that asks for them (`whole_mask`: the

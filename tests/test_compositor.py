@@ -248,3 +248,23 @@ def test_cli_on_a_server_writes_the_servers_exr_frames(server, tmp_path, astrona
     assert result.returncode == 0, result.stderr
     first = read_exr(str(tmp_path / "exr" / "frame_00001.exr"))
     assert first[f"{EXR_LAYER}.Combined.A"][4, 4] == 0 and first[f"{EXR_LAYER}.Combined.A"].max() == 1
+
+
+def test_mattes_and_vectors_follow_a_head_the_body_carries(animator, subject):
+    """A lean carries the head ~50 px on the astronaut: its mattes go with it, and the Vector pass says so."""
+    assert subject.body is not None
+    still = animator.render_layers(channel_values(), passes=True)
+    leaning = animator.render_layers(channel_values(torso_lean=8.0), channel_values(), passes=True)
+
+    def centre(matte):
+        ys, xs = np.nonzero(matte > 0.5)
+        return np.array([xs.mean(), ys.mean()])
+
+    nose_moves = (animator.body.move_points(subject.landmarks[[NOSE_TIP], :2], channel_values(torso_lean=8.0))
+                  - subject.landmarks[[NOSE_TIP], :2])[0]
+    assert np.hypot(*nose_moves) > 20
+    shift = centre(leaning.mattes["face"]) - centre(still.mattes["face"])
+    assert np.allclose(shift, nose_moves, atol=3)
+    face = leaning.mattes["face"] > 0.99
+    # Blender's layout: X, Y = previous position minus now, y up.
+    assert np.allclose(np.median(leaning.vector[face][:, :2], axis=0), [-nose_moves[0], nose_moves[1]], atol=3)

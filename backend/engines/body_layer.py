@@ -154,13 +154,14 @@ class BodyLayer:
         return moved, still_mask, moved_mask
 
     def move_layers(self, layers: FrameLayers, values: np.ndarray, head: tuple | None, cut_out: bool,
-                    in_place: bool = False) -> FrameLayers:
+                    in_place: bool = False, previous: np.ndarray | None = None) -> FrameLayers:
         """A frame's layers (as PassRenderer.draw leaves them: the colour, and the alpha of every person in
         the photo, which the person matte is too) with this body moved as `render` moves it (`_moved`; over
         the body's plate unless `cut_out`: the person cut out, the backdrop it uncovers transparent);
         `head`: the head's moved box and person mask, as PassRenderer.draw gives them. The alpha moves where
-        the person is, still or moved. The face, eye and mouth mattes and the motion vectors stay the
-        head's. Copies are moved, unless `in_place` (a buffer whose every pixel the caller restores, such
+        the person is, still or moved; the face, eye and mouth mattes with it (they were left where the
+        photo had them, 48 px off the face at a lean of 8 on the astronaut), and with `previous` (the values
+        of the frame before) the motion vectors carry the body's motion on top of the head's. Copies are moved, unless `in_place` (a buffer whose every pixel the caller restores, such
         as a group frame's): a head engine's buffers are restored over the head region alone."""
         moving = self.moves(values)
         if moving is None:
@@ -178,7 +179,43 @@ class BodyLayer:
         alpha = layers.alpha if in_place else layers.alpha.copy()
         rgb[window], alpha[window] = moved, moved_alpha
         layers.rgb, layers.alpha = rgb, alpha
+        if layers.mattes is not None:  # the face, eye and mouth mattes ride with the head the body carries
+            mattes = layers.mattes if in_place else dict(layers.mattes)
+            for key in ("face", "eyes", "mouth"):
+                plane = mattes[key] if in_place else mattes[key].copy()
+                moved_plane = cv2.remap(plane[self.in_frame], *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                moved_plane[nobody] = plane[window][nobody]
+                plane[window] = moved_plane
+                mattes[key] = plane
+            layers.mattes = mattes
+        if layers.vector is not None and previous is not None:
+            layers.vector = self._carried_vector(layers.vector, maps, window, nobody, previous, in_place)
         return layers
+
+    def _carried_vector(self, vector: np.ndarray, maps, window, nobody: np.ndarray, previous: np.ndarray,
+                        in_place: bool) -> np.ndarray:
+        """The Vector pass with the body's motion since `previous` composed onto the head's: a pixel now at p
+        came from q (the body's backward map); the head put it at q + v(q) in the previous frame before its
+        body moved, and the previous body motion carried that point on."""
+        x0, y0 = self.region[:2]
+        height, width = self.mask.shape
+        grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+        qx = cv2.remap(grid_x, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        qy = cv2.remap(grid_y, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        head = cv2.remap(np.ascontiguousarray(vector[self.in_frame]), *maps, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+        before = np.stack([qx + head[..., 0] + x0, qy - head[..., 1] + y0], axis=-1).reshape(-1, 2)
+        was = self.move_points(before.astype(np.float64), previous).reshape(qx.shape + (2,))
+        rows, cols = window
+        now_y, now_x = np.mgrid[rows, cols].astype(np.float64)
+        carried = np.empty(qx.shape + (4,), np.float32)
+        carried[..., 0] = was[..., 0] - now_x
+        carried[..., 1] = -(was[..., 1] - now_y)
+        carried[..., 2:] = carried[..., :2]
+        out = vector if in_place else vector.copy()
+        carried[nobody] = out[window][nobody]
+        out[window] = carried
+        return out
 
     def move_points(self, points: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Photo points ((N, 2+) pixels, e.g. the rig's target landmarks) carried by the body's motion."""
