@@ -21,7 +21,7 @@ from .arguments import (ALL_FACES, add_photo_options, add_size_option, analyze_p
                         load_photo, whole_number_in)
 from .errors import EXIT_CODES, BadMotionError, EnlivenError, UsageError
 from .remote_render import add_server_options, render_on_server
-from .sequence import FrameSink
+from .sequence import VIDEO_SUFFIXES, FrameSink
 from .shared.naming import FRAME_FORMATS
 from .shared.motion import MotionError
 
@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--preset", metavar="NAME", help="built-in motion, see `enliven presets`")
     generate.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for frame_00001.png ...")
     add_size_option(generate)
-    generate.add_argument("--video", type=Path, metavar="MP4", help="also write an H.264 video")
+    generate.add_argument("--video", type=Path, metavar="MP4",
+                          help=f"also write an H.264 video ({', '.join(VIDEO_SUFFIXES)})")
     generate.add_argument("--audio", type=Path, metavar="FILE", help="put this sound (any audio or video file) into --video")
     generate.add_argument("--audio-offset", type=float, default=0.0, metavar="SECONDS",
                           help="start the sound this much later (negative: earlier) than the first frame")
@@ -195,6 +196,8 @@ def run_generate(args: argparse.Namespace) -> int:
 
     if args.alpha and args.video is not None:
         raise UsageError("--video has no alpha channel: make the video in a run without --alpha")
+    if args.video is not None and args.video.suffix.lower() not in VIDEO_SUFFIXES:
+        raise UsageError(f"{args.video}: the video must end in {', '.join(VIDEO_SUFFIXES)}")
     check_render_arguments(args, [args.out, *(path.parent for path in (args.video, args.contact_sheet) if path)],
                            [args.video, args.contact_sheet])
     if args.audio is not None and args.video is None:

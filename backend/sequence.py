@@ -26,6 +26,9 @@ def frame_path(directory: str | Path, number: int, fmt: str = "png") -> Path:
     return Path(directory) / frame_filename(number, fmt=fmt)
 
 
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")  # containers VideoWriter writes H.264 into (a .gif or .webm it cannot)
+
+
 class VideoWriter:
     """H.264 MP4 through imageio's bundled ffmpeg, optionally with a sound track
     (AAC) muxed in the same pass; odd sizes are padded by one pixel.

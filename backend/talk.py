@@ -31,8 +31,8 @@ from .errors import UsageError
 from .arguments import (MOTION_SUFFIXES, add_photo_options, add_size_option, analyze_photo, check_motion_path,
                         check_render_arguments, number_in, whole_number_in)
 from .remote_render import add_server_options, render_on_server
+from .sequence import VIDEO_SUFFIXES
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
 
 
 def add_command(subparsers) -> None:

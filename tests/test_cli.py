@@ -125,6 +125,7 @@ def test_a_photo_over_pillows_own_limit_is_read_when_max_pixels_allows_it(tmp_pa
 @pytest.mark.parametrize("arguments", [
     ["--max-pixels", "-5"], ["--max-pixels", "nan"], ["--max-pixels", "0"],
     ["--size", "12000"], ["--size", "10"], ["--engine", "bogus"],
+    ["--video", "x.gif"], ["--video", "x.webm"],  # (a GIF was a traceback, a WebM a broken pipe after 3 frames)
 ])
 def test_bad_photo_and_engine_arguments_are_usage_errors(astronaut_path, tmp_path, arguments):
     result = run_enliven("generate", astronaut_path, "--preset", "blink", *arguments, "--out", tmp_path / "o")
