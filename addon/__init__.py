@@ -57,6 +57,7 @@ def _fill_hooks() -> None:
     hooks.engine_names = lambda: (runtime.server_info or {}).get("engines", ["warp", "refine"])
     hooks.status_line = runtime.status_line
     hooks.has_log = runtime.has_log
+    hooks.frames_generated = compositing.follow_new_frames
 
 
 def register() -> None:

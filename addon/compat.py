@@ -96,6 +96,15 @@ def ensure_fcurve(obj: bpy.types.Object, data_path: str, group: str) -> bpy.type
     return fc
 
 
+def blend_relative_path() -> set[str]:
+    """Options of a path property that takes "//" (relative to the .blend; read with bpy.path.abspath).
+    4.5+ marks such a value red and warns ("does not support blend relative") unless the property says
+    so; 4.2 does not know the option."""
+    if "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties:
+        return {'PATH_SUPPORTS_BLEND_RELATIVE'}
+    return set()
+
+
 # --------------------------------------------------------------------------- compositor
 
 
@@ -239,7 +248,13 @@ def add_sound_strip(scene: bpy.types.Scene, filepath: str, frame_start: int, len
     busy = {strip.channel for strip in collection if overlaps(strip_span(strip), (frame_start, end))}
     channel = next((c for c in range(1, 129) if c not in busy), 128)
     name = os.path.splitext(os.path.basename(filepath))[0] or "Speech"
-    return collection.new_sound(name, filepath, channel, frame_start)
+    strip = collection.new_sound(name, filepath, channel, frame_start)
+    if bpy.data.filepath and strip.sound is not None:  # relative to the .blend, as the frames are: the project can move
+        try:
+            strip.sound.filepath = bpy.path.relpath(filepath)
+        except ValueError:  # another drive on Windows
+            pass
+    return strip
 
 
 def overlaps(span: tuple[int, int], other: tuple[int, int]) -> bool:

@@ -157,14 +157,15 @@ def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render
     image = sequence_image(obj, directory, first)
     tree = compat.compositor_tree(scene, create=True)
     output = compat.compositor_output_socket(scene, tree)
+    # Where this portrait's picture goes now (a Stack node's input, the output): added again with other
+    # settings, its new result goes there, so it stays where it was in the stack.
+    chain = {f"{NODE_PREFIX} {kind} {obj.name}" for kind in ("Image", "Vector Blur", "Over", "Background")}
+    feeds = [(link.to_node.name, link.to_socket.identifier) for link in tree.links
+             if link.from_node.name in chain and link.to_node.name not in chain]
 
     image_node = _node(tree, "CompositorNodeImage", f"{NODE_PREFIX} Image {obj.name}", (0, 0))
     image_node.image = image
-    # Scene frame f shows file number (f - frame_start + 1 + frame_offset);
-    # files are numbered by scene frame, so offset = first - 1.
-    image_node.frame_start = first
-    image_node.frame_offset = first - 1
-    image_node.frame_duration = last - first + 1
+    _time_image_node(image_node, first, last)
     image_node.use_cyclic = False
     image_node.use_auto_refresh = True
 
@@ -199,6 +200,11 @@ def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render
     else:
         _remove(tree, over_name)
         _remove(tree, plate_name)
+    for node_name, identifier in feeds:
+        node = tree.nodes.get(node_name)
+        socket = next((put for put in node.inputs if put.identifier == identifier), None) if node else None
+        if socket is not None:
+            tree.links.new(result, socket)
     if not _upstream(output, result.node):  # else it is in the picture already, updated where it was
         tree.links.new(_stacked(tree, obj, output, result), output)
     if not over_render and scene.camera is None:
@@ -250,6 +256,32 @@ def _stacked(tree, obj: bpy.types.Object, output, result):
 def _remove(tree, name: str) -> None:
     if name in tree.nodes:
         tree.nodes.remove(tree.nodes[name])
+
+
+def _time_image_node(node, first: int, last: int) -> None:
+    """An Image node playing files first..last at those scene frames."""
+    # Scene frame f shows file number (f - frame_start + 1 + frame_offset);
+    # files are numbered by scene frame, so offset = first - 1.
+    node.frame_start = first
+    node.frame_offset = first - 1
+    node.frame_duration = last - first + 1
+
+
+def follow_new_frames(scene: bpy.types.Scene, obj: bpy.types.Object) -> None:
+    """After Generate: the rig's Image node and strip, where it has them, play the scene's frame range as it is
+    now (a range made longer and generated again played on, in renders, the old last frame)."""
+    obj = groups.lead_rig(obj)
+    try:
+        _, first, last = sequence_frames(obj, scene)
+    except connection.UserError:
+        return
+    tree = compat.compositor_tree(scene, create=False)
+    node = tree.nodes.get(f"{NODE_PREFIX} Image {obj.name}") if tree is not None else None
+    if node is not None:
+        _time_image_node(node, first, last)
+    editor = scene.sequence_editor
+    if editor is not None and compat.strips(scene).get(f"{NODE_PREFIX} {obj.name}") is not None:
+        add_to_sequencer(scene, obj)
 
 
 def add_to_sequencer(scene: bpy.types.Scene, obj: bpy.types.Object, channel: int = 0):

@@ -26,6 +26,8 @@ engine_names: Callable[[], list[str]] = lambda: ["warp", "refine"]
 status_line: Callable[[], tuple[str, str]] = lambda: ('UNLINKED', "Not connected")
 # Whether a local backend's log can be shown: () -> bool.
 has_log: Callable[[], bool] = lambda: False
+# Generate wrote a rig's frames: the shot's nodes and strips follow them: (scene, rig) -> None.
+frames_generated: Callable = _nothing
 
 _DEFAULTS = dict(globals())
 
@@ -33,5 +35,5 @@ _DEFAULTS = dict(globals())
 def reset() -> None:
     """Back to the defaults (unregister): nothing keeps the old runtime alive."""
     for name in ("channels_changed", "preview_toggled", "settings_changed", "engine_names", "status_line",
-                 "has_log"):
+                 "has_log", "frames_generated"):
         globals()[name] = _DEFAULTS[name]

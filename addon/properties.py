@@ -20,7 +20,7 @@ import bpy
 from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty, PointerProperty,
                        StringProperty)
 
-from . import hooks
+from . import compat, hooks
 from .shared import channels as channel_table
 
 GROUP_NAME = "Enliven"  # the action group the channel F-curves go in
@@ -119,12 +119,12 @@ def _rig_annotations() -> dict:
             description="Backend engine to render with: warp, or refine (the warp with the eyes and mouth "
                         "redrawn by trained generators); empty uses the backend's default"),
         "checkpoint": StringProperty(
-            name="Model", default="", subtype='FILE_PATH', options=set(),
+            name="Model", default="", subtype='FILE_PATH', options=compat.blend_relative_path(),
             description="The refine engine's trained model (RUN_DIR/best.pt or last.pt, from training), a path on the "
                         "backend's disk. Empty: the one the backend was started with (serve --checkpoint), else "
                         "the eye and mouth generators that ship with Enliven"),
         "output_dir": StringProperty(
-            name="Output Folder", default="", subtype='DIR_PATH', options=set(),
+            name="Output Folder", default="", subtype='DIR_PATH', options=compat.blend_relative_path(),
             description="Where Generate writes the numbered PNG sequence. "
                         "Empty: //enliven/<portrait>/ next to the .blend file"),
         "alpha": BoolProperty(
@@ -187,10 +187,10 @@ class ENLIVEN_PG_scene(bpy.types.PropertyGroup):
                     "the 'Enliven Preview' image (open it in any Image Editor)")
     # Training the refine engine (paths on the backend's disk).
     train_dataset: StringProperty(
-        name="Dataset", default="", subtype='DIR_PATH', options=set(),
+        name="Dataset", default="", subtype='DIR_PATH', options=compat.blend_relative_path(),
         description="A dataset folder made by `enliven prepare VIDEOS_DIR --out DATASET_DIR`")
     train_run_dir: StringProperty(
-        name="Run Folder", default="", subtype='DIR_PATH', options=set(),
+        name="Run Folder", default="", subtype='DIR_PATH', options=compat.blend_relative_path(),
         description="Where training writes last.pt (the model; best.pt too when the config names validation "
                     "clips), samples.png and loss.png")
     train_preset: EnumProperty(
@@ -200,7 +200,7 @@ class ENLIVEN_PG_scene(bpy.types.PropertyGroup):
                ('FILE', "Config File", "A JSON file of settings (see enliven.neural.config)")],
         description="The model and training settings")
     train_config_file: StringProperty(
-        name="Config File", default="", subtype='FILE_PATH', options=set(),
+        name="Config File", default="", subtype='FILE_PATH', options=compat.blend_relative_path(),
         description="JSON settings: a preset to start from and any settings to change")
     train_steps: IntProperty(
         name="Steps", default=0, min=0, max=100_000_000, options=set(),

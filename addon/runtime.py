@@ -21,7 +21,7 @@ from collections.abc import Callable
 import bpy
 import numpy as np
 
-from . import groups, keying, preferences, properties, sampling
+from . import groups, hooks, keying, preferences, properties, sampling
 from .bake_job import BakeJob
 from .generate_job import GenerateJob
 from .jobs import Job, JobHost
@@ -69,7 +69,7 @@ class Runtime:
         self.subjects = SubjectCache(self.session, host.rig_status, host.notify)
         host.session, host.subjects = self.session, self.subjects
         host.key_motion, host.show_preview, host.frames_written = keying.key_job_motion, self._show_preview, \
-            _reload_sequence_images
+            _frames_written
         self.photos = PhotoCache()
         self.jobs: dict[str, Job] = {}
         self.start(PreviewJob(request_again=self.request_preview))
@@ -328,6 +328,15 @@ class Runtime:
         np.multiply(rgb[::-1], np.float32(1.0 / 255.0), out=state.rgba[:, :, :3], casting="unsafe")
         image.pixels.foreach_set(state.rgba.ravel())
         image.update()
+
+
+def _frames_written(scene_name: str, rig_name: str, directory: str) -> None:
+    """Generate finished: images showing the folder reload, and the rig's compositor node and strip play the
+    scene's range as it is now."""
+    _reload_sequence_images(directory)
+    scene, rig = bpy.data.scenes.get(scene_name), bpy.data.objects.get(rig_name)
+    if scene is not None and rig is not None:
+        hooks.frames_generated(scene, rig)
 
 
 def _reload_sequence_images(directory: str) -> None:

@@ -284,3 +284,37 @@ def test_sampling_works_with_channelbags(portrait):
     else:
         assert action.fcurves.find("enliven.wide") is not None
     assert list(compat.fcurves_by_path(portrait)) == ["enliven.wide"]
+
+
+def test_path_settings_take_blend_relative_paths_without_a_warning(portrait):
+    # The add-on reads these with bpy.path.abspath, and its own default is "//enliven/<portrait>/": Blender
+    # 4.5+ must not mark "//" red (nor warn) as if the add-on could not take it.
+    import warnings
+
+    scene = bpy.context.scene
+    targets = [(portrait.enliven, name) for name in ("output_dir", "checkpoint")]
+    targets += [(scene.enliven, name) for name in ("train_dataset", "train_run_dir", "train_config_file")]
+    for owner, name in targets:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            setattr(owner, name, "//somewhere/")
+        if "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties:
+            assert owner.bl_rna.properties[name].is_path_supports_blend_relative, name
+
+
+def test_a_sound_strip_of_a_saved_file_is_relative_to_it(scene, tmp_path):
+    # Say Text and Lip-sync place their sound as the frames are placed, relative to the .blend, so a project
+    # that moves keeps its speech (the strip kept the absolute path).
+    import wave
+
+    compat = sys.modules[f"{ADDON_MODULE}.compat"]
+    if not compat.can_add_sound():
+        pytest.skip("this bpy is built without audio")
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "shot.blend"))
+    (tmp_path / "speech").mkdir()
+    with wave.open(str(tmp_path / "speech" / "say.wav"), "wb") as sound:
+        sound.setnchannels(1), sound.setsampwidth(2), sound.setframerate(16000)
+        sound.writeframes(bytes(2 * 16000))
+    strip = compat.add_sound_strip(bpy.context.scene, str(tmp_path / "speech" / "say.wav"), 1, 24)
+    assert strip.sound.filepath.replace("\\", "/") == "//speech/say.wav"
+    assert compat.sound_strip_path(strip) == str(tmp_path / "speech" / "say.wav")

@@ -190,3 +190,44 @@ def test_idle_alive_on_each_face_blinks_on_its_own(rigs):
     blinks = [sub("sampling").sample(rig, list(range(1, 481)))[:, index] for rig in rigs]
     onsets = [set(np.flatnonzero((b[1:] > 0.5) & (b[:-1] <= 0.5))) for b in blinks]
     assert all(onsets) and not onsets[0] & onsets[1]  # the same seed, and never a blink together
+
+
+def test_a_portrait_added_again_with_other_settings_stays_where_it_was_in_the_stack(scene, tmp_path):
+    # Two portraits stacked, then the first added again over the render and then plain again: it must
+    # neither appear twice (on top, covering the other) nor leave the stack's foreground unlinked (a
+    # white render).
+    compat, compositing = sub("compat"), sub("compositing")
+    portraits = []
+    for name in ("first", "second"):
+        photo = tmp_path / f"{name}.png"
+        shutil.copy(ASTRONAUT, photo)
+        assert bpy.ops.enliven.add_portrait(filepath=str(photo)) == {'FINISHED'}
+        rig = bpy.context.scene.enliven.rig
+        rig.enliven.output_dir = str(tmp_path / name)
+        (tmp_path / name).mkdir()
+        for frame in range(1, 4):
+            shutil.copy(ASTRONAUT, tmp_path / name / f"frame_{frame:05d}.png")
+        portraits.append(rig)
+    scene.frame_start, scene.frame_end = 1, 3
+    camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
+    scene.collection.objects.link(camera)
+    scene.camera = camera
+    for rig in portraits:
+        compositing.add_to_compositor(scene, rig, over_render=False)
+    tree = compat.compositor_tree(scene)
+    output = compat.compositor_output_socket(scene, tree)
+
+    def sources(socket) -> list[str]:
+        assert socket.is_linked, f"{socket.node.name}.{socket.identifier} is not linked"
+        node = socket.links[0].from_node
+        if node.bl_idname in ("CompositorNodeImage", "CompositorNodeRLayers"):
+            return [node.name]
+        back, front = compat.alpha_over_sockets(node)
+        return sources(back) + sources(front)
+
+    first, second = (f"Enliven Image {rig.name}" for rig in portraits)
+    compositing.add_to_compositor(scene, portraits[0], over_render=True)
+    layers = next(n.name for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers")
+    assert sources(output) == [layers, first, second]
+    compositing.add_to_compositor(scene, portraits[0], over_render=False)
+    assert sources(output) == [first, second]

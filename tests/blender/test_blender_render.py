@@ -108,3 +108,18 @@ def test_compositor_needs_generated_frames_first(connected, portrait, tmp_path):
         bpy.ops.enliven.add_to_compositor()
     with pytest.raises(RuntimeError, match="run Generate first"):
         bpy.ops.enliven.add_to_sequencer()
+
+
+def test_generating_a_longer_range_again_plays_it_in_the_compositor_and_the_sequencer(generated, frames_dir):
+    # The portrait already in the shot, its animation made longer and generated again: the Image node and the
+    # strip play the new frames (before, renders past the old last frame showed that frame, frozen).
+    scene = bpy.context.scene
+    assert bpy.ops.enliven.add_to_compositor() == {'FINISHED'}
+    assert bpy.ops.enliven.add_to_sequencer() == {'FINISHED'}
+    animate(generated, FIRST, LAST + 4)
+    job = generate()
+    assert job.state == "DONE", job.message
+    node = next(n for n in sub("compat").compositor_tree(scene).nodes if n.bl_idname == "CompositorNodeImage")
+    assert (node.frame_start, node.frame_duration) == (FIRST, LAST + 4 - FIRST + 1)
+    strips = list(sub("compat").strips(scene))
+    assert len(strips) == 1 and sub("compat").strip_span(strips[0]) == (FIRST, LAST + 5)
