@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "(idle-alive; see `enliven presets`)")
     generate.add_argument("--breaths-per-minute", type=float, metavar="N",
                           help="breathing rate of idle-alive (default 15; a resting adult breathes 12 to 20 times "
-                               "a minute); each face breathes within 5%% of it")
+                               "a minute); each face breathes within 5%% of it, and a --loop as near it as "
+                               "whole breaths in its length allow")
     generate.add_argument("--strict", action="store_true", help="refuse out-of-range or NaN motion instead of clamping it")
     generate.add_argument("--workers", type=whole_number_in(1, 64), default=None, metavar="N",
                           help="several faces: processes rendering whole frames side by side (default: one per "

@@ -458,6 +458,11 @@ def _breathing(duration_s: float, period_s: float, depth: float = 1.0) -> Keys:
         times.append(time_s)
         signs.append(sign)
         time_s, sign = time_s + half_period, -sign
+    if len(times) == 1 and duration_s > 0:
+        # Too short for a whole breath in and out (under about 2 s at 15 a minute, which was a still face):
+        # the start of one, at the usual pace, as far as half the time allows, and back.
+        times.append(duration_s / 2)
+        signs.append(min(1.0, duration_s / half_period))
     return _breath_keys(times, signs, depth)
 
 

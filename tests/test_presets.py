@@ -312,3 +312,12 @@ def test_a_breathing_rate_is_for_presets_that_breathe_and_within_range():
         preset_keys("nod", breaths_per_minute=15)
     with pytest.raises(MotionError, match="breaths per minute must be from 4 to 40"):
         preset_keys("idle-alive", breaths_per_minute=0)
+
+
+@pytest.mark.parametrize("duration_s", [0.5, 1.0, 1.9])
+def test_a_short_idle_alive_still_breathes_at_the_usual_pace(duration_s):
+    # Under about 2 s no whole breath fits, and the face was perfectly still (found by an exploratory pass).
+    short = column(preset_motion("idle-alive", duration_s=duration_s, seed=0).full(), "breathing")
+    long = column(preset_motion("idle-alive", duration_s=30.0, seed=0).full(), "breathing")
+    assert np.abs(short).max() > 0.1
+    assert np.abs(np.diff(short)).max() <= 1.5 * np.abs(np.diff(long)).max()  # no quicker than a breath
