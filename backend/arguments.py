@@ -114,6 +114,8 @@ def check_render_arguments(args: argparse.Namespace, folders: list[Path], files:
     inputs = [path for path in (args.photo, getattr(args, "audio", None), *(getattr(args, "motion", None) or []))
               if path is not None]
     for output in filter(None, files):
+        if Path(output).is_dir():  # (found only after the whole render, as a hidden partial file's error)
+            raise UsageError(f"'{output}' is a folder; name a file to write.")
         for source in inputs:
             if _same_file(output, source):
                 raise UsageError(f"'{output}' is also an input ('{source}'), which writing it would overwrite; "
@@ -129,12 +131,16 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def check_output_folder(folder: Path) -> None:
     """Refuse, before any long work, an output folder that cannot be made because a part of its path is a file
-    (mkdir would say only "File exists")."""
+    (mkdir would say only "File exists"), or that cannot be written in (read-only, or not the user's: a
+    contact sheet there failed only after the whole render)."""
     for part in (Path(folder), *Path(folder).parents):
         if part.exists():
             if not part.is_dir():
                 raise UsageError(f"'{part}' is a file, not a folder." if part == Path(folder) else
                                  f"'{part}' is a file, so the folder '{folder}' cannot be made there.")
+            if not os.access(part, os.W_OK | os.X_OK):
+                raise UsageError(f"'{part}' cannot be written in (read-only, or not yours)." if part == Path(folder)
+                                 else f"'{part}' cannot be written in, so the folder '{folder}' cannot be made there.")
             return
 
 

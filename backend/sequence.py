@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 from collections import deque
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from .shared.naming import FRAME_CACHE_FILE, frame_filename
 
 SHEET_GREY = 128  # behind frames with alpha on the contact sheet
 ENCODER_THREADS = 2  # frames encoded and written while the next renders (zlib and OpenEXR release the GIL)
+FULL_DISK_BYTES = 1 << 20  # a disk with less free space than this, when ffmpeg stops, is full
 
 
 def frame_path(directory: str | Path, number: int, fmt: str = "png") -> Path:
@@ -61,12 +63,28 @@ class VideoWriter:
         height, width = rgb.shape[:2]
         if height % 2 or width % 2:
             rgb = cv2.copyMakeBorder(rgb, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
-        self._writer.append_data(rgb)
+        try:
+            self._writer.append_data(rgb)
+        except OSError as error:  # ffmpeg stopped taking frames: a broken pipe here
+            raise self._stopped(error) from None
+
+    def _stopped(self, error: OSError) -> EnlivenError:
+        """What went wrong when ffmpeg stopped (it prints why above): a full disk said as such, not as the broken
+        pipe imageio reports."""
+        try:
+            full = shutil.disk_usage(self._partial.parent).free < FULL_DISK_BYTES
+        except OSError:
+            full = False
+        why = "no space left on the disk" if full else (error.strerror or str(error).strip().splitlines()[0])
+        return EnlivenError(f"ffmpeg could not write {self.path}: {why}")
 
     def close(self) -> None:
         """Finish the video and give it its name; an unusable result is removed, never named."""
         try:
-            self._writer.close()
+            try:
+                self._writer.close()
+            except OSError as error:
+                raise self._stopped(error) from None
             # imageio does not check ffmpeg's exit status: check what it wrote.
             found = _streams(self._partial) if self._partial.exists() else []
             wanted = ["Video", "Audio"] if self._audio else ["Video"]

@@ -1,8 +1,10 @@
 """The `enliven` command line, run as a real process: outputs and error paths."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import subprocess
 
 import cv2
 import numpy as np
@@ -421,3 +423,44 @@ def test_a_server_that_gives_no_lips_leaves_the_speech_unfitted_and_says_so(caps
     assert "warning" not in capsys.readouterr().err
     assert server_mouths({0: {"mouth": lips}, 1: {}, 2: {"mouth": {"gap": "?"}}}) == {0: MouthOpening(**lips)}
     assert capsys.readouterr().err.count("enliven: warning: the server does not say where the photo's lips are") == 1
+
+
+@contextlib.contextmanager
+def small_disk(folder, options: str):
+    """A tmpfs mounted at `folder` with mount `options` (a full disk, a read-only one), or the test skipped
+    where this machine does not let the tests mount one."""
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True).returncode:
+        pytest.skip("this machine does not let the tests mount a small disk")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], capture_output=True)
+
+
+def test_a_video_on_a_full_disk_is_reported_as_such_and_removed(astronaut_path, tmp_path):
+    # ffmpeg stops on a full disk, and imageio reports a broken pipe (with ffmpeg's whole command line):
+    # the run now says the disk is full, in one line, and leaves no partial video (found by an exploratory pass).
+    with small_disk(tmp_path / "full", "size=40k") as full:
+        result = run_enliven("generate", astronaut_path, "--preset", "idle-alive", "--duration", "4",
+                             "--out", tmp_path / "o", "--video", full / "v.mp4")
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.strip().splitlines()[-1] == f"enliven: error: ffmpeg could not write {full / 'v.mp4'}: " \
+                                                         "no space left on the disk"
+        assert not list(full.iterdir())
+        assert (tmp_path / "o" / "frame_00001.png").exists()  # frames already written stay written
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(astronaut_path, tmp_path):
+    # Both failed only after the whole render (found by an exploratory pass): a video named as a folder, and a
+    # contact sheet on a read-only disk.
+    (tmp_path / "folder.mp4").mkdir()
+    result = run_enliven("generate", astronaut_path, "--preset", "blink", "--out", tmp_path / "o",
+                         "--video", tmp_path / "folder.mp4")
+    assert result.returncode == 2 and "is a folder; name a file to write" in result.stderr, result.stderr
+    assert not (tmp_path / "o").exists()
+    with small_disk(tmp_path / "read_only", "ro,size=16k") as read_only:
+        result = run_enliven("generate", astronaut_path, "--preset", "blink", "--out", tmp_path / "o",
+                             "--contact-sheet", read_only / "sheet.png")
+        assert result.returncode == 2 and f"'{read_only}' cannot be written in" in result.stderr, result.stderr
+        assert not (tmp_path / "o").exists()
