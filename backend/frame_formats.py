@@ -85,15 +85,23 @@ def encode_exr(layers: FrameLayers) -> bytes:
     return stream.getvalue()
 
 
-def decode_frame(data: bytes) -> np.ndarray:
-    """(H, W, 3) uint8 sRGB of a PNG or EXR frame's bytes (an EXR's premultiplied colour, as over black)."""
-    from .images import decode_png
-
+def decode_frame(data: bytes) -> FrameLayers:
+    """The colour (sRGB, straight) and alpha (None where the file has none) of a PNG or EXR frame's bytes: what
+    a server sends back, for the video and the contact sheet."""
     if not data.startswith(EXR_MAGIC):
-        return decode_png(data)
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if pixels is None or pixels.ndim != 3 or pixels.dtype != np.uint8:
+            from .images import decode_png
+
+            return FrameLayers(decode_png(data))  # (its error, or a grey or 16-bit file made RGB)
+        alpha = pixels[..., 3].astype(np.float32) / 255 if pixels.shape[2] == 4 else None
+        return FrameLayers(cv2.cvtColor(pixels[..., :3], cv2.COLOR_BGR2RGB), alpha)
     channels = read_exr(data)
     linear = np.dstack([channels[f"{EXR_LAYER}.Combined.{name}"].astype(np.float32) for name in "RGB"])
-    return np.round(linear_to_srgb(linear) * 255).astype(np.uint8)
+    alpha = channels[f"{EXR_LAYER}.Combined.A"].astype(np.float32)
+    straight = linear / np.maximum(alpha, 1e-6)[..., None]  # the file's colour is premultiplied
+    rgb = np.round(linear_to_srgb(np.clip(straight, 0.0, 1.0)) * 255).astype(np.uint8)
+    return FrameLayers(rgb, None if (alpha >= 1.0).all() else np.clip(alpha, 0.0, 1.0))
 
 
 def read_exr(data: bytes | str) -> dict[str, np.ndarray]:

@@ -185,7 +185,8 @@ class FrameSink:
         if data is not None:
             if path is not None:
                 self._submit(write_atomic, path, data)
-            rgb = decode_frame(data) if self.needs_pixels else None
+            frame = decode_frame(data) if self.needs_pixels else None
+            rgb = None if frame is None else frame.rgb
         else:
             if path is not None:
                 self._submit(lambda: write_atomic(path, encode_frame(frame, self.fmt, self.png_level, self._bands)))

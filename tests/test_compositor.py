@@ -268,3 +268,17 @@ def test_mattes_and_vectors_follow_a_head_the_body_carries(animator, subject):
     face = leaning.mattes["face"] > 0.99
     # Blender's layout: X, Y = previous position minus now, y up.
     assert np.allclose(np.median(leaning.vector[face][:, :2], axis=0), [-nose_moves[0], nose_moves[1]], atol=3)
+
+
+@pytest.mark.parametrize("fmt", ["png", "exr"])
+def test_a_contact_sheet_of_a_server_s_frames_with_alpha_is_the_local_one(server, tmp_path, astronaut_path, fmt):
+    # The cut-out person over grey, as a local run draws it; from a server's frames the sheet showed the
+    # person's straight colour with the backdrop (PNG) or over black (EXR) (found by an exploratory pass).
+    sheets = []
+    for where in ([], ["--server", server.address]):
+        sheet = tmp_path / f"sheet_{len(sheets)}.png"
+        result = run_enliven("generate", astronaut_path, "--preset", "blink", "--out", tmp_path / f"o{len(sheets)}",
+                             "--format", fmt, "--alpha", "--contact-sheet", sheet, *where)
+        assert result.returncode == 0, result.stderr
+        sheets.append(cv2.imread(str(sheet)).astype(int))
+    assert np.abs(sheets[1] - sheets[0]).max() <= 2
