@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--video", type=Path, metavar="MP4",
                           help=f"also write an H.264 video ({', '.join(VIDEO_SUFFIXES)})")
     generate.add_argument("--audio", type=Path, metavar="FILE", help="put this sound (any audio or video file) into --video")
-    generate.add_argument("--audio-offset", type=float, default=0.0, metavar="SECONDS",
+    generate.add_argument("--audio-offset", type=float, metavar="SECONDS",
                           help="start the sound this much later (negative: earlier) than the first frame")
     generate.add_argument("--contact-sheet", type=Path, metavar="PNG", help="also write a grid of thumbnails")
     generate.add_argument("--alpha", action="store_true",
@@ -103,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "(eyes and mouth) or `enliven train` (head refiner); default: the shipped one")
     generate.add_argument("--fps", type=float, help="frames per second for presets and CSV files without times (default 24)")
     generate.add_argument("--duration", type=float, metavar="SECONDS", help="length of a preset (idle-alive, talk)")
-    generate.add_argument("--seed", type=int, default=0,
-                          help="random seed for presets with variation (each face draws its own from it)")
+    generate.add_argument("--seed", type=int,
+                          help="random seed for presets with variation (default 0; each face draws its own from it)")
     generate.add_argument("--loop", action="store_true",
                           help="make the preset a seamless loop: the last frame flows into the first "
                                "(idle-alive; see `enliven presets`)")
@@ -203,6 +203,8 @@ def run_generate(args: argparse.Namespace) -> int:
                            [args.video, args.contact_sheet])
     if args.audio is not None and args.video is None:
         raise UsageError("--audio goes into the video: add --video OUT.mp4")
+    if args.audio_offset is not None and args.audio is None:  # (it was ignored silently)
+        raise UsageError("--audio-offset moves the --audio sound: add --audio FILE")
     if args.audio is not None:
         from .speech.audio import check_audio_decodes
 
@@ -221,7 +223,7 @@ def run_generate(args: argparse.Namespace) -> int:
         values = motion.full()
         frame_count, fps = len(values), motion.fps
     sink = FrameSink(args.out, frame_count, fps, video=args.video, contact_sheet=args.contact_sheet,
-                     audio=args.audio, audio_offset_s=args.audio_offset, fmt=args.format,
+                     audio=args.audio, audio_offset_s=args.audio_offset or 0.0, fmt=args.format,
                      png_level=args.png_compression)
     progress = tqdm(total=frame_count, unit="frame", desc="generating", file=sys.stderr, dynamic_ncols=True)
     started = time.perf_counter()

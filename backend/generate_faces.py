@@ -37,6 +37,9 @@ def read_motion_files(args: argparse.Namespace) -> list[FaceMotions]:
         raise UsageError("--loop makes a preset loop; it does not apply to --motion files")
     if args.breaths_per_minute is not None and not args.preset:
         raise UsageError("--breaths-per-minute sets a preset's breathing; it does not apply to --motion files")
+    for option, value in (("--duration", args.duration), ("--seed", args.seed)):  # (they were ignored silently)
+        if value is not None and not args.preset:
+            raise UsageError(f"{option} is a preset's; it does not apply to --motion files")
     return [load_face_motions(path, fps=args.fps) for path in args.motion or ()]
 
 
@@ -92,11 +95,12 @@ def face_motions(args: argparse.Namespace, files: list[FaceMotions], faces: list
     from .shared.presets import preset_face_motions
 
     if args.preset:
-        if args.seed < 0:
-            raise UsageError(f"--seed must be 0 or more, got {args.seed}")
+        seed = 0 if args.seed is None else args.seed
+        if seed < 0:
+            raise UsageError(f"--seed must be 0 or more, got {seed}")
         fps = 24.0 if args.fps is None else usable_fps(args.fps)
         try:
-            motions = preset_face_motions(args.preset, faces, fps=fps, seed=args.seed, duration_s=args.duration,
+            motions = preset_face_motions(args.preset, faces, fps=fps, seed=seed, duration_s=args.duration,
                                           loop=args.loop, breaths_per_minute=args.breaths_per_minute,
                                           mouths=mouths)
         except MotionError as error:

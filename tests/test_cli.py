@@ -464,3 +464,17 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(astronaut_p
                              "--contact-sheet", read_only / "sheet.png")
         assert result.returncode == 2 and f"'{read_only}' cannot be written in" in result.stderr, result.stderr
         assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--duration", "3", "--duration is a preset's"), ("--seed", "4", "--seed is a preset's"),
+    ("--audio-offset", "0.5", "--audio-offset moves the --audio sound"),
+])
+def test_options_that_would_change_nothing_are_refused(astronaut_path, tmp_path, option, value, message):
+    # A preset's --duration and --seed with a motion file, and --audio-offset without --audio, were ignored
+    # silently (found by an exploratory pass), where --loop with a motion file was refused.
+    save_motion(preset_motion("blink"), tmp_path / "m.json")
+    result = run_enliven("generate", astronaut_path, "--motion", tmp_path / "m.json", option, value,
+                         "--out", tmp_path / "o")
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert not (tmp_path / "o").exists()
