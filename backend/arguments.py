@@ -144,6 +144,15 @@ def check_output_folder(folder: Path) -> None:
             return
 
 
+def words(text: str) -> str:
+    """An argparse type: the words to say ("-": standard input); blank is a usage error, not a speech
+    engine's failure (it was exit 7)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("no words given; write the words to say, or - to read them from "
+                                         "standard input")
+    return text
+
+
 def number_in(low: float, high: float, kind: type = float, what: str = "a number"):
     """An argparse type: a `kind` number from `low` to `high`, or a usage error saying why."""
     def parse(text: str):

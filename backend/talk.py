@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .errors import UsageError
 from .arguments import (MOTION_SUFFIXES, add_photo_options, add_size_option, analyze_photo, check_motion_path,
-                        check_render_arguments, number_in, whole_number_in)
+                        check_render_arguments, number_in, whole_number_in, words)
 from .remote_render import add_server_options, render_on_server
 from .sequence import VIDEO_SUFFIXES
 
@@ -45,7 +45,7 @@ def add_command(subparsers) -> None:
     )
     talk.add_argument("photo", type=Path)
     speech = talk.add_mutually_exclusive_group(required=True)
-    speech.add_argument("--text", metavar="TEXT", help='the words to say; "-" reads them from standard input')
+    speech.add_argument("--text", type=words, metavar="TEXT", help='the words to say; "-" reads them from standard input')
     speech.add_argument("--audio", type=Path, metavar="FILE", help="a recording of the speech")
     talk.add_argument("--out", type=Path, required=True, metavar="VIDEO.mp4",
                       help=f"the video to write ({', '.join(VIDEO_SUFFIXES)})")

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from enliven.shared.motion import load_motion
+from enliven.analysis import ASTRONAUT_PATH
 from enliven.speech.audio import read_audio
 from enliven.speech.errors import SpeechSynthesisError
 from enliven.speech.evaluation import compare_with_phonemes
@@ -177,7 +178,7 @@ def test_say_errors(espeak, tmp_path):
     result = run_enliven("say", "hello", "--voice", "zz-nowhere", "--out", tmp_path / "x")
     assert result.returncode == 7 and "unknown voice 'zz-nowhere'" in result.stderr
     assert not (tmp_path / "x").exists()
-    result = run_enliven("say", "", "--out", tmp_path / "x")
+    result = run_enliven("say", "...", "--out", tmp_path / "x")  # words, none eSpeak NG can say (blank: exit 2)
     assert result.returncode == 7 and "no text to speak" in result.stderr
     result = run_enliven("say", "hello", "--rate", "9000", "--out", tmp_path / "x")
     assert result.returncode == 2 and "out of range" in result.stderr
@@ -208,3 +209,12 @@ def test_curves_from_hand_made_timings():
     closed = np.flatnonzero(curves.lips_closed) / curves.rate_hz
     assert closed.min() < 0.6 and closed.max() < 0.68
     assert curves.speech[at(0.45)] and not curves.speech[at(0.1)]
+
+
+@pytest.mark.parametrize("command", [["say", " "], ["talk", str(ASTRONAUT_PATH), "--text", ""]])
+def test_blank_text_is_a_usage_error(tmp_path, command):
+    # (It was exit 7, text to speech failed, after the photo's analysis; found by an exploratory pass.)
+    out = tmp_path / ("v.mp4" if command[0] == "talk" else "o")
+    result = run_enliven(*command, "--out", out)
+    assert result.returncode == 2 and "no words given" in result.stderr, result.stderr
+    assert not out.exists()

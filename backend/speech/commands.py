@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..arguments import add_photo_options, analyze_photo, check_motion_path, number_in, whole_number_in
+from ..arguments import add_photo_options, analyze_photo, check_motion_path, number_in, whole_number_in, words
 
 # Kept here, not imported from lipsync.py, so that registering the commands stays free of numpy and the rest.
 METHODS = ("learned", "acoustic")
@@ -43,7 +43,7 @@ def add_commands(subparsers) -> None:
         description="Synthesise TEXT with eSpeak NG and write DIR/speech.wav, DIR/motion.json (mouth motion "
                     "from the exact phoneme timings) and DIR/phonemes.json (what is said when).",
     )
-    say.add_argument("text", metavar="TEXT", help='the words to say; "-" reads them from standard input')
+    say.add_argument("text", type=words, metavar="TEXT", help='the words to say; "-" reads them from standard input')
     say.add_argument("--out", type=Path, required=True, metavar="DIR",
                      help="folder for speech.wav, motion.json, phonemes.json")
     say.add_argument("--voice", default=None, metavar="NAME",
