@@ -244,6 +244,7 @@ def run_generate(args: argparse.Namespace) -> int:
                 previous = values[index - 1] if index > 0 else None  # for the motion vectors
                 sink.add(index, animator.render_layers(row, previous, args.alpha, passes))
                 progress.update()
+        progress.close()  # before the sink's last messages (stale frames removed), not through the bar
         sink.close()
     except BaseException:
         sink.abort()  # frames already written stay; a half-made video does not

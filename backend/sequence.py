@@ -185,7 +185,7 @@ class FrameSink:
         if data is not None:
             if path is not None:
                 self._submit(write_atomic, path, data)
-            frame = decode_frame(data) if self.needs_pixels else None
+            frame = decode_frame(data) if self.needs_pixels or self.size is None else None
             rgb = None if frame is None else frame.rgb
         else:
             if path is not None:
@@ -193,7 +193,7 @@ class FrameSink:
             rgb = frame.rgb
         if rgb is None:
             return
-        self.size = rgb.shape[1::-1]
+        self.size = rgb.shape[1::-1]  # (a server's frames: read from the first, for the summary)
         if self.video:
             self.video.add(rgb)
         if index in self.sheet_numbers:

@@ -156,6 +156,8 @@ def test_a_rerun_into_the_same_folder_leaves_one_sequence_that_others_can_read(a
     assert sorted(f.name for f in out.glob("frame_0000*.png")) == [f"frame_{i:05d}.png" for i in range(1, count + 1)]
     assert not any(out.glob("frame_000[1-9]*.png")), "the earlier run's frames past the new last one are gone"
     assert f"removed {longer - count} frame(s)" in result.stderr
+    # on a line of its own, after the progress bar's last (it was printed through the bar)
+    assert result.stderr.rstrip().splitlines()[-1].startswith(f"enliven: removed {longer - count} frame(s)")
     assert all((out / name).read_bytes() == content for name, content in kept.items())
     made = [out / f"frame_{i:05d}.png" for i in range(1, count + 1)]
     assert {oct(path.stat().st_mode & 0o777) for path in made} == {oct(0o640)}

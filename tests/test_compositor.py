@@ -246,6 +246,7 @@ def test_cli_on_a_server_writes_the_servers_exr_frames(server, tmp_path, astrona
     result = run_enliven("generate", astronaut_path, "--preset", "blink", "--out", tmp_path / "exr", "--format", "exr",
                          "--alpha", "--server", server.address)
     assert result.returncode == 0, result.stderr
+    assert "(512x512, 24 fps)" in result.stdout  # the frames' size, read from the first (it was left out)
     first = read_exr(str(tmp_path / "exr" / "frame_00001.exr"))
     assert first[f"{EXR_LAYER}.Combined.A"][4, 4] == 0 and first[f"{EXR_LAYER}.Combined.A"].max() == 1
 
