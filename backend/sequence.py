@@ -71,12 +71,15 @@ class VideoWriter:
     def _stopped(self, error: OSError) -> EnlivenError:
         """What went wrong when ffmpeg stopped (it prints why above): a full disk said as such, not as the broken
         pipe imageio reports."""
-        try:
-            full = shutil.disk_usage(self._partial.parent).free < FULL_DISK_BYTES
-        except OSError:
-            full = False
-        why = "no space left on the disk" if full else (error.strerror or str(error).strip().splitlines()[0])
+        why = "no space left on the disk" if self._disk_full() else (
+            error.strerror or (str(error).strip().splitlines() or ["it stopped"])[0])
         return EnlivenError(f"ffmpeg could not write {self.path}: {why}")
+
+    def _disk_full(self) -> bool:
+        try:
+            return shutil.disk_usage(self._partial.parent).free < FULL_DISK_BYTES
+        except OSError:
+            return False
 
     def close(self) -> None:
         """Finish the video and give it its name; an unusable result is removed, never named."""
@@ -88,8 +91,9 @@ class VideoWriter:
             # imageio does not check ffmpeg's exit status: check what it wrote.
             found = _streams(self._partial) if self._partial.exists() else []
             wanted = ["Video", "Audio"] if self._audio else ["Video"]
-            if found[:len(wanted)] != wanted:
-                raise EnlivenError(f"ffmpeg could not write {self.path} (its streams: {', '.join(found) or 'none'})")
+            if found[:len(wanted)] != wanted:  # (a full disk found only while ffmpeg finished the file: said so)
+                raise EnlivenError(f"ffmpeg could not write {self.path}: no space left on the disk" if self._disk_full()
+                                   else f"ffmpeg could not write {self.path} (its streams: {', '.join(found) or 'none'})")
             self._partial.replace(self.path)
         except BaseException:
             self._partial.unlink(missing_ok=True)

@@ -440,12 +440,16 @@ def small_disk(folder, options: str):
         subprocess.run(["umount", str(folder)], capture_output=True)
 
 
-def test_a_video_on_a_full_disk_is_reported_as_such_and_removed(astronaut_path, tmp_path):
-    # ffmpeg stops on a full disk, and imageio reports a broken pipe (with ffmpeg's whole command line):
-    # the run now says the disk is full, in one line, and leaves no partial video (found by an exploratory pass).
-    with small_disk(tmp_path / "full", "size=40k") as full:
-        result = run_enliven("generate", astronaut_path, "--preset", "idle-alive", "--duration", "4",
-                             "--out", tmp_path / "o", "--video", full / "v.mp4")
+@pytest.mark.parametrize("disk, motion", [
+    ("size=40k", ["--preset", "idle-alive", "--duration", "4"]),  # full while frames stream in
+    ("size=4k", ["--preset", "blink", "--size", "128"]),  # full only as ffmpeg finishes the file
+])
+def test_a_video_on_a_full_disk_is_reported_as_such_and_removed(astronaut_path, tmp_path, disk, motion):
+    # ffmpeg stops on a full disk, and imageio reports a broken pipe (with ffmpeg's whole command line), or
+    # nothing (the streams of an empty file): the run now says the disk is full, in one line, and leaves no
+    # partial video (found by an exploratory pass).
+    with small_disk(tmp_path / "full", disk) as full:
+        result = run_enliven("generate", astronaut_path, *motion, "--out", tmp_path / "o", "--video", full / "v.mp4")
         assert result.returncode == 1, result.stderr
         assert result.stderr.strip().splitlines()[-1] == f"enliven: error: ffmpeg could not write {full / 'v.mp4'}: " \
                                                          "no space left on the disk"

@@ -269,6 +269,10 @@ def test_mattes_and_vectors_follow_a_head_the_body_carries(animator, subject):
     face = leaning.mattes["face"] > 0.99
     # Blender's layout: X, Y = previous position minus now, y up.
     assert np.allclose(np.median(leaning.vector[face][:, :2], axis=0), [-nose_moves[0], nose_moves[1]], atol=3)
+    # And back: leaning in the frame before, upright now (the vectors were 0: the body did not move now).
+    back = animator.render_layers(channel_values(), channel_values(torso_lean=8.0), passes=True)
+    face = back.mattes["face"] > 0.99
+    assert np.allclose(np.median(back.vector[face][:, :2], axis=0), [nose_moves[0], -nose_moves[1]], atol=3)
 
 
 @pytest.mark.parametrize("fmt", ["png", "exr"])

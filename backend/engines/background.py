@@ -143,6 +143,8 @@ def made_up_grain(detail: np.ndarray, hole: np.ndarray, plate_size: tuple[int, i
     uncovered it (2008_001322 #0), and held to the whole backdrop's spread, the curtain's grain came out at
     half its strength."""
     spread = grain_spread_near(detail, hole, plate_size)
+    if not spread.any():  # a backdrop without grain
+        return np.zeros_like(detail, np.float32)
     # Grain, not edges: the backdrop's detail is held to GRAIN_SPREAD times its grain's own spread around it.
     bound = (GRAIN_SPREAD * spread)[..., None]
     grain = grain_like(np.clip(detail, -bound, bound), hole == 0)
@@ -167,6 +169,9 @@ def grain_spread_near(detail: np.ndarray, hole: np.ndarray, plate_size: tuple[in
     small_magnitude *= small_backdrop
     weight = cv2.GaussianBlur(small_backdrop, (0, 0), GRAIN_NEAR)
     known = weight > 0.05
+    if not known.any():  # a backdrop too thin to read away from the outline: its grain as a whole
+        overall = 1.2533 * float(magnitude.sum() / max(backdrop.sum(), 1.0))
+        return np.full(hole.shape, overall, np.float32)
     spread = np.zeros_like(weight)
     spread[known] = 1.2533 * cv2.GaussianBlur(small_magnitude, (0, 0), GRAIN_NEAR)[known] / weight[known]
     spread = cv2.inpaint(spread, (~known).astype(np.uint8), 3, cv2.INPAINT_TELEA)

@@ -33,6 +33,7 @@ from .warp_math import TEXTURE_INTERPOLATION
 # read back at r 0.91 without grain, 0.76 with grain from 3 px, 0.95 from 8 (0.88 since the body's field
 # reaches the photo's top edge).
 BODY_GRAIN_FROM = 8.0
+VECTOR_STEP = 4  # pixels: the motion vectors read the previous frame's body motion this coarsely (it is smooth)
 
 
 def union_of(boxes) -> tuple[int, int, int, int]:
@@ -161,10 +162,19 @@ class BodyLayer:
         `head`: the head's moved box and person mask, as PassRenderer.draw gives them. The alpha moves where
         the person is, still or moved; the face, eye and mouth mattes with it (they were left where the
         photo had them, 48 px off the face at a lean of 8 on the astronaut), and with `previous` (the values
-        of the frame before) the motion vectors carry the body's motion on top of the head's. Copies are moved, unless `in_place` (a buffer whose every pixel the caller restores, such
-        as a group frame's): a head engine's buffers are restored over the head region alone."""
+        of the frame before) the motion vectors carry the body's motion on top of the head's, also back to
+        rest. Copies are moved, unless `in_place` (a buffer whose every pixel the caller restores, such as a
+        group frame's): a head engine's buffers are restored over the head region alone."""
         moving = self.moves(values)
         if moving is None:
+            moved_before = None if previous is None or layers.vector is None else self.moves(previous)
+            if moved_before is not None:  # still now, moved in the frame before: the way back is motion too
+                box = moved_before[1]
+                maps = self.field.where_from(np.zeros_like(moved_before[0]), box)
+                bx0, by0, bx1, by1 = box
+                nobody = self._current_mask(head)[by0:by1, bx0:bx1] < PERSON_EPSILON
+                layers.vector = self._carried_vector(layers.vector, maps, self._window(box), nobody, previous,
+                                                     in_place)
             return layers
         backward, box = moving
         maps = self.field.where_from(backward, box)
@@ -195,22 +205,25 @@ class BodyLayer:
     def _carried_vector(self, vector: np.ndarray, maps, window, nobody: np.ndarray, previous: np.ndarray,
                         in_place: bool) -> np.ndarray:
         """The Vector pass with the body's motion since `previous` composed onto the head's: a pixel now at p
-        came from q (the body's backward map); the head put it at q + v(q) in the previous frame before its
-        body moved, and the previous body motion carried that point on."""
+        came from q (the body's backward map, `maps`); the head put it at q + v(q) in the previous frame before
+        its body moved, and the previous body motion carried that point on. Pixels where `nobody` is keep the
+        head's vector."""
         x0, y0 = self.region[:2]
-        height, width = self.mask.shape
-        grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-        qx = cv2.remap(grid_x, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        qy = cv2.remap(grid_y, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        head = cv2.remap(np.ascontiguousarray(vector[self.in_frame]), *maps, cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REPLICATE)
-        before = np.stack([qx + head[..., 0] + x0, qy - head[..., 1] + y0], axis=-1).reshape(-1, 2)
-        was = self.move_points(before.astype(np.float64), previous).reshape(qx.shape + (2,))
         rows, cols = window
-        now_y, now_x = np.mgrid[rows, cols].astype(np.float64)
+        qx, qy = cv2.convertMaps(*maps, cv2.CV_32FC1)  # q, in region pixels
+        head = cv2.remap(np.ascontiguousarray(vector[self.in_frame][..., :2]), *maps, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+        qx += head[..., 0] + x0  # where the pixel was in the previous frame before its body moved, photo pixels
+        qy -= head[..., 1] - y0
+        # The previous frame's body motion is smooth: read on every VECTOR_STEP-th pixel and interpolated (read
+        # on every pixel it took 1.7 s a frame at 2048²).
+        coarse = np.stack([qx[::VECTOR_STEP, ::VECTOR_STEP], qy[::VECTOR_STEP, ::VECTOR_STEP]], axis=-1)
+        points = coarse.reshape(-1, 2).astype(np.float64)
+        shift = (self.move_points(points, previous) - points).reshape(coarse.shape).astype(np.float32)
+        shift = cv2.resize(shift, qx.shape[::-1], interpolation=cv2.INTER_LINEAR)
         carried = np.empty(qx.shape + (4,), np.float32)
-        carried[..., 0] = was[..., 0] - now_x
-        carried[..., 1] = -(was[..., 1] - now_y)
+        carried[..., 0] = qx + shift[..., 0] - np.arange(cols.start, cols.stop, dtype=np.float32)[None, :]
+        carried[..., 1] = np.arange(rows.start, rows.stop, dtype=np.float32)[:, None] - qy - shift[..., 1]
         carried[..., 2:] = carried[..., :2]
         out = vector if in_place else vector.copy()
         carried[nobody] = out[window][nobody]
