@@ -159,9 +159,12 @@ def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render
     output = compat.compositor_output_socket(scene, tree)
     # Where this portrait's picture goes now (a Stack node's input, the output): added again with other
     # settings, its new result goes there, so it stays where it was in the stack.
+    # (Only its picture's: an artist's own links from the Image node's mattes, alpha or vectors stay.)
     chain = {f"{NODE_PREFIX} {kind} {obj.name}" for kind in ("Image", "Vector Blur", "Over", "Background")}
-    feeds = [(link.to_node.name, link.to_socket.identifier) for link in tree.links
-             if link.from_node.name in chain and link.to_node.name not in chain]
+    picture = next((tree.nodes[name] for name in (f"{NODE_PREFIX} {kind} {obj.name}"
+                                                  for kind in ("Over", "Vector Blur", "Image")) if name in tree.nodes), None)
+    feeds = [] if picture is None else [(link.to_node.name, link.to_socket.identifier)
+                                        for link in picture.outputs[0].links if link.to_node.name not in chain]
 
     image_node = _node(tree, "CompositorNodeImage", f"{NODE_PREFIX} Image {obj.name}", (0, 0))
     image_node.image = image
@@ -267,21 +270,31 @@ def _time_image_node(node, first: int, last: int) -> None:
     node.frame_duration = last - first + 1
 
 
-def follow_new_frames(scene: bpy.types.Scene, obj: bpy.types.Object) -> None:
-    """After Generate: the rig's Image node and strip, where it has them, play the scene's frame range as it is
-    now (a range made longer and generated again played on, in renders, the old last frame)."""
+def follow_new_frames(scene: bpy.types.Scene, obj: bpy.types.Object, first: int, last: int) -> None:
+    """After Generate wrote frames first..last: the rig's Image node and strip, where it has them, play them (a
+    range made longer and generated again played on, in renders, the old last frame). The strip keeps the
+    artist's settings (opacity, blend, modifiers): its frames are added or dropped at its end, and only a
+    strip that starts at another frame, or shows other files, is made again."""
     obj = groups.lead_rig(obj)
-    try:
-        _, first, last = sequence_frames(obj, scene)
-    except connection.UserError:
-        return
     tree = compat.compositor_tree(scene, create=False)
     node = tree.nodes.get(f"{NODE_PREFIX} Image {obj.name}") if tree is not None else None
     if node is not None:
         _time_image_node(node, first, last)
-    editor = scene.sequence_editor
-    if editor is not None and compat.strips(scene).get(f"{NODE_PREFIX} {obj.name}") is not None:
+    strip = compat.strips(scene).get(f"{NODE_PREFIX} {obj.name}") if scene.sequence_editor is not None else None
+    if strip is None:
+        return
+    directory, _ = connection.output_dir(obj)
+    fmt = frame_format(obj)
+    same_files = (os.path.normcase(os.path.normpath(bpy.path.abspath(strip.directory))) ==
+                  os.path.normcase(os.path.normpath(directory))
+                  and len(strip.elements) and strip.elements[0].filename == connection.frame_filename(first, fmt))
+    if not same_files:
         add_to_sequencer(scene, obj)
+        return
+    while len(strip.elements) > last - first + 1:
+        strip.elements.pop()
+    for frame in range(first + len(strip.elements), last + 1):
+        strip.elements.append(connection.frame_filename(frame, fmt))
 
 
 def add_to_sequencer(scene: bpy.types.Scene, obj: bpy.types.Object, channel: int = 0):

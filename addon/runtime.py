@@ -330,13 +330,13 @@ class Runtime:
         image.update()
 
 
-def _frames_written(scene_name: str, rig_name: str, directory: str) -> None:
+def _frames_written(scene_name: str, rig_name: str, directory: str, frames: list[int]) -> None:
     """Generate finished: images showing the folder reload, and the rig's compositor node and strip play the
-    scene's range as it is now."""
+    frames it generated."""
     _reload_sequence_images(directory)
     scene, rig = bpy.data.scenes.get(scene_name), bpy.data.objects.get(rig_name)
-    if scene is not None and rig is not None:
-        hooks.frames_generated(scene, rig)
+    if scene is not None and rig is not None and frames:
+        hooks.frames_generated(scene, rig, frames[0], frames[-1])
 
 
 def _reload_sequence_images(directory: str) -> None:

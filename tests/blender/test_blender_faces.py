@@ -231,3 +231,9 @@ def test_a_portrait_added_again_with_other_settings_stays_where_it_was_in_the_st
     assert sources(output) == [layers, first, second]
     compositing.add_to_compositor(scene, portraits[0], over_render=False)
     assert sources(output) == [first, second]
+    # An artist's own link from the Image node's alpha stays what it was when the portrait is added again.
+    image = tree.nodes[first]
+    mix = tree.nodes.new("CompositorNodeViewer")
+    tree.links.new(image.outputs["Alpha"], mix.inputs[0])
+    compositing.add_to_compositor(scene, portraits[0], over_render=True)
+    assert mix.inputs[0].links[0].from_socket == image.outputs["Alpha"]

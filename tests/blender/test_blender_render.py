@@ -116,6 +116,7 @@ def test_generating_a_longer_range_again_plays_it_in_the_compositor_and_the_sequ
     scene = bpy.context.scene
     assert bpy.ops.enliven.add_to_compositor() == {'FINISHED'}
     assert bpy.ops.enliven.add_to_sequencer() == {'FINISHED'}
+    next(iter(sub("compat").strips(scene))).blend_alpha = 0.5  # the artist's own setting
     animate(generated, FIRST, LAST + 4)
     job = generate()
     assert job.state == "DONE", job.message
@@ -123,3 +124,5 @@ def test_generating_a_longer_range_again_plays_it_in_the_compositor_and_the_sequ
     assert (node.frame_start, node.frame_duration) == (FIRST, LAST + 4 - FIRST + 1)
     strips = list(sub("compat").strips(scene))
     assert len(strips) == 1 and sub("compat").strip_span(strips[0]) == (FIRST, LAST + 5)
+    assert strips[0].blend_alpha == 0.5  # kept: the strip grew, it was not made again
+    assert strips[0].elements[-1].filename == f"frame_{LAST + 4:05d}.png"
