@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import compat, photos, properties, sampling
+from . import compat, groups, photos, properties, sampling
 from .connection import RUNTIME
 from .properties import GROUP_TITLES
 from .shared.channels import GROUPS
@@ -121,10 +121,15 @@ class ENLIVEN_PT_output(_PortraitPanel, bpy.types.Panel):
 
     def draw(self, context):
         layout = self.layout
-        obj = properties.active_rig(context)
+        face = properties.active_rig(context)
+        # A group photo's faces render into one sequence with its first face's settings: those are shown
+        # (the active face's own were shown, and ignored).
+        obj = groups.lead_rig(face)
         rig = obj.enliven
         layout.use_property_split = True
         layout.use_property_decorate = False
+        if obj != face:
+            layout.label(text=f"Settings of the group's first face, {obj.name}", icon='INFO')
         layout.prop(rig, "use_custom_range")
         if rig.use_custom_range:
             column = layout.column(align=True)
@@ -145,7 +150,7 @@ class ENLIVEN_PT_output(_PortraitPanel, bpy.types.Panel):
         row = layout.row(align=True)
         row.prop(rig, "frame_format", text="")
         row.prop(rig, "alpha")
-        layout.prop(rig, "face_index")
+        layout.prop(face.enliven, "face_index")
 
         if not _generate_progress(layout):
             layout.operator("enliven.generate", icon='RENDER_ANIMATION')

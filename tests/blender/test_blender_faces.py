@@ -237,3 +237,18 @@ def test_a_portrait_added_again_with_other_settings_stays_where_it_was_in_the_st
     tree.links.new(image.outputs["Alpha"], mix.inputs[0])
     compositing.add_to_compositor(scene, portraits[0], over_render=True)
     assert mix.inputs[0].links[0].from_socket == image.outputs["Alpha"]
+
+
+def test_the_generate_panel_of_any_face_shows_the_settings_generate_uses(rigs):
+    # Generate renders a group with its first face's settings: with another face active the panel showed that
+    # face's own, which Generate ignored (found by an exploratory pass).
+    from .test_blender_ui import draw
+
+    lead, other = rigs
+    bpy.context.view_layer.objects.active = other
+    bpy.context.scene.enliven.rig = other
+    drawn = draw(sub("panels").ENLIVEN_PT_output)
+    for setting in ("output_dir", "alpha", "engine", "use_custom_range"):
+        assert ("prop of", setting, lead.name) in drawn, setting
+    assert ("prop of", "face_index", other.name) in drawn  # which face it is stays the face's own
+    assert any(entry[0] == "label" and lead.name in entry[1] for entry in drawn)

@@ -92,7 +92,7 @@ def test_training_runs_shows_its_losses_and_its_model_renders_the_portrait(conne
     assert {"l1", "l1_warp"} <= set(job.losses)
     drawn = draw_all()
     assert ("operator", "enliven.train_start") in drawn and any(
-        kind == "label" and text.startswith("l1 ") for kind, text in drawn), drawn
+        entry[0] == "label" and entry[1].startswith("l1 ") for entry in drawn), drawn
     assert bpy.ops.enliven.show_training_samples() == {'FINISHED'}
     assert bpy.data.images[os.path.basename(job.samples)].size[0] > 0
 
@@ -138,7 +138,7 @@ def test_a_run_with_validation_clips_shows_their_score_and_offers_its_best_model
     assert job.state == "DONE", job.message
     assert job.checkpoint == str(tmp_path / "run" / "best.pt") and os.path.isfile(job.checkpoint)
     assert {"val_l1", "val_l1_warp", "val_strength"} <= set(job.losses)
-    assert any(kind == "label" and text.startswith("validation l1 ") for kind, text in draw_all())
+    assert any(entry[0] == "label" and entry[1].startswith("validation l1 ") for entry in draw_all())
     assert bpy.ops.enliven.use_trained_model() == {'FINISHED'}
     assert portrait.enliven.checkpoint == job.checkpoint
 

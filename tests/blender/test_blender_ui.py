@@ -67,6 +67,7 @@ class CheckingLayout:
         self._icon(icon)
         assert name in data.bl_rna.properties, f"{data.bl_rna.identifier} has no property {name!r}"
         self.drawn.append(("prop", name))
+        self.drawn.append(("prop of", name, getattr(data.id_data, "name", None)))  # whose setting it is
 
     def template_ID(self, data, name: str, **kwargs) -> None:
         check_signature("template_ID", (data, name), kwargs)
@@ -153,13 +154,13 @@ def test_progress_and_errors_are_drawn(connected, portrait, tmp_path):
     job = connected.generate
     pump(lambda: job.rendered >= 1, 60, "the first frame")
     drawn = draw_all()
-    progress = [text for kind, text in drawn if kind == "progress"]
+    progress = [entry[1] for entry in drawn if entry[0] == "progress"]
     assert len(progress) == 2 and progress[1].startswith("Enliven: ")  # panel and status bar
     assert ("operator", "enliven.cancel") in drawn
     bpy.ops.enliven.cancel()
     pump(lambda: not job.active, 30, "the cancel")
     drawn = draw_all()
-    assert not any(kind == "progress" for kind, _ in drawn)
+    assert not any(entry[0] == "progress" for entry in drawn)
     assert ("label", job.message) in drawn
 
     connected.fail_connection("Backend not reachable: test")
