@@ -101,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--checkpoint", type=Path, metavar="PT",
                           help="another model for --engine refine: RUN_DIR/best.pt from `enliven train-regions` "
                                "(eyes and mouth) or `enliven train` (head refiner); default: the shipped one")
-    generate.add_argument("--fps", type=float, help="frames per second for presets and CSV files without times (default 24)")
+    generate.add_argument("--fps", type=float,
+                          help="frames per second for presets and CSV files without times (default 24); for a "
+                               "motion file that has its own rate, replaces it (the motion plays faster or slower)")
     generate.add_argument("--duration", type=float, metavar="SECONDS", help="length of a preset (idle-alive, talk)")
     generate.add_argument("--seed", type=int,
                           help="random seed for presets with variation (default 0; each face draws its own from it)")

@@ -40,7 +40,15 @@ def read_motion_files(args: argparse.Namespace) -> list[FaceMotions]:
     for option, value in (("--duration", args.duration), ("--seed", args.seed)):  # (they were ignored silently)
         if value is not None and not args.preset:
             raise UsageError(f"{option} is a preset's; it does not apply to --motion files")
-    return [load_face_motions(path, fps=args.fps) for path in args.motion or ()]
+    files = []
+    for path in args.motion or ():
+        files.append(load_face_motions(path, fps=args.fps))
+        if args.fps is not None and path.suffix.lower() == ".json":  # (a .json always says its rate)
+            own = load_face_motions(path).fps
+            if abs(own - files[-1].fps) > 1e-9:  # a voice put to it with --audio would run out of step
+                print(f"enliven: warning: --fps {files[-1].fps:g} replaces {path}'s own {own:g} fps: its motion "
+                      f"plays {files[-1].fps / own:.3g} times as fast", file=sys.stderr)
+    return files
 
 
 def several_faces(args: argparse.Namespace, files: list[FaceMotions]) -> bool:

@@ -484,3 +484,16 @@ def test_options_that_would_change_nothing_are_refused(astronaut_path, tmp_path,
                          "--out", tmp_path / "o")
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_fps_replacing_a_motion_file_s_own_rate_says_so(astronaut_path, tmp_path):
+    # (It changed the speed silently: a voice from `say` put to it with --audio ran out of step; found by a
+    # docs pass.)
+    save_motion(preset_motion("blink", fps=24), tmp_path / "m.json")
+    result = run_enliven("generate", astronaut_path, "--motion", tmp_path / "m.json", "--fps", "30", "--size", "64",
+                         "--out", tmp_path / "o")
+    assert result.returncode == 0, result.stderr
+    assert "--fps 30 replaces" in result.stderr and "own 24 fps" in result.stderr and "1.25 times as fast" in result.stderr
+    same = run_enliven("generate", astronaut_path, "--motion", tmp_path / "m.json", "--fps", "24", "--size", "64",
+                       "--out", tmp_path / "p")
+    assert same.returncode == 0 and "replaces" not in same.stderr
