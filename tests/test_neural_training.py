@@ -174,8 +174,10 @@ def test_validation_clips_pick_the_best_generator_and_its_strength(dataset, tmp_
     assert np.array_equal(RefineEngine(subject, checkpoint=tmp_path / "unhelpful.pt", device="cpu").render(values),
                           RefineEngine(subject, device="cpu").render(values))
 
-    with pytest.raises(EnlivenError, match="not in the dataset"):
+    with pytest.raises(EnlivenError, match="validation clip.* not in the dataset"):
         Trainer(dataset, tmp_path / "other", replace(config, validation=("nowhere",)), show_progress_bar=False)
+    with pytest.raises(EnlivenError, match="holdout clip.* not in the dataset"):  # (a typo was trained on)
+        Trainer(dataset, tmp_path / "other", replace(config, holdout=("nowhere",)), show_progress_bar=False)
 
 
 def test_a_validated_run_resumes_against_its_best_model_and_is_never_mixed_with_another(dataset, tmp_path):
@@ -194,8 +196,10 @@ def test_a_validated_run_resumes_against_its_best_model_and_is_never_mixed_with_
 
     # Resume scores the same pairs, so their number may not change; a fresh run never shares a folder with a
     # model from another run.
-    with pytest.raises(EnlivenError, match="other settings"):
+    with pytest.raises(EnlivenError, match=r"other settings \(validation_pairs\)"):  # named: it said only "no --config"
         Trainer(dataset, tmp_path / "run", replace(config, validation_pairs=3), resume=True, show_progress_bar=False)
+    with pytest.raises(EnlivenError, match=r"other settings \(holdout\)"):
+        Trainer(dataset, tmp_path / "run", replace(config, holdout=("turning",)), resume=True, show_progress_bar=False)
     (tmp_path / "run" / "last.pt").unlink()
     with pytest.raises(EnlivenError, match="best.pt"):
         Trainer(dataset, tmp_path / "run", TINY, show_progress_bar=False)

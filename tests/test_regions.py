@@ -492,3 +492,5 @@ def test_train_regions_stopped_by_sigterm_saves_its_last_step_and_exits_130(data
     saved = _regions_file(tmp_path / "run" / "last.pt")["step"]
     assert 3 <= saved < 100000
     assert f"interrupted at step {saved}" in log.read_text()
+    # train-regions has no --resume (it said to use one): the same command goes on
+    assert "the same command again goes on from there" in log.read_text()

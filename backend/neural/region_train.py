@@ -378,4 +378,5 @@ def run_train_regions(args: argparse.Namespace) -> int:
         torch.distributed.destroy_process_group()
     print(f"wrote {args.out}/last.pt and best.pt; validation: "
           + ", ".join(f"{k} {v:.4f}" for k, v in result.scores.items()))
-    return interrupted_exit(result.interrupted, result.step, args.out)
+    # (train-regions has no --resume: the same command again goes on from last.pt)
+    return interrupted_exit(result.interrupted, result.step, args.out, "the same command again goes on from there")

@@ -29,7 +29,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -125,8 +125,11 @@ class Trainer:
                 # Bookkeeping may change on resume (more steps, other workers); what shapes the schedule may not.
                 bookkeeping = {name: getattr(config, name) for name in BOOKKEEPING_FIELDS}
                 if replace(saved, **bookkeeping) != config:
-                    raise ConfigError(f"resuming with other settings than {last} was trained with: resume "
-                                      "without new settings (no --config), or start a new run folder.")
+                    changed = [name for name, value in asdict(config).items()
+                               if name not in BOOKKEEPING_FIELDS and asdict(saved)[name] != value]
+                    raise ConfigError(f"resuming with other settings ({', '.join(changed)}) than {last} was trained "
+                                      "with: resume with its settings (no --config, --holdout or --validation), or "
+                                      "start a new run folder.")
                 saved = replace(saved, **bookkeeping)
             config = saved
         config = config or RefineConfig()
@@ -164,9 +167,10 @@ class Trainer:
 
         self.dataset = PairDataset(dataset_dir, config)
         all_clips = self._all_clips(dataset_dir)
-        unknown = [c for c in config.validation if c not in all_clips]
-        if unknown:
-            raise DatasetError(f"validation clip(s) {', '.join(unknown)} are not in the dataset '{dataset_dir}'.")
+        for kind, clips in (("validation", config.validation), ("holdout", config.holdout)):
+            unknown = [c for c in clips if c not in all_clips]  # (a mistyped holdout was trained on silently)
+            if unknown:
+                raise DatasetError(f"{kind} clip(s) {', '.join(unknown)} are not in the dataset '{dataset_dir}'.")
         self.validation = PairDataset(dataset_dir, config, clips=list(config.validation)) if config.validation else None
         self._validation_batches: list[dict[str, torch.Tensor]] | None = None  # made once, on first use
         preview_clips = [c for c in (*config.validation, *config.holdout) if c in all_clips] or None
@@ -578,13 +582,13 @@ def run_train(args: argparse.Namespace) -> int:
     return interrupted_exit(trainer.interrupted, trainer.step, args.out)
 
 
-def interrupted_exit(interrupted: bool, step: int, run_dir: Path) -> int:
+def interrupted_exit(interrupted: bool, step: int, run_dir: Path,
+                     how_to_resume: str = "--resume goes on from there") -> int:
     """The exit code of a training command: 130 when Ctrl-C or SIGTERM stopped it (after saving), as for any
     other interrupted command, so that a script can tell a finished run from a stopped one; else 0."""
     if not interrupted:
         return 0
-    print(f"enliven: interrupted at step {step}; saved in {run_dir / 'last.pt'} (--resume goes on from there)",
-          file=sys.stderr)
+    print(f"enliven: interrupted at step {step}; saved in {run_dir / 'last.pt'} ({how_to_resume})", file=sys.stderr)
     return 130
 
 
