@@ -109,6 +109,10 @@ def check_render_arguments(args: argparse.Namespace, folders: list[Path], files:
         from .animator import check_engine_name
 
         check_engine_name(args.engine, args.checkpoint)
+    else:
+        from .remote_render import connection_keys
+
+        connection_keys(args)
     for folder in folders:
         check_output_folder(folder)
     inputs = [path for path in (args.photo, getattr(args, "audio", None), *(getattr(args, "motion", None) or []))

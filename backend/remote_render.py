@@ -34,7 +34,7 @@ def render_on_server(args: argparse.Namespace, values: np.ndarray, fps: float, s
     into `sink` in order."""
     from .shared.remote import generate_remote
 
-    keys = _connection_keys(args)
+    keys = connection_keys(args)
     if args.checkpoint is not None:  # a path on the server's disk (the same disk for a local server)
         keys["checkpoint"] = str(args.checkpoint if args.checkpoint.is_absolute() else args.checkpoint.resolve())
 
@@ -54,7 +54,7 @@ def faces_on_server(args: argparse.Namespace) -> dict[int, dict]:
     `--server`, and for a preset's speech fitted to each face's lips)."""
     from .shared.client import Client
 
-    with _server_errors(args), Client(args.server, timeout_s=30.0, **_connection_keys(args)) as client:
+    with _server_errors(args), Client(args.server, timeout_s=30.0, **connection_keys(args)) as client:
         analysis = client.wait(client.analyze(_photo_bytes(args)))
     return {int(face.get("face_index", 0)): face.get("summary") or {} for face in analysis.fields.get("faces") or []}
 
@@ -77,14 +77,23 @@ def _photo_bytes(args: argparse.Namespace) -> bytes:
     return encode_png(load_photo(args))  # within --max-pixels, scaled with --size
 
 
-def _connection_keys(args: argparse.Namespace) -> dict:
+def connection_keys(args: argparse.Namespace) -> dict:
+    """The Client's CurveZMQ arguments from --server-key and --client-key; a UsageError (exit 2) when only one
+    is given or a file is no key (they were a traceback, and "Invalid certificate file" with exit 1)."""
+    from .errors import UsageError
     from .shared.client import load_client_keys, load_public_key
 
+    if (args.server_key is None) != (args.client_key is None):
+        raise UsageError("--server-key and --client-key go together: a server with keys needs both "
+                         "(its public key, and this client's secret key from `enliven keys`)")
     keys = {}
-    if args.server_key:
-        keys["server_public_key"] = load_public_key(args.server_key)
-    if args.client_key:
-        keys["client_keys"] = load_client_keys(args.client_key)
+    try:
+        if args.server_key:
+            keys["server_public_key"] = load_public_key(args.server_key)
+        if args.client_key:
+            keys["client_keys"] = load_client_keys(args.client_key)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"cannot read the key: {error}") from None
     return keys
 
 

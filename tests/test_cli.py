@@ -497,3 +497,19 @@ def test_fps_replacing_a_motion_file_s_own_rate_says_so(astronaut_path, tmp_path
     same = run_enliven("generate", astronaut_path, "--motion", tmp_path / "m.json", "--fps", "24", "--size", "64",
                        "--out", tmp_path / "p")
     assert same.returncode == 0 and "replaces" not in same.stderr
+
+
+@pytest.mark.parametrize("keys, message", [
+    (["--server-key", "KEY"], "--server-key and --client-key go together"),
+    (["--client-key", "KEY"], "--server-key and --client-key go together"),
+    (["--server-key", "KEY", "--client-key", "KEY"], "cannot read the key"),
+])
+def test_server_keys_that_cannot_work_are_usage_errors(astronaut_path, tmp_path, keys, message):
+    # (One key alone was a traceback; a file that is no key, exit 1 after the photo's analysis.)
+    (tmp_path / "not_a.key").write_text("hello")
+    keys = [str(tmp_path / "not_a.key") if key == "KEY" else key for key in keys]
+    for command in (["generate", astronaut_path, "--preset", "blink", "--out", tmp_path / "o"],
+                    ["talk", astronaut_path, "--text", "hi", "--out", tmp_path / "v.mp4"]):
+        result = run_enliven(*command, "--server", "tcp://127.0.0.1:9", *keys)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
