@@ -11,6 +11,7 @@ from pathlib import Path
 from .errors import UsageError
 from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, LARGEST_PIXELS, MIN_SIDE
 from .shared.motion import MotionError, checked_fps
+from .shared.naming import FRAME_DIGITS, FRAME_FORMATS, FRAME_PREFIX
 
 MOTION_SUFFIXES = (".json", ".csv")
 
@@ -22,6 +23,7 @@ def add_photo_options(parser: argparse.ArgumentParser, several: bool = False) ->
                                  "0,2, or all; each face moves by its own motion")
     else:
         parser.add_argument("--face", type=int, default=0, metavar="N", help="which face to use, 0 = largest (default)")
+    parser.set_defaults(several_faces=several)  # (what analyze_photo's hint may offer)
     parser.add_argument("--max-pixels", type=number_in(0.01, MAX_MEGAPIXELS), default=DEFAULT_MAX_PIXELS / 1e6,
                         metavar="MP",
                         help=f"refuse photos larger than this many megapixels (default {DEFAULT_MAX_PIXELS / 1e6:.0f}, "
@@ -47,12 +49,17 @@ def face_selection(text: str) -> tuple[int, ...] | str:
     return faces
 
 
+def photo_limits(args: argparse.Namespace) -> tuple[int, int]:
+    """(most pixels, longest side) a photo may have, from --max-pixels."""
+    max_pixels = int(args.max_pixels * 1e6)
+    return max_pixels, max(DEFAULT_MAX_SIDE, int(max_pixels**0.5))
+
+
 def load_photo(args: argparse.Namespace):
     """The pixels of `args.photo` (scaled to `args.size` when given), within `args.max_pixels`."""
     from .images import load_image, resize_long_side
 
-    max_pixels = int(args.max_pixels * 1e6)
-    rgb = load_image(args.photo, max_pixels=max_pixels, max_side=max(DEFAULT_MAX_SIDE, int(max_pixels**0.5)))
+    rgb = load_image(args.photo, *photo_limits(args))
     if getattr(args, "size", None):
         rgb = resize_long_side(rgb, args.size)
     return rgb
@@ -66,8 +73,9 @@ def analyze_photo(args: argparse.Namespace):
     subject = analyze_image(load_photo(args), face_index=face)
     if subject.faces_found > 1:
         print(f"enliven: {subject.faces_found} faces found; using face {subject.face_index}"
-              f"{' (the largest)' if subject.face_index == 0 else ''}. Choose another with --face N, "
-              "or several with --face 0,2 or --face all.", file=sys.stderr)
+              f"{' (the largest)' if subject.face_index == 0 else ''}. Choose another with --face N"
+              f"{', or several with --face 0,2 or --face all' if getattr(args, 'several_faces', False) else ''}.",
+              file=sys.stderr)
     return subject
 
 
@@ -117,13 +125,32 @@ def check_render_arguments(args: argparse.Namespace, folders: list[Path], files:
         check_output_folder(folder)
     inputs = [path for path in (args.photo, getattr(args, "audio", None), *(getattr(args, "motion", None) or []))
               if path is not None]
-    for output in filter(None, files):
-        if Path(output).is_dir():  # (found only after the whole render, as a hidden partial file's error)
-            raise UsageError(f"'{output}' is a folder; name a file to write.")
+    for folder in folders:  # a frame of an earlier run animated again into its own folder: overwritten
         for source in inputs:
-            if _same_file(output, source):
-                raise UsageError(f"'{output}' is also an input ('{source}'), which writing it would overwrite; "
-                                 "name another file for the output.")
+            if _is_frame_name(Path(source).name) and _same_file(Path(source).parent, folder):
+                raise UsageError(f"'{source}' is in the output folder '{folder}' under a frame's name, which this "
+                                 "run would overwrite; copy it elsewhere, or write the frames to another folder.")
+    for output in filter(None, files):
+        check_output_file(output, inputs)
+
+
+def check_output_file(output: Path, inputs: list[Path]) -> None:
+    """Refuse, before any work, an output file that names a folder (found only after a whole render, as a
+    hidden partial file's error) or one of the `inputs`, which writing it would overwrite."""
+    if Path(output).is_dir():
+        raise UsageError(f"'{output}' is a folder; name a file to write.")
+    for source in inputs:
+        if _same_file(output, source):
+            raise UsageError(f"'{output}' is also an input ('{source}'), which writing it would overwrite; "
+                             "name another file for the output.")
+
+
+def _is_frame_name(name: str) -> bool:
+    """Whether `name` is a frame's file name (shared/naming.py's rule: frame_NNNNN.png or .exr)."""
+    stem, _, suffix = name.rpartition(".")
+    number = stem[len(FRAME_PREFIX):]
+    return stem.startswith(FRAME_PREFIX) and number.isdigit() and len(number) >= FRAME_DIGITS and \
+        suffix in FRAME_FORMATS
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -17,8 +17,8 @@ from contextlib import closing
 from pathlib import Path
 
 from . import __version__
-from .arguments import (ALL_FACES, add_photo_options, add_size_option, analyze_photo, check_render_arguments,
-                        load_photo, whole_number_in)
+from .arguments import (ALL_FACES, add_photo_options, add_size_option, analyze_photo, check_output_file,
+                        check_output_folder, check_render_arguments, load_photo, whole_number_in)
 from .errors import EXIT_CODES, BadMotionError, EnlivenError, UsageError
 from .remote_render import add_server_options, render_on_server
 from .sequence import VIDEO_SUFFIXES, FrameSink
@@ -145,6 +145,9 @@ def run_analyze(args: argparse.Namespace) -> int:
     from .analysis import analyze_faces, draw_overlay
     from .images import write_png
 
+    if args.overlay is not None:  # before the analysis (a folder named here failed after it, with exit 1)
+        check_output_folder(args.overlay.parent)
+        check_output_file(args.overlay, [args.photo])
     rgb = load_photo(args)
     chosen = analyze_faces(rgb, None if args.face in (None, ALL_FACES) else list(args.face))
     every = {subject.face_index: subject for subject in analyze_faces(rgb) + chosen}  # listed, numbered in order

@@ -97,7 +97,18 @@ def _check_size(name: str, width: int, height: int, max_pixels: int, max_side: i
     if max(width, height) > max_side or width * height > max_pixels:
         raise ImageTooLargeError(
             f"{name} is {width}x{height} ({width * height / 1e6:.1f} MP), over the limit of "
-            f"{max_side} px a side and {max_pixels / 1e6:.0f} MP. {remedy}")
+            f"{max_side} px a side and {max_pixels / 1e6:.3g} MP. {remedy}")
+
+
+def check_image_size(data: bytes, name: str, max_pixels: int, max_side: int) -> None:
+    """Refuse encoded image `data` over the limits from its header alone, as load_image would (for a photo
+    sent on as it is); one that cannot be read here is left to its reader to say what is wrong with it."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except Exception:  # noqa: BLE001 (any reason: the reader says it)
+        return
+    _check_size(name, width, height, max_pixels, max_side, TOO_LARGE_REMEDY)
 
 
 def decode_png(data: bytes) -> np.ndarray:

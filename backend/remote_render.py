@@ -63,8 +63,8 @@ def _photo_bytes(args: argparse.Namespace) -> bytes:
     """The photo as the server takes it: the file itself if it is a PNG or a JPEG, else (TIFF, WebP, GIF, ...)
     or when --size scales it, read here and sent as a PNG."""
     from . import errors
-    from .arguments import load_photo
-    from .images import encode_png
+    from .arguments import load_photo, photo_limits
+    from .images import check_image_size, encode_png
     from .shared.protocol import encoded_kind
 
     if not args.size:
@@ -73,6 +73,7 @@ def _photo_bytes(args: argparse.Namespace) -> bytes:
         except OSError as error:
             raise errors.ImageError(f"Cannot open '{args.photo}': {error.strerror or error}.") from error
         if encoded_kind(data) != "bytes":
+            check_image_size(data, f"'{args.photo}'", *photo_limits(args))  # (--max-pixels was not applied)
             return data
     return encode_png(load_photo(args))  # within --max-pixels, scaled with --size
 

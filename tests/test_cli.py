@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from enliven.analysis import ASTRONAUT_PATH
 from enliven.shared.motion import Motion, save_motion
 from enliven.shared.presets import preset_motion
 
@@ -280,6 +281,10 @@ def test_generate_on_a_running_server_matches_a_local_run(astronaut_path, tmp_pa
         blink = ["--preset", "blink", "--duration", "0.5", "--fps", "8"]
         from_tiff = run_enliven("generate", tiff, *blink, "--out", tmp_path / "tiff", "--server", server.address)
         assert from_tiff.returncode == 0, from_tiff.stderr
+        # --max-pixels holds for a photo sent as it is, too (it was not applied), and says its limit: 0.1 MP
+        too_large = run_enliven("generate", astronaut_path, *blink, "--out", tmp_path / "big", "--max-pixels", "0.1",
+                                "--server", server.address)
+        assert too_large.returncode == 4 and "and 0.1 MP" in too_large.stderr, too_large.stderr
     local_blink = run_enliven("generate", astronaut_path, *blink, "--out", tmp_path / "png")
     assert local_blink.returncode == 0, local_blink.stderr
     tiff_frames, png_frames = (sorted((tmp_path / name).glob("frame_*.png")) for name in ("tiff", "png"))
@@ -513,3 +518,37 @@ def test_server_keys_that_cannot_work_are_usage_errors(astronaut_path, tmp_path,
         result = run_enliven(*command, "--server", "tcp://127.0.0.1:9", *keys)
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_a_photo_in_the_output_folder_under_a_frame_s_name_is_not_overwritten(astronaut_path, tmp_path):
+    # An earlier run's frame animated again into its own folder (it became this run's first frame; found by a
+    # docs pass).
+    (tmp_path / "o").mkdir()
+    photo = tmp_path / "o" / "frame_00001.png"
+    photo.write_bytes(open(astronaut_path, "rb").read())
+    before = photo.read_bytes()
+    result = run_enliven("generate", photo, "--preset", "blink", "--size", "64", "--out", tmp_path / "o")
+    assert result.returncode == 2 and "under a frame's name" in result.stderr, result.stderr
+    assert photo.read_bytes() == before
+
+
+def test_the_hint_on_a_group_photo_offers_only_what_the_command_takes(tmp_path):
+    # talk, say and capture take one face: they suggested --face 0,2 and --face all, which they refuse.
+    photo = tmp_path / "two.png"
+    face = cv2.imread(str(ASTRONAUT_PATH))[30:230, 125:325]
+    cv2.imwrite(str(photo), np.hstack([face, np.full((200, 100, 3), 200, np.uint8), face[:, ::-1]]))
+    said = run_enliven("say", "hi", "--photo", photo, "--out", tmp_path / "s")
+    assert "faces found" in said.stderr and "Choose another with --face N." in said.stderr, said.stderr
+    generated = run_enliven("generate", photo, "--preset", "blink", "--size", "64", "--out", tmp_path / "g")
+    assert "or several with --face 0,2 or --face all" in generated.stderr, generated.stderr
+
+
+def test_an_overlay_that_cannot_be_written_is_refused_before_the_analysis(astronaut_path, tmp_path):
+    # (A folder was exit 1 after the analysis; the photo itself was overwritten with the overlay.)
+    folder = run_enliven("analyze", astronaut_path, "--overlay", tmp_path)
+    assert folder.returncode == 2 and "is a folder" in folder.stderr, folder.stderr
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(open(astronaut_path, "rb").read())
+    itself = run_enliven("analyze", photo, "--overlay", photo)
+    assert itself.returncode == 2 and "is also an input" in itself.stderr, itself.stderr
+    assert photo.read_bytes() == open(astronaut_path, "rb").read()

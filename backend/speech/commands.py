@@ -92,9 +92,10 @@ def run_lipsync(args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_motion(result.motion, args.out)
     speed = result.duration_s / max(result.processing_s, 1e-9)
+    speed_text = f"{speed:.0f}" if speed >= 10 else f"{speed:.2g}"  # (a first run's 0.46 read "0x")
     print(f"wrote {result.motion.frame_count} frames ({result.motion.fps:g} fps, {result.duration_s:.2f} s of audio, "
           f"{result.speech_s:.1f} s of speech; channels {', '.join(result.motion.channels)}) to {args.out} "
-          f"in {result.processing_s:.2f} s ({speed:.0f}x real time, {result.method} lip-sync)")
+          f"in {result.processing_s:.2f} s ({speed_text}x real time, {result.method} lip-sync)")
     return 0
 
 
