@@ -64,7 +64,10 @@ class Runtime:
     def __init__(self, wake: Callable[[], None] = lambda: None) -> None:
         self.wake = wake
         self.host = host = JobHost(report)
-        self.session = Session(connection_settings, host.notify, wake, on_connected=host.clear_error,
+        # Rigs whose Add Portrait analysis never reached a backend: their photo's other faces get their rigs
+        # once one is connected (a group photo added first and connected later stayed one rig).
+        self.groups_to_find: set[str] = set()
+        self.session = Session(connection_settings, host.notify, wake, on_connected=self._connected,
                                client_name=f"{CLIENT_NAME} (Blender {bpy.app.version_string})")
         self.subjects = SubjectCache(self.session, host.rig_status, host.notify)
         host.session, host.subjects = self.session, self.subjects
@@ -176,6 +179,7 @@ class Runtime:
         name = obj.name
 
         def ready(subject: str) -> None:
+            self.groups_to_find.discard(name)
             rig = bpy.data.objects.get(name)
             faces = self.subjects.faces.get(photo.digest, [])
             if every_face and rig is not None and len(faces) > 1:
@@ -184,7 +188,21 @@ class Runtime:
                     self.notify('INFO', f"{len(faces)} faces: a portrait rig for each, in collection "
                                         f"'{rig.users_collection[0].name}'", name)
 
-        self.subjects.with_subject(photo.data, photo.digest, obj.enliven.face_index, ready, lambda text: None, name)
+        face = obj.enliven.face_index
+
+        def failed(text: str) -> None:
+            if every_face and (photo.digest, face) not in self.subjects.unusable:  # (no face: nothing to find)
+                self.groups_to_find.add(name)
+
+        self.subjects.with_subject(photo.data, photo.digest, face, ready, failed, name)
+
+    def _connected(self) -> None:
+        self.host.clear_error()
+        for name in sorted(self.groups_to_find):
+            self.groups_to_find.discard(name)
+            rig = bpy.data.objects.get(name)
+            if rig is not None and rig.enliven.is_rig:
+                self.analyze_rig(rig, every_face=True)
 
     def photo_mouth(self, obj: bpy.types.Object) -> MouthOpening | None:
         """The lips of the rig's photo (its face), for a preset's speech to be fitted to: from this session's

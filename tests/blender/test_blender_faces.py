@@ -252,3 +252,20 @@ def test_the_generate_panel_of_any_face_shows_the_settings_generate_uses(rigs):
         assert ("prop of", setting, lead.name) in drawn, setting
     assert ("prop of", "face_index", other.name) in drawn  # which face it is stays the face's own
     assert any(entry[0] == "label" and lead.name in entry[1] for entry in drawn)
+
+
+def test_a_group_photo_added_before_a_backend_answers_gets_its_rigs_once_one_does(backend, prefs, scene, two_faces):
+    # (It stayed one rig, and Generate animated one face; found by an exploratory pass.)
+    from .conftest import pump
+
+    runtime, groups = sub("connection").RUNTIME, sub("groups")
+    prefs.mode, prefs.timeout, prefs.address = 'CONNECT', 2.0, "tcp://127.0.0.1:9"  # nothing listens there
+    path, _ = two_faces
+    assert bpy.ops.enliven.add_portrait(filepath=path) == {'FINISHED'}
+    lead = bpy.context.scene.enliven.rig
+    pump(lambda: runtime.state == "ERROR", 30, "the connection to fail")
+    assert groups.face_rigs(lead) == [lead]
+    prefs.address = backend.address
+    runtime.connect(force=True)
+    pump(lambda: len(groups.face_rigs(lead)) == 2, 30, "the other face's rig")
+    assert [rig.enliven.face_index for rig in groups.face_rigs(lead)] == [0, 1]
