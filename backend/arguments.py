@@ -110,17 +110,14 @@ def check_motion_path(path: Path) -> None:
 
 
 def check_render_arguments(args: argparse.Namespace, folders: list[Path], files: list[Path | None]) -> None:
-    """Before any work: the engine and its model (unless a server renders: it says which engines it has), the
-    folders the outputs go to, and that no output file (`files`; None: not asked for) is one of the inputs
-    (the photo, the sound, a motion file), which it would overwrite."""
+    """Before any work: the engine and its model (unless a server renders: it says which engines it has; its
+    keys are checked by remote_render.connection_keys), the folders the outputs go to, and that no output
+    file (`files`; None: not asked for) is one of the inputs (the photo, the sound, a motion file), which it
+    would overwrite."""
     if not args.server:
         from .animator import check_engine_name
 
         check_engine_name(args.engine, args.checkpoint)
-    else:
-        from .remote_render import connection_keys
-
-        connection_keys(args)
     for folder in folders:
         check_output_folder(folder)
     inputs = [path for path in (args.photo, getattr(args, "audio", None), *(getattr(args, "motion", None) or []))

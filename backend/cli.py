@@ -20,7 +20,7 @@ from . import __version__
 from .arguments import (ALL_FACES, add_photo_options, add_size_option, analyze_photo, check_output_file,
                         check_output_folder, check_render_arguments, load_photo, whole_number_in)
 from .errors import EXIT_CODES, BadMotionError, EnlivenError, UsageError
-from .remote_render import add_server_options, render_on_server
+from .remote_render import add_server_options, connection_keys, render_on_server
 from .sequence import VIDEO_SUFFIXES, FrameSink
 from .shared.naming import FRAME_FORMATS
 from .shared.motion import MotionError
@@ -206,6 +206,8 @@ def run_generate(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.video}: the video must end in {', '.join(VIDEO_SUFFIXES)}")
     check_render_arguments(args, [args.out, *(path.parent for path in (args.video, args.contact_sheet) if path)],
                            [args.video, args.contact_sheet])
+    if args.server:
+        connection_keys(args)  # (one key alone was a traceback; a file that is no key, exit 1 after the analysis)
     if args.audio is not None and args.video is None:
         raise UsageError("--audio goes into the video: add --video OUT.mp4")
     if args.audio_offset is not None and args.audio is None:  # (it was ignored silently)

@@ -30,7 +30,7 @@ from pathlib import Path
 from .errors import UsageError
 from .arguments import (MOTION_SUFFIXES, add_photo_options, add_size_option, analyze_photo, check_motion_path,
                         check_render_arguments, number_in, whole_number_in, words)
-from .remote_render import add_server_options, render_on_server
+from .remote_render import add_server_options, connection_keys, render_on_server
 from .sequence import VIDEO_SUFFIXES
 
 
@@ -86,6 +86,8 @@ def run_talk(args: argparse.Namespace) -> int:
     if args.motion_out is not None:
         check_motion_path(args.motion_out)
     check_render_arguments(args, [args.out.parent, *([args.frames] if args.frames else [])], [args.out, args.motion_out])
+    if args.server:
+        connection_keys(args)  # (one key alone was a traceback; a file that is no key, exit 1 after the analysis)
     if args.audio is not None:
         check_audio_file(args.audio)
     started = time.perf_counter()
