@@ -258,4 +258,10 @@ class Session:
             if handler is not None:
                 handler(event)
         if self.state == ConnectionState.CONNECTED and self.local is not None and not self.local.running:
-            self.fail(f"The local backend stopped (code {self.local.returncode}): {self.local.log_tail(3)}")
+            text = f"The local backend stopped (code {self.local.returncode}): {self.local.log_tail(3)}"
+            self.fail(text)
+            # Its jobs end now (a Generate waited out the whole timeout, its button greyed out).
+            for event in self.client.abandon(protocol.E_LOST, text):
+                handler = self.handlers.pop(event.job, None)
+                if handler is not None:
+                    handler(event)

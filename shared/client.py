@@ -597,6 +597,14 @@ class Client:
                 return
             self._auth_failed = True
 
+    def abandon(self, code: str, text: str) -> list[Event]:
+        """Give up every job in flight, now, when the caller knows the server is gone (its process exited): an
+        error event (`code`, `text`) for each, as the timeout would give later, and a fresh socket."""
+        events: list[Event] = []
+        self._fail_all(code, text, events)
+        self._reset()
+        return events
+
     def _fail(self, jobs: Iterable[str], code: str, text: str, events: list[Event]) -> None:
         for job in list(jobs):
             self._pending.pop(job, None)

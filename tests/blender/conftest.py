@@ -19,6 +19,7 @@ callback itself, exactly as Blender would, until a condition holds.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib.util
 import os
 import platform
@@ -240,6 +241,24 @@ def animate(obj, first: int = 1, last: int = 6) -> None:
         for fc in compat.fcurves_by_path(obj, f"enliven.{name}").values():
             for point in fc.keyframe_points:
                 point.interpolation = 'LINEAR'
+
+
+@contextlib.contextmanager
+def local_backend(prefs, timeout: float = 10.0):
+    """The add-on connected to a local backend it started itself; disconnected (back to Connect) after."""
+    import bpy
+
+    runtime = sys.modules[ADDON_MODULE + ".connection"].RUNTIME
+    runtime.disconnect()
+    prefs.mode, prefs.timeout, prefs.python_env = 'LOCAL', timeout, backend_python()
+    try:
+        assert bpy.ops.enliven.connect() == {'FINISHED'}
+        pump(lambda: runtime.state in ("CONNECTED", "ERROR"), 60, "the local backend")
+        assert runtime.state == "CONNECTED", runtime.message
+        yield runtime
+    finally:
+        runtime.disconnect()
+        prefs.mode = 'CONNECT'
 
 
 def generate(timeout: float = 120.0):

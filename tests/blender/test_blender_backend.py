@@ -14,7 +14,8 @@ import time
 import bpy
 import numpy as np
 import pytest
-from .conftest import ADDON_MODULE, ASTRONAUT, Backend, animate, backend_python, generate, image_pixels, pump
+from .conftest import (ADDON_MODULE, ASTRONAUT, Backend, animate, backend_python, generate, image_pixels,
+                       local_backend, pump)
 
 import addon_utils
 
@@ -378,3 +379,21 @@ def test_a_restarted_backend_is_picked_up_again(addon, prefs, scene, tmp_path):
         first.stop()
         if second is not None:
             second.stop()
+
+
+def test_generate_ends_at_once_when_the_local_backend_dies(addon, prefs, scene, tmp_path):
+    # (It showed "Generating: 11/120" for the whole timeout, Generate greyed out; found by an exploratory pass.)
+    with local_backend(prefs, timeout=30.0) as runtime:
+        assert bpy.ops.enliven.add_portrait(filepath=str(ASTRONAUT)) == {'FINISHED'}
+        rig = bpy.context.scene.enliven.rig
+        rig.enliven.output_dir = str(tmp_path)
+        animate(rig, 1, 400)
+        assert bpy.ops.enliven.generate() == {'FINISHED'}
+        job = runtime.generate
+        pump(lambda: job.rendered >= 1, 60, "the first frame")
+        runtime.local.proc.kill()
+        killed = time.monotonic()
+        pump(lambda: not job.active, 30, "the generate to end")
+        assert time.monotonic() - killed < 5.0
+        assert job.state == "FAILED" and "local backend stopped" in job.message, job.message
+        assert (tmp_path / "frame_00001.png").exists()  # frames already written stay written

@@ -12,7 +12,7 @@ import bpy
 import numpy as np
 import pytest
 
-from .conftest import ADDON_MODULE, ASTRONAUT, animate, backend_python, generate, image_pixels, pump
+from .conftest import ADDON_MODULE, ASTRONAUT, animate, backend_python, generate, image_pixels, local_backend, pump
 from .test_blender_ui import draw_all
 
 # A model small enough to train in seconds on a CPU (the same settings an ML engineer puts in a JSON file).
@@ -189,13 +189,7 @@ def test_a_run_goes_on_when_blender_disconnects_and_resume_watches_it(connected,
 
 
 def test_stopping_the_local_backend_saves_its_training_run(addon, prefs, scene, dataset, tmp_path):
-    runtime = sub("connection").RUNTIME
-    runtime.disconnect()
-    prefs.mode, prefs.timeout, prefs.python_env = 'LOCAL', 10.0, backend_python()
-    try:
-        assert bpy.ops.enliven.connect() == {'FINISHED'}
-        pump(lambda: runtime.state in ("CONNECTED", "ERROR"), 60, "the local backend")
-        assert runtime.state == "CONNECTED", runtime.message
+    with local_backend(prefs) as runtime:
         if not runtime.server_info.get("training"):
             pytest.skip("this backend has no PyTorch")
         config = tmp_path / "tiny.json"  # saved only when it stops: no checkpoints on the way
@@ -213,6 +207,3 @@ def test_stopping_the_local_backend_saves_its_training_run(addon, prefs, scene, 
         pump(lambda: process.poll() is not None, 180, "the backend to save the run and exit")
         assert process.returncode == 0, "the backend exited by itself, not killed"
         assert os.path.isfile(tmp_path / "run" / "last.pt"), "the run was saved as the backend stopped"
-    finally:
-        runtime.disconnect()
-        prefs.mode = 'CONNECT'
