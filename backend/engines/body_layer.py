@@ -59,6 +59,7 @@ class BodyLayer:
         # the head engine moved the head, its moved mask takes the head's place seamlessly.
         self.seam = region_seam_weight(self.head_box, (y1 - y0, x1 - x0))
         self.mask = clean_mask(blend_region_mask(body.mask, subject.mask, self.head_box, self.seam))
+        self.share = body.own  # how much of each region pixel is this person's (None: all, a single face)
         if body.own is not None:
             # In a group photo, the people beside this one are the backdrop to its body: they stay still,
             # and what its shoulders uncover of them is theirs (the plate keeps them).
@@ -181,10 +182,17 @@ class BodyLayer:
         window = self._window(box)
         moved, still_mask, moved_mask = self._moved(layers.rgb[self.in_frame], maps, box, head,
                                                     over_plate=not cut_out)
-        moved_alpha = cv2.remap(layers.alpha[self.in_frame], *maps, cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE)
         nobody = (moved_mask < PERSON_EPSILON) & (still_mask < PERSON_EPSILON)
-        moved_alpha[nobody] = layers.alpha[window][nobody]
+        # The people beside this one (a group photo's) stay where they are: the alpha that is not this
+        # person's; this person's, moved, goes over them. (The whole alpha moved dragged a neighbour's along:
+        # a second copy of her cheek beside her face, ghost outlines where heads had been, 2008_001322.)
+        bx0, by0, bx1, by1 = box
+        theirs = None if self.share is None else 1.0 - self.share[by0:by1, bx0:bx1]  # (None: nobody else here)
+        behind = 0.0 if theirs is None else layers.alpha[window] * theirs
+        moved_alpha = moved_mask + behind * (1.0 - moved_mask)
+        if cut_out:  # the colour, straight: this person's over theirs
+            mine = (moved_mask / np.maximum(moved_alpha, PERSON_EPSILON))[..., None]
+            moved = (moved * mine + layers.rgb[window] * (1.0 - mine) + 0.5).astype(np.uint8)
         rgb = layers.rgb if in_place else layers.rgb.copy()
         alpha = layers.alpha if in_place else layers.alpha.copy()
         rgb[window], alpha[window] = moved, moved_alpha
@@ -193,9 +201,9 @@ class BodyLayer:
             mattes = layers.mattes if in_place else dict(layers.mattes)
             for key in ("face", "eyes", "mouth"):
                 plane = mattes[key] if in_place else mattes[key].copy()
-                moved_plane = cv2.remap(plane[self.in_frame], *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                moved_plane[nobody] = plane[window][nobody]
-                plane[window] = moved_plane
+                mine = plane[self.in_frame] if self.share is None else plane[self.in_frame] * self.share
+                mine = cv2.remap(mine, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                plane[window] = mine if theirs is None else np.maximum(mine, plane[window] * theirs)
                 mattes[key] = plane
             layers.mattes = mattes
         if layers.vector is not None and previous is not None:
