@@ -276,15 +276,19 @@ def follow_new_frames(scene: bpy.types.Scene, obj: bpy.types.Object, first: int,
     artist's settings (opacity, blend, modifiers): its frames are added or dropped at its end, and only a
     strip that starts at another frame, or shows other files, is made again."""
     obj = groups.lead_rig(obj)
+    directory, _ = connection.output_dir(obj)
+    fmt = frame_format(obj)
     tree = compat.compositor_tree(scene, create=False)
     node = tree.nodes.get(f"{NODE_PREFIX} Image {obj.name}") if tree is not None else None
     if node is not None:
         _time_image_node(node, first, last)
+        if node.image is not None and node.image.filepath.lower().endswith(f".{fmt}"):
+            # Another Output Folder: the node reads the new files (another format changes the node's
+            # outputs, which Add to Compositor sets up again).
+            node.image = sequence_image(obj, directory, first)
     strip = compat.strips(scene).get(f"{NODE_PREFIX} {obj.name}") if scene.sequence_editor is not None else None
     if strip is None:
         return
-    directory, _ = connection.output_dir(obj)
-    fmt = frame_format(obj)
     same_files = (os.path.normcase(os.path.normpath(bpy.path.abspath(strip.directory))) ==
                   os.path.normcase(os.path.normpath(directory))
                   and len(strip.elements) and strip.elements[0].filename == connection.frame_filename(first, fmt))

@@ -4,6 +4,7 @@ frames. Runs on every Blender version the tests run under (4.2 and 5.0
 differ in both the compositor and the sequencer API)."""
 from __future__ import annotations
 
+import os
 import sys
 
 import bpy
@@ -126,3 +127,10 @@ def test_generating_a_longer_range_again_plays_it_in_the_compositor_and_the_sequ
     assert len(strips) == 1 and sub("compat").strip_span(strips[0]) == (FIRST, LAST + 5)
     assert strips[0].blend_alpha == 0.5  # kept: the strip grew, it was not made again
     assert strips[0].elements[-1].filename == f"frame_{LAST + 4:05d}.png"
+    # Another Output Folder, generated again: the node and the strip show the new files.
+    generated.enliven.output_dir = str(frames_dir / "elsewhere")
+    job = generate()
+    assert job.state == "DONE", job.message
+    assert os.path.dirname(bpy.path.abspath(node.image.filepath)) == str(frames_dir / "elsewhere")
+    strip = next(iter(sub("compat").strips(scene)))
+    assert os.path.normpath(bpy.path.abspath(strip.directory)) == str(frames_dir / "elsewhere")
