@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for frame_00001.png ...")
     add_size_option(generate)
     generate.add_argument("--video", type=Path, metavar="MP4",
-                          help=f"also write an H.264 video ({', '.join(VIDEO_SUFFIXES)})")
+                          help=f"also write an H.264 video ({', '.join(VIDEO_SUFFIXES)}; an odd width or height is "
+                               "padded by a pixel, which H.264 needs)")
     generate.add_argument("--audio", type=Path, metavar="FILE", help="put this sound (any audio or video file) into --video")
     generate.add_argument("--audio-offset", type=float, metavar="SECONDS",
                           help="start the sound this much later (negative: earlier) than the first frame")
@@ -232,7 +233,9 @@ def run_generate(args: argparse.Namespace) -> int:
     sink = FrameSink(args.out, frame_count, fps, video=args.video, contact_sheet=args.contact_sheet,
                      audio=args.audio, audio_offset_s=args.audio_offset or 0.0, fmt=args.format,
                      png_level=args.png_compression)
-    progress = tqdm(total=frame_count, unit="frame", desc="generating", file=sys.stderr, dynamic_ncols=True)
+    # Shown from the first frame on (delay), so what the photo's analysis says is not written into the bar.
+    progress = tqdm(total=frame_count, unit="frame", desc="generating", file=sys.stderr, dynamic_ncols=True,
+                    delay=1e-3)
     started = time.perf_counter()
     try:
         if values is None:

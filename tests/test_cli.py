@@ -541,6 +541,8 @@ def test_the_hint_on_a_group_photo_offers_only_what_the_command_takes(tmp_path):
     assert "faces found" in said.stderr and "Choose another with --face N." in said.stderr, said.stderr
     generated = run_enliven("generate", photo, "--preset", "blink", "--size", "64", "--out", tmp_path / "g")
     assert "or several with --face 0,2 or --face all" in generated.stderr, generated.stderr
+    # on a line of its own, not written into the progress bar's
+    assert any(line.startswith("enliven: 2 faces found") for line in generated.stderr.splitlines())
 
 
 def test_an_overlay_that_cannot_be_written_is_refused_before_the_analysis(astronaut_path, tmp_path):
