@@ -190,17 +190,18 @@ def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render
     directory, first, last = sequence_frames(obj, scene)
     if vector_blur and frame_format(obj) != "exr":
         raise connection.UserError("Vector Blur needs the frames' motion vectors: generate them as OpenEXR Multilayer")
-    image = sequence_image(obj, directory, first)
     tree = compat.compositor_tree(scene, create=True)
     output = compat.compositor_output_socket(scene, tree)
     # Where this portrait's picture goes now (a Stack node's input, the output): added again with other
     # settings, its new result goes there, so it stays where it was in the stack.
-    # (Only its picture's: an artist's own links from the Image node's mattes, alpha or vectors stay.)
+    # (Only its picture's: an artist's own links from the Image node's mattes, alpha or vectors stay.) Read
+    # before its image changes: another frame format gives the Image node other outputs.
     chain = {f"{NODE_PREFIX} {kind} {obj.name}" for kind in ("Image", "Vector Blur", "Over", "Background")}
     picture = next((tree.nodes[name] for name in (f"{NODE_PREFIX} {kind} {obj.name}"
                                                   for kind in ("Over", "Vector Blur", "Image")) if name in tree.nodes), None)
     feeds = [] if picture is None else [(link.to_node.name, link.to_socket.identifier)
                                         for link in picture.outputs[0].links if link.to_node.name not in chain]
+    image = sequence_image(obj, directory, first)
 
     image_node = _node(tree, "CompositorNodeImage", f"{NODE_PREFIX} Image {obj.name}", (0, 0), photo)
     image_node.image = image
@@ -317,12 +318,17 @@ def follow_new_frames(scene: bpy.types.Scene, obj: bpy.types.Object, first: int,
     fmt = frame_format(obj)
     tree = compat.compositor_tree(scene, create=False)
     node = tree.nodes.get(f"{NODE_PREFIX} Image {obj.name}") if tree is not None else None
-    if node is not None:
+    if node is not None and node.image is not None and not node.image.filepath.lower().endswith(f".{fmt}"):
+        # Another frame format (PNG <-> EXR): the node's outputs change, so it is set up again as it was set
+        # up (over the render or a background, blurred), where it is in the stack.
+        name = obj.name
+        over, plate = (tree.nodes.get(f"{NODE_PREFIX} {kind} {name}") for kind in ("Over", "Background"))
+        blurred = f"{NODE_PREFIX} Vector Blur {name}" in tree.nodes and fmt == "exr"
+        add_to_compositor(scene, obj, over_render=over is not None and plate is None,
+                          background=plate.image if plate is not None else None, vector_blur=blurred)
+    elif node is not None:  # another Output Folder, or the same: the node reads the files written, at their frames
         _time_image_node(node, first, last)
-        if node.image is not None and node.image.filepath.lower().endswith(f".{fmt}"):
-            # Another Output Folder: the node reads the new files (another format changes the node's
-            # outputs, which Add to Compositor sets up again).
-            node.image = sequence_image(obj, directory, first)
+        node.image = sequence_image(obj, directory, first)
     strip = compat.strips(scene).get(f"{NODE_PREFIX} {obj.name}") if scene.sequence_editor is not None else None
     if strip is None:
         return

@@ -134,6 +134,15 @@ def test_generating_a_longer_range_again_plays_it_in_the_compositor_and_the_sequ
     assert os.path.dirname(bpy.path.abspath(node.image.filepath)) == str(frames_dir / "elsewhere")
     strip = next(iter(sub("compat").strips(scene)))
     assert os.path.normpath(bpy.path.abspath(strip.directory)) == str(frames_dir / "elsewhere")
+    # And another frame format: the node reads the EXR frames, its colour still what the output shows.
+    generated.enliven.frame_format = 'EXR'
+    job = generate()
+    assert job.state == "DONE", job.message
+    node = next(n for n in sub("compat").compositor_tree(scene).nodes if n.bl_idname == "CompositorNodeImage")
+    assert node.image.filepath.endswith(".exr")
+    output = sub("compat").compositor_output_socket(scene, sub("compat").compositor_tree(scene))
+    assert output.links[0].from_node == node and output.links[0].from_socket == node.outputs[0]
+    assert next(iter(sub("compat").strips(scene))).elements[0].filename.endswith(".exr")
 
 
 def test_a_renamed_portrait_is_updated_where_it_is_not_added_twice(generated):
