@@ -186,23 +186,34 @@ class BodyLayer:
         # The people beside this one (a group photo's) stay where they are: the alpha that is not this
         # person's; this person's, moved, goes over them. (The whole alpha moved dragged a neighbour's along:
         # a second copy of her cheek beside her face, ghost outlines where heads had been, 2008_001322.)
-        bx0, by0, bx1, by1 = box
-        theirs = None if self.share is None else 1.0 - self.share[by0:by1, bx0:bx1]  # (None: nobody else here)
-        behind = 0.0 if theirs is None else layers.alpha[window] * theirs
-        moved_alpha = moved_mask + behind * (1.0 - moved_mask)
-        if cut_out:  # the colour, straight: this person's over theirs
-            mine = (moved_mask / np.maximum(moved_alpha, PERSON_EPSILON))[..., None]
-            moved = (moved * mine + layers.rgb[window] * (1.0 - mine) + 0.5).astype(np.uint8)
+        if self.share is None:  # one person: the alpha moves with it (its faint haze over the backdrop too)
+            theirs = None
+            moved_alpha = cv2.remap(layers.alpha[self.in_frame], *maps, cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REPLICATE)
+            moved_alpha[nobody] = layers.alpha[window][nobody]
+        else:
+            # A group: its alpha holds every person. This one's, moved (its mask: its own head's in the head
+            # region), goes over the others', which stay. (The whole alpha moved dragged a neighbour's along: a
+            # second copy of her cheek beside her face, ghost outlines where heads had been, 2008_001322.)
+            bx0, by0, bx1, by1 = box
+            theirs = 1.0 - self.share[by0:by1, bx0:bx1]
+            moved_alpha = moved_mask + layers.alpha[window] * theirs * (1.0 - moved_mask)
+            if cut_out:  # the colour, straight: this person's over theirs
+                mine = (moved_mask / np.maximum(moved_alpha, PERSON_EPSILON))[..., None]
+                moved = (moved * mine + layers.rgb[window] * (1.0 - mine) + 0.5).astype(np.uint8)
         rgb = layers.rgb if in_place else layers.rgb.copy()
         alpha = layers.alpha if in_place else layers.alpha.copy()
         rgb[window], alpha[window] = moved, moved_alpha
         layers.rgb, layers.alpha = rgb, alpha
         if layers.mattes is not None:  # the face, eye and mouth mattes ride with the head the body carries
             mattes = layers.mattes if in_place else dict(layers.mattes)
+            person = None if theirs is None else self._current_mask(head)
             for key in ("face", "eyes", "mouth"):
                 plane = mattes[key] if in_place else mattes[key].copy()
-                mine = plane[self.in_frame] if self.share is None else plane[self.in_frame] * self.share
+                mine = plane[self.in_frame] if person is None else plane[self.in_frame] * person
                 mine = cv2.remap(mine, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                if theirs is None:
+                    mine[nobody] = plane[window][nobody]
                 plane[window] = mine if theirs is None else np.maximum(mine, plane[window] * theirs)
                 mattes[key] = plane
             layers.mattes = mattes
