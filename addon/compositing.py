@@ -17,7 +17,6 @@ import bpy
 from . import compat, connection, groups
 
 NODE_PREFIX = "Enliven"
-PHOTO_TAG = "enliven_photo"  # custom property on a portrait's nodes, image and strip: its photo (_follow_rename)
 
 
 def frame_format(obj: bpy.types.Object) -> str:
@@ -48,16 +47,16 @@ def _filepath(path: str) -> str:
     return path
 
 
-def sequence_image(obj: bpy.types.Object, directory: str, first: int) -> bpy.types.Image:
-    """The image datablock that plays the rig's sequence (created or updated)."""
+def sequence_image(obj: bpy.types.Object, directory: str, first: int, fmt: str | None = None) -> bpy.types.Image:
+    """The image datablock that plays the rig's sequence (created or updated), of files in format `fmt` (default:
+    the rig's)."""
     name = f"{NODE_PREFIX} {obj.name}"
-    fmt = frame_format(obj)
+    fmt = fmt or frame_format(obj)
     path = _filepath(os.path.join(directory, connection.frame_filename(first, fmt)))
     image = bpy.data.images.get(name)
     if image is None or image.library is not None:
         image = bpy.data.images.load(bpy.path.abspath(path), check_existing=False)
         image.name = name
-    image[PHOTO_TAG] = _photo_of(obj)
     image.source = 'SEQUENCE'
     image.filepath = path
     # The PNGs hold display-referred sRGB: the same space the scene's
@@ -125,7 +124,7 @@ def set_resolution(scene: bpy.types.Scene, size: tuple[int, int]) -> None:
         scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
 
 
-def _node(tree, bl_idname: str, name: str, location: tuple[float, float], photo: str) -> bpy.types.Node:
+def _node(tree, bl_idname: str, name: str, location: tuple[float, float]) -> bpy.types.Node:
     node = tree.nodes.get(name)
     if node is not None and node.bl_idname != bl_idname:
         tree.nodes.remove(node)
@@ -135,39 +134,7 @@ def _node(tree, bl_idname: str, name: str, location: tuple[float, float], photo:
         node.name = name
         node.label = name
         node.location = location
-    node[PHOTO_TAG] = photo
     return node
-
-
-PORTRAIT_KINDS = ("Image", "Vector Blur", "Over", "Background", "Stack")  # a portrait's compositor nodes
-
-
-def _photo_of(obj: bpy.types.Object) -> str:
-    """What a portrait's nodes, image and strip are tagged with (PHOTO_TAG): the name of its photo's image."""
-    return obj.enliven.photo.name if obj.enliven.photo is not None else obj.name
-
-
-def _follow_rename(scene: bpy.types.Scene, obj: bpy.types.Object) -> None:
-    """A portrait's nodes, image and strip made under an earlier name of its (lead) rig take its name now: a
-    rig renamed, or a group whose first rig was deleted, is updated where it is in the stack (it was stacked a
-    second time over the old copy). They are found by the photo they show (PHOTO_TAG)."""
-    photo, name = _photo_of(obj), obj.name
-    tree = compat.compositor_tree(scene, create=False)
-    for node in list(tree.nodes) if tree is not None else ():
-        for kind in PORTRAIT_KINDS:
-            prefix = f"{NODE_PREFIX} {kind} "
-            if node.get(PHOTO_TAG) == photo and node.name.startswith(prefix) and node.name != prefix + name:
-                _remove(tree, prefix + name)  # (a node of that name made since, for the same photo)
-                node.name = node.label = prefix + name
-    image = next((i for i in bpy.data.images if i.get(PHOTO_TAG) == photo and i.name.startswith(NODE_PREFIX + " ")
-                  and i.name != f"{NODE_PREFIX} {name}"), None)
-    if image is not None and f"{NODE_PREFIX} {name}" not in bpy.data.images:
-        image.name = f"{NODE_PREFIX} {name}"
-    if scene.sequence_editor is not None:
-        strips = compat.strips(scene)
-        strip = next((s for s in strips if s.get(PHOTO_TAG) == photo and s.name != f"{NODE_PREFIX} {name}"), None)
-        if strip is not None and strips.get(f"{NODE_PREFIX} {name}") is None:
-            strip.name = f"{NODE_PREFIX} {name}"
 
 
 def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render: bool,
@@ -185,8 +152,6 @@ def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render
     frames only). Returns the Image node.
     """
     obj = groups.lead_rig(obj)
-    _follow_rename(scene, obj)
-    photo = _photo_of(obj)
     directory, first, last = sequence_frames(obj, scene)
     if vector_blur and frame_format(obj) != "exr":
         raise connection.UserError("Vector Blur needs the frames' motion vectors: generate them as OpenEXR Multilayer")
@@ -203,7 +168,7 @@ def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render
                                         for link in picture.outputs[0].links if link.to_node.name not in chain]
     image = sequence_image(obj, directory, first)
 
-    image_node = _node(tree, "CompositorNodeImage", f"{NODE_PREFIX} Image {obj.name}", (0, 0), photo)
+    image_node = _node(tree, "CompositorNodeImage", f"{NODE_PREFIX} Image {obj.name}", (0, 0))
     image_node.image = image
     _time_image_node(image_node, first, last)
     image_node.use_cyclic = False
@@ -213,7 +178,7 @@ def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render
     result = image_node.outputs[0]
     blur_name = f"{NODE_PREFIX} Vector Blur {obj.name}"
     if vector_blur:
-        blur = _node(tree, "CompositorNodeVecBlur", blur_name, (250, -200), photo)
+        blur = _node(tree, "CompositorNodeVecBlur", blur_name, (250, -200))
         tree.links.new(result, blur.inputs["Image"])
         tree.links.new(image_node.outputs["Vector"], blur.inputs["Speed"])
         result = blur.outputs["Image"]
@@ -222,7 +187,7 @@ def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render
     over_name, plate_name = f"{NODE_PREFIX} Over {obj.name}", f"{NODE_PREFIX} Background {obj.name}"
     if background is not None or over_render:
         if background is not None:
-            plate = _node(tree, "CompositorNodeImage", plate_name, (0, 300), photo)
+            plate = _node(tree, "CompositorNodeImage", plate_name, (0, 300))
             plate.image = background
             behind = plate.outputs["Image"]
         else:
@@ -232,7 +197,7 @@ def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render
                 layers = tree.nodes.new("CompositorNodeRLayers")
                 layers.location = (0, 300)
             behind = layers.outputs["Image"]
-        over = _node(tree, "CompositorNodeAlphaOver", over_name, (500, 100), photo)
+        over = _node(tree, "CompositorNodeAlphaOver", over_name, (500, 100))
         back_socket, front_socket = compat.alpha_over_sockets(over)
         tree.links.new(behind, back_socket)
         tree.links.new(result, front_socket)
@@ -274,7 +239,7 @@ def _upstream(socket, node) -> bool:
 def _stacked(tree, obj: bpy.types.Object, output, result):
     """`result` over what another portrait sends to `output` (kept across re-adding this one), or itself."""
     stack_name = f"{NODE_PREFIX} Stack {obj.name}"
-    own = {f"{NODE_PREFIX} {kind} {obj.name}" for kind in PORTRAIT_KINDS}
+    own = {f"{NODE_PREFIX} {kind} {obj.name}" for kind in ("Image", "Vector Blur", "Over", "Background", "Stack")}
     below = None
     if stack_name in tree.nodes:  # added before: it stays over what it was over
         back, _ = compat.alpha_over_sockets(tree.nodes[stack_name])
@@ -286,7 +251,7 @@ def _stacked(tree, obj: bpy.types.Object, output, result):
     if below is None:
         _remove(tree, stack_name)
         return result
-    stack = _node(tree, "CompositorNodeAlphaOver", stack_name, (750, 100), _photo_of(obj))
+    stack = _node(tree, "CompositorNodeAlphaOver", stack_name, (750, 100))
     back, front = compat.alpha_over_sockets(stack)
     tree.links.new(below, back)
     tree.links.new(result, front)
@@ -307,28 +272,19 @@ def _time_image_node(node, first: int, last: int) -> None:
     node.frame_duration = last - first + 1
 
 
-def follow_new_frames(scene: bpy.types.Scene, obj: bpy.types.Object, first: int, last: int) -> None:
-    """After Generate wrote frames first..last: the rig's Image node and strip, where it has them, play them (a
-    range made longer and generated again played on, in renders, the old last frame). The strip keeps the
-    artist's settings (opacity, blend, modifiers): its frames are added or dropped at its end, and only a
-    strip that starts at another frame, or shows other files, is made again."""
+def follow_new_frames(scene: bpy.types.Scene, obj: bpy.types.Object, directory: str, fmt: str, first: int,
+                      last: int) -> None:
+    """After Generate wrote frames first..last into `directory` as `fmt`: the rig's Image node and strip,
+    where it has them, play them (a range made longer and generated again played on, in renders, the old last
+    frame). A node showing another format is left for Add to Compositor to set up again (its outputs change).
+    The strip keeps the artist's settings (opacity, blend, modifiers): its frames are added or dropped at its
+    end, and only a strip that starts at another frame, or shows other files, is made again."""
     obj = groups.lead_rig(obj)
-    _follow_rename(scene, obj)
-    directory, _ = connection.output_dir(obj)
-    fmt = frame_format(obj)
     tree = compat.compositor_tree(scene, create=False)
     node = tree.nodes.get(f"{NODE_PREFIX} Image {obj.name}") if tree is not None else None
-    if node is not None and node.image is not None and not node.image.filepath.lower().endswith(f".{fmt}"):
-        # Another frame format (PNG <-> EXR): the node's outputs change, so it is set up again as it was set
-        # up (over the render or a background, blurred), where it is in the stack.
-        name = obj.name
-        over, plate = (tree.nodes.get(f"{NODE_PREFIX} {kind} {name}") for kind in ("Over", "Background"))
-        blurred = f"{NODE_PREFIX} Vector Blur {name}" in tree.nodes and fmt == "exr"
-        add_to_compositor(scene, obj, over_render=over is not None and plate is None,
-                          background=plate.image if plate is not None else None, vector_blur=blurred)
-    elif node is not None:  # another Output Folder, or the same: the node reads the files written, at their frames
+    if node is not None and node.image is not None and node.image.filepath.lower().endswith(f".{fmt}"):
         _time_image_node(node, first, last)
-        node.image = sequence_image(obj, directory, first)
+        node.image = sequence_image(obj, directory, first, fmt)  # (another Output Folder: the files written)
     strip = compat.strips(scene).get(f"{NODE_PREFIX} {obj.name}") if scene.sequence_editor is not None else None
     if strip is None:
         return
@@ -348,7 +304,6 @@ def add_to_sequencer(scene: bpy.types.Scene, obj: bpy.types.Object, channel: int
     """Add (or replace) an image strip that plays the rig's frames at their frame numbers (a group photo's:
     its lead rig's, one strip for every face)."""
     obj = groups.lead_rig(obj)
-    _follow_rename(scene, obj)
     directory, first, last = sequence_frames(obj, scene)
     collection = compat.strips(scene)
     name = f"{NODE_PREFIX} {obj.name}"
@@ -366,6 +321,5 @@ def add_to_sequencer(scene: bpy.types.Scene, obj: bpy.types.Object, channel: int
     for frame in range(first + 1, last + 1):
         strip.elements.append(connection.frame_filename(frame, fmt))
     strip.colorspace_settings.name = 'sRGB' if fmt == "png" else compat.linear_colorspace()
-    strip[PHOTO_TAG] = _photo_of(obj)
     scene.render.use_sequencer = True
     return strip

@@ -197,7 +197,7 @@ class GenerateJob(Job):
         self.state, self.message = state, text
         host.session.forget(self.job)
         if state == JobState.DONE:
-            host.frames_written(self.scene, self.rig, self.out_dir, self.frames)
+            host.frames_written(self.scene, self.rig, self.out_dir, self.fmt, self.frames)
         if was_active:
             self.report_end(text, self.rig)
         host.redraw_due = True

@@ -348,13 +348,16 @@ class Runtime:
         image.update()
 
 
-def _frames_written(scene_name: str, rig_name: str, directory: str, frames: list[int]) -> None:
+def _frames_written(scene_name: str, rig_name: str, directory: str, fmt: str, frames: list[int]) -> None:
     """Generate finished: images showing the folder reload, and the rig's compositor node and strip play the
     frames it generated."""
     _reload_sequence_images(directory)
     scene, rig = bpy.data.scenes.get(scene_name), bpy.data.objects.get(rig_name)
     if scene is not None and rig is not None and frames:
-        hooks.frames_generated(scene, rig, frames[0], frames[-1])
+        try:
+            hooks.frames_generated(scene, rig, directory, fmt, frames[0], frames[-1])
+        except UserError as error:  # (the rig's settings changed while it generated): the frames are written
+            report('WARNING', f"The sequencer strip was not updated: {error}")
 
 
 def _reload_sequence_images(directory: str) -> None:

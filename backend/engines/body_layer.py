@@ -196,7 +196,8 @@ class BodyLayer:
             # region), goes over the others', which stay. (The whole alpha moved dragged a neighbour's along: a
             # second copy of her cheek beside her face, ghost outlines where heads had been, 2008_001322.)
             bx0, by0, bx1, by1 = box
-            theirs = 1.0 - self.share[by0:by1, bx0:bx1]
+            # (where this person neither is nor was, the alpha stays: its faint haze over the backdrop too)
+            theirs = np.where(nobody, 1.0, 1.0 - self.share[by0:by1, bx0:bx1]).astype(np.float32)
             moved_alpha = moved_mask + layers.alpha[window] * theirs * (1.0 - moved_mask)
             if cut_out:  # the colour, straight: this person's over theirs
                 mine = (moved_mask / np.maximum(moved_alpha, PERSON_EPSILON))[..., None]
