@@ -34,6 +34,19 @@ def photo(astronaut) -> np.ndarray:
     return astronaut
 
 
+CUT = 330  # shoulder_to_shoulder: where the first person ends and her mirrored neighbour begins
+
+
+@pytest.fixture(scope="module")
+def shoulder_to_shoulder(photo) -> tuple[np.ndarray, list, object]:
+    """(photo, subjects, the first person's subject): two people shoulder to shoulder, each copy of the
+    astronaut cut off CUT px from her left edge, the second mirrored, so the first one's body region (0.75
+    shoulder widths beyond her shoulders) reaches 90 px over the second."""
+    pair = np.ascontiguousarray(np.hstack([photo[:, :CUT], photo[:, ::-1][:, photo.shape[1] - CUT:]]))
+    subjects = analyze_faces(pair, None)
+    return pair, subjects, next(subject for subject in subjects if subject.face_box[0] < CUT)
+
+
 def face_measures(frame: np.ndarray, subject) -> np.ndarray:
     points = find_landmarks(frame, subject.face_box)
     eyes = (lm.eye_aspect_ratio(points, "left") + lm.eye_aspect_ratio(points, "right")) / 2
@@ -181,12 +194,11 @@ def test_frames_with_alpha_move_the_body_too(subject, animator):
     assert edge_moved < edge_still  # the shoulder's outline rose in the alpha as in the colour
 
 
-def test_a_body_is_moved_only_as_far_as_its_person_reaches_and_that_changes_no_pixel(photo):
+def test_a_body_is_moved_only_as_far_as_its_person_reaches_and_that_changes_no_pixel(shoulder_to_shoulder):
     """Two people shoulder to shoulder: each body's moving box ends at its person's reach, and the frames
     (plain and with alpha) are exactly those its whole moving box gives."""
-    cut = 330
-    pair = np.ascontiguousarray(np.hstack([photo[:, :cut], photo[:, ::-1][:, photo.shape[1] - cut:]]))
-    group = GroupAnimator(analyze_faces(pair, None))
+    _, subjects, _ = shoulder_to_shoulder
+    group = GroupAnimator(subjects)
     bodies = [animator.body for animator in group.animators.values()]
     rows = {face: values(breathing=1.0, shrug_l=0.5, torso_lean=4.0, head_yaw=10.0) for face in group.faces}
     frames = (group.render(rows).copy(), group.render_layers(rows, alpha=True))
@@ -219,16 +231,13 @@ def test_each_face_of_a_group_moves_its_own_body(photo):
     assert changed.size and x0 <= changed.min() and changed.max() < x1
 
 
-def test_a_body_moves_without_dragging_the_person_beside_it(photo):
-    # Two people shoulder to shoulder: each copy of the astronaut cut off 330 px from her left edge, the
-    # second mirrored, so the first one's body region (0.75 shoulder widths beyond her shoulders) reaches
-    # 90 px over the second. The segmenter's person mask covers both: before each body kept to its own
-    # person, her breathing and shrug dragged the neighbour's suit along all the way to the region's edge.
-    cut = 330
-    pair = np.ascontiguousarray(np.hstack([photo[:, :cut], photo[:, ::-1][:, photo.shape[1] - cut:]]))
-    subjects = analyze_faces(pair, None)
+def test_a_body_moves_without_dragging_the_person_beside_it(shoulder_to_shoulder):
+    # Two people shoulder to shoulder (the fixture). The segmenter's person mask covers both: before each body
+    # kept to its own person, her breathing and shrug dragged the neighbour's suit along all the way to the
+    # region's edge.
+    pair, subjects, first = shoulder_to_shoulder
+    cut = CUT
     assert len(subjects) == 2 and all(subject.body is not None for subject in subjects)
-    first = next(subject for subject in subjects if subject.face_box[0] < cut)
     assert first.body.region[2] > cut + 80  # (her region does reach over the neighbour)
     margin = round(0.25 * first.face_width)  # where the two people meet, the moving shoulder may cover a little
     group = GroupAnimator(subjects)
@@ -273,15 +282,12 @@ def test_a_lean_uncovers_the_backdrop_s_grain_not_a_smooth_patch(photo, subject)
     assert fine[inner].std() > 0.6 * fine[backdrop].std()
 
 
-def test_a_leaning_person_cut_out_drags_no_copy_of_the_person_beside_it(photo):
+def test_a_leaning_person_cut_out_drags_no_copy_of_the_person_beside_it(shoulder_to_shoulder):
     # Two people shoulder to shoulder (as above), the first leaning: with alpha, every pixel that shows (alpha
     # over a half) shows what the opaque frame shows there. The whole alpha was moved with her body, the
     # neighbour's with it: a second copy of the neighbour's suit, opaque where the opaque frame shows the
     # backdrop (found by a visual pass on 2008_001322: a second cheek and mouth beside a woman's face).
-    cut = 330
-    pair = np.ascontiguousarray(np.hstack([photo[:, :cut], photo[:, ::-1][:, photo.shape[1] - cut:]]))
-    subjects = analyze_faces(pair, None)
-    first = next(subject for subject in subjects if subject.face_box[0] < cut)
+    _, subjects, first = shoulder_to_shoulder
     group = GroupAnimator(subjects)
     for lean in (-8.0, 8.0):
         rows = {first.face_index: values(torso_lean=lean)}
@@ -297,14 +303,11 @@ def test_a_leaning_person_cut_out_drags_no_copy_of_the_person_beside_it(photo):
         assert moved.sum() == pytest.approx(still.sum(), rel=0.05), lean
 
 
-def test_a_group_s_moving_alpha_keeps_its_faint_haze_away_from_the_person(photo):
+def test_a_group_s_moving_alpha_keeps_its_faint_haze_away_from_the_person(shoulder_to_shoulder):
     # The segmenter's alpha holds a faint haze over the backdrop. A group's moving body cleared it wherever the
     # nearest person was this one, so the haze switched off inside the moving box, cut along its edge (found
     # by a review: 4,274 of 6,643 faint pixels cleared at a breath of 0.05).
-    cut = 330
-    pair = np.ascontiguousarray(np.hstack([photo[:, :cut], photo[:, ::-1][:, photo.shape[1] - cut:]]))
-    subjects = analyze_faces(pair, None)
-    first = next(subject for subject in subjects if subject.face_box[0] < cut)
+    _, subjects, first = shoulder_to_shoulder
     group = GroupAnimator(subjects)
     still = group.render_layers({first.face_index: values()}, alpha=True).alpha
     moved = group.render_layers({first.face_index: values(breathing=0.05)}, alpha=True).alpha

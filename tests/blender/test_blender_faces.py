@@ -146,32 +146,40 @@ def test_a_group_with_alpha_cuts_out_every_person(rigs, tmp_path):
     assert rgba[130, 100, 3] == 1.0 and rgba[130, 400, 3] == 1.0  # each face
 
 
-def test_the_compositor_keeps_every_portrait_added_the_last_on_top(scene, tmp_path):
-    compat, compositing = sub("compat"), sub("compositing")
+def portraits_with_frames(scene, tmp_path, names) -> list:
+    """A portrait of the astronaut per name, each with frames 1-3 in its own folder as Generate would leave
+    them (the scene's range)."""
     portraits = []
-    for name in ("first", "second", "third"):
+    for name in names:
         photo = tmp_path / f"{name}.png"
         shutil.copy(ASTRONAUT, photo)
         assert bpy.ops.enliven.add_portrait(filepath=str(photo)) == {'FINISHED'}
         rig = bpy.context.scene.enliven.rig
         rig.enliven.output_dir = str(tmp_path / name)
         (tmp_path / name).mkdir()
-        for frame in range(1, 4):  # frames as Generate would leave them
+        for frame in range(1, 4):
             shutil.copy(ASTRONAUT, tmp_path / name / f"frame_{frame:05d}.png")
         portraits.append(rig)
     scene.frame_start, scene.frame_end = 1, 3
+    return portraits
+
+
+def sources(socket) -> list[str]:
+    """The Image (and Render Layers) nodes feeding compositor `socket`, bottom of the stack first."""
+    assert socket.is_linked, f"{socket.node.name}.{socket.identifier} is not linked"
+    node = socket.links[0].from_node
+    if node.bl_idname in ("CompositorNodeImage", "CompositorNodeRLayers"):
+        return [node.name]
+    back, front = sub("compat").alpha_over_sockets(node)
+    return sources(back) + sources(front)
+
+
+def test_the_compositor_keeps_every_portrait_added_the_last_on_top(scene, tmp_path):
+    compat, compositing = sub("compat"), sub("compositing")
+    portraits = portraits_with_frames(scene, tmp_path, ("first", "second", "third"))
     for rig in portraits:
         compositing.add_to_compositor(scene, rig, over_render=False)
     tree = compat.compositor_tree(scene)
-
-    def sources(socket) -> list[str]:
-        """The Image nodes feeding `socket`, bottom of the stack first."""
-        node = socket.links[0].from_node
-        if node.bl_idname == "CompositorNodeImage":
-            return [node.name]
-        back, front = compat.alpha_over_sockets(node)
-        return sources(back) + sources(front)
-
     output = compat.compositor_output_socket(scene, tree)
     assert sources(output) == [f"Enliven Image {rig.name}" for rig in portraits]
     # Adding one again changes nothing in the stack.
@@ -181,7 +189,6 @@ def test_the_compositor_keeps_every_portrait_added_the_last_on_top(scene, tmp_pa
 
 
 def test_idle_alive_on_each_face_blinks_on_its_own(rigs):
-    scene = bpy.context.scene
     for rig in rigs:
         bpy.context.view_layer.objects.active = rig
         assert bpy.ops.enliven.insert_preset(preset="idle-alive", frame=1, use_range=True, frame_end=480,
@@ -197,18 +204,7 @@ def test_a_portrait_added_again_with_other_settings_stays_where_it_was_in_the_st
     # neither appear twice (on top, covering the other) nor leave the stack's foreground unlinked (a
     # white render).
     compat, compositing = sub("compat"), sub("compositing")
-    portraits = []
-    for name in ("first", "second"):
-        photo = tmp_path / f"{name}.png"
-        shutil.copy(ASTRONAUT, photo)
-        assert bpy.ops.enliven.add_portrait(filepath=str(photo)) == {'FINISHED'}
-        rig = bpy.context.scene.enliven.rig
-        rig.enliven.output_dir = str(tmp_path / name)
-        (tmp_path / name).mkdir()
-        for frame in range(1, 4):
-            shutil.copy(ASTRONAUT, tmp_path / name / f"frame_{frame:05d}.png")
-        portraits.append(rig)
-    scene.frame_start, scene.frame_end = 1, 3
+    portraits = portraits_with_frames(scene, tmp_path, ("first", "second"))
     camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
     scene.collection.objects.link(camera)
     scene.camera = camera
@@ -216,15 +212,6 @@ def test_a_portrait_added_again_with_other_settings_stays_where_it_was_in_the_st
         compositing.add_to_compositor(scene, rig, over_render=False)
     tree = compat.compositor_tree(scene)
     output = compat.compositor_output_socket(scene, tree)
-
-    def sources(socket) -> list[str]:
-        assert socket.is_linked, f"{socket.node.name}.{socket.identifier} is not linked"
-        node = socket.links[0].from_node
-        if node.bl_idname in ("CompositorNodeImage", "CompositorNodeRLayers"):
-            return [node.name]
-        back, front = compat.alpha_over_sockets(node)
-        return sources(back) + sources(front)
-
     first, second = (f"Enliven Image {rig.name}" for rig in portraits)
     compositing.add_to_compositor(scene, portraits[0], over_render=True)
     layers = next(n.name for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers")
