@@ -161,11 +161,12 @@ def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render
     # settings, its new result goes there, so it stays where it was in the stack.
     # (Only its picture's: an artist's own links from the Image node's mattes, alpha or vectors stay.) Read
     # before its image changes: another frame format gives the Image node other outputs.
-    chain = {f"{NODE_PREFIX} {kind} {obj.name}" for kind in ("Image", "Vector Blur", "Over", "Background")}
-    picture = next((tree.nodes[name] for name in (f"{NODE_PREFIX} {kind} {obj.name}"
-                                                  for kind in ("Over", "Vector Blur", "Image")) if name in tree.nodes), None)
-    feeds = [] if picture is None else [(link.to_node.name, link.to_socket.identifier)
-                                        for link in picture.outputs[0].links if link.to_node.name not in chain]
+    chain = {kind: f"{NODE_PREFIX} {kind} {obj.name}" for kind in ("Image", "Vector Blur", "Over", "Background")}
+    picture = next((tree.nodes[chain[kind]] for kind in ("Over", "Vector Blur", "Image") if chain[kind] in tree.nodes),
+                   None)
+    feeds = [(link.to_node.name, link.to_socket.identifier)
+             for link in (picture.outputs[0].links if picture is not None else ())
+             if link.to_node.name not in chain.values()]
     image = sequence_image(obj, directory, first)
 
     image_node = _node(tree, "CompositorNodeImage", f"{NODE_PREFIX} Image {obj.name}", (0, 0))

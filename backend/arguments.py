@@ -11,7 +11,7 @@ from pathlib import Path
 from .errors import UsageError
 from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, LARGEST_PIXELS, MIN_SIDE
 from .shared.motion import MotionError, checked_fps
-from .shared.naming import FRAME_DIGITS, FRAME_FORMATS, FRAME_PREFIX
+from .shared.naming import is_frame_filename
 
 MOTION_SUFFIXES = (".json", ".csv")
 
@@ -124,7 +124,7 @@ def check_render_arguments(args: argparse.Namespace, folders: list[Path], files:
               if path is not None]
     for folder in folders:  # a frame of an earlier run animated again into its own folder: overwritten
         for source in inputs:
-            if _is_frame_name(Path(source).name) and _same_file(Path(source).parent, folder):
+            if is_frame_filename(Path(source).name) and _same_file(Path(source).parent, folder):
                 raise UsageError(f"'{source}' is in the output folder '{folder}' under a frame's name, which this "
                                  "run would overwrite; copy it elsewhere, or write the frames to another folder.")
     for output in filter(None, files):
@@ -140,14 +140,6 @@ def check_output_file(output: Path, inputs: list[Path]) -> None:
         if _same_file(output, source):
             raise UsageError(f"'{output}' is also an input ('{source}'), which writing it would overwrite; "
                              "name another file for the output.")
-
-
-def _is_frame_name(name: str) -> bool:
-    """Whether `name` is a frame's file name (shared/naming.py's rule: frame_NNNNN.png or .exr)."""
-    stem, _, suffix = name.rpartition(".")
-    number = stem[len(FRAME_PREFIX):]
-    return stem.startswith(FRAME_PREFIX) and number.isdigit() and len(number) >= FRAME_DIGITS and \
-        suffix in FRAME_FORMATS
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -66,20 +66,16 @@ class VideoWriter:
         try:
             self._writer.append_data(rgb)
         except OSError as error:  # ffmpeg stopped taking frames: a broken pipe here
-            raise self._stopped(error) from None
+            raise self._failed(error.strerror or (str(error).strip().splitlines() or ["it stopped"])[0]) from None
 
-    def _stopped(self, error: OSError) -> EnlivenError:
-        """What went wrong when ffmpeg stopped (it prints why above): a full disk said as such, not as the broken
-        pipe imageio reports."""
-        why = "no space left on the disk" if self._disk_full() else (
-            error.strerror or (str(error).strip().splitlines() or ["it stopped"])[0])
-        return EnlivenError(f"ffmpeg could not write {self.path}: {why}")
-
-    def _disk_full(self) -> bool:
+    def _failed(self, why: str) -> EnlivenError:
+        """ffmpeg could not write the video (it prints why above): a full disk said as such, not as the broken
+        pipe or the empty file it leaves."""
         try:
-            return shutil.disk_usage(self._partial.parent).free < FULL_DISK_BYTES
+            full = shutil.disk_usage(self._partial.parent).free < FULL_DISK_BYTES
         except OSError:
-            return False
+            full = False
+        return EnlivenError(f"ffmpeg could not write {self.path}: {'no space left on the disk' if full else why}")
 
     def close(self) -> None:
         """Finish the video and give it its name; an unusable result is removed, never named."""
@@ -87,13 +83,13 @@ class VideoWriter:
             try:
                 self._writer.close()
             except OSError as error:
-                raise self._stopped(error) from None
-            # imageio does not check ffmpeg's exit status: check what it wrote.
+                raise self._failed(error.strerror or str(error).strip()) from None
+            # imageio does not check ffmpeg's exit status: check what it wrote (a disk full only as ffmpeg
+            # finished the file shows here).
             found = _streams(self._partial) if self._partial.exists() else []
             wanted = ["Video", "Audio"] if self._audio else ["Video"]
-            if found[:len(wanted)] != wanted:  # (a full disk found only while ffmpeg finished the file: said so)
-                raise EnlivenError(f"ffmpeg could not write {self.path}: no space left on the disk" if self._disk_full()
-                                   else f"ffmpeg could not write {self.path} (its streams: {', '.join(found) or 'none'})")
+            if found[:len(wanted)] != wanted:
+                raise self._failed(f"its streams: {', '.join(found) or 'none'}")
             self._partial.replace(self.path)
         except BaseException:
             self._partial.unlink(missing_ok=True)

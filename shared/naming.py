@@ -28,3 +28,10 @@ EXR_MATTES = {"Person": "person", "Face": "face", "Eyes": "eyes", "Mouth": "mout
 def frame_filename(number: int, prefix: str = FRAME_PREFIX, digits: int = FRAME_DIGITS, fmt: str = "png") -> str:
     """The file name of frame `number` (the frame's number, not a 0-based index) in format `fmt`."""
     return f"{prefix}{number:0{digits}d}.{fmt}"
+
+
+def is_frame_filename(name: str, prefix: str = FRAME_PREFIX, digits: int = FRAME_DIGITS) -> bool:
+    """Whether file name `name` is a frame's by this rule (frame_filename's, in any of FRAME_FORMATS)."""
+    stem, _, fmt = name.rpartition(".")
+    number = stem[len(prefix):]
+    return stem.startswith(prefix) and number.isdigit() and len(number) >= digits and fmt in FRAME_FORMATS

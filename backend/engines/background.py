@@ -55,9 +55,9 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, p
     from the person's outline, and a turning head left a halo of them beside it, which the mirrored grain
     bent into chevrons). With `pattern`, where the backdrop around the person has a pattern with a direction
     (`patterned`), the band of the hole that a moving head can uncover is filled again by frequency-selective
-    reconstruction (OpenCV's xphoto FSR), which carries the pattern on into it; grain is mirrored in only
-    (or made up) where that came out smoother than the backdrop. It takes 0.3-2.0 s a face, so other backdrops (plain,
-    grainy, foliage), where it does no better, keep the membrane."""
+    reconstruction (OpenCV's xphoto FSR), which carries the pattern on into it; grain is mirrored in (or made
+    up) only where that came out smoother than the backdrop. It takes 0.3-2.0 s a face, so other backdrops
+    (plain, grainy, foliage), where it does no better, keep the membrane."""
     height, width = mask.shape
     scale = min(1.0, PLATE_SIDE / max(height, width))
     size = (max(2, round(width * scale)), max(2, round(height * scale)))
@@ -134,7 +134,8 @@ def grain_like(detail: np.ndarray, backdrop: np.ndarray, seed: int = 0) -> np.nd
     return cv2.transform(coarse, colour.astype(np.float32))  # each pixel's noise given the backdrop's colours
 
 
-def made_up_grain(detail: np.ndarray, hole: np.ndarray, plate_size: tuple[int, int], strength: np.ndarray) -> np.ndarray:
+def made_up_grain(detail: np.ndarray, hole: np.ndarray, plate_size: tuple[int, int],
+                  strength: np.ndarray) -> np.ndarray:
     """(H, W, C) float32 grain for the `hole` ((H, W) uint8, nonzero inside) of a backdrop whose fine detail
     is `detail` (the backdrop's difference from its local mean): made up by grain_like, as strong around each
     pixel as the backdrop's own grain nearest it (`grain_spread_near`), times `strength` (H, W) 0-1.

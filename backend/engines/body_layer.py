@@ -108,7 +108,7 @@ class BodyLayer:
         frame = self.frames.take() if onto is None else onto
         head = self._render_head(values, frame)
         backward, box = moving
-        moved, _, _ = self._moved(frame[self.in_frame], self.field.where_from(backward, box), box, head,
+        moved, *_ = self._moved(frame[self.in_frame], self.field.where_from(backward, box), box, head,
                                   over_plate=True)
         frame[self._window(box)] = moved
         return frame
@@ -139,13 +139,13 @@ class BodyLayer:
         return slice(y0 + by0, y0 + by1), slice(x0 + bx0, x0 + bx1)
 
     def _moved(self, pixels: np.ndarray, maps: tuple[np.ndarray, np.ndarray], box: tuple[int, int, int, int],
-               head: tuple | None, over_plate: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               head: tuple | None, over_plate: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The body region's `pixels` (of a frame the head engine drew) in `box`, moved by the body's field
         (`maps`, BodyField.where_from's) as this person alone: its mask the still one with the head's moved
         one (`head`: the head's moved box and person mask, None if it did not move); the photo as it was
         where neither the still nor the moved person is; where the person uncovers the backdrop, its plate
         (`over_plate`) or what the field brings there (a frame with alpha, transparent there).
-        Returns the moved pixels and the person's still and moved masks in the box."""
+        Returns the moved pixels, the person's still and moved masks in the box, and its mask over the region."""
         bx0, by0, bx1, by1 = box
         mask = self._current_mask(head)
         moved_mask = cv2.remap(mask, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -153,7 +153,7 @@ class BodyLayer:
         moved = remap_where_seen(pixels, maps, moved_mask, still_mask, TEXTURE_INTERPOLATION)
         blend_over_background(moved, moved_mask, pixels[by0:by1, bx0:bx1], still_mask,
                               self.plate[by0:by1, bx0:bx1] if over_plate else None)
-        return moved, still_mask, moved_mask
+        return moved, still_mask, moved_mask, mask
 
     def move_layers(self, layers: FrameLayers, values: np.ndarray, head: tuple | None, cut_out: bool,
                     in_place: bool = False, previous: np.ndarray | None = None) -> FrameLayers:
@@ -180,7 +180,7 @@ class BodyLayer:
         backward, box = moving
         maps = self.field.where_from(backward, box)
         window = self._window(box)
-        moved, still_mask, moved_mask = self._moved(layers.rgb[self.in_frame], maps, box, head,
+        moved, still_mask, moved_mask, person = self._moved(layers.rgb[self.in_frame], maps, box, head,
                                                     over_plate=not cut_out)
         nobody = (moved_mask < PERSON_EPSILON) & (still_mask < PERSON_EPSILON)
         # The people beside this one (a group photo's) stay where they are: the alpha that is not this
@@ -208,10 +208,9 @@ class BodyLayer:
         layers.rgb, layers.alpha = rgb, alpha
         if layers.mattes is not None:  # the face, eye and mouth mattes ride with the head the body carries
             mattes = layers.mattes if in_place else dict(layers.mattes)
-            person = None if theirs is None else self._current_mask(head)
             for key in ("face", "eyes", "mouth"):
                 plane = mattes[key] if in_place else mattes[key].copy()
-                mine = plane[self.in_frame] if person is None else plane[self.in_frame] * person
+                mine = plane[self.in_frame] if theirs is None else plane[self.in_frame] * person
                 mine = cv2.remap(mine, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
                 if theirs is None:
                     mine[nobody] = plane[window][nobody]
