@@ -274,31 +274,34 @@ def _time_image_node(node, first: int, last: int) -> None:
 
 
 def follow_new_frames(scene: bpy.types.Scene, obj: bpy.types.Object, directory: str, fmt: str, first: int,
-                      last: int) -> None:
+                      last: int) -> bool:
     """After Generate wrote frames first..last into `directory` as `fmt`: the rig's Image node and strip,
     where it has them, play them (a range made longer and generated again played on, in renders, the old last
     frame). A node showing another format is left for Add to Compositor to set up again (its outputs change).
     The strip keeps the artist's settings (opacity, blend, modifiers): its frames are added or dropped at its
-    end, and only a strip that starts at another frame, or shows other files, is made again."""
+    end, and only a strip that starts at another frame, or shows other files, is made again.
+    Returns whether the node or the strip was there to follow them."""
     obj = groups.lead_rig(obj)
     tree = compat.compositor_tree(scene, create=False)
     node = tree.nodes.get(f"{NODE_PREFIX} Image {obj.name}") if tree is not None else None
-    if node is not None and node.image is not None and node.image.filepath.lower().endswith(f".{fmt}"):
+    followed = node is not None and node.image is not None and node.image.filepath.lower().endswith(f".{fmt}")
+    if followed:
         _time_image_node(node, first, last)
         node.image = sequence_image(obj, directory, first, fmt)  # (another Output Folder: the files written)
     strip = compat.strips(scene).get(f"{NODE_PREFIX} {obj.name}") if scene.sequence_editor is not None else None
     if strip is None:
-        return
+        return followed
     same_files = (os.path.normcase(os.path.normpath(bpy.path.abspath(strip.directory))) ==
                   os.path.normcase(os.path.normpath(directory))
                   and len(strip.elements) and strip.elements[0].filename == connection.frame_filename(first, fmt))
     if not same_files:
         add_to_sequencer(scene, obj)
-        return
+        return True
     while len(strip.elements) > last - first + 1:
         strip.elements.pop()
     for frame in range(first + len(strip.elements), last + 1):
         strip.elements.append(connection.frame_filename(frame, fmt))
+    return True
 
 
 def add_to_sequencer(scene: bpy.types.Scene, obj: bpy.types.Object, channel: int = 0):

@@ -71,7 +71,7 @@ class Runtime:
                                client_name=f"{CLIENT_NAME} (Blender {bpy.app.version_string})")
         self.subjects = SubjectCache(self.session, host.rig_status, host.notify)
         host.session, host.subjects = self.session, self.subjects
-        host.key_motion, host.show_preview, host.frames_written = keying.key_job_motion, self._show_preview, \
+        host.key_motion, host.show_preview, host.frames_written = _key_job_motion, self._show_preview, \
             _frames_written
         self.photos = PhotoCache()
         self.jobs: dict[str, Job] = {}
@@ -185,6 +185,7 @@ class Runtime:
             if every_face and rig is not None and len(faces) > 1:
                 added = groups.add_face_rigs(rig, faces)
                 if added:
+                    record_undo_step("Enliven: a Rig per Face")
                     self.notify('INFO', f"{len(faces)} faces: a portrait rig for each, in collection "
                                         f"'{rig.users_collection[0].name}'", name)
 
@@ -348,6 +349,13 @@ class Runtime:
         image.update()
 
 
+def _key_job_motion(job, event) -> str:
+    """A capture or lip-sync job's motion arrived: key it (keying.key_job_motion), as a step of its own."""
+    text = keying.key_job_motion(job, event)
+    record_undo_step(f"Enliven: {job.title}")
+    return text
+
+
 def _frames_written(scene_name: str, rig_name: str, directory: str, fmt: str, frames: list[int]) -> None:
     """Generate finished: images showing the folder reload, and the rig's compositor node and strip play the
     frames it generated."""
@@ -355,9 +363,12 @@ def _frames_written(scene_name: str, rig_name: str, directory: str, fmt: str, fr
     scene, rig = bpy.data.scenes.get(scene_name), bpy.data.objects.get(rig_name)
     if scene is not None and rig is not None and frames:
         try:
-            hooks.frames_generated(scene, rig, directory, fmt, frames[0], frames[-1])
+            followed = hooks.frames_generated(scene, rig, directory, fmt, frames[0], frames[-1])
         except UserError as error:  # (the rig's settings changed while it generated): the frames are written
             report('WARNING', f"The sequencer strip was not updated: {error}")
+        else:
+            if followed:
+                record_undo_step("Enliven: Compositor Follows the Frames")
 
 
 def _reload_sequence_images(directory: str) -> None:
@@ -388,6 +399,21 @@ def _redraw(status_bar: bool = False) -> None:
                     bpy.context.workspace.status_text_set(None)
         except (RuntimeError, TypeError, AttributeError):
             pass
+
+
+def record_undo_step(name: str) -> None:
+    """An undo step for what the add-on just changed from its timer (a group's rigs, a bake's keys, the nodes
+    Generate retimed). Blender records a step after each operator only: without this one the change would
+    belong to no step, and the next Ctrl+Z, whatever it undid, would take it away too (and redo never bring
+    it back)."""
+    wm = bpy.context.window_manager
+    if wm is None or not wm.windows:
+        return
+    try:
+        with bpy.context.temp_override(window=wm.windows[0]):
+            bpy.ops.ed.undo_push(message=name)
+    except (RuntimeError, AttributeError):
+        pass
 
 
 def report(level: str, text: str) -> None:

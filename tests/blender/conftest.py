@@ -261,6 +261,22 @@ def local_backend(prefs, timeout: float = 10.0):
         prefs.mode = 'CONNECT'
 
 
+def in_window(operator, **properties):
+    """Run `operator` as from Blender's window (undo and redo need one; the timer has none of its own)."""
+    import bpy
+
+    with bpy.context.temp_override(window=bpy.context.window_manager.windows[0]):
+        return operator(**properties)
+
+
+def undo_step(name: str) -> None:
+    """Record an undo step, as Blender does after each operator an artist runs (background Blender records
+    none unless asked: the first one asked starts its undo history)."""
+    import bpy
+
+    in_window(bpy.ops.ed.undo_push, message=name)
+
+
 def generate(timeout: float = 120.0):
     """Press Generate and run the timer until the job ends; returns the job."""
     import bpy

@@ -11,7 +11,7 @@ import sys
 import bpy
 import numpy as np
 import pytest
-from .conftest import ADDON_MODULE, ASTRONAUT, generate, image_channels, image_pixels, pump
+from .conftest import ADDON_MODULE, ASTRONAUT, generate, image_channels, image_pixels, in_window, pump, undo_step
 
 FIRST, LAST = 1, 4
 HALF = 250  # the left face lies left of this column, the right face right of it
@@ -256,3 +256,27 @@ def test_a_group_photo_added_before_a_backend_answers_gets_its_rigs_once_one_doe
     runtime.connect(force=True)
     pump(lambda: len(groups.face_rigs(lead)) == 2, 30, "the other face's rig")
     assert [rig.enliven.face_index for rig in groups.face_rigs(lead)] == [0, 1]
+
+
+def test_undo_after_the_group_got_its_rigs_keeps_them(connected, two_faces):
+    # The other faces' rigs arrive from the timer, after Add Portrait's undo step: they belonged to no step,
+    # and undoing the next thing done (a preset on one of them) took them away too, for good.
+    groups = sub("groups")
+    undo_step("Before")
+    assert bpy.ops.enliven.add_portrait(filepath=two_faces[0]) == {'FINISHED'}
+    undo_step("Add Portrait")
+    lead = bpy.context.scene.enliven.rig.name
+    pump(lambda: len(groups.face_rigs(bpy.data.objects[lead])) == 2, 90, "a rig per face")
+    other = groups.face_rigs(bpy.data.objects[lead])[1].name
+    bpy.context.view_layer.objects.active = bpy.data.objects[other]
+    assert bpy.ops.enliven.insert_preset(preset="idle-alive", frame=1) == {'FINISHED'}
+    undo_step("Insert Preset")
+    assert sub("compat").fcurves(bpy.data.objects[other])
+
+    assert in_window(bpy.ops.ed.undo) == {'FINISHED'}  # the preset, and only the preset
+    assert [rig.name for rig in groups.face_rigs(bpy.data.objects[lead])] == [lead, other]
+    assert not sub("compat").fcurves(bpy.data.objects[other])
+    assert in_window(bpy.ops.ed.undo) == {'FINISHED'}  # the rigs, then the portrait
+    assert [rig.name for rig in groups.face_rigs(bpy.data.objects[lead])] == [lead]
+    assert in_window(bpy.ops.ed.redo) == {'FINISHED'}  # and back
+    assert [rig.name for rig in groups.face_rigs(bpy.data.objects[lead])] == [lead, other]

@@ -11,7 +11,7 @@ import bpy
 import numpy as np
 import pytest
 
-from .conftest import ADDON_MODULE, ASTRONAUT, backend_python, pump
+from .conftest import ADDON_MODULE, ASTRONAUT, backend_python, in_window, pump, undo_step
 from .test_blender_ui import draw_all
 
 FPS = 30
@@ -218,6 +218,24 @@ def test_say_keys_only_the_mouth_over_its_frames_and_adds_the_sound(connected, p
         assert [tuple(p.co) for p in fcurve(portrait, name).keyframe_points] == keys, name
     assert fcurve(portrait, "head_pitch") is None  # never keyed
     _sound_strip_checked(job, scene30, 20)
+
+
+def test_undo_after_a_bake_landed_keeps_its_keys_and_sound(connected, portrait, scene30):
+    # The keys arrive from the timer, after Say Text's undo step: undoing the next thing done took them away
+    # with it, and redo never brought them back.
+    undo_step("Before")
+    name = portrait.name
+    assert bpy.ops.enliven.say_text(text="Hello, papa.", frame=20) == {'FINISHED'}
+    undo_step("Say Text")  # Blender's step for the operator, before the timer keys what the backend sends
+    job = connected.bake
+    pump(lambda: not job.active, 60, "say to finish")
+    assert job.state == "DONE", job.message
+    keys = [tuple(p.co) for p in fcurve(bpy.data.objects[name], "jaw_open").keyframe_points]
+    bpy.context.scene.frame_end = 400
+    undo_step("End Frame")
+    assert in_window(bpy.ops.ed.undo) == {'FINISHED'}
+    assert [tuple(p.co) for p in fcurve(bpy.data.objects[name], "jaw_open").keyframe_points] == keys
+    assert [strip.name for strip in sub("compat").sound_strips(bpy.context.scene)] == [job.strip]
 
 
 def test_lipsync_from_a_file_blends_with_existing_mouth_keys(connected, portrait, scene30):

@@ -10,7 +10,7 @@ import sys
 import bpy
 import numpy as np
 import pytest
-from .conftest import ADDON_MODULE, animate, generate, image_pixels
+from .conftest import ADDON_MODULE, animate, generate, image_pixels, in_window, undo_step
 
 FIRST, LAST = 3, 8
 
@@ -144,3 +144,23 @@ def test_generating_a_longer_range_again_plays_it_in_the_compositor_and_the_sequ
     assert node.image.filepath.endswith(".exr")
     output = sub("compat").compositor_output_socket(scene, sub("compat").compositor_tree(scene))
     assert output.links[0].from_node == node and output.links[0].from_socket == node.outputs[0]
+
+
+def test_undo_after_generating_again_keeps_the_node_playing_the_new_frames(generated):
+    # Generate retimes the node from the timer, after every undo step: undoing the next thing done put it back
+    # to the old length, and renders past it froze on its last frame although the frames were written.
+    scene = bpy.context.scene
+    undo_step("Before")
+    assert bpy.ops.enliven.add_to_compositor() == {'FINISHED'}
+    undo_step("Add to Compositor")
+    animate(generated, FIRST, LAST + 4)
+    undo_step("Keys")
+    job = generate()
+    assert job.state == "DONE", job.message
+    scene.frame_end = 40
+    undo_step("End Frame")
+    assert in_window(bpy.ops.ed.undo) == {'FINISHED'}
+    scene = bpy.context.scene
+    assert scene.frame_end == 20
+    node = next(n for n in sub("compat").compositor_tree(scene).nodes if n.bl_idname == "CompositorNodeImage")
+    assert (node.frame_start, node.frame_duration) == (FIRST, LAST + 4 - FIRST + 1)
