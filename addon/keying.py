@@ -29,13 +29,41 @@ def _clear_range(fc: bpy.types.FCurve, first: float, last: float) -> None:
             points.remove(points[index], fast=True)
 
 
+def _end_loop(fc: bpy.types.FCurve, until: float) -> None:
+    """A looping curve (a Cycles modifier repeats its keys) about to take keys that do not loop with it, from
+    frame `until` on: its loop written out as keys up to there, and the modifier removed. The loop plays on
+    up to the new keys, which then play once (the modifier kept, the new keys became part of the cycle: the
+    loop stopped repeating, and a talk inserted after it repeated for ever)."""
+    cycles = [modifier for modifier in fc.modifiers if modifier.type == 'CYCLES']
+    if not cycles:
+        return
+    points = fc.keyframe_points
+    if len(points) > 1:
+        loop = [(tuple(p.co), p.interpolation, p.handle_left_type, p.handle_right_type) for p in points]
+        first, period = loop[0][0][0], loop[-1][0][0] - loop[0][0][0]
+        repeat = 1
+        while period >= 1.0 and first + repeat * period < until:
+            for (frame, value), interpolation, left, right in loop[1:]:  # (a loop's last key is its first again)
+                frame += repeat * period
+                if frame >= until:
+                    break
+                point = points.insert(frame, value, options={'FAST'})
+                point.interpolation, point.handle_left_type, point.handle_right_type = interpolation, left, right
+            repeat += 1
+    for modifier in cycles:
+        fc.modifiers.remove(modifier)
+    fc.update()
+
+
 def insert_keys(obj: bpy.types.Object, keys: dict[str, list[tuple[float, float]]], *,
-                interpolation: str = 'BEZIER', replace: bool = True) -> int:
+                interpolation: str = 'BEZIER', replace: bool = True, loop: bool = False) -> int:
     """Insert `keys` ({channel: [(frame, value in channel units)]}) on rig `obj`.
 
     With `replace`, each channel's existing keys inside the new keys' frame
     span are removed first. Bezier keys get auto-clamped handles, which is
-    what the presets are designed for. Returns the number of keys inserted.
+    what the presets are designed for. A channel that loops (a Cycles
+    modifier) stops looping where the new keys begin, unless they are a
+    `loop` themselves (insert_preset's). Returns the number of keys inserted.
     """
     count = 0
     for name, channel_keys in keys.items():
@@ -46,6 +74,8 @@ def insert_keys(obj: bpy.types.Object, keys: dict[str, list[tuple[float, float]]
         fc = compat.ensure_fcurve(obj, properties.data_path(name), properties.GROUP_NAME)
         frames = np.array([k[0] for k in channel_keys], dtype=np.float64)
         values = np.array([properties.to_property(name, k[1]) for k in channel_keys], dtype=np.float64)
+        if not loop:
+            _end_loop(fc, frames.min())
         if replace:
             _clear_range(fc, frames.min(), frames.max())
         points = fc.keyframe_points
@@ -73,7 +103,9 @@ def insert_preset(obj: bpy.types.Object, name: str, frame: int, fps: float, *, s
     With `loop` (loopable presets only) the keys are a seamless loop whose
     last key repeats the first, and each of the preset's F-curves gets a
     Cycles modifier: the motion repeats for ever, the frame after the last
-    key's predecessor flowing into the first key again. Each face of a group
+    key's predecessor flowing into the first key again. A Cycles modifier
+    repeats all of a curve's keys, so a loop's channels may have none before
+    it (ValueError), and it replaces theirs after it. Each face of a group
     photo draws its own variation from `seed` (its blinks, glances, breaths). The speech of talk and
     showcase is fitted to `mouth`, the photo's lips (runtime.photo_mouth): on a photo whose mouth is open
     they close between syllables (negative jaw_open keys).
@@ -82,10 +114,28 @@ def insert_preset(obj: bpy.types.Object, name: str, frame: int, fps: float, *, s
                        mouth=mouth)
     shifted = {ch: [(frame + f, v) for f, v in channel_keys] for ch, channel_keys in keys.items()}
     last = max((k[-1][0] for k in shifted.values() if k), default=frame)
-    count = insert_keys(obj, shifted, replace=replace)
+    if loop:
+        _make_room_for_loop(obj, [ch for ch, channel_keys in keys.items() if channel_keys], frame)
+    count = insert_keys(obj, shifted, replace=replace, loop=loop)
     if loop:
         cycle_curves(obj, [properties.data_path(ch) for ch, channel_keys in keys.items() if channel_keys])
     return count, int(last)
+
+
+def _make_room_for_loop(obj: bpy.types.Object, channels: list[str], frame: int) -> None:
+    """Clear the keys of `channels` from `frame` on (a loop runs on for ever from there); raises ValueError,
+    changing nothing, when one has keys before `frame`, which the loop's Cycles modifier would repeat too."""
+    curves = compat.fcurves_by_path(obj)
+    loop_curves = [curves[path] for path in map(properties.data_path, channels) if path in curves]
+    earlier = [fc for fc in loop_curves if any(point.co.x < frame - 1e-4 for point in fc.keyframe_points)]
+    if earlier:
+        names = ", ".join(fc.data_path.removeprefix("enliven.") for fc in earlier[:3])
+        more = f" and {len(earlier) - 3} more channels" if len(earlier) > 3 else ""
+        raise ValueError(f"Loop repeats all of a channel's keys, and {names}{more} "
+                         f"{'has' if len(earlier) == 1 else 'have'} keys before frame {frame}: delete them, insert "
+                         f"the loop earlier, or insert without Loop")
+    for fc in loop_curves:
+        _clear_range(fc, frame, float("inf"))
 
 
 def cycle_curves(obj: bpy.types.Object, data_paths: list[str]) -> None:

@@ -108,7 +108,8 @@ class ENLIVEN_OT_insert_preset(RigOperator, bpy.types.Operator):
     loop: BoolProperty(name="Loop", default=False,
                        description="Make the preset a seamless loop (idle-alive): the last frame flows into the "
                                    "first, and the F-curves get a Cycles modifier. With Fill Range the loop is "
-                                   "Start to End Frame, the key after End repeating Start")
+                                   "Start to End Frame, the key after End repeating Start. It replaces its "
+                                   "channels' keys from Start Frame on; keys inserted later end it there")
 
     def execute(self, context):
         obj = properties.active_rig(context)

@@ -232,10 +232,24 @@ def test_idle_alive_loop_repeats_seamlessly_with_cycles_modifiers(portrait):
         wrap = abs(values[-1] - values[-2]) / span  # End to the repeat of Start
         steps.append((wrap, np.percentile(np.abs(np.diff(values[:-1])) / span, 95)))
     assert all(wrap <= typical + 1e-6 for wrap, typical in steps)
-    # Without Loop nothing cycles, and a preset that cannot loop is refused.
+    # A preset inserted after it without Loop: the loop plays on up to it, and it plays once (the Cycles
+    # modifier, kept, made the nod part of the cycle: the loop stopped at 121 and the nod repeated for ever).
+    loop_at = {frame: curves["enliven.head_pitch"].evaluate(frame) for frame in (38, 100)}
     assert bpy.ops.enliven.insert_preset(preset="nod", frame=300) == {'FINISHED'}
-    pitch = compat.fcurves_by_path(portrait, "enliven.head_pitch")["enliven.head_pitch"]
-    assert [modifier.type for modifier in pitch.modifiers] == ['CYCLES']  # from the loop, kept
+    curves = compat.fcurves_by_path(portrait, "enliven.")
+    pitch = curves["enliven.head_pitch"]
+    assert not pitch.modifiers
+    for frame, value in loop_at.items():
+        assert pitch.evaluate(frame + 120) == pytest.approx(value, abs=1e-5)  # the loop, again, up to the nod
+    nod_end = pitch.keyframe_points[-1].co.x
+    assert pitch.evaluate(nod_end + 50) == pytest.approx(pitch.evaluate(nod_end), abs=1e-6)  # once
+    assert [modifier.type for modifier in curves["enliven.blink_l"].modifiers] == ['CYCLES']  # not the nod's
+    # A loop after keys of its channels is refused, changing nothing (its Cycles modifier would repeat them).
+    keys = [tuple(p.co) for p in pitch.keyframe_points]
+    with pytest.raises(RuntimeError, match="and [0-9]+ more channels have keys before frame 500"):
+        bpy.ops.enliven.insert_preset(preset="idle-alive", frame=500, loop=True)
+    assert [tuple(p.co) for p in compat.fcurves_by_path(portrait, "enliven.head_pitch")["enliven.head_pitch"]
+            .keyframe_points] == keys
     with pytest.raises(RuntimeError, match="cannot loop"):
         bpy.ops.enliven.insert_preset(preset="nod", frame=400, loop=True)
 
