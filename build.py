@@ -64,7 +64,7 @@ PLATFORMS: dict[str, str] = {
 }
 PERMISSIONS = {
     "network": "Talks to the Enliven backend (enliven serve) over ZeroMQ",
-    "files": "Reads photos and motion files and writes PNG frame sequences",
+    "files": "Reads photos, motion and audio; writes PNG or EXR frames",
 }
 # Imports the add-on may make by absolute name: Blender's own modules, the
 # standard library, numpy (bundled with Blender) and zmq (our wheel). Anything

@@ -6,7 +6,7 @@ import os
 import bpy
 from bpy.props import BoolProperty, IntProperty, StringProperty
 
-from . import compat, compositing, connection, properties, sampling
+from . import compat, compositing, connection, groups, properties, sampling
 from .connection import RUNTIME
 from .runtime import PREVIEW_IMAGE
 from .operators import RigOperator, rig_poll
@@ -108,8 +108,10 @@ class ENLIVEN_OT_add_to_compositor(OutputSettings, RigOperator, bpy.types.Operat
         if scene.sequence_editor is not None and scene.render.use_sequencer and len(compat.strips(scene)):
             self.report({'WARNING'}, "The sequencer has strips, so renders show the sequencer, not the compositor "
                                      "(turn off Post Processing > Sequencer to render the compositor)")
-        self.report({'INFO'}, f"Compositor plays '{obj.name}' (frames {node.frame_start}-"
-                              f"{node.frame_start + node.frame_duration - 1})")
+        faces = len(groups.face_rigs(obj))
+        every_face = f" with the photo's {faces} faces" if faces > 1 else ""  # (the lead rig's frames)
+        self.report({'INFO'}, f"Compositor plays '{groups.lead_rig(obj).name}'{every_face} (frames "
+                              f"{node.frame_start}-{node.frame_start + node.frame_duration - 1})")
         return {'FINISHED'}
 
 

@@ -128,7 +128,7 @@ def test_check_catches_broken_zips(extension_zip, tmp_path, case, expected):
     wheel = next(n for n in zipfile.ZipFile(extension_zip).namelist() if n.startswith("wheels/"))
     edits = {
         "no_network": dict(manifest_edit=lambda t: "\n".join(l for l in t.splitlines() if not l.startswith("network"))),
-        "reason_period": dict(manifest_edit=lambda t: t.replace('frame sequences"', 'frame sequences."')),
+        "reason_period": dict(manifest_edit=lambda t: t.replace('EXR frames"', 'EXR frames."')),
         "missing_wheel": dict(drop={wheel}),
         "missing_module": dict(drop={"operators.py"}),
         "absolute_import": dict(add={"extra.py": "from shared.channels import CHANNELS\n"}),
