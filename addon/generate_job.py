@@ -189,6 +189,8 @@ class GenerateJob(Job):
         write_error = self.collect_writes(wait=True)
         if write_error is not None:
             state, text = JobState.FAILED, write_error
+        if state == JobState.FAILED and self.written:
+            text = f"{text} ({self.written} frames written before it are kept)"
         if self.keys:
             try:
                 frame_cache.save_cache(self.out_dir, self.cache)

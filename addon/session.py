@@ -242,10 +242,9 @@ class Session:
                 except UserError as error:
                     self.fail(str(error))
             elif not local.running:
-                self.fail(f"The local backend exited (code {local.returncode}): {local.log_tail(3)}")
+                self.fail(_ended("exited", local))
             elif time.monotonic() - local.started > LOCAL_START_TIMEOUT_S:
-                self.fail(f"The local backend did not start within {LOCAL_START_TIMEOUT_S:.0f} s: "
-                          f"{local.log_tail(3)}")
+                self.fail(_ended(f"did not start within {LOCAL_START_TIMEOUT_S:.0f} s", local))
         if self.client is None:
             return
         for event in self.client.poll(max_events=EVENTS_PER_TICK):
@@ -258,10 +257,21 @@ class Session:
             if handler is not None:
                 handler(event)
         if self.state == ConnectionState.CONNECTED and self.local is not None and not self.local.running:
-            text = f"The local backend stopped (code {self.local.returncode}): {self.local.log_tail(3)}"
+            text = _ended("stopped", self.local)
             self.fail(text)
             # Its jobs end now (a Generate waited out the whole timeout, its button greyed out).
             for event in self.client.abandon(protocol.E_LOST, text):
                 handler = self.handlers.pop(event.job, None)
                 if handler is not None:
                     handler(event)
+
+
+def _ended(what: str, local) -> str:
+    """One line (a label shows one) on how the local backend `what` ("exited", "stopped", ...): its exit code
+    or signal and its log's last line, which says why when it failed; killed, its log's tail is its start-up
+    banner, so none. Show Backend Log has the rest."""
+    code = local.returncode
+    how = f" (killed by signal {-code})" if code is not None and code < 0 else f" (code {code})" if code else ""
+    last = next((line.strip() for line in reversed(list(local.log)) if line.strip()), "")
+    said = f": {last}" if last and not (code is not None and code < 0) else ""
+    return f"The local backend {what}{how}{said}. Show Backend Log has the rest"

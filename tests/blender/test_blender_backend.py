@@ -395,5 +395,8 @@ def test_generate_ends_at_once_when_the_local_backend_dies(addon, prefs, scene, 
         killed = time.monotonic()
         pump(lambda: not job.active, 30, "the generate to end")
         assert time.monotonic() - killed < 5.0
-        assert job.state == "FAILED" and "local backend stopped" in job.message, job.message
+        assert job.state == "FAILED" and "local backend stopped (killed by signal 9)" in job.message, job.message
         assert (tmp_path / "frame_00001.png").exists()  # frames already written stay written
+        assert f"({job.written} frames written before it are kept)" in job.message and job.written >= 1
+        # One line, for the panel's label (it held the log's tail: the start-up banner, on three lines).
+        assert "\n" not in runtime.message and "listening" not in runtime.message, runtime.message
