@@ -255,6 +255,8 @@ def irises_on_the_eyes(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
         def darkness(x: float, y: float) -> float:  # the disc's darkest tenth (inside the opening) over the skin
             disc = np.hypot(xs - x, ys - y) <= radius
             shown = disc & (inside > 0)
+            if not disc.any():  # off the photo (a face cut by its edge): nothing to judge, so left as it is
+                return 0.0
             return float(np.percentile(luma[shown if shown.sum() >= 2 else disc], 10)) / skin_luma
 
         if darkness(*(centre - (x0, y0))) < IRIS_DARKER:

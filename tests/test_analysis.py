@@ -136,3 +136,12 @@ def test_an_iris_placed_on_skin_is_moved_onto_the_eye_s_dark_disc(subject):
     assert np.linalg.norm(moved[iris[0], :2] - pupil) < 1.5
     assert np.allclose(moved[iris, :2] - subject.landmarks[iris, :2], moved[iris[0], :2] - subject.landmarks[iris[0], :2])
     assert np.array_equal(moved[list(lm.LEFT_IRIS)], subject.landmarks[list(lm.LEFT_IRIS)])
+
+
+def test_a_face_cut_by_the_photo_s_edge_is_analysed(astronaut):
+    """A photo (or a video frame: a face walking out of the picture) cut through the face's right eye: its
+    iris lies partly off the photo. Analysing it was a traceback (IndexError) in every command, and lost a
+    whole capture."""
+    cut = np.ascontiguousarray(astronaut[:, 205:])
+    subject = analyze_image(cut)
+    assert subject.landmarks[:, 0].min() < 0  # the face runs off the photo's left edge
