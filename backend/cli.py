@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import __version__
 from .arguments import (ALL_FACES, add_photo_options, add_size_option, analyze_photo, check_output_file,
-                        check_output_folder, check_render_arguments, load_photo, whole_number_in)
+                        check_output_folder, check_render_arguments, load_photo, number_in, whole_number_in)
 from .errors import EXIT_CODES, BadMotionError, EnlivenError, UsageError
 from .remote_render import add_server_options, connection_keys, render_on_server
 from .sequence import VIDEO_SUFFIXES, FrameSink
@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"also write an H.264 video ({', '.join(VIDEO_SUFFIXES)}; an odd width or height is "
                                "padded by a pixel, which H.264 needs)")
     generate.add_argument("--audio", type=Path, metavar="FILE", help="put this sound (any audio or video file) into --video")
-    generate.add_argument("--audio-offset", type=float, metavar="SECONDS",
+    generate.add_argument("--audio-offset", type=number_in(-3600.0, 3600.0, what="a number of seconds"),
+                          metavar="SECONDS",
                           help="start the sound this much later (negative: earlier) than the first frame")
     generate.add_argument("--contact-sheet", type=Path, metavar="PNG", help="also write a grid of thumbnails")
     generate.add_argument("--alpha", action="store_true",
@@ -230,6 +231,9 @@ def run_generate(args: argparse.Namespace) -> int:
         motion, subject = single_face_motion(args, files)
         values = motion.full()
         frame_count, fps = len(values), motion.fps
+    if args.audio is not None and (args.audio_offset or 0.0) >= frame_count / fps:
+        print(f"enliven: warning: --audio-offset {args.audio_offset:g} starts the sound after the last frame "
+              f"({frame_count / fps:.2f} s): the video is silent", file=sys.stderr)
     sink = FrameSink(args.out, frame_count, fps, video=args.video, contact_sheet=args.contact_sheet,
                      audio=args.audio, audio_offset_s=args.audio_offset or 0.0, fmt=args.format,
                      png_level=args.png_compression)

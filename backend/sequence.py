@@ -38,11 +38,14 @@ class VideoWriter:
     The video is written under a temporary name beside `path` and renamed
     when `close()` finishes it, so an interrupted run never leaves a
     half-written MP4 under the name asked for. `abort()` removes the partial
-    file. `audio_offset_s` delays the sound (positive) or cuts its start
-    (negative) relative to the first frame.
+    file. The sound starts with the first frame (at its own first sample,
+    as lip-sync reads it, wherever its file's timeline put that); `audio_offset_s`
+    delays it (positive) or cuts its start (negative). With `frame_count`
+    it ends with the last frame at the latest.
     """
 
-    def __init__(self, path: str | Path, fps: float, audio: str | Path | None = None, audio_offset_s: float = 0.0):
+    def __init__(self, path: str | Path, fps: float, audio: str | Path | None = None, audio_offset_s: float = 0.0,
+                 frame_count: int | None = None):
         import imageio.v2 as imageio
 
         self.path = Path(path)
@@ -50,10 +53,8 @@ class VideoWriter:
         # Hidden, and still ending in the video's suffix, which picks ffmpeg's muxer.
         self._partial = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix or '.mp4'}")
         output_params = []
-        if audio is not None and audio_offset_s > 0:
-            output_params += ["-af", f"adelay=delays={round(audio_offset_s * 1000)}:all=1"]
-        elif audio is not None and audio_offset_s < 0:
-            output_params += ["-af", f"atrim=start={-audio_offset_s:.6f},asetpts=PTS-STARTPTS"]
+        if audio is not None:
+            output_params += ["-af", ",".join(sound_filters(audio_offset_s, frame_count / fps if frame_count else None))]
         sound = {"audio_path": str(audio), "audio_codec": "aac"} if audio is not None else {}
         self._writer = imageio.get_writer(str(self._partial), format="FFMPEG", fps=fps, codec="libx264", quality=8,
                                           pixelformat="yuv420p", macro_block_size=1, ffmpeg_log_level="error",
@@ -102,6 +103,21 @@ class VideoWriter:
         except Exception:  # ffmpeg may already be gone (the reason for aborting); the file goes either way
             pass
         self._partial.unlink(missing_ok=True)
+
+
+def sound_filters(offset_s: float, picture_s: float | None) -> list[str]:
+    """ffmpeg's audio filters that put a sound under the frames: from its first sample (a sound track that
+    starts later than its file, as a camera's or a `-c copy` cut's often does, played that much later than
+    lip-sync had timed the lips: 1 s in a test), `offset_s` later (negative: its start cut), and no longer
+    than the picture, `picture_s` (it ran on past the last frame)."""
+    filters = ["asetpts=PTS-STARTPTS"]
+    if offset_s > 0:
+        filters.append(f"adelay=delays={round(offset_s * 1000)}:all=1")
+    elif offset_s < 0:
+        filters += [f"atrim=start={-offset_s:.6f}", "asetpts=PTS-STARTPTS"]
+    if picture_s is not None:
+        filters.append(f"atrim=end={picture_s:.6f}")
+    return filters
 
 
 def _streams(video: Path) -> list[str]:
@@ -160,7 +176,7 @@ class FrameSink:
         self.frame_count = frame_count
         self.fmt = fmt
         self.png_level = png_level
-        self.video = VideoWriter(video, fps, audio, audio_offset_s) if video else None
+        self.video = VideoWriter(video, fps, audio, audio_offset_s, frame_count) if video else None
         self.sheet_path = contact_sheet
         self.sheet_numbers = set(sheet_frame_numbers(frame_count)) if contact_sheet else set()
         self.sheet_frames: list[tuple[int, np.ndarray]] = []

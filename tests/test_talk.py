@@ -150,6 +150,33 @@ def test_talk_from_a_recording_keeps_its_timing(spoken_wav, tmp_path):
     assert abs(mouth_onset_s(motion) - speech_onset_s(sound)) <= 0.1
 
 
+def sound_on_timeline(media: Path) -> np.ndarray:
+    """As sound_of, from the file's time 0: a sound track that starts later in its file is preceded by
+    silence, as a player plays it."""
+    raw = subprocess.run([FFMPEG, "-v", "error", "-i", str(media), "-vn", "-af", "aresample=async=1:first_pts=0",
+                          "-f", "s16le", "-ac", "1", "-ar", str(SAMPLE_RATE), "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.int16).astype(np.float32) / 32768.0
+
+
+def test_a_sound_track_that_starts_late_in_its_file_plays_with_the_lips(spoken_wav, tmp_path):
+    """A camera's clip, or one cut with `-c copy`, often has its sound start after its picture (here 1 s). The
+    lips were timed from the sound's first sample while the video kept the file's timeline: the mouth moved
+    a second before the voice, and the sound ran on past the last frame."""
+    late = tmp_path / "late.mp4"
+    subprocess.run([FFMPEG, "-v", "error", "-f", "lavfi", "-i", "color=black:s=64x64:r=25:d=5", "-itsoffset", "1.0",
+                    "-i", str(spoken_wav), "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-c:a", "aac",
+                    str(late)], check=True)
+    assert speech_onset_s(sound_on_timeline(late)) - speech_onset_s(sound_of(spoken_wav)) > 0.9  # it is late
+    video, motion = tmp_path / "talk.mp4", tmp_path / "motion.json"
+    result = run_enliven("talk", ASTRONAUT, "--audio", late, "--out", video, "--motion-out", motion,
+                         "--size", "128", "--fps", "25")
+    assert result.returncode == 0, result.stderr
+    sound = sound_on_timeline(video)
+    assert abs(mouth_onset_s(motion) - speech_onset_s(sound)) <= 0.1
+    _, seconds = video_seconds(video)
+    assert len(sound) / SAMPLE_RATE <= seconds + 0.03  # the sound ends with the picture
+
+
 def test_generate_muxes_audio_at_an_offset(spoken_wav, tmp_path):
     onsets = []
     for offset in ("0", "0.5"):
@@ -160,7 +187,25 @@ def test_generate_muxes_audio_at_an_offset(spoken_wav, tmp_path):
         assert result.returncode == 0, result.stderr
         assert streams(video) == ["Video", "Audio"]
         onsets.append(speech_onset_s(sound_of(video)))
+        # The recording is longer than the 3 s of frames: it ends with them (it ran on past the last frame).
+        assert len(sound_on_timeline(video)) / SAMPLE_RATE <= video_seconds(video)[1] + 0.03
     assert abs(onsets[1] - onsets[0] - 0.5) <= 0.03
+
+
+@pytest.mark.parametrize("offset", ["inf", "nan", "100000"])
+def test_an_audio_offset_out_of_range_is_a_usage_error(spoken_wav, tmp_path, offset):
+    # (inf was a traceback that left an empty folder, nan was ignored, 100000 wrote 27 hours of silence)
+    result = run_enliven("generate", ASTRONAUT, "--preset", "blink", "--out", tmp_path / "f", "--video",
+                         tmp_path / "v.mp4", "--audio", spoken_wav, f"--audio-offset={offset}")
+    assert result.returncode == 2 and "--audio-offset" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "f").exists()
+
+
+def test_a_sound_that_starts_after_the_last_frame_is_said(spoken_wav, tmp_path):
+    result = run_enliven("generate", ASTRONAUT, "--preset", "blink", "--size", "64", "--out", tmp_path / "f",
+                         "--video", tmp_path / "v.mp4", "--audio", spoken_wav, "--audio-offset", "5")
+    assert result.returncode == 0, result.stderr
+    assert "starts the sound after the last frame (0.54 s): the video is silent" in result.stderr
 
 
 def test_generate_audio_needs_a_video(spoken_wav, tmp_path):

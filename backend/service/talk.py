@@ -73,7 +73,7 @@ def run(server: Any, job: Job) -> list:
         name = f.get("video_name", DEFAULT_VIDEO_NAME)
         with tempfile.TemporaryDirectory(prefix="enliven-talk-") as scratch:
             made = Path(scratch) / name
-            video = VideoWriter(made, result.motion.fps, audio=sound)
+            video = VideoWriter(made, result.motion.fps, audio=sound, frame_count=len(values))
             try:
                 for index, row in enumerate(values):
                     with lock:

@@ -103,8 +103,9 @@ class LipsyncResult:
 
 
 def frame_count(duration_s: float, fps: float) -> int:
-    """Frames covering `duration_s` of sound: frame i shows time i / fps."""
-    return max(1, int(round(duration_s * fps)))
+    """Frames covering `duration_s` of sound: frame i shows time i / fps, and the last one lasts to the sound's
+    end (rounded, a video ended up to half a frame before its sound)."""
+    return max(1, math.ceil(duration_s * fps - 1e-6))
 
 
 def lipsync_audio(path: str | os.PathLike[str], options: LipsyncOptions = LipsyncOptions(),
@@ -216,12 +217,14 @@ def motion_from_curves(curves: MouthCurves, duration_s: float, options: LipsyncO
     values.update({name: np.full(count, CHANNELS[CHANNEL_INDEX[name]].default)
                    for name in MOUTH_CHANNELS if name not in values})
 
-    rng = np.random.default_rng(options.seed)
+    # A random stream each: the blinks' times do not hang on how many numbers the head's noise drew (a
+    # sound one frame longer moved every blink, or took the only one away).
+    head_rng, blink_rng = np.random.default_rng(options.seed).spawn(2)
     if options.head_motion > 0:
         # The head follows the sound as heard, not the anticipating mouth.
-        values.update(head_motion(curves, frame_times, options.head_motion, rng))
+        values.update(head_motion(curves, frame_times, options.head_motion, head_rng))
     if options.blinks:
-        blink = blinks(curves, frame_times, rng)
+        blink = blinks(curves, frame_times, blink_rng)
         values.update({name: blink for name in BLINK_CHANNELS})
 
     channels = tuple(values)

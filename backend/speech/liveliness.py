@@ -66,7 +66,10 @@ def blinks(curves: MouthCurves, times: np.ndarray, rng: np.random.Generator) -> 
     fps = 1.0 / (times[1] - times[0]) if times.size > 1 else 24.0
     pause_starts = _pause_starts(curves)
     values = np.zeros(times.size)
-    when = rng.uniform(0.5, 0.5 + BLINK_MEAN_INTERVAL_S)
+    # The first within the clip when a whole blink fits in it: a talk of 2-3 s drew it after its end one time
+    # in four, and the face never blinked.
+    whole_blink = BLINK_CLOSE_S + BLINK_HOLD_S + BLINK_OPEN_S
+    when = rng.uniform(0.5, 0.5 + min(BLINK_MEAN_INTERVAL_S, max(duration - 0.5 - whole_blink, 0.0)))
     while when < duration:
         upcoming = pause_starts[(pause_starts >= when) & (pause_starts <= when + BLINK_SNAP_TO_PAUSE_S)]
         if upcoming.size:
