@@ -39,6 +39,7 @@ import numpy as np
 
 from .shared import protocol
 from . import landmarks as lm
+from .arguments import number_in
 from .arrays import runs_of
 from .errors import EnlivenError, NoFaceError, UsageError
 from .filters import DEFAULT_SMOOTHING, SMOOTHING_LEVELS, OneEuroSettings, smooth_channels, smoothing_settings
@@ -570,7 +571,8 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--beta", type=float, metavar="B",
                         help=f"how much fast motion escapes smoothing: higher keeps quick moves sharper "
                              f"(normal: {normal.beta:g})")
-    parser.add_argument("--max-gap", type=float, default=DEFAULT_MAX_GAP_S, metavar="SECONDS",
+    parser.add_argument("--max-gap", type=number_in(0.0, 3600.0, what="a number of seconds"),
+                        default=DEFAULT_MAX_GAP_S, metavar="SECONDS",
                         help=f"report frames without a face longer than this (default {DEFAULT_MAX_GAP_S:g} s); "
                              "all gaps are interpolated")
     parser.add_argument("--strength", action="append", metavar="GROUP=FACTOR",

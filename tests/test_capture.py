@@ -168,6 +168,12 @@ def test_bad_capture_arguments_are_usage_errors_before_the_video_is_read(tmp_pat
     assert line.startswith("enliven: error: ") and complaint in line
 
 
+def test_a_max_gap_that_is_no_number_of_seconds_is_a_usage_error(tmp_path):
+    # (nan turned the gap warnings off without a word)
+    result = run_enliven("capture", tmp_path / "not-there.mp4", "--out", tmp_path / "m.json", "--max-gap", "nan")
+    assert result.returncode == 2 and "--max-gap: nan is out of range" in result.stderr, result.stderr
+
+
 def test_a_face_number_no_frame_has_is_named_in_the_error(performance_video):
     with pytest.raises(NoFaceError, match=r"shows a face number 3 \(numbered from 0, largest first\): choose a "
                                           r"lower --face"):

@@ -66,7 +66,8 @@ def _add_motion_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--head-motion", type=number_in(0, 5), default=0.0, metavar="AMOUNT",
                         help="add small head motion that follows the speech; 1 is natural (default 0: none)")
     parser.add_argument("--blinks", action="store_true", help="add blinks at natural intervals")
-    parser.add_argument("--seed", type=int, default=0, help="random seed for head motion and blinks (default 0)")
+    parser.add_argument("--seed", type=whole_number_in(0, 2**32 - 1), default=0,
+                        help="random seed for head motion and blinks (default 0)")
     parser.add_argument("--photo", type=Path, metavar="PHOTO",
                         help="the portrait that will say it: on a photo whose mouth is open, speech opens the lips "
                              "from closed (negative jaw_open) instead of from the photo's own opening")
