@@ -28,6 +28,7 @@ new face.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import re
 import sys
@@ -78,6 +79,12 @@ class VideoInfo:
     frame_count_estimate: int | None  # from the container's duration; the decoder has the last word
 
 
+# ffmpeg turns a phone's video upright (its rotation metadata), as it should be read; imageio-ffmpeg logs a
+# warning that the frames' size then differs from the stored one, which the command printed.
+logging.getLogger("imageio_ffmpeg").addFilter(
+    lambda record: "is different from the source frame size" not in record.getMessage())
+
+
 def open_video(path: str | Path):
     """An imageio reader for `path` and its VideoInfo; VideoError with a human message if it cannot be read."""
     import imageio.v2 as imageio
@@ -91,12 +98,20 @@ def open_video(path: str | Path):
         reader = imageio.get_reader(str(path), format="FFMPEG")
         meta = reader.get_meta_data()
     except Exception as error:  # imageio/ffmpeg raise OSError, RuntimeError, IndexError... for bad files
+        why = _first_line(error)
+        if "can not handle the given uri" in why:  # (imageio's words for a name no video has: a photo, a .mp3)
+            raise VideoError(f"'{path}' is not a video we can read (MP4, MOV, MKV, AVI, WebM...).") from None
         raise VideoError(f"'{path}' is not a video we can read (MP4, MOV, MKV, AVI, WebM...) or it is damaged: "
-                         f"{_first_line(error)}") from None
+                         f"{why}") from None
     fps = float(meta.get("fps") or 0.0)
     if not (math.isfinite(fps) and fps > 0):
         reader.close()
         raise VideoError(f"'{path}' has no frame rate; is it a video?")
+    # Frames decoded at the rate the motion is given: a variable-rate video's is its average, and ffmpeg's
+    # pipe gave it at its nominal rate, filling gaps with copies (a phone clip's 3.96 s became 102 frames at
+    # 17.45 fps: 5.85 s of motion). A constant rate decodes as it did.
+    reader.close()
+    reader = imageio.get_reader(str(path), format="FFMPEG", fps=fps)
     duration = meta.get("duration")
     estimate = round(duration * fps) if duration and math.isfinite(duration) else None
     size = tuple(int(v) for v in meta.get("size", (0, 0)))

@@ -142,6 +142,23 @@ def test_capture_command_writes_the_motion_file(performance_video, tmp_path, kno
     assert "wrote" in printed
 
 
+def test_a_variable_frame_rate_video_gives_motion_as_long_as_the_video(performance_video, tmp_path):
+    """A phone's clip changes its frame rate as it goes. Here: every frame for the first second, then every
+    third. Its frames came through ffmpeg's pipe at the nominal rate, gaps filled with copies, and were
+    given the average rate: the motion was 1.6 times as long as the clip."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    variable = tmp_path / "variable.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(performance_video), "-vf",
+                    f"select='lt(t,1)+not(mod(n,3))'", "-fps_mode", "passthrough", str(variable)], check=True)
+    seconds = FRAMES / FPS  # (within a frame: its last kept frame lasts to the clip's end)
+    captured = capture_video(variable, body=False)
+    motion = captured.motion
+    assert abs(motion.frame_count / motion.fps - seconds) <= 1.5 / motion.fps
+
+
 # ---------------------------------------------------------------- errors a person sees
 
 
@@ -187,6 +204,31 @@ def test_a_corrupt_video_is_a_clear_error(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(VideoError, match="not a video we can read"):
         capture_video(path)
+
+
+def test_a_phone_video_stored_on_its_side_captures_without_imageio_s_warning(performance_video, tmp_path):
+    # ffmpeg turns it as its rotation metadata says; imageio-ffmpeg warned "The frame size for reading (...)
+    # is different from the source frame size (...)" on every such capture.
+    import subprocess
+
+    import imageio_ffmpeg
+
+    wide, turned = tmp_path / "wide.mp4", tmp_path / "turned.mp4"
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(performance_video), "-vf", "crop=iw:ih*3/4", str(wide)],
+                   check=True)
+    subprocess.run([ffmpeg, "-v", "error", "-display_rotation", "90", "-i", str(wide), "-c", "copy", str(turned)],
+                   check=True)
+    result = run_enliven("capture", turned, "--out", tmp_path / "m.json", "--no-body")
+    assert "frame size" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_photo_or_a_sound_given_as_the_video_says_so_in_our_words(astronaut_path, tmp_path):
+    sound = tmp_path / "speech.mp3"
+    sound.write_bytes(b"ID3" + bytes(200))
+    for path in (astronaut_path, sound):
+        with pytest.raises(VideoError, match=r"is not a video we can read \(MP4, MOV, MKV, AVI, WebM\.\.\.\)\.$"):
+            capture_video(path)
 
 
 def test_a_missing_video_is_a_clear_error(tmp_path):
