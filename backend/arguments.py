@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from .errors import UsageError
@@ -158,10 +159,22 @@ def check_output_folder(folder: Path) -> None:
             if not part.is_dir():
                 raise UsageError(f"'{part}' is a file, not a folder." if part == Path(folder) else
                                  f"'{part}' is a file, so the folder '{folder}' cannot be made there.")
-            if not os.access(part, os.W_OK | os.X_OK):
+            if not _can_write_in(part):
                 raise UsageError(f"'{part}' cannot be written in (read-only, or not yours)." if part == Path(folder)
                                  else f"'{part}' cannot be written in, so the folder '{folder}' cannot be made there.")
             return
+
+
+def _can_write_in(folder: Path) -> bool:
+    """Whether a file can be made in `folder`: tried, since permissions do not say it for root, nor for a
+    system folder such as /proc (a video asked for there failed after the render, said to be a full disk)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def words(text: str) -> str:

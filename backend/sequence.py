@@ -73,7 +73,8 @@ class VideoWriter:
         """ffmpeg could not write the video (it prints why above): a full disk said as such, not as the broken
         pipe or the empty file it leaves."""
         try:
-            full = shutil.disk_usage(self._partial.parent).free < FULL_DISK_BYTES
+            usage = shutil.disk_usage(self._partial.parent)
+            full = usage.total > 0 and usage.free < FULL_DISK_BYTES  # (a system folder's "disk" has no size)
         except OSError:
             full = False
         return EnlivenError(f"ffmpeg could not write {self.path}: {'no space left on the disk' if full else why}")

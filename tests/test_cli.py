@@ -475,6 +475,13 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(astronaut_p
                              "--contact-sheet", read_only / "sheet.png")
         assert result.returncode == 2 and f"'{read_only}' cannot be written in" in result.stderr, result.stderr
         assert not (tmp_path / "o").exists()
+    # A system folder that permissions call writable (for root, or anyone: /proc): the video failed after the
+    # whole render, said to be a full disk.
+    if os.access("/proc", os.W_OK):
+        result = run_enliven("generate", astronaut_path, "--preset", "blink", "--out", tmp_path / "o",
+                             "--video", "/proc/v.mp4")
+        assert result.returncode == 2 and "'/proc' cannot be written in" in result.stderr, result.stderr
+        assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("option, value, message", [
