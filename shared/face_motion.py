@@ -104,6 +104,9 @@ def face_motions_from_dict(data: Any, source: str = "<dict>") -> FaceMotions:
     if data.get("format") != FORMAT_TAG:
         raise MotionError(f"{source}: not an Enliven motion file (expected \"format\": {FORMAT_TAG!r})")
     fps, groups = data.get("fps"), data["faces"]
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)):  # (it was blamed on the first face)
+        raise MotionError(f"{source}: \"fps\", the frame rate of every face's motion, must be a number, got "
+                          f"{'none' if 'fps' not in data else 'null' if fps is None else quoted(fps)}")
     if not (isinstance(groups, list) and groups):
         raise MotionError(f"{source}: \"faces\" must be a list of face motions, one per face")
     if len(groups) > MAX_FACES:

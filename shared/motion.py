@@ -412,7 +412,8 @@ def motion_from_dict(data: Any, source: str = "<dict>") -> Motion:
     supported = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
     version = data.get("version")
     if not _is_json_int(version):
-        raise MotionError(f"{source}: \"version\" must be a whole number (supported: {supported})")
+        raise MotionError(f"{source}: \"version\" must be a whole number (supported: {supported} for one face's "
+                          f"motion, {FACES_VERSION} for a motion per face)")
     if version == FACES_VERSION:
         raise MotionError(f"{source}: motion format version {version} holds a motion for each face under "
                           "\"faces\", and this file has none")
@@ -602,11 +603,22 @@ def _csv_lines(text: str, source: str) -> Iterator[str]:
         yield line
 
 
+def _is_number_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_csv_header(header: list[str], source: str) -> None:
     seen: set[str] = set()
     for column, name in enumerate(header, start=1):
         if not name:
             raise MotionError(f"{source}: column {column} of the header has no name")
+        if _is_number_text(name):  # (a file of values only was "column '0' appears more than once")
+            raise MotionError(f"{source}: the first line must name the columns (such as frame,jaw_open,blink_l); "
+                              f"it holds the number {quoted(name)}")
         if name in seen:
             raise MotionError(f"{source}: column {quoted(name)} appears more than once")
         seen.add(name)

@@ -223,6 +223,9 @@ def test_a_face_motion_file_round_trips_and_single_face_files_still_load(tmp_pat
     (lambda d: d["faces"][1]["frames"][0].append(1.0), "face 3: frame 0 has 2 values"),
     (lambda d: d.update(faces=[]), "a list of face motions"),
     (lambda d: d.update(fps=0), "fps must be above 0"),
+    # The file's own fault, not its first face's ("face 0: \"fps\" must be a number, got null"):
+    (lambda d: d.pop("fps"), "^m.json: \"fps\", the frame rate of every face's motion, must be a number, got none"),
+    (lambda d: d.update(fps=None), "^m.json: \"fps\", the frame rate .* got null"),
 ])
 def test_bad_face_motion_files_say_which_face(change, complaint):
     data = face_motions_to_dict(FaceMotions(24, {0: preset_motion("blink"), 3: Motion(24, ("jaw_open",), [[0.1]])}))

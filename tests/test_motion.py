@@ -204,6 +204,13 @@ def test_csv_ragged_row_names_file_and_line(tmp_path):
         load_motion(path)
 
 
+def test_csv_of_values_only_asks_for_the_header_line(tmp_path):
+    path = write(tmp_path / "values.csv", "0,0.1,0.5\n0,0.2,0.4\n")  # (was "column '0' appears more than once")
+    with pytest.raises(MotionError, match=r"values\.csv: the first line must name the columns .* it holds the "
+                                          r"number '0'"):
+        load_motion(path)
+
+
 def test_csv_unknown_column_names_file_and_suggests(tmp_path):
     path = write(tmp_path / "typo.csv", "jaw_opne\n0.1\n")
     with pytest.raises(MotionError, match=r"typo\.csv: unknown channel 'jaw_opne' \(did you mean 'jaw_open'"):
@@ -234,6 +241,8 @@ def json_motion(**changes) -> dict:
         (json.dumps(json_motion(frames=[[0.0, 0.1], [0.2, "big"]])), r"frame 1, column 1 \(smile_l\).*'big'"),
         (json.dumps(json_motion(frames=[[0.0, True]])), r"frame 0, column 1 \(smile_l\)"),
         (json.dumps(json_motion(fps="fast")), r"\"fps\" must be a number"),
+        (json.dumps(json_motion(version="1")), r"\"version\" must be a whole number \(supported: 1 for one face's "
+                                               r"motion, 2 for a motion per face\)"),
         (json.dumps(json_motion(channels=["jaw_open", "smiel_l"])), r"unknown channel 'smiel_l'"),
     ],
 )
