@@ -235,7 +235,8 @@ def test_undo_after_a_bake_landed_keeps_its_keys_and_sound(connected, portrait, 
     undo_step("End Frame")
     assert in_window(bpy.ops.ed.undo) == {'FINISHED'}
     assert [tuple(p.co) for p in fcurve(bpy.data.objects[name], "jaw_open").keyframe_points] == keys
-    assert [strip.name for strip in sub("compat").sound_strips(bpy.context.scene)] == [job.strip]
+    # (4.2's bpy module has no audio: no strip to keep)
+    assert [strip.name for strip in sub("compat").sound_strips(bpy.context.scene)] == [job.strip] * bool(job.strip)
 
 
 def test_lipsync_from_a_file_blends_with_existing_mouth_keys(connected, portrait, scene30):
