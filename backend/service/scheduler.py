@@ -169,12 +169,7 @@ class Scheduler:
             job = self._next(lane)
             if job is None:
                 return
-            try:
-                self._run(job)
-            finally:
-                with self._lock:
-                    if job in lane.running:
-                        lane.running.remove(job)
+            self._run(job)  # (finish takes it off the lane)
 
     def _run(self, job: Job) -> None:
         """Run a job's body; whatever happens, the job ends with one final reply."""
@@ -190,7 +185,13 @@ class Scheduler:
         self.finish(job, final)
 
     def finish(self, job: Job, frames: list) -> None:
-        job.state = "finished"
+        # Off its lane before its final reply goes out: once a client has seen its job end,
+        # `status` must not count it as running any more.
+        with self._lock:
+            job.state = "finished"
+            running = self.lanes[job.spec.lane].running
+            if job in running:
+                running.remove(job)
         self.release_output(job)  # also for jobs cancelled before they started
         self.post(Out(job.identity, frames, job, end=True))
 
