@@ -630,6 +630,89 @@ def test_a_client_that_stops_reading_loses_its_job_and_nothing_piles_up():
     assert len(frames) == done.fields["frames"] < 400
 
 
+STALL_S = 20  # the stall timeout of the tests below: long enough to tell "at once" from "after the stall"
+
+
+def _not_reading(address: str) -> zmq.Socket:
+    """A DEALER whose client stops reading: it buffers almost nothing, so its job's send window fills within
+    a few frames."""
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    sock.rcvhwm = 2
+    sock.rcvbuf = 64 * 1024
+    sock.connect(address)
+    return sock
+
+
+def _events_of(sock: zmq.Socket, job: str, timeout_s: float) -> list[protocol.Message]:
+    """Everything `sock` receives for `job`, up to its last reply."""
+    events = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if sock.poll(500, zmq.POLLIN):
+            msg = protocol.decode_reply(sock.recv_multipart())
+            if msg.job == job:
+                events.append(msg)
+                if msg.end:
+                    return events
+    raise AssertionError(f"{job} did not end within {timeout_s} s")
+
+
+def _generate_while_another_client_reads_nothing(srv: ServerProcess, frames: int) -> tuple[zmq.Socket, float]:
+    """A client that stops reading starts a generate of `frames` PNG frames; once its job is running
+    (and so has the only render lane), another client generates 24 frames. Returns the first client's
+    socket and how long the other client's job took."""
+    lazy = _not_reading(srv.address)
+    lazy.send_multipart(protocol.encode("generate", "lazy", {"fps": 24, "format": "png"},
+                                        {"image": astronaut_bytes(), "motion": motion(frames)}))
+    with Client(srv.address, timeout_s=10) as other:
+        subject = other.wait(other.analyze(astronaut_bytes()), timeout_s=60).fields["subject"]
+        deadline = time.monotonic() + 60
+        while other.wait(other.status(), timeout_s=10).fields["running"] == 0:
+            assert time.monotonic() < deadline, "the first client's job never started"
+            time.sleep(0.2)
+        t0 = time.monotonic()
+        job = other.generate(motion(24), 24, subject=subject, format="none")
+        done = collect(other, job, timeout_s=3 * STALL_S)[-1]
+        took_s = time.monotonic() - t0
+    assert done.fields["status"] == "completed", done.fields
+    return lazy, took_s
+
+
+def test_a_client_that_stops_reading_does_not_hold_up_the_others():
+    """Its job kept the only render lane until the stall timeout ended it: everyone else's job waited that
+    long. It gives the lane up to the next job, and is still ended as stalled."""
+    with ServerProcess("--stall-timeout", str(STALL_S)) as srv:
+        lazy, took_s = _generate_while_another_client_reads_nothing(srv, 3000)
+        try:
+            assert took_s < STALL_S / 2, took_s  # it finished while the first job was stalled
+            with Client(srv.address, timeout_s=10) as watcher:  # until the stall timeout ends the first job
+                deadline = time.monotonic() + 3 * STALL_S
+                while watcher.wait(watcher.status(), timeout_s=10).fields["running"]:
+                    assert time.monotonic() < deadline, "the stalled job never ended"
+                    time.sleep(0.5)
+            events = _events_of(lazy, "lazy", timeout_s=30)  # reading at last
+        finally:
+            lazy.close(0)
+    done = events[-1]
+    assert done.type == "done" and done.fields["status"] == "stalled", done.fields
+    assert done.fields["frames"] == sum(e.type == "frame" for e in events) < 3000
+
+
+def test_a_job_whose_client_reads_again_goes_on_where_it_stopped():
+    """A job that gave the lane up (its client stopped reading while another job waited) loses nothing:
+    once its client reads again it sends every frame, in order, and completes."""
+    with ServerProcess("--stall-timeout", str(STALL_S)) as srv:
+        lazy, took_s = _generate_while_another_client_reads_nothing(srv, 200)
+        try:
+            assert took_s < STALL_S / 2, took_s
+            events = _events_of(lazy, "lazy", timeout_s=3 * STALL_S)
+        finally:
+            lazy.close(0)
+    assert events[-1].type == "done" and events[-1].fields["status"] == "completed", events[-1].fields
+    assert [e.fields["index"] for e in events if e.type == "frame"] == list(range(200))
+
+
 def test_preview_flood_from_a_client_that_does_not_read_stays_bounded(server, subject):
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)

@@ -21,8 +21,9 @@ Modules, and who may touch what:
 * ``keys``      loopback endpoints and CurveZMQ keys; ``commands`` the CLI.
 
 Threads: the socket thread (the caller of :func:`serve`) runs the router, the
-control requests and every admission check; each lane has its worker
-thread(s); a small pool encodes frames so PNG compression overlaps rendering.
+control requests and every admission check; each job runs on a thread of its
+own once its lane has a slot for it; a small pool encodes frames so PNG
+compression overlaps rendering.
 
 Adding a job kind ``foo``:
 

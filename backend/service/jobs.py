@@ -40,8 +40,8 @@ class JobKind:
     ``admit(server, job)`` runs in the socket thread when the request arrives:
     it checks everything that can be checked before a queue wait, fills in the
     job (motion, total, output_key) and returns True to queue it, or False when
-    it answered the request itself. ``run(server, job)`` runs in the lane's
-    worker thread and returns the job's final reply frames. ``cancelled(job)``
+    it answered the request itself. ``run(server, job)`` runs in the job's
+    own thread and returns the job's final reply frames. ``cancelled(job)``
     is the final reply of a job cancelled before it started."""
 
     name: str
@@ -70,6 +70,7 @@ class Job:
     inflight: int = 0  # messages handed to the socket thread but not yet to ZeroMQ
     output_key: str | None = None
     stalled: bool = False  # cancelled because the client read nothing for too long
+    parked: bool = False  # gave its lane's slot up while its client reads nothing (see scheduler.py)
     rendered_after_cancel: int = 0  # proof of "stops within one frame": at most the frame in progress
 
     @property

@@ -1,20 +1,28 @@
 """The lanes that run jobs, and the flow control between a job and its client.
 
-* the **interactive** lane (one thread) runs quick jobs (analyze, preview); a
-  newest-wins kind (preview) replaces the same client's one still waiting,
+* the **interactive** lane (one job at a time) runs quick jobs (analyze, preview);
+  a newest-wins kind (preview) replaces the same client's one still waiting,
   which gets ``done`` with status ``superseded``;
-* the **heavy** lane (``Limits.heavy_lanes`` threads, one by default: one
+* the **heavy** lane (``Limits.heavy_lanes`` jobs at a time, one by default: one
   GPU-heavy job at a time) runs the long jobs, round robin between clients
   (:func:`fair_place`); waiting jobs get ``queued`` messages with their position;
-* the **training** lane (one thread) runs one hours-long training at a time,
-  so previews and generation go on beside it.
+* the **training** lane (one job at a time) runs one hours-long training at a
+  time, so previews and generation go on beside it.
 
-A kind's row in JOB_KINDS names its lane; nothing here knows kind names.
+A kind's row in JOB_KINDS names its lane; nothing here knows kind names. Each
+job runs on a thread of its own, started when it gets one of its lane's slots.
 
 Flow control: a job may have only ``job_window`` messages not yet accepted by
-ZeroMQ (:meth:`Scheduler.emit` waits for a slot), so a slow client slows its
+ZeroMQ (:meth:`Scheduler.emit` waits for a place), so a slow client slows its
 own job down instead of growing the server's memory; a client that reads
-nothing for ``stall_timeout_s`` loses its job."""
+nothing for ``stall_timeout_s`` loses its job. A heavy job whose window stays
+full while others wait *parks*: it gives its slot to the next job and its
+thread waits, where it stopped, for its client to read again; then it takes
+the next free slot, before the jobs not yet started. Without parking, one
+client that stopped reading would hold the only render slot, and so everyone's
+jobs, for the whole stall timeout. (The job's own thread keeps its place: a job
+cannot be stopped and restarted midway, as a capture or lip-sync waits inside
+library code.)"""
 from __future__ import annotations
 
 import threading
@@ -31,17 +39,27 @@ from .jobs import HEAVY, INTERACTIVE, PROGRESS_EVERY_S, TRAINING, Job, JobCancel
 from .log import Log
 
 TRAINING_STOP_WAIT_S = 120  # at shutdown, how long a training run may take to finish its step and save
+# How long a job's window must stay full before it parks: a client that reads keeps it open but for
+# moments (the socket thread busy with a batch of requests), and parking then would only shuffle slots.
+PARK_AFTER_S = 1.0
 
 
 @dataclass
 class Lane:
     name: str
-    workers: int
+    slots: int  # jobs it runs at once
     reports_position: bool  # its waiting jobs are told their place in line
     bounded: bool  # its waiting jobs count toward Limits.max_queued_jobs
+    # A job whose client stops reading gives its slot to the next job. Not training: a second run
+    # beside a parked one would need the GPU's memory twice over.
+    parks: bool = False
     stop_wait_s: float = 5.0  # at shutdown, how long its running job may take to stop
     queue: deque = field(default_factory=deque)
-    running: list = field(default_factory=list)
+    running: list = field(default_factory=list)  # started and not finished, the parked ones too
+    resuming: list = field(default_factory=list)  # parked jobs whose client reads again, waiting for a slot
+
+    def busy_slots(self) -> int:
+        return sum(1 for job in self.running if not job.parked)
 
 
 def fair_place(queue: deque, client: str) -> int:
@@ -73,7 +91,7 @@ class Scheduler:
         self.run_body = run_body
         self.lanes = {
             INTERACTIVE: Lane(INTERACTIVE, 1, reports_position=False, bounded=True),
-            HEAVY: Lane(HEAVY, max(1, limits.heavy_lanes), reports_position=True, bounded=True),
+            HEAVY: Lane(HEAVY, max(1, limits.heavy_lanes), reports_position=True, bounded=True, parks=True),
             TRAINING: Lane(TRAINING, 1, reports_position=True, bounded=False, stop_wait_s=TRAINING_STOP_WAIT_S),
         }
         self.outputs: dict[str, Job] = {}  # output target of a live job (a folder + prefix, a run's last.pt) -> the job
@@ -89,7 +107,7 @@ class Scheduler:
         lane = self.lanes[job.spec.lane]
         with self._lock:
             # Posting under the lock keeps "queued" ahead of the job's first
-            # progress message, which a worker could otherwise overtake.
+            # progress message, which its thread could otherwise overtake.
             old = self._queued_same(lane, job) if job.spec.newest_wins else None
             if old is not None:
                 # Newest wins: take the place of this client's one that has not started.
@@ -100,11 +118,11 @@ class Scheduler:
             else:
                 at = fair_place(lane.queue, job.client)
                 lane.queue.insert(at, job)
-                if lane.reports_position and (len(lane.running) >= lane.workers or len(lane.queue) > 1):
+                if lane.reports_position and (not self._can_start(lane) or len(lane.queue) > 1):
                     for i in range(at, len(lane.queue)):  # this job's place, and everyone it went ahead of
                         other = lane.queue[i]
                         self.post(Out(other.identity, protocol.encode("queued", other.id, {"position": i + 1})))
-            self._lock.notify_all()
+            self._start_next(lane)
 
     @staticmethod
     def _queued_same(lane: Lane, job: Job) -> Job | None:
@@ -120,6 +138,7 @@ class Scheduler:
                 if job in lane.queue:
                     lane.queue.remove(job)
                     removed = True
+            self._lock.notify_all()  # a parked job waiting for a slot stops waiting
         if removed:  # never started: finish it here
             self.finish(job, (job.spec.cancelled or cancelled_reply)(job))
 
@@ -141,35 +160,26 @@ class Scheduler:
         with self._lock:
             return [j for lane in self.lanes.values() for j in lane.running]
 
-    # -- workers ------------------------------------------------------------
+    # -- running jobs (called with self._lock held) ---------------------------
 
-    def start(self) -> None:
-        for lane in self.lanes.values():
-            for i in range(lane.workers):
-                t = threading.Thread(target=self._work, args=(lane,), name=f"enliven-{lane.name}-{i}", daemon=True)
-                t.start()
-                self._threads.append((t, lane.stop_wait_s))
+    def _can_start(self, lane: Lane) -> bool:
+        """A slot is free for a job that has not started: parked jobs whose client reads again go first."""
+        return lane.busy_slots() + len(lane.resuming) < lane.slots and not self.stopping.is_set()
 
-    def _next(self, lane: Lane) -> Job | None:
-        with self._lock:
-            while not lane.queue and not self.stopping.is_set():
-                self._lock.wait(0.5)
-            if self.stopping.is_set():
-                return None
+    def _start_next(self, lane: Lane) -> None:
+        while lane.queue and self._can_start(lane):
             job = lane.queue.popleft()
             job.state = "running"
             lane.running.append(job)
             if lane.reports_position:
                 for i, other in enumerate(lane.queue, start=1):  # everyone behind moved up one
                     self.post(Out(other.identity, protocol.encode("queued", other.id, {"position": i})))
-        return job
+            thread = threading.Thread(target=self._run, args=(job,), name=f"enliven-{lane.name}", daemon=True)
+            thread.start()
+            self._threads = [(t, wait_s) for t, wait_s in self._threads if t.is_alive()]
+            self._threads.append((thread, lane.stop_wait_s))
 
-    def _work(self, lane: Lane) -> None:
-        while True:
-            job = self._next(lane)
-            if job is None:
-                return
-            self._run(job)  # (finish takes it off the lane)
+    # -- a job's thread -----------------------------------------------------
 
     def _run(self, job: Job) -> None:
         """Run a job's body; whatever happens, the job ends with one final reply."""
@@ -189,9 +199,11 @@ class Scheduler:
         # `status` must not count it as running any more.
         with self._lock:
             job.state = "finished"
-            running = self.lanes[job.spec.lane].running
-            if job in running:
-                running.remove(job)
+            lane = self.lanes[job.spec.lane]
+            if job in lane.running:
+                lane.running.remove(job)
+                self._lock.notify_all()  # its slot is free: for a parked job whose client reads again...
+                self._start_next(lane)  # ...else for the next in line
         self.release_output(job)  # also for jobs cancelled before they started
         self.post(Out(job.identity, frames, job, end=True))
 
@@ -202,25 +214,63 @@ class Scheduler:
         if job.output_key and self.outputs.get(job.output_key) is job:
             self.outputs.pop(job.output_key, None)
 
-    # -- flow control (worker threads) --------------------------------------
+    # -- flow control (job threads) -----------------------------------------
 
     def emit(self, job: Job, frames: list) -> bool:
         """Hand a non-final message to the socket thread, waiting while the job
-        has `job_window` messages in flight. False when the job was cancelled."""
-        window = self.limits.job_window
-        started = time.monotonic()
+        has `job_window` messages in flight (parked, if others wait meanwhile).
+        False when the job was cancelled, or its client read nothing for stall_timeout_s."""
+        if not self._wait_for_window(job):
+            return False
+        if job.parked and not self._resume(job):
+            return False
         with job.cond:
-            while job.inflight >= window and not job.cancel.is_set():
-                job.cond.wait(0.25)
-                if time.monotonic() - started > self.limits.stall_timeout_s:
-                    self.log(f"job {job.id}: client read nothing for {self.limits.stall_timeout_s:.0f} s; cancelling")
-                    job.stalled = True
-                    job.cancel.set()
-            if job.cancel.is_set():
-                return False
             job.inflight += 1
         self.post(Out(job.identity, frames, job, credited=True))
         return True
+
+    def _wait_for_window(self, job: Job) -> bool:
+        """Wait for a place in the job's window: True once there is one, False once the job is cancelled.
+        Full for PARK_AFTER_S, the job parks; full for stall_timeout_s, it is ended as stalled."""
+        full_since = time.monotonic()
+        while True:
+            with job.cond:
+                if job.cancel.is_set():
+                    return False
+                if job.inflight < self.limits.job_window:
+                    return True
+                job.cond.wait(0.25)
+            full_s = time.monotonic() - full_since
+            if full_s > self.limits.stall_timeout_s:
+                self.log(f"job {job.id}: client read nothing for {self.limits.stall_timeout_s:.0f} s; cancelling")
+                job.stalled = True
+                job.cancel.set()
+            elif full_s > PARK_AFTER_S and not job.parked:
+                self._park(job)  # (asked again every wait: a job may come to the queue later)
+
+    def _park(self, job: Job) -> None:
+        """Give the job's slot to the next job, if one waits for it (the job's thread waits on in emit)."""
+        with self._lock:
+            lane = self.lanes[job.spec.lane]
+            if not lane.parks or not (lane.queue or lane.resuming):
+                return
+            job.parked = True
+            self._lock.notify_all()
+            self._start_next(lane)
+        self.log(f"job {job.id}: its client is not reading; the {lane.name} lane goes on with the next job")
+
+    def _resume(self, job: Job) -> bool:
+        """The parked job's client reads again: wait for a free slot. False when the job is cancelled meanwhile."""
+        with self._lock:
+            lane = self.lanes[job.spec.lane]
+            lane.resuming.append(job)
+            while lane.busy_slots() >= lane.slots and not job.cancel.is_set():
+                self._lock.wait(0.25)
+            lane.resuming.remove(job)
+            resumed = not job.cancel.is_set()
+            job.parked = not resumed
+            self._start_next(lane)  # with this job no longer waiting, a queued one may fit
+        return resumed
 
     def progress_reporter(self, job: Job) -> Callable[[str, int | float, int | float | None], None]:
         """A progress(stage, done, total) callback for library code: sends a
@@ -249,7 +299,7 @@ class Scheduler:
     # -- shutdown -----------------------------------------------------------
 
     def stop(self, jobs: list[Job]) -> None:
-        """Cancel `jobs` and every running one, and wait for the workers (a training saves first)."""
+        """Cancel `jobs` and every running one, and wait for their threads (a training saves first)."""
         self.stopping.set()
         for job in jobs + self.running_jobs():
             job.cancel.set()
@@ -257,5 +307,6 @@ class Scheduler:
                 job.cond.notify_all()
         with self._lock:
             self._lock.notify_all()
-        for t, wait_s in self._threads:
+            threads = list(self._threads)
+        for t, wait_s in threads:
             t.join(timeout=wait_s)

@@ -82,7 +82,6 @@ class Server:
         return self.router.open()
 
     def run(self) -> int:
-        self.scheduler.start()
         try:
             self.router.loop(self._stopping)
         finally:
