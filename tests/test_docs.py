@@ -9,6 +9,8 @@
 - Every relative link and #anchor points at a file and heading that exist.
 - docs/cli.md says what `enliven --help` says (scripts/cli_reference.py), and
   lists every exit code the command can return.
+- docs/service.md names every request type and the fields and parts the
+  server requires of each (shared/schema.py's REQUESTS).
 - The README's picture exists, moves, and stays under 2 MB.
 """
 from __future__ import annotations
@@ -263,6 +265,36 @@ def test_every_exit_code_is_documented():
 
 
 # ----------------------------------------------------------------------------- the picture
+
+
+# ----------------------------------------------------------------------------- the protocol in docs/service.md
+
+
+def documented_requirements(path: Path) -> dict[str, tuple[set[str], set[str]]]:
+    """docs/service.md's table "What each request needs": request type -> (required fields, required parts)."""
+    text = path.read_text(encoding="utf-8")
+    table = text[text.index("| request | required fields | required parts |"):]
+    rows = re.findall(r"^\| `(\w+)` \|([^|]*)\|([^|]*)\|", table.split("\n\n", 1)[0], re.M)
+
+    def names(cell: str) -> set[str]:
+        return set(re.findall(r"`(\w+)`", cell))
+
+    documented = [kind for kind, _, _ in rows]
+    assert len(documented) == len(set(documented)), f"a request has two rows: {documented}"
+    return {kind: (names(fields), names(parts)) for kind, fields, parts in rows}
+
+
+def test_service_docs_list_what_each_request_requires():
+    """The table a client is written from names every request type and exactly the fields and parts the
+    server requires of it (shared/schema.py's REQUESTS, which the server checks every request against)."""
+    from enliven.shared.protocol import REQUEST_TYPES
+    from enliven.shared.schema import REQUESTS
+
+    required = {kind: ({name for name, spec in fields.items() if spec.required},
+                       {name for name, spec in parts.items() if spec.required})
+                for kind, (fields, parts) in REQUESTS.items()}
+    assert set(REQUESTS) == set(REQUEST_TYPES)
+    assert documented_requirements(ROOT / "docs" / "service.md") == required
 
 
 def test_readme_picture_moves_and_is_small():
