@@ -196,9 +196,9 @@ def test_a_validated_run_resumes_against_its_best_model_and_is_never_mixed_with_
 
     # Resume scores the same pairs, so their number may not change; a fresh run never shares a folder with a
     # model from another run.
-    with pytest.raises(EnlivenError, match=r"other settings \(validation_pairs\)"):  # named: it said only "no --config"
+    with pytest.raises(EnlivenError, match=r"other settings \(validation_pairs 2 -> 3\)"):  # named: it said only "no --config"
         Trainer(dataset, tmp_path / "run", replace(config, validation_pairs=3), resume=True, show_progress_bar=False)
-    with pytest.raises(EnlivenError, match=r"other settings \(holdout\)"):
+    with pytest.raises(EnlivenError, match=r"other settings \(holdout \(\) -> \(.turning.,\)\)"):
         Trainer(dataset, tmp_path / "run", replace(config, holdout=("turning",)), resume=True, show_progress_bar=False)
     (tmp_path / "run" / "last.pt").unlink()
     with pytest.raises(EnlivenError, match="best.pt"):

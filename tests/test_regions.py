@@ -278,9 +278,37 @@ def test_resuming_with_other_network_settings_is_refused_by_name(dataset, tmp_pa
     from enliven.neural.region_train import train_regions
 
     train_regions(dataset, tmp_path / "run", replace(TINY, steps=1), examples=16, **QUIET)
-    with pytest.raises(ConfigError, match=r"other network settings .*\(channels 8 -> 4\)"):
+    with pytest.raises(ConfigError, match=r"other settings \(channels 8 -> 4\)"):
         train_regions(dataset, tmp_path / "run", replace(TINY, steps=2, channels=4), examples=16, **QUIET)
     assert train_regions(dataset, tmp_path / "run", replace(TINY, steps=2), examples=16, **QUIET).step == 2
+
+
+def test_a_resumed_run_keeps_its_own_settings(dataset, tmp_path):
+    """Resumed without --config, a run goes on with the settings it was started with (it took the cpu
+    preset's: an L1 fine-tune became a GAN run at another learning rate); a --config that changes more than
+    the bookkeeping (steps, logging, checkpoints) is refused by name, exit 2 (its batch, seed and GAN start
+    took effect, its learning rate did not)."""
+    from enliven.neural.region_train import train_regions
+
+    l1_only = replace(TINY, steps=1, gan_start_step=10**8, lr_generator=1e-4, seed=3)
+    run = tmp_path / "run"
+    train_regions(dataset, run, l1_only, examples=16, **QUIET)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**l1_only.to_dict(), "steps": 2, "lr_generator": 1e-3, "batch": 8}))
+    refused = subprocess.run([sys.executable, "-m", "enliven.cli", "train-regions", str(dataset), "--out", str(run),
+                              "--config", str(other)], capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.startswith("enliven: error: resuming with other settings (") and "Traceback" not in refused.stderr
+    assert "lr_generator 0.0001 -> 0.001" in refused.stderr and "batch 4 -> 8" in refused.stderr
+    assert "steps" not in refused.stderr.split(" than ")[0]  # more steps may be asked for
+    resumed = subprocess.run([sys.executable, "-m", "enliven.cli", "train-regions", str(dataset), "--out", str(run)],
+                             capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert resumed.returncode == 0, resumed.stderr
+    assert _regions_file(run / "last.pt")["config"] == l1_only.to_dict()
+    more = train_regions(None, run, replace(l1_only, steps=2, log_every=5, checkpoint_every=7), **QUIET)
+    assert more.step == 2
+    assert _regions_file(run / "last.pt")["config"] == replace(l1_only, steps=2, log_every=5, checkpoint_every=7).to_dict()
 
 
 def test_fine_tuning_one_kind_keeps_the_others_generator(dataset, tmp_path):

@@ -76,9 +76,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
     return payload
 
 
-def config_of(payload: dict, path: str | Path = "checkpoint") -> RefineConfig:
+def config_of(payload: dict, path: str | Path = "checkpoint", from_dict=RefineConfig.from_dict):
+    """The checkpoint's config, made by `from_dict` (RefineConfig's, or RegionConfig's for a region model)."""
     try:
-        return RefineConfig.from_dict(payload["config"])
+        return from_dict(payload["config"])
     except (ConfigError, TypeError) as error:
         raise CheckpointError(f"'{path}' holds a configuration this Enliven cannot use: {error}") from None
 

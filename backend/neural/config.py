@@ -202,6 +202,22 @@ def load_config(source: str | Path | None) -> RefineConfig:
     return config_from(source, PRESETS, "small", RefineConfig.from_dict)
 
 
+def resumed_config(saved, given, bookkeeping: tuple[str, ...], checkpoint: Path, how_to_resume: str):
+    """The settings a resumed run goes on with: those it was trained with (`saved`), with `given`'s
+    `bookkeeping` fields (more steps, other logging) when a config is given. A given config that differs in
+    anything else is refused by name: the optimisers, the schedule and the networks were made from `saved`, so
+    another learning rate, batch or seed would take effect only partly, and silently."""
+    if given is None:
+        return saved
+    changed = [f"{field.name} {getattr(saved, field.name)!r} -> {getattr(given, field.name)!r}"
+               for field in fields(saved)
+               if field.name not in bookkeeping and getattr(saved, field.name) != getattr(given, field.name)]
+    if changed:
+        raise ConfigError(f"resuming with other settings ({', '.join(changed)}) than {checkpoint} was trained with "
+                          f"(only {', '.join(bookkeeping)} may change): {how_to_resume}")
+    return replace(saved, **{name: getattr(given, name) for name in bookkeeping})
+
+
 def config_from(source: str | Path | None, presets: dict, default: str, from_dict):
     """A preset by name, a JSON file of overrides read with `from_dict`, or None for the default preset."""
     if source is None:

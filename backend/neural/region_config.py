@@ -15,9 +15,9 @@ from .config import ConfigError, _check_type, check_group_widths, config_from
 
 REGION_FORMAT = "enliven-regions"  # the checkpoint format of `enliven train-regions` (see checkpoint.FORMATS)
 KINDS = ("eye", "mouth")  # one generator per region kind
-# The settings that shape the networks: a run resumes only with the same ones (its weights fit no others).
-NETWORK_FIELDS = ("eye_side", "mouth_side", "noise_channels", "channels", "downsamples", "max_channels", "res_blocks",
-                  "groups", "discriminator_channels", "discriminator_layers")
+# Settings that may differ when resuming: they change how long a run goes on and what it reports, not which
+# examples, noise or updates a step gets (every other setting is the run's own; see config.resumed_config).
+BOOKKEEPING_FIELDS = ("steps", "log_every", "checkpoint_every", "threads")
 
 
 @dataclass(frozen=True)

@@ -39,12 +39,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..engines.regions import paste_mask
 from ..errors import CheckpointError, UsageError
-from .checkpoint import save_checkpoint
-from .config import ConfigError
+from .checkpoint import config_of, save_checkpoint
+from .config import resumed_config
 from .discriminator import PatchDiscriminator
 from .losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss
 from .prepare import DatasetError
-from .region_config import KINDS, NETWORK_FIELDS, REGION_FORMAT, RegionConfig, load_region_config
+from .region_config import BOOKKEEPING_FIELDS, CPU, KINDS, REGION_FORMAT, RegionConfig, load_region_config
 from .region_data import BankConfig, build_bank, load_bank, region_spec_of
 from .region_generator import RegionGenerator
 from .tensors import bfloat16_autocast
@@ -210,10 +210,12 @@ class TrainingResult:
     interrupted: bool = False  # stopped by Ctrl-C or SIGTERM (saved first)
 
 
-def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig, examples: int = 12000,
+def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig | None = None, examples: int = 12000,
                   minutes: float | None = None, device: str = "auto", log=print, workers: int = 1,
                   init: Path | None = None, only: str | None = None) -> TrainingResult:
-    """Train (or resume) in `run_dir`. `dataset_dir` may be None when RUN_DIR/bank already holds the examples;
+    """Train (or resume) in `run_dir`. `config`: None for the cpu preset, or a resumed run's own settings; a
+    resumed run takes only the bookkeeping of a config given. `dataset_dir` may be None when RUN_DIR/bank already
+    holds the examples;
     `workers` processes draw them. A new run starts from the generators of the model `init` when given, and
     trains only the kind `only` when given (the other keeps `init`'s weights); a resumed run keeps its `only`."""
     from .checkpoint import load_checkpoint
@@ -226,12 +228,9 @@ def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig,
             raise UsageError(f"'{run_dir}' was started training {saved.get('only') or 'both kinds'}; resume it as it "
                              "was, or train into a new RUN_DIR.")
         only, init = saved.get("only"), None  # the weights come from last.pt
-        trained = RegionConfig.from_dict(saved["config"])
-        changed = [f"{name} {getattr(trained, name)} -> {getattr(config, name)}" for name in NETWORK_FIELDS
-                   if getattr(trained, name) != getattr(config, name)]
-        if changed:  # (its weights would not fit the networks: a size mismatch deep in PyTorch)
-            raise ConfigError(f"resuming with other network settings than {last} was trained with "
-                              f"({', '.join(changed)}): resume with its settings, or train into a new RUN_DIR.")
+        config = resumed_config(config_of(saved, last, RegionConfig.from_dict), config, BOOKKEEPING_FIELDS, last,
+                                "resume with its settings (leave --config out), or train into a new RUN_DIR.")
+    config = config or CPU
     if only is not None and only not in KINDS:
         raise UsageError(f"--only takes one of {', '.join(KINDS)}, not '{only}'.")
     if only is not None and saved is None and init is None:
@@ -370,7 +369,8 @@ def _pad_to(image: np.ndarray, width: int) -> np.ndarray:
 
 
 def run_train_regions(args: argparse.Namespace) -> int:
-    config = load_region_config(args.config)
+    # No --config: the cpu preset for a new run, the run's own settings for one that resumes.
+    config = load_region_config(args.config) if args.config is not None else None
     result = train_regions(args.dataset, args.out, config, examples=args.examples, minutes=args.minutes,
                            device=args.device, log=lambda line: print(line, file=sys.stderr, flush=True),
                            workers=args.workers or os.cpu_count() or 1, init=args.init, only=args.only)

@@ -29,7 +29,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,7 @@ from torch import nn
 from ..errors import EnlivenError
 from .arguments import add_train_arguments
 from .checkpoint import CheckpointError, config_of, load_checkpoint, save_checkpoint
-from .config import ConfigError, RefineConfig, load_config
+from .config import RefineConfig, load_config, resumed_config
 from .dataset import ExampleKey, PairDataset, StepBatches, collate_pairs
 from .tensors import computes_in_bfloat16, to_image
 from .prepare import DatasetError
@@ -121,17 +121,9 @@ class Trainer:
         if resume:
             checkpoint = load_checkpoint(last)
             saved = config_of(checkpoint, last)
-            if config is not None:
-                # Bookkeeping may change on resume (more steps, other workers); what shapes the schedule may not.
-                bookkeeping = {name: getattr(config, name) for name in BOOKKEEPING_FIELDS}
-                if replace(saved, **bookkeeping) != config:
-                    changed = [name for name, value in asdict(config).items()
-                               if name not in BOOKKEEPING_FIELDS and asdict(saved)[name] != value]
-                    raise ConfigError(f"resuming with other settings ({', '.join(changed)}) than {last} was trained "
-                                      "with: resume with its settings (no --config, --holdout or --validation), or "
-                                      "start a new run folder.")
-                saved = replace(saved, **bookkeeping)
-            config = saved
+            config = resumed_config(saved, config, BOOKKEEPING_FIELDS, last,
+                                    "resume with its settings (no --config, --holdout or --validation), or start a "
+                                    "new run folder.")
         config = config or RefineConfig()
         if steps is not None:
             config = replace(config, steps=steps)
