@@ -311,6 +311,21 @@ def test_a_resumed_run_keeps_its_own_settings(dataset, tmp_path):
     assert _regions_file(run / "last.pt")["config"] == replace(l1_only, steps=2, log_every=5, checkpoint_every=7).to_dict()
 
 
+def test_a_new_run_never_overwrites_an_earlier_runs_model(dataset, tmp_path):
+    """A folder that holds best.pt but no last.pt (a model kept, its checkpoint removed) is refused, as
+    `enliven train` refuses it; it was trained over, and the model was lost."""
+    from enliven.neural.run_folder import RunExistsError
+    from enliven.neural.region_train import train_regions
+
+    run = tmp_path / "run"
+    run.mkdir()
+    model = run / "best.pt"
+    model.write_bytes(b"an earlier run's model")
+    with pytest.raises(RunExistsError, match=r"holds a model from an earlier run \(best.pt\): choose another folder"):
+        train_regions(dataset, run, replace(TINY, steps=1), examples=16, **QUIET)
+    assert model.read_bytes() == b"an earlier run's model"
+
+
 def test_fine_tuning_one_kind_keeps_the_others_generator(dataset, tmp_path):
     """`--init MODEL --only mouth` starts from the model's generators and trains the mouth's alone: the eye
     generator it writes is the model's, weight for weight (the shipped model was made so), also after the run

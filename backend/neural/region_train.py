@@ -47,6 +47,7 @@ from .prepare import DatasetError
 from .region_config import BOOKKEEPING_FIELDS, CPU, KINDS, REGION_FORMAT, RegionConfig, load_region_config
 from .region_data import BankConfig, build_bank, load_bank, region_spec_of
 from .region_generator import RegionGenerator
+from .run_folder import LAST, check_run_folder
 from .tensors import bfloat16_autocast
 from .train import distributed_setup, hash_seed, interrupted_exit, threading_is_main
 
@@ -221,7 +222,9 @@ def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig 
     from .checkpoint import load_checkpoint
 
     run_dir = Path(run_dir)
-    last = run_dir / "last.pt"
+    last = run_dir / LAST
+    # (no --resume: a last.pt resumes; a folder with only an earlier run's best.pt is never overwritten)
+    check_run_folder(run_dir, resume=last.exists())
     saved = load_checkpoint(last, expected_format=REGION_FORMAT) if last.exists() else None
     if saved is not None:
         if only is not None and only != saved.get("only"):
