@@ -63,11 +63,19 @@ def write_rgb(path: Path, rgb: np.ndarray) -> Path:
     return path
 
 
-def run_enliven(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run the real command line in a fresh process, as a person would."""
+def run_enliven(*args: str, cwd: Path | None = None, largest_file: int | None = None) -> subprocess.CompletedProcess:
+    """Run the real command line in a fresh process, as a person would. `largest_file`: the bytes a file it
+    writes may grow to (RLIMIT_FSIZE); a write past them fails as on a full disk ("File too large", not "No
+    space left on device": the same OSError to handle), without root or a small file system."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+
+    def limit_file_size() -> None:  # (Python ignores SIGXFSZ, so a write past the limit is an OSError)
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (largest_file, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
     return subprocess.run([sys.executable, "-m", "enliven.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=300)
+                          cwd=cwd, env=env, timeout=300, preexec_fn=limit_file_size if largest_file else None)
 
 
 @pytest.fixture(scope="module")

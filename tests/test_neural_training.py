@@ -16,7 +16,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import channel_values  # noqa: E402
+from conftest import channel_values, run_enliven  # noqa: E402
 from enliven.engines.refine import RefineEngine  # noqa: E402
 from enliven.engines.warp import WarpEngine  # noqa: E402
 from enliven.errors import EnlivenError  # noqa: E402
@@ -258,3 +258,17 @@ def test_perceptual_loss_joins_training_with_vgg_weights(dataset, tmp_path):
     batch = collate_pairs([trainer.dataset[ExampleKey(0, 0, slot)] for slot in range(2)])
     losses = trainer.train_step(batch)
     assert losses["perceptual"] > 0
+
+
+def test_a_full_disk_is_one_line_naming_the_checkpoint_and_leaves_no_partial_file(dataset, tmp_path):
+    """torch's zip writer made a full disk a RuntimeError traceback ("unexpected pos") that named no file."""
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({**{k: v for k, v in TINY.to_dict().items() if k != "holdout"}, "steps": 1}))
+    run = tmp_path / "run"
+    # last.pt is about 420 kB, samples.png 140. (Where in last.pt the disk fills decides whether torch's writer
+    # said RuntimeError or OSError: this one gave the RuntimeError.)
+    done = run_enliven("train", dataset, "--out", run, "--config", config, largest_file=250_000)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines()[-1] == f"enliven: error: File too large: '{run / 'last.pt'}'", done.stderr
+    assert "Traceback" not in done.stderr
+    assert not [path.name for path in run.rglob("*") if path.name.startswith(".")], "a partial file was left"

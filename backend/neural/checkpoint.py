@@ -11,6 +11,7 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts
 """
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -35,8 +36,12 @@ def save_checkpoint(path: str | Path, payload: dict, checkpoint_format: str = CH
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": checkpoint_format, "version": CHECKPOINT_VERSION, "enliven": __version__, **payload}
+    # Serialised in memory first: torch's zip writer turns a full disk into a RuntimeError ("unexpected pos")
+    # that names no file; written from here, it is an OSError naming `path`, and atomic_file removes the partial.
+    serialised = io.BytesIO()
+    torch.save(payload, serialised)
     with atomic_file(path) as file:
-        torch.save(payload, file)
+        file.write(serialised.getbuffer())
         file.flush()
         os.fsync(file.fileno())
     return path

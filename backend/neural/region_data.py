@@ -19,6 +19,7 @@ and open mouths.
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import landmarks as lm
+from ..images import atomic_file
 from ..engines.regions import RegionSpec, cut_patch, region_inputs, region_specs, source_region
 from .dataset import WarpEngineCache
 from .prepare import ClipArrays, DatasetError, load_clip, read_index
@@ -156,12 +158,19 @@ def build_bank(dataset_dir: Path, out: Path, config: BankConfig = BankConfig(),
     paths = {}
     for kind in ("eye", "mouth"):
         path = out / f"{kind}.npz"
-        partial = out / f".{kind}.partial.npz"
         keys = chunks[0][kind].keys()
-        np.savez(partial, **{key: np.concatenate([chunk[kind][key] for chunk in chunks]) for key in keys})
-        partial.replace(path)
+        write_npz(path, {key: np.concatenate([chunk[kind][key] for chunk in chunks]) for key in keys})
         paths[kind] = path
     return paths
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez's file (np.load reads it), complete or absent: on a full disk an OSError naming `path`, and no
+    partial file left. (np.savez left its partial file, and its zip open, which printed a second error later.)"""
+    with atomic_file(path) as stream, zipfile.ZipFile(stream, "w") as archive:
+        for key, array in arrays.items():
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as entry:  # (np.savez's zip64: banks over 4 GB)
+                np.lib.format.write_array(entry, np.asanyarray(array), allow_pickle=False)
 
 
 def _render_draws(drawer: ExampleDrawer, draws: list[tuple[str, int, int]],

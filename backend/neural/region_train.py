@@ -32,13 +32,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from ..engines.regions import paste_mask
 from ..errors import CheckpointError, UsageError
+from ..images import write_atomic, write_png
 from .checkpoint import config_of, save_checkpoint
 from .config import resumed_config
 from .discriminator import PatchDiscriminator
@@ -350,8 +350,9 @@ def _checkpoint(trainers, run_dir: Path, step: int, best: float, save, log) -> t
         save(run_dir / "best.pt", with_training_state=False, best_score=best)
     save(run_dir / "last.pt", with_training_state=True, best_score=best)
     sheet = np.concatenate([_pad_to(trainer.samples(), 4 * 96) for trainer in trainers.values()], axis=0)
-    cv2.imwrite(str(run_dir / "samples.png"), sheet[..., ::-1])
-    (run_dir / "scores.json").write_text(json.dumps({"step": step, **scores}, indent=1))
+    # Atomic, and an OSError naming the file when it cannot be written (cv2.imwrite failed silently).
+    write_png(run_dir / "samples.png", sheet)
+    write_atomic(run_dir / "scores.json", json.dumps({"step": step, **scores}, indent=1).encode())
     return scores, best
 
 

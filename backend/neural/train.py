@@ -23,6 +23,7 @@ examples a step uses and its noise depend only on (seed, step, rank).
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import os
 import signal
@@ -37,6 +38,7 @@ import torch
 from torch import nn
 
 from ..errors import EnlivenError
+from ..images import write_atomic
 from .arguments import add_train_arguments
 from .checkpoint import CheckpointError, config_of, load_checkpoint, save_checkpoint
 from .config import RefineConfig, load_config, resumed_config
@@ -523,10 +525,10 @@ class Trainer:
         axis.legend(fontsize=7, ncol=3)
         axis.grid(alpha=0.3)
         figure.tight_layout()
-        partial = self.run_dir / "loss.partial.png"
-        figure.savefig(partial)
+        image = io.BytesIO()
+        figure.savefig(image, format="png")
         plt.close(figure)
-        os.replace(partial, self.run_dir / "loss.png")
+        write_atomic(self.run_dir / "loss.png", image.getvalue())  # (a full disk left loss.partial.png behind)
 
 
 def worker_start_method() -> str:
