@@ -352,6 +352,35 @@ def test_a_full_disk_is_one_line_naming_the_file_and_leaves_no_partial_files(dat
     train_on_a_full_disk(run / "last.pt")
 
 
+def test_a_bank_already_drawn_is_used_only_for_the_run_it_fits(dataset, tmp_path):
+    """RUN_DIR/bank (kept from a run that failed before its first checkpoint, say) was used whatever the
+    command asked: another dataset and --examples were ignored, other patch sides a PyTorch traceback. It is
+    used, and says so, when it is what the run asks for; otherwise it is refused, by name, exit 2."""
+    from enliven.neural.prepare import DatasetError
+    from enliven.neural.region_data import BankConfig, build_bank
+    from enliven.neural.region_train import train_regions
+
+    run = tmp_path / "run"
+    build_bank(dataset, run / "bank", BankConfig(examples=16, eye_side=TINY.eye_side, mouth_side=TINY.mouth_side))
+    one_step = replace(TINY, steps=1)
+    with pytest.raises(DatasetError, match=r"holds 16 examples drawn otherwise than this run asks \(examples 16 -> 24\)"):
+        train_regions(dataset, run, one_step, examples=24, **QUIET)
+    with pytest.raises(DatasetError, match=rf"\(dataset {dataset.resolve()} -> {(tmp_path / 'other').resolve()}\)"):
+        train_regions(tmp_path / "other", run, one_step, examples=16, **QUIET)
+    with pytest.raises(DatasetError, match=r"\(eye_side 32 -> 64\)"):
+        train_regions(dataset, run, replace(one_step, eye_side=64), examples=16, **QUIET)
+    logged = []
+    assert train_regions(dataset, run, one_step, device="cpu", log=logged.append).step == 1  # --examples left out
+    assert f"using the 16 examples already drawn from {dataset.resolve()} in {run / 'bank'}" in logged
+    assert not any(line.startswith("drawing") for line in logged)
+    # A bank drawn before banks had a record: its patches must still fit the networks.
+    (run / "bank" / "bank.json").unlink()
+    for name in ("last.pt", "best.pt"):
+        (run / name).unlink()
+    with pytest.raises(DatasetError, match="holds eye patches of 32 pixels, this run's config makes 64"):
+        train_regions(dataset, run, replace(one_step, eye_side=64), **QUIET)
+
+
 def test_fine_tuning_one_kind_keeps_the_others_generator(dataset, tmp_path):
     """`--init MODEL --only mouth` starts from the model's generators and trains the mouth's alone: the eye
     generator it writes is the model's, weight for weight (the shipped model was made so), also after the run

@@ -43,7 +43,7 @@ def add_commands(subparsers) -> None:
     regions.add_argument("--out", type=Path, required=True, metavar="RUN_DIR")
     regions.add_argument("--config", default=None, metavar="PRESET_OR_JSON",
                          help="cpu (default: about an hour on a 2-core CPU), gpu, or a JSON file of overrides")
-    regions.add_argument("--examples", type=whole_number_in(1, 10**7), default=12000,
+    regions.add_argument("--examples", type=whole_number_in(1, 10**7), default=None,  # None: a bank already drawn as it is
                          help="examples drawn into the bank on the first run (default 12000)")
     regions.add_argument("--minutes", type=number_in(0.01, 10**6), default=None,
                          help="stop (saving last.pt and best.pt) after this many minutes of training")

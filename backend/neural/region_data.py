@@ -21,18 +21,19 @@ from __future__ import annotations
 import json
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .. import landmarks as lm
-from ..images import atomic_file
+from ..images import atomic_file, write_atomic
 from ..engines.regions import RegionSpec, cut_patch, region_inputs, region_specs, source_region
 from .dataset import WarpEngineCache
 from .prepare import ClipArrays, DatasetError, load_clip, read_index
 
 PERSONS_FILE = "persons.json"  # optional, in the dataset folder: {"clip name": "person", ...}
+BANK_RECORD = "bank.json"  # beside a bank: the dataset and BankConfig it was drawn with
 CLOSED_EYE_RATIO = 0.5  # a frame's eyes are closed under this fraction of its clip's median eye aspect ratio
 OPEN_MOUTH_GAP = 0.2  # a mouth is open over this inner-lip gap, as a fraction of the mouth's width
 ENGINE_CACHE = 64
@@ -155,13 +156,42 @@ def build_bank(dataset_dir: Path, out: Path, config: BankConfig = BankConfig(),
         chunks = _render_in_processes(Path(dataset_dir), config, draws, workers, progress)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / BANK_RECORD).unlink(missing_ok=True)  # written last: a bank half replaced never has an old record
     paths = {}
     for kind in ("eye", "mouth"):
         path = out / f"{kind}.npz"
         keys = chunks[0][kind].keys()
         write_npz(path, {key: np.concatenate([chunk[kind][key] for chunk in chunks]) for key in keys})
         paths[kind] = path
+    write_atomic(out / BANK_RECORD, json.dumps({"dataset": str(Path(dataset_dir).resolve()), **asdict(config)},
+                                               indent=1).encode())
     return paths
+
+
+def check_bank(bank_dir: Path, dataset_dir: Path | None, wanted: BankConfig, examples_given: bool) -> dict | None:
+    """The record of the bank already drawn in `bank_dir` (None for one drawn before banks had a record), or a
+    DatasetError naming how it differs from the bank a run asks for: drawn from another dataset, at other
+    patch sides, or (when `examples_given`) with another number of examples. (It was used whatever was asked.)"""
+    path = Path(bank_dir) / BANK_RECORD
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        drawn = {"dataset": record["dataset"], **{name: record[name] for name in ("examples", "eye_side", "mouth_side")}}
+    except (ValueError, KeyError, TypeError) as error:
+        raise DatasetError(f"'{path}' is not a bank record written by `enliven train-regions` ({error}); delete "
+                           f"'{bank_dir}' to draw the examples again.") from None
+    asked = {"eye_side": wanted.eye_side, "mouth_side": wanted.mouth_side}
+    if dataset_dir is not None:
+        asked["dataset"] = str(Path(dataset_dir).resolve())
+    if examples_given:
+        asked["examples"] = wanted.examples
+    differences = [f"{name} {drawn[name]} -> {value}" for name, value in asked.items() if drawn[name] != value]
+    if differences:
+        raise DatasetError(f"'{bank_dir}' holds {drawn['examples']} examples drawn otherwise than this run asks "
+                           f"({', '.join(differences)}): give what it was drawn with, delete '{bank_dir}' to draw "
+                           "them again, or train into a new RUN_DIR.")
+    return record
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

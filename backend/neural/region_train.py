@@ -6,7 +6,8 @@
 1. The first run draws a bank of examples from the prepared dataset
    (enliven.neural.region_data: the warp engine's own rendering of a source frame
    driven by a target frame's captured motion, and the real target frame).
-   A few people are set aside as validation: never trained on, scored every checkpoint.
+   A few people are set aside as validation: never trained on, scored every checkpoint. RUN_DIR/bank/bank.json
+   records what the bank was drawn from; a later run uses the bank only when it asks for the same.
 2. Each step trains both region kinds on a batch from the bank: L1 inside the
    paste mask, then (after gan_start_step) a conditional PatchGAN with hinge
    loss and feature matching.
@@ -45,7 +46,7 @@ from .discriminator import PatchDiscriminator
 from .losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss
 from .prepare import DatasetError
 from .region_config import BOOKKEEPING_FIELDS, CPU, KINDS, REGION_FORMAT, RegionConfig, load_region_config
-from .region_data import BankConfig, build_bank, load_bank, region_spec_of
+from .region_data import BankConfig, build_bank, check_bank, load_bank, region_spec_of
 from .region_generator import RegionGenerator
 from .run_folder import LAST, check_run_folder
 from .tensors import bfloat16_autocast
@@ -211,13 +212,13 @@ class TrainingResult:
     interrupted: bool = False  # stopped by Ctrl-C or SIGTERM (saved first)
 
 
-def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig | None = None, examples: int = 12000,
-                  minutes: float | None = None, device: str = "auto", log=print, workers: int = 1,
-                  init: Path | None = None, only: str | None = None) -> TrainingResult:
+def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig | None = None,
+                  examples: int | None = None, minutes: float | None = None, device: str = "auto", log=print,
+                  workers: int = 1, init: Path | None = None, only: str | None = None) -> TrainingResult:
     """Train (or resume) in `run_dir`. `config`: None for the cpu preset, or a resumed run's own settings; a
     resumed run takes only the bookkeeping of a config given. `dataset_dir` may be None when RUN_DIR/bank already
-    holds the examples;
-    `workers` processes draw them. A new run starts from the generators of the model `init` when given, and
+    holds the examples; a bank there must have been drawn from `dataset_dir` with `examples` (when given; else
+    12000 for a new bank); `workers` processes draw them. A new run starts from the generators of the model `init` when given, and
     trains only the kind `only` when given (the other keeps `init`'s weights); a resumed run keeps its `only`."""
     from .checkpoint import load_checkpoint
 
@@ -244,20 +245,32 @@ def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig 
     if config.threads:
         torch.set_num_threads(config.threads)
     bank_dir = run_dir / "bank"
-    if not all((bank_dir / f"{kind}.npz").exists() for kind in KINDS):
+    wanted = BankConfig(examples=examples or BankConfig.examples, eye_side=config.eye_side,
+                        mouth_side=config.mouth_side, seed=config.seed)
+    if all((bank_dir / f"{kind}.npz").exists() for kind in KINDS):
+        record = check_bank(bank_dir, dataset_dir, wanted, examples_given=examples is not None)
+        if rank == 0:
+            log(f"using the {record['examples']} examples already drawn from {record['dataset']} in {bank_dir}"
+                if record else f"using the examples already drawn in {bank_dir}")
+    else:
         if dataset_dir is None:
             raise DatasetError(f"'{bank_dir}' has no examples yet: give the dataset to draw them from.")
         if rank == 0:
-            log(f"drawing {examples} examples from {dataset_dir} into {bank_dir} (once, {workers} processes)")
+            log(f"drawing {wanted.examples} examples from {dataset_dir} into {bank_dir} (once, {workers} processes)")
             drawing_started = time.monotonic()
-            build_bank(Path(dataset_dir), bank_dir, BankConfig(examples=examples, eye_side=config.eye_side,
-                                                              mouth_side=config.mouth_side, seed=config.seed),
-                       progress=_every_tenth(log), workers=workers)
-            log(f"drew {examples} examples in {time.monotonic() - drawing_started:.0f} s")
+            build_bank(Path(dataset_dir), bank_dir, wanted, progress=_every_tenth(log), workers=workers)
+            log(f"drew {wanted.examples} examples in {time.monotonic() - drawing_started:.0f} s")
         if world > 1:
             torch.distributed.barrier()
     torch.manual_seed(config.seed)
-    trainers = {kind: KindTrainer(kind, load_bank(bank_dir / f"{kind}.npz"), config, chosen, world) for kind in KINDS}
+    banks = {kind: load_bank(bank_dir / f"{kind}.npz") for kind in KINDS}
+    for kind, bank in banks.items():  # (a bank drawn before banks had a record: its patches must fit the networks)
+        side = region_spec_of(kind, config.eye_side, config.mouth_side).side
+        if bank["real"].shape[1] != side:
+            raise DatasetError(f"'{bank_dir}' holds {kind} patches of {bank['real'].shape[1]} pixels, this run's "
+                               f"config makes {side}: delete '{bank_dir}' to draw the examples again, or train into "
+                               "a new RUN_DIR.")
+    trainers = {kind: KindTrainer(kind, banks.pop(kind), config, chosen, world) for kind in KINDS}
     if rank == 0 and not trainers[KINDS[0]].held_out_people:
         log("warning: fewer than 10 people in the dataset, so none is held out: the validation scores and the "
             "choice of best.pt are made on examples the networks train on (they say how well it fits, not how "
