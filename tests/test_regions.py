@@ -381,6 +381,14 @@ def test_a_bank_already_drawn_is_used_only_for_the_run_it_fits(dataset, tmp_path
         train_regions(dataset, run, replace(one_step, eye_side=64), **QUIET)
 
 
+@pytest.mark.parametrize("device", ["gpu", "cdua"])
+def test_an_unknown_device_is_a_usage_error(device, tmp_path):
+    """--device gpu (or a typo) trained on the CPU, silently; as with `enliven train`, it is refused."""
+    done = run_enliven("train-regions", tmp_path / "dataset", "--out", tmp_path / "run", "--device", device)
+    assert done.returncode == 2, done.stderr
+    assert f"--device: invalid choice: '{device}' (choose from 'auto', 'cpu', 'cuda')" in done.stderr
+
+
 def test_fine_tuning_one_kind_keeps_the_others_generator(dataset, tmp_path):
     """`--init MODEL --only mouth` starts from the model's generators and trains the mouth's alone: the eye
     generator it writes is the model's, weight for weight (the shipped model was made so), also after the run

@@ -7,6 +7,9 @@ import argparse
 from pathlib import Path
 
 
+DEVICES = ("auto", "cpu", "cuda")  # --device of train and train-regions
+
+
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", type=Path, metavar="DATASET_DIR", help="made by `enliven prepare`")
     parser.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="checkpoints, samples, loss curves")
@@ -20,5 +23,5 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                              "the best generator on them, with its correction strength fitted there")
     parser.add_argument("--vgg-weights", type=Path, metavar="PATH",
                         help="torchvision VGG19 weights file for the perceptual loss (never downloaded)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--workers", type=int, help="data loader processes (overrides the config)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..arguments import number_in, whole_number_in
-from .arguments import add_train_arguments
+from .arguments import DEVICES, add_train_arguments
 from .prepare import DEFAULT_SIDE
 from .region_config import KINDS
 
@@ -47,7 +47,7 @@ def add_commands(subparsers) -> None:
                          help="examples drawn into the bank on the first run (default 12000)")
     regions.add_argument("--minutes", type=number_in(0.01, 10**6), default=None,
                          help="stop (saving last.pt and best.pt) after this many minutes of training")
-    regions.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    regions.add_argument("--device", choices=DEVICES, default="auto", help="auto (CUDA when present), cpu or cuda")
     regions.add_argument("--workers", type=whole_number_in(1, 1024), default=None,
                          help="processes that draw the bank (default: one per CPU core)")
     regions.add_argument("--init", type=Path, default=None, metavar="MODEL",

@@ -37,9 +37,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import EnlivenError
+from ..errors import EnlivenError, UsageError
 from ..images import write_atomic
-from .arguments import add_train_arguments
+from .arguments import DEVICES, add_train_arguments
 from .checkpoint import CheckpointError, config_of, load_checkpoint, save_checkpoint
 from .config import RefineConfig, load_config, resumed_config
 from .dataset import ExampleKey, PairDataset, StepBatches, collate_pairs
@@ -66,6 +66,8 @@ STRENGTHS = np.linspace(0.0, 1.0, 21)
 
 def distributed_setup(device: str) -> tuple[int, int, torch.device]:
     """(rank, world size, device). Under torchrun (WORLD_SIZE > 1) this joins the process group."""
+    if device not in DEVICES:  # (the command line's --device refuses it; this is for other callers)
+        raise UsageError(f"device must be one of {', '.join(DEVICES)}, not {device!r}.")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
