@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..arguments import check_output_folder
 from ..shared import protocol
 from ..errors import EnlivenError
 
@@ -277,6 +278,7 @@ def clip_from_animation(subject, motion: np.ndarray, side: int, fps: float = 25.
 
 
 def run_prepare(args) -> int:
+    check_output_folder(args.out)  # before any work: a path part that is a file, a read-only folder
     from tqdm import tqdm
 
     bars: dict[str, tqdm] = {}

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from ..arguments import check_output_folder
 from ..engines.regions import paste_mask
 from ..errors import CheckpointError, UsageError
 from ..images import write_atomic, write_png
@@ -386,6 +387,7 @@ def _pad_to(image: np.ndarray, width: int) -> np.ndarray:
 
 
 def run_train_regions(args: argparse.Namespace) -> int:
+    check_output_folder(args.out)  # before any work (drawing the bank can take many minutes)
     # No --config: the cpu preset for a new run, the run's own settings for one that resumes.
     config = load_region_config(args.config) if args.config is not None else None
     result = train_regions(args.dataset, args.out, config, examples=args.examples, minutes=args.minutes,

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..arguments import check_output_folder
 from ..errors import EnlivenError, UsageError
 from ..images import write_atomic
 from .arguments import DEVICES, add_train_arguments
@@ -556,6 +557,7 @@ def threading_is_main() -> bool:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    check_output_folder(args.out)  # before any work: a path part that is a file, a read-only folder
     config = load_config(args.config) if args.config else None
     if args.holdout is not None:
         config = replace(config or RefineConfig(), holdout=tuple(args.holdout))
