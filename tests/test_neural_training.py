@@ -205,6 +205,23 @@ def test_a_validated_run_resumes_against_its_best_model_and_is_never_mixed_with_
         Trainer(dataset, tmp_path / "run", TINY, show_progress_bar=False)
 
 
+def test_a_resumed_run_whose_best_model_was_deleted_writes_a_new_one(dataset, tmp_path):
+    """It said "wrote RUN/best.pt" and wrote none: only a model better than the deleted one's score would have
+    been written."""
+    run = tmp_path / "run"
+    config = replace(TINY, validation=("turning",), validate_every=1, validation_pairs=2, steps=2,
+                     checkpoint_every=10**6)
+    Trainer(dataset, run, config, show_progress_bar=False).run()
+    payload = load_checkpoint(run / "last.pt")
+    save_checkpoint(run / "last.pt", {**{k: v for k, v in payload.items() if k not in ("format", "version")},
+                                      "best": {**payload["best"], "val_l1": 0.0}})  # a score no model beats
+    (run / "best.pt").unlink()
+    done = run_enliven("train", dataset, "--out", run, "--resume", "--steps", 3)
+    assert done.returncode == 0, done.stderr
+    assert load_checkpoint(run / "best.pt")["step"] == 3
+    assert f"best on the validation clips: step 3, " in done.stdout and f"in {run / 'best.pt'}" in done.stdout
+
+
 def test_refine_engine_renders_full_frames_with_a_checkpoint(dataset, tmp_path, subject, astronaut):
     Trainer(dataset, tmp_path / "run", replace(TINY, steps=2), show_progress_bar=False).run()
     engine = RefineEngine(subject, checkpoint=tmp_path / "run" / "last.pt", device="cpu")

@@ -389,6 +389,36 @@ def test_an_unknown_device_is_a_usage_error(device, tmp_path):
     assert f"--device: invalid choice: '{device}' (choose from 'auto', 'cpu', 'cuda')" in done.stderr
 
 
+def test_a_run_says_what_it_wrote_and_writes_its_last_step_once(dataset, tmp_path):
+    """The last step was validated and written twice when steps was no multiple of checkpoint_every; a finished
+    run run again said "wrote last.pt and best.pt; validation: " (nothing) and wrote nothing; and a run whose
+    best.pt was deleted never wrote a new one."""
+    from enliven.neural.checkpoint import save_checkpoint
+    from enliven.neural.region_config import REGION_FORMAT
+    from enliven.neural.region_train import train_regions
+
+    run, logged = tmp_path / "run", []
+    three_steps = replace(TINY, steps=3, checkpoint_every=2)
+    result = train_regions(dataset, run, three_steps, examples=16, device="cpu", log=logged.append)
+    assert [line.split()[0] for line in logged if line.startswith(("step", "validation"))] == [
+        "step", "step", "validation", "step", "validation"]  # (logs of steps 0, 1, 2; checkpoints at 2 and 3)
+    assert result.written == ("last.pt", "best.pt")
+
+    last = (run / "last.pt").read_bytes()
+    done = run_enliven("train-regions", dataset, "--out", run)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{run} is already trained to step 3: nothing to do (a --config with more steps trains it on)\n"
+    assert (run / "last.pt").read_bytes() == last
+
+    # best.pt deleted, and a score in last.pt that no model beats: a new best.pt all the same.
+    (run / "best.pt").unlink()
+    payload = _regions_file(run / "last.pt")
+    save_checkpoint(run / "last.pt", {**{k: v for k, v in payload.items() if k not in ("format", "version")},
+                                      "best": -1.0}, checkpoint_format=REGION_FORMAT)
+    assert train_regions(None, run, replace(three_steps, steps=4), **QUIET).written == ("last.pt", "best.pt")
+    assert _regions_file(run / "best.pt")["step"] == 4
+
+
 def test_fine_tuning_one_kind_keeps_the_others_generator(dataset, tmp_path):
     """`--init MODEL --only mouth` starts from the model's generators and trains the mouth's alone: the eye
     generator it writes is the model's, weight for weight (the shipped model was made so), also after the run

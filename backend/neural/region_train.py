@@ -49,7 +49,7 @@ from .prepare import DatasetError
 from .region_config import BOOKKEEPING_FIELDS, CPU, KINDS, REGION_FORMAT, RegionConfig, load_region_config
 from .region_data import BankConfig, build_bank, check_bank, load_bank, region_spec_of
 from .region_generator import RegionGenerator
-from .run_folder import LAST, check_run_folder
+from .run_folder import BEST, LAST, check_run_folder
 from .tensors import bfloat16_autocast
 from .train import distributed_setup, hash_seed, interrupted_exit, threading_is_main
 
@@ -209,8 +209,9 @@ class KindTrainer:
 class TrainingResult:
     step: int
     scores: dict[str, float]  # the last validation scores (rank 0)
-    generators: dict[str, RegionGenerator]  # per region kind, as trained
+    generators: dict[str, RegionGenerator]  # per region kind, as trained (none for a run already finished)
     interrupted: bool = False  # stopped by Ctrl-C or SIGTERM (saved first)
+    written: tuple[str, ...] = ()  # the checkpoints this call wrote (last.pt, best.pt); none: nothing to do
 
 
 def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig | None = None,
@@ -236,6 +237,8 @@ def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig 
         config = resumed_config(config_of(saved, last, RegionConfig.from_dict), config, BOOKKEEPING_FIELDS, last,
                                 "resume with its settings (leave --config out), or train into a new RUN_DIR.")
     config = config or CPU
+    if saved is not None and saved["step"] >= config.steps:  # nothing to do (the result's `written` says so)
+        return TrainingResult(int(saved["step"]), {}, {})
     if only is not None and only not in KINDS:
         raise UsageError(f"--only takes one of {', '.join(KINDS)}, not '{only}'.")
     if only is not None and saved is None and init is None:
@@ -277,8 +280,12 @@ def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig 
             "choice of best.pt are made on examples the networks train on (they say how well it fits, not how "
             "well it does on a new face)")
     step, best, history = 0, math.inf, []
+    checkpointed = None  # the step last.pt holds
     if saved is not None:
         step, best, history = int(saved["step"]), float(saved.get("best", math.inf)), list(saved.get("history", []))
+        checkpointed = step
+        if not (run_dir / BEST).exists():  # deleted: the next checkpoint writes a new one
+            best = math.inf
         for kind, trainer in trainers.items():
             trainer.restore(saved[kind])
         log(f"resuming at step {step}" + (f", training the {only} generator only" if only else ""))
@@ -294,16 +301,19 @@ def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig 
     previous = {number: signal.signal(number, lambda *_: stop.update(now=True)) for number in caught}
     started = time.monotonic()
     scores: dict[str, float] = {}
+    written: set[str] = set()
 
     def save(path: Path, with_training_state: bool, best_score: float) -> None:
         payload = {"step": step, "config": config.to_dict(), "best": best_score, "history": history, "only": only}
         for kind, trainer in trainers.items():
             payload[kind] = trainer.state() if with_training_state else {"generator": trainer.generator.state_dict()}
         save_checkpoint(path, payload, checkpoint_format=REGION_FORMAT)
+        written.add(path.name)
 
     if initial is not None and step == 0 and rank == 0:
         # The model started from is the first candidate for best.pt: a fine-tune may only make it worse.
         scores, best = _checkpoint(trainers, run_dir, step, best, save, log)
+        checkpointed = step
     try:
         while step < config.steps and not stop["now"]:
             if minutes is not None and time.monotonic() - started > 60 * minutes:
@@ -324,12 +334,14 @@ def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig 
                 log(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in logs.items()))
             if rank == 0 and (step % config.checkpoint_every == 0 or step == config.steps):
                 scores, best = _checkpoint(trainers, run_dir, step, best, save, log)
-        if rank == 0 and step % config.checkpoint_every:
+                checkpointed = step
+        if rank == 0 and step != checkpointed:  # stopped between checkpoints (--minutes, Ctrl-C, SIGTERM)
             scores, best = _checkpoint(trainers, run_dir, step, best, save, log)
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-    return TrainingResult(step, scores, {kind: trainer.generator for kind, trainer in trainers.items()}, stop["now"])
+    return TrainingResult(step, scores, {kind: trainer.generator for kind, trainer in trainers.items()}, stop["now"],
+                          tuple(name for name in (LAST, BEST) if name in written))
 
 
 def initial_weights(model: Path, config: RegionConfig) -> dict[str, dict]:
@@ -361,8 +373,8 @@ def _checkpoint(trainers, run_dir: Path, step: int, best: float, save, log) -> t
                 for kind in trainers)
     if total < best:
         best = total
-        save(run_dir / "best.pt", with_training_state=False, best_score=best)
-    save(run_dir / "last.pt", with_training_state=True, best_score=best)
+        save(run_dir / BEST, with_training_state=False, best_score=best)
+    save(run_dir / LAST, with_training_state=True, best_score=best)
     sheet = np.concatenate([_pad_to(trainer.samples(), 4 * 96) for trainer in trainers.values()], axis=0)
     # Atomic, and an OSError naming the file when it cannot be written (cv2.imwrite failed silently).
     write_png(run_dir / "samples.png", sheet)
@@ -386,6 +398,16 @@ def _pad_to(image: np.ndarray, width: int) -> np.ndarray:
     return np.pad(image, ((0, 0), (0, max(0, width - image.shape[1])), (0, 0)))
 
 
+def _summary(result: TrainingResult, run_dir: Path) -> str:
+    """What the run wrote, and its last scores; or that it had nothing to do (it said "wrote last.pt and
+    best.pt" when it wrote neither)."""
+    if not result.written:
+        return (f"{run_dir} is already trained to step {result.step}: nothing to do (a --config with more steps "
+                "trains it on)")
+    return (f"wrote {' and '.join(str(run_dir / name) for name in result.written)}; validation: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in result.scores.items()))
+
+
 def run_train_regions(args: argparse.Namespace) -> int:
     check_output_folder(args.out)  # before any work (drawing the bank can take many minutes)
     # No --config: the cpu preset for a new run, the run's own settings for one that resumes.
@@ -393,9 +415,10 @@ def run_train_regions(args: argparse.Namespace) -> int:
     result = train_regions(args.dataset, args.out, config, examples=args.examples, minutes=args.minutes,
                            device=args.device, log=lambda line: print(line, file=sys.stderr, flush=True),
                            workers=args.workers or os.cpu_count() or 1, init=args.init, only=args.only)
+    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
-    print(f"wrote {args.out}/last.pt and best.pt; validation: "
-          + ", ".join(f"{k} {v:.4f}" for k, v in result.scores.items()))
+    if rank == 0:  # (rank 0 writes the files)
+        print(_summary(result, Path(args.out)))
     # (train-regions has no --resume: the same command again goes on from last.pt)
     return interrupted_exit(result.interrupted, result.step, args.out, "the same command again goes on from there")

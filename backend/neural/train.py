@@ -217,7 +217,8 @@ class Trainer:
         """best.pt may be newer than last.pt (validation runs more often than checkpoints): keep its score, so
         that a resumed run only replaces it with a better model."""
         path = self.run_dir / BEST
-        if not path.exists():
+        if not path.exists():  # deleted: the next validation writes a new one (it said "wrote best.pt", never did)
+            self.best = {}
             return
         saved = load_checkpoint(path).get("best", {})
         score = saved.get("val_l1", math.inf)
@@ -573,8 +574,8 @@ def run_train(args: argparse.Namespace) -> int:
         if trainer.best:
             best = trainer.best
             print(f"best on the validation clips: step {best['step']:.0f}, L1 {best['val_l1']:.4f} at correction "
-                  f"strength {best['strength']:.2f} (the warp alone: {trainer.validation_history['val_l1_warp'][0]:.4f}); "
-                  f"wrote {args.out / 'best.pt'}")
+                  f"strength {best['strength']:.2f} (the warp alone: {trainer.validation_history['val_l1_warp'][0]:.4f}), "
+                  f"in {args.out / 'best.pt'}")  # (written now or by an earlier session of the run)
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     return interrupted_exit(trainer.interrupted, trainer.step, args.out)
