@@ -305,3 +305,15 @@ def test_an_output_folder_that_cannot_be_made_is_a_usage_error_before_any_work(c
     expected = (f"'{blocker}' is a file, so the folder '{out}' cannot be made there." if inside_a_file
                 else f"'{blocker}' is a file, not a folder.")
     assert done.stderr.splitlines() == [f"enliven: error: {expected}"]
+
+
+def test_vgg_weights_that_are_not_plain_data_are_refused_without_advice_to_run_their_code(tmp_path):
+    """torch's message advised loading the file with weights_only=False, which would run code from it."""
+    from enliven.neural.vgg import VGGWeightsError, load_vgg19
+
+    pickled = tmp_path / "garbage.pth"
+    torch.save({"features.0.weight": Exception("runs code when unpickled")}, pickled)
+    with pytest.raises(VGGWeightsError) as refused:
+        load_vgg19(pickled)
+    assert refused.value.message == (f"'{pickled}' is not a torchvision VGG19 weights file (it is not a file of plain "
+                                     "tensors and data, the only kind Enliven loads).")

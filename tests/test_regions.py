@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -211,17 +212,25 @@ def test_a_saved_model_gets_the_umasks_permissions(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]
 
 
+class RunsCode:
+    def __reduce__(self):
+        return os.system, ("echo this ran >&2",)
+
+
 def test_corrupt_and_pickled_models_are_refused_with_exit_8(tmp_path, astronaut_path, subject):
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"PK\x03\x04 not a model")
     pickled = tmp_path / "pickled.pt"
     torch.save({"format": "enliven-regions", "object": Exception("runs code when unpickled")}, pickled)
-    for path in (corrupt, pickled):
+    evil = tmp_path / "evil.pt"  # a plain pickle: torch warned about its protocol before refusing it
+    evil.write_bytes(pickle.dumps(RunsCode(), protocol=4))
+    for path in (corrupt, pickled, evil):
         done = subprocess.run([sys.executable, "-m", "enliven.cli", "generate", str(astronaut_path), "--engine", "refine",
                                "--checkpoint", str(path), "--preset", "blink", "--out", str(tmp_path / "frames")],
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 8, done.stderr
         assert str(path) in done.stderr and "Traceback" not in done.stderr
+        assert "Warning" not in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
         with pytest.raises(CheckpointError):
             RefineEngine(subject, checkpoint=path)
 

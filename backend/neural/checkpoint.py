@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -47,6 +48,28 @@ def save_checkpoint(path: str | Path, payload: dict, checkpoint_format: str = CH
     return path
 
 
+class UnreadableFile(Exception):
+    """torch.load refused a file; the message is why, in a line."""
+
+
+def load_weights_only(path: Path, map_location: str | torch.device = "cpu"):
+    """torch.load(path, weights_only=True): plain tensors and data, never code from the file. Whatever stops it
+    (a truncated zip, another kind of file, a refused pickle) is an UnreadableFile saying why in a line, without
+    torch's advice to load the file with weights_only=False, which would run code from it: never. (A missing
+    file stays a FileNotFoundError.)"""
+    try:
+        with warnings.catch_warnings():  # torch warns about a pickle's protocol before refusing it: one line is enough
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # noqa: BLE001 - every failure is "not a file this loads"
+        text = str(error)
+        if "Weights only load failed" in text:
+            raise UnreadableFile("it is not a file of plain tensors and data, the only kind Enliven loads") from None
+        raise UnreadableFile((text.strip().splitlines() or [type(error).__name__])[0][:200]) from None
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
                     expected_format: str | tuple[str, ...] = CHECKPOINT_FORMAT) -> dict:
     """The checkpoint's dict, or a CheckpointError saying clearly what is wrong with the file.
@@ -59,16 +82,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
         raise CheckpointError(f"No checkpoint '{path}'. Train one with `enliven train DATASET --out RUN_DIR` "
                               "and pass RUN_DIR/last.pt.")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # noqa: BLE001 - truncated zip, wrong file type, refused pickle: all "not a checkpoint"
-        text = str(error)
-        if "Weights only load failed" in text:
-            # torch's message suggests weights_only=False, which would run code from the file: never.
-            reason = "it is not a file of plain tensors and data, the only kind Enliven loads"
-        else:
-            reason = (text.strip().splitlines() or [type(error).__name__])[0][:200]
+        payload = load_weights_only(path, map_location)
+    except UnreadableFile as error:
         raise CheckpointError(f"'{path}' is not a readable refine engine checkpoint; the file is damaged or is "
-                              f"something else: {reason}.") from None
+                              f"something else: {error}.") from None
     if not isinstance(payload, dict) or payload.get("format") not in expected:
         kinds = " nor ".join(f"a {FORMATS[name][0]} checkpoint (made by `{FORMATS[name][1]}`)" for name in expected)
         raise CheckpointError(f"'{path}' is a PyTorch file but not {kinds}.")

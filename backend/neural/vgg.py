@@ -14,6 +14,7 @@ from torch import nn
 
 from ..shared import protocol
 from ..errors import EnlivenError
+from .checkpoint import UnreadableFile, load_weights_only
 
 # torchvision's configuration "E": numbers are 3x3 convolutions (each followed by a ReLU), "M" max pools.
 VGG19_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
@@ -74,11 +75,11 @@ def load_vgg19(path: str | Path) -> VGGPerceptual:
     """The perceptual loss with weights from a torchvision vgg19 state dict file (e.g. vgg19-dcbb9e9d.pth)."""
     path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_weights_only(path)
     except FileNotFoundError:
         raise VGGWeightsError(f"No VGG weights file '{path}'.") from None
-    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same clear answer
-        raise VGGWeightsError(f"'{path}' is not a torchvision VGG19 weights file ({str(error).splitlines()[0]}).") from None
+    except UnreadableFile as error:
+        raise VGGWeightsError(f"'{path}' is not a torchvision VGG19 weights file ({error}).") from None
     if not isinstance(state, dict):
         raise VGGWeightsError(f"'{path}' does not hold a state dict.")
     features = vgg19_features()
