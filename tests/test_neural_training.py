@@ -307,6 +307,35 @@ def test_an_output_folder_that_cannot_be_made_is_a_usage_error_before_any_work(c
     assert done.stderr.splitlines() == [f"enliven: error: {expected}"]
 
 
+def test_a_resumed_run_keeps_its_perceptual_loss(dataset, tmp_path):
+    """Resumed without --vgg-weights, a run dropped its perceptual loss silently (the checkpoint did not say it
+    had one): it reloads the weights it recorded, or refuses, by name, to go on without them or with others."""
+    from enliven.neural.vgg import VGGWeightsError, vgg19_features
+
+    weights_file = tmp_path / "vgg19.pth"
+    torch.save({f"features.{k}": v for k, v in vgg19_features().state_dict().items()}, weights_file)
+    run = tmp_path / "run"
+    Trainer(dataset, run, replace(TINY, steps=1), vgg_weights=weights_file, show_progress_bar=False).run()
+    resumed = Trainer(dataset, run, resume=True, steps=2, show_progress_bar=False)
+    batch = collate_pairs([resumed.dataset[ExampleKey(0, 0, slot)] for slot in range(2)])
+    assert resumed.train_step(batch)["perceptual"] > 0
+
+    other = tmp_path / "other.pth"
+    other.write_bytes(b"other weights")
+    with pytest.raises(VGGWeightsError, match=f"'{other}' are not the VGG weights .* was trained with"):
+        Trainer(dataset, run, resume=True, steps=2, vgg_weights=other, show_progress_bar=False)
+    moved = weights_file.rename(tmp_path / "moved.pth")
+    with pytest.raises(VGGWeightsError, match=f"the VGG weights '{weights_file}', which is gone: give those weights "
+                                              "with --vgg-weights"):
+        Trainer(dataset, run, resume=True, steps=2, show_progress_bar=False)
+    assert Trainer(dataset, run, resume=True, steps=2, vgg_weights=moved, show_progress_bar=False).perceptual
+
+    plain = tmp_path / "plain"  # and a run trained without it is resumed without it
+    Trainer(dataset, plain, replace(TINY, steps=1), show_progress_bar=False).run()
+    with pytest.raises(VGGWeightsError, match="was trained without the perceptual loss"):
+        Trainer(dataset, plain, resume=True, steps=2, vgg_weights=moved, show_progress_bar=False)
+
+
 def test_vgg_weights_that_are_not_plain_data_are_refused_without_advice_to_run_their_code(tmp_path):
     """torch's message advised loading the file with weights_only=False, which would run code from it."""
     from enliven.neural.vgg import VGGWeightsError, load_vgg19

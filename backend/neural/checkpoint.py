@@ -6,7 +6,8 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts
     format "enliven-refine", version, step, config (RefineConfig as a dict),
     generator, discriminator, optimizer_generator, optimizer_discriminator,
     scaler (fp16 only), history (the logged losses), validation_history,
-    best; best.pt also holds strength (the correction strength fitted on the
+    best, vgg_weights (the path and sha256 of the perceptual loss's weights, or None: vgg.vgg_weights_record);
+    best.pt also holds strength (the correction strength fitted on the
     validation clips, applied when making frames).
 """
 from __future__ import annotations

@@ -147,10 +147,17 @@ class Trainer:
         self.amp_dtype = autocast_dtype(config, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.perceptual = None
+        self.vgg_weights = None  # vgg.vgg_weights_record of the perceptual loss's weights; None: no perceptual loss
+        if checkpoint is not None and "vgg_weights" in checkpoint:  # (checkpoints before it was recorded: as given)
+            from .vgg import resumed_vgg_weights
+
+            vgg_weights = resumed_vgg_weights(checkpoint["vgg_weights"],
+                                              vgg_weights if config.weight_perceptual > 0 else None, last)
         if vgg_weights is not None and config.weight_perceptual > 0:
-            from .vgg import load_vgg19
+            from .vgg import load_vgg19, vgg_weights_record
 
             self.perceptual = load_vgg19(vgg_weights).to(self.device)
+            self.vgg_weights = vgg_weights_record(vgg_weights)
         if checkpoint is not None:
             self._restore(checkpoint)
             self._adopt_saved_best()
@@ -194,6 +201,7 @@ class Trainer:
             "history": self.history,
             "validation_history": self.validation_history,
             "best": self.best,
+            "vgg_weights": self.vgg_weights,
         }
 
     def _restore(self, checkpoint: dict) -> None:

@@ -7,6 +7,7 @@ gives (`--vgg-weights PATH`) with weights_only=True; nothing is downloaded.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -97,3 +98,42 @@ def load_vgg19(path: str | Path) -> VGGPerceptual:
         picked[key] = state[name]
     features.load_state_dict(picked)
     return VGGPerceptual(features)
+
+
+def vgg_weights_record(path: str | Path) -> dict[str, str]:
+    """What a checkpoint records of the VGG weights its perceptual loss used: where they were, and their
+    sha256, so that a resumed run is given the same weights (or finds them there again)."""
+    return {"path": str(Path(path).resolve()), "sha256": _sha256(Path(path))}
+
+
+def resumed_vgg_weights(recorded, given: str | Path | None, checkpoint: Path) -> Path | None:
+    """The VGG weights a resumed run goes on with: those `recorded` in its checkpoint (None: it trained
+    without the perceptual loss), given again, or found where they were. Without this a resume that left out
+    --vgg-weights dropped the perceptual loss silently; other weights or none are refused, by name."""
+    if recorded is None:
+        if given is not None:
+            raise VGGWeightsError(f"{checkpoint} was trained without the perceptual loss: resume it without "
+                                  "--vgg-weights, or start a new run folder.")
+        return None
+    where, digest = Path(recorded["path"]), recorded["sha256"]
+    if given is None:
+        if where.is_file() and _sha256(where) == digest:
+            return where
+        state = "has changed" if where.is_file() else "is gone"
+        raise VGGWeightsError(f"{checkpoint} was trained with the perceptual loss of the VGG weights '{where}', which "
+                              f"{state}: give those weights with --vgg-weights, or start a new run folder.")
+    if _sha256(Path(given)) != digest:
+        raise VGGWeightsError(f"'{given}' are not the VGG weights {checkpoint} was trained with ('{where}', sha256 "
+                              f"{digest[:12]}...): give those, or start a new run folder.")
+    return Path(given)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    except FileNotFoundError:
+        raise VGGWeightsError(f"No VGG weights file '{path}'.") from None
+    return digest.hexdigest()
