@@ -14,7 +14,7 @@ from enliven.engines.crops import MASK_NAMES, crop_inputs  # noqa: E402
 from enliven.engines.warp import WarpEngine  # noqa: E402
 from enliven.neural.config import RefineConfig  # noqa: E402
 from enliven.neural.dataset import ExampleKey, PairDataset, collate_pairs  # noqa: E402
-from enliven.neural.prepare import load_clip, prepare_dataset, read_index  # noqa: E402
+from enliven.neural.prepare import DatasetError, load_clip, prepare_dataset, read_index  # noqa: E402
 
 FRAMES = 10
 
@@ -78,8 +78,40 @@ def test_prepare_resumes(prepared, videos):
     before = (out / "clips" / "astronaut" / "frames.npy").stat().st_mtime_ns
     prepare_dataset(videos, out, side=128, log=lines.append)
     assert (out / "clips" / "astronaut" / "frames.npy").stat().st_mtime_ns == before
-    assert all("already prepared" in line for line in lines)
+    assert lines == ["astronaut: already prepared, skipping", "grey: skipped before (no face found), and unchanged since"]
     assert json.loads((out / "dataset.json").read_text())["clips"] == ["astronaut"]
+
+
+def test_a_clip_skipped_before_is_tried_again_once_its_file_changed(videos, tmp_path):
+    """A damaged clip, skipped, then repaired: it was never tried again ("already prepared, skipping")."""
+    folder, out = tmp_path / "videos", tmp_path / "dataset"
+    folder.mkdir()
+    good = (videos / "astronaut.mp4").read_bytes()
+    (folder / "take.mp4").write_bytes(good[:len(good) // 8])  # cut short: no usable video
+    lines: list[str] = []
+    assert prepare_dataset(folder, out, side=128, log=lines.append)["clips"] == []
+    assert lines[-1].startswith("take: skipped: ")
+    (folder / "take.mp4").write_bytes(good)
+    lines.clear()
+    index = prepare_dataset(folder, out, side=128, log=lines.append)
+    assert index["clips"] == ["take"] and index["skipped"] == {}
+    assert "the file has changed: trying it again" in lines[0] and lines[-1] == f"take: {FRAMES} frames"
+
+
+def test_two_videos_that_would_be_one_clip_are_refused_by_name(videos, tmp_path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in ("take.mp4", "take.mov"):  # (the second was silently lost: "already prepared")
+        (folder / name).write_bytes((videos / "astronaut.mp4").read_bytes())
+    with pytest.raises(DatasetError, match="'take.mov' and 'take.mp4' would both be the clip 'take': rename one"):
+        prepare_dataset(folder, tmp_path / "dataset", side=128, log=lambda line: None)
+
+
+def test_a_clip_with_too_few_frames_kept_says_so_not_that_it_has_no_face(videos, tmp_path):
+    lines: list[str] = []
+    index = prepare_dataset(videos, tmp_path / "dataset", side=128, every=4, log=lines.append)  # frames 0, 4, 8
+    assert index["skipped"]["astronaut"] == ("only 3 of its frames kept with --every 4; at least 4 are needed: use "
+                                             "a smaller --every")
 
 
 def test_render_with_fields_renders_what_render_renders(subject):

@@ -79,26 +79,40 @@ def prepare_dataset(videos_dir: Path, out: Path, side: int = DEFAULT_SIDE, every
     videos = list_videos(videos_dir)
     if not videos:
         raise DatasetError(f"No videos ({', '.join(VIDEO_SUFFIXES)}) in '{videos_dir}'.")
+    by_name: dict[str, Path] = {}
+    for path in videos:  # a clip is named by its file's stem: take.mp4 and take.mov were one clip, the second lost
+        if path.stem in by_name:
+            raise DatasetError(f"'{by_name[path.stem].name}' and '{path.name}' would both be the clip "
+                               f"'{path.stem}': rename one of them.")
+        by_name[path.stem] = path
     out = Path(out)
     (out / "clips").mkdir(parents=True, exist_ok=True)
     index = _read_index(out) or {"format": DATASET_FORMAT, "side": side, "every": every, "clips": [], "skipped": {}}
     if index["side"] != side or index.get("every", 1) != every:
         raise DatasetError(f"'{out}' was prepared with --side {index['side']} --every {index.get('every', 1)}; "
                            "use the same settings to resume, or another --out.")
+    skipped_as = index.setdefault("skipped_files", {})  # clip -> [size, mtime_ns] of the file it was skipped as
     for path in videos:
         name = path.stem
-        if name in index["clips"] or name in index["skipped"]:
+        if name in index["clips"]:
             log(f"{name}: already prepared, skipping")
             continue
+        if name in index["skipped"]:
+            if skipped_as.get(name) == _file_signature(path):
+                log(f"{name}: skipped before ({index['skipped'][name]}), and unchanged since")
+                continue
+            # Repaired or replaced since (it was never tried again, and said to be "already prepared").
+            log(f"{name}: skipped before ({index['skipped'][name]}); the file has changed: trying it again")
+            del index["skipped"][name]
         try:
             clip = prepare_clip(path, side, every, progress)
-        except EnlivenError as error:  # unreadable video: say so and go on with the others
-            index["skipped"][name] = error.message
+        except EnlivenError as error:  # unreadable video, too few frames: say so and go on with the others
+            _skip(index, path, error.message)
             log(f"{name}: skipped: {error.message}")
             _write_index(out, index)
             continue
         if clip is None:
-            index["skipped"][name] = "no face found"
+            _skip(index, path, "no face found")
             log(f"{name}: skipped: no face found in at least {MIN_FACE_FRAMES} frames")
         else:
             arrays, crop = clip
@@ -107,6 +121,17 @@ def prepare_dataset(videos_dir: Path, out: Path, side: int = DEFAULT_SIDE, every
             log(f"{name}: {len(arrays.frames)} frames")
         _write_index(out, index)
     return index
+
+
+def _skip(index: dict, path: Path, reason: str) -> None:
+    index["skipped"][path.stem] = reason
+    index.setdefault("skipped_files", {})[path.stem] = _file_signature(path)
+
+
+def _file_signature(path: Path) -> list[int]:
+    """[size, modification time]: a skipped clip whose file no longer matches it is tried again."""
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
 
 
 def prepare_clip(path: Path, side: int, every: int = 1,
@@ -119,9 +144,11 @@ def prepare_clip(path: Path, side: int, every: int = 1,
     reader, info = open_video(path)
     tracker = FaceTracker()
     found: dict[int, np.ndarray] = {}
+    looked_at = 0  # frames tracked: every `every`th
     try:
         for number, frame in enumerate(iter_video_frames(reader, info)):
             if number % every == 0:
+                looked_at += 1
                 points = tracker(frame)
                 if points is not None:
                     found[number] = points
@@ -129,6 +156,9 @@ def prepare_clip(path: Path, side: int, every: int = 1,
                 progress(f"{path.stem} tracking", number + 1, info.frame_count_estimate)
     finally:
         reader.close()
+    if looked_at < MIN_FACE_FRAMES:  # (it said "no face found" of a clip whose every frame has one)
+        raise DatasetError(f"only {looked_at} of its frames kept with --every {every}; at least {MIN_FACE_FRAMES} "
+                           "are needed: use a smaller --every")
     if len(found) < MIN_FACE_FRAMES:
         return None
 
