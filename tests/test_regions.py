@@ -359,6 +359,10 @@ def test_a_full_disk_is_one_line_naming_the_file_and_leaves_no_partial_files(dat
     train_on_a_full_disk(run / "bank" / "eye.npz")
     build_bank(dataset, run / "bank", BankConfig(examples=16, eye_side=TINY.eye_side, mouth_side=TINY.mouth_side))
     train_on_a_full_disk(run / "last.pt")
+    # Space made, the same command again trains in that folder (best.pt, written before last.pt, was left
+    # alone, and the folder refused as holding an earlier run's model: its bank with it).
+    done = run_enliven("train-regions", dataset, "--out", run, "--config", config, "--examples", 16)
+    assert done.returncode == 0, done.stderr
 
 
 def test_a_bank_already_drawn_is_used_only_for_the_run_it_fits(dataset, tmp_path):

@@ -371,10 +371,13 @@ def _checkpoint(trainers, run_dir: Path, step: int, best: float, save, log) -> t
     # Validation L1 relative to the warp's, summed over the kinds: below 2 means better than the warp.
     total = sum(scores.get(f"{kind}_val_l1", 0.0) / max(scores.get(f"{kind}_val_warp_l1", 1.0), 1e-9)
                 for kind in trainers)
-    if total < best:
-        best = total
-        save(run_dir / BEST, with_training_state=False, best_score=best)
+    better = total < best
+    best = min(best, total)
+    # last.pt first: stopped between the two (a full disk, a kill), the folder resumes (a run holding only
+    # best.pt is an earlier run's, which a new one never overwrites); a missing best.pt is written again.
     save(run_dir / LAST, with_training_state=True, best_score=best)
+    if better:
+        save(run_dir / BEST, with_training_state=False, best_score=best)
     sheet = np.concatenate([_pad_to(trainer.samples(), 4 * 96) for trainer in trainers.values()], axis=0)
     # Atomic, and an OSError naming the file when it cannot be written (cv2.imwrite failed silently).
     write_png(run_dir / "samples.png", sheet)
