@@ -39,9 +39,13 @@ from .jobs import HEAVY, INTERACTIVE, PROGRESS_EVERY_S, TRAINING, Job, JobCancel
 from .log import Log
 
 TRAINING_STOP_WAIT_S = 120  # at shutdown, how long a training run may take to finish its step and save
-# How long a job's window must stay full before it parks: a client that reads keeps it open but for
-# moments (the socket thread busy with a batch of requests), and parking then would only shuffle slots.
-PARK_AFTER_S = 1.0
+# How long a job's window must stay full (nothing read) before it parks: long enough that a client on a
+# slow link reads on (an 8 MB EXR frame at 5 MB/s is taken every 1.6 s), and at most a quarter of the stall
+# timeout (Scheduler._park_after_s), so the others wait well short of it.
+PARK_AFTER_S = 10.0
+# At most this many parked jobs a lane: each keeps its thread, its frames in flight and its worker processes,
+# and clients that stop reading one after another would otherwise pile them up until memory ran out.
+MAX_PARKED = 2
 
 
 @dataclass
@@ -231,7 +235,8 @@ class Scheduler:
 
     def _wait_for_window(self, job: Job) -> bool:
         """Wait for a place in the job's window: True once there is one, False once the job is cancelled.
-        Full for PARK_AFTER_S, the job parks; full for stall_timeout_s, it is ended as stalled."""
+        Full for PARK_AFTER_S (a quarter of stall_timeout_s at most), the job parks; full for stall_timeout_s,
+        it is ended as stalled."""
         full_since = time.monotonic()
         while True:
             with job.cond:
@@ -245,14 +250,15 @@ class Scheduler:
                 self.log(f"job {job.id}: client read nothing for {self.limits.stall_timeout_s:.0f} s; cancelling")
                 job.stalled = True
                 job.cancel.set()
-            elif full_s > PARK_AFTER_S and not job.parked:
+            elif full_s > min(PARK_AFTER_S, self.limits.stall_timeout_s / 4) and not job.parked:
                 self._park(job)  # (asked again every wait: a job may come to the queue later)
 
     def _park(self, job: Job) -> None:
         """Give the job's slot to the next job, if one waits for it (the job's thread waits on in emit)."""
         with self._lock:
             lane = self.lanes[job.spec.lane]
-            if not lane.parks or not (lane.queue or lane.resuming):
+            parked = sum(1 for other in lane.running if other.parked)
+            if not lane.parks or not (lane.queue or lane.resuming) or parked >= MAX_PARKED:
                 return
             job.parked = True
             self._lock.notify_all()
