@@ -38,10 +38,10 @@ class VideoWriter:
     The video is written under a temporary name beside `path` and renamed
     when `close()` finishes it, so an interrupted run never leaves a
     half-written MP4 under the name asked for. `abort()` removes the partial
-    file. The sound starts with the first frame (at its own first sample,
-    as lip-sync reads it, wherever its file's timeline put that); `audio_offset_s`
-    delays it (positive) or cuts its start (negative). With `frame_count`
-    it ends with the last frame at the latest.
+    file. The sound starts with the first frame as its file's timeline places
+    it (as lip-sync and capture time their motion); `audio_offset_s` delays it
+    (positive) or cuts its start (negative). With `frame_count` it ends with
+    the last frame at the latest.
     """
 
     def __init__(self, path: str | Path, fps: float, audio: str | Path | None = None, audio_offset_s: float = 0.0,
@@ -107,11 +107,11 @@ class VideoWriter:
 
 
 def sound_filters(offset_s: float, picture_s: float | None) -> list[str]:
-    """ffmpeg's audio filters that put a sound under the frames: from its first sample (a sound track that
-    starts later than its file, as a camera's or a `-c copy` cut's often does, played that much later than
-    lip-sync had timed the lips: 1 s in a test), `offset_s` later (negative: its start cut), and no longer
-    than the picture, `picture_s` (it ran on past the last frame)."""
-    filters = ["asetpts=PTS-STARTPTS"]
+    """ffmpeg's audio filters that put a sound under the frames: on its file's timeline, silence first where
+    its track starts after the file's picture (as a camera's or a `-c copy` cut's often does; lip-sync reads
+    it so, speech.audio, and capture times the picture's frames), `offset_s` later (negative: its start cut),
+    and no longer than the picture, `picture_s` (it ran on past the last frame)."""
+    filters = ["aresample=async=1:first_pts=0"]
     if offset_s > 0:
         filters.append(f"adelay=delays={round(offset_s * 1000)}:all=1")
     elif offset_s < 0:

@@ -161,7 +161,8 @@ def sound_on_timeline(media: Path) -> np.ndarray:
 def test_a_sound_track_that_starts_late_in_its_file_plays_with_the_lips(spoken_wav, tmp_path):
     """A camera's clip, or one cut with `-c copy`, often has its sound start after its picture (here 1 s). The
     lips were timed from the sound's first sample while the video kept the file's timeline: the mouth moved
-    a second before the voice, and the sound ran on past the last frame."""
+    a second before the voice, and the sound ran on past the last frame. Both follow the file's timeline now,
+    as capture's motion does (the picture's first frame is time 0)."""
     late = tmp_path / "late.mp4"
     subprocess.run([FFMPEG, "-v", "error", "-f", "lavfi", "-i", "color=black:s=64x64:r=25:d=5", "-itsoffset", "1.0",
                     "-i", str(spoken_wav), "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-c:a", "aac",
@@ -173,6 +174,7 @@ def test_a_sound_track_that_starts_late_in_its_file_plays_with_the_lips(spoken_w
     assert result.returncode == 0, result.stderr
     sound = sound_on_timeline(video)
     assert abs(mouth_onset_s(motion) - speech_onset_s(sound)) <= 0.1
+    assert abs(mouth_onset_s(motion) - speech_onset_s(sound_on_timeline(late))) <= 0.1
     _, seconds = video_seconds(video)
     assert len(sound) / SAMPLE_RATE <= seconds + 0.03  # the sound ends with the picture
 

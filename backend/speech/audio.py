@@ -64,6 +64,10 @@ def stream_audio(path: str | os.PathLike[str], sample_rate: int = ANALYSIS_SAMPL
         _ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error",
         "-i", str(source),
         "-map", "0:a:0",  # the first audio track; video, subtitles and data are ignored
+        # On the file's own timeline: a sound track that starts after the file's picture (a camera's, or a cut
+        # made with -c copy) gets silence before it, so the motion's time 0 is the file's, as capture's is and
+        # as a video made with this sound plays it (sequence.sound_filters).
+        "-af", "aresample=async=1:first_pts=0",
         "-ac", "1", "-ar", str(int(sample_rate)),
         "-f", "f32le", "-",
     ]
