@@ -35,9 +35,12 @@ def _end_loop(fc: bpy.types.FCurve, until: float) -> None:
     up to the new keys, which then play once (the modifier kept, the new keys became part of the cycle: the
     loop stopped repeating, and a talk inserted after it repeated for ever)."""
     cycles = [modifier for modifier in fc.modifiers if modifier.type == 'CYCLES']
-    if not cycles:
-        return
     points = fc.keyframe_points
+    if not cycles or len(points) and until <= points[0].co.x:
+        return  # (keys before the loop: nothing of it to write out; the modifier spans them, as it always did)
+    if any(modifier.mute or modifier.use_restricted_range or modifier.mode_after != 'REPEAT' or modifier.cycles_after
+           for modifier in cycles):
+        return  # the artist's own cycling (muted, limited, mirrored, offset): left as it is, not written out
     if len(points) > 1:
         loop = [(tuple(p.co), p.interpolation, p.handle_left_type, p.handle_right_type) for p in points]
         first, period = loop[0][0][0], loop[-1][0][0] - loop[0][0][0]

@@ -254,6 +254,23 @@ def test_idle_alive_loop_repeats_seamlessly_with_cycles_modifiers(portrait):
         bpy.ops.enliven.insert_preset(preset="nod", frame=400, loop=True)
 
 
+def test_a_muted_loop_is_left_as_the_artist_set_it_when_keys_come_after_it(portrait):
+    # Keys after a loop write the loop out up to them (a plain Cycles modifier). A muted one played no loop:
+    # writing it out put repeats into frames that had shown none.
+    compat = sub("compat")
+    bpy.context.scene.render.fps = 24
+    assert bpy.ops.enliven.insert_preset(preset="idle-alive", use_range=True, frame=1, frame_end=120, seed=2,
+                                         loop=True) == {'FINISHED'}
+    blink = compat.fcurves_by_path(portrait, "enliven.blink_l")["enliven.blink_l"]
+    blink.modifiers[0].mute = True
+    before = len(blink.keyframe_points)
+    assert bpy.ops.enliven.insert_preset(preset="blink", frame=400) == {'FINISHED'}
+    blink = compat.fcurves_by_path(portrait, "enliven.blink_l")["enliven.blink_l"]
+    assert [(modifier.type, modifier.mute) for modifier in blink.modifiers] == [('CYCLES', True)]
+    assert all(point.co.x <= 121 or point.co.x >= 400 for point in blink.keyframe_points)
+    assert len(blink.keyframe_points) > before
+
+
 def test_bake_from_motion_file(portrait, tmp_path):
     motion_module = sub("shared.motion")
     sampling = sub("sampling")
