@@ -302,6 +302,7 @@ class Runtime:
         self.session.tick()
         for job in list(self.jobs.values()):
             job.tick()
+        record_due_undo_steps()
         if self.host.redraw_due or self.session.changed or self.subjects.changed:
             self.host.redraw_due = self.session.changed = self.subjects.changed = False
             _redraw(self._status_bar_due())
@@ -401,19 +402,38 @@ def _redraw(status_bar: bool = False) -> None:
             pass
 
 
+_undo_steps_due: list[str] = []  # steps record_undo_step could not record yet
+
+
 def record_undo_step(name: str) -> None:
     """An undo step for what the add-on just changed from its timer (a group's rigs, a bake's keys, the nodes
     Generate retimed). Blender records a step after each operator only: without this one the change would
     belong to no step, and the next Ctrl+Z, whatever it undid, would take it away too (and redo never bring
-    it back)."""
+    it back). Recorded now, or on a later tick when Blender cannot take one now (record_due_undo_steps)."""
+    _undo_steps_due.append(name)
+    record_due_undo_steps()
+
+
+def record_due_undo_steps() -> None:
+    """Record the undo step due, once Blender can take it: not in edit or paint modes (a step there is the
+    mesh's, which holds no keys or rigs), nor in the middle of a modal operator (a half-done transform would
+    be a step of its own) or a render that locks the interface."""
+    if not _undo_steps_due:
+        return
     wm = bpy.context.window_manager
     if wm is None or not wm.windows:
+        _undo_steps_due.clear()
+        return
+    if any(window.modal_operators for window in wm.windows) or bpy.app.is_job_running('RENDER'):
         return
     try:
         with bpy.context.temp_override(window=wm.windows[0]):
-            bpy.ops.ed.undo_push(message=name)
+            if bpy.context.mode not in ('OBJECT', 'POSE'):
+                return
+            bpy.ops.ed.undo_push(message=" + ".join(dict.fromkeys(_undo_steps_due)))
     except (RuntimeError, AttributeError):
         pass
+    _undo_steps_due.clear()
 
 
 def report(level: str, text: str) -> None:

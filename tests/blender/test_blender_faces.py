@@ -280,3 +280,16 @@ def test_undo_after_the_group_got_its_rigs_keeps_them(connected, two_faces):
     assert [rig.name for rig in groups.face_rigs(bpy.data.objects[lead])] == [lead]
     assert in_window(bpy.ops.ed.redo) == {'FINISHED'}  # and back
     assert [rig.name for rig in groups.face_rigs(bpy.data.objects[lead])] == [lead, other]
+
+
+def test_an_undo_step_due_in_edit_mode_is_recorded_back_in_object_mode(scene):
+    # A step pushed in edit mode is the mesh's, which holds no rigs or keys: undoing it did nothing visible,
+    # and the change went into the next step after all.
+    runtime = sub("runtime")
+    assert in_window(bpy.ops.mesh.primitive_cube_add) == {'FINISHED'}
+    assert in_window(bpy.ops.object.mode_set, mode='EDIT') == {'FINISHED'}
+    runtime.record_undo_step("Enliven: a Rig per Face")
+    assert runtime._undo_steps_due == ["Enliven: a Rig per Face"]  # waits
+    assert in_window(bpy.ops.object.mode_set, mode='OBJECT') == {'FINISHED'}
+    runtime.record_due_undo_steps()  # (the timer's next tick)
+    assert runtime._undo_steps_due == []
