@@ -131,6 +131,13 @@ class LocalBackend:
     def log_tail(self, lines: int = 8) -> str:
         return "\n".join(list(self.log)[-lines:])
 
+    def last_log_line(self) -> str:
+        """The log's last line that says something; of a process that has exited, once the log thread has read
+        the rest of what it wrote (its why came after the exit was seen), waited for 0.2 s at most."""
+        if self.proc is not None and self.proc.poll() is not None:
+            self._thread.join(0.2)
+        return next((line.strip() for line in reversed(list(self.log)) if line.strip()), "")
+
     def ask_to_stop(self) -> None:
         """The server finishes its replies, stops and saves a training run, and exits. SIGTERM; on Windows,
         where terminate() kills at once, a Ctrl+Break to its process group (the server handles SIGBREAK).

@@ -272,6 +272,6 @@ def _ended(what: str, local) -> str:
     banner, so none. Show Backend Log has the rest."""
     code = local.returncode
     how = f" (killed by signal {-code})" if code is not None and code < 0 else f" (code {code})" if code else ""
-    last = next((line.strip() for line in reversed(list(local.log)) if line.strip()), "")
+    last = local.last_log_line()
     said = f": {last}" if last and not (code is not None and code < 0) else ""
     return f"The local backend {what}{how}{said}. Show Backend Log has the rest"

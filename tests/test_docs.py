@@ -264,9 +264,6 @@ def test_every_exit_code_is_documented():
     assert "| 3 | no face" in (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
 
 
-# ----------------------------------------------------------------------------- the picture
-
-
 # ----------------------------------------------------------------------------- the protocol in docs/service.md
 
 
@@ -295,6 +292,9 @@ def test_service_docs_list_what_each_request_requires():
                 for kind, (fields, parts) in REQUESTS.items()}
     assert set(REQUESTS) == set(REQUEST_TYPES)
     assert documented_requirements(ROOT / "docs" / "service.md") == required
+
+
+# ----------------------------------------------------------------------------- the picture
 
 
 def test_readme_picture_moves_and_is_small():

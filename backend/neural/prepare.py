@@ -157,7 +157,8 @@ def prepare_clip(path: Path, side: int, every: int = 1,
     finally:
         reader.close()
     if looked_at < MIN_FACE_FRAMES:  # (it said "no face found" of a clip whose every frame has one)
-        raise DatasetError(f"only {looked_at} of its frames kept with --every {every}; at least {MIN_FACE_FRAMES} "
+        raise DatasetError(f"only {looked_at} frames; at least {MIN_FACE_FRAMES} are needed" if every == 1 else
+                           f"only {looked_at} of its frames kept with --every {every}; at least {MIN_FACE_FRAMES} "
                            "are needed: use a smaller --every")
     if len(found) < MIN_FACE_FRAMES:
         return None
