@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import signal
 import socket
 import subprocess
@@ -378,12 +379,18 @@ def test_a_bank_already_drawn_is_used_only_for_the_run_it_fits(dataset, tmp_path
     one_step = replace(TINY, steps=1)
     with pytest.raises(DatasetError, match=r"holds 16 examples drawn otherwise than this run asks \(examples 16 -> 24\)"):
         train_regions(dataset, run, one_step, examples=24, **QUIET)
-    with pytest.raises(DatasetError, match=rf"\(dataset {dataset.resolve()} -> {(tmp_path / 'other').resolve()}\)"):
-        train_regions(tmp_path / "other", run, one_step, examples=16, **QUIET)
+    moved, other = tmp_path / "moved", tmp_path / "other"
+    shutil.copytree(dataset, moved)  # the same dataset elsewhere: a copied run folder, a disk mounted elsewhere
+    shutil.copytree(dataset, other)
+    index = json.loads((other / "dataset.json").read_text())
+    (other / "dataset.json").write_text(json.dumps({**index, "clips": index["clips"] + ["another"]}))
+    with pytest.raises(DatasetError, match=rf"\(the dataset {dataset.resolve()} -> {other.resolve()}, whose clips "
+                                           r"differ\)"):
+        train_regions(other, run, one_step, examples=16, **QUIET)
     with pytest.raises(DatasetError, match=r"\(eye_side 32 -> 64\)"):
         train_regions(dataset, run, replace(one_step, eye_side=64), examples=16, **QUIET)
     logged = []
-    assert train_regions(dataset, run, one_step, device="cpu", log=logged.append).step == 1  # --examples left out
+    assert train_regions(moved, run, one_step, device="cpu", log=logged.append).step == 1  # --examples left out
     assert f"using the 16 examples already drawn from {dataset.resolve()} in {run / 'bank'}" in logged
     assert not any(line.startswith("drawing") for line in logged)
     # A bank drawn before banks had a record: its patches must still fit the networks.

@@ -163,8 +163,8 @@ def build_bank(dataset_dir: Path, out: Path, config: BankConfig = BankConfig(),
         keys = chunks[0][kind].keys()
         write_npz(path, {key: np.concatenate([chunk[kind][key] for chunk in chunks]) for key in keys})
         paths[kind] = path
-    write_atomic(out / BANK_RECORD, json.dumps({"dataset": str(Path(dataset_dir).resolve()), **asdict(config)},
-                                               indent=1).encode())
+    write_atomic(out / BANK_RECORD, json.dumps({"dataset": str(Path(dataset_dir).resolve()),
+                                                "clips": _clips_of(dataset_dir), **asdict(config)}, indent=1).encode())
     return paths
 
 
@@ -177,21 +177,34 @@ def check_bank(bank_dir: Path, dataset_dir: Path | None, wanted: BankConfig, exa
         return None
     try:
         record = json.loads(path.read_text())
-        drawn = {"dataset": record["dataset"], **{name: record[name] for name in ("examples", "eye_side", "mouth_side")}}
+        drawn = {name: record[name] for name in ("examples", "eye_side", "mouth_side")}
+        drawn["dataset"] = record["dataset"]
     except (ValueError, KeyError, TypeError) as error:
         raise DatasetError(f"'{path}' is not a bank record written by `enliven train-regions` ({error}); delete "
                            f"'{bank_dir}' to draw the examples again.") from None
     asked = {"eye_side": wanted.eye_side, "mouth_side": wanted.mouth_side}
     if dataset_dir is not None:
-        asked["dataset"] = str(Path(dataset_dir).resolve())
+        # The same dataset is the same clips, wherever it is now (a run folder copied to another machine, a
+        # disk mounted elsewhere); a record without its clips names the dataset by its path.
+        if "clips" in record:
+            drawn["clips"] = record["clips"]
+            asked["clips"] = _clips_of(dataset_dir)
+        else:
+            asked["dataset"] = str(Path(dataset_dir).resolve())
     if examples_given:
         asked["examples"] = wanted.examples
-    differences = [f"{name} {drawn[name]} -> {value}" for name, value in asked.items() if drawn[name] != value]
+    differences = [f"{name} {drawn[name]} -> {value}" if name != "clips" else f"the dataset {drawn['dataset']} -> "
+                   f"{Path(dataset_dir).resolve()}, whose clips differ" for name, value in asked.items()
+                   if drawn[name] != value]
     if differences:
         raise DatasetError(f"'{bank_dir}' holds {drawn['examples']} examples drawn otherwise than this run asks "
                            f"({', '.join(differences)}): give what it was drawn with, delete '{bank_dir}' to draw "
                            "them again, or train into a new RUN_DIR.")
     return record
+
+
+def _clips_of(dataset_dir: Path) -> list[str]:
+    return sorted(read_index(Path(dataset_dir))["clips"])
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
