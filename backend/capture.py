@@ -107,15 +107,28 @@ def open_video(path: str | Path):
     if not (math.isfinite(fps) and fps > 0):
         reader.close()
         raise VideoError(f"'{path}' has no frame rate; is it a video?")
-    # Frames decoded at the rate the motion is given: a variable-rate video's is its average, and ffmpeg's
-    # pipe gave it at its nominal rate, filling gaps with copies (a phone clip's 3.96 s became 102 frames at
-    # 17.45 fps: 5.85 s of motion). A constant rate decodes as it did.
-    reader.close()
-    reader = imageio.get_reader(str(path), format="FFMPEG", fps=fps)
+    if _nominal_rate(path) not in (None, fps):
+        # A variable rate: decoded at the rate the motion is given, its average (ffmpeg's pipe gave it at its
+        # nominal rate, filling gaps with copies: a phone clip's 3.96 s became 102 frames at 17.45 fps, 5.85 s
+        # of motion). A constant rate decodes as it is (imageio rounds a forced rate: 23.976 to 23.98).
+        reader.close()
+        reader = imageio.get_reader(str(path), format="FFMPEG", fps=fps)
     duration = meta.get("duration")
     estimate = round(duration * fps) if duration and math.isfinite(duration) else None
     size = tuple(int(v) for v in meta.get("size", (0, 0)))
     return reader, VideoInfo(str(path), fps, size, estimate)
+
+
+def _nominal_rate(path: Path) -> float | None:
+    """The video stream's nominal frame rate ("tbr", as imageio reads "fps": rounded to 2 decimals), or None."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    header = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
+                            capture_output=True, text=True).stderr
+    found = re.search(r"Stream #.*?: Video:.*? ([0-9]+\.?[0-9]*) tbr", header)
+    return float(found.group(1)) if found else None
 
 
 def iter_video_frames(reader, info: VideoInfo) -> Iterator[np.ndarray]:

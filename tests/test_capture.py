@@ -206,6 +206,24 @@ def test_a_corrupt_video_is_a_clear_error(tmp_path, content):
         capture_video(path)
 
 
+def test_a_constant_rate_video_decodes_every_frame_once(tmp_path):
+    """An NTSC-rate clip (24000/1001 fps) is decoded as it is: forcing the rate for every video (imageio writes
+    it rounded, 23.98) copied a frame every few minutes."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from enliven.capture import iter_video_frames, open_video
+
+    clip = tmp_path / "ntsc.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc=s=32x32:r=24000/1001:d=300", "-c:v", "libx264", "-preset", "ultrafast", str(clip)],
+                   check=True)
+    encoded, _ = imageio_ffmpeg.count_frames_and_secs(str(clip))
+    reader, info = open_video(clip)
+    assert sum(1 for _ in iter_video_frames(reader, info)) == encoded == 7193
+
+
 def test_a_phone_video_stored_on_its_side_captures_without_imageio_s_warning(performance_video, tmp_path):
     # ffmpeg turns it as its rotation metadata says; imageio-ffmpeg warned "The frame size for reading (...)
     # is different from the source frame size (...)" on every such capture.
