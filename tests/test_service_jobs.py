@@ -9,7 +9,6 @@ import pytest
 
 from enliven.shared.channels import CHANNEL_INDEX, CHANNEL_NAMES, default_vector
 from enliven.shared.client import Client, RemoteError, motion_of
-from enliven.speech.lipsync import frame_count
 
 from service_helpers import ServerProcess, collect, serving, wait_for
 
@@ -110,7 +109,8 @@ def test_lipsync_of_an_audio_file_returns_mouth_motion(client, speech_wav):
     assert any(e.type == "progress" for e in events)
     values, channels, fps, fields = _ended_with_motion(events)
     assert channels == MOUTH_CHANNELS and fps == 25.0
-    assert values.shape[0] == frame_count(duration_s, 25.0)  # the last frame lasts to the sound's end
+    count = values.shape[0]  # the last frame starts within the sound and lasts to its end
+    assert (count - 1) / 25.0 < duration_s <= count / 25.0 + 1e-6
     assert values[:, 0].max() > 0.2  # the jaw opens while speaking
     assert fields["method"] == "acoustic" and fields["speech_s"] > 1.0
 
@@ -121,7 +121,8 @@ def test_say_writes_the_wav_into_output_dir_and_returns_its_motion(client, tmp_p
     wav = tmp_path / "say" / fields["audio_path"].rsplit("/", 1)[-1]
     assert fields["audio_path"] == str(wav) and wav.is_file()
     assert channels == MOUTH_CHANNELS and fields["method"] == "phonemes"
-    assert values.shape[0] == frame_count(fields["duration_s"], 24.0)
+    count = values.shape[0]
+    assert (count - 1) / 24.0 < fields["duration_s"] <= count / 24.0 + 1e-6
     assert values[:, 0].max() > 0.2
 
 
