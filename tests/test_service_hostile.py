@@ -251,6 +251,29 @@ def test_an_output_claim_is_released_only_by_its_owner():
     assert scheduler.outputs == {}
 
 
+def test_a_job_whose_thread_cannot_start_ends_and_frees_its_slot(monkeypatch):
+    # Each job runs on a thread of its own: one the system would not give stayed "running" for good, holding
+    # the only render slot (every later job waited for ever) and its output folder.
+    import threading
+
+    from enliven.service.jobs import HEAVY, Job, JobKind
+    from enliven.service.scheduler import Scheduler
+
+    posted = []
+    scheduler = Scheduler(protocol.Limits(), log=lambda *a: None, post=posted.append, run_body=lambda job: [])
+    kind = JobKind("generate", HEAVY, admit=lambda server, job: True, run=lambda server, job: [])
+    job = Job(b"client", "job-1", kind, msg=None, output_key="/out/frame_")
+
+    def no_thread(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    scheduler.submit(job)
+    assert job.state == "finished" and scheduler.running_jobs() == [] and scheduler.outputs == {}
+    final = protocol.decode(posted[-1].frames)
+    assert posted[-1].end and final.type == "error" and "could not start the job" in final.fields["message"]
+
+
 def test_the_queue_takes_turns_between_clients():
     from enliven.service.scheduler import fair_place
 

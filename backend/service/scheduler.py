@@ -179,7 +179,12 @@ class Scheduler:
                 for i, other in enumerate(lane.queue, start=1):  # everyone behind moved up one
                     self.post(Out(other.identity, protocol.encode("queued", other.id, {"position": i})))
             thread = threading.Thread(target=self._run, args=(job,), name=f"enliven-{lane.name}", daemon=True)
-            thread.start()
+            try:
+                thread.start()
+            except RuntimeError as error:  # no thread to be had: the job ends, and frees its slot and output
+                self.finish(job, protocol.error_frames(job.id, protocol.E_INTERNAL,
+                                                       f"the server could not start the job: {error}"))
+                return
             self._threads = [(t, wait_s) for t, wait_s in self._threads if t.is_alive()]
             self._threads.append((thread, lane.stop_wait_s))
 
