@@ -271,7 +271,8 @@ def _ended(what: str, local) -> str:
     or signal and its log's last line, which says why when it failed; killed, its log's tail is its start-up
     banner, so none. Show Backend Log has the rest."""
     code = local.returncode
-    how = f" (killed by signal {-code})" if code is not None and code < 0 else f" (code {code})" if code else ""
+    if code is not None and code < 0:
+        return f"The local backend {what} (killed by signal {-code}). Show Backend Log has the rest"
     last = local.last_log_line()
-    said = f": {last}" if last and not (code is not None and code < 0) else ""
-    return f"The local backend {what}{how}{said}. Show Backend Log has the rest"
+    return f"The local backend {what}{f' (code {code})' if code else ''}{f': {last}' if last else ''}. " \
+           "Show Backend Log has the rest"

@@ -45,6 +45,7 @@ from .arrays import runs_of
 from .errors import EnlivenError, NoFaceError, UsageError
 from .filters import DEFAULT_SMOOTHING, SMOOTHING_LEVELS, OneEuroSettings, smooth_channels, smoothing_settings
 from .rig import smoothstep
+from .sequence import media_header
 from .shared.channels import CHANNEL_INDEX, CHANNEL_NAMES, CHANNELS, GROUPS
 from .shared.motion import Motion
 
@@ -121,13 +122,7 @@ def open_video(path: str | Path):
 
 def _nominal_rate(path: Path) -> float | None:
     """The video stream's nominal frame rate ("tbr", as imageio reads "fps": rounded to 2 decimals), or None."""
-    import subprocess
-
-    import imageio_ffmpeg
-
-    header = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
-                            capture_output=True, text=True).stderr
-    found = re.search(r"Stream #.*?: Video:.*? ([0-9]+\.?[0-9]*) tbr", header)
+    found = re.search(r"Stream #.*?: Video:.*? ([0-9]+\.?[0-9]*) tbr", media_header(path))
     return float(found.group(1)) if found else None
 
 

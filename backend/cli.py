@@ -231,11 +231,12 @@ def run_generate(args: argparse.Namespace) -> int:
         motion, subject = single_face_motion(args, files)
         values = motion.full()
         frame_count, fps = len(values), motion.fps
-    if args.audio is not None and (args.audio_offset or 0.0) >= frame_count / fps:
-        print(f"enliven: warning: --audio-offset {args.audio_offset:g} starts the sound after the last frame "
+    audio_offset = args.audio_offset or 0.0
+    if args.audio is not None and audio_offset >= frame_count / fps:
+        print(f"enliven: warning: --audio-offset {audio_offset:g} starts the sound after the last frame "
               f"({frame_count / fps:.2f} s): the video is silent", file=sys.stderr)
     sink = FrameSink(args.out, frame_count, fps, video=args.video, contact_sheet=args.contact_sheet,
-                     audio=args.audio, audio_offset_s=args.audio_offset or 0.0, fmt=args.format,
+                     audio=args.audio, audio_offset_s=audio_offset, fmt=args.format,
                      png_level=args.png_compression)
     # Shown from the first frame on (delay), so what the photo's analysis says is not written into the bar.
     progress = tqdm(total=frame_count, unit="frame", desc="generating", file=sys.stderr, dynamic_ncols=True,

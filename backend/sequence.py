@@ -17,6 +17,7 @@ from .frame_layers import FrameLayers
 from .images import write_atomic, write_png
 from .png import BandCache
 from .shared.naming import FRAME_CACHE_FILE, frame_filename
+from .speech.audio import ON_FILE_TIMELINE
 
 SHEET_GREY = 128  # behind frames with alpha on the contact sheet
 ENCODER_THREADS = 2  # frames encoded and written while the next renders (zlib and OpenEXR release the GIL)
@@ -111,7 +112,7 @@ def sound_filters(offset_s: float, picture_s: float | None) -> list[str]:
     its track starts after the file's picture (as a camera's or a `-c copy` cut's often does; lip-sync reads
     it so, speech.audio, and capture times the picture's frames), `offset_s` later (negative: its start cut),
     and no longer than the picture, `picture_s` (it ran on past the last frame)."""
-    filters = ["aresample=async=1:first_pts=0"]
+    filters = [ON_FILE_TIMELINE]
     if offset_s > 0:
         filters.append(f"adelay=delays={round(offset_s * 1000)}:all=1")
     elif offset_s < 0:
@@ -121,16 +122,22 @@ def sound_filters(offset_s: float, picture_s: float | None) -> list[str]:
     return filters
 
 
-def _streams(video: Path) -> list[str]:
-    """The kinds of a media file's streams, in order ("Video", "Audio"), from ffmpeg's header read."""
-    import re
+def media_header(path: Path) -> str:
+    """ffmpeg's description of a media file (its streams, their rates and sizes), as it prints it on reading the
+    file's header."""
     import subprocess
 
     import imageio_ffmpeg
 
-    info = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(video)],
+    return subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
                           capture_output=True, text=True).stderr
-    return re.findall(r"Stream #\d+:\d+.*?: (Video|Audio):", info)
+
+
+def _streams(video: Path) -> list[str]:
+    """The kinds of a media file's streams, in order ("Video", "Audio")."""
+    import re
+
+    return re.findall(r"Stream #\d+:\d+.*?: (Video|Audio):", media_header(video))
 
 
 def contact_sheet(frames: Sequence[tuple[int, np.ndarray]], columns: int = 4, thumb_width: int = 256) -> np.ndarray:

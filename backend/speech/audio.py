@@ -28,6 +28,10 @@ from .errors import AudioError
 # is visible up to 8 kHz, so 16 kHz (the usual rate for speech) loses nothing.
 ANALYSIS_SAMPLE_RATE = 16_000
 DEFAULT_BLOCK_SECONDS = 5.0
+# ffmpeg's filter that reads a sound on its file's own timeline: a track that starts after the file's picture
+# (a camera's, or a cut made with -c copy) gets silence before it, so lip-sync's time 0 is the file's, as
+# capture's is, and a video made with the sound (sequence.sound_filters) plays it where lip-sync timed it.
+ON_FILE_TIMELINE = "aresample=async=1:first_pts=0"
 # Below this a recording cannot carry the second formant of "ee" (about 2.3 kHz).
 MINIMUM_SOURCE_SAMPLE_RATE = 6_000
 
@@ -64,10 +68,7 @@ def stream_audio(path: str | os.PathLike[str], sample_rate: int = ANALYSIS_SAMPL
         _ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error",
         "-i", str(source),
         "-map", "0:a:0",  # the first audio track; video, subtitles and data are ignored
-        # On the file's own timeline: a sound track that starts after the file's picture (a camera's, or a cut
-        # made with -c copy) gets silence before it, so the motion's time 0 is the file's, as capture's is and
-        # as a video made with this sound plays it (sequence.sound_filters).
-        "-af", "aresample=async=1:first_pts=0",
+        "-af", ON_FILE_TIMELINE,
         "-ac", "1", "-ar", str(int(sample_rate)),
         "-f", "f32le", "-",
     ]
