@@ -70,6 +70,7 @@ class Eyeball:
     opening: np.ndarray  # (h, w) float32, 1 where the eye shows (up to the lashes), 0 outside, anti-aliased
     sclera_colour: np.ndarray | None = None  # RGB of the sclera the photo shows beside the iris, if it shows enough
     sclera_beside: tuple[bool, bool] = (False, False)  # whether it shows sclera toward the first, the second corner
+    whole: bool = True  # False: the photo's edge cuts the eye, whose iris cannot be drawn elsewhere
 
 
 def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_lid: np.ndarray,
@@ -81,6 +82,7 @@ def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_li
     pad = radius * IRIS_FILL + 2
     x0, y0 = np.floor(np.minimum(opening.min(axis=0), centre - pad)).astype(int) - 2
     x1, y1 = np.ceil(np.maximum(opening.max(axis=0), centre + pad)).astype(int) + 3
+    whole = min(x0, y0) >= 0 and x1 <= image.shape[1] and y1 <= image.shape[0]
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, image.shape[1]), min(y1, image.shape[0])
     patch = np.ascontiguousarray(image[y0:y1, x0:x1])
     origin = np.array([x0, y0], np.float64)
@@ -108,7 +110,7 @@ def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_li
     sclera_samples = patch[inside & ~iris_area].reshape(-1, 3).astype(np.float32)
     iris_samples = patch[inside & iris_area].reshape(-1, 3).astype(np.float32)
     if len(sclera_samples) < 4 or len(iris_samples) < 4:
-        return Eyeball(centre, radius, (x0, y0), patch, patch, shown)
+        return Eyeball(centre, radius, (x0, y0), patch, patch, shown, whole=whole)
 
     hole = iris_area & visible
     shade = sclera_shading(patch.shape[:2], upper_lid - origin, lower_lid - origin)
@@ -180,7 +182,7 @@ def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_li
                                cv2.INPAINT_TELEA)
     # Plain ints: under numpy 2 an int64 scalar would turn the float32 maps built from it float64, which
     # OpenCV 5's remap refuses.
-    return Eyeball(centre, radius, (int(x0), int(y0)), sclera, iris_texture, shown, measured, sides)
+    return Eyeball(centre, radius, (int(x0), int(y0)), sclera, iris_texture, shown, measured, sides, whole)
 
 
 def no_brighter(colours: np.ndarray, whitest: float) -> np.ndarray:

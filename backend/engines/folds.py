@@ -23,6 +23,10 @@ SLIVER_AROUND = 2  # ... read this many working pixels around the fold
 FOLD_SAMPLES = 3  # a fold's pixels are drawn from this many samples of the exact map along each axis
 FOLD_FEATHER = 2  # pixels at the edge of a fold's redrawn pixels over which they fade in
 TURNED_REACH = 2  # working pixels: the cells around a turned-over triangle redrawn with it (past the fade-in)
+# working pixels: a fold is redrawn only where its exact map samples at least this far inside the grid. A face the
+# photo's edge cuts folds beyond it on a turn (the cut eye's mesh), and redrawn from the exact map, that fold
+# stretched the edge's last few pixels into grey bars across the eye.
+FOLD_EDGE_MARGIN = 2
 
 
 def face_folds(exact: np.ndarray, face_field: np.ndarray, face_cover: np.ndarray, silhouette_reach: int,
@@ -34,7 +38,8 @@ def face_folds(exact: np.ndarray, face_field: np.ndarray, face_cover: np.ndarray
       * where the map jumps (fold_cells), but not among the slivers the sliver filter removed from the
         triangles' `exact` map (fold_cells_kept);
       * and the `turned` cells (turned_cells; None: none), kept whatever the filter did: a turned-over
-        triangle is a fold's hidden strip itself, a sliver by nature, that the filter always moves."""
+        triangle is a fold's hidden strip itself, a sliver by nature, that the filter always moves;
+    but only where the `exact` map samples FOLD_EDGE_MARGIN cells or more inside the grid."""
     kernel = np.ones((2 * silhouette_reach + 3,) * 2, np.uint8)
     inside = cv2.erode(face_cover.view(np.uint8), kernel).view(bool)
     folds = fold_cells(face_field, inside, FOLD_JUMP)
@@ -42,6 +47,12 @@ def face_folds(exact: np.ndarray, face_field: np.ndarray, face_cover: np.ndarray
         folds = fold_cells_kept(folds, exact, face_field, FOLD_KEPT)
     if turned is not None:
         folds |= turned & inside
+    if folds.any():
+        height, width = folds.shape
+        source_x = exact[..., 0] + np.arange(width, dtype=np.float32)[None, :]
+        source_y = exact[..., 1] + np.arange(height, dtype=np.float32)[:, None]
+        folds &= ((source_x >= FOLD_EDGE_MARGIN) & (source_x <= width - 1 - FOLD_EDGE_MARGIN)
+                  & (source_y >= FOLD_EDGE_MARGIN) & (source_y <= height - 1 - FOLD_EDGE_MARGIN))
     return folds
 
 

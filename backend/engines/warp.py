@@ -54,7 +54,7 @@ from .mouth import (CLOSED_MOUTH, INTERIOR_ROWS, interior_split, interior_stretc
                     seal_strength, teeth_colour)
 from .palette import LUMA, palette_of
 from .squeeze import prefilter_squeezed, squeeze_weight
-from .warp_math import (TEXTURE_INTERPOLATION, border_ramp, closed_lash_line, closed_lid, constrained_triangulation,
+from .warp_math import (TEXTURE_INTERPOLATION, border_ramp, extended_beyond_edge, closed_lash_line, closed_lid, constrained_triangulation,
                         displacement_from_index, edge_coverage, fill_notches, lashes_to_repaint, layer_coverage,
                         mesh_contours, mesh_points, piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at,
                         smooth_behind_face, smooth_curve, smooth_face_edge, triangle_affines, triangle_index_image, upsampled_to_box)
@@ -336,7 +336,9 @@ class WarpEngine:
         return first + blend[:, None] * (offsets[self.extra_carrier_b] - first)
 
     def control_points_work(self, landmarks_image: np.ndarray, extra_image: np.ndarray) -> np.ndarray:
-        """All control points in working pixels, in triangulation order, kept inside the head region."""
+        """All control points in working pixels, in triangulation order. Those of a face the photo's edge cuts
+        lie past the region's edge, where they are: held at the edge, they folded the cut eye's triangles
+        flat onto it, and a turn stretched its last pixels into bars (warp_math.extended_beyond_edge)."""
         # The lips' edges close onto the rig's inner contours, where sealed lips meet.
         opening = np.clip(lm.signed_lip_gap(landmarks_image) / max(self.source_lip_gap, 1e-6), 0.0, 1.0)
         mesh_landmarks = landmarks_image[self.landmark_ids].copy()
@@ -346,9 +348,6 @@ class WarpEngine:
             self._to_work(extra_image),
             self.pins_work,
         ])
-        work_w, work_h = self.work_size
-        work[:, 0] = work[:, 0].clip(0, work_w - 1)
-        work[:, 1] = work[:, 1].clip(0, work_h - 1)
         return work
 
     def render(self, values: np.ndarray, onto: np.ndarray | None = None) -> np.ndarray:
@@ -541,8 +540,9 @@ class WarpEngine:
             weight = silhouette.weight
             warped_mask[rows, cols] = weight * warped_mask[rows, cols] + (1 - weight) * sample_at(self.mask, other_x, other_y)
         still_mask = self.mask[by0:by1, bx0:bx1]
-        warped = remap_where_seen(texture, (where_from, None), warped_mask, still_mask, TEXTURE_INTERPOLATION)
-        prefilter_squeezed(warped, texture, where_from, squeezed, self.scale, box)
+        sampled, sampled_from = extended_beyond_edge(texture, where_from)  # (a face the photo's edge cuts)
+        warped = remap_where_seen(sampled, (sampled_from, None), warped_mask, still_mask, TEXTURE_INTERPOLATION)
+        prefilter_squeezed(warped, sampled, sampled_from, squeezed, self.scale, box)
         if edge:
             blended = weight[:, None] * warped[rows, cols] + (1 - weight[:, None]) * sample_at(texture, other_x, other_y)
             warped[rows, cols] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
@@ -567,6 +567,10 @@ class WarpEngine:
         """
         bx0, by0, bx1, by1 = box
         for eyeball, (iris, side) in zip(self.eyeballs, lm.IRISES):
+            if not eyeball.whole:
+                # An eye the photo's edge cuts moves with the face as the warp moved it: its iris, drawn from
+                # what the photo shows of it, was the edge's last pixels repeated as grey bars on a turn.
+                continue
             opening = target_image[list(lm.eye_polygon(side)), :2] - (self.region[0] + bx0, self.region[1] + by0)
             centre = target_image[iris[0], :2] - (self.region[0] + bx0, self.region[1] + by0)
             pad = eyeball.radius * IRIS_FILL + 2

@@ -406,6 +406,40 @@ def border_ramp(shape: tuple[int, int], reach: float) -> np.ndarray:
     return np.clip(to_border / reach, 0.0, 1.0)[..., None]
 
 
+BEYOND_EDGE_BLUR = 0.15  # beyond the photo's edge, a map samples it mirrored and blurred this much per pixel it reaches ...
+BEYOND_EDGE_SHARP = 4.0  # ... fading in over this many pixels from the edge
+
+
+def extended_beyond_edge(texture: np.ndarray, where_from: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`texture` and `where_from` (an (H, W, 2) map of positions in it) with the texture extended as far
+    beyond its edges as the map samples: the photo mirrored at its edge, blurred more the further out.
+
+    A face the photo's edge cuts has nothing to show past it, yet a turn brings that part in. Sampled with
+    the border repeated, the edge's last pixels ran across the eye and cheek as streaks; mirrored sharp,
+    the cheek's shadow met its own image in a V. Mirrored and blurred, what comes in is the colours near the
+    edge, soft, as out of focus. A map that stays inside is returned with the texture as they are."""
+    height, width = texture.shape[:2]
+    low = np.floor(where_from.reshape(-1, 2).min(axis=0)).astype(int)
+    high = np.ceil(where_from.reshape(-1, 2).max(axis=0)).astype(int)
+    left, top = (max(0, -value + 2) for value in low)
+    right, bottom = max(0, high[0] - (width - 1) + 2), max(0, high[1] - (height - 1) + 2)
+    if not max(left, top, right, bottom):
+        return texture, where_from
+    # (Reflection cannot reach further than the texture is wide: a map that far out repeats its last pixels.)
+    reach = [min(pad, side - 1) for pad, side in ((top, height), (bottom, height), (left, width), (right, width))]
+    extended = cv2.copyMakeBorder(texture, *reach, cv2.BORDER_REFLECT_101)
+    extended = cv2.copyMakeBorder(extended, top - reach[0], bottom - reach[1], left - reach[2], right - reach[3],
+                                  cv2.BORDER_REPLICATE)
+    blurred = cv2.GaussianBlur(extended, (0, 0), max(1.0, BEYOND_EDGE_BLUR * max(left, top, right, bottom)))
+    rows = np.arange(extended.shape[0], dtype=np.float32)[:, None]
+    cols = np.arange(extended.shape[1], dtype=np.float32)[None, :]
+    beyond = np.maximum(np.maximum(top - rows, rows - (top + height - 1)), np.maximum(left - cols, cols - (left + width - 1)))
+    weight = np.clip(beyond / BEYOND_EDGE_SHARP, 0.0, 1.0)[..., None]
+    mixed = (extended + weight * (blurred.astype(np.float32) - extended) + 0.5).astype(texture.dtype)
+    mixed[top:top + height, left:left + width] = texture
+    return mixed, where_from + np.float32([left, top])
+
+
 def layer_coverage(mask: np.ndarray) -> np.ndarray:
     """A soft (float32) version of a binary working-resolution layer mask whose 0.5 level, interpolated
     bilinearly at full resolution, is a smooth curve instead of the mask's working-pixel staircase."""
