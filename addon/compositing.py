@@ -9,6 +9,7 @@ without offsets to reason about. Version differences go through compat.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 
@@ -17,6 +18,22 @@ import bpy
 from . import compat, connection, groups
 
 NODE_PREFIX = "Enliven"
+MAX_NAME_BYTES = 61  # Blender cuts longer names of strips (63 of nodes and datablocks; UTF-8 bytes)
+# Nodes a new compositor's Render Layers node feeds; feeding only these, it is Blender's, not the artist's.
+OUTPUT_NODES = {"CompositorNodeComposite", "CompositorNodeViewer", "NodeGroupOutput"}
+
+
+def owned_name(obj: bpy.types.Object, kind: str = "") -> str:
+    """The name of the rig's image, strip ("") or compositor node of `kind` ("Image", "Stack", ...).
+
+    Blender cuts names at MAX_NAME_BYTES, so a long rig name (a long photo name: a shot's plate, a name
+    in Japanese) made names that never matched again: every Add to Compositor added another node, and
+    Generate stopped retiming them. A name too long ends in a short hash of the whole rig name instead."""
+    name = " ".join(part for part in (NODE_PREFIX, kind, obj.name) if part)
+    if len(name.encode()) <= MAX_NAME_BYTES:
+        return name
+    tag = " " + hashlib.sha1(obj.name.encode()).hexdigest()[:8]
+    return name.encode()[:MAX_NAME_BYTES - len(tag)].decode(errors="ignore") + tag
 
 
 def frame_format(obj: bpy.types.Object) -> str:
@@ -31,10 +48,30 @@ def sequence_frames(obj: bpy.types.Object, scene: bpy.types.Scene) -> tuple[str,
 
     directory, _ = connection.output_dir(obj)
     first, last = sampling.frame_range(scene, obj)
-    if not os.path.isfile(os.path.join(directory, connection.frame_filename(first, frame_format(obj)))):
+    fmt = frame_format(obj)
+    missing = [frame for frame in range(first, last + 1)
+               if not os.path.isfile(os.path.join(directory, connection.frame_filename(frame, fmt)))]
+    if len(missing) == last - first + 1:
         raise connection.UserError(
             f"No generated frames for '{obj.name}' in {directory} (frame {first} is missing); run Generate first")
+    if missing:
+        # Played, a frame never written renders empty: a range made longer after Generate rendered blank.
+        raise connection.UserError(
+            f"Frames {_frame_list(missing)} of '{obj.name}' were never generated (in {directory}); run Generate "
+            f"for frames {first}-{last}")
     return directory, first, last
+
+
+def _frame_list(frames: list[int]) -> str:
+    """The frames as runs, "4-6, 9" for [4, 5, 6, 9]; the first few runs only."""
+    runs: list[list[int]] = []
+    for frame in frames:
+        if runs and frame == runs[-1][1] + 1:
+            runs[-1][1] = frame
+        else:
+            runs.append([frame, frame])
+    text = ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in runs[:4])
+    return text + (", ..." if len(runs) > 4 else "")
 
 
 def _filepath(path: str) -> str:
@@ -50,7 +87,7 @@ def _filepath(path: str) -> str:
 def sequence_image(obj: bpy.types.Object, directory: str, first: int, fmt: str | None = None) -> bpy.types.Image:
     """The image datablock that plays the rig's sequence (created or updated), of files in format `fmt` (default:
     the rig's)."""
-    name = f"{NODE_PREFIX} {obj.name}"
+    name = owned_name(obj)
     fmt = fmt or frame_format(obj)
     path = _filepath(os.path.join(directory, connection.frame_filename(first, fmt)))
     image = bpy.data.images.get(name)
@@ -161,7 +198,7 @@ def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render
     # settings, its new result goes there, so it stays where it was in the stack.
     # (Only its picture's: an artist's own links from the Image node's mattes, alpha or vectors stay.) Read
     # before its image changes: another frame format gives the Image node other outputs.
-    chain = {kind: f"{NODE_PREFIX} {kind} {obj.name}" for kind in ("Image", "Vector Blur", "Over", "Background")}
+    chain = {kind: owned_name(obj, kind) for kind in ("Image", "Vector Blur", "Over", "Background")}
     picture = next((tree.nodes[chain[kind]] for kind in ("Over", "Vector Blur", "Image") if chain[kind] in tree.nodes),
                    None)
     feeds = [(link.to_node.name, link.to_socket.identifier)
@@ -169,7 +206,7 @@ def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render
              if link.to_node.name not in chain.values()]
     image = sequence_image(obj, directory, first)
 
-    image_node = _node(tree, "CompositorNodeImage", f"{NODE_PREFIX} Image {obj.name}", (0, 0))
+    image_node = _node(tree, "CompositorNodeImage", chain["Image"], (0, 0))
     image_node.image = image
     _time_image_node(image_node, first, last)
     image_node.use_cyclic = False
@@ -177,7 +214,7 @@ def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render
 
     # The colour: "Image" for a PNG, "Combined" (its first pass) for a multilayer EXR.
     result = image_node.outputs[0]
-    blur_name = f"{NODE_PREFIX} Vector Blur {obj.name}"
+    blur_name = chain["Vector Blur"]
     if vector_blur:
         blur = _node(tree, "CompositorNodeVecBlur", blur_name, (250, -200))
         tree.links.new(result, blur.inputs["Image"])
@@ -185,7 +222,7 @@ def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render
         result = blur.outputs["Image"]
     else:
         _remove(tree, blur_name)
-    over_name, plate_name = f"{NODE_PREFIX} Over {obj.name}", f"{NODE_PREFIX} Background {obj.name}"
+    over_name, plate_name = chain["Over"], chain["Background"]
     if background is not None or over_render:
         if background is not None:
             plate = _node(tree, "CompositorNodeImage", plate_name, (0, 300))
@@ -217,11 +254,19 @@ def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render
         # Without a camera a Render Layers node can never render, but its mere
         # presence (4.x puts one in every new compositor, 4.5 wires it to the
         # Viewer too) makes F12 refuse to render although the frames need no
-        # camera.
-        for node in [n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers"]:
+        # camera. Only Blender's own goes: one the artist wired into nodes of
+        # their own stays (the operator says it needs a camera).
+        for node in [n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers"
+                     and all(link.to_node.bl_idname in OUTPUT_NODES for put in n.outputs for link in put.links)]:
             tree.nodes.remove(node)
     scene.render.use_compositing = True
     return image_node
+
+
+def render_layers_nodes(scene: bpy.types.Scene) -> list[str]:
+    """The names of the compositor's Render Layers nodes (F12 needs a scene camera while there are any)."""
+    tree = compat.compositor_tree(scene, create=False)
+    return [node.name for node in tree.nodes if node.bl_idname == "CompositorNodeRLayers"] if tree is not None else []
 
 
 def _upstream(socket, node) -> bool:
@@ -239,8 +284,8 @@ def _upstream(socket, node) -> bool:
 
 def _stacked(tree, obj: bpy.types.Object, output, result):
     """`result` over what another portrait sends to `output` (kept across re-adding this one), or itself."""
-    stack_name = f"{NODE_PREFIX} Stack {obj.name}"
-    own = {f"{NODE_PREFIX} {kind} {obj.name}" for kind in ("Image", "Vector Blur", "Over", "Background", "Stack")}
+    stack_name = owned_name(obj, "Stack")
+    own = {owned_name(obj, kind) for kind in ("Image", "Vector Blur", "Over", "Background", "Stack")}
     below = None
     if stack_name in tree.nodes:  # added before: it stays over what it was over
         back, _ = compat.alpha_over_sockets(tree.nodes[stack_name])
@@ -283,12 +328,12 @@ def follow_new_frames(scene: bpy.types.Scene, obj: bpy.types.Object, directory: 
     Returns whether the node or the strip was there to follow them."""
     obj = groups.lead_rig(obj)
     tree = compat.compositor_tree(scene, create=False)
-    node = tree.nodes.get(f"{NODE_PREFIX} Image {obj.name}") if tree is not None else None
+    node = tree.nodes.get(owned_name(obj, "Image")) if tree is not None else None
     followed = node is not None and node.image is not None and node.image.filepath.lower().endswith(f".{fmt}")
     if followed:
         _time_image_node(node, first, last)
         node.image = sequence_image(obj, directory, first, fmt)  # (another Output Folder: the files written)
-    strip = compat.strips(scene).get(f"{NODE_PREFIX} {obj.name}") if scene.sequence_editor is not None else None
+    strip = compat.strips(scene).get(owned_name(obj)) if scene.sequence_editor is not None else None
     if strip is None:
         return followed
     same_files = (os.path.normcase(os.path.normpath(bpy.path.abspath(strip.directory))) ==
@@ -310,7 +355,7 @@ def add_to_sequencer(scene: bpy.types.Scene, obj: bpy.types.Object, channel: int
     obj = groups.lead_rig(obj)
     directory, first, last = sequence_frames(obj, scene)
     collection = compat.strips(scene)
-    name = f"{NODE_PREFIX} {obj.name}"
+    name = owned_name(obj)
     old = collection.get(name)
     if old is not None:
         channel = channel or old.channel

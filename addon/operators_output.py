@@ -105,6 +105,10 @@ class ENLIVEN_OT_add_to_compositor(OutputSettings, RigOperator, bpy.types.Operat
         _color_management(self, scene)
         if self.over_render and background is None and scene.camera is None:
             self.report({'WARNING'}, "Over Render needs a scene camera to render")
+        elif scene.camera is None:
+            for name in compositing.render_layers_nodes(scene):
+                self.report({'WARNING'}, f"F12 needs a scene camera while the compositor has the Render Layers "
+                                         f"node '{name}'")
         if scene.sequence_editor is not None and scene.render.use_sequencer and len(compat.strips(scene)):
             self.report({'WARNING'}, "The sequencer has strips, so renders show the sequencer, not the compositor "
                                      "(turn off Post Processing > Sequencer to render the compositor)")

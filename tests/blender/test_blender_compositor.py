@@ -102,3 +102,62 @@ def test_vector_blur_needs_exr_frames(rig):
     assert job.state == "DONE", job.message
     with pytest.raises(RuntimeError, match="OpenEXR"):
         bpy.ops.enliven.add_to_compositor(vector_blur=True)
+
+
+@pytest.mark.parametrize("name", ["SHOT_010_0020_plate_portrait_grandma_v003_final_graded_2048px",
+                                  "家族写真_おばあちゃん_二〇二三年夏"])
+def test_a_long_portrait_name_keeps_one_node_and_one_strip_that_follow_generate(rig, name):
+    """Blender cuts names at 63 bytes: a rig named after a long photo name (or 18 Japanese characters) got a
+    new Image node, image and strip at every Add to Compositor / Sequencer, one stacked over the other, and
+    Generate retimed none of them."""
+    scene = bpy.context.scene
+    rig.name = name
+    rig.enliven.use_custom_range = False
+    scene.frame_start, scene.frame_end = 1, 3
+    assert generate().state == "DONE"
+    for _ in range(2):
+        assert bpy.ops.enliven.add_to_compositor() == {'FINISHED'}
+        assert bpy.ops.enliven.add_to_sequencer() == {'FINISHED'}
+    tree = sub("compat").compositor_tree(scene, create=False)
+    images = [node for node in tree.nodes if node.bl_idname == "CompositorNodeImage"]
+    strips = list(sub("compat").strips(scene))
+    assert len(images) == 1 and len(strips) == 1, ([n.name for n in tree.nodes], [s.name for s in strips])
+    assert not [node for node in tree.nodes if "Stack" in node.name]
+    assert len([image for image in bpy.data.images if image.source == 'SEQUENCE']) == 1
+    scene.frame_end = 5
+    assert generate().state == "DONE"
+    assert images[0].frame_duration == 5
+    assert len(strips[0].elements) == 5
+
+
+def test_frames_never_generated_are_not_added(rig):
+    """A range made longer after Generate: Add to Compositor and Add to Sequencer played the frames never
+    written, which render empty, and said nothing."""
+    scene = bpy.context.scene
+    rig.enliven.use_custom_range = False
+    scene.frame_start, scene.frame_end = 1, 3
+    assert generate().state == "DONE"
+    scene.frame_end = 6
+    for operator in (bpy.ops.enliven.add_to_compositor, bpy.ops.enliven.add_to_sequencer):
+        with pytest.raises(RuntimeError, match="Frames 4-6 .* never generated"):
+            operator()
+    scene.frame_end = 3
+    assert bpy.ops.enliven.add_to_compositor() == {'FINISHED'}
+
+
+def test_an_artist_s_render_layers_node_stays_without_a_camera(rig):
+    """Without a camera, Add to Compositor removes Blender's own Render Layers node (F12 refuses to render
+    while there is one), but it removed the artist's too, with the nodes they had wired to it."""
+    scene = bpy.context.scene
+    assert scene.camera is None
+    assert generate().state == "DONE"
+    compat = sub("compat")
+    tree = compat.compositor_tree(scene, create=True)
+    layers = tree.nodes.new("CompositorNodeRLayers")
+    layers.name = "My Render Layers"
+    glare = tree.nodes.new("CompositorNodeGlare")
+    glare.name = "My Glare"
+    tree.links.new(layers.outputs["Image"], glare.inputs[0])
+    assert bpy.ops.enliven.add_to_compositor() == {'FINISHED'}
+    assert "My Render Layers" in tree.nodes and tree.nodes["My Glare"].inputs[0].is_linked
+    assert [name for name in sub("compositing").render_layers_nodes(scene)] == ["My Render Layers"]
