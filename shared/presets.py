@@ -430,7 +430,8 @@ def _build_idle_alive_loop(rng: np.random.Generator, duration_s: float,
         **_saccades(rng, duration_s),
         **_head_drift(rng, duration_s),
     }
-    keys.update(_breathing_loop(duration_s, *_breath_style(rng, breaths_per_minute)))
+    period_s, depth = _breath_style(rng, breaths_per_minute)
+    keys.update(_breathing_loop(duration_s, period_s, depth, phase=rng.uniform()))
     return {name: _rest_ends(name, channel_keys, duration_s) for name, channel_keys in keys.items()}
 
 
@@ -466,13 +467,30 @@ def _breathing(duration_s: float, period_s: float, depth: float = 1.0) -> Keys:
     return _breath_keys(times, signs, depth)
 
 
-def _breathing_loop(duration_s: float, period_s: float, depth: float = 1.0) -> Keys:
-    # Whole breaths, keyed on the extremes from the top of a breath in at 0
-    # to the top of one at the end: the wave continues across the wrap.
-    half_count = 2 * max(1, round(duration_s / period_s))
-    times = [duration_s * index / half_count for index in range(half_count + 1)]
-    signs = [1.0 if index % 2 == 0 else -1.0 for index in range(half_count + 1)]
-    return _breath_keys(times, signs, depth)
+_SHORTEST_BREATH_S = 2.0  # seconds: a loop's breath is never quicker (30 breaths a minute)
+
+
+def _breathing_loop(duration_s: float, period_s: float, depth: float = 1.0, phase: float = 0.0) -> Keys:
+    """Whole breaths, as many as fit the loop at about the person's own pace, and one in a loop too short
+    for that, but none in one under _SHORTEST_BREATH_S (a loop of two frames flickered in and out),
+    keyed on the extremes and starting `phase` (0..1) of the way from the bottom of a breath out to the top
+    of the next breath in, so a group's loops, which all round to the same count, breathe out of step. The
+    wave continues across the wrap: the loop's ends hold the same value, between the same two extremes."""
+    breaths = max(round(duration_s / period_s), 1 if duration_s >= _SHORTEST_BREATH_S else 0)
+    if breaths == 0:
+        return {}
+    half_period = duration_s / (2 * breaths)
+    times, signs = [], []
+    # The extremes inside the loop: the first a breath in, at `1 - phase` of a half period (its last is a
+    # breath out, so the wave across the wrap runs from that one to the first).
+    time_s, sign = (1.0 - phase) * half_period, 1.0
+    while time_s < duration_s - 1e-9:
+        times.append(time_s)
+        signs.append(sign)
+        time_s, sign = time_s + half_period, -sign
+    eased = phase * phase * (3.0 - 2.0 * phase)  # sample_keys' smoothstep, from the breath out to the breath in
+    ends = -1.0 + 2.0 * eased
+    return _breath_keys([0.0] + times + [duration_s], [ends] + signs + [ends], depth)
 
 
 def _random_blinks(rng: np.random.Generator, duration_s: float, end_margin_s: float = 0.0) -> Keys:
