@@ -351,6 +351,18 @@ def analyze_image(rgb: np.ndarray, face_index: int = 0) -> Subject:
     return analyze_faces(rgb, [face_index])[0]
 
 
+def first_face(rgb: np.ndarray) -> Subject:
+    """The face a command animates when none is named: face 0, the largest, or where its landmarks cannot be
+    found (a soft old photo), the next face whose can: the face `enliven analyze` describes."""
+    try:
+        return analyze_image(rgb, 0)
+    except NoFaceError:
+        usable = analyze_faces(rgb, None)  # (no face at all: its own NoFaceError)
+        if not usable:
+            raise
+        return usable[0]
+
+
 def analyze_faces(rgb: np.ndarray, faces: Sequence[int] | None = None) -> list[Subject]:
     """The subjects of the faces numbered `faces` (numbered from 0, largest first; None: every face
     whose landmarks can be found, the others skipped), in the order asked, each cached by content and

@@ -20,8 +20,8 @@ MOTION_SUFFIXES = (".json", ".csv")
 def add_photo_options(parser: argparse.ArgumentParser, several: bool = False) -> None:
     if several:
         parser.add_argument("--face", type=face_selection, default=None, metavar="N|N,M|all",
-                            help="which face or faces: a number (0 = largest, the default), numbers such as "
-                                 "0,2, or all; each face moves by its own motion")
+                            help="which face or faces: a number (0 = largest; the default, or the largest whose "
+                                 "landmarks are found), numbers such as 0,2, or all; each face moves by its own motion")
     else:
         parser.add_argument("--face", type=int, default=0, metavar="N", help="which face to use, 0 = largest (default)")
     parser.set_defaults(several_faces=several)  # (what analyze_photo's hint may offer)
@@ -68,13 +68,17 @@ def load_photo(args: argparse.Namespace):
 
 def analyze_photo(args: argparse.Namespace):
     """The analysed subject of `args.photo` (scaled to `args.size` when given)."""
-    from .analysis import analyze_image
+    from .analysis import analyze_image, first_face
 
-    face = args.face[0] if isinstance(args.face, tuple) else (args.face or 0)
-    subject = analyze_image(load_photo(args), face_index=face)
+    face = args.face[0] if isinstance(args.face, tuple) else args.face
+    if face is None or not getattr(args, "face_given", True):
+        subject = first_face(load_photo(args))  # as `enliven analyze` picks it
+    else:
+        subject = analyze_image(load_photo(args), face_index=face)
     if subject.faces_found > 1:
+        which = {0: " (the largest)", subject.face_index: " (the largest whose landmarks were found)"}
         print(f"enliven: {subject.faces_found} faces found; using face {subject.face_index}"
-              f"{' (the largest)' if subject.face_index == 0 else ''}. Choose another with --face N"
+              f"{which[subject.face_index]}. Choose another with --face N"
               f"{', or several with --face 0,2 or --face all' if getattr(args, 'several_faces', False) else ''}.",
               file=sys.stderr)
     return subject

@@ -227,6 +227,7 @@ def run_generate(args: argparse.Namespace) -> int:
         frame_count, fps, frames = group_frames(args, files)
         values = None
     else:
+        args.face_given = args.face is not None or any(file.per_face for file in files)
         args.face = single_face(args, files)
         motion, subject = single_face_motion(args, files)
         values = motion.full()

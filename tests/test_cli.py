@@ -88,6 +88,22 @@ def test_no_face_exit_code_and_message(tmp_path):
     assert list((tmp_path / "shots").iterdir()) == []
 
 
+def test_generate_animates_the_face_analyze_describes_when_face_0_has_no_landmarks(astronaut, tmp_path):
+    """A soft, grainy old photo: its largest face is detected but its landmarks are not found. `analyze`
+    described face 1, while `generate` without --face insisted on face 0 and failed (exit 3)."""
+    canvas = np.full((512, 900, 3), 200, np.uint8)
+    soft = cv2.GaussianBlur(astronaut, (0, 0), 3).astype(np.float32) + np.random.default_rng(0).normal(0, 30, astronaut.shape)
+    canvas[:, :512] = np.clip(soft, 0, 255).astype(np.uint8)
+    canvas[100:400, 560:860] = cv2.resize(astronaut, (300, 300), interpolation=cv2.INTER_AREA)
+    photo = write_rgb(tmp_path / "old.png", canvas)
+    described = json.loads(run_enliven("analyze", photo, "--json").stdout)
+    result = run_enliven("generate", photo, "--preset", "blink", "--out", tmp_path / "frames")
+    assert result.returncode == 0, result.stderr
+    assert f"using face {described['face_index']}" in result.stderr and described["face_index"] == 1
+    named = run_enliven("generate", photo, "--face", "0", "--preset", "blink", "--out", tmp_path / "named")
+    assert named.returncode == 3 and "landmarks could not be found (face 0)" in named.stderr
+
+
 @pytest.mark.parametrize("content, expected", [
     (b"not an image at all", "not an image"),
     ("truncated", "truncated"),
