@@ -106,6 +106,8 @@ def test_generate_animates_the_face_analyze_describes_when_face_0_has_no_landmar
 
 @pytest.mark.parametrize("content, expected", [
     (b"not an image at all", "not an image"),
+    (b"", "not an image"),  # (0-3 bytes: a traceback from Pillow's BMP test, exit 1)
+    (b"ab", "not an image"),
     ("truncated", "truncated"),
     ("header damaged", "starts as a PNG file but is damaged"),
 ])
@@ -120,6 +122,34 @@ def test_unreadable_images(astronaut_path, tmp_path, content, expected):
     result = run_enliven("analyze", path)
     assert result.returncode == 4
     assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_floating_point_grey_photo_of_0_to_1_reads_as_the_picture(astronaut, tmp_path):
+    """A 32-bit float greyscale TIFF holding 0..1 was clipped to all but black: "No face found" (exit 3)."""
+    from enliven.images import load_image
+
+    grey = astronaut.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+    Image.fromarray(grey / 255, mode="F").save(tmp_path / "unit.tif")
+    Image.fromarray(grey, mode="F").save(tmp_path / "levels.tif")
+    unit, levels = load_image(tmp_path / "unit.tif"), load_image(tmp_path / "levels.tif")
+    assert np.abs(unit.astype(int) - levels).max() <= 1 and abs(unit.mean() - grey.mean()) < 1
+    assert run_enliven("analyze", tmp_path / "unit.tif").returncode == 0
+
+
+@pytest.mark.parametrize("command, address", [
+    (("generate", "PHOTO", "--preset", "blink", "--out", "OUT", "--server"), "garbage"),
+    (("generate", "PHOTO", "--preset", "blink", "--out", "OUT", "--server"), "tcp://127.0.0.1:abc"),
+    (("generate", "PHOTO", "--preset", "blink", "--out", "OUT", "--server"), "udp://127.0.0.1:5593"),
+    (("serve", "--bind"), "tcp://127.0.0.1:99999"),
+])
+def test_a_malformed_server_address_is_a_usage_error(astronaut_path, tmp_path, command, address):
+    """A bad --server was a pyzmq traceback (exit 1); a --bind port past 65535 served quietly on another port
+    (99999 on 34463), where no client would look for it."""
+    arguments = [{"PHOTO": astronaut_path, "OUT": tmp_path / "frames"}.get(part, part) for part in command]
+    result = run_enliven(*arguments, address)
+    assert result.returncode == 2, result.stderr
+    assert address in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "frames").exists()
 
 
 def test_image_over_the_size_limit(astronaut_path):
