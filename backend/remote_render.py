@@ -12,10 +12,21 @@ import numpy as np
 
 from .sequence import FrameSink
 from .shared import protocol
+from .shared.client import endpoint_problem
+
+
+def endpoint(use: str):
+    """An argparse type: a ZeroMQ address to `use` ("connect" or "bind"), or a usage error saying what is wrong."""
+    def checked(address: str) -> str:
+        problem = endpoint_problem(address, binding=use == "bind")
+        if problem is not None:
+            raise argparse.ArgumentTypeError(problem)
+        return address
+    return checked
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--server", metavar="ADDRESS", help="render on a running `enliven serve` (e.g. tcp://gpu-box:5570) "
+    parser.add_argument("--server", metavar="ADDRESS", type=endpoint("connect"), help="render on a running `enliven serve` (e.g. tcp://gpu-box:5570) "
                         "instead of in this process")
     parser.add_argument("--server-key", type=Path, metavar="FILE", help="the server's public key (CurveZMQ), for a remote server")
     parser.add_argument("--client-key", type=Path, metavar="FILE", help="this client's secret key file from `enliven keys`")

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..device import DEVICE_CHOICES
 from ..errors import EnlivenError
+from ..remote_render import endpoint
 from ..shared.protocol import Limits
 from .keys import create_keys, default_keys_dir
 from .server import DEFAULT_BIND, serve
@@ -48,7 +49,7 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "serve", help="run the backend server that Blender (or `enliven generate --server`) talks to",
         description="Serve analysis, previews and generation over ZeroMQ. Loopback only unless --keys is given.")
-    p.add_argument("--bind", default=DEFAULT_BIND,
+    p.add_argument("--bind", default=DEFAULT_BIND, type=endpoint("bind"),
                    help=f"ZeroMQ endpoint (default {DEFAULT_BIND}; port 0 picks a free port). Any non-loopback "
                         "address requires --keys")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="compute device (default auto)")
