@@ -68,7 +68,17 @@ def load_weights_only(path: Path, map_location: str | torch.device = "cpu"):
         text = str(error)
         if "Weights only load failed" in text:
             raise UnreadableFile("it is not a file of plain tensors and data, the only kind Enliven loads") from None
-        raise UnreadableFile((text.strip().splitlines() or [type(error).__name__])[0][:200]) from None
+        if "PytorchStreamReader" in text:  # (its message, cut at 200 characters, broke off mid-sentence)
+            raise UnreadableFile("its archive cannot be read (a copy or download cut short?)") from None
+        raise UnreadableFile(shortened((text.strip().splitlines() or [type(error).__name__])[0])) from None
+
+
+def shortened(text: str, limit: int = 200) -> str:
+    """`text` cut to at most `limit` characters at the end of a sentence, or else of a word ("...")."""
+    if len(text) <= limit:
+        return text
+    end = text.rfind(". ", 0, limit)
+    return text[:end + 1] if end > 0 else text[:text.rfind(" ", 0, limit - 3)].rstrip(",;:") + "..."
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
@@ -119,7 +129,7 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu"):
         generator.load_state_dict(payload["generator"])
     except (RuntimeError, KeyError, TypeError) as error:
         raise CheckpointError(f"'{path}': the generator's weights do not fit its configuration "
-                              f"({str(error).splitlines()[0][:200]}).") from None
+                              f"({shortened(str(error).splitlines()[0])}).") from None
     strength = payload.get("strength", 1.0)
     if not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
         raise CheckpointError(f"'{path}': its correction strength {strength!r} is not a number from 0 to 1.")
