@@ -62,6 +62,8 @@ class Subject:
     head_region: tuple[int, int, int, int]  # x0, y0, x1, y1: the only part of the photo that moves
     mask: np.ndarray = field(repr=False)  # float32 person mask over head_region, 1 = person
     body: Body | None = None  # shoulders and the body's region, None where the photo shows no shoulders
+    # The detector's boxes (x0, y0, x1, y1) of the photo's other faces: this face's motion leaves them still.
+    other_faces: tuple[tuple[float, float, float, float], ...] = ()
 
     @property
     def face_width(self) -> float:
@@ -451,6 +453,7 @@ def _analyze_uncached(rgb: np.ndarray, digest: str, boxes: list[tuple[float, flo
         image=rgb, image_hash=digest, landmarks=points.astype(np.float32), pose=estimate_head_pose(points),
         face_box=face_box, faces_found=len(boxes_tried), face_index=face_index, head_region=region,
         mask=person_mask(rgb, region), body=find_body(rgb, points, region, boxes, face_index),
+        other_faces=tuple(tuple(float(v) for v in box) for index, box in enumerate(boxes) if index != face_index),
     )
 
 
@@ -471,7 +474,8 @@ def reduced_subject(subject: Subject, max_side: int) -> Subject:
     return Subject(image=image, image_hash=image_hash(image), landmarks=(subject.landmarks * factor).astype(np.float32),
                    pose=pose, face_box=tuple(v * factor for v in subject.face_box), faces_found=subject.faces_found,
                    face_index=subject.face_index, head_region=region, mask=mask,
-                   body=_reduced_body(subject.body, factor, size))
+                   body=_reduced_body(subject.body, factor, size),
+                   other_faces=tuple(tuple(v * factor for v in box) for box in subject.other_faces))
 
 
 def _reduced_body(body: Body | None, factor: float, size: tuple[int, int]) -> Body | None:

@@ -16,6 +16,7 @@ from enliven import landmarks as lm
 from enliven.analysis import analyze_faces, detect_faces
 from enliven.errors import EnlivenError, NoFaceError
 from enliven.frame_formats import read_exr
+from enliven.geometry import inside_polygon
 from enliven.group import GroupAnimator, back_to_front, faces_to_wait_for, union_box
 from enliven.shared.channels import CHANNEL_INDEX
 from enliven.shared.face_motion import (FaceMotions, face_motions_from_dict, face_motions_to_dict, load_face_motions,
@@ -171,6 +172,25 @@ def test_a_nearer_face_turning_carries_the_face_behind_it_without_erasing_its_mo
     kept = np.abs(both[eye].astype(float) - blinked[eye]).mean()
     assert closing > 20  # the blink changes the eye a lot ...
     assert kept < closing / 4  # ... and the turning face in front carries it along; it does not paste the open eye back
+
+
+@pytest.mark.parametrize("values", [channel_values(head_roll=15), channel_values(head_yaw=15),
+                                    channel_values(head_pitch=-12)], ids=["roll", "yaw", "pitch"])
+def test_a_face_moving_leaves_the_face_beside_it_still(touching, values):
+    """One face of a group moving, the other not animated at all: what moves behind the moving face (its hair
+    and backdrop) dragged and sheared the still face's cheek, eye and outline where it lies in the moving
+    face's head region (2008_002506: a neighbour's roll of 15 degrees changed 1,905 pixels of the still face by
+    over 20 levels). The still face's middle (80 % of its oval) now keeps its pixels (before: 8-26 % of them
+    changed by more than 8 levels)."""
+    subjects = analyze_faces(touching)
+    for mover, still in ((0, 1), (1, 0)):
+        frame = GroupAnimator([subjects[mover]]).render({mover: values})
+        oval = subjects[still].landmarks[list(lm.FACE_OVAL), :2]
+        middle = oval.mean(axis=0) + 0.8 * (oval - oval.mean(axis=0))
+        ys, xs = np.mgrid[:touching.shape[0], :touching.shape[1]]
+        inside = inside_polygon(np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64), middle).reshape(xs.shape)
+        changed = difference(frame, touching)[inside] > 8
+        assert changed.mean() <= 0.01, (mover, changed.mean())
 
 
 def test_per_face_seeds_desynchronise_blinks_and_breathing():

@@ -54,7 +54,7 @@ from .mouth import (CLOSED_MOUTH, INTERIOR_ROWS, interior_split, interior_stretc
                     seal_strength, teeth_colour)
 from .palette import LUMA, palette_of
 from .squeeze import prefilter_squeezed, squeeze_weight
-from .warp_math import (TEXTURE_INTERPOLATION, border_ramp, extended_beyond_edge, closed_lash_line, closed_lid, constrained_triangulation,
+from .warp_math import (TEXTURE_INTERPOLATION, border_ramp, extended_beyond_edge, faces_held_still, closed_lash_line, closed_lid, constrained_triangulation,
                         displacement_from_index, edge_coverage, fill_notches, lashes_to_repaint, layer_coverage,
                         mesh_contours, mesh_points, piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at,
                         smooth_behind_face, smooth_curve, smooth_face_edge, triangle_affines, triangle_index_image, upsampled_to_box)
@@ -134,6 +134,10 @@ class WarpEngine:
         self._build_control_points()
         # The map behind the face fades back to the exact one (the identity) toward the region's border.
         self.border_ramp = border_ramp(self.work_size[::-1], 3 * BACK_SMOOTHING)
+        # The photo's other faces in the region: what moves behind this face leaves them still (1 - held).
+        corners = [self._to_work(np.array([box[:2] + (0.0,), box[2:] + (0.0,)]))[:, :2] for box in subject.other_faces]
+        held = faces_held_still(self.work_size[::-1], [tuple(points.ravel()) for points in corners])
+        self.moving_behind = None if held is None else (1.0 - held)[..., None]
         # The lips' and lids' contours are edges of the mesh: no triangle holds both lip and teeth, or lid and eye.
         position = self.landmark_position = {landmark: i for i, landmark in enumerate(self.landmark_ids)}
         contours = [[position[i] for i in ids] for ids in mesh_contours(subject.landmarks) if all(i in position for i in ids)]
@@ -387,6 +391,8 @@ class WarpEngine:
             self.source_work, target_work, self.fold_triangles, face_cover.shape)) if self.scale < 1 else None)  # (scale 1: exact)
         face_cover = fill_notches(face_cover, face_reach, FACE_NOTCH * face_width)
         back = self._back_layer(displacement, (index_image >= 0) & ~face_cover)
+        if self.moving_behind is not None:
+            back.field *= self.moving_behind
         displacement = back.field.copy()
         cv2.copyTo(face_field, face_cover.view(np.uint8), displacement)  # (numpy's where is 5x slower)
         result = WarpedFrame(frame, displacement, target_image)

@@ -440,6 +440,33 @@ def extended_beyond_edge(texture: np.ndarray, where_from: np.ndarray) -> tuple[n
     return mixed, where_from + np.float32([left, top])
 
 
+# A held face is still inside this share of its oval (inscribed in its detector box) and moves freely past
+# this share: between the two the motion behind the moving face fades out, gently enough not to squeeze the
+# hair between them into a smear across the still face's temple.
+HELD_FACE_CORE, HELD_FACE_REACH = 0.8, 1.5
+
+
+def faces_held_still(shape: tuple[int, int], boxes: Sequence[tuple[float, float, float, float]]) -> np.ndarray | None:
+    """(H, W) float32 over a grid (`shape`): 1 inside HELD_FACE_CORE of the ovals inscribed in `boxes` (other
+    faces' detector boxes, in grid pixels), fading to 0 at HELD_FACE_REACH of them; None where none reaches the
+    grid. A face's motion is multiplied by 1 minus it behind the face (its hair and backdrop),
+    so it leaves the other faces still: a neighbour's head rolling dragged and sheared the near cheek, eye and
+    outline of a face beside it (2008_002506 at roll 15: 1,905 pixels of the still face over 20 levels)."""
+    height, width = shape
+    held = None
+    for x0, y0, x1, y1 in boxes:
+        cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
+        if rx <= 0 or ry <= 0:
+            continue
+        cols = ((np.arange(width, dtype=np.float32) - cx) / rx)[None, :]
+        rows = ((np.arange(height, dtype=np.float32) - cy) / ry)[:, None]
+        radius = np.sqrt(cols * cols + rows * rows)
+        face = np.clip((HELD_FACE_REACH - radius) / (HELD_FACE_REACH - HELD_FACE_CORE), 0.0, 1.0)
+        if face.any():
+            held = face if held is None else np.maximum(held, face)
+    return held
+
+
 def layer_coverage(mask: np.ndarray) -> np.ndarray:
     """A soft (float32) version of a binary working-resolution layer mask whose 0.5 level, interpolated
     bilinearly at full resolution, is a smooth curve instead of the mask's working-pixel staircase."""
