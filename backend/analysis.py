@@ -508,4 +508,11 @@ def draw_overlay(subject: Subject, out: np.ndarray | None = None) -> np.ndarray:
         tip = origin + axis * subject.pose.scale
         start = (round(origin[0]), round(-origin[1]))
         cv2.arrowedLine(out, start, (round(tip[0]), round(-tip[1])), colour, max(1, radius), cv2.LINE_AA)
+    # The face's number (what --face takes), above its landmarks, in white on black so it reads on any photo.
+    label, scale = str(subject.face_index), max(0.4, subject.face_width / 160)
+    (width, height), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, radius))
+    fx0, fy0 = subject.face_box[:2]
+    corner = (int(np.clip(fx0, 0, out.shape[1] - width - 2)), int(np.clip(fy0 - 4, height + 2, out.shape[0] - 2)))
+    cv2.rectangle(out, (corner[0] - 2, corner[1] - height - 2), (corner[0] + width + 2, corner[1] + 3), (0, 0, 0), -1)
+    cv2.putText(out, label, corner, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), max(1, radius), cv2.LINE_AA)
     return out

@@ -193,6 +193,21 @@ def test_a_face_moving_leaves_the_face_beside_it_still(touching, values):
         assert changed.mean() <= 0.01, (mover, changed.mean())
 
 
+def test_the_overlay_numbers_each_face(apart):
+    """The overlay drew every face's box and landmarks but not its number, so the numbers --face takes could
+    only be matched to people through the box coordinates printed."""
+    from enliven.analysis import draw_overlay
+
+    overlay = None
+    subjects = analyze_faces(apart)
+    for subject in subjects:
+        overlay = draw_overlay(subject, overlay)
+    for subject in subjects:
+        x0, y0 = (int(v) for v in subject.face_box[:2])
+        label = overlay[max(0, y0 - 30):y0 + 4, max(0, x0 - 4):x0 + 30].reshape(-1, 3)
+        assert (label == 0).all(axis=1).sum() > 20 and (label > 200).all(axis=1).sum() > 5, subject.face_index
+
+
 def test_per_face_seeds_desynchronise_blinks_and_breathing():
     motions = preset_face_motions("idle-alive", [0, 1, 2], fps=24, seed=4, duration_s=20.0).full()
     onsets = {}
