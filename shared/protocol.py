@@ -308,6 +308,17 @@ def _finite_float(text: str) -> float:
     return value
 
 
+MAX_INTEGER_DIGITS = 20  # a header's integers (sizes, counts, seeds) fit in 64 bits
+
+
+def _bounded_int(text: str) -> int:
+    # Python's own limit (4,300 digits) answered with its advice to call sys.set_int_max_str_digits().
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INTEGER_DIGITS:
+        raise ValueError(f"an integer of {digits} digits (at most {MAX_INTEGER_DIGITS})")
+    return int(text)
+
+
 def decode(frames: Sequence[Any], *, max_bytes: int | None = None, known_types: Iterable[str] = MESSAGE_TYPES) -> Message:
     """Parse and validate the structure of one multipart message.
 
@@ -329,7 +340,8 @@ def decode(frames: Sequence[Any], *, max_bytes: int | None = None, known_types: 
         raise ProtocolError(E_BAD_HEADER, f"header is {head.nbytes} bytes; the limit is {MAX_HEADER_BYTES}")
     try:
         header = json.loads(
-            head.tobytes().decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float
+            head.tobytes().decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float,
+            parse_int=_bounded_int,
         )
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise ProtocolError(E_BAD_HEADER, f"header is not valid JSON: {str(e)[:200]}") from None

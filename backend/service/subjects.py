@@ -83,7 +83,12 @@ class Engines:
                 subject = self._subjects.get(sid)
                 if subject is not None:
                     self._subjects.move_to_end(sid)
-                    return subject
+            if subject is not None:
+                # (A face_index beside a subject of another face was ignored: the request played the subject's.)
+                if not faces and "face_index" in msg.fields and face != subject.face_index:
+                    raise ServiceError(protocol.E_BAD_FIELD, f"face_index {face} is not the face of subject {sid} "
+                                                             f"(face {subject.face_index}); send one or the other")
+                return subject
         part = msg.parts.get("image")
         if part is None:
             raise ServiceError(protocol.E_UNKNOWN_SUBJECT, f"subject {sid} is not (or no longer) cached on this server; "
