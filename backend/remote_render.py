@@ -12,7 +12,7 @@ import numpy as np
 
 from .sequence import FrameSink
 from .shared import protocol
-from .shared.client import endpoint_problem
+from .shared.remote import endpoint_problem
 
 
 def endpoint(use: str):

@@ -10,6 +10,21 @@ from . import protocol
 from .client import Client, Event, RemoteError
 
 
+def endpoint_problem(address: str, binding: bool = False) -> str | None:
+    """What is wrong with ZeroMQ endpoint `address` (None: nothing): tcp://HOST:PORT with a port of 1-65535
+    (0 or * too where `binding`: a free one), or ipc://PATH. ZeroMQ's own answer was a traceback
+    ("Invalid argument"), and a port past 65535 it quietly took modulo 65536."""
+    if address.startswith("ipc://") and len(address) > len("ipc://"):
+        return None
+    if not address.startswith("tcp://"):
+        return f"{address!r} is not an address such as tcp://127.0.0.1:5570 (tcp://HOST:PORT or ipc://PATH)"
+    host, _, port = address[len("tcp://"):].rpartition(":")
+    wildcard = binding and port in ("*", "0")
+    if not host or not (wildcard or (port.isdigit() and 1 <= int(port) <= 65535)):
+        return f"{address!r} needs a host and a port from 1 to 65535, such as tcp://127.0.0.1:5570"
+    return None
+
+
 def remote_hello(address: str, timeout_s: float = 5.0, **keys: Any) -> dict:
     """The server's hello fields (version, device, engines, limits)."""
     with Client(address, timeout_s=timeout_s, **keys) as client:
