@@ -310,6 +310,16 @@ def person_mask(rgb: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarra
                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
+def with_face_filled(mask: np.ndarray, points: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
+    """The person `mask` (over `region`) at 1 inside the face's oval (its landmarks `points`, photo pixels).
+    The segmenter reads a face the photo's edge cuts as half a person there (0.5-0.7 at the edge): a turn
+    blended the moved face with the still photo, two eyes and brows at once, a ghost."""
+    oval = np.round((points[list(lm.FACE_OVAL), :2] - region[:2]) * 16).astype(np.int32)
+    face = np.zeros(mask.shape, np.float32)
+    cv2.fillPoly(face, [oval], 1.0, cv2.LINE_AA, shift=4)
+    return np.maximum(mask, face)
+
+
 def find_body(rgb: np.ndarray, face: np.ndarray, head_region: tuple[int, int, int, int],
               face_boxes: Sequence[tuple[float, float, float, float]] = (), face_index: int = 0) -> Body | None:
     """The upper body of the face with landmarks `face` (see body_analysis), or None where the photo does
@@ -452,7 +462,8 @@ def _analyze_uncached(rgb: np.ndarray, digest: str, boxes: list[tuple[float, flo
     return Subject(
         image=rgb, image_hash=digest, landmarks=points.astype(np.float32), pose=estimate_head_pose(points),
         face_box=face_box, faces_found=len(boxes_tried), face_index=face_index, head_region=region,
-        mask=person_mask(rgb, region), body=find_body(rgb, points, region, boxes, face_index),
+        mask=with_face_filled(person_mask(rgb, region), points, region),
+        body=find_body(rgb, points, region, boxes, face_index),
         other_faces=tuple(tuple(float(v) for v in box) for index, box in enumerate(boxes) if index != face_index),
     )
 

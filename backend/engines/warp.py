@@ -54,10 +54,12 @@ from .mouth import (CLOSED_MOUTH, INTERIOR_ROWS, interior_split, interior_stretc
                     seal_strength, teeth_colour)
 from .palette import LUMA, palette_of
 from .squeeze import prefilter_squeezed, squeeze_weight
-from .warp_math import (TEXTURE_INTERPOLATION, border_ramp, extended_beyond_edge, faces_held_still, closed_lash_line, closed_lid, constrained_triangulation,
-                        displacement_from_index, edge_coverage, fill_notches, lashes_to_repaint, layer_coverage,
-                        mesh_contours, mesh_points, piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at,
-                        smooth_behind_face, smooth_curve, smooth_face_edge, triangle_affines, triangle_index_image, upsampled_to_box)
+from .warp_math import (TEXTURE_INTERPOLATION, affine_fit, border_pins, border_ramp, closed_lash_line, closed_lid,
+                        constrained_triangulation, displacement_from_index, edge_coverage, extended_beyond_edge,
+                        faces_held_still, fill_notches, lashes_to_repaint, layer_coverage, mesh_contours, mesh_points,
+                        piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at, sides_cutting,
+                        smooth_behind_face, smooth_curve, smooth_face_edge, triangle_affines, triangle_index_image,
+                        upsampled_to_box)
 
 WORKING_SIDE = 256  # the displacement field is computed at most this large
 BORDER_PINS_PER_SIDE = 8
@@ -130,13 +132,15 @@ class WarpEngine:
         self._pixel_grid: np.ndarray | None = None  # (region h, region w, 2) float32 x, y of each pixel, made once
         # The mesh's inner lips lie on the photo's own lip edges (MediaPipe's may run over teeth or cavity).
         self.lip_edges = lip_edge_offsets(subject.image, subject.landmarks)
+        self.cut_sides = sides_cutting(subject.landmarks, subject.image.shape)
         self.source_lip_gap = lm.signed_lip_gap(subject.landmarks)
         self._build_control_points()
-        # The map behind the face fades back to the exact one (the identity) toward the region's border.
-        self.border_ramp = border_ramp(self.work_size[::-1], 3 * BACK_SMOOTHING)
+        # The map behind the face fades back to the exact one (the identity) toward the region's border (where
+        # it joins the still photo, not where the photo's edge cuts the face).
+        self.border_ramp = border_ramp(self.work_size[::-1], 3 * BACK_SMOOTHING, self.cut_sides)
         # The photo's other faces in the region: what moves behind this face leaves them still (1 - held).
-        corners = [self._to_work(np.array([box[:2] + (0.0,), box[2:] + (0.0,)]))[:, :2] for box in subject.other_faces]
-        held = faces_held_still(self.work_size[::-1], [tuple(points.ravel()) for points in corners])
+        held = faces_held_still(self.work_size[::-1], [tuple(self._to_work(np.reshape(box, (2, 2)))[:, :2].ravel())
+                                                       for box in subject.other_faces])
         self.moving_behind = None if held is None else (1.0 - held)[..., None]
         # The lips' and lids' contours are edges of the mesh: no triangle holds both lip and teeth, or lid and eye.
         position = self.landmark_position = {landmark: i for i, landmark in enumerate(self.landmark_ids)}
@@ -287,12 +291,7 @@ class WarpEngine:
         seal = self.rig.expression_offsets(sealing)
         self.extra_seal = self._carried(seal, extra_between[keep_extra]) - self._carried(seal, self.extra_blend)
 
-        work_w, work_h = self.work_size
-        xs = np.linspace(0, work_w - 1, BORDER_PINS_PER_SIDE + 1)
-        ys = np.linspace(0, work_h - 1, BORDER_PINS_PER_SIDE + 1)
-        pins = np.concatenate([np.stack([xs, np.zeros_like(xs)], 1), np.stack([xs, np.full_like(xs, work_h - 1)], 1),
-                               np.stack([np.zeros_like(ys[1:-1]), ys[1:-1]], 1),
-                               np.stack([np.full_like(ys[1:-1], work_w - 1), ys[1:-1]], 1)])
+        pins = border_pins(self.work_size, BORDER_PINS_PER_SIDE, self.cut_sides)
         self.pins_work = np.column_stack([pins, np.full(len(pins), 1e6)])  # pins are "far": drawn first
         self.source_work = self.control_points_work(camera_to_image(camera), camera_to_image(self.extra_source))
 
@@ -340,9 +339,8 @@ class WarpEngine:
         return first + blend[:, None] * (offsets[self.extra_carrier_b] - first)
 
     def control_points_work(self, landmarks_image: np.ndarray, extra_image: np.ndarray) -> np.ndarray:
-        """All control points in working pixels, in triangulation order. Those of a face the photo's edge cuts
-        lie past the region's edge, where they are: held at the edge, they folded the cut eye's triangles
-        flat onto it, and a turn stretched its last pixels into bars (warp_math.extended_beyond_edge)."""
+        """All control points in working pixels, in triangulation order (past the region where the photo's
+        edge cuts the face: held at the edge, a turn stretched a cut eye's last pixels into bars)."""
         # The lips' edges close onto the rig's inner contours, where sealed lips meet.
         opening = np.clip(lm.signed_lip_gap(landmarks_image) / max(self.source_lip_gap, 1e-6), 0.0, 1.0)
         mesh_landmarks = landmarks_image[self.landmark_ids].copy()
@@ -573,9 +571,7 @@ class WarpEngine:
         """
         bx0, by0, bx1, by1 = box
         for eyeball, (iris, side) in zip(self.eyeballs, lm.IRISES):
-            if not eyeball.whole:
-                # An eye the photo's edge cuts moves with the face as the warp moved it: its iris, drawn from
-                # what the photo shows of it, was the edge's last pixels repeated as grey bars on a turn.
+            if not eyeball.whole:  # cut by the photo's edge: its iris, redrawn, was the edge's pixels as grey bars
                 continue
             opening = target_image[list(lm.eye_polygon(side)), :2] - (self.region[0] + bx0, self.region[1] + by0)
             centre = target_image[iris[0], :2] - (self.region[0] + bx0, self.region[1] + by0)
@@ -602,8 +598,8 @@ class WarpEngine:
             # iris landmarks (centre and rim: the gaze, and the head's turn foreshortening the disc) back to the
             # photo's. Sampled through the warp field instead, it would be squashed wherever the lids move and
             # the eye's skin stretches with them.
-            to_source = self._iris_affine(target_image, iris, box) - np.array([[0, 0, eyeball.origin[0]],
-                                                                                [0, 0, eyeball.origin[1]]])
+            to_source = affine_fit(target_image[list(iris), :2] - (self.region[0] + bx0, self.region[1] + by0),
+                                   self.subject.landmarks[list(iris), :2] - np.add(self.region[:2], eyeball.origin))
             grid_x = np.arange(x0, x1, dtype=np.float64)[None, :]
             grid_y = np.arange(y0, y1, dtype=np.float64)[:, None]
             iris_x = (to_source[0, 0] * grid_x + to_source[0, 1] * grid_y + to_source[0, 2]).astype(np.float32)
@@ -627,15 +623,6 @@ class WarpEngine:
             region = region.copy() if region is self.source_region else region
             region[y0:y1, x0:x1] = np.clip(patch + alpha * (eye - patch) + 0.5, 0, 255).astype(np.uint8)
         return region
-
-    def _iris_affine(self, target_image: np.ndarray, iris: tuple[int, ...], box: tuple[int, int, int, int]) -> np.ndarray:
-        """(2, 3) affine map from the moving box's pixels to the source region's, fitted (least squares) to
-        the iris's landmarks: centre and four rim points, where the rig put them and where the photo has them."""
-        target = target_image[list(iris), :2].astype(np.float64) - (self.region[0] + box[0], self.region[1] + box[1])
-        source = self.subject.landmarks[list(iris), :2].astype(np.float64) - self.region[:2]
-        design = np.column_stack([target, np.ones(len(target))])
-        solution, *_ = np.linalg.lstsq(design, source, rcond=None)
-        return solution.T
 
     def _paint_closed_eyes(self, region: np.ndarray, target_image: np.ndarray, values: np.ndarray,
                            box: tuple[int, int, int, int]) -> np.ndarray:

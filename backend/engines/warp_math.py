@@ -398,12 +398,46 @@ def smooth_behind_face(displacement: np.ndarray, behind: np.ndarray, sigma: floa
     return field, weight
 
 
-def border_ramp(shape: tuple[int, int], reach: float) -> np.ndarray:
-    """(H, W, 1) float32: 0 on the grid's border, rising linearly to 1 at `reach` pixels inside it."""
+def affine_fit(target: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """(2, 3) affine map taking points `target` ((N, 2)) to `source` ((N, 2)), fitted by least squares."""
+    design = np.column_stack([np.asarray(target, np.float64), np.ones(len(target))])
+    solution, *_ = np.linalg.lstsq(design, np.asarray(source, np.float64), rcond=None)
+    return solution.T
+
+
+def sides_cutting(landmarks: np.ndarray, image_shape: tuple[int, ...]) -> tuple[bool, bool, bool, bool]:
+    """The sides of a photo (`image_shape`'s) that cut the face whose `landmarks` ((N, 2+) pixels) run on past
+    them: (left, top, right, bottom)."""
+    height, width = image_shape[:2]
+    low, high = landmarks[:, :2].min(axis=0), landmarks[:, :2].max(axis=0)
+    return bool(low[0] < 0), bool(low[1] < 0), bool(high[0] > width - 1), bool(high[1] > height - 1)
+
+
+def border_pins(size: tuple[int, int], per_side: int, open_sides: Sequence[bool] = (False,) * 4) -> np.ndarray:
+    """(N, 2) points evenly along the border of a grid of `size` (width, height), `per_side` intervals a side,
+    that hold the mesh's border still; none along `open_sides` (left, top, right, bottom: sides of the photo
+    that cut the face, which runs on past them: a pin on the edge cut into the face's mesh, taking a cut eye's
+    cells out of the face, and a turn left a block of its brow behind)."""
+    width, height = size
+    xs, ys = np.linspace(0, width - 1, per_side + 1), np.linspace(0, height - 1, per_side + 1)
+    left, top, right, bottom = open_sides
+    sides = [(np.stack([xs, np.zeros_like(xs)], 1), top), (np.stack([xs, np.full_like(xs, height - 1)], 1), bottom),
+             (np.stack([np.zeros_like(ys[1:-1]), ys[1:-1]], 1), left),
+             (np.stack([np.full_like(ys[1:-1], width - 1), ys[1:-1]], 1), right)]
+    return np.concatenate([side for side, cut in sides if not cut] or [np.zeros((0, 2))])
+
+
+def border_ramp(shape: tuple[int, int], reach: float, open_sides: Sequence[bool] = (False,) * 4) -> np.ndarray:
+    """(H, W, 1) float32: 0 on the grid's border, rising linearly to 1 at `reach` pixels inside it; but not
+    toward `open_sides` (left, top, right, bottom: True for a side on the photo's edge, where nothing lies
+    beyond to join)."""
     height, width = shape
     rows, cols = np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32)
-    to_border = np.minimum.outer(np.minimum(rows, height - 1 - rows), np.minimum(cols, width - 1 - cols))
-    return np.clip(to_border / reach, 0.0, 1.0)[..., None]
+    left, top, right, bottom = open_sides
+    to_rows = np.minimum(np.where(top, np.inf, rows), np.where(bottom, np.inf, height - 1 - rows))
+    to_cols = np.minimum(np.where(left, np.inf, cols), np.where(right, np.inf, width - 1 - cols))
+    to_border = np.minimum.outer(to_rows, to_cols)
+    return np.clip(to_border / reach, 0.0, 1.0).astype(np.float32)[..., None]
 
 
 BEYOND_EDGE_BLUR = 0.15  # beyond the photo's edge, a map samples it mirrored and blurred this much per pixel it reaches ...
