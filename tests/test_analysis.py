@@ -138,6 +138,20 @@ def test_an_iris_placed_on_skin_is_moved_onto_the_eye_s_dark_disc(subject):
     assert np.array_equal(moved[list(lm.LEFT_IRIS)], subject.landmarks[list(lm.LEFT_IRIS)])
 
 
+def test_the_person_mask_is_whole_inside_a_face_the_photo_s_edge_cuts(astronaut):
+    """The segmenter reads a face the photo's edge cuts as half a person there (0.5-0.7 at the edge): a turn
+    blended the moved face with the still photo, and the cut eye and brow showed twice, a ghost."""
+    from enliven.geometry import inside_polygon
+
+    subject = analyze_image(np.ascontiguousarray(astronaut[:, 205:]))
+    x0, y0, x1, y1 = subject.head_region
+    oval = subject.landmarks[list(lm.FACE_OVAL), :2] - (x0, y0)
+    oval = oval.mean(axis=0) + 0.97 * (oval - oval.mean(axis=0))  # (inside its anti-aliased rim)
+    ys, xs = np.mgrid[:y1 - y0, :x1 - x0]
+    inside = inside_polygon(np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64), oval).reshape(xs.shape)
+    assert subject.mask[inside].min() == 1.0
+
+
 def test_a_face_cut_by_the_photo_s_edge_is_analysed(astronaut):
     """A photo (or a video frame: a face walking out of the picture) cut through the face's right eye: its
     iris lies partly off the photo. Analysing it was a traceback (IndexError) in every command, and lost a
