@@ -97,9 +97,9 @@ def server_mouths(summaries: dict[int, dict]) -> dict[int, MouthOpening]:
 
 
 def face_motions(args: argparse.Namespace, files: list[FaceMotions], faces: list[int],
-                 mouths: dict[int, MouthOpening] | None = None) -> FaceMotions:
-    """Each face's motion, sanitised (clamped with warnings, or refused with --strict); a preset's speech
-    fitted to each face's lips in `mouths` (photo_mouths)."""
+                 mouths: dict[int, MouthOpening] | None = None, report: bool = True) -> FaceMotions:
+    """Each face's motion, sanitised (clamped with warnings, printed where `report`, or refused with
+    --strict); a preset's speech fitted to each face's lips in `mouths` (photo_mouths)."""
     from .shared.presets import preset_face_motions
 
     if args.preset:
@@ -122,7 +122,7 @@ def face_motions(args: argparse.Namespace, files: list[FaceMotions], faces: list
             raise UsageError("the motion files have different frame rates; give them one with --fps")
         motions = FaceMotions(files[0].fps, {face: file.motions[0] for face, file in zip(faces, files)})
     motions, warnings = motions.sanitized(strict=args.strict)
-    for warning in warnings:
+    for warning in warnings if report else ():
         print(f"enliven: warning: {warning}", file=sys.stderr)
     return motions
 
@@ -150,6 +150,9 @@ def group_frames(args: argparse.Namespace, files: list[FaceMotions]) -> tuple[in
     from .frame_workers import frame_request, rendered_frames, worker_count
 
     faces = chosen_faces(args, files)
+    # A mistake in the motion (or a loop too short) is refused before the photo is analysed, which takes
+    # seconds for a group (face numbers only seed a preset: any stand in for "all").
+    face_motions(args, files, [0] if faces == ALL_FACES else list(faces), report=False)
     subjects = analyze_photo_faces(args, faces)
     motions = face_motions(args, files, [subject.face_index for subject in subjects], photo_mouths(subjects))
     values = motions.full()

@@ -77,14 +77,18 @@ class FaceMotions:
         return result
 
     def sanitized(self, strict: bool = False) -> tuple[FaceMotions, list[str]]:
-        """Motion.sanitized on each face; each warning names its face."""
-        fixed, warnings = {}, []
+        """Motion.sanitized on each face; each warning names its face (with `strict`, the error names every
+        face refused, not only the first)."""
+        fixed, warnings, refused = {}, [], []
         for face, motion in self.motions.items():
             try:
                 fixed[face], face_warnings = motion.sanitized(strict)
             except MotionError as error:
-                raise MotionError(f"face {face}: {error}") from None
+                refused.append(f"face {face}: {error}")
+                continue
             warnings += [f"face {face}: {warning}" for warning in face_warnings]
+        if refused:
+            raise MotionError("; ".join(refused))
         return FaceMotions(self.fps, fixed, self.per_face), warnings
 
 

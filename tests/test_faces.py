@@ -276,6 +276,20 @@ def test_a_face_strict_sanitising_names_the_face():
     assert fixed.motions[2].values.max() == 1
     with pytest.raises(MotionError, match="^face 2: "):
         motions.sanitized(strict=True)
+    # Every face refused is named, not only the first (face 0's error hid face 2's).
+    both = FaceMotions(24, {0: Motion(24, ("jaw_open",), [[3.0]]), 2: Motion(24, ("blink_l",), [[-2.0]])})
+    with pytest.raises(MotionError, match="^face 0: .*jaw_open.*; face 2: .*blink_l"):
+        both.sanitized(strict=True)
+
+
+def test_a_group_s_motion_is_refused_before_its_photo_is_analysed(apart, tmp_path):
+    """A loop too short, a negative seed or a --strict refusal on a group came after "2 face(s) found", the
+    analysis of every face (seconds on a group photo) spent for nothing."""
+    photo = write_rgb(tmp_path / "two.png", apart)
+    for arguments in (("--preset", "idle-alive", "--loop", "--duration", "0.05"), ("--preset", "blink", "--seed", "-1")):
+        result = run_enliven("generate", photo, "--face", "all", *arguments, "--out", tmp_path / "frames")
+        assert result.returncode == 2, result.stderr
+        assert "found" not in result.stderr, result.stderr
 
 
 def test_group_refuses_faces_of_different_photos_or_unknown_faces(apart, astronaut, subject):
