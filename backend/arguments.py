@@ -71,14 +71,13 @@ def analyze_photo(args: argparse.Namespace):
     from .analysis import analyze_image, first_face
 
     face = args.face[0] if isinstance(args.face, tuple) else args.face
-    if face is None or not getattr(args, "face_given", True):
-        subject = first_face(load_photo(args))  # as `enliven analyze` picks it
-    else:
-        subject = analyze_image(load_photo(args), face_index=face)
+    chosen = face is not None and getattr(args, "face_given", True)
+    subject = analyze_image(load_photo(args), face_index=face) if chosen else first_face(load_photo(args))
     if subject.faces_found > 1:
-        which = {0: " (the largest)", subject.face_index: " (the largest whose landmarks were found)"}
+        which = ("" if chosen else " (the largest)" if subject.face_index == 0
+                 else " (the largest whose landmarks were found)")  # (first_face: as `enliven analyze` picks it)
         print(f"enliven: {subject.faces_found} faces found; using face {subject.face_index}"
-              f"{which[subject.face_index]}. Choose another with --face N"
+              f"{which}. Choose another with --face N"
               f"{', or several with --face 0,2 or --face all' if getattr(args, 'several_faces', False) else ''}.",
               file=sys.stderr)
     return subject

@@ -74,9 +74,11 @@ def load_image(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # 16-bit or 32-bit greyscale: scaled to 8 bits rather than clipped to white. Floating point greyscale
         # holds 0..1 as often as 0..255 (a scientific TIFF): clipped, 0..1 was all but black, "no face found".
-        array = np.nan_to_num(np.asarray(image, dtype=np.float64))
-        if image.mode == "F":
-            top = 1.0 if array.max() <= 1.0 else 255.0
+        array = np.asarray(image, dtype=np.float64)
+        finite = np.isfinite(array)
+        array = np.where(finite, array, 0.0)
+        if image.mode == "F":  # (a stray hot or infinite pixel does not make a 0..1 photo read as 0..255)
+            top = 1.0 if not finite.any() or np.percentile(array[finite], 99.9) <= 1.5 else 255.0
         else:
             top = max(array.max(), 1.0)
         image = Image.fromarray((np.clip(array * (255.0 / top), 0, 255) + 0.5).astype(np.uint8))

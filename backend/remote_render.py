@@ -17,12 +17,12 @@ from .shared.remote import endpoint_problem
 
 def endpoint(use: str):
     """An argparse type: a ZeroMQ address to `use` ("connect" or "bind"), or a usage error saying what is wrong."""
-    def checked(address: str) -> str:
+    def zmq_address(address: str) -> str:
         problem = endpoint_problem(address, binding=use == "bind")
         if problem is not None:
             raise argparse.ArgumentTypeError(problem)
         return address
-    return checked
+    return zmq_address
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:

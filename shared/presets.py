@@ -142,14 +142,18 @@ def _loop_builder(preset: Preset) -> Builder:
     return preset.build_loop
 
 
-def sample_keys(keys: dict[str, list[tuple[float, float]]], frame_count: int) -> np.ndarray:
+def sample_keys(keys: dict[str, list[tuple[float, float]]], frame_count: int, period: int | None = None) -> np.ndarray:
     """Sample keys (times in frames) at frames 0..frame_count-1.
 
     Returns (frame_count, len(CHANNELS)) float32 in table order. Between two
     keys the value eases in and out (smoothstep), which is what Blender's
     auto-clamped Bezier curves do between a peak and a trough; before the
     first key and after the last the value holds; unkeyed channels stay at
-    their default.
+    their default. With `period` (a loop's length in frames: its keys run from
+    0 to period, the last repeating the first), a channel whose ends lie
+    between its neighbours across the wrap (a loop starting mid-breath) is
+    eased through them, as Blender eases a curve with a Cycles modifier: eased
+    to a stop there as well, the breath stalled at the wrap.
     """
     frames = np.arange(frame_count, dtype=np.float64)
     samples = np.tile(default_vector(), (frame_count, 1))
@@ -161,8 +165,19 @@ def sample_keys(keys: dict[str, list[tuple[float, float]]], frame_count: int) ->
         times, values = (np.array(column, dtype=np.float64) for column in zip(*channel_keys))
         if np.any(np.diff(times) <= 0):
             raise MotionError(f"{channel_name}: key times must increase, got {times.tolist()}")
+        if period is not None and _turns_not_at_the_wrap(times, values, period):
+            times = np.concatenate([[times[-2] - period], times[1:-1], [times[1] + period]])
+            values = np.concatenate([[values[-2]], values[1:-1], [values[1]]])
         samples[:, CHANNEL_INDEX[channel_name]] = _ease_between_keys(times, values, frames)
     return samples
+
+
+def _turns_not_at_the_wrap(times: np.ndarray, values: np.ndarray, period: int) -> bool:
+    """Whether a loop's keys (from 0 to `period`, the ends alike) pass through their ends on the way from
+    one neighbour to the other across the wrap, rather than turning there."""
+    if times.size < 3 or times[0] != 0 or times[-1] != period or values[0] != values[-1]:
+        return False
+    return min(values[-2], values[1]) < values[0] < max(values[-2], values[1])
 
 
 def _ease_between_keys(times: np.ndarray, values: np.ndarray, frames: np.ndarray) -> np.ndarray:
@@ -191,7 +206,7 @@ def preset_motion(
     keys = preset_keys(name, fps, seed, duration, loop=loop, face=face, breaths_per_minute=breaths_per_minute,
                        mouth=mouth)
     frame_count = preset_frame_count(duration, fps) - (1 if loop else 0)
-    return Motion.from_full(sample_keys(keys, frame_count), fps)
+    return Motion.from_full(sample_keys(keys, frame_count, period=frame_count if loop else None), fps)
 
 
 def preset_face_motions(
@@ -467,18 +482,19 @@ def _breathing(duration_s: float, period_s: float, depth: float = 1.0) -> Keys:
     return _breath_keys(times, signs, depth)
 
 
-_SHORTEST_BREATH_S = 2.0  # seconds: a loop's breath is never quicker (30 breaths a minute)
+_SHORTEST_BREATH_S = 2.0  # seconds: a loop shorter than this does not breathe (two frames flickered in and out)
 
 
 def _breathing_loop(duration_s: float, period_s: float, depth: float = 1.0, phase: float = 0.0) -> Keys:
-    """Whole breaths, as many as fit the loop at about the person's own pace, and one in a loop too short
-    for that, but none in one under _SHORTEST_BREATH_S (a loop of two frames flickered in and out),
-    keyed on the extremes and starting `phase` (0..1) of the way from the bottom of a breath out to the top
-    of the next breath in, so a group's loops, which all round to the same count, breathe out of step. The
-    wave continues across the wrap: the loop's ends hold the same value, between the same two extremes."""
-    breaths = max(round(duration_s / period_s), 1 if duration_s >= _SHORTEST_BREATH_S else 0)
-    if breaths == 0:
+    """Whole breaths, as many as fit the loop at about the person's own pace (one at least, none in a loop
+    under _SHORTEST_BREATH_S), keyed on the extremes and starting `phase` (0..1) of the way from the bottom
+    of a breath out to the top of the next breath in, so a group's loops, which all round to the same count,
+    breathe out of step (starting at the top of a breath, every face did so in unison). The loop's ends hold
+    the same value, between the same two extremes: sample_keys eases through them across the wrap, as
+    Blender's curves with a Cycles modifier do."""
+    if duration_s < _SHORTEST_BREATH_S:
         return {}
+    breaths = max(1, round(duration_s / period_s))
     half_period = duration_s / (2 * breaths)
     times, signs = [], []
     # The extremes inside the loop: the first a breath in, at `1 - phase` of a half period (its last is a

@@ -308,7 +308,7 @@ def _finite_float(text: str) -> float:
     return value
 
 
-MAX_INTEGER_DIGITS = 20  # a header's integers (sizes, counts, seeds) fit in 64 bits
+MAX_INTEGER_DIGITS = 19  # a header's integers (sizes, counts, seeds) fit in 64 bits, whose largest has 19 digits
 
 
 def _bounded_int(text: str) -> int:
@@ -344,7 +344,8 @@ def decode(frames: Sequence[Any], *, max_bytes: int | None = None, known_types: 
             parse_int=_bounded_int,
         )
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise ProtocolError(E_BAD_HEADER, f"header is not valid JSON: {str(e)[:200]}") from None
+        reason = f"header holds {e}" if str(e).startswith("an integer of") else f"header is not valid JSON: {str(e)[:200]}"
+        raise ProtocolError(E_BAD_HEADER, reason) from None
     if not isinstance(header, dict):
         raise ProtocolError(E_BAD_HEADER, "header must be a JSON object")
 

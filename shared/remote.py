@@ -20,8 +20,10 @@ def endpoint_problem(address: str, binding: bool = False) -> str | None:
         return f"{address!r} is not an address such as tcp://127.0.0.1:5570 (tcp://HOST:PORT or ipc://PATH)"
     host, _, port = address[len("tcp://"):].rpartition(":")
     wildcard = binding and port in ("*", "0")
-    if not host or not (wildcard or (port.isdigit() and 1 <= int(port) <= 65535)):
+    if not host or not (wildcard or (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535)):
         return f"{address!r} needs a host and a port from 1 to 65535, such as tcp://127.0.0.1:5570"
+    if host == "*" and not binding:
+        return f"{address!r} is an address to serve on (every interface); connect to a host, such as tcp://127.0.0.1:{port}"
     return None
 
 

@@ -238,7 +238,7 @@ def test_a_loop_flows_from_its_last_frame_into_its_first(seed, duration_s):
     motion = preset_motion("idle-alive", fps=24, seed=seed, duration_s=duration_s, loop=True)
     assert motion.frame_count == round(duration_s * 24)  # one period: the repeat of frame 0 is left out
     wrap, steps = wrap_and_steps(_channel_units(motion.full()))
-    assert wrap <= np.percentile(steps, 95)  # no jump at the wrap ...
+    assert wrap <= np.percentile(steps, 95) * (1 + 1e-9)  # no jump at the wrap (a breath's step there ties) ...
     assert wrap > 0  # ... and no repeated frame: the picture keeps moving through it
 
 
@@ -276,11 +276,23 @@ def test_a_group_s_loops_breathe_out_of_step():
 
 
 @pytest.mark.parametrize("duration_s", [0.0834, 0.125, 1.5])
-def test_a_very_short_loop_does_not_breathe_in_a_flicker(duration_s):
+@pytest.mark.parametrize("rate", [15, 40])
+def test_a_very_short_loop_does_not_breathe_in_a_flicker(duration_s, rate):
     """A breath was forced into every loop: two frames alternated a whole breath in and out (255 levels apart
     on the chest), and a 1.5 s loop breathed at 40 a minute."""
-    motion = preset_motion("idle-alive", fps=24, seed=0, duration_s=duration_s, loop=True)
+    motion = preset_motion("idle-alive", fps=24, seed=0, duration_s=duration_s, loop=True, breaths_per_minute=rate)
     assert np.abs(column(motion.full(), "breathing")).max() == 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_loop_s_breath_runs_on_through_the_wrap(seed):
+    """Each face's loop starts at its own point of a breath; keyed there with an ease in and out, the breath
+    stalled at the wrap (its steps there a tenth of those beside them)."""
+    breath = column(preset_motion("idle-alive", fps=24, seed=seed, duration_s=8.0, loop=True).full(), "breathing")
+    steps = np.abs(np.diff(np.concatenate([breath, breath[:1]])))
+    wrap = steps[-1]
+    if abs(breath[0]) < 0.8 * np.abs(breath).max():  # (at the top or bottom of a breath it turns, slowly)
+        assert wrap >= 0.5 * np.median(steps), (breath[0], wrap, np.median(steps))
 
 
 def test_only_loopable_presets_loop():

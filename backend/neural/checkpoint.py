@@ -77,8 +77,11 @@ def shortened(text: str, limit: int = 200) -> str:
     """`text` cut to at most `limit` characters at the end of a sentence, or else of a word ("...")."""
     if len(text) <= limit:
         return text
-    end = text.rfind(". ", 0, limit)
-    return text[:end + 1] if end > 0 else text[:text.rfind(" ", 0, limit - 3)].rstrip(",;:") + "..."
+    sentence = text.rfind(". ", 0, limit)
+    if sentence >= limit // 2:  # (not at "e.g." near the start)
+        return text[:sentence + 1]
+    word = text.rfind(" ", 0, limit - 3)
+    return (text[:word].rstrip(",;:") if word >= limit // 2 else text[:limit - 3]) + "..."
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",

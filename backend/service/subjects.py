@@ -78,17 +78,20 @@ class Engines:
         # A request for several faces is analysed by its first: face_index (default 0) may have no face.
         faces = msg.fields.get("faces")
         face = int(faces[0]) if faces else int(msg.fields.get("face_index", 0))
+        named = str(sid).rpartition("-")[2] if sid is not None else ""  # the face a subject id names
+        if not faces and named.isdigit():
+            # (A face_index beside a subject of another face was ignored, and an evicted subject's image sent
+            # again was analysed for face_index, face 0 by default, not for the subject's face.)
+            if "face_index" in msg.fields and int(named) != face:
+                raise ServiceError(protocol.E_BAD_FIELD, f"face_index {face} is not the face of subject {sid} "
+                                                         f"(face {named}); send one or the other")
+            face = int(named)
         if sid is not None:
             with self._lock:
                 subject = self._subjects.get(sid)
                 if subject is not None:
                     self._subjects.move_to_end(sid)
-            if subject is not None:
-                # (A face_index beside a subject of another face was ignored: the request played the subject's.)
-                if not faces and "face_index" in msg.fields and face != subject.face_index:
-                    raise ServiceError(protocol.E_BAD_FIELD, f"face_index {face} is not the face of subject {sid} "
-                                                             f"(face {subject.face_index}); send one or the other")
-                return subject
+                    return subject
         part = msg.parts.get("image")
         if part is None:
             raise ServiceError(protocol.E_UNKNOWN_SUBJECT, f"subject {sid} is not (or no longer) cached on this server; "
