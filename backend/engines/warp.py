@@ -58,8 +58,8 @@ from .warp_math import (TEXTURE_INTERPOLATION, affine_fit, border_pins, border_r
                         constrained_triangulation, displacement_from_index, edge_coverage, extended_beyond_edge,
                         faces_held_still, fill_notches, lashes_to_repaint, layer_coverage, mesh_contours, mesh_points,
                         piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at, sides_cutting,
-                        smooth_behind_face, smooth_curve, smooth_face_edge, triangle_affines, triangle_index_image,
-                        upsampled_to_box)
+                        similarity_through, smooth_behind_face, smooth_curve, smooth_face_edge, triangle_affines,
+                        triangle_index_image, upsampled_to_box)
 
 WORKING_SIDE = 256  # the displacement field is computed at most this large
 BORDER_PINS_PER_SIDE = 8
@@ -640,8 +640,12 @@ class WarpEngine:
                 continue
             upper_ids, lower_ids = map(list, lm.eye_lids(side))
             # The lids as smooth curves: their landmarks joined by straight lines put corners in the lash line.
-            source_upper = smooth_curve(self.subject.landmarks[upper_ids, :2] - origin)
             target_upper = smooth_curve(target_image[upper_ids, :2] - origin)
+            # The open lid where this frame has the eye: the photo's lid carried by its corners (they stay in
+            # a blink). Taken where the photo has it, a turned head's lid lay 30 px off, and the band between
+            # the two was painted as lid skin across the temple and the hair.
+            source_upper = similarity_through(smooth_curve(self.subject.landmarks[upper_ids, :2] - origin),
+                                              target_upper[[0, -1]])
             target_lower = smooth_curve(target_image[lower_ids, :2] - origin)
             eye_width = float(np.linalg.norm(target_upper[0] - target_upper[-1]))
             pad = max(int(0.35 * eye_width), int(np.ceil(3 * self.palette.line_blur))) + 3  # the lash line's reach

@@ -405,6 +405,16 @@ def affine_fit(target: np.ndarray, source: np.ndarray) -> np.ndarray:
     return solution.T
 
 
+def similarity_through(points: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """`points` ((N, 2)) moved by the similarity (turn, scale, shift) that takes their first and last to
+    `ends` ((2, 2))."""
+    z = points[:, 0] + 1j * points[:, 1]
+    start, end = ends[0, 0] + 1j * ends[0, 1], ends[1, 0] + 1j * ends[1, 1]
+    scale = (end - start) / (z[-1] - z[0]) if z[-1] != z[0] else 1.0
+    moved = start + scale * (z - z[0])
+    return np.column_stack([moved.real, moved.imag])
+
+
 def sides_cutting(landmarks: np.ndarray, image_shape: tuple[int, ...]) -> tuple[bool, bool, bool, bool]:
     """The sides of a photo (`image_shape`'s) that cut the face whose `landmarks` ((N, 2+) pixels) run on past
     them: (left, top, right, bottom)."""
