@@ -29,6 +29,12 @@ MEMBRANE_BAND = 12  # ... within this many pixels of it (membrane_filled)
 LACKING_REACH = 4.0  # plate pixels: how far around a pixel its detail is weighed against the backdrop's
 GRAIN_NEAR = 3.0  # plate pixels: how far around a pixel made-up grain reads the backdrop's grain strength,
 GRAIN_AWAY = 2.0  # ... from this far beyond the person's outline on (nearer, hair strands read as grain)
+BODY_MEAN = 2.5  # plate pixels: the body's plate is filled from the backdrop's Gaussian mean this wide ...
+BODY_TEXTURE_BAND = 0.08  # ... and its texture mirrored in this far (of the plate's side), fading out by twice as far,
+FINE_TEXTURE = (0.3, 0.6)  # ... where its detail within a pixel is this much of it (none at the first, all at the second)
+ISOTROPIC = (0.65, 0.4)  # ... and its gradients line up this little (structure tensor coherence: none, all),
+TEXTURE_REACH = 3.0  # plate pixels: how far around a pixel the backdrop's texture is read for that,
+TEXTURE_AREA = 8.0  # ... and how wide an area of it must be such texture
 
 
 def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, pattern: bool = True,
@@ -49,7 +55,8 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, p
     far beyond the edge, so the grain runs on without a seam). Without `grain`, the smooth fill. With
     `made_up_grain_from` (pixels; the body's plate, whose lean uncovers bands tens of pixels wide), the grain
     is made up instead (`made_up_grain`: as strong as the backdrop's grain nearest each pixel), none within
-    that distance of the hole's edge, full from twice as far.
+    that distance of the hole's edge, full from twice as far; nearer the edge, the hole is filled from the
+    backdrop's local mean and the backdrop's own texture is mirrored in (`body_texture`).
 
     A smooth fill does not carry a striped backdrop (boards, blinds) on (Telea's made pale streaks fanning out
     from the person's outline, and a turning head left a halo of them beside it, which the mirrored grain
@@ -67,7 +74,13 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, p
     # The grain is mirrored at most MIRROR_SIDE large (on a larger region, finer grain is not seen) ...
     detail_scale = min(1.0, MIRROR_SIDE / max(height, width))
     detail_size = (max(2, round(width * detail_scale)), max(2, round(height * detail_scale)))
-    filled = membrane_filled(small, hole) if membrane else cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA)
+    body = made_up_grain_from is not None
+    if body:  # filled from the backdrop's local mean, its texture mirrored in on top (below)
+        mean = np.clip(local_mean(small, hole, BODY_MEAN) + 0.5, 0, 255).astype(np.uint8)
+        filled = cv2.inpaint(mean, hole, 5, cv2.INPAINT_TELEA)
+        filled[hole == 0] = small[hole == 0]
+    else:
+        filled = membrane_filled(small, hole) if membrane else cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA)
     lacking = None  # with the pattern continued: how much of the backdrop's detail each plate pixel lacks
     if pattern and hole.any() and not hole.all() and patterned(small, hole):
         filled = pattern_continued(small, hole, filled, max(3, round(PATTERN_BAND * max(size))))
@@ -77,17 +90,12 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, p
         sharp = pixels if detail_scale == 1 else cv2.resize(pixels, detail_size, interpolation=cv2.INTER_AREA)
         sharp = sharp.astype(np.float32)
         hole = cv2.resize(hole, detail_size, interpolation=cv2.INTER_NEAREST)
-        # The backdrop's grain: its difference from its own local mean (the person left out of that mean).
-        backdrop = (hole == 0).astype(np.float32)
-        weight = np.maximum(cv2.GaussianBlur(backdrop, (0, 0), PLATE_GRAIN), 1e-3)[..., None]
-        detail = sharp - cv2.GaussianBlur(sharp * backdrop[..., None], (0, 0), PLATE_GRAIN) / weight
-        if made_up_grain_from is not None:
-            depth = cv2.distanceTransform(hole, cv2.DIST_L2, 5) / detail_scale
-            fade_in = np.clip(depth / made_up_grain_from - 1.0, 0.0, 1.0)
-            if lacking is not None:  # made up only where the continued pattern came out smoother than the backdrop
-                fade_in *= lacking
-            grain_in = made_up_grain(detail, hole, size, fade_in)
+        if body:
+            grain_in = body_texture(sharp, hole, size, detail_scale / scale, made_up_grain_from * detail_scale,
+                                    lacking)
         else:
+            # The backdrop's grain: its difference from its own local mean (the person left out of that mean).
+            detail = sharp - local_mean(sharp, hole, PLATE_GRAIN)
             # Grain, not edges: the backdrop's edges mirrored would draw odd shapes, so the detail is held to
             # the grain's own spread (its median absolute deviation over the backdrop).
             spread = GRAIN_SPREAD * 1.4826 * np.median(np.abs(detail[hole == 0]))
@@ -98,6 +106,82 @@ def background_plate(pixels: np.ndarray, mask: np.ndarray, grain: bool = True, p
         plate = np.clip(plate + grain_in + 0.5, 0, 255).astype(np.uint8)
     # ... and the plate scaled to the region's size.
     return plate if detail_scale == 1 else cv2.resize(plate, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def local_mean(pixels: np.ndarray, hole: np.ndarray, width: float) -> np.ndarray:
+    """`pixels`' Gaussian mean `width` wide outside `hole` ((H, W), nonzero inside), the hole left out of it
+    (float32; in the hole, the mean of the backdrop around it)."""
+    backdrop = (hole == 0).astype(np.float32)
+    weight = np.maximum(cv2.GaussianBlur(backdrop, (0, 0), width), 1e-3)
+    mean = cv2.GaussianBlur(pixels.astype(np.float32) * backdrop.reshape(*hole.shape, *(1,) * (pixels.ndim - 2)),
+                            (0, 0), width)
+    return mean / weight.reshape(mean.shape[:2] + (1,) * (mean.ndim - 2))
+
+
+def body_texture(sharp: np.ndarray, hole: np.ndarray, plate_size: tuple[int, int], factor: float,
+                 made_up_from: float, lacking: np.ndarray | None) -> np.ndarray:
+    """(H, W, C) float32: the texture of the body's plate in its `hole` ((H, W) uint8, nonzero inside), added
+    to a fill of the backdrop's BODY_MEAN-wide mean (`factor`: detail pixels to a plate pixel, at `plate_size`):
+    the backdrop's own texture (its difference from that mean) mirrored in across the hole's edge, within
+    BODY_TEXTURE_BAND of the plate's side (what a body moves far enough to uncover), each pixel held to
+    GRAIN_SPREAD times the spread of the backdrop's texture nearest it (so a plain wall takes no edge of
+    a door frame beside it); deeper in, grain made up as strong (`made_up_grain`, from `made_up_from`
+    detail pixels into the hole on). Mirrored only as far as the backdrop near the edge is fine texture with
+    no direction (`fine_texture`); elsewhere (stripes, a face, a shirt) the smooth fill, with grain made up
+    from `made_up_from` on. Where a pattern was carried on, only as much as it lacks (`lacking`).
+
+    A smooth fill with made-up grain, used before, painted foliage beside a head as a grey crescent, mottled
+    with black and white specks (2008_001322 #1): Telea carried a bright gap between leaves that touched the
+    outline in as a pale streak, and noise with the backdrop's fine detail is no leaf. The backdrop's own
+    texture mirrored runs on from the edge without a seam, in its own colours. But mirrored whatever it was,
+    the astronaut's flag (soft red and white stripes) beside her shoulder came out as fragmented white
+    streaks fanning out from it and a bright blob by the helmet, and 2008_002506 #2's neighbours' shirt and
+    hair as mirrored fragments between the men."""
+    detail = sharp - local_mean(sharp, hole, BODY_MEAN * factor)
+    spread = grain_spread_near(detail, hole, plate_size)
+    bound = (GRAIN_SPREAD * spread)[..., None]
+    np.clip(detail, -bound, bound, out=detail)
+    depth = cv2.distanceTransform(hole, cv2.DIST_L2, 5)
+    band = BODY_TEXTURE_BAND * max(hole.shape)
+    fine = mirrored_into(fine_texture(sharp, hole, factor)[..., None], hole)[..., 0]
+    mirrored = np.clip(2.0 - depth / band, 0.0, 1.0) * fine
+    if lacking is not None:  # (mirrored over a continued stripe, it bent the stripes into chevrons)
+        mirrored *= lacking
+    texture = mirrored_into(detail, hole) * mirrored[..., None]
+    made_up = np.clip(depth / made_up_from - 1.0, 0.0, 1.0) * (1.0 - fine * np.clip(2.0 - depth / band, 0.0, 1.0))
+    if lacking is not None:  # made up only where the continued pattern came out smoother than the backdrop
+        made_up *= lacking
+    if made_up.any():
+        texture += made_up_grain(sharp - local_mean(sharp, hole, PLATE_GRAIN), hole, plate_size, made_up)
+    return texture
+
+
+def fine_texture(sharp: np.ndarray, hole: np.ndarray, factor: float) -> np.ndarray:
+    """(H, W) float32 0-1: how much the backdrop (`sharp` outside `hole`) around each pixel is fine texture
+    with no direction (foliage, grain), which mirrored across the outline looks like more of it, rather than
+    structure (a flag's stripes, a face beside, a door frame), which mirrored draws fans of streaks. Fine:
+    its detail within a pixel (the difference from a 1-pixel mean) is FINE_TEXTURE of its detail within
+    BODY_MEAN (medians near the outline: foliage 0.73, s12's print 0.76; the astronaut's backdrop 0.48, its
+    flag and 2008_002506's shirts and faces 0.15-0.4); with no direction: its gradients' coherence (as
+    `patterned` reads it, twice as far around) under ISOTROPIC (foliage 0.31; a flag's stripes, a lace
+    curtain, a door frame 0.6-0.95). Both read TEXTURE_REACH plate pixels around a pixel, and the weight
+    averaged over TEXTURE_AREA: a few pixels of fine texture amid structure (an eye, glasses) do not count."""
+    grey = sharp.mean(axis=2)
+    reach = TEXTURE_REACH * factor
+    coarse = grey - local_mean(grey, hole, BODY_MEAN * factor)
+    finest = grey - local_mean(grey, hole, 1.0)
+    fraction = np.sqrt(local_mean(finest**2, hole, reach) / (local_mean(coarse**2, hole, reach) + 1.0))
+    smooth = local_mean(grey, hole, 0.7 * factor)
+    gx, gy = cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1)
+    outline = cv2.dilate(hole, np.ones((5, 5), np.uint8)) > 0  # not the person's own outline
+    gx[outline], gy[outline] = 0.0, 0.0
+    xx, yy, xy = (local_mean(v, hole, 2 * reach) for v in (gx * gx, gy * gy, gx * gy))
+    coherence = np.sqrt((xx - yy) ** 2 + 4 * xy**2) / (xx + yy + 1e-3)
+    low, high = FINE_TEXTURE
+    weight = np.clip((fraction - low) / (high - low), 0.0, 1.0)
+    low, high = ISOTROPIC
+    weight *= np.clip((coherence - low) / (high - low), 0.0, 1.0)
+    return local_mean(weight, hole, TEXTURE_AREA * factor)
 
 
 def grain_like(detail: np.ndarray, backdrop: np.ndarray, seed: int = 0) -> np.ndarray:

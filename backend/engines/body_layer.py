@@ -65,9 +65,12 @@ class BodyLayer:
             # and what its shoulders uncover of them is theirs (the plate keeps them).
             self.mask *= body.own
         # A patterned backdrop's pattern carried on, as the head's plate does (a door frame behind a leaning
-        # head ran on as a smooth grey patch: 2008_001322 #0); no grain near the person's edge
-        # (BODY_GRAIN_FROM), and further in grain made up to match the backdrop's nearest it (a lean's wide
-        # band showed the backdrop's own detail mirrored). And Telea's fill, not the head plate's membrane:
+        # head ran on as a smooth grey patch: 2008_001322 #0);
+        # near the outline, the backdrop's own texture mirrored in over a fill of its local mean
+        # (background.body_texture: foliage beside 2008_001322 #1's head was a grey, specked crescent) where
+        # it is fine texture with no direction (mirrored, the astronaut's flag fanned out in streaks), and
+        # deeper in grain made up to match the backdrop's nearest it, from BODY_GRAIN_FROM on. And Telea's
+        # fill, not the head plate's membrane:
         # where the person mask is hazy inside the torso (0.5-0.6 beside the astronaut's helmet), the plate
         # shows through the moving body, and the capture round trip (test_body_capture) read breathing at
         # r 0.67 with the membrane.
