@@ -424,10 +424,10 @@ def sides_cutting(landmarks: np.ndarray, image_shape: tuple[int, ...]) -> tuple[
 
 
 def border_pins(size: tuple[int, int], per_side: int, open_sides: Sequence[bool] = (False,) * 4) -> np.ndarray:
-    """(N, 2) points evenly along the border of a grid of `size` (width, height), `per_side` intervals a side,
-    that hold the mesh's border still; none along `open_sides` (left, top, right, bottom: sides of the photo
-    that cut the face, which runs on past them: a pin on the edge cut into the face's mesh, taking a cut eye's
-    cells out of the face, and a turn left a block of its brow behind)."""
+    """(N, 2) points evenly along the border of a grid of `size` (width, height: the head region's), `per_side`
+    intervals a side, that hold the mesh's border still; none along `open_sides` (left, top, right, bottom:
+    sides of the region on a photo edge that cuts the face, which runs on past it: a pin on the edge cut into
+    the face's mesh, taking a cut eye's cells out of the face, and a turn left a block of its brow behind)."""
     width, height = size
     xs, ys = np.linspace(0, width - 1, per_side + 1), np.linspace(0, height - 1, per_side + 1)
     left, top, right, bottom = open_sides
@@ -495,7 +495,7 @@ def faces_held_still(shape: tuple[int, int], boxes: Sequence[tuple[float, float,
     faces' detector boxes, in grid pixels), fading to 0 at HELD_FACE_REACH of them; None where none reaches the
     grid. A face's motion is multiplied by 1 minus it behind the face (its hair and backdrop),
     so it leaves the other faces still: a neighbour's head rolling dragged and sheared the near cheek, eye and
-    outline of a face beside it (2008_002506 at roll 15: 1,905 pixels of the still face over 20 levels)."""
+    outline of a face beside it (2008_002506 at roll 15: 1,863 pixels of the still face over 20 levels)."""
     height, width = shape
     held = None
     for x0, y0, x1, y1 in boxes:
