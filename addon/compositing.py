@@ -256,11 +256,23 @@ def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render
         # Viewer too) makes F12 refuse to render although the frames need no
         # camera. Only Blender's own goes: one the artist wired into nodes of
         # their own stays (the operator says it needs a camera).
-        for node in [n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers"
-                     and all(link.to_node.bl_idname in OUTPUT_NODES for put in n.outputs for link in put.links)]:
+        for node in [n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers" and _feeds_only_outputs(n)]:
             tree.nodes.remove(node)
     scene.render.use_compositing = True
     return image_node
+
+
+def _feeds_only_outputs(node) -> bool:
+    """Whether `node` feeds nothing but output nodes, through reroutes (4.5 wires a new compositor's Render
+    Layers through one to the Composite and the Viewer)."""
+    todo = [link.to_node for put in node.outputs for link in put.links]
+    while todo:
+        current = todo.pop()
+        if current.bl_idname == "NodeReroute":
+            todo += [link.to_node for put in current.outputs for link in put.links]
+        elif current.bl_idname not in OUTPUT_NODES:
+            return False
+    return True
 
 
 def render_layers_nodes(scene: bpy.types.Scene) -> list[str]:
