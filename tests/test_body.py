@@ -89,6 +89,17 @@ def test_breathing_in_lifts_both_shoulders_as_far_as_asked_and_leaves_the_face_a
     assert np.all(np.abs(change) <= (1.5, 0.02, 0.02)), change
 
 
+def test_a_head_rolling_on_a_leaning_body_uncovers_one_backdrop(photo, animator):
+    """A head rolling while the body leans: the backdrop the hair uncovered was filled by the head's plate
+    where the head alone moved, and by the body's own plate, filled another way, where the lean moved it on:
+    the two met in a band of another tone along where the hair had been (d9, head_roll 25 with torso_lean 6).
+    Inside the head region the body's plate is now the head engine's."""
+    body = animator.body
+    hx0, hy0, hx1, hy1 = body.head_box
+    inner = body.seam >= 1.0
+    assert np.abs(body.plate[hy0:hy1, hx0:hx1][inner].astype(int) - animator.engine.background_plate[inner]).max() <= 1
+
+
 def test_the_body_field_s_backward_map_undoes_its_forward_one(subject):
     """Each frame inverts the body's forward field (where a point goes) into the backward map the frame is
     resampled by (where a pixel comes from), reading the field between the points of a coarse grid: a pixel

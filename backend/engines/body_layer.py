@@ -22,7 +22,7 @@ from ..analysis import Subject
 from ..frame_layers import FrameLayers
 from .body import BodyField, BodyMotion, clean_mask
 from .frame_buffers import FrameBuffers
-from .passes_math import blend_region_mask, region_seam_weight
+from .passes_math import blend_region, region_seam_weight
 from .background import PERSON_EPSILON, background_plate, blend_over_background, remap_where_seen
 from .warp_math import TEXTURE_INTERPOLATION
 
@@ -58,7 +58,7 @@ class BodyLayer:
         # The body region's person mask with the head region's own (finer) one blended in, so that where
         # the head engine moved the head, its moved mask takes the head's place seamlessly.
         self.seam = region_seam_weight(self.head_box, (y1 - y0, x1 - x0))
-        self.mask = clean_mask(blend_region_mask(body.mask, subject.mask, self.head_box, self.seam))
+        self.mask = clean_mask(blend_region(body.mask, subject.mask, self.head_box, self.seam))
         self.share = body.own  # how much of each region pixel is this person's (None: all, a single face)
         if body.own is not None:
             # In a group photo, the people beside this one are the backdrop to its body: they stay still,
@@ -74,8 +74,13 @@ class BodyLayer:
         # where the person mask is hazy inside the torso (0.5-0.6 beside the astronaut's helmet), the plate
         # shows through the moving body, and the capture round trip (test_body_capture) read breathing at
         # r 0.67 with the membrane.
-        self.plate = background_plate(subject.image[y0:y1, x0:x1], self.mask, membrane=False,
-                                      made_up_grain_from=BODY_GRAIN_FROM)
+        plate = background_plate(subject.image[y0:y1, x0:x1], self.mask, membrane=False,
+                                 made_up_grain_from=BODY_GRAIN_FROM)
+        # Inside the head region, the head engine's own plate: where a head rolling and the body leaning
+        # uncover the same backdrop, two plates filled each its own way met in a band of another tone along
+        # where the hair had been (d9, head_roll 25 with torso_lean 6).
+        head_plate = getattr(engine, "warp", engine).background_plate
+        self.plate = np.clip(blend_region(plate, head_plate, self.head_box, self.seam) + 0.5, 0, 255).astype(np.uint8)
         self.frames = FrameBuffers(subject.image, union_of([subject.head_region, body.region]))
         # Where this person may be in a frame (region pixels): its still mask, and the head region, in which
         # the head engine may have moved it. Further than the field moves a pixel from here, no pixel of a

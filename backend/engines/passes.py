@@ -21,7 +21,7 @@ import numpy as np
 
 from ..frame_layers import FrameLayers
 from .frame_buffers import FrameBuffers
-from .passes_math import (MATTE_NAMES, blend_region_mask, blender_vector_pass, face_mattes, motion_from_previous,
+from .passes_math import (MATTE_NAMES, blend_region, blender_vector_pass, face_mattes, motion_from_previous,
                           region_seam_weight)
 from .warp import WarpEngine
 from .warp_math import piecewise_affine_displacement, triangle_affines
@@ -101,7 +101,7 @@ class PassRenderer:
         if self.in_group:
             x0, y0, x1, y1 = self.warp.region
             head = np.maximum(head, self.whole_mask[y0:y1, x0:x1])
-        return blend_region_mask(person, head, self.warp.region, self.seam)
+        return blend_region(person, head, self.warp.region, self.seam)
 
     def render(self, values: np.ndarray, previous: np.ndarray | None = None, alpha: bool = True,
                passes: bool = True) -> FrameLayers:

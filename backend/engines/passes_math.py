@@ -71,12 +71,14 @@ def region_seam_weight(region: tuple[int, int, int, int], image_shape: tuple[int
     return np.outer(ramp(y1 - y0, y0 > 0, y1 < height), ramp(x1 - x0, x0 > 0, x1 < width))
 
 
-def blend_region_mask(whole: np.ndarray, head: np.ndarray, region: tuple[int, int, int, int],
-                      seam: np.ndarray) -> np.ndarray:
-    """The whole photo's person mask with the head region's own (finer) mask blended in by `seam`."""
+def blend_region(whole: np.ndarray, head: np.ndarray, region: tuple[int, int, int, int],
+                 seam: np.ndarray) -> np.ndarray:
+    """`whole` (a mask, or an image, of a larger area: float32) with the head region's own `head` (a finer mask;
+    the head engine's plate) blended in by `seam` over `region`."""
     x0, y0, x1, y1 = region
     out = whole.astype(np.float32, copy=True)
-    out[y0:y1, x0:x1] += seam * (head - out[y0:y1, x0:x1])
+    weight = seam if head.ndim == 2 else seam[..., None]
+    out[y0:y1, x0:x1] += weight * (head - out[y0:y1, x0:x1])
     return out
 
 
