@@ -258,6 +258,12 @@ def add_to_compositor(scene: bpy.types.Scene, obj: bpy.types.Object, over_render
         # their own stays (the operator says it needs a camera).
         for node in [n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers" and _feeds_only_outputs(n)]:
             tree.nodes.remove(node)
+        while True:  # and the reroutes they fed (4.5's), now fed by nothing
+            idle = [n for n in tree.nodes if n.bl_idname == "NodeReroute" and not n.inputs[0].is_linked]
+            if not idle:
+                break
+            for node in idle:
+                tree.nodes.remove(node)
     scene.render.use_compositing = True
     return image_node
 

@@ -77,8 +77,8 @@ def load_image(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_
         array = np.asarray(image, dtype=np.float64)
         finite = np.isfinite(array)
         array = np.where(finite, array, 0.0)
-        if image.mode == "F":  # (a stray hot or infinite pixel does not make a 0..1 photo read as 0..255)
-            top = 1.0 if not finite.any() or np.percentile(array[finite], 99.9) <= 1.5 else 255.0
+        if image.mode == "F":  # (by its median: hot, infinite or highlight pixels do not make 0..1 read as 0..255)
+            top = 1.0 if not finite.any() or np.median(array[finite]) <= 1.5 else 255.0
         else:
             top = max(array.max(), 1.0)
         image = Image.fromarray((np.clip(array * (255.0 / top), 0, 255) + 0.5).astype(np.uint8))

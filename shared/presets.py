@@ -172,12 +172,19 @@ def sample_keys(keys: dict[str, list[tuple[float, float]]], frame_count: int, pe
     return samples
 
 
+WRAP_KEY_TOLERANCE = 0.05  # of the step across the wrap: an end key this near the ease through it lies on it
+
+
 def _turns_not_at_the_wrap(times: np.ndarray, values: np.ndarray, period: int) -> bool:
-    """Whether a loop's keys (from 0 to `period`, the ends alike) pass through their ends on the way from
-    one neighbour to the other across the wrap, rather than turning there."""
+    """Whether a loop's keys (from 0 to `period`, the ends alike) have their ends on the ease from one
+    neighbour to the other across the wrap (a breath keyed mid-way), rather than a key of their own there
+    (a turn, or head drift at rest: dropped, its rest was lost, and Blender's curves keep it)."""
     if times.size < 3 or times[0] != 0 or times[-1] != period or values[0] != values[-1]:
         return False
-    return min(values[-2], values[1]) < values[0] < max(values[-2], values[1])
+    before, after = values[-2], values[1]
+    progress = (period - times[-2]) / (period - times[-2] + times[1])
+    through = before + (after - before) * progress * progress * (3.0 - 2.0 * progress)
+    return abs(through - values[0]) <= WRAP_KEY_TOLERANCE * abs(after - before)
 
 
 def _ease_between_keys(times: np.ndarray, values: np.ndarray, frames: np.ndarray) -> np.ndarray:

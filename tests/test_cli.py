@@ -133,6 +133,11 @@ def test_a_floating_point_grey_photo_of_0_to_1_reads_as_the_picture(astronaut, t
     Image.fromarray(grey, mode="F").save(tmp_path / "levels.tif")
     unit, levels = load_image(tmp_path / "unit.tif"), load_image(tmp_path / "levels.tif")
     assert np.abs(unit.astype(int) - levels).max() <= 1 and abs(unit.mean() - grey.mean()) < 1
+    lit = grey / 255  # with highlights past 1 (a bright window, 1 % of it) and a hot pixel, still 0..1
+    lit[:5, :] = 4.0
+    lit[10, 10] = np.inf
+    Image.fromarray(lit, mode="F").save(tmp_path / "lit.tif")
+    assert abs(load_image(tmp_path / "lit.tif")[10:].mean() - grey[10:].mean()) < 2
     assert run_enliven("analyze", tmp_path / "unit.tif").returncode == 0
 
 

@@ -110,6 +110,16 @@ def test_a_run_folder_is_not_overwritten_without_resume(dataset, tmp_path):
         Trainer(dataset, tmp_path / "run", replace(TINY, weight_l1=1.0), resume=True, show_progress_bar=False)
 
 
+def test_a_long_message_is_cut_at_a_sentence_or_a_word_never_longer():
+    from enliven.neural.checkpoint import shortened
+
+    assert shortened("x" * 500) == "x" * 197 + "..."  # (no space: it came back 502 characters long)
+    text = "Reading failed. " + "word " * 20 + "see the stored form, e.g. the archive " + "more " * 40
+    assert shortened(text).endswith("...") and "e.g." not in shortened(text)[-6:] and len(shortened(text)) <= 200
+    assert shortened("A first sentence that is long enough to keep. " * 5) == (
+        "A first sentence that is long enough to keep. " * 4).rstrip()
+
+
 def test_bad_checkpoints_are_refused_clearly(dataset, tmp_path, subject):
     good = tmp_path / "run" / "last.pt"
     Trainer(dataset, tmp_path / "run", replace(TINY, steps=1), show_progress_bar=False).run()

@@ -284,6 +284,17 @@ def test_a_very_short_loop_does_not_breathe_in_a_flicker(duration_s, rate):
     assert np.abs(column(motion.full(), "breathing")).max() == 0
 
 
+def test_a_loop_plays_its_keys_at_the_wrap_where_they_are_not_mid_breath():
+    """Head drift rests at 0 at a loop's ends, between drift keys either side: sampled as a breath keyed
+    mid-way, its rest key was dropped and frame 0 turned the head up to 0.8 degrees, where Blender's curves
+    (the same keys, a Cycles modifier) hold it at rest."""
+    for seed in range(12):
+        keys = preset_keys("idle-alive", fps=24, seed=seed, duration_s=8.0, loop=True)
+        first = preset_motion("idle-alive", fps=24, seed=seed, duration_s=8.0, loop=True).full()[0]
+        for name in ("head_yaw", "head_roll", "gaze_x", "blink_l"):
+            assert first[CHANNEL_INDEX[name]] == pytest.approx(keys[name][0][1], abs=0.05), (seed, name)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_a_loop_s_breath_runs_on_through_the_wrap(seed):
     """Each face's loop starts at its own point of a breath; keyed there with an ease in and out, the breath

@@ -396,6 +396,8 @@ def _cases(subject: str) -> list:
          [_hdr(type="preview", fields={"subject": subject, "face_index": 99},
                parts=[_motion_part(default_vector().astype(np.float32))[0]]),
           default_vector().astype(np.float32).tobytes()], "bad_field"),
+        ("a subject id's face in other digits", _preview("0123456789abcdef-²", default_vector().astype(np.float32)),
+         "bad_field"),
         # (Python's answer was its own: "... use sys.set_int_max_str_digits() to increase the limit".)
         ("an integer of 5000 digits", [b'{"protocol": 1, "type": "hello", "job": "bad-1", "fields": {"x": '
                                        + b"9" * 5000 + b"}}"], "bad_header"),

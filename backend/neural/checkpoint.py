@@ -77,9 +77,9 @@ def shortened(text: str, limit: int = 200) -> str:
     """`text` cut to at most `limit` characters at the end of a sentence, or else of a word ("...")."""
     if len(text) <= limit:
         return text
-    sentence = text.rfind(". ", 0, limit)
-    if sentence >= limit // 2:  # (not at "e.g." near the start)
-        return text[:sentence + 1]
+    sentences = [end for end in range(limit // 2, limit - 1) if text.startswith(". ", end) and text[end + 2:end + 3].isupper()]
+    if sentences:  # (a sentence ends where the next begins with a capital: not at "e.g. the")
+        return text[:sentences[-1] + 1]
     word = text.rfind(" ", 0, limit - 3)
     return (text[:word].rstrip(",;:") if word >= limit // 2 else text[:limit - 3]) + "..."
 

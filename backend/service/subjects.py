@@ -79,7 +79,7 @@ class Engines:
         faces = msg.fields.get("faces")
         face = int(faces[0]) if faces else int(msg.fields.get("face_index", 0))
         named = str(sid).rpartition("-")[2] if sid is not None else ""  # the face a subject id names
-        if not faces and named.isdigit():
+        if not faces and named.isascii() and named.isdigit():
             # (A face_index beside a subject of another face was ignored, and an evicted subject's image sent
             # again was analysed for face_index, face 0 by default, not for the subject's face.)
             if "face_index" in msg.fields and int(named) != face:
