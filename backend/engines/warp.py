@@ -544,7 +544,8 @@ class WarpEngine:
             weight = silhouette.weight
             warped_mask[rows, cols] = weight * warped_mask[rows, cols] + (1 - weight) * sample_at(self.mask, other_x, other_y)
         still_mask = self.mask[by0:by1, bx0:bx1]
-        sampled, sampled_from = extended_beyond_edge(texture, where_from)  # (a face the photo's edge cuts)
+        # (Only a face the photo's edge cuts: extended every frame, 24 faces of a group took 0.3 s a frame longer.)
+        sampled, sampled_from = extended_beyond_edge(texture, where_from) if any(self.cut_sides) else (texture, where_from)
         warped = remap_where_seen(sampled, (sampled_from, None), warped_mask, still_mask, TEXTURE_INTERPOLATION)
         prefilter_squeezed(warped, sampled, sampled_from, squeezed, self.scale, box)
         if edge:
@@ -628,10 +629,9 @@ class WarpEngine:
                            box: tuple[int, int, int, int]) -> np.ndarray:
         """Cover a closing eye with lid skin.
 
-        Warping alone stretches the thin lid margin (lashes, shadow) over the eye
-        and leaves a dark smear that reads as a squint. As the blink closes, the
-        opening and the stretched margin are repainted as lid skin (closed_lid)
-        and a lash line is drawn where the lids meet.
+        Warping alone stretches the thin lid margin (lashes, shadow) over the eye and leaves a dark smear that
+        reads as a squint. As the blink closes, the opening and the stretched margin are repainted as lid skin
+        (closed_lid) and a lash line is drawn where the lids meet.
         """
         origin = np.array([self.region[0] + box[0], self.region[1] + box[1]], dtype=np.float64)
         for side, channel in (("left", "blink_l"), ("right", "blink_r")):
