@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .. import landmarks as lm
 from .palette import LUMA, Palette, saturation
 from .warp_math import polygon_mask
 
@@ -183,6 +184,28 @@ def build_eyeball(image: np.ndarray, centre: np.ndarray, radius: float, upper_li
     # Plain ints: under numpy 2 an int64 scalar would turn the float32 maps built from it float64, which
     # OpenCV 5's remap refuses.
     return Eyeball(centre, radius, (int(x0), int(y0)), sclera, iris_texture, shown, measured, sides, whole)
+
+
+def lash_colours(image: np.ndarray, landmarks: np.ndarray) -> dict[str, np.ndarray]:
+    """The lash line's colour per eye of the face with `landmarks` in `image`: the darkest fifth (by luma) of
+    the pixels along the upper lid. (The lid landmarks' own pixels, on a small eye, fall on the white or the
+    iris as often as on the lashes, and gave a blue-grey line.)"""
+    colours = {}
+    for side, ids in (("left", lm.LEFT_EYE_UPPER), ("right", lm.RIGHT_EYE_UPPER)):
+        lid = landmarks[list(ids), :2].astype(np.float64)
+        eye_width = float(np.linalg.norm(lid[0] - lid[-1]))
+        (x0, y0), (x1, y1) = np.floor(lid.min(axis=0)).astype(int) - 3, np.ceil(lid.max(axis=0)).astype(int) + 4
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, image.shape[1]), min(y1, image.shape[0])
+        band = np.zeros((max(y1 - y0, 1), max(x1 - x0, 1)), np.uint8)
+        cv2.polylines(band, [np.round((lid - (x0, y0)) * 16).astype(np.int32)], False, 1,
+                      max(1, round(eye_width / 10)), cv2.LINE_8, shift=4)
+        samples = image[y0:y1, x0:x1][band[:y1 - y0, :x1 - x0] > 0].astype(np.float32)
+        if len(samples) == 0:
+            colours[side] = np.zeros(3, np.float32)
+            continue
+        luma = samples @ LUMA
+        colours[side] = np.median(samples[luma <= np.percentile(luma, 20)], axis=0)
+    return colours
 
 
 def no_brighter(colours: np.ndarray, whitest: float) -> np.ndarray:

@@ -47,15 +47,15 @@ from ..geometry import camera_to_image
 from ..rig import SEAL_PRESS, Rig
 from ..shared.channels import CHANNEL_INDEX
 from .background import blend_over_background, head_plate, remap_where_seen
-from .eyes import IRIS_DISC, IRIS_FILL, IRIS_STILL, Eyeball, build_eyeball, eyeball_turn, grow_opening
+from .eyes import IRIS_DISC, IRIS_FILL, IRIS_STILL, Eyeball, build_eyeball, eyeball_turn, grow_opening, lash_colours
 from .folds import draw_folds, face_folds, inner_triangles, soften_at_folds, turned_cells
 from .frame_buffers import FrameBuffers
 from .mouth import (CLOSED_MOUTH, INTERIOR_ROWS, interior_split, interior_stretches, lip_edge_offsets, paint_cavity, seal_lips,
                     seal_strength, teeth_colour)
-from .palette import LUMA, palette_of
+from .palette import palette_of
 from .squeeze import prefilter_squeezed, squeeze_weight
 from .warp_math import (TEXTURE_INTERPOLATION, affine_fit, border_pins, border_ramp, closed_lash_line, closed_lid,
-                        constrained_triangulation, displacement_from_index, edge_coverage, extended_beyond_edge,
+                        constrained_triangulation, displacement_from_index, edge_coverage, extended_past_edges,
                         faces_held_still, fill_notches, lashes_to_repaint, layer_coverage, mesh_contours, mesh_points,
                         piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at, sides_cutting,
                         similarity_through, smooth_behind_face, smooth_curve, smooth_face_edge, triangle_affines,
@@ -133,6 +133,9 @@ class WarpEngine:
         # The mesh's inner lips lie on the photo's own lip edges (MediaPipe's may run over teeth or cavity).
         self.lip_edges = lip_edge_offsets(subject.image, subject.landmarks)
         self.cut_sides = sides_cutting(subject.landmarks, subject.image.shape)
+        # What a turn brings in from past a photo edge that cuts the face, made once for the photo's pixels.
+        self.past_edges = (extended_past_edges(self.source_region, self.cut_sides, subject.face_width)
+                           if any(self.cut_sides) else None)
         self.source_lip_gap = lm.signed_lip_gap(subject.landmarks)
         self._build_control_points()
         # The map behind the face fades back to the exact one (the identity) toward the region's border (where
@@ -169,7 +172,7 @@ class WarpEngine:
         self.palette = palette_of(subject.image, self.source_region)  # what it paints takes the photo's colours and grain
         self.paints_teeth = subject.mouth_openness < CLOSED_MOUTH  # an open mouth's own teeth move with the lips
         self.seal_rims = SEAL_PRESS * max(self.source_lip_gap, 0.0)  # lip rims the rig's press no longer hides
-        self.lash_colour = self._lash_colours()
+        self.lash_colour = lash_colours(subject.image, subject.landmarks)
         self.eyeballs = [self._eyeball(iris, side) for iris, side in lm.IRISES]
         # An eye that shows too little sclera of its own borrows the other's colour.
         for index, (iris, side) in enumerate(lm.IRISES):
@@ -544,8 +547,11 @@ class WarpEngine:
             weight = silhouette.weight
             warped_mask[rows, cols] = weight * warped_mask[rows, cols] + (1 - weight) * sample_at(self.mask, other_x, other_y)
         still_mask = self.mask[by0:by1, bx0:bx1]
-        # (Only a face the photo's edge cuts: extended every frame, 24 faces of a group took 0.3 s a frame longer.)
-        sampled, sampled_from = extended_beyond_edge(texture, where_from) if any(self.cut_sides) else (texture, where_from)
+        sampled, sampled_from = texture, where_from
+        if self.past_edges is not None:  # (a group's frame: extended as it is)
+            sampled, shift = (self.past_edges if texture is self.source_region
+                              else extended_past_edges(texture, self.cut_sides, self.subject.face_width))
+            sampled_from = where_from + shift
         warped = remap_where_seen(sampled, (sampled_from, None), warped_mask, still_mask, TEXTURE_INTERPOLATION)
         prefilter_squeezed(warped, sampled, sampled_from, squeezed, self.scale, box)
         if edge:
@@ -676,25 +682,3 @@ class WarpEngine:
             region = region.copy() if region is self.source_region else region
             region[py0:py1, px0:px1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
         return region
-
-    def _lash_colours(self) -> dict[str, np.ndarray]:
-        """The lash line's colour per eye: the darkest fifth (by luma) of the pixels along the upper lid.
-        (The lid landmarks' own pixels, on a small eye, fall on the white or the iris as often as on
-        the lashes, and gave a blue-grey line.)"""
-        colours = {}
-        image = self.subject.image
-        for side, ids in (("left", lm.LEFT_EYE_UPPER), ("right", lm.RIGHT_EYE_UPPER)):
-            lid = self.subject.landmarks[list(ids), :2].astype(np.float64)
-            eye_width = float(np.linalg.norm(lid[0] - lid[-1]))
-            (x0, y0), (x1, y1) = np.floor(lid.min(axis=0)).astype(int) - 3, np.ceil(lid.max(axis=0)).astype(int) + 4
-            x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, image.shape[1]), min(y1, image.shape[0])
-            band = np.zeros((max(y1 - y0, 1), max(x1 - x0, 1)), np.uint8)
-            cv2.polylines(band, [np.round((lid - (x0, y0)) * 16).astype(np.int32)], False, 1,
-                          max(1, round(eye_width / 10)), cv2.LINE_8, shift=4)
-            samples = image[y0:y1, x0:x1][band[:y1 - y0, :x1 - x0] > 0].astype(np.float32)
-            if len(samples) == 0:
-                colours[side] = np.zeros(3, np.float32)
-                continue
-            luma = samples @ LUMA
-            colours[side] = np.median(samples[luma <= np.percentile(luma, 20)], axis=0)
-        return colours

@@ -450,38 +450,39 @@ def border_ramp(shape: tuple[int, int], reach: float, open_sides: Sequence[bool]
     return np.clip(to_border / reach, 0.0, 1.0).astype(np.float32)[..., None]
 
 
-BEYOND_EDGE_BLUR = 0.15  # beyond the photo's edge, a map samples it mirrored and blurred this much per pixel it reaches ...
+# Past a photo edge that cuts the face, the photo mirrored, as far as this share of the face's width ...
+BEYOND_EDGE_REACH = 0.4
+BEYOND_EDGE_BLUR = 0.025  # ... blurred by a Gaussian this share of the face's width ...
 BEYOND_EDGE_SHARP = 4.0  # ... fading in over this many pixels from the edge
 
 
-def extended_beyond_edge(texture: np.ndarray, where_from: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`texture` and `where_from` (an (H, W, 2) map of positions in it) with the texture extended as far
-    beyond its edges as the map samples: the photo mirrored at its edge, blurred more the further out.
+def extended_past_edges(texture: np.ndarray, sides: Sequence[bool], face_width: float) -> tuple[np.ndarray, np.ndarray]:
+    """(`texture` extended past its `sides` (left, top, right, bottom: True where the photo's edge cuts the
+    face), (2,) float32 where its pixel (0, 0) now lies): the photo mirrored at the edge, blurred by
+    BEYOND_EDGE_BLUR of the face's width from BEYOND_EDGE_SHARP pixels out, for BEYOND_EDGE_REACH of it
+    (a map that samples further reads the extension's last pixels).
 
     A face the photo's edge cuts has nothing to show past it, yet a turn brings that part in. Sampled with
     the border repeated, the edge's last pixels ran across the eye and cheek as streaks; mirrored sharp,
     the cheek's shadow met its own image in a V. Mirrored and blurred, what comes in is the colours near the
-    edge, soft, as out of focus. A map that stays inside is returned with the texture as they are."""
+    edge, soft, as out of focus, the same in every frame (blurred by how far a frame's map reached, it would
+    flicker as the head turned)."""
     height, width = texture.shape[:2]
-    low = np.floor(where_from.reshape(-1, 2).min(axis=0)).astype(int)
-    high = np.ceil(where_from.reshape(-1, 2).max(axis=0)).astype(int)
-    left, top = (max(0, -value + 2) for value in low)
-    right, bottom = max(0, high[0] - (width - 1) + 2), max(0, high[1] - (height - 1) + 2)
-    if not max(left, top, right, bottom):
-        return texture, where_from
-    # (Reflection cannot reach further than the texture is wide: a map that far out repeats its last pixels.)
+    pad = max(1, int(np.ceil(BEYOND_EDGE_REACH * face_width)))
+    left, top, right, bottom = (pad if cut else 0 for cut in sides)
+    # (Reflection cannot reach further than the texture is wide: past that, its last pixels repeat.)
     reach = [min(pad, side - 1) for pad, side in ((top, height), (bottom, height), (left, width), (right, width))]
     extended = cv2.copyMakeBorder(texture, *reach, cv2.BORDER_REFLECT_101)
     extended = cv2.copyMakeBorder(extended, top - reach[0], bottom - reach[1], left - reach[2], right - reach[3],
                                   cv2.BORDER_REPLICATE)
-    blurred = cv2.GaussianBlur(extended, (0, 0), max(1.0, BEYOND_EDGE_BLUR * max(left, top, right, bottom)))
+    blurred = cv2.GaussianBlur(extended, (0, 0), max(0.5, BEYOND_EDGE_BLUR * face_width))
     rows = np.arange(extended.shape[0], dtype=np.float32)[:, None]
     cols = np.arange(extended.shape[1], dtype=np.float32)[None, :]
     beyond = np.maximum(np.maximum(top - rows, rows - (top + height - 1)), np.maximum(left - cols, cols - (left + width - 1)))
     weight = np.clip(beyond / BEYOND_EDGE_SHARP, 0.0, 1.0)[..., None]
     mixed = (extended + weight * (blurred.astype(np.float32) - extended) + 0.5).astype(texture.dtype)
     mixed[top:top + height, left:left + width] = texture
-    return mixed, where_from + np.float32([left, top])
+    return mixed, np.float32([left, top])
 
 
 # A held face is still inside this share of its oval (inscribed in its detector box) and moves freely past
