@@ -13,6 +13,7 @@ from .errors import UsageError
 from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, LARGEST_PIXELS, MIN_SIDE
 from .shared.motion import MotionError, checked_fps
 from .shared.naming import is_frame_filename
+from .shared.remote import endpoint_problem
 
 MOTION_SUFFIXES = (".json", ".csv")
 
@@ -214,3 +215,14 @@ def add_size_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=whole_number_in(MIN_SIDE, DEFAULT_MAX_SIDE), metavar="N",
                         help=f"scale the photo so its longer side is N pixels, {MIN_SIDE} to {DEFAULT_MAX_SIDE} "
                              "(default: full size)")
+
+
+def endpoint(use: str):
+    """An argparse type: a ZeroMQ address to `use` ("connect" or "bind"), or a usage error saying what is wrong."""
+    def zmq_address(address: str) -> str:
+        problem = endpoint_problem(address, binding=use == "bind")
+        if problem is not None:
+            raise argparse.ArgumentTypeError(problem)
+        return address
+
+    return zmq_address

@@ -12,17 +12,7 @@ import numpy as np
 
 from .sequence import FrameSink
 from .shared import protocol
-from .shared.remote import endpoint_problem
-
-
-def endpoint(use: str):
-    """An argparse type: a ZeroMQ address to `use` ("connect" or "bind"), or a usage error saying what is wrong."""
-    def zmq_address(address: str) -> str:
-        problem = endpoint_problem(address, binding=use == "bind")
-        if problem is not None:
-            raise argparse.ArgumentTypeError(problem)
-        return address
-    return zmq_address
+from .arguments import endpoint
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:

@@ -183,8 +183,13 @@ def _turns_not_at_the_wrap(times: np.ndarray, values: np.ndarray, period: int) -
         return False
     before, after = values[-2], values[1]
     progress = (period - times[-2]) / (period - times[-2] + times[1])
-    through = before + (after - before) * progress * progress * (3.0 - 2.0 * progress)
+    through = before + (after - before) * _smoothstep(progress)
     return abs(through - values[0]) <= WRAP_KEY_TOLERANCE * abs(after - before)
+
+
+def _smoothstep(progress):
+    """The ease between two keys, 0..1 over `progress` 0..1 (a float or an array)."""
+    return progress * progress * (3.0 - 2.0 * progress)
 
 
 def _ease_between_keys(times: np.ndarray, values: np.ndarray, frames: np.ndarray) -> np.ndarray:
@@ -194,8 +199,7 @@ def _ease_between_keys(times: np.ndarray, values: np.ndarray, frames: np.ndarray
     # that frames outside it use the first / last segment, fully clamped.
     start = np.clip(np.searchsorted(times, frames, side="right") - 1, 0, times.size - 2)
     progress = np.clip((frames - times[start]) / (times[start + 1] - times[start]), 0.0, 1.0)
-    eased = progress * progress * (3.0 - 2.0 * progress)
-    return values[start] + (values[start + 1] - values[start]) * eased
+    return values[start] + (values[start + 1] - values[start]) * _smoothstep(progress)
 
 
 def preset_motion(
@@ -511,8 +515,7 @@ def _breathing_loop(duration_s: float, period_s: float, depth: float = 1.0, phas
         times.append(time_s)
         signs.append(sign)
         time_s, sign = time_s + half_period, -sign
-    eased = phase * phase * (3.0 - 2.0 * phase)  # sample_keys' smoothstep, from the breath out to the breath in
-    ends = -1.0 + 2.0 * eased
+    ends = -1.0 + 2.0 * _smoothstep(phase)  # sample_keys' ease, from the breath out to the breath in
     return _breath_keys([0.0] + times + [duration_s], [ends] + signs + [ends], depth)
 
 

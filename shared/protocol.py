@@ -311,11 +311,15 @@ def _finite_float(text: str) -> float:
 MAX_INTEGER_DIGITS = 19  # a header's integers (sizes, counts, seeds) fit in 64 bits, whose largest has 19 digits
 
 
+class _LongInteger(ValueError):
+    """A header integer past MAX_INTEGER_DIGITS (valid JSON, refused in our words)."""
+
+
 def _bounded_int(text: str) -> int:
     # Python's own limit (4,300 digits) answered with its advice to call sys.set_int_max_str_digits().
     digits = len(text.lstrip("-"))
     if digits > MAX_INTEGER_DIGITS:
-        raise ValueError(f"an integer of {digits} digits (at most {MAX_INTEGER_DIGITS})")
+        raise _LongInteger(f"an integer of {digits} digits (at most {MAX_INTEGER_DIGITS})")
     return int(text)
 
 
@@ -343,9 +347,10 @@ def decode(frames: Sequence[Any], *, max_bytes: int | None = None, known_types: 
             head.tobytes().decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float,
             parse_int=_bounded_int,
         )
+    except _LongInteger as e:
+        raise ProtocolError(E_BAD_HEADER, f"header holds {e}") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        reason = f"header holds {e}" if str(e).startswith("an integer of") else f"header is not valid JSON: {str(e)[:200]}"
-        raise ProtocolError(E_BAD_HEADER, reason) from None
+        raise ProtocolError(E_BAD_HEADER, f"header is not valid JSON: {str(e)[:200]}") from None
     if not isinstance(header, dict):
         raise ProtocolError(E_BAD_HEADER, "header must be a JSON object")
 

@@ -144,11 +144,12 @@ def body_texture(sharp: np.ndarray, hole: np.ndarray, plate_size: tuple[int, int
     depth = cv2.distanceTransform(hole, cv2.DIST_L2, 5)
     band = BODY_TEXTURE_BAND * max(hole.shape)
     fine = mirrored_into(fine_texture(sharp, hole, factor)[..., None], hole)[..., 0]
-    mirrored = np.clip(2.0 - depth / band, 0.0, 1.0) * fine
+    near = np.clip(2.0 - depth / band, 0.0, 1.0)  # within the band, fading out by twice as far
+    mirrored = near * fine
     if lacking is not None:  # (mirrored over a continued stripe, it bent the stripes into chevrons)
         mirrored *= lacking
     texture = mirrored_into(detail, hole) * mirrored[..., None]
-    made_up = np.clip(depth / made_up_from - 1.0, 0.0, 1.0) * (1.0 - fine * np.clip(2.0 - depth / band, 0.0, 1.0))
+    made_up = np.clip(depth / made_up_from - 1.0, 0.0, 1.0) * (1.0 - fine * near)
     if lacking is not None:  # made up only where the continued pattern came out smoother than the backdrop
         made_up *= lacking
     if made_up.any():

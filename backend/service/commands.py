@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..device import DEVICE_CHOICES
+from ..arguments import endpoint
 from ..errors import EnlivenError
-from ..remote_render import endpoint
 from ..shared.protocol import Limits
 from .keys import create_keys, default_keys_dir
 from .server import DEFAULT_BIND, serve

@@ -78,14 +78,14 @@ class Engines:
         # A request for several faces is analysed by its first: face_index (default 0) may have no face.
         faces = msg.fields.get("faces")
         face = int(faces[0]) if faces else int(msg.fields.get("face_index", 0))
-        named = str(sid).rpartition("-")[2] if sid is not None else ""  # the face a subject id names
-        if not faces and named.isascii() and named.isdigit():
+        named = face_of_id(sid)
+        if not faces and named is not None:
             # (A face_index beside a subject of another face was ignored, and an evicted subject's image sent
             # again was analysed for face_index, face 0 by default, not for the subject's face.)
-            if "face_index" in msg.fields and int(named) != face:
+            if "face_index" in msg.fields and named != face:
                 raise ServiceError(protocol.E_BAD_FIELD, f"face_index {face} is not the face of subject {sid} "
                                                          f"(face {named}); send one or the other")
-            face = int(named)
+            face = named
         if sid is not None:
             with self._lock:
                 subject = self._subjects.get(sid)
@@ -223,6 +223,12 @@ class Engines:
 def face_id(image_hash: str, face: int) -> str:
     """The subject id of face `face` of the photo with this hash."""
     return f"{image_hash}-{face}"
+
+
+def face_of_id(subject_id: str | None) -> int | None:
+    """The face number a subject id (face_id's) names; None for no id or one not of that form."""
+    face = str(subject_id).rpartition("-")[2] if subject_id is not None else ""
+    return int(face) if face.isascii() and face.isdigit() else None
 
 
 def subject_nbytes(subject: Any) -> int:
