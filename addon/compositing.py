@@ -337,34 +337,52 @@ def _time_image_node(node, first: int, last: int) -> None:
 
 
 def follow_new_frames(scene: bpy.types.Scene, obj: bpy.types.Object, directory: str, fmt: str, first: int,
-                      last: int) -> bool:
+                      last: int) -> tuple[bool, str]:
     """After Generate wrote frames first..last into `directory` as `fmt`: the rig's Image node and strip,
     where it has them, play them (a range made longer and generated again played on, in renders, the old last
-    frame). A node showing another format is left for Add to Compositor to set up again (its outputs change).
-    The strip keeps the artist's settings (opacity, blend, modifiers): its frames are added or dropped at its
-    end, and only a strip that starts at another frame, or shows other files, is made again.
-    Returns whether the node or the strip was there to follow them."""
+    frame). A node showing another format (the artist switched PNG and OpenEXR) is set up again as it was,
+    over the same render or plate and in the same place in the stack: its outputs change. The strip keeps
+    the artist's settings (opacity, blend, modifiers): its frames are added or dropped at its end, and only
+    a strip that starts at another frame, or shows other files, is made again.
+    Returns whether the node or the strip was there to follow them, and what the artist should be told ("")."""
     obj = groups.lead_rig(obj)
     tree = compat.compositor_tree(scene, create=False)
     node = tree.nodes.get(owned_name(obj, "Image")) if tree is not None else None
-    followed = node is not None and node.image is not None and node.image.filepath.lower().endswith(f".{fmt}")
+    followed, notice = node is not None and node.image is not None, ""
+    if followed and not node.image.filepath.lower().endswith(f".{fmt}"):
+        notice = _set_up_for_format(scene, obj, tree, fmt)
     if followed:
         _time_image_node(node, first, last)
         node.image = sequence_image(obj, directory, first, fmt)  # (another Output Folder: the files written)
     strip = compat.strips(scene).get(owned_name(obj)) if scene.sequence_editor is not None else None
     if strip is None:
-        return followed
+        return followed, notice
     same_files = (os.path.normcase(os.path.normpath(bpy.path.abspath(strip.directory))) ==
                   os.path.normcase(os.path.normpath(directory))
                   and len(strip.elements) and strip.elements[0].filename == connection.frame_filename(first, fmt))
     if not same_files:
         add_to_sequencer(scene, obj)
-        return True
+        return True, notice
     while len(strip.elements) > last - first + 1:
         strip.elements.pop()
     for frame in range(first + len(strip.elements), last + 1):
         strip.elements.append(connection.frame_filename(frame, fmt))
-    return True
+    return True, notice
+
+
+def _set_up_for_format(scene: bpy.types.Scene, obj: bpy.types.Object, tree, fmt: str) -> str:
+    """The rig's compositor nodes added again, as they were, for frames now `fmt`. (Left as they were, the
+    Image node played the old format's files, or none, and nothing said so.) Returns what the artist should
+    be told: PNG frames have no motion vectors for a Vector Blur."""
+    plate = tree.nodes.get(owned_name(obj, "Background"))
+    background = plate.image if plate is not None else None
+    over_render = background is None and owned_name(obj, "Over") in tree.nodes
+    blurred = owned_name(obj, "Vector Blur") in tree.nodes
+    add_to_compositor(scene, obj, over_render, background, vector_blur=blurred and fmt == "exr")
+    if blurred and fmt != "exr":
+        return ("PNG frames carry no motion vectors: the compositor's Vector Blur was removed (generate "
+                "OpenEXR Multilayer frames to blur them again)")
+    return ""
 
 
 def add_to_sequencer(scene: bpy.types.Scene, obj: bpy.types.Object, channel: int = 0):

@@ -196,10 +196,11 @@ class GenerateJob(Job):
                 frame_cache.save_cache(self.out_dir, self.cache)
             except OSError as error:
                 text += f" (the frame cache could not be saved: {error.strerror or error})"
+        if state == JobState.DONE:
+            notice = host.frames_written(self.scene, self.rig, self.out_dir, self.fmt, self.frames)
+            text = f"{text}. {notice}" if notice else text
         self.state, self.message = state, text
         host.session.forget(self.job)
-        if state == JobState.DONE:
-            host.frames_written(self.scene, self.rig, self.out_dir, self.fmt, self.frames)
         if was_active:
             self.report_end(text, self.rig)
         host.redraw_due = True

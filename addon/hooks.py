@@ -27,8 +27,8 @@ status_line: Callable[[], tuple[str, str]] = lambda: ('UNLINKED', "Not connected
 # Whether a local backend's log can be shown: () -> bool.
 has_log: Callable[[], bool] = lambda: False
 # Generate wrote a rig's frames: the shot's nodes and strips follow them:
-# (scene, rig, folder, format, first, last) -> whether there were any to follow.
-frames_generated: Callable = _nothing
+# (scene, rig, folder, format, first, last) -> (whether there were any to follow, a warning or "").
+frames_generated: Callable = lambda *args: (False, "")
 
 _DEFAULTS = dict(globals())
 

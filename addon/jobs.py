@@ -41,9 +41,9 @@ class JobHost:
         # Effects only Blender has (the runtime sets them).
         self.key_motion: Callable[[Any, Event], str] = _cannot_key  # bake: key the motion, return what was done
         self.show_preview: Callable[[Any], None] = lambda rgb: None  # preview: show (H, W, 3) uint8 pixels
-        # generate: (scene, rig, folder, format, frame numbers) has new frames
-        self.frames_written: Callable[[str, str, str, str, list], None] = \
-            lambda scene, rig, directory, fmt, frames: None
+        # generate: (scene, rig, folder, format, frame numbers) has new frames; returns a warning or ""
+        self.frames_written: Callable[[str, str, str, str, list], str] = \
+            lambda scene, rig, directory, fmt, frames: ""
 
     def notify(self, level: str, text: str, rig: str | None = None) -> None:
         """Show `text` where the artist looks: the panel, the portrait's status

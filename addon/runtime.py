@@ -357,19 +357,20 @@ def _key_job_motion(job, event) -> str:
     return text
 
 
-def _frames_written(scene_name: str, rig_name: str, directory: str, fmt: str, frames: list[int]) -> None:
+def _frames_written(scene_name: str, rig_name: str, directory: str, fmt: str, frames: list[int]) -> str:
     """Generate finished: images showing the folder reload, and the rig's compositor node and strip play the
-    frames it generated."""
+    frames it generated. Returns what the artist should be told besides ("" for nothing)."""
     _reload_sequence_images(directory)
     scene, rig = bpy.data.scenes.get(scene_name), bpy.data.objects.get(rig_name)
-    if scene is not None and rig is not None and frames:
-        try:
-            followed = hooks.frames_generated(scene, rig, directory, fmt, frames[0], frames[-1])
-        except UserError as error:  # (the rig's settings changed while it generated): the frames are written
-            report('WARNING', f"The sequencer strip was not updated: {error}")
-        else:
-            if followed:
-                record_undo_step("Enliven: Compositor Follows the Frames")
+    if scene is None or rig is None or not frames:
+        return ""
+    try:
+        followed, notice = hooks.frames_generated(scene, rig, directory, fmt, frames[0], frames[-1])
+    except UserError as error:  # (the rig's settings changed while it generated): the frames are written
+        return f"The compositor and the sequencer were not updated: {error}"
+    if followed:
+        record_undo_step("Enliven: Compositor Follows the Frames")
+    return notice
 
 
 def _reload_sequence_images(directory: str) -> None:

@@ -104,6 +104,36 @@ def test_vector_blur_needs_exr_frames(rig):
         bpy.ops.enliven.add_to_compositor(vector_blur=True)
 
 
+def test_switching_png_and_exr_sets_the_compositor_up_again_as_it_was(rig):
+    """Generate in the other format left the Image node playing the old format's files (or none) and said
+    nothing: the node now shows the new frames, still over the render, and a Vector Blur that PNG frames
+    cannot feed is removed with a warning."""
+    scene = bpy.context.scene
+    scene.camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
+    scene.collection.objects.link(scene.camera)
+    assert generate().state == "DONE"
+    assert bpy.ops.enliven.add_to_compositor(over_render=True) == {'FINISHED'}
+    tree = sub("compat").compositor_tree(scene)
+    rig.enliven.frame_format = 'EXR'
+    job = generate()
+    assert job.state == "DONE", job.message
+    node = next(n for n in tree.nodes if n.bl_idname == "CompositorNodeImage")
+    assert node.image.filepath.endswith(f"frame_{FIRST:05d}.exr")
+    assert "Vector" in {socket.name for socket in node.outputs}
+    over = next(n for n in tree.nodes if n.bl_idname == "CompositorNodeAlphaOver")
+    assert {link.from_node.bl_idname for put in over.inputs for link in put.links} == {
+        "CompositorNodeImage", "CompositorNodeRLayers"}
+
+    assert bpy.ops.enliven.add_to_compositor(over_render=True, vector_blur=True) == {'FINISHED'}
+    rig.enliven.frame_format = 'PNG'
+    job = generate()
+    assert job.state == "DONE" and "Vector Blur was removed" in job.message, job.message
+    assert node.image.filepath.endswith(f"frame_{FIRST:05d}.png")
+    assert not [n for n in tree.nodes if n.bl_idname == "CompositorNodeVecBlur"]
+    assert any(link.from_node == node for put in over.inputs for link in put.links)
+    assert sub("compat").compositor_output_socket(scene, tree).links[0].from_node == over
+
+
 @pytest.mark.parametrize("name", ["SHOT_010_0020_plate_portrait_grandma_v003_final_graded_2048px",
                                   "家族写真_おばあちゃん_二〇二三年夏"])
 def test_a_long_portrait_name_keeps_one_node_and_one_strip_that_follow_generate(rig, name):
