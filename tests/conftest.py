@@ -5,6 +5,7 @@ Analysis runs real MediaPipe models, so subjects are computed once per session.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -88,3 +89,16 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def small_disk(folder, options: str):
+    """A tmpfs mounted at `folder` with mount `options` (a full disk, a read-only one), or the test skipped
+    where this machine does not let the tests mount one."""
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True).returncode:
+        pytest.skip("this machine does not let the tests mount a small disk")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], capture_output=True)

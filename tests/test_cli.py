@@ -1,7 +1,6 @@
 """The `enliven` command line, run as a real process: outputs and error paths."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -15,7 +14,7 @@ from enliven.analysis import ASTRONAUT_PATH
 from enliven.shared.motion import Motion, save_motion
 from enliven.shared.presets import preset_motion
 
-from conftest import run_enliven, write_rgb
+from conftest import run_enliven, small_disk, write_rgb
 from hostile_motion import HOSTILE_MOTION_FILES, motion_json
 
 
@@ -422,7 +421,6 @@ def test_an_install_where_no_cache_can_be_written_still_generates(astronaut_path
     # so every command failed. The package is copied as pip installs it, with `__pycache__` made a file (so
     # no folder can be made there, whoever runs the test) and the user's cache folder under a file too.
     import shutil
-    import subprocess
     import sys
     from pathlib import Path
 
@@ -481,19 +479,6 @@ def test_a_server_that_gives_no_lips_leaves_the_speech_unfitted_and_says_so(caps
     assert "warning" not in capsys.readouterr().err
     assert server_mouths({0: {"mouth": lips}, 1: {}, 2: {"mouth": {"gap": "?"}}}) == {0: MouthOpening(**lips)}
     assert capsys.readouterr().err.count("enliven: warning: the server does not say where the photo's lips are") == 1
-
-
-@contextlib.contextmanager
-def small_disk(folder, options: str):
-    """A tmpfs mounted at `folder` with mount `options` (a full disk, a read-only one), or the test skipped
-    where this machine does not let the tests mount one."""
-    folder.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True).returncode:
-        pytest.skip("this machine does not let the tests mount a small disk")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], capture_output=True)
 
 
 @pytest.mark.parametrize("disk, motion", [

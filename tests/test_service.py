@@ -17,6 +17,7 @@ from enliven.shared.client import Client, RemoteError
 from enliven.shared.remote import generate_remote
 from enliven.shared.protocol import PROTOCOL_VERSION
 
+from conftest import small_disk
 from service_helpers import (
     RawPeer,
     ServerProcess,
@@ -308,6 +309,17 @@ def test_a_job_removes_only_its_own_stale_temporary_frames(client, subject, tmp_
     theirs.write_bytes(b"another writer's frame, still being written")
     collect(client, client.generate(motion(2), 24, subject=subject, output_dir=str(out), format="none"))
     assert not ours.exists() and theirs.exists()
+
+
+def test_a_job_that_fails_on_a_full_disk_leaves_no_empty_folder(client, subject, tmp_path):
+    """The frames' folders a job made stayed behind, empty, when its first frame could not be written."""
+    with small_disk(tmp_path / "full", "size=16k") as full:
+        out = full / "shot" / "frames"
+        failed = collect(client, client.generate(motion(3), 24, subject=subject, output_dir=str(out),
+                                                 format="none"))[-1]
+        assert failed.type == "error" and failed.code == protocol.E_WRITE_FAILED, failed
+        assert "No space left on device" in failed.message
+        assert list(full.iterdir()) == []
 
 
 def test_output_dir_atomic_and_resume(client, subject, tmp_path):

@@ -9,7 +9,7 @@ import re
 import shutil
 import stat
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -66,9 +66,10 @@ class OutputFolder:
     file is replaced, never written through). Files are written atomically
     (temp file + rename): a killed job leaves only whole files."""
 
-    def __init__(self, directory: Path, handle: int | None):
+    def __init__(self, directory: Path, handle: int | None, made: Sequence[Path] = ()):
         self.directory = directory
         self._handle = handle  # the folder, open (None where the OS cannot write relative to a folder)
+        self._made = list(made)  # the folders open() made, deepest first: close() removes those left empty
 
     @classmethod
     def open(cls, directory: Path, root: Path | None) -> "OutputFolder":
@@ -76,18 +77,21 @@ class OutputFolder:
         that writes only there) it is reached from the root one folder at a time,
         creating what is missing and following no link: a folder replaced by a link
         since the check is refused."""
-        handle = None
+        handle, made = None, []
         try:
-            if not _RELATIVE_IO:
+            if root is None or not _RELATIVE_IO:
+                made = [folder for folder in (directory, *directory.parents) if not folder.exists()]
                 directory.mkdir(parents=True, exist_ok=True)
-            elif root is None:
-                directory.mkdir(parents=True, exist_ok=True)
-                handle = os.open(directory, os.O_RDONLY | _DIRECTORY)
+                if _RELATIVE_IO:
+                    handle = os.open(directory, os.O_RDONLY | _DIRECTORY)
             else:
                 handle = os.open(root, os.O_RDONLY | _DIRECTORY)
+                reached = root
                 for name in directory.relative_to(root).parts:
+                    reached = reached / name
                     try:
                         os.mkdir(name, dir_fd=handle)
+                        made.insert(0, reached)
                     except FileExistsError:
                         pass
                     inner = os.open(name, os.O_RDONLY | _DIRECTORY | _NOFOLLOW, dir_fd=handle)
@@ -100,12 +104,20 @@ class OutputFolder:
                 raise ServiceError(protocol.E_FORBIDDEN, f"output_dir {directory} was replaced by a link after it was "
                                                          "checked; nothing was written") from None
             raise ServiceError(protocol.E_BAD_OUTPUT_DIR, f"cannot create {directory}: {e.strerror or e}") from e
-        return cls(directory, handle)
+        return cls(directory, handle, made)
 
     def close(self) -> None:
+        """Close the folder; the folders open() made are removed if still empty (a job that failed before
+        its first file, on a full disk, or was cancelled, leaves none behind; a file written keeps them)."""
         if self._handle is not None:
             os.close(self._handle)
             self._handle = None
+        for folder in self._made:
+            try:
+                folder.rmdir()  # (only ever an empty folder, and never a link: rmdir removes neither else)
+            except OSError:
+                break
+        self._made = []
 
     def __enter__(self) -> "OutputFolder":
         return self
@@ -153,7 +165,7 @@ class FrameWriter(OutputFolder):
     read nor skipped, but replaced by the frame)."""
 
     def __init__(self, folder: OutputFolder, prefix: str, first_number: int, digits: int, fmt: str = "png"):
-        super().__init__(folder.directory, folder._handle)
+        super().__init__(folder.directory, folder._handle, folder._made)
         self.prefix = prefix
         self.first_number = first_number
         self.digits = digits
