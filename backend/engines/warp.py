@@ -28,7 +28,8 @@ Per frame (WarpEngine.render), at a working resolution on the head region:
     moves; the person mask is warped the same way to composite the background
     plate where background is uncovered;
   * where the face's map folds (a turned nose over the far cheek), pixels redrawn from the exact map;
-    where a map squeezes the photo, the photo sampled blurred as much (engines/squeeze.py);
+    where a map squeezes the photo, the photo sampled blurred as much, and where it widens the photo
+    several times over (a nose's side turned to face the camera), blurred by about a photo pixel (engines/squeeze.py);
   * each iris drawn as a rigid disc where the rig put it, over the eye's
     sclera (the iris inpainted away once per subject), clipped by the lids;
   * a mouth cavity painted where the lips part (a wide-open mouth's own interior stretches
@@ -53,7 +54,7 @@ from .frame_buffers import FrameBuffers
 from .mouth import (CLOSED_MOUTH, INTERIOR_ROWS, interior_split, interior_stretches, lip_edge_offsets, paint_cavity, seal_lips,
                     seal_strength, teeth_colour)
 from .palette import palette_of
-from .squeeze import prefilter_squeezed, squeeze_weight
+from .squeeze import Squeezed, prefilter_squeezed, squeeze_weight, turn_widening, widen_weight
 from .warp_math import (TEXTURE_INTERPOLATION, affine_fit, border_pins, border_ramp, closed_lash_line, closed_lid,
                         constrained_triangulation, displacement_from_index, edge_coverage, extended_past_edges,
                         faces_held_still, fill_notches, lashes_to_repaint, layer_coverage, mesh_contours, mesh_points,
@@ -164,7 +165,7 @@ class WarpEngine:
         self.face_layer = (face_point | mouth_point)[self.triangles].all(axis=1)
         self.background_plate = head_plate(subject) if plate is None else plate  # uncovered backdrop
         # Control points (indices into source_work) of the parts rendered exactly at full resolution, with padding.
-        mouth = [position[i] for i in lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER]
+        mouth = self.mouth_outline = [position[i] for i in lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER]
         self.detail_windows = [([position[i] for i in lm.eye_polygon("left")], 0.25),
                                ([position[i] for i in lm.eye_polygon("right")], 0.25),
                                (mouth, 0.1)]
@@ -411,7 +412,8 @@ class WarpEngine:
         full = self._full_resolution_displacement(displacement, box, target_work)
         silhouette = self._resolve_silhouette(full, box, face_cover, face_field, face_reach, back)
         region, warped_mask = self._warp_region(full, box, silhouette, cut_out, texture,
-                                                squeeze_weight(face_field, back.field, face_cover))
+                                                (squeeze_weight(face_field, back.field, face_cover),
+                                                 self._widen_weight(values, face_field, face_cover, target_work)))
         folded = draw_folds(region, texture, box, folds, self.scale, self._work_to_region(target_work),
                             self.source_region_points, self.triangles, self.face_triangles, self.edge_fade)
         result.box, result.person = box, warped_mask
@@ -510,6 +512,14 @@ class WarpEngine:
         other = np.where(in_front[:, None], back, front)[edge]
         return SilhouetteEdge(ys[edge], xs[edge], other, np.maximum(coverage, 1 - coverage)[edge].astype(np.float32))
 
+    def _widen_weight(self, values: np.ndarray, face_field: np.ndarray, face_cover: np.ndarray,
+                      target_work: np.ndarray) -> "Squeezed | None":
+        """squeeze.widen_weight for this frame: where the head's turn or nod widens the photo several times."""
+        turned = self._to_work(camera_to_image(self.rig.move_with_head(self.rig.source_camera, values))[self.landmark_ids])
+        by_turn = turn_widening(face_cover.shape, self.source_work, turned, target_work, self.fold_triangles)
+        return None if by_turn is None else widen_weight(face_field, face_cover, FACE_EDGE_BAND * self.subject.face_width
+                                                         * self.scale, target_work[self.mouth_outline, :2], by_turn)
+
     def _work_to_region(self, points: np.ndarray) -> np.ndarray:
         out = points.copy()
         out[:, :2] = (out[:, :2] + 0.5) / self.scale - 0.5
@@ -525,9 +535,10 @@ class WarpEngine:
 
     def _warp_region(self, full: np.ndarray, box: tuple[int, int, int, int], silhouette: "SilhouetteEdge | None" = None,
                      cut_out: bool = False, texture: np.ndarray | None = None,
-                     squeezed: tuple[np.ndarray, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     prefilters: tuple["Squeezed | None", ...] = ()) -> tuple[np.ndarray, np.ndarray]:
         """Warp the full-resolution pixels of `texture` (the head region's pixels; default the photo's) inside
-        `box` by displacement `full` (prefiltered where it squeezes the photo: `squeezed`, squeeze_weight's),
+        `box` by displacement `full` (prefiltered where it squeezes or widens the photo: `prefilters`,
+        squeeze_weight's and widen_weight's),
         anti-alias the face's silhouette and (unless `cut_out`) composite uncovered background: the pixels
         and the warped person mask."""
         texture = self.source_region if texture is None else texture
@@ -553,7 +564,8 @@ class WarpEngine:
                               else extended_past_edges(texture, self.cut_sides, self.subject.face_width))
             sampled_from = where_from + shift
         warped = remap_where_seen(sampled, (sampled_from, None), warped_mask, still_mask, TEXTURE_INTERPOLATION)
-        prefilter_squeezed(warped, sampled, sampled_from, squeezed, self.scale, box)
+        for squeezed in prefilters:
+            prefilter_squeezed(warped, sampled, sampled_from, squeezed, self.scale, box)
         if edge:
             blended = weight[:, None] * warped[rows, cols] + (1 - weight[:, None]) * sample_at(texture, other_x, other_y)
             warped[rows, cols] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
