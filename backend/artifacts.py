@@ -41,6 +41,9 @@
   is hidden, and a map interpolated across the fold showed it as a dark, stepped line beside the nose.
   `hidden_by_turn` finds the face's pixels the exact mesh hides at a frame's values; `shown_hidden` paints
   them a colour no face has (MARKER), renders the frame from that photo and counts the marked pixels.
+- beyond the outline: a turn may bring what lies past the face's edge (hair, backdrop) inside it, as a
+  notch cut into the cheek. `shown_beyond_outline` paints the photo past its face oval MARKER, renders
+  the frame onto it and counts the marked pixels inside the frame's oval.
 - mouth band: moving the lips of a wide-open mouth drew a dark cavity band
   across the tongue; `share_inside` of the engine's painted mask over the
   inner-lip polygon is the share of the interior painted over.
@@ -83,6 +86,7 @@ MARKER_LEVELS = 80  # ... and counts pixels whose blue exceeds their red and gre
 # face widths: hidden_by_turn reads the face this far inside its landmarks' outline: the outline's own band
 # is the tears' (a turned face's far cheek folds there too, and the warp leaves that band to its sliver filter)
 HIDDEN_INSET = 0.15
+BEYOND_INSET = 0.02  # face widths: shown_beyond_outline reads this far inside the frame's oval (not its soft edge)
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 PAINT_EDGE_SMOOTHING = 1.0  # pixels: edge_strength smooths the grain off first (a grain's pixel is no edge)
 
@@ -486,6 +490,30 @@ def shown_hidden(engine_type, subject, values: np.ndarray) -> tuple[int, int]:
              & face_inside(engine, plain.target_landmarks))
     return int(shown.sum()), int(hidden.sum())
 
+
+def shown_beyond_outline(engine, values: np.ndarray) -> int:
+    """How many pixels of the frame for channel `values`, BEYOND_INSET inside the face oval where the frame put
+    it, show what lies beyond the photo's face oval (hair, backdrop): the photo painted MARKER past its oval,
+    the warp `engine` rendering the frame onto that (it warps the pixels of the frame it renders onto), its
+    marked pixels counted, less those of the frame from the photo itself (an eye or mouth painted blue)."""
+    subject = engine.subject
+    image = subject.image.copy()
+    outside = np.ones(image.shape[:2], np.uint8)
+    cv2.fillPoly(outside, [np.round(subject.landmarks[list(lm.FACE_OVAL), :2] * 16).astype(np.int32)], 0, cv2.LINE_8, 4)
+    image[outside > 0] = MARKER
+
+    def marked(frame: np.ndarray) -> np.ndarray:
+        frame = frame.astype(np.int16)
+        return frame[..., 2] - np.maximum(frame[..., 0], frame[..., 1]) > MARKER_LEVELS
+
+    plain = engine.render_with_fields(values, keep_fields=False)
+    already = marked(plain.frame)  # (read before the next frame: the engine may reuse its buffer)
+    shown = marked(engine.render_with_fields(values, keep_fields=False, onto=image).frame) & ~already
+    inside = np.zeros(image.shape[:2], np.uint8)
+    oval = plain.target_landmarks[list(lm.FACE_OVAL), :2]
+    cv2.fillPoly(inside, [np.round(oval * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+    inset = max(1, round(BEYOND_INSET * subject.face_width))
+    return int((shown & (cv2.erode(inside, np.ones((2 * inset + 1,) * 2, np.uint8)) > 0)).sum())
 
 
 def rise_at(before: np.ndarray, after: np.ndarray, point: np.ndarray, side: int) -> float:

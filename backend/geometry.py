@@ -38,6 +38,40 @@ def inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     return (straddles & (x < crossing_x)).sum(axis=1) % 2 == 1
 
 
+def outline_depths(points: np.ndarray, outline: np.ndarray, slope: float) -> np.ndarray:
+    """(N,) the depths of `points` ((N, 3) image pixels, z into the picture) held no nearer than a closed
+    `outline` ((M, 3), in order) allows: a point on or outside it as deep as the outline where its nearest
+    segment passes (interpolated along that segment), a point inside it at most `slope` pixels nearer for
+    every pixel it lies inside. Under a turn by an angle a, a point then moves at most slope * sin(a) times
+    its distance inside further than the outline beside it: it does not run ahead of the outline by more
+    than it lay inside it while slope * sin(a) <= 1."""
+    points = np.asarray(points, np.float64)
+    start = np.asarray(outline, np.float64)
+    end = np.roll(start, -1, axis=0)
+    edge = end[:, :2] - start[:, :2]
+    along = ((points[:, None, :2] - start[None, :, :2]) * edge[None]).sum(axis=2) / np.maximum((edge**2).sum(axis=1), 1e-12)
+    along = np.clip(along, 0.0, 1.0)  # (N, M): where on each segment the point's nearest lies
+    distance = np.linalg.norm(points[:, None, :2] - (start[None, :, :2] + along[..., None] * edge[None]), axis=2)
+    nearest = distance.argmin(axis=1)
+    rows = np.arange(len(points))
+    inside = np.where(inside_polygon(points, start), distance[rows, nearest], 0.0)
+    outline_depth = start[nearest, 2] + along[rows, nearest] * (end[nearest, 2] - start[nearest, 2])
+    return np.maximum(points[:, 2], outline_depth - slope * inside)
+
+
+def without_inward_lead(moved: np.ndarray, held: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """`moved` ((N, 2+) image points) less the part of their lead over `held` (the same points moved otherwise)
+    that runs inward, toward `centre` ((2,)): a copy, its z and the rest of its lead (outward, or along the
+    outline) as `moved`'s. A point that moves as `held` moves is left as it is."""
+    lead = moved[:, :2] - held[:, :2]
+    outward = held[:, :2] - centre
+    outward /= np.maximum(np.linalg.norm(outward, axis=1, keepdims=True), 1e-9)
+    inward = np.minimum((lead * outward).sum(axis=1), 0.0)
+    out = np.array(moved, np.float64, copy=True)
+    out[:, :2] -= inward[:, None] * outward
+    return out
+
+
 def rotation_from_angles(yaw: float, pitch: float, roll: float) -> np.ndarray:
     """Camera-frame rotation for angles in degrees: R = Ry(yaw) Rx(-pitch) Rz(-roll)."""
     a, b, c = np.radians([yaw, -pitch, -roll])

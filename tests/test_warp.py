@@ -20,7 +20,8 @@ from enliven.engines.warp_math import (border_ramp, closed_lash_line, edge_cover
                                       piecewise_affine_displacement, smooth_behind_face, smooth_curve,
                                       triangle_affines, triangle_index_image, upsampled_to_box)
 from enliven.errors import BadMotionError
-from enliven.geometry import estimate_head_pose, fit_pose_to_image_points, image_to_camera, inside_polygon
+from enliven.geometry import (estimate_head_pose, fit_pose_to_image_points, image_to_camera, inside_polygon,
+                              outline_depths, without_inward_lead)
 from enliven.shared.presets import preset_motion
 
 from conftest import channel_values
@@ -821,6 +822,43 @@ def test_a_turned_nose_shows_nothing_of_what_it_hides(large_astronaut, yaw):
     shown, hidden = af.shown_hidden(WarpEngine, large_astronaut, channel_values(head_yaw=yaw))
     assert hidden > 50  # the turn does hide a strip
     assert shown <= 5
+
+
+@pytest.mark.parametrize("yaw", [30, -30])
+def test_a_turn_brings_nothing_from_beyond_the_face_outline_into_the_face(large_astronaut, yaw):
+    """MediaPipe's row of landmarks beside its face oval lies on the oval in the photo (or past it) but a sixth
+    of a face width nearer, and a turn carried them ahead of the oval: the skin's edge went with them, and
+    the backdrop or hair beyond it showed in a notch cut into the cheek between each pair of oval points (d9
+    at yaw -20 and -30, a bite of hair; here the backdrop under the ear). With the photo painted a marker
+    colour past its oval, the frame shows none of it inside its own oval (the engine before: 857 marked
+    pixels at yaw 30, 617 at -30)."""
+    from enliven.engines.warp import WarpEngine
+
+    assert af.shown_beyond_outline(WarpEngine(large_astronaut), channel_values(head_yaw=yaw)) == 0
+
+
+def test_a_point_is_no_nearer_than_the_outline_allows():
+    """outline_depths holds a point on or past the outline at the outline's depth there (interpolated along
+    its nearest segment), one inside it at most `slope` pixels nearer per pixel inside, and leaves a deeper
+    point as it is."""
+    outline = np.array([[0, 0, 10], [40, 0, 10], [40, 40, 30], [0, 40, 30]], float)
+    points = np.array([[45, 20, 0],    # past the right side, halfway down it: 20 deep there
+                       [20, 0, 0],     # on the top side: 10
+                       [20, 3, 0],     # 3 inside the top: 10 - 2 * 3
+                       [20, 20, 0],    # 20 inside: the cap (10 - 40 or so) is nearer than its own depth
+                       [20, 3, 50]], float)  # deeper than the outline already
+    np.testing.assert_allclose(outline_depths(points, outline, 2.0), [20, 10, 4, 0, 50])
+
+
+def test_only_the_inward_part_of_a_lead_is_taken_back():
+    """without_inward_lead keeps what a point moved past `held` outward or along the outline, and takes back
+    what it moved toward the centre (a revealed side's band opening inside the outline)."""
+    held = np.array([[10.0, 0.0, 5.0], [-10.0, 0.0, 5.0], [0.0, 10.0, 5.0]])
+    moved = held + np.array([[-3.0, 0.0, 1.0], [-3.0, 0.0, 1.0], [-3.0, 2.0, 1.0]])
+    np.testing.assert_allclose(without_inward_lead(moved, held, np.zeros(2)),
+                               [[10, 0, 6],    # ran 3 inward: held back
+                                [-13, 0, 6],   # ran 3 outward: kept
+                                [-3, 12, 6]])  # along the outline (and outward): kept
 
 
 def test_a_fold_is_a_jump_between_neighbours_not_a_stretch():

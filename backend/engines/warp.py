@@ -44,7 +44,7 @@ import numpy as np
 
 from .. import landmarks as lm
 from ..analysis import Subject
-from ..geometry import camera_to_image
+from ..geometry import camera_to_image, image_to_camera, outline_depths, without_inward_lead
 from ..rig import SEAL_PRESS, Rig
 from ..shared.channels import CHANNEL_INDEX
 from .background import blend_over_background, head_plate, remap_where_seen
@@ -77,6 +77,10 @@ FACE_NOTCH = 0.05  # face widths: notches in the face's outline narrower than tw
 # working pixels either side of the face silhouette resolved at full resolution: the smoothed outline
 # (SILHOUETTE_SOFTNESS) strays past 2 where the far cheek folds (d9 beside her mouth: a ragged edge at 2)
 SILHOUETTE_REACH = 4
+# Pixels a landmark is held at most nearer than the face's outline, for every pixel inside it, where a turn
+# reveals the face's side (geometry.outline_depths): 2 opens no band up to 30 degrees (2 sin 30 = 1); at 3, d9 at
+# yaw -30 showed 4 pixels from beyond the photo's oval inside the frame's, at 5, 51.
+OUTLINE_DEPTH_SLOPE = 2.0
 SILHOUETTE_FADE = 0.008  # face widths (1 to 2 pixels): the face fades into what is behind it over this, as photos' edges do
 BACK_SMOOTHING = 3.0  # working pixels: the Gaussian that smooths the map of everything behind the face
 BACK_REACH = 0.05  # that Gaussian's share of covered cells where the smoothed map still counts as defined
@@ -138,6 +142,14 @@ class WarpEngine:
         self.past_edges = (extended_past_edges(self.source_region, self.cut_sides, subject.face_width)
                            if any(self.cut_sides) else None)
         self.source_lip_gap = lm.signed_lip_gap(subject.landmarks)
+        # MediaPipe's row of landmarks beside its oval lies on the oval or past it in the photo, yet a sixth of a
+        # face width nearer: a turn moved them by that depth, and where it reveals the face's side they ran inward
+        # of the oval, taking the skin's edge with them: hair or backdrop showed in a notch between each pair of
+        # oval points (d9 at yaw -20, d19's second jaw line). The photo has no picture of that side: there they
+        # turn as if no nearer than the outline allows (where the turn hides the side, they run past it).
+        landmarks = camera_to_image(self.rig.source_camera)
+        landmarks[:, 2] = outline_depths(landmarks, landmarks[list(lm.FACE_OVAL)], OUTLINE_DEPTH_SLOPE)
+        self.outline_camera = image_to_camera(landmarks)
         self._build_control_points()
         # The map behind the face fades back to the exact one (the identity) toward the region's border (where
         # it joins the still photo, not where the photo's edge cuts the face).
@@ -330,6 +342,8 @@ class WarpEngine:
         rig = self.rig
         expression = rig.lids_kept_apart(rig.expression_offsets(values))
         landmarks_image = camera_to_image(rig.move_with_head(rig.source_camera + expression, values))
+        held = camera_to_image(rig.move_with_head(self.outline_camera + expression, values))
+        landmarks_image = without_inward_lead(landmarks_image, held, held[list(lm.FACE_OVAL), :2].mean(axis=0))
         carried = self._carried(expression, self.extra_blend)
         if values[JAW] < 0:  # sealing lips fold the mouth interior onto the seal line
             carried += -values[JAW] * self.extra_seal
