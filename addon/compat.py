@@ -206,6 +206,11 @@ def strip_content_start(strip) -> int:
     return int(strip.content_start if hasattr(strip, "content_start") else strip.frame_start)
 
 
+def set_strip_content_start(strip, frame: int) -> None:
+    """Move the strip so that its first frame of content sits at timeline frame `frame`."""
+    setattr(strip, "content_start" if hasattr(strip, "content_start") else "frame_start", frame)
+
+
 def strip_span(strip) -> tuple[int, int]:
     """(first frame shown, first frame no longer shown) of a strip, after its
     handles: `left_handle` / `right_handle` in 5.3, `frame_final_start` /

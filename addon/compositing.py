@@ -342,8 +342,8 @@ def follow_new_frames(scene: bpy.types.Scene, obj: bpy.types.Object, directory: 
     where it has them, play them (a range made longer and generated again played on, in renders, the old last
     frame). A node showing another format (the artist switched PNG and OpenEXR) is set up again as it was,
     over the same render or plate and in the same place in the stack: its outputs change. The strip keeps
-    the artist's settings (opacity, blend, modifiers): its frames are added or dropped at its end, and only
-    a strip that starts at another frame, or shows other files, is made again.
+    the artist's settings (opacity, blend, channel, modifiers): it is pointed at the frames written
+    (_follow_in_strip), never made again.
     Returns whether the node or the strip was there to follow them, and what the artist should be told ("")."""
     obj = groups.lead_rig(obj)
     tree = compat.compositor_tree(scene, create=False)
@@ -357,17 +357,30 @@ def follow_new_frames(scene: bpy.types.Scene, obj: bpy.types.Object, directory: 
     strip = compat.strips(scene).get(owned_name(obj)) if scene.sequence_editor is not None else None
     if strip is None:
         return followed, notice
-    same_files = (os.path.normcase(os.path.normpath(bpy.path.abspath(strip.directory))) ==
-                  os.path.normcase(os.path.normpath(directory))
-                  and len(strip.elements) and strip.elements[0].filename == connection.frame_filename(first, fmt))
-    if not same_files:
-        add_to_sequencer(scene, obj)
-        return True, notice
+    _follow_in_strip(strip, directory, fmt, first, last)
+    return True, notice
+
+
+def _follow_in_strip(strip, directory: str, fmt: str, first: int, last: int) -> None:
+    """The rig's strip plays frames first..last of `directory` as `fmt`, the same strip: a range made longer or
+    shorter adds or drops frames at its end, another Output Folder or format renames its files, another first
+    frame moves it. (It was made again for another folder, format or first frame, and lost the artist's
+    opacity, blend and modifiers; a range made shorter raised in StripElements.pop and left Generate running.)"""
+    path = _filepath(os.path.join(directory, connection.frame_filename(first, fmt)))
+    if (os.path.normcase(os.path.normpath(bpy.path.abspath(strip.directory))) !=
+            os.path.normcase(os.path.normpath(directory))):
+        strip.directory = os.path.join(os.path.dirname(path), "")
+    if not (len(strip.elements) and strip.elements[0].filename.lower().endswith(f".{fmt}")):
+        strip.colorspace_settings.name = 'sRGB' if fmt == "png" else compat.linear_colorspace()
+        strip.alpha_mode = 'STRAIGHT' if fmt == "png" else 'PREMUL'  # EXR frames are premultiplied
+    if compat.strip_content_start(strip) != first:
+        compat.set_strip_content_start(strip, first)
     while len(strip.elements) > last - first + 1:
-        strip.elements.pop()
+        strip.elements.pop(len(strip.elements) - 1)
+    for element, frame in zip(strip.elements, range(first, last + 1)):
+        element.filename = connection.frame_filename(frame, fmt)
     for frame in range(first + len(strip.elements), last + 1):
         strip.elements.append(connection.frame_filename(frame, fmt))
-    return True, notice
 
 
 def _set_up_for_format(scene: bpy.types.Scene, obj: bpy.types.Object, tree, fmt: str) -> str:

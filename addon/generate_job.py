@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+import traceback
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -197,7 +198,11 @@ class GenerateJob(Job):
             except OSError as error:
                 text += f" (the frame cache could not be saved: {error.strerror or error})"
         if state == JobState.DONE:
-            notice = host.frames_written(self.scene, self.rig, self.out_dir, self.fmt, self.frames)
+            try:
+                notice = host.frames_written(self.scene, self.rig, self.out_dir, self.fmt, self.frames)
+            except Exception as error:  # noqa: BLE001 - the job must still end (it stayed FINISHING: no Generate)
+                traceback.print_exc()
+                notice = f"The compositor and the sequencer were not updated: {error!r} (details in the console)"
             text = f"{text}. {notice}" if notice else text
         self.state, self.message = state, text
         host.session.forget(self.job)

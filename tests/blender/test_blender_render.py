@@ -164,3 +164,51 @@ def test_undo_after_generating_again_keeps_the_node_playing_the_new_frames(gener
     assert scene.frame_end == 20
     node = next(n for n in sub("compat").compositor_tree(scene).nodes if n.bl_idname == "CompositorNodeImage")
     assert (node.frame_start, node.frame_duration) == (FIRST, LAST + 4 - FIRST + 1)
+
+
+def test_generating_a_shorter_range_again_shortens_the_strip(generated, frames_dir):
+    # The strip dropped its last frames with StripElements.pop(), which needs an index: the error left the job
+    # FINISHING ("Connecting…", Generate greyed out, Cancel doing nothing) until the connection was closed.
+    scene = bpy.context.scene
+    assert bpy.ops.enliven.add_to_sequencer() == {'FINISHED'}
+    generated.enliven.frame_end = LAST - 2
+    job = generate()
+    assert job.state == "DONE" and "not updated" not in job.message, job.message
+    (strip,) = sub("compat").strips(scene)
+    assert sub("compat").strip_span(strip) == (FIRST, LAST - 1)
+    assert [e.filename for e in strip.elements] == [f"frame_{f:05d}.png" for f in range(FIRST, LAST - 1)]
+
+
+def test_the_strip_keeps_the_artist_s_settings_in_another_folder_format_and_first_frame(generated, frames_dir,
+                                                                                        tmp_path):
+    # Another Output Folder, PNG switched to EXR, or another first frame: the strip was made again, and the
+    # artist's opacity and blend mode were lost. It is the same strip, playing the frames written.
+    scene = bpy.context.scene
+    compat = sub("compat")
+    assert bpy.ops.enliven.add_to_sequencer() == {'FINISHED'}
+    (strip,) = compat.strips(scene)
+    strip.blend_alpha, strip.blend_type, strip.channel = 0.5, 'ADD', 3
+    png_6 = image_pixels(frames_dir / "frame_00006.png").astype(int)
+
+    def follows(folder, first, ext):
+        (strip,) = compat.strips(scene)
+        assert (strip.blend_alpha, strip.blend_type, strip.channel) == (0.5, 'ADD', 3)
+        assert os.path.normpath(bpy.path.abspath(strip.directory)) == str(folder)
+        assert compat.strip_span(strip) == (first, LAST + 1)
+        assert [e.filename for e in strip.elements] == [f"frame_{f:05d}.{ext}" for f in range(first, LAST + 1)]
+        return strip
+
+    generated.enliven.output_dir = str(tmp_path / "elsewhere")
+    assert generate().state == "DONE"
+    follows(tmp_path / "elsewhere", FIRST, "png")
+    generated.enliven.frame_format = 'EXR'
+    assert generate().state == "DONE"
+    strip = follows(tmp_path / "elsewhere", FIRST, "exr")
+    assert strip.colorspace_settings.name == compat.linear_colorspace() and strip.alpha_mode == 'PREMUL'
+    strip.blend_alpha, strip.blend_type = 1.0, 'ALPHA_OVER'  # render: the EXR frame is the PNG frame
+    rendered = render_frame(scene, 6, tmp_path / "vse_exr_6.png").astype(int)
+    assert np.abs(rendered - png_6).max() <= 2
+    strip.blend_alpha, strip.blend_type = 0.5, 'ADD'
+    generated.enliven.frame_start = FIRST + 1
+    assert generate().state == "DONE"
+    follows(tmp_path / "elsewhere", FIRST + 1, "exr")
