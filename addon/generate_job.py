@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from .shared.client import Event
 
 
+PREPARING_STATUS = ('SORTTIME', "Preparing…")  # the portrait's status line until the frames are sent for
+
+
 @dataclass(kw_only=True, eq=False)
 class GenerateJob(Job):
     kind = "generate"
@@ -72,7 +75,7 @@ class GenerateJob(Job):
     def start(self, host) -> None:
         super().start(host)
         self.message = "Connecting…"
-        host.rig_status[self.rig] = ('SORTTIME', "Preparing…")
+        host.rig_status[self.rig] = PREPARING_STATUS
         host.session.when_connected(self._connected, self._failed)
         host.redraw_due = True
 
@@ -115,6 +118,8 @@ class GenerateJob(Job):
                 face_index=self.face_index, checkpoint=self.checkpoint, faces=self.faces))
             self.state = JobState.RUNNING
             self.message = f"Generating {len(self.todo)} frames…"
+            if host.rig_status.get(self.rig) == PREPARING_STATUS:  # (it said so over the progress bar until the end)
+                del host.rig_status[self.rig]
             host.redraw_due = True
 
         host.subjects.with_subject(self.photo_data, self.photo_digest, self.face_index, send, self._failed, self.rig)
