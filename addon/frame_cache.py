@@ -96,6 +96,32 @@ def save_cache(directory: str, frames: dict[str, str]) -> None:
                  json.dumps({"format": CACHE_FORMAT, "version": 1, "frames": frames}, indent=0).encode())
 
 
+def make_folder(directory: str) -> str | None:
+    """Create `directory` and the folders above it that are missing; returns the topmost one it made (None:
+    it was there), for remove_empty_folders."""
+    top, parent = None, os.path.abspath(directory)
+    while not os.path.isdir(parent):
+        top, parent = parent, os.path.dirname(parent)
+        if parent == top:
+            break
+    os.makedirs(directory, exist_ok=True)
+    return top
+
+
+def remove_empty_folders(directory: str, top: str) -> None:
+    """Remove `directory` and the folders above it up to `top` (those make_folder made) while they are empty."""
+    current = os.path.abspath(directory)
+    top = os.path.abspath(top)
+    while True:
+        try:
+            os.rmdir(current)  # only an empty folder
+        except OSError:
+            return
+        if current == top or os.path.dirname(current) == current:
+            return
+        current = os.path.dirname(current)
+
+
 def write_atomic(path: str, data: bytes) -> None:
     # Temp file + rename in the same folder: readers (and a later cache
     # check) never see half a PNG.

@@ -56,6 +56,7 @@ class GenerateJob(Job):
     started: float = field(default_factory=time.monotonic)
     status_bar_final: bool = False  # the status bar was redrawn after the job ended
     retried_subject: bool = False
+    made_folder: str | None = None  # the topmost folder Generate made for out_dir (None: it was there)
 
     @property
     def cached(self) -> int:
@@ -197,11 +198,15 @@ class GenerateJob(Job):
             state, text = JobState.FAILED, write_error
         if state == JobState.FAILED and self.written:
             text = f"{text} ({self.written} frames written before it are kept)"
-        if self.keys:
+        if self.written:  # (else the cache is as it was loaded)
             try:
                 frame_cache.save_cache(self.out_dir, self.cache)
             except OSError as error:
                 text += f" (the frame cache could not be saved: {error.strerror or error})"
+        elif self.made_folder is not None:
+            # Nothing written (no face, a cancel, a backend gone): the folders it made went with it. They stayed,
+            # with an empty cache file, beside the .blend.
+            frame_cache.remove_empty_folders(self.out_dir, self.made_folder)
         if state == JobState.DONE:
             try:
                 notice = host.frames_written(self.scene, self.rig, self.out_dir, self.fmt, self.frames)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import bpy
 import numpy as np
 
-from . import groups, hooks, keying, preferences, properties, sampling
+from . import frame_cache, groups, hooks, keying, preferences, properties, sampling
 from .bake_job import BakeJob
 from .generate_job import GenerateJob
 from .jobs import Job, JobHost
@@ -270,7 +270,7 @@ class Runtime:
         photo = self.photos.photo_for(obj)
         directory, warning = output_dir(obj)
         try:
-            os.makedirs(directory, exist_ok=True)
+            made_folder = frame_cache.make_folder(directory)
         except OSError as error:
             raise UserError(f"Cannot create the output folder {directory}: {error.strerror or error}") from None
         faces = [rig.enliven.face_index for rig in rigs] if len(rigs) > 1 else None
@@ -279,7 +279,7 @@ class Runtime:
             rig=obj.name, scene=scene.name, out_dir=directory, frames=frames, motion=motion, faces=faces,
             fps=sampling.scene_fps(scene), photo_data=photo.data, photo_digest=photo.digest,
             face_index=obj.enliven.face_index, engine=obj.enliven.engine.strip(), checkpoint=rig_checkpoint(obj),
-            fmt=obj.enliven.frame_format.lower(), alpha=obj.enliven.alpha))
+            fmt=obj.enliven.frame_format.lower(), alpha=obj.enliven.alpha, made_folder=made_folder))
         return warning
 
     def file_loaded(self) -> None:

@@ -348,3 +348,17 @@ def test_training_state_machine(harness):
     assert watching.state == "RUNNING" and watching.saves_on_stop
     watching.on_disconnect(stopped_local=False)
     assert watching.state == "STOPPED" and watching.message.startswith("Training goes on in the backend")
+
+
+def test_remove_empty_folders_goes_up_to_the_folders_make_folder_made(tmp_path):
+    frame_cache = _addon_module("frame_cache")
+    (tmp_path / "mine").mkdir()
+    top = frame_cache.make_folder(str(tmp_path / "mine" / "a" / "b"))
+    assert top == str(tmp_path / "mine" / "a")
+    frame_cache.remove_empty_folders(str(tmp_path / "mine" / "a" / "b"), top)
+    assert (tmp_path / "mine").is_dir() and not (tmp_path / "mine" / "a").exists()
+    assert frame_cache.make_folder(str(tmp_path / "mine")) is None
+    top = frame_cache.make_folder(str(tmp_path / "mine" / "c" / "d"))
+    (tmp_path / "mine" / "c" / "keep.txt").write_text("x")
+    frame_cache.remove_empty_folders(str(tmp_path / "mine" / "c" / "d"), top)
+    assert (tmp_path / "mine" / "c" / "keep.txt").exists() and not (tmp_path / "mine" / "c" / "d").exists()

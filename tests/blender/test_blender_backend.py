@@ -71,6 +71,15 @@ def test_no_face_is_reported_on_the_portrait(connected, scene, tmp_path):
     pump(lambda: connected.rig_status.get(rig.name, ("",))[0] == 'ERROR', 60, "the no-face error")
     assert connected.rig_status[rig.name][1].startswith("No face found in the photo")
     assert connected.last_error.startswith("No face found") and connected.last_error.count("No face") == 1
+    # Generate fails, and leaves none of the folders it made (they stayed, with an empty frame cache file).
+    rig.enliven.output_dir = str(tmp_path / "shot" / "frames")
+    job = generate()
+    assert job.state == "FAILED" and job.message.startswith("No face found")
+    assert not (tmp_path / "shot").exists()
+    # A folder that was there stays.
+    (tmp_path / "mine").mkdir()
+    rig.enliven.output_dir = str(tmp_path / "mine")
+    assert generate().state == "FAILED" and (tmp_path / "mine").is_dir()
 
 
 def test_a_photo_gone_missing_is_reported_once_by_live_preview(connected, scene, tmp_path, capfd):
