@@ -80,7 +80,7 @@ class ENLIVEN_OT_stop_backend(bpy.types.Operator):
     bl_label = "Stop Backend"
 
     def execute(self, context):
-        RUNTIME.disconnect(stop_local=True)
+        RUNTIME.disconnect(stop_local=True, wait=False)
         return {'FINISHED'}
 
 

@@ -118,7 +118,7 @@ class Runtime:
 
     def settings_changed(self) -> None:
         """Preferences changed: drop the connection; the next action reconnects."""
-        self.disconnect(stop_local=True)
+        self.disconnect(stop_local=True, wait=False)
 
     def connect(self, force: bool = False) -> None:
         """Start connecting (and, in local mode, start the backend). Returns at once."""
@@ -126,10 +126,12 @@ class Runtime:
             self.disconnect(stop_local=False)
         self.session.connect()
 
-    def disconnect(self, stop_local: bool = True) -> None:
+    def disconnect(self, stop_local: bool = True, wait: bool = True) -> None:
+        """Drop the connection; with `stop_local` stop the local backend, waiting for it to exit only with `wait`
+        (unregistering: not from a button or a preference, whose UI would freeze meanwhile)."""
         stopped_local = stop_local and self.session.local is not None
         patient = any(job.saves_on_stop for job in self.jobs.values())
-        self.session.close(stop_local, patient=patient)
+        self.session.close(stop_local, patient=patient, wait=wait)
         self.subjects.clear()
         for job in list(self.jobs.values()):
             job.on_disconnect(stopped_local)

@@ -204,9 +204,11 @@ class Session:
         if job is not None:
             self.handlers.pop(job, None)
 
-    def close(self, stop_local: bool = True, patient: bool = False) -> None:
+    def close(self, stop_local: bool = True, patient: bool = False, wait: bool = True) -> None:
         """Drop the connection (and the local backend, with `stop_local`). `patient`: the local backend is
-        saving a training run as it stops; it is not waited for, nor killed soon. What waits for the
+        saving a training run as it stops; it is not waited for, nor killed soon. Without `wait` it is not
+        waited for either (killed if it has not exited in a few seconds): the backend takes seconds to exit
+        even idle, and Stop Backend or a changed preference froze Blender that long. What waits for the
         connection is told by `release_waiting`, once the jobs have ended their own way."""
         if self.client is not None:
             self.client.close()
@@ -218,7 +220,7 @@ class Session:
                 self.local.stop(LOCAL_TRAINING_STOP_S, block=False)
                 self.saving_local = self.local
             else:
-                self.local.stop()
+                self.local.stop(block=wait)
             self.local = None
         self.state = ConnectionState.DISCONNECTED
         self.message = "Not connected"

@@ -409,3 +409,20 @@ def test_generate_ends_at_once_when_the_local_backend_dies(addon, prefs, scene, 
         assert f"({job.written} frames written before it are kept)" in job.message and job.written >= 1
         # One line, for the panel's label (it held the log's tail: the start-up banner, on three lines).
         assert "\n" not in runtime.message and "listening" not in runtime.message, runtime.message
+
+
+def test_stopping_the_local_backend_does_not_freeze_blender(addon, prefs, scene):
+    # The backend takes seconds to exit even idle (its interpreter's teardown): Stop Backend, and every change
+    # of a connection preference, waited for it in the UI thread, up to 5 s, then killed it.
+    runtime = sub("connection").RUNTIME
+    for stop in ("preference", "button"):
+        with local_backend(prefs):
+            process = runtime.local.proc
+            started = time.perf_counter()
+            if stop == "preference":
+                prefs.timeout = 11.0
+            else:
+                assert bpy.ops.enliven.stop_backend() == {'FINISHED'}
+            assert time.perf_counter() - started < 1.0, stop
+            assert runtime.local is None and runtime.state == "DISCONNECTED"
+            process.wait(15)  # it goes by itself, or is killed
