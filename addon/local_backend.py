@@ -85,7 +85,10 @@ class LocalBackend:
         self.proc: subprocess.Popen | None = None
         self._lock = threading.Lock()  # between starting the process and being asked to stop
         self._stop_asked = False
-        self._command = [python, "-m", "enliven.cli", "serve", "--bind", f"tcp://127.0.0.1:{port}"]
+        # -P (Python 3.11): Blender's working folder is not put on sys.path. One holding a folder named enliven
+        # (the repository cloned as ~/enliven, Blender started from ~; the temporary folder with the frames of
+        # unsaved files) shadowed the editable install, and the backend exited with an ImportError.
+        self._command = [python, "-P", "-m", "enliven.cli", "serve", "--bind", f"tcp://127.0.0.1:{port}"]
         self.log.append("$ " + " ".join(self._command))
         self._thread = threading.Thread(target=self._launch, name="enliven-backend-log", daemon=True)
         self._thread.start()

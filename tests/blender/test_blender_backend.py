@@ -426,3 +426,14 @@ def test_stopping_the_local_backend_does_not_freeze_blender(addon, prefs, scene)
             assert time.perf_counter() - started < 1.0, stop
             assert runtime.local is None and runtime.state == "DISCONNECTED"
             process.wait(15)  # it goes by itself, or is killed
+
+
+def test_a_folder_named_enliven_where_blender_runs_does_not_stop_the_local_backend(addon, prefs, scene, tmp_path,
+                                                                                   monkeypatch):
+    # Blender started from a folder holding one named enliven (the repository cloned as ~/enliven and Blender
+    # started from ~, or /tmp, where unsaved files' frames go): `python -m enliven.cli` imported that folder as
+    # the package and the local backend exited with "cannot import name '__version__' from 'enliven'".
+    (tmp_path / "enliven").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with local_backend(prefs) as runtime:
+        assert runtime.state == "CONNECTED"
