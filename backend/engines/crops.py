@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 
 from .. import landmarks as lm
-from .warp import WarpedFrame, WarpEngine
+from .warp import WarpEngine
+from .warp_frame import WarpedFrame
 
 MASK_NAMES = ("painted", "uncovered", "stretch")  # the disocclusion masks the generator sees, in this order
 FACE_GATE_BLUR = 1 / 40  # the face gate's soft edge (Gaussian sigma) as a fraction of the crop side

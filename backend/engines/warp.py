@@ -37,8 +37,6 @@ Per frame (WarpEngine.render), at a working resolution on the head region:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
@@ -55,6 +53,7 @@ from .mouth import (CLOSED_MOUTH, INTERIOR_ROWS, interior_split, interior_stretc
                     seal_strength, teeth_colour)
 from .palette import palette_of
 from .squeeze import Squeezed, prefilter_squeezed, squeeze_weight, turn_widening, widen_weight
+from .warp_frame import BackLayer, SilhouetteEdge, WarpedFrame
 from .warp_math import (TEXTURE_INTERPOLATION, affine_fit, border_pins, border_ramp, closed_lash_line, closed_lid,
                         constrained_triangulation, displacement_from_index, edge_coverage, extended_past_edges,
                         faces_held_still, fill_notches, lashes_to_repaint, layer_coverage, mesh_contours, mesh_points,
@@ -84,39 +83,6 @@ OUTLINE_DEPTH_SLOPE = 2.0
 SILHOUETTE_FADE = 0.008  # face widths (1 to 2 pixels): the face fades into what is behind it over this, as photos' edges do
 BACK_SMOOTHING = 3.0  # working pixels: the Gaussian that smooths the map of everything behind the face
 BACK_REACH = 0.05  # that Gaussian's share of covered cells where the smoothed map still counts as defined
-
-
-@dataclass
-class WarpedFrame:
-    """A warp engine frame and what it computed on the way."""
-
-    frame: np.ndarray  # (H, W, 3) uint8
-    displacement: np.ndarray | None  # (work h, work w, 2) float32 backward displacement in working pixels
-    # (None only from a frame rendered without keeping its fields, where the face did not move)
-    target_landmarks: np.ndarray  # (478, 3) image pixels, where the rig put the landmarks
-    painted: np.ndarray | None = None  # (region h, region w) float32, 1 where the warp painted (mouth cavity, closed lids)
-    uncovered: np.ndarray | None = None  # (region h, region w) float32, background the moving person uncovered, 0..1
-    box: tuple[int, int, int, int] | None = None  # region pixels that moved (None: the photo as it is)
-    person: np.ndarray | None = None  # (box h, box w) float32, the person mask warped with the pixels
-
-
-@dataclass
-class BackLayer:
-    """The smoothed map of everything behind the face, at working resolution (WarpEngine._back_layer)."""
-
-    field: np.ndarray  # (work h, work w, 2) float32 backward displacement
-    weight: np.ndarray  # (work h, work w) float32, the Gaussian's share of covered cells: how far the map reaches
-
-
-@dataclass
-class SilhouetteEdge:
-    """Region-box pixels the face's silhouette crosses: the other layer's displacement there and the weight
-    of the layer the pixel was warped with (0.5..1)."""
-
-    rows: np.ndarray
-    cols: np.ndarray
-    other: np.ndarray  # (N, 2) float32
-    weight: np.ndarray  # (N,) float32
 
 
 class WarpEngine:
