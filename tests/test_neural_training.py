@@ -149,6 +149,20 @@ def test_bad_checkpoints_are_refused_clearly(dataset, tmp_path, subject):
         load_generator(mismatched)
 
 
+def test_a_missing_checkpoint_names_the_command_that_makes_the_kind_asked_for(tmp_path):
+    # `train-regions --init missing.pt` said "Train one with `enliven train ...`": the whole-head refiner's command,
+    # whose checkpoint --init then refuses
+    missing = tmp_path / "missing.pt"
+    with pytest.raises(CheckpointError, match="enliven train-regions DATASET") as regions:
+        load_checkpoint(missing, expected_format="enliven-regions")
+    assert "`enliven train DATASET" not in str(regions.value)
+    with pytest.raises(CheckpointError, match="`enliven train DATASET") as refine:
+        load_checkpoint(missing)
+    assert "train-regions" not in str(refine.value)
+    with pytest.raises(CheckpointError, match="`enliven train DATASET.*` or `enliven train-regions DATASET"):
+        load_checkpoint(missing, expected_format=("enliven-refine", "enliven-regions"))
+
+
 def test_validation_clips_pick_the_best_generator_and_its_strength(dataset, tmp_path, subject):
     config = replace(TINY, validation=("turning",), validate_every=2, validation_pairs=2, steps=4)
     trainer = Trainer(dataset, tmp_path / "run", config, show_progress_bar=False)

@@ -93,8 +93,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
     if path.is_dir():
         path = path / "last.pt"
     if not path.exists():
-        raise CheckpointError(f"No checkpoint '{path}'. Train one with `enliven train DATASET --out RUN_DIR` "
-                              "and pass RUN_DIR/last.pt.")
+        commands = " or ".join(f"`{FORMATS[name][1]} DATASET --out RUN_DIR`" for name in expected)
+        raise CheckpointError(f"No checkpoint '{path}'. Train one with {commands} and pass RUN_DIR/best.pt "
+                              "or RUN_DIR/last.pt.")
     try:
         payload = load_weights_only(path, map_location)
     except UnreadableFile as error:
