@@ -11,7 +11,8 @@ All images are compared at SCORE_SIDE x SCORE_SIDE:
   % of the real frame's inter-ocular (pupil to pupil) distance.
 
 dlib comes from the `dlib-bin` wheel and its models from
-`face-recognition-models`: evaluation-only dependencies.
+`face-recognition-models`: evaluation-only dependencies, the `eval` extra
+(`pip install -e '.[eval]'`, which pins the setuptools they need).
 """
 from __future__ import annotations
 
@@ -49,8 +50,10 @@ class Scorer:
             import dlib
             import face_recognition_models
         except ImportError as error:
-            raise SystemExit("The quality benchmark needs the evaluation extras: "
-                             "pip install dlib-bin face-recognition-models") from error
+            # (face-recognition-models imports pkg_resources, which setuptools 81+ no longer has: the extra pins
+            # setuptools, so installing the two packages by name, as this line once said, still failed here)
+            raise SystemExit(f"The quality benchmark needs the evaluation extras ({error}): in the repository, "
+                             "pip install -e '.[eval]'") from error
         self.detector = dlib.get_frontal_face_detector()
         self.predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
         self.embedder = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
