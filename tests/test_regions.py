@@ -650,3 +650,24 @@ def test_train_regions_stopped_by_sigterm_saves_its_last_step_and_exits_130(data
     assert f"interrupted at step {saved}" in log.read_text()
     # train-regions has no --resume (it said to use one): the same command goes on
     assert "the same command again goes on from there" in log.read_text()
+
+
+def test_a_persons_file_that_names_no_person_for_some_clips_is_said_before_drawing(dataset, tmp_path):
+    # {"blinking.mp4": "alice"} (a file name, not the clip's name) matched no clip: every clip silently became its
+    # own person, and the draws were weighted by clip, which persons.json is there to prevent
+    import shutil
+
+    from enliven.neural.region_train import train_regions
+
+    lines = []
+    copy = tmp_path / "dataset"
+    shutil.copytree(dataset, copy)
+    (copy / "persons.json").write_text(json.dumps({"blinking.mp4": "alice"}))
+    train_regions(copy, tmp_path / "run", replace(TINY, steps=1), examples=8, device="cpu", log=lines.append)
+    warned = [line for line in lines if "persons.json names no person" in line]
+    assert len(warned) == 1 and "blinking" in warned[0] and "without its extension" in warned[0]
+
+    lines.clear()
+    (copy / "persons.json").write_text(json.dumps({"blinking": "alice", "a clip of another dataset": "bob"}))
+    train_regions(copy, tmp_path / "run2", replace(TINY, steps=1), examples=8, device="cpu", log=lines.append)
+    assert not [line for line in lines if "persons.json" in line], "a persons.json for more clips is fine"

@@ -83,6 +83,18 @@ def read_persons(dataset_dir: Path, names: list[str]) -> dict[str, str]:
     return {name: str(persons.get(name, name)) for name in names}
 
 
+def unnamed_clips(dataset_dir: Path) -> list[str]:
+    """The dataset's clips that its persons.json (if it has one) names no person for: each is counted as its own
+    person. (Keys written as file names, "take1.mp4" for the clip "take1", match nothing, and nothing said so.)"""
+    path = Path(dataset_dir) / PERSONS_FILE
+    if not path.exists():
+        return []
+    names = _clips_of(dataset_dir)
+    read_persons(dataset_dir, [])  # refuses a file that is not a JSON object, as drawing would
+    persons = json.loads(path.read_text())
+    return [name for name in names if name not in persons]
+
+
 class ExampleDrawer:
     """Draws (clip, source, target) triples and renders their region inputs and answers."""
 

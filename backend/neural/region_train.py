@@ -47,7 +47,7 @@ from .discriminator import PatchDiscriminator
 from .losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss
 from .prepare import DatasetError
 from .region_config import BOOKKEEPING_FIELDS, CPU, KINDS, REGION_FORMAT, RegionConfig, load_region_config
-from .region_data import BankConfig, build_bank, check_bank, load_bank, region_spec_of
+from .region_data import PERSONS_FILE, BankConfig, build_bank, check_bank, load_bank, region_spec_of, unnamed_clips
 from .region_generator import RegionGenerator
 from .run_folder import BEST, LAST, check_run_folder
 from .tensors import bfloat16_autocast
@@ -261,6 +261,12 @@ def train_regions(dataset_dir: Path | None, run_dir: Path, config: RegionConfig 
             raise DatasetError(f"'{bank_dir}' has no examples yet: give the dataset to draw them from.")
         if rank == 0:
             log(f"drawing {wanted.examples} examples from {dataset_dir} into {bank_dir} (once, {workers} processes)")
+            unnamed = unnamed_clips(Path(dataset_dir))
+            if unnamed:
+                shown = ", ".join(unnamed[:5]) + (f" and {len(unnamed) - 5} more" if len(unnamed) > 5 else "")
+                log(f"warning: {PERSONS_FILE} names no person for {len(unnamed)} of the dataset's clips ({shown}); "
+                    "each counts as its own person (its keys are clip names: the video's file name without "
+                    "its extension)")
             drawing_started = time.monotonic()
             build_bank(Path(dataset_dir), bank_dir, wanted, progress=_every_tenth(log), workers=workers)
             log(f"drew {wanted.examples} examples in {time.monotonic() - drawing_started:.0f} s")
