@@ -250,3 +250,24 @@ def test_train_on_a_folder_that_is_not_a_dataset_says_so(tmp_path):
     assert result.returncode == 2
     assert "not a dataset made by `enliven prepare`" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_clip_cut_short_by_a_full_disk_names_its_file_and_leaves_no_partial_folder(tmp_path, monkeypatch):
+    # numpy's short write said only "45465600 requested and 5119872 written" (no file, no cause), and the half-written
+    # .partial folder stayed on the full disk
+    from pathlib import Path
+
+    from enliven.neural import prepare
+    from enliven.neural.prepare import ClipArrays
+
+    def short_write(path, array):
+        Path(path).write_bytes(b"x" * 100)
+        raise OSError(f"{array.nbytes} requested and 100 written")
+
+    monkeypatch.setattr(prepare.np, "save", short_write)
+    arrays = ClipArrays(np.zeros((2, 64, 64, 3), np.uint8), np.zeros((2, 478, 2), np.float32),
+                        np.zeros((2, 64, 64), np.uint8), np.arange(2, dtype=np.int32), 25.0)
+    with pytest.raises(OSError) as failed:
+        prepare.write_clip(tmp_path, "take", arrays)
+    assert failed.value.filename.endswith("frames.npy") and "No space left on device" in str(failed.value.strerror)
+    assert not list((tmp_path / "clips").iterdir()), "nothing half written is left"

@@ -24,6 +24,7 @@ interrupted run resumes where it stopped: finished clips are skipped.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -207,13 +208,25 @@ def write_clip(out: Path, name: str, arrays: ClipArrays, extra: dict | None = No
     partial = Path(out) / "clips" / f".{name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    np.save(partial / "frames.npy", np.ascontiguousarray(arrays.frames, dtype=np.uint8))
-    np.save(partial / "landmarks.npy", np.ascontiguousarray(arrays.landmarks, dtype=np.float32))
-    np.save(partial / "masks.npy", np.ascontiguousarray(arrays.masks, dtype=np.uint8))
-    np.save(partial / "frame_numbers.npy", np.ascontiguousarray(arrays.frame_numbers, dtype=np.int32))
-    meta = {"name": name, "frames": int(len(arrays.frames)), "side": int(arrays.frames.shape[1]), "fps": float(arrays.fps),
-            **(extra or {})}
-    (partial / "clip.json").write_text(json.dumps(meta, indent=1))
+    stored = {"frames.npy": (arrays.frames, np.uint8), "landmarks.npy": (arrays.landmarks, np.float32),
+              "masks.npy": (arrays.masks, np.uint8), "frame_numbers.npy": (arrays.frame_numbers, np.int32)}
+    try:
+        for file_name, (array, dtype) in stored.items():
+            try:
+                np.save(partial / file_name, np.ascontiguousarray(array, dtype=dtype))
+            except OSError as error:
+                if error.filename or error.errno:
+                    raise
+                # numpy's short write on a full disk names neither the file nor the cause: "45465600 requested
+                # and 5119872 written"
+                raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (or over the file size limit): {error}",
+                              str(partial / file_name)) from None
+        meta = {"name": name, "frames": int(len(arrays.frames)), "side": int(arrays.frames.shape[1]),
+                "fps": float(arrays.fps), **(extra or {})}
+        (partial / "clip.json").write_text(json.dumps(meta, indent=1))
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # (a clip half written frees its disk space)
+        raise
     shutil.rmtree(final, ignore_errors=True)
     os.replace(partial, final)
     return final
@@ -322,10 +335,12 @@ def run_prepare(args) -> int:
             bars[stage] = tqdm(total=total, unit="frame", desc=stage, file=sys.stderr, dynamic_ncols=True, leave=False)
         bars[stage].update(done - bars[stage].n)
 
-    index = prepare_dataset(args.videos, args.out, side=args.side, every=args.every, progress=progress,
-                            log=lambda line: tqdm.write(f"enliven prepare: {line}", file=sys.stderr))
-    for bar in bars.values():
-        bar.close()
+    try:
+        index = prepare_dataset(args.videos, args.out, side=args.side, every=args.every, progress=progress,
+                                log=lambda line: tqdm.write(f"enliven prepare: {line}", file=sys.stderr))
+    finally:  # an error's line starts a line of its own, not the end of a progress bar's
+        for bar in bars.values():
+            bar.close()
     print(f"wrote {args.out}: {len(index['clips'])} clip(s), {len(index['skipped'])} skipped")
     if not index["clips"]:  # nothing to train on: say so with an exit code, not "0 clip(s)" and success
         raise DatasetError(f"no clip in '{args.videos}' could be used ({len(index['skipped'])} skipped, each with its "
