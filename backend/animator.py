@@ -17,6 +17,7 @@ from .shared.channels import CHANNEL_NAMES
 
 ENGINES = {"warp": WarpEngine, "refine": RefineEngine}
 ENGINE_NAMES = tuple(ENGINES)
+DEFAULT_ENGINE = "warp"  # where PyTorch is installed too: the refine engine wins its measures but not every target
 
 
 def check_engine_name(engine: str, checkpoint: str | Path | None = None) -> None:
@@ -30,7 +31,7 @@ def check_engine_name(engine: str, checkpoint: str | Path | None = None) -> None
 class Animator:
     """Renders frames of one subject with one engine; the per-subject work happens here, once."""
 
-    def __init__(self, subject: Subject, engine: str = "warp", checkpoint: str | Path | None = None,
+    def __init__(self, subject: Subject, engine: str = DEFAULT_ENGINE, checkpoint: str | Path | None = None,
                  plate: np.ndarray | None = None):
         """`plate`: the head's background plate, made beforehand (engines.background.head_plate), or None."""
         check_engine_name(engine, checkpoint)

@@ -118,10 +118,12 @@ def check_render_arguments(args: argparse.Namespace, folders: list[Path], files:
     """Before any work: the engine and its model (unless a server renders: it says which engines it has; its
     keys are checked by remote_render.connection_keys), the folders the outputs go to, and that no output
     file (`files`; None: not asked for) is one of the inputs (the photo, the sound, a motion file), which it
-    would overwrite."""
+    would overwrite. A local run without --engine runs the warp engine; a server given none runs its own
+    default (`enliven serve --engine`: sent "warp", a server set up for refine rendered the warp)."""
     if not args.server:
-        from .animator import check_engine_name
+        from .animator import DEFAULT_ENGINE, check_engine_name
 
+        args.engine = args.engine or DEFAULT_ENGINE
         check_engine_name(args.engine, args.checkpoint)
     for folder in folders:
         check_output_folder(folder)

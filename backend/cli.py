@@ -98,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--png-compression", type=whole_number_in(0, 9), default=1, metavar="N",
                           help="0 stores the pixels (fastest, largest files: for big photos), 1 (default) a fast "
                                "deflate, up to 9 (smallest, slowest)")
-    generate.add_argument("--engine", default="warp", help="frame generator: warp (default) or refine (the warp "
-                                                            "with the eyes and mouth redrawn by trained generators)")
+    generate.add_argument("--engine", help="frame generator: warp (default; with --server, the server's default) "
+                                           "or refine (the warp with the eyes and mouth redrawn by trained generators)")
     generate.add_argument("--checkpoint", type=Path, metavar="PT",
                           help="another model for --engine refine: RUN_DIR/best.pt from `enliven train-regions` "
                                "(eyes and mouth) or `enliven train` (head refiner); default: the shipped one")

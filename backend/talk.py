@@ -57,7 +57,7 @@ def add_command(subparsers) -> None:
                       help=f"also keep the motion ({', '.join(MOTION_SUFFIXES)}), e.g. to edit it in Blender")
     add_size_option(talk)
     talk.add_argument("--fps", type=number_in(1, 120), default=24.0, help="frames per second (default 24)")
-    talk.add_argument("--engine", default="warp", help="frame generator: warp (default) or refine")
+    talk.add_argument("--engine", help="frame generator: warp (default; with --server, the server's default) or refine")
     talk.add_argument("--checkpoint", type=Path, metavar="PT",
                       help="another model for --engine refine (default: the eye and mouth generators that ship)")
     talk.add_argument("--head-motion", type=number_in(0, 5), default=None, metavar="AMOUNT",

@@ -38,7 +38,7 @@ def generate_remote(
     image_bytes: bytes,
     motion_full: np.ndarray,
     fps: float,
-    engine: str = "warp",
+    engine: str | None = None,
     on_frame: Callable[[int, bytes | np.ndarray | None, Event], None] | None = None,
     timeout_s: float = 10.0,
     server_public_key: bytes | str | None = None,
@@ -50,7 +50,8 @@ def generate_remote(
 
     ``on_frame(index, image, event)`` is called for every frame in order
     (``image`` is PNG bytes by default; see :meth:`Client.generate` for
-    ``format``, ``output_dir``, ``resume``...). ``timeout_s`` is how long the
+    ``format``, ``output_dir``, ``resume``...); ``engine`` None runs the server's default
+    engine. ``timeout_s`` is how long the
     server may stay silent before we give up, not a limit on the whole job.
     Returns the ``done`` summary plus ``"server"`` (the hello fields). Raises
     RemoteError on any error; Ctrl-C cancels the remote job before re-raising.

@@ -311,6 +311,25 @@ def test_nan_and_out_of_range_are_clamped_or_refused(astronaut_path, tmp_path):
     assert not (tmp_path / "s" / "frame_00001.png").exists()
 
 
+def test_generate_on_a_server_without_engine_runs_the_server_s_default_engine(astronaut_path, tmp_path):
+    """`enliven serve --engine refine` runs the refine engine for requests that name none; the command line sent
+    "warp" unless told otherwise, so its frames were the warp engine's (found by an exploratory pass)."""
+    from service_helpers import ServerProcess
+
+    blink = ["--preset", "blink", "--duration", "0.5", "--fps", "8"]
+    for engine in ("warp", "refine"):
+        local = run_enliven("generate", astronaut_path, *blink, "--engine", engine, "--out", tmp_path / engine)
+        assert local.returncode == 0, local.stderr
+    with ServerProcess("--engine", "refine") as server:
+        remote = run_enliven("generate", astronaut_path, *blink, "--out", tmp_path / "remote", "--server", server.address)
+        assert remote.returncode == 0, remote.stderr + server.log()
+    frames = {name: [cv2.imread(str(path)) for path in sorted((tmp_path / name).glob("frame_*.png"))]
+              for name in ("warp", "refine", "remote")}
+    assert len(frames["remote"]) == len(frames["refine"]) == 5
+    assert all(np.array_equal(a, b) for a, b in zip(frames["remote"], frames["refine"]))
+    assert not all(np.array_equal(a, b) for a, b in zip(frames["remote"], frames["warp"]))
+
+
 def test_generate_on_a_running_server_matches_a_local_run(astronaut_path, tmp_path):
     from service_helpers import ServerProcess
 
