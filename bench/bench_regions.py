@@ -277,7 +277,8 @@ def markdown(clips: list[dict], photos: list[dict]) -> str:
                  + " |")
     for kind, name in (("closed_eyes", "closed eyes"), ("open_mouth", "open mouth")):
         warp, neural = mean(f"{kind}:warp_l1"), mean(f"{kind}:neural_l1")
-        lines.append(f"\n{name}: patch L1 {100 * (1 - neural / warp):+.1f} % lower with the neural engine "
+        change = 100 * (neural / warp - 1)
+        lines.append(f"\n{name}: patch L1 {abs(change):.1f} % {'lower' if change <= 0 else 'higher'} with the neural engine "
                      f"({len(total.get(f'{kind}:warp_l1', []))} patches)")
         lines.append(f"  cut where the real frame's landmarks put it: warp {mean(f'{kind}:warp_real_cut_l1'):.4f}, "
                      f"neural {mean(f'{kind}:neural_real_cut_l1'):.4f}")
