@@ -16,7 +16,8 @@ from enliven.engines.mouth import lip_edge_offsets
 from enliven.engines.palette import LUMA
 from enliven.engines.folds import fold_cells
 from enliven.engines.background import mirrored_into
-from enliven.engines.warp_math import (border_ramp, closed_lash_line, edge_coverage, fill_notches, layer_coverage,
+from enliven.engines.region_edges import border_ramp
+from enliven.engines.warp_math import (closed_lash_line, edge_coverage, fill_notches, layer_coverage,
                                       piecewise_affine_displacement, smooth_behind_face, smooth_curve,
                                       triangle_affines, triangle_index_image, upsampled_to_box)
 from enliven.errors import BadMotionError
@@ -130,6 +131,69 @@ def test_a_turn_brings_no_streaks_in_past_the_photo_s_edge(astronaut):
         band = (animator.render(channel_values(head_yaw=yaw)) @ LUMA)[rows, :16]
         across, down = np.abs(np.diff(band, axis=1)).mean(), np.abs(np.diff(band, axis=0)).mean()
         assert down <= 1.8 * across, (yaw, down, across)
+
+
+def turned_over_behind_face(engine, values: np.ndarray) -> np.ndarray:
+    """(work h, work w) bool: the cells that show a triangle behind the face (hair, neck, backdrop) turned
+    over by the frame's mesh (its corners in the other order than in the photo's)."""
+    from enliven.engines.warp_math import signed_areas
+
+    target = engine.target_points(values)[2]
+    affines, usable = triangle_affines(target, engine.source_work, engine.triangles)
+    index = triangle_index_image(target, engine.triangles, usable, engine.work_size, in_front=engine.face_triangles)
+    turned = ((signed_areas(target, engine.triangles) > 0) != (signed_areas(engine.source_work, engine.triangles) > 0))
+    turned &= ~engine.face_triangles
+    return turned[np.maximum(index, 0)] & (index >= 0)
+
+
+def test_a_neck_the_photo_s_bottom_edge_cuts_rolls_without_turning_its_mesh_over(astronaut, subject):
+    """The astronaut cut a little below her chin: her head region, clipped by the photo's bottom edge, ends
+    there, with the ring that carries her neck and collar with the head a few working pixels above it. The
+    border's pins held the bottom edge still under it, and a roll turned the triangles between them over:
+    the few pixels of neck they were stretched from lay over the collar as a flat block with a stair-stepped
+    edge (d19's hoodie). The person runs off that edge, so nothing holds it there: no triangle behind the
+    face turns over in the bottom tenth of the region (before: up to 116 working pixels at roll 45)."""
+    from enliven.engines.warp import WarpEngine
+
+    chin_y = subject.landmarks[lm.CHIN, 1]
+    for below_chin in (0.15, 0.25):
+        engine = WarpEngine(analyze_image(np.ascontiguousarray(astronaut[:int(chin_y + below_chin * subject.face_width)])))
+        assert engine.open_sides == (False, False, False, True)
+        bottom = int(0.9 * engine.work_size[1])
+        for channels in ({"head_roll": -45}, {"head_roll": 45}, {"head_roll": -30, "jaw_open": 0.5},
+                         {"head_roll": 30, "jaw_open": 0.5}):
+            turned = turned_over_behind_face(engine, channel_values(**channels))
+            assert turned[bottom:].sum() == 0, (below_chin, channels, turned[bottom:].sum())
+
+
+def test_the_person_runs_off_a_side_of_the_region_on_the_photo_s_edge():
+    """A side of the head region is open where it lies on the photo's edge and the person covers a tenth of
+    it or more; past an open side, the border's pins lie as far again as the region is long."""
+    from enliven.engines.region_edges import border_pins, sides_running_off
+
+    mask = np.zeros((100, 120), np.float32)
+    mask[60:, 40:80] = 1.0  # a neck running off the bottom
+    assert sides_running_off(mask, (10, 20, 130, 120), (120, 200)) == (False, False, False, True)
+    assert sides_running_off(mask, (10, 20, 130, 120), (121, 200)) == (False,) * 4  # the region ends inside the photo
+    mask[60:, 48:80] = 0.0  # under a tenth of the bottom side
+    assert sides_running_off(mask, (10, 20, 130, 120), (120, 200)) == (False,) * 4
+    pins = border_pins((50, 40), 4, (False, False, False, True))
+    assert pins[:, 1].max() == 79 and pins[:, 1].min() == 0 and pins[:, 0].min() == 0 and pins[:, 0].max() == 49
+
+
+def test_what_comes_in_past_a_side_that_cuts_the_person_leaves_the_photo_s_frame_line_out():
+    """A montage's white frame line along the photo's bottom row (bald_guys'): past a side that cuts only the
+    person it is taken as the row inside it, or a roll drew it across the clothes as a white curve; past a
+    side that cuts the face the photo is extended as it is."""
+    from enliven.engines.region_edges import extended_past_edges
+
+    photo = np.full((40, 30, 3), 30, np.uint8)
+    photo[-1] = 255
+    sides = (False, False, False, True)
+    extended, shift = extended_past_edges(photo, sides, 50.0, face_sides=(False,) * 4)
+    assert tuple(shift) == (0, 0) and extended.shape[0] > 40 and extended.max() == 30
+    extended, _ = extended_past_edges(photo, sides, 50.0, face_sides=sides)
+    assert extended[39].min() == 255
 
 
 def test_jaw_open_changes_the_mouth_and_darkens_it(animator, subject):

@@ -5,7 +5,8 @@ Per subject, once (WarpEngine.__init__):
     stretch an iris into chevrons between the eye's corners), a ring just outside
     the face oval that carries the skin's edge with the face, two rings around
     the face that carry the hair and neck, and pins along the border of the head
-    region (so the map is the identity at the border and pastes back seamlessly);
+    region (so the map is the identity at the border and pastes back seamlessly; past a side on the photo's
+    edge that the face or the person runs off, beyond it: engines/region_edges.py);
   * a triangulation of those points in the source (Delaunay, keeping the lips' and lids' contours as edges);
   * a background plate: the region with the person inpainted, shown where a
     moving head uncovers background;
@@ -52,14 +53,15 @@ from .frame_buffers import FrameBuffers
 from .mouth import (CLOSED_MOUTH, INTERIOR_ROWS, interior_split, interior_stretches, lip_edge_offsets, paint_cavity, seal_lips,
                     seal_strength, teeth_colour)
 from .palette import palette_of
+from .region_edges import (PINS_BEYOND, border_pins, border_ramp, extended_past_edges, framed_in_extension, sides_cutting,
+                           sides_running_off)
 from .squeeze import Squeezed, prefilter_squeezed, squeeze_weight, turn_widening, widen_weight
 from .warp_frame import BackLayer, SilhouetteEdge, WarpedFrame
-from .warp_math import (TEXTURE_INTERPOLATION, affine_fit, border_pins, border_ramp, closed_lash_line, closed_lid,
-                        constrained_triangulation, displacement_from_index, edge_coverage, extended_past_edges,
-                        faces_held_still, fill_notches, lashes_to_repaint, layer_coverage, mesh_contours, mesh_points,
-                        piecewise_affine_displacement, pixels_of_cells, polygon_mask, sample_at, sides_cutting,
-                        similarity_through, smooth_behind_face, smooth_curve, smooth_face_edge, triangle_affines,
-                        triangle_index_image, upsampled_to_box)
+from .warp_math import (TEXTURE_INTERPOLATION, affine_fit, closed_lash_line, closed_lid, constrained_triangulation,
+                        displacement_from_index, edge_coverage, faces_held_still, fill_notches, lashes_to_repaint,
+                        layer_coverage, mesh_contours, mesh_points, piecewise_affine_displacement, pixels_of_cells,
+                        polygon_mask, sample_at, similarity_through, smooth_behind_face, smooth_curve, smooth_face_edge,
+                        triangle_affines, triangle_index_image, upsampled_to_box)
 
 WORKING_SIDE = 256  # the displacement field is computed at most this large
 BORDER_PINS_PER_SIDE = 8
@@ -103,10 +105,13 @@ class WarpEngine:
         self._pixel_grid: np.ndarray | None = None  # (region h, region w, 2) float32 x, y of each pixel, made once
         # The mesh's inner lips lie on the photo's own lip edges (MediaPipe's may run over teeth or cavity).
         self.lip_edges = lip_edge_offsets(subject.image, subject.landmarks)
+        # The region's sides on a photo edge that cuts the face or the person (a neck, shoulders): no still border.
         self.cut_sides = sides_cutting(subject.landmarks, subject.image.shape)
-        # What a turn brings in from past a photo edge that cuts the face, made once for the photo's pixels.
-        self.past_edges = (extended_past_edges(self.source_region, self.cut_sides, subject.face_width)
-                           if any(self.cut_sides) else None)
+        self.open_sides = tuple(cut or off for cut, off in zip(self.cut_sides, sides_running_off(
+            self.mask, self.region, subject.image.shape)))
+        # What a turn brings in from past such an edge, made once for the photo's pixels.
+        self.past_edges = (extended_past_edges(self.source_region, self.open_sides, subject.face_width, self.cut_sides)
+                           if any(self.open_sides) else None)
         self.source_lip_gap = lm.signed_lip_gap(subject.landmarks)
         # MediaPipe's row of landmarks beside its oval lies on the oval or past it in the photo, yet a sixth of a
         # face width nearer: a turn moved them by that depth, and where it reveals the face's side they ran inward
@@ -118,8 +123,8 @@ class WarpEngine:
         self.outline_camera = image_to_camera(landmarks)
         self._build_control_points()
         # The map behind the face fades back to the exact one (the identity) toward the region's border (where
-        # it joins the still photo, not where the photo's edge cuts the face).
-        self.border_ramp = border_ramp(self.work_size[::-1], 3 * BACK_SMOOTHING, self.cut_sides)
+        # it joins the still photo, not where the photo's edge cuts the face or the person).
+        self.border_ramp = border_ramp(self.work_size[::-1], 3 * BACK_SMOOTHING, self.open_sides)
         # The photo's other faces in the region: what moves behind this face leaves them still (1 - held).
         held = faces_held_still(self.work_size[::-1], [tuple(self._to_work(np.reshape(box, (2, 2)))[:, :2].ravel())
                                                        for box in subject.other_faces])
@@ -247,8 +252,10 @@ class WarpEngine:
         self.extra_attachment = np.concatenate(attachment)
         self.extra_in_face = np.concatenate(in_face)
 
-        # Ring points that fall outside the head region are dropped (the border pins hold it).
-        x0, y0, x1, y1 = self.region
+        # Ring points that fall outside the head region are dropped (the border pins hold it), past an open side
+        # only beyond its pins (region_edges.pinned_box).
+        x0, y0, x1, y1 = np.add(self.region, np.multiply(self.open_sides, (-1, -1, 1, 1)) * np.tile(self.region_size, 2)
+                                * PINS_BEYOND)
         extra_image = camera_to_image(self.extra_source)
         margin = 2.0 / self.scale
         inside = ((extra_image[:, 0] > x0 + margin) & (extra_image[:, 0] < x1 - 1 - margin)
@@ -273,7 +280,7 @@ class WarpEngine:
         seal = self.rig.expression_offsets(sealing)
         self.extra_seal = self._carried(seal, extra_between[keep_extra]) - self._carried(seal, self.extra_blend)
 
-        pins = border_pins(self.work_size, BORDER_PINS_PER_SIDE, self.cut_sides)
+        pins = border_pins(self.work_size, BORDER_PINS_PER_SIDE, self.open_sides)
         self.pins_work = np.column_stack([pins, np.full(len(pins), 1e6)])  # pins are "far": drawn first
         self.source_work = self.control_points_work(camera_to_image(camera), camera_to_image(self.extra_source))
 
@@ -539,9 +546,10 @@ class WarpEngine:
             warped_mask[rows, cols] = weight * warped_mask[rows, cols] + (1 - weight) * sample_at(self.mask, other_x, other_y)
         still_mask = self.mask[by0:by1, bx0:bx1]
         sampled, sampled_from = texture, where_from
-        if self.past_edges is not None:  # (a group's frame: extended as it is)
-            sampled, shift = (self.past_edges if texture is self.source_region
-                              else extended_past_edges(texture, self.cut_sides, self.subject.face_width))
+        if self.past_edges is not None:  # (a group's frame: inside the photo's extension)
+            sampled, shift = self.past_edges
+            if texture is not self.source_region:
+                sampled = framed_in_extension(sampled, shift, texture, self.open_sides, self.cut_sides)
             sampled_from = where_from + shift
         warped = remap_where_seen(sampled, (sampled_from, None), warped_mask, still_mask, TEXTURE_INTERPOLATION)
         for squeezed in prefilters:
