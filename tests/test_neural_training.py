@@ -104,8 +104,9 @@ def test_worker_processes_train_the_same_weights_and_get_no_copy_of_the_frames(d
 
 def test_a_run_folder_is_not_overwritten_without_resume(dataset, tmp_path):
     Trainer(dataset, tmp_path / "run", replace(TINY, steps=1), show_progress_bar=False).run()
-    with pytest.raises(EnlivenError, match="--resume"):
+    with pytest.raises(EnlivenError, match="--resume") as refused:
         Trainer(dataset, tmp_path / "run", TINY, show_progress_bar=False)
+    assert refused.value.exit_code == 2  # a usage error (--out names a run's folder), as `enliven --help` lists them
     with pytest.raises(EnlivenError, match="other settings"):
         Trainer(dataset, tmp_path / "run", replace(TINY, weight_l1=1.0), resume=True, show_progress_bar=False)
 

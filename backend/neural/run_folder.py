@@ -16,9 +16,10 @@ SAMPLES = "samples.png"
 
 
 class RunExistsError(EnlivenError):
-    """The run folder already holds a run, and the request did not ask to resume it."""
+    """The run folder already holds a run, and the request did not ask to resume it: a usage error (--out)."""
 
     code = protocol.E_RUN_EXISTS
+    exit_code = 2
 
 
 def check_run_folder(run_dir: Path, resume: bool) -> None:
