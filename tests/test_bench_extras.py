@@ -14,11 +14,12 @@ def test_the_quality_benchmark_without_dlib_names_the_eval_extra(monkeypatch):
     # (it needs pkg_resources, gone from setuptools 81+, which torch pulls in) and the same line came back.
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
     monkeypatch.delitem(sys.modules, "quality_metrics", raising=False)
-    monkeypatch.setitem(sys.modules, "face_recognition_models", None)  # import fails as when it is not installed
+    for name in ("dlib", "face_recognition_models"):  # their imports fail as where they are not installed
+        monkeypatch.setitem(sys.modules, name, None)
     import quality_metrics
 
     with pytest.raises(SystemExit) as stopped:
         quality_metrics.Scorer()
     message = str(stopped.value)
-    assert "pip install -e '.[eval]'" in message and "face_recognition_models" in message
+    assert "pip install -e '.[eval]'" in message and "dlib" in message
     assert "eval = [" in (ROOT / "pyproject.toml").read_text()
