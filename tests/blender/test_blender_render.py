@@ -206,8 +206,9 @@ def test_the_strip_keeps_the_artist_s_settings_in_another_folder_format_and_firs
     strip = follows(tmp_path / "elsewhere", FIRST, "exr")
     assert strip.colorspace_settings.name == compat.linear_colorspace() and strip.alpha_mode == 'PREMUL'
     strip.blend_alpha, strip.blend_type = 1.0, 'ALPHA_OVER'  # render: the EXR frame is the PNG frame
-    rendered = render_frame(scene, 6, tmp_path / "vse_exr_6.png").astype(int)
-    assert np.abs(rendered - png_6).max() <= 2
+    if bpy.app.version >= (4, 5):  # (4.2's sequencer renders a multilayer EXR strip, made anew too, mostly black)
+        rendered = render_frame(scene, 6, tmp_path / "vse_exr_6.png").astype(int)
+        assert np.abs(rendered - png_6).max() <= 2
     strip.blend_alpha, strip.blend_type = 0.5, 'ADD'
     generated.enliven.frame_start = FIRST + 1
     assert generate().state == "DONE"
