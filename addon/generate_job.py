@@ -20,7 +20,7 @@ import numpy as np
 from . import frame_cache
 from .jobs import Job
 from .shared import protocol
-from .states import JobState, describe_error
+from .states import JobState, UserError, describe_error
 
 if TYPE_CHECKING:
     from .shared.client import Event
@@ -208,11 +208,14 @@ class GenerateJob(Job):
             # with an empty cache file, beside the .blend.
             frame_cache.remove_empty_folders(self.out_dir, self.made_folder)
         if state == JobState.DONE:
+            not_updated = "The compositor and the sequencer were not updated"  # (the frames are written)
             try:
                 notice = host.frames_written(self.scene, self.rig, self.out_dir, self.fmt, self.frames)
+            except UserError as error:  # the rig's settings changed while it generated
+                notice = f"{not_updated}: {error}"
             except Exception as error:  # noqa: BLE001 - the job must still end (it stayed FINISHING: no Generate)
                 traceback.print_exc()
-                notice = f"The compositor and the sequencer were not updated: {error!r} (details in the console)"
+                notice = f"{not_updated}: {error!r} (details in the console)"
             text = f"{text}. {notice}" if notice else text
         self.state, self.message = state, text
         host.session.forget(self.job)

@@ -361,15 +361,13 @@ def _key_job_motion(job, event) -> str:
 
 def _frames_written(scene_name: str, rig_name: str, directory: str, fmt: str, frames: list[int]) -> str:
     """Generate finished: images showing the folder reload, and the rig's compositor node and strip play the
-    frames it generated. Returns what the artist should be told besides ("" for nothing)."""
+    frames it generated. Returns what the artist should be told besides ("" for nothing); raises UserError
+    where the rig's settings changed while it generated (GenerateJob.end says so: the frames are written)."""
     _reload_sequence_images(directory)
     scene, rig = bpy.data.scenes.get(scene_name), bpy.data.objects.get(rig_name)
     if scene is None or rig is None or not frames:
         return ""
-    try:
-        followed, notice = hooks.frames_generated(scene, rig, directory, fmt, frames[0], frames[-1])
-    except UserError as error:  # (the rig's settings changed while it generated): the frames are written
-        return f"The compositor and the sequencer were not updated: {error}"
+    followed, notice = hooks.frames_generated(scene, rig, directory, fmt, frames[0], frames[-1])
     if followed:
         record_undo_step("Enliven: Compositor Follows the Frames")
     return notice

@@ -148,6 +148,9 @@ def test_panels_with_a_portrait_show_every_channel(portrait):
 
 
 def test_progress_and_errors_are_drawn(connected, portrait, tmp_path):
+    # The photo analysed already (Add Portrait did), Generate's "Preparing…" stayed the portrait's status line
+    # over the progress bar until the job ended.
+    pump(lambda: connected.rig_status.get(portrait.name, ('',))[0] == 'CHECKMARK', 60, "the analysis")
     portrait.enliven.output_dir = str(tmp_path)
     animate(portrait, 1, 40)
     assert bpy.ops.enliven.generate() == {'FINISHED'}
@@ -156,6 +159,7 @@ def test_progress_and_errors_are_drawn(connected, portrait, tmp_path):
     drawn = draw_all()
     progress = [entry[1] for entry in drawn if entry[0] == "progress"]
     assert len(progress) == 2 and progress[1].startswith("Enliven: ")  # panel and status bar
+    assert ("label", "Preparing…") not in drawn
     assert ("operator", "enliven.cancel") in drawn
     bpy.ops.enliven.cancel()
     pump(lambda: not job.active, 30, "the cancel")
@@ -184,18 +188,3 @@ def test_preferences_draw(prefs):
         type(prefs).draw(_WithLayout(prefs, CheckingLayout(drawn)), bpy.context)
         assert ("prop", "address" if mode == 'CONNECT' else "python_env") in drawn
     prefs.mode = 'CONNECT'
-
-
-def test_a_running_generate_is_not_drawn_as_preparing(connected, portrait, tmp_path):
-    # The photo analysed already (Add Portrait did), Generate's "Preparing…" stayed the portrait's status line
-    # over the progress bar until the job ended.
-    pump(lambda: connected.rig_status.get(portrait.name, ('',))[0] == 'CHECKMARK', 60, "the analysis")
-    portrait.enliven.output_dir = str(tmp_path)
-    animate(portrait, 1, 40)
-    assert bpy.ops.enliven.generate() == {'FINISHED'}
-    job = connected.generate
-    pump(lambda: job.rendered >= 1, 60, "the first frame")
-    drawn = draw_all()
-    assert ("label", "Preparing…") not in drawn and any(entry[0] == "progress" for entry in drawn)
-    bpy.ops.enliven.cancel()
-    pump(lambda: not job.active, 30, "the cancel")
